@@ -1,0 +1,245 @@
+"""Operators, the coordinator contact, the transfers switch and the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table
+from node import district
+from node.operators import add_user, disable_user
+from storage import audit, users
+from storage.users import ROLES
+
+
+@click.group("users", context_settings=CONTEXT)
+def users_group() -> None:
+    """Manage the operators of this node (admin, coordinator, viewer).
+
+    \b
+    Example:
+      satchel users add jdoe --email jdoe@springfield.k12.il.us --name "Jane Doe" --role coordinator --as admin
+    """
+
+
+@users_group.command("add", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("username")
+@click.option("--email", required=True, help="The operator's e-mail; notifications go there.")
+@click.option("--name", "full_name", required=True, help="Full name, as shown to other districts.")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    required=True,
+    help="admin: everything; coordinator: send, accept, import; viewer: read only.",
+)
+def users_add(
+    home: str | None, actor: str | None, username: str, email: str, full_name: str, role: str
+) -> None:
+    """Add an operator. The first operator of a new node must be an admin and needs no --as.
+
+    \b
+    Example:
+      satchel users add jdoe --email jdoe@springfield.k12.il.us --name "Jane Doe" --role coordinator --as admin
+    """
+    with opened(home) as node:
+        user = add_user(node, actor=actor, username=username, email=email, full_name=full_name, role=role)
+    click.echo(f"Added {user.role} {user.username} <{user.email}>.")
+
+
+@users_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+def users_list(home: str | None, as_json: bool) -> None:
+    """List operators.
+
+    \b
+    Example:
+      satchel users list --json
+    """
+    with opened(home) as node:
+        rows = users.list_all(node.db)
+    if as_json:
+        print_json([asdict(u) for u in rows])
+        return
+    print_table(
+        ["username", "name", "e-mail", "role", "status"],
+        [(u.username, u.full_name, u.email, u.role, u.status) for u in rows],
+    )
+
+
+@users_group.command("disable", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("username")
+def users_disable(home: str | None, actor: str | None, username: str) -> None:
+    """Disable an operator (kept for the audit trail; cannot act any more).
+
+    \b
+    Example:
+      satchel users disable jdoe --as admin
+    """
+    with opened(home) as node:
+        disable_user(node, actor=actor, username=username)
+    click.echo(f"Disabled {username}.")
+
+
+@click.group("contact", context_settings=CONTEXT)
+def contact_group() -> None:
+    """The transfer coordinator contact published to other districts.
+
+    \b
+    Example:
+      satchel contact set --name "Jane Doe" --title Registrar --email jdoe@sd.org --phone "+1 217-555-0100" --as admin
+    """
+
+
+@contact_group.command("set", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.option("--name", required=True, help="Coordinator's name.")
+@click.option("--title", default="", help="Coordinator's title, e.g. Registrar.")
+@click.option("--email", required=True, help="Coordinator's e-mail.")
+@click.option("--phone", default="", help="Coordinator's phone, for reading out codes.")
+def contact_set(home: str | None, actor: str | None, name: str, title: str, email: str, phone: str) -> None:
+    """Set the transfer coordinator contact shown in the descriptor and directories.
+
+    \b
+    Example:
+      satchel contact set --name "Jane Doe" --title Registrar --email jdoe@sd.org --phone "+1 217-555-0100" --as admin
+    """
+    with opened(home) as node:
+        contact = district.set_contact(node, actor=actor, name=name, title=title, email=email, phone=phone)
+    click.echo(f"Coordinator contact: {contact.name}, {contact.title} <{contact.email}> {contact.phone}")
+
+
+@contact_group.command("show", context_settings=CONTEXT)
+@home_option
+@json_option
+def contact_show(home: str | None, as_json: bool) -> None:
+    """Show the coordinator contact.
+
+    \b
+    Example:
+      satchel contact show
+    """
+    with opened(home) as node:
+        contact = district.contact(node)
+    if as_json:
+        print_json(contact.to_json() if contact else None)
+    elif contact:
+        click.echo(f"{contact.name}, {contact.title} <{contact.email}> {contact.phone}")
+    else:
+        click.echo("(not set) - set it with `satchel contact set`")
+
+
+@click.group("transfers", context_settings=CONTEXT)
+def transfers_group() -> None:
+    """Transfers between districts: the on/off switch (off by default).
+
+    \b
+    Example:
+      satchel transfers enable --as jdoe
+    """
+
+
+def _toggle(enabled: bool) -> click.Command:
+    word = "enable" if enabled else "disable"
+
+    @click.command(word, context_settings=CONTEXT)
+    @home_option
+    @as_option
+    def toggle(home: str | None, actor: str | None) -> None:
+        with opened(home) as node:
+            changed = district.set_transfers(node, actor=actor, enabled=enabled)
+        state = "on" if enabled else "off"
+        click.echo(f"Transfers are now {state}." if changed else f"Transfers were already {state}.")
+
+    toggle.help = (
+        f"Switch transfers {'on' if enabled else 'off'}. "
+        + (
+            "Other districts can then send to and receive from this node."
+            if enabled
+            else "This node then refuses transfers and shows as off in directories."
+        )
+        + f"\n\n\b\nExample:\n  satchel transfers {word} --as jdoe"
+    )
+    return toggle
+
+
+transfers_group.add_command(_toggle(True))
+transfers_group.add_command(_toggle(False))
+
+
+@transfers_group.command("status", context_settings=CONTEXT)
+@home_option
+def transfers_status(home: str | None) -> None:
+    """Say whether transfers are on.
+
+    \b
+    Example:
+      satchel transfers status
+    """
+    with opened(home) as node:
+        click.echo("Transfers are on." if district.transfers_enabled(node) else "Transfers are off.")
+
+
+@click.group("audit", context_settings=CONTEXT, invoke_without_command=True)
+@home_option
+@json_option
+@click.option("--limit", type=int, default=50, show_default=True, help="Newest entries to show.")
+@click.option("--subject", help="Only entries about this subject (a student SIS id, a username, ...).")
+@click.pass_context
+def audit_group(ctx: click.Context, home: str | None, as_json: bool, limit: int, subject: str | None) -> None:
+    """List the audit trail, newest first. `satchel audit verify` checks its hash chain.
+
+    \b
+    Example:
+      satchel audit --limit 20
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with opened(home) as node:
+        entries = list(audit.entries(node.db, subject=subject, limit=limit))
+    if as_json:
+        print_json(
+            [
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "details": e.details,
+                    "hash": e.entry_hash,
+                }
+                for e in entries
+            ]
+        )
+        return
+    print_table(
+        ["#", "at", "actor", "action", "subject", "details"],
+        [
+            (e.seq, e.at, e.actor, e.action, e.subject, ", ".join(f"{k}={v}" for k, v in e.details.items()))
+            for e in entries
+        ],
+    )
+
+
+@audit_group.command("verify", context_settings=CONTEXT)
+@home_option
+def audit_verify(home: str | None) -> None:
+    """Recompute the audit log's hash chain; fails if any entry was edited or deleted.
+
+    \b
+    Example:
+      satchel audit verify
+    """
+    with opened(home) as node:
+        count = audit.verify_chain(node.db)
+    click.echo(f"Audit log intact: {count} entries, hash chain verified.")
+
+
+COMMANDS = (users_group, contact_group, transfers_group, audit_group)

@@ -1,0 +1,117 @@
+"""What every command shares: finding the home, naming the operator, output, and the error translator."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from node.home import Node, open_node, resolve_home
+from protocol import SatchelError
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def fail(exc: SatchelError) -> None:
+    click.echo(f"Error: {exc.message}", err=True)
+    if exc.field:
+        click.echo(f"Field: {exc.field}", err=True)
+    for row in getattr(exc, "rows", ())[:50]:
+        click.echo(f"  {_row_text(row)}", err=True)
+    extra = len(getattr(exc, "rows", ())) - 50
+    if extra > 0:
+        click.echo(f"  ... and {extra} more", err=True)
+    if exc.hint:
+        click.echo(f"Hint: {exc.hint}", err=True)
+    click.echo(f"(error code {exc.code})", err=True)
+
+
+def _row_text(row: Any) -> str:
+    if isinstance(row, tuple) and len(row) == 4:
+        file, line, field, message = row
+    else:
+        file, line = getattr(row, "file", "?"), getattr(row, "line", "?")
+        field, message = getattr(row, "field", None), getattr(row, "message", str(row))
+    where = f"{file} line {line}" if line is not None else str(file)
+    return where + (f", {field}" if field else "") + f": {message}"
+
+
+class SatchelGroup(click.Group):
+    """A group whose commands never show a traceback for Satchel's own errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SatchelError as exc:
+            fail(exc)
+            ctx.exit(2)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("SATCHEL_DEBUG"):
+                raise
+            click.echo(f"Error: unexpected internal error ({type(exc).__name__})", err=True)
+            click.echo("Hint: re-run with SATCHEL_DEBUG=1 to see the details, and report them", err=True)
+            ctx.exit(3)
+
+
+def home_option(func: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False),
+        help="The node's home directory (default: $SATCHEL_HOME, else ./satchel-home).",
+    )(func)
+
+
+def as_option(func: F) -> F:
+    return click.option(
+        "--as", "actor", envvar="SATCHEL_USER", metavar="USER",
+        help="The operator doing this (or set SATCHEL_USER); recorded in the audit log.",
+    )(func)  # fmt: skip
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(
+        func
+    )
+
+
+@contextmanager
+def opened(home: str | None) -> Iterator[Node]:
+    node = open_node(resolve_home(home))
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "(none)") -> None:
+    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    if not rows:
+        click.echo(empty)
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    pairs = list(pairs)
+    width = max((len(k) for k, _ in pairs), default=0)
+    for key, value in pairs:
+        click.echo(f"{(key + ':').ljust(width + 1)} {'' if value is None else value}")
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

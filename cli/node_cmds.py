@@ -1,0 +1,135 @@
+"""`satchel init`, `satchel info`, `satchel serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from cli.common import CONTEXT, home_option, json_option, opened, print_fields, print_json, print_table
+from crypto import fingerprint
+from node.descriptor import build_descriptor
+from node.home import init_home, load_keys, resolve_home
+from node.server import run_server
+from protocol.descriptor import Contact
+from protocol.signed_document import unb64url
+
+
+@click.command(context_settings=CONTEXT)
+@home_option
+@click.option("--domain", required=True, help="The district's internet domain, e.g. springfield.k12.il.us.")
+@click.option("--name", required=True, help="The district's official name.")
+@click.option("--state", required=True, help="Two-letter state code, e.g. IL.")
+@click.option("--city", required=True, help="City of the district office.")
+@click.option("--zip", "zip_code", required=True, help="ZIP code of the district office.")
+@click.option("--url", required=True, help="Public https base URL peers reach this node at.")
+@click.option("--nces-id", default="", help="Seven-digit NCES district id (optional).")
+def init(
+    home: str | None, domain: str, name: str, state: str, city: str, zip_code: str, url: str, nces_id: str
+) -> None:
+    """Create a new node home: configuration, keys and database.
+
+    Prints the identity fingerprint; read it out to other districts' coordinators when they add you.
+
+    \b
+    Example:
+      satchel init --home /srv/satchel --domain springfield.k12.il.us --name "Springfield SD 186" \\
+          --state IL --city Springfield --zip 62701 --url https://satchel.springfield.k12.il.us
+    """
+    path = resolve_home(home)
+    config = init_home(path, node={
+        "domain": domain, "name": name, "state": state, "city": city, "zip": zip_code,
+        "base_url": url, "nces_id": nces_id,
+    })  # fmt: skip
+    keys = load_keys(config)
+    click.echo(f"Created the Satchel home for {config.node.domain} at {path}")
+    click.echo(f"Identity key:     {keys.identity.public_key.key_id}")
+    click.echo(f"Fingerprint:      {keys.identity.public_key.fingerprint}")
+    click.echo("Next steps:")
+    click.echo(f"  export SATCHEL_HOME={path}")
+    click.echo("  satchel users add YOURNAME --email you@district.org --name 'Your Name' --role admin")
+    click.echo("  satchel contact set --as YOURNAME --name ... --email ... --phone ...")
+    click.echo("  satchel serve")
+
+
+@click.command(context_settings=CONTEXT)
+@home_option
+@json_option
+def info(home: str | None, as_json: bool) -> None:
+    """Show this node's descriptor: who it is, its keys and their fingerprints.
+
+    \b
+    Example:
+      satchel info --json
+    """
+    with opened(home) as node:
+        descriptor = build_descriptor(node)
+    if as_json:
+        data = descriptor.to_json()
+        for key in data["keys"]:
+            key["fingerprint"] = _fingerprint(key)
+        print_json(data)
+        return
+    contact = descriptor.coordinator
+    print_fields([
+        ("Domain", descriptor.domain), ("Name", descriptor.name), ("Role", descriptor.role),
+        ("Location", f"{descriptor.city}, {descriptor.state} {descriptor.zip}"),
+        ("NCES id", descriptor.nces_id or "-"), ("Base URL", descriptor.base_url),
+        ("Transfers", "on" if descriptor.transfers_enabled else "off"),
+        ("Coordinator", _contact_line(contact)),
+        ("Protocols", ", ".join(descriptor.protocol_versions)),
+    ])  # fmt: skip
+    click.echo()
+    print_table(
+        ["use", "key id", "fingerprint", "valid from", "valid until"],
+        [
+            (k.use, k.key_id, _fingerprint(k.to_json()), k.not_before, k.not_after or "-")
+            for k in descriptor.keys
+        ],
+    )
+
+
+def _contact_line(contact: Contact | None) -> str:
+    if contact is None:
+        return "(not set; see `satchel contact set`)"
+    return f"{contact.name}, {contact.title} <{contact.email}> {contact.phone}"
+
+
+def _fingerprint(key_json: dict) -> str:
+    return fingerprint(key_json["alg"], unb64url(key_json["public_key"], field="public_key"))
+
+
+@click.command(context_settings=CONTEXT)
+@home_option
+@click.option("--host", help="Address to listen on (default: server.host from the config).")
+@click.option("--port", type=int, help="Port to listen on; 0 picks a free one (default: server.port).")
+def serve(home: str | None, host: str | None, port: int | None) -> None:
+    """Run the node: serve its descriptor and peer endpoints until Ctrl-C or SIGTERM.
+
+    Put it behind the district's TLS terminator; the public URL is node.base_url.
+
+    \b
+    Example:
+      satchel serve --home /srv/satchel --host 127.0.0.1 --port 8440
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with opened(home) as node:
+        config = node.config
+
+    def ready(url: str) -> None:
+        click.echo(f"Satchel node {config.node.domain} listening on {url}", nl=True)
+        click.get_text_stream("stdout").flush()
+
+    asyncio.run(
+        run_server(
+            config,
+            host=host or config.server.host,
+            port=config.server.port if port is None else port,
+            on_ready=ready,
+        )
+    )
+    click.echo("Stopped cleanly.")
+
+
+COMMANDS = (init, info, serve)

@@ -1,0 +1,246 @@
+"""`satchel documents`, `satchel cases`, `satchel assessments`: records the district holds per student."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table
+from node import records as record_service
+from storage import records
+from storage.records import DOCUMENT_TYPES
+
+
+@click.group("documents", context_settings=CONTEXT)
+def documents_group() -> None:
+    """Documents held per student (IEPs, 504 plans, evaluations, transcripts, ...).
+
+    \b
+    Example:
+      satchel documents add 100234 iep-2026.pdf --type iep --title "IEP 2026-27" --as jdoe
+    """
+
+
+@documents_group.command("add", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("student")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--type", "doc_type", type=click.Choice(DOCUMENT_TYPES), required=True, help="Kind of document."
+)
+@click.option("--title", help="Title shown to coordinators (default: the file name).")
+@json_option
+def documents_add(
+    home: str | None,
+    actor: str | None,
+    student: str,
+    file: Path,
+    doc_type: str,
+    title: str | None,
+    as_json: bool,
+) -> None:
+    """Store a document for a student. Its content is kept by hash; the same file twice is stored once.
+
+    \b
+    Example:
+      satchel documents add 100234 iep-2026.pdf --type iep --title "IEP 2026-27" --as jdoe
+    """
+    with opened(home) as node:
+        doc = record_service.add_document(
+            node, actor=actor, student_sis_id=student, path=file, doc_type=doc_type, title=title
+        )
+    if as_json:
+        print_json(asdict(doc))
+    else:
+        click.echo(
+            f"Stored document {doc.doc_id} ({doc.length} bytes, sha256 {doc.sha256[:16]}...) for {student}."
+        )
+
+
+@documents_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("student", required=False)
+def documents_list(home: str | None, as_json: bool, student: str | None) -> None:
+    """List documents, for one student or all.
+
+    \b
+    Example:
+      satchel documents list 100234
+    """
+    with opened(home) as node:
+        docs = records.list_documents(node.db, student)
+    if as_json:
+        print_json([asdict(d) for d in docs])
+        return
+    print_table(
+        ["id", "student", "type", "title", "size", "status", "added"],
+        [(d.doc_id, d.student_sis_id, d.doc_type, d.title, d.length, d.status, d.created_at) for d in docs],
+    )
+
+
+@click.group("cases", context_settings=CONTEXT)
+def cases_group() -> None:
+    """Cases held per student (threat assessment, behavioral support).
+
+    \b
+    Example:
+      satchel cases add --student 100234 --case-number TA-2026-014 --building "Lincoln MS" --as jdoe
+    """
+
+
+@cases_group.command("add", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.option("--student", required=True, help="SIS id of the student the case is about.")
+@click.option("--case-number", required=True, help="The case number, unique in the district.")
+@click.option("--person-of-concern", default="", help="Default: the student's name.")
+@click.option("--building", default="")
+@click.option("--team", default="")
+@click.option("--team-leader", default="")
+@click.option("--case-manager", default="")
+@click.option("--notes", default="")
+@json_option
+def cases_add(
+    home: str | None,
+    actor: str | None,
+    student: str,
+    case_number: str,
+    person_of_concern: str,
+    building: str,
+    team: str,
+    team_leader: str,
+    case_manager: str,
+    notes: str,
+    as_json: bool,
+) -> None:
+    """Record a case for a student.
+
+    \b
+    Example:
+      satchel cases add --student 100234 --case-number TA-2026-014 --building "Lincoln MS" \\
+          --team "BTAM North" --team-leader "R. Diaz" --case-manager "K. Lee" --as jdoe
+    """
+    with opened(home) as node:
+        case = record_service.add_case(
+            node, actor=actor, student_sis_id=student, case_number=case_number,
+            person_of_concern=person_of_concern, building=building, team=team, team_leader=team_leader,
+            case_manager=case_manager, notes=notes,
+        )  # fmt: skip
+    if as_json:
+        print_json(asdict(case))
+    else:
+        click.echo(f"Recorded case {case.case_number} ({case.case_id}) for {student}.")
+
+
+@cases_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.option("--student", help="Only this student's cases.")
+@click.option("--search", "text", help="Case number, person of concern, building, team, leader or manager.")
+def cases_list(home: str | None, as_json: bool, student: str | None, text: str | None) -> None:
+    """List or search cases.
+
+    \b
+    Example:
+      satchel cases list --search "BTAM North"
+    """
+    with opened(home) as node:
+        cases = records.list_cases(node.db, student_sis_id=student, text=text)
+    if as_json:
+        print_json([asdict(c) for c in cases])
+        return
+    print_table(
+        ["number", "student", "person of concern", "building", "team", "leader", "manager", "status"],
+        [
+            (
+                c.case_number,
+                c.student_sis_id,
+                c.person_of_concern,
+                c.building,
+                c.team,
+                c.team_leader,
+                c.case_manager,
+                c.status,
+            )
+            for c in cases
+        ],
+    )
+
+
+@click.group("assessments", context_settings=CONTEXT)
+def assessments_group() -> None:
+    """Assessment results held per student.
+
+    \b
+    Example:
+      satchel assessments import star-fall-2026.csv --as jdoe
+    """
+
+
+@assessments_group.command("import", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows even when some rows are invalid.")
+@json_option
+def assessments_import(
+    home: str | None, actor: str | None, csv_file: Path, skip_invalid: bool, as_json: bool
+) -> None:
+    """Import assessment results from CSV (student_sis_id, assessment, subject, date, score, scale_score,
+    percentile, benchmark_category). Re-importing the same file changes nothing.
+
+    \b
+    Example:
+      satchel assessments import star-fall-2026.csv --as jdoe
+    """
+    with opened(home) as node:
+        counts = record_service.import_assessments(
+            node, actor=actor, path=csv_file, skip_invalid=skip_invalid
+        )
+    if as_json:
+        print_json(counts)
+    else:
+        click.echo(
+            f"Assessment results: {counts['inserted']} added, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged, {counts['skipped']} skipped."
+        )
+
+
+@assessments_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("student")
+def assessments_list(home: str | None, as_json: bool, student: str) -> None:
+    """List a student's assessment results.
+
+    \b
+    Example:
+      satchel assessments list 100234
+    """
+    with opened(home) as node:
+        results = records.list_assessment_results(node.db, student)
+    if as_json:
+        print_json(results)
+        return
+    print_table(
+        ["date", "assessment", "subject", "score", "scale", "percentile", "benchmark"],
+        [
+            (
+                r["date"],
+                r["assessment"],
+                r["subject"],
+                r["score"],
+                r["scale_score"],
+                r["percentile"],
+                r["benchmark_category"],
+            )
+            for r in results
+        ],
+    )
+
+
+COMMANDS = (documents_group, cases_group, assessments_group)

@@ -1,0 +1,204 @@
+"""`satchel roster import` and `satchel students ...`: the district's own students."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from cli.common import (
+    CONTEXT,
+    as_option,
+    home_option,
+    json_option,
+    opened,
+    print_fields,
+    print_json,
+    print_table,
+)
+from node.roster_import import import_roster
+from storage import records, students
+
+
+@click.group("roster", context_settings=CONTEXT)
+def roster_group() -> None:
+    """Load the district's students from its SIS (OneRoster 1.1 / 1.2 CSV).
+
+    \b
+    Example:
+      satchel roster import exports/oneroster.zip --as jdoe
+    """
+
+
+@roster_group.command("import", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows even when some rows are invalid.")
+@json_option
+def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid: bool, as_json: bool) -> None:
+    """Import or update students from a OneRoster CSV folder or zip (users with role student).
+
+    Students are matched by SIS id: new ones are added, changed ones updated, identical ones left alone,
+    so running the same import twice changes nothing. A file with any invalid row changes nothing unless
+    --skip-invalid is given; the invalid rows are listed with file, line and field.
+
+    \b
+    Example:
+      satchel roster import exports/oneroster/ --as jdoe
+    """
+    with opened(home) as node:
+        result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid)
+    counts = result.counts
+    if as_json:
+        print_json(
+            {
+                "inserted": counts.inserted,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "skipped": [
+                    {"file": r.file, "line": r.line, "field": r.field, "message": r.message}
+                    for r in result.skipped_rows
+                ],
+            }
+        )
+        return
+    click.echo(f"Students: {counts.inserted} added, {counts.updated} updated, {counts.unchanged} unchanged.")
+    for row in result.skipped_rows:
+        click.echo(
+            f"Skipped {row.file} line {row.line}"
+            + (f", {row.field}" if row.field else "")
+            + f": {row.message}"
+        )
+
+
+@click.group("students", context_settings=CONTEXT)
+def students_group() -> None:
+    """Look up the district's students.
+
+    \b
+    Example:
+      satchel students search garcia
+    """
+
+
+_HEADERS = ["sis id", "name", "birth date", "grade", "school", "state id", "status"]
+
+
+def _row(s: object) -> tuple:
+    return (
+        s.sis_id,
+        f"{s.family_name}, {s.given_name}",
+        s.birth_date,
+        s.grade,  # type: ignore[attr-defined]
+        s.school_name or s.school_id,
+        s.state_id,
+        s.enrollment_status,
+    )  # type: ignore[attr-defined]
+
+
+@students_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.option("--school", help="Only this school (id or part of its name).")
+@click.option("--grade", help="Only this grade, e.g. 07 or KG.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--offset", type=int, default=0)
+def students_list(
+    home: str | None, as_json: bool, school: str | None, grade: str | None, limit: int, offset: int
+) -> None:
+    """List students, by name.
+
+    \b
+    Example:
+      satchel students list --school "Lincoln Middle" --grade 07
+    """
+    with opened(home) as node:
+        found = students.search(node.db, school=school, grade=grade, limit=limit, offset=offset)
+        total = students.count(node.db)
+    if as_json:
+        print_json([asdict(s) for s in found])
+        return
+    print_table(
+        _HEADERS, [_row(s) for s in found], empty="(no students; import them with `satchel roster import`)"
+    )
+    click.echo(f"({len(found)} shown of {total} students)")
+
+
+@students_group.command("search", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("text")
+@click.option("--limit", type=int, default=50, show_default=True)
+def students_search(home: str | None, as_json: bool, text: str, limit: int) -> None:
+    """Find students by SIS id, state id or part of a name.
+
+    \b
+    Example:
+      satchel students search "maria garcia"
+    """
+    with opened(home) as node:
+        found = students.search(node.db, text=text, limit=limit)
+    if as_json:
+        print_json([asdict(s) for s in found])
+    else:
+        print_table(_HEADERS, [_row(s) for s in found], empty=f"(no student matches {text!r})")
+
+
+@students_group.command("show", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("sis_id")
+def students_show(home: str | None, as_json: bool, sis_id: str) -> None:
+    """Show one student with the records the district holds for them.
+
+    \b
+    Example:
+      satchel students show 100234
+    """
+    with opened(home) as node:
+        stored = students.require(node.db, sis_id)
+        docs = records.list_documents(node.db, sis_id)
+        cases = records.list_cases(node.db, student_sis_id=sis_id)
+        results = records.list_assessment_results(node.db, sis_id)
+    s = stored.record
+    if as_json:
+        print_json(
+            {
+                "student": asdict(s),
+                "origin": stored.origin,
+                "documents": [asdict(d) for d in docs],
+                "cases": [asdict(c) for c in cases],
+                "assessment_results": results,
+            }
+        )
+        return
+    print_fields([
+        ("SIS id", s.sis_id), ("Name", " ".join(p for p in (s.given_name, s.middle_name, s.family_name) if p)),
+        ("Preferred name", s.preferred_name or "-"), ("Birth date", s.birth_date), ("Sex", s.sex),
+        ("Grade", s.grade), ("State id", s.state_id or "-"), ("School", s.school_name or s.school_id),
+        ("Enrolled since", s.enrollment_start), ("Status", s.enrollment_status),
+        ("Username", s.username or "-"), ("E-mail", s.email or "-"),
+    ])  # fmt: skip
+    click.echo(f"\nDocuments ({len(docs)}):")
+    print_table(
+        ["id", "type", "title", "size", "status"],
+        [(d.doc_id, d.doc_type, d.title, d.length, d.status) for d in docs],
+    )
+    click.echo(f"\nCases ({len(cases)}):")
+    print_table(
+        ["number", "building", "team", "case manager", "status"],
+        [(c.case_number, c.building, c.team, c.case_manager, c.status) for c in cases],
+    )
+    click.echo(f"\nAssessment results ({len(results)}):")
+    print_table(
+        ["date", "assessment", "subject", "score", "percentile", "benchmark"],
+        [
+            (r["date"], r["assessment"], r["subject"], r["score"], r["percentile"], r["benchmark_category"])
+            for r in results
+        ],
+    )
+
+
+COMMANDS = (roster_group, students_group)

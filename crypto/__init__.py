@@ -1,0 +1,35 @@
+"""Satchel's cryptography: a small public API over PyNaCl and ``cryptography``. No I/O.
+
+Keys: :class:`IdentityKey` (Ed25519, signs) and :class:`EncryptionKey` (ML-KEM-768 + X25519, receives).
+Envelopes (spec/envelope.md): :func:`seal_envelope`; on receipt :func:`peek_unverified_sender` then
+:func:`verify_envelope_header`; with the code :func:`open_envelope`; later :func:`verify_manifest` for
+provenance. Codes (spec/codes.md): :func:`generate_code`, :func:`parse_code`, :class:`Code`.
+"""
+
+from crypto._codes import Code, generate_code, parse_code
+from crypto._envelope_open import open_envelope, peek_unverified_sender, verify_envelope_header
+from crypto._envelope_seal import seal_envelope
+from crypto._keys import (
+    EncryptionKey,
+    EncryptionPublicKey,
+    IdentityKey,
+    IdentityPublicKey,
+    fingerprint,
+)
+from crypto._manifest_sig import verify_manifest
+
+__all__ = [
+    "Code",
+    "EncryptionKey",
+    "EncryptionPublicKey",
+    "IdentityKey",
+    "IdentityPublicKey",
+    "fingerprint",
+    "generate_code",
+    "open_envelope",
+    "parse_code",
+    "peek_unverified_sender",
+    "seal_envelope",
+    "verify_envelope_header",
+    "verify_manifest",
+]

@@ -1,0 +1,255 @@
+"""Verifying and opening an envelope (spec/envelope.md §8.2): verify first, then decrypt chunk by chunk."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+
+from crypto._codes import Code
+from crypto._envelope_kdf import (
+    HPKE_SECRET_LENGTH,
+    HPKE_SUITE,
+    PURPOSE_ENVELOPE,
+    code_key,
+    hpke_info,
+    payload_keys,
+)
+from crypto._envelope_stream import decrypt_chunk, new_state, read_exact
+from crypto._keys import EncryptionKey, EncryptionPublicKey, IdentityPublicKey
+from crypto._manifest_sig import verify_manifest
+from protocol.envelope_errors import (
+    EnvelopeDocumentDigestMismatch,
+    EnvelopeManifestMismatch,
+    EnvelopeSignatureInvalid,
+    EnvelopeTrailingBytes,
+    EnvelopeWrongCodeOrKey,
+)
+from protocol.envelope_format import (
+    CHUNK_OVERHEAD,
+    DEFAULT_POLICY,
+    MANIFEST_SIGNATURE_LENGTH,
+    EnvelopeHeader,
+    OpenedEnvelope,
+    OpenPolicy,
+    UnverifiedPrefix,
+    check_header,
+    check_manifest,
+    max_prefix_length,
+    parse_header_map,
+    parse_unverified_prefix,
+    parse_unverified_sender,
+)
+from protocol.errors import SignatureInvalid
+from protocol.manifest import Manifest, ManifestRecord
+
+
+def peek_unverified_sender(data: bytes) -> tuple[str, str]:
+    """The (sender domain, sender key id) an envelope CLAIMS, read from its first bytes (329 suffice).
+
+    Unverified: use it only to look up the sender's identity key, then pass that key to
+    :func:`verify_envelope_header` or :func:`open_envelope`, which verify the signature before anything else.
+    """
+    return parse_unverified_sender(bytes(data))
+
+
+def _verified_header(
+    prefix: UnverifiedPrefix,
+    *,
+    sender_key: IdentityPublicKey,
+    recipient_domain: str,
+    recipient_key_id: str,
+    now: float,
+    policy: OpenPolicy,
+) -> EnvelopeHeader:
+    if not isinstance(sender_key, IdentityPublicKey):
+        raise TypeError("sender_key must be an IdentityPublicKey")
+    if sender_key.key_id != prefix.sender_key_id:
+        raise EnvelopeSignatureInvalid("the envelope names another sender key", field="sender_key_id")
+    try:
+        sender_key.verify(PURPOSE_ENVELOPE, prefix.signed_part, prefix.signature)
+    except SignatureInvalid:
+        raise EnvelopeSignatureInvalid("the sender's signature does not verify", field="signature") from None
+    header = parse_header_map(prefix)
+    check_header(header, recipient_domain=recipient_domain, recipient_key_id=recipient_key_id, now=now, policy=policy)
+    return header
+
+
+def verify_envelope_header(
+    data: bytes,
+    *,
+    sender_key: IdentityPublicKey,
+    recipient_key: EncryptionPublicKey,
+    recipient_domain: str,
+    now: float,
+    policy: OpenPolicy = DEFAULT_POLICY,
+) -> EnvelopeHeader:
+    """Verify an envelope's signature and header from its first bytes, without the code.
+
+    ``data`` holds at least the prefix (``protocol.envelope_format.max_prefix_length(policy)`` bytes always
+    suffice; more are ignored). Checks everything but the code and the body: framing, signature, that this
+    node is the recipient, lengths against ``policy``, Argon2id cost bounds, creation time and expiry.
+    A node runs it when an envelope arrives, to refuse bad ones before storing them.
+    """
+    prefix = parse_unverified_prefix(bytes(data), max_header_length=policy.max_header_length)
+    return _verified_header(
+        prefix,
+        sender_key=sender_key,
+        recipient_domain=recipient_domain,
+        recipient_key_id=recipient_key.key_id,
+        now=now,
+        policy=policy,
+    )
+
+
+class _Body:
+    """The envelope's body: bytes read past the prefix first, then the source."""
+
+    __slots__ = ("_pending", "_source")
+
+    def __init__(self, pending: bytes, source: BinaryIO) -> None:
+        self._pending = pending
+        self._source = source
+
+    def read(self, n: int) -> bytes:
+        if not self._pending:
+            return read_exact(self._source, n)
+        head, self._pending = self._pending[:n], self._pending[n:]
+        return head + read_exact(self._source, n - len(head)) if len(head) < n else head
+
+
+class _Plaintext:
+    """Routes decrypted bytes: manifest signature and manifest first, then each document to ``out``."""
+
+    def __init__(self, header: EnvelopeHeader, sender_key: IdentityPublicKey, out: BinaryIO, policy: OpenPolicy):
+        self._header = header
+        self._sender_key = sender_key
+        self._out = out
+        self._policy = policy
+        self._head = bytearray()
+        self._head_length = MANIFEST_SIGNATURE_LENGTH + header.manifest_length
+        self._manifest: Manifest | None = None
+        self._documents: list[ManifestRecord] = []
+        self._remaining = 0
+        self._hash = hashlib.sha256()
+        self._signature = b""
+        self._manifest_bytes = b""
+
+    def feed(self, plaintext: bytes) -> None:
+        view = memoryview(plaintext)
+        if self._manifest is None:
+            take = self._head_length - len(self._head)
+            self._head += view[:take]
+            view = view[take:]
+            if len(self._head) == self._head_length:
+                self._open_manifest()
+        while view:
+            if not self._remaining:
+                raise EnvelopeManifestMismatch("the payload is longer than its documents", field="payload_length")
+            take = min(self._remaining, len(view))
+            piece = view[:take]
+            self._hash.update(piece)
+            self._out.write(piece)
+            self._remaining -= take
+            view = view[take:]
+            self._next_document()
+
+    def _open_manifest(self) -> None:
+        signature = bytes(self._head[:MANIFEST_SIGNATURE_LENGTH])
+        manifest_bytes = bytes(self._head[MANIFEST_SIGNATURE_LENGTH:])
+        if not hmac.compare_digest(hashlib.sha256(manifest_bytes).digest(), self._header.payload_digest):
+            raise EnvelopeManifestMismatch("the manifest does not match the header's digest", field="payload_digest")
+        manifest = verify_manifest(
+            manifest_bytes, signature, self._sender_key, max_length=self._policy.max_manifest_length
+        )
+        check_manifest(self._header, manifest)
+        self._manifest = manifest
+        self._signature = signature
+        self._manifest_bytes = manifest_bytes
+        self._documents = list(reversed(manifest.documents()))
+        self._start_document()
+        self._next_document()
+
+    def _start_document(self) -> None:
+        if self._documents:
+            self._remaining = self._documents[-1].length or 0
+            self._hash = hashlib.sha256()
+
+    def _next_document(self) -> None:
+        while self._documents and self._remaining == 0:
+            record = self._documents.pop()
+            if not hmac.compare_digest(self._hash.digest(), record.sha256 or b""):
+                raise EnvelopeDocumentDigestMismatch(
+                    f"document {record.record_id} does not match its SHA-256 digest", field="records"
+                )
+            self._start_document()
+
+    def finish(self) -> OpenedEnvelope:
+        if self._manifest is None or self._documents or self._remaining:
+            raise EnvelopeManifestMismatch("the payload ended inside a document", field="payload_length")
+        return OpenedEnvelope(
+            header=self._header,
+            manifest=self._manifest,
+            manifest_bytes=self._manifest_bytes,
+            manifest_signature=self._signature,
+        )
+
+
+def open_envelope(
+    source: BinaryIO,
+    out: BinaryIO,
+    *,
+    code: Code,
+    sender_key: IdentityPublicKey,
+    recipient_key: EncryptionKey,
+    recipient_domain: str,
+    now: float,
+    policy: OpenPolicy = DEFAULT_POLICY,
+) -> OpenedEnvelope:
+    """Verify and decrypt the envelope read from ``source``; write its documents to the staging sink ``out``.
+
+    Returns only after the final chunk authenticated, every digest matched and no byte followed: only then
+    may the caller make ``out`` visible (fsync and rename a temp file; delete it on any exception). Bytes
+    written to ``out`` before an exception are authentic but incomplete.
+
+    ``sender_key`` is the identity key named by :func:`peek_unverified_sender`. ``code`` comes from
+    :func:`parse_code`. A wrong code and a key that cannot decapsulate both raise the one error
+    ``envelope.wrong_code_or_key``; every other failure has its own code (spec/envelope.md §7).
+    """
+    if not isinstance(code, Code) or not isinstance(recipient_key, EncryptionKey):
+        raise TypeError("code must be a Code and recipient_key an EncryptionKey")
+    data = read_exact(source, max_prefix_length(policy))
+    prefix = parse_unverified_prefix(data, max_header_length=policy.max_header_length)
+    header = _verified_header(
+        prefix,
+        sender_key=sender_key,
+        recipient_domain=recipient_domain,
+        recipient_key_id=recipient_key.public_key.key_id,
+        now=now,
+        policy=policy,
+    )
+    # Argon2id runs before decapsulation so that both failure paths cost the same time.
+    secret_code = code_key(code, header.envelope_id_bytes, header.argon2)
+    preamble = prefix.signed_part[: prefix.preamble_length]
+    try:
+        hpke_secret = HPKE_SUITE.decrypt(prefix.encapsulation, recipient_key.hpke_key(), info=hpke_info(preamble))
+    except (InvalidTag, ValueError):
+        hpke_secret = b""
+    payload_key, key_check = payload_keys(
+        hpke_secret, secret_code, prefix.signed_part[: prefix.encapsulation_end]
+    )
+    if len(hpke_secret) != HPKE_SECRET_LENGTH or not hmac.compare_digest(key_check, prefix.key_check):
+        raise EnvelopeWrongCodeOrKey("the code or the recipient key does not open this envelope", field="code")
+    body = _Body(data[prefix.length :], source)
+    plaintext = _Plaintext(header, sender_key, out, policy)
+    state = new_state(payload_key, prefix.stream_header)
+    last = header.chunk_count - 1
+    for index in range(last + 1):
+        length = min(header.chunk_size, header.payload_length - index * header.chunk_size) + CHUNK_OVERHEAD
+        chunk = body.read(length)
+        plaintext.feed(decrypt_chunk(state, chunk, expected_length=length, final=index == last))
+    if body.read(1):
+        raise EnvelopeTrailingBytes("bytes follow the final chunk", field="body")
+    return plaintext.finish()

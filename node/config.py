@@ -1,0 +1,340 @@
+"""Node configuration: one frozen, typed object loaded once from the home's satchel.toml and environment.
+
+The SETTINGS table drives validation, the environment overrides (``SATCHEL_<SECTION>_<NAME>``) and the
+documentation printed by ``satchel config --help``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from node.errors import ConfigError, HomeMissing
+
+CONFIG_FILE = "satchel.toml"
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
+US_STATES = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "AS",
+        "GU",
+        "MP",
+        "PR",
+        "VI",
+    ]
+)
+
+
+def validate_domain(value: str) -> str:
+    value = value.strip().lower().rstrip(".")
+    if not _DOMAIN.match(value):
+        raise ConfigError(
+            f"{value!r} is not a domain name", field="node.domain", hint="e.g. springfield.k12.il.us"
+        )
+    return value
+
+
+def validate_state(value: str) -> str:
+    value = value.strip().upper()
+    if value not in US_STATES:
+        raise ConfigError(f"{value!r} is not a two-letter US state code", field="node.state", hint="e.g. IL")
+    return value
+
+
+def validate_zip(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"\d{5}(-\d{4})?", value):
+        raise ConfigError(f"{value!r} is not a ZIP code", field="node.zip", hint="five digits, e.g. 62701")
+    return value
+
+
+def validate_nces_id(value: str) -> str:
+    value = value.strip()
+    if value and not re.fullmatch(r"\d{7}", value):
+        raise ConfigError(f"{value!r} is not an NCES district id", field="node.nces_id", hint="seven digits")
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{value!r} is not a base URL", field="node.base_url", hint="e.g. https://satchel.example.org"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            "plain http is only allowed on loopback (for development)",
+            field="node.base_url",
+            hint="serve the node behind TLS and give its https:// URL",
+        )
+    return value
+
+
+def _nonempty(name: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ConfigError(f"{name} must not be empty", field=name)
+        return value
+
+    return check
+
+
+def _port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{value} is not a TCP port", field="server.port")
+    return value
+
+
+def _one_of(name: str, *choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}", field=name)
+        return value
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    section: str
+    name: str
+    kind: type
+    default: Any
+    help: str
+    check: Callable[[Any], Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def env(self) -> str:
+        return f"SATCHEL_{self.section}_{self.name}".upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "node",
+        "role",
+        str,
+        "district",
+        "district or directory",
+        _one_of("node.role", "district", "directory"),
+    ),
+    Setting(
+        "node", "domain", str, None, "the district's internet domain, its name among nodes", validate_domain
+    ),
+    Setting("node", "name", str, None, "the district's official name", _nonempty("node.name")),
+    Setting("node", "state", str, None, "two-letter state code", validate_state),
+    Setting("node", "city", str, "", "city of the district office"),
+    Setting("node", "zip", str, None, "ZIP code of the district office", validate_zip),
+    Setting("node", "nces_id", str, "", "seven-digit NCES district id (optional)", validate_nces_id),
+    Setting(
+        "node", "base_url", str, None, "public https base URL peers reach this node at", validate_base_url
+    ),
+    Setting("server", "host", str, "127.0.0.1", "address `satchel serve` listens on (TLS is in front of it)"),
+    Setting("server", "port", int, 8440, "port `satchel serve` listens on", _port),
+    Setting("smtp", "host", str, "", "SMTP server for notifications; empty disables e-mail"),
+    Setting("smtp", "port", int, 25, "SMTP port", _port),
+    Setting(
+        "smtp",
+        "tls",
+        str,
+        "starttls",
+        "none, starttls or tls",
+        _one_of("smtp.tls", "none", "starttls", "tls"),
+    ),
+    Setting("smtp", "username", str, "", "SMTP user name (empty: no authentication)"),
+    Setting(
+        "smtp", "password", str, "", "SMTP password; prefer the SATCHEL_SMTP_PASSWORD environment variable"
+    ),
+    Setting("smtp", "sender", str, "", "From: address of notifications"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSection:
+    role: str
+    domain: str
+    name: str
+    state: str
+    city: str
+    zip: str
+    nces_id: str
+    base_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSection:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSection:
+    host: str
+    port: int
+    tls: str
+    username: str
+    password: str = field(repr=False)
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    home: Path
+    node: NodeSection
+    server: ServerSection
+    smtp: SmtpSection
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "satchel.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+
+def _coerce(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        if setting.kind is int and isinstance(raw, str):
+            value: Any = int(raw)
+        elif setting.kind is bool and isinstance(raw, str):
+            value = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            value = raw
+    except ValueError as exc:
+        raise ConfigError(f"{setting.key} from {source} is not a number", field=setting.key) from exc
+    if not isinstance(value, setting.kind) or (setting.kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{setting.key} from {source} must be a {setting.kind.__name__}", field=setting.key)
+    return setting.check(value) if setting.check else value
+
+
+def build_config(
+    home: Path, values: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]
+) -> NodeConfig:
+    """Validate ``values`` (sections of a parsed TOML) with environment overrides into a NodeConfig."""
+    sections: dict[str, dict[str, Any]] = {}
+    known = {s.key for s in SETTINGS}
+    for section, items in values.items():
+        for name in items if isinstance(items, Mapping) else ():
+            if f"{section}.{name}" not in known:
+                raise ConfigError(f"unknown setting {section}.{name}", field=f"{section}.{name}")
+    for setting in SETTINGS:
+        if setting.env in environ:
+            raw, source = environ[setting.env], setting.env
+        else:
+            raw, source = values.get(setting.section, {}).get(setting.name, setting.default), CONFIG_FILE
+        if raw is None:
+            raise ConfigError(f"{setting.key} is required", field=setting.key, hint=setting.help)
+        sections.setdefault(setting.section, {})[setting.name] = _coerce(setting, raw, source)
+    return NodeConfig(
+        home=home,
+        node=NodeSection(**sections["node"]),
+        server=ServerSection(**sections["server"]),
+        smtp=SmtpSection(**sections["smtp"]),
+    )
+
+
+def load_config(home: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
+    path = home / CONFIG_FILE
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise HomeMissing(f"{home} is not a Satchel home (no {CONFIG_FILE})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", field=CONFIG_FILE) from exc
+    return build_config(home, values, os.environ if environ is None else environ)
+
+
+def render_toml(values: Mapping[str, Mapping[str, Any]]) -> str:
+    """Write the sections back as TOML, with each setting's help as a comment."""
+    helps = {s.key: s.help for s in SETTINGS}
+    lines = ["# Satchel node configuration. Every setting can be overridden by SATCHEL_<SECTION>_<NAME>.", ""]
+    for section, items in values.items():
+        lines.append(f"[{section}]")
+        for name, value in items.items():
+            lines.append(f"# {helps.get(f'{section}.{name}', '')}")
+            if isinstance(value, bool):
+                rendered = "true" if value else "false"
+            elif isinstance(value, int):
+                rendered = str(value)
+            else:
+                rendered = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"{name} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)

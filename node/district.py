@@ -1,0 +1,51 @@
+"""District settings that change at run time: the coordinator contact and the transfers switch."""
+
+from __future__ import annotations
+
+import re
+
+from node.home import Node
+from node.operators import authorize, record
+from protocol import InvalidInput
+from protocol.descriptor import Contact
+from storage import settings
+from storage.database import write_transaction
+
+CONTACT_KEY = "district.contact"
+TRANSFERS_KEY = "district.transfers_enabled"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def contact(node: Node) -> Contact | None:
+    value = settings.get(node.db, CONTACT_KEY)
+    return Contact(**value) if value else None
+
+
+def set_contact(node: Node, *, actor: str | None, name: str, title: str, email: str, phone: str) -> Contact:
+    if not name.strip():
+        raise InvalidInput("the contact name must not be empty", field="--name")
+    if not _EMAIL.match(email.strip()):
+        raise InvalidInput(f"{email!r} is not an e-mail address", field="--email")
+    if phone and not re.fullmatch(r"[0-9+().\- x]{7,32}", phone.strip()):
+        raise InvalidInput(f"{phone!r} is not a phone number", field="--phone", hint="e.g. +1 217-555-0100")
+    new = Contact(name=name.strip(), title=title.strip(), email=email.strip(), phone=phone.strip())
+    with write_transaction(node.db):
+        user = authorize(node, actor, "settings.manage")
+        settings.put(node.db, CONTACT_KEY, new.to_json())
+        record(node, user.username, "contact.set", "", new.to_json())
+    return new
+
+
+def transfers_enabled(node: Node) -> bool:
+    return bool(settings.get(node.db, TRANSFERS_KEY, False))
+
+
+def set_transfers(node: Node, *, actor: str | None, enabled: bool) -> bool:
+    """Returns whether the setting changed."""
+    with write_transaction(node.db):
+        user = authorize(node, actor, "settings.manage")
+        if transfers_enabled(node) == enabled:
+            return False
+        settings.put(node.db, TRANSFERS_KEY, enabled)
+        record(node, user.username, "transfers.enable" if enabled else "transfers.disable")
+    return True

@@ -1,0 +1,129 @@
+"""A node's home directory: where it is, creating one, and opening it for a command or a server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from crypto import EncryptionKey, IdentityKey
+from node.clock import now_iso
+from node.config import CONFIG_FILE, NodeConfig, build_config, load_config, render_toml
+from node.errors import ConfigError, HomeExists, HomeMissing
+from storage import audit
+from storage.blobs import BlobStore
+from storage.database import open_database, write_transaction
+
+DEFAULT_HOME = "satchel-home"
+IDENTITY_FILE = "identity.key"
+ENCRYPTION_FILE = "encryption.key"
+
+
+def resolve_home(option: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
+    """--home, else $SATCHEL_HOME, else ./satchel-home: every command finds the home the same way."""
+    env = os.environ if environ is None else environ
+    return Path(option or env.get("SATCHEL_HOME") or DEFAULT_HOME).expanduser().absolute()
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeys:
+    identity: IdentityKey
+    encryption: EncryptionKey
+
+
+def load_keys(config: NodeConfig) -> NodeKeys:
+    try:
+        identity = IdentityKey.import_secret((config.keys_dir / IDENTITY_FILE).read_text(encoding="ascii"))
+        encryption = EncryptionKey.import_secret(
+            (config.keys_dir / ENCRYPTION_FILE).read_text(encoding="ascii")
+        )
+    except FileNotFoundError as exc:
+        raise HomeMissing(f"key file {exc.filename} is missing", hint="restore keys/ from backup") from exc
+    return NodeKeys(identity, encryption)
+
+
+def init_home(
+    home: Path, *, node: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> NodeConfig:
+    """Create a new home. Refuses to touch a directory that already holds a home (or anything at all)."""
+    if (home / CONFIG_FILE).exists() or (home.exists() and any(home.iterdir())):
+        raise HomeExists(f"{home} already exists and is not empty")
+    values = {"node": dict(node), "server": {"host": "127.0.0.1", "port": 8440}}
+    # Validate before writing anything, so a typo leaves no half-made home behind.
+    config = build_config(home, values, environ or {})
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        config.keys_dir.mkdir(mode=0o700)
+        config.blobs_dir.mkdir()
+        identity, encryption = IdentityKey.generate(), EncryptionKey.generate()
+        _write_secret(config.keys_dir / IDENTITY_FILE, identity.export_secret())
+        _write_secret(config.keys_dir / ENCRYPTION_FILE, encryption.export_secret())
+        (home / CONFIG_FILE).write_text(render_toml(values), encoding="utf-8")
+        db = open_database(config.db_path)
+        now = now_iso()
+        with write_transaction(db):
+            for use, key, name in (
+                ("identity", identity, IDENTITY_FILE),
+                ("encryption", encryption, ENCRYPTION_FILE),
+            ):
+                public = key.public_key
+                db.execute(
+                    "INSERT INTO node_keys (key_id, use, algorithm, public_key, key_file, not_before, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [public.key_id, use, public.algorithm, public.raw, name, now, now],
+                )
+            audit.append(
+                db, at=now, actor="(init)", action="home.init", subject=config.node.domain,
+                details={"identity_key": identity.public_key.key_id},
+            )  # fmt: skip
+        db.close()
+    except BaseException:
+        _remove_partial_home(home)
+        raise
+    return config
+
+
+def _remove_partial_home(home: Path) -> None:
+    for path in sorted(home.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+    home.rmdir()
+
+
+@dataclass
+class Node:
+    """An opened home: what every command and the server work with. Close it when done."""
+
+    config: NodeConfig
+    keys: NodeKeys
+    db: sqlite_utils.Database
+    blobs: BlobStore
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_node(home: Path, environ: Mapping[str, str] | None = None) -> Node:
+    if not home.is_dir():
+        raise HomeMissing(f"no Satchel home at {home}")
+    config = load_config(home, environ)
+    if config.node.role not in ("district", "directory"):
+        raise ConfigError("unknown node role", field="node.role")
+    return Node(config, load_keys(config), open_database(config.db_path), BlobStore(config.blobs_dir))

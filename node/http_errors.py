@@ -1,0 +1,110 @@
+"""The one table from error codes to HTTP statuses, and the canonical JSON error body.
+
+Body: ``{"error": {"code": "...", "message": "...", "field": "...", "hint": "..."}}`` (spec/errors.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from node.clock import new_id
+from protocol import SatchelError
+
+log = logging.getLogger("satchel.http")
+
+# Prefix rules keep the table short; exact codes override prefixes.
+STATUS_BY_CODE: dict[str, int] = {
+    "satchel.internal": 500,
+    "input.invalid": 400,
+    "message.malformed": 400,
+    "signature.invalid": 401,
+    "not_found": 404,
+    "conflict": 409,
+    "storage.error": 500,
+    "storage.busy": 503,
+    "storage.blob_missing": 500,
+    "storage.blob_corrupt": 500,
+    "audit.chain_broken": 500,
+    "config.invalid": 500,
+    "home.missing": 500,
+    "home.exists": 409,
+    "operator.required": 401,
+    "operator.unknown": 403,
+    "operator.disabled": 403,
+    "operator.forbidden": 403,
+    "descriptor.mismatch": 400,
+    "descriptor.key_not_listed": 400,
+    "roster.rows_invalid": 422,
+    "assessments.rows_invalid": 422,
+    "http.not_found": 404,
+    "http.method_not_allowed": 405,
+    "http.bad_request": 400,
+    "http.unauthenticated": 401,
+    "signature.malformed": 400,
+    "signature.wrong_destination": 421,
+}
+
+STATUS_BY_PREFIX: dict[str, int] = {
+    "roster.": 400,
+    "assessments.": 400,
+    "csv.": 400,
+    "envelope.": 400,
+    "manifest.": 400,
+    "code.": 400,
+    "signature.": 401,
+    "digest.": 400,
+    "structured_field.": 400,
+    "msgpack.": 400,
+    "peer.": 502,
+}
+
+
+def status_for(code: str) -> int | None:
+    if code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[code]
+    for prefix, status in STATUS_BY_PREFIX.items():
+        if code.startswith(prefix):
+            return status
+    return None
+
+
+def error_response(
+    status: int, code: str, message: str, *, field: str | None = None, hint: str | None = None
+) -> web.Response:
+    body: dict[str, str] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    if hint:
+        body["hint"] = hint
+    return web.json_response({"error": body}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SatchelError as exc:
+        status = status_for(exc.code) or 500
+        log.info("request %s %s refused: %s", request.method, request.path, exc.code)
+        return error_response(status, exc.code, exc.message, field=exc.field, hint=exc.hint)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(exc.status, "http.bad_request")
+        return error_response(exc.status, code, exc.reason)
+    except Exception:
+        # Never a traceback to a peer: log it here under a reference a person can quote.
+        reference = new_id()
+        log.exception("internal error, reference %s", reference)
+        return error_response(
+            500,
+            "satchel.internal",
+            f"internal error (reference {reference})",
+            hint="tell the node's operator this reference",
+        )

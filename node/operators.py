@@ -1,0 +1,96 @@
+"""Operators and what their roles allow. Every state change names who did it and is audited."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from node.clock import now_iso
+from node.errors import OperatorDisabled, OperatorRequired, OperatorUnknown, PermissionDenied
+from node.home import Node
+from protocol import InvalidInput
+from storage import audit, users
+from storage.database import write_transaction
+from storage.users import ROLES, User
+
+# Which roles may do what (MISSION.md: only coordinators and admins send, accept, release, import).
+PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "users.manage": frozenset({"admin"}),
+    "keys.manage": frozenset({"admin"}),
+    "settings.manage": frozenset({"admin", "coordinator"}),
+    "records.write": frozenset({"admin", "coordinator"}),
+    "transfers.act": frozenset({"admin", "coordinator"}),
+}
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def authorize(node: Node, username: str | None, permission: str) -> User:
+    """The acting operator, if known, active and allowed to ``permission``; raise a coded error if not."""
+    if not username:
+        raise OperatorRequired("this command changes the node, so it must name the operator doing it")
+    user = users.get(node.db, username)
+    if user is None:
+        raise OperatorUnknown(f"no operator named {username!r}", field="--as")
+    if not user.active:
+        raise OperatorDisabled(f"operator {username!r} is disabled", field="--as")
+    allowed = PERMISSIONS[permission]
+    if user.role not in allowed:
+        raise PermissionDenied(
+            f"{username} is a {user.role}; this needs the role {' or '.join(sorted(allowed))}", field="--as"
+        )
+    return user
+
+
+def record(
+    node: Node, actor: str, action: str, subject: str = "", details: Mapping[str, Any] | None = None
+) -> None:
+    """Append an audit entry. Call inside the transaction of the change."""
+    audit.append(node.db, at=now_iso(), actor=actor, action=action, subject=subject, details=details)
+
+
+def add_user(node: Node, *, actor: str | None, username: str, email: str, full_name: str, role: str) -> User:
+    username = username.strip().lower()
+    if not _USERNAME.match(username):
+        raise InvalidInput(
+            f"{username!r} is not a valid username", field="username",
+            hint="lower-case letters, digits, '.', '_' or '-', up to 64 characters",
+        )  # fmt: skip
+    if not _EMAIL.match(email.strip()):
+        raise InvalidInput(f"{email!r} is not an e-mail address", field="email")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    if not full_name.strip():
+        raise InvalidInput("the full name must not be empty", field="full_name")
+    with write_transaction(node.db):
+        if users.count(node.db) == 0:
+            # The very first operator bootstraps the node and must be able to manage it.
+            if role != "admin":
+                raise InvalidInput(
+                    "the first operator of a node must be an admin", field="role", hint="use --role admin"
+                )
+            acting = actor or "(bootstrap)"
+        else:
+            acting = authorize(node, actor, "users.manage").username
+        user = users.add(
+            node.db,
+            username=username,
+            email=email.strip(),
+            full_name=full_name.strip(),
+            role=role,
+            now=now_iso(),
+        )
+        record(node, acting, "user.add", username, {"role": role, "email": user.email})
+    return user
+
+
+def disable_user(node: Node, *, actor: str | None, username: str) -> User:
+    with write_transaction(node.db):
+        acting = authorize(node, actor, "users.manage")
+        if acting.username == username:
+            raise InvalidInput("you cannot disable yourself", field="username", hint="ask another admin")
+        user = users.disable(node.db, username, now=now_iso())
+        record(node, acting.username, "user.disable", username)
+    return user

@@ -1,0 +1,40 @@
+"""Talking to other nodes: fetching and verifying their descriptors."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from protocol import SatchelError
+from protocol.descriptor import WELL_KNOWN_PATH, VerifiedDescriptor, verify_descriptor
+
+MAX_DESCRIPTOR_BYTES = 256 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+class PeerUnreachable(SatchelError):
+    code = "peer.unreachable"
+    default_hint = "check the URL and that the other node is running; Satchel retries deliveries by itself"
+
+
+class PeerBadResponse(SatchelError):
+    code = "peer.bad_response"
+    default_hint = "the other node answered something that is not a Satchel descriptor; tell its operator"
+
+
+async def fetch_descriptor(
+    session: aiohttp.ClientSession, base_url: str, *, expected_domain: str | None = None
+) -> VerifiedDescriptor:
+    """GET the peer's well-known descriptor and verify its signature before believing anything in it."""
+    url = base_url.rstrip("/") + WELL_KNOWN_PATH
+    try:
+        async with session.get(url, timeout=TIMEOUT, allow_redirects=False) as response:
+            if response.status != 200:
+                raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
+            body = await response.content.read(MAX_DESCRIPTOR_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
+    if len(body) > MAX_DESCRIPTOR_BYTES:
+        raise PeerBadResponse(
+            f"{url} sent a descriptor larger than {MAX_DESCRIPTOR_BYTES} bytes", field="url"
+        )
+    return verify_descriptor(body, expected_domain=expected_domain)

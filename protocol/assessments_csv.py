@@ -1,0 +1,149 @@
+"""A district's assessment results CSV in, :class:`AssessmentResult` values and row errors out.
+
+Columns (header names are not case-sensitive, order is free):
+
+* ``student_sis_id`` (or ``student``), ``assessment``, ``subject``, ``date`` (YYYY-MM-DD): required.
+* ``score``, ``scale_score`` (decimal numbers), ``percentile`` (0-100), ``benchmark_category`` (text):
+  optional columns, but each row needs at least one of them.
+* ``result_id``: optional. When absent or empty the id is derived from student, assessment, subject and
+  date (:func:`derive_result_id`), so importing the same file twice yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from protocol.csv_rows import CsvMissingColumn, CsvTable, RowError
+from protocol.errors import InvalidInput
+from protocol.roster import MAX_ID_LENGTH, check_text, parse_iso_date
+
+DEFAULT_FILE_NAME = "assessments.csv"
+# Purpose-tagged so a derived id can never collide with another hash Satchel computes over the same text.
+_RESULT_ID_PURPOSE = b"satchel/v1/assessment-result-id\x00"
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,6})?")
+_REQUIRED = ("assessment", "subject", "date")
+_MEASURES = ("score", "scale_score", "percentile", "benchmark_category")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssessmentResult:
+    result_id: str
+    student_sis_id: str
+    assessment: str
+    subject: str
+    date: str
+    score: Decimal | None = None
+    scale_score: Decimal | None = None
+    percentile: Decimal | None = None
+    benchmark_category: str = ""
+
+    def __post_init__(self) -> None:
+        check_text("result_id", self.result_id, required=True, max_length=MAX_ID_LENGTH)
+        check_text("student_sis_id", self.student_sis_id, required=True, max_length=MAX_ID_LENGTH)
+        check_text("assessment", self.assessment, required=True)
+        check_text("subject", self.subject, required=True)
+        parse_iso_date(self.date, field="date")
+        for name in ("score", "scale_score", "percentile"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, Decimal) or not value.is_finite()):
+                raise InvalidInput(f"{name} must be a finite decimal number", field=name)
+        if self.percentile is not None and not 0 <= self.percentile <= 100:
+            raise InvalidInput("percentile is not between 0 and 100", field="percentile")
+        check_text("benchmark_category", self.benchmark_category, required=False, max_length=64)
+        measures = (self.score, self.scale_score, self.percentile, self.benchmark_category or None)
+        if all(value is None for value in measures):
+            raise InvalidInput(
+                "a result needs a score, scale_score, percentile or benchmark_category", field="score"
+            )
+
+    def to_dict(self) -> dict[str, str | None]:
+        """Plain strings (decimals keep their written digits) for JSON output and msgpack."""
+
+        def text(value: Decimal | None) -> str | None:
+            return None if value is None else str(value)
+
+        return {
+            "result_id": self.result_id, "student_sis_id": self.student_sis_id,
+            "assessment": self.assessment, "subject": self.subject, "date": self.date,
+            "score": text(self.score), "scale_score": text(self.scale_score),
+            "percentile": text(self.percentile), "benchmark_category": self.benchmark_category,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssessmentParseResult:
+    results: tuple[AssessmentResult, ...]
+    errors: tuple[RowError, ...]
+
+
+def derive_result_id(student_sis_id: str, assessment: str, subject: str, date: str) -> str:
+    """A stable id for a result that has none: ``ar-`` and 32 hex digits of a SHA-256 over the four keys."""
+    digest = hashlib.sha256(_RESULT_ID_PURPOSE)
+    for part in (student_sis_id, assessment, subject, date):
+        encoded = part.encode("utf-8")
+        # Length-prefixed so ("ab", "c") and ("a", "bc") hash differently.
+        digest.update(len(encoded).to_bytes(4, "big") + encoded)
+    return "ar-" + digest.hexdigest()[:32]
+
+
+def _decimal(column: str, text: str) -> Decimal | None:
+    if not text:
+        return None
+    if not _DECIMAL.fullmatch(text):
+        raise InvalidInput(f"{column} must be a number like 42 or 87.5", field=column)
+    return Decimal(text)
+
+
+def parse_assessments_csv(data: bytes, *, file: str = DEFAULT_FILE_NAME) -> AssessmentParseResult:
+    """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed."""
+    table = CsvTable(data, file=file, required=_REQUIRED)
+    student_column = next((c for c in ("student_sis_id", "student") if table.has(c)), None)
+    if student_column is None:
+        raise CsvMissingColumn(
+            f"{file} has no student_sis_id column",
+            field="student_sis_id",
+            hint="Name the column holding each student's SIS id 'student_sis_id' (or 'student').",
+        )
+    results: list[AssessmentResult] = []
+    errors: list[RowError] = []
+    id_lines: dict[str, int] = {}
+    for row in table:
+        if isinstance(row, RowError):
+            errors.append(row)
+            continue
+        problems: list[tuple[str, str]] = []
+        values: dict[str, Decimal | None] = {}
+        for column in ("score", "scale_score", "percentile"):
+            try:
+                values[column] = _decimal(column, row.get(column))
+            except InvalidInput as exc:
+                problems.append((column, exc.message))
+        student, assessment = row.get(student_column), row.get("assessment")
+        subject, when = row.get("subject"), row.get("date")
+        result_id = row.get("result_id") or derive_result_id(student, assessment, subject, when)
+        result: AssessmentResult | None = None
+        if not problems:
+            try:
+                result = AssessmentResult(
+                    result_id=result_id, student_sis_id=student, assessment=assessment, subject=subject,
+                    date=when, benchmark_category=row.get("benchmark_category"), **values,
+                )  # fmt: skip
+            except InvalidInput as exc:
+                field = student_column if exc.field == "student_sis_id" else exc.field
+                problems.append((field or "", exc.message))
+        if result is not None and result_id in id_lines:
+            why = "result_id" if row.get("result_id") else "student, assessment, subject and date"
+            problems.append(
+                (
+                    "result_id" if row.get("result_id") else student_column,
+                    f"same {why} as line {id_lines[result_id]}; add a distinct result_id to keep both",
+                )
+            )
+        id_lines.setdefault(result_id, row.line)
+        errors.extend(RowError(file=file, line=row.line, field=f or None, message=m) for f, m in problems)
+        if result is not None and not problems:
+            results.append(result)
+    return AssessmentParseResult(results=tuple(results), errors=tuple(errors))

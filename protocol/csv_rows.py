@@ -1,0 +1,177 @@
+"""Row-by-row reading of a district's CSV files: bytes in, header-keyed rows and row errors out.
+
+Shared by the OneRoster and assessment parsers. What makes a whole file unusable (not UTF-8, not CSV,
+no header, a required column missing) raises; what is wrong with one row becomes a :class:`RowError`
+so a district sees every problem in one pass. Files are decoded line by line so a tens-of-megabytes
+export is never held as a second full-size string, and each row knows the physical line it starts on.
+Messages name files, lines, columns and ids, never other cell values: those are children's data.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from protocol.errors import InvalidInput
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsx workbooks are zips
+# A line ends at CRLF, LF or a lone CR (old Mac exports); the csv module then only ever sees one line.
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_SAVE_AS_UTF8 = "Save the file as UTF-8 (in Excel: File > Save As > 'CSV UTF-8 (Comma delimited)')."
+
+
+class CsvEncodingError(InvalidInput):
+    """A CSV file is not UTF-8 text."""
+
+    code = "csv.encoding"
+    default_hint = _SAVE_AS_UTF8
+
+
+class CsvMalformed(InvalidInput):
+    """A CSV file cannot be read as CSV (unbalanced quotes, no header, duplicate columns, a workbook)."""
+
+    code = "csv.malformed"
+    default_hint = "Export the file again from the student information system as a comma-separated CSV."
+
+
+class CsvMissingColumn(InvalidInput):
+    """A CSV file's header lacks a column the importer needs."""
+
+    code = "csv.missing_column"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RowError:
+    """One bad row: ``line`` is the 1-based physical line the row starts on (the header is line 1)."""
+
+    file: str
+    line: int
+    field: str | None
+    message: str
+
+    def __post_init__(self) -> None:
+        if not self.file or not isinstance(self.line, int) or self.line < 1 or not self.message:
+            raise InvalidInput("a row error needs a file, a line number of at least 1 and a message")
+
+    def __str__(self) -> str:
+        where = f"{self.file} line {self.line}"
+        return f"{where}, {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row, values stripped and keyed by lower-cased header name."""
+
+    line: int
+    values: dict[str, str]
+
+    def get(self, column: str) -> str:
+        """The value of ``column`` (lower-case), or "" when the file has no such column."""
+        return self.values.get(column, "")
+
+
+class CsvTable:
+    """A CSV file whose header has been read and checked; iterate it for :class:`Row` or :class:`RowError`."""
+
+    def __init__(self, data: bytes, *, file: str, required: Iterable[str] = ()) -> None:
+        self.file = file
+        self._lines = _LineSource(data, file)
+        self._reader = csv.reader(self._lines, strict=True)
+        header = self._next_record()
+        if header is None:
+            raise CsvMalformed(
+                f"{file} is empty; its first line must be the header", hint="Export the file again."
+            )
+        _line, cells = header
+        self.columns: tuple[str, ...] = tuple(cell.strip().lower() for cell in cells)
+        seen: set[str] = set()
+        for name in self.columns:
+            if name and name in seen:
+                raise CsvMalformed(f"{file} has two columns named {name!r}", field=name)
+            seen.add(name)
+        missing = [name for name in required if name.lower() not in seen]
+        if missing:
+            raise CsvMissingColumn(
+                f"{file} has no {', '.join(missing)} column" + ("s" if len(missing) > 1 else ""),
+                field=missing[0],
+                hint=f"Add the column(s) to the first line of {file}; names are not case-sensitive.",
+            )
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
+
+    def __iter__(self) -> Iterator[Row | RowError]:
+        width = len(self.columns)
+        while (record := self._next_record()) is not None:
+            line, cells = record
+            # Spreadsheets often pad rows with empty trailing cells; only real extra values are an error.
+            if len(cells) > width and not any(cell.strip() for cell in cells[width:]):
+                cells = cells[:width]
+            if len(cells) != width:
+                yield RowError(
+                    file=self.file,
+                    line=line,
+                    field=None,
+                    message=f"row has {len(cells)} values but the header has {width} columns "
+                    "(check for an unquoted comma)",
+                )
+                continue
+            yield Row(
+                line, {name: cell.strip() for name, cell in zip(self.columns, cells, strict=True) if name}
+            )
+
+    def _next_record(self) -> tuple[int, list[str]] | None:
+        """The next non-blank record and the physical line it starts on, or None at the end."""
+        while True:
+            start = self._lines.count + 1
+            try:
+                cells = next(self._reader)
+            except StopIteration:
+                return None
+            except csv.Error as exc:
+                raise CsvMalformed(
+                    f"{self.file} line {start} is not valid CSV ({exc}); look for a stray double quote",
+                    hint="Quote any value that contains a comma, a double quote or a line break.",
+                ) from None
+            if cells and any(cells):
+                return start, cells
+
+
+class _LineSource:
+    """Iterator of decoded lines that counts them, so rows can report where they start."""
+
+    def __init__(self, data: bytes, file: str) -> None:
+        if data.startswith(_UTF16_BOMS):
+            raise CsvEncodingError(f"{file} is UTF-16 text, not UTF-8")
+        if data.startswith(_ZIP_MAGIC):
+            raise CsvMalformed(
+                f"{file} is a zip or an Excel workbook, not a CSV file",
+                hint="Open it in the spreadsheet program and save it as 'CSV UTF-8 (Comma delimited)'.",
+            )
+        self._matches = _LINE.finditer(data, len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0)
+        self._file = file
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        match = next(self._matches)
+        self.count += 1
+        raw = match.group()
+        if b"\x00" in raw:
+            # NUL has no business in a text export; it means UTF-16 without a BOM or a binary file.
+            raise CsvEncodingError(f"{self._file} line {self.count} contains NUL bytes; it is not UTF-8 text")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CsvEncodingError(
+                f"{self._file} line {self.count} is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+            ) from None

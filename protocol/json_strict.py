@@ -1,0 +1,65 @@
+"""Strict JSON decoding for peer messages: size-limited, no duplicate keys, no NaN, objects only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from protocol.errors import MalformedMessage
+
+MAX_JSON_BYTES = 1024 * 1024
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise MalformedMessage(f"duplicate key {key!r}", field=key)
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise MalformedMessage(f"{name} is not allowed in Satchel JSON")
+
+
+def loads_object(data: bytes, *, what: str, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """Decode ``data`` as one UTF-8 JSON object, or raise MalformedMessage saying what was expected."""
+    if len(data) > max_bytes:
+        raise MalformedMessage(f"{what} is larger than {max_bytes} bytes")
+    try:
+        value = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+        )
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage(f"{what} is not UTF-8") from exc
+    except RecursionError as exc:
+        raise MalformedMessage(f"{what} is nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise MalformedMessage(f"{what} is not valid JSON ({exc.msg} at {exc.pos})") from exc
+    if not isinstance(value, dict):
+        raise MalformedMessage(f"{what} must be a JSON object")
+    return value
+
+
+def dumps_canonical(value: Any) -> bytes:
+    """Deterministic JSON (sorted keys, no spaces, UTF-8), so the same value always gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def take(
+    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], *, what: str, optional: bool = False
+) -> Any:
+    """Read one field with its type checked; bool never passes for int."""
+    if key not in obj:
+        if optional:
+            return None
+        raise MalformedMessage(f"{what} lacks the field {key!r}", field=key)
+    value = obj[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise MalformedMessage(f"{what} field {key!r} must be {names}", field=key)
+    return value

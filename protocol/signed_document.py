@@ -1,0 +1,68 @@
+"""Signed JSON documents (descriptors, directory entries): a detached Ed25519 signature over exact bytes.
+
+Wire form (spec/descriptor.md)::
+
+    {"purpose": "satchel/v1/descriptor", "key_id": "...", "public_key": "<b64url>",
+     "payload": "<b64url of the exact signed bytes>", "signature": "<b64url>"}
+
+The signature covers ``purpose || 0x00 || payload``. The payload is parsed only after it verifies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from crypto import IdentityKey, IdentityPublicKey
+from protocol.errors import MalformedMessage
+from protocol.json_strict import dumps_canonical, loads_object, take
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str, *, field: str) -> bytes:
+    if not isinstance(text, str) or "=" in text:
+        raise MalformedMessage(f"{field} must be unpadded base64url", field=field)
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedMessage(f"{field} is not base64url", field=field) from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedDocument:
+    purpose: str
+    signer: IdentityPublicKey
+    payload: bytes
+
+
+def sign_document(purpose: str, payload: bytes, key: IdentityKey) -> bytes:
+    public = key.public_key
+    return dumps_canonical(
+        {
+            "purpose": purpose,
+            "key_id": public.key_id,
+            "public_key": b64url(public.raw),
+            "payload": b64url(payload),
+            "signature": b64url(key.sign(purpose.encode("ascii"), payload)),
+        }
+    )
+
+
+def verify_document(data: bytes, *, purpose: str) -> VerifiedDocument:
+    """Check the signature with the key the document names; the caller must still decide to trust that key."""
+    what = "signed document"
+    outer = loads_object(data, what=what)
+    got_purpose = take(outer, "purpose", str, what=what)
+    if got_purpose != purpose:
+        raise MalformedMessage(f"expected a {purpose} document, got {got_purpose[:80]!r}", field="purpose")
+    key = IdentityPublicKey(unb64url(take(outer, "public_key", str, what=what), field="public_key"))
+    if take(outer, "key_id", str, what=what) != key.key_id:
+        raise MalformedMessage("key_id does not name public_key", field="key_id")
+    payload = unb64url(take(outer, "payload", str, what=what), field="payload")
+    signature = unb64url(take(outer, "signature", str, what=what), field="signature")
+    key.verify(purpose.encode("ascii"), payload, signature)
+    return VerifiedDocument(purpose=purpose, signer=key, payload=payload)

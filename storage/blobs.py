@@ -1,0 +1,95 @@
+"""Content-addressed blob store for documents.
+
+A blob is written to a temp file in the same directory tree, hashed while it streams in, fsynced, and
+renamed to its SHA-256 name only once the hash is known (and matches, when the caller expects one). A
+crash leaves at most a stray temp file, never a half-written blob under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from storage.errors import BlobCorrupt, BlobMissing
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    sha256: str
+    length: int
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise BlobMissing(f"not a blob name: {sha256[:80]!r}")
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def put_chunks(self, chunks: Iterable[bytes], *, expect_sha256: str | None = None) -> StoredBlob:
+        """Store a stream of chunks; memory use is one chunk, whatever the size."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        length = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    length += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            if expect_sha256 is not None and sha != expect_sha256:
+                raise BlobCorrupt(f"content hash {sha} does not match the expected {expect_sha256}")
+            final = self.path_for(sha)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, final)
+            return StoredBlob(sha, length)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, source: BinaryIO, *, expect_sha256: str | None = None) -> StoredBlob:
+        return self.put_chunks(iter(lambda: source.read(CHUNK), b""), expect_sha256=expect_sha256)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def read_chunks(self, sha256: str) -> Iterator[bytes]:
+        path = self.path_for(sha256)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as exc:
+            raise BlobMissing(f"blob {sha256} is missing") from exc
+        with handle:
+            yield from iter(lambda: handle.read(CHUNK), b"")
+
+    def verify(self, sha256: str) -> StoredBlob:
+        digest = hashlib.sha256()
+        length = 0
+        for chunk in self.read_chunks(sha256):
+            digest.update(chunk)
+            length += len(chunk)
+        if digest.hexdigest() != sha256:
+            raise BlobCorrupt(f"blob {sha256} no longer matches its hash")
+        return StoredBlob(sha256, length)
+
+    def delete(self, sha256: str) -> bool:
+        path = self.path_for(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,128 @@
+"""Named schema migrations. Never edit one that has been released: add a new one."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+MIGRATIONS = sqlite_utils.Migrations("satchel")
+
+
+def _run(db: sqlite_utils.Database, script: str) -> None:
+    # executescript() would COMMIT the migration's transaction first, so run statement by statement.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE node_keys (
+            key_id TEXT PRIMARY KEY,
+            use TEXT NOT NULL CHECK (use IN ('identity', 'encryption')),
+            algorithm TEXT NOT NULL,
+            public_key BLOB NOT NULL,
+            key_file TEXT NOT NULL,
+            not_before TEXT NOT NULL,
+            not_after TEXT,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'retired', 'revoked')),
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            full_name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'coordinator', 'viewer')),
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+            created_at TEXT NOT NULL,
+            disabled_at TEXT
+        );
+        CREATE UNIQUE INDEX users_email ON users (email COLLATE NOCASE);
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            entry_hash TEXT NOT NULL
+        );
+        CREATE TABLE students (
+            sis_id TEXT PRIMARY KEY,
+            source_id TEXT NOT NULL,
+            given_name TEXT NOT NULL,
+            middle_name TEXT NOT NULL DEFAULT '',
+            family_name TEXT NOT NULL,
+            preferred_name TEXT NOT NULL DEFAULT '',
+            birth_date TEXT,
+            sex TEXT,
+            grade TEXT,
+            state_id TEXT NOT NULL DEFAULT '',
+            username TEXT NOT NULL DEFAULT '',
+            email TEXT NOT NULL DEFAULT '',
+            school_id TEXT NOT NULL DEFAULT '',
+            school_name TEXT NOT NULL DEFAULT '',
+            enrollment_start TEXT,
+            enrollment_status TEXT NOT NULL DEFAULT 'active',
+            origin TEXT NOT NULL DEFAULT 'roster',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX students_state_id ON students (state_id) WHERE state_id != '';
+        CREATE INDEX students_family_birth ON students (family_name COLLATE NOCASE, birth_date);
+        CREATE INDEX students_school_grade ON students (school_id, grade);
+        CREATE TABLE documents (
+            doc_id TEXT PRIMARY KEY,
+            student_sis_id TEXT NOT NULL REFERENCES students (sis_id),
+            doc_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            length INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted', 'purged')),
+            origin TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE INDEX documents_student ON documents (student_sis_id);
+        CREATE INDEX documents_sha256 ON documents (sha256);
+        CREATE TABLE cases (
+            case_id TEXT PRIMARY KEY,
+            case_number TEXT NOT NULL UNIQUE,
+            student_sis_id TEXT NOT NULL REFERENCES students (sis_id),
+            person_of_concern TEXT NOT NULL,
+            building TEXT NOT NULL DEFAULT '',
+            team TEXT NOT NULL DEFAULT '',
+            team_leader TEXT NOT NULL DEFAULT '',
+            case_manager TEXT NOT NULL DEFAULT '',
+            notes TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'open',
+            origin TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE INDEX cases_student ON cases (student_sis_id);
+        CREATE TABLE assessment_results (
+            result_id TEXT PRIMARY KEY,
+            student_sis_id TEXT NOT NULL REFERENCES students (sis_id),
+            assessment TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            date TEXT NOT NULL,
+            score TEXT NOT NULL DEFAULT '',
+            scale_score TEXT NOT NULL DEFAULT '',
+            percentile TEXT NOT NULL DEFAULT '',
+            benchmark_category TEXT NOT NULL DEFAULT '',
+            origin TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX assessment_results_student ON assessment_results (student_sis_id);
+        """,
+    )

@@ -1,0 +1,173 @@
+"""Records the district holds per student: documents, cases and assessment results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import sqlite_utils
+
+from protocol import Conflict, NotFound
+from protocol.assessments_csv import AssessmentResult
+
+DOCUMENT_TYPES = ("iep", "504", "evaluation", "transcript", "discipline", "health", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    doc_id: str
+    student_sis_id: str
+    doc_type: str
+    title: str
+    filename: str
+    media_type: str
+    length: int
+    sha256: str
+    status: str
+    origin: Mapping[str, Any]
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    case_id: str
+    case_number: str
+    student_sis_id: str
+    person_of_concern: str
+    building: str
+    team: str
+    team_leader: str
+    case_manager: str
+    notes: str
+    status: str
+    origin: Mapping[str, Any]
+    created_at: str
+    created_by: str
+
+
+_DOC_COLS = ", ".join(f.name for f in fields(Document))
+_CASE_COLS = ", ".join(f.name for f in fields(Case))
+
+
+def _doc(row: tuple) -> Document:
+    values = list(row)
+    values[9] = json.loads(values[9])
+    return Document(*values)
+
+
+def _case(row: tuple) -> Case:
+    values = list(row)
+    values[10] = json.loads(values[10])
+    return Case(*values)
+
+
+def _row(item: Document | Case) -> list[Any]:
+    return [
+        json.dumps(dict(item.origin)) if f.name == "origin" else getattr(item, f.name) for f in fields(item)
+    ]
+
+
+def add_document(db: sqlite_utils.Database, doc: Document) -> Document:
+    db.execute(
+        f"INSERT INTO documents ({_DOC_COLS}) VALUES ({','.join('?' * len(fields(Document)))})",
+        _row(doc),
+    )
+    return doc
+
+
+def get_document(db: sqlite_utils.Database, doc_id: str) -> Document:
+    row = db.execute(f"SELECT {_DOC_COLS} FROM documents WHERE doc_id = ?", [doc_id]).fetchone()
+    if row is None:
+        raise NotFound(
+            f"no document {doc_id!r}", field="document", hint="see `satchel documents list STUDENT`"
+        )
+    return _doc(row)
+
+
+def list_documents(db: sqlite_utils.Database, student_sis_id: str | None = None) -> list[Document]:
+    sql, args = f"SELECT {_DOC_COLS} FROM documents WHERE status != 'purged'", []
+    if student_sis_id is not None:
+        sql += " AND student_sis_id = ?"
+        args.append(student_sis_id)
+    return [_doc(r) for r in db.execute(sql + " ORDER BY created_at, doc_id", args).fetchall()]
+
+
+def add_case(db: sqlite_utils.Database, case: Case) -> Case:
+    if db.execute("SELECT 1 FROM cases WHERE case_number = ?", [case.case_number]).fetchone():
+        raise Conflict(f"case number {case.case_number!r} already exists", field="case_number")
+    db.execute(
+        f"INSERT INTO cases ({_CASE_COLS}) VALUES ({','.join('?' * len(fields(Case)))})",
+        _row(case),
+    )
+    return case
+
+
+def get_case(db: sqlite_utils.Database, case_id: str) -> Case:
+    row = db.execute(
+        f"SELECT {_CASE_COLS} FROM cases WHERE case_id = ? OR case_number = ?", [case_id, case_id]
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no case {case_id!r}", field="case", hint="see `satchel cases list`")
+    return _case(row)
+
+
+def list_cases(
+    db: sqlite_utils.Database, *, student_sis_id: str | None = None, text: str | None = None
+) -> list[Case]:
+    where, args = [], []
+    if student_sis_id:
+        where.append("student_sis_id = ?")
+        args.append(student_sis_id)
+    if text:
+        like = f"%{text}%"
+        where.append(
+            "(case_number LIKE ? OR person_of_concern LIKE ? OR building LIKE ? OR team LIKE ?"
+            " OR team_leader LIKE ? OR case_manager LIKE ?)"
+        )
+        args += [like] * 6
+    sql = f"SELECT {_CASE_COLS} FROM cases"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [_case(r) for r in db.execute(sql + " ORDER BY case_number", args).fetchall()]
+
+
+_RESULT_FIELDS = (
+    "result_id", "student_sis_id", "assessment", "subject", "date",
+    "score", "scale_score", "percentile", "benchmark_category",
+)  # fmt: skip
+
+
+def upsert_assessment_results(
+    db: sqlite_utils.Database, results: Iterable[AssessmentResult], *, now: str
+) -> tuple[int, int, int]:
+    """Returns (inserted, updated, unchanged); keyed by result id, so re-importing a file is a no-op."""
+    inserted = updated = unchanged = 0
+    cols = ", ".join(_RESULT_FIELDS)
+    for result in results:
+        values = tuple("" if getattr(result, f) is None else str(getattr(result, f)) for f in _RESULT_FIELDS)
+        old = db.execute(f"SELECT {cols} FROM assessment_results WHERE result_id = ?", [values[0]]).fetchone()
+        if old is None:
+            db.execute(
+                f"INSERT INTO assessment_results ({cols}, created_at) VALUES ({','.join('?' * len(values))}, ?)",
+                [*values, now],
+            )
+            inserted += 1
+        elif tuple(old) != values:
+            sets = ", ".join(f"{f} = ?" for f in _RESULT_FIELDS[1:])
+            db.execute(f"UPDATE assessment_results SET {sets} WHERE result_id = ?", [*values[1:], values[0]])
+            updated += 1
+        else:
+            unchanged += 1
+    return inserted, updated, unchanged
+
+
+def list_assessment_results(db: sqlite_utils.Database, student_sis_id: str) -> list[dict[str, str]]:
+    cols = ", ".join(_RESULT_FIELDS)
+    rows = db.execute(
+        f"SELECT {cols} FROM assessment_results WHERE student_sis_id = ? ORDER BY date, assessment",
+        [student_sis_id],
+    ).fetchall()
+    return [dict(zip(_RESULT_FIELDS, r, strict=True)) for r in rows]

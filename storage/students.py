@@ -1,0 +1,142 @@
+"""The district's own students, keyed by SIS id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+
+import sqlite_utils
+
+from protocol import NotFound
+from protocol.roster import StudentRecord
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StudentRecord))
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStudent:
+    record: StudentRecord
+    origin: str
+    created_at: str
+    updated_at: str
+
+
+def _record(row: Sequence[object]) -> StudentRecord:
+    return StudentRecord(**dict(zip(_FIELDS, row, strict=True)))  # type: ignore[arg-type]
+
+
+def upsert(
+    db: sqlite_utils.Database, records: Iterable[StudentRecord], *, now: str, origin: str = "roster"
+) -> UpsertCounts:
+    """Insert new students, update changed ones, leave identical ones untouched (so re-runs are no-ops)."""
+    inserted = updated = unchanged = 0
+    batch: list[StudentRecord] = []
+
+    def flush() -> None:
+        nonlocal inserted, updated, unchanged
+        marks = ",".join("?" * len(batch))
+        existing = {
+            row[0]: tuple(row)
+            for row in db.execute(
+                f"SELECT {', '.join(_FIELDS)} FROM students WHERE sis_id IN ({marks})",
+                [r.sis_id for r in batch],
+            ).fetchall()
+        }
+        new_rows, changed_rows = [], []
+        for rec in batch:
+            values = tuple(getattr(rec, f) for f in _FIELDS)
+            old = existing.get(rec.sis_id)
+            if old is None:
+                new_rows.append((*values, origin, now, now))
+            elif old != values:
+                changed_rows.append((*values[1:], now, rec.sis_id))
+            else:
+                unchanged += 1
+        if new_rows:
+            cols = ", ".join((*_FIELDS, "origin", "created_at", "updated_at"))
+            db.conn.executemany(
+                f"INSERT INTO students ({cols}) VALUES ({','.join('?' * (len(_FIELDS) + 3))})", new_rows
+            )
+        if changed_rows:
+            sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
+            db.conn.executemany(f"UPDATE students SET {sets}, updated_at = ? WHERE sis_id = ?", changed_rows)
+        inserted += len(new_rows)
+        updated += len(changed_rows)
+        batch.clear()
+
+    for rec in records:
+        batch.append(rec)
+        if len(batch) >= _BATCH:
+            flush()
+    if batch:
+        flush()
+    return UpsertCounts(inserted, updated, unchanged)
+
+
+def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
+    row = db.execute(
+        f"SELECT {', '.join(_FIELDS)}, origin, created_at, updated_at FROM students WHERE sis_id = ?",
+        [sis_id],
+    ).fetchone()
+    if row is None:
+        return None
+    n = len(_FIELDS)
+    return StoredStudent(_record(row[:n]), row[n], row[n + 1], row[n + 2])
+
+
+def require(db: sqlite_utils.Database, sis_id: str) -> StoredStudent:
+    student = get(db, sis_id)
+    if student is None:
+        raise NotFound(
+            f"no student with SIS id {sis_id!r}",
+            field="student",
+            hint="find it with `satchel students search`",
+        )
+    return student
+
+
+def search(
+    db: sqlite_utils.Database,
+    *,
+    text: str | None = None,
+    school: str | None = None,
+    grade: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[StudentRecord]:
+    where: list[str] = []
+    args: list[object] = []
+    if text:
+        like = f"%{text.strip()}%"
+        where.append(
+            "(sis_id = ? OR state_id = ? OR given_name LIKE ? OR family_name LIKE ? OR preferred_name LIKE ?"
+            " OR (given_name || ' ' || family_name) LIKE ?)"
+        )
+        args += [text.strip(), text.strip(), like, like, like, like]
+    if school:
+        where.append("(school_id = ? OR school_name LIKE ?)")
+        args += [school, f"%{school}%"]
+    if grade:
+        where.append("grade = ?")
+        args.append(grade)
+    sql = f"SELECT {', '.join(_FIELDS)} FROM students"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY family_name COLLATE NOCASE, given_name COLLATE NOCASE, sis_id LIMIT ? OFFSET ?"
+    return [_record(r) for r in db.execute(sql, [*args, limit, offset]).fetchall()]
+
+
+def count(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM students").fetchone()[0]

@@ -1,0 +1,90 @@
+import json
+import sqlite3
+
+from support import run_cli
+
+
+def test_first_operator_must_be_admin(tmp_path) -> None:
+    from node.home import init_home
+
+    from support import node_fields
+
+    home = tmp_path / "h"
+    init_home(home, node=node_fields("a.example.org"))
+    result = run_cli(
+        home, "users", "add", "x", "--email", "x@a.org", "--name", "X", "--role", "viewer", ok=False
+    )
+    assert result.exit_code == 2 and "first operator of a node must be an admin" in result.stderr
+    assert "Hint:" in result.stderr and "Traceback" not in result.output + result.stderr
+    run_cli(home, "users", "add", "root", "--email", "r@a.org", "--name", "Root", "--role", "admin")
+    # After the first, adding needs an admin to name themselves.
+    result = run_cli(
+        home, "users", "add", "y", "--email", "y@a.org", "--name", "Y", "--role", "viewer", ok=False
+    )
+    assert "(error code operator.required)" in result.stderr
+
+
+def test_roles_are_enforced_and_audited(make_home) -> None:
+    home = make_home()
+    run_cli(home, "users", "add", "vic", "--email", "v@a.example.org", "--name", "Vic Viewer", "--role", "viewer",
+            "--as", "admin")  # fmt: skip
+    denied = run_cli(home, "transfers", "enable", "--as", "vic", ok=False)
+    assert denied.exit_code == 2 and "operator.forbidden" in denied.stderr
+    unknown = run_cli(home, "transfers", "enable", "--as", "nobody", ok=False)
+    assert "operator.unknown" in unknown.stderr
+    assert "Transfers are now on." in run_cli(home, "transfers", "enable", "--as", "coord").output
+    assert "already on" in run_cli(home, "transfers", "enable", "--as", "coord").output
+    run_cli(home, "users", "disable", "coord", "--as", "admin")
+    disabled = run_cli(home, "transfers", "disable", "--as", "coord", ok=False)
+    assert "operator.disabled" in disabled.stderr
+    # The operator may also come from SATCHEL_USER.
+    run_cli(home, "transfers", "disable", env={"SATCHEL_USER": "admin"})
+
+    entries = json.loads(run_cli(home, "audit", "--json").output)
+    actions = [(e["actor"], e["action"]) for e in entries]
+    assert ("coord", "transfers.enable") in actions and ("admin", "transfers.disable") in actions
+    assert ("admin", "user.disable") in actions
+    assert not any(e["actor"] == "vic" for e in entries)  # refused actions change nothing
+    assert "hash chain verified" in run_cli(home, "audit", "verify").output
+
+
+def test_audit_verify_detects_tampering(make_home) -> None:
+    home = make_home()
+    with sqlite3.connect(home / "satchel.db") as conn:
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    result = run_cli(home, "audit", "verify", ok=False)
+    assert result.exit_code == 2 and "audit.chain_broken" in result.stderr
+
+
+def test_contact_and_info(make_home) -> None:
+    home = make_home()
+    bad = run_cli(home, "contact", "set", "--as", "coord", "--name", "J", "--email", "nope", ok=False)
+    assert "Field: --email" in bad.stderr
+    run_cli(home, "contact", "set", "--as", "coord", "--name", "Jane Doe", "--title", "Registrar",
+            "--email", "jd@a.example.org", "--phone", "+1 217-555-0100")  # fmt: skip
+    info = json.loads(run_cli(home, "info", "--json").output)
+    assert info["coordinator"]["email"] == "jd@a.example.org"
+    assert info["domain"] == "a.example.org" and info["transfers_enabled"] is False
+    assert {k["use"] for k in info["keys"]} == {"identity", "encryption"}
+    assert all(len(k["fingerprint"]) == 29 for k in info["keys"])
+    text = run_cli(home, "info").output
+    assert "Jane Doe" in text and "Transfers:   off" in text
+
+
+def test_init_prints_fingerprint_and_refuses_overwrite(tmp_path) -> None:
+    home = tmp_path / "new"
+    args = ["init", "--domain", "c.example.org", "--name", "C", "--state", "il", "--city", "X", "--zip", "62700",
+            "--url", "https://c.example.org"]  # fmt: skip
+    out = run_cli(home, *args).output
+    assert "Fingerprint:" in out
+    fingerprint = out.split("Fingerprint:")[1].split()[0]
+    assert len(fingerprint.split("-")) == 5
+    again = run_cli(home, *args, ok=False)
+    assert again.exit_code == 2 and "home.exists" in again.stderr
+    bad = run_cli(tmp_path / "other", *args[:-1], "http://c.example.org", ok=False)
+    assert "node.base_url" in bad.stderr and not (tmp_path / "other").exists()
+
+
+def test_missing_home_says_what_to_do(tmp_path) -> None:
+    result = run_cli(tmp_path / "none", "info", ok=False)
+    assert result.exit_code == 2 and "satchel init" in result.stderr

@@ -1,0 +1,82 @@
+import hashlib
+import json
+import os
+
+from fixtures_oneroster import sample_bundle, write_bundle
+from support import run_cli
+
+
+def _home_with_students(make_home, tmp_path):
+    home = make_home()
+    run_cli(home, "roster", "import", str(write_bundle(tmp_path / "r", sample_bundle())), "--as", "coord")
+    return home
+
+
+def test_documents_are_content_addressed(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    data = os.urandom(200_000)
+    (tmp_path / "iep.pdf").write_bytes(data)
+    doc = json.loads(run_cli(home, "documents", "add", "100001", str(tmp_path / "iep.pdf"), "--type", "iep",
+                             "--title", "IEP 2026", "--as", "coord", "--json").output)  # fmt: skip
+    sha = hashlib.sha256(data).hexdigest()
+    assert doc["sha256"] == sha and doc["length"] == len(data) and doc["media_type"] == "application/pdf"
+    blob = home / "blobs" / "sha256" / sha[:2] / sha
+    assert blob.read_bytes() == data
+    assert not any((home / "blobs" / "tmp").iterdir())
+    listed = json.loads(run_cli(home, "documents", "list", "100001", "--json").output)
+    assert [d["doc_id"] for d in listed] == [doc["doc_id"]]
+
+    bad = run_cli(home, "documents", "add", "999", str(tmp_path / "iep.pdf"), "--type", "iep", "--as", "coord",
+                  ok=False)  # fmt: skip
+    assert "not_found" in bad.stderr and "satchel students search" in bad.stderr
+
+
+def test_cases_search(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    run_cli(
+        home,
+        "cases",
+        "add",
+        "--student",
+        "100002",
+        "--case-number",
+        "TA-1",
+        "--building",
+        "Lincoln MS",
+        "--team",
+        "BTAM North",
+        "--team-leader",
+        "R. Diaz",
+        "--case-manager",
+        "K. Lee",
+        "--as",
+        "coord",
+    )
+    dup = run_cli(
+        home, "cases", "add", "--student", "100002", "--case-number", "TA-1", "--as", "coord", ok=False
+    )
+    assert "conflict" in dup.stderr
+    found = json.loads(run_cli(home, "cases", "list", "--search", "BTAM", "--json").output)
+    assert found[0]["person_of_concern"] == "William Okafor" and found[0]["case_manager"] == "K. Lee"
+    assert "TA-1" in run_cli(home, "students", "show", "100002").output
+
+
+def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    csv = tmp_path / "star.csv"
+    csv.write_text(
+        "student_sis_id,assessment,subject,date,score,scale_score,percentile,benchmark_category\n"
+        "100001,STAR Reading,Reading,2026-09-15,512,512,64,At/Above Benchmark\n"
+        "100002,STAR Math,Math,2026-09-16,480,480,41,On Watch\n"
+    )
+    out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
+    assert out == {"inserted": 2, "updated": 0, "unchanged": 0, "skipped": 0}
+    out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
+    assert out == {"inserted": 0, "updated": 0, "unchanged": 2, "skipped": 0}
+    results = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
+    assert results[0]["percentile"] == "64"
+
+    with csv.open("a") as handle:
+        handle.write("424242,STAR Math,Math,2026-09-16,480,480,41,On Watch\n")
+    bad = run_cli(home, "assessments", "import", str(csv), "--as", "coord", ok=False)
+    assert "assessments.rows_invalid" in bad.stderr and "424242" in bad.stderr

@@ -1,0 +1,100 @@
+import json
+import zipfile
+from pathlib import Path
+
+from storage.database import open_database
+
+from fixtures_oneroster import sample_bundle, write_bundle
+from support import run_cli
+
+
+def _snapshot(home: Path) -> tuple:
+    db = open_database(home / "satchel.db")
+    try:
+        students = db.execute("SELECT * FROM students ORDER BY sis_id").fetchall()
+        audit_count = db.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+        return students, audit_count
+    finally:
+        db.close()
+
+
+def test_import_is_idempotent_and_searchable(make_home, tmp_path) -> None:
+    home = make_home()
+    folder = write_bundle(tmp_path / "roster", sample_bundle())
+    first = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--json").output)
+    assert first["inserted"] == 5 and first["updated"] == 0
+    before = _snapshot(home)
+    again = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--json").output)
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": []}
+    assert _snapshot(home) == before  # not even an audit entry
+
+    found = json.loads(run_cli(home, "students", "search", "okafor", "--json").output)
+    assert [s["sis_id"] for s in found] == ["100002"] and found[0]["preferred_name"] == "Bill"
+    shown = json.loads(run_cli(home, "students", "show", "100001", "--json").output)
+    assert shown["student"]["school_name"] == "Lincoln Middle School"
+    listed = run_cli(home, "students", "list", "--grade", "07").output
+    assert "Martinez" in listed and "Okafor" not in listed
+
+
+def test_zip_bundle_and_updates(make_home, tmp_path) -> None:
+    home = make_home()
+    bundle = sample_bundle("1.2")
+    archive = tmp_path / "oneroster.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in bundle.items():
+            zf.writestr(f"export/{name}", data)
+    assert "5 added" in run_cli(home, "roster", "import", str(archive), "--as", "coord").output
+    bundle["users.csv"] = bundle["users.csv"].replace(b"Martinez", b"Martinez-Lopez")
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in bundle.items():
+            zf.writestr(name, data)
+    assert "1 updated, 4 unchanged" in run_cli(home, "roster", "import", str(archive), "--as", "coord").output
+
+
+def test_one_bad_row_changes_nothing_and_is_named(make_home, tmp_path) -> None:
+    home = make_home()
+    bundle = sample_bundle()
+    bundle["demographics.csv"] = bundle["demographics.csv"].replace(b"2012-03-14", b"2012-14-03")
+    folder = write_bundle(tmp_path / "roster", bundle)
+    before = _snapshot(home)
+    result = run_cli(home, "roster", "import", str(folder), "--as", "coord", ok=False)
+    assert result.exit_code == 2
+    assert "demographics.csv line" in result.stderr and "birthDate" in result.stderr
+    assert "roster.rows_invalid" in result.stderr and "--skip-invalid" in result.stderr
+    assert _snapshot(home) == before
+    skipped = json.loads(
+        run_cli(home, "roster", "import", str(folder), "--as", "coord", "--skip-invalid", "--json").output
+    )
+    assert skipped["inserted"] == 4 and len(skipped["skipped"]) == 1
+
+
+def test_viewer_cannot_import(make_home, tmp_path) -> None:
+    home = make_home()
+    run_cli(
+        home,
+        "users",
+        "add",
+        "vic",
+        "--email",
+        "v@x.org",
+        "--name",
+        "Vic",
+        "--role",
+        "viewer",
+        "--as",
+        "admin",
+    )
+    folder = write_bundle(tmp_path / "roster", sample_bundle())
+    result = run_cli(home, "roster", "import", str(folder), "--as", "vic", ok=False)
+    assert "operator.forbidden" in result.stderr
+
+
+def test_not_a_bundle(make_home, tmp_path) -> None:
+    home = make_home()
+    (tmp_path / "x.txt").write_text("hello")
+    result = run_cli(home, "roster", "import", str(tmp_path / "x.txt"), "--as", "coord", ok=False)
+    assert result.exit_code == 2 and "Hint:" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli(home, "roster", "import", str(empty), "--as", "coord", ok=False)
+    assert result.exit_code == 2 and "users.csv" in result.stderr

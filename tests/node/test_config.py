@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from node.config import SETTINGS, build_config
+from node.errors import ConfigError
+
+GOOD = {
+    "node": {
+        "domain": "a.example.org",
+        "name": "A",
+        "state": "IL",
+        "zip": "62701",
+        "base_url": "https://a.example.org",
+    }
+}
+
+
+def test_defaults_and_env_override(tmp_path: Path) -> None:
+    config = build_config(tmp_path, GOOD, {"SATCHEL_SERVER_PORT": "9000"})
+    assert config.server.port == 9000 and config.server.host == "127.0.0.1"
+    assert config.node.nces_id == "" and config.smtp.tls == "starttls"
+    assert "password" not in repr(config.smtp) or "secret" not in repr(config.smtp)
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value", "field"),
+    [
+        ("node", "domain", "not a domain", "node.domain"),
+        ("node", "state", "Illinois", "node.state"),
+        ("node", "zip", "6270", "node.zip"),
+        ("node", "base_url", "http://a.example.org", "node.base_url"),
+        ("node", "nces_id", "12", "node.nces_id"),
+        ("server", "port", 70000, "server.port"),
+        ("server", "port", "eighty", "server.port"),
+        ("node", "unknown", "x", "node.unknown"),
+    ],
+)
+def test_bad_values_name_their_field(
+    tmp_path: Path, section: str, name: str, value: object, field: str
+) -> None:
+    values = {k: dict(v) for k, v in GOOD.items()}
+    values.setdefault(section, {})[name] = value
+    with pytest.raises(ConfigError) as info:
+        build_config(tmp_path, values, {})
+    assert info.value.field == field
+
+
+def test_missing_required(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(tmp_path, {"node": {"domain": "a.example.org"}}, {})
+    assert info.value.field == "node.name"
+
+
+def test_every_setting_has_help_and_env() -> None:
+    for setting in SETTINGS:
+        assert setting.help and setting.env.startswith("SATCHEL_")

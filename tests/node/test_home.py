@@ -1,0 +1,50 @@
+import stat
+from pathlib import Path
+
+import pytest
+
+from node.errors import HomeExists, HomeMissing
+from node.home import init_home, open_node, resolve_home
+
+from support import node_fields
+
+
+def test_init_creates_keys_0600_and_wal_db(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    init_home(home, node=node_fields("a.example.org"))
+    for name in ("identity.key", "encryption.key"):
+        assert stat.S_IMODE((home / "keys" / name).stat().st_mode) == 0o600
+    with open_node(home) as node:
+        assert node.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        uses = {r[0] for r in node.db.execute("SELECT use FROM node_keys")}
+        assert uses == {"identity", "encryption"}
+        assert node.keys.identity.public_key.key_id in {
+            r[0] for r in node.db.execute("SELECT key_id FROM node_keys")
+        }
+
+
+def test_refuses_to_overwrite(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    init_home(home, node=node_fields("a.example.org"))
+    before = (home / "keys" / "identity.key").read_bytes()
+    with pytest.raises(HomeExists):
+        init_home(home, node=node_fields("a.example.org"))
+    assert (home / "keys" / "identity.key").read_bytes() == before
+
+
+def test_invalid_values_leave_no_home(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    with pytest.raises(Exception):  # noqa: B017 - any coded config error
+        init_home(home, node={**node_fields("a.example.org"), "state": "ZZ"})
+    assert not home.exists()
+
+
+def test_home_resolution_order(tmp_path: Path) -> None:
+    assert resolve_home(tmp_path / "x", {"SATCHEL_HOME": "/elsewhere"}) == tmp_path / "x"
+    assert resolve_home(None, {"SATCHEL_HOME": str(tmp_path / "y")}) == tmp_path / "y"
+    assert resolve_home(None, {}).name == "satchel-home"
+
+
+def test_open_missing_home(tmp_path: Path) -> None:
+    with pytest.raises(HomeMissing):
+        open_node(tmp_path / "nothing")

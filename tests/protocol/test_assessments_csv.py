@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.assessments_csv import (
+    AssessmentParseResult,
+    AssessmentResult,
+    derive_result_id,
+    parse_assessments_csv,
+)
+from protocol.csv_rows import CsvEncodingError, CsvMalformed, CsvMissingColumn
+from protocol.errors import InvalidInput, SatchelError
+
+HEADER = "student_sis_id,assessment,subject,date,score,scale_score,percentile,benchmark_category"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "assessments-district-a.csv"
+
+
+def parse(*lines: str, file: str = "assessments.csv") -> AssessmentParseResult:
+    return parse_assessments_csv(("\r\n".join(lines) + "\r\n").encode(), file=file)
+
+
+def test_good_rows() -> None:
+    result = parse(
+        HEADER,
+        "100001,MAP Growth Fall,Mathematics,2024-09-12,42,221,67,At Benchmark",
+        "100001,MAP Growth Fall,Reading,2024-09-13,,208.5,,",
+        "100002,State ELA,ELA,2024-04-20,,,,Proficient",
+    )
+    assert result.errors == ()
+    math, reading, ela = result.results
+    assert math.score == Decimal(42) and math.scale_score == Decimal(221) and math.percentile == Decimal(67)
+    assert math.benchmark_category == "At Benchmark"
+    assert reading.score is None and reading.scale_score == Decimal("208.5")
+    assert ela.benchmark_category == "Proficient" and ela.percentile is None
+    assert math.result_id == derive_result_id("100001", "MAP Growth Fall", "Mathematics", "2024-09-12")
+    assert math.to_dict()["scale_score"] == "221"
+
+
+def test_student_header_alias_result_id_column_and_any_order() -> None:
+    result = parse("Percentile,DATE,Subject,Assessment,Student,Result_ID", "50,2024-01-02,Math,Quiz,7,r-1")
+    (row,) = result.results
+    assert (row.student_sis_id, row.result_id, row.percentile) == ("7", "r-1", Decimal(50))
+
+
+def test_derived_ids_are_stable_and_distinct() -> None:
+    first = derive_result_id("1", "A", "Math", "2024-01-01")
+    assert first == derive_result_id("1", "A", "Math", "2024-01-01")
+    assert first.startswith("ar-") and len(first) == 35
+    assert first != derive_result_id("1", "AM", "ath", "2024-01-01")
+    rows = [HEADER, "1,A,Math,2024-01-01,3,,,"]
+    assert parse(*rows).results == parse(*rows).results
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "fragment"),
+    [
+        (",MAP,Math,2024-09-12,1,,,", "student_sis_id", "required"),
+        ("1,,Math,2024-09-12,1,,,", "assessment", "required"),
+        ("1,MAP,,2024-09-12,1,,,", "subject", "required"),
+        ("1,MAP,Math,09/12/2024,1,,,", "date", "YYYY-MM-DD"),
+        ("1,MAP,Math,2024-09-12,forty,,,", "score", "number"),
+        ("1,MAP,Math,2024-09-12,,1e5,,", "scale_score", "number"),
+        ("1,MAP,Math,2024-09-12,,,101,", "percentile", "between 0 and 100"),
+        ("1,MAP,Math,2024-09-12,,,-1,", "percentile", "between 0 and 100"),
+        ("1,MAP,Math,2024-09-12,,,,", "score", "needs a score"),
+        ("1,MAP,Math,2024-09-12,1,,", None, "7 values"),
+    ],
+)
+def test_row_errors(row: str, field: str | None, fragment: str) -> None:
+    result = parse(HEADER, "9,MAP,Math,2024-09-12,1,,,", row, file="fall.csv")
+    (error,) = result.errors
+    assert (error.file, error.line, error.field) == ("fall.csv", 3, field)
+    assert fragment in error.message
+    assert len(result.results) == 1
+
+
+def test_duplicates_are_errors_on_the_second_row() -> None:
+    result = parse(
+        HEADER, "1,MAP,Math,2024-09-12,1,,,", "2,MAP,Math,2024-09-12,1,,,", "1,MAP,Math,2024-09-12,2,,,"
+    )
+    (error,) = result.errors
+    assert (error.line, error.field) == (4, "student_sis_id")
+    assert "line 2" in error.message
+    with_ids = parse(HEADER + ",result_id", "1,MAP,Math,2024-09-12,1,,,,r1", "2,MAP,Math,2024-09-12,1,,,,r1")
+    (error,) = with_ids.errors
+    assert (error.line, error.field) == (3, "result_id")
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "field"),
+    [
+        (b"assessment,subject,date,score\r\n", CsvMissingColumn, "student_sis_id"),
+        (b"student,subject,date\r\n", CsvMissingColumn, "assessment"),
+        (b"student,assessment,subject,date\r\n1,\xff,M,2024-01-01\r\n", CsvEncodingError, None),
+        (b'student,assessment,subject,date\r\n1,"A,M,2024-01-01\r\n', CsvMalformed, None),
+        (b"", CsvMalformed, None),
+    ],
+)
+def test_file_errors(content: bytes, error: type[SatchelError], field: str | None) -> None:
+    with pytest.raises(error) as info:
+        parse_assessments_csv(content)
+    assert info.value.code.startswith("csv.") and "assessments.csv" in info.value.message
+    assert info.value.field == field
+
+
+def test_result_validates_on_construction() -> None:
+    with pytest.raises(InvalidInput) as info:
+        AssessmentResult(result_id="r", student_sis_id="1", assessment="A", subject="M", date="2024-01-01",
+                         score=Decimal("NaN"))  # fmt: skip
+    assert info.value.field == "score"
+
+
+def test_example_file_parses() -> None:
+    result = parse_assessments_csv(EXAMPLE.read_bytes(), file=EXAMPLE.name)
+    assert result.errors == () and len(result.results) >= 5
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=10)
+_NAME = _TEXT.map(str.strip).filter(bool)
+_NUMBER = st.decimals(min_value=-999, max_value=9999, places=2, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def _results(draw: st.DrawFn) -> AssessmentResult:
+    student, assessment, subject = draw(_NAME), draw(_NAME), draw(_NAME)
+    when = draw(st.dates()).isoformat()
+    return AssessmentResult(
+        result_id=derive_result_id(student, assessment, subject, when),
+        student_sis_id=student, assessment=assessment, subject=subject, date=when,
+        score=draw(st.none() | _NUMBER), scale_score=draw(st.none() | _NUMBER),
+        percentile=draw(st.none() | st.decimals(min_value=0, max_value=100, places=1)),
+        benchmark_category=draw(st.just("Proficient") | _NAME.filter(lambda s: len(s) <= 64)),
+    )  # fmt: skip
+
+
+@given(st.lists(_results(), max_size=8, unique_by=lambda r: r.result_id))
+def test_round_trip(results: list[AssessmentResult]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEADER.split(","))
+    for r in results:
+        d = r.to_dict()
+        writer.writerow([d["student_sis_id"], *(d[k] or "" for k in HEADER.split(",")[1:])])
+    parsed = parse_assessments_csv(out.getvalue().encode())
+    assert parsed.errors == ()
+    assert parsed.results == tuple(results)
+
+
+_CSV_TEXT = st.lists(st.sampled_from([*',"\r\n .-5e', "2024-01-02", "101", "x"]), max_size=40).map("".join)
+
+
+@given(st.binary(max_size=80) | _CSV_TEXT.map(lambda text: (HEADER + "\r\n" + text).encode()))
+def test_arbitrary_bytes_raise_only_satchel_errors(data: bytes) -> None:
+    try:
+        result = parse_assessments_csv(data)
+    except SatchelError:
+        return
+    assert all(e.line >= 2 for e in result.errors)

@@ -1,0 +1,53 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import MalformedMessage
+from protocol.json_strict import dumps_canonical, loads_object, take
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"a":1,"a":2}', b"[1]", b'{"a":NaN}', b"\xff", b"{", b"[" * 100_000 + b"]" * 100_000],
+)
+def test_rejects(data: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        loads_object(data, what="test", max_bytes=10**7)
+
+
+def test_size_limit() -> None:
+    with pytest.raises(MalformedMessage):
+        loads_object(b'{"a":"' + b"x" * 100 + b'"}', what="test", max_bytes=50)
+
+
+def test_take_types() -> None:
+    obj = {"n": True, "s": "x"}
+    with pytest.raises(MalformedMessage) as info:
+        take(obj, "n", int, what="t")
+    assert info.value.field == "n"
+    assert take(obj, "s", str, what="t") == "x"
+    assert take(obj, "missing", str, what="t", optional=True) is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_canonical_round_trip(obj: dict) -> None:
+    data = dumps_canonical(obj)
+    assert loads_object(data, what="t") == obj
+    assert dumps_canonical(loads_object(data, what="t")) == data
+
+
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes(data: bytes) -> None:
+    try:
+        value = loads_object(data, what="t")
+    except MalformedMessage as exc:
+        assert exc.code == "message.malformed"
+    else:
+        assert isinstance(value, dict)
