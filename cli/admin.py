@@ -6,7 +6,16 @@ from dataclasses import asdict
 
 import click
 
-from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table
+from cli.common import (
+    CONTEXT,
+    as_option,
+    deliver_now,
+    home_option,
+    json_option,
+    opened,
+    print_json,
+    print_table,
+)
 from node import district
 from node.operators import add_user, disable_user
 from storage import audit, users
@@ -113,6 +122,7 @@ def contact_set(home: str | None, actor: str | None, name: str, title: str, emai
     with opened(home) as node:
         contact = district.set_contact(node, actor=actor, name=name, title=title, email=email, phone=phone)
     click.echo(f"Coordinator contact: {contact.name}, {contact.title} <{contact.email}> {contact.phone}")
+    deliver_now(home)
 
 
 @contact_group.command("show", context_settings=CONTEXT)
@@ -156,6 +166,7 @@ def _toggle(enabled: bool) -> click.Command:
             changed = district.set_transfers(node, actor=actor, enabled=enabled)
         state = "on" if enabled else "off"
         click.echo(f"Transfers are now {state}." if changed else f"Transfers were already {state}.")
+        deliver_now(home)
 
     toggle.help = (
         f"Switch transfers {'on' if enabled else 'off'}. "

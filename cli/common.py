@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from node.home import Node, open_node, resolve_home
+from node.outbox_worker import deliver_due
+from node.runtime import runtime
 from protocol import SatchelError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,3 +119,16 @@ def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def deliver_now(home: str | None) -> None:
+    """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff."""
+
+    async def work() -> int:
+        with opened(home) as node:
+            async with runtime(node) as rt:
+                return await deliver_due(node, rt.client, rng=random.SystemRandom())
+
+    delivered = asyncio.run(work())
+    if delivered:
+        click.echo(f"Delivered {delivered} message(s) to other nodes.")

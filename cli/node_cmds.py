@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import click
 
 from cli.common import CONTEXT, home_option, json_option, opened, print_fields, print_json, print_table
 from crypto import fingerprint
 from node.descriptor import build_descriptor
-from node.home import init_home, load_keys, resolve_home
+from node.home import init_home, resolve_home
 from node.server import run_server
 from protocol.descriptor import Contact
 from protocol.signed_document import unb64url
@@ -42,7 +43,8 @@ def init(
         "domain": domain, "name": name, "state": state, "city": city, "zip": zip_code,
         "base_url": url, "nces_id": nces_id,
     })  # fmt: skip
-    keys = load_keys(config)
+    with opened(str(path)) as node:
+        keys = node.keys
     click.echo(f"Created the Satchel home for {config.node.domain} at {path}")
     click.echo(f"Identity key:     {keys.identity.public_key.key_id}")
     click.echo(f"Fingerprint:      {keys.identity.public_key.fingerprint}")
@@ -104,7 +106,8 @@ def _fingerprint(key_json: dict) -> str:
 @home_option
 @click.option("--host", help="Address to listen on (default: server.host from the config).")
 @click.option("--port", type=int, help="Port to listen on; 0 picks a free one (default: server.port).")
-def serve(home: str | None, host: str | None, port: int | None) -> None:
+@click.option("--dev", is_flag=True, help="Development only: accept peers on plain http loopback URLs.")
+def serve(home: str | None, host: str | None, port: int | None, dev: bool) -> None:
     """Run the node: serve its descriptor and peer endpoints until Ctrl-C or SIGTERM.
 
     Put it behind the district's TLS terminator; the public URL is node.base_url.
@@ -116,6 +119,8 @@ def serve(home: str | None, host: str | None, port: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with opened(home) as node:
         config = node.config
+    if dev:
+        config = replace(config, federation=replace(config.federation, dev_loopback=True))
 
     def ready(url: str) -> None:
         click.echo(f"Satchel node {config.node.domain} listening on {url}", nl=True)

@@ -1,4 +1,4 @@
-"""Typed application state keys."""
+"""Typed application state keys (the keyring's and peer client's live beside their classes)."""
 
 from __future__ import annotations
 

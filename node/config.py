@@ -218,6 +218,13 @@ SETTINGS: tuple[Setting, ...] = (
         "smtp", "password", str, "", "SMTP password; prefer the SATCHEL_SMTP_PASSWORD environment variable"
     ),
     Setting("smtp", "sender", str, "", "From: address of notifications"),
+    Setting(
+        "federation",
+        "dev_loopback",
+        bool,
+        False,
+        "development only: allow peers and directory members on plain http loopback URLs",
+    ),
 )
 
 
@@ -250,11 +257,17 @@ class SmtpSection:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationSection:
+    dev_loopback: bool
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     home: Path
     node: NodeSection
     server: ServerSection
     smtp: SmtpSection
+    federation: FederationSection
 
     @property
     def db_path(self) -> Path:
@@ -307,6 +320,7 @@ def build_config(
         node=NodeSection(**sections["node"]),
         server=ServerSection(**sections["server"]),
         smtp=SmtpSection(**sections["smtp"]),
+        federation=FederationSection(**sections["federation"]),
     )
 
 

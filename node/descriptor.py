@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
-from node import district
+import json
+
+from node import district_state as district
 from node.clock import now_iso
 from node.home import Node
-from protocol.descriptor import Descriptor, PublishedKey, sign_descriptor
+from protocol.descriptor import Descriptor, Endorsement, PublishedKey, sign_descriptor
+from protocol.signed_document import unb64url
 
 
 def published_keys(node: Node) -> tuple[PublishedKey, ...]:
+    """Every key not revoked, so peers can verify old receipts and follow rotations."""
     rows = node.db.execute(
-        "SELECT key_id, use, algorithm, public_key, not_before, not_after FROM node_keys"
+        "SELECT key_id, use, algorithm, public_key, not_before, not_after, endorsement FROM node_keys"
         " WHERE status != 'revoked' ORDER BY use, not_before"
     ).fetchall()
     return tuple(
         PublishedKey(
-            key_id=r[0], use=r[1], algorithm=r[2], public_key=bytes(r[3]), not_before=r[4], not_after=r[5]
+            key_id=r[0], use=r[1], algorithm=r[2], public_key=bytes(r[3]), not_before=r[4], not_after=r[5],
+            endorsement=_endorsement(r[6]),
         )
         for r in rows
-    )
+    )  # fmt: skip
+
+
+def _endorsement(text: str | None) -> Endorsement | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Endorsement(key_id=data["key_id"], signature=unb64url(data["signature"], field="endorsement"))
+
+
+def revoked_keys(node: Node) -> tuple[str, ...]:
+    rows = node.db.execute("SELECT key_id FROM node_keys WHERE status = 'revoked' ORDER BY key_id").fetchall()
+    return tuple(r[0] for r in rows)
 
 
 def build_descriptor(node: Node, *, issued_at: str | None = None) -> Descriptor:
@@ -35,9 +52,10 @@ def build_descriptor(node: Node, *, issued_at: str | None = None) -> Descriptor:
         transfers_enabled=district.transfers_enabled(node),
         coordinator=district.contact(node),
         keys=published_keys(node),
+        revoked_keys=revoked_keys(node),
         issued_at=issued_at or now_iso(),
     )
 
 
 def signed_descriptor(node: Node) -> bytes:
-    return sign_descriptor(build_descriptor(node), node.keys.identity)
+    return sign_descriptor(build_descriptor(node), node.current_keys().identity)

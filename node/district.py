@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from node.directory_client import queue_directory_updates
+from node.district_state import CONTACT_KEY, TRANSFERS_KEY, transfers_enabled
 from node.home import Node
 from node.operators import authorize, record
 from protocol import InvalidInput
@@ -11,14 +13,7 @@ from protocol.descriptor import Contact
 from storage import settings
 from storage.database import write_transaction
 
-CONTACT_KEY = "district.contact"
-TRANSFERS_KEY = "district.transfers_enabled"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def contact(node: Node) -> Contact | None:
-    value = settings.get(node.db, CONTACT_KEY)
-    return Contact(**value) if value else None
 
 
 def set_contact(node: Node, *, actor: str | None, name: str, title: str, email: str, phone: str) -> Contact:
@@ -33,11 +28,8 @@ def set_contact(node: Node, *, actor: str | None, name: str, title: str, email: 
         user = authorize(node, actor, "settings.manage")
         settings.put(node.db, CONTACT_KEY, new.to_json())
         record(node, user.username, "contact.set", "", new.to_json())
+        queue_directory_updates(node)
     return new
-
-
-def transfers_enabled(node: Node) -> bool:
-    return bool(settings.get(node.db, TRANSFERS_KEY, False))
 
 
 def set_transfers(node: Node, *, actor: str | None, enabled: bool) -> bool:
@@ -48,4 +40,5 @@ def set_transfers(node: Node, *, actor: str | None, enabled: bool) -> bool:
             return False
         settings.put(node.db, TRANSFERS_KEY, enabled)
         record(node, user.username, "transfers.enable" if enabled else "transfers.disable")
+        queue_directory_updates(node)
     return True

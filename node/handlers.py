@@ -1,13 +1,17 @@
-"""Request handlers. Each one receives a request that the middleware has already authenticated."""
+"""Request handlers. Authenticated ones run only after node.signed_http verified the request."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from node import directory_service
 from node.appkeys import NODE
 from node.descriptor import signed_descriptor
+from node.keyring import KEYRING
+from node.signed_http import BODY, PEER
 
 DESCRIPTOR_TYPE = "application/satchel-descriptor+json"
+LISTING_TYPE = "application/satchel-directory-listing+json"
 
 
 async def descriptor(request: web.Request) -> web.Response:
@@ -21,3 +25,43 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "domain": node.config.node.domain, "role": node.config.node.role}
     )
+
+
+async def ping(request: web.Request) -> web.Response:
+    """A signed no-op: proves both nodes can authenticate each other."""
+    peer = request[PEER]
+    return web.json_response({"pong": request.app[NODE].config.node.domain, "caller": peer.domain,
+                              "caller_key": peer.key_id, "trust": peer.trust})  # fmt: skip
+
+
+async def directory_join(request: web.Request) -> web.Response:
+    result = await directory_service.handle_join(
+        request.app[NODE], request.app[KEYRING], caller=request[PEER].domain, body=request[BODY], update=False
+    )
+    return web.json_response(result, status=202 if result["status"] == "pending" else 200)
+
+
+async def directory_update(request: web.Request) -> web.Response:
+    result = await directory_service.handle_join(
+        request.app[NODE], request.app[KEYRING], caller=request[PEER].domain, body=request[BODY], update=True
+    )
+    return web.json_response(result)
+
+
+async def directory_search(request: web.Request) -> web.Response:
+    q = request.query
+    body = directory_service.search(
+        request.app[NODE], state=q.get("state"), text=q.get("q"), city=q.get("city"), zip_code=q.get("zip")
+    )
+    return web.Response(body=body, content_type=LISTING_TYPE)
+
+
+async def directory_keys(request: web.Request) -> web.Response:
+    body = directory_service.entries_with_key(request.app[NODE], request.match_info["key_id"])
+    return web.Response(body=body, content_type=LISTING_TYPE)
+
+
+async def directory_entries(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body = directory_service.published_entries(node)
+    return web.Response(body=body, content_type=LISTING_TYPE)

@@ -36,19 +36,45 @@ def _write_secret(path: Path, text: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class NodeKeys:
-    identity: IdentityKey
-    encryption: EncryptionKey
+    identity: IdentityKey  # the key that signs now
+    encryption: EncryptionKey  # the key envelopes should be sealed to now
+    # Every encryption key not revoked, by key id: envelopes sealed to an older key must still open.
+    encryption_by_id: Mapping[str, EncryptionKey]
 
 
-def load_keys(config: NodeConfig) -> NodeKeys:
+def _read(config: NodeConfig, name: str) -> str:
     try:
-        identity = IdentityKey.import_secret((config.keys_dir / IDENTITY_FILE).read_text(encoding="ascii"))
-        encryption = EncryptionKey.import_secret(
-            (config.keys_dir / ENCRYPTION_FILE).read_text(encoding="ascii")
-        )
+        return (config.keys_dir / name).read_text(encoding="ascii")
     except FileNotFoundError as exc:
         raise HomeMissing(f"key file {exc.filename} is missing", hint="restore keys/ from backup") from exc
-    return NodeKeys(identity, encryption)
+
+
+def load_keys(config: NodeConfig, db: sqlite_utils.Database) -> NodeKeys:
+    """The current keys: for each use, the newest active key whose validity has started and not ended."""
+    now = now_iso()
+    rows = db.execute(
+        "SELECT use, key_file FROM node_keys WHERE status = 'active' AND not_before <= ?"
+        " AND (not_after IS NULL OR not_after > ?) ORDER BY not_before DESC, created_at DESC",
+        [now, now],
+    ).fetchall()
+    current: dict[str, str] = {}
+    for use, key_file in rows:
+        current.setdefault(use, key_file)
+    if "identity" not in current or "encryption" not in current:
+        raise HomeMissing(
+            "the node has no valid identity or encryption key", hint="restore the home from backup"
+        )
+    encryption_by_id = {
+        key_id: EncryptionKey.import_secret(_read(config, key_file))
+        for key_id, key_file in db.execute(
+            "SELECT key_id, key_file FROM node_keys WHERE use = 'encryption' AND status != 'revoked'"
+        ).fetchall()
+    }
+    return NodeKeys(
+        identity=IdentityKey.import_secret(_read(config, current["identity"])),
+        encryption=EncryptionKey.import_secret(_read(config, current["encryption"])),
+        encryption_by_id=encryption_by_id,
+    )
 
 
 def init_home(
@@ -109,6 +135,19 @@ class Node:
     keys: NodeKeys
     db: sqlite_utils.Database
     blobs: BlobStore
+    _keys_stamp: tuple | None = None
+
+    def current_keys(self) -> NodeKeys:
+        """The keys to use now; a long-running server picks up rotations and revocations made by the CLI."""
+        stamp = tuple(
+            self.db.execute(
+                "SELECT count(*), max(created_at), sum(status = 'revoked'), max(not_after) FROM node_keys"
+            ).fetchone()
+        )
+        if stamp != self._keys_stamp:
+            self.keys = load_keys(self.config, self.db)
+            self._keys_stamp = stamp
+        return self.keys
 
     def close(self) -> None:
         self.db.close()
@@ -126,4 +165,5 @@ def open_node(home: Path, environ: Mapping[str, str] | None = None) -> Node:
     config = load_config(home, environ)
     if config.node.role not in ("district", "directory"):
         raise ConfigError("unknown node role", field="node.role")
-    return Node(config, load_keys(config), open_database(config.db_path), BlobStore(config.blobs_dir))
+    db = open_database(config.db_path)
+    return Node(config, load_keys(config, db), db, BlobStore(config.blobs_dir))

@@ -39,13 +39,29 @@ STATUS_BY_CODE: dict[str, int] = {
     "descriptor.key_not_listed": 400,
     "roster.rows_invalid": 422,
     "assessments.rows_invalid": 422,
+    "http.body_too_large": 413,
+    "signature.malformed": 400,
+    "signature.wrong_destination": 421,
+    "descriptor.key_changed": 409,
+    "descriptor.key_revoked": 401,
+    "directory.domain_not_verified": 403,
+    "directory.entry_invalid": 502,
+    "directory.fingerprint_mismatch": 400,
+    "directory.not_a_directory": 404,
+    "directory.not_member": 403,
+    "directory.state_required": 400,
+    "directory.untrusted": 502,
+    "peer.origin_not_allowed": 400,
+    "peer.refused": 502,
+}
+
+# Codes the HTTP layer itself answers with (no exception class behind them).
+HTTP_LAYER_CODES: dict[str, int] = {
     "http.not_found": 404,
     "http.method_not_allowed": 405,
     "http.bad_request": 400,
-    "http.unauthenticated": 401,
-    "signature.malformed": 400,
-    "signature.wrong_destination": 421,
 }
+STATUS_BY_CODE.update(HTTP_LAYER_CODES)
 
 STATUS_BY_PREFIX: dict[str, int] = {
     "roster.": 400,

@@ -25,6 +25,11 @@ async def fetch_descriptor(
     session: aiohttp.ClientSession, base_url: str, *, expected_domain: str | None = None
 ) -> VerifiedDescriptor:
     """GET the peer's well-known descriptor and verify its signature before believing anything in it."""
+    return verify_descriptor(await fetch_descriptor_bytes(session, base_url), expected_domain=expected_domain)
+
+
+async def fetch_descriptor_bytes(session: aiohttp.ClientSession, base_url: str) -> bytes:
+    """The exact bytes served at the peer's well-known URL (unverified: verify before use)."""
     url = base_url.rstrip("/") + WELL_KNOWN_PATH
     try:
         async with session.get(url, timeout=TIMEOUT, allow_redirects=False) as response:
@@ -37,4 +42,4 @@ async def fetch_descriptor(
         raise PeerBadResponse(
             f"{url} sent a descriptor larger than {MAX_DESCRIPTOR_BYTES} bytes", field="url"
         )
-    return verify_descriptor(body, expected_domain=expected_domain)
+    return body

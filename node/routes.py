@@ -24,4 +24,11 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("GET", WELL_KNOWN_PATH, handlers.descriptor, public=True),
     Route("GET", "/satchel/v1/health", handlers.health, public=True),
+    Route("POST", "/satchel/v1/ping", handlers.ping),
+    # Directory role (spec/directory.md): joining and updating are signed; reading is public.
+    Route("POST", "/satchel/v1/directory/join", handlers.directory_join),
+    Route("POST", "/satchel/v1/directory/update", handlers.directory_update),
+    Route("GET", "/satchel/v1/directory/search", handlers.directory_search, public=True),
+    Route("GET", "/satchel/v1/directory/keys/{key_id}", handlers.directory_keys, public=True),
+    Route("GET", "/satchel/v1/directory/entries", handlers.directory_entries, public=True),
 )

@@ -45,6 +45,17 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Endorsement:
+    """An older identity key's signature over a newer key (spec/descriptor.md, Key rotation)."""
+
+    key_id: str
+    signature: bytes = field(repr=False)
+
+    def to_json(self) -> dict[str, str]:
+        return {"key_id": self.key_id, "signature": b64url(self.signature)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PublishedKey:
     key_id: str
     use: str
@@ -52,13 +63,14 @@ class PublishedKey:
     public_key: bytes = field(repr=False)
     not_before: str
     not_after: str | None = None
+    endorsement: Endorsement | None = None
 
     def __post_init__(self) -> None:
         if self.use not in KEY_USES:
             raise MalformedMessage(f"key use must be one of {KEY_USES}", field="keys.use")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.key_id,
             "use": self.use,
             "alg": self.algorithm,
@@ -66,6 +78,9 @@ class PublishedKey:
             "not_before": self.not_before,
             "not_after": self.not_after,
         }
+        if self.endorsement is not None:
+            out["endorsed_by"] = self.endorsement.to_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +97,7 @@ class Descriptor:
     coordinator: Contact | None
     keys: tuple[PublishedKey, ...]
     issued_at: str
+    revoked_keys: tuple[str, ...] = ()
     protocol_versions: tuple[str, ...] = PROTOCOL_VERSIONS
     version: int = DESCRIPTOR_VERSION
 
@@ -110,6 +126,7 @@ class Descriptor:
             "coordinator": self.coordinator.to_json() if self.coordinator else None,
             "keys": [k.to_json() for k in self.keys],
             "issued_at": self.issued_at,
+            "revoked_keys": list(self.revoked_keys),
         }
 
 
@@ -131,11 +148,24 @@ def _contact(value: Any) -> Contact | None:
     )
 
 
+def _endorsement(value: Any) -> Endorsement | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedMessage("endorsed_by must be an object", field="keys.endorsed_by")
+    what = "endorsement"
+    return Endorsement(
+        key_id=take(value, "key_id", str, what=what),
+        signature=unb64url(take(value, "signature", str, what=what), field="keys.endorsed_by.signature"),
+    )
+
+
 def _key(value: Any) -> PublishedKey:
     if not isinstance(value, dict):
         raise MalformedMessage("each key must be an object", field="keys")
     what = "key"
     return PublishedKey(
+        endorsement=_endorsement(value.get("endorsed_by")),
         key_id=take(value, "id", str, what=what),
         use=take(value, "use", str, what=what),
         algorithm=take(value, "alg", str, what=what),
@@ -154,8 +184,10 @@ def parse_descriptor(payload: bytes) -> Descriptor:
         raise MalformedMessage(f"descriptor version {version} is not supported", field="version")
     versions = take(obj, "protocol_versions", list, what=what)
     keys = take(obj, "keys", list, what=what)
-    if not all(isinstance(v, str) for v in versions):
-        raise MalformedMessage("protocol_versions must be strings", field="protocol_versions")
+    revoked = obj.get("revoked_keys", [])
+    for name, items in (("protocol_versions", versions), ("revoked_keys", revoked)):
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise MalformedMessage(f"{name} must be a list of strings", field=name)
     return Descriptor(
         version=version,
         role=take(obj, "role", str, what=what),
@@ -171,6 +203,7 @@ def parse_descriptor(payload: bytes) -> Descriptor:
         coordinator=_contact(obj.get("coordinator")),
         keys=tuple(_key(k) for k in keys),
         issued_at=take(obj, "issued_at", str, what=what),
+        revoked_keys=tuple(revoked),
     )
 
 

@@ -126,3 +126,116 @@ def _initial(db: sqlite_utils.Database) -> None:
         CREATE INDEX assessment_results_student ON assessment_results (student_sis_id);
         """,
     )
+
+
+@MIGRATIONS(name="0002_federation")
+def _federation(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        ALTER TABLE node_keys ADD COLUMN endorsement TEXT;
+        CREATE TABLE peers (
+            domain TEXT PRIMARY KEY,
+            base_url TEXT NOT NULL,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            state TEXT NOT NULL,
+            city TEXT NOT NULL,
+            zip TEXT NOT NULL,
+            nces_id TEXT NOT NULL,
+            transfers_enabled INTEGER NOT NULL,
+            coordinator TEXT,
+            descriptor BLOB NOT NULL,
+            trust TEXT NOT NULL CHECK (trust IN ('pinned', 'directory', 'web')),
+            trusted_via TEXT NOT NULL DEFAULT '',
+            pinned_by TEXT,
+            fetched_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE peer_keys (
+            key_id TEXT NOT NULL,
+            domain TEXT NOT NULL REFERENCES peers (domain),
+            use TEXT NOT NULL,
+            algorithm TEXT NOT NULL,
+            public_key BLOB NOT NULL,
+            not_before TEXT NOT NULL,
+            not_after TEXT,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (key_id, domain)
+        );
+        CREATE INDEX peer_keys_domain ON peer_keys (domain);
+        CREATE TABLE seen_nonces (
+            key_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            keep_until INTEGER NOT NULL,
+            PRIMARY KEY (key_id, nonce)
+        );
+        CREATE INDEX seen_nonces_keep_until ON seen_nonces (keep_until);
+        CREATE TABLE trusted_directories (
+            base_url TEXT PRIMARY KEY,
+            domain TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            public_key BLOB NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            last_ok_at TEXT
+        );
+        CREATE TABLE directory_memberships (
+            base_url TEXT PRIMARY KEY,
+            domain TEXT NOT NULL,
+            status TEXT NOT NULL,
+            joined_at TEXT NOT NULL,
+            pushed_descriptor_sha256 TEXT,
+            pushed_at TEXT
+        );
+        CREATE TABLE directory_cache (
+            directory_domain TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            entry BLOB NOT NULL,
+            fetched_at TEXT NOT NULL,
+            PRIMARY KEY (directory_domain, domain)
+        );
+        CREATE TABLE directory_entries (
+            domain TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+            origin TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            city TEXT NOT NULL,
+            zip TEXT NOT NULL,
+            nces_id TEXT NOT NULL,
+            descriptor BLOB NOT NULL,
+            entry BLOB,
+            joined_at TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX directory_entries_state ON directory_entries (state, status);
+        CREATE TABLE directory_mirrors (
+            base_url TEXT PRIMARY KEY,
+            domain TEXT NOT NULL,
+            public_key BLOB NOT NULL,
+            added_by TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            last_sync_at TEXT
+        );
+        CREATE TABLE outbox (
+            job_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            url TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            content_type TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            done_at TEXT
+        );
+        CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+        """,
+    )

@@ -32,3 +32,49 @@ def run_cli(home: Path, *args: str, ok: bool = True, env: dict[str, str] | None 
     if ok:
         assert result.exit_code == 0, f"satchel {' '.join(args)} failed:\n{result.output}\n{result.stderr}"
     return result
+
+
+DEV_ENV = {"SATCHEL_FEDERATION_DEV_LOOPBACK": "1"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServedNode:
+    """`satchel serve --dev` as a real subprocess; stop() sends SIGTERM and checks the clean exit."""
+
+    def __init__(self, home: Path) -> None:
+        import os
+        import re
+        import subprocess
+        import sys
+
+        from node.config import load_config
+
+        self.home = home
+        self.url = load_config(home, {}).node.base_url
+        port = self.url.rsplit(":", 1)[1]
+        satchel = str(Path(sys.executable).with_name("satchel"))
+        self.proc = subprocess.Popen(
+            [satchel, "serve", "--home", str(home), "--port", port, "--dev"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert re.search(r"listening on http://127\.0\.0\.1:\d+", line), line + self.proc.stderr.read(2000)
+
+    def stop(self) -> str:
+        import signal
+
+        if self.proc.returncode is not None:
+            return ""  # already stopped
+        self.proc.send_signal(signal.SIGTERM)
+        _out, err = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, err[-3000:]
+        return err

@@ -1,5 +1,6 @@
 """Two district nodes in-process on loopback port 0: each fetches and verifies the other's descriptor."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,11 +30,15 @@ async def running(home: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_each_node_verifies_the_other(make_home) -> None:
+def test_each_node_verifies_the_other(make_home) -> None:
     home_a, home_b = make_home("a.example.org"), make_home("b.example.org")
     run_cli(home_b, "transfers", "enable", "--as", "coord")
     run_cli(home_b, "contact", "set", "--as", "coord", "--name", "Bo B", "--title", "Registrar",
             "--email", "bo@b.example.org", "--phone", "+1 217-555-0199")  # fmt: skip
+    asyncio.run(_fetch_each_other(home_a, home_b))
+
+
+async def _fetch_each_other(home_a: Path, home_b: Path) -> None:
     async with running(home_a) as url_a, running(home_b) as url_b, aiohttp.ClientSession() as session:
         seen_by_a = await fetch_descriptor(session, url_b, expected_domain="b.example.org")
         seen_by_b = await fetch_descriptor(session, url_a, expected_domain="a.example.org")

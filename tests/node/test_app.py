@@ -32,7 +32,7 @@ async def test_routes_are_authenticated_by_default(make_home) -> None:
     try:
         response = await client.post("/satchel/v1/private", data=b"{}")
         assert response.status == 401
-        assert (await response.json())["error"]["code"] == "http.unauthenticated"
+        assert (await response.json())["error"]["code"] == "signature.missing"
         assert reached == []
         assert (await client.get("/satchel/v1/health")).status == 200
     finally:

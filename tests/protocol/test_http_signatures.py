@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crypto import IdentityKey, IdentityPublicKey
-from protocol import content_digest, http_signatures, structured_fields
+from protocol import content_digest, http_signatures, signature_errors, structured_fields
 from protocol.content_digest import DigestMismatch, content_digest_header, verify_body_digest
 from protocol.errors import InvalidInput, SatchelError, SignatureInvalid, all_error_classes
 from protocol.http_signatures import (
@@ -57,7 +57,9 @@ B26_SIGNATURE_INPUT = (
     'sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length")'
     ';created=1618884473;keyid="test-key-ed25519"'
 )
-B26_SIGNATURE = "sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:"
+B26_SIGNATURE = (
+    "sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:"
+)
 B26_BASE = (
     b'"date": Tue, 20 Apr 2021 02:07:55 GMT\n'
     b'"@method": POST\n'
@@ -100,7 +102,9 @@ def test_rfc9421_b26_base_from_our_own_types() -> None:
 
 
 def test_verify_raw_rejects_a_changed_base() -> None:
-    parsed = parse_signature([("Signature-Input", B26_SIGNATURE_INPUT), ("Signature", B26_SIGNATURE)], "sig-b26")
+    parsed = parse_signature(
+        [("Signature-Input", B26_SIGNATURE_INPUT), ("Signature", B26_SIGNATURE)], "sig-b26"
+    )
     with pytest.raises(SignatureInvalid):
         IdentityPublicKey(_b64url(B14_X)).verify_raw(B26_BASE + b" ", parsed.signature)
     with pytest.raises(SignatureInvalid):
@@ -131,7 +135,9 @@ def test_derived_components() -> None:
 
 def test_field_values_are_combined_and_trimmed() -> None:
     view = HttpRequestView(
-        method="GET", target_uri="https://a.example/", headers=[("X-A", " one "), ("x-a", "two\t"), ("X-E", "")]
+        method="GET",
+        target_uri="https://a.example/",
+        headers=[("X-A", " one "), ("x-a", "two\t"), ("X-E", "")],
     )
     base = signature_base(view, ["x-a", "x-e"], SignatureParams.build(created=1))
     assert base.startswith(b'"x-a": one, two\n"x-e": \n')
@@ -177,9 +183,15 @@ def _body_headers(body: bytes = BODY) -> list[tuple[str, str]]:
 
 
 def _signed_request(
-    headers: list[tuple[str, str]] | None = None, *, method: str = "POST", target: str = TARGET, **kwargs: object
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    method: str = "POST",
+    target: str = TARGET,
+    **kwargs: object,
 ) -> HttpRequestView:
-    view = HttpRequestView(method=method, target_uri=target, headers=_body_headers() if headers is None else headers)
+    view = HttpRequestView(
+        method=method, target_uri=target, headers=_body_headers() if headers is None else headers
+    )
     options: dict[str, object] = {"created": NOW, "expires": NOW + 300, "nonce": NONCE, **kwargs}
     added = sign_request(view, key_id=KEY_ID, sign=KEY.sign_raw, **options)  # type: ignore[arg-type]
     return HttpRequestView(method=view.method, target_uri=view.target_uri, headers=[*view.headers, *added])
@@ -207,7 +219,12 @@ def test_round_trip_and_what_the_middleware_gets_back() -> None:
     verified = _verify(view)
     assert (verified.key_id, verified.nonce, verified.label) == (KEY_ID, NONCE, "sig1")
     assert (verified.created, verified.expires, verified.replay_until) == (NOW, NOW + 300, NOW + 360)
-    assert [c.name for c in verified.components] == ["@method", "@target-uri", "content-digest", "content-type"]
+    assert [c.name for c in verified.components] == [
+        "@method",
+        "@target-uri",
+        "content-digest",
+        "content-type",
+    ]
     # The middleware then streams the body through a digester built from the covered header.
     digester = content_digest.ContentDigester.for_header(verified.content_digest)
     digester.update(BODY)
@@ -231,7 +248,9 @@ def test_response_covers_the_request_signature() -> None:
     request = _signed_request()
     response_body = b'{"accepted": true}'
     response = HttpResponseView(status=202, headers=_body_headers(response_body), request=request)
-    added = sign_response(response, key_id=KEY_ID, sign=KEY.sign_raw, created=NOW, expires=NOW + 60, nonce=NONCE)
+    added = sign_response(
+        response, key_id=KEY_ID, sign=KEY.sign_raw, created=NOW, expires=NOW + 60, nonce=NONCE
+    )
     assert dict(added)["Signature-Input"].startswith(
         'sig1=("@status" "content-digest" "content-type" "signature";req;key="sig1");'
     )
@@ -289,69 +308,171 @@ def _sig_input(view: HttpRequestView) -> str:
 
 
 REJECTIONS: list[tuple[str, Callable[[HttpRequestView], HttpRequestView], dict[str, object], str]] = [
-    ("no signature", lambda v: _replace(_replace(v, "Signature", None), "Signature-Input", None), {},
-     "signature.missing"),
+    (
+        "no signature",
+        lambda v: _replace(_replace(v, "Signature", None), "Signature-Input", None),
+        {},
+        "signature.missing",
+    ),
     ("no Signature field", lambda v: _replace(v, "Signature", None), {}, "signature.missing"),
-    ("other label only", lambda v: _with_input(v, _sig_input(v).replace("sig1=", "sig2=")), {},
-     "signature.missing"),
+    (
+        "other label only",
+        lambda v: _with_input(v, _sig_input(v).replace("sig1=", "sig2=")),
+        {},
+        "signature.missing",
+    ),
     ("garbage input", lambda v: _with_input(v, "sig1=(((("), {}, "signature.malformed"),
-    ("duplicate label", lambda v: _with_input(v, _sig_input(v) + ", " + _sig_input(v)), {},
-     "signature.malformed"),
+    (
+        "duplicate label",
+        lambda v: _with_input(v, _sig_input(v) + ", " + _sig_input(v)),
+        {},
+        "signature.malformed",
+    ),
     ("input not a list", lambda v: _with_input(v, 'sig1="@method"'), {}, "signature.malformed"),
     ("signature not bytes", lambda v: _replace(v, "Signature", "sig1=abc"), {}, "signature.malformed"),
-    ("no nonce", lambda v: _with_input(v, _sig_input(v).replace(f';nonce="{NONCE}"', "")), {},
-     "signature.malformed"),
+    (
+        "no nonce",
+        lambda v: _with_input(v, _sig_input(v).replace(f';nonce="{NONCE}"', "")),
+        {},
+        "signature.malformed",
+    ),
     ("short nonce", lambda v: _with_input(v, _sig_input(v).replace(NONCE, "abc")), {}, "signature.malformed"),
-    ("no expires", lambda v: _with_input(v, _sig_input(v).replace(f";expires={NOW + 300}", "")), {},
-     "signature.malformed"),
-    ("expires before created", lambda v: _with_input(v, _sig_input(v).replace(f"expires={NOW + 300}",
-     f"expires={NOW - 1}")), {}, "signature.malformed"),
-    ("created is a string", lambda v: _with_input(v, _sig_input(v).replace(f"created={NOW}", f'created="{NOW}"')),
-     {}, "signature.malformed"),
-    ("foreign keyid format", lambda v: _with_input(v, _sig_input(v).replace(KEY_ID, "test-key-ed25519")), {},
-     "signature.malformed"),
+    (
+        "no expires",
+        lambda v: _with_input(v, _sig_input(v).replace(f";expires={NOW + 300}", "")),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "expires before created",
+        lambda v: _with_input(v, _sig_input(v).replace(f"expires={NOW + 300}", f"expires={NOW - 1}")),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "created is a string",
+        lambda v: _with_input(v, _sig_input(v).replace(f"created={NOW}", f'created="{NOW}"')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "foreign keyid format",
+        lambda v: _with_input(v, _sig_input(v).replace(KEY_ID, "test-key-ed25519")),
+        {},
+        "signature.malformed",
+    ),
     ("unknown parameter", lambda v: _with_input(v, _sig_input(v) + ";colour=1"), {}, "signature.malformed"),
-    ("uppercase component", lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@METHOD"')), {},
-     "signature.malformed"),
-    ("covered twice", lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@method"')), {},
-     "signature.malformed"),
-    ("req in a request", lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@path";req')),
-     {}, "signature.malformed"),
-    ("status in a request", lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@status"')),
-     {}, "signature.malformed"),
-    ("covered field absent", lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "date"')),
-     {}, "signature.malformed"),
-    ("signature-params covered", lambda v: _with_input(v, _sig_input(v).replace('"@method"',
-     '"@method" "@signature-params"')), {}, "signature.malformed"),
-    ("digest not covered", lambda v: _with_input(v, _sig_input(v).replace(' "content-digest"', "")), {},
-     "signature.components_missing"),
-    ("content-type not covered", lambda v: _with_input(v, _sig_input(v).replace(' "content-type"', "")), {},
-     "signature.components_missing"),
-    ("method not covered", lambda v: _with_input(v, _sig_input(v).replace('"@method" ', "")), {},
-     "signature.components_missing"),
-    ("target not covered", lambda v: _with_input(v, _sig_input(v).replace('"@target-uri" ', '"@path" ')), {},
-     "signature.components_missing"),
+    (
+        "uppercase component",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@METHOD"')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "covered twice",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@method"')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "req in a request",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@path";req')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "status in a request",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@status"')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "covered field absent",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "date"')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "signature-params covered",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method"', '"@method" "@signature-params"')),
+        {},
+        "signature.malformed",
+    ),
+    (
+        "digest not covered",
+        lambda v: _with_input(v, _sig_input(v).replace(' "content-digest"', "")),
+        {},
+        "signature.components_missing",
+    ),
+    (
+        "content-type not covered",
+        lambda v: _with_input(v, _sig_input(v).replace(' "content-type"', "")),
+        {},
+        "signature.components_missing",
+    ),
+    (
+        "method not covered",
+        lambda v: _with_input(v, _sig_input(v).replace('"@method" ', "")),
+        {},
+        "signature.components_missing",
+    ),
+    (
+        "target not covered",
+        lambda v: _with_input(v, _sig_input(v).replace('"@target-uri" ', '"@path" ')),
+        {},
+        "signature.components_missing",
+    ),
     ("extra requirement", lambda v: v, {"require_components": ["date"]}, "signature.components_missing"),
-    ("body but no digest", lambda v: _replace(_with_input(v, _sig_input(v).replace(' "content-digest"', "")),
-     "Content-Digest", None), {}, "signature.components_missing"),
-    ("other algorithm", lambda v: _with_input(v, _sig_input(v).replace('"ed25519"', '"rsa-pss-sha512"')), {},
-     "signature.algorithm_unsupported"),
+    (
+        "body but no digest",
+        lambda v: _replace(
+            _with_input(v, _sig_input(v).replace(' "content-digest"', "")), "Content-Digest", None
+        ),
+        {},
+        "signature.components_missing",
+    ),
+    (
+        "other algorithm",
+        lambda v: _with_input(v, _sig_input(v).replace('"ed25519"', '"rsa-pss-sha512"')),
+        {},
+        "signature.algorithm_unsupported",
+    ),
     ("too far in the future", lambda v: v, {"now": NOW - 61}, "signature.not_yet_valid"),
     ("expired", lambda v: v, {"now": NOW + 361}, "signature.expired"),
     ("lifetime too long", lambda v: v, {"max_lifetime": 299}, "signature.lifetime_too_long"),
     ("unknown key", lambda v: v, {"resolve_key": lambda k: None}, "signature.key_unknown"),
-    ("revoked key", lambda v: v, {"resolve_key": lambda k: (_ for _ in ()).throw(SignatureKeyRevoked("revoked"))},
-     "signature.key_revoked"),
+    (
+        "revoked key",
+        lambda v: v,
+        {"resolve_key": lambda k: (_ for _ in ()).throw(SignatureKeyRevoked("revoked"))},
+        "signature.key_revoked",
+    ),
     ("wrong key", lambda v: v, {"resolve_key": lambda k: OTHER.public_key}, "signature.invalid"),
-    ("changed digest", lambda v: _replace(v, "Content-Digest", content_digest_header(b"other")), {},
-     "signature.invalid"),
+    (
+        "changed digest",
+        lambda v: _replace(v, "Content-Digest", content_digest_header(b"other")),
+        {},
+        "signature.invalid",
+    ),
     ("changed content type", lambda v: _replace(v, "Content-Type", "text/csv"), {}, "signature.invalid"),
-    ("changed method", lambda v: HttpRequestView(method="PUT", target_uri=v.target_uri, headers=v.headers), {},
-     "signature.invalid"),
-    ("changed query", lambda v: HttpRequestView(method=v.method, target_uri=TARGET + "&all=1", headers=v.headers),
-     {}, "signature.invalid"),
-    ("changed nonce", lambda v: _with_input(v, _sig_input(v).replace(NONCE, encode_nonce(b"\x07" * 16))), {},
-     "signature.invalid"),
+    (
+        "changed method",
+        lambda v: HttpRequestView(method="PUT", target_uri=v.target_uri, headers=v.headers),
+        {},
+        "signature.invalid",
+    ),
+    (
+        "changed query",
+        lambda v: HttpRequestView(method=v.method, target_uri=TARGET + "&all=1", headers=v.headers),
+        {},
+        "signature.invalid",
+    ),
+    (
+        "changed nonce",
+        lambda v: _with_input(v, _sig_input(v).replace(NONCE, encode_nonce(b"\x07" * 16))),
+        {},
+        "signature.invalid",
+    ),
     ("other node", lambda v: v, {"expected_authority": "node-c.example"}, "signature.wrong_destination"),
     ("other port", lambda v: v, {"expected_authority": "node-b.example:8443"}, "signature.wrong_destination"),
 ]
@@ -436,7 +557,14 @@ def test_signer_refuses_what_verifiers_would_refuse() -> None:
 
 
 def test_views_validate_on_construction() -> None:
-    bad_targets = ["/relative", "ftp://a/", TARGET + "#f", "https://a.example:/", "https://u@a.example/", "https://"]
+    bad_targets = [
+        "/relative",
+        "ftp://a/",
+        TARGET + "#f",
+        "https://a.example:/",
+        "https://u@a.example/",
+        "https://",
+    ]
     for method, target in [("P OST", TARGET), *(("POST", t) for t in bad_targets)]:
         with pytest.raises(SatchelError):
             HttpRequestView(method=method, target_uri=target)
@@ -468,7 +596,7 @@ def test_replay_error_is_defined_for_the_node() -> None:
 
 
 def test_every_code_here_has_a_suggested_status() -> None:
-    modules = {http_signatures.__name__, content_digest.__name__, structured_fields.__name__}
+    modules = {signature_errors.__name__, content_digest.__name__, structured_fields.__name__}
     codes = {cls.code for cls in all_error_classes() if cls.__module__ in modules}
     assert codes | {"signature.invalid"} == set(SUGGESTED_HTTP_STATUS)
 
@@ -485,7 +613,9 @@ _header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=
 
 
 @given(_header_text, _header_text, st.sampled_from(["Signature-Input", "Signature", "Content-Digest"]))
-def test_arbitrary_signature_headers_raise_only_satchel_errors(sig_input: str, signature: str, other: str) -> None:
+def test_arbitrary_signature_headers_raise_only_satchel_errors(
+    sig_input: str, signature: str, other: str
+) -> None:
     base = _signed_request()
     for view in (
         _with_input(base, sig_input),
@@ -523,7 +653,10 @@ def test_sign_then_verify_round_trips(
     target = "https://node-b.example/" + "/".join(segments) + ("" if query is None else "?" + query)
     headers: list[tuple[str, str]] = []
     if body is not None:
-        headers += [("Content-Length", str(len(body))), ("Content-Digest", content_digest_header(body, "sha-512"))]
+        headers += [
+            ("Content-Length", str(len(body))),
+            ("Content-Digest", content_digest_header(body, "sha-512")),
+        ]
     if content_type is not None:
         headers.append(("Content-Type", content_type))
     view = _signed_request(headers, method=method, target=target, has_body=body is not None)
@@ -568,14 +701,17 @@ def test_vectors_verify_from_their_json_alone() -> None:
     req = vectors["request"]
     request = _vector_request({**req, "headers": req["headers"] + req["added_headers"]})
     verified = verify_request(request, **options)
-    assert signature_base(request, verified.components, parse_signature(request.headers).params).decode() == (
-        req["signature_base"]
+    assert (
+        signature_base(request, verified.components, parse_signature(request.headers).params).decode()
+        == (req["signature_base"])
     )
     verify_body_digest(verified.content_digest, req["body_utf8"].encode())
 
     res = vectors["response"]
     response = HttpResponseView(
-        status=res["status"], headers=[tuple(h) for h in res["headers"] + res["added_headers"]], request=request
+        status=res["status"],
+        headers=[tuple(h) for h in res["headers"] + res["added_headers"]],
+        request=request,
     )
     response_options = {k: v for k, v in options.items() if k != "expected_authority"}
     verified_response = verify_response(response, **response_options)
@@ -599,7 +735,9 @@ def test_invalid_vectors_fail_with_their_codes() -> None:
         if (verified.key_id, verified.nonce) in seen:
             raise SignatureReplayed("nonce already seen", field="Signature-Input")
         seen.add((verified.key_id, verified.nonce))
-        verify_body_digest(verified.content_digest, case.get("body_utf8", vectors["request"]["body_utf8"]).encode())
+        verify_body_digest(
+            verified.content_digest, case.get("body_utf8", vectors["request"]["body_utf8"]).encode()
+        )
 
     for case in vectors["invalid"]:
         seen.clear()

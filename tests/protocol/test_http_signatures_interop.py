@@ -36,7 +36,9 @@ SEED = hashlib.sha256(b"satchel interop node").digest()
 KEY = IdentityKey(SEED)
 KEY_ID = KEY.public_key.key_id
 _PRIVATE = Ed25519PrivateKey.from_private_bytes(SEED)
-RESOLVER = hms.MappingKeyResolver(public_keys={KEY_ID: _PRIVATE.public_key()}, private_keys={KEY_ID: _PRIVATE})
+RESOLVER = hms.MappingKeyResolver(
+    public_keys={KEY_ID: _PRIVATE.public_key()}, private_keys={KEY_ID: _PRIVATE}
+)
 TARGET = "https://node-b.example/v1/transfers?since=3"
 BODY = b'{"records": ["r-1", "r-2"]}'
 
@@ -83,7 +85,12 @@ def _our_request(now: int) -> tuple[HttpRequestView, LibRequest]:
     ]
     view = HttpRequestView(method="POST", target_uri=TARGET, headers=headers)
     added = sign_request(
-        view, key_id=KEY_ID, sign=KEY.sign_raw, created=now, expires=now + 300, nonce=encode_nonce(b"\x05" * 16)
+        view,
+        key_id=KEY_ID,
+        sign=KEY.sign_raw,
+        created=now,
+        expires=now + 300,
+        nonce=encode_nonce(b"\x05" * 16),
     )
     signed = HttpRequestView(method="POST", target_uri=TARGET, headers=[*headers, *added])
     return signed, LibRequest("POST", TARGET, CaseInsensitiveDict(signed.headers))
@@ -92,13 +99,17 @@ def _our_request(now: int) -> tuple[HttpRequestView, LibRequest]:
 def test_their_signed_request_verifies_with_ours() -> None:
     now = int(time.time())
     message = LibRequest(
-        "POST", TARGET, CaseInsensitiveDict({"Content-Type": "application/json", "Content-Length": str(len(BODY))})
+        "POST",
+        TARGET,
+        CaseInsensitiveDict({"Content-Type": "application/json", "Content-Length": str(len(BODY))}),
     )
     _signer().sign(
         message, key_id=KEY_ID, label="sig1", nonce=encode_nonce(b"\x01" * 16), body=BODY,
         covered_component_ids=("@method", "@target-uri", "content-type"), **_lib_times(now),
     )  # fmt: skip
-    view = HttpRequestView(method=message.method, target_uri=message.url, headers=list(message.headers.items()))
+    view = HttpRequestView(
+        method=message.method, target_uri=message.url, headers=list(message.headers.items())
+    )
     verified = verify_request(view, resolve_key=_resolve, now=now, expected_authority="node-b.example")
     assert verified.key_id == KEY_ID
     verify_body_digest(verified.content_digest, BODY)
@@ -124,7 +135,10 @@ def test_their_signed_response_verifies_with_ours() -> None:
     now = int(time.time())
     request_view, request = _our_request(now)
     response_body = b'{"accepted": true}'
-    headers = {"Content-Type": "application/json", "Content-Digest": content_digest_header(response_body, "sha-512")}
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Digest": content_digest_header(response_body, "sha-512"),
+    }
     message = LibResponse(202, CaseInsensitiveDict(headers), request)
     _signer().sign(
         message, key_id=KEY_ID, label="sig1", nonce=encode_nonce(b"\x02" * 16), use_existing_digest=True,
@@ -143,10 +157,18 @@ def test_our_signed_response_verifies_with_theirs() -> None:
     headers = [("Content-Type", "application/json"), ("Content-Digest", content_digest_header(response_body))]
     view = HttpResponseView(status=202, headers=headers, request=request_view)
     added = sign_response(
-        view, key_id=KEY_ID, sign=KEY.sign_raw, created=now, expires=now + 60, nonce=encode_nonce(b"\x03" * 16)
+        view,
+        key_id=KEY_ID,
+        sign=KEY.sign_raw,
+        created=now,
+        expires=now + 60,
+        nonce=encode_nonce(b"\x03" * 16),
     )
     message = LibResponse(202, CaseInsensitiveDict([*headers, *added]), request)
     [result] = _verifier().verify(
         message, body=response_body, require_components=("@status", '"signature";req;key="sig1"')
     )
-    assert result.covered_components['"signature";req;key="sig1"'] == request.headers["Signature"][len("sig1=") :]
+    assert (
+        result.covered_components['"signature";req;key="sig1"']
+        == request.headers["Signature"][len("sig1=") :]
+    )

@@ -69,7 +69,9 @@ def test_bare_item_serialisation(value: object, wire: str) -> None:
 
 
 def test_parameters_and_lists() -> None:
-    assert serialize_item(Item(value=1, params=(("a", True), ("b", Token("c")), ("d", False)))) == "1;a;b=c;d=?0"
+    assert (
+        serialize_item(Item(value=1, params=(("a", True), ("b", Token("c")), ("d", False)))) == "1;a;b=c;d=?0"
+    )
     parsed = parse_list('1, "two";p, (3 4);q=?0, :AQ==:')
     assert serialize_list(parsed) == '1, "two";p, (3 4);q=?0, :AQ==:'
     assert parse_list("") == []
@@ -165,7 +167,9 @@ _bare = st.one_of(
 )
 _params = st.lists(st.tuples(_keys, _bare), max_size=3, unique_by=lambda kv: kv[0]).map(tuple)
 _items = st.builds(lambda v, p: Item(value=v, params=p), _bare, _params)
-_members = st.one_of(_items, st.builds(lambda i, p: InnerList(items=tuple(i), params=p), st.lists(_items), _params))
+_members = st.one_of(
+    _items, st.builds(lambda i, p: InnerList(items=tuple(i), params=p), st.lists(_items), _params)
+)
 
 
 @given(st.dictionaries(_keys, _members, max_size=5))

@@ -1,0 +1,229 @@
+"""The directory role: vetting districts, publishing signed entries, search, and mirroring.
+
+A district joins with a signed request carrying its signed descriptor; the directory checks that the
+domain really serves that descriptor at its well-known URL, and holds the entry pending until the
+directory operator approves it. Entries are then signed by the directory. Updates (transfers switched,
+contact or keys changed) must come signed by a key that chains to the one approved.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from crypto import IdentityPublicKey
+from node.clock import now_iso
+from node.config import is_loopback_host
+from node.directory_client import pin_directory_descriptor
+from node.home import Node
+from node.keyring import Keyring
+from node.operators import authorize, record
+from node.peers import fetch_descriptor_bytes
+from protocol import NotFound, SatchelError
+from protocol.descriptor import Descriptor, verify_descriptor
+from protocol.directory import (
+    DirectoryEntry,
+    Listing,
+    SourceDirectory,
+    parse_descriptor_request,
+    sign_entry,
+    sign_listing,
+    verify_listing,
+)
+from protocol.key_chain import KnownKey, check_continuity
+from storage import directory as store
+from storage.database import write_transaction
+from storage.directory import Entry
+
+
+class NotADirectory(SatchelError):
+    """A directory endpoint or command was used on a district node."""
+
+    code = "directory.not_a_directory"
+    default_hint = "this node is a district, not a directory; use the directory's URL"
+
+
+class DomainNotVerified(SatchelError):
+    """The joining district does not serve its descriptor over https under its own domain."""
+
+    code = "directory.domain_not_verified"
+    default_hint = "serve the node under the district's own domain over https, and join from that node"
+
+
+class StateRequired(SatchelError):
+    """A directory search did not name a state."""
+
+    code = "directory.state_required"
+    default_hint = "give the two-letter state to search in, e.g. --state IL"
+
+
+class NotMember(SatchelError):
+    """An update came from a district that never joined this directory."""
+
+    code = "directory.not_member"
+    default_hint = "join first with `satchel directory join URL`"
+
+
+def require_directory(node: Node) -> None:
+    if node.config.node.role != "directory":
+        raise NotADirectory(f"{node.config.node.domain} is not a directory")
+
+
+def _domain_check(descriptor: Descriptor, *, dev_loopback: bool) -> None:
+    parts = urlsplit(descriptor.base_url)
+    host = parts.hostname or ""
+    if dev_loopback and is_loopback_host(host):
+        return
+    if parts.scheme != "https" or not (host == descriptor.domain or host.endswith("." + descriptor.domain)):
+        raise DomainNotVerified(
+            f"{descriptor.base_url} is not an https URL under {descriptor.domain}", field="base_url"
+        )
+
+
+async def handle_join(
+    node: Node, keyring: Keyring, *, caller: str, body: bytes, update: bool
+) -> dict[str, str]:
+    require_directory(node)
+    signed = parse_descriptor_request(body)
+    verified = verify_descriptor(signed, expected_domain=caller)
+    descriptor = verified.descriptor
+    _domain_check(descriptor, dev_loopback=keyring.allow_loopback_http)
+    # The district must really serve this identity at its own well-known URL (not only sign it).
+    served = verify_descriptor(
+        await fetch_descriptor_bytes(keyring.session(), keyring.check_origin(descriptor.base_url)),
+        expected_domain=descriptor.domain,
+    )
+    if served.signer.key_id not in {k.key_id for k in descriptor.keys_for("identity")}:
+        raise DomainNotVerified(f"{descriptor.base_url} serves another identity key", field="base_url")
+    now = now_iso()
+    with write_transaction(node.db):
+        existing = store.get_entry(node.db, descriptor.domain)
+        if existing is not None:
+            _check_same_district(existing, descriptor, verified.signer.key_id)
+        elif update:
+            raise NotMember(f"{descriptor.domain} has not joined this directory")
+        status = existing.status if existing is not None and existing.status != "rejected" else "pending"
+        entry = _sign(node, descriptor, signed, now) if status == "approved" else None
+        store.upsert_entry(
+            node.db, descriptor, signed, status=status, origin=node.config.node.domain, entry=entry, now=now
+        )
+        record(node, descriptor.domain, "directory.update" if existing else "directory.join", descriptor.domain,
+               {"status": status, "signer": verified.signer.key_id})  # fmt: skip
+    return {"status": status, "domain": descriptor.domain}
+
+
+def _check_same_district(existing: Entry, descriptor: Descriptor, signer: str) -> None:
+    old = verify_descriptor(existing.descriptor).descriptor
+    known = {
+        k.key_id: KnownKey(k.public_key, revoked=k.key_id in descriptor.revoked_keys)
+        for k in old.keys_for("identity")
+    }
+    check_continuity(descriptor, signer, known)
+
+
+def _sign(
+    node: Node, descriptor: Descriptor, signed: bytes, now: str, approved_at: str | None = None
+) -> bytes:
+    entry = DirectoryEntry(
+        directory=node.config.node.domain, domain=descriptor.domain, status="approved",
+        approved_at=approved_at or now, issued_at=now, descriptor=signed,
+    )  # fmt: skip
+    return sign_entry(entry, node.current_keys().identity)
+
+
+def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason: str = "") -> Entry:
+    require_directory(node)
+    with write_transaction(node.db):
+        user = authorize(node, actor, "settings.manage")
+        existing = store.get_entry(node.db, domain)
+        if existing is None or existing.origin != node.config.node.domain:
+            raise NotFound(
+                f"no member request from {domain}", field="DOMAIN", hint="see `satchel directory list`"
+            )
+        now = now_iso()
+        descriptor = verify_descriptor(existing.descriptor).descriptor
+        entry = _sign(node, descriptor, existing.descriptor, now) if approve else None
+        status = "approved" if approve else "rejected"
+        store.set_decision(node.db, domain, status=status, entry=entry, by=user.username, now=now)
+        record(
+            node, user.username, f"directory.{'approve' if approve else 'reject'}", domain, {"reason": reason}
+        )
+    result = store.get_entry(node.db, domain)
+    assert result is not None
+    return result
+
+
+def listing(node: Node, entries: list[Entry]) -> bytes:
+    """A signed listing of ``entries`` with the keys of every directory they originate from."""
+    require_directory(node)
+    own = node.config.node.domain
+    sources = {
+        domain: SourceDirectory(domain=domain, public_key=key)
+        for _, domain, key in store.mirrors(node.db)
+        if any(e.origin == domain for e in entries)
+    }
+    published = Listing(
+        directory=own,
+        issued_at=now_iso(),
+        sources=tuple(sources.values()),
+        entries=tuple(
+            e.entry for e in entries if e.entry is not None and (e.origin == own or e.origin in sources)
+        ),
+    )
+    return sign_listing(published, node.current_keys().identity)
+
+
+def search(
+    node: Node, *, state: str | None, text: str | None, city: str | None, zip_code: str | None
+) -> bytes:
+    require_directory(node)
+    if not state:
+        raise StateRequired("a directory search needs a state", field="state")
+    found = store.search_entries(node.db, state=state.upper(), text=text, city=city, zip_code=zip_code)
+    return listing(node, found)
+
+
+def entries_with_key(node: Node, key_id: str) -> bytes:
+    require_directory(node)
+    matching = [
+        e
+        for e in store.list_entries(node.db, status="approved")
+        if any(k.key_id == key_id for k in verify_descriptor(e.descriptor).descriptor.keys)
+    ]
+    return listing(node, matching)
+
+
+async def add_mirror(
+    node: Node, keyring: Keyring, *, actor: str | None, base_url: str, fingerprint: str
+) -> str:
+    """Pin another directory to mirror; returns its domain."""
+    require_directory(node)
+    user = authorize(node, actor, "settings.manage")
+    domain, key = await pin_directory_descriptor(keyring, base_url, fingerprint)
+    with write_transaction(node.db):
+        store.add_mirror(node.db, base_url=base_url, domain=domain, public_key=key.raw, by=user.username,
+                         now=now_iso())  # fmt: skip
+        record(node, user.username, "directory.mirror.add", domain, {"url": base_url})
+    return domain
+
+
+async def sync_mirrors(node: Node, keyring: Keyring) -> dict[str, int]:
+    """Pull every mirrored directory's entries; each keeps its origin's signature."""
+    require_directory(node)
+    counts: dict[str, int] = {}
+    for base_url, domain, public_key in store.mirrors(node.db):
+        url = keyring.check_origin(base_url) + "/satchel/v1/directory/entries"
+        async with keyring.session().get(url) as response:
+            body = await response.content.read(16 * 1024 * 1024)
+        verified = verify_listing(body, directory=domain, directory_key=IdentityPublicKey(public_key))
+        now = now_iso()
+        with write_transaction(node.db):
+            for item in verified.entries:
+                if item.entry.directory != domain:
+                    continue  # only first-hand entries of the mirrored directory: no chains of hearsay
+                store.upsert_entry(
+                    node.db, item.district.descriptor, item.entry.descriptor, status="approved", origin=domain,
+                    entry=item.signed, now=now,
+                )  # fmt: skip
+            store.mark_mirror_synced(node.db, base_url, now)
+        counts[domain] = len(verified.entries)
+    return counts

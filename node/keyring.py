@@ -1,0 +1,211 @@
+"""The key chain: who signed this? Local cache, then trusted directories, then the peer's well-known URL.
+
+Fetches are de-duplicated: many requests signed by a key we have not seen yet cause one lookup. A key is
+usable for a new request only inside its validity window and while not revoked; descriptors whose
+identity key changed without an endorsement chain from a key already known are refused loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from crypto import IdentityPublicKey
+from node.clock import now_iso
+from node.config import is_loopback_host
+from node.home import Node
+from node.peers import fetch_descriptor_bytes
+from protocol import SatchelError
+from protocol.descriptor import Descriptor, verify_descriptor
+from protocol.directory import verify_listing
+from protocol.http_signatures import SignatureKeyRevoked, SignatureKeyUnknown
+from protocol.key_chain import KnownKey, check_continuity
+from storage import directory as directory_store
+from storage import peers as peer_store
+from storage.database import write_transaction
+from storage.peers import PeerKey
+
+log = logging.getLogger("satchel.keyring")
+
+
+class OriginNotAllowed(SatchelError):
+    """A peer URL is not https (or loopback http in development mode), or not the URL the peer publishes."""
+
+    code = "peer.origin_not_allowed"
+    default_hint = "peers must be reached over https (plain http only on loopback in development mode)"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedKey:
+    domain: str
+    key: IdentityPublicKey
+    trust: str
+
+    def verify_raw(self, message: bytes, signature: bytes) -> bytes:
+        return self.key.verify_raw(message, signature)
+
+
+class Keyring:
+    def __init__(
+        self,
+        node: Node,
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        allow_loopback_http: bool = False,
+    ) -> None:
+        self._node = node
+        self._session = session
+        self.allow_loopback_http = allow_loopback_http
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+
+    def session(self) -> aiohttp.ClientSession:
+        return self._session()
+
+    # -- resolving keys that sign requests and responses --------------------------------------------
+
+    async def resolve(self, key_id: str, *, origin: str | None, domain: str | None = None) -> ResolvedKey:
+        """The verified owner of ``key_id``; ``origin`` (the caller's base URL) is the last resort."""
+        found = self._local(key_id, domain)
+        if found is None:
+            await self._once(f"key:{key_id}", lambda: self._discover(key_id, origin))
+            found = self._local(key_id, domain)
+        if found is None:
+            raise SignatureKeyUnknown(
+                f"no trusted node uses key {key_id}",
+                field="Signature-Input",
+                hint="the calling node must be pinned (`satchel peers add URL`) or listed by a trusted directory",
+            )
+        key, peer_trust = found
+        now = now_iso()
+        if key.status == "revoked":
+            raise SignatureKeyRevoked(f"key {key_id} of {key.domain} was revoked", field="Signature-Input")
+        if not key.valid_at(now):
+            raise SignatureKeyUnknown(
+                f"key {key_id} of {key.domain} is not valid now (valid {key.not_before} to {key.not_after})",
+                field="Signature-Input",
+                hint="the calling node must sign with its current key",
+            )
+        return ResolvedKey(key.domain, IdentityPublicKey(key.public_key), peer_trust)
+
+    def _local(self, key_id: str, domain: str | None) -> tuple[PeerKey, str] | None:
+        key = peer_store.key_by_id(self._node.db, key_id)
+        if key is None or key.use != "identity" or (domain is not None and key.domain != domain):
+            return None
+        peer = peer_store.get(self._node.db, key.domain)
+        return (key, peer.trust) if peer else None
+
+    async def _once(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        future = self._inflight.get(name)
+        if future is None:
+            future = asyncio.ensure_future(work())
+            self._inflight[name] = future
+            future.add_done_callback(lambda _: self._inflight.pop(name, None))
+        await asyncio.shield(future)
+
+    async def _discover(self, key_id: str, origin: str | None) -> None:
+        for directory in directory_store.trusted(self._node.db):
+            try:
+                if await self._lookup_in_directory(directory, key_id):
+                    return
+            except (SatchelError, aiohttp.ClientError, TimeoutError) as exc:
+                log.info(
+                    "directory %s could not resolve %s: %s", directory.domain, key_id, type(exc).__name__
+                )
+        if origin:
+            try:
+                await self.fetch_peer(origin, trust="web")
+            except SatchelError as exc:
+                log.info("origin %s could not resolve %s: %s", origin, key_id, exc.code)
+
+    async def _lookup_in_directory(self, directory: directory_store.TrustedDirectory, key_id: str) -> bool:
+        url = f"{directory.base_url}/satchel/v1/directory/keys/{key_id}"
+        async with self._session().get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            if response.status != 200:
+                return False
+            body = await response.content.read(4 * 1024 * 1024)
+        listing = verify_listing(
+            body, directory=directory.domain, directory_key=IdentityPublicKey(directory.public_key)
+        )
+        stored = False
+        for verified in listing.entries:
+            self.store_descriptor(
+                verified.district.descriptor, verified.entry.descriptor, trust="directory",
+                trusted_via=verified.entry.directory,
+            )  # fmt: skip
+            stored = True
+        return stored
+
+    # -- descriptors ----------------------------------------------------------------------------------
+
+    def check_origin(self, base_url: str) -> str:
+        parts = urlsplit(base_url)
+        loopback = parts.hostname is not None and is_loopback_host(parts.hostname)
+        if parts.scheme == "https" or (parts.scheme == "http" and loopback and self.allow_loopback_http):
+            return base_url.rstrip("/")
+        raise OriginNotAllowed(f"{base_url} is not an https URL", field="url")
+
+    async def fetch_peer(
+        self,
+        base_url: str,
+        *,
+        trust: str,
+        expected_domain: str | None = None,
+        pinned_by: str | None = None,
+        repin: bool = False,
+    ) -> Descriptor:
+        """Fetch, verify and store a peer's descriptor, following its key chain from what is known."""
+        base_url = self.check_origin(base_url)
+        body = await fetch_descriptor_bytes(self._session(), base_url)
+        verified = verify_descriptor(body, expected_domain=expected_domain)
+        descriptor = verified.descriptor
+        if descriptor.base_url.rstrip("/") != base_url:
+            raise OriginNotAllowed(
+                f"the node at {base_url} says its URL is {descriptor.base_url}", field="url",
+                hint="use the URL the node publishes in its descriptor",
+            )  # fmt: skip
+        with write_transaction(self._node.db):
+            if repin:
+                peer_store.forget_identity_keys(self._node.db, descriptor.domain)
+            self._check_chain(descriptor, verified.signer.key_id)
+            self.store_descriptor(descriptor, body, trust=trust, trusted_via=base_url, pinned_by=pinned_by)
+        return descriptor
+
+    def _check_chain(self, descriptor: Descriptor, signer: str) -> None:
+        known = {
+            k.key_id: KnownKey(k.public_key, revoked=k.status == "revoked")
+            for k in peer_store.keys(self._node.db, descriptor.domain)
+            if k.use == "identity"
+        }
+        check_continuity(descriptor, signer, known)
+
+    def store_descriptor(
+        self,
+        descriptor: Descriptor,
+        signed: bytes,
+        *,
+        trust: str,
+        trusted_via: str,
+        pinned_by: str | None = None,
+    ) -> None:
+        signer = verify_descriptor(signed).signer.key_id
+        with write_transaction(self._node.db):
+            self._check_chain(descriptor, signer)
+            peer_store.store(
+                self._node.db, descriptor, signed, trust=trust, trusted_via=trusted_via, pinned_by=pinned_by,
+                now=now_iso(),
+            )  # fmt: skip
+
+    async def refresh(self, domain: str) -> Descriptor:
+        peer = peer_store.get(self._node.db, domain)
+        if peer is None:
+            raise SignatureKeyUnknown(f"{domain} is not a known peer", field="domain")
+        return await self.fetch_peer(peer.base_url, trust=peer.trust, expected_domain=domain)
+
+
+KEYRING = web.AppKey("keyring", Keyring)

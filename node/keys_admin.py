@@ -1,0 +1,82 @@
+"""`satchel keys rotate|revoke`: new keys published beside the old, endorsed by them; revocations."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+
+from crypto import EncryptionKey, IdentityKey
+from node.clock import iso, now_iso, utc_now
+from node.directory_client import queue_directory_updates
+from node.home import Node, load_keys
+from node.operators import authorize, record
+from protocol import Conflict, NotFound
+from protocol.descriptor import PublishedKey
+from protocol.key_chain import endorse
+from protocol.signed_document import b64url
+from storage.database import write_transaction
+
+DEFAULT_OVERLAP_DAYS = 7
+
+
+def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAULT_OVERLAP_DAYS) -> str:
+    """Create a new key for ``use``; the current one stays valid for ``overlap_days``. Returns the new id."""
+    user = authorize(node, actor, "keys.manage")
+    now = utc_now()
+    new: IdentityKey | EncryptionKey = (
+        IdentityKey.generate() if use == "identity" else EncryptionKey.generate()
+    )
+    public = new.public_key
+    key_file = f"{use}-{public.key_id}.key"
+    fd = os.open(node.config.keys_dir / key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(new.export_secret())
+    endorsement = None
+    if use == "identity":
+        published = PublishedKey(key_id=public.key_id, use=use, algorithm=public.algorithm,
+                                 public_key=public.raw, not_before=iso(now))  # fmt: skip
+        made = endorse(node.config.node.domain, published, node.current_keys().identity)
+        endorsement = json.dumps({"key_id": made.key_id, "signature": b64url(made.signature)})
+    with write_transaction(node.db):
+        node.db.execute(
+            "UPDATE node_keys SET not_after = ? WHERE use = ? AND status = 'active'"
+            " AND (not_after IS NULL OR not_after > ?)",
+            [iso(now + timedelta(days=overlap_days)), use, iso(now + timedelta(days=overlap_days))],
+        )
+        node.db.execute(
+            "INSERT INTO node_keys (key_id, use, algorithm, public_key, key_file, not_before, created_at,"
+            " endorsement) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [public.key_id, use, public.algorithm, public.raw, key_file, iso(now), iso(now), endorsement],
+        )
+        record(node, user.username, f"keys.rotate.{use}", public.key_id, {"overlap_days": overlap_days})
+        queue_directory_updates(node)
+    node.keys = load_keys(node.config, node.db)
+    return public.key_id
+
+
+def revoke(node: Node, *, actor: str | None, key_id: str) -> None:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "keys.manage")
+        row = node.db.execute("SELECT use, status FROM node_keys WHERE key_id = ?", [key_id]).fetchone()
+        if row is None:
+            raise NotFound(f"this node has no key {key_id}", field="KEYID", hint="see `satchel keys list`")
+        use, status = row
+        if status == "revoked":
+            return
+        others = node.db.execute(
+            "SELECT count(*) FROM node_keys WHERE use = ? AND status = 'active' AND key_id != ?"
+            " AND (not_after IS NULL OR not_after > ?)",
+            [use, key_id, now_iso()],
+        ).fetchone()[0]
+        if others == 0:
+            raise Conflict(
+                f"{key_id} is the node's only valid {use} key", field="KEYID",
+                hint=f"rotate first with `satchel keys rotate --{use}`, then revoke the old key",
+            )  # fmt: skip
+        node.db.execute(
+            "UPDATE node_keys SET status = 'revoked', not_after = ? WHERE key_id = ?", [now_iso(), key_id]
+        )
+        record(node, user.username, "keys.revoke", key_id, {"use": use})
+        queue_directory_updates(node)
+    node.keys = load_keys(node.config, node.db)

@@ -1,0 +1,95 @@
+"""Delivering the outbox: each due job is POSTed signed; failures back off exponentially with full jitter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from node.appkeys import NODE
+from node.clock import iso, now_iso, utc_now
+from node.home import Node
+from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
+from node.peers import PeerUnreachable
+from protocol import SatchelError
+from storage import outbox
+from storage.database import write_transaction
+
+log = logging.getLogger("satchel.outbox")
+BASE_DELAY = 2.0
+MAX_DELAY = 3600.0
+# A refusal with one of these codes may clear up by itself (the peer has not learned our new key yet,
+# its database was busy, it was briefly switched off), so it is retried rather than given up.
+TRANSIENT_CODES = frozenset(
+    {"signature.key_unknown", "storage.busy", "transfers.disabled", "satchel.internal"}
+)
+
+
+def backoff(attempts: int, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempts)]."""
+    return rng.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**attempts))
+
+
+async def deliver_due(
+    node: Node, client: PeerClient, *, rng: random.Random, job_ids: list[str] | None = None
+) -> int:
+    """Try every due job once; returns how many were delivered."""
+    delivered = 0
+    for job in outbox.due(node.db, now_iso(), job_ids=job_ids):
+        if job.expires_at and job.expires_at <= now_iso():
+            with write_transaction(node.db):
+                outbox.mark_failed(node.db, job.job_id, error="expired before delivery", now=now_iso())
+            continue
+        parts = urlsplit(job.url)
+        base = f"{parts.scheme}://{parts.netloc}"
+        try:
+            await client.call(base, "POST", parts.path, body=job.payload, content_type=job.content_type,
+                              expect_domain=job.peer)  # fmt: skip
+        except PeerRefused as exc:
+            if exc.peer_code in TRANSIENT_CODES or exc.status >= 500:
+                _retry(node, job.job_id, job.attempts, f"{exc.peer_code}: {exc.message}", rng)
+            else:
+                with write_transaction(node.db):
+                    outbox.mark_failed(
+                        node.db, job.job_id, error=f"{exc.peer_code}: {exc.message}", now=now_iso()
+                    )
+            continue
+        except (PeerUnreachable, SatchelError) as exc:
+            _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
+            continue
+        with write_transaction(node.db):
+            outbox.mark_done(node.db, job.job_id, now_iso())
+        delivered += 1
+    return delivered
+
+
+def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Random) -> None:
+    delay = backoff(attempts, rng)
+    log.info("outbox job %s: retry in %.1fs (%s)", job_id, delay, error.split(":")[0])
+    with write_transaction(node.db):
+        outbox.mark_retry(
+            node.db, job_id, next_attempt_at=iso(utc_now() + timedelta(seconds=delay)), error=error
+        )
+
+
+async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: one owned task that delivers due jobs until shutdown."""
+    rng = random.SystemRandom()
+
+    async def loop() -> None:
+        while True:
+            try:
+                await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("outbox pass failed; will try again")
+            await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(loop(), name="outbox")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,189 @@
+"""Directory messages (spec/directory.md): entries, search results, join and update requests.
+
+An *entry* is a district's own signed descriptor wrapped and signed by the directory that vetted it
+(purpose ``satchel/v1/directory-entry``), so whoever trusts the directory can check both signatures. A
+*listing* (search result or mirror feed) is signed by the directory that answers (purpose
+``satchel/v1/directory-listing``); it carries the entries unchanged plus the keys of the directories they
+came from, so an entry mirrored from a state directory into a national one stays verifiable to its
+origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crypto import IdentityKey, IdentityPublicKey
+from protocol.descriptor import VerifiedDescriptor, verify_descriptor
+from protocol.errors import MalformedMessage, SatchelError
+from protocol.json_strict import dumps_canonical, loads_object, take
+from protocol.signed_document import b64url, sign_document, unb64url, verify_document
+
+ENTRY_PURPOSE = "satchel/v1/directory-entry"
+LISTING_PURPOSE = "satchel/v1/directory-listing"
+VERSION = 1
+MAX_LISTING_BYTES = 16 * 1024 * 1024
+ENTRY_STATUSES = ("approved",)
+
+
+class DirectoryEntryInvalid(SatchelError):
+    """A directory entry or listing does not verify against the directory's key."""
+
+    code = "directory.entry_invalid"
+    default_hint = "the directory sent an entry that does not verify; tell the directory operator"
+
+
+class DirectoryUntrusted(SatchelError):
+    """An entry comes from a directory this node does not trust."""
+
+    code = "directory.untrusted"
+    default_hint = "pin the directory first with `satchel directories add URL --fingerprint FP`"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirectoryEntry:
+    directory: str
+    domain: str
+    status: str
+    approved_at: str
+    issued_at: str
+    descriptor: bytes  # the district's signed descriptor document, exact bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "directory": self.directory,
+            "domain": self.domain,
+            "status": self.status,
+            "approved_at": self.approved_at,
+            "issued_at": self.issued_at,
+            "descriptor": b64url(self.descriptor),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedEntry:
+    entry: DirectoryEntry
+    district: VerifiedDescriptor
+    signed: bytes  # the entry document as signed by its directory
+
+
+def sign_entry(entry: DirectoryEntry, key: IdentityKey) -> bytes:
+    return sign_document(ENTRY_PURPOSE, dumps_canonical(entry.to_json()), key)
+
+
+def verify_entry(data: bytes, *, directory_keys: dict[str, IdentityPublicKey]) -> VerifiedEntry:
+    """Verify an entry against the keys of the directories trusted for it (domain -> key)."""
+    document = verify_document(data, purpose=ENTRY_PURPOSE)
+    what = "directory entry"
+    obj = loads_object(document.payload, what=what)
+    if take(obj, "version", int, what=what) != VERSION:
+        raise MalformedMessage("unsupported directory entry version", field="version")
+    entry = DirectoryEntry(
+        directory=take(obj, "directory", str, what=what),
+        domain=take(obj, "domain", str, what=what),
+        status=take(obj, "status", str, what=what),
+        approved_at=take(obj, "approved_at", str, what=what),
+        issued_at=take(obj, "issued_at", str, what=what),
+        descriptor=unb64url(take(obj, "descriptor", str, what=what), field="descriptor"),
+    )
+    expected = directory_keys.get(entry.directory)
+    if expected is None:
+        raise DirectoryUntrusted(f"the entry for {entry.domain} comes from untrusted {entry.directory}")
+    if expected != document.signer:
+        raise DirectoryEntryInvalid(f"the entry for {entry.domain} is not signed by {entry.directory}'s key")
+    if entry.status not in ENTRY_STATUSES:
+        raise DirectoryEntryInvalid(f"entry status {entry.status!r} is not published", field="status")
+    district = verify_descriptor(entry.descriptor, expected_domain=entry.domain)
+    return VerifiedEntry(entry=entry, district=district, signed=data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceDirectory:
+    domain: str
+    public_key: bytes
+
+    def to_json(self) -> dict[str, str]:
+        return {"domain": self.domain, "public_key": b64url(self.public_key)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    directory: str
+    issued_at: str
+    sources: tuple[SourceDirectory, ...]
+    entries: tuple[bytes, ...]  # signed entry documents, exact bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "directory": self.directory,
+            "issued_at": self.issued_at,
+            "sources": [s.to_json() for s in self.sources],
+            "entries": [b64url(e) for e in self.entries],
+        }
+
+
+def sign_listing(listing: Listing, key: IdentityKey) -> bytes:
+    return sign_document(LISTING_PURPOSE, dumps_canonical(listing.to_json()), key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedListing:
+    listing: Listing
+    entries: tuple[VerifiedEntry, ...]
+    rejected: tuple[tuple[str, str], ...]  # (reason code, message) for entries that did not verify
+
+
+def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublicKey) -> VerifiedListing:
+    """Verify a listing from a pinned directory, then every entry in it down to the district's descriptor.
+
+    Entries that fail are dropped and reported in ``rejected``; a listing whose own signature fails
+    raises, since nothing in it can be believed.
+    """
+    document = verify_document(data, purpose=LISTING_PURPOSE)
+    if document.signer != directory_key:
+        raise DirectoryEntryInvalid(f"the listing is not signed by {directory}'s pinned key")
+    what = "directory listing"
+    obj = loads_object(document.payload, what=what, max_bytes=MAX_LISTING_BYTES)
+    if take(obj, "version", int, what=what) != VERSION or take(obj, "directory", str, what=what) != directory:
+        raise MalformedMessage("the listing is for another directory or version", field="directory")
+    sources = []
+    for item in take(obj, "sources", list, what=what):
+        if not isinstance(item, dict):
+            raise MalformedMessage("sources must be objects", field="sources")
+        sources.append(
+            SourceDirectory(
+                domain=take(item, "domain", str, what="source"),
+                public_key=unb64url(take(item, "public_key", str, what="source"), field="sources.public_key"),
+            )
+        )
+    raw_entries = take(obj, "entries", list, what=what)
+    if not all(isinstance(e, str) for e in raw_entries):
+        raise MalformedMessage("entries must be strings", field="entries")
+    listing = Listing(
+        directory=directory,
+        issued_at=take(obj, "issued_at", str, what=what),
+        sources=tuple(sources),
+        entries=tuple(unb64url(e, field="entries") for e in raw_entries),
+    )
+    # The answering directory vouches for the keys of the directories it mirrors; its own key is pinned.
+    keys = {s.domain: IdentityPublicKey(s.public_key) for s in listing.sources}
+    keys[directory] = directory_key
+    verified, rejected = [], []
+    for raw in listing.entries:
+        try:
+            verified.append(verify_entry(raw, directory_keys=keys))
+        except SatchelError as exc:
+            rejected.append((exc.code, exc.message))
+    return VerifiedListing(listing=listing, entries=tuple(verified), rejected=tuple(rejected))
+
+
+def parse_descriptor_request(body: bytes) -> bytes:
+    """Join and update requests carry ``{"descriptor": b64url(signed descriptor)}``; return its bytes."""
+    obj = loads_object(body, what="directory request")
+    return unb64url(take(obj, "descriptor", str, what="directory request"), field="descriptor")
+
+
+def descriptor_request(signed_descriptor: bytes) -> bytes:
+    return dumps_canonical({"descriptor": b64url(signed_descriptor)})

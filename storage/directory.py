@@ -1,0 +1,210 @@
+"""Directory state: entries this node vets (directory role), and the directories a district uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from protocol.descriptor import Descriptor
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    domain: str
+    status: str
+    origin: str
+    name: str
+    state: str
+    city: str
+    zip: str
+    nces_id: str
+    descriptor: bytes
+    entry: bytes | None
+    joined_at: str
+    decided_at: str | None
+    decided_by: str | None
+    updated_at: str
+
+
+_ENTRY_COLS = (
+    "domain, status, origin, name, state, city, zip, nces_id, descriptor, entry, joined_at, decided_at,"
+    " decided_by, updated_at"
+)
+
+
+def _entry(row: tuple) -> Entry:
+    values = list(row)
+    values[8] = bytes(values[8])
+    values[9] = bytes(values[9]) if values[9] is not None else None
+    return Entry(*values)
+
+
+def get_entry(db: sqlite_utils.Database, domain: str) -> Entry | None:
+    row = db.execute(f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE domain = ?", [domain]).fetchone()
+    return _entry(row) if row else None
+
+
+def upsert_entry(
+    db: sqlite_utils.Database,
+    descriptor: Descriptor,
+    signed_descriptor: bytes,
+    *,
+    status: str,
+    origin: str,
+    entry: bytes | None,
+    now: str,
+    decided_by: str | None = None,
+) -> None:
+    db.execute(
+        f"INSERT INTO directory_entries ({_ENTRY_COLS}) VALUES ({','.join('?' * 14)})"
+        " ON CONFLICT (domain) DO UPDATE SET status = excluded.status, origin = excluded.origin,"
+        " name = excluded.name, state = excluded.state, city = excluded.city, zip = excluded.zip,"
+        " nces_id = excluded.nces_id, descriptor = excluded.descriptor, entry = excluded.entry,"
+        " decided_at = COALESCE(excluded.decided_at, directory_entries.decided_at),"
+        " decided_by = COALESCE(excluded.decided_by, directory_entries.decided_by),"
+        " updated_at = excluded.updated_at",
+        [
+            descriptor.domain, status, origin, descriptor.name, descriptor.state, descriptor.city,
+            descriptor.zip, descriptor.nces_id, signed_descriptor, entry, now,
+            now if decided_by else None, decided_by, now,
+        ],
+    )  # fmt: skip
+
+
+def set_decision(
+    db: sqlite_utils.Database, domain: str, *, status: str, entry: bytes | None, by: str, now: str
+) -> None:
+    db.execute(
+        "UPDATE directory_entries SET status = ?, entry = ?, decided_at = ?, decided_by = ?, updated_at = ?"
+        " WHERE domain = ?",
+        [status, entry, now, by, now, domain],
+    )
+
+
+def list_entries(db: sqlite_utils.Database, *, status: str | None = None) -> list[Entry]:
+    sql, args = f"SELECT {_ENTRY_COLS} FROM directory_entries", []
+    if status:
+        sql += " WHERE status = ?"
+        args.append(status)
+    return [_entry(r) for r in db.execute(sql + " ORDER BY state, name", args).fetchall()]
+
+
+def search_entries(
+    db: sqlite_utils.Database,
+    *,
+    state: str,
+    text: str | None = None,
+    city: str | None = None,
+    zip_code: str | None = None,
+    limit: int = 100,
+) -> list[Entry]:
+    where, args = ["status = 'approved'", "state = ?"], [state]
+    if text:
+        where.append("(name LIKE ? OR domain LIKE ? OR nces_id = ?)")
+        args += [f"%{text}%", f"%{text}%", text]
+    if city:
+        where.append("city LIKE ?")
+        args.append(city)
+    if zip_code:
+        where.append("zip LIKE ?")
+        args.append(f"{zip_code}%")
+    sql = f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE {' AND '.join(where)} ORDER BY name LIMIT ?"
+    return [_entry(r) for r in db.execute(sql, [*args, limit]).fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedDirectory:
+    base_url: str
+    domain: str
+    key_id: str
+    public_key: bytes
+    added_by: str
+    added_at: str
+    last_ok_at: str | None
+
+
+def add_trusted(
+    db: sqlite_utils.Database,
+    *,
+    base_url: str,
+    domain: str,
+    key_id: str,
+    public_key: bytes,
+    by: str,
+    now: str,
+) -> None:
+    db.execute(
+        "INSERT INTO trusted_directories (base_url, domain, key_id, public_key, added_by, added_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (base_url) DO UPDATE SET domain = excluded.domain,"
+        " key_id = excluded.key_id, public_key = excluded.public_key",
+        [base_url, domain, key_id, public_key, by, now],
+    )
+
+
+def trusted(db: sqlite_utils.Database) -> list[TrustedDirectory]:
+    rows = db.execute(
+        "SELECT base_url, domain, key_id, public_key, added_by, added_at, last_ok_at FROM trusted_directories"
+        " ORDER BY domain"
+    ).fetchall()
+    return [TrustedDirectory(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def mark_directory_ok(db: sqlite_utils.Database, base_url: str, now: str) -> None:
+    db.execute("UPDATE trusted_directories SET last_ok_at = ? WHERE base_url = ?", [now, base_url])
+
+
+def cache_entry(
+    db: sqlite_utils.Database, directory_domain: str, domain: str, entry: bytes, now: str
+) -> None:
+    db.execute(
+        "INSERT INTO directory_cache (directory_domain, domain, entry, fetched_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (directory_domain, domain) DO UPDATE SET entry = excluded.entry,"
+        " fetched_at = excluded.fetched_at",
+        [directory_domain, domain, entry, now],
+    )
+
+
+def cached_entries(db: sqlite_utils.Database, directory_domain: str) -> list[bytes]:
+    rows = db.execute(
+        "SELECT entry FROM directory_cache WHERE directory_domain = ? ORDER BY domain", [directory_domain]
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def set_membership(
+    db: sqlite_utils.Database, *, base_url: str, domain: str, status: str, now: str, pushed_sha256: str
+) -> None:
+    db.execute(
+        "INSERT INTO directory_memberships (base_url, domain, status, joined_at, pushed_descriptor_sha256,"
+        " pushed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (base_url) DO UPDATE SET status = excluded.status,"
+        " pushed_descriptor_sha256 = excluded.pushed_descriptor_sha256, pushed_at = excluded.pushed_at",
+        [base_url, domain, status, now, pushed_sha256, now],
+    )
+
+
+def memberships(db: sqlite_utils.Database) -> list[tuple[str, str, str, str | None]]:
+    """(base_url, directory domain, status, sha256 of the descriptor last pushed)."""
+    rows = db.execute(
+        "SELECT base_url, domain, status, pushed_descriptor_sha256 FROM directory_memberships ORDER BY domain"
+    )
+    return [tuple(r) for r in rows.fetchall()]
+
+
+def add_mirror(
+    db: sqlite_utils.Database, *, base_url: str, domain: str, public_key: bytes, by: str, now: str
+) -> None:
+    db.execute(
+        "INSERT INTO directory_mirrors (base_url, domain, public_key, added_by, added_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (base_url) DO UPDATE SET public_key = excluded.public_key",
+        [base_url, domain, public_key, by, now],
+    )
+
+
+def mirrors(db: sqlite_utils.Database) -> list[tuple[str, str, bytes]]:
+    rows = db.execute("SELECT base_url, domain, public_key FROM directory_mirrors ORDER BY domain").fetchall()
+    return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+
+def mark_mirror_synced(db: sqlite_utils.Database, base_url: str, now: str) -> None:
+    db.execute("UPDATE directory_mirrors SET last_sync_at = ? WHERE base_url = ?", [now, base_url])

@@ -1,0 +1,109 @@
+"""The durable outbox: messages to other nodes, kept until delivered (or expired), retried with backoff.
+
+A job is written in the same transaction as the change that needs it, so a crash can never lose a
+message nor send one for a change that did not happen. Delivery is at-least-once; receivers deduplicate
+by message id, which makes it exactly-once in effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: str
+    kind: str
+    peer: str
+    url: str
+    payload: bytes
+    content_type: str
+    status: str
+    attempts: int
+    next_attempt_at: str
+    expires_at: str | None
+    last_error: str | None
+    created_at: str
+
+
+_COLS = (
+    "job_id, kind, peer, url, payload, content_type, status, attempts, next_attempt_at, expires_at,"
+    " last_error, created_at"
+)
+
+
+def _job(row: tuple) -> Job:
+    values = list(row)
+    values[4] = bytes(values[4])
+    return Job(*values)
+
+
+def enqueue(
+    db: sqlite_utils.Database,
+    *,
+    job_id: str,
+    kind: str,
+    peer: str,
+    url: str,
+    payload: bytes,
+    content_type: str,
+    now: str,
+    expires_at: str | None = None,
+) -> None:
+    """Idempotent on ``job_id``: enqueuing the same message twice keeps the first."""
+    db.execute(
+        "INSERT INTO outbox (job_id, kind, peer, url, payload, content_type, next_attempt_at, expires_at,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+        [job_id, kind, peer, url, payload, content_type, now, expires_at, now],
+    )
+
+
+def due(
+    db: sqlite_utils.Database, now: str, *, limit: int = 20, job_ids: list[str] | None = None
+) -> list[Job]:
+    sql = f"SELECT {_COLS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+    args: list[object] = [now]
+    if job_ids is not None:
+        sql += f" AND job_id IN ({','.join('?' * len(job_ids))})"
+        args += job_ids
+    return [_job(r) for r in db.execute(sql + " ORDER BY next_attempt_at LIMIT ?", [*args, limit]).fetchall()]
+
+
+def get(db: sqlite_utils.Database, job_id: str) -> Job | None:
+    row = db.execute(f"SELECT {_COLS} FROM outbox WHERE job_id = ?", [job_id]).fetchone()
+    return _job(row) if row else None
+
+
+def pending(db: sqlite_utils.Database) -> list[Job]:
+    rows = db.execute(f"SELECT {_COLS} FROM outbox WHERE status = 'pending' ORDER BY created_at").fetchall()
+    return [_job(r) for r in rows]
+
+
+def mark_done(db: sqlite_utils.Database, job_id: str, now: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'done', done_at = ?, last_error = NULL WHERE job_id = ?", [now, job_id]
+    )
+
+
+def mark_retry(db: sqlite_utils.Database, job_id: str, *, next_attempt_at: str, error: str) -> None:
+    db.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE job_id = ?",
+        [next_attempt_at, error[:500], job_id],
+    )
+
+
+def mark_failed(db: sqlite_utils.Database, job_id: str, *, error: str, now: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?"
+        " WHERE job_id = ?",
+        [error[:500], now, job_id],
+    )
+
+
+def cancel(db: sqlite_utils.Database, job_id: str, now: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'cancelled', done_at = ? WHERE job_id = ? AND status = 'pending'",
+        [now, job_id],
+    )

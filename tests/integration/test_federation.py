@@ -1,0 +1,250 @@
+"""A directory and two districts on loopback: join, approval, search, signed requests, attacks, rotation."""
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from crypto import IdentityKey
+from node.home import init_home
+from node.signed_http import signed_request_headers
+from protocol.content_digest import content_digest_header
+from protocol.http_signatures import HttpRequestView, encode_nonce, sign_request
+
+from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli
+
+DIRECTORY = "directory.example.gov"
+
+
+def _cli(home: Path, *args: str, ok: bool = True):
+    return run_cli(home, *args, ok=ok, env=DEV_ENV)
+
+
+def _district(tmp: Path, domain: str) -> Path:
+    home = tmp / domain
+    init_home(home, node=node_fields(domain, f"http://127.0.0.1:{free_port()}"))
+    _cli(home, "users", "add", "ada", "--email", f"ada@{domain}", "--name", "Ada", "--role", "admin")
+    _cli(home, "contact", "set", "--as", "ada", "--name", f"Coordinator of {domain}", "--title", "Registrar",
+         "--email", f"reg@{domain}", "--phone", "+1 217-555-0100")  # fmt: skip
+    _cli(home, "transfers", "enable", "--as", "ada")
+    return home
+
+
+class Federation(tuple):
+    """(homes, urls), plus the served nodes so a test can stop or replace one."""
+
+    served: dict[str, ServedNode]
+
+
+@pytest.fixture
+def federation(tmp_path: Path):
+    directory = tmp_path / DIRECTORY
+    _cli(directory, "directory", "init", "--domain", DIRECTORY, "--name", "State Board", "--state", "IL",
+         "--city", "Springfield", "--zip", "62777", "--url", f"http://127.0.0.1:{free_port()}")  # fmt: skip
+    _cli(
+        directory, "users", "add", "op", "--email", "op@example.gov", "--name", "Operator", "--role", "admin"
+    )
+    homes = {
+        "dir": directory,
+        "a": _district(tmp_path, "a.example.org"),
+        "b": _district(tmp_path, "b.example.org"),
+    }
+    served = {key: ServedNode(home) for key, home in homes.items()}
+    result = Federation((homes, {key: s.url for key, s in served.items()}))
+    result.served = served
+    try:
+        yield result
+    finally:
+        for node in served.values():
+            node.stop()
+
+
+def _directory_fingerprint(home: Path) -> str:
+    info = json.loads(_cli(home, "info", "--json").output)
+    return next(k["fingerprint"] for k in info["keys"] if k["use"] == "identity")
+
+
+def _join_and_approve(homes: dict[str, Path], urls: dict[str, str]) -> None:
+    fp = _directory_fingerprint(homes["dir"])
+    for key in ("a", "b"):
+        assert "pending" in _cli(homes[key], "directory", "join", urls["dir"], "--as", "ada").output
+        _cli(homes[key], "directories", "add", urls["dir"], "--fingerprint", fp, "--as", "ada")
+    pending = json.loads(_cli(homes["dir"], "directory", "list", "--status", "pending", "--json").output)
+    assert {p["domain"] for p in pending} == {"a.example.org", "b.example.org"}
+    for domain in ("a.example.org", "b.example.org"):
+        _cli(homes["dir"], "directory", "approve", domain, "--as", "op")
+
+
+def test_join_approve_search_and_signed_exchange(federation) -> None:
+    homes, urls = federation
+    # Before approval nothing is published.
+    fp = _directory_fingerprint(homes["dir"])
+    _cli(homes["a"], "directories", "add", urls["dir"], "--fingerprint", fp, "--as", "ada")
+    assert json.loads(_cli(homes["a"], "directory", "search", "--json").output)["results"] == []
+    wrong = _cli(homes["b"], "directories", "add", urls["dir"], "--fingerprint", "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA",
+                 "--as", "ada", ok=False)  # fmt: skip
+    assert "directory.fingerprint_mismatch" in wrong.stderr
+    _join_and_approve(homes, urls)
+
+    found = json.loads(
+        _cli(homes["a"], "directory", "search", "shelbyville", "--state", "IL", "--json").output
+    )
+    [entry] = found["results"]
+    assert entry["domain"] == "b.example.org" and entry["transfers_enabled"] is True
+    assert entry["coordinator"]["phone"] == "+1 217-555-0100" and entry["directory"] == DIRECTORY
+    assert (
+        json.loads(_cli(homes["a"], "directory", "search", "--state", "WI", "--json").output)["results"] == []
+    )
+
+    # Signed requests both ways; each side learned the other's key from the directory, not by pinning.
+    _cli(homes["b"], "directory", "search", "--json")
+    assert "b.example.org answered, signed" in _cli(homes["a"], "peers", "ping", "b.example.org").output
+    assert "a.example.org answered, signed" in _cli(homes["b"], "peers", "ping", "a.example.org").output
+    trust = {p["domain"]: p["trust"] for p in json.loads(_cli(homes["a"], "peers", "list", "--json").output)}
+    assert trust["b.example.org"] == "directory"
+
+    # A district switching transfers off updates the directory it joined.
+    _cli(homes["b"], "transfers", "disable", "--as", "ada")
+    assert _search_b(homes["a"])["transfers_enabled"] is False
+
+
+def _search_b(home: Path) -> dict:
+    results = json.loads(_cli(home, "directory", "search", "--json").output)["results"]
+    return next(r for r in results if r["domain"] == "b.example.org")
+
+
+def _identity(home: Path, key_file: str = "identity.key") -> IdentityKey:
+    return IdentityKey.import_secret((home / "keys" / key_file).read_text())
+
+
+async def _post(url: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+def _signed(sender: Path, url: str, body: bytes, sender_url: str) -> list[tuple[str, str]]:
+    _, headers = signed_request_headers(
+        method="POST",
+        url=url,
+        body=body,
+        content_type="application/json",
+        key=_identity(sender),
+        origin=sender_url,
+    )
+    return headers
+
+
+def test_attacks_are_refused_with_their_codes(federation) -> None:
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    _cli(homes["b"], "directory", "search", "--json")
+    ping_b = urls["b"] + "/satchel/v1/ping"
+    body = b"{}"
+
+    async def scenario() -> None:
+        headers = _signed(homes["a"], ping_b, body, urls["a"])
+        assert (await _post(ping_b, headers, body))[0] == 200
+        status, error = await _post(ping_b, headers, body)
+        assert (status, error["error"]["code"]) == (401, "signature.replayed")
+
+        headers = _signed(homes["a"], ping_b, b'{"x": 1}', urls["a"])
+        status, error = await _post(ping_b, headers, b'{"x": 2}')
+        assert (status, error["error"]["code"]) == (400, "digest.mismatch")
+
+        # Signed for node A's address but delivered to B: authentic, yet not for B.
+        ping_a = urls["a"] + "/satchel/v1/ping"
+        headers = [h for h in _signed(homes["a"], ping_a, body, urls["a"])]
+        status, error = await _post(ping_b, headers, body)
+        assert (status, error["error"]["code"]) == (421, "signature.wrong_destination")
+
+        headers = _expired_headers(homes["a"], ping_b, body, urls["a"])
+        status, error = await _post(ping_b, headers, body)
+        assert (status, error["error"]["code"]) == (401, "signature.expired")
+
+        status, error = await _post(ping_b, [("Content-Type", "application/json")], body)
+        assert (status, error["error"]["code"]) == (401, "signature.missing")
+
+        stranger = IdentityKey.generate()
+        _, headers = signed_request_headers(method="POST", url=ping_b, body=body, content_type="application/json",
+                                            key=stranger, origin=urls["a"])  # fmt: skip
+        status, error = await _post(ping_b, headers, body)
+        assert (status, error["error"]["code"]) == (401, "signature.key_unknown")
+
+    asyncio.run(scenario())
+    # Refused requests stored nothing: the only nonce B keeps from A is the one accepted request.
+    with sqlite3.connect(homes["b"] / "satchel.db") as conn:
+        assert conn.execute("SELECT count(*) FROM seen_nonces").fetchone()[0] == 1
+
+
+def _expired_headers(sender: Path, url: str, body: bytes, origin: str) -> list[tuple[str, str]]:
+    key = _identity(sender)
+    headers = [("Satchel-Origin", origin), ("Content-Type", "application/json"),
+               ("Content-Digest", content_digest_header(body)), ("Host", url.split("/")[2])]  # fmt: skip
+    view = HttpRequestView(method="POST", target_uri=url, headers=tuple(headers))
+    created = int(time.time()) - 1000
+    signature = sign_request(
+        view, key_id=key.public_key.key_id, sign=key.sign_raw, created=created, expires=created + 300,
+        nonce=encode_nonce(os.urandom(16)),
+        components=("@method", "@target-uri", "content-digest", "content-type", "satchel-origin"),
+    )  # fmt: skip
+    return [*headers, *signature]
+
+
+def test_rotation_keeps_traffic_flowing_and_revocation_stops_the_old_key(federation) -> None:
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    for key in ("a", "b"):
+        _cli(homes[key], "directory", "search", "--json")
+    assert "answered" in _cli(homes["a"], "peers", "ping", "b.example.org").output
+    old_key = _identity(homes["b"])
+
+    new_key = _cli(homes["b"], "keys", "rotate", "--identity", "--as", "ada").output.split()[3].rstrip(";")
+    assert new_key.startswith("ed25519-") and new_key != old_key.public_key.key_id
+    # Both directions keep working at once: A learns B's new key through the directory and the chain.
+    assert "answered" in _cli(homes["b"], "peers", "ping", "a.example.org").output
+    assert "answered" in _cli(homes["a"], "peers", "ping", "b.example.org").output
+    keys_seen_by_a = json.loads(_cli(homes["a"], "peers", "show", "b.example.org", "--json").output)["keys"]
+    assert new_key in {k["key_id"] for k in keys_seen_by_a}
+
+    # The old key is still within its overlap, so a request it signs is still accepted...
+    ping_a = urls["a"] + "/satchel/v1/ping"
+    assert asyncio.run(_post(ping_a, _signed_with(old_key, ping_a, urls["b"]), b"{}"))[0] == 200
+    # ...until B revokes it; A learns that when it refreshes B (or from the directory) and refuses it.
+    _cli(homes["b"], "keys", "revoke", old_key.public_key.key_id, "--as", "ada")
+    _cli(homes["a"], "peers", "refresh", "b.example.org")
+    status, error = asyncio.run(_post(ping_a, _signed_with(old_key, ping_a, urls["b"]), b"{}"))
+    assert (status, error["error"]["code"]) == (401, "signature.key_revoked")
+    assert "answered" in _cli(homes["b"], "peers", "ping", "a.example.org").output
+    entry = _search_b(homes["a"])
+    assert old_key.public_key.key_id not in entry["fingerprints"]
+
+
+def _signed_with(key: IdentityKey, url: str, origin: str) -> list[tuple[str, str]]:
+    _, headers = signed_request_headers(method="POST", url=url, body=b"{}", content_type="application/json",
+                                        key=key, origin=origin)  # fmt: skip
+    return headers
+
+
+def test_a_changed_key_without_a_chain_is_refused_loudly(federation, tmp_path: Path) -> None:
+    homes, urls = federation
+    _cli(homes["a"], "peers", "add", urls["b"], "--yes", "--as", "ada")
+    assert "answered" in _cli(homes["a"], "peers", "ping", "b.example.org").output
+    # B is rebuilt from scratch at the same address: a new identity that no old key endorses.
+    federation.served["b"].stop()
+    impostor = tmp_path / "rebuilt-b"
+    init_home(impostor, node=node_fields("b.example.org", urls["b"]))
+    federation.served["b"] = ServedNode(impostor)
+    refused = _cli(homes["a"], "peers", "refresh", "b.example.org", ok=False)
+    assert (
+        refused.exit_code == 2 and "descriptor.key_changed" in refused.stderr and "--repin" in refused.stderr
+    )
+    ping = _cli(homes["a"], "peers", "ping", "b.example.org", ok=False)
+    assert "peer.refused" in ping.stderr or "signature.key_unknown" in ping.stderr
+    # After the coordinators confirm the new fingerprint by phone, an operator re-pins it.
+    _cli(homes["a"], "peers", "add", urls["b"], "--yes", "--repin", "--as", "ada")
+    _cli(homes["a"], "peers", "refresh", "b.example.org")
