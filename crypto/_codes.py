@@ -106,10 +106,14 @@ def parse_code(text: str) -> Code:
     """
     canonical = normalise(text)
     if len(canonical) != DATA_LENGTH + 1:
-        raise CodeMalformed(f"a code has {DATA_LENGTH + 1} characters besides dashes and spaces", field="code")
+        raise CodeMalformed(
+            f"a code has {DATA_LENGTH + 1} characters besides dashes and spaces", field="code"
+        )
     if any(ch not in _VALUE for ch in canonical):
         raise CodeMalformed("a code contains only digits and letters other than U", field="code")
     data, check = canonical[:DATA_LENGTH], canonical[DATA_LENGTH]
     if check_symbol(data) != check:
-        raise CodeTypo("the code's check character does not match: one character is probably wrong", field="code")
+        raise CodeTypo(
+            "the code's check character does not match: one character is probably wrong", field="code"
+        )
     return Code(data)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import BinaryIO
+from collections.abc import Collection, Sequence
+from typing import Any, BinaryIO, TypeVar
 
 from cryptography.exceptions import InvalidTag
 
@@ -45,6 +46,9 @@ from protocol.envelope_format import (
 from protocol.errors import SignatureInvalid
 from protocol.manifest import Manifest, ManifestRecord
 
+PEEK_LENGTH = 329
+_Key = TypeVar("_Key", EncryptionKey, EncryptionPublicKey)
+
 
 def peek_unverified_sender(data: bytes) -> tuple[str, str]:
     """The (sender domain, sender key id) an envelope CLAIMS, read from its first bytes (329 suffice).
@@ -52,7 +56,14 @@ def peek_unverified_sender(data: bytes) -> tuple[str, str]:
     Unverified: use it only to look up the sender's identity key, then pass that key to
     :func:`verify_envelope_header` or :func:`open_envelope`, which verify the signature before anything else.
     """
-    return parse_unverified_sender(bytes(data))
+    return parse_unverified_sender(bytes(data[:PEEK_LENGTH]))
+
+
+def _keys(given: Any, kind: type[_Key]) -> list[_Key]:
+    keys = [given] if isinstance(given, kind) else list(given)
+    if not keys or not all(isinstance(key, kind) for key in keys):
+        raise TypeError(f"recipient_key must be an {kind.__name__} or a non-empty sequence of them")
+    return keys
 
 
 def _verified_header(
@@ -60,7 +71,7 @@ def _verified_header(
     *,
     sender_key: IdentityPublicKey,
     recipient_domain: str,
-    recipient_key_id: str,
+    recipient_key_ids: Collection[str],
     now: float,
     policy: OpenPolicy,
 ) -> EnvelopeHeader:
@@ -73,7 +84,9 @@ def _verified_header(
     except SignatureInvalid:
         raise EnvelopeSignatureInvalid("the sender's signature does not verify", field="signature") from None
     header = parse_header_map(prefix)
-    check_header(header, recipient_domain=recipient_domain, recipient_key_id=recipient_key_id, now=now, policy=policy)
+    check_header(
+        header, recipient_domain=recipient_domain, recipient_key_ids=recipient_key_ids, now=now, policy=policy
+    )
     return header
 
 
@@ -81,7 +94,7 @@ def verify_envelope_header(
     data: bytes,
     *,
     sender_key: IdentityPublicKey,
-    recipient_key: EncryptionPublicKey,
+    recipient_key: EncryptionPublicKey | Sequence[EncryptionPublicKey],
     recipient_domain: str,
     now: float,
     policy: OpenPolicy = DEFAULT_POLICY,
@@ -91,14 +104,17 @@ def verify_envelope_header(
     ``data`` holds at least the prefix (``protocol.envelope_format.max_prefix_length(policy)`` bytes always
     suffice; more are ignored). Checks everything but the code and the body: framing, signature, that this
     node is the recipient, lengths against ``policy``, Argon2id cost bounds, creation time and expiry.
-    A node runs it when an envelope arrives, to refuse bad ones before storing them.
+    A node runs it when an envelope arrives, to refuse bad ones before storing them. ``recipient_key`` may
+    be a sequence of this node's keys (during a rotation); the header's ``recipient_key_id`` says which.
     """
-    prefix = parse_unverified_prefix(bytes(data), max_header_length=policy.max_header_length)
+    prefix = parse_unverified_prefix(
+        bytes(data[: max_prefix_length(policy)]), max_header_length=policy.max_header_length
+    )
     return _verified_header(
         prefix,
         sender_key=sender_key,
         recipient_domain=recipient_domain,
-        recipient_key_id=recipient_key.key_id,
+        recipient_key_ids=[key.key_id for key in _keys(recipient_key, EncryptionPublicKey)],
         now=now,
         policy=policy,
     )
@@ -123,7 +139,9 @@ class _Body:
 class _Plaintext:
     """Routes decrypted bytes: manifest signature and manifest first, then each document to ``out``."""
 
-    def __init__(self, header: EnvelopeHeader, sender_key: IdentityPublicKey, out: BinaryIO, policy: OpenPolicy):
+    def __init__(
+        self, header: EnvelopeHeader, sender_key: IdentityPublicKey, out: BinaryIO, policy: OpenPolicy
+    ):
         self._header = header
         self._sender_key = sender_key
         self._out = out
@@ -147,7 +165,9 @@ class _Plaintext:
                 self._open_manifest()
         while view:
             if not self._remaining:
-                raise EnvelopeManifestMismatch("the payload is longer than its documents", field="payload_length")
+                raise EnvelopeManifestMismatch(
+                    "the payload is longer than its documents", field="payload_length"
+                )
             take = min(self._remaining, len(view))
             piece = view[:take]
             self._hash.update(piece)
@@ -160,7 +180,9 @@ class _Plaintext:
         signature = bytes(self._head[:MANIFEST_SIGNATURE_LENGTH])
         manifest_bytes = bytes(self._head[MANIFEST_SIGNATURE_LENGTH:])
         if not hmac.compare_digest(hashlib.sha256(manifest_bytes).digest(), self._header.payload_digest):
-            raise EnvelopeManifestMismatch("the manifest does not match the header's digest", field="payload_digest")
+            raise EnvelopeManifestMismatch(
+                "the manifest does not match the header's digest", field="payload_digest"
+            )
         manifest = verify_manifest(
             manifest_bytes, signature, self._sender_key, max_length=self._policy.max_manifest_length
         )
@@ -197,13 +219,34 @@ class _Plaintext:
         )
 
 
+def _confirmed_payload_key(
+    prefix: UnverifiedPrefix, header: EnvelopeHeader, code: Code, key: EncryptionKey
+) -> bytes:
+    """§8.2 steps 13-16: the payload key, once the key check proves the code and the key right."""
+    # Argon2id runs before decapsulation so that both failure paths cost the same time.
+    secret_code = code_key(code, header.envelope_id_bytes, header.argon2)
+    preamble = prefix.signed_part[: prefix.preamble_length]
+    try:
+        hpke_secret = HPKE_SUITE.decrypt(prefix.encapsulation, key.hpke_key(), info=hpke_info(preamble))
+    except (InvalidTag, ValueError):
+        hpke_secret = b""
+    payload_key, key_check = payload_keys(
+        hpke_secret, secret_code, prefix.signed_part[: prefix.encapsulation_end]
+    )
+    if len(hpke_secret) != HPKE_SECRET_LENGTH or not hmac.compare_digest(key_check, prefix.key_check):
+        raise EnvelopeWrongCodeOrKey(
+            "the code or the recipient key does not open this envelope", field="code"
+        )
+    return payload_key
+
+
 def open_envelope(
     source: BinaryIO,
     out: BinaryIO,
     *,
     code: Code,
     sender_key: IdentityPublicKey,
-    recipient_key: EncryptionKey,
+    recipient_key: EncryptionKey | Sequence[EncryptionKey],
     recipient_domain: str,
     now: float,
     policy: OpenPolicy = DEFAULT_POLICY,
@@ -214,34 +257,25 @@ def open_envelope(
     may the caller make ``out`` visible (fsync and rename a temp file; delete it on any exception). Bytes
     written to ``out`` before an exception are authentic but incomplete.
 
-    ``sender_key`` is the identity key named by :func:`peek_unverified_sender`. ``code`` comes from
+    ``sender_key`` is the identity key named by :func:`peek_unverified_sender`; ``recipient_key`` is this
+    node's encryption key, or a sequence of them during a key rotation. ``code`` comes from
     :func:`parse_code`. A wrong code and a key that cannot decapsulate both raise the one error
     ``envelope.wrong_code_or_key``; every other failure has its own code (spec/envelope.md §7).
     """
-    if not isinstance(code, Code) or not isinstance(recipient_key, EncryptionKey):
-        raise TypeError("code must be a Code and recipient_key an EncryptionKey")
+    if not isinstance(code, Code):
+        raise TypeError("code must be a Code (see parse_code)")
+    keys = {key.public_key.key_id: key for key in _keys(recipient_key, EncryptionKey)}
     data = read_exact(source, max_prefix_length(policy))
     prefix = parse_unverified_prefix(data, max_header_length=policy.max_header_length)
     header = _verified_header(
         prefix,
         sender_key=sender_key,
         recipient_domain=recipient_domain,
-        recipient_key_id=recipient_key.public_key.key_id,
+        recipient_key_ids=keys,
         now=now,
         policy=policy,
     )
-    # Argon2id runs before decapsulation so that both failure paths cost the same time.
-    secret_code = code_key(code, header.envelope_id_bytes, header.argon2)
-    preamble = prefix.signed_part[: prefix.preamble_length]
-    try:
-        hpke_secret = HPKE_SUITE.decrypt(prefix.encapsulation, recipient_key.hpke_key(), info=hpke_info(preamble))
-    except (InvalidTag, ValueError):
-        hpke_secret = b""
-    payload_key, key_check = payload_keys(
-        hpke_secret, secret_code, prefix.signed_part[: prefix.encapsulation_end]
-    )
-    if len(hpke_secret) != HPKE_SECRET_LENGTH or not hmac.compare_digest(key_check, prefix.key_check):
-        raise EnvelopeWrongCodeOrKey("the code or the recipient key does not open this envelope", field="code")
+    payload_key = _confirmed_payload_key(prefix, header, code, keys[header.recipient_key_id])
     body = _Body(data[prefix.length :], source)
     plaintext = _Plaintext(header, sender_key, out, policy)
     state = new_state(payload_key, prefix.stream_header)

@@ -112,7 +112,9 @@ def _seal_from_parts(
     that are validly signed yet wrong inside (the opener must still refuse them).
     """
     if not isinstance(sender_key, IdentityKey) or not isinstance(recipient_key, EncryptionPublicKey):
-        raise InvalidInput("sender_key is an IdentityKey and recipient_key an EncryptionPublicKey", field="key")
+        raise InvalidInput(
+            "sender_key is an IdentityKey and recipient_key an EncryptionPublicKey", field="key"
+        )
     if not isinstance(code, Code) or not isinstance(manifest, Manifest):
         raise InvalidInput("code is a Code and manifest a Manifest", field="code")
     sender_public = sender_key.public_key

@@ -55,7 +55,9 @@ def read_exact(source: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _plaintext_chunks(head: bytes, payload: BinaryIO, documents_length: int, chunk_size: int) -> Iterator[bytes]:
+def _plaintext_chunks(
+    head: bytes, payload: BinaryIO, documents_length: int, chunk_size: int
+) -> Iterator[bytes]:
     total = len(head) + documents_length
     offset = 0
     while offset < len(head):
@@ -99,7 +101,11 @@ def encrypt_stream(
 
 
 def decrypt_chunk(
-    state: crypto_secretstream_xchacha20poly1305_state, ciphertext: bytes, *, expected_length: int, final: bool
+    state: crypto_secretstream_xchacha20poly1305_state,
+    ciphertext: bytes,
+    *,
+    expected_length: int,
+    final: bool,
 ) -> bytes:
     """Open one chunk of known ciphertext length; raise unless it authenticates with the expected tag."""
     if len(ciphertext) != expected_length:

@@ -32,7 +32,9 @@ def verify_manifest(
     try:
         sender_key.verify(PURPOSE_MANIFEST, bytes(manifest_bytes), bytes(signature))
     except SignatureInvalid:
-        raise ManifestSignatureInvalid("the manifest's signature does not verify", field="signature") from None
+        raise ManifestSignatureInvalid(
+            "the manifest's signature does not verify", field="signature"
+        ) from None
     manifest = parse_manifest(bytes(manifest_bytes), max_length=max_length)
     if manifest.sender_key_id != sender_key.key_id:
         raise ManifestSignatureInvalid("the manifest names another signing key", field="sender_key_id")

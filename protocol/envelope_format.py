@@ -1,7 +1,7 @@
 """The envelope's bytes: binary framing, the signed header map, limits and receiver checks. Sans-IO.
 
-Implements spec/envelope.md §3 (layout), §4 (header map), §6 (body framing) and the non-cryptographic
-half of §7 (what a receiver MUST reject). Cryptography lives in ``crypto``; this module only turns bytes
+Implements spec/envelope.md §3 (layout), §4 (header map), §6 (chunk arithmetic) and the non-cryptographic
+checks of §7 (what a receiver MUST reject). Cryptography lives in ``crypto``; this module only turns bytes
 into values and values into bytes, and checks values against a receiver's :class:`OpenPolicy`.
 
 The framing in front of the header map is fixed binary on purpose: a receiver reads the sender's domain
@@ -10,8 +10,8 @@ and key id, the lengths and the signature from it without running a msgpack pars
 
 from __future__ import annotations
 
-import re
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,8 @@ from protocol.envelope_errors import (
     EnvelopeUnsupportedVersion,
     EnvelopeWeakKdfParams,
 )
+from protocol.errors import InvalidInput
+from protocol.ids import parse_ulid, ulid
 from protocol.manifest import DEFAULT_MAX_MANIFEST_LENGTH, DOMAIN_RE, KEY_ID_RE, Manifest
 from protocol.msgpack_strict import MsgpackLimits, pack_canonical, unpack_strict
 
@@ -52,11 +54,20 @@ MAX_CHUNK_SIZE = 1 << 24
 MANIFEST_SIGNATURE_LENGTH = 64
 ENVELOPE_KINDS = ("import", "release", "transfer")
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ULID_RE = re.compile(r"[0-7][0-9ABCDEFGHJKMNPQRSTVWXYZ]{25}\Z")
 _HEADER_KEYS = (
-    "argon2id_m", "argon2id_t", "chunk_size", "content_type", "created", "envelope_id", "expires", "kind",
-    "manifest_length", "payload_digest", "payload_length", "recipient_domain", "recipient_key_id",
+    "argon2id_m",
+    "argon2id_t",
+    "chunk_size",
+    "content_type",
+    "created",
+    "envelope_id",
+    "expires",
+    "kind",
+    "manifest_length",
+    "payload_digest",
+    "payload_length",
+    "recipient_domain",
+    "recipient_key_id",
 )
 _U32 = (1 << 32) - 1
 _U63 = (1 << 63) - 1
@@ -64,18 +75,16 @@ _U63 = (1 << 63) - 1
 
 def ulid_text(raw: bytes) -> str:
     """The 26-character Crockford form of a 16-byte ULID."""
-    value = int.from_bytes(raw, "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
+    return ulid(int.from_bytes(raw[:6], "big"), raw[6:16])
 
 
 def ulid_bytes(text: str) -> bytes:
     """The 16 bytes of a ULID written in canonical (uppercase) Crockford form."""
-    if type(text) is not str or not _ULID_RE.match(text):
-        raise EnvelopeMalformed("an envelope id is a 26-character ULID", field="envelope_id")
-    value = 0
-    for char in text:
-        value = value * 32 + _CROCKFORD.index(char)
-    return value.to_bytes(16, "big")
+    try:
+        millis, randomness = parse_ulid(text, field="envelope_id")
+    except InvalidInput:
+        raise EnvelopeMalformed("an envelope id is a 26-character ULID", field="envelope_id") from None
+    return millis.to_bytes(6, "big") + randomness
 
 
 def _bad(field_name: str, what: str) -> EnvelopeMalformed:
@@ -134,6 +143,9 @@ class OpenPolicy:
         _check_int(self.max_payload_length, "max_payload_length", 1, _U63)
         _check_int(self.max_chunk_size, "max_chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
         _check_int(self.clock_skew, "clock_skew", 0, 86400)
+        low, high = self.min_argon2, self.max_argon2
+        if low.time_cost > high.time_cost or low.memory_kib > high.memory_kib:
+            raise _bad("max_argon2", "must be at least min_argon2 in both time and memory")
 
 
 DEFAULT_POLICY = OpenPolicy()
@@ -175,7 +187,9 @@ class EnvelopeHeader:
         _check_int(self.created, "created", 0, _U63)
         _check_int(self.expires, "expires", self.created + 1, _U63)
         _check_int(self.manifest_length, "manifest_length", 1, _U32)
-        _check_int(self.payload_length, "payload_length", MANIFEST_SIGNATURE_LENGTH + self.manifest_length, _U63)
+        _check_int(
+            self.payload_length, "payload_length", MANIFEST_SIGNATURE_LENGTH + self.manifest_length, _U63
+        )
         if type(self.payload_digest) is not bytes or len(self.payload_digest) != 32:
             raise _bad("payload_digest", "must be 32 bytes")
         _check_int(self.chunk_size, "chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
@@ -206,7 +220,9 @@ class EnvelopeHeader:
     @property
     def envelope_length(self) -> int:
         """Length of the whole envelope in bytes (the header map encoding is canonical, hence unique)."""
-        tail = 2 + ENCAPSULATION_LENGTH[self.suite] + STREAM_HEADER_LENGTH + KEY_CHECK_LENGTH + SIGNATURE_LENGTH
+        tail = (
+            2 + ENCAPSULATION_LENGTH[self.suite] + STREAM_HEADER_LENGTH + KEY_CHECK_LENGTH + SIGNATURE_LENGTH
+        )
         return len(encode_preamble(self)) + tail + self.body_length
 
 
@@ -378,9 +394,7 @@ def parse_header_map(prefix: UnverifiedPrefix) -> EnvelopeHeader:
     raw_id = wire["envelope_id"]
     if type(raw_id) is not bytes or len(raw_id) != 16:
         raise _bad("envelope_id", "must be 16 bytes")
-    if type(wire["content_type"]) is str and wire["content_type"] != CONTENT_TYPE_RECORDS:
-        raise EnvelopeUnsupportedContent("the envelope's content type is not supported", field="content_type")
-    return EnvelopeHeader(
+    header = EnvelopeHeader(
         version=prefix.version,
         suite=prefix.suite,
         envelope_id=ulid_text(raw_id),
@@ -398,13 +412,21 @@ def parse_header_map(prefix: UnverifiedPrefix) -> EnvelopeHeader:
         argon2=Argon2Params(time_cost=wire["argon2id_t"], memory_kib=wire["argon2id_m"]),
         content_type=wire["content_type"],
     )
+    if header.content_type != CONTENT_TYPE_RECORDS:
+        raise EnvelopeUnsupportedContent("the envelope's content type is not supported", field="content_type")
+    return header
 
 
 def check_header(
-    header: EnvelopeHeader, *, recipient_domain: str, recipient_key_id: str, now: float, policy: OpenPolicy
+    header: EnvelopeHeader,
+    *,
+    recipient_domain: str,
+    recipient_key_ids: Collection[str],
+    now: float,
+    policy: OpenPolicy,
 ) -> None:
-    """Apply a receiver's checks of spec §7 steps 6-9 to a verified header, in the spec's order."""
-    if header.recipient_domain != recipient_domain or header.recipient_key_id != recipient_key_id:
+    """A receiver's checks of spec/envelope.md §8.2 steps 8-11 on a verified header, in the spec's order."""
+    if header.recipient_domain != recipient_domain or header.recipient_key_id not in recipient_key_ids:
         raise EnvelopeNotRecipient(
             f"the envelope is for {header.recipient_domain} key {header.recipient_key_id}",
             field="recipient_key_id" if header.recipient_domain == recipient_domain else "recipient_domain",
@@ -435,7 +457,7 @@ def check_header(
 
 
 def check_manifest(header: EnvelopeHeader, manifest: Manifest) -> None:
-    """Raise unless a verified manifest agrees with the verified header it arrived under (spec §8 step 14)."""
+    """Raise unless a verified manifest agrees with the verified header it came under (spec §8.2 step 18)."""
     for name in ("sender_domain", "sender_key_id", "recipient_domain"):
         if getattr(manifest, name) != getattr(header, name):
             raise EnvelopeManifestMismatch(f"the manifest's {name} differs from the header's", field=name)

@@ -38,20 +38,47 @@ MAX_DOCUMENT_LENGTH = 1 << 40
 DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}\Z")
 KEY_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_NO_NEWLINE_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters never belong in a name; lone surrogates cannot be encoded as UTF-8.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_NO_NEWLINE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _STUDENT_KEYS = (
-    "birth_date", "email", "family_name", "given_name", "grade", "middle_name",
-    "recipient_sis_id", "school", "sex", "sis_id", "state_id", "username",
+    "birth_date",
+    "email",
+    "family_name",
+    "given_name",
+    "grade",
+    "middle_name",
+    "recipient_sis_id",
+    "school",
+    "sex",
+    "sis_id",
+    "state_id",
+    "username",
 )
 _RECORD_KEYS = (
-    "corrects", "document_type", "id", "kind", "length", "media_type", "metadata", "sha256", "student", "title",
+    "corrects",
+    "document_type",
+    "id",
+    "kind",
+    "length",
+    "media_type",
+    "metadata",
+    "sha256",
+    "student",
+    "title",
 )
 _DOCUMENT_ONLY = ("length", "sha256", "media_type", "title", "document_type")
 _MANIFEST_KEYS = (
-    "created", "format", "notes", "recipient_domain", "recipient_owner", "records", "sender_domain",
-    "sender_key_id", "students",
+    "created",
+    "format",
+    "notes",
+    "recipient_domain",
+    "recipient_owner",
+    "records",
+    "sender_domain",
+    "sender_key_id",
+    "students",
 )
 
 
@@ -69,7 +96,7 @@ def _text(value: Any, name: str, max_len: int, *, optional: bool = False, multil
     if len(value) > max_len:
         raise _fail(name, f"is longer than {max_len} characters")
     if (_CONTROL_NO_NEWLINE_RE if multiline else _CONTROL_RE).search(value):
-        raise _fail(name, "contains control characters")
+        raise _fail(name, "contains control characters or lone surrogates")
 
 
 def _int(value: Any, name: str, low: int, high: int) -> None:
@@ -233,18 +260,33 @@ class Manifest:
 
 def _student_wire(s: ManifestStudent) -> dict[str, Any]:
     return {
-        "birth_date": s.birth_date, "email": s.email, "family_name": s.family_name,
-        "given_name": s.given_name, "grade": s.grade, "middle_name": s.middle_name,
-        "recipient_sis_id": s.recipient_sis_id, "school": s.school, "sex": s.sex, "sis_id": s.sis_id,
-        "state_id": s.state_id, "username": s.username,
+        "birth_date": s.birth_date,
+        "email": s.email,
+        "family_name": s.family_name,
+        "given_name": s.given_name,
+        "grade": s.grade,
+        "middle_name": s.middle_name,
+        "recipient_sis_id": s.recipient_sis_id,
+        "school": s.school,
+        "sex": s.sex,
+        "sis_id": s.sis_id,
+        "state_id": s.state_id,
+        "username": s.username,
     }
 
 
 def _record_wire(r: ManifestRecord) -> dict[str, Any]:
     return {
-        "corrects": r.corrects, "document_type": r.document_type, "id": r.record_id, "kind": r.kind,
-        "length": r.length, "media_type": r.media_type, "metadata": r.metadata, "sha256": r.sha256,
-        "student": r.student_sis_id, "title": r.title,
+        "corrects": r.corrects,
+        "document_type": r.document_type,
+        "id": r.record_id,
+        "kind": r.kind,
+        "length": r.length,
+        "media_type": r.media_type,
+        "metadata": r.metadata,
+        "sha256": r.sha256,
+        "student": r.student_sis_id,
+        "title": r.title,
     }
 
 
@@ -288,8 +330,14 @@ def _with_index(name: str, index: int, exc: ManifestMalformed) -> ManifestMalfor
 
 def parse_manifest(data: bytes, *, max_length: int = DEFAULT_MAX_MANIFEST_LENGTH) -> Manifest:
     """Parse canonical manifest bytes. Call only on bytes whose signature has been verified."""
-    limits = MsgpackLimits(max_bytes=max_length, max_depth=4 + MAX_META_DEPTH, max_str=MAX_NOTES * 4,
-                           max_bin=32, max_array=1 << 20, max_map=MAX_META_ITEMS)
+    limits = MsgpackLimits(
+        max_bytes=max_length,
+        max_depth=4 + MAX_META_DEPTH,
+        max_str=MAX_NOTES * 4,
+        max_bin=32,
+        max_array=1 << 20,
+        max_map=MAX_META_ITEMS,
+    )
     top = _map(unpack_strict(data, field="manifest", limits=limits), "manifest", _MANIFEST_KEYS)
     if type(top["format"]) is not int or top["format"] != MANIFEST_FORMAT:
         raise _fail("format", f"must be {MANIFEST_FORMAT}")
@@ -308,9 +356,15 @@ def parse_manifest(data: bytes, *, max_length: int = DEFAULT_MAX_MANIFEST_LENGTH
         try:
             records.append(
                 ManifestRecord(
-                    kind=wire["kind"], record_id=wire["id"], student_sis_id=wire["student"],
-                    metadata=wire["metadata"], length=wire["length"], sha256=wire["sha256"],
-                    media_type=wire["media_type"], title=wire["title"], document_type=wire["document_type"],
+                    kind=wire["kind"],
+                    record_id=wire["id"],
+                    student_sis_id=wire["student"],
+                    metadata=wire["metadata"],
+                    length=wire["length"],
+                    sha256=wire["sha256"],
+                    media_type=wire["media_type"],
+                    title=wire["title"],
+                    document_type=wire["document_type"],
                     corrects=wire["corrects"],
                 )
             )

@@ -92,6 +92,13 @@ def _pairs_hook(field: str) -> Any:
     return hook
 
 
+def _no_extensions(field: str) -> Any:
+    def hook(code: int, data: bytes) -> Any:
+        raise MsgpackMalformed(f"{field}: extension types are not allowed", field=field)
+
+    return hook
+
+
 def _check_types(value: Any, field: str, depth: int, max_depth: int) -> None:
     if depth > max_depth:
         raise MsgpackLimitExceeded(f"{field}: nested deeper than {max_depth} levels", field=field)
@@ -137,7 +144,8 @@ def unpack_strict(
             max_bin_len=limits.max_bin,
             max_array_len=limits.max_array,
             max_map_len=limits.max_map,
-            max_ext_len=0,
+            max_ext_len=limits.max_bin,
+            ext_hook=_no_extensions(field),
         )
     except MsgpackMalformed:
         raise
