@@ -1,7 +1,8 @@
-"""End-to-end demo on loopback: two districts set up their nodes and check each other's identity.
+"""End-to-end demo on loopback: a state directory and two districts.
 
 Run with `make demo`. Everything happens under ./demo-homes (removed first), with real `satchel`
-processes on free loopback ports, and ends by stopping both nodes cleanly.
+processes on free loopback ports (in development mode, which allows plain http on loopback), and ends by
+stopping every node cleanly.
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
+DEV_ENV = {**os.environ, "SATCHEL_FEDERATION_DEV_LOOPBACK": "1"}
+DIRECTORY = dict(domain="directory.isbe.example", name="State Board of Education (demo)", state="IL",
+                 city="Springfield", zip="62777")  # fmt: skip
+
+
 def satchel(home: Path, *args: str, quiet: bool = False) -> str:
     print("    $ satchel " + " ".join(a if " " not in a else repr(a) for a in args), flush=True)
-    result = subprocess.run([SATCHEL, *args, "--home", str(home)], capture_output=True, text=True)
+    result = subprocess.run(
+        [SATCHEL, *args, "--home", str(home)], capture_output=True, text=True, env=DEV_ENV
+    )
     if result.returncode != 0:
         sys.exit(f"demo failed: satchel {' '.join(args)}\n{result.stdout}{result.stderr}")
     for line in [] if quiet else result.stdout.rstrip().splitlines():
@@ -81,7 +89,7 @@ def set_up(key: str) -> tuple[Path, str]:
 def start(home: Path, url: str) -> subprocess.Popen[str]:
     port = url.rsplit(":", 1)[1]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [SATCHEL, "serve", "--home", str(home), "--port", port]
+    command = [SATCHEL, "serve", "--home", str(home), "--port", port, "--dev"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     line = proc.stdout.readline() if proc.stdout else ""
     if "listening on" not in line:
@@ -111,21 +119,59 @@ async def check_each_other(pairs: list[tuple[str, Path, str]]) -> None:
             )
 
 
+def set_up_directory() -> tuple[Path, str]:
+    d = DIRECTORY
+    home, url = WORK / d["domain"], f"http://127.0.0.1:{free_port()}"
+    step(f"{d['name']}: the state agency creates its directory")
+    satchel(home, "directory", "init", "--domain", d["domain"], "--name", d["name"], "--state", d["state"],
+            "--city", d["city"], "--zip", d["zip"], "--url", url)  # fmt: skip
+    satchel(home, "users", "add", "olga", "--email", f"olga@{d['domain']}", "--name", "Olga Operator",
+            "--role", "admin")  # fmt: skip
+    return home, url
+
+
+def fingerprint_of(home: Path) -> str:
+    info = json.loads(satchel(home, "info", "--json", quiet=True))
+    return next(k["fingerprint"] for k in info["keys"] if k["use"] == "identity")
+
+
+def federate(directory: tuple[Path, str], districts: dict[str, tuple[Path, str]]) -> None:
+    dir_home, dir_url = directory
+    fp = fingerprint_of(dir_home)
+    for key, (home, _) in districts.items():
+        d = DISTRICTS[key]
+        step(f"{d['name']} joins the directory and pins it (fingerprint read out by the state: {fp})")
+        satchel(home, "directory", "join", dir_url, "--as", d["admin"])
+        satchel(home, "directories", "add", dir_url, "--fingerprint", fp, "--as", d["admin"])
+    step("The state operator reviews and approves both districts")
+    satchel(dir_home, "directory", "list", "--status", "pending")
+    for key in districts:
+        satchel(dir_home, "directory", "approve", DISTRICTS[key]["domain"], "--as", "olga")
+    step("Springfield's coordinator looks up Shelbyville (every result is verified)")
+    satchel(districts["a"][0], "directory", "search", "shelbyville", "--state", "IL")
+    satchel(districts["b"][0], "directory", "search", "--state", "IL", quiet=True)
+    step("Signed requests both ways (RFC 9421 signatures, verified keys from the directory)")
+    satchel(districts["a"][0], "peers", "ping", DISTRICTS["b"]["domain"])
+    satchel(districts["b"][0], "peers", "ping", DISTRICTS["a"]["domain"])
+
+
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
+    directory = set_up_directory()
     homes = {key: set_up(key) for key in DISTRICTS}
-    step("Both nodes start (satchel serve)")
-    procs = {key: start(home, url) for key, (home, url) in homes.items()}
+    step("All three nodes start (satchel serve)")
+    nodes = {"directory": directory, **homes}
+    procs = {key: start(home, url) for key, (home, url) in nodes.items()}
     try:
         asyncio.run(check_each_other([(key, home, url) for key, (home, url) in homes.items()]))
+        federate(directory, homes)
     finally:
-        step("Both nodes shut down cleanly (SIGTERM)")
+        step("Every node shuts down cleanly (SIGTERM)")
         for key, proc in procs.items():
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
             print(
-                f"    {DISTRICTS[key]['domain']}: {out.strip().splitlines()[-1] if out.strip() else ''}"
-                f" (exit {proc.returncode})"
+                f"    {key}: {out.strip().splitlines()[-1] if out.strip() else ''} (exit {proc.returncode})"
             )
             if proc.returncode != 0:
                 sys.exit("demo failed: a node did not stop cleanly")

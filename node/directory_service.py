@@ -17,7 +17,7 @@ from node.directory_client import pin_directory_descriptor
 from node.home import Node
 from node.keyring import Keyring
 from node.operators import authorize, record
-from node.peers import fetch_descriptor_bytes
+from node.peers import PeerBadResponse, fetch_descriptor_bytes
 from protocol import NotFound, SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
 from protocol.directory import (
@@ -172,6 +172,12 @@ def listing(node: Node, entries: list[Entry]) -> bytes:
     return sign_listing(published, node.current_keys().identity)
 
 
+def published_entries(node: Node) -> bytes:
+    """The mirror feed: every approved entry this directory publishes, first-hand or mirrored."""
+    require_directory(node)
+    return listing(node, store.list_entries(node.db, status="approved"))
+
+
 def search(
     node: Node, *, state: str | None, text: str | None, city: str | None, zip_code: str | None
 ) -> bytes:
@@ -213,6 +219,8 @@ async def sync_mirrors(node: Node, keyring: Keyring) -> dict[str, int]:
     for base_url, domain, public_key in store.mirrors(node.db):
         url = keyring.check_origin(base_url) + "/satchel/v1/directory/entries"
         async with keyring.session().get(url) as response:
+            if response.status != 200:
+                raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
             body = await response.content.read(16 * 1024 * 1024)
         verified = verify_listing(body, directory=domain, directory_key=IdentityPublicKey(public_key))
         now = now_iso()

@@ -127,6 +127,11 @@ async def _post(url: str, headers: list[tuple[str, str]], body: bytes) -> tuple[
         return response.status, await response.json()
 
 
+async def _get(url: str) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
+
+
 def _signed(sender: Path, url: str, body: bytes, sender_url: str) -> list[tuple[str, str]]:
     _, headers = signed_request_headers(
         method="POST",
@@ -248,3 +253,114 @@ def test_a_changed_key_without_a_chain_is_refused_loudly(federation, tmp_path: P
     # After the coordinators confirm the new fingerprint by phone, an operator re-pins it.
     _cli(homes["a"], "peers", "add", urls["b"], "--yes", "--repin", "--as", "ada")
     _cli(homes["a"], "peers", "refresh", "b.example.org")
+
+
+def test_interoperates_with_an_independent_rfc9421_implementation(federation) -> None:
+    """PyPI http-message-signatures signs a request the node accepts, and verifies one the node signs."""
+    import datetime
+    from dataclasses import dataclass
+
+    import http_message_signatures as hms
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from http_message_signatures import algorithms
+    from http_message_signatures.structures import CaseInsensitiveDict
+
+    homes, urls = federation
+    _cli(homes["b"], "peers", "add", urls["a"], "--yes", "--as", "ada")
+    _cli(homes["a"], "peers", "add", urls["b"], "--yes", "--as", "ada")
+    seed = (homes["a"] / "keys" / "identity.key").read_text().split()[1]
+    import base64
+
+    private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed))
+    key_id = _identity(homes["a"]).public_key.key_id
+    resolver = hms.MappingKeyResolver(
+        public_keys={key_id: private.public_key()}, private_keys={key_id: private}
+    )
+
+    @dataclass
+    class Message:
+        method: str
+        url: str
+        headers: CaseInsensitiveDict
+
+    url = urls["b"] + "/satchel/v1/ping"
+    body = b'{"hello": "b"}'
+    message = Message("POST", url, CaseInsensitiveDict({"Content-Type": "application/json",
+                                                        "Satchel-Origin": urls["a"]}))  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC)
+    hms.HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=resolver).sign(
+        message, key_id=key_id, label="sig1", nonce=base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="),
+        body=body, created=now, expires=now + datetime.timedelta(seconds=120),
+        covered_component_ids=("@method", "@target-uri", "content-digest", "content-type", "satchel-origin"),
+    )  # fmt: skip
+    status, answer = asyncio.run(_post(url, list(message.headers.items()), body))
+    assert status == 200 and answer["caller"] == "a.example.org"
+
+    _, ours = signed_request_headers(method="POST", url=url, body=body, content_type="application/json",
+                                     key=_identity(homes["a"]), origin=urls["a"])  # fmt: skip
+    verifier = hms.HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
+    [result] = verifier.verify(Message("POST", url, CaseInsensitiveDict(ours)), body=body)
+    assert result.parameters["keyid"] == key_id
+
+
+def test_working_from_cache_when_the_directory_is_down(federation) -> None:
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    for key in ("a", "b"):
+        _cli(homes[key], "directory", "search", "--json")
+    federation.served["dir"].stop()
+    result = _cli(homes["a"], "directory", "search", "--json")
+    found = json.loads(result.output)
+    assert found["from_cache"] == [DIRECTORY]
+    assert {r["domain"] for r in found["results"]} == {"a.example.org", "b.example.org"}
+    assert "answered" in _cli(homes["a"], "peers", "ping", "b.example.org").output
+    assert "answered" in _cli(homes["b"], "peers", "ping", "a.example.org").output
+
+
+def test_a_national_directory_mirrors_a_state_one(federation, tmp_path: Path) -> None:
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    national = tmp_path / "national.example.gov"
+    _cli(
+        national,
+        "directory",
+        "init",
+        "--domain",
+        "national.example.gov",
+        "--name",
+        "National Locator",
+        "--state",
+        "DC",
+        "--city",
+        "Washington",
+        "--zip",
+        "20202",
+        "--url",
+        f"http://127.0.0.1:{free_port()}",
+    )
+    _cli(national, "users", "add", "nat", "--email", "nat@example.gov", "--name", "Nat", "--role", "admin")
+    served = ServedNode(national)
+    try:
+        out = _cli(national, "directory", "mirror", urls["dir"], "--fingerprint", _directory_fingerprint(homes["dir"]),
+                   "--as", "nat").output  # fmt: skip
+        assert "2 entries" in out
+        # A third district that trusts only the national directory finds B, signed by the state directory.
+        c = _district(tmp_path, "c.example.org")
+        _cli(
+            c,
+            "directories",
+            "add",
+            served.url,
+            "--fingerprint",
+            _directory_fingerprint(national),
+            "--as",
+            "ada",
+        )
+        found = json.loads(_cli(c, "directory", "search", "shelbyville", "--state", "IL", "--json").output)
+        [entry] = found["results"]
+        assert entry["domain"] == "b.example.org" and entry["directory"] == DIRECTORY
+        # Searching needs a state, as a district locator does (the CLI defaults it to the district's own).
+        status, error = asyncio.run(_get(served.url + "/satchel/v1/directory/search?q=shelbyville"))
+        assert (status, error["error"]["code"]) == (400, "directory.state_required")
+    finally:
+        served.stop()

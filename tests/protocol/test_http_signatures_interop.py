@@ -12,8 +12,11 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+import http_message_signatures as hms
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from http_message_signatures import algorithms
+from http_message_signatures.structures import CaseInsensitiveDict
 
 from crypto import IdentityKey, IdentityPublicKey
 from protocol.content_digest import content_digest_header, verify_body_digest
@@ -27,10 +30,6 @@ from protocol.http_signatures import (
     verify_request,
     verify_response,
 )
-
-hms = pytest.importorskip("http_message_signatures")
-from http_message_signatures import algorithms  # noqa: E402
-from http_message_signatures.structures import CaseInsensitiveDict  # noqa: E402
 
 SEED = hashlib.sha256(b"satchel interop node").digest()
 KEY = IdentityKey(SEED)
