@@ -145,58 +145,6 @@ def contact_show(home: str | None, as_json: bool) -> None:
         click.echo("(not set) - set it with `satchel contact set`")
 
 
-@click.group("transfers", context_settings=CONTEXT)
-def transfers_group() -> None:
-    """Transfers between districts: the on/off switch (off by default).
-
-    \b
-    Example:
-      satchel transfers enable --as jdoe
-    """
-
-
-def _toggle(enabled: bool) -> click.Command:
-    word = "enable" if enabled else "disable"
-
-    @click.command(word, context_settings=CONTEXT)
-    @home_option
-    @as_option
-    def toggle(home: str | None, actor: str | None) -> None:
-        with opened(home) as node:
-            changed = district.set_transfers(node, actor=actor, enabled=enabled)
-        state = "on" if enabled else "off"
-        click.echo(f"Transfers are now {state}." if changed else f"Transfers were already {state}.")
-        deliver_now(home)
-
-    toggle.help = (
-        f"Switch transfers {'on' if enabled else 'off'}. "
-        + (
-            "Other districts can then send to and receive from this node."
-            if enabled
-            else "This node then refuses transfers and shows as off in directories."
-        )
-        + f"\n\n\b\nExample:\n  satchel transfers {word} --as jdoe"
-    )
-    return toggle
-
-
-transfers_group.add_command(_toggle(True))
-transfers_group.add_command(_toggle(False))
-
-
-@transfers_group.command("status", context_settings=CONTEXT)
-@home_option
-def transfers_status(home: str | None) -> None:
-    """Say whether transfers are on.
-
-    \b
-    Example:
-      satchel transfers status
-    """
-    with opened(home) as node:
-        click.echo("Transfers are on." if district.transfers_enabled(node) else "Transfers are off.")
-
-
 @click.group("audit", context_settings=CONTEXT, invoke_without_command=True)
 @home_option
 @json_option
@@ -253,4 +201,4 @@ def audit_verify(home: str | None) -> None:
     click.echo(f"Audit log intact: {count} entries, hash chain verified.")
 
 
-COMMANDS = (users_group, contact_group, transfers_group, audit_group)
+COMMANDS = (users_group, contact_group, audit_group)

@@ -131,4 +131,4 @@ def deliver_now(home: str | None) -> None:
 
     delivered = asyncio.run(work())
     if delivered:
-        click.echo(f"Delivered {delivered} message(s) to other nodes.")
+        click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)

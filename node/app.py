@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from node.appkeys import NODE, PUBLIC_ROUTES
+from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
 from node.config import NodeConfig
 from node.home import Node, load_keys
 from node.http_errors import error_middleware
@@ -16,7 +16,7 @@ from node.outbox_worker import outbox_worker
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
 from node.signed_http import sign_response_middleware, verify_middleware
-from node.workers import mirror_worker
+from node.workers import expiry_worker, mirror_worker
 from storage.blobs import BlobStore
 from storage.database import open_database
 
@@ -28,6 +28,7 @@ def create_app(config: NodeConfig) -> web.Application:
         middlewares=[sign_response_middleware, error_middleware, verify_middleware], client_max_size=1024**2
     )
     app[PUBLIC_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.public)
+    app[STREAMING_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.streaming)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
 
@@ -44,6 +45,7 @@ def create_app(config: NodeConfig) -> web.Application:
 
     app.cleanup_ctx.append(node_context)
     app.cleanup_ctx.append(outbox_worker)
+    app.cleanup_ctx.append(expiry_worker)
     if config.node.role == "directory":
         app.cleanup_ctx.append(mirror_worker)
     return app

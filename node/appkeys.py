@@ -8,3 +8,4 @@ from node.home import Node
 
 NODE = web.AppKey("node", Node)
 PUBLIC_ROUTES = web.AppKey("public_routes", frozenset)
+STREAMING_ROUTES = web.AppKey("streaming_routes", frozenset)

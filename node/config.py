@@ -218,6 +218,16 @@ SETTINGS: tuple[Setting, ...] = (
         "smtp", "password", str, "", "SMTP password; prefer the SATCHEL_SMTP_PASSWORD environment variable"
     ),
     Setting("smtp", "sender", str, "", "From: address of notifications"),
+    Setting("envelope", "argon2_time_cost", int, 3, "Argon2id passes when sealing (spec/security.md)"),
+    Setting("envelope", "argon2_memory_kib", int, 262144, "Argon2id memory in KiB when sealing"),
+    Setting("envelope", "min_argon2_time_cost", int, 3, "least Argon2id passes accepted when opening"),
+    Setting(
+        "envelope", "min_argon2_memory_kib", int, 65536, "least Argon2id memory (KiB) accepted when opening"
+    ),
+    Setting("envelope", "max_size_mib", int, 65536, "largest envelope accepted, in MiB"),
+    Setting(
+        "envelope", "default_expiry_days", int, 30, "days a transfer stays open when --expires is not given"
+    ),
     Setting(
         "federation",
         "dev_loopback",
@@ -257,6 +267,16 @@ class SmtpSection:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvelopeSection:
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    min_argon2_time_cost: int
+    min_argon2_memory_kib: int
+    max_size_mib: int
+    default_expiry_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class FederationSection:
     dev_loopback: bool
 
@@ -267,6 +287,7 @@ class NodeConfig:
     node: NodeSection
     server: ServerSection
     smtp: SmtpSection
+    envelope: EnvelopeSection
     federation: FederationSection
 
     @property
@@ -280,6 +301,16 @@ class NodeConfig:
     @property
     def blobs_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def envelopes_dir(self) -> Path:
+        """Sealed envelopes: ``out/`` waiting for delivery, ``in/`` received and still sealed."""
+        return self.home / "envelopes"
+
+    @property
+    def staging_dir(self) -> Path:
+        """What accepted envelopes opened into, waiting for import."""
+        return self.home / "staging"
 
 
 def _coerce(setting: Setting, raw: Any, source: str) -> Any:
@@ -320,6 +351,7 @@ def build_config(
         node=NodeSection(**sections["node"]),
         server=ServerSection(**sections["server"]),
         smtp=SmtpSection(**sections["smtp"]),
+        envelope=EnvelopeSection(**sections["envelope"]),
         federation=FederationSection(**sections["federation"]),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -11,11 +12,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from node import mailer
 from node.appkeys import NODE
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
+from node.mailer import MailFailed
+from node.notify import EMAIL_KIND
 from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
 from node.peers import PeerUnreachable
+from node.transfer_delivery import deliver_envelope, deliver_receipt
+from node.transfer_engine import ENVELOPE_JOB, RECEIPT_JOB
 from protocol import SatchelError
 from storage import outbox
 from storage.database import write_transaction
@@ -45,11 +51,11 @@ async def deliver_due(
             with write_transaction(node.db):
                 outbox.mark_failed(node.db, job.job_id, error="expired before delivery", now=now_iso())
             continue
-        parts = urlsplit(job.url)
-        base = f"{parts.scheme}://{parts.netloc}"
         try:
-            await client.call(base, "POST", parts.path, body=job.payload, content_type=job.content_type,
-                              expect_domain=job.peer)  # fmt: skip
+            await _deliver(node, client, job)
+        except MailFailed as exc:
+            _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
+            continue
         except PeerRefused as exc:
             if exc.peer_code in TRANSIENT_CODES or exc.status >= 500:
                 _retry(node, job.job_id, job.attempts, f"{exc.peer_code}: {exc.message}", rng)
@@ -66,6 +72,22 @@ async def deliver_due(
             outbox.mark_done(node.db, job.job_id, now_iso())
         delivered += 1
     return delivered
+
+
+async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
+    if job.kind == EMAIL_KIND:
+        mail = json.loads(job.payload)
+        await mailer.send(node.config.smtp, mailer.build_message(node.config.smtp, **mail))
+        return
+    if job.kind == ENVELOPE_JOB:
+        await deliver_envelope(node, client, job)
+        return
+    if job.kind == RECEIPT_JOB:
+        await deliver_receipt(node, client, job)
+        return
+    parts = urlsplit(job.url)
+    await client.call(f"{parts.scheme}://{parts.netloc}", "POST", parts.path, body=job.payload,
+                      content_type=job.content_type, expect_domain=job.peer)  # fmt: skip
 
 
 def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Random) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,7 +21,8 @@ from protocol.content_digest import verify_body_digest
 from protocol.http_signatures import HttpResponseView, check_response_signature
 from protocol.json_strict import loads_object
 
-TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+# No total limit: an envelope of gigabytes takes a while; a stalled peer is caught by the read timeout.
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
 
 
 class PeerRefused(SatchelError):
@@ -60,21 +63,30 @@ class PeerClient:
         body: bytes = b"",
         content_type: str | None = None,
         expect_domain: str | None = None,
+        body_file: Path | None = None,
+        body_digest: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> PeerResponse:
-        """Send a signed request; return the verified response, or raise PeerRefused for a coded error."""
+        """Send a signed request; return the verified response, or raise PeerRefused for a coded error.
+
+        A large body is streamed from ``body_file`` (memory stays flat), with its precomputed Content-Digest
+        header value in ``body_digest``.
+        """
         url = self._keyring.check_origin(base_url) + path
         view, headers = signed_request_headers(
             method=method, url=url, body=body, content_type=content_type, key=self._node.current_keys().identity,
-            origin=self._node.config.node.base_url,
+            origin=self._node.config.node.base_url, body_digest=body_digest, extra_headers=extra_headers,
         )  # fmt: skip
         try:
-            async with self._session.request(
-                method, url, data=body or None, headers=headers, timeout=TIMEOUT, allow_redirects=False
-            ) as response:
-                data = await response.content.read(MAX_BODY + 1)
-                status, response_headers = response.status, tuple(response.headers.items())
-                content_type_got = response.headers.get("Content-Type", "")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            with body_file.open("rb") if body_file is not None else nullcontext() as handle:
+                data_arg = handle if handle is not None else (body or None)
+                async with self._session.request(
+                    method, url, data=data_arg, headers=headers, timeout=TIMEOUT, allow_redirects=False
+                ) as response:
+                    data = await response.content.read(MAX_BODY + 1)
+                    status, response_headers = response.status, tuple(response.headers.items())
+                    content_type_got = response.headers.get("Content-Type", "")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
         peer = await self._verify(view, status, response_headers, data, base_url, expect_domain)
         if status >= 400:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node import handlers
+from node import handlers, receiving
 from node.http_errors import Handler
 from protocol.descriptor import WELL_KNOWN_PATH
 
@@ -19,12 +19,18 @@ class Route:
     path: str
     handler: Handler
     public: bool = False
+    streaming: bool = False  # the handler reads the (signed, digest-checked) body as a stream
 
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", WELL_KNOWN_PATH, handlers.descriptor, public=True),
     Route("GET", "/satchel/v1/health", handlers.health, public=True),
     Route("POST", "/satchel/v1/ping", handlers.ping),
+    # Push transfers (spec/transfer.md): the envelope streams in; receipts, messages and cancellations follow.
+    Route("POST", "/satchel/v1/envelopes", receiving.receive_envelope, streaming=True),
+    Route("POST", "/satchel/v1/transfers/{transfer_id}/receipts", receiving.receive_receipt),
+    Route("POST", "/satchel/v1/transfers/{transfer_id}/messages", receiving.receive_receipt),
+    Route("POST", "/satchel/v1/transfers/{transfer_id}/cancel", receiving.receive_receipt),
     # Directory role (spec/directory.md): joining and updating are signed; reading is public.
     Route("POST", "/satchel/v1/directory/join", handlers.directory_join),
     Route("POST", "/satchel/v1/directory/update", handlers.directory_update),

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from crypto import IdentityKey
-from node.appkeys import NODE, PUBLIC_ROUTES
+from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
 from node.http_errors import Handler
 from node.keyring import KEYRING
 from protocol import SatchelError
-from protocol.content_digest import CONTENT_DIGEST, content_digest_header, verify_body_digest
+from protocol.content_digest import (
+    CONTENT_DIGEST,
+    ContentDigester,
+    DigestMissing,
+    content_digest_header,
+    verify_body_digest,
+    verify_content_digest,
+)
 from protocol.http_signatures import (
     DEFAULT_REQUEST_COMPONENTS,
     Component,
@@ -57,6 +65,7 @@ class PeerIdentity:
 
 PEER = web.RequestKey("peer", PeerIdentity)
 BODY = web.RequestKey("body", bytes)
+STREAM = web.RequestKey("stream", object)
 _REQUEST_VIEW = web.RequestKey("request_view", HttpRequestView)
 
 
@@ -74,12 +83,46 @@ def request_view(request: web.Request, scheme: str) -> HttpRequestView:
     )
 
 
-def _is_public(request: web.Request) -> bool:
+def _canonical(request: web.Request) -> str | None:
     resource = request.match_info.route.resource
-    canonical = resource.canonical if resource is not None else None
-    return (request.method, canonical) in request.app[
-        PUBLIC_ROUTES
-    ] or request.match_info.http_exception is not None
+    return resource.canonical if resource is not None else None
+
+
+def _is_public(request: web.Request) -> bool:
+    public = (request.method, _canonical(request)) in request.app[PUBLIC_ROUTES]
+    return public or request.match_info.http_exception is not None
+
+
+class SignedBodyStream:
+    """A signed request's body, read in chunks while its Content-Digest is computed."""
+
+    def __init__(
+        self, request: web.Request, digest: str, key_id: str, nonce: str, keep_until: int, now: int
+    ) -> None:
+        self._request = request
+        self._digester = ContentDigester.for_header(digest)
+        self._digest = digest
+        self._replay = (key_id, nonce, keep_until, now)
+        self.length = 0
+
+    async def chunks(self, size: int = 1 << 20, limit: int | None = None) -> AsyncIterator[bytes]:
+        while chunk := await self._request.content.read(size):
+            self.length += len(chunk)
+            if limit is not None and self.length > limit:
+                raise BodyTooLarge(f"the body is larger than {limit} bytes", field="body")
+            self._digester.update(chunk)
+            yield chunk
+
+    def finish(self) -> None:
+        """Check the digest of everything read and record the nonce; raise if the body was not the one signed."""
+        verify_content_digest(self._digest, self._digester)
+        self.remember_nonce()
+
+    def remember_nonce(self) -> None:
+        node = self._request.app[NODE]
+        key_id, nonce, keep_until, now = self._replay
+        with write_transaction(node.db):
+            nonces.remember(node.db, key_id, nonce, keep_until=keep_until, now=now)
 
 
 @web.middleware
@@ -97,6 +140,15 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
     )  # fmt: skip
     resolved = await keyring.resolve(unverified.key_id, origin=request.headers.get(ORIGIN_HEADER))
     verified = unverified.verify(resolved)
+    request[PEER] = PeerIdentity(resolved.domain, verified.key_id, resolved.trust)
+    if (request.method, _canonical(request)) in request.app[STREAMING_ROUTES]:
+        # Gigabyte bodies: the handler streams them through SignedBodyStream, which checks the digest at
+        # the end; nothing may be committed before finish() returns.
+        if verified.content_digest is None:
+            raise DigestMissing("a streamed body must be covered by Content-Digest", field="Content-Digest")
+        request[STREAM] = SignedBodyStream(request, verified.content_digest, verified.key_id, verified.nonce,
+                                           verified.replay_until, now)  # fmt: skip
+        return await handler(request)
     body = await request.content.read(MAX_BODY + 1) if request.body_exists else b""
     if len(body) > MAX_BODY:
         raise BodyTooLarge("the request body is too large", field="body")
@@ -104,7 +156,6 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
         verify_body_digest(verified.content_digest, body)
     with write_transaction(node.db):
         nonces.remember(node.db, verified.key_id, verified.nonce, keep_until=verified.replay_until, now=now)
-    request[PEER] = PeerIdentity(resolved.domain, verified.key_id, resolved.trust)
     request[BODY] = body
     return await handler(request)
 
@@ -145,20 +196,34 @@ def _sign_response(view: HttpResponseView, key: IdentityKey, body: bytes) -> lis
 
 
 def signed_request_headers(
-    *, method: str, url: str, body: bytes, content_type: str | None, key: IdentityKey, origin: str
+    *,
+    method: str,
+    url: str,
+    body: bytes,
+    content_type: str | None,
+    key: IdentityKey,
+    origin: str,
+    body_digest: str | None = None,
+    extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> tuple[HttpRequestView, list[tuple[str, str]]]:
-    """Headers for an outgoing signed request, and the view that was signed (to verify the response)."""
-    headers: list[tuple[str, str]] = [("Satchel-Origin", origin)]
-    if body or content_type:
+    """Headers for an outgoing signed request, and the view that was signed (to verify the response).
+
+    A streamed body (a file) passes its precomputed ``body_digest`` header value instead of ``body``.
+    ``extra_headers`` are sent and covered by the signature too.
+    """
+    headers: list[tuple[str, str]] = [("Satchel-Origin", origin), *extra_headers]
+    has_body = bool(body) or body_digest is not None
+    if has_body or content_type:
         headers.append(("Content-Type", content_type or "application/octet-stream"))
-        headers.append(("Content-Digest", content_digest_header(body)))
+        headers.append(("Content-Digest", body_digest or content_digest_header(body)))
     authority = urlsplit(url).netloc
     headers.append(("Host", authority))
     view = HttpRequestView(method=method, target_uri=url, headers=tuple(headers))
     now = int(time.time())
+    covered = (*_components(view), *(Component(name=name.lower()) for name, _ in extra_headers))
     signature = sign_request(
         view, key_id=key.public_key.key_id, sign=key.sign_raw, created=now, expires=now + REQUEST_LIFETIME,
-        nonce=encode_nonce(os.urandom(16)), components=_components(view), has_body=bool(body),
+        nonce=encode_nonce(os.urandom(16)), components=covered, has_body=has_body,
     )  # fmt: skip
     all_headers = [*headers, *signature]
     return HttpRequestView(method=method, target_uri=url, headers=tuple(all_headers)), all_headers

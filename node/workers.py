@@ -11,9 +11,11 @@ from aiohttp import web
 from node.appkeys import NODE
 from node.directory_service import sync_mirrors
 from node.keyring import KEYRING
+from node.transfer_actions import expire_due
 
 log = logging.getLogger("satchel.workers")
 MIRROR_INTERVAL = 600.0
+EXPIRY_INTERVAL = 60.0
 
 
 async def mirror_worker(app: web.Application) -> AsyncIterator[None]:
@@ -28,6 +30,23 @@ async def mirror_worker(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(MIRROR_INTERVAL)
 
     task = asyncio.create_task(loop(), name="mirror-sync")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def expiry_worker(app: web.Application) -> AsyncIterator[None]:
+    """Every minute, transfers past their expiry move on: codes erased, sealed copies deleted."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                expire_due(app[NODE])
+            except Exception:
+                log.exception("expiry pass failed; will try again")
+            await asyncio.sleep(EXPIRY_INTERVAL)
+
+    task = asyncio.create_task(loop(), name="expiry")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from storage import match_index
+
 MIGRATIONS = sqlite_utils.Migrations("satchel")
 
 
@@ -237,5 +239,106 @@ def _federation(db: sqlite_utils.Database) -> None:
             done_at TEXT
         );
         CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+        """,
+    )
+
+
+@MIGRATIONS(name="0003_match_keys")
+def _match_keys(db: sqlite_utils.Database) -> None:
+    # The blocking index for matching incoming students (storage/match_index.py). Its rows are derived
+    # from the students table, so the backfill uses the current key design; a later change to that design
+    # comes with its own migration calling match_index.rebuild.
+    _run(
+        db,
+        """
+        CREATE TABLE student_match_keys (
+            key TEXT NOT NULL,
+            sis_id TEXT NOT NULL,
+            PRIMARY KEY (key, sis_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX student_match_keys_sis_id ON student_match_keys (sis_id);
+        """,
+    )
+    match_index.rebuild(db)
+
+
+@MIGRATIONS(name="0004_transfers")
+def _transfers(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE transfers (
+            transfer_id TEXT PRIMARY KEY,
+            side TEXT NOT NULL CHECK (side IN ('sender', 'receiver')),
+            state TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'transfer',
+            expires_at TEXT,
+            envelope_digest BLOB,
+            wrong_codes INTEGER NOT NULL DEFAULT 0,
+            max_wrong_codes INTEGER NOT NULL DEFAULT 5,
+            receipts_issued INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            created_by TEXT,
+            note TEXT NOT NULL DEFAULT '',
+            owner TEXT,
+            students INTEGER NOT NULL DEFAULT 0,
+            documents INTEGER NOT NULL DEFAULT 0,
+            records INTEGER NOT NULL DEFAULT 0,
+            envelope_path TEXT,
+            envelope_length INTEGER,
+            staging_path TEXT,
+            manifest BLOB,
+            manifest_signature BLOB,
+            request_id TEXT
+        );
+        CREATE INDEX transfers_side_state ON transfers (side, state);
+        CREATE TABLE transfer_codes (
+            transfer_id TEXT PRIMARY KEY REFERENCES transfers (transfer_id),
+            code TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE transfer_students (
+            transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+            sis_id TEXT NOT NULL,
+            PRIMARY KEY (transfer_id, sis_id)
+        );
+        CREATE TABLE transfer_events (
+            transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+            seq INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('sent', 'received', 'local')),
+            kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            receipt BLOB,
+            receipt_id TEXT,
+            PRIMARY KEY (transfer_id, seq)
+        );
+        CREATE UNIQUE INDEX transfer_events_receipt ON transfer_events (transfer_id, receipt_id)
+            WHERE receipt_id IS NOT NULL;
+        CREATE TABLE disclosures (
+            disclosure_id TEXT PRIMARY KEY,
+            student_sis_id TEXT NOT NULL,
+            transfer_id TEXT NOT NULL,
+            to_domain TEXT NOT NULL,
+            to_name TEXT NOT NULL,
+            records TEXT NOT NULL,
+            disclosed_by TEXT NOT NULL,
+            at TEXT NOT NULL,
+            purpose TEXT NOT NULL
+        );
+        CREATE INDEX disclosures_student ON disclosures (student_sis_id, at);
+        CREATE TABLE notifications (
+            notification_id TEXT PRIMARY KEY,
+            at TEXT NOT NULL,
+            audience TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            transfer_id TEXT,
+            read_at TEXT
+        );
+        CREATE INDEX notifications_at ON notifications (at);
         """,
     )

@@ -9,6 +9,7 @@ import sqlite_utils
 
 from protocol import NotFound
 from protocol.roster import StudentRecord
+from storage import match_index
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StudentRecord))
 _BATCH = 500
@@ -55,23 +56,32 @@ def upsert(
             ).fetchall()
         }
         new_rows, changed_rows = [], []
+        new_recs, changed_recs = [], []
         for rec in batch:
             values = tuple(getattr(rec, f) for f in _FIELDS)
             old = existing.get(rec.sis_id)
             if old is None:
                 new_rows.append((*values, origin, now, now))
+                new_recs.append(rec)
             elif old != values:
                 changed_rows.append((*values[1:], now, rec.sis_id))
+                changed_recs.append(rec)
             else:
                 unchanged += 1
-        if new_rows:
-            cols = ", ".join((*_FIELDS, "origin", "created_at", "updated_at"))
-            db.conn.executemany(
-                f"INSERT INTO students ({cols}) VALUES ({','.join('?' * (len(_FIELDS) + 3))})", new_rows
-            )
-        if changed_rows:
-            sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
-            db.conn.executemany(f"UPDATE students SET {sets}, updated_at = ? WHERE sis_id = ?", changed_rows)
+        # The students and their matching keys change together or not at all.
+        with db.atomic():
+            if new_rows:
+                cols = ", ".join((*_FIELDS, "origin", "created_at", "updated_at"))
+                db.conn.executemany(
+                    f"INSERT INTO students ({cols}) VALUES ({','.join('?' * (len(_FIELDS) + 3))})", new_rows
+                )
+                match_index.index_students(db, new_recs)
+            if changed_rows:
+                sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
+                db.conn.executemany(
+                    f"UPDATE students SET {sets}, updated_at = ? WHERE sis_id = ?", changed_rows
+                )
+                match_index.reindex(db, changed_recs)
         inserted += len(new_rows)
         updated += len(changed_rows)
         batch.clear()

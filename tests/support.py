@@ -35,6 +35,13 @@ def run_cli(home: Path, *args: str, ok: bool = True, env: dict[str, str] | None 
 
 
 DEV_ENV = {"SATCHEL_FEDERATION_DEV_LOOPBACK": "1"}
+# Argon2id at its cheapest so tests run fast; production minimums are in spec/security.md.
+FAST_ENVELOPES = {
+    "SATCHEL_ENVELOPE_ARGON2_TIME_COST": "1",
+    "SATCHEL_ENVELOPE_ARGON2_MEMORY_KIB": "64",
+    "SATCHEL_ENVELOPE_MIN_ARGON2_TIME_COST": "1",
+    "SATCHEL_ENVELOPE_MIN_ARGON2_MEMORY_KIB": "64",
+}
 
 
 def free_port() -> int:
@@ -48,7 +55,7 @@ def free_port() -> int:
 class ServedNode:
     """`satchel serve --dev` as a real subprocess; stop() sends SIGTERM and checks the clean exit."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         import os
         import re
         import subprocess
@@ -63,11 +70,16 @@ class ServedNode:
         self.proc = subprocess.Popen(
             [satchel, "serve", "--home", str(home), "--port", port, "--dev"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert re.search(r"listening on http://127\.0\.0\.1:\d+", line), line + self.proc.stderr.read(2000)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, mid-whatever, as in a power cut."""
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
 
     def stop(self) -> str:
         import signal

@@ -1,0 +1,429 @@
+"""Push transfers: `satchel send`, `inbox`, `accept`, `reject`, `cancel`, `transfers ...`, `disclosures`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import click
+
+from cli.common import (
+    CONTEXT,
+    as_option,
+    deliver_now,
+    home_option,
+    json_option,
+    opened,
+    print_fields,
+    print_json,
+    print_table,
+)
+from node import district, district_state, notify, sending, transfer_actions
+from node.manifest_builder import Selection
+from node.operators import authorize
+from node.runtime import runtime
+from protocol import InvalidInput, SatchelError
+from protocol.transfer_states import allowed_events
+from storage import students as student_store
+from storage import transfers as store
+from storage.database import write_transaction
+
+
+def _ids(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip())
+
+
+def _students(students: tuple[str, ...], students_file: Path | None) -> tuple[str, ...]:
+    listed = list(students)
+    if students_file is not None:
+        for line in students_file.read_text(encoding="utf-8-sig").splitlines():
+            value = line.split(",")[0].strip()
+            if value and value.lower() not in ("sis_id", "student", "student_sis_id"):
+                listed.append(value)
+    return tuple(listed)
+
+
+def _receiving(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        student, sep, other = pair.partition("=")
+        if not sep or not student.strip() or not other.strip():
+            raise InvalidInput(f"{pair!r} is not STUDENT=ID", field="--receiving-sis-id",
+                               hint="e.g. --receiving-sis-id 100234=S-88812")  # fmt: skip
+        out[student.strip()] = other.strip()
+    return out
+
+
+async def _refresh(home: str | None, domain: str) -> None:
+    """Look at the destination's current descriptor (transfers switch, keys); the cache serves if it is down."""
+    with opened(home) as node:
+        async with runtime(node) as rt:
+            with contextlib.suppress(SatchelError):
+                await rt.keyring.refresh(domain)
+
+
+@click.command("send", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.option("--to", "to", required=True, help="The receiving district's domain.")
+@click.option("--student", "students", multiple=True, help="SIS id of a student to send (repeat for more).")
+@click.option(
+    "--students-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of SIS ids, one per line (or a CSV whose first column is the SIS id).",
+)
+@click.option("--documents", help="Comma-separated document ids to include.")
+@click.option("--cases", help="Comma-separated case ids or numbers to include.")
+@click.option("--assessments", is_flag=True, help="Include the students' assessment results.")
+@click.option("--all-records", is_flag=True, help="Include every document, case and assessment result.")
+@click.option(
+    "--receiving-sis-id",
+    "receiving",
+    multiple=True,
+    metavar="STUDENT=ID",
+    help="The student's id in the receiving district's SIS, if it told you.",
+)
+@click.option("--owner", help="E-mail or username of who should receive the documents there.")
+@click.option("--note", default="", help="A note for the receiving coordinator.")
+@click.option("--expires", "expires_days", type=int, help="Days the transfer stays open (default 30).")
+def send_command(
+    home: str | None,
+    actor: str | None,
+    as_json: bool,
+    to: str,
+    students: tuple[str, ...],
+    students_file: Path | None,
+    documents: str | None,
+    cases: str | None,
+    assessments: bool,
+    all_records: bool,
+    receiving: tuple[str, ...],
+    owner: str | None,
+    note: str,
+    expires_days: int | None,
+) -> None:
+    """Send students' records to another district. Shows the code to read to its coordinator by phone.
+
+    The records stay here too (a copy is sent). Demographics always go; choose the records with
+    --documents, --cases, --assessments or --all-records.
+
+    \b
+    Example:
+      satchel send --to shelbyville.k12.il.us --student 100234 --all-records \\
+          --receiving-sis-id 100234=S-88812 --owner bo@shelbyville.k12.il.us --note "IEP meeting 9/14" --as jane
+    """
+    selection = Selection(
+        students=_students(students, students_file), documents=_ids(documents), cases=_ids(cases),
+        assessments=assessments, all_records=all_records, receiving_ids=_receiving(receiving),
+    )  # fmt: skip
+    asyncio.run(_refresh(home, to))
+    with opened(home) as node:
+        sent = sending.send(node, actor=actor, to=to, selection=selection, note=note, owner=owner,
+                            expires_days=expires_days)  # fmt: skip
+    contact = sent.contact
+    if as_json:
+        print_json({"transfer_id": sent.transfer_id, "code": sent.code, "to": sent.peer.domain,
+                    "students": sent.students, "records": sent.records, "documents": sent.documents,
+                    "bytes": sent.envelope_length, "expires_at": sent.expires_at,
+                    "coordinator": contact.to_json() if contact else None})  # fmt: skip
+    else:
+        click.echo(f"Transfer {sent.transfer_id} to {sent.peer.name} ({sent.peer.domain}) is sealed:")
+        click.echo(f"  {sent.students} student(s), {sent.records} record(s), {sent.documents} document(s), "
+                   f"{sent.envelope_length:,} bytes; open until {sent.expires_at}")  # fmt: skip
+        click.echo()
+        click.echo(f"  Authentication code:  {sent.code}")
+        click.echo()
+        if contact:
+            click.echo(
+                f"Read the code to {contact.name}, {contact.title}, at {contact.phone or contact.email}."
+            )
+        click.echo(
+            "Do not e-mail it. `satchel transfers show ID --code` shows it again until it is accepted."
+        )
+    deliver_now(home)
+
+
+@click.command("inbox", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.option("--unread", is_flag=True, help="Only notifications not marked read.")
+@click.option("--mark-read", is_flag=True, help="Mark the listed notifications read.")
+def inbox_command(home: str | None, as_json: bool, unread: bool, mark_read: bool) -> None:
+    """Notifications for coordinators: transfers arriving, accepted, locked, messages, ...
+
+    \b
+    Example:
+      satchel inbox --unread
+    """
+    with opened(home) as node:
+        items = notify.inbox(node, unread_only=unread)
+        if mark_read:
+            with write_transaction(node.db):
+                notify.mark_read(node, [str(i["id"]) for i in items])
+    if as_json:
+        print_json(items)
+        return
+    print_table(["at", "subject", "transfer", "read"],
+                [(i["at"], i["subject"], i["transfer_id"] or "-", "yes" if i["read_at"] else "") for i in items],
+                empty="(no notifications)")  # fmt: skip
+
+
+@click.command("accept", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+@click.option("--code", required=True, help="The code the sending coordinator read to you.")
+def accept_command(home: str | None, actor: str | None, transfer_id: str, code: str) -> None:
+    """Open an incoming transfer with its code. A mistyped code costs nothing; 5 wrong codes lock it.
+
+    \b
+    Example:
+      satchel accept 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code 7K2Q-M9XD-RT4B-J --as bo
+    """
+    with opened(home) as node:
+        accepted = transfer_actions.accept(node, actor=actor, transfer_id=transfer_id, code_text=code)
+    m = accepted.manifest
+    click.echo(f"Accepted transfer {transfer_id} from {m.sender_domain}: {len(m.students)} student(s), "
+               f"{len(m.records)} record(s). They wait in staging for import.")  # fmt: skip
+    if m.notes:
+        click.echo(f"Note from the sender: {m.notes}")
+    deliver_now(home)
+
+
+@click.command("reject", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+@click.option("--reason", required=True, help="Why; the sending district sees it.")
+def reject_command(home: str | None, actor: str | None, transfer_id: str, reason: str) -> None:
+    """Refuse an incoming transfer; the sealed envelope is deleted and the sender told why.
+
+    \b
+    Example:
+      satchel reject 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --reason "student never enrolled here" --as bo
+    """
+    with opened(home) as node:
+        transfer_actions.reject(node, actor=actor, transfer_id=transfer_id, reason=reason)
+    click.echo(f"Rejected {transfer_id}.")
+    deliver_now(home)
+
+
+@click.command("cancel", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+@click.option("--reason", help="Why (optional); the receiving district sees it.")
+def cancel_command(home: str | None, actor: str | None, transfer_id: str, reason: str | None) -> None:
+    """Cancel an outgoing transfer that was not accepted yet; the receiver deletes it.
+
+    \b
+    Example:
+      satchel cancel 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --reason "sent to the wrong district" --as jane
+    """
+    with opened(home) as node:
+        outcome = transfer_actions.cancel(node, actor=actor, transfer_id=transfer_id, reason=reason)
+    click.echo(f"Transfer {transfer_id}: {outcome.transition.status.state.value.replace('_', ' ')}.")
+    deliver_now(home)
+
+
+@click.command("disclosures", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("student")
+@click.option("--text", "as_text", is_flag=True, help="A plain letter-style record to give to a parent.")
+def disclosures_command(home: str | None, as_json: bool, student: str, as_text: bool) -> None:
+    """The FERPA record of disclosures of a student's education records.
+
+    \b
+    Example:
+      satchel disclosures 100234 --text > disclosures-100234.txt
+    """
+    with opened(home) as node:
+        s = student_store.require(node.db, student).record
+        rows = store.disclosures(node.db, student)
+        district_name = node.config.node.name
+    if as_json:
+        print_json({"student": student, "disclosures": rows})
+        return
+    if as_text:
+        click.echo(f"Record of disclosures - {district_name}")
+        click.echo(f"Student: {s.given_name} {s.family_name} (SIS id {s.sis_id})\n")
+        if not rows:
+            click.echo("No education records of this student have been disclosed to another district.")
+        for r in rows:
+            kinds = ", ".join(sorted({x["kind"] for x in r["records"]}))
+            click.echo(
+                f"On {r['at']}, {r['disclosed_by']} disclosed {kinds} to {r['to_name']} ({r['to_domain']})."
+            )
+            click.echo(f"  Purpose: {r['purpose']}. Transfer {r['transfer_id']} ({r['transfer_state']}).")
+        return
+    print_table(["at", "to", "records", "by", "purpose", "transfer"],
+                [(r["at"], r["to_domain"], len(r["records"]), r["disclosed_by"], r["purpose"], r["transfer_id"])
+                 for r in rows], empty="(no disclosures)")  # fmt: skip
+
+
+@click.group("transfers", context_settings=CONTEXT)
+def transfers_group() -> None:
+    """Transfers in and out: the on/off switch (off by default), lists, details, messages.
+
+    \b
+    Example:
+      satchel transfers list --incoming --status received
+    """
+
+
+def _toggle(enabled: bool) -> click.Command:
+    word = "enable" if enabled else "disable"
+
+    @click.command(word, context_settings=CONTEXT)
+    @home_option
+    @as_option
+    def toggle(home: str | None, actor: str | None) -> None:
+        with opened(home) as node:
+            changed = district.set_transfers(node, actor=actor, enabled=enabled)
+        state = "on" if enabled else "off"
+        click.echo(f"Transfers are now {state}." if changed else f"Transfers were already {state}.")
+        deliver_now(home)
+
+    toggle.help = (
+        f"Switch transfers {'on' if enabled else 'off'}. "
+        + ("Other districts can then send to and receive from this node."
+           if enabled else "This node then refuses transfers and shows as off in directories.")
+        + f"\n\n\b\nExample:\n  satchel transfers {word} --as jdoe"
+    )  # fmt: skip
+    return toggle
+
+
+transfers_group.add_command(_toggle(True))
+transfers_group.add_command(_toggle(False))
+
+
+@transfers_group.command("status", context_settings=CONTEXT)
+@home_option
+def transfers_status(home: str | None) -> None:
+    """Say whether transfers are on.
+
+    \b
+    Example:
+      satchel transfers status
+    """
+    with opened(home) as node:
+        click.echo("Transfers are on." if district_state.transfers_enabled(node) else "Transfers are off.")
+
+
+@transfers_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.option("--incoming", "side", flag_value="receiver", help="Only transfers this node received.")
+@click.option("--outgoing", "side", flag_value="sender", help="Only transfers this node sent.")
+@click.option("--status", "state", help="Only transfers in this state, e.g. received, accepted, locked.")
+def transfers_list(home: str | None, as_json: bool, side: str | None, state: str | None) -> None:
+    """List transfers, newest first.
+
+    \b
+    Example:
+      satchel transfers list --incoming --status received
+    """
+    with opened(home) as node:
+        rows = store.list_rows(node.db, local_domain=node.config.node.domain, side=side, state=state)
+    data = [{"transfer_id": r.transfer_id, "direction": "in" if r.status.side.value == "receiver" else "out",
+             "peer": r.peer, "state": r.state, "students": r.students, "records": r.records,
+             "created_at": r.created_at, "expires_at": r.status.expires.isoformat() if r.status.expires else None}
+            for r in rows]  # fmt: skip
+    if as_json:
+        print_json(data)
+        return
+    print_table(["id", "dir", "district", "state", "students", "records", "created", "expires"],
+                [(d["transfer_id"], d["direction"], d["peer"], d["state"], d["students"] or "-",
+                  d["records"] or "-", d["created_at"], d["expires_at"] or "-") for d in data],
+                empty="(no transfers)")  # fmt: skip
+
+
+@transfers_group.command("show", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.argument("transfer_id", metavar="ID")
+@click.option("--code", "show_code", is_flag=True, help="Show the code again (coordinators, sender side).")
+def transfers_show(
+    home: str | None, actor: str | None, as_json: bool, transfer_id: str, show_code: bool
+) -> None:
+    """A transfer's details and its timeline of signed receipts and messages.
+
+    \b
+    Example:
+      satchel transfers show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code --as jane
+    """
+    with opened(home) as node:
+        row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        timeline = store.events(node.db, transfer_id)
+        code = None
+        if show_code:
+            authorize(node, actor, "transfers.act")
+            code = store.get_code(node.db, transfer_id)
+            if code is None:
+                raise InvalidInput(
+                    f"transfer {transfer_id} has no code to show (state {row.state})", field="--code",
+                    hint="codes are erased once a transfer is accepted, cancelled or expired",
+                )  # fmt: skip
+        nexts = sorted(e.value for e in allowed_events(row.status))
+    if as_json:
+        print_json(
+            {
+                "transfer_id": transfer_id,
+                "side": row.status.side.value,
+                "peer": row.peer,
+                "state": row.state,
+                "students": row.students,
+                "records": row.records,
+                "documents": row.documents,
+                "note": row.note,
+                "owner": row.owner,
+                "created_at": row.created_at,
+                "expires_at": row.status.expires.isoformat() if row.status.expires else None,
+                "wrong_codes": row.status.wrong_codes,
+                "code": code,
+                "timeline": timeline,
+                "next": nexts,
+            }
+        )
+        return
+    print_fields([
+        ("Transfer", transfer_id), ("Direction", "outgoing" if row.status.side.value == "sender" else "incoming"),
+        ("District", row.peer), ("State", row.state), ("Students", row.students), ("Records", row.records),
+        ("Created", row.created_at), ("Expires", row.status.expires.isoformat() if row.status.expires else "-"),
+        ("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}"),
+        ("Note", row.note or "-"),
+    ])  # fmt: skip
+    if code:
+        click.echo(f"\nAuthentication code: {code}")
+    click.echo("\nTimeline:")
+    print_table(["#", "at", "", "what", "by", "details"],
+                [(e["seq"], e["at"], {"sent": "->", "received": "<-", "local": "  "}[e["direction"]], e["kind"],
+                  e["actor"], ", ".join(f"{k}={v}" for k, v in e["detail"].items()) + (" [signed]" if e["signed"]
+                                                                                       else ""))
+                 for e in timeline])  # fmt: skip
+
+
+@transfers_group.command("message", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+@click.argument("text")
+def transfers_message(home: str | None, actor: str | None, transfer_id: str, text: str) -> None:
+    """Write to the other district's coordinators about a transfer (signed, delivered like receipts).
+
+    \b
+    Example:
+      satchel transfers message 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A "Code sent by phone at 10:05" --as jane
+    """
+    with opened(home) as node:
+        transfer_actions.message(node, actor=actor, transfer_id=transfer_id, text=text)
+    click.echo("Message queued.")
+    deliver_now(home)
+
+
+COMMANDS = (send_command, inbox_command, accept_command, reject_command, cancel_command, disclosures_command,
+            transfers_group)  # fmt: skip

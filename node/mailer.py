@@ -1,0 +1,53 @@
+"""Sending e-mail notifications over SMTP (host, port, TLS mode and credentials from the config)."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from node.config import SmtpSection
+from protocol import SatchelError
+
+TIMEOUT = 30
+
+
+class MailFailed(SatchelError):
+    """The SMTP server refused or could not be reached; the message stays in the outbox and is retried."""
+
+    code = "mail.failed"
+    default_hint = "check the [smtp] settings in satchel.toml and that the mail server is reachable"
+
+
+def build_message(smtp: SmtpSection, *, to: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = smtp.sender or "satchel@localhost"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    return message
+
+
+def _send(smtp: SmtpSection, message: EmailMessage) -> None:
+    context = ssl.create_default_context()
+    try:
+        if smtp.tls == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=TIMEOUT, context=context)
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT)
+        with client:
+            if smtp.tls == "starttls":
+                client.starttls(context=context)
+            if smtp.username:
+                client.login(smtp.username, smtp.password)
+            client.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailFailed(
+            f"could not send mail through {smtp.host}:{smtp.port}: {type(exc).__name__}"
+        ) from exc
+
+
+async def send(smtp: SmtpSection, message: EmailMessage) -> None:
+    """smtplib blocks; run it in a worker thread so the event loop keeps serving peers."""
+    await asyncio.to_thread(_send, smtp, message)

@@ -1,0 +1,32 @@
+"""Matching a transfer's students to local ones: blocking look-ups in storage, decisions in protocol.
+
+A constant number of batched queries per ~500 students (candidates, SIS ids, state ids), then pure
+decisions; nothing here queries per student.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlite_utils
+
+from protocol.matching import (
+    IncomingStudent,
+    MatchOutcome,
+    apply_batch_rules,
+    decide,
+    find_incoming_duplicates,
+)
+from storage import match_index
+
+
+def match_students(db: sqlite_utils.Database, incoming: Sequence[IncomingStudent]) -> list[MatchOutcome]:
+    """One outcome per incoming student, in order (see protocol.matching for the rules)."""
+    found = match_index.candidates(db, incoming)
+    by_sis_id = match_index.lookup_sis_ids(db, (s.receiving_sis_id for s in incoming if s.receiving_sis_id))
+    by_state_id = match_index.lookup_state_ids(db, (s.state_id for s in incoming if s.state_id))
+    outcomes = [
+        decide(student, found[i], receiving_sis_lookup=by_sis_id, state_id_lookup=by_state_id)
+        for i, student in enumerate(incoming)
+    ]
+    return apply_batch_rules(incoming, outcomes, find_incoming_duplicates(incoming))

@@ -1,0 +1,54 @@
+"""Telling people: an inbox entry per notification, and an e-mail to each coordinator through the outbox.
+
+Notifications are written in the transaction of the change they report; the e-mails ride the durable
+outbox, so a mail server that is down delays them but never loses them. Texts name transfers, districts
+and counts, never a student's record contents.
+"""
+
+from __future__ import annotations
+
+import json
+
+from node.clock import new_id, now_iso
+from node.home import Node
+from storage import outbox, users
+
+EMAIL_KIND = "email"
+
+
+def notify_coordinators(node: Node, *, subject: str, body: str, transfer_id: str | None = None) -> str:
+    """Record a notification for the node's coordinators and admins, and queue an e-mail to each."""
+    notification_id = new_id()
+    now = now_iso()
+    node.db.execute(
+        "INSERT INTO notifications (notification_id, at, audience, subject, body, transfer_id)"
+        " VALUES (?, ?, 'coordinators', ?, ?, ?)",
+        [notification_id, now, subject, body, transfer_id],
+    )
+    if not node.config.smtp.host:
+        return notification_id
+    for user in users.list_all(node.db):
+        if user.active and user.role in ("admin", "coordinator"):
+            payload = json.dumps({"to": user.email, "subject": subject, "body": body}).encode()
+            outbox.enqueue(
+                node.db, job_id=f"{notification_id}-{user.username}", kind=EMAIL_KIND, peer="smtp",
+                url=f"smtp://{node.config.smtp.host}", payload=payload, content_type="application/json", now=now,
+            )  # fmt: skip
+    return notification_id
+
+
+def inbox(node: Node, *, unread_only: bool = False, limit: int = 100) -> list[dict[str, str | None]]:
+    sql = "SELECT notification_id, at, subject, body, transfer_id, read_at FROM notifications"
+    if unread_only:
+        sql += " WHERE read_at IS NULL"
+    rows = node.db.execute(sql + " ORDER BY at DESC, notification_id DESC LIMIT ?", [limit]).fetchall()
+    keys = ("id", "at", "subject", "body", "transfer_id", "read_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def mark_read(node: Node, notification_ids: list[str]) -> None:
+    now = now_iso()
+    node.db.conn.executemany(
+        "UPDATE notifications SET read_at = ? WHERE notification_id = ? AND read_at IS NULL",
+        [(now, n) for n in notification_ids],
+    )

@@ -1,0 +1,178 @@
+"""The receiving side of a push transfer: envelopes in, signed `delivered` receipts out; later receipts.
+
+Before a byte is stored the node checks that transfers are on, that the envelope's signed header is the
+sender's, names this node as recipient, and fits the limits. The body streams to a temp file while its
+digest is computed; only when the whole envelope arrived and matched the signed Content-Digest is it
+renamed into the inbox, in the same step as the transfer row is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from crypto import IdentityPublicKey, peek_unverified_sender, verify_envelope_header
+from node import district_state
+from node.appkeys import NODE
+from node.clock import new_id, now_iso
+from node.envelope_policy import open_policy
+from node.home import Node
+from node.operators import record
+from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
+from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
+from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
+from protocol import InvalidInput, NotFound
+from protocol.content_digest import parse_content_digest
+from protocol.envelope_errors import EnvelopeMalformed, EnvelopeSignatureInvalid, EnvelopeTruncated
+from protocol.envelope_format import EnvelopeHeader, OpenPolicy, max_prefix_length
+from protocol.ids import parse_ulid
+from protocol.receipts import ReceiptKind, verify_receipt
+from protocol.transfer_states import (
+    Actor,
+    EnvelopeReceived,
+    TransferEnvelopeConflict,
+    TransfersDisabled,
+    new_incoming,
+)
+from storage import peers
+from storage import transfers as store
+from storage.database import write_transaction
+
+
+def _sender_key(node: Node, domain: str, key_id: str) -> IdentityPublicKey:
+    key = peers.key_by_id(node.db, key_id)
+    if key is None or key.domain != domain or key.use != "identity" or key.status == "revoked":
+        raise EnvelopeSignatureInvalid(
+            f"the envelope is signed by {key_id}, not a key of {domain}", field="sender"
+        )
+    return IdentityPublicKey(key.public_key)
+
+
+async def receive_envelope(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    peer = request[PEER]
+    stream: SignedBodyStream = request[STREAM]  # type: ignore[assignment]
+    if not district_state.transfers_enabled(node):
+        raise TransfersDisabled(f"{node.config.node.domain} has switched transfers off", field="transfers")
+    envelope_id = request.headers.get(ENVELOPE_ID_HEADER, "")
+    parse_ulid(envelope_id, field=ENVELOPE_ID_HEADER)
+    claimed = parse_content_digest(request.headers.get("Content-Digest")).get("sha-256")
+    existing = store.get(node.db, envelope_id, local_domain=node.config.node.domain)
+    if existing is not None:
+        return _redelivered(node, existing, peer.domain, claimed, stream)
+    policy = open_policy(node.config)
+    inbox = node.config.envelopes_dir / "in"
+    inbox.mkdir(parents=True, exist_ok=True)
+    temp = inbox / f".receiving-{new_id()}"
+    prefix_needed = max_prefix_length(policy)
+    prefix = bytearray()
+    header = None
+    sha = hashlib.sha256()
+    try:
+        with temp.open("wb") as handle:
+            async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
+                if header is None:
+                    prefix += chunk
+                    if len(prefix) < prefix_needed:
+                        continue
+                    header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                    chunk, prefix = bytes(prefix), bytearray()
+                handle.write(chunk)
+                sha.update(chunk)
+            if header is None:  # a short envelope: the whole of it is the prefix
+                header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                handle.write(prefix)
+                sha.update(prefix)
+            stream.finish()
+            if stream.length != header.envelope_length:
+                raise EnvelopeTruncated(
+                    "the envelope's length is not the one its header announces", field="body"
+                )
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = inbox / f"{envelope_id}.env"
+        with write_transaction(node.db):
+            status = new_incoming(transfer_id=envelope_id, sender_domain=peer.domain,
+                                  receiver_domain=node.config.node.domain)  # fmt: skip
+            store.insert(node.db, status, now=now_iso(), kind=header.kind, envelope_path=str(final),
+                         envelope_length=stream.length)  # fmt: skip
+            row = store.require(node.db, envelope_id, local_domain=node.config.node.domain)
+            expires = datetime.fromtimestamp(header.expires, UTC)
+            outcome = step(node, row, EnvelopeReceived(envelope_digest=sha.digest(), expires=expires),
+                           actor=Actor.SENDER_NODE, actor_name=peer.domain)  # fmt: skip
+            os.replace(temp, final)
+            record(node, peer.domain, "transfer.received", envelope_id,
+                   {"from": peer.domain, "bytes": stream.length})  # fmt: skip
+    finally:
+        temp.unlink(missing_ok=True)
+    return web.Response(body=outcome.signed_receipts[0], content_type=RECEIPT_TYPE)
+
+
+def _check_header(
+    node: Node, sender: str, envelope_id: str, prefix: bytes, policy: OpenPolicy
+) -> EnvelopeHeader:
+    domain, key_id = peek_unverified_sender(prefix)
+    if domain != sender:
+        raise EnvelopeSignatureInvalid(
+            f"an envelope from {domain} cannot be delivered by {sender}", field="sender"
+        )
+    header = verify_envelope_header(
+        prefix, sender_key=_sender_key(node, domain, key_id),
+        recipient_key=[k.public_key for k in node.current_keys().encryption_by_id.values()],
+        recipient_domain=node.config.node.domain, now=time.time(), policy=policy,
+    )  # fmt: skip
+    if header.envelope_id != envelope_id:
+        raise EnvelopeMalformed(
+            "the envelope id does not match the Satchel-Envelope-Id header", field="envelope_id"
+        )
+    return header
+
+
+def _redelivered(
+    node: Node, row: store.TransferRow, sender: str, claimed: bytes | None, stream: SignedBodyStream
+) -> web.Response:
+    """The same envelope again: the same receipt, and nothing changes. Other bytes under its id: refused."""
+    if row.peer != sender or row.status.side.value != "receiver":
+        raise TransferEnvelopeConflict(
+            "another transfer already uses this envelope id", field=ENVELOPE_ID_HEADER
+        )
+    with write_transaction(node.db):
+        outcome = step(
+            node, row, EnvelopeReceived(envelope_digest=claimed or b"\0" * 32,
+                                        expires=row.status.expires or datetime.now(UTC)),
+            actor=Actor.SENDER_NODE, actor_name=sender,
+        )  # fmt: skip
+    stream.remember_nonce()
+    receipt = outcome.resent or store.stored_receipt(node.db, row.transfer_id, ReceiptKind.DELIVERED.value)
+    if receipt is None:
+        raise NotFound("no receipt to send again for this envelope")
+    return web.Response(body=receipt, content_type=RECEIPT_TYPE)
+
+
+async def receive_receipt(request: web.Request) -> web.Response:
+    """Receipts, messages and cancellations from the peer about a transfer (signed twice: HTTP and document)."""
+    node = request.app[NODE]
+    peer = request[PEER]
+    transfer_id = request.match_info["transfer_id"]
+    parse_ulid(transfer_id, field="transfer_id")
+    signed = request[BODY]
+    receipt = verify_receipt(signed, resolve_peer_key(node))
+    if receipt.from_domain != peer.domain or receipt.transfer_id != transfer_id:
+        raise InvalidInput(
+            "the receipt is not from the calling district about this transfer", field="receipt"
+        )
+    if store.get(node.db, transfer_id, local_domain=node.config.node.domain) is None:
+        if receipt.kind is not ReceiptKind.CANCELLED:
+            raise NotFound(f"no transfer {transfer_id} here", field="transfer_id")
+        with write_transaction(node.db):
+            # The cancellation overtook the envelope: keep a tombstone so a late envelope is refused.
+            status = new_incoming(transfer_id=transfer_id, sender_domain=peer.domain,
+                                  receiver_domain=node.config.node.domain)  # fmt: skip
+            store.insert(node.db, status, now=now_iso())
+    accept_receipt(node, transfer_id, signed)
+    row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+    return web.json_response({"transfer_id": transfer_id, "state": row.state})

@@ -1,0 +1,227 @@
+"""`satchel send`: seal one envelope per transfer, keep it in the durable outbox, show the code once.
+
+Everything that must happen together happens in one transaction (transfer row, code, outbox job,
+disclosures, audit, notification); the sealed file is written and renamed into place before it, so a
+crash at any point leaves either nothing or a complete pending transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from crypto import EncryptionPublicKey, generate_code, seal_envelope
+from node import district_state
+from node.clock import new_id, now_iso
+from node.envelope_policy import sealing_argon2
+from node.home import Node
+from node.manifest_builder import ConcatReader, Contents, Selection, build
+from node.operators import authorize, record
+from node.transfer_engine import ENVELOPE_JOB, _notify, utcnow
+from protocol import SatchelError
+from protocol.descriptor import Contact
+from protocol.transfer_states import TransfersDisabled, new_outgoing
+from storage import outbox, peers
+from storage import transfers as store
+from storage.database import write_transaction
+from storage.peers import Peer
+
+ENVELOPE_TYPE = "application/vnd.satchel.envelope"
+
+
+class PeerUnknown(SatchelError):
+    """The destination district is not known to this node."""
+
+    code = "transfer.peer_unknown"
+    default_hint = "find it with `satchel directory search`, or add it with `satchel peers add URL`"
+
+
+class PeerUntrusted(SatchelError):
+    """The destination is known only from its own web site, neither pinned nor vetted by a directory."""
+
+    code = "transfer.peer_untrusted"
+    default_hint = "confirm its fingerprint by phone and pin it with `satchel peers add URL`"
+
+
+class PeerTransfersOff(SatchelError):
+    """The destination district shows transfers switched off."""
+
+    code = "transfer.peer_disabled"
+    default_hint = (
+        "ask the district's coordinator to switch transfers on, then `satchel peers refresh DOMAIN`"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    transfer_id: str
+    code: str
+    peer: Peer
+    contact: Contact | None
+    students: int
+    documents: int
+    records: int
+    envelope_length: int
+    expires_at: str
+
+
+class _HashingWriter:
+    """Writes through to a file while hashing, so the sealed envelope is never read back to digest it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.sha256 = hashlib.sha256()
+        self.length = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.length += len(data)
+        return self._out.write(data)
+
+
+def destination(node: Node, domain: str) -> Peer:
+    peer = peers.get(node.db, domain)
+    if peer is None:
+        raise PeerUnknown(f"no known district {domain}", field="--to")
+    if peer.trust == "web":
+        raise PeerUntrusted(f"{domain} is neither pinned nor listed by a trusted directory", field="--to")
+    if not peer.transfers_enabled:
+        raise PeerTransfersOff(f"{domain} has transfers switched off", field="--to")
+    return peer
+
+
+def _encryption_key(node: Node, peer: Peer) -> EncryptionPublicKey:
+    now = now_iso()
+    usable = [k for k in peers.keys(node.db, peer.domain) if k.use == "encryption" and k.valid_at(now)]
+    if not usable:
+        raise PeerUntrusted(f"{peer.domain} publishes no valid encryption key", field="--to",
+                            hint=f"refresh it with `satchel peers refresh {peer.domain}`")  # fmt: skip
+    return EncryptionPublicKey(max(usable, key=lambda k: k.not_before).public_key)
+
+
+def send(
+    node: Node,
+    *,
+    actor: str | None,
+    to: str,
+    selection: Selection,
+    note: str = "",
+    owner: str | None = None,
+    expires_days: int | None = None,
+    kind: str = "transfer",
+    request_id: str | None = None,
+) -> Sent:
+    user = authorize(node, actor, "transfers.act")
+    if not district_state.transfers_enabled(node):
+        raise TransfersDisabled("transfers are switched off on this node", field="transfers",
+                                hint="switch them on with `satchel transfers enable`")  # fmt: skip
+    peer = destination(node, to)
+    recipient_key = _encryption_key(node, peer)
+    now = utcnow()
+    days = expires_days if expires_days is not None else node.config.envelope.default_expiry_days
+    if not 1 <= days <= 365:
+        raise SatchelError("--expires must be 1 to 365 days", field="--expires")
+    expires = now + timedelta(days=days)
+    contents = build(node, selection, recipient_domain=peer.domain, notes=note, owner=owner,
+                     created=int(now.timestamp()))  # fmt: skip
+    code = generate_code()
+    path, header, digest, length = _seal(
+        node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind
+    )
+    transfer_id = header.envelope_id
+    final = node.config.envelopes_dir / "out" / f"{transfer_id}.env"
+    os.replace(path, final)
+    status = new_outgoing(transfer_id=transfer_id, sender_domain=node.config.node.domain, receiver_domain=peer.domain,
+                          expires=expires, envelope_digest=digest)  # fmt: skip
+    stamp = now_iso()
+    documents = len(contents.documents)
+    with write_transaction(node.db):
+        store.insert(
+            node.db, status, now=stamp, kind=kind, created_by=user.username, note=note, owner=owner,
+            students=len(contents.manifest.students), documents=documents, records=len(contents.manifest.records),
+            envelope_path=str(final), envelope_length=length, request_id=request_id,
+        )  # fmt: skip
+        store.set_code(node.db, transfer_id, code.reveal(), stamp)
+        store.add_students(node.db, transfer_id, [s.sis_id for s in contents.manifest.students])
+        _disclose(node, contents, transfer_id, peer, user.username, note, stamp)
+        outbox.enqueue(
+            node.db, job_id=f"envelope-{transfer_id}", kind=ENVELOPE_JOB, peer=peer.domain,
+            url=peer.base_url + "/satchel/v1/envelopes", payload=transfer_id.encode(), content_type=ENVELOPE_TYPE,
+            now=stamp, expires_at=status.expires.isoformat().replace("+00:00", "Z") if status.expires else None,
+        )  # fmt: skip
+        store.add_event(node.db, transfer_id, at=stamp, direction="local", kind="sealed", actor=user.username,
+                        detail={"students": len(contents.manifest.students), "records": len(contents.manifest.records),
+                                "bytes": length})  # fmt: skip
+        row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        _notify(node, row, "transfer.sent")
+        record(node, user.username, "transfer.send", transfer_id,
+               {"to": peer.domain, "students": [s.sis_id for s in contents.manifest.students],
+                "records": len(contents.manifest.records)})  # fmt: skip
+    return Sent(
+        transfer_id,
+        code.reveal(),
+        peer,
+        _contact(peer),
+        len(contents.manifest.students),
+        documents,
+        len(contents.manifest.records),
+        length,
+        row.status.expires.isoformat() if row.status.expires else "",
+    )
+
+
+def _seal(
+    node: Node, contents: Contents, recipient_key: EncryptionPublicKey, code: object, now: float, expires: float,
+    kind: str,
+) -> tuple[Path, object, bytes, int]:  # fmt: skip
+    out_dir = node.config.envelopes_dir / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temp = out_dir / f".sealing-{new_id()}"
+    reader = ConcatReader([node.blobs.path_for(d.sha256) for d in contents.documents])
+    try:
+        with temp.open("wb") as handle:
+            writer = _HashingWriter(handle)
+            header = seal_envelope(
+                reader, writer, manifest=contents.manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
+                recipient_key=recipient_key, code=code, now=now, expires=expires, kind=kind,  # type: ignore[arg-type]
+                argon2=sealing_argon2(node.config),
+            )  # fmt: skip
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        reader.close()
+    return temp, header, writer.sha256.digest(), writer.length
+
+
+def _disclose(
+    node: Node, contents: Contents, transfer_id: str, peer: Peer, by: str, note: str, at: str
+) -> None:
+    """FERPA record of disclosures: per student, what went to whom, when and why."""
+    for student in contents.manifest.students:
+        records = [
+            {"kind": r.kind, "id": r.record_id, "title": r.title or r.metadata.get("case_number")
+             or r.metadata.get("assessment") or ""}
+            for r in contents.manifest.records if r.student_sis_id == student.sis_id
+        ]  # fmt: skip
+        store.add_disclosure(
+            node.db, disclosure_id=new_id(), student_sis_id=student.sis_id, transfer_id=transfer_id,
+            to_domain=peer.domain, to_name=peer.name, records=[{"kind": "demographics", "id": "", "title": ""},
+                                                             *records],
+            disclosed_by=by, at=at, purpose=note or "records transfer to the student's new district",
+        )  # fmt: skip
+
+
+def _contact(peer: Peer) -> Contact | None:
+    c = peer.coordinator
+    return (
+        Contact(name=c["name"], title=c.get("title", ""), email=c["email"], phone=c.get("phone", ""))
+        if c
+        else None
+    )

@@ -1,0 +1,156 @@
+"""What coordinators do to a transfer: accept with the code, reject, cancel, write, and the expiry timer."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto import IdentityPublicKey, open_envelope, parse_code, peek_unverified_sender
+from node.clock import new_id
+from node.envelope_policy import open_policy
+from node.home import Node
+from node.operators import authorize, record
+from node.transfer_engine import Outcome, step, utcnow
+from node.transfer_files import carry_out
+from protocol import SatchelError
+from protocol.envelope_errors import EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
+from protocol.manifest import Manifest
+from protocol.transfer_states import (
+    Actor,
+    Cancel,
+    Event,
+    Reject,
+    SendMessage,
+    Side,
+    TransferEvent,
+    check,
+    due_events,
+)
+from storage import peers
+from storage import transfers as store
+from storage.database import write_transaction
+from storage.transfers import TransferRow
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    transfer_id: str
+    manifest: Manifest
+    staging_path: Path
+
+
+def _row(node: Node, transfer_id: str) -> TransferRow:
+    return store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+
+
+def _coordinator(row: TransferRow) -> Actor:
+    return Actor.SENDER_COORDINATOR if row.status.side is Side.SENDER else Actor.RECEIVER_COORDINATOR
+
+
+def _apply(
+    node: Node, transfer_id: str, event: Event, *, actor_name: str, action: str, **columns: object
+) -> Outcome:
+    with write_transaction(node.db):
+        row = _row(node, transfer_id)
+        outcome = step(node, row, event, actor=_coordinator(row), actor_name=actor_name, **columns)
+        record(node, actor_name, action, transfer_id, {"state": outcome.transition.status.state.value})
+    for effect in outcome.after_commit:
+        carry_out(node, row, effect)
+    return outcome
+
+
+def accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) -> Accepted:
+    """Open the envelope with the code into staging. A typo costs nothing; a wrong code counts."""
+    user = authorize(node, actor, "transfers.act")
+    code = parse_code(code_text)
+    row = _row(node, transfer_id)
+    check(row.status, TransferEvent.ACCEPT, actor=Actor.RECEIVER_COORDINATOR, now=utcnow())
+    assert row.envelope_path is not None
+    staging = node.config.staging_dir
+    staging.mkdir(parents=True, exist_ok=True)
+    temp = staging / f".opening-{new_id()}"
+    final = staging / f"{transfer_id}.payload"
+    try:
+        with Path(row.envelope_path).open("rb") as source, temp.open("wb") as out:
+            domain, key_id = peek_unverified_sender(source.read(4096))
+            source.seek(0)
+            opened = open_envelope(
+                source, out, code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
+                recipient_key=list(node.current_keys().encryption_by_id.values()),
+                recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
+            )  # fmt: skip
+            out.flush()
+            os.fsync(out.fileno())
+    except EnvelopeWrongCodeOrKey:
+        temp.unlink(missing_ok=True)
+        outcome = _apply(node, transfer_id, TransferEvent.WRONG_CODE, actor_name=user.username,
+                         action="transfer.wrong_code")  # fmt: skip
+        assert outcome.wrong_code is not None
+        raise outcome.wrong_code.error() from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    os.replace(temp, final)
+    try:
+        _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
+               staging_path=str(final), manifest=opened.manifest_bytes,
+               manifest_signature=opened.manifest_signature)  # fmt: skip
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+    Path(row.envelope_path).unlink(missing_ok=True)  # opened: the sealed copy has served its purpose
+    return Accepted(transfer_id, opened.manifest, final)
+
+
+def _sender_key(node: Node, peer: str, domain: str, key_id: str) -> IdentityPublicKey:
+    key = peers.key_by_id(node.db, key_id)
+    if (
+        domain != peer
+        or key is None
+        or key.domain != peer
+        or key.use != "identity"
+        or key.status == "revoked"
+    ):
+        raise EnvelopeSignatureInvalid(f"the envelope is not signed by a key of {peer}", field="sender")
+    return IdentityPublicKey(key.public_key)
+
+
+def reject(node: Node, *, actor: str | None, transfer_id: str, reason: str) -> Outcome:
+    user = authorize(node, actor, "transfers.act")
+    return _apply(
+        node, transfer_id, Reject(reason=reason), actor_name=user.username, action="transfer.reject"
+    )
+
+
+def cancel(node: Node, *, actor: str | None, transfer_id: str, reason: str | None) -> Outcome:
+    user = authorize(node, actor, "transfers.act")
+    return _apply(
+        node, transfer_id, Cancel(reason=reason), actor_name=user.username, action="transfer.cancel"
+    )
+
+
+def message(node: Node, *, actor: str | None, transfer_id: str, text: str) -> Outcome:
+    user = authorize(node, actor, "transfers.act")
+    return _apply(
+        node, transfer_id, SendMessage(text=text), actor_name=user.username, action="transfer.message"
+    )
+
+
+def expire_due(node: Node) -> list[str]:
+    """The timer: every open transfer past its expiry moves on (codes erased, sealed copies deleted)."""
+    expired = []
+    now = utcnow()
+    for row in store.list_rows(node.db, local_domain=node.config.node.domain):
+        for event in due_events(row.status, now=now):
+            try:
+                with write_transaction(node.db):
+                    fresh = _row(node, row.transfer_id)
+                    outcome = step(node, fresh, event, actor=Actor.TIMER, actor_name="(timer)", now=now)
+                for effect in outcome.after_commit:
+                    carry_out(node, fresh, effect)
+                expired.append(row.transfer_id)
+            except SatchelError:
+                continue  # something else moved it first; the next pass sees the new state
+    return expired

@@ -1,0 +1,80 @@
+"""Delivering what the transfer machine queued: envelopes (streamed) and receipts, from the outbox."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from node.home import Node
+from node.peer_client import PeerClient, PeerRefused
+from node.sending import ENVELOPE_TYPE
+from node.transfer_engine import record_received, resolve_peer_key, step
+from node.transfer_files import carry_out
+from protocol import SatchelError
+from protocol.receipts import verify_receipt
+from protocol.transfer_states import (
+    Actor,
+    DeliveryRefused,
+    ReceiptArrived,
+    SenderState,
+    is_permanent_refusal,
+)
+from storage import outbox
+from storage import transfers as store
+from storage.database import write_transaction
+
+ENVELOPE_PATH = "/satchel/v1/envelopes"
+ENVELOPE_ID_HEADER = "Satchel-Envelope-Id"
+
+
+async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> None:
+    transfer_id = job.payload.decode()
+    local = node.config.node.domain
+    row = store.require(node.db, transfer_id, local_domain=local)
+    if row.status.state is not SenderState.SEALED or row.envelope_path is None:
+        return  # cancelled, expired or already delivered: nothing left to send
+    digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
+    base = job.url[: -len(ENVELOPE_PATH)]
+    try:
+        response = await client.call(
+            base, "POST", ENVELOPE_PATH, content_type=ENVELOPE_TYPE, expect_domain=row.peer,
+            body_file=Path(row.envelope_path), body_digest=digest,
+            extra_headers=((ENVELOPE_ID_HEADER, transfer_id),),
+        )  # fmt: skip
+    except PeerRefused as exc:
+        if is_permanent_refusal(exc.status, exc.peer_code):
+            with write_transaction(node.db):
+                fresh = store.require(node.db, transfer_id, local_domain=local)
+                step(node, fresh, DeliveryRefused(error_code=exc.peer_code), actor=Actor.RECEIVER_NODE,
+                     actor_name=row.peer)  # fmt: skip
+        raise
+    accept_receipt(node, transfer_id, response.body)
+
+
+def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
+    """Verify a receipt from the peer and move this side's machine; repeated receipts change nothing."""
+    receipt = verify_receipt(signed, resolve_peer_key(node))
+    with write_transaction(node.db):
+        row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        peer_actor = Actor.RECEIVER_NODE if row.status.side.value == "sender" else Actor.SENDER_NODE
+        outcome = step(node, row, ReceiptArrived(receipt=receipt), actor=peer_actor, actor_name=row.peer)
+        record_received(node, row, receipt, signed)
+    for action in outcome.after_commit:
+        carry_out(node, row, action)
+
+
+class DeliveryDeferred(SatchelError):
+    """A receipt or message waits until the envelope it is about has been delivered (order per transfer)."""
+
+    code = "transfer.deferred"
+    default_hint = "nothing to do: it is sent after the envelope"
+
+
+async def deliver_receipt(node: Node, client: PeerClient, job: outbox.Job) -> None:
+    transfer_id = job.url.split("/satchel/v1/transfers/", 1)[1].split("/", 1)[0]
+    row = store.get(node.db, transfer_id, local_domain=node.config.node.domain)
+    if row is not None and row.status.state is SenderState.SEALED:
+        raise DeliveryDeferred(f"transfer {transfer_id} is not delivered yet")
+    base, _, path = job.url.partition("/satchel/")
+    await client.call(base, "POST", "/satchel/" + path, body=job.payload, content_type=job.content_type,
+                      expect_domain=job.peer)  # fmt: skip

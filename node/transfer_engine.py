@@ -1,0 +1,171 @@
+"""Carrying out the transfer state machine's decisions (protocol.transfer_states) inside one transaction.
+
+protocol/ decides; this module stores the new status, signs and queues receipts, writes the timeline,
+notifies coordinators, and returns the file work (deleting a sealed envelope, keeping or discarding a
+staging area) to do once the transaction has committed: a crash between commit and file work leaves at
+most an orphan file, never a row that points at nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from crypto import IdentityPublicKey
+from node.clock import iso, now_iso, utc_now
+from node.home import Node
+from node.notify import notify_coordinators
+from protocol.receipts import Receipt, ReceiptKind, receipt_path, sign_receipt
+from protocol.transfer_states import (
+    Action,
+    Actor,
+    CountWrongCode,
+    Event,
+    NotifyCoordinators,
+    RecordReceipt,
+    ResendReceipt,
+    SendReceipt,
+    Transition,
+    apply,
+)
+from storage import outbox, peers
+from storage import transfers as store
+from storage.transfers import TransferRow
+
+RECEIPT_JOB = "receipt"
+ENVELOPE_JOB = "envelope"
+RECEIPT_TYPE = "application/satchel-receipt+json"
+RECEIPT_RETRY_DAYS = 30  # spec/transfer.md §7: receipts are retried for 30 days
+
+TOPICS = {
+    "transfer.received": "New incoming transfer {id} from {peer}",
+    "transfer.accepted": "Transfer {id} was accepted by {peer}",
+    "transfer.rejected": "Transfer {id} was rejected by {peer}",
+    "transfer.locked": "Transfer {id} is locked after too many wrong codes",
+    "transfer.cancelled": "Transfer {id} was cancelled",
+    "transfer.expired": "Transfer {id} expired",
+    "transfer.imported": "Transfer {id} was imported by {peer}",
+    "transfer.partially_imported": "Transfer {id} was partly imported by {peer}",
+    "transfer.import_failed": "The import of transfer {id} failed",
+    "transfer.message": "New message about transfer {id}",
+    "transfer.sent": "Transfer {id} to {peer} is pending",
+    "transfer.undeliverable": "Transfer {id} could not be delivered to {peer}",
+}
+
+
+@dataclass
+class Outcome:
+    transition: Transition
+    signed_receipts: list[bytes] = field(default_factory=list)  # what this side signed, in order
+    resent: bytes | None = None  # a stored receipt to answer with again, byte for byte
+    wrong_code: CountWrongCode | None = None
+    after_commit: set[Action] = field(default_factory=set)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def step(
+    node: Node,
+    row: TransferRow,
+    event: Event,
+    *,
+    actor: Actor,
+    actor_name: str,
+    now: datetime | None = None,
+    queue_receipts: bool = True,
+    **columns: object,
+) -> Outcome:
+    """Apply ``event`` and carry out its effects. Call inside a write transaction."""
+    moment = now or utcnow()
+    transition = apply(row.status, event, actor=actor, now=moment)
+    outcome = Outcome(transition)
+    stamp = now_iso()
+    for effect in transition.effects:
+        if isinstance(effect, SendReceipt):
+            signed = sign_receipt(effect.receipt, node.current_keys().identity)
+            outcome.signed_receipts.append(signed)
+            _record(node, row, effect.receipt, signed, "sent", actor_name, stamp)
+            # A delivered receipt travels as the answer to the envelope POST; the rest go by the outbox.
+            if queue_receipts and effect.receipt.kind is not ReceiptKind.DELIVERED:
+                _queue_receipt(node, row, effect.receipt, signed, stamp)
+        elif isinstance(effect, RecordReceipt):
+            pass  # recorded by the caller, who holds the signed bytes (receive_receipt)
+        elif isinstance(effect, ResendReceipt):
+            outcome.resent = store.stored_receipt(node.db, row.transfer_id, effect.kind.value)
+        elif isinstance(effect, NotifyCoordinators):
+            _notify(node, row, effect.topic)
+        elif isinstance(effect, CountWrongCode):
+            outcome.wrong_code = effect
+        elif effect is Action.ERASE_CODE:
+            store.erase_code(node.db, row.transfer_id)
+        elif effect is Action.DROP_FROM_OUTBOX:
+            outbox.cancel(node.db, f"envelope-{row.transfer_id}", stamp)
+            # Delivered or over: the sender's sealed copy has no further use.
+            outcome.after_commit.add(Action.DELETE_SEALED_ENVELOPE)
+        else:
+            outcome.after_commit.add(effect)
+    if transition.changed or transition.status != row.status or columns:
+        store.save_status(node.db, transition.status, now=stamp, **columns)
+    if transition.changed:
+        detail = {"from": transition.previous.value, "event": transition.event.value}
+        store.add_event(node.db, row.transfer_id, at=stamp, direction="local",
+                        kind=f"state.{transition.status.state}", actor=actor_name, detail=detail)  # fmt: skip
+    return outcome
+
+
+def _record(
+    node: Node, row: TransferRow, receipt: Receipt, signed: bytes, direction: str, actor: str, at: str
+) -> None:
+    detail: dict[str, object] = {"sequence": receipt.sequence}
+    for name in ("reason", "text", "reference"):
+        if getattr(receipt, name):
+            detail[name] = getattr(receipt, name)
+    if receipt.counts is not None:
+        detail["counts"] = {"students_total": receipt.counts.students_total,
+                            "students_imported": receipt.counts.students_imported,
+                            "documents": receipt.counts.documents, "scores": receipt.counts.scores}  # fmt: skip
+    store.add_event(node.db, row.transfer_id, at=at, direction=direction, kind=receipt.kind.value, actor=actor,
+                    detail=detail, receipt=signed, receipt_id=f"{receipt.issuer.value}:{receipt.sequence}")  # fmt: skip
+
+
+def record_received(node: Node, row: TransferRow, receipt: Receipt, signed: bytes) -> bool:
+    """Store a peer's signed receipt in the timeline; False when it was already there."""
+    texts = (("reason", receipt.reason), ("text", receipt.text), ("reference", receipt.reference))
+    return store.add_event(
+        node.db, row.transfer_id, at=now_iso(), direction="received", kind=receipt.kind.value,
+        actor=receipt.from_domain, detail={k: v for k, v in texts if v}, receipt=signed,
+        receipt_id=f"{receipt.issuer.value}:{receipt.sequence}",
+    )  # fmt: skip
+
+
+def _queue_receipt(node: Node, row: TransferRow, receipt: Receipt, signed: bytes, now: str) -> None:
+    peer = peers.get(node.db, row.peer)
+    base = peer.base_url if peer else f"https://{row.peer}"
+    outbox.enqueue(
+        node.db, job_id=f"receipt-{row.transfer_id}-{receipt.issuer.value}-{receipt.sequence}", kind=RECEIPT_JOB,
+        peer=row.peer, url=base + receipt_path(receipt), payload=signed, content_type=RECEIPT_TYPE, now=now,
+        expires_at=iso(utc_now() + timedelta(days=RECEIPT_RETRY_DAYS)),
+    )  # fmt: skip
+
+
+def _notify(node: Node, row: TransferRow, topic: str) -> None:
+    template = TOPICS.get(topic, "Transfer {id}: " + topic)
+    subject = template.format(id=row.transfer_id, peer=row.peer)
+    body = (
+        f"{subject}.\n\nSee it with: satchel transfers show {row.transfer_id}\n"
+        f"This message names no student; the records stay on the Satchel node.\n"
+    )
+    notify_coordinators(node, subject=subject, body=body, transfer_id=row.transfer_id)
+
+
+def resolve_peer_key(node: Node) -> Callable[[str, str], IdentityPublicKey | None]:
+    def resolve(domain: str, key_id: str) -> IdentityPublicKey | None:
+        key = peers.key_by_id(node.db, key_id)
+        if key is None or key.domain != domain or key.use != "identity" or key.status == "revoked":
+            return None
+        return IdentityPublicKey(key.public_key)
+
+    return resolve

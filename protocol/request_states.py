@@ -1,0 +1,456 @@
+"""The records-request state machine (spec/requests.md §2).
+
+One table serves both districts: a request is ``requested`` until the releasing district ``released`` or
+``rejected`` it or the requester ``cancelled`` it, and both nodes walk the same states. What differs is
+who causes an event, so events done at one node and the same event arriving from the peer have distinct
+names (``release`` at the releaser, ``released_received`` at the requester), each with one actor, and
+each side accepts only its own subset. (Transfers need two tables because the two sides' states differ.)
+
+The releasing district holds the records, so its answer wins a race: a ``released`` that crosses the
+requester's cancellation moves the requester from ``cancelled`` to ``released``. Being overdue is
+derived from the dates (:func:`protocol.workdays.is_overdue`); ``mark_overdue`` records the flag once
+and reminds the coordinators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from protocol.errors import InvalidInput, SatchelError
+from protocol.receipts import check_domain, check_time, check_ulid
+from protocol.records_request import (
+    Person,
+    RecordsRequest,
+    RequestResponse,
+    ResponseKind,
+    check_release_allowed,
+)
+from protocol.workdays import DEFAULT_WORKING_DAYS, MAX_WORKING_DAYS, is_overdue
+
+
+class RequestSide(StrEnum):
+    REQUESTER = "requester"
+    RELEASER = "releaser"
+
+
+class RequestActor(StrEnum):
+    REQUESTER_COORDINATOR = "requester_coordinator"
+    RELEASER_COORDINATOR = "releaser_coordinator"
+    REQUESTER_NODE = "requester_node"
+    RELEASER_NODE = "releaser_node"
+    TIMER = "timer"
+
+
+class RequestState(StrEnum):
+    ABSENT = "absent"
+    REQUESTED = "requested"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class RequestEvent(StrEnum):
+    SUBMIT = "submit"
+    REQUEST_RECEIVED = "request_received"
+    RELEASE = "release"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    RELEASED_RECEIVED = "released_received"
+    REJECTED_RECEIVED = "rejected_received"
+    CANCELLED_RECEIVED = "cancelled_received"
+    MARK_OVERDUE = "mark_overdue"
+
+
+St, Ev, Ac = RequestState, RequestEvent, RequestActor
+_ANSWERED = (St.RELEASED, St.REJECTED, St.CANCELLED)
+
+TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
+    (St.ABSENT, Ev.SUBMIT): St.REQUESTED,
+    (St.ABSENT, Ev.REQUEST_RECEIVED): St.REQUESTED,
+    (St.REQUESTED, Ev.RELEASE): St.RELEASED,
+    (St.REQUESTED, Ev.REJECT): St.REJECTED,
+    (St.REQUESTED, Ev.CANCEL): St.CANCELLED,
+    (St.REQUESTED, Ev.RELEASED_RECEIVED): St.RELEASED,
+    (St.REQUESTED, Ev.REJECTED_RECEIVED): St.REJECTED,
+    (St.REQUESTED, Ev.CANCELLED_RECEIVED): St.CANCELLED,
+    (St.REQUESTED, Ev.MARK_OVERDUE): St.REQUESTED,
+    # The releaser's answer wins over a cancellation it had not seen yet.
+    (St.CANCELLED, Ev.RELEASED_RECEIVED): St.RELEASED,
+    (St.CANCELLED, Ev.REJECTED_RECEIVED): St.REJECTED,
+    # Redeliveries change nothing.
+    (St.REQUESTED, Ev.REQUEST_RECEIVED): St.REQUESTED,
+    **{(s, Ev.REQUEST_RECEIVED): s for s in _ANSWERED},
+    (St.RELEASED, Ev.RELEASED_RECEIVED): St.RELEASED,
+    (St.REJECTED, Ev.REJECTED_RECEIVED): St.REJECTED,
+    (St.CANCELLED, Ev.CANCELLED_RECEIVED): St.CANCELLED,
+}
+ACTORS: dict[RequestEvent, RequestActor] = {
+    Ev.SUBMIT: Ac.REQUESTER_COORDINATOR,
+    Ev.REQUEST_RECEIVED: Ac.REQUESTER_NODE,
+    Ev.RELEASE: Ac.RELEASER_COORDINATOR,
+    Ev.REJECT: Ac.RELEASER_COORDINATOR,
+    Ev.CANCEL: Ac.REQUESTER_COORDINATOR,
+    Ev.RELEASED_RECEIVED: Ac.RELEASER_NODE,
+    Ev.REJECTED_RECEIVED: Ac.RELEASER_NODE,
+    Ev.CANCELLED_RECEIVED: Ac.REQUESTER_NODE,
+    Ev.MARK_OVERDUE: Ac.TIMER,
+}
+SIDE_EVENTS: dict[RequestSide, frozenset[RequestEvent]] = {
+    RequestSide.REQUESTER: frozenset(
+        {Ev.SUBMIT, Ev.CANCEL, Ev.RELEASED_RECEIVED, Ev.REJECTED_RECEIVED, Ev.MARK_OVERDUE}
+    ),
+    RequestSide.RELEASER: frozenset(
+        {Ev.REQUEST_RECEIVED, Ev.RELEASE, Ev.REJECT, Ev.CANCELLED_RECEIVED, Ev.MARK_OVERDUE}
+    ),
+}
+
+
+class RequestTransitionNotAllowed(SatchelError):
+    """The event cannot happen in the request's current state; ``state`` and ``event`` say which."""
+
+    code = "request.transition_not_allowed"
+    default_hint = "`satchel requests show ID` says what can be done next (spec/requests.md §2)"
+
+    def __init__(self, message: str, *, state: str = "", event: str = "", hint: str | None = None) -> None:
+        super().__init__(message, field="state", hint=hint)
+        self.state = state
+        self.event = event
+
+
+class RequestAlreadyAnswered(RequestTransitionNotAllowed):
+    """The request was already released or rejected."""
+
+    code = "request.already_answered"
+    default_hint = "the request was already released or rejected; see its timeline for the answer"
+
+
+class RequestCancelled(RequestTransitionNotAllowed):
+    """The requesting district cancelled the request."""
+
+    code = "request.cancelled"
+    default_hint = "the requesting district cancelled this request; nothing needs to be released"
+
+
+class RequestActorNotAllowed(SatchelError):
+    """This party may not cause this event on a records request."""
+
+    code = "request.actor_not_allowed"
+    default_hint = "only the party named in spec/requests.md §2 may cause this event"
+
+
+class RequestMismatch(SatchelError):
+    """A message is about another request or other districts, or differs from the one stored."""
+
+    code = "request.mismatch"
+    default_hint = "the message is about another request or between other districts; it was ignored"
+
+
+_USER_EVENTS = frozenset({Ev.RELEASE, Ev.REJECT, Ev.CANCEL, Ev.CANCELLED_RECEIVED})
+
+
+def _refusal(state: RequestState, event: RequestEvent) -> RequestTransitionNotAllowed:
+    cls: type[RequestTransitionNotAllowed] = RequestTransitionNotAllowed
+    if event in _USER_EVENTS and state is St.CANCELLED:
+        cls = RequestCancelled
+    elif event in _USER_EVENTS and state in _ANSWERED:
+        cls = RequestAlreadyAnswered
+    return cls(
+        f"event {event.value!r} is not allowed in state {state.value!r} (records request)",
+        state=state.value,
+        event=event.value,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submit:
+    request: RecordsRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestReceived:
+    """A request from the requesting node, already verified (verify_records_request)."""
+
+    request: RecordsRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """The releasing coordinator releases; ``transfer_id`` is the id of the transfer to seal for it."""
+
+    person: Person
+    transfer_id: str
+    comments: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reject:
+    person: Person
+    comments: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancel:
+    person: Person
+    comments: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseArrived:
+    """An answer from the peer, already verified (verify_request_response)."""
+
+    response: RequestResponse
+
+
+RequestEventData = Submit | RequestReceived | Release | Reject | Cancel | ResponseArrived | RequestEvent
+_NAMES: dict[type, RequestEvent] = {
+    Submit: Ev.SUBMIT, RequestReceived: Ev.REQUEST_RECEIVED, Release: Ev.RELEASE, Reject: Ev.REJECT,
+    Cancel: Ev.CANCEL,
+}  # fmt: skip
+_ARRIVED: dict[ResponseKind, RequestEvent] = {
+    ResponseKind.RELEASED: Ev.RELEASED_RECEIVED,
+    ResponseKind.REJECTED: Ev.REJECTED_RECEIVED,
+    ResponseKind.CANCELLED: Ev.CANCELLED_RECEIVED,
+}
+
+
+# ---------------------------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendRequest:
+    """Sign (sign_records_request) and deliver to the releasing node, with retries."""
+
+    request: RecordsRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendResponse:
+    """Sign (sign_request_response), store, and deliver to the peer, with retries."""
+
+    response: RequestResponse
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResendResponse:
+    """Answer a redelivered request with the signed response already sent, byte for byte."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordIncoming:
+    """Store the peer's signed request or response in the timeline."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyCoordinators:
+    topic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealReleaseTransfer:
+    """Releaser: build the transfer (id ``transfer_id``) that carries the records, bound to the request."""
+
+    transfer_id: str
+    request_id: str
+
+
+RequestEffect = (
+    SendRequest | SendResponse | ResendResponse | RecordIncoming | NotifyCoordinators | SealReleaseTransfer
+)
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestStatus:
+    side: RequestSide
+    state: RequestState
+    local_domain: str
+    request: RecordsRequest | None = None
+    opened_on: date | None = None  # the local day this node submitted or received the request
+    transfer_id: str | None = None
+    overdue_flagged: bool = False
+    working_days: int = DEFAULT_WORKING_DAYS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.side, RequestSide) or not isinstance(self.state, RequestState):
+            raise InvalidInput("side and state must be RequestSide and RequestState", field="state")
+        check_domain(self.local_domain, "local_domain", InvalidInput)
+        if (self.request is None) != (self.state is St.ABSENT) or (self.opened_on is None) != (
+            self.request is None
+        ):
+            raise InvalidInput(
+                "a request and its opening day are known in every state but absent", field="request"
+            )
+        if self.transfer_id is not None:
+            check_ulid(self.transfer_id, "transfer_id", InvalidInput)
+        if type(self.working_days) is not int or not 1 <= self.working_days <= MAX_WORKING_DAYS:
+            raise InvalidInput(f"working_days must be 1 to {MAX_WORKING_DAYS}", field="working_days")
+
+    @property
+    def peer_domain(self) -> str | None:
+        if self.request is None:
+            return None
+        return self.request.to_domain if self.side is RequestSide.REQUESTER else self.request.from_domain
+
+    def overdue(self, *, today: date, holidays: frozenset[date] = frozenset()) -> bool:
+        """Unanswered for more than ``working_days`` working days (derived, whatever the flag says)."""
+        if self.state is not St.REQUESTED or self.opened_on is None:
+            return False
+        return is_overdue(self.opened_on, today, working_days=self.working_days, holidays=holidays)
+
+
+def new_request_status(
+    *, side: RequestSide, local_domain: str, working_days: int = DEFAULT_WORKING_DAYS
+) -> RequestStatus:
+    return RequestStatus(side=side, state=St.ABSENT, local_domain=local_domain, working_days=working_days)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestTransition:
+    previous: RequestState
+    event: RequestEvent
+    status: RequestStatus
+    effects: tuple[RequestEffect, ...]
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def event_name(event: RequestEventData) -> RequestEvent:
+    if isinstance(event, RequestEvent):
+        if event is not Ev.MARK_OVERDUE:
+            raise InvalidInput(f"{event.value!r} carries data: pass its event class", field="event")
+        return event
+    if isinstance(event, ResponseArrived):
+        return _ARRIVED[event.response.kind]
+    if type(event) in _NAMES:
+        return _NAMES[type(event)]
+    raise InvalidInput(f"{type(event).__name__} is not a records-request event", field="event")
+
+
+def apply(
+    status: RequestStatus,
+    event: RequestEventData,
+    *,
+    actor: RequestActor,
+    now: datetime,
+    holidays: frozenset[date] = frozenset(),
+) -> RequestTransition:
+    """Apply ``event`` caused by ``actor``; ``now`` is aware and in the district's time zone (its date counts).
+
+    Raises RequestTransitionNotAllowed (or a subclass naming the common mistake), RequestActorNotAllowed,
+    RequestMismatch, or request.student_not_enrolled when a release is not allowed.
+    """
+    check_time(now, "now", InvalidInput)
+    name = event_name(event)
+    state = status.state
+    if name not in SIDE_EVENTS[status.side]:
+        raise _refusal(state, name)
+    if ACTORS[name] is not actor:
+        raise RequestActorNotAllowed(f"{actor} may not cause {name.value!r} (only {ACTORS[name].value})")
+    if (state, name) not in TRANSITIONS:
+        raise _refusal(state, name)
+    target = TRANSITIONS[(state, name)]
+    today = now.date()
+    changes: dict[str, Any] = {"state": target}
+    effects: list[RequestEffect] = []
+    if isinstance(event, Submit | RequestReceived):
+        _check_new_request(status, event.request, name)
+        if state is St.ABSENT:
+            changes |= {"request": event.request, "opened_on": today}
+            if isinstance(event, Submit):
+                effects.append(SendRequest(request=event.request))
+            else:
+                effects += [RecordIncoming(), NotifyCoordinators(topic="request.received")]
+        elif state in _ANSWERED:
+            effects.append(ResendResponse())
+        return _done(status, name, changes, effects)
+    request = status.request
+    assert request is not None  # every state but absent holds it (checked on construction)
+    if isinstance(event, ResponseArrived):
+        _check_response(status, request, event.response)
+        effects.append(RecordIncoming())
+        if target is not state:
+            effects.append(NotifyCoordinators(topic=f"request.{target.value}"))
+            if event.response.transfer_id is not None:
+                changes["transfer_id"] = event.response.transfer_id
+    elif isinstance(event, Release | Reject | Cancel):
+        if isinstance(event, Release):
+            check_release_allowed(request, today=today)
+            changes["transfer_id"] = event.transfer_id
+        effects.append(SendResponse(response=_response(status, request, event, now)))
+        if isinstance(event, Release):
+            effects.append(SealReleaseTransfer(transfer_id=event.transfer_id, request_id=request.request_id))
+    elif name is Ev.MARK_OVERDUE:
+        if not status.overdue(today=today, holidays=holidays):
+            raise RequestTransitionNotAllowed(
+                "event 'mark_overdue' is not allowed in state 'requested' before the request is overdue",
+                state=state.value,
+                event=name.value,
+            )
+        if not status.overdue_flagged:
+            changes["overdue_flagged"] = True
+            effects.append(NotifyCoordinators(topic="request.overdue"))
+    return _done(status, name, changes, effects)
+
+
+def due_events(
+    status: RequestStatus, *, today: date, holidays: frozenset[date] = frozenset()
+) -> tuple[RequestEvent, ...]:
+    """``mark_overdue`` once the request is overdue and not yet flagged."""
+    if status.overdue(today=today, holidays=holidays) and not status.overdue_flagged:
+        return (Ev.MARK_OVERDUE,)
+    return ()
+
+
+def _done(
+    status: RequestStatus, name: RequestEvent, changes: dict[str, Any], effects: list[RequestEffect]
+) -> RequestTransition:
+    return RequestTransition(
+        previous=status.state, event=name, status=replace(status, **changes), effects=tuple(effects)
+    )
+
+
+def _check_new_request(status: RequestStatus, request: RecordsRequest, name: RequestEvent) -> None:
+    mine = request.from_domain if name is Ev.SUBMIT else request.to_domain
+    if mine != status.local_domain:
+        raise RequestMismatch("the request is not from or to this district", field="to_domain")
+    if status.request is not None and status.request != request:
+        raise RequestMismatch("a different request was already stored under this id", field="request_id")
+
+
+def _check_response(status: RequestStatus, request: RecordsRequest, response: RequestResponse) -> None:
+    for name, expected in (
+        ("request_id", request.request_id),
+        ("from_domain", status.peer_domain),
+        ("to_domain", status.local_domain),
+    ):
+        if getattr(response, name) != expected:
+            raise RequestMismatch(f"the response's {name} is not this request's", field=name)
+    if status.transfer_id is not None and response.transfer_id not in (None, status.transfer_id):
+        raise RequestMismatch("the request was already released with another transfer", field="transfer_id")
+
+
+def _response(
+    status: RequestStatus, request: RecordsRequest, event: Release | Reject | Cancel, now: datetime
+) -> RequestResponse:
+    kind = {Release: ResponseKind.RELEASED, Reject: ResponseKind.REJECTED, Cancel: ResponseKind.CANCELLED}
+    peer = status.peer_domain
+    assert peer is not None
+    return RequestResponse(
+        kind=kind[type(event)],
+        request_id=request.request_id,
+        from_domain=status.local_domain,
+        to_domain=peer,
+        created=now,
+        person=event.person,
+        comments=event.comments,
+        transfer_id=event.transfer_id if isinstance(event, Release) else None,
+    )

@@ -1,0 +1,241 @@
+"""Transfers as each side stores them: the state machine's status, the timeline, codes, disclosures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from protocol import NotFound
+from protocol.transfer_states import ReceiverState, SenderState, Side, TransferStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    status: TransferStatus
+    kind: str
+    created_at: str
+    updated_at: str
+    created_by: str | None
+    note: str
+    owner: str | None
+    students: int
+    documents: int
+    records: int
+    envelope_path: str | None
+    envelope_length: int | None
+    staging_path: str | None
+    manifest: bytes | None
+    manifest_signature: bytes | None
+    request_id: str | None
+
+    @property
+    def transfer_id(self) -> str:
+        return self.status.transfer_id
+
+    @property
+    def peer(self) -> str:
+        return self.status.peer_domain
+
+    @property
+    def state(self) -> str:
+        return self.status.state.value
+
+
+_COLS = (
+    "transfer_id, side, state, peer, expires_at, envelope_digest, wrong_codes, max_wrong_codes, receipts_issued,"
+    " kind, created_at, updated_at, created_by, note, owner, students, documents, records, envelope_path,"
+    " envelope_length, staging_path, manifest, manifest_signature, request_id"
+)
+
+
+def _row(row: tuple, local_domain: str) -> TransferRow:
+    (transfer_id, side, state, peer, expires_at, digest, wrong, max_wrong, issued, *rest) = row
+    side_enum = Side(side)
+    status = TransferStatus(
+        side=side_enum,
+        state=(SenderState if side_enum is Side.SENDER else ReceiverState)(state),
+        transfer_id=transfer_id,
+        local_domain=local_domain,
+        peer_domain=peer,
+        expires=datetime.fromisoformat(expires_at.replace("Z", "+00:00")) if expires_at else None,
+        envelope_digest=bytes(digest) if digest is not None else None,
+        wrong_codes=wrong,
+        max_wrong_codes=max_wrong,
+        receipts_issued=issued,
+    )
+    rest[-3] = bytes(rest[-3]) if rest[-3] is not None else None
+    rest[-2] = bytes(rest[-2]) if rest[-2] is not None else None
+    return TransferRow(status, *rest)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+def get(db: sqlite_utils.Database, transfer_id: str, *, local_domain: str) -> TransferRow | None:
+    row = db.execute(f"SELECT {_COLS} FROM transfers WHERE transfer_id = ?", [transfer_id]).fetchone()
+    return _row(row, local_domain) if row else None
+
+
+def require(db: sqlite_utils.Database, transfer_id: str, *, local_domain: str) -> TransferRow:
+    row = get(db, transfer_id, local_domain=local_domain)
+    if row is None:
+        raise NotFound(f"no transfer {transfer_id}", field="ID", hint="see `satchel transfers list`")
+    return row
+
+
+def insert(db: sqlite_utils.Database, status: TransferStatus, *, now: str, **extra: Any) -> None:
+    values = {
+        "transfer_id": status.transfer_id, "side": status.side.value, "state": status.state.value,
+        "peer": status.peer_domain, "expires_at": _iso(status.expires), "envelope_digest": status.envelope_digest,
+        "wrong_codes": status.wrong_codes, "max_wrong_codes": status.max_wrong_codes,
+        "receipts_issued": status.receipts_issued, "created_at": now, "updated_at": now, **extra,
+    }  # fmt: skip
+    db.execute(
+        f"INSERT INTO transfers ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
+
+
+def save_status(db: sqlite_utils.Database, status: TransferStatus, *, now: str, **extra: Any) -> None:
+    values = {
+        "state": status.state.value, "expires_at": _iso(status.expires), "envelope_digest": status.envelope_digest,
+        "wrong_codes": status.wrong_codes, "receipts_issued": status.receipts_issued, "updated_at": now, **extra,
+    }  # fmt: skip
+    sets = ", ".join(f"{k} = ?" for k in values)
+    db.execute(f"UPDATE transfers SET {sets} WHERE transfer_id = ?", [*values.values(), status.transfer_id])
+
+
+def list_rows(
+    db: sqlite_utils.Database, *, local_domain: str, side: str | None = None, state: str | None = None
+) -> list[TransferRow]:
+    where, args = [], []
+    if side:
+        where.append("side = ?")
+        args.append(side)
+    if state:
+        where.append("state = ?")
+        args.append(state)
+    sql = f"SELECT {_COLS} FROM transfers" + (" WHERE " + " AND ".join(where) if where else "")
+    return [_row(r, local_domain) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
+
+
+def add_event(
+    db: sqlite_utils.Database,
+    transfer_id: str,
+    *,
+    at: str,
+    direction: str,
+    kind: str,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+    receipt: bytes | None = None,
+    receipt_id: str | None = None,
+) -> bool:
+    """Append to the timeline; a receipt already recorded (same id) is not added twice. Returns whether added."""
+    if (
+        receipt_id is not None
+        and db.execute(
+            "SELECT 1 FROM transfer_events WHERE transfer_id = ? AND receipt_id = ?",
+            [transfer_id, receipt_id],
+        ).fetchone()
+    ):
+        return False
+    seq = db.execute(
+        "SELECT COALESCE(max(seq), 0) + 1 FROM transfer_events WHERE transfer_id = ?", [transfer_id]
+    ).fetchone()[0]
+    db.execute(
+        "INSERT INTO transfer_events (transfer_id, seq, at, direction, kind, actor, detail, receipt, receipt_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [transfer_id, seq, at, direction, kind, actor, json.dumps(detail or {}), receipt, receipt_id],
+    )
+    return True
+
+
+def events(db: sqlite_utils.Database, transfer_id: str) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT seq, at, direction, kind, actor, detail, receipt IS NOT NULL FROM transfer_events"
+        " WHERE transfer_id = ? ORDER BY seq",
+        [transfer_id],
+    ).fetchall()
+    keys = ("seq", "at", "direction", "kind", "actor", "detail", "signed")
+    return [dict(zip(keys, (*r[:5], json.loads(r[5]), bool(r[6])), strict=True)) for r in rows]
+
+
+def stored_receipt(
+    db: sqlite_utils.Database, transfer_id: str, kind: str, direction: str = "sent"
+) -> bytes | None:
+    row = db.execute(
+        "SELECT receipt FROM transfer_events WHERE transfer_id = ? AND kind = ? AND direction = ?"
+        " AND receipt IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        [transfer_id, kind, direction],
+    ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def set_code(db: sqlite_utils.Database, transfer_id: str, code: str, now: str) -> None:
+    db.execute(
+        "INSERT INTO transfer_codes (transfer_id, code, created_at) VALUES (?, ?, ?)",
+        [transfer_id, code, now],
+    )
+
+
+def get_code(db: sqlite_utils.Database, transfer_id: str) -> str | None:
+    row = db.execute("SELECT code FROM transfer_codes WHERE transfer_id = ?", [transfer_id]).fetchone()
+    return row[0] if row else None
+
+
+def erase_code(db: sqlite_utils.Database, transfer_id: str) -> None:
+    db.execute("DELETE FROM transfer_codes WHERE transfer_id = ?", [transfer_id])
+
+
+def add_students(db: sqlite_utils.Database, transfer_id: str, sis_ids: list[str]) -> None:
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO transfer_students (transfer_id, sis_id) VALUES (?, ?)",
+        [(transfer_id, s) for s in sis_ids],
+    )
+
+
+def add_disclosure(
+    db: sqlite_utils.Database,
+    *,
+    disclosure_id: str,
+    student_sis_id: str,
+    transfer_id: str,
+    to_domain: str,
+    to_name: str,
+    records: list[dict[str, str]],
+    disclosed_by: str,
+    at: str,
+    purpose: str,
+) -> None:
+    db.execute(
+        "INSERT INTO disclosures (disclosure_id, student_sis_id, transfer_id, to_domain, to_name, records,"
+        " disclosed_by, at, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [disclosure_id, student_sis_id, transfer_id, to_domain, to_name, json.dumps(records), disclosed_by, at,
+         purpose],
+    )  # fmt: skip
+
+
+def disclosures(db: sqlite_utils.Database, student_sis_id: str) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT d.at, d.to_domain, d.to_name, d.records, d.disclosed_by, d.purpose, d.transfer_id, t.state"
+        " FROM disclosures d LEFT JOIN transfers t ON t.transfer_id = d.transfer_id"
+        " WHERE d.student_sis_id = ? ORDER BY d.at",
+        [student_sis_id],
+    ).fetchall()
+    keys = (
+        "at",
+        "to_domain",
+        "to_name",
+        "records",
+        "disclosed_by",
+        "purpose",
+        "transfer_id",
+        "transfer_state",
+    )
+    return [dict(zip(keys, (*r[:3], json.loads(r[3]), *r[4:]), strict=True)) for r in rows]

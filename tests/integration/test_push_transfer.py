@@ -1,0 +1,180 @@
+"""Push transfers between two real nodes with a real SMTP server (spec/transfer.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from crypto import generate_code
+
+
+def _send(a, *args: str) -> dict:
+    return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
+
+
+def _state(d, transfer_id: str) -> str:
+    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)["state"]
+
+
+def _wait(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def _wrong_code(code: str) -> str:
+    """Another valid code (its check character is right), so it is counted, not caught as a typo."""
+    while True:
+        other = generate_code().reveal()
+        if other != code:
+            return other
+
+
+def test_send_deliver_notify_accept_with_receipts_on_both_sides(pair, tmp_path: Path) -> None:
+    a, b, mailbox = pair
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(300_000))
+    a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--title", "IEP 2026", "--as", "coord")
+    a.cli("cases", "add", "--student", "100001", "--case-number", "TA-1", "--as", "coord")
+    sent = _send(a, "--student", "100001", "--all-records", "--note", "IEP meeting on the 14th",
+                 "--receiving-sis-id", "100001=B-777")  # fmt: skip
+    tid = sent["transfer_id"]
+    assert sent["students"] == 1 and sent["documents"] == 1 and sent["coordinator"]["phone"]
+    assert _state(a, tid) == "delivered" and _state(b, tid) == "received"
+    # Both sides' coordinators were told, by inbox and by e-mail over SMTP.
+    assert any(tid in i["subject"] for i in json.loads(b.cli("inbox", "--json").stdout))
+    _wait(lambda: any(tid in s for s in mailbox.to("coord@b.example.org")))
+    _wait(lambda: any("pending" in s for s in mailbox.to("coord@a.example.org")))
+    # The sender can show the code again until it is accepted.
+    assert (
+        json.loads(a.cli("transfers", "show", tid, "--code", "--as", "coord", "--json").stdout)["code"]
+        == sent["code"]
+    )
+
+    typo = sent["code"][:-1] + ("0" if sent["code"][-1] != "0" else "1")
+    refused = b.cli("accept", tid, "--code", typo, "--as", "coord", ok=False)
+    assert "code.typo" in refused.stderr
+    wrong = b.cli("accept", tid, "--code", _wrong_code(sent["code"]), "--as", "coord", ok=False)
+    assert "transfer.wrong_code" in wrong.stderr and "4 more attempt" in wrong.stderr
+    assert json.loads(b.cli("transfers", "show", tid, "--json").stdout)["wrong_codes"] == 1
+
+    accepted = b.cli("accept", tid, "--code", sent["code"].lower().replace("-", " "), "--as", "coord")
+    assert "1 student(s)" in accepted.output and "IEP meeting" in accepted.output
+    _wait(lambda: _state(a, tid) == "accepted")
+    assert "no code to show" in a.cli("transfers", "show", tid, "--code", "--as", "coord", ok=False).stderr
+    sender_timeline = json.loads(a.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+    assert [e["kind"] for e in sender_timeline if e["signed"]] == ["delivered", "accepted"]
+    receiver_timeline = json.loads(b.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+    assert {"delivered", "accepted"} <= {e["kind"] for e in receiver_timeline if e["signed"]}
+    # The records stay at the sender (copy, not move), and the disclosure is on record for the parent.
+    assert len(json.loads(a.cli("documents", "list", "100001", "--json").stdout)) == 1
+    letter = a.cli("disclosures", "100001", "--text").output
+    assert "b.example.org" in letter and "document" in letter and "IEP meeting" in letter
+    assert "hash chain verified" in a.cli("audit", "verify").output
+    assert "hash chain verified" in b.cli("audit", "verify").output
+
+
+def test_five_wrong_codes_lock_and_the_sender_is_told(pair) -> None:
+    a, b, _ = pair
+    sent = _send(a, "--student", "100002")
+    tid = sent["transfer_id"]
+    for attempt in range(5):
+        result = b.cli("accept", tid, "--code", _wrong_code(sent["code"]), "--as", "coord", ok=False)
+        assert "transfer.wrong_code" in result.stderr, attempt
+    assert "locked" in result.stderr
+    assert _state(b, tid) == "locked"
+    again = b.cli("accept", tid, "--code", sent["code"], "--as", "coord", ok=False)
+    assert "transfer.locked" in again.stderr
+    _wait(lambda: _state(a, tid) == "locked")
+    assert not list((b.home / "envelopes" / "in").glob(f"{tid}*"))  # the sealed copy is gone
+
+
+def test_reject_and_cancel(pair) -> None:
+    a, b, _ = pair
+    first = _send(a, "--student", "100001")["transfer_id"]
+    b.cli("reject", first, "--reason", "not enrolled here", "--as", "coord")
+    _wait(lambda: _state(a, first) == "rejected")
+    reasons = [
+        e["detail"].get("reason")
+        for e in json.loads(a.cli("transfers", "show", first, "--json").stdout)["timeline"]
+    ]
+    assert "not enrolled here" in reasons
+
+    second = _send(a, "--student", "100002")["transfer_id"]
+    a.cli("cancel", second, "--reason", "wrong district", "--as", "coord")
+    _wait(lambda: _state(b, second) == "cancelled" and _state(a, second) == "cancelled")
+    assert not list((b.home / "envelopes" / "in").glob(f"{second}*"))
+    refused = b.cli("accept", second, "--code", "0000-0000-0000-0", "--as", "coord", ok=False)
+    assert refused.exit_code == 2
+
+
+def test_transfers_off_on_either_side(pair) -> None:
+    a, b, _ = pair
+    a.cli("transfers", "disable", "--as", "coord")
+    refused = a.cli("send", "--to", "b.example.org", "--student", "100001", "--as", "coord", ok=False)
+    assert "transfer.disabled" in refused.stderr
+    a.cli("transfers", "enable", "--as", "coord")
+    b.cli("transfers", "disable", "--as", "coord")
+    refused = a.cli("send", "--to", "b.example.org", "--student", "100001", "--as", "coord", ok=False)
+    assert "transfer.peer_disabled" in refused.stderr
+    assert json.loads(a.cli("transfers", "list", "--json").stdout) == []
+
+
+def test_receiver_offline_then_back_is_delivered_once_by_retry(pair) -> None:
+    a, b, _ = pair
+    b.stop()
+    sent = _send(a, "--student", "100001")
+    tid = sent["transfer_id"]
+    assert _state(a, tid) == "sealed"
+    b.start()
+    _wait(lambda: _state(a, tid) == "delivered", timeout=30)
+    incoming = json.loads(b.cli("transfers", "list", "--incoming", "--json").stdout)
+    assert [t["transfer_id"] for t in incoming] == [tid]
+
+
+def test_sender_killed_mid_delivery_loses_nothing_and_sends_once(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    big = tmp_path / "records.pdf"
+    with big.open("wb") as handle:
+        for _ in range(160):
+            handle.write(os.urandom(1 << 20))
+    a.cli("documents", "add", "100003", str(big), "--type", "evaluation", "--as", "coord")
+    b.stop()
+    tid = _send(a, "--student", "100003", "--all-records")["transfer_id"]
+    b.start()
+    receiving = b.home / "envelopes" / "in"
+    _wait(lambda: any(p.name.startswith(".receiving-") for p in receiving.glob(".*")), timeout=30)
+    a.kill()
+    assert _state(a, tid) == "sealed"  # the kill came before the receipt
+    a.start()
+    _wait(lambda: _state(a, tid) == "delivered", timeout=60)
+    assert [t["transfer_id"] for t in json.loads(b.cli("transfers", "list", "--json").stdout)] == [tid]
+    assert not [p for p in receiving.glob(".receiving-*")]
+    assert (receiving / f"{tid}.env").stat().st_size > 160 << 20
+
+
+def test_a_whole_grade_in_one_transfer(pair, tmp_path: Path) -> None:
+    from fixtures_oneroster import make_bundle, write_bundle
+
+    a, b, _ = pair
+    grade = [{"sis_id": f"7{n:05d}", "given_name": f"Student{n}", "family_name": f"Family{n % 37}",
+              "birth_date": f"2012-{1 + n % 12:02d}-{1 + n % 28:02d}", "grade": "07", "school_id": "0101",
+              "school_name": "Lincoln Middle School", "enrollment_start": "2024-08-19"}
+             for n in range(300)]  # fmt: skip
+    a.cli("roster", "import", str(write_bundle(tmp_path / "grade", make_bundle(grade))), "--as", "coord")
+    for n in range(0, 300, 30):
+        doc = tmp_path / f"doc{n}.pdf"
+        doc.write_bytes(os.urandom(3 << 20))
+        a.cli("documents", "add", f"7{n:05d}", str(doc), "--type", "iep", "--as", "coord")
+    listing = tmp_path / "grade.csv"
+    listing.write_text("sis_id\n" + "\n".join(s["sis_id"] for s in grade) + "\n")
+    sent = _send(a, "--students-file", str(listing), "--all-records")
+    assert sent["students"] == 300 and sent["documents"] == 10 and sent["bytes"] > 30 << 20
+    accepted = b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
+    assert "300 student(s)" in accepted.stdout
+    _wait(lambda: _state(a, sent["transfer_id"]) == "accepted")
+    staged = b.home / "staging" / f"{sent['transfer_id']}.payload"
+    assert staged.stat().st_size == 10 * (3 << 20)

@@ -1,0 +1,270 @@
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import SatchelError
+from protocol.records_request import (
+    Enrolment,
+    Person,
+    RecordsRequest,
+    RequestedStudent,
+    RequestResponse,
+    RequestStudentNotEnrolled,
+    ResponseKind,
+)
+from protocol.request_states import (
+    ACTORS,
+    SIDE_EVENTS,
+    TRANSITIONS,
+    Cancel,
+    NotifyCoordinators,
+    RecordIncoming,
+    Reject,
+    Release,
+    RequestActor,
+    RequestActorNotAllowed,
+    RequestAlreadyAnswered,
+    RequestCancelled,
+    RequestEvent,
+    RequestEventData,
+    RequestMismatch,
+    RequestReceived,
+    RequestSide,
+    RequestState,
+    RequestStatus,
+    RequestTransitionNotAllowed,
+    ResendResponse,
+    ResponseArrived,
+    SealReleaseTransfer,
+    SendRequest,
+    SendResponse,
+    Submit,
+    apply,
+    due_events,
+    new_request_status,
+)
+
+Ev, St = RequestEvent, RequestState
+CHICAGO = timezone(timedelta(hours=-6))
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=CHICAGO)  # a Monday
+NEW, OLD = "new.example.org", "old.example.org"
+RID = "01KE6QH3C00000000000000000"
+TRANSFER = "01KE6QH3C0000000000000000T"
+RITA = Person(name="Rita Registrar", email="rita@old.example.org")
+SAM = Person(name="Sam Admin", email="sam@new.example.org")
+REQUEST = RecordsRequest(
+    request_id=RID,
+    from_domain=NEW,
+    to_domain=OLD,
+    created=NOW,
+    student=RequestedStudent(family_name="Abrams", given_name="Jenna", birth_date=date(2009, 2, 12)),
+    enrolment=Enrolment(school="County High", grade="10", start_date=date(2025, 12, 1)),
+    requester=SAM,
+)
+
+
+def reply(kind: ResponseKind, **changes: object) -> ResponseArrived:
+    from_domain, to_domain = (NEW, OLD) if kind is ResponseKind.CANCELLED else (OLD, NEW)
+    fields: dict[str, object] = {
+        "kind": kind, "request_id": RID, "from_domain": from_domain, "to_domain": to_domain, "created": NOW,
+        "person": SAM if kind is ResponseKind.CANCELLED else RITA,
+        "comments": "No such student" if kind is ResponseKind.REJECTED else "",
+        "transfer_id": TRANSFER if kind is ResponseKind.RELEASED else None,
+    }  # fmt: skip
+    fields.update(changes)
+    return ResponseArrived(response=RequestResponse(**fields))  # type: ignore[arg-type]
+
+
+EVENTS: dict[RequestEvent, RequestEventData] = {
+    Ev.SUBMIT: Submit(request=REQUEST),
+    Ev.REQUEST_RECEIVED: RequestReceived(request=REQUEST),
+    Ev.RELEASE: Release(person=RITA, transfer_id=TRANSFER),
+    Ev.REJECT: Reject(person=RITA, comments="We have no student by that name"),
+    Ev.CANCEL: Cancel(person=SAM, comments="Found the records"),
+    Ev.RELEASED_RECEIVED: reply(ResponseKind.RELEASED),
+    Ev.REJECTED_RECEIVED: reply(ResponseKind.REJECTED),
+    Ev.CANCELLED_RECEIVED: reply(ResponseKind.CANCELLED),
+    Ev.MARK_OVERDUE: Ev.MARK_OVERDUE,
+}
+LATE = NOW + timedelta(days=16)  # 11 working days after opening
+
+
+def status(side: RequestSide, state: RequestState, **changes: object) -> RequestStatus:
+    local = NEW if side is RequestSide.REQUESTER else OLD
+    known: dict[str, object] = {} if state is St.ABSENT else {"request": REQUEST, "opened_on": NOW.date()}
+    if state is St.RELEASED:
+        known["transfer_id"] = TRANSFER
+    return replace(new_request_status(side=side, local_domain=local), state=state, **known, **changes)
+
+
+CASES = [(side, s, e) for side in RequestSide for (s, e) in TRANSITIONS if e in SIDE_EVENTS[side]]
+ILLEGAL = [
+    (side, s, e)
+    for side in RequestSide
+    for s in RequestState
+    for e in RequestEvent
+    if (s, e) not in TRANSITIONS or e not in SIDE_EVENTS[side]
+]
+
+
+def ids(case: tuple[RequestSide, RequestState, RequestEvent]) -> str:
+    return "-".join(str(part) for part in case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_every_transition_in_the_table(case: tuple[RequestSide, RequestState, RequestEvent]) -> None:
+    side, state, name = case
+    when = LATE if name is Ev.MARK_OVERDUE else NOW
+    result = apply(status(side, state), EVENTS[name], actor=ACTORS[name], now=when)
+    assert (result.previous, result.event, result.status.state) == (state, name, TRANSITIONS[(state, name)])
+
+
+@pytest.mark.parametrize("case", ILLEGAL, ids=ids)
+def test_every_illegal_pair_raises_naming_state_and_event(
+    case: tuple[RequestSide, RequestState, RequestEvent],
+) -> None:
+    side, state, name = case
+    with pytest.raises(RequestTransitionNotAllowed) as caught:
+        apply(status(side, state), EVENTS[name], actor=ACTORS[name], now=LATE)
+    assert f"'{state}'" in caught.value.message and f"'{name}'" in caught.value.message
+    assert (caught.value.state, caught.value.event) == (state.value, name.value)
+
+
+def test_only_the_named_actor_may_cause_an_event() -> None:
+    with pytest.raises(RequestActorNotAllowed):
+        apply(status(RequestSide.RELEASER, St.REQUESTED), EVENTS[Ev.RELEASE], actor=RequestActor.RELEASER_NODE,
+              now=NOW)  # fmt: skip
+
+
+def test_request_and_release_end_to_end() -> None:
+    requester = new_request_status(side=RequestSide.REQUESTER, local_domain=NEW)
+    releaser = new_request_status(side=RequestSide.RELEASER, local_domain=OLD)
+    sent = apply(requester, Submit(request=REQUEST), actor=RequestActor.REQUESTER_COORDINATOR, now=NOW)
+    assert sent.effects == (SendRequest(request=REQUEST),)
+    got = apply(releaser, RequestReceived(request=REQUEST), actor=RequestActor.REQUESTER_NODE, now=NOW)
+    assert got.effects == (RecordIncoming(), NotifyCoordinators(topic="request.received"))
+    released = apply(got.status, Release(person=RITA, transfer_id=TRANSFER),
+                     actor=RequestActor.RELEASER_COORDINATOR, now=NOW)  # fmt: skip
+    send, seal = released.effects
+    assert isinstance(send, SendResponse) and seal == SealReleaseTransfer(
+        transfer_id=TRANSFER, request_id=RID
+    )
+    assert (send.response.kind, send.response.from_domain, send.response.to_domain) == (
+        ResponseKind.RELEASED,
+        OLD,
+        NEW,
+    )
+    done = apply(
+        sent.status, ResponseArrived(response=send.response), actor=RequestActor.RELEASER_NODE, now=NOW
+    )
+    assert done.status.state is St.RELEASED and done.status.transfer_id == TRANSFER
+    assert done.effects == (RecordIncoming(), NotifyCoordinators(topic="request.released"))
+    again = apply(
+        released.status, RequestReceived(request=REQUEST), actor=RequestActor.REQUESTER_NODE, now=NOW
+    )
+    assert again.status == released.status and again.effects == (ResendResponse(),)
+
+
+def test_release_is_refused_unless_the_student_is_enrolled() -> None:
+    future = replace(REQUEST, enrolment=Enrolment(school="S", grade="10", start_date=date(2026, 2, 1)))
+    pending = replace(status(RequestSide.RELEASER, St.REQUESTED), request=future)
+    with pytest.raises(RequestStudentNotEnrolled):
+        apply(pending, EVENTS[Ev.RELEASE], actor=RequestActor.RELEASER_COORDINATOR, now=NOW)
+    # Rejecting stays possible.
+    apply(pending, EVENTS[Ev.REJECT], actor=RequestActor.RELEASER_COORDINATOR, now=NOW)
+
+
+def test_the_releasers_answer_wins_a_race_with_a_cancellation() -> None:
+    cancelled = apply(status(RequestSide.REQUESTER, St.REQUESTED), EVENTS[Ev.CANCEL],
+                      actor=RequestActor.REQUESTER_COORDINATOR, now=NOW)  # fmt: skip
+    assert cancelled.status.state is St.CANCELLED
+    assert isinstance(cancelled.effects[0], SendResponse)
+    released = apply(
+        cancelled.status, EVENTS[Ev.RELEASED_RECEIVED], actor=RequestActor.RELEASER_NODE, now=NOW
+    )
+    assert released.status.state is St.RELEASED
+    with pytest.raises(RequestAlreadyAnswered) as caught:
+        apply(status(RequestSide.RELEASER, St.RELEASED), EVENTS[Ev.CANCELLED_RECEIVED],
+              actor=RequestActor.REQUESTER_NODE, now=NOW)  # fmt: skip
+    assert caught.value.code == "request.already_answered"
+    with pytest.raises(RequestCancelled):
+        apply(status(RequestSide.RELEASER, St.CANCELLED), EVENTS[Ev.RELEASE],
+              actor=RequestActor.RELEASER_COORDINATOR, now=NOW)  # fmt: skip
+
+
+def test_messages_about_other_requests_are_refused() -> None:
+    pending = status(RequestSide.REQUESTER, St.REQUESTED)
+    for changes in ({"request_id": "01KE6QH3C00000000000000001"}, {"from_domain": "evil.example.org"}):
+        with pytest.raises(RequestMismatch):
+            apply(pending, reply(ResponseKind.RELEASED, **changes), actor=RequestActor.RELEASER_NODE, now=NOW)
+    other = replace(REQUEST, comments="changed")
+    with pytest.raises(RequestMismatch):
+        apply(status(RequestSide.RELEASER, St.REQUESTED), RequestReceived(request=other),
+              actor=RequestActor.REQUESTER_NODE, now=NOW)  # fmt: skip
+    with pytest.raises(RequestMismatch):
+        apply(new_request_status(side=RequestSide.RELEASER, local_domain="third.example.org"),
+              RequestReceived(request=REQUEST), actor=RequestActor.REQUESTER_NODE, now=NOW)  # fmt: skip
+    with pytest.raises(RequestMismatch):
+        apply(status(RequestSide.REQUESTER, St.RELEASED), reply(ResponseKind.RELEASED,
+              transfer_id="01KE6QH3C00000000000000009"), actor=RequestActor.RELEASER_NODE, now=NOW)  # fmt: skip
+
+
+def test_overdue_is_flagged_once_after_ten_working_days() -> None:
+    pending = status(RequestSide.RELEASER, St.REQUESTED)
+    assert due_events(pending, today=date(2026, 1, 19)) == ()
+    assert due_events(pending, today=date(2026, 1, 20)) == (Ev.MARK_OVERDUE,)
+    assert not pending.overdue(today=date(2026, 1, 20), holidays=frozenset({date(2026, 1, 19)}))
+    with pytest.raises(RequestTransitionNotAllowed):
+        apply(pending, Ev.MARK_OVERDUE, actor=RequestActor.TIMER, now=NOW + timedelta(days=14))
+    flagged = apply(pending, Ev.MARK_OVERDUE, actor=RequestActor.TIMER, now=LATE)
+    assert flagged.status.overdue_flagged
+    assert flagged.effects == (NotifyCoordinators(topic="request.overdue"),)
+    assert due_events(flagged.status, today=date(2026, 1, 21)) == ()
+    assert apply(flagged.status, Ev.MARK_OVERDUE, actor=RequestActor.TIMER, now=LATE).effects == ()
+    answered = status(RequestSide.RELEASER, St.REJECTED)
+    assert not answered.overdue(today=date(2026, 3, 1))
+
+
+def test_the_opening_day_is_the_nodes_local_day() -> None:
+    late_evening = datetime(2026, 1, 5, 23, 30, tzinfo=CHICAGO)  # already 6 January in UTC
+    result = apply(new_request_status(side=RequestSide.REQUESTER, local_domain=NEW), Submit(request=REQUEST),
+                   actor=RequestActor.REQUESTER_COORDINATOR, now=late_evening)  # fmt: skip
+    assert result.status.opened_on == date(2026, 1, 5)
+    assert late_evening.astimezone(UTC).date() == date(2026, 1, 6)
+
+
+def test_invalid_status_and_events() -> None:
+    with pytest.raises(SatchelError):
+        RequestStatus(side=RequestSide.REQUESTER, state=St.REQUESTED, local_domain=NEW)
+    with pytest.raises(SatchelError):
+        apply(status(RequestSide.REQUESTER, St.REQUESTED), Ev.RELEASE, actor=RequestActor.RELEASER_COORDINATOR,
+              now=NOW)  # fmt: skip
+    with pytest.raises(SatchelError):
+        apply(status(RequestSide.RELEASER, St.REQUESTED), Reject(person=RITA, comments=""),
+              actor=RequestActor.RELEASER_COORDINATOR, now=NOW)  # fmt: skip
+
+
+@given(
+    side=st.sampled_from(list(RequestSide)),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(list(RequestEvent)), st.sampled_from(list(RequestActor)), st.integers(0, 40)
+        ),
+        max_size=15,
+    ),
+)
+def test_random_event_sequences_stay_in_defined_states(
+    side: RequestSide, steps: list[tuple[RequestEvent, RequestActor, int]]
+) -> None:
+    current = new_request_status(side=side, local_domain=NEW if side is RequestSide.REQUESTER else OLD)
+    for name, actor, days in steps:
+        try:
+            result = apply(current, EVENTS[name], actor=actor, now=NOW + timedelta(days=days))
+        except SatchelError:
+            continue
+        assert result.status.state in RequestState
+        assert (result.previous, result.event) in TRANSITIONS
+        current = result.status
