@@ -155,6 +155,48 @@ def federate(directory: tuple[Path, str], districts: dict[str, tuple[Path, str]]
     satchel(districts["b"][0], "peers", "ping", DISTRICTS["a"]["domain"])
 
 
+def push(districts: dict[str, tuple[Path, str]]) -> None:
+    a_home, _ = districts["a"]
+    b_home, _ = districts["b"]
+    a, b = DISTRICTS["a"], DISTRICTS["b"]
+    step(f"{a['name']} holds records for William Thompson (SIS 200101), who moved to {b['name']}")
+    iep = WORK / "iep-200101.pdf"
+    iep.write_bytes(b"%PDF-1.4 demo IEP for the Satchel walkthrough\n" + os.urandom(256 * 1024))
+    satchel(a_home, "documents", "add", "200101", str(iep), "--type", "iep", "--title", "IEP 2025-26",
+            "--as", a["coordinator"])  # fmt: skip
+    satchel(
+        a_home, "assessments", "import", str(DATA / "assessments-district-a.csv"), "--as", a["coordinator"]
+    )
+    satchel(a_home, "cases", "add", "--student", "200101", "--case-number", "BTAM-2025-031", "--building",
+            "Lincoln MS", "--team", "BTAM North", "--case-manager", "K. Lee", "--as", a["coordinator"])  # fmt: skip
+    step(f"{a['name']}'s coordinator sends his records (a copy) with a code")
+    sent = json.loads(satchel(a_home, "send", "--to", b["domain"], "--student", "200101", "--all-records",
+                              "--owner", f"{b['coordinator']}@{b['domain']}", "--note", "IEP review due in October",
+                              "--as", a["coordinator"], "--json", quiet=True))  # fmt: skip
+    print(
+        f"      transfer {sent['transfer_id']}: {sent['students']} student, {sent['records']} records, "
+        f"{sent['bytes']:,} bytes sealed and delivered"
+    )
+    print(
+        f"      code {sent['code']} -> read by phone to {sent['coordinator']['name']} "
+        f"({sent['coordinator']['phone']})"
+    )
+    step(f"{b['name']}'s coordinator sees it arrive")
+    satchel(b_home, "inbox")
+    satchel(b_home, "transfers", "list", "--incoming")
+    step("A mistyped code is caught locally and costs no attempt")
+    typo = sent["code"][:-1] + ("0" if sent["code"][-1] != "0" else "1")
+    result = subprocess.run([SATCHEL, "accept", sent["transfer_id"], "--code", typo, "--as", b["coordinator"],
+                             "--home", str(b_home)], capture_output=True, text=True, env=DEV_ENV)  # fmt: skip
+    print("      " + result.stderr.strip().splitlines()[0])
+    step("The right code opens the envelope into staging; the sender gets a signed receipt")
+    satchel(b_home, "accept", sent["transfer_id"], "--code", sent["code"], "--as", b["coordinator"])
+    satchel(a_home, "transfers", "show", sent["transfer_id"])
+    step("The sending district's FERPA record of disclosures, as given to a parent")
+    satchel(a_home, "disclosures", "200101", "--text")
+    satchel(a_home, "audit", "verify")
+
+
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     directory = set_up_directory()
@@ -165,6 +207,7 @@ def main() -> None:
     try:
         asyncio.run(check_each_other([(key, home, url) for key, (home, url) in homes.items()]))
         federate(directory, homes)
+        push(homes)
     finally:
         step("Every node shuts down cleanly (SIGTERM)")
         for key, proc in procs.items():

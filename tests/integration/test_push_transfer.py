@@ -178,3 +178,35 @@ def test_a_whole_grade_in_one_transfer(pair, tmp_path: Path) -> None:
     _wait(lambda: _state(a, sent["transfer_id"]) == "accepted")
     staged = b.home / "staging" / f"{sent['transfer_id']}.payload"
     assert staged.stat().st_size == 10 * (3 << 20)
+
+
+def test_message_thread_both_ways(pair) -> None:
+    a, b, _ = pair
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    a.cli("transfers", "message", tid, "Code read to you by phone at 10:05", "--as", "coord")
+    b.cli("transfers", "message", tid, "Thanks, opening it now", "--as", "coord")
+
+    def texts(d) -> list[str]:
+        timeline = json.loads(d.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+        return [e["detail"].get("text") for e in timeline if e["kind"] == "message"]
+
+    _wait(lambda: len(texts(a)) == 2 and len(texts(b)) == 2)
+    assert texts(a) == ["Code read to you by phone at 10:05", "Thanks, opening it now"]
+
+
+def test_expiry_erases_the_code_and_the_sealed_copy(pair) -> None:
+    import sqlite3
+
+    from node.home import open_node
+    from node.transfer_actions import expire_due
+
+    a, b, _ = pair
+    b.stop()
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE transfers SET expires_at = '2020-01-01T00:00:00Z' WHERE transfer_id = ?", [tid])
+    with open_node(a.home, a.env) as node:
+        assert expire_due(node) == [tid]
+    assert _state(a, tid) == "expired"
+    assert "no code to show" in a.cli("transfers", "show", tid, "--code", "--as", "coord", ok=False).stderr
+    assert not list((a.home / "envelopes" / "out").glob(f"{tid}*"))
