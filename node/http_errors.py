@@ -112,6 +112,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.peer_untrusted": 403,
     "transfer.peer_disabled": 409,
     "transfer.deferred": 409,
+    "document.provenance_broken": 409,
+    "import.not_ready": 409,
 }
 
 # Codes the HTTP layer itself answers with (no exception class behind them).

@@ -116,7 +116,7 @@ def _document(doc: Document) -> ManifestRecord:
         kind="document", record_id=doc.doc_id, student_sis_id=doc.student_sis_id,
         metadata={"filename": doc.filename, "created_at": doc.created_at, **_origin(doc.origin)},
         length=doc.length, sha256=bytes.fromhex(doc.sha256), media_type=doc.media_type, title=doc.title,
-        document_type=doc.doc_type,
+        document_type=doc.doc_type, corrects=doc.replaces,
     )  # fmt: skip
 
 

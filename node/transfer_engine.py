@@ -116,27 +116,32 @@ def step(
     return outcome
 
 
-def _record(
-    node: Node, row: TransferRow, receipt: Receipt, signed: bytes, direction: str, actor: str, at: str
-) -> None:
+def _detail(receipt: Receipt) -> dict[str, object]:
     detail: dict[str, object] = {"sequence": receipt.sequence}
     for name in ("reason", "text", "reference"):
         if getattr(receipt, name):
             detail[name] = getattr(receipt, name)
     if receipt.counts is not None:
-        detail["counts"] = {"students_total": receipt.counts.students_total,
-                            "students_imported": receipt.counts.students_imported,
-                            "documents": receipt.counts.documents, "scores": receipt.counts.scores}  # fmt: skip
+        c = receipt.counts
+        detail["counts"] = {"students_total": c.students_total, "students_imported": c.students_imported,
+                            "students_with_changes": c.students_with_changes, "documents": c.documents,
+                            "scores": c.scores, "skipped": {s.reason: s.count for s in c.skipped}}  # fmt: skip
+    return detail
+
+
+def _record(
+    node: Node, row: TransferRow, receipt: Receipt, signed: bytes, direction: str, actor: str, at: str
+) -> None:
     store.add_event(node.db, row.transfer_id, at=at, direction=direction, kind=receipt.kind.value, actor=actor,
-                    detail=detail, receipt=signed, receipt_id=f"{receipt.issuer.value}:{receipt.sequence}")  # fmt: skip
+                    detail=_detail(receipt), receipt=signed,
+                    receipt_id=f"{receipt.issuer.value}:{receipt.sequence}")  # fmt: skip
 
 
 def record_received(node: Node, row: TransferRow, receipt: Receipt, signed: bytes) -> bool:
     """Store a peer's signed receipt in the timeline; False when it was already there."""
-    texts = (("reason", receipt.reason), ("text", receipt.text), ("reference", receipt.reference))
     return store.add_event(
         node.db, row.transfer_id, at=now_iso(), direction="received", kind=receipt.kind.value,
-        actor=receipt.from_domain, detail={k: v for k, v in texts if v}, receipt=signed,
+        actor=receipt.from_domain, detail=_detail(receipt), receipt=signed,
         receipt_id=f"{receipt.issuer.value}:{receipt.sequence}",
     )  # fmt: skip
 

@@ -342,3 +342,67 @@ def _transfers(db: sqlite_utils.Database) -> None:
         CREATE INDEX notifications_at ON notifications (at);
         """,
     )
+
+
+@MIGRATIONS(name="0005_imports")
+def _imports(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        ALTER TABLE documents ADD COLUMN replaces TEXT;
+        ALTER TABLE documents ADD COLUMN superseded_by TEXT;
+        CREATE TABLE imports (
+            import_id TEXT PRIMARY KEY,
+            transfer_id TEXT NOT NULL UNIQUE REFERENCES transfers (transfer_id),
+            source_domain TEXT NOT NULL,
+            source_name TEXT NOT NULL,
+            source_school TEXT NOT NULL,
+            school_id TEXT,
+            school_name TEXT,
+            owner TEXT,
+            status TEXT NOT NULL CHECK (status IN ('previewed', 'running', 'completed', 'cancelled')),
+            result TEXT,
+            reference TEXT,
+            students_total INTEGER NOT NULL DEFAULT 0,
+            students_imported INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE TABLE import_students (
+            import_id TEXT NOT NULL REFERENCES imports (import_id),
+            position INTEGER NOT NULL,
+            sender_sis_id TEXT NOT NULL,
+            match_status TEXT NOT NULL,
+            proposed_sis_id TEXT,
+            score INTEGER,
+            method TEXT NOT NULL,
+            candidates TEXT NOT NULL DEFAULT '[]',
+            reasons TEXT NOT NULL DEFAULT '[]',
+            decision TEXT CHECK (decision IN ('link', 'new', 'later')),
+            decided_sis_id TEXT,
+            reviewed_by TEXT,
+            reviewed_at TEXT,
+            result TEXT CHECK (result IN ('imported', 'skipped', 'failed')),
+            result_reason TEXT,
+            destination_sis_id TEXT,
+            created_student INTEGER NOT NULL DEFAULT 0,
+            documents INTEGER NOT NULL DEFAULT 0,
+            scores INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            finished_at TEXT,
+            PRIMARY KEY (import_id, sender_sis_id)
+        );
+        CREATE TABLE imported_records (
+            source_domain TEXT NOT NULL,
+            source_record_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            local_id TEXT NOT NULL,
+            import_id TEXT NOT NULL,
+            transfer_id TEXT NOT NULL,
+            student_sis_id TEXT NOT NULL,
+            PRIMARY KEY (source_domain, source_record_id)
+        );
+        CREATE INDEX imported_records_import ON imported_records (import_id);
+        """,
+    )

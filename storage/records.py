@@ -29,6 +29,8 @@ class Document:
     origin: Mapping[str, Any]
     created_at: str
     created_by: str
+    replaces: str | None = None  # the document this one is a newer version of
+    superseded_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,18 @@ def get_document(db: sqlite_utils.Database, doc_id: str) -> Document:
             f"no document {doc_id!r}", field="document", hint="see `satchel documents list STUDENT`"
         )
     return _doc(row)
+
+
+def update_document(db: sqlite_utils.Database, doc_id: str, **changes: Any) -> None:
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    db.execute(f"UPDATE documents SET {sets} WHERE doc_id = ?", [*changes.values(), doc_id])
+
+
+def documents_with_blob(db: sqlite_utils.Database, sha256: str) -> int:
+    """How many documents not purged still use these bytes (content addressing shares blobs)."""
+    return db.execute(
+        "SELECT count(*) FROM documents WHERE sha256 = ? AND status != 'purged'", [sha256]
+    ).fetchone()[0]
 
 
 def list_documents(db: sqlite_utils.Database, student_sis_id: str | None = None) -> list[Document]:
@@ -162,6 +176,24 @@ def upsert_assessment_results(
         else:
             unchanged += 1
     return inserted, updated, unchanged
+
+
+def add_assessment_result(
+    db: sqlite_utils.Database,
+    *,
+    result_id: str,
+    student_sis_id: str,
+    fields: Mapping[str, Any],
+    origin: Mapping[str, Any],
+    now: str,
+) -> None:
+    """A result received from another district, kept with where it came from."""
+    values = [str(fields.get(f, "") or "") for f in _RESULT_FIELDS[2:]]
+    db.execute(
+        f"INSERT INTO assessment_results ({', '.join(_RESULT_FIELDS)}, origin, created_at)"
+        f" VALUES ({','.join('?' * (len(_RESULT_FIELDS) + 2))})",
+        [result_id, student_sis_id, *values, json.dumps(dict(origin)), now],
+    )
 
 
 def list_assessment_results(db: sqlite_utils.Database, student_sis_id: str) -> list[dict[str, str]]:

@@ -1,0 +1,339 @@
+"""`satchel import ...`, `satchel imports list`, and fixing mistakes (`documents verify|move|delete|replace`,
+`purge`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from cli.common import (
+    CONTEXT,
+    as_option,
+    deliver_now,
+    home_option,
+    json_option,
+    opened,
+    print_fields,
+    print_json,
+    print_table,
+)
+from cli.records import documents_group
+from node import documents_admin, import_log, import_preview, import_run
+from node.import_preview import verified_manifest
+from storage import transfers as store
+
+
+@click.group("import", context_settings=CONTEXT)
+def import_group() -> None:
+    """Import an accepted transfer: preview the matches, review them, run, read the log.
+
+    \b
+    Example:
+      satchel import preview 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --school "Lincoln Middle School" --as bo
+    """
+
+
+@import_group.command("preview", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.argument("transfer_id", metavar="ID")
+@click.option("--school", help="The school new students are enrolled into (id or name).")
+@click.option(
+    "--owner", help="Username or e-mail of who owns the documents here (default: the sender's choice)."
+)
+def import_preview_cmd(
+    home: str | None,
+    actor: str | None,
+    as_json: bool,
+    transfer_id: str,
+    school: str | None,
+    owner: str | None,
+) -> None:
+    """Match the incoming students to this district's before anything is written.
+
+    \b
+    Example:
+      satchel import preview 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --school "Lincoln Middle School" --as bo
+    """
+    with opened(home) as node:
+        result = import_preview.preview(
+            node, actor=actor, transfer_id=transfer_id, school=school, owner=owner
+        )
+    imp = result.import_row
+    if as_json:
+        print_json({"transfer_id": imp.transfer_id, "source": imp.source_name, "source_domain": imp.source_domain,
+                    "source_school": imp.source_school, "school": imp.school_name, "owner": imp.owner,
+                    **result.counts})  # fmt: skip
+        return
+    print_fields([
+        ("From", f"{imp.source_name} ({imp.source_domain})"), ("Source school", imp.source_school or "-"),
+        ("Enrol new students in", imp.school_name or "(not chosen: use --school)"),
+        ("Documents owner", imp.owner or "-"),
+        ("Students", f"{result.counts['new']} new, {result.counts['matched']} matched, "
+                     f"{result.counts['uncertain']} uncertain"),
+    ])  # fmt: skip
+    click.echo(f"Next: `satchel import review {transfer_id} --status uncertain`, then `satchel import run`.")
+
+
+@import_group.command("review", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("transfer_id", metavar="ID")
+@click.option(
+    "--status", type=click.Choice(["new", "matched", "uncertain"]), help="Only students with this match."
+)
+def import_review(home: str | None, as_json: bool, transfer_id: str, status: str | None) -> None:
+    """List the incoming students with their proposed match and why.
+
+    \b
+    Example:
+      satchel import review 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --status uncertain
+    """
+    with opened(home) as node:
+        result = import_preview.summary(node, transfer_id)
+        row = store.require(node.db, result.import_row.transfer_id, local_domain=node.config.node.domain)
+        names = {s.sis_id: s for s in verified_manifest(node, row).students}
+    rows = [s for s in result.students if status is None or s.match_status == status]
+    if as_json:
+        print_json([{**asdict(s), "given_name": names[s.sender_sis_id].given_name,
+                     "family_name": names[s.sender_sis_id].family_name,
+                     "birth_date": names[s.sender_sis_id].birth_date, "target": s.target} for s in rows])  # fmt: skip
+        return
+    print_table(["student", "name", "born", "match", "local", "score", "decision", "reviewed", "why"],
+                [(s.sender_sis_id, f"{names[s.sender_sis_id].family_name}, {names[s.sender_sis_id].given_name}",
+                  names[s.sender_sis_id].birth_date, s.match_status, s.target[1] or s.proposed_sis_id or "-",
+                  s.score if s.score is not None else "-", s.target[0], "yes" if s.reviewed else "",
+                  "; ".join(s.reasons)[:80]) for s in rows])  # fmt: skip
+
+
+@import_group.command("match", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+@click.argument("student", metavar="STUDENT")
+@click.option("--to", "link_to", metavar="LOCAL_SIS_ID", help="Link to this student of this district.")
+@click.option("--new", is_flag=True, help="Create a new student from the transferred information.")
+@click.option("--later", is_flag=True, help="Decide later; the student is skipped when the import runs.")
+def import_match(
+    home: str | None,
+    actor: str | None,
+    transfer_id: str,
+    student: str,
+    link_to: str | None,
+    new: bool,
+    later: bool,
+) -> None:
+    """Decide for one incoming student (by the sender's SIS id); the student is marked reviewed.
+
+    \b
+    Example:
+      satchel import match 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A 200101 --to B-50017 --as bo
+    """
+    with opened(home) as node:
+        decided = import_preview.decide(node, actor=actor, transfer_id=transfer_id, sender_sis_id=student,
+                                        link_to=link_to, new=new, later=later)  # fmt: skip
+    action, target = decided.target
+    click.echo(f"{student}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
+
+
+@import_group.command("run", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.argument("transfer_id", metavar="ID")
+def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_id: str) -> None:
+    """Import: each student in its own transaction; conflicts are skipped with their reason.
+
+    \b
+    Example:
+      satchel import run 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --as bo
+    """
+    with opened(home) as node:
+        result = import_run.run(node, actor=actor, transfer_id=transfer_id)
+    if as_json:
+        print_json(
+            {
+                "result": result.result,
+                "reference": result.reference,
+                "imported": result.imported,
+                "total": result.total,
+                "skipped": [{"student": s, "reason": r} for s, r in result.skipped],
+            }
+        )
+    else:
+        click.echo(f"{result.result[0].upper()}{result.result[1:]}: {result.imported} of {result.total} students."
+                   + (f" Reference {result.reference}." if result.reference else ""))  # fmt: skip
+        for student, reason in result.skipped:
+            click.echo(f"  skipped {student}: {reason}")
+    deliver_now(home)
+
+
+@import_group.command("cancel", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None:
+    """Undo an import that is not complete; nothing is left behind and it can be started again.
+
+    \b
+    Example:
+      satchel import cancel 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --as bo
+    """
+    with opened(home) as node:
+        removed = import_run.cancel(node, actor=actor, transfer_id=transfer_id)
+    click.echo(f"Import cancelled; {removed} record(s) removed. The transfer waits in staging.")
+
+
+@import_group.command("log", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("transfer_id", metavar="ID")
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the log as CSV here."
+)
+def import_log_cmd(home: str | None, as_json: bool, transfer_id: str, csv_path: Path | None) -> None:
+    """The import log: one row per student with ids, statuses, document count and the reason for any skip.
+
+    \b
+    Example:
+      satchel import log 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --csv import-log.csv
+    """
+    with opened(home) as node:
+        if csv_path is not None:
+            count = import_log.write_csv(node, transfer_id, csv_path)
+            click.echo(f"Wrote {count} row(s) to {csv_path}.")
+            return
+        rows = import_log.log_rows(node, transfer_id)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["first", "last", "grade", "source id", "destination id", "state id", "import", "scores", "docs",
+                 "reason"],
+                [(r["FirstName"], r["LastName"], r["Grade"], r["SourceStudentId"], r["DestinationStudentId"],
+                  r["StateId"], r["SourceImportStatus"], r["ScoreImportStatus"], r["DocumentCount"], r["Reason"])
+                 for r in rows])  # fmt: skip
+
+
+@click.group("imports", context_settings=CONTEXT)
+def imports_group() -> None:
+    """Imports that ran.
+
+    \b
+    Example:
+      satchel imports list
+    """
+
+
+@imports_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+def imports_list(home: str | None, as_json: bool) -> None:
+    """Completed imports: school, date, students, status (and the reference to quote).
+
+    \b
+    Example:
+      satchel imports list --json
+    """
+    with opened(home) as node:
+        rows = import_log.completed(node)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["transfer", "from", "school", "date", "students", "status", "reference"],
+                [(r["transfer_id"], r["from"], r["school"], r["date"], r["students"], r["status"],
+                  r["reference"] or "") for r in rows], empty="(no imports yet)")  # fmt: skip
+
+
+@documents_group.command("verify", context_settings=CONTEXT)
+@home_option
+@click.argument("doc_id", metavar="ID")
+def documents_verify(home: str | None, doc_id: str) -> None:
+    """Re-check a document's bytes and, for a received one, the sender's signed manifest.
+
+    \b
+    Example:
+      satchel documents verify 01JC7A0B1C2D3E4F5G6H7J8K9M
+    """
+    with opened(home) as node:
+        p = documents_admin.verify(node, doc_id)
+    if p.sender:
+        click.echo(f"Document {doc_id} is unchanged: signed by {p.sender} in transfer {p.transfer_id}.")
+    else:
+        click.echo(f"Document {doc_id} is intact (local document, sha256 {p.document.sha256[:16]}...).")
+
+
+@documents_group.command("move", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("doc_id", metavar="ID")
+@click.option("--to", "to", required=True, help="SIS id of the student the document belongs to.")
+def documents_move(home: str | None, actor: str | None, doc_id: str, to: str) -> None:
+    """Move a document that landed on the wrong student.
+
+    \b
+    Example:
+      satchel documents move 01JC7A0B1C2D3E4F5G6H7J8K9M --to 100235 --as bo
+    """
+    with opened(home) as node:
+        documents_admin.move(node, actor=actor, doc_id=doc_id, to=to)
+    click.echo(f"Moved {doc_id} to {to}.")
+
+
+@documents_group.command("delete", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("doc_id", metavar="ID")
+def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
+    """Delete a document (recoverable by an admin until purged).
+
+    \b
+    Example:
+      satchel documents delete 01JC7A0B1C2D3E4F5G6H7J8K9M --as bo
+    """
+    with opened(home) as node:
+        documents_admin.delete(node, actor=actor, doc_id=doc_id)
+    click.echo(f"Deleted {doc_id}. Purge it with `satchel purge {doc_id}` to erase its content for good.")
+
+
+@documents_group.command("replace", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("doc_id", metavar="ID")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", help="Title of the new version (default: the old title).")
+def documents_replace(
+    home: str | None, actor: str | None, doc_id: str, file: Path, title: str | None
+) -> None:
+    """Store a corrected version; sending it marks it as replacing the version sent before.
+
+    \b
+    Example:
+      satchel documents replace 01JC7A0B1C2D3E4F5G6H7J8K9M iep-corrected.pdf --as jane
+    """
+    with opened(home) as node:
+        new = documents_admin.replace(node, actor=actor, doc_id=doc_id, path=file, title=title)
+    click.echo(
+        f"Stored {new.doc_id}, a new version of {doc_id}. Send it with `satchel send --documents {new.doc_id}`."
+    )
+
+
+@click.command("purge", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("doc_id", metavar="ID")
+def purge_command(home: str | None, actor: str | None, doc_id: str) -> None:
+    """Erase a document's content for good (the blob is removed; the audit entry stays).
+
+    \b
+    Example:
+      satchel purge 01JC7A0B1C2D3E4F5G6H7J8K9M --as bo
+    """
+    with opened(home) as node:
+        documents_admin.purge(node, actor=actor, doc_id=doc_id)
+    click.echo(f"Purged {doc_id}: its content is erased.")
+
+
+COMMANDS = (import_group, imports_group, purge_command)

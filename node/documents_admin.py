@@ -1,0 +1,105 @@
+"""Fixing mistakes with documents: provenance checks, moving, deleting and purging, replacing versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.clock import now_iso
+from node.home import Node
+from node.import_preview import verified_manifest
+from node.operators import authorize, record
+from node.records import add_document
+from protocol import InvalidInput, SatchelError
+from storage import records, students
+from storage import transfers as store
+from storage.database import write_transaction
+from storage.records import Document
+
+
+class ProvenanceBroken(SatchelError):
+    """A received document no longer matches what its sender signed."""
+
+    code = "document.provenance_broken"
+    default_hint = (
+        "the stored copy differs from the sender's signed manifest; ask the sender to send it again"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    document: Document
+    sender: str | None
+    transfer_id: str | None
+    signed_at: int | None
+    verified: bool
+
+
+def verify(node: Node, doc_id: str) -> Provenance:
+    """Re-check a document: its bytes against their hash, and a received one against the sender's signature."""
+    doc = records.get_document(node.db, doc_id)
+    if doc.status == "purged":
+        raise InvalidInput(f"document {doc_id} was purged", field="ID")
+    node.blobs.verify(doc.sha256)
+    origin = doc.origin
+    if origin.get("kind") != "import":
+        return Provenance(doc, None, None, None, True)
+    row = store.require(node.db, str(origin["envelope"]), local_domain=node.config.node.domain)
+    manifest = verified_manifest(node, row)
+    entry = next((r for r in manifest.documents() if r.record_id == origin.get("record_id")), None)
+    if entry is None or (entry.sha256 or b"").hex() != doc.sha256 or entry.length != doc.length:
+        raise ProvenanceBroken(
+            f"document {doc_id} is not the one {manifest.sender_domain} signed", field="ID"
+        )
+    return Provenance(doc, manifest.sender_domain, row.transfer_id, manifest.created, True)
+
+
+def move(node: Node, *, actor: str | None, doc_id: str, to: str) -> Document:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.write")
+        doc = records.get_document(node.db, doc_id)
+        students.require(node.db, to)
+        if doc.status != "active":
+            raise InvalidInput(f"document {doc_id} is {doc.status}", field="ID")
+        records.update_document(node.db, doc_id, student_sis_id=to)
+        # Both students' trails name the move, so either record shows what happened.
+        record(node, user.username, "document.move", doc.student_sis_id, {"doc_id": doc_id, "to": to})
+        record(node, user.username, "document.move", to, {"doc_id": doc_id, "from": doc.student_sis_id})
+    return records.get_document(node.db, doc_id)
+
+
+def delete(node: Node, *, actor: str | None, doc_id: str) -> Document:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.write")
+        doc = records.get_document(node.db, doc_id)
+        if doc.status != "active":
+            raise InvalidInput(f"document {doc_id} is already {doc.status}", field="ID")
+        records.update_document(node.db, doc_id, status="deleted")
+        record(node, user.username, "document.delete", doc.student_sis_id, {"doc_id": doc_id})
+    return records.get_document(node.db, doc_id)
+
+
+def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
+    """Erase the content for good: the bytes go (unless another document shares them), the audit entry stays."""
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.write")
+        doc = records.get_document(node.db, doc_id)
+        if doc.status == "purged":
+            raise InvalidInput(f"document {doc_id} was already purged", field="ID")
+        records.update_document(node.db, doc_id, status="purged", title="(purged)", filename="(purged)")
+        record(node, user.username, "document.purge", doc.student_sis_id,
+               {"doc_id": doc_id, "sha256": doc.sha256, "at": now_iso()})  # fmt: skip
+    if records.documents_with_blob(node.db, doc.sha256) == 0:
+        node.blobs.delete(doc.sha256)
+    return records.get_document(node.db, doc_id)
+
+
+def replace(node: Node, *, actor: str | None, doc_id: str, path: Path, title: str | None) -> Document:
+    """A corrected version of a document; sending it tells the receiver it replaces the one sent before."""
+    old = records.get_document(node.db, doc_id)
+    new = add_document(node, actor=actor, student_sis_id=old.student_sis_id, path=path, doc_type=old.doc_type,
+                       title=title or old.title)  # fmt: skip
+    with write_transaction(node.db):
+        records.update_document(node.db, new.doc_id, replaces=doc_id)
+        records.update_document(node.db, doc_id, superseded_by=new.doc_id)
+    return records.get_document(node.db, new.doc_id)

@@ -1,0 +1,64 @@
+"""The import log (one row per student, as the vendor's CSV has it) and the list of completed imports."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from node.home import Node
+from node.import_preview import verified_manifest
+from storage import imports
+from storage import students as student_store
+from storage import transfers as store
+
+LOG_COLUMNS = (
+    "FirstName", "LastName", "Grade", "SourceStudentId", "DestinationStudentId", "StateId", "Username", "Email",
+    "SourceImportStatus", "ScoreImportStatus", "DocumentCount", "Reason",
+)  # fmt: skip
+
+
+def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
+    found = imports.require(node.db, transfer_id)
+    row = store.require(node.db, found.transfer_id, local_domain=node.config.node.domain)
+    by_sis = {s.sis_id: s for s in verified_manifest(node, row).students}
+    out = []
+    for s in imports.students(node.db, found.import_id):
+        incoming = by_sis[s.sender_sis_id]
+        local = student_store.get(node.db, s.destination_sis_id) if s.destination_sis_id else None
+        record = local.record if local else None
+        status = {"imported": "Imported", "skipped": "Skipped", "failed": "Failed"}.get(
+            s.result or "", "Not run"
+        )
+        score_status = (
+            "Not run" if s.result is None else f"Imported {s.scores}" if s.result == "imported" and s.scores
+            else "No scores" if s.result == "imported" else "Skipped"
+        )  # fmt: skip
+        out.append({
+            "FirstName": incoming.given_name, "LastName": incoming.family_name, "Grade": incoming.grade or "",
+            "SourceStudentId": s.sender_sis_id, "DestinationStudentId": s.destination_sis_id or "",
+            "StateId": (record.state_id if record else "") or (incoming.state_id or ""),
+            "Username": record.username if record else "", "Email": record.email if record else "",
+            "SourceImportStatus": status, "ScoreImportStatus": score_status, "DocumentCount": s.documents,
+            "Reason": s.result_reason or "",
+        })  # fmt: skip
+    return out
+
+
+def write_csv(node: Node, transfer_id: str, path: Path) -> int:
+    rows = log_rows(node, transfer_id)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def completed(node: Node) -> list[dict[str, Any]]:
+    """Imports that ran, newest first: school, date, students, status (and the reference to quote)."""
+    return [
+        {"transfer_id": i.transfer_id, "from": i.source_name, "source_school": i.source_school,
+         "school": i.school_name or "", "date": i.finished_at, "students": f"{i.students_imported} of "
+         f"{i.students_total}", "status": i.result, "reference": i.reference}
+        for i in imports.list_imports(node.db) if i.result is not None
+    ]  # fmt: skip

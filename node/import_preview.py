@@ -1,0 +1,189 @@
+"""Before anything is written: who the incoming students are here (preview), and people's decisions (review)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass
+
+from crypto import IdentityPublicKey, verify_manifest
+from node.clock import now_iso
+from node.home import Node
+from node.matching import match_students
+from node.operators import authorize, record
+from protocol import InvalidInput, NotFound, SatchelError
+from protocol.manifest import Manifest, ManifestStudent
+from protocol.matching import IncomingStudent
+from protocol.roster import normalize_grade, normalize_sex
+from protocol.transfer_states import ReceiverState, Side
+from storage import imports, peers, users
+from storage import students as student_store
+from storage import transfers as store
+from storage.database import write_transaction
+from storage.imports import Import, ImportStudent
+from storage.transfers import TransferRow
+
+IMPORTABLE = (
+    ReceiverState.ACCEPTED, ReceiverState.IMPORTING, ReceiverState.PARTIALLY_IMPORTED, ReceiverState.IMPORT_FAILED,
+)  # fmt: skip
+
+
+class NotImportable(SatchelError):
+    """The transfer is not in a state its records can be imported from."""
+
+    code = "import.not_ready"
+    default_hint = "accept the transfer with its code first: `satchel accept ID --code CODE`"
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    import_row: Import
+    counts: dict[str, int]
+    students: list[ImportStudent]
+
+
+def transfer_for_import(node: Node, transfer_id: str) -> TransferRow:
+    row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+    if row.status.side is not Side.RECEIVER or row.status.state not in IMPORTABLE:
+        raise NotImportable(f"transfer {transfer_id} is {row.state}; only accepted transfers can be imported")
+    return row
+
+
+def verified_manifest(node: Node, row: TransferRow) -> Manifest:
+    """The sender's signed manifest as stored at acceptance, verified again before it is believed."""
+    if row.manifest is None or row.manifest_signature is None:
+        raise NotImportable(f"transfer {row.transfer_id} has no stored manifest")
+    last: SatchelError | None = None
+    for key in peers.keys(node.db, row.peer):
+        if key.use != "identity":
+            continue
+        try:
+            return verify_manifest(row.manifest, row.manifest_signature, IdentityPublicKey(key.public_key))
+        except SatchelError as exc:
+            last = exc
+    raise last or NotImportable(f"no key of {row.peer} verifies the manifest")
+
+
+def incoming(student: ManifestStudent) -> IncomingStudent:
+    # A foreign district's spelling of sex and grade is mapped to Satchel's code sets; unknown ones are dropped
+    # rather than refusing the student (matching then simply has less to compare).
+    sex = grade = None
+    with contextlib.suppress(SatchelError):
+        sex = normalize_sex(student.sex or "")
+    with contextlib.suppress(SatchelError):
+        grade = normalize_grade(student.grade or "")
+    return IncomingStudent(
+        sender_sis_id=student.sis_id, given_name=student.given_name, family_name=student.family_name,
+        middle_name=student.middle_name or "", birth_date=student.birth_date, sex=sex, grade=grade,
+        state_id=student.state_id or "", receiving_sis_id=student.recipient_sis_id, school_name=student.school or "",
+    )  # fmt: skip
+
+
+def preview(
+    node: Node, *, actor: str | None, transfer_id: str, school: str | None = None, owner: str | None = None
+) -> Preview:
+    """Match every incoming student (nothing is imported). Re-running keeps the decisions already made."""
+    user = authorize(node, actor, "transfers.act")
+    row = transfer_for_import(node, transfer_id)
+    manifest = verified_manifest(node, row)
+    outcomes = match_students(node.db, [incoming(s) for s in manifest.students])
+    school_id, school_name = _school(node, school)
+    owner_name = _owner(node, owner or manifest.recipient_owner, explicit=owner is not None)
+    peer = peers.get(node.db, row.peer)
+    source_school = Counter(s.school for s in manifest.students if s.school).most_common(1)
+    now = now_iso()
+    with write_transaction(node.db):
+        existing = imports.get(node.db, transfer_id)
+        if existing is not None and existing.status == "completed":
+            raise InvalidInput(f"transfer {transfer_id} was already imported", field="ID",
+                               hint="see `satchel import log ID`")  # fmt: skip
+        if existing is None:
+            imports.create(
+                node.db, import_id=transfer_id, transfer_id=transfer_id, source_domain=row.peer,
+                source_name=peer.name if peer else row.peer, source_school=source_school[0][0] if source_school else "",
+                school_id=school_id, school_name=school_name, owner=owner_name, status="previewed",
+                students_total=len(manifest.students), created_at=now, created_by=user.username,
+            )  # fmt: skip
+        else:
+            changes = {k: v for k, v in (("school_id", school_id), ("school_name", school_name),
+                                         ("owner", owner_name)) if v is not None}  # fmt: skip
+            if changes:
+                imports.update(node.db, transfer_id, **changes)
+        known = {s.sender_sis_id: s for s in imports.students(node.db, transfer_id)}
+        for position, (student, outcome) in enumerate(zip(manifest.students, outcomes, strict=True)):
+            values = {"match_status": outcome.status, "proposed_sis_id": outcome.local_sis_id, "score": outcome.score,
+                      "method": outcome.method, "candidates": [list(c) for c in outcome.candidates],
+                      "reasons": list(outcome.reasons)}  # fmt: skip
+            if student.sis_id in known:
+                imports.update_student(node.db, transfer_id, student.sis_id, match_status=outcome.status,
+                                       proposed_sis_id=outcome.local_sis_id, score=outcome.score)  # fmt: skip
+            else:
+                imports.add_student(node.db, import_id=transfer_id, position=position, sender_sis_id=student.sis_id,
+                                    **values)  # fmt: skip
+        record(node, user.username, "import.preview", transfer_id, {"students": len(manifest.students)})
+    return summary(node, transfer_id)
+
+
+def summary(node: Node, transfer_id: str) -> Preview:
+    found = imports.require(node.db, transfer_id)
+    rows = imports.students(node.db, found.import_id)
+    counts = Counter(s.match_status for s in rows)
+    return Preview(found, {k: counts.get(k, 0) for k in ("new", "matched", "uncertain")}, rows)
+
+
+def _school(node: Node, school: str | None) -> tuple[str | None, str | None]:
+    if school is None:
+        return None, None
+    row = node.db.execute(
+        "SELECT school_id, school_name FROM students WHERE school_id = ? OR school_name = ? COLLATE NOCASE"
+        " GROUP BY school_id LIMIT 1",
+        [school, school],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no school {school!r} in this district's roster", field="--school",
+                       hint="use a school id or name that `satchel students list` shows")  # fmt: skip
+    return row[0], row[1]
+
+
+def _owner(node: Node, wanted: str | None, *, explicit: bool) -> str | None:
+    if not wanted:
+        return None
+    user = users.find(node.db, wanted)
+    if user is None:
+        if explicit:
+            raise NotFound(f"no operator {wanted!r} here", field="--owner", hint="see `satchel users list`")
+        return None  # the sender's suggestion does not exist here: the documents simply have no owner
+    return user.username
+
+
+def decide(
+    node: Node, *, actor: str | None, transfer_id: str, sender_sis_id: str, link_to: str | None = None,
+    new: bool = False, later: bool = False,
+) -> ImportStudent:  # fmt: skip
+    """Record a person's decision for one incoming student: link to a local student, create new, or later."""
+    if sum((link_to is not None, new, later)) != 1:
+        raise InvalidInput("give exactly one of --to SIS_ID, --new or --later", field="--to")
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        found = imports.require(node.db, transfer_id)
+        if found.status == "completed":
+            raise InvalidInput(
+                "this import is complete; fix records with `satchel documents move`", field="ID"
+            )
+        target = next(
+            (s for s in imports.students(node.db, found.import_id) if s.sender_sis_id == sender_sis_id), None
+        )
+        if target is None:
+            raise NotFound(f"no incoming student {sender_sis_id} in this import", field="STUDENT",
+                           hint="see `satchel import review ID`")  # fmt: skip
+        if target.result == "imported":
+            raise InvalidInput(f"student {sender_sis_id} is already imported", field="STUDENT",
+                               hint="move their records with `satchel documents move`")  # fmt: skip
+        if link_to is not None:
+            student_store.require(node.db, link_to)
+        decision = "link" if link_to is not None else "new" if new else "later"
+        imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
+                               reviewed_by=user.username, reviewed_at=now_iso())  # fmt: skip
+        record(node, user.username, "import.review", transfer_id,
+               {"student": sender_sis_id, "decision": decision, "to": link_to})  # fmt: skip
+    return next(s for s in imports.students(node.db, transfer_id) if s.sender_sis_id == sender_sis_id)

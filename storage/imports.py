@@ -1,0 +1,185 @@
+"""Imports of accepted transfers: the preview's matches, review decisions, and per-student results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from protocol import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    import_id: str
+    transfer_id: str
+    source_domain: str
+    source_name: str
+    source_school: str
+    school_id: str | None
+    school_name: str | None
+    owner: str | None
+    status: str
+    result: str | None
+    reference: str | None
+    students_total: int
+    students_imported: int
+    created_at: str
+    created_by: str
+    finished_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportStudent:
+    import_id: str
+    position: int
+    sender_sis_id: str
+    match_status: str
+    proposed_sis_id: str | None
+    score: int | None
+    method: str
+    candidates: list[list[Any]]
+    reasons: list[str]
+    decision: str | None
+    decided_sis_id: str | None
+    reviewed_by: str | None
+    reviewed_at: str | None
+    result: str | None
+    result_reason: str | None
+    destination_sis_id: str | None
+    created_student: bool
+    documents: int
+    scores: int
+    changed: bool
+    finished_at: str | None
+
+    @property
+    def reviewed(self) -> bool:
+        return self.reviewed_by is not None
+
+    @property
+    def target(self) -> tuple[str, str | None]:
+        """What the import will do: ('link', sis id) | ('new', None) | ('later', None)."""
+        if self.decision == "link":
+            return "link", self.decided_sis_id
+        if self.decision in ("new", "later"):
+            return self.decision, None
+        if self.match_status == "matched":
+            return "link", self.proposed_sis_id
+        if self.match_status == "new":
+            return "new", None
+        return "later", None  # uncertain and not reviewed: a person must decide
+
+
+_IMPORT_COLS = (
+    "import_id, transfer_id, source_domain, source_name, source_school, school_id, school_name, owner, status,"
+    " result, reference, students_total, students_imported, created_at, created_by, finished_at"
+)
+_STUDENT_COLS = (
+    "import_id, position, sender_sis_id, match_status, proposed_sis_id, score, method, candidates, reasons,"
+    " decision, decided_sis_id, reviewed_by, reviewed_at, result, result_reason, destination_sis_id,"
+    " created_student, documents, scores, changed, finished_at"
+)
+
+
+def _student(row: tuple) -> ImportStudent:
+    values = list(row)
+    values[7], values[8] = json.loads(values[7]), json.loads(values[8])
+    values[16], values[19] = bool(values[16]), bool(values[19])
+    return ImportStudent(*values)
+
+
+def get(db: sqlite_utils.Database, transfer_id: str) -> Import | None:
+    row = db.execute(
+        f"SELECT {_IMPORT_COLS} FROM imports WHERE transfer_id = ? OR import_id = ?",
+        [transfer_id, transfer_id],
+    ).fetchone()
+    return Import(*row) if row else None
+
+
+def require(db: sqlite_utils.Database, transfer_id: str) -> Import:
+    found = get(db, transfer_id)
+    if found is None:
+        raise NotFound(f"no import for transfer {transfer_id}", field="ID",
+                       hint="preview it first with `satchel import preview ID`")  # fmt: skip
+    return found
+
+
+def create(db: sqlite_utils.Database, **values: Any) -> None:
+    db.execute(
+        f"INSERT INTO imports ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
+
+
+def update(db: sqlite_utils.Database, import_id: str, **changes: Any) -> None:
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    db.execute(f"UPDATE imports SET {sets} WHERE import_id = ?", [*changes.values(), import_id])
+
+
+def add_student(db: sqlite_utils.Database, **values: Any) -> None:
+    values = {**values, "candidates": json.dumps(values.get("candidates", [])),
+              "reasons": json.dumps(values.get("reasons", []))}  # fmt: skip
+    db.execute(
+        f"INSERT INTO import_students ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
+
+
+def students(db: sqlite_utils.Database, import_id: str) -> list[ImportStudent]:
+    rows = db.execute(
+        f"SELECT {_STUDENT_COLS} FROM import_students WHERE import_id = ? ORDER BY position", [import_id]
+    ).fetchall()
+    return [_student(r) for r in rows]
+
+
+def update_student(db: sqlite_utils.Database, import_id: str, sender_sis_id: str, **changes: Any) -> None:
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    db.execute(
+        f"UPDATE import_students SET {sets} WHERE import_id = ? AND sender_sis_id = ?",
+        [*changes.values(), import_id, sender_sis_id],
+    )
+
+
+def delete(db: sqlite_utils.Database, import_id: str) -> None:
+    db.execute("DELETE FROM import_students WHERE import_id = ?", [import_id])
+    db.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
+
+
+def list_imports(db: sqlite_utils.Database, *, status: str | None = None) -> list[Import]:
+    sql, args = f"SELECT {_IMPORT_COLS} FROM imports", []
+    if status:
+        sql += " WHERE status = ?"
+        args.append(status)
+    return [Import(*r) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
+
+
+def imported_record(db: sqlite_utils.Database, source_domain: str, record_id: str) -> tuple[str, str] | None:
+    """(kind, local id) of a record already imported from ``source_domain``."""
+    row = db.execute(
+        "SELECT kind, local_id FROM imported_records WHERE source_domain = ? AND source_record_id = ?",
+        [source_domain, record_id],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def remember_record(db: sqlite_utils.Database, **values: Any) -> None:
+    db.execute(
+        f"INSERT INTO imported_records ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
+
+
+def records_of_import(db: sqlite_utils.Database, import_id: str) -> list[tuple[str, str, str, str]]:
+    """(kind, local id, student sis id, source record id) of everything an import wrote."""
+    rows = db.execute(
+        "SELECT kind, local_id, student_sis_id, source_record_id FROM imported_records WHERE import_id = ?",
+        [import_id],
+    ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def forget_records(db: sqlite_utils.Database, import_id: str) -> None:
+    db.execute("DELETE FROM imported_records WHERE import_id = ?", [import_id])

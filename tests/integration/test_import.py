@@ -1,0 +1,259 @@
+"""Import with matching on real nodes: preview, review, run, log, receipts, idempotency, fixing mistakes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from fixtures_oneroster import make_bundle, write_bundle
+
+NEWCOMERS = [
+    {"sis_id": "300001", "given_name": "Zara", "family_name": "Okonkwo", "birth_date": "2012-02-02", "sex": "F",
+     "grade": "07", "state_id": "9000000901", "school_id": "0101", "school_name": "Lincoln Middle School"},
+    {"sis_id": "300002", "given_name": "Mateo", "family_name": "Alvarez", "birth_date": "2011-10-10", "sex": "M",
+     "grade": "08", "school_id": "0101", "school_name": "Lincoln Middle School"},
+]  # fmt: skip
+
+
+def _json(d, *args: str):
+    return json.loads(d.cli(*args).stdout)
+
+
+def _wait(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def _send_accept(a, b, *students: str, extra: tuple[str, ...] = ()) -> str:
+    args = [x for s in students for x in ("--student", s)]
+    sent = json.loads(a.cli("send", "--to", "b.example.org", *args, *extra, "--as", "coord", "--json").stdout)
+    b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
+    return sent["transfer_id"]
+
+
+def test_preview_review_run_log_and_receipt(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    doc = tmp_path / "eval.pdf"
+    doc.write_bytes(os.urandom(50_000))
+    a.cli("documents", "add", "100001", str(doc), "--type", "evaluation", "--as", "coord")
+    score_csv = tmp_path / "scores.csv"
+    score_csv.write_text(
+        "student_sis_id,assessment,subject,date,percentile\n100001,STAR,Math,2026-09-01,55\n"
+    )
+    a.cli("assessments", "import", str(score_csv), "--as", "coord")
+    tid = _send_accept(a, b, "100001", "100002", "300001", "300002", extra=("--all-records",))
+
+    refused = b.cli("import", "run", tid, "--as", "coord", ok=False)
+    assert "import" in refused.stderr and refused.exit_code == 2  # nothing runs before a preview
+    preview = _json(
+        b, "import", "preview", tid, "--school", "Lincoln Middle School", "--as", "coord", "--json"
+    )
+    assert preview["source_domain"] == "a.example.org" and preview["source_school"] == "Lincoln Middle School"
+    assert (preview["matched"], preview["new"]) == (2, 2)
+    assert _json(b, "students", "search", "okonkwo", "--json") == []  # preview writes no student
+
+    result = _json(b, "import", "run", tid, "--as", "coord", "--json")
+    assert result["result"] == "imported with changes" and result["imported"] == 4
+    created = _json(b, "students", "search", "okonkwo", "--json")
+    assert len(created) == 1 and created[0]["school_name"] == "Lincoln Middle School"
+    docs = _json(b, "documents", "list", "100001", "--json")
+    assert len(docs) == 1 and docs[0]["origin"]["sender"] == "a.example.org"
+    assert "signed by a.example.org" in b.cli("documents", "verify", docs[0]["doc_id"]).stdout
+    assert _json(b, "assessments", "list", "100001", "--json")[0]["percentile"] == "55"
+
+    log = tmp_path / "log.csv"
+    b.cli("import", "log", tid, "--csv", str(log))
+    rows = list(csv.DictReader(log.open()))
+    assert len(rows) == 4 and {r["SourceImportStatus"] for r in rows} == {"Imported"}
+    first = next(r for r in rows if r["SourceStudentId"] == "100001")
+    assert first["DestinationStudentId"] == "100001" and first["DocumentCount"] == "1"
+    assert first["ScoreImportStatus"] == "Imported 1" and first["StateId"] == "9000000101"
+    listed = _json(b, "imports", "list", "--json")
+    assert listed[0]["students"] == "4 of 4" and listed[0]["school"] == "Lincoln Middle School"
+
+    # The sender receives a signed `imported` receipt with the counts.
+    def imported_counts():
+        timeline = _json(a, "transfers", "show", tid, "--json")["timeline"]
+        return next((e["detail"].get("counts") for e in timeline if e["kind"] == "imported"), None)
+
+    _wait(lambda: imported_counts() is not None)
+    assert imported_counts()["students_imported"] == 4 and imported_counts()["documents"] == 1
+
+    # Running it again, or receiving the same envelope again, duplicates nothing.
+    again = b.cli("import", "run", tid, "--as", "coord", ok=False)
+    assert again.exit_code == 2
+    assert len(_json(b, "documents", "list", "100001", "--json")) == 1
+    assert len(_json(b, "students", "search", "okonkwo", "--json")) == 1
+
+
+def test_uncertain_students_wait_for_review_and_conflicts_are_skipped(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    # B knows Ava Martinez under another family name spelling and no state id: a possible match only.
+    variant = [{"sis_id": "B-9001", "given_name": "Ava", "family_name": "Martines", "birth_date": "2012-03-14",
+                "sex": "F", "grade": "07", "school_id": "0101", "school_name": "Lincoln Middle School"}]  # fmt: skip
+    a_students = [{**NEWCOMERS[0], "sis_id": "400001", "state_id": ""},
+                  {**NEWCOMERS[1], "sis_id": "400002"}]  # fmt: skip
+    a.cli(
+        "roster", "import", str(write_bundle(tmp_path / "a-more", make_bundle(a_students))), "--as", "coord"
+    )
+    b.cli("roster", "import", str(write_bundle(tmp_path / "b-more", make_bundle(variant))), "--as", "coord")
+    a.cli("roster", "import", str(write_bundle(tmp_path / "a-ava", make_bundle([
+        {"sis_id": "400003", "given_name": "Ava", "family_name": "Martinez", "birth_date": "2012-03-14", "sex": "F",
+         "grade": "07"}]))), "--as", "coord")  # fmt: skip
+    # The sender says 400002 is B's "100005" — an id that belongs to someone else at B.
+    tid = _send_accept(a, b, "400001", "400002", "400003", extra=("--receiving-sis-id", "400002=100005"))
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    review = _json(b, "import", "review", tid, "--json")
+    by_id = {r["sender_sis_id"]: r for r in review}
+    assert by_id["400003"]["match_status"] == "uncertain"
+    assert by_id["400002"]["match_status"] in ("uncertain", "new")
+
+    first = _json(b, "import", "run", tid, "--as", "coord", "--json")
+    assert first["result"].startswith("partial") and first["imported"] < 3
+    skipped = {s["student"]: s["reason"] for s in first["skipped"]}
+    assert "needs review" in skipped["400003"]
+
+    b.cli("import", "match", tid, "400003", "--to", "B-9001", "--as", "coord")
+    b.cli("import", "match", tid, "400002", "--new", "--as", "coord")
+    review = _json(b, "import", "review", tid, "--json")
+    assert {r["sender_sis_id"] for r in review if r["reviewed_by"]} == {"400002", "400003"}
+    second = _json(b, "import", "run", tid, "--as", "coord", "--json")
+    # 400002 asked for SIS id 100005 here, which is Noah O'Brien's: that student is skipped with the reason.
+    assert second["result"] == "partial (2 of 3)"
+    reason = {s["student"]: s["reason"] for s in second["skipped"]}["400002"]
+    assert "100005 already belongs to" in reason
+    assert second["reference"].startswith("IMP-")
+    assert any(s["sis_id"] == "B-9001" for s in _json(b, "students", "search", "martines", "--json"))
+
+
+def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    doc = tmp_path / "plan.pdf"
+    doc.write_bytes(os.urandom(20_000))
+    a.cli("documents", "add", "300001", str(doc), "--type", "504", "--as", "coord")
+    tid = _send_accept(a, b, "300001", "300002", extra=("--all-records",))
+    before = _snapshot(b.home)
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    # Leave one student for later so the run is partial, then cancel: everything it wrote goes away.
+    b.cli("import", "match", tid, "300002", "--later", "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    assert _json(b, "students", "search", "okonkwo", "--json")
+    b.cli("import", "cancel", tid, "--as", "coord")
+    assert _snapshot(b.home) == before
+    assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with changes"
+
+
+def _snapshot(home: Path) -> tuple:
+    with sqlite3.connect(home / "satchel.db") as conn:
+        tables = ("students", "documents", "cases", "assessment_results", "imported_records")
+        rows = [conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in tables]
+    return (*rows, sorted(p.name for p in (home / "blobs" / "sha256").rglob("*") if p.is_file()))
+
+
+def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(b"first version " + os.urandom(10_000))
+    a_doc = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
+                             "--json").stdout)["doc_id"]  # fmt: skip
+    tid = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    b.cli("import", "preview", tid, "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    [landed] = _json(b, "documents", "list", "100001", "--json")
+    # It landed on the wrong student: move it, then delete and purge.
+    b.cli("documents", "move", landed["doc_id"], "--to", "100002", "--as", "coord")
+    assert _json(b, "documents", "list", "100002", "--json")[0]["doc_id"] == landed["doc_id"]
+    b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
+    b.cli("purge", landed["doc_id"], "--as", "coord")
+    blob = b.home / "blobs" / "sha256" / landed["sha256"][:2] / landed["sha256"]
+    assert not blob.exists()
+    audit = _json(b, "audit", "--json", "--limit", "200")
+    assert any(e["action"] == "document.purge" for e in audit)
+    assert "hash chain verified" in b.cli("audit", "verify").stdout
+
+    # The sender corrects the document: the receiver gets it as a new version of what it received.
+    fixed = tmp_path / "iep-fixed.pdf"
+    fixed.write_bytes(b"second version " + os.urandom(10_000))
+    a.cli("documents", "replace", a_doc, str(fixed), "--as", "coord")
+    newest = next(d for d in _json(a, "documents", "list", "100001", "--json") if d["replaces"] == a_doc)
+    b.cli(
+        "documents", "move", landed["doc_id"], "--to", "100001", "--as", "coord", ok=False
+    )  # purged: refused
+    tid2 = _send_accept(a, b, "100001", extra=("--documents", newest["doc_id"]))
+    b.cli("import", "preview", tid2, "--as", "coord")
+    b.cli("import", "run", tid2, "--as", "coord")
+    versions = {d["doc_id"]: d for d in _json(b, "documents", "list", "100001", "--json")}
+    [new_version] = [d for d in versions.values() if d["replaces"] == landed["doc_id"]]
+    assert new_version["origin"]["envelope"] == tid2
+
+
+def test_import_killed_midway_is_all_or_nothing_per_student(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    given = ["Liam", "Olivia", "Noah", "Emma", "Elijah", "Ava", "James", "Sophia", "Lucas", "Isabella", "Mason",
+             "Mia"]  # fmt: skip
+    family = ["Anderson", "Baker", "Castillo", "Dubois", "Eriksen", "Fujita", "Gallagher", "Haddad", "Ivanova",
+              "Jablonski"]  # fmt: skip
+    grade = [{"sis_id": f"8{n:05d}", "given_name": given[n % 12], "family_name": family[n // 12],
+              "birth_date": (date(2013, 1, 1) + timedelta(days=3 * n)).isoformat(), "grade": "06",
+              "school_id": "0101", "school_name": "Lincoln Middle School"} for n in range(120)]  # fmt: skip
+    a.cli("roster", "import", str(write_bundle(tmp_path / "grade", make_bundle(grade))), "--as", "coord")
+    for n in range(0, 120, 2):
+        doc = tmp_path / f"d{n}.pdf"
+        doc.write_bytes(os.urandom(1 << 20))
+        a.cli("documents", "add", f"8{n:05d}", str(doc), "--type", "other", "--as", "coord")
+    listing = tmp_path / "grade.txt"
+    listing.write_text("\n".join(s["sis_id"] for s in grade))
+    sent = json.loads(a.cli("send", "--to", "b.example.org", "--students-file", str(listing), "--all-records",
+                            "--as", "coord", "--json").stdout)  # fmt: skip
+    tid = sent["transfer_id"]
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    satchel = str(Path(sys.executable).with_name("satchel"))
+    command = [satchel, "import", "run", tid, "--as", "coord", "--home", str(b.home)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen(command, env={**os.environ, **b.env}, **quiet)
+    db = b.home / "satchel.db"
+
+    def imported() -> int:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM import_students WHERE result = 'imported'").fetchone()[
+                0
+            ]
+
+    _wait(lambda: imported() >= 10, timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = imported()
+    assert 10 <= done < 120, "the kill should land mid-import"
+    with sqlite3.connect(db) as conn:
+        for sis_id, result in conn.execute("SELECT sender_sis_id, result FROM import_students").fetchall():
+            students = conn.execute(
+                "SELECT count(*) FROM students WHERE sis_id LIKE ?", [f"%{sis_id}"]
+            ).fetchone()[0]
+            records = conn.execute(
+                "SELECT count(*) FROM imported_records WHERE student_sis_id LIKE ?", [f"%{sis_id}"]
+            ).fetchone()[0]
+            expected_records = 1 if int(sis_id) % 2 == 0 else 0
+            if result == "imported":
+                assert students == 1 and records == expected_records, sis_id
+            else:
+                assert students == 0 and records == 0, sis_id
+    final = json.loads(b.cli("import", "run", tid, "--as", "coord", "--json").stdout)
+    assert final["imported"] == 120 and final["result"] == "imported with changes", final["skipped"][:3]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 60
+        assert conn.execute("SELECT count(*) FROM students WHERE sis_id LIKE 'T%'").fetchone()[0] == 120
