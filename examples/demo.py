@@ -192,6 +192,17 @@ def push(districts: dict[str, tuple[Path, str]]) -> None:
     step("The right code opens the envelope into staging; the sender gets a signed receipt")
     satchel(b_home, "accept", sent["transfer_id"], "--code", sent["code"], "--as", b["coordinator"])
     satchel(a_home, "transfers", "show", sent["transfer_id"])
+    step(f"{b['name']} previews the import: who is new, matched or uncertain (nothing written yet)")
+    satchel(b_home, "import", "preview", sent["transfer_id"], "--school", "Riverton Middle School",
+            "--as", b["coordinator"])  # fmt: skip
+    satchel(b_home, "import", "review", sent["transfer_id"])
+    step("The import runs (each student in its own transaction); the sender gets an `imported` receipt")
+    satchel(b_home, "import", "run", sent["transfer_id"], "--as", b["coordinator"])
+    satchel(b_home, "import", "log", sent["transfer_id"])
+    satchel(b_home, "imports", "list")
+    satchel(b_home, "students", "show", "B-50017")
+    docs = json.loads(satchel(b_home, "documents", "list", "B-50017", "--json", quiet=True))
+    satchel(b_home, "documents", "verify", docs[0]["doc_id"])
     step("The sending district's FERPA record of disclosures, as given to a parent")
     satchel(a_home, "disclosures", "200101", "--text")
     satchel(a_home, "audit", "verify")
