@@ -229,6 +229,9 @@ SETTINGS: tuple[Setting, ...] = (
         "envelope", "default_expiry_days", int, 30, "days a transfer stays open when --expires is not given"
     ),
     Setting(
+        "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
+    ),
+    Setting(
         "federation",
         "dev_loopback",
         bool,
@@ -277,6 +280,11 @@ class EnvelopeSection:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestsSection:
+    overdue_working_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class FederationSection:
     dev_loopback: bool
 
@@ -288,6 +296,7 @@ class NodeConfig:
     server: ServerSection
     smtp: SmtpSection
     envelope: EnvelopeSection
+    requests: RequestsSection
     federation: FederationSection
 
     @property
@@ -352,6 +361,7 @@ def build_config(
         server=ServerSection(**sections["server"]),
         smtp=SmtpSection(**sections["smtp"]),
         envelope=EnvelopeSection(**sections["envelope"]),
+        requests=RequestsSection(**sections["requests"]),
         federation=FederationSection(**sections["federation"]),
     )
 

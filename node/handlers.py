@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node import directory_service
+from node import directory_service, requests_flow
 from node.appkeys import NODE
 from node.descriptor import signed_descriptor
 from node.keyring import KEYRING
@@ -65,3 +65,19 @@ async def directory_entries(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body = directory_service.published_entries(node)
     return web.Response(body=body, content_type=LISTING_TYPE)
+
+
+async def records_request(request: web.Request) -> web.Response:
+    state, resent = requests_flow.receive_request(request.app[NODE], caller=request[PEER].domain,
+                                                  signed=request[BODY])  # fmt: skip
+    if resent is not None:
+        return web.Response(body=resent, content_type=requests_flow.RESPONSE_TYPE)
+    return web.json_response({"state": state})
+
+
+async def records_request_response(request: web.Request) -> web.Response:
+    state = requests_flow.receive_response(
+        request.app[NODE], caller=request[PEER].domain, request_id=request.match_info["request_id"],
+        signed=request[BODY],
+    )  # fmt: skip
+    return web.json_response({"state": state})

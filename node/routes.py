@@ -31,6 +31,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/satchel/v1/transfers/{transfer_id}/receipts", receiving.receive_receipt),
     Route("POST", "/satchel/v1/transfers/{transfer_id}/messages", receiving.receive_receipt),
     Route("POST", "/satchel/v1/transfers/{transfer_id}/cancel", receiving.receive_receipt),
+    # Records requests (spec/requests.md): the new district asks, the previous one answers.
+    Route("POST", "/satchel/v1/requests", handlers.records_request),
+    Route("POST", "/satchel/v1/requests/{request_id}/responses", handlers.records_request_response),
     # Directory role (spec/directory.md): joining and updating are signed; reading is public.
     Route("POST", "/satchel/v1/directory/join", handlers.directory_join),
     Route("POST", "/satchel/v1/directory/update", handlers.directory_update),

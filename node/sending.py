@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from crypto import EncryptionPublicKey, generate_code, seal_envelope
+from crypto import Code, EncryptionPublicKey, generate_code, seal_envelope
 from node import district_state
 from node.clock import new_id, now_iso
 from node.envelope_policy import sealing_argon2
@@ -114,7 +115,11 @@ def send(
     expires_days: int | None = None,
     kind: str = "transfer",
     request_id: str | None = None,
+    code: Code | None = None,
+    in_transaction: Callable[[str], None] | None = None,
 ) -> Sent:
+    """Seal and queue a transfer. ``in_transaction(transfer_id)`` runs inside the commit, for a caller whose
+    own state must change with it (a release answering a request, a claimed transfer code)."""
     user = authorize(node, actor, "transfers.act")
     if not district_state.transfers_enabled(node):
         raise TransfersDisabled("transfers are switched off on this node", field="transfers",
@@ -128,7 +133,7 @@ def send(
     expires = now + timedelta(days=days)
     contents = build(node, selection, recipient_domain=peer.domain, notes=note, owner=owner,
                      created=int(now.timestamp()))  # fmt: skip
-    code = generate_code()
+    code = code or generate_code()
     path, header, digest, length = _seal(
         node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind
     )
@@ -158,6 +163,8 @@ def send(
                                 "bytes": length})  # fmt: skip
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         _notify(node, row, "transfer.sent")
+        if in_transaction is not None:
+            in_transaction(transfer_id)
         record(node, user.username, "transfer.send", transfer_id,
                {"to": peer.domain, "students": [s.sis_id for s in contents.manifest.students],
                 "records": len(contents.manifest.records)})  # fmt: skip

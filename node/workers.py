@@ -11,11 +11,13 @@ from aiohttp import web
 from node.appkeys import NODE
 from node.directory_service import sync_mirrors
 from node.keyring import KEYRING
+from node.requests_flow import flag_overdue
 from node.transfer_actions import expire_due
 
 log = logging.getLogger("satchel.workers")
 MIRROR_INTERVAL = 600.0
 EXPIRY_INTERVAL = 60.0
+OVERDUE_INTERVAL = 3600.0
 
 
 async def mirror_worker(app: web.Application) -> AsyncIterator[None]:
@@ -47,6 +49,23 @@ async def expiry_worker(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(EXPIRY_INTERVAL)
 
     task = asyncio.create_task(loop(), name="expiry")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def overdue_worker(app: web.Application) -> AsyncIterator[None]:
+    """Hourly: requests unanswered past their working days are flagged and coordinators reminded."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                flag_overdue(app[NODE])
+            except Exception:
+                log.exception("overdue pass failed; will try again")
+            await asyncio.sleep(OVERDUE_INTERVAL)
+
+    task = asyncio.create_task(loop(), name="overdue")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

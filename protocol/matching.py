@@ -85,7 +85,10 @@ GIVEN_POINTS = {"exact": 30, "nickname": 25, "preferred": 25, "part": 24, "typo"
 # Family names change (adoption, a parent's marriage, a second surname), so differing costs less.
 FAMILY_POINTS = {"exact": 30, "compound": 25, "typo": 22, "sounds_alike": 15, "shared_part": 12,
                  "similar": 12, DIFFERS: -15}  # fmt: skip
-BIRTH_POINTS = {"exact": 30, "day_month_swapped": 22, "one_digit": 18, "transposed": 18, DIFFERS: -25,
+# A date one digit off is as often another child with the same name (in a large district there are dozens
+# of Liam Smiths, and each date has ~15 one-digit neighbours) as a typo: it needs a middle name to match.
+# Day and month swapped is one specific, common slip (US and European order).
+BIRTH_POINTS = {"exact": 30, "day_month_swapped": 22, "one_digit": 10, "transposed": 10, DIFFERS: -25,
                 "missing": 0}  # fmt: skip
 MIDDLE_POINTS = {"exact": 6, "nickname": 4, "part": 4, "typo": 4, "initial": 2, "sounds_alike": 2,
                  "similar": 2, DIFFERS: -4}  # fmt: skip
@@ -246,14 +249,15 @@ def _family_field(a: str, b: str) -> FieldComparison:
 def _given_alternatives(a: Person, b: Person) -> Iterable[FieldComparison]:
     """A child who goes by a preferred or a middle name: checked both ways, so scores stay symmetric."""
     points = GIVEN_POINTS["preferred"]
-    if b.preferred_name and compare_given(a.given_name, b.preferred_name).outcome in ("exact", "nickname"):
+    # Exact only: a nickname of a preferred name is two steps away (twins Emily and Emma "Emmy").
+    if b.preferred_name and compare_given(a.given_name, b.preferred_name).outcome == "exact":
         yield FieldComparison(
             "given_name",
             "preferred",
             points,
             f"given name '{a.given_name}' is the preferred name '{b.preferred_name}'",
         )
-    if a.preferred_name and compare_given(a.preferred_name, b.given_name).outcome in ("exact", "nickname"):
+    if a.preferred_name and compare_given(a.preferred_name, b.given_name).outcome == "exact":
         yield FieldComparison(
             "given_name",
             "preferred",

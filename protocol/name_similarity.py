@@ -40,7 +40,7 @@ _PHONETIC_LENGTH = 4
 # A one-letter difference between names this short usually makes another name (Ben/Ken, Eva/Ava).
 _MIN_TYPO_LENGTH = 4
 _SIMILAR_JW = 0.9
-_SOUNDS_ALIKE_JW = 0.8
+_SOUNDS_ALIKE_JW = 0.85
 
 
 @lru_cache(maxsize=1 << 16)
@@ -180,10 +180,12 @@ def _nickname_reason(label: str, a: NameInfo, b: NameInfo) -> str:
     return f"{label}s '{a.raw}' and '{b.raw}' are forms of the same name"
 
 
-def _spelling(label: str, a: NameInfo, b: NameInfo, *, typo_anywhere: bool) -> NameRelation | None:
+def _spelling(label: str, a: NameInfo, b: NameInfo, *, first_letter: bool) -> NameRelation | None:
+    """typo, sounds_alike or similar; with ``first_letter`` only for names that start alike."""
     x, y = a.compact, b.compact
-    short = min(len(x), len(y)) < _MIN_TYPO_LENGTH
-    if not short and (typo_anywhere or x[0] == y[0]) and within_one_edit(x, y):
+    if first_letter and x[0] != y[0]:
+        return None
+    if min(len(x), len(y)) >= _MIN_TYPO_LENGTH and within_one_edit(x, y):
         return NameRelation("typo", f"{label} '{a.raw}' differs from '{b.raw}' by one letter")
     if abs(len(x) - len(y)) > 3:
         return None
@@ -214,8 +216,9 @@ def compare_given(a_raw: str, b_raw: str) -> NameRelation:
             short, long_ = (a, b) if len(a.compact) == 1 else (b, a)
             return NameRelation("initial", f"given name '{short.raw}' is an initial of '{long_.raw}'")
         return NameRelation(DIFFERS, f"given names '{a.raw}' and '{b.raw}' differ")
-    # A typo in the first letter is rare, and rhyming names of twins (Jayden, Hayden) differ exactly there.
-    return _spelling("given name", a, b, typo_anywhere=False) or NameRelation(
+    # A typo in the first letter is rare, while different names that rhyme or sound alike (twins Jayden
+    # and Hayden, Charlotte and Scarlett) differ exactly there. Catherine/Katherine is in the nickname table.
+    return _spelling("given name", a, b, first_letter=True) or NameRelation(
         DIFFERS, f"given names '{a.raw}' and '{b.raw}' differ"
     )
 
@@ -235,6 +238,6 @@ def compare_family(a_raw: str, b_raw: str) -> NameRelation:
         return NameRelation("compound", f"{kind} family name '{long_.raw}' contains '{short.raw}'")
     if not set_a.isdisjoint(set_b):
         return NameRelation("shared_part", f"family names '{a.raw}' and '{b.raw}' share a surname")
-    return _spelling("family name", a, b, typo_anywhere=True) or NameRelation(
+    return _spelling("family name", a, b, first_letter=False) or NameRelation(
         DIFFERS, f"family names '{a.raw}' and '{b.raw}' differ"
     )

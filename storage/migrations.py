@@ -406,3 +406,60 @@ def _imports(db: sqlite_utils.Database) -> None:
         CREATE INDEX imported_records_import ON imported_records (import_id);
         """,
     )
+
+
+@MIGRATIONS(name="0006_requests_and_codes")
+def _requests_and_codes(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE records_requests (
+            request_id TEXT PRIMARY KEY,
+            side TEXT NOT NULL CHECK (side IN ('requester', 'releaser')),
+            state TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            student_sis_id TEXT,
+            signed_request BLOB NOT NULL,
+            signed_response BLOB,
+            opened_on TEXT NOT NULL,
+            transfer_id TEXT,
+            overdue_flagged INTEGER NOT NULL DEFAULT 0,
+            working_days INTEGER NOT NULL,
+            created_by TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX records_requests_state ON records_requests (side, state);
+        CREATE TABLE transfer_codes_issued (
+            code_id TEXT PRIMARY KEY,
+            claim_key BLOB NOT NULL,
+            display TEXT NOT NULL,
+            scope TEXT NOT NULL CHECK (scope IN ('student', 'grade')),
+            student_sis_id TEXT,
+            grade TEXT,
+            school_id TEXT,
+            school_name TEXT,
+            bound_destination TEXT,
+            state TEXT NOT NULL,
+            failed_claims INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            transfer_id TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            status_json TEXT NOT NULL
+        );
+        CREATE TABLE claim_failures (
+            peer TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX claim_failures_peer ON claim_failures (peer, at);
+        CREATE TABLE code_claims (
+            transfer_id TEXT PRIMARY KEY,
+            source_domain TEXT NOT NULL,
+            code TEXT NOT NULL,
+            school TEXT,
+            claimed_at TEXT NOT NULL
+        );
+        """,
+    )

@@ -265,15 +265,23 @@ def _typo(name: str, rng: random.Random) -> str:
 
 
 def _day_typo(birth_date: str, rng: random.Random) -> str:
-    while True:
-        day = int(birth_date[8:10]) // 10 * 10 + rng.randrange(10)
-        candidate = f"{birth_date[:8]}{day:02d}"
-        try:
-            date.fromisoformat(candidate)
-        except ValueError:
-            continue
-        if candidate != birth_date:
-            return candidate
+    """The same date with one digit of the day mistyped (and still a calendar date)."""
+    day = birth_date[8:10]
+    options = []
+    for position in (0, 1):
+        for digit in "0123456789":
+            candidate = birth_date[:8] + (digit + day[1] if position == 0 else day[0] + digit)
+            if candidate != birth_date and _is_date(candidate):
+                options.append(candidate)
+    return rng.choice(options)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _new_person(rng: random.Random, taken: Collection[tuple[str, str | None]]) -> dict[str, object]:
@@ -289,7 +297,12 @@ def _new_person(rng: random.Random, taken: Collection[tuple[str, str | None]]) -
 
 def _eligible(kind: str, rec: StudentRecord, twins: set[tuple[str, str | None]]) -> bool:
     if kind == "typo_given":
-        return len(rec.given_name) >= 5 and rec.given_name.isalpha()
+        # With a same-named, same-born classmate a given-name typo is rightly left to a person.
+        return (
+            len(rec.given_name) >= 5
+            and rec.given_name.isalpha()
+            and (rec.family_name, rec.birth_date) not in twins
+        )
     if kind == "typo_family":
         return len(rec.family_name) >= 5 and rec.family_name.isalpha()
     if kind == "nickname":
@@ -338,7 +351,7 @@ def _vary(kind: str, rec: StudentRecord, fields: dict[str, object], pool: Sequen
         fields["sex"] = rng.choice("FM")
         names = FEMALE if fields["sex"] == "F" else MALE
         name = rng.choice(names)
-        while compare_given(name, rec.given_name).outcome != "differs":
+        while any(compare_given(name, n).outcome != "differs" for n in (rec.given_name, rec.preferred_name) if n):
             name = rng.choice(names)
         fields.update(given_name=name, middle_name="", preferred_name="")
         return None

@@ -1,0 +1,191 @@
+"""Records requests: `satchel request`, `satchel requests list|show|release|reject`."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import (
+    CONTEXT,
+    as_option,
+    deliver_now,
+    home_option,
+    json_option,
+    opened,
+    print_fields,
+    print_json,
+    print_table,
+)
+from cli.transfers import _ids
+from node import requests_flow
+from node.manifest_builder import Selection
+from storage import requests as store
+
+
+@click.command("request", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.option(
+    "--from", "from_", required=True, help="The previous district's domain (see `satchel directory search`)."
+)
+@click.option("--student", required=True, help="SIS id of the student, as enrolled here.")
+@click.option("--comments", default="", help="Anything the releasing coordinator should know.")
+def request_command(home: str | None, actor: str | None, from_: str, student: str, comments: str) -> None:
+    """Ask a student's previous district for their records (signed, with the student's enrolment here).
+
+    \b
+    Example:
+      satchel request --from springfield.k12.il.us --student B-50017 --comments "IEP services start 9/1" --as bo
+    """
+    with opened(home) as node:
+        request_id = requests_flow.submit(
+            node, actor=actor, to=from_, student_sis_id=student, comments=comments
+        )
+    click.echo(f"Records request {request_id} sent to {from_}.")
+    deliver_now(home)
+
+
+@click.group("requests", context_settings=CONTEXT)
+def requests_group() -> None:
+    """Records requests in and out.
+
+    \b
+    Example:
+      satchel requests list --incoming
+    """
+
+
+@requests_group.command("list", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.option("--incoming", "side", flag_value="releaser", help="Requests other districts sent here.")
+@click.option("--outgoing", "side", flag_value="requester", help="Requests this district sent.")
+@click.option("--status", "state", help="requested, released, rejected or cancelled.")
+def requests_list(home: str | None, as_json: bool, side: str | None, state: str | None) -> None:
+    """List records requests; unanswered ones past the deadline are flagged OVERDUE.
+
+    \b
+    Example:
+      satchel requests list --incoming --status requested
+    """
+    with opened(home) as node:
+        views = [
+            requests_flow.show(node, r.request_id) for r in store.list_rows(node.db, side=side, state=state)
+        ]
+    rows = [{"request_id": v.row.request_id, "direction": "in" if v.row.side == "releaser" else "out",
+             "district": v.row.peer, "state": v.row.state, "overdue": v.overdue,
+             "student": f"{v.request.student.family_name}, {v.request.student.given_name}",
+             "asked_by": v.request.requester.name, "opened_on": v.row.opened_on, "transfer_id": v.row.transfer_id}
+            for v in views]  # fmt: skip
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["id", "dir", "district", "student", "asked by", "opened", "state"],
+                [(r["request_id"], r["direction"], r["district"], r["student"], r["asked_by"], r["opened_on"],
+                  r["state"] + (" OVERDUE" if r["overdue"] else "")) for r in rows],
+                empty="(no records requests)")  # fmt: skip
+
+
+@requests_group.command("show", context_settings=CONTEXT)
+@home_option
+@json_option
+@click.argument("request_id", metavar="ID")
+def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
+    """Who is asking (verified district and person), for whom, and the candidate students here.
+
+    \b
+    Example:
+      satchel requests show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A
+    """
+    with opened(home) as node:
+        view = requests_flow.show(node, request_id)
+    r, s, e = view.request, view.request.student, view.request.enrolment
+    data = {
+        "request_id": r.request_id, "from": r.from_domain, "to": r.to_domain, "state": view.row.state,
+        "overdue": view.overdue, "requester": {"name": r.requester.name, "email": r.requester.email,
+                                               "phone": r.requester.phone},
+        "student": {"given_name": s.given_name, "family_name": s.family_name, "birth_date": s.birth_date.isoformat(),
+                    "sex": s.sex, "grade": s.grade, "state_id": s.state_id},
+        "enrolment": {"school": e.school, "grade": e.grade, "start_date": e.start_date.isoformat(), "type": e.type}
+        if e else None,
+        "comments": r.comments, "transfer_id": view.row.transfer_id,
+        "candidates": {"status": view.candidates.status, "proposed": view.candidates.local_sis_id,
+                       "others": [list(c) for c in view.candidates.candidates],
+                       "reasons": list(view.candidates.reasons)} if view.candidates else None,
+    }  # fmt: skip
+    if as_json:
+        print_json(data)
+        return
+    print_fields([
+        ("Request", r.request_id), ("State", view.row.state + (" (OVERDUE)" if view.overdue else "")),
+        ("Asked by", f"{r.requester.name} <{r.requester.email}> {r.requester.phone} of {r.from_domain} "
+                     "(verified signature)"),
+        ("Student", f"{s.given_name} {s.family_name}, born {s.birth_date}, grade {s.grade or '-'}"),
+        ("Enrolled there", f"{e.school}, grade {e.grade}, since {e.start_date} ({e.type})" if e else "(not stated)"),
+        ("Comments", r.comments or "-"),
+    ])  # fmt: skip
+    if view.candidates:
+        c = view.candidates
+        click.echo(f"\nMatch here: {c.status}" + (f" -> {c.local_sis_id}" if c.local_sis_id else ""))
+        for sis_id, score in c.candidates:
+            click.echo(f"  candidate {sis_id} (score {score})")
+        for reason in c.reasons:
+            click.echo(f"  - {reason}")
+
+
+@requests_group.command("release", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("request_id", metavar="ID")
+@click.option("--student", required=True, help="SIS id of the student here whose records are released.")
+@click.option("--documents", help="Comma-separated document ids.")
+@click.option("--cases", help="Comma-separated case ids or numbers.")
+@click.option("--assessments", is_flag=True, help="Include assessment results.")
+@click.option("--all-records", is_flag=True, help="Include every record of the student.")
+@click.option("--comments", default="", help="A note for the requester.")
+def requests_release(
+    home: str | None,
+    actor: str | None,
+    request_id: str,
+    student: str,
+    documents: str | None,
+    cases: str | None,
+    assessments: bool,
+    all_records: bool,
+    comments: str,
+) -> None:
+    """Release the student's records to the requesting district (a transfer with a code, bound to the request).
+
+    \b
+    Example:
+      satchel requests release 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --student 200101 --all-records --as jane
+    """
+    selection = Selection(students=(student,), documents=_ids(documents), cases=_ids(cases), assessments=assessments,
+                          all_records=all_records)  # fmt: skip
+    with opened(home) as node:
+        sent = requests_flow.release(node, actor=actor, request_id=request_id, student_sis_id=student,
+                                     selection=selection, comments=comments)  # fmt: skip
+    click.echo(f"Released as transfer {sent.transfer_id}. Authentication code: {sent.code}")
+    if sent.contact:
+        click.echo(f"Read the code to {sent.contact.name} at {sent.contact.phone or sent.contact.email}.")
+    deliver_now(home)
+
+
+@requests_group.command("reject", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("request_id", metavar="ID")
+@click.option("--comments", required=True, help="Why; the requesting district sees it.")
+def requests_reject(home: str | None, actor: str | None, request_id: str, comments: str) -> None:
+    """Refuse a records request, with comments for the requester.
+
+    \b
+    Example:
+      satchel requests reject 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --comments "no such student in our records" --as jane
+    """
+    with opened(home) as node:
+        requests_flow.reject(node, actor=actor, request_id=request_id, comments=comments)
+    click.echo(f"Rejected {request_id}.")
+    deliver_now(home)
+
+
+COMMANDS = (request_command, requests_group)

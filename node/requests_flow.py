@@ -1,0 +1,310 @@
+"""Records requests: the new district asks, the previous one releases (as a transfer) or rejects.
+
+protocol.request_states decides; this module signs and stores the request and the answer, queues them in
+the outbox, notifies coordinators, and binds a release to the transfer that carries the records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from node import sending
+from node.clock import new_id, now_iso
+from node.district_state import contact
+from node.home import Node
+from node.manifest_builder import Selection
+from node.matching import match_students
+from node.notify import notify_coordinators
+from node.operators import authorize, record
+from node.transfer_engine import resolve_peer_key
+from protocol import InvalidInput, NotFound
+from protocol.matching import IncomingStudent, MatchOutcome
+from protocol.records_request import (
+    Enrolment,
+    Person,
+    RecordsRequest,
+    RequestedStudent,
+    check_release_allowed,
+    sign_records_request,
+    sign_request_response,
+    verify_records_request,
+    verify_request_response,
+)
+from protocol.request_states import NotifyCoordinators as RequestNotify
+from protocol.request_states import (
+    Reject,
+    Release,
+    RequestActor,
+    RequestEventData,
+    RequestReceived,
+    RequestSide,
+    RequestState,
+    RequestStatus,
+    ResendResponse,
+    ResponseArrived,
+    SendRequest,
+    SendResponse,
+    Submit,
+    apply,
+    due_events,
+    new_request_status,
+)
+from storage import outbox, peers, users
+from storage import requests as store
+from storage import students as student_store
+from storage.database import write_transaction
+from storage.requests import RequestRow
+
+REQUEST_TYPE = "application/satchel-records-request+json"
+RESPONSE_TYPE = "application/satchel-request-response+json"
+SUBJECTS = {
+    "request.received": "Records request {id} from {peer}",
+    "request.released": "Records request {id} was released by {peer}",
+    "request.rejected": "Records request {id} was rejected by {peer}",
+    "request.cancelled": "Records request {id} was cancelled by {peer}",
+    "request.overdue": "Reminder: records request {id} from {peer} is unanswered",
+}
+
+
+def _now() -> datetime:
+    # Working days are counted in the district's own calendar: local time, not UTC.
+    return datetime.now().astimezone().replace(microsecond=0)
+
+
+def _request_of(node: Node, row: RequestRow) -> RecordsRequest:
+    return verify_records_request(row.signed_request, _resolver(node))
+
+
+def _resolver(node: Node):
+    peer_keys = resolve_peer_key(node)
+
+    def resolve(domain: str, key_id: str):
+        if domain == node.config.node.domain:
+            own = node.db.execute(
+                "SELECT public_key FROM node_keys WHERE key_id = ? AND use = 'identity' AND status != 'revoked'",
+                [key_id],
+            ).fetchone()
+            from crypto import IdentityPublicKey
+
+            return IdentityPublicKey(bytes(own[0])) if own else None
+        return peer_keys(domain, key_id)
+
+    return resolve
+
+
+def status_of(node: Node, row: RequestRow) -> RequestStatus:
+    return RequestStatus(
+        side=RequestSide(row.side), state=RequestState(row.state), local_domain=node.config.node.domain,
+        request=_request_of(node, row), opened_on=date.fromisoformat(row.opened_on), transfer_id=row.transfer_id,
+        overdue_flagged=row.overdue_flagged, working_days=row.working_days,
+    )  # fmt: skip
+
+
+def _carry_out(
+    node: Node, status: RequestStatus, effects: tuple, *, request_id: str, peer: str
+) -> bytes | None:
+    """Sign, store and queue what the machine asks; returns a stored response to answer with again."""
+    resent = None
+    for effect in effects:
+        if isinstance(effect, SendRequest):
+            signed = sign_records_request(effect.request, node.current_keys().identity)
+            store.update(node.db, request_id, signed_request=signed)
+            _queue(node, peer, "/satchel/v1/requests", signed, REQUEST_TYPE, f"request-{request_id}")
+        elif isinstance(effect, SendResponse):
+            signed = sign_request_response(effect.response, node.current_keys().identity)
+            store.update(node.db, request_id, signed_response=signed)
+            _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE,
+                   f"response-{request_id}")  # fmt: skip
+        elif isinstance(effect, ResendResponse):
+            resent = store.require(node.db, request_id).signed_response
+        elif isinstance(effect, RequestNotify):
+            subject = SUBJECTS.get(effect.topic, "Records request {id}").format(id=request_id, peer=peer)
+            notify_coordinators(node, subject=subject,
+                                body=f"{subject}.\n\nSee it with: satchel requests show {request_id}\n")  # fmt: skip
+    store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
+                 overdue_flagged=int(status.overdue_flagged), updated_at=now_iso())  # fmt: skip
+    return resent
+
+
+def _queue(node: Node, domain: str, path: str, payload: bytes, content_type: str, job_id: str) -> None:
+    peer = peers.get(node.db, domain)
+    base = peer.base_url if peer else f"https://{domain}"
+    outbox.enqueue(node.db, job_id=job_id, kind="request", peer=domain, url=base + path, payload=payload,
+                   content_type=content_type, now=now_iso())  # fmt: skip
+
+
+def submit(node: Node, *, actor: str | None, to: str, student_sis_id: str, comments: str = "") -> str:
+    """Ask another district for a student's records; returns the request id."""
+    user = authorize(node, actor, "transfers.act")
+    if peers.get(node.db, to) is None:
+        raise NotFound(f"no known district {to}", field="--from",
+                       hint="find it with `satchel directory search --state XX NAME`")  # fmt: skip
+    s = student_store.require(node.db, student_sis_id).record
+    if not s.birth_date:
+        raise InvalidInput(f"student {student_sis_id} has no birth date", field="--student",
+                           hint="the releasing district needs it to find the student")  # fmt: skip
+    if not s.enrollment_start:
+        raise InvalidInput(f"student {student_sis_id} has no enrolment start date here", field="--student",
+                           hint="a district releases records only to where the student is enrolled")  # fmt: skip
+    own = contact(node)
+    request = RecordsRequest(
+        request_id=new_id(), from_domain=node.config.node.domain, to_domain=to, created=_now(),
+        student=RequestedStudent(family_name=s.family_name, given_name=s.given_name,
+                                 birth_date=date.fromisoformat(s.birth_date), middle_name=s.middle_name or None,
+                                 sex=s.sex, grade=s.grade, state_id=s.state_id or None),
+        enrolment=Enrolment(school=s.school_name or s.school_id or "(not given)", grade=s.grade or "Other",
+                            start_date=date.fromisoformat(s.enrollment_start)),
+        requester=Person(name=user.full_name, email=user.email, phone=own.phone if own else "",
+                         title=own.title if own and own.email == user.email else ""),
+        comments=comments,
+    )  # fmt: skip
+    status = new_request_status(side=RequestSide.REQUESTER, local_domain=node.config.node.domain,
+                                working_days=node.config.requests.overdue_working_days)  # fmt: skip
+    transition = apply(status, Submit(request=request), actor=RequestActor.REQUESTER_COORDINATOR, now=_now())
+    with write_transaction(node.db):
+        store.insert(node.db, request_id=request.request_id, side="requester", state="requested", peer=to,
+                     student_sis_id=student_sis_id, signed_request=b"", opened_on=_now().date().isoformat(),
+                     working_days=status.working_days, created_by=user.username, created_at=now_iso(),
+                     updated_at=now_iso())  # fmt: skip
+        _carry_out(node, transition.status, transition.effects, request_id=request.request_id, peer=to)
+        record(
+            node, user.username, "request.submit", student_sis_id, {"request": request.request_id, "to": to}
+        )
+    return request.request_id
+
+
+def receive_request(node: Node, *, caller: str, signed: bytes) -> tuple[str, bytes | None]:
+    """A request from another district (already HTTP-authenticated); idempotent on the request id."""
+    request = verify_records_request(signed, _resolver(node))
+    if request.from_domain != caller:
+        raise InvalidInput("the request is not from the calling district", field="from_domain")
+    with write_transaction(node.db):
+        row = store.get(node.db, request.request_id)
+        if row is None:
+            store.insert(node.db, request_id=request.request_id, side="releaser", state="absent", peer=caller,
+                         signed_request=signed, opened_on=_now().date().isoformat(),
+                         working_days=node.config.requests.overdue_working_days, created_at=now_iso(),
+                         updated_at=now_iso())  # fmt: skip
+            status = new_request_status(side=RequestSide.RELEASER, local_domain=node.config.node.domain,
+                                        working_days=node.config.requests.overdue_working_days)  # fmt: skip
+        else:
+            status = status_of(node, row)
+        transition = apply(
+            status, RequestReceived(request=request), actor=RequestActor.REQUESTER_NODE, now=_now()
+        )
+        resent = _carry_out(
+            node, transition.status, transition.effects, request_id=request.request_id, peer=caller
+        )
+        if row is None:
+            record(node, caller, "request.received", request.request_id, {"from": caller})
+    return transition.status.state.value, resent
+
+
+def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes) -> str:
+    response = verify_request_response(signed, _resolver(node))
+    if response.from_domain != caller or response.request_id != request_id:
+        raise InvalidInput("the answer is not from the calling district about this request", field="response")
+    with write_transaction(node.db):
+        row = store.require(node.db, request_id)
+        transition = apply(status_of(node, row), ResponseArrived(response=response),
+                           actor=RequestActor.RELEASER_NODE, now=_now())  # fmt: skip
+        store.update(node.db, request_id, signed_response=signed)
+        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=caller)
+        record(node, caller, f"request.{response.kind.value}", request_id, {"comments": response.comments})
+    return transition.status.state.value
+
+
+def _person(node: Node, username: str) -> Person:
+    user = users.require(node.db, username)
+    own = contact(node)
+    return Person(name=user.full_name, email=user.email, phone=own.phone if own else "")
+
+
+def release(
+    node: Node,
+    *,
+    actor: str | None,
+    request_id: str,
+    student_sis_id: str,
+    selection: Selection,
+    comments: str = "",
+) -> sending.Sent:
+    """Send the student's records to the requester as a transfer bound to the request (one commit)."""
+    user = authorize(node, actor, "transfers.act")
+    row = store.require(node.db, request_id)
+    status = status_of(node, row)
+    if status.request is None:
+        raise NotFound(f"no records request {request_id}")
+    check_release_allowed(status.request, today=_now().date())
+    person = _person(node, user.username)
+
+    def answer(transfer_id: str) -> None:
+        fresh = status_of(node, store.require(node.db, request_id))
+        event: RequestEventData = Release(person=person, transfer_id=transfer_id, comments=comments)
+        transition = apply(fresh, event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
+        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        store.update(node.db, request_id, student_sis_id=student_sis_id)
+        record(
+            node,
+            user.username,
+            "request.release",
+            student_sis_id,
+            {"request": request_id, "transfer": transfer_id},
+        )
+
+    chosen = Selection(students=(student_sis_id,), documents=selection.documents, cases=selection.cases,
+                       assessments=selection.assessments, all_records=selection.all_records)  # fmt: skip
+    return sending.send(node, actor=actor, to=row.peer, selection=chosen,
+                        note=comments or "records released in answer to your request", kind="release",
+                        request_id=request_id, in_transaction=answer)  # fmt: skip
+
+
+def reject(node: Node, *, actor: str | None, request_id: str, comments: str) -> str:
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        row = store.require(node.db, request_id)
+        event = Reject(person=_person(node, user.username), comments=comments)
+        transition = apply(status_of(node, row), event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
+        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        record(node, user.username, "request.reject", request_id, {"comments": comments})
+    return transition.status.state.value
+
+
+def flag_overdue(node: Node) -> list[str]:
+    """The timer: unanswered requests past their working days are flagged once and coordinators reminded."""
+    flagged = []
+    for row in store.list_rows(node.db, side="releaser", state="requested"):
+        status = status_of(node, row)
+        for event in due_events(status, today=_now().date()):
+            with write_transaction(node.db):
+                transition = apply(status, event, actor=RequestActor.TIMER, now=_now())
+                _carry_out(
+                    node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer
+                )
+            flagged.append(row.request_id)
+    return flagged
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    row: RequestRow
+    request: RecordsRequest
+    overdue: bool
+    candidates: MatchOutcome | None
+
+
+def show(node: Node, request_id: str) -> RequestView:
+    row = store.require(node.db, request_id)
+    status = status_of(node, row)
+    assert status.request is not None
+    candidates = None
+    if row.side == "releaser":
+        s = status.request.student
+        incoming = IncomingStudent(
+            sender_sis_id=status.request.request_id, given_name=s.given_name, family_name=s.family_name,
+            middle_name=s.middle_name or "", birth_date=s.birth_date.isoformat(), sex=s.sex,
+            grade=s.grade, state_id=s.state_id or "",
+        )  # fmt: skip
+        candidates = match_students(node.db, [incoming])[0]
+    return RequestView(row, status.request, status.overdue(today=_now().date()), candidates)

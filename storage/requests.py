@@ -1,0 +1,80 @@
+"""Records requests as each side stores them: the signed request, the signed answer, the flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from protocol import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    request_id: str
+    side: str
+    state: str
+    peer: str
+    student_sis_id: str | None
+    signed_request: bytes
+    signed_response: bytes | None
+    opened_on: str
+    transfer_id: str | None
+    overdue_flagged: bool
+    working_days: int
+    created_by: str | None
+    created_at: str
+    updated_at: str
+
+
+_COLS = (
+    "request_id, side, state, peer, student_sis_id, signed_request, signed_response, opened_on, transfer_id,"
+    " overdue_flagged, working_days, created_by, created_at, updated_at"
+)
+
+
+def _row(row: tuple) -> RequestRow:
+    values = list(row)
+    values[5] = bytes(values[5])
+    values[6] = bytes(values[6]) if values[6] is not None else None
+    values[9] = bool(values[9])
+    return RequestRow(*values)
+
+
+def get(db: sqlite_utils.Database, request_id: str) -> RequestRow | None:
+    row = db.execute(f"SELECT {_COLS} FROM records_requests WHERE request_id = ?", [request_id]).fetchone()
+    return _row(row) if row else None
+
+
+def require(db: sqlite_utils.Database, request_id: str) -> RequestRow:
+    found = get(db, request_id)
+    if found is None:
+        raise NotFound(f"no records request {request_id}", field="ID", hint="see `satchel requests list`")
+    return found
+
+
+def insert(db: sqlite_utils.Database, **values: Any) -> None:
+    db.execute(
+        f"INSERT INTO records_requests ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
+
+
+def update(db: sqlite_utils.Database, request_id: str, **changes: Any) -> None:
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    db.execute(f"UPDATE records_requests SET {sets} WHERE request_id = ?", [*changes.values(), request_id])
+
+
+def list_rows(
+    db: sqlite_utils.Database, *, side: str | None = None, state: str | None = None
+) -> list[RequestRow]:
+    where, args = [], []
+    if side:
+        where.append("side = ?")
+        args.append(side)
+    if state:
+        where.append("state = ?")
+        args.append(state)
+    sql = f"SELECT {_COLS} FROM records_requests" + (" WHERE " + " AND ".join(where) if where else "")
+    return [_row(r) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]

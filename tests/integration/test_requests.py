@@ -1,0 +1,108 @@
+"""Records requests between real nodes: request, alert, release, records arrive, import; reject; overdue."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from fixtures_oneroster import make_bundle, write_bundle
+
+
+def _json(d, *args: str):
+    return json.loads(d.cli(*args).stdout)
+
+
+def _wait(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def _request_state(d, request_id: str) -> str:
+    return _json(d, "requests", "show", request_id, "--json")["state"]
+
+
+def test_request_alert_release_transfer_and_import(pair) -> None:
+    a, b, mailbox = pair
+    out = b.cli("request", "--from", "a.example.org", "--student", "100001", "--comments", "IEP starts Monday",
+                "--as", "coord").stdout  # fmt: skip
+    request_id = out.split()[2]
+    _wait(
+        lambda: any(
+            r["request_id"] == request_id for r in _json(a, "requests", "list", "--incoming", "--json")
+        )
+    )
+    _wait(lambda: any(request_id in s for s in mailbox.to("coord@a.example.org")))
+    shown = _json(a, "requests", "show", request_id, "--json")
+    assert shown["requester"]["email"] == "coord@b.example.org" and shown["from"] == "b.example.org"
+    assert shown["enrolment"]["school"] == "Lincoln Middle School"
+    assert shown["candidates"]["status"] == "matched" and shown["candidates"]["proposed"] == "100001"
+
+    released = a.cli("requests", "release", request_id, "--student", "100001", "--all-records",
+                     "--comments", "attached: everything we hold", "--as", "coord").stdout  # fmt: skip
+    code = released.split("Authentication code: ")[1].split()[0]
+    transfer_id = released.split("transfer ")[1].split(".")[0]
+    _wait(lambda: _request_state(b, request_id) == "released")
+    assert _json(b, "requests", "show", request_id, "--json")["transfer_id"] == transfer_id
+    b.cli("accept", transfer_id, "--code", code, "--as", "coord")
+    b.cli("import", "preview", transfer_id, "--as", "coord")
+    assert _json(b, "import", "run", transfer_id, "--as", "coord", "--json")["imported"] == 1
+    disclosures = _json(a, "disclosures", "100001", "--json")["disclosures"]
+    assert disclosures[-1]["to_domain"] == "b.example.org"
+
+
+def test_request_rejected_with_comments(pair) -> None:
+    a, b, _ = pair
+    request_id = b.cli(
+        "request", "--from", "a.example.org", "--student", "100002", "--as", "coord"
+    ).stdout.split()[2]
+    _wait(lambda: _request_state(a, request_id) == "requested")
+    a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
+    _wait(lambda: _request_state(b, request_id) == "rejected")
+    events = _json(b, "audit", "--json")
+    assert any(
+        e["action"] == "request.rejected" and "no such student" in e["details"]["comments"] for e in events
+    )
+    again = a.cli("requests", "reject", request_id, "--comments", "twice", "--as", "coord", ok=False)
+    assert "request.already_answered" in again.stderr
+
+
+def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
+    from node.home import open_node
+    from node.requests_flow import flag_overdue
+
+    a, b, _ = pair
+    request_id = b.cli(
+        "request", "--from", "a.example.org", "--student", "100002", "--as", "coord"
+    ).stdout.split()[2]
+    _wait(lambda: _request_state(a, request_id) == "requested")
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == []  # not yet due
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute(
+            "UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id]
+        )
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == [request_id]
+        assert flag_overdue(node) == []  # flagged once
+    listed = _json(a, "requests", "list", "--incoming", "--json")
+    assert listed[0]["overdue"] is True
+    assert any("Reminder" in i["subject"] for i in _json(a, "inbox", "--json"))
+
+
+def test_release_refused_while_the_student_is_not_yet_enrolled(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    future = [{"sis_id": "100001", "given_name": "Ava", "family_name": "Martinez", "birth_date": "2012-03-14",
+               "sex": "F", "grade": "07", "state_id": "9000000101", "school_id": "0101",
+               "school_name": "Lincoln Middle School", "enrollment_start": "2030-08-19"}]  # fmt: skip
+    b.cli("roster", "import", str(write_bundle(tmp_path / "future", make_bundle(future))), "--as", "coord")
+    request_id = b.cli(
+        "request", "--from", "a.example.org", "--student", "100001", "--as", "coord"
+    ).stdout.split()[2]
+    _wait(lambda: _request_state(a, request_id) == "requested")
+    refused = a.cli("requests", "release", request_id, "--student", "100001", "--as", "coord", ok=False)
+    assert "request.student_not_enrolled" in refused.stderr
+    assert _json(a, "transfers", "list", "--json") == []  # nothing was sealed
