@@ -20,7 +20,7 @@ from cli.common import (
     print_table,
 )
 from cli.records import documents_group
-from node import documents_admin, import_log, import_preview, import_run
+from node import claiming, documents_admin, import_log, import_preview, import_run
 from node.import_preview import verified_manifest
 from storage import transfers as store
 
@@ -184,7 +184,14 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
     """
     with opened(home) as node:
         removed = import_run.cancel(node, actor=actor, transfer_id=transfer_id)
-    click.echo(f"Import cancelled; {removed} record(s) removed. The transfer waits in staging.")
+        went_back = claiming.is_claimed(node, transfer_id)
+        if went_back:
+            claiming.go_back(node, actor=actor, transfer_id=transfer_id)
+    if went_back:
+        click.echo("Import cancelled; the records go back and the transfer code can be entered again.")
+        deliver_now(home)
+    else:
+        click.echo(f"Import cancelled; {removed} record(s) removed. The transfer waits in staging.")
 
 
 @import_group.command("log", context_settings=CONTEXT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import admin, directory, federation, imports, node_cmds, records, requests, roster, transfers
+from cli import admin, codes, directory, federation, imports, node_cmds, records, requests, roster, transfers
 from cli.common import CONTEXT, SatchelGroup
 
 
@@ -23,7 +23,7 @@ def cli() -> None:
     """
 
 
-for module in (node_cmds, admin, roster, records, federation, directory, transfers, imports, requests):
+for module in (node_cmds, admin, roster, records, federation, directory, transfers, imports, requests, codes):
     for command in module.COMMANDS:
         cli.add_command(command)
 

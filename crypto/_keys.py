@@ -155,7 +155,9 @@ class EncryptionPublicKey:
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) != self.MLKEM_LEN + 32:
-            raise InvalidInput(f"a {HYBRID_KEM} public key is {self.MLKEM_LEN + 32} bytes", field="public_key")
+            raise InvalidInput(
+                f"a {HYBRID_KEM} public key is {self.MLKEM_LEN + 32} bytes", field="public_key"
+            )
         try:
             self._mlkem = mlkem.MLKEM768PublicKey.from_public_bytes(raw[: self.MLKEM_LEN])
         except ValueError as exc:

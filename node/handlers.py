@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node import directory_service, requests_flow
+from node import codes_flow, directory_service, requests_flow
 from node.appkeys import NODE
 from node.descriptor import signed_descriptor
 from node.keyring import KEYRING
@@ -81,3 +81,8 @@ async def records_request_response(request: web.Request) -> web.Response:
         signed=request[BODY],
     )  # fmt: skip
     return web.json_response({"state": state})
+
+
+async def code_claim(request: web.Request) -> web.Response:
+    answer = codes_flow.handle_claim(request.app[NODE], caller=request[PEER].domain, body=request[BODY])
+    return web.json_response(answer)

@@ -114,6 +114,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.deferred": 409,
     "document.provenance_broken": 409,
     "import.not_ready": 409,
+    "code.not_delivered": 504,
 }
 
 # Codes the HTTP layer itself answers with (no exception class behind them).
@@ -169,7 +170,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except SatchelError as exc:
         status = status_for(exc.code) or 500
         log.info("request %s %s refused: %s", request.method, request.path, exc.code)
-        return error_response(status, exc.code, exc.message, field=exc.field, hint=exc.hint)
+        response = error_response(status, exc.code, exc.message, field=exc.field, hint=exc.hint)
+        if isinstance(getattr(exc, "retry_after", None), int):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

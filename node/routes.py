@@ -34,6 +34,8 @@ ROUTES: tuple[Route, ...] = (
     # Records requests (spec/requests.md): the new district asks, the previous one answers.
     Route("POST", "/satchel/v1/requests", handlers.records_request),
     Route("POST", "/satchel/v1/requests/{request_id}/responses", handlers.records_request_response),
+    # Transfer codes (spec/codes.md §7): a destination proves it knows a code; the source seals the records.
+    Route("POST", "/satchel/v1/codes/claims", handlers.code_claim),
     # Directory role (spec/directory.md): joining and updating are signed; reading is public.
     Route("POST", "/satchel/v1/directory/join", handlers.directory_join),
     Route("POST", "/satchel/v1/directory/update", handlers.directory_update),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from node import codes_flow
 from node.home import Node
 from node.peer_client import PeerClient, PeerRefused
 from node.sending import ENVELOPE_TYPE
@@ -59,6 +60,7 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         peer_actor = Actor.RECEIVER_NODE if row.status.side.value == "sender" else Actor.SENDER_NODE
         outcome = step(node, row, ReceiptArrived(receipt=receipt), actor=peer_actor, actor_name=row.peer)
         record_received(node, row, receipt, signed)
+        codes_flow.on_receipt(node, transfer_id, receipt.kind)
     for action in outcome.after_commit:
         carry_out(node, row, action)
 

@@ -1,0 +1,297 @@
+"""Transfer codes at the node that holds the records: issue, list, revoke, and answer claims.
+
+The node keeps a verifier key, never the code. A claim proves knowledge of the code (crypto claims), is
+throttled per district, and seals the records in scope to the claimant as a transfer; the code is used up
+when the destination reports the import, and freed again when it goes back (rejects the transfer).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from crypto import check_transfer_code_proof, generate_code, transfer_code_credentials
+from node import sending
+from node.home import Node
+from node.manifest_builder import Selection
+from node.notify import notify_coordinators
+from node.operators import authorize, record
+from protocol import InvalidInput, NotFound
+from protocol.code_claim_states import (
+    Claim,
+    ClaimFailed,
+    CodeActor,
+    CodeEvent,
+    CodeState,
+    CodeStatus,
+    CodeUnknown,
+    Consume,
+    NotifyCoordinators,
+    Release,
+    Throttle,
+    apply,
+    due_events,
+    new_code,
+)
+from protocol.json_strict import loads_object, take
+from protocol.receipts import ReceiptKind
+from protocol.transfer_code import TransferCode
+from storage import students
+from storage.database import write_transaction
+
+THROTTLE = Throttle()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCode:
+    text: str
+    code_id: str
+    students: int
+    expires_at: str
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _status(node: Node, row: tuple) -> CodeStatus:
+    code_id, state, created, expires, bound, claimed_by, transfer_id, failed = row
+    return CodeStatus(
+        code_id=code_id, source_domain=node.config.node.domain, state=CodeState(state), created=_parse(created),
+        expires=_parse(expires), bound_destination=bound, claimed_by=claimed_by, transfer_id=transfer_id,
+        failed_claims=failed,
+    )  # fmt: skip
+
+
+_STATUS_COLS = (
+    "code_id, state, created_at, expires_at, bound_destination, claimed_by, transfer_id, failed_claims"
+)
+
+
+def _save(node: Node, status: CodeStatus) -> None:
+    node.db.execute(
+        "UPDATE transfer_codes_issued SET state = ?, claimed_by = ?, transfer_id = ?, failed_claims = ?,"
+        " status_json = ? WHERE code_id = ?",
+        [status.state.value, status.claimed_by, status.transfer_id, status.failed_claims,
+         json.dumps({"state": status.state.value}), status.code_id],
+    )  # fmt: skip
+
+
+def _scope_students(node: Node, row: dict[str, str | None]) -> list[str]:
+    """Currently enrolled students in the code's scope (checked again at claim time)."""
+    if row["scope"] == "student":
+        found = students.get(node.db, str(row["student_sis_id"]))
+        return [found.record.sis_id] if found and found.record.enrollment_status == "active" else []
+    listed = node.db.execute(
+        "SELECT sis_id FROM students WHERE school_id = ? AND grade = ? AND enrollment_status = 'active'"
+        " ORDER BY sis_id",
+        [row["school_id"], row["grade"]],
+    ).fetchall()
+    return [r[0] for r in listed]
+
+
+def create(
+    node: Node, *, actor: str | None, student: str | None = None, grade: str | None = None,
+    school: str | None = None, for_domain: str | None = None,
+) -> IssuedCode:  # fmt: skip
+    user = authorize(node, actor, "transfers.act")
+    if (student is None) == (grade is None):
+        raise InvalidInput("give --student, or --grade with --school", field="--student")
+    school_id = school_name = None
+    if grade is not None:
+        if not school:
+            raise InvalidInput("a code for a whole grade needs --school", field="--school")
+        found = node.db.execute(
+            "SELECT school_id, school_name FROM students WHERE school_id = ? OR school_name = ? COLLATE NOCASE"
+            " LIMIT 1", [school, school],
+        ).fetchone()  # fmt: skip
+        if found is None:
+            raise NotFound(f"no school {school!r} in the roster", field="--school")
+        school_id, school_name = found
+    scope = {"scope": "student" if student else "grade", "student_sis_id": student, "school_id": school_id,
+             "grade": grade}  # fmt: skip
+    if student is not None:
+        students.require(node.db, student)
+    enrolled = _scope_students(node, scope)
+    if not enrolled:
+        raise InvalidInput("no currently enrolled student is in this code's scope", field="--student",
+                           hint="only enrolled students' records can be shared with a transfer code")  # fmt: skip
+    code = generate_code()
+    code_id, key = transfer_code_credentials(code, node.config.node.domain)
+    now = _utcnow()
+    status = new_code(code_id=code_id.hex(), source_domain=node.config.node.domain, now=now,
+                      bound_destination=for_domain)  # fmt: skip
+    text = TransferCode(code=code, source_domain=node.config.node.domain).reveal()
+    with write_transaction(node.db):
+        node.db.execute(
+            "INSERT INTO transfer_codes_issued (code_id, claim_key, display, scope, student_sis_id, grade, school_id,"
+            " school_name, bound_destination, state, created_at, created_by, expires_at, status_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+            [status.code_id, key, f"…{text.split('@')[0][-4:]}", scope["scope"], student, grade, school_id,
+             school_name, for_domain, status.state.value, _iso(now), user.username, _iso(status.expires)],
+        )  # fmt: skip
+        record(node, user.username, "code.create", student or f"{school_name}/{grade}",
+               {"code_id": status.code_id[:8], "students": len(enrolled), "for": for_domain})  # fmt: skip
+    return IssuedCode(text, status.code_id, len(enrolled), _iso(status.expires))
+
+
+def list_codes(node: Node) -> list[dict[str, object]]:
+    rows = node.db.execute(
+        "SELECT code_id, display, scope, student_sis_id, grade, school_name, bound_destination, state, claimed_by,"
+        " transfer_id, failed_claims, created_at, expires_at FROM transfer_codes_issued ORDER BY created_at DESC"
+    ).fetchall()
+    keys = ("code_id", "ends_with", "scope", "student", "grade", "school", "for", "state", "claimed_by",
+            "transfer_id", "failed_claims", "created_at", "expires_at")  # fmt: skip
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _find(node: Node, code_id: str) -> tuple[CodeStatus, bytes, dict[str, str | None]] | None:
+    row = node.db.execute(
+        f"SELECT {_STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name"
+        " FROM transfer_codes_issued WHERE code_id = ? OR code_id LIKE ?", [code_id, f"{code_id}%"],
+    ).fetchone()  # fmt: skip
+    if row is None:
+        return None
+    scope = dict(zip(("scope", "student_sis_id", "grade", "school_id", "school_name"), row[9:], strict=True))
+    return _status(node, row[:8]), bytes(row[8]), scope
+
+
+def revoke(node: Node, *, actor: str | None, code_id: str) -> None:
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        found = _find(node, code_id)
+        if found is None:
+            raise NotFound(f"no transfer code {code_id}", field="CODE_ID", hint="see `satchel codes list`")
+        transition = apply(found[0], CodeEvent.REVOKE, actor=CodeActor.SOURCE_COORDINATOR, now=_utcnow())
+        _save(node, transition.status)
+        record(node, user.username, "code.revoke", transition.status.code_id[:8])
+
+
+def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
+    """Answer a claim from ``caller`` (already authenticated by its signature)."""
+    what = "code claim"
+    obj = loads_object(body, what=what)
+    code_id = _b64(take(obj, "code_id", str, what=what), "code_id")
+    nonce = _b64(take(obj, "nonce", str, what=what), "nonce")
+    proof = _b64(take(obj, "proof", str, what=what), "proof")
+    now = _utcnow()
+    failures = [_parse(r[0]) for r in node.db.execute(
+        "SELECT at FROM claim_failures WHERE peer = ? ORDER BY at DESC LIMIT 100", [caller]).fetchall()]  # fmt: skip
+    THROTTLE.decide(now=now, peer_failures=failures).raise_if_denied()
+    found = _find(node, code_id.hex()) if len(code_id) == 16 else None
+    if found is None or not check_transfer_code_proof(found[1], destination=caller, nonce=nonce, proof=proof):
+        with write_transaction(node.db):
+            node.db.execute("INSERT INTO claim_failures (peer, at) VALUES (?, ?)", [caller, _iso(now)])
+            if found is not None:
+                transition = apply(found[0], ClaimFailed(destination=caller), actor=CodeActor.DESTINATION_NODE,
+                                   now=now)  # fmt: skip
+                _save(node, transition.status)
+                _notify(node, transition.effects, found[0].code_id)
+        # One answer for "no such code" and "wrong proof": nothing tells a guesser which it was.
+        raise CodeUnknown("no transfer code matches", field="code_id")
+    status, _key, scope = found
+    if status.state is CodeState.CLAIMED and status.claimed_by == caller and status.transfer_id:
+        return _answer(node, status.transfer_id, scope, None)
+    # Check every refusal (expired, used, wrong destination, ...) before sealing anything.
+    apply(status, Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE, now=now)
+    enrolled = _scope_students(node, scope)
+    if not enrolled:
+        raise CodeUnknown("no transfer code matches", field="code_id")
+
+    def claim(transfer_id: str) -> None:
+        fresh = _find(node, status.code_id)
+        assert fresh is not None
+        transition = apply(fresh[0], Claim(destination=caller, transfer_id=transfer_id),
+                           actor=CodeActor.DESTINATION_NODE, now=now)  # fmt: skip
+        _save(node, transition.status)
+        _notify(node, transition.effects, status.code_id)
+        record(
+            node,
+            caller,
+            "code.claim",
+            status.code_id[:8],
+            {"transfer": transfer_id, "students": len(enrolled)},
+        )
+
+    sent = sending.send(node, actor=_operator(node), to=caller, selection=Selection(students=tuple(enrolled),
+                        all_records=True), note="records for a transfer code", kind="import",
+                        in_transaction=claim)  # fmt: skip
+    return _answer(node, sent.transfer_id, scope, sent.code)
+
+
+def _answer(
+    node: Node, transfer_id: str, scope: dict[str, str | None], code: str | None
+) -> dict[str, object]:
+    answer: dict[str, object] = {"transfer_id": transfer_id, "district": node.config.node.name,
+                                 "school": scope.get("school_name") or "", "scope": scope["scope"]}  # fmt: skip
+    if code is not None:
+        # The claimant proved it holds the transfer code; over this signed, encrypted channel it gets the
+        # envelope's code so it can open the records without a second phone call.
+        answer["envelope_code"] = code
+    return answer
+
+
+def _operator(node: Node) -> str:
+    """Claims are answered by the node itself, on behalf of the coordinator who created the code."""
+    row = node.db.execute(
+        "SELECT username FROM users WHERE status = 'active' AND role IN ('admin', 'coordinator') ORDER BY role DESC"
+        " LIMIT 1"
+    ).fetchone()
+    if row is None:
+        raise InvalidInput("this node has no active coordinator to answer transfer-code claims")
+    return row[0]
+
+
+def _b64(text: str, field: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise InvalidInput(f"{field} is not base64url", field=field) from exc
+
+
+def _notify(node: Node, effects: tuple, code_id: str) -> None:
+    for effect in effects:
+        if isinstance(effect, NotifyCoordinators):
+            subject = f"Transfer code …{code_id[:6]}: {effect.topic.split('.')[-1]}"
+            notify_coordinators(node, subject=subject, body=subject + "\n\nSee: satchel codes list\n")
+
+
+def on_receipt(node: Node, transfer_id: str, kind: ReceiptKind) -> None:
+    """The destination imported (the code is used up) or went back (the code can be entered again)."""
+    row = node.db.execute(
+        f"SELECT {_STATUS_COLS} FROM transfer_codes_issued WHERE transfer_id = ?", [transfer_id]
+    ).fetchone()
+    if row is None:
+        return
+    status = _status(node, row)
+    event = Consume if kind is ReceiptKind.IMPORTED else Release if kind is ReceiptKind.REJECTED else None
+    if event is None or status.claimed_by is None:
+        return
+    transition = apply(status, event(destination=status.claimed_by), actor=CodeActor.DESTINATION_NODE,
+                       now=_utcnow())  # fmt: skip
+    _save(node, transition.status)
+    _notify(node, transition.effects, status.code_id)
+
+
+def expire_codes(node: Node) -> int:
+    count = 0
+    now = _utcnow()
+    for row in node.db.execute(
+        f"SELECT {_STATUS_COLS} FROM transfer_codes_issued WHERE state = 'active'"
+    ).fetchall():
+        status = _status(node, row)
+        for event in due_events(status, now=now):
+            with write_transaction(node.db):
+                _save(node, apply(status, event, actor=CodeActor.TIMER, now=now).status)
+            count += 1
+    return count

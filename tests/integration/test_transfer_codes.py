@@ -1,0 +1,104 @@
+"""Transfer codes between real nodes: create, claim (proof, not the code), preview, import, refusals."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from crypto import generate_code
+
+
+def _json(d, *args: str):
+    return json.loads(d.cli(*args).stdout)
+
+
+def _wait(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def _code_state(a, code: str) -> str:
+    return next(
+        c["state"]
+        for c in _json(a, "codes", "list", "--json")
+        if code.split("@")[0].endswith(c["ends_with"].lstrip("…"))
+    )
+
+
+def test_code_for_one_student_claim_preview_import_and_used(pair) -> None:
+    a, b, _ = pair
+    issued = _json(
+        a, "codes", "create", "--student", "100001", "--for", "b.example.org", "--as", "coord", "--json"
+    )
+    code = issued["code"]
+    assert code.endswith("@a.example.org") and issued["students"] == 1
+    claimed = _json(b, "claim", code.lower(), "--school", "0101", "--as", "coord", "--json")
+    assert claimed["district"] == "Springfield District A" and claimed["matched"] == 1
+    tid = claimed["transfer_id"]
+    assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 1
+    _wait(lambda: _code_state(a, code) == "used")
+    again = b.cli("claim", code, "--as", "coord", ok=False)
+    assert "code.used" in again.stderr
+
+
+def test_code_for_a_grade_and_going_back_frees_the_code(pair) -> None:
+    a, b, _ = pair
+    code = _json(a, "codes", "create", "--grade", "07", "--school", "Lincoln Middle School", "--as", "coord",
+                 "--json")["code"]  # fmt: skip
+    claimed = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")
+    assert claimed["school"] == "Lincoln Middle School"
+    assert (
+        claimed["matched"] + claimed["new"] + claimed["uncertain"] == 1
+    )  # grade 07 has one enrolled student
+    b.cli("import", "cancel", claimed["transfer_id"], "--as", "coord")
+    _wait(lambda: _code_state(a, code) == "active")
+    second = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")
+    assert second["transfer_id"] != claimed["transfer_id"]
+    assert _json(b, "import", "run", second["transfer_id"], "--as", "coord", "--json")["imported"] == 1
+
+
+def test_refused_codes_each_with_their_code(pair) -> None:
+    a, b, _ = pair
+    mine = _json(a, "codes", "create", "--student", "100001", "--as", "coord", "--json")["code"]
+    assert "code.same_node" in a.cli("claim", mine, "--as", "coord", ok=False).stderr
+    typo = mine.replace(mine[2], "Z" if mine[2] != "Z" else "Y", 1)
+    assert "code.typo" in b.cli("claim", typo, "--as", "coord", ok=False).stderr
+
+    bound = _json(a, "codes", "create", "--student", "100002", "--for", "c.example.org", "--as", "coord",
+                  "--json")  # fmt: skip
+    assert "code.wrong_destination" in b.cli("claim", bound["code"], "--as", "coord", ok=False).stderr
+
+    revoked = _json(a, "codes", "create", "--student", "100003", "--as", "coord", "--json")
+    a.cli("codes", "revoke", revoked["code_id"][:12], "--as", "coord")
+    assert "code.revoked" in b.cli("claim", revoked["code"], "--as", "coord", ok=False).stderr
+
+    expired = _json(a, "codes", "create", "--student", "100005", "--as", "coord", "--json")
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE transfer_codes_issued SET created_at = '2019-12-01T00:00:00Z',"
+            " expires_at = '2020-01-01T00:00:00Z' WHERE code_id = ?",
+                     [expired["code_id"]])  # fmt: skip
+    assert "code.expired" in b.cli("claim", expired["code"], "--as", "coord", ok=False).stderr
+
+    inactive = a.cli(
+        "codes", "create", "--student", "100004", "--as", "coord", ok=False
+    )  # an inactive student
+    assert "no currently enrolled student" in inactive.stderr
+
+
+def test_guessing_is_answered_alike_and_throttled(pair) -> None:
+    a, b, _ = pair
+    answers = []
+    for _ in range(4):
+        guess = f"{generate_code().reveal()}@a.example.org"
+        answers.append(b.cli("claim", guess, "--as", "coord", ok=False).stderr)
+    assert all("code.unknown" in answer for answer in answers[:2])
+    assert "code.throttled" in answers[-1]
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM claim_failures WHERE peer = 'b.example.org'").fetchone()[0]
+            >= 2
+        )
