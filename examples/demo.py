@@ -208,6 +208,54 @@ def push(districts: dict[str, tuple[Path, str]]) -> None:
     satchel(a_home, "audit", "verify")
 
 
+def pull(districts: dict[str, tuple[Path, str]]) -> None:
+    a_home, _ = districts["a"]
+    b_home, _ = districts["b"]
+    a, b = DISTRICTS["a"], DISTRICTS["b"]
+    step(f"Records request: {b['name']} asks {a['name']} for Sophia Ramirez's records")
+    out = satchel(b_home, "request", "--from", a["domain"], "--student", "B-50018", "--comments",
+                  "enrolled 9/2, grade 7; please send her file", "--as", b["coordinator"])  # fmt: skip
+    request_id = out.split()[2]
+    step(f"{a['name']} is alerted, sees who is asking and the candidate student, and releases")
+    satchel(a_home, "requests", "list", "--incoming")
+    satchel(a_home, "requests", "show", request_id)
+    released = satchel(a_home, "requests", "release", request_id, "--student", "200102", "--all-records",
+                       "--as", a["coordinator"])  # fmt: skip
+    code = released.split("Authentication code: ")[1].split()[0]
+    transfer_id = released.split("transfer ")[1].split(".")[0]
+    satchel(b_home, "requests", "list", "--outgoing")
+    satchel(b_home, "accept", transfer_id, "--code", code, "--as", b["coordinator"])
+    satchel(b_home, "import", "preview", transfer_id, "--as", b["coordinator"])
+    satchel(b_home, "import", "review", transfer_id)
+    review = json.loads(satchel(b_home, "import", "review", transfer_id, "--json", quiet=True))
+    if review and review[0]["match_status"] == "uncertain":
+        satchel(b_home, "import", "match", transfer_id, review[0]["sender_sis_id"], "--to", "B-50018",
+                "--as", b["coordinator"])  # fmt: skip
+    satchel(b_home, "import", "run", transfer_id, "--as", b["coordinator"])
+
+    step(f"Transfer code: {a['name']} makes a code for grade 06 of Maplewood Middle School")
+    satchel(b_home, "codes", "email-template", "--grade")
+    made = json.loads(satchel(a_home, "codes", "create", "--grade", "06", "--school", "Maplewood Middle School",
+                              "--for", b["domain"], "--as", a["coordinator"], "--json", quiet=True))  # fmt: skip
+    print(f"      code {made['code']} for {made['students']} student(s), read by phone")
+    step(f"{b['name']} enters it: the code never travels, only a proof; the records arrive and are previewed")
+    claimed = json.loads(satchel(b_home, "claim", made["code"], "--school", "Riverton K-8 Academy",
+                                 "--as", b["coordinator"], "--json", quiet=True))  # fmt: skip
+    print(
+        f"      from {claimed['district']}, {claimed['school']}: {claimed['new']} new, "
+        f"{claimed['matched']} matched, {claimed['uncertain']} uncertain"
+    )
+    satchel(b_home, "import", "review", claimed["transfer_id"])
+    review = json.loads(satchel(b_home, "import", "review", claimed["transfer_id"], "--json", quiet=True))
+    for student in review:
+        if student["match_status"] == "uncertain":
+            satchel(b_home, "import", "match", claimed["transfer_id"], student["sender_sis_id"], "--new",
+                    "--as", b["coordinator"])  # fmt: skip
+    satchel(b_home, "import", "run", claimed["transfer_id"], "--as", b["coordinator"])
+    satchel(b_home, "import", "log", claimed["transfer_id"])
+    satchel(a_home, "codes", "list")
+
+
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     directory = set_up_directory()
@@ -219,6 +267,7 @@ def main() -> None:
         asyncio.run(check_each_other([(key, home, url) for key, (home, url) in homes.items()]))
         federate(directory, homes)
         push(homes)
+        pull(homes)
     finally:
         step("Every node shuts down cleanly (SIGTERM)")
         for key, proc in procs.items():
