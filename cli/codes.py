@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from cli.common import (
@@ -15,9 +13,9 @@ from cli.common import (
     opened,
     print_json,
     print_table,
+    run,
 )
 from node import claiming, codes_flow
-from node.runtime import runtime
 
 
 @click.group("codes", context_settings=CONTEXT)
@@ -146,12 +144,7 @@ def claim_command(home: str | None, actor: str | None, as_json: bool, code: str,
       satchel claim 7K2Q-M9XD-RT4B-J@springfield.k12.il.us --school "Riverton Middle School" --as bo
     """
 
-    async def work() -> claiming.Claimed:
-        with opened(home) as node:
-            async with runtime(node) as rt:
-                return await claiming.claim(node, rt, actor=actor, text=code, school=school)
-
-    claimed = asyncio.run(work())
+    claimed = run(home, lambda node, rt: claiming.claim(node, rt, actor=actor, text=code, school=school))
     counts = claimed.preview.counts
     if as_json:
         print_json({"transfer_id": claimed.transfer_id, "district": claimed.district, "school": claimed.school,

@@ -7,7 +7,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ import click
 
 from node.home import Node, open_node, resolve_home
 from node.outbox_worker import deliver_due
-from node.runtime import runtime
+from node.runtime import Runtime, runtime
 from protocol import SatchelError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,14 +121,22 @@ def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
 
 
-def deliver_now(home: str | None) -> None:
-    """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff."""
+T = TypeVar("T")
 
-    async def work() -> int:
+
+def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
+    """Run network work for a command: the node opened, one HTTP session, the keyring and a peer client."""
+
+    async def main() -> T:
         with opened(home) as node:
             async with runtime(node) as rt:
-                return await deliver_due(node, rt.client, rng=random.SystemRandom())
+                return await work(node, rt)
 
-    delivered = asyncio.run(work())
+    return asyncio.run(main())
+
+
+def deliver_now(home: str | None) -> None:
+    """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff."""
+    delivered = run(home, lambda node, rt: deliver_due(node, rt.client, rng=random.SystemRandom()))
     if delivered:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)

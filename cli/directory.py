@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table
-from cli.federation import run
+from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table, run
 from node import directory_client, directory_service
 from node.home import Node, init_home, resolve_home
 from node.runtime import Runtime

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -17,29 +15,18 @@ from cli.common import (
     opened,
     print_json,
     print_table,
+    run,
 )
 from crypto import fingerprint
 from node import directory_client, keys_admin
 from node.home import Node
 from node.operators import authorize, record
 from node.peers import fetch_descriptor
-from node.runtime import Runtime, runtime
+from node.runtime import Runtime
 from protocol import NotFound
 from storage import directory as store
 from storage import peers as peer_store
 from storage.database import write_transaction
-
-T = TypeVar("T")
-
-
-def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
-    async def main() -> T:
-        with opened(home) as node:
-            async with runtime(node) as rt:
-                return await work(node, rt)
-
-    return asyncio.run(main())
-
 
 # -- peers --------------------------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
 
@@ -18,11 +17,12 @@ from cli.common import (
     print_fields,
     print_json,
     print_table,
+    run,
 )
 from node import district, district_state, notify, sending, transfer_actions
 from node.manifest_builder import Selection
 from node.operators import authorize
-from node.runtime import runtime
+from node.runtime import Runtime
 from protocol import InvalidInput, SatchelError
 from protocol.transfer_states import allowed_events
 from storage import students as student_store
@@ -55,12 +55,10 @@ def _receiving(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-async def _refresh(home: str | None, domain: str) -> None:
+async def _refresh(rt: Runtime, domain: str) -> None:
     """Look at the destination's current descriptor (transfers switch, keys); the cache serves if it is down."""
-    with opened(home) as node:
-        async with runtime(node) as rt:
-            with contextlib.suppress(SatchelError):
-                await rt.keyring.refresh(domain)
+    with contextlib.suppress(SatchelError):
+        await rt.keyring.refresh(domain)
 
 
 @click.command("send", context_settings=CONTEXT)
@@ -118,7 +116,7 @@ def send_command(
         students=_students(students, students_file), documents=_ids(documents), cases=_ids(cases),
         assessments=assessments, all_records=all_records, receiving_ids=_receiving(receiving),
     )  # fmt: skip
-    asyncio.run(_refresh(home, to))
+    run(home, lambda node, rt: _refresh(rt, to))
     with opened(home) as node:
         sent = sending.send(node, actor=actor, to=to, selection=selection, note=note, owner=owner,
                             expires_days=expires_days)  # fmt: skip
