@@ -23,13 +23,21 @@ anything the rules are not sure of (as in the vendor's "matched / new / uncertai
    incoming students matched to one local student, make the later entries ``uncertain``
    (:func:`apply_batch_rules`): one local student receives records once.
 
-Points: exact given name, family name and birth date are worth 30 each; sex and grade 4; middle name 6.
-The thresholds follow from them: 80 is what two exact core fields and a third with a typo (22) reach
-with sex or grade agreeing, so a single slip still matches while a birth date alone off (30 + 30 - 25)
-or a family name alone off (59) never does. 55 sits above a twin (different given name: 30 + 30 - 20 + 8
-+ 6 = 54), so a twin is ``new`` unless something else agrees. A margin of 10 exceeds the gap between an
-exact name and a typo of it (8), so two local records of the same child (or twins named Aiden and Ayden)
-leave the choice to a person. Generated rosters with planted difficulties (tests/node) confirm each case.
+Points (the tables below): exact given name, family name and birth date are worth 30 each, sex and
+grade 4, middle name 6. The thresholds follow from them, and from the generated rosters with planted
+difficulties in tests/node, which check every case:
+
+* :data:`MATCH_THRESHOLD` 80: two exact core fields and a third with one known slip reach it (a name
+  typo 22, a nickname or hyphenated surname 25, day and month swapped 22: 82 and more). Weaker evidence
+  in the third field (names that only sound alike, a birth date one digit off: 10) reaches 78 with sex
+  and grade, so it also needs the middle name: in a large district a same-named child born a digit
+  away, or with a sound-alike surname, is as likely as a slip. A birth date (-25) or a family name
+  (-15) that differs outright never matches.
+* :data:`POSSIBLE_THRESHOLD` 55: above a twin (given name differs: 30 + 30 - 20 + 4 + 4 + a shared
+  middle name 6 = 54), so an unknown twin of a local student is ``new``; a family name change (59) is
+  ``uncertain``.
+* :data:`MARGIN` 10: more than the gap between an exact name and a typo of it (8), so two local records
+  of one child, or twins named Aiden and Ayden, leave the choice to a person.
 
 Blocking keys
 =============
@@ -80,11 +88,15 @@ MAX_LISTED = 5
 # Swapped names are a known data-entry slip, but two exact names swapped are slightly weaker evidence.
 SWAP_PENALTY = 5
 
+# Names that only sound alike or look similar (10 or less) cannot reach the threshold with the other two
+# core fields alone: among a million students an unrelated child with the same given name and birth date
+# and a sound-alike surname turns up about once per thousand new students, and so do twins with rhyming
+# names. The middle name has to agree as well.
 GIVEN_POINTS = {"exact": 30, "nickname": 25, "preferred": 25, "part": 24, "typo": 22, "middle": 20,
-                "sounds_alike": 15, "similar": 12, "initial": 10, DIFFERS: -20}  # fmt: skip
+                "sounds_alike": 10, "similar": 8, "initial": 10, DIFFERS: -20}  # fmt: skip
 # Family names change (adoption, a parent's marriage, a second surname), so differing costs less.
-FAMILY_POINTS = {"exact": 30, "compound": 25, "typo": 22, "sounds_alike": 15, "shared_part": 12,
-                 "similar": 12, DIFFERS: -15}  # fmt: skip
+FAMILY_POINTS = {"exact": 30, "compound": 25, "typo": 22, "sounds_alike": 10, "shared_part": 10,
+                 "similar": 10, DIFFERS: -15}  # fmt: skip
 # A date one digit off is as often another child with the same name (in a large district there are dozens
 # of Liam Smiths, and each date has ~15 one-digit neighbours) as a typo: it needs a middle name to match.
 # Day and month swapped is one specific, common slip (US and European order).
@@ -234,45 +246,41 @@ def blocking_keys(student: Person) -> frozenset[str]:
 # -- scoring ----------------------------------------------------------------------------------------
 
 
+def _field(name: str, outcome: str, points: Mapping[str, int], reason: str | None = None) -> FieldComparison:
+    return FieldComparison(name, outcome, points[outcome], reason)
+
+
 @lru_cache(maxsize=1 << 18)
 def _given_field(a: str, b: str) -> FieldComparison:
-    rel = compare_given(a, b)
-    return FieldComparison("given_name", rel.outcome, GIVEN_POINTS[rel.outcome], rel.reason)
+    relation = compare_given(a, b)
+    return _field("given_name", relation.outcome, GIVEN_POINTS, relation.reason)
 
 
 @lru_cache(maxsize=1 << 18)
 def _family_field(a: str, b: str) -> FieldComparison:
-    rel = compare_family(a, b)
-    return FieldComparison("family_name", rel.outcome, FAMILY_POINTS[rel.outcome], rel.reason)
+    relation = compare_family(a, b)
+    return _field("family_name", relation.outcome, FAMILY_POINTS, relation.reason)
+
+
+def _same_name(a: str, b: str) -> bool:
+    return name_info(a).compact == name_info(b).compact != ""
 
 
 def _given_alternatives(a: Person, b: Person) -> Iterable[FieldComparison]:
-    """A child who goes by a preferred or a middle name: checked both ways, so scores stay symmetric."""
-    points = GIVEN_POINTS["preferred"]
-    # Exact only: a nickname of a preferred name is two steps away (twins Emily and Emma "Emmy").
-    if b.preferred_name and compare_given(a.given_name, b.preferred_name).outcome == "exact":
-        yield FieldComparison(
-            "given_name",
-            "preferred",
-            points,
-            f"given name '{a.given_name}' is the preferred name '{b.preferred_name}'",
-        )
-    if a.preferred_name and compare_given(a.preferred_name, b.given_name).outcome == "exact":
-        yield FieldComparison(
-            "given_name",
-            "preferred",
-            points,
-            f"preferred name '{a.preferred_name}' is the given name '{b.given_name}'",
-        )
-    points = GIVEN_POINTS["middle"]
-    if b.middle_name and compare_given(a.given_name, b.middle_name).outcome == "exact":
-        yield FieldComparison(
-            "given_name", "middle", points, f"given name '{a.given_name}' is the middle name"
-        )
-    if a.middle_name and compare_given(a.middle_name, b.given_name).outcome == "exact":
-        yield FieldComparison(
-            "given_name", "middle", points, f"middle name '{a.middle_name}' is the given name"
-        )
+    """A child who goes by a preferred or a middle name: checked both ways, so scores stay symmetric.
+    Exact only: a nickname of a preferred name is two steps away (twins Emily and Emma "Emmy")."""
+    if b.preferred_name and _same_name(a.given_name, b.preferred_name):
+        reason = f"given name '{a.given_name}' is the preferred name '{b.preferred_name}'"
+        yield _field("given_name", "preferred", GIVEN_POINTS, reason)
+    if a.preferred_name and _same_name(a.preferred_name, b.given_name):
+        reason = f"preferred name '{a.preferred_name}' is the given name '{b.given_name}'"
+        yield _field("given_name", "preferred", GIVEN_POINTS, reason)
+    if b.middle_name and _same_name(a.given_name, b.middle_name):
+        reason = f"given name '{a.given_name}' is the middle name"
+        yield _field("given_name", "middle", GIVEN_POINTS, reason)
+    if a.middle_name and _same_name(a.middle_name, b.given_name):
+        reason = f"middle name '{a.middle_name}' is the given name"
+        yield _field("given_name", "middle", GIVEN_POINTS, reason)
 
 
 def _names(a: Person, b: Person) -> tuple[FieldComparison, FieldComparison, bool]:
@@ -284,79 +292,63 @@ def _names(a: Person, b: Person) -> tuple[FieldComparison, FieldComparison, bool
     family = _family_field(a.family_name, b.family_name)
     if given.outcome != DIFFERS and family.outcome != DIFFERS:
         return given, family, False
-    cross_given = _given_field(a.family_name, b.given_name)
-    cross_family = _family_field(a.given_name, b.family_name)
-    if DIFFERS in (cross_given.outcome, cross_family.outcome):
+    # Swapped names keep at least one of the two crossed pairs sounding alike; most pairs stop here.
+    if (name_info(a.family_name).phonetic != name_info(b.given_name).phonetic
+            and name_info(a.given_name).phonetic != name_info(b.family_name).phonetic):  # fmt: skip
         return given, family, False
-    if cross_given.points + cross_family.points - SWAP_PENALTY <= given.points + family.points:
+    # Which crossed pair is judged as given names and which as family names depends on the side read
+    # first; the better of both readings keeps the score symmetric.
+    best: tuple[FieldComparison, FieldComparison] | None = None
+    for as_given, as_family in (((a.family_name, b.given_name), (a.given_name, b.family_name)),
+                                ((a.given_name, b.family_name), (a.family_name, b.given_name))):  # fmt: skip
+        cross = _given_field(*as_given), _family_field(*as_family)
+        if DIFFERS not in (cross[0].outcome, cross[1].outcome) and (
+            best is None or cross[0].points + cross[1].points > best[0].points + best[1].points
+        ):
+            best = cross
+    if best is None or best[0].points + best[1].points - SWAP_PENALTY <= given.points + family.points:
         return given, family, False
-    return cross_given, cross_family, True
+    return best[0], best[1], True
 
 
 @lru_cache(maxsize=1 << 16)
 def _birth_field(a: str | None, b: str | None) -> FieldComparison:
     if not a or not b:
-        return FieldComparison("birth_date", "missing", 0, "birth date missing: compared on names only")
+        return _field("birth_date", "missing", BIRTH_POINTS, "birth date missing: compared on names only")
     if a == b:
-        return FieldComparison("birth_date", "exact", BIRTH_POINTS["exact"])
+        return _field("birth_date", "exact", BIRTH_POINTS)
     if a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]:
-        return FieldComparison(
-            "birth_date",
-            "day_month_swapped",
-            BIRTH_POINTS["day_month_swapped"],
-            "birth date day and month swapped",
-        )
+        return _field("birth_date", "day_month_swapped", BIRTH_POINTS, "birth date day and month swapped")
     digits_a, digits_b = a.replace("-", ""), b.replace("-", "")
     if within_one_edit(digits_a, digits_b):
         if sum(x != y for x, y in zip(digits_a, digits_b, strict=True)) == 1:
-            return FieldComparison(
-                "birth_date", "one_digit", BIRTH_POINTS["one_digit"], "birth date differs by one digit"
-            )
-        return FieldComparison(
-            "birth_date",
-            "transposed",
-            BIRTH_POINTS["transposed"],
-            "birth date has two adjacent digits swapped",
-        )
-    return FieldComparison("birth_date", DIFFERS, BIRTH_POINTS[DIFFERS], "birth dates differ")
+            return _field("birth_date", "one_digit", BIRTH_POINTS, "birth date differs by one digit")
+        return _field("birth_date", "transposed", BIRTH_POINTS, "birth date has two adjacent digits swapped")
+    return _field("birth_date", DIFFERS, BIRTH_POINTS, "birth dates differ")
 
 
 @lru_cache(maxsize=256)
-def _small_fields(
-    sex_a: str | None,
-    sex_b: str | None,
-    grade_a: str | None,
-    grade_b: str | None,
-) -> tuple[FieldComparison, ...]:
+def _small_fields(sex_a: str | None, sex_b: str | None, grade_a: str | None, grade_b: str | None,
+                  ) -> tuple[FieldComparison, ...]:  # fmt: skip
     out: list[FieldComparison] = []
     # X against F or M is a different record-keeping choice, not evidence of another child.
     if sex_a and sex_b and "X" not in (sex_a, sex_b):
-        if sex_a == sex_b:
-            out.append(FieldComparison("sex", "exact", SEX_POINTS["exact"]))
-        else:
-            out.append(
-                FieldComparison("sex", DIFFERS, SEX_POINTS[DIFFERS], f"sex differs ({sex_a} / {sex_b})")
-            )
+        same = sex_a == sex_b
+        out.append(_field("sex", "exact" if same else DIFFERS, SEX_POINTS,
+                          None if same else f"sex differs ({sex_a} / {sex_b})"))  # fmt: skip
     rank_a, rank_b = _GRADE_RANK.get(grade_a or ""), _GRADE_RANK.get(grade_b or "")
     if rank_a is not None and rank_b is not None:
         gap = abs(rank_a - rank_b)
         if gap == 0:
-            out.append(FieldComparison("grade", "exact", GRADE_POINTS["exact"]))
+            out.append(_field("grade", "exact", GRADE_POINTS))
         elif gap == 1:
             out.append(
-                FieldComparison(
-                    "grade",
-                    "adjacent",
-                    GRADE_POINTS["adjacent"],
-                    f"grades differ by one year ({grade_a} / {grade_b})",
+                _field(
+                    "grade", "adjacent", GRADE_POINTS, f"grades differ by one year ({grade_a} / {grade_b})"
                 )
             )
         else:
-            out.append(
-                FieldComparison(
-                    "grade", DIFFERS, GRADE_POINTS[DIFFERS], f"grades differ ({grade_a} / {grade_b})"
-                )
-            )
+            out.append(_field("grade", DIFFERS, GRADE_POINTS, f"grades differ ({grade_a} / {grade_b})"))
     return tuple(out)
 
 
@@ -369,7 +361,7 @@ _MIDDLE_PHRASES = {"nickname": "are forms of the same name", "part": "overlap", 
 def _middle_field(a: str, b: str) -> FieldComparison:
     outcome = compare_given(a, b).outcome
     reason = None if outcome == "exact" else f"middle names '{a}' and '{b}' {_MIDDLE_PHRASES[outcome]}"
-    return FieldComparison("middle_name", outcome, MIDDLE_POINTS[outcome], reason)
+    return _field("middle_name", outcome, MIDDLE_POINTS, reason)
 
 
 def _compare(a: Person, b: Person) -> tuple[int, tuple[FieldComparison, ...], bool]:
@@ -383,9 +375,9 @@ def _compare(a: Person, b: Person) -> tuple[int, tuple[FieldComparison, ...], bo
         parts.append(_middle_field(a.middle_name, b.middle_name))
     if a.state_id and b.state_id:
         if a.state_id.casefold() == b.state_id.casefold():
-            parts.append(FieldComparison("state_id", "exact", STATE_ID_POINTS["exact"]))
+            parts.append(_field("state_id", "exact", STATE_ID_POINTS))
         else:
-            parts.append(FieldComparison("state_id", DIFFERS, STATE_ID_POINTS[DIFFERS], "state ids differ"))
+            parts.append(_field("state_id", DIFFERS, STATE_ID_POINTS, "state ids differ"))
     return sum(p.points for p in parts), tuple(parts), swapped
 
 
@@ -409,15 +401,31 @@ def _rank(incoming: Person, candidates: Iterable[StudentRecord]) -> list[MatchSc
     return scores
 
 
-def _listing(scores: Sequence[MatchScore], first: MatchScore | None = None) -> tuple[tuple[str, int], ...]:
-    """The proposed student first, then the best others from CANDIDATE_FLOOR up, at most MAX_LISTED."""
+def _listing(
+    scores: Sequence[MatchScore], first: MatchScore | None = None, always: MatchScore | None = None
+) -> tuple[tuple[str, int], ...]:
+    """The proposed student first, the one an id named, then the best others from CANDIDATE_FLOOR up."""
     listed = [first] if first is not None else []
+    if always is not None and always not in listed:
+        listed.append(always)
     for s in scores:
         if len(listed) >= MAX_LISTED or s.total < CANDIDATE_FLOOR:
             break
-        if first is None or s.local_sis_id != first.local_sis_id:
+        if s not in listed:
             listed.append(s)
     return tuple((s.local_sis_id, s.total) for s in listed)
+
+
+def _outcome(
+    status: str,
+    proposal: MatchScore | None,
+    method: str,
+    listing: tuple[tuple[str, int], ...],
+    reasons: Iterable[str],
+) -> MatchOutcome:
+    return MatchOutcome(status=status, local_sis_id=proposal.local_sis_id if proposal else None,
+                        score=proposal.total if proposal else None, method=method, candidates=listing,
+                        reasons=tuple(reasons))  # fmt: skip
 
 
 def _join(words: Sequence[str]) -> str:
@@ -428,7 +436,7 @@ def _by_identifier(
     incoming: IncomingStudent,
     record: StudentRecord,
     method: str,
-    ranked: Sequence[MatchScore],
+    candidates: Sequence[StudentRecord],
     state_id_lookup: Mapping[str, Sequence[StudentRecord]],
     notes: Sequence[str],
 ) -> MatchOutcome:
@@ -445,15 +453,9 @@ def _by_identifier(
         if others:
             problems.append(f"the state id belongs to another local student ({', '.join(others)})")
     if not problems:
-        return MatchOutcome(
-            status=MATCHED,
-            local_sis_id=record.sis_id,
-            score=named.total,
-            method=method,
-            candidates=((record.sis_id, named.total),),
-            reasons=(*notes, f"{what} supplied by the sender names this student", *named.reasons),
-        )
-    others_ranked = [s for s in ranked if s.local_sis_id != record.sis_id]
+        reasons = (*notes, f"{what} supplied by the sender names this student", *named.reasons)
+        return _outcome(MATCHED, named, method, ((record.sis_id, named.total),), reasons)
+    others_ranked = [s for s in _rank(incoming, candidates) if s.local_sis_id != record.sis_id]
     proposal = named
     if (
         others_ranked
@@ -462,14 +464,8 @@ def _by_identifier(
     ):
         proposal = others_ranked[0]
         problems.append(f"local student {proposal.local_sis_id} matches names and birth date better")
-    return MatchOutcome(
-        status=UNCERTAIN,
-        local_sis_id=proposal.local_sis_id,
-        score=proposal.total,
-        method=method,
-        candidates=_listing([named, *others_ranked], first=proposal),
-        reasons=(*notes, *problems, *named.reasons),
-    )
+    listing = _listing([named, *others_ranked], first=proposal, always=named)
+    return _outcome(UNCERTAIN, proposal, method, listing, (*notes, *problems, *proposal.reasons))
 
 
 def _blockers(
@@ -504,34 +500,18 @@ def _blockers(
 
 
 def _by_score(
-    incoming: IncomingStudent,
-    candidates: Sequence[StudentRecord],
-    ranked: Sequence[MatchScore],
-    notes: list[str],
+    candidates: Sequence[StudentRecord], ranked: Sequence[MatchScore], notes: list[str]
 ) -> MatchOutcome:
     if not ranked or ranked[0].total < POSSIBLE_THRESHOLD:
         if ranked:
             notes.append(f"the closest local student scores {ranked[0].total}, below {POSSIBLE_THRESHOLD}")
         else:
             notes.append("no local student shares a name and birth date")
-        return MatchOutcome(
-            status=NEW,
-            local_sis_id=None,
-            score=None,
-            method="score",
-            candidates=_listing(ranked),
-            reasons=tuple(notes),
-        )
+        return _outcome(NEW, None, "score", _listing(ranked), notes)
     best = ranked[0]
     problems = _blockers(best, ranked, {r.sis_id: r for r in candidates})
-    return MatchOutcome(
-        status=UNCERTAIN if problems else MATCHED,
-        local_sis_id=best.local_sis_id,
-        score=best.total,
-        method="score",
-        candidates=_listing(ranked, first=best),
-        reasons=(*notes, *problems, *best.reasons),
-    )
+    status = UNCERTAIN if problems else MATCHED
+    return _outcome(status, best, "score", _listing(ranked, first=best), (*notes, *problems, *best.reasons))
 
 
 def decide(
@@ -545,31 +525,24 @@ def decide(
 
     ``candidates`` come from blocking; ``receiving_sis_lookup`` maps local SIS ids to students and
     ``state_id_lookup`` state ids to the local students holding them (both pre-fetched in batches, so
-    this stays pure). Candidates are scored even when an id decides, to propose a better student when
-    the id's student disagrees.
+    this stays pure). When an id names a student who disagrees, the candidates are scored to propose
+    a better one.
     """
-    ranked = _rank(incoming, candidates)
     notes: list[str] = []
     if incoming.receiving_sis_id:
         record = receiving_sis_lookup.get(incoming.receiving_sis_id)
         if record is not None:
-            return _by_identifier(incoming, record, "receiving_sis_id", ranked, state_id_lookup, notes)
+            return _by_identifier(incoming, record, "receiving_sis_id", candidates, state_id_lookup, notes)
         notes.append("the receiving SIS id supplied by the sender is not a local student")
     if incoming.state_id:
         holders = _rank(incoming, state_id_lookup.get(incoming.state_id, ()))
         if len(holders) == 1:
             record = next(iter(state_id_lookup[incoming.state_id]))
-            return _by_identifier(incoming, record, "state_id", ranked, state_id_lookup, notes)
+            return _by_identifier(incoming, record, "state_id", candidates, state_id_lookup, notes)
         if holders:
-            return MatchOutcome(
-                status=UNCERTAIN,
-                local_sis_id=holders[0].local_sis_id,
-                score=holders[0].total,
-                method="state_id",
-                candidates=_listing(holders, first=holders[0]),
-                reasons=(*notes, f"{len(holders)} local students have this state id"),
-            )
-    return _by_score(incoming, candidates, ranked, notes)
+            reasons = (*notes, f"{len(holders)} local students have this state id")
+            return _outcome(UNCERTAIN, holders[0], "state_id", _listing(holders, first=holders[0]), reasons)
+    return _by_score(candidates, _rank(incoming, candidates), notes)
 
 
 # -- the batch --------------------------------------------------------------------------------------

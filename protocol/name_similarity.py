@@ -22,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import ne
 
 from protocol.nicknames import NICKNAME_GROUPS, formal_of
 
@@ -62,6 +63,7 @@ def fold_compact(text: str) -> str:
     return fold(text).replace(" ", "")
 
 
+@lru_cache(maxsize=1 << 16)
 def phonetic_key(compact: str) -> str:
     """A Soundex-like key of a folded name (see the module docstring); '' for an empty name."""
     if not compact:
@@ -89,18 +91,24 @@ def jaro_winkler(a: str, b: str) -> float:
     """Jaro-Winkler similarity in [0, 1] (prefix scale 0.1, prefix up to 4), symmetric in a and b."""
     if a == b:
         return 1.0
-    if not a or not b:
+    la, lb = len(a), len(b)
+    if not la or not lb:
         return 0.0
-    if len(a) > len(b):
-        a, b = b, a
-    window = max(len(b) // 2 - 1, 0)
-    taken = [False] * len(b)
+    if la > lb:
+        a, b, la, lb = b, a, lb, la
+    # Written with plain comparisons rather than min/max: this runs on every candidate pair.
+    window = lb // 2 - 1 if lb > 3 else 0
+    taken = [False] * lb
     matched_a: list[str] = []
+    find = b.find
     for i, ch in enumerate(a):
-        lo, hi = max(0, i - window), min(i + window + 1, len(b))
-        j = b.find(ch, lo, hi)
+        lo = i - window if i > window else 0
+        hi = i + window + 1
+        if hi > lb:
+            hi = lb
+        j = find(ch, lo, hi)
         while j != -1 and taken[j]:
-            j = b.find(ch, j + 1, hi)
+            j = find(ch, j + 1, hi)
         if j != -1:
             taken[j] = True
             matched_a.append(ch)
@@ -108,12 +116,10 @@ def jaro_winkler(a: str, b: str) -> float:
     if not m:
         return 0.0
     matched_b = [ch for ch, t in zip(b, taken, strict=True) if t]
-    half_transpositions = sum(x != y for x, y in zip(matched_a, matched_b, strict=True))
-    jaro = (m / len(a) + m / len(b) + (m - half_transpositions / 2) / m) / 3
+    half_transpositions = sum(map(ne, matched_a, matched_b))
+    jaro = (m / la + m / lb + (m - half_transpositions / 2) / m) / 3
     prefix = 0
-    for x, y in zip(a[:4], b[:4], strict=False):
-        if x != y:
-            break
+    while prefix < 4 and prefix < la and a[prefix] == b[prefix]:
         prefix += 1
     return jaro + prefix * 0.1 * (1 - jaro)
 
@@ -183,11 +189,14 @@ def _nickname_reason(label: str, a: NameInfo, b: NameInfo) -> str:
 def _spelling(label: str, a: NameInfo, b: NameInfo, *, first_letter: bool) -> NameRelation | None:
     """typo, sounds_alike or similar; with ``first_letter`` only for names that start alike."""
     x, y = a.compact, b.compact
-    if first_letter and x[0] != y[0]:
+    same_start = x[0] == y[0]
+    if first_letter and not same_start:
         return None
     if min(len(x), len(y)) >= _MIN_TYPO_LENGTH and within_one_edit(x, y):
         return NameRelation("typo", f"{label} '{a.raw}' differs from '{b.raw}' by one letter")
-    if abs(len(x) - len(y)) > 3:
+    # Jaro-Winkler is the costly step, so only for names that start or sound alike: beyond a one-letter
+    # typo, names that differ in both are not spelling variants of each other.
+    if abs(len(x) - len(y)) > 3 or not (same_start or a.phonetic == b.phonetic):
         return None
     jw = jaro_winkler(x, y)
     if a.phonetic == b.phonetic and jw >= _SOUNDS_ALIKE_JW:
@@ -231,12 +240,12 @@ def compare_family(a_raw: str, b_raw: str) -> NameRelation:
         return EXACT if a_raw.casefold() == b_raw.casefold() else NameRelation(DIFFERS)
     if a.compact == b.compact:
         return EXACT
-    set_a, set_b = set(a.parts), set(b.parts)
-    if set_a < set_b or set_b < set_a:
+    set_a, set_b = frozenset(a.parts), frozenset(b.parts)
+    if (len(set_a) > 1 or len(set_b) > 1) and (set_a < set_b or set_b < set_a):
         short, long_ = (a, b) if set_a < set_b else (b, a)
         kind = "hyphenated" if "-" in long_.raw else "compound"
         return NameRelation("compound", f"{kind} family name '{long_.raw}' contains '{short.raw}'")
-    if not set_a.isdisjoint(set_b):
+    if (len(set_a) > 1 or len(set_b) > 1) and not set_a.isdisjoint(set_b):
         return NameRelation("shared_part", f"family names '{a.raw}' and '{b.raw}' share a surname")
     return _spelling("family name", a, b, first_letter=False) or NameRelation(
         DIFFERS, f"family names '{a.raw}' and '{b.raw}' differ"

@@ -351,7 +351,9 @@ def _vary(kind: str, rec: StudentRecord, fields: dict[str, object], pool: Sequen
         fields["sex"] = rng.choice("FM")
         names = FEMALE if fields["sex"] == "F" else MALE
         name = rng.choice(names)
-        while any(compare_given(name, n).outcome != "differs" for n in (rec.given_name, rec.preferred_name) if n):
+        while any(
+            compare_given(name, n).outcome != "differs" for n in (rec.given_name, rec.preferred_name) if n
+        ):
             name = rng.choice(names)
         fields.update(given_name=name, middle_name="", preferred_name="")
         return None
