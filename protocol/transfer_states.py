@@ -8,6 +8,10 @@ What they share (actor checks, expiry, coded refusals, receipt numbering) is :fu
 Each side is authoritative about its own acts: a receipt saying the receiver accepted moves the sender to
 ``accepted`` even from ``cancel_requested`` or ``expired`` (the messages crossed; the receiver acted
 first). Late and repeated receipts are explicit self-loops that only record the receipt.
+
+The vocabulary sits in two small modules, re-exported here so ``from protocol.transfer_states import X``
+works for all of it: :mod:`protocol.transfer_status` (sides, states, what a node stores) and
+:mod:`protocol.transfer_events` (the events the engine takes and the effects it returns).
 """
 
 from __future__ import annotations
@@ -19,27 +23,52 @@ from enum import StrEnum
 from typing import Any
 
 from protocol.errors import InvalidInput, SatchelError
-from protocol.receipts import (
-    MAX_MESSAGE,
-    MAX_REASON,
-    ImportCounts,
-    Receipt,
-    ReceiptDigestMismatch,
-    ReceiptKind,
-    Role,
-    check_domain,
-    check_receipt_for,
-    check_text,
-    check_time,
-    check_ulid,
+from protocol.receipts import Receipt, ReceiptDigestMismatch, ReceiptKind, Role, check_receipt_for, check_time
+from protocol.transfer_events import (
+    PLAIN_EVENTS,
+    Action,
+    Cancel,
+    CountWrongCode,
+    DeliveryRefused,
+    Effect,
+    EnvelopeReceived,
+    Event,
+    ImportFailed,
+    ImportFinished,
+    NotifyCoordinators,
+    ReceiptArrived,
+    RecordReceipt,
+    Reject,
+    ResendReceipt,
+    SendMessage,
+    SendReceipt,
+    TransferEvent,
+    TransferWrongCode,
+)
+from protocol.transfer_status import (
+    DEFAULT_MAX_WRONG_CODES,
+    FINAL_STATES,
+    ReceiverState,
+    SenderState,
+    Side,
+    TransferStatus,
+    new_incoming,
+    new_outgoing,
 )
 
-DEFAULT_MAX_WRONG_CODES = 5
-
-
-class Side(StrEnum):
-    SENDER = "sender"
-    RECEIVER = "receiver"
+__all__ = [
+    "ACTORS", "DEFAULT_MAX_WRONG_CODES", "EXPIRABLE", "FINAL_STATES", "INITIAL", "PLAIN_EVENTS",
+    "RECEIVER_ACTORS", "RECEIVER_TRANSITIONS", "RETRYABLE_CODES", "RETRY_BASE_SECONDS", "RETRY_CAP_SECONDS",
+    "SENDER_ACTORS", "SENDER_TRANSITIONS", "TRANSITIONS", "Action", "Actor", "Cancel", "CountWrongCode",
+    "DeliveryRefused", "Effect", "EnvelopeReceived", "Event", "ImportFailed", "ImportFinished",
+    "NotifyCoordinators", "ReceiptArrived", "ReceiverState", "RecordReceipt", "Reject", "ResendReceipt",
+    "SendMessage", "SendReceipt", "SenderState", "Side", "State", "TransferActorNotAllowed",
+    "TransferAlreadyAccepted", "TransferCancelled", "TransferEnvelopeConflict", "TransferEvent",
+    "TransferExpired", "TransferLocked", "TransferRejected", "TransferStatus", "TransferWrongCode",
+    "TransfersDisabled", "Transition", "TransitionNotAllowed", "allowed_events", "apply", "check",
+    "due_events", "event_name", "final_states", "is_permanent_refusal", "new_incoming", "new_outgoing",
+    "retry_delay", "transitions",
+]  # fmt: skip
 
 
 class Actor(StrEnum):
@@ -48,62 +77,6 @@ class Actor(StrEnum):
     SENDER_NODE = "sender_node"
     RECEIVER_NODE = "receiver_node"
     TIMER = "timer"
-
-
-class SenderState(StrEnum):
-    SEALED = "sealed"
-    DELIVERED = "delivered"
-    CANCEL_REQUESTED = "cancel_requested"
-    ACCEPTED = "accepted"
-    IMPORTED = "imported"
-    PARTIALLY_IMPORTED = "partially_imported"
-    IMPORT_FAILED = "import_failed"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    LOCKED = "locked"
-    EXPIRED = "expired"
-    UNDELIVERABLE = "undeliverable"
-
-
-class ReceiverState(StrEnum):
-    ABSENT = "absent"
-    RECEIVED = "received"
-    ACCEPTED = "accepted"
-    IMPORTING = "importing"
-    IMPORTED = "imported"
-    PARTIALLY_IMPORTED = "partially_imported"
-    IMPORT_FAILED = "import_failed"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    LOCKED = "locked"
-    EXPIRED = "expired"
-
-
-class TransferEvent(StrEnum):
-    CANCEL = "cancel"
-    SEND_MESSAGE = "send_message"
-    ACCEPT = "accept"
-    WRONG_CODE = "wrong_code"
-    LOCK_OUT = "lock_out"  # the wrong code that reaches the limit
-    REJECT = "reject"
-    START_IMPORT = "start_import"
-    CANCEL_IMPORT = "cancel_import"
-    IMPORT_SUCCEEDED = "import_succeeded"
-    IMPORT_PARTIAL = "import_partial"
-    IMPORT_FAILED = "import_failed"
-    ENVELOPE_RECEIVED = "envelope_received"
-    CANCEL_RECEIVED = "cancel_received"
-    MESSAGE_RECEIVED = "message_received"
-    DELIVERY_REFUSED = "delivery_refused"
-    RECEIPT_DELIVERED = "receipt_delivered"
-    RECEIPT_ACCEPTED = "receipt_accepted"
-    RECEIPT_REJECTED = "receipt_rejected"
-    RECEIPT_LOCKED = "receipt_locked"
-    RECEIPT_CANCELLED = "receipt_cancelled"
-    RECEIPT_IMPORTED = "receipt_imported"
-    RECEIPT_PARTIALLY_IMPORTED = "receipt_partially_imported"
-    RECEIPT_FAILED = "receipt_failed"
-    EXPIRE = "expire"
 
 
 S, R, E, A = SenderState, ReceiverState, TransferEvent, Actor
@@ -247,6 +220,11 @@ def final_states(side: Side) -> frozenset[Any]:
     return frozenset(s for s in (S if side is Side.SENDER else R) if s not in moving)
 
 
+# transfer_status.FINAL_STATES is written out (that module cannot import the tables): they must agree.
+if any(final_states(side) != FINAL_STATES[side] for side in Side):
+    raise AssertionError("transfer_status.FINAL_STATES disagrees with the tables")
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 
@@ -311,13 +289,6 @@ class TransferEnvelopeConflict(SatchelError):
     default_hint = "a different envelope already arrived under this id; the sender must use a new id"
 
 
-class TransferWrongCode(SatchelError):
-    """A wrong code (with a valid check character) was tried and counted."""
-
-    code = "transfer.wrong_code"
-    default_hint = "check the code with the sender's coordinator by phone before trying again"
-
-
 class TransfersDisabled(SatchelError):
     """The receiving district has switched transfers off."""
 
@@ -354,219 +325,10 @@ def _refusal(side: Side, state: Any, event: E) -> TransitionNotAllowed:
     )
 
 
-# ---------------------------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Cancel:
-    reason: str | None = None
-
-    def __post_init__(self) -> None:
-        check_text(self.reason, "reason", MAX_REASON, required=False, error=InvalidInput)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendMessage:
-    text: str
-
-    def __post_init__(self) -> None:
-        check_text(self.text, "text", MAX_MESSAGE, required=True, error=InvalidInput)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reject:
-    reason: str
-
-    def __post_init__(self) -> None:
-        check_text(self.reason, "reason", MAX_REASON, required=True, error=InvalidInput)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImportFinished:
-    counts: ImportCounts
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImportFailed:
-    reference: str
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EnvelopeReceived:
-    """The node verified the envelope (signature, recipient, limits) and holds its bytes, not yet stored."""
-
-    envelope_digest: bytes
-    expires: datetime
-
-    def __post_init__(self) -> None:
-        if type(self.envelope_digest) is not bytes or len(self.envelope_digest) != 32:
-            raise InvalidInput("envelope_digest is a SHA-256 digest (32 bytes)", field="envelope_digest")
-        check_time(self.expires, "expires", InvalidInput)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeliveryRefused:
-    """The receiving node refused the envelope for good (see :func:`is_permanent_refusal`)."""
-
-    error_code: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReceiptArrived:
-    """A receipt from the peer, already verified with protocol.receipts.verify_receipt."""
-
-    receipt: Receipt
-
-
-# Events without data are the TransferEvent members themselves: ACCEPT (the node opened the envelope
-# into staging with the typed code), WRONG_CODE (a code with a valid check character did not open it;
-# typos never get here), START_IMPORT, CANCEL_IMPORT and EXPIRE.
-PLAIN_EVENTS = frozenset({E.ACCEPT, E.WRONG_CODE, E.START_IMPORT, E.CANCEL_IMPORT, E.EXPIRE})
-Event = (
-    TransferEvent | Cancel | SendMessage | Reject | ImportFinished | ImportFailed | EnvelopeReceived
-    | DeliveryRefused | ReceiptArrived
-)  # fmt: skip
 _SIMPLE: dict[type, E] = {
     Cancel: E.CANCEL, SendMessage: E.SEND_MESSAGE, Reject: E.REJECT, ImportFailed: E.IMPORT_FAILED,
     EnvelopeReceived: E.ENVELOPE_RECEIVED, DeliveryRefused: E.DELIVERY_REFUSED,
 }  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------- effects
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendReceipt:
-    """Sign, store and send this receipt (POST to the path protocol.receipts.receipt_path gives; a
-    delivered receipt is instead the body of the answer to the envelope POST)."""
-
-    receipt: Receipt
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResendReceipt:
-    """Answer with the signed receipt of this kind this node issued before for the transfer, byte for byte."""
-
-    kind: ReceiptKind
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordReceipt:
-    """Store the peer's signed receipt in the timeline (once per issuer and sequence number)."""
-
-    receipt: Receipt
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotifyCoordinators:
-    topic: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CountWrongCode:
-    attempts: int
-    remaining: int
-
-    def error(self) -> TransferWrongCode:
-        """What to tell the person who typed the code, once the new count is stored."""
-        if self.remaining == 0:
-            return TransferWrongCode("wrong code: the transfer is now locked and the sender has been told")
-        return TransferWrongCode(f"wrong code: {self.remaining} more attempt(s) before the transfer locks")
-
-
-class Action(StrEnum):
-    """Effects without data."""
-
-    ERASE_CODE = "erase_code"  # sender: forget the code, it opens nothing any more
-    DROP_FROM_OUTBOX = "drop_from_outbox"  # sender: stop (re)delivering the envelope
-    STORE_SEALED_ENVELOPE = "store_sealed_envelope"  # receiver: keep the verified bytes, still sealed
-    DELETE_SEALED_ENVELOPE = "delete_sealed_envelope"
-    COMMIT_STAGING = "commit_staging"  # receiver: keep what the code opened as the staging area
-    DISCARD_STAGING = "discard_staging"
-    RUN_IMPORT = "run_import"  # start or resume the import job; it reports ImportFinished/ImportFailed
-    STOP_IMPORT = "stop_import"  # after the student in progress (each student is one transaction)
-
-
-Effect = Action | SendReceipt | ResendReceipt | RecordReceipt | NotifyCoordinators | CountWrongCode
-
-
-# ---------------------------------------------------------------------------------------------- status
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransferStatus:
-    """What one node stores about one transfer; the machine's whole memory."""
-
-    side: Side
-    state: SenderState | ReceiverState
-    transfer_id: str
-    local_domain: str
-    peer_domain: str
-    expires: datetime | None = None
-    envelope_digest: bytes | None = None
-    wrong_codes: int = 0
-    max_wrong_codes: int = DEFAULT_MAX_WRONG_CODES
-    receipts_issued: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.side, Side):
-            raise InvalidInput("side must be a Side", field="side")
-        if self.state not in (S if self.side is Side.SENDER else R) or type(self.state) is str:
-            raise InvalidInput(f"{self.state!r} is not a {self.side.value} state", field="state")
-        check_ulid(self.transfer_id, "transfer_id", InvalidInput)
-        check_domain(self.local_domain, "local_domain", InvalidInput)
-        check_domain(self.peer_domain, "peer_domain", InvalidInput)
-        if self.local_domain == self.peer_domain:
-            raise InvalidInput("a transfer goes to another district", field="peer_domain")
-        if self.expires is not None:
-            check_time(self.expires, "expires", InvalidInput)
-        if self.envelope_digest is not None and (
-            type(self.envelope_digest) is not bytes or len(self.envelope_digest) != 32
-        ):
-            raise InvalidInput("envelope_digest is 32 bytes", field="envelope_digest")
-        if self.side is Side.SENDER and (self.envelope_digest is None or self.expires is None):
-            raise InvalidInput(
-                "the sender knows the digest and expiry of what it sealed", field="envelope_digest"
-            )
-        if type(self.max_wrong_codes) is not int or not 1 <= self.max_wrong_codes <= 100:
-            raise InvalidInput("max_wrong_codes must be 1 to 100", field="max_wrong_codes")
-        if type(self.wrong_codes) is not int or not 0 <= self.wrong_codes <= self.max_wrong_codes:
-            raise InvalidInput("wrong_codes must be 0 to max_wrong_codes", field="wrong_codes")
-        if type(self.receipts_issued) is not int or self.receipts_issued < 0:
-            raise InvalidInput("receipts_issued must be 0 or more", field="receipts_issued")
-
-    @property
-    def role(self) -> Role:
-        return Role.SENDER if self.side is Side.SENDER else Role.RECEIVER
-
-    @property
-    def is_final(self) -> bool:
-        return self.state in final_states(self.side)
-
-
-def new_outgoing(
-    *, transfer_id: str, sender_domain: str, receiver_domain: str, expires: datetime, envelope_digest: bytes
-) -> TransferStatus:
-    """The sender's status once the envelope is sealed and written to the outbox."""
-    return TransferStatus(
-        side=Side.SENDER, state=S.SEALED, transfer_id=transfer_id, local_domain=sender_domain,
-        peer_domain=receiver_domain, expires=expires, envelope_digest=envelope_digest,
-    )  # fmt: skip
-
-
-def new_incoming(
-    *,
-    transfer_id: str,
-    sender_domain: str,
-    receiver_domain: str,
-    max_wrong_codes: int = DEFAULT_MAX_WRONG_CODES,
-) -> TransferStatus:
-    """The receiver's status before anything about the transfer is stored (``absent``)."""
-    return TransferStatus(
-        side=Side.RECEIVER, state=R.ABSENT, transfer_id=transfer_id, local_domain=receiver_domain,
-        peer_domain=sender_domain, max_wrong_codes=max_wrong_codes,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
