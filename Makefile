@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ test: $(STAMP) lint
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+# The benchmarks of issue 8 (tests/bench, not part of `make test`): about 10 minutes; prints the table and
+# writes tests/bench/results/latest.json. age and gpg are the baselines: installed when running as root on
+# Debian, otherwise their goals are reported as skipped. Pass options with BENCH_ARGS="--only 1,5".
+bench: $(STAMP)
+	@if ! command -v age >/dev/null 2>&1 || ! command -v gpg >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age gnupg; \
+		else \
+			echo "note: age and/or gpg are missing; their baselines will be skipped."; \
+			echo "      install them with: sudo apt-get install age gnupg"; \
+		fi; \
+	fi
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import closing
 from typing import Any, BinaryIO, TypeVar
 
 from cryptography.exceptions import InvalidTag
+from nacl.bindings import crypto_secretstream_xchacha20poly1305_state
 
 from crypto._codes import Code
 from crypto._envelope_kdf import (
@@ -18,7 +20,7 @@ from crypto._envelope_kdf import (
     hpke_info,
     payload_keys,
 )
-from crypto._envelope_stream import decrypt_chunk, new_state, read_exact
+from crypto._envelope_stream import batch_length, batched, decrypt_batch, new_state, pipelined, read_exact
 from crypto._keys import EncryptionKey, EncryptionPublicKey, IdentityPublicKey
 from crypto._manifest_sig import verify_manifest
 from protocol.envelope_errors import (
@@ -43,7 +45,7 @@ from protocol.envelope_format import (
     parse_unverified_prefix,
     parse_unverified_sender,
 )
-from protocol.errors import SignatureInvalid
+from protocol.errors import SatchelError, SignatureInvalid
 from protocol.manifest import Manifest, ManifestRecord
 
 PEEK_LENGTH = 329
@@ -278,12 +280,54 @@ def open_envelope(
     payload_key = _confirmed_payload_key(prefix, header, code, keys[header.recipient_key_id])
     body = _Body(data[prefix.length :], source)
     plaintext = _Plaintext(header, sender_key, out, policy)
-    state = new_state(payload_key, prefix.stream_header)
-    last = header.chunk_count - 1
-    for index in range(last + 1):
-        length = min(header.chunk_size, header.payload_length - index * header.chunk_size) + CHUNK_OVERHEAD
-        chunk = body.read(length)
-        plaintext.feed(decrypt_chunk(state, chunk, expected_length=length, final=index == last))
+    decrypt = _Decryptor(body, new_state(payload_key, prefix.stream_header))
+    per_batch = batch_length(header.chunk_size)
+    # A worker thread reads and decrypts the next batch while this one hashes and writes the previous
+    # (see crypto._envelope_stream): the two halves take about the same time. Results come back in
+    # order, so errors surface in the order they would chunk by chunk, and only authenticated plaintext
+    # ever reaches ``out``. ``source`` is read by one thread at a time: the worker until the batches
+    # are done (closing() waits for it), then this one.
+    with closing(
+        pipelined(_batches(header, per_batch), decrypt, threaded=header.chunk_count > per_batch)
+    ) as results:
+        for opened, error in results:
+            if opened:
+                plaintext.feed(opened)
+            if error is not None:
+                raise error
     if body.read(1):
         raise EnvelopeTrailingBytes("bytes follow the final chunk", field="body")
     return plaintext.finish()
+
+
+def _batches(header: EnvelopeHeader, per_batch: int) -> Iterator[tuple[list[int], list[bool]]]:
+    """The chunks' ciphertext lengths, batch by batch, and which chunk is the final one."""
+    last = header.chunk_count - 1
+    for batch in batched(range(header.chunk_count), per_batch):
+        lengths = [
+            min(header.chunk_size, header.payload_length - index * header.chunk_size) + CHUNK_OVERHEAD
+            for index in batch
+        ]
+        yield lengths, [index == last for index in batch]
+
+
+class _Decryptor:
+    """Reads and opens batches of chunks in order. After a failure it reads and opens nothing more.
+
+    One read per batch: a source that ends early gives a short batch, and decryption reports the first
+    chunk it cuts as truncated, as reading chunk by chunk would.
+    """
+
+    def __init__(self, body: _Body, state: crypto_secretstream_xchacha20poly1305_state) -> None:
+        self._body = body
+        self._state = state
+        self._failed = False
+
+    def __call__(self, batch: tuple[list[int], list[bool]]) -> tuple[memoryview, SatchelError | None]:
+        """The plaintext of the chunks that authenticated, and the error of the first that did not."""
+        if self._failed:
+            return memoryview(b""), None
+        lengths, finals = batch
+        plaintext, error = decrypt_batch(self._state, self._body.read(sum(lengths)), lengths, finals)
+        self._failed = error is not None
+        return plaintext, error

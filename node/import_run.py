@@ -74,18 +74,15 @@ def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
         imports.update(node.db, found.import_id, status="running")
     offsets = _offsets(manifest)
     by_sis = {s.sis_id: s for s in manifest.students}
+    records_of: dict[str, list[ManifestRecord]] = {}
+    for rec in manifest.records:
+        records_of.setdefault(rec.student_sis_id, []).append(rec)
     for student in pending:
         try:
             _import_student(
-                node,
-                found,
-                manifest,
-                by_sis[student.sender_sis_id],
-                student,
-                offsets,
-                Path(row.staging_path or ""),
-                user.username,
-            )
+                node, found, manifest, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
+                student, offsets, Path(row.staging_path or ""), user.username,
+            )  # fmt: skip
         except SatchelError as exc:
             with write_transaction(node.db):
                 imports.update_student(node.db, found.import_id, student.sender_sis_id, result="skipped",
@@ -125,11 +122,10 @@ def _destination(
 
 
 def _import_student(
-    node: Node, found: Import, manifest: Manifest, incoming: ManifestStudent, student: ImportStudent,
-    offsets: dict[str, tuple[int, int]], staging: Path, actor: str,
+    node: Node, found: Import, manifest: Manifest, incoming: ManifestStudent, mine: list[ManifestRecord],
+    student: ImportStudent, offsets: dict[str, tuple[int, int]], staging: Path, actor: str,
 ) -> None:  # fmt: skip
     sis_id, create = _destination(node, found, incoming, student)
-    mine = [r for r in manifest.records if r.student_sis_id == incoming.sis_id]
     todo = [r for r in mine if imports.imported_record(node.db, manifest.sender_domain, r.record_id) is None]
     # Bytes first, outside the transaction: a crash now leaves an unreferenced blob, never a half import.
     for rec in todo:

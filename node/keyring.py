@@ -63,6 +63,14 @@ class Keyring:
         self._session = session
         self.allow_loopback_http = allow_loopback_http
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        # What _local found per key id, kept while the database is unchanged: every signed request asks,
+        # and two queries plus building the key cost about as much as verifying the signature.
+        # PRAGMA data_version moves whenever another connection (a `satchel` command, another process)
+        # commits; this keyring clears the cache itself after its own writes (the only writer of peers in
+        # a node's process). Validity windows and revocation are still checked on every request.
+        self._cache: dict[str, tuple[PeerKey, str]] = {}
+        self._public: dict[bytes, IdentityPublicKey] = {}
+        self._cache_version: int | None = None
 
     def session(self) -> aiohttp.ClientSession:
         return self._session()
@@ -91,14 +99,31 @@ class Keyring:
                 field="Signature-Input",
                 hint="the calling node must sign with its current key",
             )
-        return ResolvedKey(key.domain, IdentityPublicKey(key.public_key), peer_trust)
+        public = self._public.get(key.public_key)
+        if public is None:
+            public = self._public[key.public_key] = IdentityPublicKey(key.public_key)
+        return ResolvedKey(key.domain, public, peer_trust)
 
     def _local(self, key_id: str, domain: str | None) -> tuple[PeerKey, str] | None:
-        key = peer_store.key_by_id(self._node.db, key_id)
-        if key is None or key.use != "identity" or (domain is not None and key.domain != domain):
-            return None
-        peer = peer_store.get(self._node.db, key.domain)
-        return (key, peer.trust) if peer else None
+        version = self._node.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._cache_version:
+            self.forget_cached()
+            self._cache_version = version
+        found = self._cache.get(key_id)
+        if found is None:
+            key = peer_store.key_by_id(self._node.db, key_id)
+            if key is None or key.use != "identity":
+                return None
+            peer = peer_store.get(self._node.db, key.domain)
+            if peer is None:
+                return None
+            found = self._cache[key_id] = (key, peer.trust)
+        return None if domain is not None and found[0].domain != domain else found
+
+    def forget_cached(self) -> None:
+        """Drop what _local remembers; call after changing peers or their keys on this connection."""
+        self._cache.clear()
+        self._public.clear()
 
     async def _once(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         future = self._inflight.get(name)
@@ -169,11 +194,16 @@ class Keyring:
                 f"the node at {base_url} says its URL is {descriptor.base_url}", field="url",
                 hint="use the URL the node publishes in its descriptor",
             )  # fmt: skip
-        with write_transaction(self._node.db):
-            if repin:
-                peer_store.forget_identity_keys(self._node.db, descriptor.domain)
-            self._check_chain(descriptor, verified.signer.key_id)
-            self.store_descriptor(descriptor, body, trust=trust, trusted_via=base_url, pinned_by=pinned_by)
+        try:
+            with write_transaction(self._node.db):
+                if repin:
+                    peer_store.forget_identity_keys(self._node.db, descriptor.domain)
+                self._check_chain(descriptor, verified.signer.key_id)
+                self.store_descriptor(
+                    descriptor, body, trust=trust, trusted_via=base_url, pinned_by=pinned_by
+                )
+        finally:
+            self.forget_cached()  # committed or rolled back, what was cached may be stale either way
         return descriptor
 
     def _check_chain(self, descriptor: Descriptor, signer: str) -> None:
@@ -194,12 +224,15 @@ class Keyring:
         pinned_by: str | None = None,
     ) -> None:
         signer = verify_descriptor(signed).signer.key_id
-        with write_transaction(self._node.db):
-            self._check_chain(descriptor, signer)
-            peer_store.store(
-                self._node.db, descriptor, signed, trust=trust, trusted_via=trusted_via, pinned_by=pinned_by,
-                now=now_iso(),
-            )  # fmt: skip
+        try:
+            with write_transaction(self._node.db):
+                self._check_chain(descriptor, signer)
+                peer_store.store(
+                    self._node.db, descriptor, signed, trust=trust, trusted_via=trusted_via, pinned_by=pinned_by,
+                    now=now_iso(),
+                )  # fmt: skip
+        finally:
+            self.forget_cached()
 
     async def refresh(self, domain: str) -> Descriptor:
         peer = peer_store.get(self._node.db, domain)

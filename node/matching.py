@@ -6,6 +6,7 @@ decisions; nothing here queries per student.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 import sqlite_utils
@@ -21,6 +22,18 @@ from storage import match_index
 
 
 def match_students(db: sqlite_utils.Database, incoming: Sequence[IncomingStudent]) -> list[MatchOutcome]:
+    # The cyclic garbage collector would walk every candidate record again and again as the working set
+    # grows (time superlinear in incoming students); nothing built here is cyclic, so pause it.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _match(db, incoming)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _match(db: sqlite_utils.Database, incoming: Sequence[IncomingStudent]) -> list[MatchOutcome]:
     """One outcome per incoming student, in order (see protocol.matching for the rules)."""
     found = match_index.candidates(db, incoming)
     by_sis_id = match_index.lookup_sis_ids(db, (s.receiving_sis_id for s in incoming if s.receiving_sis_id))

@@ -28,6 +28,8 @@ from storage.database import write_transaction
 
 log = logging.getLogger("satchel.outbox")
 BASE_DELAY = 2.0
+# How long one delivery attempt may hold a job; a deliverer that dies mid-way frees it after this.
+LEASE_SECONDS = 900.0
 MAX_DELAY = 3600.0
 # A refusal with one of these codes may clear up by itself (the peer has not learned our new key yet,
 # its database was busy, it was briefly switched off), so it is retried rather than given up.
@@ -47,6 +49,10 @@ async def deliver_due(
     """Try every due job once; returns how many were delivered."""
     delivered = 0
     for job in outbox.due(node.db, now_iso(), job_ids=job_ids):
+        with write_transaction(node.db):
+            lease = iso(utc_now() + timedelta(seconds=LEASE_SECONDS))
+            if not outbox.claim(node.db, job.job_id, now=now_iso(), lease_until=lease):
+                continue  # another deliverer took it
         if job.expires_at and job.expires_at <= now_iso():
             with write_transaction(node.db):
                 outbox.mark_failed(node.db, job.job_id, error="expired before delivery", now=now_iso())
@@ -102,6 +108,8 @@ def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Rando
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: one owned task that delivers due jobs until shutdown."""
     rng = random.SystemRandom()
+    with write_transaction(app[NODE].db):
+        outbox.release_leases(app[NODE].db)
 
     async def loop() -> None:
         while True:

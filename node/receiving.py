@@ -8,7 +8,6 @@ renamed into the inbox, in the same step as the transfer row is written.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
 from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
 from protocol import InvalidInput, NotFound
-from protocol.content_digest import parse_content_digest
+from protocol.content_digest import DigestUnsupportedAlgorithm, parse_content_digest
 from protocol.envelope_errors import EnvelopeMalformed, EnvelopeSignatureInvalid, EnvelopeTruncated
 from protocol.envelope_format import EnvelopeHeader, OpenPolicy, max_prefix_length
 from protocol.ids import parse_ulid
@@ -71,7 +70,6 @@ async def receive_envelope(request: web.Request) -> web.Response:
     prefix_needed = max_prefix_length(policy)
     prefix = bytearray()
     header = None
-    sha = hashlib.sha256()
     try:
         with temp.open("wb") as handle:
             async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
@@ -82,12 +80,14 @@ async def receive_envelope(request: web.Request) -> web.Response:
                     header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
                     chunk, prefix = bytes(prefix), bytearray()
                 handle.write(chunk)
-                sha.update(chunk)
             if header is None:  # a short envelope: the whole of it is the prefix
                 header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
                 handle.write(prefix)
-                sha.update(prefix)
             stream.finish()
+            digest = stream.sha256()
+            if digest is None:
+                raise DigestUnsupportedAlgorithm("envelopes are sent with a sha-256 Content-Digest",
+                                                 field="Content-Digest")  # fmt: skip
             if stream.length != header.envelope_length:
                 raise EnvelopeTruncated(
                     "the envelope's length is not the one its header announces", field="body"
@@ -95,6 +95,10 @@ async def receive_envelope(request: web.Request) -> web.Response:
             handle.flush()
             os.fsync(handle.fileno())
         final = inbox / f"{envelope_id}.env"
+        if store.get(node.db, envelope_id, local_domain=node.config.node.domain) is not None:
+            # The same envelope came in twice at once (a retry overlapped): answer as for a redelivery.
+            return _redelivered(node, store.require(node.db, envelope_id, local_domain=node.config.node.domain),
+                                peer.domain, claimed, stream, nonce_stored=True)  # fmt: skip
         with write_transaction(node.db):
             status = new_incoming(transfer_id=envelope_id, sender_domain=peer.domain,
                                   receiver_domain=node.config.node.domain)  # fmt: skip
@@ -102,7 +106,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
                          envelope_length=stream.length)  # fmt: skip
             row = store.require(node.db, envelope_id, local_domain=node.config.node.domain)
             expires = datetime.fromtimestamp(header.expires, UTC)
-            outcome = step(node, row, EnvelopeReceived(envelope_digest=sha.digest(), expires=expires),
+            outcome = step(node, row, EnvelopeReceived(envelope_digest=digest, expires=expires),
                            actor=Actor.SENDER_NODE, actor_name=peer.domain)  # fmt: skip
             os.replace(temp, final)
             record(node, peer.domain, "transfer.received", envelope_id,
@@ -133,7 +137,13 @@ def _check_header(
 
 
 def _redelivered(
-    node: Node, row: store.TransferRow, sender: str, claimed: bytes | None, stream: SignedBodyStream
+    node: Node,
+    row: store.TransferRow,
+    sender: str,
+    claimed: bytes | None,
+    stream: SignedBodyStream,
+    *,
+    nonce_stored: bool = False,
 ) -> web.Response:
     """The same envelope again: the same receipt, and nothing changes. Other bytes under its id: refused."""
     if row.peer != sender or row.status.side.value != "receiver":
@@ -146,7 +156,8 @@ def _redelivered(
                                         expires=row.status.expires or datetime.now(UTC)),
             actor=Actor.SENDER_NODE, actor_name=sender,
         )  # fmt: skip
-    stream.remember_nonce()
+    if not nonce_stored:
+        stream.remember_nonce()
     receipt = outcome.resent or store.stored_receipt(node.db, row.transfer_id, ReceiptKind.DELIVERED.value)
     if receipt is None:
         raise NotFound("no receipt to send again for this envelope")

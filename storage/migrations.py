@@ -463,3 +463,8 @@ def _requests_and_codes(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+
+
+@MIGRATIONS(name="0007_outbox_lease")
+def _outbox_lease(db: sqlite_utils.Database) -> None:
+    _run(db, "ALTER TABLE outbox ADD COLUMN leased_until TEXT")

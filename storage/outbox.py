@@ -81,6 +81,22 @@ def pending(db: sqlite_utils.Database) -> list[Job]:
     return [_job(r) for r in rows]
 
 
+def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str) -> bool:
+    """Take a due job for one delivery attempt. Only one deliverer (a `satchel` command or the server's
+    worker) wins; the lease makes a crashed deliverer's job due again when it runs out."""
+    cursor = db.execute(
+        "UPDATE outbox SET leased_until = ? WHERE job_id = ? AND status = 'pending' AND next_attempt_at <= ?"
+        " AND (leased_until IS NULL OR leased_until <= ?)",
+        [lease_until, job_id, now, now],
+    )
+    return cursor.rowcount == 1
+
+
+def release_leases(db: sqlite_utils.Database) -> int:
+    """At server start: leases held by a process that died are released, so nothing waits for them."""
+    return db.execute("UPDATE outbox SET leased_until = NULL WHERE leased_until IS NOT NULL").rowcount
+
+
 def mark_done(db: sqlite_utils.Database, job_id: str, now: str) -> None:
     db.execute(
         "UPDATE outbox SET status = 'done', done_at = ?, last_error = NULL WHERE job_id = ?", [now, job_id]
@@ -89,14 +105,15 @@ def mark_done(db: sqlite_utils.Database, job_id: str, now: str) -> None:
 
 def mark_retry(db: sqlite_utils.Database, job_id: str, *, next_attempt_at: str, error: str) -> None:
     db.execute(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE job_id = ?",
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, leased_until = NULL"
+        " WHERE job_id = ?",
         [next_attempt_at, error[:500], job_id],
     )
 
 
 def mark_failed(db: sqlite_utils.Database, job_id: str, *, error: str, now: str) -> None:
     db.execute(
-        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?"
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, leased_until = NULL"
         " WHERE job_id = ?",
         [error[:500], now, job_id],
     )

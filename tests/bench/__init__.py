@@ -1,0 +1,1 @@
+"""Satchel's benchmark suite (issue 8): `make bench` or `python -m tests.bench`. Not part of `make test`."""
