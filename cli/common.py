@@ -95,6 +95,11 @@ def opened(home: str | None) -> Iterator[Node]:
         node.close()
 
 
+def id_list(text: str | None) -> tuple[str, ...]:
+    """Ids given as one option value, separated by commas (or semicolons, as spreadsheets export them)."""
+    return tuple(part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip())
+
+
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 

@@ -9,13 +9,13 @@ from cli.common import (
     as_option,
     deliver_now,
     home_option,
+    id_list,
     json_option,
     opened,
     print_fields,
     print_json,
     print_table,
 )
-from cli.transfers import _ids
 from node import requests_flow
 from node.manifest_builder import Selection
 from storage import requests as store
@@ -159,8 +159,8 @@ def requests_release(
     Example:
       satchel requests release 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --student 200101 --all-records --as jane
     """
-    selection = Selection(students=(student,), documents=_ids(documents), cases=_ids(cases), assessments=assessments,
-                          all_records=all_records)  # fmt: skip
+    selection = Selection(students=(student,), documents=id_list(documents), cases=id_list(cases),
+                          assessments=assessments, all_records=all_records)  # fmt: skip
     with opened(home) as node:
         sent = requests_flow.release(node, actor=actor, request_id=request_id, student_sis_id=student,
                                      selection=selection, comments=comments)  # fmt: skip

@@ -12,6 +12,7 @@ from cli.common import (
     as_option,
     deliver_now,
     home_option,
+    id_list,
     json_option,
     opened,
     print_fields,
@@ -28,10 +29,6 @@ from protocol.transfer_states import allowed_events
 from storage import students as student_store
 from storage import transfers as store
 from storage.database import write_transaction
-
-
-def _ids(text: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip())
 
 
 def _students(students: tuple[str, ...], students_file: Path | None) -> tuple[str, ...]:
@@ -113,7 +110,7 @@ def send_command(
           --receiving-sis-id 100234=S-88812 --owner bo@shelbyville.k12.il.us --note "IEP meeting 9/14" --as jane
     """
     selection = Selection(
-        students=_students(students, students_file), documents=_ids(documents), cases=_ids(cases),
+        students=_students(students, students_file), documents=id_list(documents), cases=id_list(cases),
         assessments=assessments, all_records=all_records, receiving_ids=_receiving(receiving),
     )  # fmt: skip
     run(home, lambda node, rt: _refresh(rt, to))

@@ -64,14 +64,19 @@ def verified_manifest(node: Node, row: TransferRow) -> Manifest:
     raise last or NotImportable(f"no key of {row.peer} verifies the manifest")
 
 
-def incoming(student: ManifestStudent) -> IncomingStudent:
-    # A foreign district's spelling of sex and grade is mapped to Satchel's code sets; unknown ones are dropped
-    # rather than refusing the student (matching then simply has less to compare).
+def sex_and_grade(student: ManifestStudent) -> tuple[str | None, str | None]:
+    """A foreign district's spelling of sex and grade in Satchel's code sets; an unknown one is dropped
+    rather than refusing the student (matching then has less to compare, and the record leaves it blank)."""
     sex = grade = None
     with contextlib.suppress(SatchelError):
         sex = normalize_sex(student.sex or "")
     with contextlib.suppress(SatchelError):
         grade = normalize_grade(student.grade or "")
+    return sex, grade
+
+
+def incoming(student: ManifestStudent) -> IncomingStudent:
+    sex, grade = sex_and_grade(student)
     return IncomingStudent(
         sender_sis_id=student.sis_id, given_name=student.given_name, family_name=student.family_name,
         middle_name=student.middle_name or "", birth_date=student.birth_date, sex=sex, grade=grade,

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from node.clock import new_id, now_iso
 from node.home import Node
-from node.import_preview import transfer_for_import, verified_manifest
+from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
 from node.operators import authorize, record
 from node.transfer_engine import step
 from protocol import InvalidInput, SatchelError
 from protocol.ids import parse_ulid
 from protocol.manifest import Manifest, ManifestRecord, ManifestStudent
 from protocol.receipts import ImportCounts, SkippedStudents
-from protocol.roster import StudentRecord, normalize_grade, normalize_sex
+from protocol.roster import StudentRecord
 from protocol.transfer_states import Actor, ImportFailed, ImportFinished, ReceiverState, TransferEvent
 from storage import imports, records, students
 from storage import transfers as store
@@ -168,12 +168,7 @@ def _slice(path: Path, start: int, length: int):
 
 
 def _new_student(found: Import, s: ManifestStudent, sis_id: str) -> StudentRecord:
-    sex = grade = None
-    try:
-        sex = normalize_sex(s.sex or "")
-        grade = normalize_grade(s.grade or "")
-    except SatchelError:
-        pass
+    sex, grade = sex_and_grade(s)
     return StudentRecord(
         sis_id=sis_id, source_id=f"import:{found.source_domain}:{s.sis_id}", given_name=s.given_name,
         family_name=s.family_name, middle_name=s.middle_name or "", birth_date=s.birth_date, sex=sex, grade=grade,

@@ -22,8 +22,8 @@ from node.envelope_policy import sealing_argon2
 from node.home import Node
 from node.manifest_builder import ConcatReader, Contents, Selection, build
 from node.operators import authorize, record
-from node.transfer_engine import ENVELOPE_JOB, _notify, utcnow
-from protocol import SatchelError
+from node.transfer_engine import ENVELOPE_JOB, notify_topic, utcnow
+from protocol import InvalidInput, SatchelError
 from protocol.descriptor import Contact
 from protocol.transfer_states import TransfersDisabled, new_outgoing
 from storage import outbox, peers
@@ -124,12 +124,13 @@ def send(
     if not district_state.transfers_enabled(node):
         raise TransfersDisabled("transfers are switched off on this node", field="transfers",
                                 hint="switch them on with `satchel transfers enable`")  # fmt: skip
+    days = expires_days if expires_days is not None else node.config.envelope.default_expiry_days
+    if not 1 <= days <= 365:
+        raise InvalidInput(f"--expires must be 1 to 365 days, not {days}", field="--expires",
+                           hint="a transfer stays open at most a year; 30 days is the default")  # fmt: skip
     peer = destination(node, to)
     recipient_key = _encryption_key(node, peer)
     now = utcnow()
-    days = expires_days if expires_days is not None else node.config.envelope.default_expiry_days
-    if not 1 <= days <= 365:
-        raise SatchelError("--expires must be 1 to 365 days", field="--expires")
     expires = now + timedelta(days=days)
     contents = build(node, selection, recipient_domain=peer.domain, notes=note, owner=owner,
                      created=int(now.timestamp()))  # fmt: skip
@@ -162,7 +163,7 @@ def send(
                         detail={"students": len(contents.manifest.students), "records": len(contents.manifest.records),
                                 "bytes": length})  # fmt: skip
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
-        _notify(node, row, "transfer.sent")
+        notify_topic(node, row, "transfer.sent")
         if in_transaction is not None:
             in_transaction(transfer_id)
         record(node, user.username, "transfer.send", transfer_id,

@@ -96,7 +96,7 @@ def step(
         elif isinstance(effect, ResendReceipt):
             outcome.resent = store.stored_receipt(node.db, row.transfer_id, effect.kind.value)
         elif isinstance(effect, NotifyCoordinators):
-            _notify(node, row, effect.topic)
+            notify_topic(node, row, effect.topic)
         elif isinstance(effect, CountWrongCode):
             outcome.wrong_code = effect
         elif effect is Action.ERASE_CODE:
@@ -156,7 +156,7 @@ def _queue_receipt(node: Node, row: TransferRow, receipt: Receipt, signed: bytes
     )  # fmt: skip
 
 
-def _notify(node: Node, row: TransferRow, topic: str) -> None:
+def notify_topic(node: Node, row: TransferRow, topic: str) -> None:
     template = TOPICS.get(topic, "Transfer {id}: " + topic)
     subject = template.format(id=row.transfer_id, peer=row.peer)
     body = (

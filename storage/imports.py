@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from protocol import NotFound
+from storage.rows import insert_row, update_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,24 +109,17 @@ def require(db: sqlite_utils.Database, transfer_id: str) -> Import:
 
 
 def create(db: sqlite_utils.Database, **values: Any) -> None:
-    db.execute(
-        f"INSERT INTO imports ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-        list(values.values()),
-    )
+    insert_row(db, "imports", values)
 
 
 def update(db: sqlite_utils.Database, import_id: str, **changes: Any) -> None:
-    sets = ", ".join(f"{k} = ?" for k in changes)
-    db.execute(f"UPDATE imports SET {sets} WHERE import_id = ?", [*changes.values(), import_id])
+    update_rows(db, "imports", changes, {"import_id": import_id})
 
 
 def add_student(db: sqlite_utils.Database, **values: Any) -> None:
     values = {**values, "candidates": json.dumps(values.get("candidates", [])),
               "reasons": json.dumps(values.get("reasons", []))}  # fmt: skip
-    db.execute(
-        f"INSERT INTO import_students ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-        list(values.values()),
-    )
+    insert_row(db, "import_students", values)
 
 
 def students(db: sqlite_utils.Database, import_id: str) -> list[ImportStudent]:
@@ -136,11 +130,7 @@ def students(db: sqlite_utils.Database, import_id: str) -> list[ImportStudent]:
 
 
 def update_student(db: sqlite_utils.Database, import_id: str, sender_sis_id: str, **changes: Any) -> None:
-    sets = ", ".join(f"{k} = ?" for k in changes)
-    db.execute(
-        f"UPDATE import_students SET {sets} WHERE import_id = ? AND sender_sis_id = ?",
-        [*changes.values(), import_id, sender_sis_id],
-    )
+    update_rows(db, "import_students", changes, {"import_id": import_id, "sender_sis_id": sender_sis_id})
 
 
 def delete(db: sqlite_utils.Database, import_id: str) -> None:
@@ -166,10 +156,7 @@ def imported_record(db: sqlite_utils.Database, source_domain: str, record_id: st
 
 
 def remember_record(db: sqlite_utils.Database, **values: Any) -> None:
-    db.execute(
-        f"INSERT INTO imported_records ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-        list(values.values()),
-    )
+    insert_row(db, "imported_records", values)
 
 
 def records_of_import(db: sqlite_utils.Database, import_id: str) -> list[tuple[str, str, str, str]]:

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from protocol import Conflict, NotFound
 from protocol.assessments_csv import AssessmentResult
+from storage.rows import update_rows
 
 DOCUMENT_TYPES = ("iep", "504", "evaluation", "transcript", "discipline", "health", "other")
 
@@ -90,8 +91,7 @@ def get_document(db: sqlite_utils.Database, doc_id: str) -> Document:
 
 
 def update_document(db: sqlite_utils.Database, doc_id: str, **changes: Any) -> None:
-    sets = ", ".join(f"{k} = ?" for k in changes)
-    db.execute(f"UPDATE documents SET {sets} WHERE doc_id = ?", [*changes.values(), doc_id])
+    update_rows(db, "documents", changes, {"doc_id": doc_id})
 
 
 def documents_with_blob(db: sqlite_utils.Database, sha256: str) -> int:

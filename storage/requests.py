@@ -8,6 +8,7 @@ from typing import Any
 import sqlite_utils
 
 from protocol import NotFound
+from storage.rows import insert_row, update_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +56,11 @@ def require(db: sqlite_utils.Database, request_id: str) -> RequestRow:
 
 
 def insert(db: sqlite_utils.Database, **values: Any) -> None:
-    db.execute(
-        f"INSERT INTO records_requests ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-        list(values.values()),
-    )
+    insert_row(db, "records_requests", values)
 
 
 def update(db: sqlite_utils.Database, request_id: str, **changes: Any) -> None:
-    sets = ", ".join(f"{k} = ?" for k in changes)
-    db.execute(f"UPDATE records_requests SET {sets} WHERE request_id = ?", [*changes.values(), request_id])
+    update_rows(db, "records_requests", changes, {"request_id": request_id})
 
 
 def list_rows(

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from protocol import NotFound
 from protocol.transfer_states import ReceiverState, SenderState, Side, TransferStatus
+from storage.rows import insert_row, update_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +96,7 @@ def insert(db: sqlite_utils.Database, status: TransferStatus, *, now: str, **ext
         "wrong_codes": status.wrong_codes, "max_wrong_codes": status.max_wrong_codes,
         "receipts_issued": status.receipts_issued, "created_at": now, "updated_at": now, **extra,
     }  # fmt: skip
-    db.execute(
-        f"INSERT INTO transfers ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-        list(values.values()),
-    )
+    insert_row(db, "transfers", values)
 
 
 def save_status(db: sqlite_utils.Database, status: TransferStatus, *, now: str, **extra: Any) -> None:
@@ -106,8 +104,7 @@ def save_status(db: sqlite_utils.Database, status: TransferStatus, *, now: str, 
         "state": status.state.value, "expires_at": _iso(status.expires), "envelope_digest": status.envelope_digest,
         "wrong_codes": status.wrong_codes, "receipts_issued": status.receipts_issued, "updated_at": now, **extra,
     }  # fmt: skip
-    sets = ", ".join(f"{k} = ?" for k in values)
-    db.execute(f"UPDATE transfers SET {sets} WHERE transfer_id = ?", [*values.values(), status.transfer_id])
+    update_rows(db, "transfers", values, {"transfer_id": status.transfer_id})
 
 
 def list_rows(

@@ -80,3 +80,12 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
         handle.write("424242,STAR Math,Math,2026-09-16,480,480,41,On Watch\n")
     bad = run_cli(home, "assessments", "import", str(csv), "--as", "coord", ok=False)
     assert "assessments.rows_invalid" in bad.stderr and "424242" in bad.stderr
+
+
+def test_send_refuses_a_bad_expiry_as_the_operators_mistake(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    run_cli(home, "transfers", "enable", "--as", "coord")
+    result = run_cli(home, "send", "--to", "b.example.org", "--student", "100001", "--expires", "0",
+                     "--as", "coord", ok=False)  # fmt: skip
+    assert result.exit_code == 2 and "(error code input.invalid)" in result.stderr
+    assert "Field: --expires" in result.stderr and "Hint:" in result.stderr
