@@ -12,8 +12,10 @@ import base64
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Protocol
 
+from protocol import signature_fast
 from protocol.errors import InvalidInput, MalformedMessage, SignatureInvalid
 from protocol.signature_base import (
     Component,
@@ -61,6 +63,8 @@ __all__ = [
     "KEY_ID_PATTERN",
     "MAX_LIFETIME",
     "NONCE_PATTERN",
+    "SESSION_ALGORITHM",
+    "SESSION_KEY_ID_PATTERN",
     "SIGNATURE",
     "SIGNATURE_INPUT",
     "SUGGESTED_HTTP_STATUS",
@@ -85,6 +89,7 @@ __all__ = [
     "UnverifiedSignature",
     "VerifiedSignature",
     "VerifyKeyLike",
+    "algorithm_for",
     "check_request_signature",
     "check_response_signature",
     "default_response_components",
@@ -102,10 +107,12 @@ __all__ = [
 SIGNATURE_INPUT = "signature-input"
 SIGNATURE = "signature"
 ALGORITHM = "ed25519"  # RFC 9421 §3.3.6
+SESSION_ALGORITHM = "hmac-sha256"  # RFC 9421 §3.3.3, keyed per session (spec/request-signing.md §11)
 DEFAULT_LABEL = "sig1"
 DEFAULT_MAX_SKEW = 60
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")  # >= 128 bits of base64url, no padding
 KEY_ID_PATTERN = re.compile(r"ed25519-[0-9a-hjkmnp-tv-z]{16}")  # crypto._keys._key_id
+SESSION_KEY_ID_PATTERN = re.compile(r"hs-[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
 # MAX_LIFETIME (300 s, the longest created-to-expires span) lives in protocol.signature_errors.
 
 # The node's status table is authoritative; these are the statuses spec/request-signing.md suggests.
@@ -141,6 +148,7 @@ DEFAULT_REQUEST_COMPONENTS: tuple[Component, ...] = tuple(
 )
 
 
+@lru_cache(maxsize=16)
 def default_response_components(request_label: str = DEFAULT_LABEL) -> tuple[Component, ...]:
     return (
         Component(name="@status"),
@@ -254,19 +262,38 @@ def parse_signature(headers: Sequence[tuple[str, str]], label: str = DEFAULT_LAB
     )
 
 
+def algorithm_for(key_id: str) -> str:
+    """The one algorithm a key id may sign with: node keys are Ed25519, session keys HMAC-SHA256."""
+    return SESSION_ALGORITHM if key_id.startswith("hs-") else ALGORITHM
+
+
 def _profile_params(params: SignatureParams) -> tuple[int, int, str, str]:
     created, expires, nonce, keyid = params.created, params.expires, params.nonce, params.keyid
     if created is None or expires is None or nonce is None or keyid is None:
         raise SignatureMalformed(
             "created, expires, nonce and keyid are all required", field="Signature-Input"
         )
+    return _profile_values(created, expires, nonce, keyid)
+
+
+def _profile_values(created: int, expires: int, nonce: str, keyid: str) -> tuple[int, int, str, str]:
     if not NONCE_PATTERN.fullmatch(nonce):
         raise SignatureMalformed("nonce is not 22 to 128 base64url characters", field="Signature-Input")
-    if not KEY_ID_PATTERN.fullmatch(keyid):
-        raise SignatureMalformed("keyid is not a Satchel node key id", field="Signature-Input")
+    if not (KEY_ID_PATTERN.fullmatch(keyid) or SESSION_KEY_ID_PATTERN.fullmatch(keyid)):
+        raise SignatureMalformed("keyid is not a Satchel node or session key id", field="Signature-Input")
     if expires <= created:
         raise SignatureMalformed("expires is not after created", field="Signature-Input")
     return created, expires, nonce, keyid
+
+
+def _check_algorithm(keyid: str, alg: str | None) -> None:
+    # The key id, not the message, decides the algorithm (RFC 9421 §3.2 step 6): no key confusion.
+    allowed = (SESSION_ALGORITHM,) if algorithm_for(keyid) == SESSION_ALGORITHM else (None, ALGORITHM)
+    if alg not in allowed:
+        raise SignatureAlgorithmUnsupported(
+            f"the signature algorithm is not {algorithm_for(keyid)}, the one key {keyid} signs with",
+            field="Signature-Input",
+        )
 
 
 def _body_present(headers: Headers, has_body: bool | None) -> bool:
@@ -330,12 +357,20 @@ def _sign(
     has_body: bool | None,
     request_label: str,
 ) -> list[tuple[str, str]]:
-    params = SignatureParams.build(
-        created=created, expires=expires, nonce=nonce, alg=ALGORITHM if include_alg else None, keyid=key_id
-    )
+    algorithm = algorithm_for(key_id)
+    alg = algorithm if include_alg or algorithm == SESSION_ALGORITHM else None
     # The signer applies the verifier's rules to itself, so a bad call fails here and not at the peer.
-    _profile_params(params)
+    _profile_values(created, expires, nonce, key_id)
     _check_times(created, expires, now=created, max_skew=0, max_lifetime=MAX_LIFETIME)
+    fast = signature_fast.prepare(
+        message, covered, label=label, created=created, expires=expires, nonce=nonce, alg=alg, key_id=key_id,
+        has_body=has_body, request_label=request_label,
+    )  # fmt: skip
+    if fast is not None:
+        member, base = fast
+        encoded = base64.b64encode(bytes(sign(base))).decode("ascii")
+        return [("Signature-Input", f"{label}={member}"), ("Signature", f"{label}=:{encoded}:")]
+    params = SignatureParams.build(created=created, expires=expires, nonce=nonce, alg=alg, keyid=key_id)
     missing = _missing_components(message, covered, has_body=has_body, extra=(), request_label=request_label)
     if missing:
         raise SignatureComponentsMissing(f"the signature would not cover {', '.join(missing)}")
@@ -424,10 +459,27 @@ def _check(
     require_components: Sequence[Component | str],
     has_body: bool | None,
     misaddressed: bool = False,
+    fast: bool = True,
 ) -> UnverifiedSignature:
+    extra = tuple(map(_component, require_components))
+    if fast and not any(c.params for c in extra):
+        found = signature_fast.read(
+            message, label=label, request_label=request_label, require=[c.name for c in extra], has_body=has_body
+        )  # fmt: skip
+        if found is not None:
+            # The same rules, in the same order, as below: what the general code would decide.
+            created, expires, nonce, keyid = _profile_values(
+                found.created, found.expires, found.nonce, found.key_id
+            )
+            _check_algorithm(keyid, found.alg)
+            _check_times(created, expires, now=now, max_skew=max_skew, max_lifetime=max_lifetime)
+            return UnverifiedSignature(
+                label=label, key_id=keyid, created=created, expires=expires, nonce=nonce,
+                components=found.components, signature=found.signature, content_digest=found.content_digest,
+                replay_until=expires + max_skew, signature_base=found.signature_base, misaddressed=misaddressed,
+            )  # fmt: skip
     parsed = parse_signature(message.headers, label)
     created, expires, nonce, keyid = _profile_params(parsed.params)
-    extra = tuple(map(_component, require_components))
     missing = _missing_components(
         message, parsed.components, has_body=has_body, extra=extra, request_label=request_label
     )
@@ -435,8 +487,7 @@ def _check(
         raise SignatureComponentsMissing(
             f"the signature does not cover {', '.join(missing)}", field="Signature-Input"
         )
-    if parsed.params.alg not in (None, ALGORITHM):
-        raise SignatureAlgorithmUnsupported("the signature algorithm is not ed25519", field="Signature-Input")
+    _check_algorithm(keyid, parsed.params.alg)
     _check_times(created, expires, now=now, max_skew=max_skew, max_lifetime=max_lifetime)
     return UnverifiedSignature(
         label=label,

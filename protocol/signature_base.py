@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from protocol.errors import InvalidInput, MalformedMessage
 from protocol.signature_errors import SignatureMalformed
@@ -220,7 +221,14 @@ class SignatureParams:
 
 
 def _split_uri(uri: str) -> tuple[str, str, str | None, str, str | None]:
-    match = _URI.fullmatch(uri) if isinstance(uri, str) else None
+    if not isinstance(uri, str):
+        raise MalformedMessage("the target URI is not an absolute http(s) URI", field="target_uri")
+    return _split_text_uri(uri)
+
+
+@lru_cache(maxsize=256)  # a node is called at a handful of URIs, once per view, per signature and per check
+def _split_text_uri(uri: str) -> tuple[str, str, str | None, str, str | None]:
+    match = _URI.fullmatch(uri)
     if match is None or match["scheme"].lower() not in _DEFAULT_PORTS:
         raise MalformedMessage("the target URI is not an absolute http(s) URI", field="target_uri")
     return match["scheme"], match["host"], match["port"], match["path"], match["query"]

@@ -1,0 +1,261 @@
+"""The fast path for canonical signatures decides exactly what the general RFC 9421 code decides.
+
+protocol/signature_fast.py reads and writes one shape of Signature-Input without the general parser.
+These tests take signed messages, mangle their signature fields and headers at random, and check that
+with and without the fast path the outcome is the same: the same verified fields and signature base,
+or the same error code. Signing through the fast path must produce fields the general parser reads back
+to the very same base.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crypto import IdentityKey
+from protocol import http_signatures
+from protocol.content_digest import content_digest_header, parse_content_digest
+from protocol.errors import SatchelError
+from protocol.http_signatures import (
+    HttpRequestView,
+    HttpResponseView,
+    encode_nonce,
+    sign_request,
+    sign_response,
+)
+from protocol.structured_fields import parse_dictionary, serialize_dictionary
+
+KEY = IdentityKey.generate()
+NOW = 1_767_225_600
+URL = "https://node-b.example/satchel/v1/ping"
+BODY = b'{"a":1}'
+SESSION_KEY_ID = "hs-" + "A" * 22
+PROFILE = ["@method", "@target-uri", "content-digest", "content-type", "satchel-origin"]
+
+
+def _request(
+    components: list[str] | None = None, *, key_id: str | None = None, nonce_seed: int = 1
+) -> HttpRequestView:
+    headers = [
+        ("Host", "node-b.example"),
+        ("Content-Type", "application/json"),
+        ("Content-Digest", content_digest_header(BODY)),
+        ("Satchel-Origin", "https://node-a.example"),
+        ("Content-Length", str(len(BODY))),
+    ]
+    view = HttpRequestView(method="POST", target_uri=URL, headers=headers)
+    signature = sign_request(
+        view, key_id=key_id or KEY.public_key.key_id, sign=KEY.sign_raw, created=NOW, expires=NOW + 120,
+        nonce=encode_nonce(nonce_seed.to_bytes(16, "big")), components=components or PROFILE, has_body=True,
+    )  # fmt: skip
+    return HttpRequestView(method="POST", target_uri=URL, headers=(*headers, *signature))
+
+
+def _response(request: HttpRequestView) -> HttpResponseView:
+    body = b'{"pong":"b"}'
+    headers = [("Content-Type", "application/json"), ("Content-Digest", content_digest_header(body))]
+    view = HttpResponseView(status=200, headers=headers, request=request)
+    signature = sign_response(
+        view, key_id=KEY.public_key.key_id, sign=KEY.sign_raw, created=NOW, expires=NOW + 60,
+        nonce=encode_nonce(b"r" * 16), has_body=True,
+    )  # fmt: skip
+    return HttpResponseView(status=200, headers=(*headers, *signature), request=request)
+
+
+def _outcome(
+    message: HttpRequestView | HttpResponseView, *, fast: bool, has_body: bool | None = True
+) -> object:
+    is_request = isinstance(message, HttpRequestView)
+    try:
+        found = http_signatures._check(
+            message, now=NOW + 10, max_skew=60, max_lifetime=300, label="sig1", request_label="sig1",
+            require_components=("satchel-origin",) if is_request else (), has_body=has_body,
+            fast=fast,
+        )  # fmt: skip
+    except SatchelError as exc:
+        return ("error", exc.code)
+    return dataclasses.asdict(found)
+
+
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["insert", "delete", "replace", "duplicate-line", "space", "upper", "repeat-item", "drop"]
+        ),
+        st.integers(min_value=0, max_value=400),
+        st.sampled_from([*' ;=:"()\t,0123456789abcz*-@+/_AZ\\', "\x01", "\n", "\u00e9"]),
+    ),
+    max_size=3,
+)
+
+
+def _mangle(headers: tuple[tuple[str, str], ...], field: str, edits: list[tuple[str, int, str]]) -> tuple:
+    out = list(headers)
+    for i, (name, value) in enumerate(headers):
+        if name.lower() != field:
+            continue
+        for kind, at, char in edits:
+            at %= len(value) + 1
+            if kind == "insert":
+                value = value[:at] + char + value[at:]
+            elif kind == "delete":
+                value = value[:at] + value[at + 1 :]
+            elif kind == "replace":
+                value = value[:at] + char + value[at + 1 :]
+            elif kind == "drop":
+                pass  # below
+            elif kind == "space":
+                value = value[:at] + " " + value[at:]
+            elif kind == "upper":
+                value = value.upper()
+            elif kind == "repeat-item":
+                # A component listed twice: `("a" "b")` -> `("a" "a" "b")`.
+                start = value.find('"', at)
+                end = value.find('"', start + 1) if start >= 0 else -1
+                if end > start >= 0:
+                    value = value[: end + 1] + " " + value[start : end + 1] + value[end + 1 :]
+            else:
+                out.append((name, value[:at]))
+        out[i] = (name, value)
+    dropped = {
+        i
+        for i, (name, _) in enumerate(headers)
+        if name.lower() == field and any(e[0] == "drop" for e in edits)
+    }
+    return tuple(line for i, line in enumerate(out) if i not in dropped)
+
+
+_FIELDS = [
+    "signature-input",
+    "signature",
+    "content-digest",
+    "content-type",
+    "satchel-origin",
+    "content-length",
+]
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(_FIELDS),
+    _EDITS,
+    st.sampled_from(
+        [
+            ["@method", "@target-uri", "content-digest", "content-type", "satchel-origin"],
+            ["@target-uri", "@method", "satchel-origin", "content-type", "content-digest"],
+            ["@method", "@authority", "@path", "content-digest", "content-type", "satchel-origin"],
+            ["satchel-origin", "content-type", "content-digest", "@target-uri", "@method"],
+        ]
+    ),
+    st.booleans(),
+    st.sampled_from([True, False, None]),
+)
+def test_requests_get_the_same_outcome_with_and_without_the_fast_path(
+    field: str, edits: list[tuple[str, int, str]], components: list[str], session: bool, has_body: bool | None
+) -> None:
+    signed = _request(components, key_id=SESSION_KEY_ID if session else None)
+    mangled = HttpRequestView(method="POST", target_uri=URL, headers=_mangle(signed.headers, field, edits))
+    assert _outcome(mangled, fast=True, has_body=has_body) == _outcome(mangled, fast=False, has_body=has_body)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from([*_FIELDS[:4], "request-signature"]), _EDITS)
+def test_responses_get_the_same_outcome_with_and_without_the_fast_path(
+    field: str, edits: list[tuple[str, int, str]]
+) -> None:
+    response = _response(_request())
+    if field == "request-signature":
+        request = response.request
+        assert request is not None
+        changed = HttpRequestView(
+            method="POST", target_uri=URL, headers=_mangle(request.headers, "signature", edits)
+        )
+        response = HttpResponseView(status=200, headers=response.headers, request=changed)
+    else:
+        response = HttpResponseView(
+            status=200, headers=_mangle(response.headers, field, edits), request=response.request
+        )
+    assert _outcome(response, fast=True) == _outcome(response, fast=False)
+
+
+def test_the_fast_path_does_take_the_canonical_shape() -> None:
+    # Otherwise the equivalence above would hold trivially, and nothing would be faster.
+    from protocol import signature_fast
+
+    request = _request()
+    assert signature_fast.read(request, label="sig1", request_label="sig1", require=(), has_body=True)
+    assert signature_fast.read(
+        _response(request), label="sig1", request_label="sig1", require=(), has_body=True
+    )
+
+
+@given(
+    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=1, max_value=300),
+    st.binary(min_size=16, max_size=96),
+    st.booleans(),
+)
+def test_fast_signing_writes_what_the_general_parser_reads_back(
+    created: int, lifetime: int, nonce: bytes, session: bool
+) -> None:
+    view = HttpRequestView(method="GET", target_uri=URL, headers=[("Host", "node-b.example")])
+    key_id = SESSION_KEY_ID if session else KEY.public_key.key_id
+    lines = sign_request(
+        view, key_id=key_id, sign=KEY.sign_raw, created=created, expires=created + lifetime,
+        nonce=encode_nonce(nonce), has_body=False,
+    )  # fmt: skip
+    fields = dict(lines)
+    # Canonical: the general serialiser writes the same text for what the general parser reads.
+    for name in ("Signature-Input", "Signature"):
+        assert serialize_dictionary(parse_dictionary(fields[name])) == fields[name]
+    signed = HttpRequestView(method="GET", target_uri=URL, headers=(*view.headers, *lines))
+    general = http_signatures._check(
+        signed, now=created, max_skew=60, max_lifetime=300, label="sig1", request_label="sig1",
+        require_components=(), has_body=False, fast=False,
+    )  # fmt: skip
+    KEY.public_key.verify_raw(general.signature_base, general.signature)
+    assert general.key_id == key_id
+    assert [c.name for c in general.components] == ["@method", "@target-uri"]
+
+
+def test_session_keys_sign_only_with_hmac_and_node_keys_only_with_ed25519() -> None:
+    for key_id, alg in ((SESSION_KEY_ID, "ed25519"), (KEY.public_key.key_id, "hmac-sha256")):
+        view = _request(key_id=key_id)
+        swapped = tuple(
+            (n, v.replace(f'alg="{http_signatures.algorithm_for(key_id)}"', f'alg="{alg}"'))
+            for n, v in view.headers
+        )
+        forged = HttpRequestView(method="POST", target_uri=URL, headers=swapped)
+        for fast in (True, False):
+            assert _outcome(forged, fast=fast) == ("error", "signature.algorithm_unsupported")
+
+
+@given(st.binary(min_size=0, max_size=64), st.sampled_from(["", " ", "  "]))
+def test_content_digest_fast_parse_matches_the_general_one(body: bytes, pad: str) -> None:
+    value = pad + content_digest_header(body) + pad
+    assert parse_content_digest(value) == {"sha-256": __import__("hashlib").sha256(body).digest()}
+
+
+@pytest.mark.parametrize(
+    "value", ["sha-256=:AAAA:", "sha-256=:AAA=:", "sha-256=:AA==:, sha-512=:AA==:", "sha-256=:AB==:"]
+)
+def test_content_digest_odd_values_parse_as_the_general_parser_says(value: str) -> None:
+    parsed = parse_dictionary(value)
+    assert parse_content_digest(value) == {k: v.value for k, v in parsed.items()}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("has_body", [True, False, None])
+@pytest.mark.parametrize("length", ["0", "7", None])
+def test_a_body_without_a_covered_digest_is_judged_alike(has_body: bool | None, length: str | None) -> None:
+    headers = [("Host", "node-b.example"), ("Satchel-Origin", "https://node-a.example")]
+    headers += [("Content-Length", length)] if length is not None else []
+    view = HttpRequestView(method="POST", target_uri=URL, headers=headers)
+    lines = sign_request(
+        view, key_id=KEY.public_key.key_id, sign=KEY.sign_raw, created=NOW, expires=NOW + 120,
+        nonce=encode_nonce(b"n" * 16), components=["@method", "@target-uri", "satchel-origin"], has_body=False,
+    )  # fmt: skip
+    signed = HttpRequestView(method="POST", target_uri=URL, headers=(*headers, *lines))
+    assert _outcome(signed, fast=True, has_body=has_body) == _outcome(signed, fast=False, has_body=has_body)
