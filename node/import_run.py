@@ -1,9 +1,10 @@
 """`satchel import run|cancel`: each student lands in its own transaction, exactly once.
 
-A student's documents are copied from staging into the blob store first (content-addressed, hash checked),
-then one transaction writes the student (when new), the records and the per-student result. A crash
-leaves every student either fully imported or untouched (plus, at most, unreferenced blobs); running the
-import again finishes the rest, and records already imported are recognised by (sender, record id).
+Accepting the transfer already opened its documents into the blob store (held there for the transfer, see
+storage.received_blobs), so importing moves no bytes: one transaction writes the student (when new), the
+records and the per-student result. A crash leaves every student either fully imported or untouched;
+running the import again finishes the rest, and records already imported are recognised by (sender,
+record id).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
+from node import legacy_staging
+from node.blob_holds import drop_unused
 from node.clock import new_id, now_iso
 from node.home import Node
 from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
@@ -27,10 +29,9 @@ from protocol.transfer_states import Actor, ImportFailed, ImportFinished, Receiv
 from storage import imports, records, students
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.errors import BlobMissing
 from storage.imports import Import, ImportStudent
 from storage.records import Case, Document
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
     user = authorize(node, actor, "transfers.act")
     row = transfer_for_import(node, transfer_id)
     manifest = verified_manifest(node, row)
+    legacy_staging.adopt(node, row, manifest)
     found = imports.require(node.db, transfer_id)
     pending = [s for s in imports.students(node.db, found.import_id) if s.result != "imported"]
     if any(s.target[0] == "new" for s in pending) and not found.school_id:
@@ -72,7 +74,6 @@ def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
                 actor_name=user.username,
             )
         imports.update(node.db, found.import_id, status="running")
-    offsets = _offsets(manifest)
     by_sis = {s.sis_id: s for s in manifest.students}
     records_of: dict[str, list[ManifestRecord]] = {}
     for rec in manifest.records:
@@ -81,21 +82,13 @@ def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
         try:
             _import_student(
                 node, found, manifest, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
-                student, offsets, Path(row.staging_path or ""), user.username,
+                student, user.username,
             )  # fmt: skip
         except SatchelError as exc:
             with write_transaction(node.db):
                 imports.update_student(node.db, found.import_id, student.sender_sis_id, result="skipped",
                                        result_reason=exc.message, finished_at=now_iso())  # fmt: skip
     return _finish(node, found, user.username)
-
-
-def _offsets(manifest: Manifest) -> dict[str, tuple[int, int]]:
-    offsets, position = {}, 0
-    for doc in manifest.documents():
-        offsets[doc.record_id] = (position, doc.length or 0)
-        position += doc.length or 0
-    return offsets
 
 
 def _destination(
@@ -123,15 +116,13 @@ def _destination(
 
 def _import_student(
     node: Node, found: Import, manifest: Manifest, incoming: ManifestStudent, mine: list[ManifestRecord],
-    student: ImportStudent, offsets: dict[str, tuple[int, int]], staging: Path, actor: str,
+    student: ImportStudent, actor: str,
 ) -> None:  # fmt: skip
     sis_id, create = _destination(node, found, incoming, student)
     todo = [r for r in mine if imports.imported_record(node.db, manifest.sender_domain, r.record_id) is None]
-    # Bytes first, outside the transaction: a crash now leaves an unreferenced blob, never a half import.
     for rec in todo:
-        if rec.kind == "document":
-            start, length = offsets[rec.record_id]
-            node.blobs.put_chunks(_slice(staging, start, length), expect_sha256=(rec.sha256 or b"").hex())
+        if rec.kind == "document" and not node.blobs.exists((rec.sha256 or b"").hex()):
+            raise BlobMissing(f"the content of document {rec.record_id} is missing from the blob store")
     now = now_iso()
     with write_transaction(node.db):
         if create:
@@ -153,18 +144,6 @@ def _import_student(
         record(node, actor, "import.student", sis_id,
                {"transfer": found.transfer_id, "from": manifest.sender_domain, "records": len(todo),
                 "created": create})  # fmt: skip
-
-
-def _slice(path: Path, start: int, length: int):
-    with path.open("rb") as handle:
-        handle.seek(start)
-        left = length
-        while left > 0:
-            chunk = handle.read(min(CHUNK, left))
-            if not chunk:
-                raise InvalidInput("the staging area is shorter than the manifest says", field="staging")
-            left -= len(chunk)
-            yield chunk
 
 
 def _new_student(found: Import, s: ManifestStudent, sis_id: str) -> StudentRecord:
@@ -301,7 +280,7 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> int:
                 actor_name=user.username,
             )
         record(node, user.username, "import.cancel", transfer_id, {"records_removed": len(written)})
-    for sha in blobs:
-        if records.documents_with_blob(node.db, sha) == 0:
-            node.blobs.delete(sha)
+    # The transfer is accepted again and still holds its blobs for the next run; only blobs of documents
+    # that came from elsewhere and are no longer used go.
+    drop_unused(node, blobs)
     return len(written)
