@@ -181,7 +181,7 @@ def accept_command(home: str | None, actor: str | None, transfer_id: str, code: 
         accepted = transfer_actions.accept(node, actor=actor, transfer_id=transfer_id, code_text=code)
     m = accepted.manifest
     click.echo(f"Accepted transfer {transfer_id} from {m.sender_domain}: {len(m.students)} student(s), "
-               f"{len(m.records)} record(s). They wait in staging for import.")  # fmt: skip
+               f"{len(m.records)} record(s). They wait for import.")  # fmt: skip
     if m.notes:
         click.echo(f"Note from the sender: {m.notes}")
     deliver_now(home)

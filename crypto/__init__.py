@@ -2,14 +2,15 @@
 
 Keys: :class:`IdentityKey` (Ed25519, signs) and :class:`EncryptionKey` (ML-KEM-768 + X25519, receives).
 Envelopes (spec/envelope.md): :func:`seal_envelope`; on receipt :func:`peek_unverified_sender` then
-:func:`verify_envelope_header`; with the code :func:`open_envelope`; later :func:`verify_manifest` for
-provenance. Codes (spec/codes.md): :func:`generate_code`, :func:`parse_code`, :class:`Code`; transfer-code
-claims: :func:`transfer_code_credentials`, :func:`transfer_code_proof`, :func:`check_transfer_code_proof`.
+:func:`verify_envelope_header`; with the code :func:`open_envelope` (into a :class:`DocumentSink`); later
+:func:`verify_manifest` for provenance. Codes (spec/codes.md): :func:`generate_code`, :func:`parse_code`,
+:class:`Code`; transfer-code claims: :func:`transfer_code_credentials`, :func:`transfer_code_proof`,
+:func:`check_transfer_code_proof`.
 """
 
 from crypto._claims import check_transfer_code_proof, transfer_code_credentials, transfer_code_proof
 from crypto._codes import Code, generate_code, parse_code
-from crypto._envelope_open import open_envelope, peek_unverified_sender, verify_envelope_header
+from crypto._envelope_open import DocumentSink, open_envelope, peek_unverified_sender, verify_envelope_header
 from crypto._envelope_seal import seal_envelope
 from crypto._keys import (
     EncryptionKey,
@@ -22,6 +23,7 @@ from crypto._manifest_sig import verify_manifest
 
 __all__ = [
     "Code",
+    "DocumentSink",
     "EncryptionKey",
     "EncryptionPublicKey",
     "IdentityKey",

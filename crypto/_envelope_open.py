@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import closing
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from nacl.bindings import crypto_secretstream_xchacha20poly1305_state
@@ -138,11 +138,43 @@ class _Body:
         return head + read_exact(self._source, n - len(head)) if len(head) < n else head
 
 
+@runtime_checkable
+class DocumentSink(Protocol):
+    """Where :func:`open_envelope` puts each document's bytes, in ``manifest.documents()`` order.
+
+    ``begin`` announces the next document, ``write`` gives its authenticated plaintext piece by piece (the
+    buffer is only valid during the call), and ``end`` comes only once the document's SHA-256 matched the
+    signed manifest: a sink can name what it keeps by that digest without hashing again. A document that
+    fails its check gets no ``end``; the exception propagates and the caller throws away what it received.
+    """
+
+    def begin(self, record: ManifestRecord) -> None: ...
+
+    def write(self, data: memoryview) -> None: ...
+
+    def end(self, record: ManifestRecord) -> None: ...
+
+
+class _OneStream:
+    """The documents back to back into one writable file: the sink of callers that want a single stream."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.write = out.write
+
+    def begin(self, record: ManifestRecord) -> None:
+        pass
+
+    def end(self, record: ManifestRecord) -> None:
+        pass
+
+
 class _Plaintext:
     """Routes decrypted bytes: manifest signature and manifest first, then each document to ``out``."""
 
     def __init__(
-        self, header: EnvelopeHeader, sender_key: IdentityPublicKey, out: BinaryIO, policy: OpenPolicy
+        self, header: EnvelopeHeader, sender_key: IdentityPublicKey, out: DocumentSink, policy: OpenPolicy
     ):
         self._header = header
         self._sender_key = sender_key
@@ -200,6 +232,7 @@ class _Plaintext:
         if self._documents:
             self._remaining = self._documents[-1].length or 0
             self._hash = hashlib.sha256()
+            self._out.begin(self._documents[-1])
 
     def _next_document(self) -> None:
         while self._documents and self._remaining == 0:
@@ -208,6 +241,7 @@ class _Plaintext:
                 raise EnvelopeDocumentDigestMismatch(
                     f"document {record.record_id} does not match its SHA-256 digest", field="records"
                 )
+            self._out.end(record)
             self._start_document()
 
     def finish(self) -> OpenedEnvelope:
@@ -244,7 +278,7 @@ def _confirmed_payload_key(
 
 def open_envelope(
     source: BinaryIO,
-    out: BinaryIO,
+    out: BinaryIO | DocumentSink,
     *,
     code: Code,
     sender_key: IdentityPublicKey,
@@ -253,11 +287,13 @@ def open_envelope(
     now: float,
     policy: OpenPolicy = DEFAULT_POLICY,
 ) -> OpenedEnvelope:
-    """Verify and decrypt the envelope read from ``source``; write its documents to the staging sink ``out``.
+    """Verify and decrypt the envelope read from ``source``; write its documents to ``out``.
 
-    Returns only after the final chunk authenticated, every digest matched and no byte followed: only then
-    may the caller make ``out`` visible (fsync and rename a temp file; delete it on any exception). Bytes
-    written to ``out`` before an exception are authentic but incomplete.
+    ``out`` is a :class:`DocumentSink` (told where each document starts and that its digest matched), or a
+    writable file that gets the documents back to back. Returns only after the final chunk authenticated,
+    every digest matched and no byte followed: only then may the caller make what it wrote visible (fsync
+    and rename temp files; delete them on any exception). Bytes written before an exception are authentic
+    but incomplete.
 
     ``sender_key`` is the identity key named by :func:`peek_unverified_sender`; ``recipient_key`` is this
     node's encryption key, or a sequence of them during a key rotation. ``code`` comes from
@@ -279,7 +315,8 @@ def open_envelope(
     )
     payload_key = _confirmed_payload_key(prefix, header, code, keys[header.recipient_key_id])
     body = _Body(data[prefix.length :], source)
-    plaintext = _Plaintext(header, sender_key, out, policy)
+    sink = out if isinstance(out, DocumentSink) else _OneStream(out)
+    plaintext = _Plaintext(header, sender_key, sink, policy)
     decrypt = _Decryptor(body, new_state(payload_key, prefix.stream_header))
     per_batch = batch_length(header.chunk_size)
     # A worker thread reads and decrypts the next batch while this one hashes and writes the previous

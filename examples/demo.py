@@ -189,7 +189,7 @@ def push(districts: dict[str, tuple[Path, str]]) -> None:
     result = subprocess.run([SATCHEL, "accept", sent["transfer_id"], "--code", typo, "--as", b["coordinator"],
                              "--home", str(b_home)], capture_output=True, text=True, env=DEV_ENV)  # fmt: skip
     print("      " + result.stderr.strip().splitlines()[0])
-    step("The right code opens the envelope into staging; the sender gets a signed receipt")
+    step("The right code opens the envelope into the blob store; the sender gets a signed receipt")
     satchel(b_home, "accept", sent["transfer_id"], "--code", sent["code"], "--as", b["coordinator"])
     satchel(a_home, "transfers", "show", sent["transfer_id"])
     step(f"{b['name']} previews the import: who is new, matched or uncertain (nothing written yet)")

@@ -154,6 +154,12 @@ def _port(value: int) -> int:
     return value
 
 
+def _batch_students(value: int) -> int:
+    if not 1 <= value <= 10_000:
+        raise ConfigError("imports.batch_students must be from 1 to 10000", field="imports.batch_students")
+    return value
+
+
 def _one_of(name: str, *choices: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
@@ -232,6 +238,14 @@ SETTINGS: tuple[Setting, ...] = (
         "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
     ),
     Setting(
+        "imports",
+        "batch_students",
+        int,
+        200,
+        "most students `satchel import run` writes per transaction (each student stays all or nothing)",
+        _batch_students,
+    ),
+    Setting(
         "federation",
         "dev_loopback",
         bool,
@@ -285,6 +299,11 @@ class RequestsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportsSection:
+    batch_students: int
+
+
+@dataclass(frozen=True, slots=True)
 class FederationSection:
     dev_loopback: bool
 
@@ -297,6 +316,7 @@ class NodeConfig:
     smtp: SmtpSection
     envelope: EnvelopeSection
     requests: RequestsSection
+    imports: ImportsSection
     federation: FederationSection
 
     @property
@@ -318,7 +338,7 @@ class NodeConfig:
 
     @property
     def staging_dir(self) -> Path:
-        """What accepted envelopes opened into, waiting for import."""
+        """Where an older version opened accepted envelopes (one file each); now they open into blobs."""
         return self.home / "staging"
 
 
@@ -362,6 +382,7 @@ def build_config(
         smtp=SmtpSection(**sections["smtp"]),
         envelope=EnvelopeSection(**sections["envelope"]),
         requests=RequestsSection(**sections["requests"]),
+        imports=ImportsSection(**sections["imports"]),
         federation=FederationSection(**sections["federation"]),
     )
 

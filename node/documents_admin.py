@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.blob_holds import drop_unused
 from node.clock import now_iso
 from node.home import Node
 from node.import_preview import verified_manifest
@@ -89,8 +90,7 @@ def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
         records.update_document(node.db, doc_id, status="purged", title="(purged)", filename="(purged)")
         record(node, user.username, "document.purge", doc.student_sis_id,
                {"doc_id": doc_id, "sha256": doc.sha256, "at": now_iso()})  # fmt: skip
-    if records.documents_with_blob(node.db, doc.sha256) == 0:
-        node.blobs.delete(doc.sha256)
+    drop_unused(node, [doc.sha256])  # unless another document, or a transfer not yet imported, uses them
     return records.get_document(node.db, doc_id)
 
 

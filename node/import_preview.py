@@ -15,17 +15,15 @@ from protocol import InvalidInput, NotFound, SatchelError
 from protocol.manifest import Manifest, ManifestStudent
 from protocol.matching import IncomingStudent
 from protocol.roster import normalize_grade, normalize_sex
-from protocol.transfer_states import ReceiverState, Side
-from storage import imports, peers, users
+from protocol.transfer_states import Side
+from storage import imports, peers, received_blobs, users
 from storage import students as student_store
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.imports import Import, ImportStudent
 from storage.transfers import TransferRow
 
-IMPORTABLE = (
-    ReceiverState.ACCEPTED, ReceiverState.IMPORTING, ReceiverState.PARTIALLY_IMPORTED, ReceiverState.IMPORT_FAILED,
-)  # fmt: skip
+IMPORTABLE = received_blobs.WAITING_STATES
 
 
 class NotImportable(SatchelError):

@@ -1,22 +1,31 @@
-"""`satchel import run|cancel`: each student lands in its own transaction, exactly once.
+"""`satchel import run|cancel`: each student lands all or nothing, exactly once.
 
-A student's documents are copied from staging into the blob store first (content-addressed, hash checked),
-then one transaction writes the student (when new), the records and the per-student result. A crash
-leaves every student either fully imported or untouched (plus, at most, unreferenced blobs); running the
-import again finishes the rest, and records already imported are recognised by (sender, record id).
+Accepting the transfer already opened its documents into the blob store (held there for the transfer, see
+storage.received_blobs), so importing moves no bytes, only rows. Students are written in batches: one
+transaction per batch (at most ``imports.batch_students`` students, or about BATCH_SECONDS, so progress
+shows and the write lock is held briefly), each table written with one ``executemany``. A student that cannot be placed
+(needs review, an SIS id that is taken) is skipped with the reason before anything is written; should the
+batch's rows break a constraint, the batch is written again student by student, each under its own
+SAVEPOINT, and only the student whose rows fail is skipped. A crash leaves every student either fully
+imported or untouched; running the import again finishes the rest, and records already imported are
+recognised by (sender, record id).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
+import sqlite3
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
 
+from node import legacy_staging
+from node.blob_holds import drop_unused
 from node.clock import new_id, now_iso
 from node.home import Node
 from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
-from node.operators import authorize, record
+from node.operators import authorize, record, record_many
 from node.transfer_engine import step
 from protocol import InvalidInput, SatchelError
 from protocol.ids import parse_ulid
@@ -24,13 +33,14 @@ from protocol.manifest import Manifest, ManifestRecord, ManifestStudent
 from protocol.receipts import ImportCounts, SkippedStudents
 from protocol.roster import StudentRecord
 from protocol.transfer_states import Actor, ImportFailed, ImportFinished, ReceiverState, TransferEvent
-from storage import imports, records, students
+from storage import imports, received_blobs, records, students
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.errors import BlobMissing
 from storage.imports import Import, ImportStudent
 from storage.records import Case, Document
 
-CHUNK = 1 << 20
+BATCH_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +61,44 @@ def reference_for(import_id: str) -> str:
     return f"IMP-{chars[:4]}-{chars[4:]}"
 
 
+@dataclass(slots=True)
+class _Run:
+    """What every student of one run shares."""
+
+    node: Node
+    found: Import
+    manifest: Manifest
+    actor: str
+    now: str
+    # (kind, local id) of the sender's records already imported here, this run's included.
+    done: dict[str, tuple[str, str]]
+    batch: int  # most students per transaction
+    claimed: set[str] = field(default_factory=set)  # SIS ids of students this run creates
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rows one student writes, worked out before anything is written."""
+
+    student: ImportStudent
+    sis_id: str
+    new_student: StudentRecord | None
+    documents: list[Document] = field(default_factory=list)
+    results: list[tuple[str, str, dict, dict]] = field(default_factory=list)  # (id, sis id, fields, origin)
+    cases: list[tuple[Case, str]] = field(default_factory=list)  # (case, sender domain for a clash)
+    supersedes: list[tuple[str, str]] = field(default_factory=list)  # (old doc id, new doc id)
+    remembered: list[tuple] = field(default_factory=list)  # imported_records rows
+
+    @property
+    def record_count(self) -> int:
+        return len(self.remembered)
+
+
 def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
     user = authorize(node, actor, "transfers.act")
     row = transfer_for_import(node, transfer_id)
     manifest = verified_manifest(node, row)
+    legacy_staging.adopt(node, row, manifest)
     found = imports.require(node.db, transfer_id)
     pending = [s for s in imports.students(node.db, found.import_id) if s.result != "imported"]
     if any(s.target[0] == "new" for s in pending) and not found.school_id:
@@ -72,34 +116,137 @@ def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
                 actor_name=user.username,
             )
         imports.update(node.db, found.import_id, status="running")
-    offsets = _offsets(manifest)
     by_sis = {s.sis_id: s for s in manifest.students}
     records_of: dict[str, list[ManifestRecord]] = {}
     for rec in manifest.records:
         records_of.setdefault(rec.student_sis_id, []).append(rec)
-    for student in pending:
-        try:
-            _import_student(
-                node, found, manifest, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
-                student, offsets, Path(row.staging_path or ""), user.username,
-            )  # fmt: skip
-        except SatchelError as exc:
-            with write_transaction(node.db):
-                imports.update_student(node.db, found.import_id, student.sender_sis_id, result="skipped",
-                                       result_reason=exc.message, finished_at=now_iso())  # fmt: skip
+    wanted = [r.record_id for r in manifest.records] + [r.corrects for r in manifest.records if r.corrects]
+    done = imports.imported_among(node.db, manifest.sender_domain, wanted)
+    context = _Run(node, found, manifest, user.username, now_iso(), done, node.config.imports.batch_students)
+    queue = deque(pending)
+    while queue:
+        _import_batch(context, queue, by_sis, records_of)
     return _finish(node, found, user.username)
 
 
-def _offsets(manifest: Manifest) -> dict[str, tuple[int, int]]:
-    offsets, position = {}, 0
-    for doc in manifest.documents():
-        offsets[doc.record_id] = (position, doc.length or 0)
-        position += doc.length or 0
-    return offsets
+def _import_batch(
+    run: _Run, queue: deque[ImportStudent], by_sis: dict[str, ManifestStudent],
+    records_of: dict[str, list[ManifestRecord]],
+) -> None:  # fmt: skip
+    """Take students off ``queue`` and import them in one transaction (see the module's docstring)."""
+    db = run.node.db
+    started = time.monotonic()
+    with write_transaction(db):
+        plans: list[_Plan] = []
+        skipped: list[tuple[ImportStudent, str]] = []
+        while queue and len(plans) + len(skipped) < run.batch and time.monotonic() - started < BATCH_SECONDS:
+            student = queue.popleft()
+            try:
+                plans.append(_plan(run, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
+                                   student))  # fmt: skip
+            except SatchelError as exc:
+                skipped.append((student, exc.message))
+        try:
+            with write_transaction(db):  # a SAVEPOINT: the batch's rows together…
+                _write(run, plans)
+            written = plans
+        except (SatchelError, sqlite3.IntegrityError):
+            written = []  # …or, when some rows break a constraint, student by student to find whose
+            for plan in plans:
+                try:
+                    with write_transaction(db):
+                        _write(run, [plan])
+                    written.append(plan)
+                except (SatchelError, sqlite3.IntegrityError) as exc:
+                    skipped.append((plan.student, _reason(exc)))
+        for plan in written:
+            run.done.update({r[1]: (r[2], r[3]) for r in plan.remembered})
+        imports.finish_students(
+            db, run.found.import_id, now=run.now,
+            imported=[(p.student.sender_sis_id, p.sis_id, int(p.new_student is not None),
+                       len(p.documents), len(p.results), int(p.new_student is not None or p.record_count > 0))
+                      for p in written],
+            skipped=[(s.sender_sis_id, reason) for s, reason in skipped],
+        )  # fmt: skip
+        record_many(run.node, run.actor, "import.student", [
+            (p.sis_id, {"transfer": run.found.transfer_id, "from": run.manifest.sender_domain,
+                        "records": p.record_count, "created": p.new_student is not None})
+            for p in written
+        ])  # fmt: skip
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, SatchelError) else f"could not be written: {exc}"
+
+
+def _plan(run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], student: ImportStudent) -> _Plan:
+    sis_id, create = _destination(run.node, run.found, incoming, student, run.claimed)
+    if create:
+        run.claimed.add(sis_id)
+    plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
+    manifest, found = run.manifest, run.found
+    origin_of = _origins(found, manifest, run.now)
+    for rec in mine:
+        if rec.record_id in run.done:
+            continue
+        local_id = new_id()
+        origin = origin_of(rec)
+        if rec.kind == "document":
+            sha = (rec.sha256 or b"").hex()
+            if not run.node.blobs.exists(sha):
+                raise BlobMissing(f"the content of document {rec.record_id} is missing from the blob store")
+            replaced = run.done.get(rec.corrects) if rec.corrects else None
+            plan.documents.append(Document(
+                doc_id=local_id, student_sis_id=sis_id, doc_type=rec.document_type or "other", title=rec.title or "",
+                filename=str(rec.metadata.get("filename", rec.title or local_id)), media_type=rec.media_type or "",
+                length=rec.length or 0, sha256=sha, status="active", origin=origin, created_at=run.now,
+                created_by=found.owner or run.actor, replaces=replaced[1] if replaced else None,
+            ))  # fmt: skip
+            if replaced:
+                plan.supersedes.append((replaced[1], local_id))
+        elif rec.kind == "case":
+            meta = rec.metadata
+            plan.cases.append((Case(
+                case_id=local_id, case_number=str(meta.get("case_number") or rec.record_id), student_sis_id=sis_id,
+                person_of_concern=str(meta.get("person_of_concern", "")), building=str(meta.get("building", "")),
+                team=str(meta.get("team", "")), team_leader=str(meta.get("team_leader", "")),
+                case_manager=str(meta.get("case_manager", "")), notes=str(meta.get("notes", "")), status="open",
+                origin=origin, created_at=run.now, created_by=run.actor,
+            ), manifest.sender_domain))  # fmt: skip
+        else:
+            plan.results.append((local_id, sis_id, rec.metadata, origin))  # type: ignore[arg-type]
+        plan.remembered.append((manifest.sender_domain, rec.record_id, rec.kind, local_id, found.import_id,
+                                found.transfer_id, sis_id))  # fmt: skip
+    return plan
+
+
+def _origins(found: Import, manifest: Manifest, now: str):
+    def origin(rec: ManifestRecord) -> dict[str, str]:
+        return {"kind": "import", "sender": manifest.sender_domain, "envelope": found.transfer_id,
+                "record_id": rec.record_id, "received": now}  # fmt: skip
+
+    return origin
+
+
+def _write(run: _Run, plans: list[_Plan]) -> None:
+    db = run.node.db
+    new = [p.new_student for p in plans if p.new_student is not None]
+    if new:
+        students.upsert(db, new, now=run.now, origin="import")
+    records.add_documents(db, [d for p in plans for d in p.documents])
+    records.add_assessment_results(db, [r for p in plans for r in p.results], now=run.now)
+    for plan in plans:
+        for case, sender in plan.cases:
+            if db.execute("SELECT 1 FROM cases WHERE case_number = ?", [case.case_number]).fetchone():
+                case = dataclasses.replace(case, case_number=f"{case.case_number} ({sender})")
+            records.add_case(db, case)
+        for old, new_doc in plan.supersedes:
+            records.update_document(db, old, superseded_by=new_doc)
+    imports.remember_records(db, [r for p in plans for r in p.remembered])
 
 
 def _destination(
-    node: Node, found: Import, incoming: ManifestStudent, student: ImportStudent
+    node: Node, found: Import, incoming: ManifestStudent, student: ImportStudent, claimed: set[str]
 ) -> tuple[str, bool]:
     action, sis_id = student.target
     if action == "later":
@@ -112,6 +259,9 @@ def _destination(
     new_id_here = (
         incoming.recipient_sis_id or f"T{parse_ulid(found.import_id)[0] % 10**6:06d}-{incoming.sis_id}"
     )
+    if new_id_here in claimed:
+        raise InvalidInput(f"SIS id {new_id_here} is asked for by another student of this import", field="sis_id",
+                           hint="link one of them to another record with `satchel import match`")  # fmt: skip
     clash = students.get(node.db, new_id_here)
     if clash is not None:
         raise InvalidInput(
@@ -119,52 +269,6 @@ def _destination(
             field="sis_id", hint="link the student to that record, or to another, with `satchel import match`",
         )  # fmt: skip
     return new_id_here, True
-
-
-def _import_student(
-    node: Node, found: Import, manifest: Manifest, incoming: ManifestStudent, mine: list[ManifestRecord],
-    student: ImportStudent, offsets: dict[str, tuple[int, int]], staging: Path, actor: str,
-) -> None:  # fmt: skip
-    sis_id, create = _destination(node, found, incoming, student)
-    todo = [r for r in mine if imports.imported_record(node.db, manifest.sender_domain, r.record_id) is None]
-    # Bytes first, outside the transaction: a crash now leaves an unreferenced blob, never a half import.
-    for rec in todo:
-        if rec.kind == "document":
-            start, length = offsets[rec.record_id]
-            node.blobs.put_chunks(_slice(staging, start, length), expect_sha256=(rec.sha256 or b"").hex())
-    now = now_iso()
-    with write_transaction(node.db):
-        if create:
-            students.upsert(node.db, [_new_student(found, incoming, sis_id)], now=now, origin="import")
-        documents = scores = 0
-        for rec in todo:
-            local_id = _write_record(node, found, manifest, rec, sis_id, actor, now)
-            imports.remember_record(
-                node.db, source_domain=manifest.sender_domain, source_record_id=rec.record_id, kind=rec.kind,
-                local_id=local_id, import_id=found.import_id, transfer_id=found.transfer_id, student_sis_id=sis_id,
-            )  # fmt: skip
-            documents += rec.kind == "document"
-            scores += rec.kind == "assessment"
-        imports.update_student(
-            node.db, found.import_id, incoming.sis_id, result="imported", result_reason=None,
-            destination_sis_id=sis_id, created_student=int(create), documents=documents, scores=scores,
-            changed=int(create or bool(todo)), finished_at=now,
-        )  # fmt: skip
-        record(node, actor, "import.student", sis_id,
-               {"transfer": found.transfer_id, "from": manifest.sender_domain, "records": len(todo),
-                "created": create})  # fmt: skip
-
-
-def _slice(path: Path, start: int, length: int):
-    with path.open("rb") as handle:
-        handle.seek(start)
-        left = length
-        while left > 0:
-            chunk = handle.read(min(CHUNK, left))
-            if not chunk:
-                raise InvalidInput("the staging area is shorter than the manifest says", field="staging")
-            left -= len(chunk)
-            yield chunk
 
 
 def _new_student(found: Import, s: ManifestStudent, sis_id: str) -> StudentRecord:
@@ -175,46 +279,6 @@ def _new_student(found: Import, s: ManifestStudent, sis_id: str) -> StudentRecor
         state_id=s.state_id or "", username="", email="", school_id=found.school_id or "",
         school_name=found.school_name or "", enrollment_start=None, enrollment_status="active",
     )  # fmt: skip
-
-
-def _origin(found: Import, manifest: Manifest, rec: ManifestRecord) -> dict[str, str]:
-    return {"kind": "import", "sender": manifest.sender_domain, "envelope": found.transfer_id,
-            "record_id": rec.record_id, "received": now_iso()}  # fmt: skip
-
-
-def _write_record(
-    node: Node, found: Import, manifest: Manifest, rec: ManifestRecord, sis_id: str, actor: str, now: str
-) -> str:
-    local_id = new_id()
-    origin = _origin(found, manifest, rec)
-    if rec.kind == "document":
-        replaced = (
-            imports.imported_record(node.db, manifest.sender_domain, rec.corrects) if rec.corrects else None
-        )
-        records.add_document(node.db, Document(
-            doc_id=local_id, student_sis_id=sis_id, doc_type=rec.document_type or "other", title=rec.title or "",
-            filename=str(rec.metadata.get("filename", rec.title or local_id)), media_type=rec.media_type or "",
-            length=rec.length or 0, sha256=(rec.sha256 or b"").hex(), status="active", origin=origin,
-            created_at=now, created_by=found.owner or actor, replaces=replaced[1] if replaced else None,
-        ))  # fmt: skip
-        if replaced:
-            records.update_document(node.db, replaced[1], superseded_by=local_id)
-    elif rec.kind == "case":
-        meta = rec.metadata
-        number = str(meta.get("case_number") or rec.record_id)
-        if node.db.execute("SELECT 1 FROM cases WHERE case_number = ?", [number]).fetchone():
-            number = f"{number} ({manifest.sender_domain})"
-        records.add_case(node.db, Case(
-            case_id=local_id, case_number=number, student_sis_id=sis_id,
-            person_of_concern=str(meta.get("person_of_concern", "")), building=str(meta.get("building", "")),
-            team=str(meta.get("team", "")), team_leader=str(meta.get("team_leader", "")),
-            case_manager=str(meta.get("case_manager", "")), notes=str(meta.get("notes", "")), status="open",
-            origin=origin, created_at=now, created_by=actor,
-        ))  # fmt: skip
-    else:
-        records.add_assessment_result(node.db, result_id=local_id, student_sis_id=sis_id,
-                                      fields=dict(rec.metadata), origin=origin, now=now)  # fmt: skip
-    return local_id
 
 
 def _finish(node: Node, found: Import, actor: str) -> RunResult:
@@ -246,6 +310,8 @@ def _finish(node: Node, found: Import, actor: str) -> RunResult:
             else ImportFailed(reference=reference or "", reason=result)
         )
         step(node, row, event, actor=Actor.RECEIVER_NODE, actor_name=actor)
+        if len(imported) == total:  # every document now has its documents row to keep its blob
+            received_blobs.forget(node.db, found.transfer_id)
         imports.update(node.db, found.import_id, status="completed" if len(imported) == total else "previewed",
                        result=result, reference=reference, students_imported=len(imported),
                        finished_at=now_iso())  # fmt: skip
@@ -301,7 +367,7 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> int:
                 actor_name=user.username,
             )
         record(node, user.username, "import.cancel", transfer_id, {"records_removed": len(written)})
-    for sha in blobs:
-        if records.documents_with_blob(node.db, sha) == 0:
-            node.blobs.delete(sha)
+    # The transfer is accepted again and still holds its blobs for the next run; only blobs of documents
+    # that came from elsewhere and are no longer used go.
+    drop_unused(node, blobs)
     return len(written)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from node.clock import now_iso
@@ -49,6 +49,11 @@ def record(
 ) -> None:
     """Append an audit entry. Call inside the transaction of the change."""
     audit.append(node.db, at=now_iso(), actor=actor, action=action, subject=subject, details=details)
+
+
+def record_many(node: Node, actor: str, action: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    """One audit entry per (subject, details), written together. Call inside the transaction of the change."""
+    audit.append_many(node.db, at=now_iso(), actor=actor, action=action, items=items)
 
 
 def add_user(node: Node, *, actor: str | None, username: str, email: str, full_name: str, role: str) -> User:

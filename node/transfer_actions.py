@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from crypto import IdentityPublicKey, open_envelope, parse_code, peek_unverified_sender
-from node.clock import new_id
+from node.blob_holds import drop_unused
 from node.envelope_policy import open_policy
 from node.home import Node
 from node.operators import authorize, record
@@ -16,7 +17,7 @@ from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import carry_out
 from protocol import SatchelError
 from protocol.envelope_errors import EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
-from protocol.manifest import Manifest
+from protocol.manifest import Manifest, ManifestRecord
 from protocol.transfer_states import (
     Actor,
     Cancel,
@@ -28,9 +29,10 @@ from protocol.transfer_states import (
     check,
     due_events,
 )
-from storage import peers
+from storage import peers, received_blobs
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.incoming_blobs import IncomingBlobs
 from storage.transfers import TransferRow
 
 
@@ -38,7 +40,22 @@ from storage.transfers import TransferRow
 class Accepted:
     transfer_id: str
     manifest: Manifest
-    staging_path: Path
+    blobs: int  # documents opened into the blob store
+
+
+class _BlobSink:
+    """Opens each document of the envelope straight into the blob store (a crypto.DocumentSink)."""
+
+    def __init__(self, incoming: IncomingBlobs) -> None:
+        self._incoming = incoming
+        self.write = incoming.write
+
+    def begin(self, record: ManifestRecord) -> None:
+        self._incoming.begin()
+
+    def end(self, record: ManifestRecord) -> None:
+        # The opener calls this only once the bytes matched the digest the sender signed.
+        self._incoming.end((record.sha256 or b"").hex())
 
 
 def _row(node: Node, transfer_id: str) -> TransferRow:
@@ -50,10 +67,20 @@ def _coordinator(row: TransferRow) -> Actor:
 
 
 def _apply(
-    node: Node, transfer_id: str, event: Event, *, actor_name: str, action: str, **columns: object
+    node: Node,
+    transfer_id: str,
+    event: Event,
+    *,
+    actor_name: str,
+    action: str,
+    inside: Callable[[], None] | None = None,
+    **columns: object,
 ) -> Outcome:
+    """One event in one write transaction; ``inside`` runs in it first (work that must commit with it)."""
     with write_transaction(node.db):
         row = _row(node, transfer_id)
+        if inside is not None:
+            inside()
         outcome = step(node, row, event, actor=_coordinator(row), actor_name=actor_name, **columns)
         record(node, actor_name, action, transfer_id, {"state": outcome.transition.status.state.value})
     for effect in outcome.after_commit:
@@ -62,46 +89,50 @@ def _apply(
 
 
 def accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) -> Accepted:
-    """Open the envelope with the code into staging. A typo costs nothing; a wrong code counts."""
+    """Open the envelope with the code, its documents straight into the blob store, where they wait for the
+    import. A typo costs nothing; a wrong code counts."""
     user = authorize(node, actor, "transfers.act")
     code = parse_code(code_text)
     row = _row(node, transfer_id)
     check(row.status, TransferEvent.ACCEPT, actor=Actor.RECEIVER_COORDINATOR, now=utcnow())
     assert row.envelope_path is not None
-    staging = node.config.staging_dir
-    staging.mkdir(parents=True, exist_ok=True)
-    temp = staging / f".opening-{new_id()}"
-    final = staging / f"{transfer_id}.payload"
-    try:
-        with Path(row.envelope_path).open("rb") as source, temp.open("wb") as out:
-            domain, key_id = peek_unverified_sender(source.read(4096))
-            source.seek(0)
-            opened = open_envelope(
-                source, out, code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
-                recipient_key=list(node.current_keys().encryption_by_id.values()),
-                recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
-            )  # fmt: skip
-            out.flush()
-            os.fsync(out.fileno())
-    except EnvelopeWrongCodeOrKey:
-        temp.unlink(missing_ok=True)
-        outcome = _apply(node, transfer_id, TransferEvent.WRONG_CODE, actor_name=user.username,
-                         action="transfer.wrong_code")  # fmt: skip
-        assert outcome.wrong_code is not None
-        raise outcome.wrong_code.error() from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    os.replace(temp, final)
-    try:
-        _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
-               staging_path=str(final), manifest=opened.manifest_bytes,
-               manifest_signature=opened.manifest_signature)  # fmt: skip
-    except BaseException:
-        final.unlink(missing_ok=True)
-        raise
+    with IncomingBlobs(node.blobs) as incoming:  # on any exception: the temp files go, nothing else
+        try:
+            with Path(row.envelope_path).open("rb") as source:
+                domain, key_id = peek_unverified_sender(source.read(4096))
+                source.seek(0)
+                opened = open_envelope(
+                    source, _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
+                    recipient_key=list(node.current_keys().encryption_by_id.values()),
+                    recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
+                )  # fmt: skip
+            incoming.sync()
+        except EnvelopeWrongCodeOrKey:
+            incoming.discard()
+            outcome = _apply(node, transfer_id, TransferEvent.WRONG_CODE, actor_name=user.username,
+                             action="transfer.wrong_code")  # fmt: skip
+            assert outcome.wrong_code is not None
+            raise outcome.wrong_code.error() from None
+        documents = [(r.record_id, (r.sha256 or b"").hex()) for r in opened.manifest.documents()]
+
+        def publish() -> None:
+            # In the transaction that accepts: blob deletions take the same write lock (node.blob_holds),
+            # so none can remove a blob between its rename here and the commit of the transfer's hold.
+            incoming.publish()
+            received_blobs.remember(node.db, transfer_id, documents)
+
+        try:
+            _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
+                   inside=publish, manifest=opened.manifest_bytes,
+                   manifest_signature=opened.manifest_signature)  # fmt: skip
+        except BaseException:
+            # Renamed but not held (say another coordinator accepted first): whole verified blobs, which
+            # go unless something else uses them. Best effort: a left-over blob is harmless.
+            with contextlib.suppress(Exception):
+                drop_unused(node, [sha for _, sha in documents])
+            raise
     Path(row.envelope_path).unlink(missing_ok=True)  # opened: the sealed copy has served its purpose
-    return Accepted(transfer_id, opened.manifest, final)
+    return Accepted(transfer_id, opened.manifest, len(documents))
 
 
 def _sender_key(node: Node, peer: str, domain: str, key_id: str) -> IdentityPublicKey:

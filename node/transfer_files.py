@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from node.blob_holds import release_transfer
 from node.home import Node
 from protocol.transfer_states import Action
 from storage.transfers import TransferRow
@@ -15,8 +16,11 @@ log = logging.getLogger("satchel.transfers")
 def carry_out(node: Node, row: TransferRow, action: Action) -> None:
     if action is Action.DELETE_SEALED_ENVELOPE and row.envelope_path:
         Path(row.envelope_path).unlink(missing_ok=True)
-    elif action is Action.DISCARD_STAGING and row.staging_path:
-        Path(row.staging_path).unlink(missing_ok=True)
+    elif action is Action.DISCARD_STAGING:
+        # What the code opened lives in the blob store, held by the transfer until imported.
+        release_transfer(node, row.transfer_id)
+        if row.staging_path:  # opened by an older version into one staging file
+            Path(row.staging_path).unlink(missing_ok=True)
     elif action in (
         Action.RUN_IMPORT,
         Action.STOP_IMPORT,

@@ -78,15 +78,29 @@ _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 
 
-def _pairs_hook(field: str) -> Any:
+class _Order:
+    """Whether every map decoded so far had its keys in canonical (sorted) order."""
+
+    __slots__ = ("sorted",)
+
+    def __init__(self) -> None:
+        self.sorted = True
+
+
+def _pairs_hook(field: str, order: _Order) -> Any:
     def hook(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        previous = ""
         for key, value in pairs:
             if not isinstance(key, str):
                 raise MsgpackMalformed(f"{field}: map keys must be strings", field=field)
             if key in result:
                 raise MsgpackDuplicateKey(f"{field}: a map repeats a key", field=field)
+            # Python orders str by code point, which is also the order of their UTF-8 bytes.
+            if result and key < previous:
+                order.sorted = False
             result[key] = value
+            previous = key
         return result
 
     return hook
@@ -131,6 +145,7 @@ def unpack_strict(
     keys, arrays as ``list``, binary strings as ``bytes``.
     """
     raw = bytes(data)
+    order = _Order()
     if len(raw) > limits.max_bytes:
         raise MsgpackLimitExceeded(f"{field}: longer than {limits.max_bytes} bytes", field=field)
     try:
@@ -139,7 +154,7 @@ def unpack_strict(
             raw=False,
             strict_map_key=True,
             use_list=True,
-            object_pairs_hook=_pairs_hook(field),
+            object_pairs_hook=_pairs_hook(field, order),
             max_str_len=limits.max_str,
             max_bin_len=limits.max_bin,
             max_array_len=limits.max_array,
@@ -158,7 +173,9 @@ def unpack_strict(
             raise MsgpackLimitExceeded(f"{field}: a string, array or map is too long", field=field) from exc
         raise MsgpackMalformed(f"{field}: not well-formed msgpack", field=field) from exc
     _check_types(value, field, 0, limits.max_depth)
-    if canonical and pack_canonical(value) != raw:
+    # Maps decoded in sorted order re-encode as they are: msgpack's packer already writes the shortest
+    # form of every value, so comparing its output with the input checks the rest of canonical form.
+    if canonical and (not order.sorted or msgpack.packb(value, use_bin_type=True) != raw):
         raise MsgpackNotCanonical(
             f"{field}: not in canonical form (map keys sorted, shortest encodings)", field=field
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,35 @@ def append(
     )
     settings.put(db, _HEAD_KEY, {"seq": seq, "hash": entry_hash})
     return AuditEntry(seq, at, actor, action, subject, json.loads(details_json), prev, entry_hash)
+
+
+def append_many(
+    db: sqlite_utils.Database,
+    *,
+    at: str,
+    actor: str,
+    action: str,
+    items: Iterable[tuple[str, Mapping[str, Any]]],
+) -> None:
+    """Append one entry per (subject, details), in order: the chain as :func:`append` makes it, with the
+    head read and written once. Call inside the transaction of the change they record."""
+    row = db.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+    values = []
+    for subject, details in items:
+        seq += 1
+        details_json = json.dumps(dict(details), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        entry_hash = _entry_hash(prev, seq, at, actor, action, subject, details_json)
+        values.append((seq, at, actor, action, subject, details_json, prev, entry_hash))
+        prev = entry_hash
+    if not values:
+        return
+    db.conn.executemany(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, entry_hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        values,
+    )
+    settings.put(db, _HEAD_KEY, {"seq": seq, "hash": prev})
 
 
 def entries(

@@ -31,6 +31,11 @@ class BlobStore:
         self.root = root
         self._tmp = root / "tmp"
 
+    @property
+    def tmp_dir(self) -> Path:
+        """Where blobs are written before they get their real name (same file system, for the rename)."""
+        return self._tmp
+
     def path_for(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise BlobMissing(f"not a blob name: {sha256[:80]!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,10 @@ def require(db: sqlite_utils.Database, transfer_id: str) -> Import:
     return found
 
 
+# Bound parameters per IN (...) query: well under SQLite's limit on variables.
+_IN_CHUNK = 500
+
+
 def create(db: sqlite_utils.Database, **values: Any) -> None:
     insert_row(db, "imports", values)
 
@@ -146,17 +151,56 @@ def list_imports(db: sqlite_utils.Database, *, status: str | None = None) -> lis
     return [Import(*r) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
 
 
-def imported_record(db: sqlite_utils.Database, source_domain: str, record_id: str) -> tuple[str, str] | None:
-    """(kind, local id) of a record already imported from ``source_domain``."""
-    row = db.execute(
-        "SELECT kind, local_id FROM imported_records WHERE source_domain = ? AND source_record_id = ?",
-        [source_domain, record_id],
-    ).fetchone()
-    return (row[0], row[1]) if row else None
+def imported_among(
+    db: sqlite_utils.Database, source_domain: str, record_ids: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """Record id -> (kind, local id) for those of ``record_ids`` already imported from ``source_domain``."""
+    found: dict[str, tuple[str, str]] = {}
+    ids = list(dict.fromkeys(record_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = db.execute(
+            "SELECT source_record_id, kind, local_id FROM imported_records"
+            f" WHERE source_domain = ? AND source_record_id IN ({','.join('?' * len(chunk))})",
+            [source_domain, *chunk],
+        ).fetchall()
+        found.update({record_id: (kind, local_id) for record_id, kind, local_id in rows})
+    return found
 
 
-def remember_record(db: sqlite_utils.Database, **values: Any) -> None:
-    insert_row(db, "imported_records", values)
+def remember_records(
+    db: sqlite_utils.Database, rows: Iterable[tuple[str, str, str, str, str, str, str]]
+) -> None:
+    """(source domain, source record id, kind, local id, import id, transfer id, student sis id) each."""
+    db.conn.executemany(
+        "INSERT INTO imported_records (source_domain, source_record_id, kind, local_id, import_id, transfer_id,"
+        " student_sis_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def finish_students(
+    db: sqlite_utils.Database,
+    import_id: str,
+    *,
+    now: str,
+    imported: Iterable[tuple[str, str, int, int, int, int]],
+    skipped: Iterable[tuple[str, str]],
+) -> None:
+    """The per-student results of a batch: imported (sender sis id, destination sis id, created student,
+    documents, scores, changed) and skipped (sender sis id, reason)."""
+    db.conn.executemany(
+        "UPDATE import_students SET result = 'imported', result_reason = NULL, destination_sis_id = ?,"
+        " created_student = ?, documents = ?, scores = ?, changed = ?, finished_at = ?"
+        " WHERE import_id = ? AND sender_sis_id = ?",
+        [(dest, created, docs, scores, changed, now, import_id, sender) for sender, dest, created, docs, scores, changed
+         in imported],
+    )  # fmt: skip
+    db.conn.executemany(
+        "UPDATE import_students SET result = 'skipped', result_reason = ?, finished_at = ?"
+        " WHERE import_id = ? AND sender_sis_id = ?",
+        [(reason, now, import_id, sender) for sender, reason in skipped],
+    )
 
 
 def records_of_import(db: sqlite_utils.Database, import_id: str) -> list[tuple[str, str, str, str]]:

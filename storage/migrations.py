@@ -468,3 +468,21 @@ def _requests_and_codes(db: sqlite_utils.Database) -> None:
 @MIGRATIONS(name="0007_outbox_lease")
 def _outbox_lease(db: sqlite_utils.Database) -> None:
     _run(db, "ALTER TABLE outbox ADD COLUMN leased_until TEXT")
+
+
+@MIGRATIONS(name="0008_received_blobs")
+def _received_blobs(db: sqlite_utils.Database) -> None:
+    # Accepting a transfer opens its documents straight into the blob store; until they are imported the
+    # transfer is what keeps those blobs alive, so deleting a blob must ask this table as well as documents.
+    _run(
+        db,
+        """
+        CREATE TABLE received_blobs (
+            transfer_id TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (transfer_id, record_id)
+        );
+        CREATE INDEX received_blobs_sha256 ON received_blobs (sha256);
+        """,
+    )

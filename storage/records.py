@@ -81,6 +81,13 @@ def add_document(db: sqlite_utils.Database, doc: Document) -> Document:
     return doc
 
 
+def add_documents(db: sqlite_utils.Database, docs: Iterable[Document]) -> None:
+    db.conn.executemany(
+        f"INSERT INTO documents ({_DOC_COLS}) VALUES ({','.join('?' * len(fields(Document)))})",
+        [_row(doc) for doc in docs],
+    )
+
+
 def get_document(db: sqlite_utils.Database, doc_id: str) -> Document:
     row = db.execute(f"SELECT {_DOC_COLS} FROM documents WHERE doc_id = ?", [doc_id]).fetchone()
     if row is None:
@@ -178,21 +185,27 @@ def upsert_assessment_results(
     return inserted, updated, unchanged
 
 
-def add_assessment_result(
+def add_assessment_results(
     db: sqlite_utils.Database,
+    results: Iterable[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]],
     *,
-    result_id: str,
-    student_sis_id: str,
-    fields: Mapping[str, Any],
-    origin: Mapping[str, Any],
     now: str,
 ) -> None:
-    """A result received from another district, kept with where it came from."""
-    values = [str(fields.get(f, "") or "") for f in _RESULT_FIELDS[2:]]
-    db.execute(
+    """Results received from another district, kept with where they came from: (result id, student sis id,
+    fields, origin) each."""
+    db.conn.executemany(
         f"INSERT INTO assessment_results ({', '.join(_RESULT_FIELDS)}, origin, created_at)"
         f" VALUES ({','.join('?' * (len(_RESULT_FIELDS) + 2))})",
-        [result_id, student_sis_id, *values, json.dumps(dict(origin)), now],
+        [
+            (
+                result_id,
+                sis_id,
+                *(str(fields.get(f, "") or "") for f in _RESULT_FIELDS[2:]),
+                json.dumps(dict(origin)),
+                now,
+            )
+            for result_id, sis_id, fields, origin in results
+        ],
     )
 
 

@@ -340,3 +340,54 @@ def test_no_secret_or_record_content_in_reprs_or_errors(caplog: pytest.LogCaptur
     except SatchelError as exc:
         assert Code._from_int(5).reveal() not in str(exc.to_dict())
     assert code_text not in caplog.text
+
+
+class _Recorder:
+    """A DocumentSink that keeps what it is told, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def begin(self, record) -> None:
+        self.calls.append(("begin", record.record_id))
+
+    def write(self, data: memoryview) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def end(self, record) -> None:
+        self.calls.append(("end", record.record_id))
+
+
+def _open_into(envelope: bytes, sink: _Recorder):
+    from crypto import open_envelope
+
+    return open_envelope(io.BytesIO(envelope), sink, code=CODE, sender_key=SENDER.public_key,
+                         recipient_key=RECIPIENT, recipient_domain=RECIPIENT_DOMAIN, now=NOW + 1,
+                         policy=POLICY)  # fmt: skip
+
+
+def test_a_document_sink_is_told_where_each_document_starts_and_that_it_checked_out() -> None:
+    sink = _Recorder()
+    opened = _open_into(ENVELOPE, sink)
+    ids = [r.record_id for r in opened.manifest.documents()]
+    documents: list[tuple[str, bytes]] = []
+    for kind, value in sink.calls:
+        if kind == "begin":
+            documents.append((str(value), b""))
+        elif kind == "write":
+            documents[-1] = (documents[-1][0], documents[-1][1] + bytes(value))  # type: ignore[arg-type]
+        else:
+            assert value == documents[-1][0]
+    assert [c for c in sink.calls if c[0] == "end"] == [("end", i) for i in ids]
+    assert documents == list(zip(ids, DOCS, strict=True))  # the empty document too
+
+
+def test_a_document_that_fails_its_digest_gets_no_end() -> None:
+    manifest = make_manifest([b"first", b"original"])
+    sink = _Recorder()
+    with pytest.raises(SatchelError) as info:
+        _open_into(seal_bytes([b"first", b"modified"], manifest=manifest), sink)
+    assert info.value.code == "envelope.document_digest_mismatch"
+    ends = [value for kind, value in sink.calls if kind == "end"]
+    begins = [value for kind, value in sink.calls if kind == "begin"]
+    assert len(begins) == 2 and ends == begins[:1]

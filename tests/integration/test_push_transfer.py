@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -176,8 +177,12 @@ def test_a_whole_grade_in_one_transfer(pair, tmp_path: Path) -> None:
     accepted = b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
     assert "300 student(s)" in accepted.stdout
     _wait(lambda: _state(a, sent["transfer_id"]) == "accepted")
-    staged = b.home / "staging" / f"{sent['transfer_id']}.payload"
-    assert staged.stat().st_size == 10 * (3 << 20)
+    # Opened straight into the blob store: each document under its hash, no staging copy, no temp file.
+    for n in range(0, 300, 30):
+        digest = hashlib.sha256((tmp_path / f"doc{n}.pdf").read_bytes()).hexdigest()
+        assert (b.home / "blobs" / "sha256" / digest[:2] / digest).stat().st_size == 3 << 20
+    assert not (b.home / "staging").exists() or not list((b.home / "staging").iterdir())
+    assert not list((b.home / "blobs" / "tmp").iterdir())
 
 
 def test_message_thread_both_ways(pair) -> None:

@@ -37,3 +37,36 @@ def test_corruption_and_absence_are_detected(tmp_path: Path) -> None:
         list(store.read_chunks(blob.sha256))
     with pytest.raises(BlobMissing):
         store.path_for("../../etc/passwd")
+
+
+def test_incoming_blobs_get_their_names_only_when_published(tmp_path: Path) -> None:
+    from storage.incoming_blobs import IncomingBlobs
+
+    store = BlobStore(tmp_path)
+    pieces = [b"alpha" * 1000, b"", b"beta"]
+    with IncomingBlobs(store) as incoming:
+        for data in pieces:
+            incoming.begin()
+            incoming.write(memoryview(data))
+            incoming.end(hashlib.sha256(data).hexdigest())
+        incoming.sync()
+        assert not any(store.exists(hashlib.sha256(d).hexdigest()) for d in pieces)
+        published = incoming.publish()
+    assert published == [hashlib.sha256(d).hexdigest() for d in pieces]
+    assert all(store.verify(sha).length == len(d) for sha, d in zip(published, pieces, strict=True))
+    assert not list(store.tmp_dir.iterdir())
+
+
+def test_incoming_blobs_not_published_leave_nothing(tmp_path: Path) -> None:
+    from storage.incoming_blobs import IncomingBlobs
+
+    store = BlobStore(tmp_path)
+    with pytest.raises(RuntimeError), IncomingBlobs(store) as incoming:
+        for n in range(50):  # more than are fsynced at once
+            incoming.begin()
+            incoming.write(b"x" * n)
+            incoming.end(hashlib.sha256(b"x" * n).hexdigest())
+        incoming.begin()
+        incoming.write(b"half a docu")
+        raise RuntimeError("the envelope broke off")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))

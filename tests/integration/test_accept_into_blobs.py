@@ -1,0 +1,151 @@
+"""Accepting opens documents straight into the blob store, held by the transfer until it is imported."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _send(a, *args: str) -> dict:
+    return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
+
+
+def _add_document(a, tmp_path: Path, student: str, name: str, size: int) -> tuple[str, str]:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    added = json.loads(a.cli("documents", "add", student, str(path), "--type", "other", "--as", "coord",
+                             "--json").stdout)  # fmt: skip
+    return added["doc_id"], hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _wait_received(b, tid: str) -> None:
+    deadline = time.monotonic() + 30
+    while json.loads(b.cli("transfers", "show", tid, "--json").stdout)["state"] != "received":
+        assert time.monotonic() < deadline, "not delivered in time"
+        time.sleep(0.1)
+
+
+def _blob(home: Path, sha: str) -> Path:
+    return home / "blobs" / "sha256" / sha[:2] / sha
+
+
+def _every_blob_is_whole(home: Path) -> list[Path]:
+    stored = [p for p in (home / "blobs" / "sha256").rglob("*") if p.is_file()]
+    for path in stored:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"{path} is not what its name says"
+    return stored
+
+
+def test_reject_after_accept_removes_the_blobs_only_that_transfer_held(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    shared_doc, shared = _add_document(a, tmp_path, "100001", "shared.pdf", 40_000)
+    own_doc, own = _add_document(a, tmp_path, "100001", "own.pdf", 30_000)
+    first = _send(a, "--student", "100001", "--documents", f"{shared_doc},{own_doc}")
+    second = _send(a, "--student", "100001", "--documents", shared_doc)
+    for sent in (first, second):
+        _wait_received(b, sent["transfer_id"])
+        b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
+    assert _blob(b.home, shared).is_file() and _blob(b.home, own).is_file()
+    assert not (b.home / "staging").exists() or not list((b.home / "staging").iterdir())
+
+    b.cli("reject", first["transfer_id"], "--reason", "sent twice", "--as", "coord")
+    assert not _blob(b.home, own).exists()
+    assert _blob(b.home, shared).is_file()  # the second transfer still waits to import it
+
+    # Imported, the blob belongs to a document; rejecting is no longer possible, purging the document is.
+    b.cli("import", "preview", second["transfer_id"], "--as", "coord")
+    b.cli("import", "run", second["transfer_id"], "--as", "coord")
+    [doc] = json.loads(b.cli("documents", "list", "100001", "--json").stdout)
+    assert (
+        doc["sha256"] == shared
+        and "signed by a.example.org" in b.cli("documents", "verify", doc["doc_id"]).stdout
+    )
+    b.cli("purge", doc["doc_id"], "--as", "coord")
+    assert not _blob(b.home, shared).exists()
+    assert "hash chain verified" in b.cli("audit", "verify").stdout
+
+
+def test_a_failed_accept_leaves_no_blob_and_can_be_retried(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    doc_id, sha = _add_document(a, tmp_path, "100001", "report.pdf", 3 << 20)
+    sent = _send(a, "--student", "100001", "--documents", doc_id)
+    tid = sent["transfer_id"]
+    _wait_received(b, tid)
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        envelope = Path(
+            conn.execute("SELECT envelope_path FROM transfers WHERE transfer_id = ?", [tid]).fetchone()[0]
+        )
+    whole = envelope.read_bytes()
+    # The disk lost the envelope's tail: the opener fails after writing part of the document.
+    envelope.write_bytes(whole[: len(whole) - (1 << 20)])
+    failed = b.cli("accept", tid, "--code", sent["code"], "--as", "coord", ok=False)
+    assert failed.exit_code != 0
+    assert not _blob(b.home, sha).exists()
+    assert not list((b.home / "blobs" / "tmp").iterdir())
+    assert json.loads(b.cli("transfers", "show", tid, "--json").stdout)["state"] == "received"
+
+    envelope.write_bytes(whole)
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    assert _blob(b.home, sha).stat().st_size == 3 << 20
+    assert not envelope.exists()
+
+
+def test_accept_killed_midway_leaves_only_temp_files_and_a_retry_works(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    docs = [_add_document(a, tmp_path, "100001", f"d{n}.pdf", 4 << 20) for n in range(40)]
+    sent = _send(a, "--student", "100001", "--documents", ",".join(d for d, _ in docs))
+    tid = sent["transfer_id"]
+    _wait_received(b, tid)
+    b.stop()  # no server: only the accept below touches B's home
+    satchel = str(Path(sys.executable).with_name("satchel"))
+    command = [satchel, "accept", tid, "--code", sent["code"], "--as", "coord", "--home", str(b.home)]
+    proc = subprocess.Popen(command, env={**os.environ, **b.env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    temp = b.home / "blobs" / "tmp"
+    deadline = time.monotonic() + 60
+    while not (temp.is_dir() and len(list(temp.iterdir())) >= 3):  # a few documents in
+        assert time.monotonic() < deadline and proc.poll() is None, "the accept did not get going"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(temp.iterdir())
+    assert _every_blob_is_whole(b.home) == []  # nothing under a real name before the whole envelope checked
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        assert (
+            conn.execute("SELECT state FROM transfers WHERE transfer_id = ?", [tid]).fetchone()[0]
+            == "received"
+        )
+
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    stored = _every_blob_is_whole(b.home)
+    assert {p.name for p in stored} == {sha for _, sha in docs}
+
+
+def test_a_transfer_staged_by_an_older_version_still_imports(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    docs = [_add_document(a, tmp_path, "100001", f"old{n}.pdf", 10_000 + n) for n in range(3)]
+    sent = _send(a, "--student", "100001", "--documents", ",".join(d for d, _ in docs))
+    tid = sent["transfer_id"]
+    _wait_received(b, tid)
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    # What an older version left: the documents back to back in one staging file, no blobs.
+    staged = b.home / "staging" / f"{tid}.payload"
+    staged.parent.mkdir(exist_ok=True)
+    staged.write_bytes(b"".join(_blob(b.home, sha).read_bytes() for _, sha in docs))
+    for _, sha in docs:
+        _blob(b.home, sha).unlink()
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.execute("DELETE FROM received_blobs WHERE transfer_id = ?", [tid])
+        conn.execute("UPDATE transfers SET staging_path = ? WHERE transfer_id = ?", [str(staged), tid])
+    b.cli("import", "preview", tid, "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    listed = json.loads(b.cli("documents", "list", "100001", "--json").stdout)
+    assert sorted(d["sha256"] for d in listed) == sorted(sha for _, sha in docs)
+    assert len(_every_blob_is_whole(b.home)) == 3 and not staged.exists()
