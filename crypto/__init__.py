@@ -5,7 +5,8 @@ Envelopes (spec/envelope.md): :func:`seal_envelope`; on receipt :func:`peek_unve
 :func:`verify_envelope_header`; with the code :func:`open_envelope` (into a :class:`DocumentSink`); later
 :func:`verify_manifest` for provenance. Codes (spec/codes.md): :func:`generate_code`, :func:`parse_code`,
 :class:`Code`; transfer-code claims: :func:`transfer_code_credentials`, :func:`transfer_code_proof`,
-:func:`check_transfer_code_proof`.
+:func:`check_transfer_code_proof`. Signed-HTTP sessions (spec/request-signing.md §11): :class:`SessionShare`
+makes :class:`SessionKeys`.
 """
 
 from crypto._claims import check_transfer_code_proof, transfer_code_credentials, transfer_code_proof
@@ -20,6 +21,7 @@ from crypto._keys import (
     fingerprint,
 )
 from crypto._manifest_sig import verify_manifest
+from crypto._sessions import SessionKey, SessionKeys, SessionShare
 
 __all__ = [
     "Code",
@@ -28,6 +30,9 @@ __all__ = [
     "EncryptionPublicKey",
     "IdentityKey",
     "IdentityPublicKey",
+    "SessionKey",
+    "SessionKeys",
+    "SessionShare",
     "check_transfer_code_proof",
     "fingerprint",
     "generate_code",

@@ -11,6 +11,7 @@ from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
 from node.config import NodeConfig
 from node.home import Node, load_keys
 from node.http_errors import error_middleware
+from node.http_sessions import SESSIONS, SessionStore
 from node.keyring import KEYRING, Keyring
 from node.outbox_worker import outbox_worker
 from node.peer_client import PEER_CLIENT, PeerClient
@@ -29,6 +30,7 @@ def create_app(config: NodeConfig) -> web.Application:
     )
     app[PUBLIC_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.public)
     app[STREAMING_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.streaming)
+    app[SESSIONS] = SessionStore()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
 
@@ -38,7 +40,8 @@ def create_app(config: NodeConfig) -> web.Application:
         app[NODE] = node
         session = aiohttp.ClientSession()
         app[KEYRING] = Keyring(node, lambda: session, allow_loopback_http=config.federation.dev_loopback)
-        app[PEER_CLIENT] = PeerClient(node, session, app[KEYRING])
+        # A serving node talks to the same peers again and again: it signs in sessions (§11).
+        app[PEER_CLIENT] = PeerClient(node, session, app[KEYRING], sessions=True)
         yield
         await session.close()
         db.close()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from node import codes_flow, directory_service, requests_flow
 from node.appkeys import NODE
 from node.descriptor import signed_descriptor
+from node.http_sessions import SESSIONS
 from node.keyring import KEYRING
-from node.signed_http import BODY, PEER
+from node.signed_http import BODY, ORIGIN_HEADER, PEER, SESSION
+from protocol.http_sessions import SessionOfferInvalid, answer_body, parse_offer
 
 DESCRIPTOR_TYPE = "application/satchel-descriptor+json"
 LISTING_TYPE = "application/satchel-directory-listing+json"
@@ -25,6 +29,21 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "domain": node.config.node.domain, "role": node.config.node.role}
     )
+
+
+async def open_session(request: web.Request) -> web.Response:
+    """spec/request-signing.md §11: the caller's node key vouched for the offer; answer with our share."""
+    if request.get(SESSION) is not None:
+        raise SessionOfferInvalid(
+            "a session is opened with a request signed by the node key, not inside another session",
+            field="Signature-Input",
+        )
+    node = request.app[NODE]
+    answer = request.app[SESSIONS].open(
+        peer=request[PEER], client_share=parse_offer(request[BODY]), server_key=node.current_keys().identity,
+        client_origin=request.headers[ORIGIN_HEADER], now=int(time.time()),
+    )  # fmt: skip
+    return web.Response(body=answer_body(answer), content_type="application/json")
 
 
 async def ping(request: web.Request) -> web.Response:

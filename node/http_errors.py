@@ -41,6 +41,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "assessments.rows_invalid": 422,
     "http.body_too_large": 413,
     "signature.malformed": 400,
+    "session.offer_invalid": 400,
     "signature.wrong_destination": 421,
     "descriptor.key_changed": 409,
     "descriptor.key_revoked": 401,

@@ -1,7 +1,15 @@
-"""Outgoing signed requests to other nodes, with the response's signature and digest verified."""
+"""Outgoing signed requests to other nodes, with the response's signature and digest verified.
+
+With ``sessions=True`` (a serving node, which calls the same peers again and again) requests are signed
+in a session (spec/request-signing.md §11): the first call to a peer opens one with a node-key-signed
+handshake, later calls sign with its HMAC key. A peer that restarted answers `signature.session_unknown`;
+the call then opens a new session and is sent once more (it was refused before anything happened). A
+peer without sessions (404) is called with node-key signatures, and asked again after a while.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from contextlib import nullcontext
@@ -12,17 +20,28 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from crypto import SessionKeys, SessionShare
 from node.home import Node
 from node.keyring import Keyring
 from node.peers import PeerUnreachable
-from node.signed_http import MAX_BODY, signed_request_headers
+from node.signed_http import MAX_BODY, SessionSigner, signed_request_headers
 from protocol import SatchelError
 from protocol.content_digest import verify_body_digest
-from protocol.http_signatures import HttpResponseView, check_response_signature
+from protocol.http_sessions import (
+    RENEW_BEFORE,
+    SESSION_PATH,
+    offer_body,
+    parse_answer,
+    session_context,
+)
+from protocol.http_signatures import HttpResponseView, SignatureInvalid, check_response_signature
 from protocol.json_strict import loads_object
 
 # No total limit: an envelope of gigabytes takes a while; a stalled peer is caught by the read timeout.
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+NO_SESSIONS_RETRY = 600  # seconds before asking a peer without sessions again
+# Refusals of a session request that a fresh session (or sequence number) cures; nothing happened there.
+_RETRY_IN_NEW_SESSION = frozenset({"signature.session_unknown", "signature.replayed"})
 
 
 class PeerRefused(SatchelError):
@@ -43,16 +62,33 @@ class PeerResponse:
     body: bytes
     content_type: str
     peer_domain: str
+    key_id: str = ""  # the key that signed the response: the peer's node key, or the session id
 
     def json(self) -> dict[str, Any]:
         return loads_object(self.body, what="peer response")
 
 
+@dataclass(slots=True)
+class ClientSession:
+    """A session this node opened with a peer: sign with ``signer``, verify answers with ``keys.to_client``."""
+
+    keys: SessionKeys
+    signer: SessionSigner
+    peer_domain: str
+    expires: int
+
+
 class PeerClient:
-    def __init__(self, node: Node, session: aiohttp.ClientSession, keyring: Keyring) -> None:
+    def __init__(
+        self, node: Node, session: aiohttp.ClientSession, keyring: Keyring, *, sessions: bool = False
+    ) -> None:
         self._node = node
         self._session = session
         self._keyring = keyring
+        self._use_sessions = sessions
+        self._sessions: dict[str, ClientSession] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._no_sessions_until: dict[str, float] = {}
 
     async def call(
         self,
@@ -72,9 +108,76 @@ class PeerClient:
         A large body is streamed from ``body_file`` (memory stays flat), with its precomputed Content-Digest
         header value in ``body_digest``.
         """
+        args = dict(body=body, content_type=content_type, expect_domain=expect_domain, body_file=body_file,
+                    body_digest=body_digest, extra_headers=extra_headers)  # fmt: skip
+        session = await self._session_for(base_url, expect_domain) if self._use_sessions else None
+        if session is None:
+            return await self._send(base_url, method, path, None, **args)  # type: ignore[arg-type]
+        try:
+            return await self._send(base_url, method, path, session, **args)  # type: ignore[arg-type]
+        except PeerRefused as exc:
+            if exc.peer_code not in _RETRY_IN_NEW_SESSION:
+                raise
+            if exc.peer_code == "signature.session_unknown" and self._sessions.get(base_url) is session:
+                del self._sessions[base_url]
+            session = await self._session_for(base_url, expect_domain)
+            return await self._send(base_url, method, path, session, **args)  # type: ignore[arg-type]
+
+    async def _session_for(self, base_url: str, expect_domain: str | None) -> ClientSession | None:
+        if self._no_sessions_until.get(base_url, 0.0) > time.monotonic():
+            return None
+        lock = self._opening.setdefault(base_url, asyncio.Lock())
+        async with lock:  # many concurrent calls to a new peer: one handshake
+            current = self._sessions.get(base_url)
+            if current is not None and current.expires - RENEW_BEFORE > time.time():
+                return current
+            try:
+                opened = await self.open_session(base_url, expect_domain)
+            except PeerRefused as exc:
+                if exc.status not in (404, 405):
+                    raise
+                self._no_sessions_until[base_url] = time.monotonic() + NO_SESSIONS_RETRY
+                return None
+            self._sessions[base_url] = opened
+            return opened
+
+    async def open_session(self, base_url: str, expect_domain: str | None = None) -> ClientSession:
+        """The §11 handshake: offer a share signed with our node key, check the answer signed with theirs."""
+        share = SessionShare.generate()
+        response = await self._send(
+            base_url, "POST", SESSION_PATH, None, body=offer_body(share.public), content_type="application/json",
+            expect_domain=expect_domain,
+        )  # fmt: skip
+        answer = parse_answer(response.body)
+        own = self._node.current_keys().identity
+        context = session_context(
+            session_id=answer.session_id, expires=answer.expires, client_key_id=own.public_key.key_id,
+            server_key_id=response.key_id, client_origin=self._node.config.node.base_url,
+        )  # fmt: skip
+        keys = share.agree(
+            answer.share, client_share=share.public, server_share=answer.share, session_id=answer.session_id,
+            context=context,
+        )  # fmt: skip
+        return ClientSession(keys, SessionSigner(keys.to_server), response.peer_domain, answer.expires)
+
+    async def _send(
+        self,
+        base_url: str,
+        method: str,
+        path: str,
+        session: ClientSession | None,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        expect_domain: str | None = None,
+        body_file: Path | None = None,
+        body_digest: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> PeerResponse:
         url = self._keyring.check_origin(base_url) + path
         view, headers = signed_request_headers(
-            method=method, url=url, body=body, content_type=content_type, key=self._node.current_keys().identity,
+            method=method, url=url, body=body, content_type=content_type,
+            key=session.signer if session is not None else self._node.current_keys().identity,
             origin=self._node.config.node.base_url, body_digest=body_digest, extra_headers=extra_headers,
         )  # fmt: skip
         try:
@@ -88,22 +191,39 @@ class PeerClient:
                     content_type_got = response.headers.get("Content-Type", "")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
-        peer = await self._verify(view, status, response_headers, data, base_url, expect_domain)
+        peer, key_id = await self._verify(
+            view, status, response_headers, data, base_url, expect_domain, session
+        )
         if status >= 400:
             raise _refusal(status, data, url)
-        return PeerResponse(status, data, content_type_got, peer)
+        return PeerResponse(status, data, content_type_got, peer, key_id)
 
     async def _verify(
-        self, view: Any, status: int, headers: tuple, data: bytes, base_url: str, expect_domain: str | None
-    ) -> str:
+        self,
+        view: Any,
+        status: int,
+        headers: tuple,
+        data: bytes,
+        base_url: str,
+        expect_domain: str | None,
+        session: ClientSession | None,
+    ) -> tuple[str, str]:
         unverified = check_response_signature(
             HttpResponseView(status=status, headers=headers, request=view), now=int(time.time()),
             has_body=bool(data),
         )  # fmt: skip
-        resolved = await self._keyring.resolve(unverified.key_id, origin=base_url, domain=expect_domain)
-        verified = unverified.verify(resolved)
+        if unverified.key_id.startswith("hs-"):
+            # Only the session this request was sent in can have signed its answer.
+            if session is None or unverified.key_id != session.keys.session_id:
+                raise SignatureInvalid("the answer is signed with a session this request was not sent in")
+            verified = unverified.verify(session.keys.to_client)
+            domain = session.peer_domain
+        else:
+            resolved = await self._keyring.resolve(unverified.key_id, origin=base_url, domain=expect_domain)
+            verified = unverified.verify(resolved)
+            domain = resolved.domain
         verify_body_digest(verified.content_digest, data)
-        return resolved.domain
+        return domain, verified.key_id
 
 
 def _refusal(status: int, data: bytes, url: str) -> PeerRefused:

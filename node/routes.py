@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from node import handlers, receiving
 from node.http_errors import Handler
 from protocol.descriptor import WELL_KNOWN_PATH
+from protocol.http_sessions import SESSION_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", WELL_KNOWN_PATH, handlers.descriptor, public=True),
     Route("GET", "/satchel/v1/health", handlers.health, public=True),
     Route("POST", "/satchel/v1/ping", handlers.ping),
+    # Sessions (spec/request-signing.md §11): one node-key handshake, then HMAC-signed requests.
+    Route("POST", SESSION_PATH, handlers.open_session),
     # Push transfers (spec/transfer.md): the envelope streams in; receipts, messages and cancellations follow.
     Route("POST", "/satchel/v1/envelopes", receiving.receive_envelope, streaming=True),
     Route("POST", "/satchel/v1/transfers/{transfer_id}/receipts", receiving.receive_receipt),

@@ -4,6 +4,11 @@ before any handler sees it, and sign every response to a signed request.
 Routes are authenticated unless listed public. A verified request carries ``request[PEER]`` (who sent
 it) and ``request[BODY]`` (its exact bytes, digest checked). The nonce goes into the replay store only
 once everything else has verified, so a refused request stores nothing.
+
+A request signed with a node key is checked against the key chain and its nonce stored in the replay
+table; a request signed in a session (§11: HMAC-SHA256, keyid ``hs-…``) is checked against the session
+this process holds and its sequence number against the session's window, and its answer is signed
+with the session's response key.
 """
 
 from __future__ import annotations
@@ -11,16 +16,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from crypto import IdentityKey
+from crypto import IdentityKey, SessionKey
 from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
 from node.http_errors import Handler
+from node.http_sessions import SESSIONS, ServerSession
 from node.keyring import KEYRING
+from node.peer_identity import PeerIdentity
 from protocol import SatchelError
 from protocol.content_digest import (
     CONTENT_DIGEST,
@@ -30,11 +37,15 @@ from protocol.content_digest import (
     verify_body_digest,
     verify_content_digest,
 )
+from protocol.http_sessions import parse_sequence_nonce, sequence_nonce
 from protocol.http_signatures import (
     DEFAULT_REQUEST_COMPONENTS,
     Component,
     HttpRequestView,
     HttpResponseView,
+    SignatureMalformed,
+    UnverifiedSignature,
+    VerifiedSignature,
     check_request_signature,
     encode_nonce,
     sign_request,
@@ -57,19 +68,16 @@ class BodyTooLarge(SatchelError):
     default_hint = f"bodies of signed requests are limited to {MAX_BODY // 2**20} MiB"
 
 
-@dataclass(frozen=True, slots=True)
-class PeerIdentity:
-    domain: str
-    key_id: str
-    trust: str
-
+__all__ = ["BODY", "PEER", "SESSION", "STREAM", "PeerIdentity", "SignedBodyStream", "signed_request_headers"]
 
 PEER = web.RequestKey("peer", PeerIdentity)
+SESSION = web.RequestKey("session", ServerSession)
 BODY = web.RequestKey("body", bytes)
 STREAM = web.RequestKey("stream", object)
 _REQUEST_VIEW = web.RequestKey("request_view", HttpRequestView)
 
 
+@lru_cache(maxsize=4)  # asked twice per request, always about this node's one base URL
 def _own_authority(base_url: str) -> tuple[str, str]:
     parts = urlsplit(base_url)
     return parts.scheme, parts.netloc.lower()
@@ -97,13 +105,11 @@ def _is_public(request: web.Request) -> bool:
 class SignedBodyStream:
     """A signed request's body, read in chunks while its Content-Digest is computed."""
 
-    def __init__(
-        self, request: web.Request, digest: str, key_id: str, nonce: str, keep_until: int, now: int
-    ) -> None:
+    def __init__(self, request: web.Request, digest: str, remember: Callable[[], None]) -> None:
         self._request = request
         self._digester = ContentDigester.for_header(digest)
         self._digest = digest
-        self._replay = (key_id, nonce, keep_until, now)
+        self._remember = remember
         self.length = 0
 
     async def chunks(self, size: int = 1 << 20, limit: int | None = None) -> AsyncIterator[bytes]:
@@ -133,10 +139,7 @@ class SignedBodyStream:
         self.remember_nonce()
 
     def remember_nonce(self) -> None:
-        node = self._request.app[NODE]
-        key_id, nonce, keep_until, now = self._replay
-        with write_transaction(node.db):
-            nonces.remember(node.db, key_id, nonce, keep_until=keep_until, now=now)
+        self._remember()
 
 
 @web.middleware
@@ -152,26 +155,52 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
         view, now=now, expected_authority=authority, require_components=("satchel-origin",),
         has_body=request.body_exists,
     )  # fmt: skip
-    resolved = await keyring.resolve(unverified.key_id, origin=request.headers.get(ORIGIN_HEADER))
-    verified = unverified.verify(resolved)
-    request[PEER] = PeerIdentity(resolved.domain, verified.key_id, resolved.trust)
+    if unverified.key_id.startswith("hs-"):
+        verified, remember = await _verify_in_session(request, unverified, now)
+    else:
+        resolved = await keyring.resolve(unverified.key_id, origin=request.headers.get(ORIGIN_HEADER))
+        verified = unverified.verify(resolved)
+        request[PEER] = PeerIdentity(resolved.domain, verified.key_id, resolved.trust)
+
+        def remember() -> None:
+            with write_transaction(node.db):
+                nonces.remember(
+                    node.db, verified.key_id, verified.nonce, keep_until=verified.replay_until, now=now
+                )
+
     if (request.method, _canonical(request)) in request.app[STREAMING_ROUTES]:
         # Gigabyte bodies: the handler streams them through SignedBodyStream, which checks the digest at
         # the end; nothing may be committed before finish() returns.
         if verified.content_digest is None:
             raise DigestMissing("a streamed body must be covered by Content-Digest", field="Content-Digest")
-        request[STREAM] = SignedBodyStream(request, verified.content_digest, verified.key_id, verified.nonce,
-                                           verified.replay_until, now)  # fmt: skip
+        request[STREAM] = SignedBodyStream(request, verified.content_digest, remember)
         return await handler(request)
     body = await request.content.read(MAX_BODY + 1) if request.body_exists else b""
     if len(body) > MAX_BODY:
         raise BodyTooLarge("the request body is too large", field="body")
     if body or verified.content_digest is not None:
         verify_body_digest(verified.content_digest, body)
-    with write_transaction(node.db):
-        nonces.remember(node.db, verified.key_id, verified.nonce, keep_until=verified.replay_until, now=now)
+    remember()
     request[BODY] = body
     return await handler(request)
+
+
+async def _verify_in_session(
+    request: web.Request, unverified: UnverifiedSignature, now: int
+) -> tuple[VerifiedSignature, Callable[[], None]]:
+    sessions = request.app[SESSIONS]
+    session = sessions.get(unverified.key_id, now=now)
+    await sessions.recheck(session, request.app[KEYRING])
+    verified = unverified.verify(session.keys.to_server)
+    sequence = parse_sequence_nonce(verified.nonce)
+    if sequence is None:
+        raise SignatureMalformed(
+            "in a session the nonce is a 22-digit sequence number", field="Signature-Input"
+        )
+    session.window.check(sequence)
+    request[PEER] = session.peer
+    request[SESSION] = session
+    return verified, lambda: session.window.accept(sequence)
 
 
 @web.middleware
@@ -192,8 +221,10 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
         headers=tuple(response.headers.items()),
         request=request.get(_REQUEST_VIEW) or request_view(request, scheme),
     )
+    session = request.get(SESSION)
+    key = session.keys.to_client if session is not None else node.current_keys().identity
     try:
-        signature_headers = _sign_response(view, node.current_keys().identity, body)
+        signature_headers = _sign_response(view, key, body)
     except SatchelError:
         return response  # the request's own signature fields were unusable; nothing to bind to
     for name, value in signature_headers:
@@ -201,12 +232,29 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
     return response
 
 
-def _sign_response(view: HttpResponseView, key: IdentityKey, body: bytes) -> list[tuple[str, str]]:
+def _sign_response(
+    view: HttpResponseView, key: IdentityKey | SessionKey, body: bytes
+) -> list[tuple[str, str]]:
     now = int(time.time())
+    key_id = key.key_id if isinstance(key, SessionKey) else key.public_key.key_id
     return sign_response(
-        view, key_id=key.public_key.key_id, sign=key.sign_raw, created=now, expires=now + RESPONSE_LIFETIME,
+        view, key_id=key_id, sign=key.sign_raw, created=now, expires=now + RESPONSE_LIFETIME,
         nonce=encode_nonce(os.urandom(16)), has_body=bool(body),
     )  # fmt: skip
+
+
+class SessionSigner:
+    """Signs requests in a client's session: HMAC with the request key, sequence numbers as nonces."""
+
+    __slots__ = ("_next", "key")
+
+    def __init__(self, key: SessionKey) -> None:
+        self.key = key
+        self._next = 0
+
+    def nonce(self) -> str:
+        self._next += 1
+        return sequence_nonce(self._next)
 
 
 def signed_request_headers(
@@ -215,15 +263,15 @@ def signed_request_headers(
     url: str,
     body: bytes,
     content_type: str | None,
-    key: IdentityKey,
+    key: IdentityKey | SessionSigner,
     origin: str,
     body_digest: str | None = None,
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> tuple[HttpRequestView, list[tuple[str, str]]]:
     """Headers for an outgoing signed request, and the view that was signed (to verify the response).
 
-    A streamed body (a file) passes its precomputed ``body_digest`` header value instead of ``body``.
-    ``extra_headers`` are sent and covered by the signature too.
+    ``key`` is the node key, or a session's signer (§11). A streamed body (a file) passes its precomputed
+    ``body_digest`` header value instead of ``body``. ``extra_headers`` are sent and covered too.
     """
     headers: list[tuple[str, str]] = [("Satchel-Origin", origin), *extra_headers]
     has_body = bool(body) or body_digest is not None
@@ -235,9 +283,13 @@ def signed_request_headers(
     view = HttpRequestView(method=method, target_uri=url, headers=tuple(headers))
     now = int(time.time())
     covered = (*_components(view), *(Component(name=name.lower()) for name, _ in extra_headers))
+    if isinstance(key, SessionSigner):
+        key_id, sign, nonce = key.key.key_id, key.key.sign_raw, key.nonce()
+    else:
+        key_id, sign, nonce = key.public_key.key_id, key.sign_raw, encode_nonce(os.urandom(16))
     signature = sign_request(
-        view, key_id=key.public_key.key_id, sign=key.sign_raw, created=now, expires=now + REQUEST_LIFETIME,
-        nonce=encode_nonce(os.urandom(16)), components=covered, has_body=has_body,
+        view, key_id=key_id, sign=sign, created=now, expires=now + REQUEST_LIFETIME, nonce=nonce,
+        components=covered, has_body=has_body,
     )  # fmt: skip
     all_headers = [*headers, *signature]
     return HttpRequestView(method=method, target_uri=url, headers=tuple(all_headers)), all_headers

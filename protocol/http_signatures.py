@@ -178,6 +178,9 @@ class _SignatureFields:
     replay_until: int
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(_SignatureFields))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifiedSignature(_SignatureFields):
     """A signature that verified under the Satchel profile. Replay and body digest are still to check."""
@@ -207,7 +210,7 @@ class UnverifiedSignature(_SignatureFields):
             raise SignatureWrongDestination(
                 "the request is addressed to another node", field="Signature-Input"
             )
-        return VerifiedSignature(**{f.name: getattr(self, f.name) for f in fields(_SignatureFields)})
+        return VerifiedSignature(**{name: getattr(self, name) for name in _FIELD_NAMES})
 
 
 # --- the Satchel profile: signing and verifying ---------------------------------------------------------

@@ -155,7 +155,12 @@ class Component:
 
 
 def _component(value: Component | str) -> Component:
-    return value if isinstance(value, Component) else Component.parse(value)
+    return value if isinstance(value, Component) else _parsed_component(value)
+
+
+@lru_cache(maxsize=256)  # Components are immutable; the same few names are asked for on every request
+def _parsed_component(text: str) -> Component:
+    return Component.parse(text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -74,7 +74,16 @@ def _fields(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
     return combined
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split(" "))
+
+
+@lru_cache(maxsize=256)
+def _components(identifiers: tuple[str, ...]) -> tuple[Component, ...]:
+    return tuple(_component(i) for i in identifiers)
+
+
 def _component(identifier: str) -> Component:
     if identifier.startswith(_REQ_PREFIX):
         return Component(name="signature", params=(("req", True), ("key", identifier[len(_REQ_PREFIX) : -1])))
@@ -109,24 +118,39 @@ def _body_present(fields: dict[str, str], has_body: bool | None) -> bool:
 def _covers_what_is_required(
     message: Message,
     fields: dict[str, str],
-    identifiers: Sequence[str],
+    identifiers: tuple[str, ...],
     *,
     has_body: bool | None,
-    require: Sequence[str],
+    require: tuple[str, ...],
     request_label: str,
 ) -> bool:
+    return _covers(
+        identifiers, isinstance(message, HttpRequestView), require, request_label,
+        _body_present(fields, has_body) or "content-digest" in fields, "content-type" in fields,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=256)  # one answer per shape of message: the same few shapes come again and again
+def _covers(
+    identifiers: tuple[str, ...],
+    is_request: bool,
+    require: tuple[str, ...],
+    request_label: str,
+    needs_digest: bool,
+    needs_type: bool,
+) -> bool:
     needed = [f'"{name}"' for name in require]
-    if isinstance(message, HttpRequestView):
+    if is_request:
         # Without @target-uri the profile wants @authority/@path/@query: the general code's business.
         needed += ['"@method"', '"@target-uri"']
     else:
         needed += ['"@status"', f'{_REQ_PREFIX}{request_label}"']
-    if _body_present(fields, has_body) or "content-digest" in fields:
+    if needs_digest:
         needed.append('"content-digest"')
-    if "content-type" in fields:
+    if needs_type:
         needed.append('"content-type"')
     present = set(identifiers)
-    return all(item in present for item in needed)
+    return len(present) == len(identifiers) and all(item in present for item in needed)
 
 
 def _value(message: Message, fields: dict[str, str], identifier: str) -> str | None:
@@ -138,9 +162,16 @@ def _value(message: Message, fields: dict[str, str], identifier: str) -> str | N
     name = identifier[1:-1]
     if name == "@status":
         return f"{message.status:03d}" if isinstance(message, HttpResponseView) else None
-    if name in ("@method", "@target-uri"):
-        return _derived_value(message, name) if isinstance(message, HttpRequestView) else None
+    if name == "@method":
+        return message.method if isinstance(message, HttpRequestView) else None
+    if name == "@target-uri":
+        return _target_uri(message.target_uri) if isinstance(message, HttpRequestView) else None
     return fields.get(name)
+
+
+@lru_cache(maxsize=256)
+def _target_uri(uri: str) -> str:
+    return _derived_value(HttpRequestView(method="GET", target_uri=uri), "@target-uri")
 
 
 def _base(message: Message, fields: dict[str, str], identifiers: Sequence[str], params: str) -> bytes | None:
@@ -176,11 +207,9 @@ def read(
     if match is None or sig is None or match[1] != label or sig[1] != label:
         return None
     signature = _decode(sig[2])
-    identifiers = match[2].split(" ")
-    if signature is None or len(set(identifiers)) != len(identifiers):
-        return None
-    if not _covers_what_is_required(
-        message, fields, identifiers, has_body=has_body, require=require, request_label=request_label
+    identifiers = _split(match[2])
+    if signature is None or not _covers_what_is_required(
+        message, fields, identifiers, has_body=has_body, require=tuple(require), request_label=request_label
     ):
         return None
     base = _base(message, fields, identifiers, text[len(label) + 1 :])
@@ -188,7 +217,7 @@ def read(
         return None
     return FastSignature(
         label=label, key_id=match[7], alg=match[6], created=int(match[3]), expires=int(match[4]),
-        nonce=match[5], components=tuple(_component(i) for i in identifiers), signature=signature,
+        nonce=match[5], components=_components(identifiers), signature=signature,
         content_digest=fields.get("content-digest"), signature_base=base,
     )  # fmt: skip
 
@@ -210,15 +239,9 @@ def prepare(
 
     Like :func:`read`, only for the canonical shape and only when the general code would sign too.
     """
-    identifiers = []
-    for c in components:
-        if (c.params == () and c.name in ("@method", "@target-uri", "@status")) or not c.name.startswith("@"):
-            identifier = f'"{c.name}"' if c.params == () else _req_identifier(c)
-        else:
-            return None
-        if identifier is None:
-            return None
-        identifiers.append(identifier)
+    identifiers = _identifiers(tuple(components))
+    if identifiers is None:
+        return None
     params = (
         f'created={created};expires={expires};nonce="{nonce}"'
         + (f';alg="{alg}"' if alg is not None else "")
@@ -232,11 +255,24 @@ def prepare(
         or not _covers_what_is_required(
             message, fields, identifiers, has_body=has_body, require=(), request_label=request_label
         )
-        or len(set(identifiers)) != len(identifiers)
     ):
         return None
     base = _base(message, fields, identifiers, member)
     return None if base is None else (member, base)
+
+
+@lru_cache(maxsize=256)
+def _identifiers(components: tuple[Component, ...]) -> tuple[str, ...] | None:
+    identifiers = []
+    for c in components:
+        if (c.params == () and c.name in ("@method", "@target-uri", "@status")) or not c.name.startswith("@"):
+            identifier = f'"{c.name}"' if c.params == () else _req_identifier(c)
+        else:
+            return None
+        if identifier is None:
+            return None
+        identifiers.append(identifier)
+    return tuple(identifiers)
 
 
 def _req_identifier(component: Component) -> str | None:

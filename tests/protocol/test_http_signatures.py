@@ -745,3 +745,55 @@ def test_invalid_vectors_fail_with_their_codes() -> None:
             for _ in range(case.get("presentations", 1)):
                 present(case)
         assert caught.value.code == case["expected_code"], case["name"]
+
+
+def test_session_vectors_verify_from_their_json_alone() -> None:
+    """§11 from the vectors only: X25519 and HKDF straight from `cryptography`, not through crypto/."""
+    import hmac as hmac_module
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from crypto import SessionKey
+    from protocol.http_sessions import parse_answer, parse_offer
+
+    session = json.loads((VECTORS / "vectors.json").read_text())["session"]
+    client_secret = X25519PrivateKey.from_private_bytes(bytes.fromhex(session["client_share_secret_hex"]))
+    server_secret = X25519PrivateKey.from_private_bytes(bytes.fromhex(session["server_share_secret_hex"]))
+    client_share = parse_offer(session["offer_body_utf8"].encode())
+    answer = parse_answer(session["answer_body_utf8"].encode())
+    assert client_share == client_secret.public_key().public_bytes_raw()
+    assert answer.share == server_secret.public_key().public_bytes_raw()
+    shared = client_secret.exchange(X25519PublicKey.from_public_bytes(answer.share))
+    assert shared == server_secret.exchange(X25519PublicKey.from_public_bytes(client_share))
+    info = bytes.fromhex(session["hkdf_info_hex"])
+    assert info == b"satchel/v1/http-session\x00" + "\x00".join(
+        [answer.session_id, str(answer.expires), session["client_key_id"], session["server_key_id"],
+         session["client_origin"]]
+    ).encode()  # fmt: skip
+    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=client_share + answer.share, info=info).derive(
+        shared
+    )
+    assert okm.hex() == session["to_server_key_hex"] + session["to_client_key_hex"]
+
+    req, res = session["request"], session["response"]
+    request = _vector_request({**req, "headers": req["headers"] + req["added_headers"]})
+    to_server = SessionKey(answer.session_id, okm[:32])
+    verified = verify_request(request, resolve_key={answer.session_id: to_server}.get, now=1_767_225_605,
+                              expected_authority="node-b.example")  # fmt: skip
+    assert verified.signature == hmac_module.digest(okm[:32], req["signature_base"].encode(), "sha256")
+    response = HttpResponseView(status=res["status"], headers=[tuple(h) for h in res["headers"] + res["added_headers"]],
+                                request=request)  # fmt: skip
+    verified_response = verify_response(
+        response,
+        resolve_key={answer.session_id: SessionKey(answer.session_id, okm[32:])}.get,
+        now=1_767_225_605,
+    )
+    assert verified_response.signature == hmac_module.digest(
+        okm[32:], res["signature_base"].encode(), "sha256"
+    )
+    # The response key does not verify requests: each direction has its own.
+    with pytest.raises(SignatureInvalid):
+        verify_request(request, resolve_key={answer.session_id: SessionKey(answer.session_id, okm[32:])}.get,
+                       now=1_767_225_605, expected_authority="node-b.example")  # fmt: skip

@@ -15,8 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crypto import IdentityKey
+from crypto import IdentityKey, SessionShare
 from protocol.content_digest import content_digest_header
+from protocol.http_sessions import (
+    SessionAnswer,
+    answer_body,
+    new_session_id,
+    offer_body,
+    sequence_nonce,
+    session_context,
+)
 from protocol.http_signatures import (
     Component,
     HttpRequestView,
@@ -39,6 +47,11 @@ RESPONSE_NONCE = encode_nonce(hashlib.sha256(b"satchel/v1/vectors/request-signin
 TARGET = "https://node-b.example/v1/transfers?since=3"
 BODY = b'{"transfer":"t-0001","records":1}'
 RESPONSE_BODY = b'{"status":"accepted"}'
+SERVER_SEED = hashlib.sha256(b"satchel/v1/vectors/request-signing/node-b").digest()
+CLIENT_SHARE_SECRET = hashlib.sha256(b"satchel/v1/vectors/request-signing/session-client").digest()
+SERVER_SHARE_SECRET = hashlib.sha256(b"satchel/v1/vectors/request-signing/session-server").digest()
+SESSION_ID = new_session_id(hashlib.sha256(b"satchel/v1/vectors/request-signing/session-id").digest()[:16])
+CLIENT_ORIGIN = "https://node-a.example"
 
 
 def _pairs(headers: Any) -> list[list[str]]:
@@ -125,7 +138,67 @@ def build() -> dict[str, Any]:
             "added_headers": _pairs(response_added),
         },
         "invalid": invalid,
+        "session": _session(key, IdentityKey(SERVER_SEED)),
     }
+
+
+def _session(client: IdentityKey, server: IdentityKey) -> dict[str, Any]:
+    """§11: the handshake's bodies, the derived keys, and a request and response signed in the session."""
+    client_share = SessionShare.from_secret_bytes(CLIENT_SHARE_SECRET)
+    server_share = SessionShare.from_secret_bytes(SERVER_SHARE_SECRET)
+    expires = CREATED + 900
+    context = session_context(
+        session_id=SESSION_ID, expires=expires, client_key_id=client.public_key.key_id,
+        server_key_id=server.public_key.key_id, client_origin=CLIENT_ORIGIN,
+    )  # fmt: skip
+    shares = {"client_share": client_share.public, "server_share": server_share.public}
+    keys = client_share.agree(server_share.public, session_id=SESSION_ID, context=context, **shares)
+    assert keys.to_server.sign_raw(b"x") == server_share.agree(
+        client_share.public, session_id=SESSION_ID, context=context, **shares
+    ).to_server.sign_raw(b"x")
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Digest", content_digest_header(BODY)),
+        ("Satchel-Origin", CLIENT_ORIGIN),
+    ]
+    unsigned = HttpRequestView(method="POST", target_uri=TARGET, headers=headers)
+    added = sign_request(
+        unsigned, key_id=SESSION_ID, sign=keys.to_server.sign_raw, created=CREATED, expires=CREATED + 120,
+        nonce=sequence_nonce(1), components=["@method", "@target-uri", "content-digest", "content-type",
+                                             "satchel-origin"],
+    )  # fmt: skip
+    request = HttpRequestView(method="POST", target_uri=TARGET, headers=[*headers, *added])
+    response_headers = [("Content-Type", "application/json"), ("Content-Digest", content_digest_header(RESPONSE_BODY))]
+    response = HttpResponseView(status=202, headers=response_headers, request=request)
+    response_added = sign_response(
+        response, key_id=SESSION_ID, sign=keys.to_client.sign_raw, created=CREATED + 1, expires=CREATED + 61,
+        nonce=RESPONSE_NONCE,
+    )  # fmt: skip
+    return {
+        "client_key_id": client.public_key.key_id,
+        "server_key_id": server.public_key.key_id,
+        "client_origin": CLIENT_ORIGIN,
+        "client_share_secret_hex": CLIENT_SHARE_SECRET.hex(),
+        "server_share_secret_hex": SERVER_SHARE_SECRET.hex(),
+        "offer_body_utf8": offer_body(client_share.public).decode(),
+        "answer_body_utf8": answer_body(SessionAnswer(SESSION_ID, server_share.public, expires)).decode(),
+        "hkdf_info_hex": (b"satchel/v1/http-session\x00" + context).hex(),
+        # The generator may look inside: an implementer needs these bytes to find a mistake.
+        "to_server_key_hex": keys.to_server._secret.hex(),
+        "to_client_key_hex": keys.to_client._secret.hex(),
+        "request": {
+            "method": "POST", "target_uri": TARGET, "headers": _pairs(headers), "body_utf8": BODY.decode(),
+            "signature_base": signature_base(request, [c.name for c in parse_signature(added).components],
+                                             _params(added)).decode(),
+            "added_headers": _pairs(added),
+        },
+        "response": {
+            "status": 202, "headers": _pairs(response_headers), "body_utf8": RESPONSE_BODY.decode(),
+            "signature_base": signature_base(response, parse_signature(response_added).components,
+                                             _params(response_added)).decode(),
+            "added_headers": _pairs(response_added),
+        },
+    }  # fmt: skip
 
 
 def _params(added: list[tuple[str, str]]) -> SignatureParams:

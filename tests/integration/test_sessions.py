@@ -1,0 +1,176 @@
+"""Signed-HTTP sessions between real nodes (spec/request-signing.md §11).
+
+A is `satchel serve` in its own process; B's side is B's node opened here with a peer client that signs
+in sessions, as a serving node's does. Covers: one handshake for many calls, answers signed with the
+session's key, replay and tampering refused, a restart of A forgetting every session (old requests are
+refused, the client opens a new session by itself), revocation of the key a session was opened with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from node.home import init_home, open_node
+from node.keyring import Keyring
+from node.peer_client import PeerClient, PeerRefused
+from node.signed_http import SessionSigner, signed_request_headers
+from protocol.http_sessions import SESSION_PATH, offer_body
+
+from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli
+
+PING = "/satchel/v1/ping"
+
+
+def _district(tmp: Path, domain: str) -> Path:
+    home = tmp / domain
+    init_home(home, node=node_fields(domain, f"http://127.0.0.1:{free_port()}"))
+    run_cli(home, "users", "add", "ada", "--email", f"ada@{domain}", "--name", "Ada", "--role", "admin")
+    return home
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[dict[str, object]]:
+    homes = {"a": _district(tmp_path, "a.example.org"), "b": _district(tmp_path, "b.example.org")}
+    served = {key: ServedNode(home, DEV_ENV) for key, home in homes.items()}
+    run_cli(homes["a"], "peers", "add", served["b"].url, "--yes", "--as", "ada", env=DEV_ENV)
+    run_cli(homes["b"], "peers", "add", served["a"].url, "--yes", "--as", "ada", env=DEV_ENV)
+    state: dict[str, object] = {"homes": homes, "served": served}
+    try:
+        yield state
+    finally:
+        for node in state["served"].values():  # type: ignore[attr-defined]
+            node.stop()
+
+
+async def _with_client(home: Path, scenario) -> object:
+    node = open_node(home, DEV_ENV)
+    try:
+        # No keep-alive: a connection pooled before A restarts would be dead after it.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            keyring = Keyring(node, lambda: http, allow_loopback_http=True)
+            return await scenario(PeerClient(node, http, keyring, sessions=True), node, http)
+    finally:
+        node.close()
+
+
+def _signed(url: str, body: bytes, key, origin: str) -> list[tuple[str, str]]:
+    return signed_request_headers(method="POST", url=url, body=body, content_type="application/json", key=key,
+                                  origin=origin)[1]  # fmt: skip
+
+
+async def _raw_post(http: aiohttp.ClientSession, url: str, headers: list[tuple[str, str]], body: bytes):
+    async with http.post(url, data=body, headers=headers) as response:
+        return response.status, await response.json(), response.headers
+
+
+def test_many_calls_share_one_session_and_answers_are_signed_with_it(two) -> None:
+    homes, served = two["homes"], two["served"]
+    url_a = served["a"].url
+
+    async def scenario(client: PeerClient, node, http):
+        answers = await asyncio.gather(*(client.call(url_a, "POST", PING, body=b"{}",
+                                                     content_type="application/json") for _ in range(40)))  # fmt: skip
+        assert {a.json()["pong"] for a in answers} == {"a.example.org"}
+        # One handshake: every answer was signed with the same session's key, none with A's node key.
+        assert len({a.key_id for a in answers}) == 1
+        assert answers[0].key_id.startswith("hs-")
+        # A knows who is calling: the node key that opened the session.
+        assert answers[0].json()["caller_key"] == node.current_keys().identity.public_key.key_id
+        return answers[0].key_id
+
+    assert asyncio.run(_with_client(homes["b"], scenario)).startswith("hs-")
+
+
+def test_replayed_tampered_and_unknown_session_requests_are_refused(two) -> None:
+    homes, served = two["homes"], two["served"]
+    url_a = served["a"].url
+
+    async def scenario(client: PeerClient, node, http):
+        session = await client.open_session(url_a)
+        origin = node.config.node.base_url
+        headers = _signed(url_a + PING, b"{}", session.signer, origin)
+        status, body, answer_headers = await _raw_post(http, url_a + PING, headers, b"{}")
+        assert status == 200 and f'keyid="{session.keys.session_id}"' in answer_headers["Signature-Input"]
+        # The same bytes again: the sequence number was used.
+        status, body, _ = await _raw_post(http, url_a + PING, headers, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.replayed")
+        # A changed body with the same signature.
+        fresh = _signed(url_a + PING, b"{}", session.signer, origin)
+        status, body, _ = await _raw_post(http, url_a + PING, fresh, b'{"x":1}')
+        assert (status, body["error"]["code"]) == (400, "digest.mismatch")
+        # Signed with a key of the right shape that is not the session's.
+        forged = SessionSigner(type(session.keys.to_server)(session.keys.session_id, b"\x07" * 32))
+        wrong = _signed(url_a + PING, b"{}", forged, origin)
+        status, body, _ = await _raw_post(http, url_a + PING, wrong, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.invalid")
+        # A session A never opened.
+        stranger = SessionSigner(type(session.keys.to_server)("hs-" + "Q" * 22, b"\x07" * 32))
+        unknown = _signed(url_a + PING, b"{}", stranger, origin)
+        status, body, _ = await _raw_post(http, url_a + PING, unknown, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.session_unknown")
+        # A session is opened with the node key, never from inside another session.
+        nested = _signed(url_a + SESSION_PATH, offer_body(b"\x09" * 32), session.signer, origin)
+        status, body, _ = await _raw_post(http, url_a + SESSION_PATH, nested, offer_body(b"\x09" * 32))
+        assert (status, body["error"]["code"]) == (400, "session.offer_invalid")
+        # A malformed offer signed with the node key.
+        bad = _signed(url_a + SESSION_PATH, b'{"share":"x"}', node.current_keys().identity, origin)
+        status, body, _ = await _raw_post(http, url_a + SESSION_PATH, bad, b'{"share":"x"}')
+        assert (status, body["error"]["code"], body["error"]["field"]) == (
+            400,
+            "session.offer_invalid",
+            "share",
+        )
+
+    asyncio.run(_with_client(homes["b"], scenario))
+
+
+def test_a_restart_forgets_sessions_and_the_client_opens_a_new_one(two) -> None:
+    homes, served = two["homes"], two["served"]
+    url_a = served["a"].url
+
+    async def scenario(client: PeerClient, node, http):
+        first = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        _, recorded = signed_request_headers(
+            method="POST", url=url_a + PING, body=b"{}", content_type="application/json",
+            key=client._sessions[url_a].signer, origin=node.config.node.base_url,
+        )  # fmt: skip
+        served["a"].stop()
+        served["a"] = ServedNode(homes["a"], DEV_ENV)
+        # A request made in the old session, never sent before: A no longer knows the session.
+        status, body, _ = await _raw_post(http, url_a + PING, recorded, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.session_unknown")
+        # The client is told the same, opens a new session and sends again, without the caller noticing.
+        second = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        assert second.json()["pong"] == "a.example.org"
+        assert second.key_id.startswith("hs-") and second.key_id != first.key_id
+
+    asyncio.run(_with_client(homes["b"], scenario))
+
+
+def test_revoking_the_key_a_session_was_opened_with_ends_the_session(two) -> None:
+    homes, served = two["homes"], two["served"]
+    url_a = served["a"].url
+
+    async def scenario(client: PeerClient, node, http):
+        await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        old_key = node.current_keys().identity.public_key.key_id
+        await asyncio.to_thread(
+            run_cli, homes["b"], "keys", "rotate", "--identity", "--as", "ada", env=DEV_ENV
+        )  # commands run their own event loop
+        await asyncio.to_thread(
+            run_cli, homes["b"], "keys", "revoke", old_key, "--as", "ada", env=DEV_ENV
+        )  # commands run their own event loop
+        await asyncio.to_thread(
+            run_cli, homes["a"], "peers", "refresh", "b.example.org", env=DEV_ENV
+        )  # commands run their own event loop
+        await asyncio.sleep(1.1)  # a session re-checks its peer's key at most once a second
+        with pytest.raises(PeerRefused) as refused:
+            await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        assert refused.value.peer_code == "signature.key_revoked"
+
+    asyncio.run(_with_client(homes["b"], scenario))
