@@ -136,9 +136,16 @@ class Node:
     db: sqlite_utils.Database
     blobs: BlobStore
     _keys_stamp: tuple | None = None
+    _db_changes: tuple[int, int] | None = None
 
     def current_keys(self) -> NodeKeys:
         """The keys to use now; a long-running server picks up rotations and revocations made by the CLI."""
+        # Asked for every signed answer: look at node_keys only when some connection has written since
+        # (data_version moves on other connections' commits, total_changes on this one's).
+        changes = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.conn.total_changes)
+        if changes == self._db_changes:
+            return self.keys
+        self._db_changes = changes
         stamp = tuple(
             self.db.execute(
                 "SELECT count(*), max(created_at), sum(status = 'revoked'), max(not_after) FROM node_keys"

@@ -197,10 +197,12 @@ async def _verify_in_session(
         raise SignatureMalformed(
             "in a session the nonce is a 22-digit sequence number", field="Signature-Input"
         )
-    session.window.check(sequence)
+    # Taken now, not after the body: a gigabyte upload must not find its number pushed out of the window
+    # by the requests that went by meanwhile. A number is only ever burnt by its key's holder.
+    session.window.accept(sequence)
     request[PEER] = session.peer
     request[SESSION] = session
-    return verified, lambda: session.window.accept(sequence)
+    return verified, lambda: None
 
 
 @web.middleware

@@ -103,6 +103,9 @@ def test_replayed_tampered_and_unknown_session_requests_are_refused(two) -> None
         fresh = _signed(url_a + PING, b"{}", session.signer, origin)
         status, body, _ = await _raw_post(http, url_a + PING, fresh, b'{"x":1}')
         assert (status, body["error"]["code"]) == (400, "digest.mismatch")
+        # Its sequence number was taken when the signature verified, before the body (§11): not again.
+        status, body, _ = await _raw_post(http, url_a + PING, fresh, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.replayed")
         # Signed with a key of the right shape that is not the session's.
         forged = SessionSigner(type(session.keys.to_server)(session.keys.session_id, b"\x07" * 32))
         wrong = _signed(url_a + PING, b"{}", forged, origin)
