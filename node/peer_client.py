@@ -68,6 +68,20 @@ class PeerResponse:
         return loads_object(self.body, what="peer response")
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One request to send, as given to :meth:`PeerClient.call` (sent again as is after a new session)."""
+
+    method: str
+    path: str
+    body: bytes = b""
+    content_type: str | None = None
+    expect_domain: str | None = None
+    body_file: Path | None = None
+    body_digest: str | None = None
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(slots=True)
 class ClientSession:
     """A session this node opened with a peer: sign with ``signer``, verify answers with ``keys.to_client``."""
@@ -108,20 +122,21 @@ class PeerClient:
         A large body is streamed from ``body_file`` (memory stays flat), with its precomputed Content-Digest
         header value in ``body_digest``.
         """
-        args = dict(body=body, content_type=content_type, expect_domain=expect_domain, body_file=body_file,
-                    body_digest=body_digest, extra_headers=extra_headers)  # fmt: skip
+        outgoing = _Outgoing(
+            method, path, body, content_type, expect_domain, body_file, body_digest, extra_headers
+        )
         session = await self._session_for(base_url, expect_domain) if self._use_sessions else None
         if session is None:
-            return await self._send(base_url, method, path, None, **args)  # type: ignore[arg-type]
+            return await self._send(base_url, outgoing, None)
         try:
-            return await self._send(base_url, method, path, session, **args)  # type: ignore[arg-type]
+            return await self._send(base_url, outgoing, session)
         except PeerRefused as exc:
             if exc.peer_code not in _RETRY_IN_NEW_SESSION:
                 raise
             if exc.peer_code == "signature.session_unknown" and self._sessions.get(base_url) is session:
                 del self._sessions[base_url]
             session = await self._session_for(base_url, expect_domain)
-            return await self._send(base_url, method, path, session, **args)  # type: ignore[arg-type]
+            return await self._send(base_url, outgoing, session)
 
     async def _session_for(self, base_url: str, expect_domain: str | None) -> ClientSession | None:
         if self._no_sessions_until.get(base_url, 0.0) > time.monotonic():
@@ -144,10 +159,8 @@ class PeerClient:
     async def open_session(self, base_url: str, expect_domain: str | None = None) -> ClientSession:
         """The §11 handshake: offer a share signed with our node key, check the answer signed with theirs."""
         share = SessionShare.generate()
-        response = await self._send(
-            base_url, "POST", SESSION_PATH, None, body=offer_body(share.public), content_type="application/json",
-            expect_domain=expect_domain,
-        )  # fmt: skip
+        offer = _Outgoing("POST", SESSION_PATH, offer_body(share.public), "application/json", expect_domain)
+        response = await self._send(base_url, offer, None)
         answer = parse_answer(response.body)
         own = self._node.current_keys().identity
         context = session_context(
@@ -160,31 +173,19 @@ class PeerClient:
         )  # fmt: skip
         return ClientSession(keys, SessionSigner(keys.to_server), response.peer_domain, answer.expires)
 
-    async def _send(
-        self,
-        base_url: str,
-        method: str,
-        path: str,
-        session: ClientSession | None,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        expect_domain: str | None = None,
-        body_file: Path | None = None,
-        body_digest: str | None = None,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-    ) -> PeerResponse:
-        url = self._keyring.check_origin(base_url) + path
+    async def _send(self, base_url: str, out: _Outgoing, session: ClientSession | None) -> PeerResponse:
+        url = self._keyring.check_origin(base_url) + out.path
         view, headers = signed_request_headers(
-            method=method, url=url, body=body, content_type=content_type,
+            method=out.method, url=url, body=out.body, content_type=out.content_type,
             key=session.signer if session is not None else self._node.current_keys().identity,
-            origin=self._node.config.node.base_url, body_digest=body_digest, extra_headers=extra_headers,
+            origin=self._node.config.node.base_url, body_digest=out.body_digest, extra_headers=out.extra_headers,
         )  # fmt: skip
+        expect_domain = out.expect_domain
         try:
-            with body_file.open("rb") if body_file is not None else nullcontext() as handle:
-                data_arg = handle if handle is not None else (body or None)
+            with out.body_file.open("rb") if out.body_file is not None else nullcontext() as handle:
+                data_arg = handle if handle is not None else (out.body or None)
                 async with self._session.request(
-                    method, url, data=data_arg, headers=headers, timeout=TIMEOUT, allow_redirects=False
+                    out.method, url, data=data_arg, headers=headers, timeout=TIMEOUT, allow_redirects=False
                 ) as response:
                     data = await response.content.read(MAX_BODY + 1)
                     status, response_headers = response.status, tuple(response.headers.items())
