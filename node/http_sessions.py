@@ -97,10 +97,12 @@ class SessionStore:
             raise SessionUnknown(f"session {session_id} is not open on this node", field="Signature-Input")
         return session
 
+    @staticmethod
+    def recheck_due(session: ServerSession) -> bool:
+        return time.monotonic() - session.checked_at >= RECHECK_SECONDS
+
     async def recheck(self, session: ServerSession, keyring: Keyring) -> None:
         """Refuse (and forget) the session once its peer's node key is revoked or no longer valid."""
-        if time.monotonic() - session.checked_at < RECHECK_SECONDS:
-            return
         try:
             await keyring.resolve(session.peer.key_id, origin=None, domain=session.peer.domain)
         except BaseException:

@@ -190,7 +190,8 @@ async def _verify_in_session(
 ) -> tuple[VerifiedSignature, Callable[[], None]]:
     sessions = request.app[SESSIONS]
     session = sessions.get(unverified.key_id, now=now)
-    await sessions.recheck(session, request.app[KEYRING])
+    if sessions.recheck_due(session):
+        await sessions.recheck(session, request.app[KEYRING])
     verified = unverified.verify(session.keys.to_server)
     sequence = parse_sequence_nonce(verified.nonce)
     if sequence is None:

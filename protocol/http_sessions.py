@@ -146,12 +146,13 @@ class ReplayWindow:
     once the whole request has verified, and refuses a number some other request took meanwhile.
     """
 
-    __slots__ = ("_bits", "highest", "window")
+    __slots__ = ("_bits", "_mask", "highest", "window")
 
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
         self.highest = 0
         self._bits = 0
+        self._mask = (1 << window) - 1
 
     def _seen(self, sequence: int) -> bool:
         if sequence > self.highest:
@@ -172,7 +173,7 @@ class ReplayWindow:
         if sequence > self.highest:
             shift = sequence - self.highest
             # A jump past the whole window forgets it at once (and never shifts by a huge number).
-            kept = (self._bits << shift) & ((1 << self.window) - 1) if shift < self.window else 0
+            kept = (self._bits << shift) & self._mask if shift < self.window else 0
             self._bits = kept | 1
             self.highest = sequence
         else:
