@@ -486,3 +486,12 @@ def _received_blobs(db: sqlite_utils.Database) -> None:
         CREATE INDEX received_blobs_sha256 ON received_blobs (sha256);
         """,
     )
+
+
+@MIGRATIONS(name="0009_checked_manifests")
+def _checked_manifests(db: sqlite_utils.Database) -> None:
+    # Parsing a grade's manifest with every check costs a third of its import; storage.manifest_checks
+    # remembers which exact bytes (by SHA-256) already passed, so later commands parse them without re-checking.
+    _run(
+        db, "CREATE TABLE checked_manifests (sha256 TEXT PRIMARY KEY, checked_at TEXT NOT NULL) WITHOUT ROWID"
+    )
