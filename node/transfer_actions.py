@@ -121,12 +121,12 @@ def accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) -
             # so none can remove a blob between its rename here and the commit of the transfer's hold.
             incoming.publish()
             received_blobs.remember(node.db, transfer_id, documents)
+            store.save_manifest(node.db, transfer_id, opened.manifest_bytes, opened.manifest_signature)
             manifest_checks.remember(node.db, opened.manifest_bytes, now=now_iso())  # open_envelope parsed it
 
         try:
             _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
-                   inside=publish, manifest=opened.manifest_bytes,
-                   manifest_signature=opened.manifest_signature)  # fmt: skip
+                   inside=publish)  # fmt: skip
         except BaseException:
             # Renamed but not held (say another coordinator accepted first): whole verified blobs, which
             # go unless something else uses them. Best effort: a left-over blob is harmless.

@@ -495,3 +495,24 @@ def _checked_manifests(db: sqlite_utils.Database) -> None:
     _run(
         db, "CREATE TABLE checked_manifests (sha256 TEXT PRIMARY KEY, checked_at TEXT NOT NULL) WITHOUT ROWID"
     )
+
+
+@MIGRATIONS(name="0010_transfer_manifests")
+def _transfer_manifests(db: sqlite_utils.Database) -> None:
+    # A grade's manifest is some 3 MB: kept in the transfers row, every state change of the transfer (each
+    # UPDATE rewrites the whole row) copied it into the WAL twice over, and every read of the row read it.
+    _run(
+        db,
+        """
+        CREATE TABLE transfer_manifests (
+            transfer_id TEXT PRIMARY KEY REFERENCES transfers (transfer_id),
+            manifest BLOB NOT NULL,
+            signature BLOB NOT NULL
+        );
+        INSERT INTO transfer_manifests (transfer_id, manifest, signature)
+            SELECT transfer_id, manifest, manifest_signature FROM transfers
+            WHERE manifest IS NOT NULL AND manifest_signature IS NOT NULL;
+        ALTER TABLE transfers DROP COLUMN manifest;
+        ALTER TABLE transfers DROP COLUMN manifest_signature
+        """,
+    )

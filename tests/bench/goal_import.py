@@ -59,7 +59,9 @@ def _prepare(folder: Path) -> tuple[Path, str, Manifest]:
         b.stop()
     node = b.open()
     try:
-        blob = node.db.execute("SELECT manifest FROM transfers WHERE transfer_id = ?", [tid]).fetchone()[0]
+        blob = node.db.execute(
+            "SELECT manifest FROM transfer_manifests WHERE transfer_id = ?", [tid]
+        ).fetchone()[0]
         node.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         node.close()
