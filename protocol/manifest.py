@@ -395,7 +395,7 @@ def parse_checked_manifest(data: bytes, *, max_length: int = DEFAULT_MAX_MANIFES
     """
     if len(data) > max_length:  # the bytes were checked against some limit; the caller's still applies
         raise MsgpackLimitExceeded(f"manifest: longer than {max_length} bytes", field="manifest")
-    top = msgpack.unpackb(data, raw=False, use_list=True)
+    top = msgpack.unpackb(data, raw=False, use_list=False)  # arrays as tuples, as _freeze_meta makes them
     new, put = object.__new__, object.__setattr__
     students = []
     for wire in top["students"]:
@@ -424,10 +424,14 @@ _RECORD_FIELDS = tuple((key, "record_id" if key == "id" else "student_sis_id" if
 
 
 def _frozen(value: Any) -> Any:
-    """What _freeze_meta makes of checked metadata, without the checks."""
-    kind = type(value)
-    if kind is dict:
-        return MappingProxyType({k: _frozen(v) if type(v) in (dict, list) else v for k, v in value.items()})
-    if kind is list:
-        return tuple(_frozen(v) if type(v) in (dict, list) else v for v in value)
+    """What _freeze_meta makes of checked metadata (arrays already tuples), without the checks."""
+    if type(value) is dict:
+        kinds = set(map(type, value.values()))
+        if dict in kinds or tuple in kinds:
+            return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+        return MappingProxyType(value)  # freshly decoded, referenced nowhere else: no copy needed
+    if type(value) is tuple:
+        kinds = set(map(type, value))
+        if dict in kinds or tuple in kinds:
+            return tuple(_frozen(v) for v in value)
     return value
