@@ -31,3 +31,10 @@ def new_id() -> str:
     if _time_part[0] != ms:
         _time_part = (ms, ulid_time(ms))
     return _time_part[1] + ulid_randomness(os.urandom(10))
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` fresh ULIDs at once, as ``new_id`` makes them (one clock read, one CSPRNG read)."""
+    prefix = ulid_time(time.time_ns() // 1_000_000)
+    randomness = os.urandom(10 * count)
+    return [prefix + ulid_randomness(randomness[i : i + 10]) for i in range(0, 10 * count, 10)]

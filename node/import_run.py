@@ -19,13 +19,15 @@ import json
 import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from node import legacy_staging
 from node.blob_holds import drop_unused
-from node.clock import new_id, now_iso
+from node.clock import new_ids, now_iso
 from node.gc_pause import gc_paused
 from node.home import Node
 from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
@@ -37,7 +39,7 @@ from protocol.manifest import Manifest, ManifestRecord, ManifestStudent
 from protocol.receipts import ImportCounts, SkippedStudents
 from protocol.roster import StudentRecord
 from protocol.transfer_states import Actor, ImportFailed, ImportFinished, ReceiverState, TransferEvent
-from storage import imports, received_blobs, records, students
+from storage import imports, match_index, received_blobs, records, students
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.errors import BlobMissing
@@ -150,13 +152,14 @@ def _import_batch(
     db = run.node.db
     started = time.monotonic()
     with write_transaction(db):
+        existing = _existing(run, islice(queue, run.batch), by_sis)
         plans: list[_Plan] = []
         skipped: list[tuple[ImportStudent, str]] = []
         while queue and len(plans) + len(skipped) < run.batch and time.monotonic() - started < BATCH_SECONDS:
             student = queue.popleft()
             try:
                 plans.append(_plan(run, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
-                                   student))  # fmt: skip
+                                   student, existing))  # fmt: skip
             except SatchelError as exc:
                 skipped.append((student, exc.message))
         try:
@@ -188,21 +191,38 @@ def _import_batch(
         ])  # fmt: skip
 
 
+def _existing(
+    run: _Run, upcoming: Iterable[ImportStudent], by_sis: dict[str, ManifestStudent]
+) -> dict[str, StudentRecord]:
+    """The local students a batch links to or whose SIS ids it would create, in one look-up (read inside the
+    batch's transaction, so they stay true while it plans and writes)."""
+    wanted = []
+    for student in upcoming:
+        action, sis_id = student.target
+        if action == "link" and sis_id is not None:
+            wanted.append(sis_id)
+        elif action == "new":
+            wanted.append(_new_sis_id(run.found, by_sis[student.sender_sis_id]))
+    return match_index.lookup_sis_ids(run.node.db, wanted)
+
+
 def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, SatchelError) else f"could not be written: {exc}"
 
 
-def _plan(run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], student: ImportStudent) -> _Plan:
-    sis_id, create = _destination(run.node, run.found, incoming, student, run.claimed)
+def _plan(
+    run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], student: ImportStudent,
+    existing: dict[str, StudentRecord],
+) -> _Plan:  # fmt: skip
+    sis_id, create = _destination(run.node, run.found, incoming, student, run.claimed, existing)
     if create:
         run.claimed.add(sis_id)
     plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
-    for rec in mine:
+    for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
         if rec.record_id in run.done:
             continue
-        local_id = new_id()
         if rec.kind == "assessment":
             plan.results.append((local_id, sis_id, rec.metadata, run.origin_json(rec.record_id)))
         elif rec.kind == "document":
@@ -246,7 +266,7 @@ def origin_json_for(sender: str, envelope: str, received: str) -> Callable[[str]
     so the rest is encoded once rather than for each of a grade's 10,000 results."""
     head = json.dumps({"kind": "import", "sender": sender, "envelope": envelope})[:-1] + ', "record_id": '
     tail = ', "received": ' + json.dumps(received) + "}"
-    return lambda record_id: head + json.dumps(record_id) + tail
+    return lambda record_id: head + encode_basestring_ascii(record_id) + tail  # what json.dumps does to a str
 
 
 def _write(run: _Run, plans: list[_Plan]) -> None:
@@ -266,27 +286,31 @@ def _write(run: _Run, plans: list[_Plan]) -> None:
     imports.remember_records(db, [r for p in plans for r in p.remembered])
 
 
+def _new_sis_id(found: Import, incoming: ManifestStudent) -> str:
+    return incoming.recipient_sis_id or f"T{parse_ulid(found.import_id)[0] % 10**6:06d}-{incoming.sis_id}"
+
+
 def _destination(
-    node: Node, found: Import, incoming: ManifestStudent, student: ImportStudent, claimed: set[str]
-) -> tuple[str, bool]:
+    node: Node, found: Import, incoming: ManifestStudent, student: ImportStudent, claimed: set[str],
+    existing: dict[str, StudentRecord],
+) -> tuple[str, bool]:  # fmt: skip
     action, sis_id = student.target
     if action == "later":
         raise InvalidInput("needs review: the match is uncertain", field="match",
                            hint="decide with `satchel import match ID STUDENT --to SIS_ID | --new`")  # fmt: skip
     if action == "link":
         assert sis_id is not None
-        students.require(node.db, sis_id)
+        if sis_id not in existing:
+            students.require(node.db, sis_id)  # raises the usual not-found error
         return sis_id, False
-    new_id_here = (
-        incoming.recipient_sis_id or f"T{parse_ulid(found.import_id)[0] % 10**6:06d}-{incoming.sis_id}"
-    )
+    new_id_here = _new_sis_id(found, incoming)
     if new_id_here in claimed:
         raise InvalidInput(f"SIS id {new_id_here} is asked for by another student of this import", field="sis_id",
                            hint="link one of them to another record with `satchel import match`")  # fmt: skip
-    clash = students.get(node.db, new_id_here)
+    clash = existing.get(new_id_here)
     if clash is not None:
         raise InvalidInput(
-            f"SIS id {new_id_here} already belongs to {clash.record.given_name} {clash.record.family_name}",
+            f"SIS id {new_id_here} already belongs to {clash.given_name} {clash.family_name}",
             field="sis_id", hint="link the student to that record, or to another, with `satchel import match`",
         )  # fmt: skip
     return new_id_here, True
