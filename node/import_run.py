@@ -14,6 +14,7 @@ recognised by (sender, record id).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sqlite3
@@ -287,7 +288,14 @@ def _write(run: _Run, plans: list[_Plan]) -> None:
 
 
 def _new_sis_id(found: Import, incoming: ManifestStudent) -> str:
-    return incoming.recipient_sis_id or f"T{parse_ulid(found.import_id)[0] % 10**6:06d}-{incoming.sis_id}"
+    return incoming.recipient_sis_id or _sis_id_prefix(found.import_id) + incoming.sis_id
+
+
+@functools.lru_cache(maxsize=16)
+def _sis_id_prefix(import_id: str) -> str:
+    """Students an import creates without a SIS id chosen for them get the import's, e.g. T123456-: parsed once
+    per import, not per student."""
+    return f"T{parse_ulid(import_id)[0] % 10**6:06d}-"
 
 
 def _destination(
