@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from storage import match_index
-
 MIGRATIONS = sqlite_utils.Migrations("satchel")
 
 
@@ -259,6 +257,8 @@ def _match_keys(db: sqlite_utils.Database) -> None:
         CREATE INDEX student_match_keys_sis_id ON student_match_keys (sis_id);
         """,
     )
+    from storage import match_index  # matching's code, loaded only by the migration that needs it
+
     match_index.rebuild(db)
 
 
