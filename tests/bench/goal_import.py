@@ -6,7 +6,8 @@ divided by 64); goal 2 times the same import with the real bytes.
 
 * measured: ``node.import_run.run`` in-process on a node that has accepted and previewed the transfer
   (the state is copied afresh for every run). Accepting already opened the documents into the blob store,
-  so the import moves no bytes: it re-verifies and parses the stored manifest, then writes one transaction
+  so the import moves no bytes: it verifies the stored manifest's signature again and parses it (bytes that
+  passed every check at accept are not checked again), then writes one transaction
   per batch of students (up to 200): the new students, their records, the import bookkeeping (imported
   records, per-student results) and one audit entry per student, each table with one ``executemany``.
 * baseline: the same 11,500 rows (same tables, same values, a freshly migrated Satchel database, so the
