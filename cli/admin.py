@@ -8,6 +8,7 @@ import click
 
 from cli.common import (
     CONTEXT,
+    LazyChoice,
     as_option,
     deliver_now,
     home_option,
@@ -16,10 +17,6 @@ from cli.common import (
     print_json,
     print_table,
 )
-from node import district
-from node.operators import add_user, disable_user
-from storage import audit, users
-from storage.users import ROLES
 
 
 @click.group("users", context_settings=CONTEXT)
@@ -40,7 +37,7 @@ def users_group() -> None:
 @click.option("--name", "full_name", required=True, help="Full name, as shown to other districts.")
 @click.option(
     "--role",
-    type=click.Choice(ROLES),
+    type=LazyChoice("storage.users", "ROLES"),
     required=True,
     help="admin: everything; coordinator: send, accept, import; viewer: read only.",
 )
@@ -53,6 +50,8 @@ def users_add(
     Example:
       satchel users add jdoe --email jdoe@springfield.k12.il.us --name "Jane Doe" --role coordinator --as admin
     """
+    from node.operators import add_user
+
     with opened(home) as node:
         user = add_user(node, actor=actor, username=username, email=email, full_name=full_name, role=role)
     click.echo(f"Added {user.role} {user.username} <{user.email}>.")
@@ -68,6 +67,8 @@ def users_list(home: str | None, as_json: bool) -> None:
     Example:
       satchel users list --json
     """
+    from storage import users
+
     with opened(home) as node:
         rows = users.list_all(node.db)
     if as_json:
@@ -90,6 +91,8 @@ def users_disable(home: str | None, actor: str | None, username: str) -> None:
     Example:
       satchel users disable jdoe --as admin
     """
+    from node.operators import disable_user
+
     with opened(home) as node:
         disable_user(node, actor=actor, username=username)
     click.echo(f"Disabled {username}.")
@@ -119,6 +122,8 @@ def contact_set(home: str | None, actor: str | None, name: str, title: str, emai
     Example:
       satchel contact set --name "Jane Doe" --title Registrar --email jdoe@sd.org --phone "+1 217-555-0100" --as admin
     """
+    from node import district
+
     with opened(home) as node:
         contact = district.set_contact(node, actor=actor, name=name, title=title, email=email, phone=phone)
     click.echo(f"Coordinator contact: {contact.name}, {contact.title} <{contact.email}> {contact.phone}")
@@ -135,6 +140,8 @@ def contact_show(home: str | None, as_json: bool) -> None:
     Example:
       satchel contact show
     """
+    from node import district
+
     with opened(home) as node:
         contact = district.contact(node)
     if as_json:
@@ -158,6 +165,8 @@ def audit_group(ctx: click.Context, home: str | None, as_json: bool, limit: int,
     Example:
       satchel audit --limit 20
     """
+    from storage import audit
+
     if ctx.invoked_subcommand is not None:
         return
     with opened(home) as node:
@@ -196,6 +205,8 @@ def audit_verify(home: str | None) -> None:
     Example:
       satchel audit verify
     """
+    from storage import audit
+
     with opened(home) as node:
         count = audit.verify_chain(node.db)
     click.echo(f"Audit log intact: {count} entries, hash chain verified.")

@@ -15,7 +15,6 @@ from cli.common import (
     print_table,
     run,
 )
-from node import claiming, codes_flow
 
 
 @click.group("codes", context_settings=CONTEXT)
@@ -51,6 +50,8 @@ def codes_create(
     Example:
       satchel codes create --student 100234 --for shelbyville.k12.il.us --as jane
     """
+    from node import codes_flow
+
     with opened(home) as node:
         issued = codes_flow.create(node, actor=actor, student=student, grade=grade, school=school,
                                    for_domain=for_domain)  # fmt: skip
@@ -73,6 +74,8 @@ def codes_list(home: str | None, as_json: bool) -> None:
     Example:
       satchel codes list
     """
+    from node import codes_flow
+
     with opened(home) as node:
         codes_flow.expire_codes(node)
         rows = codes_flow.list_codes(node)
@@ -96,6 +99,8 @@ def codes_revoke(home: str | None, actor: str | None, code_id: str) -> None:
     Example:
       satchel codes revoke 3f2a9c01b7d4 --as jane
     """
+    from node import codes_flow
+
     with opened(home) as node:
         codes_flow.revoke(node, actor=actor, code_id=code_id)
     click.echo(f"Revoked {code_id}.")
@@ -143,6 +148,7 @@ def claim_command(home: str | None, actor: str | None, as_json: bool, code: str,
     Example:
       satchel claim 7K2Q-M9XD-RT4B-J@springfield.k12.il.us --school "Riverton Middle School" --as bo
     """
+    from node import claiming
 
     claimed = run(home, lambda node, rt: claiming.claim(node, rt, actor=actor, text=code, school=school))
     counts = claimed.preview.counts

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import json
 import os
-import random
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from node.home import Node, open_node, resolve_home
-from node.outbox_worker import deliver_due
-from node.runtime import Runtime, runtime
-from protocol import SatchelError
+if TYPE_CHECKING:
+    from node.home import Node
+    from node.runtime import Runtime
+    from protocol import SatchelError
+
+# Every `satchel` run starts a new process, so the command modules import the node (aiohttp, SQLite,
+# the crypto libraries: most of a second) inside the commands that use it: `satchel --help` and quick
+# commands load only what they need.
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -52,17 +55,37 @@ class SatchelGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except SatchelError as exc:
-            fail(exc)
-            ctx.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
+            from protocol import SatchelError  # loaded by whatever raised it, if it is one
+
+            if isinstance(exc, SatchelError):
+                fail(exc)
+                ctx.exit(2)
             if os.environ.get("SATCHEL_DEBUG"):
                 raise
             click.echo(f"Error: unexpected internal error ({type(exc).__name__})", err=True)
             click.echo("Hint: re-run with SATCHEL_DEBUG=1 to see the details, and report them", err=True)
             ctx.exit(3)
+
+
+class LazyChoice(click.Choice):
+    """A choice among the values of ``module.attribute``, imported only when a command parses the option
+    or shows its help (the values belong to the node, which quick commands do not load)."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self._source = (module, attribute)
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        module, attribute = self._source
+        return tuple(getattr(importlib.import_module(module), attribute))
+
+    @choices.setter
+    def choices(self, _ignored: object) -> None:
+        pass  # click.Choice.__init__ stores its choices; these are looked up instead
 
 
 def home_option(func: F) -> F:
@@ -88,6 +111,8 @@ def json_option(func: F) -> F:
 
 @contextmanager
 def opened(home: str | None) -> Iterator[Node]:
+    from node.home import open_node, resolve_home
+
     node = open_node(resolve_home(home))
     try:
         yield node
@@ -131,6 +156,9 @@ T = TypeVar("T")
 
 def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
     """Run network work for a command: the node opened, one HTTP session, the keyring and a peer client."""
+    import asyncio
+
+    from node.runtime import runtime
 
     async def main() -> T:
         with opened(home) as node:
@@ -142,6 +170,10 @@ def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
 
 def deliver_now(home: str | None) -> None:
     """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff."""
+    import random
+
+    from node.outbox_worker import deliver_due
+
     delivered = run(home, lambda node, rt: deliver_due(node, rt.client, rng=random.SystemRandom()))
     if delivered:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)

@@ -5,10 +5,6 @@ from __future__ import annotations
 import click
 
 from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table, run
-from node import directory_client, directory_service
-from node.home import Node, init_home, resolve_home
-from node.runtime import Runtime
-from storage import directory as store
 
 
 @click.group("directory", context_settings=CONTEXT)
@@ -40,6 +36,8 @@ def directory_init(
           --name "Illinois State Board of Education" --state IL --city Springfield --zip 62777 \\
           --url https://directory.isbe.example
     """
+    from node.home import init_home, resolve_home
+
     path = resolve_home(home)
     init_home(path, node={"role": "directory", "domain": domain, "name": name, "state": state, "city": city,
                           "zip": zip_code, "base_url": url, "nces_id": ""})  # fmt: skip
@@ -62,6 +60,9 @@ def directory_join(home: str | None, actor: str | None, url: str) -> None:
     Example:
       satchel directory join https://directory.isbe.example --as ada
     """
+    from node import directory_client
+    from node.home import Node
+    from node.runtime import Runtime
 
     async def work(node: Node, rt: Runtime) -> str:
         return await directory_client.join(node, rt.client, rt.keyring, actor=actor, base_url=url)
@@ -79,6 +80,8 @@ def _decide(approve: bool) -> click.Command:
     @click.argument("domain")
     @click.option("--reason", default="", help="Why (recorded in the audit log).")
     def decide(home: str | None, actor: str | None, domain: str, reason: str) -> None:
+        from node import directory_service
+
         with opened(home) as node:
             entry = directory_service.decide(node, actor=actor, domain=domain, approve=approve, reason=reason)
         click.echo(f"{entry.domain} is now {entry.status}.")
@@ -105,6 +108,9 @@ def directory_list(home: str | None, as_json: bool, status: str | None) -> None:
     Example:
       satchel directory list --status pending
     """
+    from node import directory_service
+    from storage import directory as store
+
     with opened(home) as node:
         directory_service.require_directory(node)
         entries = store.list_entries(node.db, status=status)
@@ -139,6 +145,9 @@ def directory_search(
     Example:
       satchel directory search shelbyville --state IL
     """
+    from node import directory_client
+    from node.home import Node
+    from node.runtime import Runtime
 
     async def work(node: Node, rt: Runtime) -> directory_client.SearchResult:
         return await directory_client.search(node, rt.keyring, text=text, state=state or node.config.node.state,
@@ -181,6 +190,9 @@ def directory_mirror(home: str | None, actor: str | None, url: str, fp: str) -> 
     Example:
       satchel directory mirror https://directory.isbe.example --fingerprint 5PQ0Z-P4CWV-SF6CQ-DCBEV-JDY1R --as op
     """
+    from node import directory_service
+    from node.home import Node
+    from node.runtime import Runtime
 
     async def work(node: Node, rt: Runtime) -> tuple[str, dict[str, int]]:
         domain = await directory_service.add_mirror(
@@ -201,6 +213,9 @@ def directory_sync(home: str | None) -> None:
     Example:
       satchel directory sync
     """
+    from node import directory_service
+    from node.home import Node
+    from node.runtime import Runtime
 
     async def work(node: Node, rt: Runtime) -> dict[str, int]:
         return await directory_service.sync_mirrors(node, rt.keyring)

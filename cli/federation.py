@@ -17,16 +17,9 @@ from cli.common import (
     print_table,
     run,
 )
-from crypto import fingerprint
-from node import directory_client, keys_admin
-from node.home import Node
-from node.operators import authorize, record
-from node.peers import fetch_descriptor
-from node.runtime import Runtime
-from protocol import NotFound
-from storage import directory as store
-from storage import peers as peer_store
-from storage.database import write_transaction
+
+# node.keys_admin.DEFAULT_OVERLAP_DAYS, written out so that help does not load the node (a test compares them).
+OVERLAP_DAYS = 7
 
 # -- peers --------------------------------------------------------------------------------------------
 
@@ -54,6 +47,11 @@ def peers_add(home: str | None, actor: str | None, url: str, yes: bool, repin: b
     Example:
       satchel peers add https://satchel.shelbyville.k12.il.us --as jane
     """
+    from node.home import Node
+    from node.operators import authorize, record
+    from node.peers import fetch_descriptor
+    from node.runtime import Runtime
+    from storage.database import write_transaction
 
     async def work(node: Node, rt: Runtime) -> None:
         user = authorize(node, actor, "settings.manage")
@@ -91,6 +89,8 @@ def peers_list(home: str | None, as_json: bool) -> None:
     Example:
       satchel peers list
     """
+    from storage import peers as peer_store
+
     with opened(home) as node:
         known = peer_store.list_all(node.db)
     if as_json:
@@ -115,6 +115,10 @@ def peers_show(home: str | None, as_json: bool, domain: str) -> None:
     Example:
       satchel peers show shelbyville.k12.il.us
     """
+    from crypto import fingerprint
+    from protocol import NotFound
+    from storage import peers as peer_store
+
     with opened(home) as node:
         peer = peer_store.get(node.db, domain)
         keys = peer_store.keys(node.db, domain)
@@ -145,6 +149,9 @@ def peers_refresh(home: str | None, domain: str | None) -> None:
     Example:
       satchel peers refresh shelbyville.k12.il.us
     """
+    from node.home import Node
+    from node.runtime import Runtime
+    from storage import peers as peer_store
 
     async def work(node: Node, rt: Runtime) -> None:
         targets = [domain] if domain else [p.domain for p in peer_store.list_all(node.db)]
@@ -166,6 +173,10 @@ def peers_ping(home: str | None, domain: str) -> None:
     Example:
       satchel peers ping shelbyville.k12.il.us
     """
+    from node.home import Node
+    from node.runtime import Runtime
+    from protocol import NotFound
+    from storage import peers as peer_store
 
     async def work(node: Node, rt: Runtime) -> dict[str, Any]:
         peer = peer_store.get(node.db, domain)
@@ -206,6 +217,8 @@ def keys_list(home: str | None, as_json: bool) -> None:
     Example:
       satchel keys list
     """
+    from crypto import fingerprint
+
     with opened(home) as node:
         rows = node.db.execute(
             "SELECT use, key_id, algorithm, public_key, not_before, not_after, status FROM node_keys"
@@ -231,7 +244,7 @@ def keys_list(home: str | None, as_json: bool) -> None:
 @click.option(
     "--overlap-days",
     type=int,
-    default=keys_admin.DEFAULT_OVERLAP_DAYS,
+    default=OVERLAP_DAYS,
     show_default=True,
     help="How long the old key stays valid beside the new one.",
 )
@@ -242,6 +255,9 @@ def keys_rotate(home: str | None, actor: str | None, use: str, overlap_days: int
     Example:
       satchel keys rotate --identity --overlap-days 7 --as ada
     """
+
+    from node import keys_admin
+
     with opened(home) as node:
         key_id = keys_admin.rotate(node, actor=actor, use=use, overlap_days=overlap_days)
     click.echo(f"New {use} key {key_id}; the old one stays valid for {overlap_days} days.")
@@ -259,6 +275,9 @@ def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
     Example:
       satchel keys revoke ed25519-hd8qgpma8ykbzs61 --as ada
     """
+
+    from node import keys_admin
+
     with opened(home) as node:
         keys_admin.revoke(node, actor=actor, key_id=key_id)
     click.echo(f"Revoked {key_id}.")
@@ -290,6 +309,9 @@ def directories_add(home: str | None, actor: str | None, url: str, fp: str) -> N
     Example:
       satchel directories add https://directory.isbe.example --fingerprint 5PQ0Z-P4CWV-SF6CQ-DCBEV-JDY1R --as ada
     """
+    from node import directory_client
+    from node.home import Node
+    from node.runtime import Runtime
 
     async def work(node: Node, rt: Runtime) -> str:
         return await directory_client.trust_directory(node, rt.keyring, actor=actor, base_url=url, fp=fp)
@@ -307,6 +329,8 @@ def directories_list(home: str | None, as_json: bool) -> None:
     Example:
       satchel directories list
     """
+    from storage import directory as store
+
     with opened(home) as node:
         trusted = store.trusted(node.db)
         joined = store.memberships(node.db)

@@ -20,9 +20,6 @@ from cli.common import (
     print_table,
 )
 from cli.records import documents_group
-from node import claiming, documents_admin, import_log, import_preview, import_run
-from node.import_preview import verified_manifest
-from storage import transfers as store
 
 
 @click.group("import", context_settings=CONTEXT)
@@ -58,6 +55,8 @@ def import_preview_cmd(
     Example:
       satchel import preview 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --school "Lincoln Middle School" --as bo
     """
+    from node import import_preview
+
     with opened(home) as node:
         result = import_preview.preview(
             node, actor=actor, transfer_id=transfer_id, school=school, owner=owner
@@ -92,6 +91,10 @@ def import_review(home: str | None, as_json: bool, transfer_id: str, status: str
     Example:
       satchel import review 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --status uncertain
     """
+    from node import import_preview
+    from node.import_preview import verified_manifest
+    from storage import transfers as store
+
     with opened(home) as node:
         result = import_preview.summary(node, transfer_id)
         row = store.require(node.db, result.import_row.transfer_id, local_domain=node.config.node.domain)
@@ -132,6 +135,8 @@ def import_match(
     Example:
       satchel import match 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A 200101 --to B-50017 --as bo
     """
+    from node import import_preview
+
     with opened(home) as node:
         decided = import_preview.decide(node, actor=actor, transfer_id=transfer_id, sender_sis_id=student,
                                         link_to=link_to, new=new, later=later)  # fmt: skip
@@ -151,6 +156,8 @@ def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_
     Example:
       satchel import run 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --as bo
     """
+    from node import import_run
+
     with opened(home) as node:
         result = import_run.run(node, actor=actor, transfer_id=transfer_id)
     if as_json:
@@ -182,6 +189,8 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
     Example:
       satchel import cancel 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --as bo
     """
+    from node import claiming, import_run
+
     with opened(home) as node:
         removed = import_run.cancel(node, actor=actor, transfer_id=transfer_id)
         went_back = claiming.is_claimed(node, transfer_id)
@@ -208,6 +217,8 @@ def import_log_cmd(home: str | None, as_json: bool, transfer_id: str, csv_path: 
     Example:
       satchel import log 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --csv import-log.csv
     """
+    from node import import_log
+
     with opened(home) as node:
         if csv_path is not None:
             count = import_log.write_csv(node, transfer_id, csv_path)
@@ -244,6 +255,8 @@ def imports_list(home: str | None, as_json: bool) -> None:
     Example:
       satchel imports list --json
     """
+    from node import import_log
+
     with opened(home) as node:
         rows = import_log.completed(node)
     if as_json:
@@ -264,6 +277,8 @@ def documents_verify(home: str | None, doc_id: str) -> None:
     Example:
       satchel documents verify 01JC7A0B1C2D3E4F5G6H7J8K9M
     """
+    from node import documents_admin
+
     with opened(home) as node:
         p = documents_admin.verify(node, doc_id)
     if p.sender:
@@ -284,6 +299,8 @@ def documents_move(home: str | None, actor: str | None, doc_id: str, to: str) ->
     Example:
       satchel documents move 01JC7A0B1C2D3E4F5G6H7J8K9M --to 100235 --as bo
     """
+    from node import documents_admin
+
     with opened(home) as node:
         documents_admin.move(node, actor=actor, doc_id=doc_id, to=to)
     click.echo(f"Moved {doc_id} to {to}.")
@@ -300,6 +317,8 @@ def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
     Example:
       satchel documents delete 01JC7A0B1C2D3E4F5G6H7J8K9M --as bo
     """
+    from node import documents_admin
+
     with opened(home) as node:
         documents_admin.delete(node, actor=actor, doc_id=doc_id)
     click.echo(f"Deleted {doc_id}. Purge it with `satchel purge {doc_id}` to erase its content for good.")
@@ -320,6 +339,8 @@ def documents_replace(
     Example:
       satchel documents replace 01JC7A0B1C2D3E4F5G6H7J8K9M iep-corrected.pdf --as jane
     """
+    from node import documents_admin
+
     with opened(home) as node:
         new = documents_admin.replace(node, actor=actor, doc_id=doc_id, path=file, title=title)
     click.echo(
@@ -338,6 +359,8 @@ def purge_command(home: str | None, actor: str | None, doc_id: str) -> None:
     Example:
       satchel purge 01JC7A0B1C2D3E4F5G6H7J8K9M --as bo
     """
+    from node import documents_admin
+
     with opened(home) as node:
         documents_admin.purge(node, actor=actor, doc_id=doc_id)
     click.echo(f"Purged {doc_id}: its content is erased.")

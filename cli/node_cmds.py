@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protocol.descriptor import Contact
 import logging
 from dataclasses import replace
 
 import click
 
 from cli.common import CONTEXT, home_option, json_option, opened, print_fields, print_json, print_table
-from crypto import fingerprint
-from node.descriptor import build_descriptor
-from node.home import init_home, resolve_home
-from node.server import run_server
-from protocol.descriptor import Contact
-from protocol.signed_document import unb64url
 
 
 @click.command(context_settings=CONTEXT)
@@ -38,6 +35,8 @@ def init(
       satchel init --home /srv/satchel --domain springfield.k12.il.us --name "Springfield SD 186" \\
           --state IL --city Springfield --zip 62701 --url https://satchel.springfield.k12.il.us
     """
+    from node.home import init_home, resolve_home
+
     path = resolve_home(home)
     config = init_home(path, node={
         "domain": domain, "name": name, "state": state, "city": city, "zip": zip_code,
@@ -65,6 +64,8 @@ def info(home: str | None, as_json: bool) -> None:
     Example:
       satchel info --json
     """
+    from node.descriptor import build_descriptor
+
     with opened(home) as node:
         descriptor = build_descriptor(node)
     if as_json:
@@ -99,6 +100,9 @@ def _contact_line(contact: Contact | None) -> str:
 
 
 def _fingerprint(key_json: dict) -> str:
+    from crypto import fingerprint
+    from protocol.signed_document import unb64url
+
     return fingerprint(key_json["alg"], unb64url(key_json["public_key"], field="public_key"))
 
 
@@ -116,6 +120,10 @@ def serve(home: str | None, host: str | None, port: int | None, dev: bool) -> No
     Example:
       satchel serve --home /srv/satchel --host 127.0.0.1 --port 8440
     """
+    import asyncio
+
+    from node.server import run_server
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with opened(home) as node:
         config = node.config

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import click
 
-from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table
-from node import records as record_service
-from storage import records
-from storage.records import DOCUMENT_TYPES
+from cli.common import (
+    CONTEXT,
+    LazyChoice,
+    as_option,
+    home_option,
+    json_option,
+    opened,
+    print_json,
+    print_table,
+)
 
 
 @click.group("documents", context_settings=CONTEXT)
@@ -29,7 +35,11 @@ def documents_group() -> None:
 @click.argument("student")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--type", "doc_type", type=click.Choice(DOCUMENT_TYPES), required=True, help="Kind of document."
+    "--type",
+    "doc_type",
+    type=LazyChoice("storage.records", "DOCUMENT_TYPES"),
+    required=True,
+    help="Kind of document.",
 )
 @click.option("--title", help="Title shown to coordinators (default: the file name).")
 @json_option
@@ -48,6 +58,8 @@ def documents_add(
     Example:
       satchel documents add 100234 iep-2026.pdf --type iep --title "IEP 2026-27" --as jdoe
     """
+    from node import records as record_service
+
     with opened(home) as node:
         doc = record_service.add_document(
             node, actor=actor, student_sis_id=student, path=file, doc_type=doc_type, title=title
@@ -71,6 +83,8 @@ def documents_list(home: str | None, as_json: bool, student: str | None) -> None
     Example:
       satchel documents list 100234
     """
+    from storage import records
+
     with opened(home) as node:
         docs = records.list_documents(node.db, student)
     if as_json:
@@ -124,6 +138,8 @@ def cases_add(
       satchel cases add --student 100234 --case-number TA-2026-014 --building "Lincoln MS" \\
           --team "BTAM North" --team-leader "R. Diaz" --case-manager "K. Lee" --as jdoe
     """
+    from node import records as record_service
+
     with opened(home) as node:
         case = record_service.add_case(
             node, actor=actor, student_sis_id=student, case_number=case_number,
@@ -148,6 +164,8 @@ def cases_list(home: str | None, as_json: bool, student: str | None, text: str |
     Example:
       satchel cases list --search "BTAM North"
     """
+    from storage import records
+
     with opened(home) as node:
         cases = records.list_cases(node.db, student_sis_id=student, text=text)
     if as_json:
@@ -197,6 +215,8 @@ def assessments_import(
     Example:
       satchel assessments import star-fall-2026.csv --as jdoe
     """
+    from node import records as record_service
+
     with opened(home) as node:
         counts = record_service.import_assessments(
             node, actor=actor, path=csv_file, skip_invalid=skip_invalid
@@ -221,6 +241,8 @@ def assessments_list(home: str | None, as_json: bool, student: str) -> None:
     Example:
       satchel assessments list 100234
     """
+    from storage import records
+
     with opened(home) as node:
         results = records.list_assessment_results(node.db, student)
     if as_json:

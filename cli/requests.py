@@ -16,9 +16,6 @@ from cli.common import (
     print_json,
     print_table,
 )
-from node import requests_flow
-from node.manifest_builder import Selection
-from storage import requests as store
 
 
 @click.command("request", context_settings=CONTEXT)
@@ -36,6 +33,8 @@ def request_command(home: str | None, actor: str | None, from_: str, student: st
     Example:
       satchel request --from springfield.k12.il.us --student B-50017 --comments "IEP services start 9/1" --as bo
     """
+    from node import requests_flow
+
     with opened(home) as node:
         request_id = requests_flow.submit(
             node, actor=actor, to=from_, student_sis_id=student, comments=comments
@@ -67,6 +66,9 @@ def requests_list(home: str | None, as_json: bool, side: str | None, state: str 
     Example:
       satchel requests list --incoming --status requested
     """
+    from node import requests_flow
+    from storage import requests as store
+
     with opened(home) as node:
         views = [
             requests_flow.show(node, r.request_id) for r in store.list_rows(node.db, side=side, state=state)
@@ -96,6 +98,8 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     Example:
       satchel requests show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A
     """
+    from node import requests_flow
+
     with opened(home) as node:
         view = requests_flow.show(node, request_id)
     r, s, e = view.request, view.request.student, view.request.enrolment
@@ -159,6 +163,9 @@ def requests_release(
     Example:
       satchel requests release 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --student 200101 --all-records --as jane
     """
+    from node import requests_flow
+    from node.manifest_builder import Selection
+
     selection = Selection(students=(student,), documents=id_list(documents), cases=id_list(cases),
                           assessments=assessments, all_records=all_records)  # fmt: skip
     with opened(home) as node:
@@ -182,6 +189,8 @@ def requests_reject(home: str | None, actor: str | None, request_id: str, commen
     Example:
       satchel requests reject 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --comments "no such student in our records" --as jane
     """
+    from node import requests_flow
+
     with opened(home) as node:
         requests_flow.reject(node, actor=actor, request_id=request_id, comments=comments)
     click.echo(f"Rejected {request_id}.")

@@ -17,8 +17,6 @@ from cli.common import (
     print_json,
     print_table,
 )
-from node.roster_import import import_roster
-from storage import records, students
 
 
 @click.group("roster", context_settings=CONTEXT)
@@ -48,6 +46,8 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
     Example:
       satchel roster import exports/oneroster/ --as jdoe
     """
+    from node.roster_import import import_roster
+
     with opened(home) as node:
         result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid)
     counts = result.counts
@@ -114,6 +114,8 @@ def students_list(
     Example:
       satchel students list --school "Lincoln Middle" --grade 07
     """
+    from storage import students
+
     with opened(home) as node:
         found = students.search(node.db, school=school, grade=grade, limit=limit, offset=offset)
         total = students.count(node.db)
@@ -138,6 +140,8 @@ def students_search(home: str | None, as_json: bool, text: str, limit: int) -> N
     Example:
       satchel students search "maria garcia"
     """
+    from storage import students
+
     with opened(home) as node:
         found = students.search(node.db, text=text, limit=limit)
     if as_json:
@@ -157,6 +161,8 @@ def students_show(home: str | None, as_json: bool, sis_id: str) -> None:
     Example:
       satchel students show 100234
     """
+    from storage import records, students
+
     with opened(home) as node:
         stored = students.require(node.db, sis_id)
         docs = records.list_documents(node.db, sis_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,15 +21,9 @@ from cli.common import (
     print_table,
     run,
 )
-from node import district, district_state, notify, sending, transfer_actions
-from node.manifest_builder import Selection
-from node.operators import authorize
-from node.runtime import Runtime
-from protocol import InvalidInput, SatchelError
-from protocol.transfer_states import allowed_events
-from storage import students as student_store
-from storage import transfers as store
-from storage.database import write_transaction
+
+if TYPE_CHECKING:
+    from node.runtime import Runtime
 
 
 def _students(students: tuple[str, ...], students_file: Path | None) -> tuple[str, ...]:
@@ -42,6 +37,8 @@ def _students(students: tuple[str, ...], students_file: Path | None) -> tuple[st
 
 
 def _receiving(pairs: tuple[str, ...]) -> dict[str, str]:
+    from protocol import InvalidInput
+
     out = {}
     for pair in pairs:
         student, sep, other = pair.partition("=")
@@ -54,6 +51,8 @@ def _receiving(pairs: tuple[str, ...]) -> dict[str, str]:
 
 async def _refresh(rt: Runtime, domain: str) -> None:
     """Look at the destination's current descriptor (transfers switch, keys); the cache serves if it is down."""
+    from protocol import SatchelError
+
     with contextlib.suppress(SatchelError):
         await rt.keyring.refresh(domain)
 
@@ -109,6 +108,9 @@ def send_command(
       satchel send --to shelbyville.k12.il.us --student 100234 --all-records \\
           --receiving-sis-id 100234=S-88812 --owner bo@shelbyville.k12.il.us --note "IEP meeting 9/14" --as jane
     """
+    from node import sending
+    from node.manifest_builder import Selection
+
     selection = Selection(
         students=_students(students, students_file), documents=id_list(documents), cases=id_list(cases),
         assessments=assessments, all_records=all_records, receiving_ids=_receiving(receiving),
@@ -152,6 +154,9 @@ def inbox_command(home: str | None, as_json: bool, unread: bool, mark_read: bool
     Example:
       satchel inbox --unread
     """
+    from node import notify
+    from storage.database import write_transaction
+
     with opened(home) as node:
         items = notify.inbox(node, unread_only=unread)
         if mark_read:
@@ -177,6 +182,8 @@ def accept_command(home: str | None, actor: str | None, transfer_id: str, code: 
     Example:
       satchel accept 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code 7K2Q-M9XD-RT4B-J --as bo
     """
+    from node import transfer_actions
+
     with opened(home) as node:
         accepted = transfer_actions.accept(node, actor=actor, transfer_id=transfer_id, code_text=code)
     m = accepted.manifest
@@ -199,6 +206,8 @@ def reject_command(home: str | None, actor: str | None, transfer_id: str, reason
     Example:
       satchel reject 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --reason "student never enrolled here" --as bo
     """
+    from node import transfer_actions
+
     with opened(home) as node:
         transfer_actions.reject(node, actor=actor, transfer_id=transfer_id, reason=reason)
     click.echo(f"Rejected {transfer_id}.")
@@ -217,6 +226,8 @@ def cancel_command(home: str | None, actor: str | None, transfer_id: str, reason
     Example:
       satchel cancel 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --reason "sent to the wrong district" --as jane
     """
+    from node import transfer_actions
+
     with opened(home) as node:
         outcome = transfer_actions.cancel(node, actor=actor, transfer_id=transfer_id, reason=reason)
     click.echo(f"Transfer {transfer_id}: {outcome.transition.status.state.value.replace('_', ' ')}.")
@@ -235,6 +246,9 @@ def disclosures_command(home: str | None, as_json: bool, student: str, as_text: 
     Example:
       satchel disclosures 100234 --text > disclosures-100234.txt
     """
+    from storage import students as student_store
+    from storage import transfers as store
+
     with opened(home) as node:
         s = student_store.require(node.db, student).record
         rows = store.disclosures(node.db, student)
@@ -276,6 +290,8 @@ def _toggle(enabled: bool) -> click.Command:
     @home_option
     @as_option
     def toggle(home: str | None, actor: str | None) -> None:
+        from node import district
+
         with opened(home) as node:
             changed = district.set_transfers(node, actor=actor, enabled=enabled)
         state = "on" if enabled else "off"
@@ -304,6 +320,8 @@ def transfers_status(home: str | None) -> None:
     Example:
       satchel transfers status
     """
+    from node import district_state
+
     with opened(home) as node:
         click.echo("Transfers are on." if district_state.transfers_enabled(node) else "Transfers are off.")
 
@@ -321,6 +339,8 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
     Example:
       satchel transfers list --incoming --status received
     """
+    from storage import transfers as store
+
     with opened(home) as node:
         rows = store.list_rows(node.db, local_domain=node.config.node.domain, side=side, state=state)
     data = [{"transfer_id": r.transfer_id, "direction": "in" if r.status.side.value == "receiver" else "out",
@@ -351,6 +371,11 @@ def transfers_show(
     Example:
       satchel transfers show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code --as jane
     """
+    from node.operators import authorize
+    from protocol import InvalidInput
+    from protocol.transfer_states import allowed_events
+    from storage import transfers as store
+
     with opened(home) as node:
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         timeline = store.events(node.db, transfer_id)
@@ -414,6 +439,8 @@ def transfers_message(home: str | None, actor: str | None, transfer_id: str, tex
     Example:
       satchel transfers message 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A "Code sent by phone at 10:05" --as jane
     """
+    from node import transfer_actions
+
     with opened(home) as node:
         transfer_actions.message(node, actor=actor, transfer_id=transfer_id, text=text)
     click.echo("Message queued.")

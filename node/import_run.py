@@ -14,15 +14,22 @@ recognised by (sender, record id).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import json
 import sqlite3
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
+from json.encoder import encode_basestring_ascii
+from typing import Any
 
 from node import legacy_staging
 from node.blob_holds import drop_unused
-from node.clock import new_id, now_iso
+from node.clock import new_ids, now_iso
+from node.gc_pause import gc_paused
 from node.home import Node
 from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
 from node.operators import authorize, record, record_many
@@ -33,7 +40,7 @@ from protocol.manifest import Manifest, ManifestRecord, ManifestStudent
 from protocol.receipts import ImportCounts, SkippedStudents
 from protocol.roster import StudentRecord
 from protocol.transfer_states import Actor, ImportFailed, ImportFinished, ReceiverState, TransferEvent
-from storage import imports, received_blobs, records, students
+from storage import imports, match_index, received_blobs, records, students
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.errors import BlobMissing
@@ -73,6 +80,7 @@ class _Run:
     # (kind, local id) of the sender's records already imported here, this run's included.
     done: dict[str, tuple[str, str]]
     batch: int  # most students per transaction
+    origin_json: Callable[[str], str]  # record id -> its origin, as JSON text (see origin_json_for)
     claimed: set[str] = field(default_factory=set)  # SIS ids of students this run creates
 
 
@@ -84,7 +92,8 @@ class _Plan:
     sis_id: str
     new_student: StudentRecord | None
     documents: list[Document] = field(default_factory=list)
-    results: list[tuple[str, str, dict, dict]] = field(default_factory=list)  # (id, sis id, fields, origin)
+    # (id, sis id, fields, origin as JSON text) of each assessment result
+    results: list[tuple[str, str, Mapping[str, Any], str]] = field(default_factory=list)
     cases: list[tuple[Case, str]] = field(default_factory=list)  # (case, sender domain for a clash)
     supersedes: list[tuple[str, str]] = field(default_factory=list)  # (old doc id, new doc id)
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
@@ -95,6 +104,11 @@ class _Plan:
 
 
 def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
+    with gc_paused():  # a grade is some 300,000 small objects, none of them cyclic
+        return _run(node, actor=actor, transfer_id=transfer_id)
+
+
+def _run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
     user = authorize(node, actor, "transfers.act")
     row = transfer_for_import(node, transfer_id)
     manifest = verified_manifest(node, row)
@@ -122,7 +136,9 @@ def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
         records_of.setdefault(rec.student_sis_id, []).append(rec)
     wanted = [r.record_id for r in manifest.records] + [r.corrects for r in manifest.records if r.corrects]
     done = imports.imported_among(node.db, manifest.sender_domain, wanted)
-    context = _Run(node, found, manifest, user.username, now_iso(), done, node.config.imports.batch_students)
+    now = now_iso()
+    context = _Run(node, found, manifest, user.username, now, done, node.config.imports.batch_students,
+                   origin_json_for(manifest.sender_domain, found.transfer_id, now))  # fmt: skip
     queue = deque(pending)
     while queue:
         _import_batch(context, queue, by_sis, records_of)
@@ -137,13 +153,14 @@ def _import_batch(
     db = run.node.db
     started = time.monotonic()
     with write_transaction(db):
+        existing = _existing(run, islice(queue, run.batch), by_sis)
         plans: list[_Plan] = []
         skipped: list[tuple[ImportStudent, str]] = []
         while queue and len(plans) + len(skipped) < run.batch and time.monotonic() - started < BATCH_SECONDS:
             student = queue.popleft()
             try:
                 plans.append(_plan(run, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
-                                   student))  # fmt: skip
+                                   student, existing))  # fmt: skip
             except SatchelError as exc:
                 skipped.append((student, exc.message))
         try:
@@ -175,23 +192,42 @@ def _import_batch(
         ])  # fmt: skip
 
 
+def _existing(
+    run: _Run, upcoming: Iterable[ImportStudent], by_sis: dict[str, ManifestStudent]
+) -> dict[str, StudentRecord]:
+    """The local students a batch links to or whose SIS ids it would create, in one look-up (read inside the
+    batch's transaction, so they stay true while it plans and writes)."""
+    wanted = []
+    for student in upcoming:
+        action, sis_id = student.target
+        if action == "link" and sis_id is not None:
+            wanted.append(sis_id)
+        elif action == "new":
+            wanted.append(_new_sis_id(run.found, by_sis[student.sender_sis_id]))
+    return match_index.lookup_sis_ids(run.node.db, wanted)
+
+
 def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, SatchelError) else f"could not be written: {exc}"
 
 
-def _plan(run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], student: ImportStudent) -> _Plan:
-    sis_id, create = _destination(run.node, run.found, incoming, student, run.claimed)
+def _plan(
+    run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], student: ImportStudent,
+    existing: dict[str, StudentRecord],
+) -> _Plan:  # fmt: skip
+    sis_id, create = _destination(run.node, run.found, incoming, student, run.claimed, existing)
     if create:
         run.claimed.add(sis_id)
     plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
-    for rec in mine:
+    for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
         if rec.record_id in run.done:
             continue
-        local_id = new_id()
-        origin = origin_of(rec)
-        if rec.kind == "document":
+        if rec.kind == "assessment":
+            plan.results.append((local_id, sis_id, rec.metadata, run.origin_json(rec.record_id)))
+        elif rec.kind == "document":
+            origin = origin_of(rec)
             sha = (rec.sha256 or b"").hex()
             if not run.node.blobs.exists(sha):
                 raise BlobMissing(f"the content of document {rec.record_id} is missing from the blob store")
@@ -204,8 +240,8 @@ def _plan(run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], stud
             ))  # fmt: skip
             if replaced:
                 plan.supersedes.append((replaced[1], local_id))
-        elif rec.kind == "case":
-            meta = rec.metadata
+        else:  # a case
+            origin, meta = origin_of(rec), rec.metadata
             plan.cases.append((Case(
                 case_id=local_id, case_number=str(meta.get("case_number") or rec.record_id), student_sis_id=sis_id,
                 person_of_concern=str(meta.get("person_of_concern", "")), building=str(meta.get("building", "")),
@@ -213,8 +249,6 @@ def _plan(run: _Run, incoming: ManifestStudent, mine: list[ManifestRecord], stud
                 case_manager=str(meta.get("case_manager", "")), notes=str(meta.get("notes", "")), status="open",
                 origin=origin, created_at=run.now, created_by=run.actor,
             ), manifest.sender_domain))  # fmt: skip
-        else:
-            plan.results.append((local_id, sis_id, rec.metadata, origin))  # type: ignore[arg-type]
         plan.remembered.append((manifest.sender_domain, rec.record_id, rec.kind, local_id, found.import_id,
                                 found.transfer_id, sis_id))  # fmt: skip
     return plan
@@ -226,6 +260,14 @@ def _origins(found: Import, manifest: Manifest, now: str):
                 "record_id": rec.record_id, "received": now}  # fmt: skip
 
     return origin
+
+
+def origin_json_for(sender: str, envelope: str, received: str) -> Callable[[str], str]:
+    """record id -> ``json.dumps`` of the origin ``_origins`` makes, the same text: only the record id varies,
+    so the rest is encoded once rather than for each of a grade's 10,000 results."""
+    head = json.dumps({"kind": "import", "sender": sender, "envelope": envelope})[:-1] + ', "record_id": '
+    tail = ', "received": ' + json.dumps(received) + "}"
+    return lambda record_id: head + encode_basestring_ascii(record_id) + tail  # what json.dumps does to a str
 
 
 def _write(run: _Run, plans: list[_Plan]) -> None:
@@ -245,27 +287,38 @@ def _write(run: _Run, plans: list[_Plan]) -> None:
     imports.remember_records(db, [r for p in plans for r in p.remembered])
 
 
+def _new_sis_id(found: Import, incoming: ManifestStudent) -> str:
+    return incoming.recipient_sis_id or _sis_id_prefix(found.import_id) + incoming.sis_id
+
+
+@functools.lru_cache(maxsize=16)
+def _sis_id_prefix(import_id: str) -> str:
+    """Students an import creates without a SIS id chosen for them get the import's, e.g. T123456-: parsed once
+    per import, not per student."""
+    return f"T{parse_ulid(import_id)[0] % 10**6:06d}-"
+
+
 def _destination(
-    node: Node, found: Import, incoming: ManifestStudent, student: ImportStudent, claimed: set[str]
-) -> tuple[str, bool]:
+    node: Node, found: Import, incoming: ManifestStudent, student: ImportStudent, claimed: set[str],
+    existing: dict[str, StudentRecord],
+) -> tuple[str, bool]:  # fmt: skip
     action, sis_id = student.target
     if action == "later":
         raise InvalidInput("needs review: the match is uncertain", field="match",
                            hint="decide with `satchel import match ID STUDENT --to SIS_ID | --new`")  # fmt: skip
     if action == "link":
         assert sis_id is not None
-        students.require(node.db, sis_id)
+        if sis_id not in existing:
+            students.require(node.db, sis_id)  # raises the usual not-found error
         return sis_id, False
-    new_id_here = (
-        incoming.recipient_sis_id or f"T{parse_ulid(found.import_id)[0] % 10**6:06d}-{incoming.sis_id}"
-    )
+    new_id_here = _new_sis_id(found, incoming)
     if new_id_here in claimed:
         raise InvalidInput(f"SIS id {new_id_here} is asked for by another student of this import", field="sis_id",
                            hint="link one of them to another record with `satchel import match`")  # fmt: skip
-    clash = students.get(node.db, new_id_here)
+    clash = existing.get(new_id_here)
     if clash is not None:
         raise InvalidInput(
-            f"SIS id {new_id_here} already belongs to {clash.record.given_name} {clash.record.family_name}",
+            f"SIS id {new_id_here} already belongs to {clash.given_name} {clash.family_name}",
             field="sis_id", hint="link the student to that record, or to another, with `satchel import match`",
         )  # fmt: skip
     return new_id_here, True

@@ -6,11 +6,11 @@ decisions; nothing here queries per student.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 
 import sqlite_utils
 
+from node.gc_pause import gc_paused
 from protocol.matching import (
     IncomingStudent,
     MatchOutcome,
@@ -24,13 +24,8 @@ from storage import match_index
 def match_students(db: sqlite_utils.Database, incoming: Sequence[IncomingStudent]) -> list[MatchOutcome]:
     # The cyclic garbage collector would walk every candidate record again and again as the working set
     # grows (time superlinear in incoming students); nothing built here is cyclic, so pause it.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _match(db, incoming)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _match(db: sqlite_utils.Database, incoming: Sequence[IncomingStudent]) -> list[MatchOutcome]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from crypto import IdentityPublicKey, open_envelope, parse_code, peek_unverified_sender
 from node.blob_holds import drop_unused
+from node.clock import now_iso
 from node.envelope_policy import open_policy
 from node.home import Node
 from node.operators import authorize, record
@@ -29,7 +30,7 @@ from protocol.transfer_states import (
     check,
     due_events,
 )
-from storage import peers, received_blobs
+from storage import manifest_checks, peers, received_blobs
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.incoming_blobs import IncomingBlobs
@@ -120,11 +121,12 @@ def accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) -
             # so none can remove a blob between its rename here and the commit of the transfer's hold.
             incoming.publish()
             received_blobs.remember(node.db, transfer_id, documents)
+            store.save_manifest(node.db, transfer_id, opened.manifest_bytes, opened.manifest_signature)
+            manifest_checks.remember(node.db, opened.manifest_bytes, now=now_iso())  # open_envelope parsed it
 
         try:
             _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
-                   inside=publish, manifest=opened.manifest_bytes,
-                   manifest_signature=opened.manifest_signature)  # fmt: skip
+                   inside=publish)  # fmt: skip
         except BaseException:
             # Renamed but not held (say another coordinator accepted first): whole verified blobs, which
             # go unless something else uses them. Best effort: a left-over blob is harmless.

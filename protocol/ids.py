@@ -9,6 +9,8 @@ from protocol.errors import InvalidInput
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+# Two characters per 10 bits: generating ids is then 8 look-ups (new_id makes 11,000 for a grade's import).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def ulid(unix_ms: int, randomness: bytes) -> str:
@@ -16,8 +18,24 @@ def ulid(unix_ms: int, randomness: bytes) -> str:
         raise InvalidInput("ULID time must fit in 48 bits", field="unix_ms")
     if len(randomness) != 10:
         raise InvalidInput("ULID randomness is 10 bytes", field="randomness")
-    value = (unix_ms << 80) | int.from_bytes(randomness, "big")
-    return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -5, -5))
+    return ulid_time(unix_ms) + ulid_randomness(randomness)
+
+
+def ulid_time(unix_ms: int) -> str:
+    """The first 10 characters of a ULID: its 48-bit time, as 50 bits with two leading zero bits.
+
+    Callers that make many ids in one millisecond (node.clock.new_id) reuse it; ``unix_ms`` is not checked.
+    """
+    p = _PAIRS
+    return "".join((p[unix_ms >> 40], p[(unix_ms >> 30) & 1023], p[(unix_ms >> 20) & 1023],
+                    p[(unix_ms >> 10) & 1023], p[unix_ms & 1023]))  # fmt: skip
+
+
+def ulid_randomness(randomness: bytes) -> str:
+    """The last 16 characters of a ULID: 80 random bits, which are exactly 16 base32 characters."""
+    v, p = int.from_bytes(randomness, "big"), _PAIRS
+    return "".join((p[v >> 70], p[(v >> 60) & 1023], p[(v >> 50) & 1023], p[(v >> 40) & 1023],
+                    p[(v >> 30) & 1023], p[(v >> 20) & 1023], p[(v >> 10) & 1023], p[v & 1023]))  # fmt: skip
 
 
 def parse_ulid(text: str, *, field: str = "id") -> tuple[int, bytes]:

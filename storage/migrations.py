@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from storage import match_index
-
 MIGRATIONS = sqlite_utils.Migrations("satchel")
 
 
@@ -259,6 +257,8 @@ def _match_keys(db: sqlite_utils.Database) -> None:
         CREATE INDEX student_match_keys_sis_id ON student_match_keys (sis_id);
         """,
     )
+    from storage import match_index  # matching's code, loaded only by the migration that needs it
+
     match_index.rebuild(db)
 
 
@@ -484,5 +484,35 @@ def _received_blobs(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (transfer_id, record_id)
         );
         CREATE INDEX received_blobs_sha256 ON received_blobs (sha256);
+        """,
+    )
+
+
+@MIGRATIONS(name="0009_checked_manifests")
+def _checked_manifests(db: sqlite_utils.Database) -> None:
+    # Parsing a grade's manifest with every check costs a third of its import; storage.manifest_checks
+    # remembers which exact bytes (by SHA-256) already passed, so later commands parse them without re-checking.
+    _run(
+        db, "CREATE TABLE checked_manifests (sha256 TEXT PRIMARY KEY, checked_at TEXT NOT NULL) WITHOUT ROWID"
+    )
+
+
+@MIGRATIONS(name="0010_transfer_manifests")
+def _transfer_manifests(db: sqlite_utils.Database) -> None:
+    # A grade's manifest is some 3 MB: kept in the transfers row, every state change of the transfer (each
+    # UPDATE rewrites the whole row) copied it into the WAL twice over, and every read of the row read it.
+    _run(
+        db,
+        """
+        CREATE TABLE transfer_manifests (
+            transfer_id TEXT PRIMARY KEY REFERENCES transfers (transfer_id),
+            manifest BLOB NOT NULL,
+            signature BLOB NOT NULL
+        );
+        INSERT INTO transfer_manifests (transfer_id, manifest, signature)
+            SELECT transfer_id, manifest, manifest_signature FROM transfers
+            WHERE manifest IS NOT NULL AND manifest_signature IS NOT NULL;
+        ALTER TABLE transfers DROP COLUMN manifest;
+        ALTER TABLE transfers DROP COLUMN manifest_signature
         """,
     )

@@ -29,8 +29,6 @@ class TransferRow:
     envelope_path: str | None
     envelope_length: int | None
     staging_path: str | None
-    manifest: bytes | None
-    manifest_signature: bytes | None
     request_id: str | None
 
     @property
@@ -49,7 +47,7 @@ class TransferRow:
 _COLS = (
     "transfer_id, side, state, peer, expires_at, envelope_digest, wrong_codes, max_wrong_codes, receipts_issued,"
     " kind, created_at, updated_at, created_by, note, owner, students, documents, records, envelope_path,"
-    " envelope_length, staging_path, manifest, manifest_signature, request_id"
+    " envelope_length, staging_path, request_id"
 )
 
 
@@ -68,8 +66,6 @@ def _row(row: tuple, local_domain: str) -> TransferRow:
         max_wrong_codes=max_wrong,
         receipts_issued=issued,
     )
-    rest[-3] = bytes(rest[-3]) if rest[-3] is not None else None
-    rest[-2] = bytes(rest[-2]) if rest[-2] is not None else None
     return TransferRow(status, *rest)
 
 
@@ -105,6 +101,23 @@ def save_status(db: sqlite_utils.Database, status: TransferStatus, *, now: str, 
         "wrong_codes": status.wrong_codes, "receipts_issued": status.receipts_issued, "updated_at": now, **extra,
     }  # fmt: skip
     update_rows(db, "transfers", values, {"transfer_id": status.transfer_id})
+
+
+def save_manifest(db: sqlite_utils.Database, transfer_id: str, manifest: bytes, signature: bytes) -> None:
+    """The sender's signed manifest, kept for provenance. Its own table: a grade's is megabytes, which the
+    transfer's row (updated at every step) would otherwise rewrite each time."""
+    db.execute(
+        "INSERT INTO transfer_manifests (transfer_id, manifest, signature) VALUES (?, ?, ?)",
+        [transfer_id, manifest, signature],
+    )
+
+
+def manifest_of(db: sqlite_utils.Database, transfer_id: str) -> tuple[bytes, bytes] | None:
+    """(manifest bytes, signature) as stored at acceptance, or None before it."""
+    row = db.execute(
+        "SELECT manifest, signature FROM transfer_manifests WHERE transfer_id = ?", [transfer_id]
+    ).fetchone()
+    return (bytes(row[0]), bytes(row[1])) if row else None
 
 
 def list_rows(

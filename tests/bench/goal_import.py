@@ -6,7 +6,8 @@ divided by 64); goal 2 times the same import with the real bytes.
 
 * measured: ``node.import_run.run`` in-process on a node that has accepted and previewed the transfer
   (the state is copied afresh for every run). Accepting already opened the documents into the blob store,
-  so the import moves no bytes: it re-verifies and parses the stored manifest, then writes one transaction
+  so the import moves no bytes: it verifies the stored manifest's signature again and parses it (bytes that
+  passed every check at accept are not checked again), then writes one transaction
   per batch of students (up to 200): the new students, their records, the import bookkeeping (imported
   records, per-student results) and one audit entry per student, each table with one ``executemany``.
 * baseline: the same 11,500 rows (same tables, same values, a freshly migrated Satchel database, so the
@@ -59,7 +60,9 @@ def _prepare(folder: Path) -> tuple[Path, str, Manifest]:
         b.stop()
     node = b.open()
     try:
-        blob = node.db.execute("SELECT manifest FROM transfers WHERE transfer_id = ?", [tid]).fetchone()[0]
+        blob = node.db.execute(
+            "SELECT manifest FROM transfer_manifests WHERE transfer_id = ?", [tid]
+        ).fetchone()[0]
         node.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         node.close()

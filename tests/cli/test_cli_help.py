@@ -39,3 +39,14 @@ def test_every_command_is_reached() -> None:
                      "students list", "students show", "students search", "documents add", "cases add",
                      "assessments import"):  # fmt: skip
         assert expected in names
+
+
+def test_defaults_written_out_for_a_fast_start_match_the_node() -> None:
+    from cli import federation
+    from node import keys_admin
+
+    assert federation.OVERLAP_DAYS == keys_admin.DEFAULT_OVERLAP_DAYS
+    assert (
+        f"default: {keys_admin.DEFAULT_OVERLAP_DAYS}"
+        in CliRunner().invoke(cli, ["keys", "rotate", "-h"]).output
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import signal
@@ -305,3 +306,32 @@ def test_a_student_whose_rows_fail_is_skipped_alone(pair, tmp_path: Path) -> Non
     [landed] = _json(b, "students", "search", "okonkwo", "--json")
     assert len(_json(b, "documents", "list", landed["sis_id"], "--json")) == 1
     assert "hash chain verified" in b.cli("audit", "verify").stdout
+
+
+def test_stored_manifests_are_verified_every_time_and_checked_once(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    tid = _send_accept(a, b, "100001")
+    db = b.home / "satchel.db"
+    with sqlite3.connect(db) as conn:
+        [(stored,)] = conn.execute(
+            "SELECT manifest FROM transfer_manifests WHERE transfer_id = ?", [tid]
+        ).fetchall()
+        marks = [m for (m,) in conn.execute("SELECT sha256 FROM checked_manifests")]
+    assert marks == [hashlib.sha256(stored).hexdigest()]  # accept parsed it with every check
+
+    # A mark vouches for a structure, never for a signature: changed bytes, even marked, are refused.
+    changed = stored.replace(b"a.example.org", b"z.example.org", 1)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE transfer_manifests SET manifest = ? WHERE transfer_id = ?", [changed, tid])
+        conn.execute("INSERT INTO checked_manifests VALUES (?, 'now')", [hashlib.sha256(changed).hexdigest()])
+    refused = b.cli("import", "preview", tid, "--school", "0101", "--as", "coord", ok=False)
+    assert refused.exit_code != 0 and "manifest.signature_invalid" in refused.stderr
+
+    # Without a mark (a transfer accepted by an older version) the bytes get every check, then are marked.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE transfer_manifests SET manifest = ? WHERE transfer_id = ?", [stored, tid])
+        conn.execute("DELETE FROM checked_manifests")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM checked_manifests").fetchone()[0] == 1
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 1

@@ -32,3 +32,14 @@ def test_parse_rejects_garbage_with_coded_error(text: str) -> None:
 def test_parse_rejects(bad: str) -> None:
     with pytest.raises(InvalidInput):
         parse_ulid(bad)
+
+
+def _reference_ulid(ms: int, rnd: bytes) -> str:
+    """The format written out bit by bit: 26 groups of 5 bits, most significant first."""
+    value = (ms << 80) | int.from_bytes(rnd, "big")
+    return "".join("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[(value >> shift) & 31] for shift in range(125, -5, -5))
+
+
+@given(st.integers(0, (1 << 48) - 1), st.binary(min_size=10, max_size=10))
+def test_fast_encoding_equals_the_bitwise_definition(ms: int, rnd: bytes) -> None:
+    assert ulid(ms, rnd) == _reference_ulid(ms, rnd)

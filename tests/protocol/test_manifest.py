@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import Manifest, ManifestRecord, ManifestStudent, SatchelError
-from protocol.manifest import encode_manifest, parse_manifest
+from protocol.manifest import encode_manifest, parse_checked_manifest, parse_manifest
 from protocol.msgpack_strict import pack_canonical, unpack_strict
 
 KEY_ID = "ed25519-0123456789abcdef"
@@ -70,6 +70,32 @@ def test_round_trip_is_exact_and_canonical(m: Manifest) -> None:
     assert parse_manifest(data) == m
     assert encode_manifest(parse_manifest(data)) == data
     assert m.documents_length == sum(r.length or 0 for r in m.documents())
+
+
+@given(manifests())
+def test_parsing_checked_bytes_gives_the_same_manifest(m: Manifest) -> None:
+    data = encode_manifest(m)
+    checked, full = parse_checked_manifest(data), parse_manifest(data)
+    assert checked == full
+    assert encode_manifest(checked) == data
+    # Equal is not enough: a dict equals a read-only map, a list a tuple; the types must be the same too.
+    assert [_types(r.metadata) for r in checked.records] == [_types(r.metadata) for r in full.records]
+    assert type(checked.students) is type(checked.records) is tuple
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return ("tuple", [_types(v) for v in value])
+    if hasattr(value, "items"):
+        return (type(value).__name__, {k: _types(v) for k, v in value.items()})
+    return type(value).__name__
+
+
+def test_parsing_checked_bytes_still_applies_the_length_limit() -> None:
+    data = encode_manifest(manifest())
+    with pytest.raises(SatchelError) as info:
+        parse_checked_manifest(data, max_length=len(data) - 1)
+    assert info.value.code == "msgpack.limit_exceeded"
 
 
 def test_documents_keep_their_order() -> None:

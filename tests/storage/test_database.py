@@ -1,7 +1,10 @@
+import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
+from storage import transfers
 from storage.database import open_database, write_transaction
 from storage.migrations import MIGRATIONS
 
@@ -23,3 +26,20 @@ def test_write_transaction_rolls_back(tmp_path: Path) -> None:
         db.execute("INSERT INTO settings (key, value) VALUES ('k', '1')")
         raise RuntimeError("boom")
     assert db.execute("SELECT count(*) FROM settings WHERE key = 'k'").fetchone()[0] == 0
+
+
+def test_stored_manifests_move_out_of_the_transfers_row(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS.apply(db, stop_before="0010_transfer_manifests")
+    for tid, manifest in (("T1", b"\x81signed"), ("T2", None)):
+        db.execute(
+            "INSERT INTO transfers (transfer_id, side, state, peer, kind, created_at, updated_at, manifest,"
+            " manifest_signature) VALUES (?, 'receiver', 'accepted', 'a.example.org', 'push', 'now', 'now', ?, ?)",
+            [tid, manifest, b"sig" if manifest else None],
+        )
+    MIGRATIONS.apply(db)
+    assert transfers.manifest_of(db, "T1") == (b"\x81signed", b"sig")
+    assert transfers.manifest_of(db, "T2") is None
+    assert "manifest" not in {c.name for c in db["transfers"].columns}
