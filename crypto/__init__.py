@@ -9,19 +9,51 @@ Envelopes (spec/envelope.md): :func:`seal_envelope`; on receipt :func:`peek_unve
 makes :class:`SessionKeys`.
 """
 
-from crypto._claims import check_transfer_code_proof, transfer_code_credentials, transfer_code_proof
-from crypto._codes import Code, generate_code, parse_code
-from crypto._envelope_open import DocumentSink, open_envelope, peek_unverified_sender, verify_envelope_header
-from crypto._envelope_seal import seal_envelope
-from crypto._keys import (
-    EncryptionKey,
-    EncryptionPublicKey,
-    IdentityKey,
-    IdentityPublicKey,
-    fingerprint,
-)
-from crypto._manifest_sig import verify_manifest
-from crypto._sessions import SessionKey, SessionKeys, SessionShare
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use (PEP 562): every `satchel` command opens the node and needs the key classes, but
+# only some seal or open envelopes; the envelope modules cost tens of milliseconds of start-up.
+_WHERE = {
+    "check_transfer_code_proof": "_claims", "transfer_code_credentials": "_claims", "transfer_code_proof": "_claims",
+    "Code": "_codes", "generate_code": "_codes", "parse_code": "_codes",
+    "DocumentSink": "_envelope_open", "open_envelope": "_envelope_open",
+    "peek_unverified_sender": "_envelope_open", "verify_envelope_header": "_envelope_open",
+    "seal_envelope": "_envelope_seal",
+    "EncryptionKey": "_keys", "EncryptionPublicKey": "_keys", "IdentityKey": "_keys",
+    "IdentityPublicKey": "_keys", "fingerprint": "_keys",
+    "verify_manifest": "_manifest_sig",
+    "SessionKey": "_sessions", "SessionKeys": "_sessions", "SessionShare": "_sessions",
+}  # fmt: skip
+
+if TYPE_CHECKING:
+    from crypto._claims import check_transfer_code_proof, transfer_code_credentials, transfer_code_proof
+    from crypto._codes import Code, generate_code, parse_code
+    from crypto._envelope_open import (
+        DocumentSink,
+        open_envelope,
+        peek_unverified_sender,
+        verify_envelope_header,
+    )
+    from crypto._envelope_seal import seal_envelope
+    from crypto._keys import EncryptionKey, EncryptionPublicKey, IdentityKey, IdentityPublicKey, fingerprint
+    from crypto._manifest_sig import verify_manifest
+    from crypto._sessions import SessionKey, SessionKeys, SessionShare
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'crypto' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"crypto.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Code",
