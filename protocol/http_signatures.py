@@ -9,11 +9,9 @@ store and the covered Content-Digest against the body as it streams (``protocol.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
 from protocol import signature_fast
 from protocol.errors import InvalidInput, MalformedMessage, SignatureInvalid
@@ -46,6 +44,25 @@ from protocol.signature_errors import (
     SignatureReplayed,
     SignatureWrongDestination,
 )
+from protocol.signature_profile import (
+    ALGORITHM,
+    DEFAULT_LABEL,
+    DEFAULT_MAX_SKEW,
+    KEY_ID_PATTERN,
+    NONCE_PATTERN,
+    SESSION_ALGORITHM,
+    SESSION_KEY_ID_PATTERN,
+    SIGNATURE,
+    SIGNATURE_INPUT,
+    UnverifiedSignature,
+    VerifiedSignature,
+    VerifyKeyLike,
+    algorithm_for,
+    encode_nonce,
+)
+from protocol.signature_profile import check_algorithm as _check_algorithm
+from protocol.signature_profile import check_times as _check_times
+from protocol.signature_profile import profile_values as _profile_values
 from protocol.structured_fields import (
     InnerList,
     Item,
@@ -77,6 +94,7 @@ __all__ = [
     "SignatureAlgorithmUnsupported",
     "SignatureComponentsMissing",
     "SignatureExpired",
+    "SignatureInvalid",
     "SignatureKeyRevoked",
     "SignatureKeyUnknown",
     "SignatureLifetimeTooLong",
@@ -103,18 +121,6 @@ __all__ = [
     "verify_response",
 ]
 
-# RFC 9421 §4.1 / §4.2: the two fields carrying signatures (names compared case-insensitively).
-SIGNATURE_INPUT = "signature-input"
-SIGNATURE = "signature"
-ALGORITHM = "ed25519"  # RFC 9421 §3.3.6
-SESSION_ALGORITHM = "hmac-sha256"  # RFC 9421 §3.3.3, keyed per session (spec/request-signing.md §11)
-DEFAULT_LABEL = "sig1"
-DEFAULT_MAX_SKEW = 60
-NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")  # >= 128 bits of base64url, no padding
-KEY_ID_PATTERN = re.compile(r"ed25519-[0-9a-hjkmnp-tv-z]{16}")  # crypto._keys._key_id
-SESSION_KEY_ID_PATTERN = re.compile(r"hs-[A-Za-z0-9_-]{22}")  # 16 random bytes, base64url
-# MAX_LIFETIME (300 s, the longest created-to-expires span) lives in protocol.signature_errors.
-
 # The node's status table is authoritative; these are the statuses spec/request-signing.md suggests.
 SUGGESTED_HTTP_STATUS: dict[str, int] = {
     "signature.missing": 401,
@@ -129,18 +135,14 @@ SUGGESTED_HTTP_STATUS: dict[str, int] = {
     "signature.invalid": 401,
     "signature.wrong_destination": 421,
     "signature.replayed": 401,
+    "signature.session_unknown": 401,
+    "session.offer_invalid": 400,
     "structured_field.malformed": 400,
     "digest.missing": 400,
     "digest.malformed": 400,
     "digest.unsupported_algorithm": 400,
     "digest.mismatch": 400,
 }
-
-
-class VerifyKeyLike(Protocol):
-    """What ``resolve_key`` returns: ``crypto.IdentityPublicKey`` fits."""
-
-    def verify_raw(self, message: bytes, signature: bytes) -> bytes: ...
 
 
 DEFAULT_REQUEST_COMPONENTS: tuple[Component, ...] = tuple(
@@ -161,56 +163,6 @@ def default_response_components(request_label: str = DEFAULT_LABEL) -> tuple[Com
 DEFAULT_RESPONSE_COMPONENTS = default_response_components()
 # With the defaults, these two fields are covered when the message carries them (a GET has neither).
 _COVER_WHEN_PRESENT = frozenset({"content-digest", "content-type"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _SignatureFields:
-    label: str
-    key_id: str
-    created: int
-    expires: int
-    nonce: str
-    components: tuple[Component, ...]
-    signature: bytes
-    # The covered Content-Digest value; None means the message may carry no body at all.
-    content_digest: str | None
-    # Keep (key_id, nonce) in the replay store at least until this instant; later the signature is expired.
-    replay_until: int
-
-
-_FIELD_NAMES = tuple(f.name for f in fields(_SignatureFields))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VerifiedSignature(_SignatureFields):
-    """A signature that verified under the Satchel profile. Replay and body digest are still to check."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnverifiedSignature(_SignatureFields):
-    """A signature that passed every check needing no key; the signature itself is NOT verified yet."""
-
-    signature_base: bytes
-    misaddressed: bool
-
-    def verify(self, key: VerifyKeyLike | None) -> VerifiedSignature:
-        """Finish verification with the key for ``key_id`` (None means the key is unknown)."""
-        if key is None:
-            raise SignatureKeyUnknown(f"unknown key {self.key_id}", field="Signature-Input")
-        try:
-            key.verify_raw(self.signature_base, self.signature)
-        except SignatureInvalid as exc:
-            raise SignatureInvalid(
-                "the signature does not verify",
-                field="Signature",
-                hint="a covered component changed in transit, or the message was signed with another key",
-            ) from exc
-        # Reported only for authentic requests, so a 421 always means a real peer is misconfigured.
-        if self.misaddressed:
-            raise SignatureWrongDestination(
-                "the request is addressed to another node", field="Signature-Input"
-            )
-        return VerifiedSignature(**{name: getattr(self, name) for name in _FIELD_NAMES})
 
 
 # --- the Satchel profile: signing and verifying ---------------------------------------------------------
@@ -265,11 +217,6 @@ def parse_signature(headers: Sequence[tuple[str, str]], label: str = DEFAULT_LAB
     )
 
 
-def algorithm_for(key_id: str) -> str:
-    """The one algorithm a key id may sign with: node keys are Ed25519, session keys HMAC-SHA256."""
-    return SESSION_ALGORITHM if key_id.startswith("hs-") else ALGORITHM
-
-
 def _profile_params(params: SignatureParams) -> tuple[int, int, str, str]:
     created, expires, nonce, keyid = params.created, params.expires, params.nonce, params.keyid
     if created is None or expires is None or nonce is None or keyid is None:
@@ -277,26 +224,6 @@ def _profile_params(params: SignatureParams) -> tuple[int, int, str, str]:
             "created, expires, nonce and keyid are all required", field="Signature-Input"
         )
     return _profile_values(created, expires, nonce, keyid)
-
-
-def _profile_values(created: int, expires: int, nonce: str, keyid: str) -> tuple[int, int, str, str]:
-    if not NONCE_PATTERN.fullmatch(nonce):
-        raise SignatureMalformed("nonce is not 22 to 128 base64url characters", field="Signature-Input")
-    if not (KEY_ID_PATTERN.fullmatch(keyid) or SESSION_KEY_ID_PATTERN.fullmatch(keyid)):
-        raise SignatureMalformed("keyid is not a Satchel node or session key id", field="Signature-Input")
-    if expires <= created:
-        raise SignatureMalformed("expires is not after created", field="Signature-Input")
-    return created, expires, nonce, keyid
-
-
-def _check_algorithm(keyid: str, alg: str | None) -> None:
-    # The key id, not the message, decides the algorithm (RFC 9421 §3.2 step 6): no key confusion.
-    allowed = (SESSION_ALGORITHM,) if algorithm_for(keyid) == SESSION_ALGORITHM else (None, ALGORITHM)
-    if alg not in allowed:
-        raise SignatureAlgorithmUnsupported(
-            f"the signature algorithm is not {algorithm_for(keyid)}, the one key {keyid} signs with",
-            field="Signature-Input",
-        )
 
 
 def _body_present(headers: Headers, has_body: bool | None) -> bool:
@@ -329,21 +256,6 @@ def _missing_components(
     if _field_value(message.headers, _CONTENT_TYPE.name) is not None:
         needed.append(_CONTENT_TYPE)
     return [c.identifier for c in needed if c.identity not in identities]
-
-
-def _check_times(created: int, expires: int, *, now: int, max_skew: int, max_lifetime: int) -> None:
-    if expires - created > max_lifetime:
-        raise SignatureLifetimeTooLong(
-            f"the signature is valid for {expires - created} s, more than {max_lifetime} s",
-            field="Signature-Input",
-        )
-    if created > now + max_skew:
-        raise SignatureNotYetValid(
-            f"created is {created - now} s in the future, more than the {max_skew} s allowed",
-            field="Signature-Input",
-        )
-    if expires < now - max_skew:
-        raise SignatureExpired(f"the signature expired {now - expires} s ago", field="Signature-Input")
 
 
 def _sign(
@@ -611,10 +523,3 @@ def verify_response(
         require_components=require_components, has_body=has_body,
     )  # fmt: skip
     return unverified.verify(resolve_key(unverified.key_id))
-
-
-def encode_nonce(random_bytes: bytes) -> str:
-    """A nonce from 16 to 96 bytes of the caller's randomness: base64url without padding."""
-    if not 16 <= len(random_bytes) <= 96:
-        raise InvalidInput("a nonce is made from 16 to 96 random bytes", field="nonce")
-    return base64.urlsafe_b64encode(random_bytes).rstrip(b"=").decode("ascii")

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crypto import IdentityKey, IdentityPublicKey
-from protocol import content_digest, http_signatures, signature_errors, structured_fields
+from protocol import content_digest, http_sessions, http_signatures, signature_errors, structured_fields
 from protocol.content_digest import DigestMismatch, content_digest_header, verify_body_digest
 from protocol.errors import InvalidInput, SatchelError, SignatureInvalid, all_error_classes
 from protocol.http_signatures import (
@@ -596,7 +596,7 @@ def test_replay_error_is_defined_for_the_node() -> None:
 
 
 def test_every_code_here_has_a_suggested_status() -> None:
-    modules = {signature_errors.__name__, content_digest.__name__, structured_fields.__name__}
+    modules = {signature_errors.__name__, content_digest.__name__, structured_fields.__name__, http_sessions.__name__}
     codes = {cls.code for cls in all_error_classes() if cls.__module__ in modules}
     assert codes | {"signature.invalid"} == set(SUGGESTED_HTTP_STATUS)
 
