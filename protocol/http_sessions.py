@@ -67,14 +67,16 @@ def offer_body(share: bytes) -> bytes:
     return json.dumps({"share": _b64url(share)}, separators=(",", ":")).encode()
 
 
+def _object(body: bytes, what: str) -> dict[str, object]:
+    try:
+        return loads_object(body, what=what, max_bytes=1024)
+    except SatchelError as exc:
+        raise SessionOfferInvalid(f"the {what} is not a JSON object: {exc.message}", field="body") from exc
+
+
 def parse_offer(body: bytes) -> bytes:
     """The client's X25519 share from a session request body."""
-    try:
-        data = loads_object(body, what="session offer", max_bytes=1024)
-    except SatchelError as exc:
-        raise SessionOfferInvalid(
-            f"the session offer is not a JSON object: {exc.message}", field="body"
-        ) from exc
+    data = _object(body, "session offer")
     if set(data) != {"share"}:
         raise SessionOfferInvalid('the session offer has exactly one member, "share"', field="body")
     return _share(data["share"], "share")
@@ -95,12 +97,7 @@ def answer_body(answer: SessionAnswer) -> bytes:
 
 
 def parse_answer(body: bytes) -> SessionAnswer:
-    try:
-        data = loads_object(body, what="session answer", max_bytes=1024)
-    except SatchelError as exc:
-        raise SessionOfferInvalid(
-            f"the session answer is not a JSON object: {exc.message}", field="body"
-        ) from exc
+    data = _object(body, "session answer")
     if set(data) != {"session", "share", "expires"}:
         raise SessionOfferInvalid("the session answer has session, share and expires", field="body")
     session_id, expires = data["session"], data["expires"]
