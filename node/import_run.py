@@ -46,6 +46,7 @@ from storage.database import write_transaction
 from storage.errors import BlobMissing
 from storage.imports import Import, ImportStudent
 from storage.records import Case, Document
+from storage.transfers import TransferRow
 
 BATCH_SECONDS = 0.25
 
@@ -122,13 +123,7 @@ def _run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
         )  # fmt: skip
     with write_transaction(node.db):
         if row.status.state is not ReceiverState.IMPORTING:
-            step(
-                node,
-                row,
-                TransferEvent.START_IMPORT,
-                actor=Actor.RECEIVER_COORDINATOR,
-                actor_name=user.username,
-            )
+            _coordinator_step(node, row, TransferEvent.START_IMPORT, user.username)
         imports.update(node.db, found.import_id, status="running")
     by_sis = {s.sis_id: s for s in manifest.students}
     records_of: dict[str, list[ManifestRecord]] = {}
@@ -334,6 +329,10 @@ def _new_student(found: Import, s: ManifestStudent, sis_id: str) -> StudentRecor
     )  # fmt: skip
 
 
+def _coordinator_step(node: Node, row: TransferRow, event: TransferEvent, actor: str) -> None:
+    step(node, row, event, actor=Actor.RECEIVER_COORDINATOR, actor_name=actor)
+
+
 def _finish(node: Node, found: Import, actor: str) -> RunResult:
     rows = imports.students(node.db, found.import_id)
     imported = [s for s in rows if s.result == "imported"]
@@ -403,22 +402,10 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> int:
         imports.delete(node.db, found.import_id)
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         if row.status.state in (ReceiverState.PARTIALLY_IMPORTED, ReceiverState.IMPORT_FAILED):
-            step(
-                node,
-                row,
-                TransferEvent.START_IMPORT,
-                actor=Actor.RECEIVER_COORDINATOR,
-                actor_name=user.username,
-            )
+            _coordinator_step(node, row, TransferEvent.START_IMPORT, user.username)
             row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         if row.status.state is ReceiverState.IMPORTING:
-            step(
-                node,
-                row,
-                TransferEvent.CANCEL_IMPORT,
-                actor=Actor.RECEIVER_COORDINATOR,
-                actor_name=user.username,
-            )
+            _coordinator_step(node, row, TransferEvent.CANCEL_IMPORT, user.username)
         record(node, user.username, "import.cancel", transfer_id, {"records_removed": len(written)})
     # The transfer is accepted again and still holds its blobs for the next run; only blobs of documents
     # that came from elsewhere and are no longer used go.
