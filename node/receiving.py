@@ -20,6 +20,7 @@ from node.appkeys import NODE
 from node.clock import new_id, now_iso
 from node.envelope_policy import open_policy
 from node.home import Node
+from node.offloop_writer import OffLoopWriter
 from node.operators import record
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
@@ -72,17 +73,22 @@ async def receive_envelope(request: web.Request) -> web.Response:
     header = None
     try:
         with temp.open("wb") as handle:
-            async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
-                if header is None:
-                    prefix += chunk
-                    if len(prefix) < prefix_needed:
-                        continue
+            writer = OffLoopWriter(handle)
+            try:
+                async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
+                    if header is None:
+                        prefix += chunk
+                        if len(prefix) < prefix_needed:
+                            continue
+                        header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                        chunk, prefix = bytes(prefix), bytearray()
+                    await writer.write(chunk)
+                if header is None:  # a short envelope: the whole of it is the prefix
                     header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
-                    chunk, prefix = bytes(prefix), bytearray()
-                handle.write(chunk)
-            if header is None:  # a short envelope: the whole of it is the prefix
-                header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
-                handle.write(prefix)
+                    await writer.write(bytes(prefix))
+                await writer.drain()
+            finally:
+                await writer.settle()
             stream.finish()
             digest = stream.sha256()
             if digest is None:

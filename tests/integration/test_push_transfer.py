@@ -183,6 +183,11 @@ def test_a_whole_grade_in_one_transfer(pair, tmp_path: Path) -> None:
         assert (b.home / "blobs" / "sha256" / digest[:2] / digest).stat().st_size == 3 << 20
     assert not (b.home / "staging").exists() or not list((b.home / "staging").iterdir())
     assert not list((b.home / "blobs" / "tmp").iterdir())
+    # Each student's FERPA disclosure lists their own records, and only theirs.
+    for sis_id, documents in (("700030", 1), ("700031", 0)):
+        (entry,) = json.loads(a.cli("disclosures", sis_id, "--json").stdout)["disclosures"]
+        assert entry["to_domain"] == "b.example.org"
+        assert [r["kind"] for r in entry["records"]] == ["demographics"] + ["document"] * documents
 
 
 def test_message_thread_both_ways(pair) -> None:

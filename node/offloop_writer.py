@@ -1,0 +1,39 @@
+"""Writing a large upload to a file without stalling the event loop.
+
+A gigabyte envelope written from the event loop's thread blocked the server for seconds (on a virtual
+machine the kernel can take 1-3 s to take a gigabyte into its page cache): every other peer's request
+waited behind it. Here each write runs on the loop's default executor while the next chunk is read from
+the socket; one write is in flight at a time, so the bytes reach the file in order and at most two
+chunks are held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import BinaryIO
+
+
+class OffLoopWriter:
+    """``await write(chunk)`` queues the chunk behind the previous one; ``await drain()`` before closing."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._pending: asyncio.Future[int] | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        """Start writing ``chunk`` once the previous write is done (raises that write's error)."""
+        await self.drain()
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._out.write, chunk)
+
+    async def drain(self) -> None:
+        """Wait for the write in flight and raise its error; call it before the file is flushed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    async def settle(self) -> None:
+        """Wait for the write in flight, whatever became of it: for a block that is failing anyway, so the
+        file is not closed and deleted under a write (the block's own error is the one to report)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
