@@ -37,7 +37,13 @@ def main() -> int:
     written = {m.group(1): (m.group(2), m.group(3)) for line in text.splitlines() if (m := ROW.match(line))}
     rows: dict[str, tuple[int | None, str, str]] = {}
     for cls in all_error_classes():
-        if cls.code in rows or cls.__module__.split(".")[0] not in {"protocol", "crypto", "storage", "node", "cli"}:
+        if cls.code in rows or cls.__module__.split(".")[0] not in {
+            "protocol",
+            "crypto",
+            "storage",
+            "node",
+            "cli",
+        }:
             continue
         own_doc = cls.__dict__.get("__doc__")
         meaning, hint = written.get(cls.code, ("", ""))

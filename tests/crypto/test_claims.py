@@ -26,10 +26,13 @@ def test_both_sides_derive_the_same_credentials_and_the_proof_binds_destination_
 
 
 def test_the_source_domain_salts_the_key_and_another_code_differs() -> None:
-    assert transfer_code_credentials(CODE, "a.example.org") != transfer_code_credentials(CODE, "b.example.org")
-    assert transfer_code_credentials(generate_code(), "a.example.org")[0] != transfer_code_credentials(
-        CODE, "a.example.org"
-    )[0]
+    assert transfer_code_credentials(CODE, "a.example.org") != transfer_code_credentials(
+        CODE, "b.example.org"
+    )
+    assert (
+        transfer_code_credentials(generate_code(), "a.example.org")[0]
+        != transfer_code_credentials(CODE, "a.example.org")[0]
+    )
 
 
 def test_the_code_never_appears_in_what_is_sent() -> None:

@@ -596,7 +596,12 @@ def test_replay_error_is_defined_for_the_node() -> None:
 
 
 def test_every_code_here_has_a_suggested_status() -> None:
-    modules = {signature_errors.__name__, content_digest.__name__, structured_fields.__name__, http_sessions.__name__}
+    modules = {
+        signature_errors.__name__,
+        content_digest.__name__,
+        structured_fields.__name__,
+        http_sessions.__name__,
+    }
     codes = {cls.code for cls in all_error_classes() if cls.__module__ in modules}
     assert codes | {"signature.invalid"} == set(SUGGESTED_HTTP_STATUS)
 

@@ -58,7 +58,9 @@ def _pairs(headers: Any) -> list[list[str]]:
     return [[name, value] for name, value in headers]
 
 
-def _hand_signed(view: HttpRequestView, key: IdentityKey, components: list[str], **params: Any) -> HttpRequestView:
+def _hand_signed(
+    view: HttpRequestView, key: IdentityKey, components: list[str], **params: Any
+) -> HttpRequestView:
     """Sign outside the profile's own guards, for the invalid cases sign_request refuses to produce."""
     covered = [Component.parse(c) for c in components]
     signature_params = SignatureParams.build(**params)
@@ -87,10 +89,18 @@ def build() -> dict[str, Any]:
     components = ["@method", "@target-uri", "content-digest", "content-type"]
     base = signature_base(request, components, _params(added))
 
-    response_headers = [("Content-Type", "application/json"), ("Content-Digest", content_digest_header(RESPONSE_BODY))]
+    response_headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Digest", content_digest_header(RESPONSE_BODY)),
+    ]
     response = HttpResponseView(status=202, headers=response_headers, request=request)
     response_added = sign_response(
-        response, key_id=key_id, sign=key.sign_raw, created=CREATED + 1, expires=CREATED + 61, nonce=RESPONSE_NONCE
+        response,
+        key_id=key_id,
+        sign=key.sign_raw,
+        created=CREATED + 1,
+        expires=CREATED + 61,
+        nonce=RESPONSE_NONCE,
     )
     response_components = ["@status", "content-digest", "content-type", '"signature";req;key="sig1"']
     response_base = signature_base(response, response_components, _params(response_added))
@@ -121,7 +131,12 @@ def build() -> dict[str, Any]:
         "generator": "spec/vectors/request-signing/generate.py",
         "key": {"seed_hex": SEED.hex(), "public_key_hex": key.public_key.raw.hex(), "key_id": key_id},
         "unknown_key": {"public_key_hex": other.public_key.raw.hex(), "key_id": other.public_key.key_id},
-        "verify": {"now": CREATED + 5, "max_skew": 60, "max_lifetime": 300, "expected_authority": "node-b.example"},
+        "verify": {
+            "now": CREATED + 5,
+            "max_skew": 60,
+            "max_lifetime": 300,
+            "expected_authority": "node-b.example",
+        },
         "request": {
             "method": "POST",
             "target_uri": TARGET,
@@ -168,7 +183,10 @@ def _session(client: IdentityKey, server: IdentityKey) -> dict[str, Any]:
                                              "satchel-origin"],
     )  # fmt: skip
     request = HttpRequestView(method="POST", target_uri=TARGET, headers=[*headers, *added])
-    response_headers = [("Content-Type", "application/json"), ("Content-Digest", content_digest_header(RESPONSE_BODY))]
+    response_headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Digest", content_digest_header(RESPONSE_BODY)),
+    ]
     response = HttpResponseView(status=202, headers=response_headers, request=request)
     response_added = sign_response(
         response, key_id=SESSION_ID, sign=keys.to_client.sign_raw, created=CREATED + 1, expires=CREATED + 61,
