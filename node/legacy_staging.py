@@ -4,6 +4,7 @@ file, ``transfers.staging_path``): moved into the blob store once, they import l
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,15 +33,18 @@ def adopt(node: Node, row: TransferRow, manifest: Manifest) -> None:
     if not row.staging_path:
         return
     path = Path(row.staging_path)
-    held = []
-    with path.open("rb") as handle:
-        for doc in manifest.documents():
+    with ExitStack() as staged_blobs, path.open("rb") as handle:
+        staged = [
             # Hash-checked again: these bytes were never checked by the blob store.
-            blob = node.blobs.put_chunks(
+            (doc.record_id, staged_blobs.enter_context(node.blobs.stage_chunks(
                 _pieces(handle, doc.length or 0), expect_sha256=(doc.sha256 or b"").hex()
-            )
-            held.append((doc.record_id, blob.sha256))
-    with write_transaction(node.db):
-        received_blobs.remember(node.db, row.transfer_id, held)
-        update_rows(node.db, "transfers", {"staging_path": None}, {"transfer_id": row.transfer_id})
+            )))
+            for doc in manifest.documents()
+        ]  # fmt: skip
+        # Renamed into place in the transaction that holds them (see storage.blobs): no deletion of an
+        # unused blob with the same bytes can come between.
+        with write_transaction(node.db):
+            held = [(record_id, blob.publish().sha256) for record_id, blob in staged]
+            received_blobs.remember(node.db, row.transfer_id, held)
+            update_rows(node.db, "transfers", {"staging_path": None}, {"transfer_id": row.transfer_id})
     path.unlink(missing_ok=True)

@@ -33,29 +33,36 @@ def add_document(
     students.require(node.db, student_sis_id)
     if not path.is_file():
         raise InvalidInput(f"{path} is not a readable file", field="FILE")
-    # The blob is stored before the row: a crash in between leaves an unreferenced blob, never a row
-    # pointing at missing bytes.
-    with path.open("rb") as handle:
-        blob = node.blobs.put_file(handle)
-    doc = Document(
-        doc_id=new_id(),
-        student_sis_id=student_sis_id,
-        doc_type=doc_type,
-        title=(title or path.stem).strip(),
-        filename=path.name,
-        media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-        length=blob.length,
-        sha256=blob.sha256,
-        status="active",
-        origin={"kind": "local"},
-        created_at=now_iso(),
-        created_by=user.username,
-    )
-    with write_transaction(node.db):
-        records.add_document(node.db, doc)
-        record(
-            node, user.username, "document.add", student_sis_id, {"doc_id": doc.doc_id, "sha256": doc.sha256}
+    # The bytes are written and fsynced before the transaction, and renamed into place inside it, with the
+    # row: a crash leaves at worst an unreferenced blob, never a row pointing at missing bytes; and a purge
+    # of the last document with the same bytes (which deletes the blob under the same write lock) runs
+    # wholly before the rename or sees the new row.
+    with path.open("rb") as handle, node.blobs.stage_file(handle) as staged:
+        blob = staged.blob
+        doc = Document(
+            doc_id=new_id(),
+            student_sis_id=student_sis_id,
+            doc_type=doc_type,
+            title=(title or path.stem).strip(),
+            filename=path.name,
+            media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            length=blob.length,
+            sha256=blob.sha256,
+            status="active",
+            origin={"kind": "local"},
+            created_at=now_iso(),
+            created_by=user.username,
         )
+        with write_transaction(node.db):
+            staged.publish()
+            records.add_document(node.db, doc)
+            record(
+                node,
+                user.username,
+                "document.add",
+                student_sis_id,
+                {"doc_id": doc.doc_id, "sha256": doc.sha256},
+            )
     return doc
 
 

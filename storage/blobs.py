@@ -3,6 +3,10 @@
 A blob is written to a temp file in the same directory tree, hashed while it streams in, fsynced, and
 renamed to its SHA-256 name only once the hash is known (and matches, when the caller expects one). A
 crash leaves at most a stray temp file, never a half-written blob under a real name.
+
+A caller that records the blob in the database stages it first (:meth:`BlobStore.stage_chunks`) and
+publishes it inside the write transaction that records it: deletions of unused blobs check and delete under
+the same write lock (node.blob_holds), so none can remove the blob between its rename and the commit.
 """
 
 from __future__ import annotations
@@ -49,6 +53,17 @@ class BlobStore:
 
     def put_chunks(self, chunks: Iterable[bytes], *, expect_sha256: str | None = None) -> StoredBlob:
         """Store a stream of chunks; memory use is one chunk, whatever the size."""
+        with self.stage_chunks(chunks, expect_sha256=expect_sha256) as staged:
+            return staged.publish()
+
+    def put_file(self, source: BinaryIO, *, expect_sha256: str | None = None) -> StoredBlob:
+        return self.put_chunks(iter(lambda: source.read(CHUNK), b""), expect_sha256=expect_sha256)
+
+    def stage_chunks(self, chunks: Iterable[bytes], *, expect_sha256: str | None = None) -> StagedBlob:
+        """Write, hash and fsync a stream of chunks under a temp name; ``publish()`` gives it its real name.
+
+        Use the result as a context manager: leaving the block without publishing removes the temp file.
+        """
         self._tmp.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         length = 0
@@ -64,16 +79,13 @@ class BlobStore:
             sha = digest.hexdigest()
             if expect_sha256 is not None and sha != expect_sha256:
                 raise BlobCorrupt(f"content hash {sha} does not match the expected {expect_sha256}")
-            final = self.path_for(sha)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, final)
-            return StoredBlob(sha, length)
+            return StagedBlob(self, Path(tmp_name), StoredBlob(sha, length))
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
 
-    def put_file(self, source: BinaryIO, *, expect_sha256: str | None = None) -> StoredBlob:
-        return self.put_chunks(iter(lambda: source.read(CHUNK), b""), expect_sha256=expect_sha256)
+    def stage_file(self, source: BinaryIO, *, expect_sha256: str | None = None) -> StagedBlob:
+        return self.stage_chunks(iter(lambda: source.read(CHUNK), b""), expect_sha256=expect_sha256)
 
     def exists(self, sha256: str) -> bool:
         # os.path on a string: an import asks this for each of a grade's 1,000 documents, and Path objects
@@ -107,3 +119,34 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+
+class StagedBlob:
+    """A blob written and fsynced under a temp name, not yet under its SHA-256 name."""
+
+    def __init__(self, store: BlobStore, temp: Path, blob: StoredBlob) -> None:
+        self._store = store
+        self._temp: Path | None = temp
+        self.blob = blob
+
+    def __enter__(self) -> StagedBlob:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.discard()
+
+    def publish(self) -> StoredBlob:
+        """Give the blob its real name. The same bytes may already be stored: the rename replaces them."""
+        if self._temp is None:
+            raise RuntimeError("the staged blob was already published or discarded")
+        final = self._store.path_for(self.blob.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._temp, final)
+        self._temp = None
+        return self.blob
+
+    def discard(self) -> None:
+        """Remove the temp file unless it was published. Safe to call more than once."""
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
+            self._temp = None

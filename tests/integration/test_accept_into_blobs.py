@@ -149,3 +149,37 @@ def test_a_transfer_staged_by_an_older_version_still_imports(pair, tmp_path: Pat
     listed = json.loads(b.cli("documents", "list", "100001", "--json").stdout)
     assert sorted(d["sha256"] for d in listed) == sorted(sha for _, sha in docs)
     assert len(_every_blob_is_whole(b.home)) == 3 and not staged.exists()
+
+
+def test_a_new_document_gets_its_blob_name_only_in_the_transaction_that_records_it(
+    pair, tmp_path: Path
+) -> None:
+    """A purge deletes a blob no document uses, checking and deleting under the write lock; so `documents add`
+    renames its blob into place under that lock too, or a purge of the last document with the same bytes could
+    delete them between the rename and the new document's row."""
+    a, _, _ = pair
+    path = tmp_path / "late.pdf"
+    path.write_bytes(os.urandom(300_000))
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    satchel = str(Path(sys.executable).with_name("satchel"))
+    command = [satchel, "documents", "add", "100001", str(path), "--type", "other", "--as", "coord",
+               "--home", str(a.home)]  # fmt: skip
+    holder = sqlite3.connect(a.home / "satchel.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the lock a purge holds while it checks and deletes
+        proc = subprocess.Popen(command, env={**os.environ, **a.env}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        temp = a.home / "blobs" / "tmp"
+        deadline = time.monotonic() + 30
+        while not (temp.is_dir() and any(p.stat().st_size == 300_000 for p in temp.iterdir())):
+            assert time.monotonic() < deadline and proc.poll() is None, "the bytes were not staged"
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert proc.poll() is None  # waiting for the lock…
+        assert not _blob(a.home, sha).exists()  # …with its bytes not yet under their name
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert _blob(a.home, sha).is_file() and not list(temp.iterdir())

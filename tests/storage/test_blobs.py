@@ -70,3 +70,27 @@ def test_incoming_blobs_not_published_leave_nothing(tmp_path: Path) -> None:
         incoming.write(b"half a docu")
         raise RuntimeError("the envelope broke off")
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_a_staged_blob_has_its_name_only_once_published(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    with store.stage_file(io.BytesIO(b"report card")) as staged:
+        sha = hashlib.sha256(b"report card").hexdigest()
+        assert staged.blob.sha256 == sha and staged.blob.length == 11
+        assert not store.exists(sha) and len(list(store.tmp_dir.iterdir())) == 1
+        assert staged.publish() == staged.blob
+        with pytest.raises(RuntimeError):
+            staged.publish()
+    assert store.exists(sha) and not list(store.tmp_dir.iterdir())
+
+
+def test_a_staged_blob_left_unpublished_leaves_nothing(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    with pytest.raises(KeyError), store.stage_chunks([b"a", b"b"]) as staged:
+        raise KeyError("the transaction failed")
+    assert not store.exists(staged.blob.sha256) and not list(store.tmp_dir.iterdir())
+    staged.discard()  # twice is harmless
+    with store.stage_chunks([b"same"]) as first, store.stage_chunks([b"same"]) as second:
+        first.publish()
+        second.publish()  # the same bytes again replace the blob atomically
+    assert b"".join(store.read_chunks(first.blob.sha256)) == b"same"
