@@ -41,6 +41,9 @@ from protocol.transfer_states import (
 from storage import peers
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.temp_files import temp_prefix
+
+RECEIVING = ".receiving"  # the kind of temp file (storage.temp_files) an envelope arrives into
 
 
 def _sender_key(node: Node, domain: str, key_id: str) -> IdentityPublicKey:
@@ -67,7 +70,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
     policy = open_policy(node.config)
     inbox = node.config.envelopes_dir / "in"
     inbox.mkdir(parents=True, exist_ok=True)
-    temp = inbox / f".receiving-{new_id()}"
+    temp = inbox / f"{temp_prefix(RECEIVING)}{new_id()}"
     prefix_needed = max_prefix_length(policy)
     prefix = bytearray()
     header = None

@@ -32,8 +32,10 @@ from storage import outbox, peers
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.peers import Peer
+from storage.temp_files import temp_prefix
 
 ENVELOPE_TYPE = "application/vnd.satchel.envelope"
+SEALING = ".sealing"  # the kind of temp file (storage.temp_files) an envelope is sealed into
 
 
 class PeerUnknown(SatchelError):
@@ -226,7 +228,7 @@ def _seal(
 ) -> tuple[Path, object, bytes, int]:  # fmt: skip
     out_dir = node.config.envelopes_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    temp = out_dir / f".sealing-{new_id()}"
+    temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
     reader = ConcatReader([node.blobs.path_for(d.sha256) for d in contents.documents])
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-digest")
     try:

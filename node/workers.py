@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -12,60 +13,47 @@ from node.appkeys import NODE
 from node.directory_service import sync_mirrors
 from node.keyring import KEYRING
 from node.requests_flow import flag_overdue
+from node.temp_sweep import sweep_orphans
 from node.transfer_actions import expire_due
 
 log = logging.getLogger("satchel.workers")
 MIRROR_INTERVAL = 600.0
 EXPIRY_INTERVAL = 60.0
 OVERDUE_INTERVAL = 3600.0
+TEMP_SWEEP_INTERVAL = 3600.0
+Worker = Callable[[web.Application], AsyncIterator[None]]
 
 
-async def mirror_worker(app: web.Application) -> AsyncIterator[None]:
-    """A directory pulls the directories it mirrors every ten minutes."""
+def _periodic(
+    name: str, interval: float, work: Callable[[web.Application], Awaitable[object] | object]
+) -> Worker:
+    """A cleanup context that runs ``work(app)`` now and then every ``interval`` seconds until shutdown; a
+    failed pass is logged and the next one runs on time."""
 
-    async def loop() -> None:
-        while True:
-            try:
-                await sync_mirrors(app[NODE], app[KEYRING])
-            except Exception:
-                log.exception("mirror sync failed; will try again")
-            await asyncio.sleep(MIRROR_INTERVAL)
+    async def worker(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                try:
+                    done = work(app)
+                    if inspect.isawaitable(done):
+                        await done
+                except Exception:
+                    log.exception("%s pass failed; will try again", name)
+                await asyncio.sleep(interval)
 
-    task = asyncio.create_task(loop(), name="mirror-sync")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+        task = asyncio.create_task(loop(), name=name)
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
-
-async def expiry_worker(app: web.Application) -> AsyncIterator[None]:
-    """Every minute, transfers past their expiry move on: codes erased, sealed copies deleted."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                expire_due(app[NODE])
-            except Exception:
-                log.exception("expiry pass failed; will try again")
-            await asyncio.sleep(EXPIRY_INTERVAL)
-
-    task = asyncio.create_task(loop(), name="expiry")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    return worker
 
 
-async def overdue_worker(app: web.Application) -> AsyncIterator[None]:
-    """Hourly: requests unanswered past their working days are flagged and coordinators reminded."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                flag_overdue(app[NODE])
-            except Exception:
-                log.exception("overdue pass failed; will try again")
-            await asyncio.sleep(OVERDUE_INTERVAL)
-
-    task = asyncio.create_task(loop(), name="overdue")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+# A directory pulls the directories it mirrors every ten minutes.
+mirror_worker = _periodic("mirror-sync", MIRROR_INTERVAL, lambda app: sync_mirrors(app[NODE], app[KEYRING]))
+# Every minute, transfers past their expiry move on: codes erased, sealed copies deleted.
+expiry_worker = _periodic("expiry", EXPIRY_INTERVAL, lambda app: expire_due(app[NODE]))
+# Hourly: requests unanswered past their working days are flagged and coordinators reminded.
+overdue_worker = _periodic("overdue", OVERDUE_INTERVAL, lambda app: flag_overdue(app[NODE]))
+# Hourly: temp files of writers killed mid-way (a sealed or received envelope can be gigabytes) go.
+temp_sweep_worker = _periodic("temp-sweep", TEMP_SWEEP_INTERVAL, lambda app: sweep_orphans(app[NODE]))

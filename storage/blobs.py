@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from storage.errors import BlobCorrupt, BlobMissing
+from storage.temp_files import make_temp
 
 CHUNK = 1024 * 1024
+INCOMING = "incoming"  # the kind of temp file (storage.temp_files) a blob is written to
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -67,7 +68,7 @@ class BlobStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         length = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="incoming-")
+        fd, tmp_name = make_temp(self._tmp, INCOMING)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:

@@ -12,13 +12,13 @@ name.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.blobs import BlobStore
+from storage.blobs import INCOMING, BlobStore
+from storage.temp_files import make_temp
 
 # Files written but not yet fsynced: bounds the open descriptors while the disk catches up.
 MAX_UNSYNCED = 32
@@ -64,7 +64,7 @@ class IncomingBlobs:
     def begin(self) -> None:
         if self._current is not None:
             raise RuntimeError("the previous blob was not ended")
-        fd, self._current_name = tempfile.mkstemp(dir=self._store.tmp_dir, prefix="incoming-")
+        fd, self._current_name = make_temp(self._store.tmp_dir, INCOMING)
         self._temps.append(self._current_name)
         self._current = os.fdopen(fd, "wb")
 

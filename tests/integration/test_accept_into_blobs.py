@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from node.home import open_node
+from node.temp_sweep import sweep_orphans
+
 
 def _send(a, *args: str) -> dict:
     return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
@@ -126,6 +129,16 @@ def test_accept_killed_midway_leaves_only_temp_files_and_a_retry_works(pair, tmp
     b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
     stored = _every_blob_is_whole(b.home)
     assert {p.name for p in stored} == {sha for _, sha in docs}
+    # The killed accept's temp files stay until they are an hour old; then the server's sweep removes them.
+    left = list(temp.iterdir())
+    assert left
+    node = open_node(b.home, {**os.environ, **b.env})
+    try:
+        assert sweep_orphans(node) == 0
+        assert sweep_orphans(node, now=time.time() + 2 * 3600) == len(left)
+    finally:
+        node.close()
+    assert not list(temp.iterdir()) and _every_blob_is_whole(b.home) == stored
 
 
 def test_a_transfer_staged_by_an_older_version_still_imports(pair, tmp_path: Path) -> None:
