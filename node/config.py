@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -160,6 +161,25 @@ def _batch_students(value: int) -> int:
     return value
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_holidays(value: str) -> frozenset[date]:
+    """``requests.holidays``: ISO dates separated by commas or spaces (the district's calendar)."""
+    days = set()
+    for item in value.replace(",", " ").split():
+        try:
+            if not _ISO_DATE.fullmatch(item):
+                raise ValueError(item)
+            days.add(date.fromisoformat(item))
+        except ValueError:
+            raise ConfigError(
+                f"requests.holidays: {item!r} is not a date written YYYY-MM-DD", field="requests.holidays",
+                hint='e.g. holidays = "2026-11-26, 2026-11-27, 2026-12-24, 2026-12-25"',
+            ) from None  # fmt: skip
+    return frozenset(days)
+
+
 def _one_of(name: str, *choices: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
@@ -238,6 +258,14 @@ SETTINGS: tuple[Setting, ...] = (
         "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
     ),
     Setting(
+        "requests",
+        "holidays",
+        str,
+        "",
+        "days that are not working days for the overdue rule: dates YYYY-MM-DD, separated by commas",
+        parse_holidays,
+    ),
+    Setting(
         "imports",
         "batch_students",
         int,
@@ -296,6 +324,7 @@ class EnvelopeSection:
 @dataclass(frozen=True, slots=True)
 class RequestsSection:
     overdue_working_days: int
+    holidays: frozenset[date]
 
 
 @dataclass(frozen=True, slots=True)

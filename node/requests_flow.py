@@ -276,9 +276,10 @@ def flag_overdue(node: Node) -> list[str]:
     flagged = []
     for row in store.list_rows(node.db, side="releaser", state="requested"):
         status = status_of(node, row)
-        for event in due_events(status, today=_now().date()):
+        holidays = node.config.requests.holidays
+        for event in due_events(status, today=_now().date(), holidays=holidays):
             with write_transaction(node.db):
-                transition = apply(status, event, actor=RequestActor.TIMER, now=_now())
+                transition = apply(status, event, actor=RequestActor.TIMER, now=_now(), holidays=holidays)
                 _carry_out(
                     node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer
                 )
@@ -307,4 +308,5 @@ def show(node: Node, request_id: str) -> RequestView:
             grade=s.grade, state_id=s.state_id or "",
         )  # fmt: skip
         candidates = match_students(node.db, [incoming])[0]
-    return RequestView(row, status.request, status.overdue(today=_now().date()), candidates)
+    overdue = status.overdue(today=_now().date(), holidays=node.config.requests.holidays)
+    return RequestView(row, status.request, overdue, candidates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 from fixtures_oneroster import make_bundle, write_bundle
@@ -91,6 +92,28 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
     listed = _json(a, "requests", "list", "--incoming", "--json")
     assert listed[0]["overdue"] is True
     assert any("Reminder" in i["subject"] for i in _json(a, "inbox", "--json"))
+
+
+def test_the_district_holidays_are_not_working_days(pair) -> None:
+    from node.home import open_node
+    from node.requests_flow import flag_overdue, show
+
+    a, b, _ = pair
+    request_id = b.cli(
+        "request", "--from", "a.example.org", "--student", "100002", "--as", "coord"
+    ).stdout.split()[2]
+    _wait(lambda: _request_state(a, request_id) == "requested")
+    opened = date.today() - timedelta(days=21)  # 15 weekdays ago: overdue after 10 working days…
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute(
+            "UPDATE records_requests SET opened_on = ? WHERE request_id = ?", [opened.isoformat(), request_id]
+        )
+    # …unless the district's calendar closes most of them (a day either side for the time zone).
+    closed = ", ".join((opened + timedelta(days=n)).isoformat() for n in range(1, 17))
+    with open_node(a.home, {**a.env, "SATCHEL_REQUESTS_HOLIDAYS": closed}) as node:
+        assert flag_overdue(node) == [] and show(node, request_id).overdue is False
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == [request_id]
 
 
 def test_release_refused_while_the_student_is_not_yet_enrolled(pair, tmp_path: Path) -> None:

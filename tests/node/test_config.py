@@ -1,3 +1,4 @@
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,9 @@ def test_defaults_and_env_override(tmp_path: Path) -> None:
         ("server", "port", 70000, "server.port"),
         ("server", "port", "eighty", "server.port"),
         ("node", "unknown", "x", "node.unknown"),
+        ("requests", "holidays", "2026-12-25, 12/26/2026", "requests.holidays"),
+        ("requests", "holidays", "2026-02-30", "requests.holidays"),
+        ("requests", "holidays", "20261225", "requests.holidays"),
     ],
 )
 def test_bad_values_name_their_field(
@@ -55,3 +59,15 @@ def test_missing_required(tmp_path: Path) -> None:
 def test_every_setting_has_help_and_env() -> None:
     for setting in SETTINGS:
         assert setting.help and setting.env.startswith("SATCHEL_")
+
+
+def test_holidays_for_the_overdue_rule(tmp_path: Path) -> None:
+    assert build_config(tmp_path, GOOD, {}).requests.holidays == frozenset()
+    values = {**GOOD, "requests": {"holidays": "2026-11-26, 2026-11-27,2026-12-25  2026-12-25"}}
+    assert build_config(tmp_path, values, {}).requests.holidays == {
+        date(2026, 11, 26),
+        date(2026, 11, 27),
+        date(2026, 12, 25),
+    }
+    env = build_config(tmp_path, values, {"SATCHEL_REQUESTS_HOLIDAYS": "2027-01-01"})
+    assert env.requests.holidays == {date(2027, 1, 1)}
