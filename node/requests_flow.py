@@ -274,9 +274,9 @@ def reject(node: Node, *, actor: str | None, request_id: str, comments: str) -> 
 def flag_overdue(node: Node) -> list[str]:
     """The timer: unanswered requests past their working days are flagged once and coordinators reminded."""
     flagged = []
+    holidays = node.config.requests.holidays
     for row in store.list_rows(node.db, side="releaser", state="requested"):
         status = status_of(node, row)
-        holidays = node.config.requests.holidays
         for event in due_events(status, today=_now().date(), holidays=holidays):
             with write_transaction(node.db):
                 transition = apply(status, event, actor=RequestActor.TIMER, now=_now(), holidays=holidays)

@@ -26,6 +26,15 @@ def _request_state(d, request_id: str) -> str:
     return _json(d, "requests", "show", request_id, "--json")["state"]
 
 
+def _requested(a, b, student: str) -> str:
+    """B asks A for a student's records; returns the request's id once A has it."""
+    request_id = b.cli(
+        "request", "--from", "a.example.org", "--student", student, "--as", "coord"
+    ).stdout.split()[2]
+    _wait(lambda: _request_state(a, request_id) == "requested")
+    return request_id
+
+
 def test_request_alert_release_transfer_and_import(pair) -> None:
     a, b, mailbox = pair
     out = b.cli("request", "--from", "a.example.org", "--student", "100001", "--comments", "IEP starts Monday",
@@ -57,10 +66,7 @@ def test_request_alert_release_transfer_and_import(pair) -> None:
 
 def test_request_rejected_with_comments(pair) -> None:
     a, b, _ = pair
-    request_id = b.cli(
-        "request", "--from", "a.example.org", "--student", "100002", "--as", "coord"
-    ).stdout.split()[2]
-    _wait(lambda: _request_state(a, request_id) == "requested")
+    request_id = _requested(a, b, "100002")
     a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
     _wait(lambda: _request_state(b, request_id) == "rejected")
     events = _json(b, "audit", "--json")
@@ -76,10 +82,7 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
     from node.requests_flow import flag_overdue
 
     a, b, _ = pair
-    request_id = b.cli(
-        "request", "--from", "a.example.org", "--student", "100002", "--as", "coord"
-    ).stdout.split()[2]
-    _wait(lambda: _request_state(a, request_id) == "requested")
+    request_id = _requested(a, b, "100002")
     with open_node(a.home, a.env) as node:
         assert flag_overdue(node) == []  # not yet due
     with sqlite3.connect(a.home / "satchel.db") as conn:
@@ -99,10 +102,7 @@ def test_the_district_holidays_are_not_working_days(pair) -> None:
     from node.requests_flow import flag_overdue, show
 
     a, b, _ = pair
-    request_id = b.cli(
-        "request", "--from", "a.example.org", "--student", "100002", "--as", "coord"
-    ).stdout.split()[2]
-    _wait(lambda: _request_state(a, request_id) == "requested")
+    request_id = _requested(a, b, "100002")
     opened = date.today() - timedelta(days=21)  # 15 weekdays ago: overdue after 10 working days…
     with sqlite3.connect(a.home / "satchel.db") as conn:
         conn.execute(
@@ -122,10 +122,7 @@ def test_release_refused_while_the_student_is_not_yet_enrolled(pair, tmp_path: P
                "sex": "F", "grade": "07", "state_id": "9000000101", "school_id": "0101",
                "school_name": "Lincoln Middle School", "enrollment_start": "2030-08-19"}]  # fmt: skip
     b.cli("roster", "import", str(write_bundle(tmp_path / "future", make_bundle(future))), "--as", "coord")
-    request_id = b.cli(
-        "request", "--from", "a.example.org", "--student", "100001", "--as", "coord"
-    ).stdout.split()[2]
-    _wait(lambda: _request_state(a, request_id) == "requested")
+    request_id = _requested(a, b, "100001")
     refused = a.cli("requests", "release", request_id, "--student", "100001", "--as", "coord", ok=False)
     assert "request.student_not_enrolled" in refused.stderr
     assert _json(a, "transfers", "list", "--json") == []  # nothing was sealed
