@@ -67,12 +67,9 @@ def requests_list(home: str | None, as_json: bool, side: str | None, state: str 
       satchel requests list --incoming --status requested
     """
     from node import requests_flow
-    from storage import requests as store
 
     with opened(home) as node:
-        views = [
-            requests_flow.show(node, r.request_id) for r in store.list_rows(node.db, side=side, state=state)
-        ]
+        views = requests_flow.listing(node, side=side, state=state)
     rows = [{"request_id": v.row.request_id, "direction": "in" if v.row.side == "releaser" else "out",
              "district": v.row.peer, "state": v.row.state, "overdue": v.overdue,
              "student": f"{v.request.student.family_name}, {v.request.student.given_name}",

@@ -10,20 +10,24 @@ chunks are held in memory.
 from __future__ import annotations
 
 import asyncio
-from typing import BinaryIO
+from collections.abc import Callable
 
 
 class OffLoopWriter:
-    """``await write(chunk)`` queues the chunk behind the previous one; ``await drain()`` before closing."""
+    """``await write(chunk)`` queues the chunk behind the previous one; ``await drain()`` before closing.
 
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._pending: asyncio.Future[int] | None = None
+    ``write`` is what each chunk is given to on the worker thread: a file's ``write``, or a hash's
+    ``update`` (hashlib releases the GIL too), which must see the chunks in order as well.
+    """
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self._pending: asyncio.Future[object] | None = None
 
     async def write(self, chunk: bytes) -> None:
         """Start writing ``chunk`` once the previous write is done (raises that write's error)."""
         await self.drain()
-        self._pending = asyncio.get_running_loop().run_in_executor(None, self._out.write, chunk)
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._write, chunk)
 
     async def drain(self) -> None:
         """Wait for the write in flight and raise its error; call it before the file is flushed."""

@@ -76,7 +76,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
     header = None
     try:
         with temp.open("wb") as handle:
-            writer = OffLoopWriter(handle)
+            writer = OffLoopWriter(handle.write)
             try:
                 async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
                     if header is None:

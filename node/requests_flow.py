@@ -295,6 +295,21 @@ class RequestView:
     candidates: MatchOutcome | None
 
 
+def listing(node: Node, *, side: str | None = None, state: str | None = None) -> list[RequestView]:
+    """Every request (of ``side``, in ``state``) with its overdue flag; no candidates: that is one match
+    query per request, which only ``show`` needs."""
+    views = []
+    for row in store.list_rows(node.db, side=side, state=state):
+        status = status_of(node, row)
+        assert status.request is not None
+        views.append(RequestView(row, status.request, _overdue(node, status), None))
+    return views
+
+
+def _overdue(node: Node, status: RequestStatus) -> bool:
+    return status.overdue(today=_now().date(), holidays=node.config.requests.holidays)
+
+
 def show(node: Node, request_id: str) -> RequestView:
     row = store.require(node.db, request_id)
     status = status_of(node, row)
@@ -308,5 +323,4 @@ def show(node: Node, request_id: str) -> RequestView:
             grade=s.grade, state_id=s.state_id or "",
         )  # fmt: skip
         candidates = match_students(node.db, [incoming])[0]
-    overdue = status.overdue(today=_now().date(), holidays=node.config.requests.holidays)
-    return RequestView(row, status.request, overdue, candidates)
+    return RequestView(row, status.request, _overdue(node, status), candidates)

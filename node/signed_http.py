@@ -13,7 +13,6 @@ with the session's response key.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +26,7 @@ from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
 from node.http_errors import Handler
 from node.http_sessions import SESSIONS, ServerSession
 from node.keyring import KEYRING
+from node.offloop_writer import OffLoopWriter
 from node.peer_identity import PeerIdentity
 from protocol import SatchelError
 from protocol.content_digest import (
@@ -113,21 +113,19 @@ class SignedBodyStream:
         self.length = 0
 
     async def chunks(self, size: int = 1 << 20, limit: int | None = None) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        hashing: asyncio.Future[None] | None = None
-        while chunk := await self._request.content.read(size):
-            self.length += len(chunk)
-            if limit is not None and self.length > limit:
-                raise BodyTooLarge(f"the body is larger than {limit} bytes", field="body")
-            # The digest runs on a worker thread (hashlib releases the GIL) while the handler stores the
-            # chunk on this one: on a gigabyte envelope that takes one of the receiver's passes over
-            # the bytes off the event loop. One chunk at a time, so the digester sees them in order.
-            if hashing is not None:
-                await hashing
-            hashing = loop.run_in_executor(None, self._digester.update, chunk)
-            yield chunk
-        if hashing is not None:
-            await hashing  # finish() checks the digest of every byte read
+        # The digest runs on a worker thread while the handler stores the chunk: on a gigabyte envelope
+        # that takes one of the receiver's passes over the bytes off the event loop.
+        hashing = OffLoopWriter(self._digester.update)
+        try:
+            while chunk := await self._request.content.read(size):
+                self.length += len(chunk)
+                if limit is not None and self.length > limit:
+                    raise BodyTooLarge(f"the body is larger than {limit} bytes", field="body")
+                await hashing.write(chunk)
+                yield chunk
+            await hashing.drain()  # finish() checks the digest of every byte read
+        finally:
+            await hashing.settle()
 
     def sha256(self) -> bytes | None:
         """The SHA-256 of everything read, when the Content-Digest named it (it must have, to be checked)."""

@@ -49,7 +49,7 @@ def test_chunks_arrive_in_order_while_the_loop_keeps_running(tmp_path: Path) -> 
     async def main() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(ticker(stop))
-        writer = OffLoopWriter(disk)  # type: ignore[arg-type]
+        writer = OffLoopWriter(disk.write)
         for chunk in chunks:
             await writer.write(chunk)
         await writer.drain()
@@ -68,7 +68,7 @@ def test_a_failed_write_is_raised_and_settle_waits_without_raising(tmp_path: Pat
     disk = _SlowDisk(tmp_path / "out", delay=0.01, fail_at=2)
 
     async def main() -> None:
-        writer = OffLoopWriter(disk)  # type: ignore[arg-type]
+        writer = OffLoopWriter(disk.write)
         await writer.write(b"one")
         await writer.write(b"two")  # fails on the worker thread: reported by the next call
         with pytest.raises(OSError, match="No space"):
@@ -85,7 +85,7 @@ def test_settle_swallows_the_error_of_a_failing_block(tmp_path: Path) -> None:
     disk = _SlowDisk(tmp_path / "out", delay=0.01, fail_at=1)
 
     async def main() -> None:
-        writer = OffLoopWriter(disk)  # type: ignore[arg-type]
+        writer = OffLoopWriter(disk.write)
         await writer.write(b"lost")
         await writer.settle()
         assert disk.writes == 1
