@@ -8,7 +8,7 @@ with :func:`normalize_grade`, :func:`normalize_sex` and :func:`parse_iso_date`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
@@ -158,6 +158,18 @@ class StudentRecord:
         _check_optional_date("enrollment_start", self.enrollment_start)
         _check_code("enrollment_status", self.enrollment_status, ENROLLMENT_STATUSES, optional=False)
 
+    @classmethod
+    def from_stored(cls, values: Sequence[Any]) -> StudentRecord:
+        """The record whose fields, in order, are ``values``, taken as they are: for rows Satchel stored from a
+        record, which were checked then (storage writes students only from records). Checking them again
+        would only repeat that verdict; it was a third of matching a transfer against a large district, where
+        each incoming student loads its candidates. Rows read back also stay readable should a later
+        version check more strictly than the one that wrote them."""
+        record = object.__new__(cls)
+        for setter, value in zip(_SETTERS, values, strict=True):
+            setter(record, value)
+        return record
+
     def to_dict(self) -> dict[str, str | None]:
         """Plain values in field order, for JSON output and msgpack."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -174,3 +186,8 @@ class StudentRecord:
             raise InvalidInput(f"{missing[0]} is required", field=missing[0])
         values = {"birth_date": None, "sex": None, "grade": None, **data}
         return cls(**values)
+
+
+# The slot descriptors of StudentRecord's fields, in order: setting through them is what a frozen
+# dataclass's __init__ does, without the checks in __post_init__.
+_SETTERS = tuple(getattr(StudentRecord, f.name).__set__ for f in fields(StudentRecord))

@@ -92,9 +92,7 @@ def _load(db: sqlite_utils.Database, where: str, values: Sequence[str]) -> list[
         sql = f"{_SELECT} WHERE {where} IN ({_marks(len(chunk))})"
         if where == "state_id":
             sql += " AND state_id != ''"  # lets SQLite use the partial index students_state_id
-        found += [
-            StudentRecord(**dict(zip(_FIELDS, row, strict=True))) for row in db.execute(sql, list(chunk))
-        ]
+        found += [StudentRecord.from_stored(row) for row in db.execute(sql, list(chunk))]
     return found
 
 

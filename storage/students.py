@@ -35,7 +35,7 @@ class StoredStudent:
 
 
 def _record(row: Sequence[object]) -> StudentRecord:
-    return StudentRecord(**dict(zip(_FIELDS, row, strict=True)))  # type: ignore[arg-type]
+    return StudentRecord.from_stored(row)
 
 
 def upsert(

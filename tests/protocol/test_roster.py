@@ -173,6 +173,21 @@ def test_to_dict_from_dict_round_trip(students: list[dict[str, Any]]) -> None:
         assert record.to_dict() == student
 
 
+@given(student_dicts(max_size=3))
+def test_from_stored_builds_the_record_its_values_came_from(students: list[dict[str, Any]]) -> None:
+    for student in students:
+        record = StudentRecord.from_dict(student)
+        rebuilt = StudentRecord.from_stored(dataclasses.astuple(record))
+        assert rebuilt == record and hash(rebuilt) == hash(record)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rebuilt.sis_id = "other"  # type: ignore[misc]
+
+
+def test_from_stored_wants_every_field() -> None:
+    with pytest.raises(ValueError):
+        StudentRecord.from_stored(dataclasses.astuple(make())[:-1])
+
+
 _ANY_VALUE = st.none() | st.text(max_size=8) | st.integers() | st.sampled_from(["F", "KG", "2020-01-01", ""])
 
 
