@@ -56,7 +56,7 @@ def _goal4(folder: Path, args: argparse.Namespace, extras: Extras) -> list[Row]:
     local = args.local_students // (100 if args.quick else 1)
     incoming = args.incoming_students // (20 if args.quick else 1)
     return goal_matching.run(
-        folder, local=local, incoming=incoming, runs=1 if args.quick else 2, extras=extras
+        folder, local=local, incoming=incoming, runs=1 if args.quick else 3, extras=extras
     )
 
 
