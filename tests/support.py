@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import IO
 
 from click.testing import CliRunner, Result
 
@@ -72,21 +74,41 @@ class ServedNode:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         line = self.proc.stdout.readline()
         assert re.search(r"listening on http://127\.0\.0\.1:\d+", line), line + self.proc.stderr.read(2000)
+        # Read both pipes for as long as the server runs, as a service manager's log reader does: a full
+        # pipe (64 KiB, some 600 logged refusals) would block the server's next log line, and its event
+        # loop with it.
+        self._err: list[str] = []
+        self._readers = [threading.Thread(target=_drain, args=(pipe, into), daemon=True)
+                         for pipe, into in ((self.proc.stdout, []), (self.proc.stderr, self._err))]  # fmt: skip
+        for reader in self._readers:
+            reader.start()
+
+    def _wait(self) -> str:
+        self.proc.wait(timeout=30)
+        for reader in self._readers:
+            reader.join(timeout=30)
+        return "".join(self._err)
 
     def kill(self) -> None:
         """SIGKILL: the process dies at once, mid-whatever, as in a power cut."""
         self.proc.kill()
-        self.proc.communicate(timeout=30)
+        self._wait()
 
     def stop(self) -> str:
+        """SIGTERM, a clean exit checked; returns what the server wrote to stderr."""
         import signal
 
         if self.proc.returncode is not None:
             return ""  # already stopped
         self.proc.send_signal(signal.SIGTERM)
-        _out, err = self.proc.communicate(timeout=30)
+        err = self._wait()
         assert self.proc.returncode == 0, err[-3000:]
         return err
+
+
+def _drain(pipe: IO[str], into: list[str]) -> None:
+    for line in pipe:
+        into.append(line)
