@@ -8,6 +8,7 @@ import click
 
 from cli.common import (
     CONTEXT,
+    LIMIT,
     LazyChoice,
     as_option,
     deliver_now,
@@ -140,10 +141,10 @@ def contact_show(home: str | None, as_json: bool) -> None:
     Example:
       satchel contact show
     """
-    from node import district
+    from node import district_state
 
     with opened(home) as node:
-        contact = district.contact(node)
+        contact = district_state.contact(node)
     if as_json:
         print_json(contact.to_json() if contact else None)
     elif contact:
@@ -155,7 +156,7 @@ def contact_show(home: str | None, as_json: bool) -> None:
 @click.group("audit", context_settings=CONTEXT, invoke_without_command=True)
 @home_option
 @json_option
-@click.option("--limit", type=int, default=50, show_default=True, help="Newest entries to show.")
+@click.option("--limit", type=LIMIT, default=50, show_default=True, help="Newest entries to show.")
 @click.option("--subject", help="Only entries about this subject (a student SIS id, a username, ...).")
 @click.pass_context
 def audit_group(ctx: click.Context, home: str | None, as_json: bool, limit: int, subject: str | None) -> None:

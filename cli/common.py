@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# How many rows a listing shows, and from where: bounded so that a mistyped number gets click's clear
+# "not in the range" error rather than overflowing SQLite's 64-bit integers.
+LIMIT = click.IntRange(1, 1_000_000)
+OFFSET = click.IntRange(0, 1_000_000_000)
 
 
 def fail(exc: SatchelError) -> None:
@@ -51,6 +55,21 @@ def _row_text(row: Any) -> str:
 
 class SatchelGroup(click.Group):
     """A group whose commands never show a traceback for Satchel's own errors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Bytes that are not UTF-8 (a terminal set to Latin-1) reach Python as lone surrogates, which no
+        # name, id or path here can hold: say so plainly before any command trips over them.
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "replace").decode("utf-8")
+                raise click.UsageError(
+                    f'the argument "{shown}" is not UTF-8 text (? marks what is not); set the terminal to '
+                    "UTF-8 (for example LANG=C.UTF-8) and type it again",
+                    ctx,
+                ) from None
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -9,6 +9,8 @@ import click
 
 from cli.common import (
     CONTEXT,
+    LIMIT,
+    OFFSET,
     as_option,
     home_option,
     json_option,
@@ -103,8 +105,8 @@ def _row(s: object) -> tuple:
 @json_option
 @click.option("--school", help="Only this school (id or part of its name).")
 @click.option("--grade", help="Only this grade, e.g. 07 or KG.")
-@click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--offset", type=int, default=0)
+@click.option("--limit", type=LIMIT, default=100, show_default=True)
+@click.option("--offset", type=OFFSET, default=0)
 def students_list(
     home: str | None, as_json: bool, school: str | None, grade: str | None, limit: int, offset: int
 ) -> None:
@@ -132,7 +134,7 @@ def students_list(
 @home_option
 @json_option
 @click.argument("text")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 def students_search(home: str | None, as_json: bool, text: str, limit: int) -> None:
     """Find students by SIS id, state id or part of a name.
 

@@ -11,18 +11,28 @@ from node.clock import iso, now_iso, utc_now
 from node.directory_client import queue_directory_updates
 from node.home import Node, load_keys
 from node.operators import authorize, record
-from protocol import Conflict, NotFound
+from protocol import Conflict, InvalidInput, NotFound
 from protocol.descriptor import PublishedKey
 from protocol.key_chain import endorse
 from protocol.signed_document import b64url
 from storage.database import write_transaction
 
 DEFAULT_OVERLAP_DAYS = 7
+# At least a day, so that what the old key signed just before still verifies everywhere (rotation without
+# an outage; a compromised key is revoked instead); at most a year, past which the old key is simply kept.
+MIN_OVERLAP_DAYS, MAX_OVERLAP_DAYS = 1, 365
 
 
 def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAULT_OVERLAP_DAYS) -> str:
     """Create a new key for ``use``; the current one stays valid for ``overlap_days``. Returns the new id."""
     user = authorize(node, actor, "keys.manage")
+    if not MIN_OVERLAP_DAYS <= overlap_days <= MAX_OVERLAP_DAYS:
+        raise InvalidInput(
+            f"--overlap-days must be {MIN_OVERLAP_DAYS} to {MAX_OVERLAP_DAYS}, not {overlap_days}",
+            field="--overlap-days",
+            hint=f"the old key stays valid that many days beside the new one (default {DEFAULT_OVERLAP_DAYS}); "
+            "to stop a compromised key at once, use `satchel keys revoke`",
+        )
     now = utc_now()
     new: IdentityKey | EncryptionKey = (
         IdentityKey.generate() if use == "identity" else EncryptionKey.generate()

@@ -58,6 +58,8 @@ def test_audit_verify_detects_tampering(make_home) -> None:
 
 def test_contact_and_info(make_home) -> None:
     home = make_home()
+    assert "(not set)" in run_cli(home, "contact", "show").output
+    assert json.loads(run_cli(home, "contact", "show", "--json").output) is None
     bad = run_cli(home, "contact", "set", "--as", "coord", "--name", "J", "--email", "nope", ok=False)
     assert "Field: --email" in bad.stderr
     run_cli(home, "contact", "set", "--as", "coord", "--name", "Jane Doe", "--title", "Registrar",
@@ -69,6 +71,10 @@ def test_contact_and_info(make_home) -> None:
     assert all(len(k["fingerprint"]) == 29 for k in info["keys"])
     text = run_cli(home, "info").output
     assert "Jane Doe" in text and "Transfers:   off" in text
+    assert (
+        run_cli(home, "contact", "show").output == "Jane Doe, Registrar <jd@a.example.org> +1 217-555-0100\n"
+    )
+    assert json.loads(run_cli(home, "contact", "show", "--json").output)["email"] == "jd@a.example.org"
 
 
 def test_init_prints_fingerprint_and_refuses_overwrite(tmp_path) -> None:
@@ -88,3 +94,15 @@ def test_init_prints_fingerprint_and_refuses_overwrite(tmp_path) -> None:
 def test_missing_home_says_what_to_do(tmp_path) -> None:
     result = run_cli(tmp_path / "none", "info", ok=False)
     assert result.exit_code == 2 and "satchel init" in result.stderr
+
+
+def test_key_rotation_refuses_an_overlap_out_of_range_before_making_a_key(make_home) -> None:
+    home = make_home()
+    before = sorted(p.name for p in (home / "keys").iterdir())
+    for days in ("0", "-3", "366", "99999999999999999999"):
+        refused = run_cli(home, "keys", "rotate", "--overlap-days", days, "--as", "admin", ok=False)
+        assert refused.exit_code == 2 and "Field: --overlap-days" in refused.stderr, refused.stderr
+        assert "keys revoke" in refused.stderr
+    assert sorted(p.name for p in (home / "keys").iterdir()) == before
+    run_cli(home, "keys", "rotate", "--overlap-days", "1", "--as", "admin")
+    assert len(list((home / "keys").iterdir())) == len(before) + 1

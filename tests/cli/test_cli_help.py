@@ -50,3 +50,13 @@ def test_defaults_written_out_for_a_fast_start_match_the_node() -> None:
         f"default: {keys_admin.DEFAULT_OVERLAP_DAYS}"
         in CliRunner().invoke(cli, ["keys", "rotate", "-h"]).output
     )
+
+
+def test_arguments_that_are_not_utf8_get_a_usage_error_naming_the_fix() -> None:
+    # A Latin-1 terminal's "é" reaches Python as the lone surrogate U+DCE9 (surrogateescape).
+    for argv in (["peers", "ping", "\udce9cole.org"], ["students", "search", "Ren\udce9e"]):
+        result = CliRunner().invoke(cli, argv)
+        assert (
+            result.exit_code == 2 and "is not UTF-8 text" in result.output and "LANG=C.UTF-8" in result.output
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -34,6 +34,12 @@ def test_import_is_idempotent_and_searchable(make_home, tmp_path) -> None:
     assert shown["student"]["school_name"] == "Lincoln Middle School"
     listed = run_cli(home, "students", "list", "--grade", "07").output
     assert "Martinez" in listed and "Okafor" not in listed
+    # Counts out of range get click's usage error (exit 2), not an integer overflow inside SQLite.
+    for args in (("search", "okafor", "--limit", "99999999999999999999"), ("list", "--limit", "0"),
+                 ("list", "--offset", "99999999999999999999")):  # fmt: skip
+        refused = run_cli(home, "students", *args, ok=False)
+        assert refused.exit_code == 2 and "is not in the range" in refused.stderr
+    assert run_cli(home, "audit", "--limit", "-1", ok=False).exit_code == 2
 
 
 def test_zip_bundle_and_updates(make_home, tmp_path) -> None:
