@@ -190,12 +190,7 @@ def search(
 
 def entries_with_key(node: Node, key_id: str) -> bytes:
     require_directory(node)
-    matching = [
-        e
-        for e in store.list_entries(node.db, status="approved")
-        if any(k.key_id == key_id for k in verify_descriptor(e.descriptor).descriptor.keys)
-    ]
-    return listing(node, matching)
+    return listing(node, store.approved_entries_with_key(node.db, key_id))
 
 
 async def add_mirror(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from protocol.descriptor import Descriptor
+from protocol.descriptor import Descriptor, verify_descriptor
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,33 @@ def upsert_entry(
             now if decided_by else None, decided_by, now,
         ],
     )  # fmt: skip
+    _index_keys(db, descriptor.domain, [k.key_id for k in descriptor.keys])
+
+
+def _index_keys(db: sqlite_utils.Database, domain: str, key_ids: list[str]) -> None:
+    db.execute("DELETE FROM directory_entry_keys WHERE domain = ?", [domain])
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO directory_entry_keys (key_id, domain) VALUES (?, ?)",
+        [(k, domain) for k in key_ids],
+    )
+
+
+def reindex_keys(db: sqlite_utils.Database) -> None:
+    """Rebuild the key ids of every entry from its stored descriptor (used by migrations)."""
+    rows = db.execute("SELECT domain, descriptor FROM directory_entries").fetchall()
+    for domain, signed in rows:
+        _index_keys(db, domain, [k.key_id for k in verify_descriptor(bytes(signed)).descriptor.keys])
+
+
+def approved_entries_with_key(db: sqlite_utils.Database, key_id: str) -> list[Entry]:
+    """Approved entries whose descriptor lists ``key_id`` (one look-up in the index, whatever the size)."""
+    columns = ", ".join(f"e.{c.strip()}" for c in _ENTRY_COLS.split(","))
+    rows = db.execute(
+        f"SELECT {columns} FROM directory_entry_keys k JOIN directory_entries e ON e.domain = k.domain"
+        " WHERE k.key_id = ? AND e.status = 'approved' ORDER BY e.state, e.name",
+        [key_id],
+    ).fetchall()
+    return [_entry(r) for r in rows]
 
 
 def set_decision(
