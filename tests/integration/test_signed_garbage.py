@@ -6,6 +6,9 @@ bytes, JSON or msgpack, under any content type, to every signed endpoint, with p
 and signed documents whose signature is good but whose payload is arbitrary. A's database, read beside the
 running server, must be the same afterwards (but for the replay table, which records every nonce checked).
 
+Public endpoints (a directory's search, key discovery, mirror feed; the descriptor; health) get any path
+and query string: each answers 200 or a coded 4xx, and the directory's database does not change.
+
 Then receipts that are well formed and well signed but say anything (any kind, issuer, sequence, digest,
 counts) about real transfers in both directions and about unknown ones, one after another, so that later
 ones meet the states earlier ones left: each is taken (2xx) or refused with a code (4xx), never a 500, and
@@ -20,7 +23,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import msgpack
 import pytest
@@ -278,3 +281,57 @@ def test_well_formed_receipts_saying_anything_are_taken_or_refused_with_a_code(t
             run_cli(transfers["home"], "transfers", "show", transfer_id, "--json", env=ENV).stdout
         )
         assert shown["transfer_id"] == transfer_id
+
+
+PUBLIC_GETS = (
+    "/satchel/v1/directory/search", "/satchel/v1/directory/keys/{id}", "/satchel/v1/directory/entries",
+    "/.well-known/satchel", "/satchel/v1/health",
+)  # fmt: skip
+_query_values = st.sampled_from(
+    ["IL", "il", "", "%", "_", "'", "Shelby%", "62", "a.example.org", "x" * 500]
+) | st.text(max_size=20)
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A directory serving, with district A's entry approved."""
+    root = tmp_path_factory.mktemp("directory")
+    home = root / "directory.example.gov"
+    run_cli(home, "directory", "init", "--domain", "directory.example.gov", "--name", "State Board", "--state",
+            "IL", "--city", "Springfield", "--zip", "62777", "--url", f"http://127.0.0.1:{free_port()}",
+            env=ENV)  # fmt: skip
+    run_cli(
+        home, "users", "add", "op", "--email", "op@example.gov", "--name", "Op", "--role", "admin", env=ENV
+    )
+    district = _district(root, "a")
+    nodes = {"dir": ServedNode(home, ENV), "a": ServedNode(district, ENV)}
+    try:
+        run_cli(district, "directory", "join", nodes["dir"].url, "--as", "ada", env=ENV)
+        run_cli(home, "directory", "approve", "a.example.org", "--as", "op", env=ENV)
+        key_id = json.loads(run_cli(district, "info", "--json", env=ENV).output)["keys"][0]["id"]
+        yield {"url": nodes["dir"].url, "db": home / "satchel.db", "key_id": key_id}
+    finally:
+        for node in nodes.values():
+            node.stop()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_public_endpoints_answer_any_query_with_a_listing_or_a_code(directory, data) -> None:
+    before = _snapshot(directory["db"])
+    raw_id = data.draw(st.sampled_from([str(directory["key_id"])]) | _path_ids)
+    path = _path(data.draw(st.sampled_from(PUBLIC_GETS)), raw_id)
+    query = data.draw(
+        st.dictionaries(st.sampled_from(["state", "q", "city", "zip", "x"]), _query_values, max_size=4)
+    )
+    parts = urlsplit(str(directory["url"]))
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", path + ("?" + urlencode(query) if query else ""))
+        response = conn.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        conn.close()
+    if status != 200:
+        _check_refused(status, json.loads(body), path)
+    assert _snapshot(directory["db"]) == before
