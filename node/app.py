@@ -9,6 +9,7 @@ from aiohttp import web
 
 from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
 from node.config import NodeConfig
+from node.feed_cache import FEED_CACHE, FeedCache
 from node.home import Node, load_keys
 from node.http_errors import error_middleware
 from node.http_sessions import SESSIONS, SessionStore
@@ -31,6 +32,7 @@ def create_app(config: NodeConfig) -> web.Application:
     app[PUBLIC_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.public)
     app[STREAMING_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.streaming)
     app[SESSIONS] = SessionStore()
+    app[FEED_CACHE] = FeedCache()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
 

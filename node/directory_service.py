@@ -154,6 +154,10 @@ def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason:
 
 def listing(node: Node, entries: list[Entry]) -> bytes:
     """A signed listing of ``entries`` with the keys of every directory they originate from."""
+    return sign_listing(_listing(node, entries), node.current_keys().identity)
+
+
+def _listing(node: Node, entries: list[Entry]) -> Listing:
     require_directory(node)
     own = node.config.node.domain
     sources = {
@@ -161,7 +165,7 @@ def listing(node: Node, entries: list[Entry]) -> bytes:
         for _, domain, key in store.mirrors(node.db)
         if any(e.origin == domain for e in entries)
     }
-    published = Listing(
+    return Listing(
         directory=own,
         issued_at=now_iso(),
         sources=tuple(sources.values()),
@@ -169,13 +173,13 @@ def listing(node: Node, entries: list[Entry]) -> bytes:
             e.entry for e in entries if e.entry is not None and (e.origin == own or e.origin in sources)
         ),
     )
-    return sign_listing(published, node.current_keys().identity)
 
 
-def published_entries(node: Node) -> bytes:
-    """The mirror feed: every approved entry this directory publishes, first-hand or mirrored."""
+def published_listing(node: Node) -> Listing:
+    """The mirror feed, unsigned: every approved entry this directory publishes, first-hand or mirrored
+    (node.feed_cache signs it and keeps it)."""
     require_directory(node)
-    return listing(node, store.list_entries(node.db, status="approved"))
+    return _listing(node, store.list_entries(node.db, status="approved"))
 
 
 def search(

@@ -9,6 +9,7 @@ from aiohttp import web
 from node import codes_flow, directory_service, requests_flow
 from node.appkeys import NODE
 from node.descriptor import signed_descriptor
+from node.feed_cache import FEED_CACHE
 from node.http_sessions import SESSIONS
 from node.keyring import KEYRING
 from node.signed_http import BODY, ORIGIN_HEADER, PEER, SESSION
@@ -81,8 +82,7 @@ async def directory_keys(request: web.Request) -> web.Response:
 
 
 async def directory_entries(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    body = directory_service.published_entries(node)
+    body = await request.app[FEED_CACHE].feed(request.app[NODE])
     return web.Response(body=body, content_type=LISTING_TYPE)
 
 

@@ -117,6 +117,15 @@ def list_entries(db: sqlite_utils.Database, *, status: str | None = None) -> lis
     return [_entry(r) for r in db.execute(sql + " ORDER BY state, name", args).fetchall()]
 
 
+def published_stamp(db: sqlite_utils.Database) -> tuple:
+    """Changes whenever what a directory's mirror feed publishes may have: its approved entries, its mirrors."""
+    entries = db.execute(
+        "SELECT count(*), max(updated_at) FROM directory_entries WHERE status = 'approved'"
+    ).fetchone()
+    mirrors = db.execute("SELECT count(*), max(last_sync_at) FROM directory_mirrors").fetchone()
+    return (*entries, *mirrors)
+
+
 def search_entries(
     db: sqlite_utils.Database,
     *,

@@ -537,3 +537,10 @@ def _directory_entry_keys(db: sqlite_utils.Database) -> None:
     from storage import directory  # descriptor parsing, loaded only by the migration that needs it
 
     directory.reindex_keys(db)
+
+
+@MIGRATIONS(name="0012_directory_entries_published")
+def _directory_entries_published(db: sqlite_utils.Database) -> None:
+    # The mirror feed's cache asks on every request whether the approved entries changed (count and newest
+    # update); without this index that read every entry, some 50 MB at 13,000 entries.
+    _run(db, "CREATE INDEX directory_entries_status_updated ON directory_entries (status, updated_at)")
