@@ -1,10 +1,10 @@
 """A directory's mirror feed, signed once and served again until what it publishes changes.
 
-The feed (``GET /satchel/v1/directory/entries``) is public and lists every approved entry: at 13,000
-entries, building and signing it took 0.8 s. It is rebuilt when the approved entries or the mirrors
-change (a stamp read with one aggregate query per request), or once it is a minute old, so that a
-change the stamp cannot see (two edits of one entry within its timestamp's second) still shows soon.
-Signing runs off the event loop.
+The feed (``GET /satchel/v1/directory/entries``) is public and lists every approved entry: building and
+signing it for 13,000 entries of 2.5 KB took 0.9 s, every request. It is rebuilt when the approved
+entries or the mirrors change (a stamp read with one aggregate query per request), or once it is a minute
+old, so that a change the stamp cannot see (two edits of one entry within its timestamp's second) still
+shows soon. Signing runs off the event loop.
 """
 
 from __future__ import annotations
