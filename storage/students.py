@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 import sqlite_utils
@@ -32,10 +32,6 @@ class StoredStudent:
     origin: str
     created_at: str
     updated_at: str
-
-
-def _record(row: Sequence[object]) -> StudentRecord:
-    return StudentRecord.from_stored(row)
 
 
 def upsert(
@@ -103,7 +99,7 @@ def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
     if row is None:
         return None
     n = len(_FIELDS)
-    return StoredStudent(_record(row[:n]), row[n], row[n + 1], row[n + 2])
+    return StoredStudent(StudentRecord.from_stored(row[:n]), row[n], row[n + 1], row[n + 2])
 
 
 def require(db: sqlite_utils.Database, sis_id: str) -> StoredStudent:
@@ -145,7 +141,7 @@ def search(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY family_name COLLATE NOCASE, given_name COLLATE NOCASE, sis_id LIMIT ? OFFSET ?"
-    return [_record(r) for r in db.execute(sql, [*args, limit, offset]).fetchall()]
+    return [StudentRecord.from_stored(r) for r in db.execute(sql, [*args, limit, offset]).fetchall()]
 
 
 def count(db: sqlite_utils.Database) -> int:

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.clock import new_id
-from node.home import init_home, open_node
+from node.home import open_node
 from node.http_errors import status_for
 from node.signed_http import signed_request_headers
 from protocol.receipts import (
@@ -45,8 +45,7 @@ from protocol.receipts import (
 )
 from protocol.signed_document import sign_document
 
-from fixtures_oneroster import sample_bundle, write_bundle
-from support import DEV_ENV, FAST_ENVELOPES, ServedNode, free_port, node_fields, run_cli
+from support import DEV_ENV, FAST_ENVELOPES, District, ServedNode, free_port, make_district, run_cli
 
 # Signed endpoints taking a body; {id} is filled in by the test.
 ENDPOINTS = (
@@ -96,48 +95,34 @@ _payloads = (
 _path_ids = st.sampled_from(["ulid"]) | st.text(min_size=1, max_size=30)
 
 
-def _district(root: Path, name: str, *, roster: bool = False) -> Path:
-    """A district's home with an admin, transfers switched on and, if asked, the sample roster."""
-    domain = f"{name}.example.org"
-    home = root / domain
-    init_home(home, node=node_fields(domain, f"http://127.0.0.1:{free_port()}"))
-    run_cli(home, "users", "add", "ada", "--email", f"ada@{domain}", "--name", "Ada", "--role", "admin")
-    run_cli(home, "contact", "set", "--as", "ada", "--name", "Ada", "--title", "Registrar", "--email",
-            f"ada@{domain}", "--phone", "+1 217-555-0100", env=ENV)  # fmt: skip
-    run_cli(home, "transfers", "enable", "--as", "ada", env=ENV)
-    if roster:
-        bundle = write_bundle(root / f"roster-{name}", sample_bundle())
-        run_cli(home, "roster", "import", str(bundle), "--as", "ada", env=ENV)
-    return home
-
-
-def _peered(homes: dict[str, Path]) -> dict[str, ServedNode]:
-    nodes = {name: ServedNode(home, ENV) for name, home in homes.items()}
+def _peered(root: Path) -> dict[str, District]:
+    """Districts A and B (tests/support.make_district), serving, each having pinned the other."""
+    districts = {name: make_district(root, f"{name}.example.org") for name in ("a", "b")}
+    for district in districts.values():
+        district.start()
     try:
-        run_cli(homes["a"], "peers", "add", nodes["b"].url, "--yes", "--as", "ada", env=ENV)
-        run_cli(homes["b"], "peers", "add", nodes["a"].url, "--yes", "--as", "ada", env=ENV)
+        districts["a"].cli("peers", "add", districts["b"].url, "--yes", "--as", "coord")
+        districts["b"].cli("peers", "add", districts["a"].url, "--yes", "--as", "coord")
     except BaseException:
-        for node in nodes.values():
-            node.kill()
+        for district in districts.values():
+            district.kill()
         raise
-    return nodes
+    return districts
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """A serving, with B pinned; B's key is all the test needs of B."""
-    root = tmp_path_factory.mktemp("garbage")
-    homes = {name: _district(root, name) for name in ("a", "b")}
-    nodes = _peered(homes)
+    districts = _peered(tmp_path_factory.mktemp("garbage"))
     try:
-        nodes["b"].stop()
-        b = open_node(homes["b"], ENV)
+        districts["b"].stop()
+        b = open_node(districts["b"].home, ENV)
         try:
-            yield {"url": nodes["a"].url, "db": homes["a"] / "satchel.db", "b": b}
+            yield {"url": districts["a"].url, "db": districts["a"].home / "satchel.db", "b": b}
         finally:
             b.close()
     finally:
-        nodes["a"].stop()
+        districts["a"].stop()
 
 
 def _snapshot(path: Path) -> dict[str, list[tuple]]:
@@ -208,30 +193,28 @@ def test_well_signed_documents_with_any_payload_are_refused_with_a_code_and_chan
 @pytest.fixture(scope="module")
 def transfers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """A serving, with one transfer from B waiting to be accepted and one it sent B that B received."""
-    root = tmp_path_factory.mktemp("receipts")
-    homes = {name: _district(root, name, roster=True) for name in ("a", "b")}
-    nodes = _peered(homes)
+    districts = _peered(tmp_path_factory.mktemp("receipts"))
     try:
         ids = {}
         for sender, receiver in (("a", "b"), ("b", "a")):
-            sent = run_cli(homes[sender], "send", "--to", f"{receiver}.example.org", "--student", "100001", "--as",
-                           "ada", "--json", env=ENV)  # fmt: skip
+            sent = districts[sender].cli("send", "--to", f"{receiver}.example.org", "--student", "100001", "--as",
+                                         "coord", "--json")  # fmt: skip
             ids[sender] = json.loads(sent.stdout)["transfer_id"]
-        nodes["b"].stop()  # from here on, B is whatever sends A these receipts
-        conn = sqlite3.connect(homes["a"] / "satchel.db")
+        districts["b"].stop()  # from here on, B is whatever sends A these receipts
+        conn = sqlite3.connect(districts["a"].home / "satchel.db")
         digest = conn.execute(
             "SELECT envelope_digest FROM transfers WHERE transfer_id = ?", [ids["a"]]
         ).fetchone()[0]
         conn.close()
-        b = open_node(homes["b"], ENV)
+        b = open_node(districts["b"].home, ENV)
         try:
-            yield {"url": nodes["a"].url, "home": homes["a"], "b": b, "outgoing": ids["a"], "incoming": ids["b"],
-                   "digest": digest}  # fmt: skip
+            yield {"url": districts["a"].url, "home": districts["a"].home, "b": b, "outgoing": ids["a"],
+                   "incoming": ids["b"], "digest": digest}  # fmt: skip
         finally:
             b.close()
     finally:
-        nodes["a"].stop()
-        nodes["b"].stop()
+        for district in districts.values():
+            district.stop()
 
 
 @st.composite
@@ -303,12 +286,12 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
     run_cli(
         home, "users", "add", "op", "--email", "op@example.gov", "--name", "Op", "--role", "admin", env=ENV
     )
-    district = _district(root, "a")
-    nodes = {"dir": ServedNode(home, ENV), "a": ServedNode(district, ENV)}
+    district = make_district(root, "a.example.org")
+    nodes = {"dir": ServedNode(home, ENV), "a": ServedNode(district.home, ENV)}
     try:
-        run_cli(district, "directory", "join", nodes["dir"].url, "--as", "ada", env=ENV)
+        district.cli("directory", "join", nodes["dir"].url, "--as", "coord")
         run_cli(home, "directory", "approve", "a.example.org", "--as", "op", env=ENV)
-        key_id = json.loads(run_cli(district, "info", "--json", env=ENV).output)["keys"][0]["id"]
+        key_id = json.loads(district.cli("info", "--json").output)["keys"][0]["id"]
         yield {"url": nodes["dir"].url, "db": home / "satchel.db", "key_id": key_id}
     finally:
         for node in nodes.values():
