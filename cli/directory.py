@@ -194,14 +194,14 @@ def directory_mirror(home: str | None, actor: str | None, url: str, fp: str) -> 
     from node.home import Node
     from node.runtime import Runtime
 
-    async def work(node: Node, rt: Runtime) -> tuple[str, dict[str, int]]:
+    async def work(node: Node, rt: Runtime) -> tuple[str, dict[str, directory_service.MirrorSync]]:
         domain = await directory_service.add_mirror(
             node, rt.keyring, actor=actor, base_url=url, fingerprint=fp
         )
         return domain, await directory_service.sync_mirrors(node, rt.keyring)
 
-    domain, counts = run(home, work)
-    click.echo(f"Mirroring {domain}: {counts.get(domain, 0)} entries.")
+    domain, pulled = run(home, work)
+    click.echo(f"Mirroring {domain}: {pulled[domain].entries} entries.")
 
 
 @directory_group.command("sync", context_settings=CONTEXT)
@@ -217,11 +217,11 @@ def directory_sync(home: str | None) -> None:
     from node.home import Node
     from node.runtime import Runtime
 
-    async def work(node: Node, rt: Runtime) -> dict[str, int]:
+    async def work(node: Node, rt: Runtime) -> dict[str, directory_service.MirrorSync]:
         return await directory_service.sync_mirrors(node, rt.keyring)
 
-    for domain, count in run(home, work).items():
-        click.echo(f"{domain}: {count} entries")
+    for domain, pulled in run(home, work).items():
+        click.echo(f"{domain}: {pulled.entries} entries, {pulled.removed} removed")
 
 
 COMMANDS = (directory_group,)

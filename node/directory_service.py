@@ -8,7 +8,8 @@ contact or keys changed) must come signed by a key that chains to the one approv
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 from crypto import IdentityPublicKey
 from node.clock import now_iso
@@ -18,9 +19,13 @@ from node.home import Node
 from node.keyring import Keyring
 from node.operators import authorize, record
 from node.peers import PeerBadResponse, fetch_descriptor_bytes
-from protocol import NotFound, SatchelError
+from protocol import InvalidInput, NotFound, SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
 from protocol.directory import (
+    FEED_PAGE_BYTES,
+    FEED_PAGE_MAX_ENTRIES,
+    MAX_DOMAIN_LENGTH,
+    MAX_LISTING_BYTES,
     DirectoryEntry,
     Listing,
     SourceDirectory,
@@ -33,6 +38,9 @@ from protocol.key_chain import KnownKey, check_continuity
 from storage import directory as store
 from storage.database import write_transaction
 from storage.directory import Entry
+
+# A pull stops (and removes nothing) past this many pages: 10 million entries at the largest page size.
+MAX_FEED_PAGES = 10_000
 
 
 class NotADirectory(SatchelError):
@@ -157,7 +165,7 @@ def listing(node: Node, entries: list[Entry]) -> bytes:
     return sign_listing(_listing(node, entries), node.current_keys().identity)
 
 
-def _listing(node: Node, entries: list[Entry]) -> Listing:
+def _listing(node: Node, entries: list[Entry], *, next_after: str | None = None) -> Listing:
     require_directory(node)
     own = node.config.node.domain
     sources = {
@@ -172,14 +180,37 @@ def _listing(node: Node, entries: list[Entry]) -> Listing:
         entries=tuple(
             e.entry for e in entries if e.entry is not None and (e.origin == own or e.origin in sources)
         ),
+        next=next_after,
     )
 
 
-def published_listing(node: Node) -> Listing:
-    """The mirror feed, unsigned: every approved entry this directory publishes, first-hand or mirrored
-    (node.feed_cache signs it and keeps it)."""
+def feed_query(after: str | None, limit: str | None) -> tuple[str, int]:
+    """The (after, limit) of a mirror-feed request, from its query parameters as given."""
+    if after is not None and len(after) > MAX_DOMAIN_LENGTH:
+        raise InvalidInput(f"after is longer than a domain ({MAX_DOMAIN_LENGTH} characters)", field="after",
+                           hint="pass the `next` of the previous page, unchanged")  # fmt: skip
+    if limit is None:
+        return after or "", FEED_PAGE_MAX_ENTRIES
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 9) or not 1 <= int(limit) <= FEED_PAGE_MAX_ENTRIES:
+        raise InvalidInput(f"limit must be a whole number from 1 to {FEED_PAGE_MAX_ENTRIES}", field="limit",
+                           hint="leave it out to get the largest pages")  # fmt: skip
+    return after or "", int(limit)
+
+
+def feed_page(node: Node, *, after: str = "", limit: int = FEED_PAGE_MAX_ENTRIES) -> Listing:
+    """One page of the mirror feed, unsigned (node.feed_cache signs it and keeps it): the approved entries
+    this directory publishes, first-hand or mirrored, whose domain sorts after ``after``, at most ``limit``
+    of them and about FEED_PAGE_BYTES, with ``next`` set when more follow."""
     require_directory(node)
-    return _listing(node, store.list_entries(node.db, status="approved"))
+    rows = store.approved_page(node.db, after=after, limit=limit + 1)
+    page, size = [], 0
+    for row in rows[:limit]:
+        if page and size + len(row.entry or b"") > FEED_PAGE_BYTES:
+            break
+        page.append(row)
+        size += len(row.entry or b"")
+    more = len(page) < len(rows)
+    return _listing(node, page, next_after=page[-1].domain if more else None)
 
 
 def search(
@@ -211,17 +242,46 @@ async def add_mirror(
     return domain
 
 
-async def sync_mirrors(node: Node, keyring: Keyring) -> dict[str, int]:
-    """Pull every mirrored directory's entries; each keeps its origin's signature."""
+@dataclass(frozen=True, slots=True)
+class MirrorSync:
+    """What one pull of a mirrored directory changed here."""
+
+    entries: int  # its first-hand entries, taken (new or updated)
+    removed: int  # entries taken from it before that it no longer publishes
+    pages: int
+
+
+async def sync_mirrors(
+    node: Node, keyring: Keyring, *, page_size: int = FEED_PAGE_MAX_ENTRIES
+) -> dict[str, MirrorSync]:
+    """Pull every mirrored directory's feed, page by page; each entry keeps its origin's signature.
+
+    Each page is verified and stored on its own, so memory holds one page whatever the directory's size.
+    Entries taken from a directory before and absent from a whole, completed pull are removed: a district
+    it dropped (or whose entry no longer verifies) is not published here on its word any more. A pull that
+    fails part-way removes nothing.
+    """
     require_directory(node)
-    counts: dict[str, int] = {}
-    for base_url, domain, public_key in store.mirrors(node.db):
-        url = keyring.check_origin(base_url) + "/satchel/v1/directory/entries"
+    return {domain: await _sync_one(node, keyring, base_url, domain, IdentityPublicKey(public_key), page_size)
+            for base_url, domain, public_key in store.mirrors(node.db)}  # fmt: skip
+
+
+async def _sync_one(
+    node: Node, keyring: Keyring, base_url: str, domain: str, key: IdentityPublicKey, page_size: int
+) -> MirrorSync:
+    feed = keyring.check_origin(base_url) + "/satchel/v1/directory/entries"
+    seen: set[str] = set()
+    after: str | None = None
+    pages = 0
+    while True:
+        query = {"limit": str(page_size)} | ({"after": after} if after is not None else {})
+        url = f"{feed}?{urlencode(query)}"
         async with keyring.session().get(url) as response:
             if response.status != 200:
                 raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
-            body = await response.content.read(16 * 1024 * 1024)
-        verified = verify_listing(body, directory=domain, directory_key=IdentityPublicKey(public_key))
+            body = await response.content.read(MAX_LISTING_BYTES)
+        verified = verify_listing(body, directory=domain, directory_key=key)
+        pages += 1
         now = now_iso()
         with write_transaction(node.db):
             for item in verified.entries:
@@ -231,6 +291,20 @@ async def sync_mirrors(node: Node, keyring: Keyring) -> dict[str, int]:
                     node.db, item.district.descriptor, item.entry.descriptor, status="approved", origin=domain,
                     entry=item.signed, now=now,
                 )  # fmt: skip
-            store.mark_mirror_synced(node.db, base_url, now)
-        counts[domain] = len(verified.entries)
-    return counts
+                seen.add(item.entry.domain)
+        following = verified.listing.next
+        if following is None:
+            break
+        if (after is not None and following <= after) or pages >= MAX_FEED_PAGES:
+            raise PeerBadResponse(
+                f"{domain}'s feed does not come to an end (page {pages} points back to {following!r})",
+                field="next", hint=f"tell {domain}'s operator; nothing was removed here",
+            )  # fmt: skip
+        after = following
+    with write_transaction(node.db):
+        gone = sorted(store.mirrored_domains(node.db, domain) - seen)
+        store.remove_entries(node.db, gone)
+        store.mark_mirror_synced(node.db, base_url, now_iso())
+        if gone:
+            record(node, domain, "directory.mirror.removed", domain, {"domains": gone[:100], "count": len(gone)})
+    return MirrorSync(entries=len(seen), removed=len(gone), pages=pages)

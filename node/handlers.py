@@ -82,7 +82,8 @@ async def directory_keys(request: web.Request) -> web.Response:
 
 
 async def directory_entries(request: web.Request) -> web.Response:
-    body = await request.app[FEED_CACHE].feed(request.app[NODE])
+    after, limit = directory_service.feed_query(request.query.get("after"), request.query.get("limit"))
+    body = await request.app[FEED_CACHE].feed(request.app[NODE], after=after, limit=limit)
     return web.Response(body=body, content_type=LISTING_TYPE)
 
 

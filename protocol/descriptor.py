@@ -21,6 +21,7 @@ DESCRIPTOR_VERSION = 1
 PROTOCOL_VERSIONS = ("satchel/1",)
 KEY_USES = ("identity", "encryption")
 ROLES = ("district", "directory")
+MAX_DESCRIPTOR_BYTES = 256 * 1024  # the signed document, as spec/descriptor.md step 1 says
 
 
 class DescriptorMismatch(SatchelError):
@@ -224,7 +225,7 @@ class VerifiedDescriptor:
 
 def verify_descriptor(data: bytes, *, expected_domain: str | None = None) -> VerifiedDescriptor:
     """Verify a served descriptor: signature first, then parse, then check the signer is listed."""
-    verified = verify_document(data, purpose=PURPOSE)
+    verified = verify_document(data, purpose=PURPOSE, max_bytes=MAX_DESCRIPTOR_BYTES)
     descriptor = parse_descriptor(verified.payload)
     listed = {k.key_id: k for k in descriptor.keys_for("identity")}
     entry = listed.get(verified.signer.key_id)

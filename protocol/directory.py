@@ -22,7 +22,14 @@ from protocol.signed_document import b64url, sign_document, unb64url, verify_doc
 ENTRY_PURPOSE = "satchel/v1/directory-entry"
 LISTING_PURPOSE = "satchel/v1/directory-listing"
 VERSION = 1
+# A listing document, signed: a search's 100 entries of about 6.5 KB each come to some 1.2 MB, a feed
+# page (FEED_PAGE_BYTES of entries, base64 twice over) to some 3.6 MB.
 MAX_LISTING_BYTES = 16 * 1024 * 1024
+# A mirror-feed page carries entries up to this many bytes (signed entry documents, before base64), so a
+# page stays well under MAX_LISTING_BYTES however large the directory grows.
+FEED_PAGE_BYTES = 2 * 1024 * 1024
+FEED_PAGE_MAX_ENTRIES = 1000
+MAX_DOMAIN_LENGTH = 253
 ENTRY_STATUSES = ("approved",)
 
 
@@ -113,15 +120,20 @@ class Listing:
     issued_at: str
     sources: tuple[SourceDirectory, ...]
     entries: tuple[bytes, ...]  # signed entry documents, exact bytes
+    # On a page of the mirror feed that more entries follow: the domain to ask for them after.
+    next: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "version": VERSION,
             "directory": self.directory,
             "issued_at": self.issued_at,
             "sources": [s.to_json() for s in self.sources],
             "entries": [b64url(e) for e in self.entries],
         }
+        if self.next is not None:
+            body["next"] = self.next
+        return body
 
 
 def sign_listing(listing: Listing, key: IdentityKey) -> bytes:
@@ -141,7 +153,7 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
     Entries that fail are dropped and reported in ``rejected``; a listing whose own signature fails
     raises, since nothing in it can be believed.
     """
-    document = verify_document(data, purpose=LISTING_PURPOSE)
+    document = verify_document(data, purpose=LISTING_PURPOSE, max_bytes=MAX_LISTING_BYTES)
     if document.signer != directory_key:
         raise DirectoryEntryInvalid(f"the listing is not signed by {directory}'s pinned key")
     what = "directory listing"
@@ -166,7 +178,10 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
         issued_at=take(obj, "issued_at", str, what=what),
         sources=tuple(sources),
         entries=tuple(unb64url(e, field="entries") for e in raw_entries),
+        next=take(obj, "next", str, what=what, optional=True),
     )
+    if listing.next is not None and not 0 < len(listing.next) <= MAX_DOMAIN_LENGTH:
+        raise MalformedMessage(f"next must be a domain of 1 to {MAX_DOMAIN_LENGTH} characters", field="next")
     # The answering directory vouches for the keys of the directories it mirrors; its own key is pinned.
     keys = {s.domain: IdentityPublicKey(s.public_key) for s in listing.sources}
     keys[directory] = directory_key

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from crypto import IdentityKey, IdentityPublicKey
 from protocol.errors import MalformedMessage
-from protocol.json_strict import dumps_canonical, loads_object, take
+from protocol.json_strict import MAX_JSON_BYTES, dumps_canonical, loads_object, take
 
 
 def b64url(data: bytes) -> str:
@@ -52,10 +52,13 @@ def sign_document(purpose: str, payload: bytes, key: IdentityKey) -> bytes:
     )
 
 
-def verify_document(data: bytes, *, purpose: str) -> VerifiedDocument:
-    """Check the signature with the key the document names; the caller must still decide to trust that key."""
+def verify_document(data: bytes, *, purpose: str, max_bytes: int = MAX_JSON_BYTES) -> VerifiedDocument:
+    """Check the signature with the key the document names; the caller must still decide to trust that key.
+
+    ``max_bytes`` bounds the whole document; each kind's own limit is in its spec.
+    """
     what = "signed document"
-    outer = loads_object(data, what=what)
+    outer = loads_object(data, what=what, max_bytes=max_bytes)
     got_purpose = take(outer, "purpose", str, what=what)
     if got_purpose != purpose:
         raise MalformedMessage(f"expected a {purpose} document, got {got_purpose[:80]!r}", field="purpose")

@@ -8,6 +8,8 @@ import sqlite_utils
 
 from protocol.descriptor import Descriptor, verify_descriptor
 
+SEARCH_LIMIT = 100  # entries a directory search answers at most
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -117,6 +119,27 @@ def list_entries(db: sqlite_utils.Database, *, status: str | None = None) -> lis
     return [_entry(r) for r in db.execute(sql + " ORDER BY state, name", args).fetchall()]
 
 
+def approved_page(db: sqlite_utils.Database, *, after: str, limit: int) -> list[Entry]:
+    """Up to ``limit`` approved entries whose domain sorts after ``after``, in domain order (one page of the
+    mirror feed; the primary key's index walks it, so a page costs the same wherever it starts)."""
+    rows = db.execute(
+        f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE status = 'approved' AND domain > ?"
+        " ORDER BY domain LIMIT ?",
+        [after, limit],
+    ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+def mirrored_domains(db: sqlite_utils.Database, origin: str) -> set[str]:
+    """Domains of the entries taken from the mirrored directory ``origin``."""
+    return {r[0] for r in db.execute("SELECT domain FROM directory_entries WHERE origin = ?", [origin])}
+
+
+def remove_entries(db: sqlite_utils.Database, domains: list[str]) -> None:
+    db.conn.executemany("DELETE FROM directory_entry_keys WHERE domain = ?", [(d,) for d in domains])
+    db.conn.executemany("DELETE FROM directory_entries WHERE domain = ?", [(d,) for d in domains])
+
+
 def published_stamp(db: sqlite_utils.Database) -> tuple:
     """Changes whenever what a directory's mirror feed publishes may have: its approved entries, its mirrors."""
     entries = db.execute(
@@ -133,7 +156,7 @@ def search_entries(
     text: str | None = None,
     city: str | None = None,
     zip_code: str | None = None,
-    limit: int = 100,
+    limit: int = SEARCH_LIMIT,
 ) -> list[Entry]:
     where, args = ["status = 'approved'", "state = ?"], [state]
     if text:

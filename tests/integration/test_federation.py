@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 
 from crypto import IdentityKey
-from node.home import init_home
+from node.directory_service import sync_mirrors
+from node.home import init_home, open_node
+from node.keyring import Keyring
 from node.signed_http import signed_request_headers
 from protocol.content_digest import content_digest_header
 from protocol.http_signatures import HttpRequestView, encode_nonce, sign_request
@@ -362,5 +364,26 @@ def test_a_national_directory_mirrors_a_state_one(federation, tmp_path: Path) ->
         # Searching needs a state, as a district locator does (the CLI defaults it to the district's own).
         status, error = asyncio.run(_get(served.url + "/satchel/v1/directory/search?q=shelbyville"))
         assert (status, error["error"]["code"]) == (400, "directory.state_required")
+        # The feed comes in pages, each signed on its own: pulled one entry per page, both still arrive.
+        pulled = asyncio.run(_sync_mirrors_in_process(national, page_size=1))
+        assert (pulled[DIRECTORY].entries, pulled[DIRECTORY].removed, pulled[DIRECTORY].pages) == (2, 0, 2)
+        # The state directory drops B: the next pull drops it from the national one, so C cannot find it.
+        _cli(homes["dir"], "directory", "reject", "b.example.org", "--reason", "left the state", "--as", "op")
+        assert f"{DIRECTORY}: 1 entries, 1 removed" in _cli(national, "directory", "sync").output
+        found = json.loads(_cli(c, "directory", "search", "shelbyville", "--state", "IL", "--json").output)
+        assert found["results"] == []
+        audit = json.loads(_cli(national, "audit", "--json").output)
+        [removal] = [e for e in audit if e["action"] == "directory.mirror.removed"]
+        assert removal["details"] == {"domains": ["b.example.org"], "count": 1}
     finally:
         served.stop()
+
+
+async def _sync_mirrors_in_process(home: Path, *, page_size: int):
+    node = open_node(home, DEV_ENV)
+    try:
+        async with aiohttp.ClientSession() as http:
+            return await sync_mirrors(node, Keyring(node, lambda: http, allow_loopback_http=True),
+                                      page_size=page_size)  # fmt: skip
+    finally:
+        node.close()

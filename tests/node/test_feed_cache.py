@@ -1,4 +1,5 @@
-"""The directory's mirror feed is signed once and served again until what it publishes changes."""
+"""The directory's mirror feed comes in pages, each signed once and served again until what it publishes
+changes."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from node.directory_service import feed_query
 from node.feed_cache import FeedCache
 from node.home import open_node
-from protocol import SatchelError
-from protocol.directory import verify_listing
+from protocol import InvalidInput, SatchelError
+from protocol.directory import (
+    FEED_PAGE_BYTES,
+    FEED_PAGE_MAX_ENTRIES,
+    MAX_DOMAIN_LENGTH,
+    Listing,
+    verify_listing,
+)
 from storage.database import write_transaction
 
 from support import DEV_ENV, run_cli
@@ -30,13 +38,13 @@ def directory(tmp_path: Path):
         node.close()
 
 
-def _add(node, domain: str, status: str = "approved", updated: str = NOW) -> None:
+def _add(node, domain: str, status: str = "approved", updated: str = NOW, entry: bytes | None = None) -> None:
     with write_transaction(node.db):
         node.db.execute(
             "INSERT INTO directory_entries (domain, status, origin, name, state, city, zip, nces_id, descriptor,"
             " entry, joined_at, updated_at) VALUES (?, ?, 'directory.example.gov', ?, 'IL', 'City', '62700', '',"
             " x'00', ?, ?, ?)",
-            [domain, status, domain, f"entry of {domain}".encode(), NOW, updated],
+            [domain, status, domain, entry or f"entry of {domain}".encode(), NOW, updated],
         )  # fmt: skip
 
 
@@ -48,9 +56,85 @@ class Clock:
         return self.now
 
 
-def _entries(node, body: bytes) -> int:
+def _listing(node, body: bytes) -> Listing:
     key = node.current_keys().identity.public_key
-    return len(verify_listing(body, directory="directory.example.gov", directory_key=key).listing.entries)
+    return verify_listing(body, directory="directory.example.gov", directory_key=key).listing
+
+
+def _entries(node, body: bytes) -> int:
+    return len(_listing(node, body).entries)
+
+
+def _walk(node, cache: FeedCache, limit: int) -> list[list[bytes]]:
+    """Every page of the feed, following ``next`` as a mirror does."""
+    pages, after = [], ""
+    while True:
+        listing = _listing(node, asyncio.run(cache.feed(node, after=after, limit=limit)))
+        pages.append(list(listing.entries))
+        if listing.next is None:
+            return pages
+        after = listing.next
+
+
+def test_the_feed_pages_through_every_approved_entry_in_domain_order(directory) -> None:
+    for name in ("e", "a", "d", "b", "c"):
+        _add(directory, f"{name}.example.org")
+    _add(directory, "bb.example.org", status="pending")
+    cache = FeedCache()
+    assert _walk(directory, cache, limit=2) == [
+        [b"entry of a.example.org", b"entry of b.example.org"],
+        [b"entry of c.example.org", b"entry of d.example.org"],
+        [b"entry of e.example.org"],
+    ]
+    assert _walk(directory, cache, limit=5) == [[f"entry of {n}.example.org".encode() for n in "abcde"]]
+    # A page that comes out exactly full says so only if more follow.
+    assert _walk(directory, cache, limit=1)[-1] == [b"entry of e.example.org"]
+
+
+def test_a_page_holds_about_feed_page_bytes_of_entries_and_at_least_one(directory) -> None:
+    big = FEED_PAGE_BYTES // 2 + 1
+    for name in "abc":
+        _add(directory, f"{name}.example.org", entry=name.encode() * big)
+    _add(directory, "d.example.org", entry=b"d" * (FEED_PAGE_BYTES + 1))  # larger than a page: alone
+    pages = _walk(directory, FeedCache(), limit=FEED_PAGE_MAX_ENTRIES)
+    assert [[e[:1] for e in page] for page in pages] == [[b"a"], [b"b"], [b"c"], [b"d"]]
+
+
+def test_pages_are_cached_each_and_the_oldest_asked_for_goes_first(directory) -> None:
+    for name in "abcd":
+        _add(directory, f"{name}.example.org")
+    cache = FeedCache(max_pages=2)
+
+    async def scenario() -> None:
+        first = await cache.feed(directory, after="", limit=1)
+        second = await cache.feed(directory, after="a.example.org", limit=1)
+        assert await cache.feed(directory, after="", limit=1) is first  # kept, now the newest
+        await cache.feed(directory, after="b.example.org", limit=1)  # a third page evicts the oldest asked for
+        assert await cache.feed(directory, after="", limit=1) is first
+        assert await cache.feed(directory, after="a.example.org", limit=1) is not second
+        _add(directory, "e.example.org")  # what is published changed: every page is signed again
+        assert await cache.feed(directory, after="", limit=1) is not first
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("after", "limit", "field"),
+    [
+        (None, "0", "limit"), (None, "1001", "limit"), (None, "-1", "limit"), (None, "ten", "limit"),
+        (None, "\u0661", "limit"), (None, "", "limit"), (None, "9" * 40, "limit"),
+        ("x" * (MAX_DOMAIN_LENGTH + 1), None, "after"),
+    ],
+)  # fmt: skip
+def test_feed_queries_out_of_range_are_refused_naming_the_parameter(after, limit, field) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        feed_query(after, limit)
+    assert refused.value.field == field and refused.value.hint
+
+
+def test_feed_queries_default_to_the_first_and_largest_page() -> None:
+    assert feed_query(None, None) == ("", FEED_PAGE_MAX_ENTRIES)
+    assert feed_query("a.example.org", "0007") == ("a.example.org", 7)
 
 
 def test_the_feed_is_rebuilt_only_when_what_it_publishes_changes_or_it_is_old(directory) -> None:

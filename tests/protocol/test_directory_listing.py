@@ -1,0 +1,127 @@
+"""Directory listings: signed, verified entry by entry, large enough for real answers, paged with `next`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crypto import EncryptionKey, IdentityKey
+from protocol.descriptor import (
+    MAX_DESCRIPTOR_BYTES,
+    Descriptor,
+    PublishedKey,
+    sign_descriptor,
+    verify_descriptor,
+)
+from protocol.directory import (
+    FEED_PAGE_BYTES,
+    MAX_DOMAIN_LENGTH,
+    MAX_LISTING_BYTES,
+    DirectoryEntry,
+    Listing,
+    SourceDirectory,
+    sign_entry,
+    sign_listing,
+    verify_listing,
+)
+from protocol.errors import MalformedMessage
+from protocol.json_strict import MAX_JSON_BYTES
+from protocol.signed_document import sign_document
+from storage.directory import SEARCH_LIMIT
+
+NOW = "2026-12-04T00:00:00Z"
+DIRECTORY = "directory.example.gov"
+DIRECTORY_KEY = IdentityKey.generate()
+DISTRICT_KEY = IdentityKey.generate()
+ENCRYPTION_KEY = EncryptionKey.generate()
+
+
+def _published(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
+    algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"
+    return PublishedKey(key_id=key.public_key.key_id, use=use, algorithm=algorithm, public_key=key.public_key.raw,
+                        not_before="2026-01-01T00:00:00Z")  # fmt: skip
+
+
+def _entry(domain: str) -> bytes:
+    """A real entry: a district's descriptor (an identity and a hybrid encryption key, a coordinator),
+    signed by the district and wrapped and signed by the directory: about 6.5 KB, as entries are."""
+    descriptor = Descriptor(
+        role="district", domain=domain, name=f"Unified School District of {domain}", state="IL",
+        city="Springfield", zip="62701", nces_id="1234567", base_url=f"https://satchel.{domain}",
+        transfers_enabled=True, coordinator=None,
+        keys=(_published(DISTRICT_KEY, "identity"), _published(ENCRYPTION_KEY, "encryption")), issued_at=NOW,
+    )  # fmt: skip
+    entry = DirectoryEntry(directory=DIRECTORY, domain=domain, status="approved", approved_at=NOW, issued_at=NOW,
+                           descriptor=sign_descriptor(descriptor, DISTRICT_KEY))  # fmt: skip
+    return sign_entry(entry, DIRECTORY_KEY)
+
+
+def _listing(entries: list[bytes], next_after: str | None = None) -> Listing:
+    return Listing(directory=DIRECTORY, issued_at=NOW, sources=(), entries=tuple(entries), next=next_after)
+
+
+def _verify(data: bytes):
+    return verify_listing(data, directory=DIRECTORY, directory_key=DIRECTORY_KEY.public_key)
+
+
+def test_a_full_search_answer_of_real_entries_verifies() -> None:
+    # A search answers up to SEARCH_LIMIT entries; signed, they are larger than a generic signed document
+    # may be, which is why a listing has its own limit.
+    signed = sign_listing(_listing([_entry(f"d{i:03}.example.org") for i in range(SEARCH_LIMIT)]), DIRECTORY_KEY)
+    assert MAX_JSON_BYTES < len(signed) < MAX_LISTING_BYTES
+    verified = _verify(signed)
+    assert len(verified.entries) == SEARCH_LIMIT and verified.rejected == ()
+
+
+def test_a_full_feed_page_of_real_entries_verifies() -> None:
+    one = len(_entry("d0000.example.org"))
+    entries = [_entry(f"d{i:04}.example.org") for i in range(FEED_PAGE_BYTES // one)]
+    signed = sign_listing(_listing(entries, next_after="d9999.example.org"), DIRECTORY_KEY)
+    assert len(signed) < MAX_LISTING_BYTES
+    verified = _verify(signed)
+    assert len(verified.entries) == len(entries) and verified.listing.next == "d9999.example.org"
+
+
+def test_a_listing_larger_than_its_limit_is_refused_before_its_signature_is_checked() -> None:
+    payload = json.dumps({"pad": "x" * MAX_LISTING_BYTES}).encode()
+    with pytest.raises(MalformedMessage, match="larger than"):
+        _verify(sign_document("satchel/v1/directory-listing", payload, DIRECTORY_KEY))
+
+
+def test_a_descriptor_is_held_to_its_own_limit() -> None:
+    signed = sign_document("satchel/v1/descriptor", b"{" + b" " * MAX_DESCRIPTOR_BYTES + b"}", DISTRICT_KEY)
+    with pytest.raises(MalformedMessage, match=f"larger than {MAX_DESCRIPTOR_BYTES}"):
+        verify_descriptor(signed)
+
+
+domains = st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,60}[a-z0-9])?", fullmatch=True)
+
+
+@given(
+    next_after=st.none() | domains,
+    sources=st.lists(st.tuples(domains, st.binary(min_size=32, max_size=32)), max_size=3),
+    entries=st.lists(st.binary(max_size=64), max_size=5),
+)
+def test_a_listing_comes_back_as_it_was_signed(next_after, sources, entries) -> None:
+    listing = Listing(directory=DIRECTORY, issued_at=NOW, next=next_after, entries=tuple(entries),
+                      sources=tuple(SourceDirectory(domain=d, public_key=k) for d, k in sources))  # fmt: skip
+    verified = _verify(sign_listing(listing, DIRECTORY_KEY))
+    assert verified.listing == listing
+    assert len(verified.rejected) == len(entries)  # not entries at all: each reported, none believed
+
+
+@pytest.mark.parametrize("value", [7, "", "x" * (MAX_DOMAIN_LENGTH + 1), ["a.example.org"]])
+def test_a_next_that_is_not_a_domain_is_refused(value) -> None:
+    payload = _listing([]).to_json() | {"next": value}
+    signed = sign_document("satchel/v1/directory-listing", json.dumps(payload).encode(), DIRECTORY_KEY)
+    with pytest.raises(MalformedMessage) as refused:
+        _verify(signed)
+    assert refused.value.field == "next"
+
+
+def test_listings_without_more_pages_do_not_carry_next() -> None:
+    assert "next" not in _listing([]).to_json()
+    assert _listing([], "a.example.org").to_json()["next"] == "a.example.org"
