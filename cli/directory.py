@@ -165,7 +165,7 @@ def directory_search(
             "fingerprints": directory_client.entry_fingerprints(e),
         })  # fmt: skip
     if as_json:
-        print_json({"results": rows, "from_cache": list(result.from_cache)})
+        print_json({"results": rows, "from_cache": list(result.from_cache), "truncated": list(result.truncated)})
         return
     print_table(
         ["district", "domain", "location", "transfers", "coordinator", "phone", "via"],
@@ -176,6 +176,8 @@ def directory_search(
     )  # fmt: skip
     for name in result.from_cache:
         click.echo(f"Note: {name} did not answer; its results come from the local cache.")
+    for name in result.truncated:
+        click.echo(f"Note: {name} has more matches than it shows; narrow the search with TEXT, --city or --zip.")
 
 
 @directory_group.command("mirror", context_settings=CONTEXT)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from crypto import IdentityPublicKey, fingerprint
+from node.bounded_read import read_body
 from node.clock import new_id, now_iso
 from node.descriptor import build_descriptor, signed_descriptor
 from node.home import Node
@@ -19,7 +20,13 @@ from node.operators import authorize, record
 from node.peer_client import PeerClient
 from node.peers import PeerUnreachable, fetch_descriptor
 from protocol import InvalidInput, SatchelError
-from protocol.directory import VerifiedEntry, descriptor_request, verify_entry, verify_listing
+from protocol.directory import (
+    MAX_LISTING_BYTES,
+    VerifiedEntry,
+    descriptor_request,
+    verify_entry,
+    verify_listing,
+)
 from protocol.signed_document import b64url, unb64url
 from storage import directory as store
 from storage import outbox, settings
@@ -123,6 +130,7 @@ class SearchResult:
     entries: tuple[VerifiedEntry, ...]
     from_cache: tuple[str, ...]  # directories that were unreachable, answered from the local cache
     rejected: tuple[tuple[str, str], ...]
+    truncated: tuple[str, ...] = ()  # directories that had more matches than they answer with
 
 
 async def search(
@@ -138,6 +146,7 @@ async def search(
     found: dict[str, VerifiedEntry] = {}
     cached_from: list[str] = []
     rejected: list[tuple[str, str]] = []
+    truncated: list[str] = []
     query = {k: v for k, v in {"q": text, "state": state, "city": city, "zip": zip_code}.items() if v}
     for directory in trusted:
         key = IdentityPublicKey(directory.public_key)
@@ -146,7 +155,7 @@ async def search(
             async with keyring.session().get(url, timeout=aiohttp.ClientTimeout(total=15)) as response:
                 if response.status != 200:
                     raise PeerUnreachable(f"{directory.domain} answered HTTP {response.status}")
-                body = await response.content.read(16 * 1024 * 1024)
+                body = await read_body(response.content, MAX_LISTING_BYTES)
             listing = verify_listing(body, directory=directory.domain, directory_key=key)
         except (aiohttp.ClientError, TimeoutError, PeerUnreachable) as exc:
             log.info("directory %s unreachable (%s); using cache", directory.domain, type(exc).__name__)
@@ -173,8 +182,10 @@ async def search(
                 found.setdefault(entry.entry.domain, entry)
             store.mark_directory_ok(node.db, directory.base_url, now)
         rejected += listing.rejected
+        if listing.listing.truncated:
+            truncated.append(directory.domain)
     ordered = sorted(found.values(), key=lambda e: e.district.descriptor.name)
-    return SearchResult(tuple(ordered), tuple(cached_from), tuple(rejected))
+    return SearchResult(tuple(ordered), tuple(cached_from), tuple(rejected), tuple(truncated))
 
 
 def _cached(node: Node, directory: str, key: IdentityPublicKey) -> list[VerifiedEntry]:

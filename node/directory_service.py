@@ -8,10 +8,12 @@ contact or keys changed) must come signed by a key that chains to the one approv
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from crypto import IdentityPublicKey
+from node.bounded_read import read_body
 from node.clock import now_iso
 from node.config import is_loopback_host
 from node.directory_client import pin_directory_descriptor
@@ -37,7 +39,7 @@ from protocol.directory import (
 from protocol.key_chain import KnownKey, check_continuity
 from storage import directory as store
 from storage.database import write_transaction
-from storage.directory import Entry
+from storage.directory import SEARCH_LIMIT, Entry
 
 # A pull stops (and removes nothing) past this many pages: 10 million entries at the largest page size.
 MAX_FEED_PAGES = 10_000
@@ -219,8 +221,12 @@ def search(
     require_directory(node)
     if not state:
         raise StateRequired("a directory search needs a state", field="state")
-    found = store.search_entries(node.db, state=state.upper(), text=text, city=city, zip_code=zip_code)
-    return listing(node, found)
+    found = store.search_entries(node.db, state=state.upper(), text=text, city=city, zip_code=zip_code,
+                                 limit=SEARCH_LIMIT + 1)  # fmt: skip
+    answer = _listing(node, found[:SEARCH_LIMIT])
+    if len(found) > SEARCH_LIMIT:
+        answer = dataclasses.replace(answer, truncated=True)
+    return sign_listing(answer, node.current_keys().identity)
 
 
 def entries_with_key(node: Node, key_id: str) -> bytes:
@@ -279,7 +285,7 @@ async def _sync_one(
         async with keyring.session().get(url) as response:
             if response.status != 200:
                 raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
-            body = await response.content.read(MAX_LISTING_BYTES)
+            body = await read_body(response.content, MAX_LISTING_BYTES)
         verified = verify_listing(body, directory=domain, directory_key=key)
         pages += 1
         now = now_iso()

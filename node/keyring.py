@@ -17,13 +17,14 @@ import aiohttp
 from aiohttp import web
 
 from crypto import IdentityPublicKey
+from node.bounded_read import read_body
 from node.clock import now_iso
 from node.config import is_loopback_host
 from node.home import Node
 from node.peers import fetch_descriptor_bytes
 from protocol import SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
-from protocol.directory import verify_listing
+from protocol.directory import MAX_LISTING_BYTES, verify_listing
 from protocol.http_signatures import SignatureKeyRevoked, SignatureKeyUnknown
 from protocol.key_chain import KnownKey, check_continuity
 from storage import directory as directory_store
@@ -153,7 +154,7 @@ class Keyring:
         async with self._session().get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
             if response.status != 200:
                 return False
-            body = await response.content.read(4 * 1024 * 1024)
+            body = await read_body(response.content, MAX_LISTING_BYTES)
         listing = verify_listing(
             body, directory=directory.domain, directory_key=IdentityPublicKey(directory.public_key)
         )

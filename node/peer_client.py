@@ -21,9 +21,10 @@ import aiohttp
 from aiohttp import web
 
 from crypto import SessionKeys, SessionShare
+from node.bounded_read import read_body
 from node.home import Node
 from node.keyring import Keyring
-from node.peers import PeerUnreachable
+from node.peers import PeerBadResponse, PeerUnreachable
 from node.signed_http import MAX_BODY, SessionSigner, signed_request_headers
 from protocol import SatchelError
 from protocol.content_digest import verify_body_digest
@@ -187,11 +188,13 @@ class PeerClient:
                 async with self._session.request(
                     out.method, url, data=data_arg, headers=headers, timeout=TIMEOUT, allow_redirects=False
                 ) as response:
-                    data = await response.content.read(MAX_BODY + 1)
+                    data = await read_body(response.content, MAX_BODY)
                     status, response_headers = response.status, tuple(response.headers.items())
                     content_type_got = response.headers.get("Content-Type", "")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
+        if len(data) > MAX_BODY:
+            raise PeerBadResponse(f"{url} answered more than {MAX_BODY} bytes", field="url")
         peer, key_id = await self._verify(
             view, status, response_headers, data, base_url, expect_domain, session
         )

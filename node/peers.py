@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
+from node.bounded_read import read_body
 from protocol import SatchelError
-from protocol.descriptor import WELL_KNOWN_PATH, VerifiedDescriptor, verify_descriptor
+from protocol.descriptor import MAX_DESCRIPTOR_BYTES, WELL_KNOWN_PATH, VerifiedDescriptor, verify_descriptor
 
-MAX_DESCRIPTOR_BYTES = 256 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
@@ -35,7 +35,7 @@ async def fetch_descriptor_bytes(session: aiohttp.ClientSession, base_url: str) 
         async with session.get(url, timeout=TIMEOUT, allow_redirects=False) as response:
             if response.status != 200:
                 raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
-            body = await response.content.read(MAX_DESCRIPTOR_BYTES + 1)
+            body = await read_body(response.content, MAX_DESCRIPTOR_BYTES)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
     if len(body) > MAX_DESCRIPTOR_BYTES:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from crypto import IdentityKey, SessionKey
 from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
+from node.bounded_read import read_body
 from node.http_errors import Handler
 from node.http_sessions import SESSIONS, ServerSession
 from node.keyring import KEYRING
@@ -173,7 +174,7 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise DigestMissing("a streamed body must be covered by Content-Digest", field="Content-Digest")
         request[STREAM] = SignedBodyStream(request, verified.content_digest, remember)
         return await handler(request)
-    body = await request.content.read(MAX_BODY + 1) if request.body_exists else b""
+    body = await read_body(request.content, MAX_BODY) if request.body_exists else b""
     if len(body) > MAX_BODY:
         raise BodyTooLarge("the request body is too large", field="body")
     if body or verified.content_digest is not None:

@@ -122,6 +122,8 @@ class Listing:
     entries: tuple[bytes, ...]  # signed entry documents, exact bytes
     # On a page of the mirror feed that more entries follow: the domain to ask for them after.
     next: str | None = None
+    # On a search answer: more entries matched than the directory answers with.
+    truncated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -133,6 +135,8 @@ class Listing:
         }
         if self.next is not None:
             body["next"] = self.next
+        if self.truncated:
+            body["truncated"] = True
         return body
 
 
@@ -179,6 +183,7 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
         sources=tuple(sources),
         entries=tuple(unb64url(e, field="entries") for e in raw_entries),
         next=take(obj, "next", str, what=what, optional=True),
+        truncated=bool(take(obj, "truncated", bool, what=what, optional=True)),
     )
     if listing.next is not None and not 0 < len(listing.next) <= MAX_DOMAIN_LENGTH:
         raise MalformedMessage(f"next must be a domain of 1 to {MAX_DOMAIN_LENGTH} characters", field="next")

@@ -188,6 +188,27 @@ def test_attacks_are_refused_with_their_codes(federation) -> None:
         assert conn.execute("SELECT count(*) FROM seen_nonces").fetchone()[0] == 1
 
 
+def test_a_signed_body_that_arrives_in_pieces_is_read_whole(federation) -> None:
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    _cli(homes["b"], "directory", "search", "--json")
+    ping_b = urls["b"] + "/satchel/v1/ping"
+    body = json.dumps({"pad": "x" * 300_000}).encode()
+
+    async def pieces():
+        for start in range(0, len(body), 64 * 1024):  # as a slow link delivers it: a piece at a time
+            yield body[start : start + 64 * 1024]
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> tuple[int, dict]:
+        headers = _signed(homes["a"], ping_b, body, urls["a"])
+        async with aiohttp.ClientSession() as session, session.post(ping_b, data=pieces(), headers=headers) as answer:
+            return answer.status, await answer.json()
+
+    status, answer = asyncio.run(scenario())
+    assert (status, answer["caller"]) == (200, "a.example.org")
+
+
 def _expired_headers(sender: Path, url: str, body: bytes, origin: str) -> list[tuple[str, str]]:
     key = _identity(sender)
     headers = [("Satchel-Origin", origin), ("Content-Type", "application/json"),

@@ -101,12 +101,13 @@ domains = st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,60}[a-z0-9])?", fullmatch=True)
 
 
 @given(
+    truncated=st.booleans(),
     next_after=st.none() | domains,
     sources=st.lists(st.tuples(domains, st.binary(min_size=32, max_size=32)), max_size=3),
     entries=st.lists(st.binary(max_size=64), max_size=5),
 )
-def test_a_listing_comes_back_as_it_was_signed(next_after, sources, entries) -> None:
-    listing = Listing(directory=DIRECTORY, issued_at=NOW, next=next_after, entries=tuple(entries),
+def test_a_listing_comes_back_as_it_was_signed(truncated, next_after, sources, entries) -> None:
+    listing = Listing(directory=DIRECTORY, issued_at=NOW, next=next_after, truncated=truncated, entries=tuple(entries),
                       sources=tuple(SourceDirectory(domain=d, public_key=k) for d, k in sources))  # fmt: skip
     verified = _verify(sign_listing(listing, DIRECTORY_KEY))
     assert verified.listing == listing
@@ -122,6 +123,6 @@ def test_a_next_that_is_not_a_domain_is_refused(value) -> None:
     assert refused.value.field == "next"
 
 
-def test_listings_without_more_pages_do_not_carry_next() -> None:
-    assert "next" not in _listing([]).to_json()
+def test_listings_carry_next_and_truncated_only_when_they_say_something() -> None:
+    assert not {"next", "truncated"} & set(_listing([]).to_json())
     assert _listing([], "a.example.org").to_json()["next"] == "a.example.org"

@@ -1,0 +1,53 @@
+"""read_body: the whole body however it arrives, and never more than one byte past the limit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.bounded_read import read_body
+
+
+async def _send_in_pieces(request: web.Request) -> web.StreamResponse:
+    """A plain aiohttp server that writes the body it is told to, a piece at a time with pauses."""
+    pieces = [bytes.fromhex(p) for p in json.loads(await request.read())]
+    response = web.StreamResponse()
+    await response.prepare(request)
+    for piece in pieces:
+        await response.write(piece)
+        await asyncio.sleep(0.001)
+    await response.write_eof()
+    return response
+
+
+async def _received(pieces: list[bytes], limit: int) -> tuple[bytes, bytes]:
+    """What read_body returns of a body sent over loopback in ``pieces``, and what is left after it."""
+    app = web.Application()
+    app.router.add_post("/", _send_in_pieces)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{port}/", data=json.dumps([p.hex() for p in pieces])
+        ) as response:
+            body = await read_body(response.content, limit)
+            return body, await response.content.read()
+    finally:
+        await runner.cleanup()
+
+
+@settings(max_examples=40, deadline=None)
+@given(pieces=st.lists(st.binary(min_size=1, max_size=20_000), max_size=8), limit=st.integers(0, 100_000))
+def test_the_whole_body_comes_back_or_the_first_byte_past_the_limit(pieces, limit) -> None:
+    whole = b"".join(pieces)
+    body, rest = asyncio.run(_received(pieces, limit))
+    assert body == whole[: limit + 1]
+    assert body + rest == whole  # nothing read past what it returns
