@@ -97,7 +97,7 @@ class LazyChoice(click.Choice):
         self._source = (module, attribute)
         super().__init__(())
 
-    @property  # type: ignore[override]
+    @property
     def choices(self) -> tuple[str, ...]:
         module, attribute = self._source
         return tuple(getattr(importlib.import_module(module), attribute))

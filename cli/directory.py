@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli.common import CONTEXT, as_option, home_option, json_option, opened, print_json, print_table, run
@@ -154,7 +156,7 @@ def directory_search(
                                              city=city, zip_code=zip_code)  # fmt: skip
 
     result = run(home, work)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in result.entries:
         d = e.district.descriptor
         c = d.coordinator

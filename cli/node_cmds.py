@@ -121,6 +121,7 @@ def serve(home: str | None, host: str | None, port: int | None, dev: bool) -> No
       satchel serve --home /srv/satchel --host 127.0.0.1 --port 8440
     """
     import asyncio
+    import sys
 
     from node.server import run_server
 
@@ -132,7 +133,7 @@ def serve(home: str | None, host: str | None, port: int | None, dev: bool) -> No
 
     def ready(url: str) -> None:
         click.echo(f"Satchel node {config.node.domain} listening on {url}", nl=True)
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()
 
     asyncio.run(
         run_server(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli.common import (
@@ -70,7 +72,8 @@ def requests_list(home: str | None, as_json: bool, side: str | None, state: str 
 
     with opened(home) as node:
         views = requests_flow.listing(node, side=side, state=state)
-    rows = [{"request_id": v.row.request_id, "direction": "in" if v.row.side == "releaser" else "out",
+    rows: list[dict[str, Any]] = [
+            {"request_id": v.row.request_id, "direction": "in" if v.row.side == "releaser" else "out",
              "district": v.row.peer, "state": v.row.state, "overdue": v.overdue,
              "student": f"{v.request.student.family_name}, {v.request.student.given_name}",
              "asked_by": v.request.requester.name, "opened_on": v.row.opened_on, "transfer_id": v.row.transfer_id}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -88,16 +89,20 @@ def students_group() -> None:
 _HEADERS = ["sis id", "name", "birth date", "grade", "school", "state id", "status"]
 
 
-def _row(s: object) -> tuple:
+if TYPE_CHECKING:  # the CLI imports the rest of Satchel only when a command runs
+    from protocol.roster import StudentRecord
+
+
+def _row(s: StudentRecord) -> tuple:
     return (
         s.sis_id,
         f"{s.family_name}, {s.given_name}",
         s.birth_date,
-        s.grade,  # type: ignore[attr-defined]
+        s.grade,
         s.school_name or s.school_id,
         s.state_id,
         s.enrollment_status,
-    )  # type: ignore[attr-defined]
+    )
 
 
 @students_group.command("list", context_settings=CONTEXT)

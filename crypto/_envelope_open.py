@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import closing
 from typing import Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
@@ -159,6 +159,7 @@ class _OneStream:
     """The documents back to back into one writable file: the sink of callers that want a single stream."""
 
     __slots__ = ("write",)
+    write: Callable[[memoryview], Any]  # the file's own method: no call in between per chunk
 
     def __init__(self, out: BinaryIO) -> None:
         self.write = out.write
@@ -189,7 +190,7 @@ class _Plaintext:
         self._signature = b""
         self._manifest_bytes = b""
 
-    def feed(self, plaintext: bytes) -> None:
+    def feed(self, plaintext: bytes | memoryview) -> None:
         view = memoryview(plaintext)
         if self._manifest is None:
             take = self._head_length - len(self._head)

@@ -19,7 +19,7 @@ order, and everything is done when the call returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from itertools import islice
@@ -75,7 +75,7 @@ def batched(items: Iterable[_Item], n: int) -> Iterator[list[_Item]]:
 
 def pipelined(
     batches: Iterable[_Item], work: Callable[[_Item], _Result], *, threaded: bool
-) -> Iterator[_Result]:
+) -> Generator[_Result, None, None]:
     """``work(batch)`` for each batch, in order; with ``threaded``, batch n+1's work runs on one worker
     thread while the caller consumes batch n's result and produces the next batch.
 

@@ -205,7 +205,8 @@ def feed_page(node: Node, *, after: str = "", limit: int = FEED_PAGE_MAX_ENTRIES
     of them and about FEED_PAGE_BYTES, with ``next`` set when more follow."""
     require_directory(node)
     rows = store.approved_page(node.db, after=after, limit=limit + 1)
-    page, size = [], 0
+    page: list[Entry] = []
+    size = 0
     for row in rows[:limit]:
         if page and size + len(row.entry or b"") > FEED_PAGE_BYTES:
             break

@@ -172,8 +172,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_for(exc.code) or 500
         log.info("request %s %s refused: %s", request.method, request.path, exc.code)
         response = error_response(status, exc.code, exc.message, field=exc.field, hint=exc.hint)
-        if isinstance(getattr(exc, "retry_after", None), int):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int):
+            response.headers["Retry-After"] = str(retry_after)
         return response
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -114,7 +114,7 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng)  # type: ignore[arg-type]
+                await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng)
             except Exception:
                 log.exception("outbox pass failed; will try again")
             await asyncio.sleep(1.0)

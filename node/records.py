@@ -10,6 +10,7 @@ from node.home import Node
 from node.operators import authorize, record
 from protocol import InvalidInput, SatchelError
 from protocol.assessments_csv import parse_assessments_csv
+from protocol.csv_rows import RowError
 from storage import records, students
 from storage.database import write_transaction
 from storage.records import DOCUMENT_TYPES, Case, Document
@@ -113,7 +114,8 @@ def add_case(
 def import_assessments(node: Node, *, actor: str | None, path: Path, skip_invalid: bool) -> dict[str, int]:
     user = authorize(node, actor, "records.write")
     parsed = parse_assessments_csv(path.read_bytes(), file=path.name)
-    errors = list(parsed.errors)
+    # (file, no line, field, reason) for rows that parsed but name no student here: see below
+    errors: list[RowError | tuple[str, None, str, str]] = list(parsed.errors)
     known = []
     for result in parsed.results:
         if students.get(node.db, result.student_sis_id) is None:

@@ -25,7 +25,7 @@ from node.home import Node
 from node.manifest_builder import ConcatReader, Contents, Selection, build
 from node.operators import authorize, record
 from node.transfer_engine import ENVELOPE_JOB, notify_topic, utcnow
-from protocol import InvalidInput, SatchelError
+from protocol import EnvelopeHeader, InvalidInput, SatchelError
 from protocol.descriptor import Contact
 from protocol.transfer_states import TransfersDisabled, new_outgoing
 from storage import outbox, peers
@@ -223,9 +223,9 @@ def _send(
 
 
 def _seal(
-    node: Node, contents: Contents, recipient_key: EncryptionPublicKey, code: object, now: float, expires: float,
+    node: Node, contents: Contents, recipient_key: EncryptionPublicKey, code: Code, now: float, expires: float,
     kind: str,
-) -> tuple[Path, object, bytes, int]:  # fmt: skip
+) -> tuple[Path, EnvelopeHeader, bytes, int]:  # fmt: skip
     out_dir = node.config.envelopes_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
@@ -236,7 +236,7 @@ def _seal(
             writer = _HashingWriter(handle, hasher)
             header = seal_envelope(
                 reader, writer, manifest=contents.manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
-                recipient_key=recipient_key, code=code, now=now, expires=expires, kind=kind,  # type: ignore[arg-type]
+                recipient_key=recipient_key, code=code, now=now, expires=expires, kind=kind,
                 argon2=sealing_argon2(node.config),
             )  # fmt: skip
             digest = writer.digest()

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -28,7 +29,8 @@ async def run_server(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        sockets = site._server.sockets if site._server else []  # the bound port, when 0 was asked for
+        server = cast(asyncio.Server | None, site._server)
+        sockets = server.sockets if server else []  # the bound port, when 0 was asked for
         bound_host, bound_port = sockets[0].getsockname()[:2] if sockets else (host, port)
         url = f"http://{bound_host}:{bound_port}"
         log.info("listening on %s", url)

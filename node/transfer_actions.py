@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crypto import IdentityPublicKey, open_envelope, parse_code, peek_unverified_sender
 from node.blob_holds import drop_unused
@@ -76,7 +77,7 @@ def _apply(
     actor_name: str,
     action: str,
     inside: Callable[[], None] | None = None,
-    **columns: object,
+    **columns: Any,
 ) -> Outcome:
     """One event in one write transaction; ``inside`` runs in it first (work that must commit with it)."""
     with write_transaction(node.db):

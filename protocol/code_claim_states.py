@@ -348,7 +348,9 @@ def apply(status: CodeStatus, event: CodeEventData, *, actor: CodeActor, now: da
             changes |= {"claimed_by": event.destination, "transfer_id": event.transfer_id}
             effects += [SealTransfer(destination=event.destination, transfer_id=event.transfer_id),
                         NotifyCoordinators(topic="code.claimed")]  # fmt: skip
-        effects.append(AnswerClaim(transfer_id=changes.get("transfer_id", status.transfer_id)))
+        transfer_id = changes.get("transfer_id", status.transfer_id)
+        assert transfer_id is not None  # an active code just claimed, or a claimed one: both name the transfer
+        effects.append(AnswerClaim(transfer_id=transfer_id))
     elif name in (Ev.CLAIM_FAILED, Ev.LOCK_OUT):
         failures = status.failed_claims + 1
         changes["failed_claims"] = failures

@@ -226,7 +226,7 @@ def _profile_params(params: SignatureParams) -> tuple[int, int, str, str]:
     return _profile_values(created, expires, nonce, keyid)
 
 
-def _body_present(headers: Headers, has_body: bool | None) -> bool:
+def _body_present(headers: Sequence[tuple[str, str]], has_body: bool | None) -> bool:
     if has_body is not None:
         return has_body
     # Without word from the transport, any framing that could carry bytes counts as a body.

@@ -372,7 +372,7 @@ def equivalent(a: str, b: str) -> bool:
     if not groups_a:
         return False
     groups_b = NICKNAME_GROUPS.get(b)
-    return bool(groups_b) and not set(groups_a).isdisjoint(groups_b)
+    return groups_b is not None and not set(groups_a).isdisjoint(groups_b)
 
 
 def formal_of(a: str, b: str) -> str | None:

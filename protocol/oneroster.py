@@ -130,6 +130,12 @@ class _Draft:
 
     def __init__(self, line: int, source_id: str) -> None:
         self.line, self.source_id = line, source_id
+        self.sis_id, self.sis_field = source_id, "sourcedId"
+        self.given = self.family = self.middle = self.preferred = self.username = self.email = ""
+        self.grade: str | None = None
+        self.state_id = ""
+        self.inactive = False
+        self.orgs: list[str] = []
         self.birth_date: str | None = None
         self.sex: str | None = None
         self.start: str | None = None

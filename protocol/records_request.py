@@ -328,8 +328,13 @@ class _Reader:
     def get(self, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
         return take(self.obj, key, kind, what=self.what, optional=optional)
 
-    def day(self, key: str, *, optional: bool = False) -> date | None:
-        text = self.get(key, str, optional=optional)
+    def day(self, key: str) -> date:
+        value = self.optional_day(key, required=True)
+        assert value is not None  # required: a missing one raised
+        return value
+
+    def optional_day(self, key: str, *, required: bool = False) -> date | None:
+        text = self.get(key, str, optional=not required)
         if text is None:
             return None
         if not _DATE_RE.match(text):
@@ -377,7 +382,7 @@ def _parse_records_request(payload: bytes) -> RecordsRequest:
     if top.get("enrolment", dict, optional=True) is not None:
         e = _Reader(top.obj["enrolment"], ("school", "grade", "start_date", "end_date", "type"), "enrolment")
         enrolment = Enrolment(school=e.get("school", str), grade=e.get("grade", str), start_date=e.day("start_date"),
-                              end_date=e.day("end_date", optional=True), type=e.get("type", str))  # fmt: skip
+                              end_date=e.optional_day("end_date"), type=e.get("type", str))  # fmt: skip
     return RecordsRequest(
         request_id=top.get("request_id", str),
         from_domain=top.get("from_domain", str),

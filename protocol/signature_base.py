@@ -261,13 +261,13 @@ def _derived_value(view: HttpRequestView, name: str) -> str:
     return values[name]
 
 
-def _field_lines(headers: Headers, name: str) -> list[str] | None:
+def _field_lines(headers: Sequence[tuple[str, str]], name: str) -> list[str] | None:
     # RFC 9421 §2.1: field lines combined in order, each stripped of surrounding whitespace.
     lines = [value.strip(" \t") for key, value in headers if key.lower() == name]
     return lines or None
 
 
-def _field_value(headers: Headers, name: str) -> str | None:
+def _field_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     lines = _field_lines(headers, name)
     return None if lines is None else ", ".join(lines)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TypeVar
@@ -325,8 +325,8 @@ def _parse_boolean(reader: _Reader) -> bool:
 # --- serialisation (RFC 8941 §4.1) -------------------------------------------------------------------
 
 
-def serialize_dictionary(members: dict[str, Member] | Iterable[tuple[str, Member]]) -> str:
-    pairs = members.items() if isinstance(members, dict) else members
+def serialize_dictionary(members: Mapping[str, Member] | Iterable[tuple[str, Member]]) -> str:
+    pairs = members.items() if isinstance(members, Mapping) else members
     out = []
     for key, member in pairs:
         _check_key(key)

@@ -83,8 +83,8 @@ S, R, E, A = SenderState, ReceiverState, TransferEvent, Actor
 State = SenderState | ReceiverState
 
 
-def _table(*parts: Mapping[tuple[Any, E], Any]) -> dict[tuple[Any, E], Any]:
-    merged: dict[tuple[Any, E], Any] = {}
+def _table(*parts: Mapping[tuple[Any, TransferEvent], Any]) -> dict[tuple[Any, TransferEvent], Any]:
+    merged: dict[tuple[Any, TransferEvent], Any] = {}
     for part in parts:
         for key, value in part.items():
             if key in merged:
@@ -93,7 +93,7 @@ def _table(*parts: Mapping[tuple[Any, E], Any]) -> dict[tuple[Any, E], Any]:
     return merged
 
 
-def _stay(state: Any, *events: E) -> dict[tuple[Any, E], Any]:
+def _stay(state: Any, *events: TransferEvent) -> dict[tuple[Any, TransferEvent], Any]:
     return {(state, event): state for event in events}
 
 
@@ -312,7 +312,7 @@ _STATE_ERRORS: dict[str, type[TransitionNotAllowed]] = {
 _USER_MISTAKES = frozenset({E.CANCEL, E.CANCEL_RECEIVED, E.ACCEPT, E.WRONG_CODE, E.LOCK_OUT, E.REJECT})
 
 
-def _refusal(side: Side, state: Any, event: E) -> TransitionNotAllowed:
+def _refusal(side: Side, state: Any, event: TransferEvent) -> TransitionNotAllowed:
     cls = (
         _STATE_ERRORS.get(state.value, TransitionNotAllowed)
         if event in _USER_MISTAKES
@@ -325,7 +325,7 @@ def _refusal(side: Side, state: Any, event: E) -> TransitionNotAllowed:
     )
 
 
-_SIMPLE: dict[type, E] = {
+_SIMPLE: dict[type, TransferEvent] = {
     Cancel: E.CANCEL, SendMessage: E.SEND_MESSAGE, Reject: E.REJECT, ImportFailed: E.IMPORT_FAILED,
     EnvelopeReceived: E.ENVELOPE_RECEIVED, DeliveryRefused: E.DELIVERY_REFUSED,
 }  # fmt: skip
@@ -482,7 +482,7 @@ class _Effects:
         )))  # fmt: skip
 
 
-def _sender_effects(out: _Effects, event: Event, name: E, state: Any, target: Any) -> None:
+def _sender_effects(out: _Effects, event: Event, name: TransferEvent, state: Any, target: Any) -> None:
     if isinstance(event, ReceiptArrived):
         out.add(RecordReceipt(receipt=event.receipt))
     if state is S.SEALED and target is not S.SEALED:
@@ -499,7 +499,7 @@ def _sender_effects(out: _Effects, event: Event, name: E, state: Any, target: An
         out.add(NotifyCoordinators(topic="transfer.message"))
 
 
-def _receiver_effects(out: _Effects, event: Event, name: E, state: Any, target: Any) -> None:
+def _receiver_effects(out: _Effects, event: Event, name: TransferEvent, state: Any, target: Any) -> None:
     if isinstance(event, ReceiptArrived):
         out.add(RecordReceipt(receipt=event.receipt))
     if isinstance(event, EnvelopeReceived):

@@ -74,14 +74,19 @@ def list_all(db: sqlite_utils.Database) -> list[Peer]:
     return [_peer(r) for r in db.execute(f"SELECT {_PEER_COLS} FROM peers ORDER BY domain").fetchall()]
 
 
+def _key(row: tuple) -> PeerKey:
+    key_id, domain, use, algorithm, public_key, not_before, not_after, status = row
+    return PeerKey(key_id, domain, use, algorithm, bytes(public_key), not_before, not_after, status)
+
+
 def keys(db: sqlite_utils.Database, domain: str) -> list[PeerKey]:
     rows = db.execute(f"SELECT {_KEY_COLS} FROM peer_keys WHERE domain = ? ORDER BY not_before", [domain])
-    return [PeerKey(*r[:4], bytes(r[4]), *r[5:]) for r in rows.fetchall()]
+    return [_key(r) for r in rows.fetchall()]
 
 
 def key_by_id(db: sqlite_utils.Database, key_id: str) -> PeerKey | None:
     row = db.execute(f"SELECT {_KEY_COLS} FROM peer_keys WHERE key_id = ?", [key_id]).fetchone()
-    return PeerKey(*row[:4], bytes(row[4]), *row[5:]) if row else None
+    return _key(row) if row else None
 
 
 def store(
