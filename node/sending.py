@@ -90,7 +90,7 @@ class _HashingWriter:
         self._hashing: Future[None] | None = None
         self.length = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         if self._hashing is not None:
             self._hashing.result()
         self._hashing = self._hasher.submit(self._sha256.update, data)

@@ -236,8 +236,11 @@ def timed(work: Callable[[], object]) -> float:
 
 
 def drop_file(path: Path) -> None:
-    """Remove an output file before a run, so every run writes a new file (no truncation cost)."""
+    """Before a run that writes ``path``: remove it, so every run writes a new file (no truncation cost),
+    then flush what earlier runs left dirty in the page cache, so that their writeback (kernel threads on
+    the same two cores, and throttled writers) does not land inside this run, whichever side it times."""
     path.unlink(missing_ok=True)
+    os.sync()
 
 
 def log(message: str) -> None:
