@@ -18,6 +18,7 @@ from crypto._envelope_kdf import (
 from crypto._envelope_stream import encrypt_stream
 from crypto._keys import EncryptionPublicKey, IdentityKey
 from crypto._manifest_sig import sign_manifest
+from protocol.envelope_errors import EnvelopeTooLarge
 from protocol.envelope_format import (
     DEFAULT_ARGON2,
     MANIFEST_SIGNATURE_LENGTH,
@@ -31,7 +32,7 @@ from protocol.envelope_format import (
     ulid_text,
 )
 from protocol.errors import InvalidInput
-from protocol.manifest import Manifest, encode_manifest
+from protocol.manifest import DEFAULT_MAX_MANIFEST_LENGTH, Manifest, encode_manifest
 
 DEFAULT_CHUNK_SIZE = 1 << 16
 _ULID_RANDOM_LENGTH = 10
@@ -124,6 +125,11 @@ def _seal_from_parts(
         raise InvalidInput("expires must be later than now", field="expires")
     if manifest_bytes is None:
         manifest_bytes = encode_manifest(manifest)
+        if len(manifest_bytes) > DEFAULT_MAX_MANIFEST_LENGTH:  # every receiver would refuse it unopened
+            raise EnvelopeTooLarge(
+                f"the manifest is {len(manifest_bytes):,} bytes, over the {DEFAULT_MAX_MANIFEST_LENGTH:,} a"
+                " receiver accepts", field="manifest",
+            )  # fmt: skip
     header = EnvelopeHeader(
         version=VERSION,
         suite=SUITE_MLKEM768_X25519,

@@ -82,6 +82,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.envelope_conflict": 409,
     "transfer.wrong_code": 403,
     "transfer.disabled": 403,
+    "transfer.too_large": 413,
     "receipt.invalid": 400,
     "receipt.unsupported_version": 400,
     "receipt.wrong_signer": 401,

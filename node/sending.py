@@ -27,6 +27,8 @@ from node.operators import authorize, record
 from node.transfer_engine import ENVELOPE_JOB, notify_topic, utcnow
 from protocol import EnvelopeHeader, InvalidInput, SatchelError
 from protocol.descriptor import Contact
+from protocol.envelope_errors import EnvelopeTooLarge
+from protocol.manifest import DEFAULT_MAX_MANIFEST_LENGTH, Manifest, encode_manifest
 from protocol.transfer_states import TransfersDisabled, new_outgoing
 from storage import outbox, peers
 from storage import transfers as store
@@ -50,6 +52,13 @@ class PeerUntrusted(SatchelError):
 
     code = "transfer.peer_untrusted"
     default_hint = "confirm its fingerprint by phone and pin it with `satchel peers add URL`"
+
+
+class TransferTooLarge(SatchelError):
+    """The students chosen carry more records than one envelope's manifest may list."""
+
+    code = "transfer.too_large"
+    default_hint = "send the students in smaller groups"
 
 
 class PeerTransfersOff(SatchelError):
@@ -175,9 +184,14 @@ def _send(
     contents = build(node, selection, recipient_domain=peer.domain, notes=note, owner=owner,
                      created=int(now.timestamp()))  # fmt: skip
     code = code or generate_code()
-    path, header, digest, length = _seal(
-        node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind
-    )
+    try:
+        path, header, digest, length = _seal(
+            node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind
+        )
+    except EnvelopeTooLarge as exc:
+        if exc.field != "manifest":
+            raise
+        raise _too_large(contents.manifest) from None
     transfer_id = header.envelope_id
     final = node.config.envelopes_dir / "out" / f"{transfer_id}.env"
     os.replace(path, final)
@@ -249,6 +263,18 @@ def _seal(
         hasher.shutdown()  # waits for a hash still running when sealing failed
         reader.close()
     return temp, header, digest, writer.length
+
+
+def _too_large(manifest: Manifest) -> TransferTooLarge:
+    """Said before anything is stored or sent: how many students of this kind one transfer can carry."""
+    size, students = len(encode_manifest(manifest)), len(manifest.students)
+    fits = max(1, int(students * DEFAULT_MAX_MANIFEST_LENGTH * 0.9 / size))
+    return TransferTooLarge(
+        f"the {students:,} students chosen carry {len(manifest.records):,} records, a manifest of"
+        f" {size / 2**20:.1f} MiB; a receiving district accepts at most {DEFAULT_MAX_MANIFEST_LENGTH >> 20} MiB",
+        field="students", hint=f"send them in groups of at most about {fits:,} students (split the students"
+        " file and send each part; each transfer gets its own code)",
+    )  # fmt: skip
 
 
 def _disclose(

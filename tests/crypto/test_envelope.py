@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 
 import pytest
 from envelope_fixtures import (
@@ -18,6 +19,7 @@ from envelope_fixtures import (
     RECIPIENT,
     RECIPIENT_DOMAIN,
     SENDER,
+    document_record,
     make_manifest,
     manifests_with_documents,
     open_bytes,
@@ -38,6 +40,7 @@ from crypto._envelope_seal import _seal_from_parts
 from crypto._envelope_stream import TAG_FINAL, TAG_MESSAGE, new_state
 from protocol import Argon2Params, InvalidInput, OpenPolicy, SatchelError
 from protocol.envelope_format import CHUNK_OVERHEAD, parse_unverified_prefix
+from protocol.manifest import DEFAULT_MAX_MANIFEST_LENGTH, MAX_NAME, Manifest, encode_manifest
 
 DOCS = [bytes(range(256)) * 10, b"", b"tail" * 100]
 ENVELOPE = seal_bytes(DOCS)
@@ -391,3 +394,20 @@ def test_a_document_that_fails_its_digest_gets_no_end() -> None:
     ends = [value for kind, value in sink.calls if kind == "end"]
     begins = [value for kind, value in sink.calls if kind == "begin"]
     assert len(begins) == 2 and ends == begins[:1]
+
+
+def test_sealing_refuses_a_manifest_no_receiver_would_open() -> None:
+    record = replace(document_record("d", b""), title="t" * MAX_NAME)
+
+    def records(n: int) -> Manifest:
+        return make_manifest([], extra_records=[replace(record, record_id=f"d{i}") for i in range(n)])
+
+    each = len(encode_manifest(records(2))) - len(encode_manifest(records(1)))
+    manifest = records(DEFAULT_MAX_MANIFEST_LENGTH // each + 1)
+    assert len(encode_manifest(manifest)) > DEFAULT_MAX_MANIFEST_LENGTH
+    out = io.BytesIO()
+    with pytest.raises(SatchelError) as refused:
+        seal_envelope(io.BytesIO(), out, manifest=manifest, sender_key=SENDER, recipient_key=RECIPIENT.public_key,
+                      code=CODE, now=NOW, expires=EXPIRES, argon2=FAST)  # fmt: skip
+    assert (refused.value.code, refused.value.field) == ("envelope.too_large", "manifest")
+    assert out.getvalue() == b""  # refused before a byte is written
