@@ -187,12 +187,24 @@ def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+SETTLE_SECONDS = 60.0
+
+
 def deliver_now(home: str | None) -> None:
-    """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff."""
+    """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff.
+
+    The serving node's worker may have taken a job this command just queued: then the command waits for it
+    (at most SETTLE_SECONDS), so that what it printed has reached the other district when it returns.
+    """
     import random
 
-    from node.outbox_worker import deliver_due
+    from node.outbox_worker import deliver_due, settle
 
     delivered = run(home, lambda node, rt: deliver_due(node, rt.client, rng=random.SystemRandom()))
     if delivered:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)
+    if not run(home, lambda node, rt: settle(node, timeout=0.5)):
+        click.echo("The serving node is delivering; waiting for it to finish...", err=True)
+        if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS)):
+            click.echo("Still being delivered by the serving node; `satchel transfers list` shows when it"
+                       " is done.", err=True)  # fmt: skip

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -103,6 +104,17 @@ def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Rando
         outbox.mark_retry(
             node.db, job_id, next_attempt_at=iso(utc_now() + timedelta(seconds=delay)), error=error
         )
+
+
+async def settle(node: Node, *, timeout: float, poll: float = 0.2) -> bool:
+    """Wait, at most ``timeout`` seconds, while another deliverer (the serving node's worker, which may have
+    taken a job a command had just queued) is delivering; True when nothing is in flight any more."""
+    deadline = time.monotonic() + timeout
+    while outbox.in_flight(node.db, now_iso()):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)
+    return True
 
 
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:

@@ -92,6 +92,14 @@ def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str)
     return cursor.rowcount == 1
 
 
+def in_flight(db: sqlite_utils.Database, now: str) -> int:
+    """Pending jobs some deliverer holds a lease on right now (being delivered)."""
+    row = db.execute(
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ?", [now]
+    ).fetchone()
+    return int(row[0])
+
+
 def release_leases(db: sqlite_utils.Database) -> int:
     """At server start: leases held by a process that died are released, so nothing waits for them."""
     return db.execute("UPDATE outbox SET leased_until = NULL WHERE leased_until IS NOT NULL").rowcount
