@@ -10,6 +10,8 @@ from typing import IO
 from click.testing import CliRunner, Result
 
 from cli.main import cli
+from crypto import EncryptionKey, IdentityKey
+from protocol.descriptor import PublishedKey
 
 DISTRICTS = {
     "a.example.org": {"name": "Springfield District A", "state": "IL", "city": "Springfield", "zip": "62701"},
@@ -164,3 +166,10 @@ def make_district(tmp: Path, domain: str, smtp_port: int | None = None) -> Distr
     d.cli("transfers", "enable", "--as", "coord")
     d.cli("roster", "import", str(write_bundle(tmp / f"roster-{domain}", sample_bundle())), "--as", "coord")
     return d
+
+
+def published_key(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
+    """How a descriptor lists ``key`` (identity: Ed25519; encryption: the hybrid ML-KEM-768 + X25519 key)."""
+    algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"
+    return PublishedKey(key_id=key.public_key.key_id, use=use, algorithm=algorithm, public_key=key.public_key.raw,
+                        not_before="2026-01-01T00:00:00Z")  # fmt: skip

@@ -13,13 +13,13 @@ from pathlib import Path
 from crypto import EncryptionKey, IdentityKey
 from node import directory_service
 from node.home import init_home, open_node
-from protocol.descriptor import Descriptor, PublishedKey, sign_descriptor
+from protocol.descriptor import Descriptor, sign_descriptor
 from protocol.directory import FEED_PAGE_BYTES
 from storage import directory as store
 from storage.database import write_transaction
 from storage.directory import SEARCH_LIMIT
 
-from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli
+from support import DEV_ENV, ServedNode, free_port, node_fields, published_key, run_cli
 
 STATE = "isbe.example.gov"
 NOW = "2026-12-04T00:00:00Z"
@@ -38,17 +38,12 @@ def _directory(tmp: Path, domain: str, state: str) -> Path:
     return home
 
 
-def _published(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
-    algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"
-    return PublishedKey(key_id=key.public_key.key_id, use=use, algorithm=algorithm, public_key=key.public_key.raw,
-                        not_before="2026-01-01T00:00:00Z")  # fmt: skip
-
 
 def _approve_districts(home: Path, count: int) -> int:
     """``count`` districts join (stored pending, as a join stores them) and the operator approves each;
     returns the size of one signed entry."""
     identity, encryption = IdentityKey.generate(), EncryptionKey.generate()
-    keys = (_published(identity, "identity"), _published(encryption, "encryption"))
+    keys = (published_key(identity, "identity"), published_key(encryption, "encryption"))
     node = open_node(home, DEV_ENV)
     try:
         for i in range(count):

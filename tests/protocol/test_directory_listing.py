@@ -12,7 +12,6 @@ from crypto import EncryptionKey, IdentityKey
 from protocol.descriptor import (
     MAX_DESCRIPTOR_BYTES,
     Descriptor,
-    PublishedKey,
     sign_descriptor,
     verify_descriptor,
 )
@@ -32,17 +31,14 @@ from protocol.json_strict import MAX_JSON_BYTES
 from protocol.signed_document import sign_document
 from storage.directory import SEARCH_LIMIT
 
+from support import published_key
+
 NOW = "2026-12-04T00:00:00Z"
 DIRECTORY = "directory.example.gov"
 DIRECTORY_KEY = IdentityKey.generate()
 DISTRICT_KEY = IdentityKey.generate()
 ENCRYPTION_KEY = EncryptionKey.generate()
 
-
-def _published(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
-    algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"
-    return PublishedKey(key_id=key.public_key.key_id, use=use, algorithm=algorithm, public_key=key.public_key.raw,
-                        not_before="2026-01-01T00:00:00Z")  # fmt: skip
 
 
 def _entry(domain: str) -> bytes:
@@ -52,7 +48,7 @@ def _entry(domain: str) -> bytes:
         role="district", domain=domain, name=f"Unified School District of {domain}", state="IL",
         city="Springfield", zip="62701", nces_id="1234567", base_url=f"https://satchel.{domain}",
         transfers_enabled=True, coordinator=None,
-        keys=(_published(DISTRICT_KEY, "identity"), _published(ENCRYPTION_KEY, "encryption")), issued_at=NOW,
+        keys=(published_key(DISTRICT_KEY, "identity"), published_key(ENCRYPTION_KEY, "encryption")), issued_at=NOW,
     )  # fmt: skip
     entry = DirectoryEntry(directory=DIRECTORY, domain=domain, status="approved", approved_at=NOW, issued_at=NOW,
                            descriptor=sign_descriptor(descriptor, DISTRICT_KEY))  # fmt: skip

@@ -5,18 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from crypto import EncryptionKey, IdentityKey
-from protocol.descriptor import Descriptor, PublishedKey, sign_descriptor
+from protocol.descriptor import Descriptor, sign_descriptor
 from storage import directory
 from storage.database import open_database
 from storage.migrations import MIGRATIONS
 
+from support import published_key
+
 NOW = "2026-11-23T00:00:00Z"
 
-
-def _published(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
-    algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"
-    return PublishedKey(key_id=key.public_key.key_id, use=use, algorithm=algorithm, public_key=key.public_key.raw,
-                        not_before="2026-01-01T00:00:00Z")  # fmt: skip
 
 
 def _signed(domain: str, *identities: IdentityKey) -> tuple[Descriptor, bytes]:
@@ -24,7 +21,7 @@ def _signed(domain: str, *identities: IdentityKey) -> tuple[Descriptor, bytes]:
     descriptor = Descriptor(
         role="district", domain=domain, name=f"District {domain}", state="IL", city="Springfield", zip="62701",
         nces_id="", base_url=f"https://{domain}", transfers_enabled=True, coordinator=None,
-        keys=(*(_published(k, "identity") for k in identities), _published(encryption, "encryption")),
+        keys=(*(published_key(k, "identity") for k in identities), published_key(encryption, "encryption")),
         issued_at=NOW,
     )  # fmt: skip
     return descriptor, sign_descriptor(descriptor, identities[0])
