@@ -200,10 +200,14 @@ def deliver_now(home: str | None) -> None:
 
     from node.outbox_worker import deliver_due, settle
 
-    delivered = run(home, lambda node, rt: deliver_due(node, rt.client, rng=random.SystemRandom()))
+    async def once(node: Node, rt: Runtime) -> tuple[int, bool]:
+        delivered = await deliver_due(node, rt.client, rng=random.SystemRandom())
+        return delivered, await settle(node, timeout=0.5)
+
+    delivered, settled = run(home, once)
     if delivered:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)
-    if not run(home, lambda node, rt: settle(node, timeout=0.5)):
+    if not settled:
         click.echo("The serving node is delivering; waiting for it to finish...", err=True)
         if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS)):
             click.echo("Still being delivered by the serving node; `satchel transfers list` shows when it"
