@@ -8,7 +8,6 @@ contact or keys changed) must come signed by a key that chains to the one approv
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -167,7 +166,9 @@ def listing(node: Node, entries: list[Entry]) -> bytes:
     return sign_listing(_listing(node, entries), node.current_keys().identity)
 
 
-def _listing(node: Node, entries: list[Entry], *, next_after: str | None = None) -> Listing:
+def _listing(
+    node: Node, entries: list[Entry], *, next_after: str | None = None, truncated: bool = False
+) -> Listing:
     require_directory(node)
     own = node.config.node.domain
     sources = {
@@ -183,6 +184,7 @@ def _listing(node: Node, entries: list[Entry], *, next_after: str | None = None)
             e.entry for e in entries if e.entry is not None and (e.origin == own or e.origin in sources)
         ),
         next=next_after,
+        truncated=truncated,
     )
 
 
@@ -208,10 +210,10 @@ def feed_page(node: Node, *, after: str = "", limit: int = FEED_PAGE_MAX_ENTRIES
     page: list[Entry] = []
     size = 0
     for row in rows[:limit]:
-        if page and size + len(row.entry or b"") > FEED_PAGE_BYTES:
+        size += len(row.entry or b"")
+        if page and size > FEED_PAGE_BYTES:
             break
         page.append(row)
-        size += len(row.entry or b"")
     more = len(page) < len(rows)
     return _listing(node, page, next_after=page[-1].domain if more else None)
 
@@ -224,9 +226,7 @@ def search(
         raise StateRequired("a directory search needs a state", field="state")
     found = store.search_entries(node.db, state=state.upper(), text=text, city=city, zip_code=zip_code,
                                  limit=SEARCH_LIMIT + 1)  # fmt: skip
-    answer = _listing(node, found[:SEARCH_LIMIT])
-    if len(found) > SEARCH_LIMIT:
-        answer = dataclasses.replace(answer, truncated=True)
+    answer = _listing(node, found[:SEARCH_LIMIT], truncated=len(found) > SEARCH_LIMIT)
     return sign_listing(answer, node.current_keys().identity)
 
 
@@ -285,7 +285,8 @@ async def _sync_one(
         url = f"{feed}?{urlencode(query)}"
         async with keyring.session().get(url) as response:
             if response.status != 200:
-                raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
+                raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url",
+                                      hint=f"check that {domain} is up; the next pull tries again")  # fmt: skip
             body = await read_body(response.content, MAX_LISTING_BYTES)
         verified = verify_listing(body, directory=domain, directory_key=key)
         pages += 1
@@ -303,10 +304,10 @@ async def _sync_one(
         if following is None:
             break
         if (after is not None and following <= after) or pages >= MAX_FEED_PAGES:
-            raise PeerBadResponse(
-                f"{domain}'s feed does not come to an end (page {pages} points back to {following!r})",
-                field="next", hint=f"tell {domain}'s operator; nothing was removed here",
-            )  # fmt: skip
+            why = f"more than {MAX_FEED_PAGES:,} pages" if pages >= MAX_FEED_PAGES else (
+                f"page {pages} points back to {following!r}")  # fmt: skip
+            raise PeerBadResponse(f"{domain}'s feed does not come to an end ({why})", field="next",
+                                  hint=f"tell {domain}'s operator; nothing was removed here")  # fmt: skip
         after = following
     with write_transaction(node.db):
         gone = sorted(store.mirrored_domains(node.db, domain) - seen)

@@ -194,7 +194,8 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
         if len(data) > MAX_BODY:
-            raise PeerBadResponse(f"{url} answered more than {MAX_BODY} bytes", field="url")
+            raise PeerBadResponse(f"{url} answered more than {MAX_BODY:,} bytes", field="url",
+                                  hint="answers between nodes are small; tell the other node's operator")  # fmt: skip
         peer, key_id = await self._verify(
             view, status, response_headers, data, base_url, expect_domain, session
         )
