@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -72,6 +73,7 @@ class SatchelGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        ctx.meta.setdefault(STARTED, time.time())  # the outermost group's: when this command began
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
@@ -188,27 +190,35 @@ def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
 
 
 SETTLE_SECONDS = 60.0
+STARTED = "satchel.started"  # click context meta: time.time() when the command began
 
 
 def deliver_now(home: str | None) -> None:
     """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff.
 
     The serving node's worker may have taken a job this command just queued: then the command waits for it
-    (at most SETTLE_SECONDS), so that what it printed has reached the other district when it returns.
+    (at most SETTLE_SECONDS), so that what it printed has reached the other district when it returns. Jobs
+    queued before the command began (an upload already under way) are not its to wait for.
     """
     import random
+    from datetime import UTC, datetime
 
+    from node.clock import iso
     from node.outbox_worker import deliver_due, settle
+
+    context = click.get_current_context(silent=True)
+    began = context.meta.get(STARTED) if context is not None else None
+    since = iso(datetime.fromtimestamp(began, UTC)) if began is not None else ""
 
     async def once(node: Node, rt: Runtime) -> tuple[int, bool]:
         delivered = await deliver_due(node, rt.client, rng=random.SystemRandom())
-        return delivered, await settle(node, timeout=0.5)
+        return delivered, await settle(node, timeout=0.5, created_since=since)
 
     delivered, settled = run(home, once)
     if delivered:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)
     if not settled:
         click.echo("The serving node is delivering; waiting for it to finish...", err=True)
-        if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS)):
+        if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS, created_since=since)):
             click.echo("Still being delivered by the serving node; `satchel transfers list` shows when it"
                        " is done.", err=True)  # fmt: skip

@@ -92,10 +92,11 @@ def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str)
     return cursor.rowcount == 1
 
 
-def in_flight(db: sqlite_utils.Database, now: str) -> int:
-    """Pending jobs some deliverer holds a lease on right now (being delivered)."""
+def in_flight(db: sqlite_utils.Database, now: str, *, created_since: str = "") -> int:
+    """Pending jobs queued at or after ``created_since`` that some deliverer holds a lease on right now."""
     row = db.execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ?", [now]
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ? AND created_at >= ?",
+        [now, created_since],
     ).fetchone()
     return int(row[0])
 

@@ -15,14 +15,6 @@ def _send(a, *args: str) -> dict:
     return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
 
 
-def _delivered(a, *args: str) -> dict:
-    """`satchel send`, then wait for the envelope to reach B: the command delivers what it can at once, but
-    A's serving node may have taken the job first and still be uploading when the command returns."""
-    sent = _send(a, *args)
-    _wait(lambda: _state(a, sent["transfer_id"]) == "delivered", timeout=60)
-    return sent
-
-
 def _state(d, transfer_id: str) -> str:
     return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)["state"]
 
@@ -88,7 +80,7 @@ def test_send_deliver_notify_accept_with_receipts_on_both_sides(pair, tmp_path: 
 
 def test_five_wrong_codes_lock_and_the_sender_is_told(pair) -> None:
     a, b, _ = pair
-    sent = _delivered(a, "--student", "100002")
+    sent = _send(a, "--student", "100002")
     tid = sent["transfer_id"]
     for attempt in range(5):
         result = b.cli("accept", tid, "--code", _wrong_code(sent["code"]), "--as", "coord", ok=False)
@@ -103,7 +95,7 @@ def test_five_wrong_codes_lock_and_the_sender_is_told(pair) -> None:
 
 def test_reject_and_cancel(pair) -> None:
     a, b, _ = pair
-    first = _delivered(a, "--student", "100001")["transfer_id"]
+    first = _send(a, "--student", "100001")["transfer_id"]
     b.cli("reject", first, "--reason", "not enrolled here", "--as", "coord")
     _wait(lambda: _state(a, first) == "rejected")
     reasons = [
@@ -180,7 +172,7 @@ def test_a_whole_grade_in_one_transfer(pair, tmp_path: Path) -> None:
         a.cli("documents", "add", f"7{n:05d}", str(doc), "--type", "iep", "--as", "coord")
     listing = tmp_path / "grade.csv"
     listing.write_text("sis_id\n" + "\n".join(s["sis_id"] for s in grade) + "\n")
-    sent = _delivered(a, "--students-file", str(listing), "--all-records")
+    sent = _send(a, "--students-file", str(listing), "--all-records")
     assert sent["students"] == 300 and sent["documents"] == 10 and sent["bytes"] > 30 << 20
     accepted = b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
     assert "300 student(s)" in accepted.stdout
@@ -200,7 +192,7 @@ def test_a_whole_grade_in_one_transfer(pair, tmp_path: Path) -> None:
 
 def test_message_thread_both_ways(pair) -> None:
     a, b, _ = pair
-    tid = _delivered(a, "--student", "100001")["transfer_id"]
+    tid = _send(a, "--student", "100001")["transfer_id"]
     a.cli("transfers", "message", tid, "Code read to you by phone at 10:05", "--as", "coord")
     b.cli("transfers", "message", tid, "Thanks, opening it now", "--as", "coord")
 

@@ -1,4 +1,5 @@
-"""A command waits while the serving node delivers what the command queued, and no longer."""
+"""A command waits while the serving node delivers what the command queued, and no longer: not for jobs
+queued before it began."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from node.outbox_worker import settle
 from storage import outbox
 from storage.database import write_transaction
 
-from support import DEV_ENV
+from support import DEV_ENV, run_cli
 
 
 def test_settle_waits_for_a_job_another_deliverer_holds(make_home) -> None:
@@ -44,3 +45,35 @@ def test_settle_waits_for_a_job_another_deliverer_holds(make_home) -> None:
         assert time.monotonic() - started < 5  # returned once the delivery was done, not at the timeout
     finally:
         node.close()
+
+
+def _old_job_in_flight(node) -> None:
+    """A job queued an hour ago that the serving node is uploading now (a big transfer, say)."""
+    an_hour_ago = iso(utc_now() - timedelta(hours=1))
+    with write_transaction(node.db):
+        outbox.enqueue(node.db, job_id="old", kind="receipt", peer="b.example.org", url="https://b.example.org/x",
+                       payload=b"{}", content_type="application/json", now=an_hour_ago)  # fmt: skip
+        assert outbox.claim(node.db, "old", now=now_iso(), lease_until=iso(utc_now() + timedelta(minutes=15)))
+
+
+def test_settle_does_not_wait_for_jobs_queued_before(make_home) -> None:
+    node = open_node(make_home(), DEV_ENV)
+    try:
+        _old_job_in_flight(node)
+        assert not asyncio.run(settle(node, timeout=0.1))
+        assert asyncio.run(settle(node, timeout=0.1, created_since=now_iso()))
+    finally:
+        node.close()
+
+
+def test_a_command_does_not_wait_for_an_upload_it_did_not_queue(make_home) -> None:
+    home = make_home()
+    node = open_node(home, DEV_ENV)
+    try:
+        _old_job_in_flight(node)
+    finally:
+        node.close()
+    started = time.monotonic()
+    result = run_cli(home, "contact", "set", "--name", "Jane Doe", "--email", "jdoe@a.example.org", "--as", "admin",
+                     env=DEV_ENV)  # fmt: skip
+    assert "waiting" not in result.stderr and time.monotonic() - started < 10
