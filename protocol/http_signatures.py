@@ -302,11 +302,8 @@ def _sign(
 
 
 def _defaults(message: Message, defaults: Sequence[Component]) -> tuple[Component, ...]:
-    return tuple(
-        c
-        for c in defaults
-        if c.name not in _COVER_WHEN_PRESENT or _field_value(message.headers, c.name) is not None
-    )
+    present = {name.lower() for name, _ in message.headers}  # one pass, not one per optional field
+    return tuple(c for c in defaults if c.name not in _COVER_WHEN_PRESENT or c.name in present)
 
 
 def sign_request(
@@ -420,9 +417,12 @@ def _check(
 
 
 def _misaddressed(view: HttpRequestView, expected_authority: str | None) -> bool:
-    if expected_authority is None:
-        return False
-    scheme, host, port, _, _ = _split_uri(view.target_uri)
+    return False if expected_authority is None else _misaddressed_uri(view.target_uri, expected_authority)
+
+
+@lru_cache(maxsize=256)  # a node is called at a handful of URIs, always with its own authority
+def _misaddressed_uri(target_uri: str, expected_authority: str) -> bool:
+    scheme, host, port, _, _ = _split_uri(target_uri)
     try:
         if set(expected_authority) & set("/?#@"):
             raise MalformedMessage("not an authority")

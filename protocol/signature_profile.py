@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Protocol
 
 from protocol.errors import InvalidInput, SignatureInvalid
@@ -57,9 +57,6 @@ class _SignatureFields:
     replay_until: int
 
 
-_FIELD_NAMES = tuple(f.name for f in fields(_SignatureFields))
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifiedSignature(_SignatureFields):
     """A signature that verified under the Satchel profile. Replay and body digest are still to check."""
@@ -89,7 +86,11 @@ class UnverifiedSignature(_SignatureFields):
             raise SignatureWrongDestination(
                 "the request is addressed to another node", field="Signature-Input"
             )
-        return VerifiedSignature(**{name: getattr(self, name) for name in _FIELD_NAMES})
+        return VerifiedSignature(
+            label=self.label, key_id=self.key_id, created=self.created, expires=self.expires, nonce=self.nonce,
+            components=self.components, signature=self.signature, content_digest=self.content_digest,
+            replay_until=self.replay_until,
+        )  # fmt: skip
 
 
 def algorithm_for(key_id: str) -> str:

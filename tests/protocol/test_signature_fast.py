@@ -181,6 +181,20 @@ def test_responses_get_the_same_outcome_with_and_without_the_fast_path(
     assert _outcome(response, fast=True) == _outcome(response, fast=False)
 
 
+@pytest.mark.parametrize("value", ["https://node-a.example\n\"@method\": GET", "https://caf\u00e9.example", "a\x7f"])
+def test_a_covered_value_that_is_not_one_printable_line_is_left_to_the_general_code(value: str) -> None:
+    # The fast path checks a whole base in one scan; a value with a line break or a character outside
+    # printable ASCII must still send the message to the general code, and the outcome must not change.
+    from protocol import signature_fast
+
+    signed = _request()
+    headers = tuple((n, value if n == "Satchel-Origin" else v) for n, v in signed.headers)
+    view = HttpRequestView(method="POST", target_uri=URL, headers=headers)
+    assert signature_fast.read(view, label="sig1", request_label="sig1", require=(), has_body=True) is None
+    assert _outcome(view, fast=True) == _outcome(view, fast=False)
+    assert _outcome(view, fast=False)[0] == "error"  # type: ignore[index]
+
+
 def test_the_fast_path_does_take_the_canonical_shape() -> None:
     # Otherwise the equivalence above would hold trivially, and nothing would be faster.
     from protocol import signature_fast
