@@ -3,20 +3,48 @@
 aiohttp's ``StreamReader.read(n)`` returns what has arrived so far, at most ``n`` bytes: not the body. A
 body that comes in more than one piece (a directory listing of a megabyte, a request over a slow link)
 was cut short there, and then refused as malformed or as not matching its digest.
+
+A server also gives up on a body that stops arriving: aiohttp waits for it as long as the connection
+lives, and a connection whose peer vanished mid-upload (a dropped link, a crashed sender) lives for two
+hours of TCP keepalive, holding the handler and the partial file all that time.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import StreamReader
 
+from protocol import SatchelError
 
-async def read_body(stream: StreamReader, limit: int) -> bytes:
+
+class BodyStalled(SatchelError):
+    """A request body stopped arriving: nothing came for longer than the node waits."""
+
+    code = "http.body_stalled"
+    default_hint = "send the request again (a retry is safe: messages carry ids)"
+
+
+async def read_chunk(stream: StreamReader, size: int, idle: float | None) -> bytes:
+    """Up to ``size`` bytes of what has arrived (b"" at the end); :class:`BodyStalled` when ``idle`` seconds
+    pass with nothing arriving."""
+    if idle is None:
+        return await stream.read(size)
+    try:
+        async with asyncio.timeout(idle):
+            return await stream.read(size)
+    except TimeoutError:
+        raise BodyStalled(f"nothing of the body arrived for {idle:g} s", field="body") from None
+
+
+async def read_body(stream: StreamReader, limit: int, *, idle: float | None = None) -> bytes:
     """The whole body if it is at most ``limit`` bytes; otherwise its first ``limit + 1`` bytes, so that the
-    caller sees it is too long and refuses it (nothing beyond that is read)."""
+    caller sees it is too long and refuses it (nothing beyond that is read). ``idle``: as for
+    :func:`read_chunk`."""
     parts: list[bytes] = []
     size = 0
     while size <= limit:
-        chunk = await stream.read(limit + 1 - size)
+        chunk = await read_chunk(stream, limit + 1 - size, idle)
         if not chunk:
             break
         parts.append(chunk)

@@ -155,6 +155,12 @@ def _port(value: int) -> int:
     return value
 
 
+def _body_idle_seconds(value: int) -> int:
+    if not 1 <= value <= 3600:
+        raise ConfigError("server.body_idle_seconds must be from 1 to 3600", field="server.body_idle_seconds")
+    return value
+
+
 def _batch_students(value: int) -> int:
     if not 1 <= value <= 10_000:
         raise ConfigError("imports.batch_students must be from 1 to 10000", field="imports.batch_students")
@@ -229,6 +235,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("server", "host", str, "127.0.0.1", "address `satchel serve` listens on (TLS is in front of it)"),
     Setting("server", "port", int, 8440, "port `satchel serve` listens on", _port),
+    Setting(
+        "server",
+        "body_idle_seconds",
+        int,
+        120,
+        "a peer's request body that sends nothing for this many seconds is dropped, with its partial file",
+        _body_idle_seconds,
+    ),
     Setting("smtp", "host", str, "", "SMTP server for notifications; empty disables e-mail"),
     Setting("smtp", "port", int, 25, "SMTP port", _port),
     Setting(
@@ -299,6 +313,7 @@ class NodeSection:
 class ServerSection:
     host: str
     port: int
+    body_idle_seconds: int
 
 
 @dataclass(frozen=True, slots=True)

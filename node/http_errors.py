@@ -40,6 +40,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "roster.rows_invalid": 422,
     "assessments.rows_invalid": 422,
     "http.body_too_large": 413,
+    "http.body_stalled": 408,
     "signature.malformed": 400,
     "session.offer_invalid": 400,
     "signature.wrong_destination": 421,

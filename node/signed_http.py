@@ -23,7 +23,7 @@ from aiohttp import web
 
 from crypto import IdentityKey, SessionKey
 from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
-from node.bounded_read import read_body
+from node.bounded_read import read_body, read_chunk
 from node.http_errors import Handler
 from node.http_sessions import SESSIONS, ServerSession
 from node.keyring import KEYRING
@@ -106,8 +106,11 @@ def _is_public(request: web.Request) -> bool:
 class SignedBodyStream:
     """A signed request's body, read in chunks while its Content-Digest is computed."""
 
-    def __init__(self, request: web.Request, digest: str, remember: Callable[[], None]) -> None:
+    def __init__(
+        self, request: web.Request, digest: str, remember: Callable[[], None], *, idle: float | None = None
+    ) -> None:
         self._request = request
+        self._idle = idle
         self._digester = ContentDigester.for_header(digest)
         self._digest = digest
         self._remember = remember
@@ -118,7 +121,7 @@ class SignedBodyStream:
         # that takes one of the receiver's passes over the bytes off the event loop.
         hashing = OffLoopWriter(self._digester.update)
         try:
-            while chunk := await self._request.content.read(size):
+            while chunk := await read_chunk(self._request.content, size, self._idle):
                 self.length += len(chunk)
                 if limit is not None and self.length > limit:
                     raise BodyTooLarge(f"the body is larger than {limit} bytes", field="body")
@@ -167,14 +170,15 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
                     node.db, verified.key_id, verified.nonce, keep_until=verified.replay_until, now=now
                 )
 
+    idle = node.config.server.body_idle_seconds
     if (request.method, _canonical(request)) in request.app[STREAMING_ROUTES]:
         # Gigabyte bodies: the handler streams them through SignedBodyStream, which checks the digest at
         # the end; nothing may be committed before finish() returns.
         if verified.content_digest is None:
             raise DigestMissing("a streamed body must be covered by Content-Digest", field="Content-Digest")
-        request[STREAM] = SignedBodyStream(request, verified.content_digest, remember)
+        request[STREAM] = SignedBodyStream(request, verified.content_digest, remember, idle=idle)
         return await handler(request)
-    body = await read_body(request.content, MAX_BODY) if request.body_exists else b""
+    body = await read_body(request.content, MAX_BODY, idle=idle) if request.body_exists else b""
     if len(body) > MAX_BODY:
         raise BodyTooLarge("the request body is too large", field="body")
     if body or verified.content_digest is not None:

@@ -10,7 +10,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.bounded_read import read_body
+from node.bounded_read import BodyStalled, read_body
 
 
 async def _send_in_pieces(request: web.Request) -> web.StreamResponse:
@@ -51,3 +51,37 @@ def test_the_whole_body_comes_back_or_the_first_byte_past_the_limit(pieces, limi
     body, rest = asyncio.run(_received(pieces, limit))
     assert body == whole[: limit + 1]
     assert body + rest == whole  # nothing read past what it returns
+
+
+async def _stall_then_finish(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)
+    await response.write(b"first")
+    await asyncio.sleep(float(request.query["pause"]))
+    await response.write(b" and the rest")
+    await response.write_eof()
+    return response
+
+
+async def _read_with_pause(pause: float, idle: float) -> bytes | str:
+    app = web.Application()
+    app.router.add_get("/", _stall_then_finish)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/?pause={pause}") as response:
+            try:
+                return await read_body(response.content, 1000, idle=idle)
+            except BodyStalled as exc:
+                return exc.code
+    finally:
+        await runner.cleanup()
+
+
+def test_a_body_that_stops_arriving_longer_than_the_idle_limit_is_given_up_on() -> None:
+    assert asyncio.run(_read_with_pause(2.0, idle=0.3)) == "http.body_stalled"
+    # A pause shorter than the limit is only a slow link: the body comes whole.
+    assert asyncio.run(_read_with_pause(0.1, idle=2.0)) == b"first and the rest"
