@@ -19,6 +19,7 @@ from cli.common import (
     print_json,
     print_table,
 )
+from cli.progress import progress_line
 from cli.records import documents_group
 
 
@@ -158,8 +159,8 @@ def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_
     """
     from node import import_run
 
-    with opened(home) as node:
-        result = import_run.run(node, actor=actor, transfer_id=transfer_id)
+    with opened(home) as node, progress_line("Importing", unit="students") as progress:
+        result = import_run.run(node, actor=actor, transfer_id=transfer_id, progress=progress)
     if as_json:
         print_json(
             {

@@ -20,6 +20,7 @@ from cli.common import (
     print_json,
     print_table,
 )
+from cli.progress import progress_line
 
 
 @click.group("roster", context_settings=CONTEXT)
@@ -51,8 +52,9 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
     """
     from node.roster_import import import_roster
 
-    with opened(home) as node:
-        result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid)
+    with opened(home) as node, progress_line("Saving", unit="students") as progress:
+        progress.phase("Reading the roster...")
+        result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid, progress=progress)
     counts = result.counts
     if as_json:
         print_json(

@@ -21,6 +21,7 @@ from cli.common import (
     print_table,
     run,
 )
+from cli.progress import progress_line
 
 if TYPE_CHECKING:
     from node.runtime import Runtime
@@ -116,9 +117,9 @@ def send_command(
         assessments=assessments, all_records=all_records, receiving_ids=_receiving(receiving),
     )  # fmt: skip
     run(home, lambda node, rt: _refresh(rt, to))
-    with opened(home) as node:
+    with opened(home) as node, progress_line("Sealing") as progress:
         sent = sending.send(node, actor=actor, to=to, selection=selection, note=note, owner=owner,
-                            expires_days=expires_days)  # fmt: skip
+                            expires_days=expires_days, progress=progress)  # fmt: skip
     contact = sent.contact
     if as_json:
         print_json({"transfer_id": sent.transfer_id, "code": sent.code, "to": sent.peer.domain,
@@ -184,8 +185,9 @@ def accept_command(home: str | None, actor: str | None, transfer_id: str, code: 
     """
     from node import transfer_actions
 
-    with opened(home) as node:
-        accepted = transfer_actions.accept(node, actor=actor, transfer_id=transfer_id, code_text=code)
+    with opened(home) as node, progress_line("Opening") as progress:
+        accepted = transfer_actions.accept(node, actor=actor, transfer_id=transfer_id, code_text=code,
+                                           progress=progress)  # fmt: skip
     m = accepted.manifest
     click.echo(f"Accepted transfer {transfer_id} from {m.sender_domain}: {len(m.students)} student(s), "
                f"{len(m.records)} record(s). They wait for import.")  # fmt: skip

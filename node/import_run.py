@@ -33,6 +33,7 @@ from node.gc_pause import gc_paused
 from node.home import Node
 from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
 from node.operators import authorize, record, record_many
+from node.progress import Progress
 from node.transfer_engine import step
 from protocol import InvalidInput, SatchelError
 from protocol.ids import parse_ulid
@@ -104,12 +105,13 @@ class _Plan:
         return len(self.remembered)
 
 
-def run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
+def run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress | None = None) -> RunResult:
+    """``progress`` hears how many of the students still to import are done, after each batch."""
     with gc_paused():  # a grade is some 300,000 small objects, none of them cyclic
-        return _run(node, actor=actor, transfer_id=transfer_id)
+        return _run(node, actor=actor, transfer_id=transfer_id, progress=progress)
 
 
-def _run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
+def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress | None) -> RunResult:
     user = authorize(node, actor, "transfers.act")
     row = transfer_for_import(node, transfer_id)
     manifest = verified_manifest(node, row)
@@ -137,6 +139,8 @@ def _run(node: Node, *, actor: str | None, transfer_id: str) -> RunResult:
     queue = deque(pending)
     while queue:
         _import_batch(context, queue, by_sis, records_of)
+        if progress is not None:
+            progress(len(pending) - len(queue), len(pending))
     return _finish(node, found, user.username)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
+from node.progress import Progress, counted
 from protocol import InvalidInput, SatchelError
 from protocol.oneroster import parse_oneroster, read_bundle_names
 from storage import students
@@ -66,7 +67,10 @@ def _read_limited(
     return source.read_bytes()
 
 
-def import_roster(node: Node, *, actor: str | None, path: Path, skip_invalid: bool) -> RosterImportResult:
+def import_roster(
+    node: Node, *, actor: str | None, path: Path, skip_invalid: bool, progress: Progress | None = None
+) -> RosterImportResult:
+    """``progress`` hears how many of the students read are saved (after the bundle is read and checked)."""
     user = authorize(node, actor, "records.write")
     parsed = parse_oneroster(read_bundle(path))
     if parsed.errors and not skip_invalid:
@@ -75,7 +79,8 @@ def import_roster(node: Node, *, actor: str | None, path: Path, skip_invalid: bo
         )
     now = now_iso()
     with write_transaction(node.db):
-        counts = students.upsert(node.db, parsed.students, now=now)
+        chosen = parsed.students if progress is None else counted(parsed.students, len(parsed.students), progress)
+        counts = students.upsert(node.db, chosen, now=now)
         if counts.changed or parsed.errors:
             record(
                 node, user.username, "roster.import", str(path.name),

@@ -24,6 +24,7 @@ from node.gc_pause import gc_paused
 from node.home import Node
 from node.manifest_builder import ConcatReader, Contents, Selection, build
 from node.operators import authorize, record
+from node.progress import CountingReader, Progress
 from node.transfer_engine import ENVELOPE_JOB, notify_topic, utcnow
 from protocol import EnvelopeHeader, InvalidInput, SatchelError
 from protocol.descriptor import Contact
@@ -146,13 +147,15 @@ def send(
     request_id: str | None = None,
     code: Code | None = None,
     in_transaction: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Sent:
     """Seal and queue a transfer. ``in_transaction(transfer_id)`` runs inside the commit, for a caller whose
-    own state must change with it (a release answering a request, a claimed transfer code)."""
+    own state must change with it (a release answering a request, a claimed transfer code). ``progress``
+    hears how many of the documents' bytes are sealed."""
     with gc_paused():  # a grade's manifest and disclosures are some 300,000 small acyclic objects
         return _send(node, actor=actor, to=to, selection=selection, note=note, owner=owner,
                      expires_days=expires_days, kind=kind, request_id=request_id, code=code,
-                     in_transaction=in_transaction)  # fmt: skip
+                     in_transaction=in_transaction, progress=progress)  # fmt: skip
 
 
 def _send(
@@ -168,6 +171,7 @@ def _send(
     request_id: str | None,
     code: Code | None,
     in_transaction: Callable[[str], None] | None,
+    progress: Progress | None,
 ) -> Sent:
     user = authorize(node, actor, "transfers.act")
     if not district_state.transfers_enabled(node):
@@ -186,7 +190,7 @@ def _send(
     code = code or generate_code()
     try:
         path, header, digest, length = _seal(
-            node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind
+            node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind, progress
         )
     except EnvelopeTooLarge as exc:
         if exc.field != "manifest":
@@ -238,18 +242,19 @@ def _send(
 
 def _seal(
     node: Node, contents: Contents, recipient_key: EncryptionPublicKey, code: Code, now: float, expires: float,
-    kind: str,
+    kind: str, progress: Progress | None = None,
 ) -> tuple[Path, EnvelopeHeader, bytes, int]:  # fmt: skip
     out_dir = node.config.envelopes_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
     reader = ConcatReader([node.blobs.path_for(d.sha256) for d in contents.documents])
+    payload = reader if progress is None else CountingReader(reader, contents.manifest.documents_length, progress)
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-digest")
     try:
         with temp.open("wb") as handle:
             writer = _HashingWriter(handle, hasher)
             header = seal_envelope(
-                reader, writer, manifest=contents.manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
+                payload, writer, manifest=contents.manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
                 recipient_key=recipient_key, code=code, now=now, expires=expires, kind=kind,
                 argon2=sealing_argon2(node.config),
             )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from node.envelope_policy import open_policy
 from node.gc_pause import gc_paused
 from node.home import Node
 from node.operators import authorize, record
+from node.progress import CountingReader, Progress
 from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import carry_out
 from protocol import SatchelError
@@ -91,14 +93,18 @@ def _apply(
     return outcome
 
 
-def accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) -> Accepted:
+def accept(
+    node: Node, *, actor: str | None, transfer_id: str, code_text: str, progress: Progress | None = None
+) -> Accepted:
     """Open the envelope with the code, its documents straight into the blob store, where they wait for the
-    import. A typo costs nothing; a wrong code counts."""
+    import. A typo costs nothing; a wrong code counts. ``progress`` hears how much of the envelope is read."""
     with gc_paused():  # the manifest of a grade is some 200,000 small acyclic objects
-        return _accept(node, actor=actor, transfer_id=transfer_id, code_text=code_text)
+        return _accept(node, actor=actor, transfer_id=transfer_id, code_text=code_text, progress=progress)
 
 
-def _accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) -> Accepted:
+def _accept(
+    node: Node, *, actor: str | None, transfer_id: str, code_text: str, progress: Progress | None
+) -> Accepted:
     user = authorize(node, actor, "transfers.act")
     code = parse_code(code_text)
     row = _row(node, transfer_id)
@@ -109,8 +115,10 @@ def _accept(node: Node, *, actor: str | None, transfer_id: str, code_text: str) 
             with Path(row.envelope_path).open("rb") as source:
                 domain, key_id = peek_unverified_sender(source.read(4096))
                 source.seek(0)
+                total = os.fstat(source.fileno()).st_size
                 opened = open_envelope(
-                    source, _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
+                    source if progress is None else CountingReader(source, total, progress),  # type: ignore[arg-type]
+                    _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
                     recipient_key=list(node.current_keys().encryption_by_id.values()),
                     recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
                 )  # fmt: skip

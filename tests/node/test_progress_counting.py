@@ -1,0 +1,31 @@
+"""What the node reports while it reads or walks through long work."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node.progress import CountingReader, counted
+
+
+@given(data=st.binary(max_size=5000), size=st.integers(1, 700))
+def test_a_counting_reader_passes_every_byte_through_and_reports_each_read(data: bytes, size: int) -> None:
+    heard: list[tuple[int, int]] = []
+    reader = CountingReader(io.BytesIO(data), len(data), lambda done, total: heard.append((done, total)))
+    pieces = []
+    while piece := reader.read(size):
+        pieces.append(piece)
+    assert b"".join(pieces) == data
+    assert [done for done, _ in heard] == [min(len(data), size * (i + 1)) for i in range(len(pieces))]
+    assert all(total == len(data) for _, total in heard)
+
+
+@given(count=st.integers(0, 3500), every=st.integers(1, 1000))
+def test_counted_yields_every_item_and_reports_the_end(count: int, every: int) -> None:
+    heard: list[int] = []
+    items = list(counted(range(count), count, lambda done, _total: heard.append(done), every=every))
+    assert items == list(range(count))
+    assert heard[-1] == count
+    assert heard[:-1] == list(range(every, count + 1, every))
