@@ -204,9 +204,13 @@ def assessments_group() -> None:
 @as_option
 @click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even when some rows are invalid.")
+@click.option(
+    "--dates", type=click.Choice(["YYYY-MM-DD", "M/D/YYYY"]), default="YYYY-MM-DD", show_default=True,
+    help="How the date column is written; M/D/YYYY is how Excel saves a US date.",
+)  # fmt: skip
 @json_option
 def assessments_import(
-    home: str | None, actor: str | None, csv_file: Path, skip_invalid: bool, as_json: bool
+    home: str | None, actor: str | None, csv_file: Path, skip_invalid: bool, dates: str, as_json: bool
 ) -> None:
     """Import assessment results from CSV (student_sis_id, assessment, subject, date, score, scale_score,
     percentile, benchmark_category). Re-importing the same file changes nothing.
@@ -214,12 +218,13 @@ def assessments_import(
     \b
     Example:
       satchel assessments import star-fall-2026.csv --as jdoe
+      satchel assessments import map-winter.csv --dates M/D/YYYY --as jdoe
     """
     from node import records as record_service
 
     with opened(home) as node:
         counts = record_service.import_assessments(
-            node, actor=actor, path=csv_file, skip_invalid=skip_invalid
+            node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates
         )
     if as_json:
         print_json(counts)

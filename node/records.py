@@ -9,7 +9,7 @@ from node.clock import new_id, now_iso
 from node.home import Node
 from node.operators import authorize, record
 from protocol import InvalidInput, SatchelError
-from protocol.assessments_csv import parse_assessments_csv
+from protocol.assessments_csv import ISO_DATES, US_DATES, parse_assessments_csv
 from protocol.csv_rows import RowError
 from storage import records, students
 from storage.database import write_transaction
@@ -111,9 +111,11 @@ def add_case(
     return case
 
 
-def import_assessments(node: Node, *, actor: str | None, path: Path, skip_invalid: bool) -> dict[str, int]:
+def import_assessments(
+    node: Node, *, actor: str | None, path: Path, skip_invalid: bool, dates: str = ISO_DATES
+) -> dict[str, int]:
     user = authorize(node, actor, "records.write")
-    parsed = parse_assessments_csv(path.read_bytes(), file=path.name)
+    parsed = parse_assessments_csv(path.read_bytes(), file=path.name, dates=dates)
     # (file, no line, field, reason) for rows that parsed but name no student here: see below
     errors: list[RowError | tuple[str, None, str, str]] = list(parsed.errors)
     known = []
@@ -126,8 +128,10 @@ def import_assessments(node: Node, *, actor: str | None, path: Path, skip_invali
             known.append(result)
     if errors and not skip_invalid:
         raise AssessmentRowsInvalid(
-            f"{len(errors)} row(s) of {path.name} are invalid; nothing was imported", tuple(errors)
-        )
+            f"{len(errors)} row(s) of {path.name} are invalid; nothing was imported", tuple(errors),
+            hint=f"its dates are written month/day/year, as Excel saves them: re-run with --dates {US_DATES}"
+            if parsed.us_dates_refused else None,
+        )  # fmt: skip
     with write_transaction(node.db):
         inserted, updated, unchanged = records.upsert_assessment_results(node.db, known, now=now_iso())
         counts = {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": len(errors)}

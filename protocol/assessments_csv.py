@@ -2,7 +2,9 @@
 
 Columns (header names are not case-sensitive, order is free):
 
-* ``student_sis_id`` (or ``student``), ``assessment``, ``subject``, ``date`` (YYYY-MM-DD): required.
+* ``student_sis_id`` (or ``student``), ``assessment``, ``subject``, ``date``: required. Dates are written
+  YYYY-MM-DD, or all M/D/YYYY when the caller says so (``dates=US_DATES``: how Excel saves a US date; a
+  file is never guessed at, since 3/4/2025 is a different day in other orders). They are stored ISO.
 * ``score``, ``scale_score`` (decimal numbers), ``percentile`` (0-100), ``benchmark_category`` (text):
   optional columns, but each row needs at least one of them.
 * ``result_id``: optional. When absent or empty the id is derived from student, assessment, subject and
@@ -26,6 +28,9 @@ _RESULT_ID_PURPOSE = b"satchel/v1/assessment-result-id\x00"
 _DECIMAL = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,6})?")
 _REQUIRED = ("assessment", "subject", "date")
 _MEASURES = ("score", "scale_score", "percentile", "benchmark_category")
+ISO_DATES, US_DATES = "YYYY-MM-DD", "M/D/YYYY"
+DATE_ORDERS = (ISO_DATES, US_DATES)
+_US_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +82,8 @@ class AssessmentResult:
 class AssessmentParseResult:
     results: tuple[AssessmentResult, ...]
     errors: tuple[RowError, ...]
+    # Some dates of a file said to be YYYY-MM-DD are written M/D/YYYY: it wants dates=US_DATES.
+    us_dates_refused: bool = False
 
 
 def derive_result_id(student_sis_id: str, assessment: str, subject: str, date: str) -> str:
@@ -97,8 +104,31 @@ def _decimal(column: str, text: str) -> Decimal | None:
     return Decimal(text)
 
 
-def parse_assessments_csv(data: bytes, *, file: str = DEFAULT_FILE_NAME) -> AssessmentParseResult:
-    """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed."""
+def iso_date(value: str, dates: str) -> str:
+    """``value`` written in the ``dates`` order, as YYYY-MM-DD (unchecked: the result's own check follows).
+
+    Raises InvalidInput for a value not written in that order, saying so when it is a US date in a file
+    said to be ISO, the usual slip with a sheet saved from Excel.
+    """
+    if dates == US_DATES:
+        match = _US_DATE.fullmatch(value)
+        if match is None:
+            raise InvalidInput(f"date must be a date written {US_DATES}", field="date")
+        month, day, year = match.groups()
+        return f"{year}-{int(month):02d}-{int(day):02d}"
+    if dates != ISO_DATES:
+        raise InvalidInput(f"dates are written {ISO_DATES} or {US_DATES}", field="dates")
+    if _US_DATE.fullmatch(value):
+        raise InvalidInput(f"date {value} is written month/day/year, not {ISO_DATES}", field="date")
+    return value
+
+
+def parse_assessments_csv(
+    data: bytes, *, file: str = DEFAULT_FILE_NAME, dates: str = ISO_DATES
+) -> AssessmentParseResult:
+    """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed.
+    ``dates``: how the date column is written, ISO_DATES or US_DATES."""
+    iso_date("2000-01-01" if dates == ISO_DATES else "1/1/2000", dates)  # an unknown order is refused at once
     table = CsvTable(data, file=file, required=_REQUIRED)
     student_column = next((c for c in ("student_sis_id", "student") if table.has(c)), None)
     if student_column is None:
@@ -110,6 +140,7 @@ def parse_assessments_csv(data: bytes, *, file: str = DEFAULT_FILE_NAME) -> Asse
     results: list[AssessmentResult] = []
     errors: list[RowError] = []
     id_lines: dict[str, int] = {}
+    us_dates_refused = False
     for row in table:
         if isinstance(row, RowError):
             errors.append(row)
@@ -123,6 +154,11 @@ def parse_assessments_csv(data: bytes, *, file: str = DEFAULT_FILE_NAME) -> Asse
                 problems.append((column, exc.message))
         student, assessment = row.get(student_column), row.get("assessment")
         subject, when = row.get("subject"), row.get("date")
+        try:
+            when = iso_date(when, dates)  # before the id is derived: the same result whichever way it is written
+        except InvalidInput as exc:
+            problems.append(("date", exc.message))
+            us_dates_refused = us_dates_refused or bool(_US_DATE.fullmatch(when))
         result_id = row.get("result_id") or derive_result_id(student, assessment, subject, when)
         result: AssessmentResult | None = None
         if not problems:
@@ -146,4 +182,4 @@ def parse_assessments_csv(data: bytes, *, file: str = DEFAULT_FILE_NAME) -> Asse
         errors.extend(RowError(file=file, line=row.line, field=f or None, message=m) for f, m in problems)
         if result is not None and not problems:
             results.append(result)
-    return AssessmentParseResult(results=tuple(results), errors=tuple(errors))
+    return AssessmentParseResult(results=tuple(results), errors=tuple(errors), us_dates_refused=us_dates_refused)

@@ -89,3 +89,21 @@ def test_send_refuses_a_bad_expiry_as_the_operators_mistake(make_home, tmp_path)
                      "--as", "coord", ok=False)  # fmt: skip
     assert result.exit_code == 2 and "(error code input.invalid)" in result.stderr
     assert "Field: --expires" in result.stderr and "Hint:" in result.stderr
+
+
+def test_assessments_saved_from_excel_are_refused_with_the_way_to_import_them(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    csv = tmp_path / "map-fall.csv"
+    csv.write_bytes(
+        "\ufeffstudent_sis_id,assessment,subject,date,score,scale_score,percentile,benchmark_category\r\n"
+        "100001,MAP Growth,Mathematics,9/17/2026,,228,71,At/Above Benchmark\r\n".encode()
+    )
+    refused = run_cli(home, "assessments", "import", str(csv), "--as", "coord", ok=False)
+    assert "date 9/17/2026 is written month/day/year, not YYYY-MM-DD" in refused.stderr
+    assert "Hint: its dates are written month/day/year, as Excel saves them: re-run with --dates M/D/YYYY" in (
+        refused.stderr
+    )
+    out = json.loads(run_cli(home, "assessments", "import", str(csv), "--dates", "M/D/YYYY", "--as", "coord",
+                             "--json").output)  # fmt: skip
+    assert out["inserted"] == 1
+    assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)[0]["date"] == "2026-09-17"

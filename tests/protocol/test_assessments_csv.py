@@ -165,3 +165,49 @@ def test_arbitrary_bytes_raise_only_satchel_errors(data: bytes) -> None:
     except SatchelError:
         return
     assert all(e.line >= 2 for e in result.errors)
+
+
+# --- dates written month/day/year (a sheet saved from Excel) --------------------------------------------
+
+
+@given(st.dates(), st.booleans())
+def test_a_us_date_is_the_same_result_as_its_iso_spelling(day, padded: bool) -> None:
+    from protocol.assessments_csv import US_DATES
+
+    us = f"{day.month:02d}/{day.day:02d}/{day.year:04d}" if padded else f"{day.month}/{day.day}/{day.year:04d}"
+    iso = parse(HEADER, f"100001,MAP,Math,{day.isoformat()},,228,71,")
+    excel = parse_assessments_csv(
+        (HEADER + "\n" + f"100001,MAP,Math,{us},,228,71,\n").encode(), dates=US_DATES
+    )
+    assert excel.errors == () and excel.results == iso.results  # same date, same derived id
+
+
+def test_a_us_date_in_a_file_said_to_be_iso_is_named_as_such() -> None:
+    result = parse(HEADER, "100001,MAP,Math,9/17/2024,,228,71,", "100001,MAP,Reading,2024-09-18,,219,58,")
+    assert [(e.line, e.field, e.message) for e in result.errors] == [
+        (2, "date", "date 9/17/2024 is written month/day/year, not YYYY-MM-DD")
+    ]
+    assert result.us_dates_refused and len(result.results) == 1
+    assert not parse(HEADER, "100001,MAP,Math,17.09.2024,,228,71,").us_dates_refused
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("2024-09-17", "date must be a date written M/D/YYYY"),  # one order per file, never a mix
+        ("2/30/2024", "date is not a calendar date"),
+        ("13/1/2024", "date is not a calendar date"),
+        ("9/17/24", "date must be a date written M/D/YYYY"),  # a two-digit year names no century
+    ],
+)
+def test_a_file_said_to_be_us_still_refuses_what_is_not_a_us_date(written: str, message: str) -> None:
+    from protocol.assessments_csv import US_DATES
+
+    result = parse_assessments_csv(f"{HEADER}\n100001,MAP,Math,{written},,228,71,\n".encode(), dates=US_DATES)
+    assert [(e.field, e.message) for e in result.errors] == [("date", message)]
+
+
+def test_an_unknown_date_order_is_refused_before_reading() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_assessments_csv(f"{HEADER}\n".encode(), dates="D/M/YYYY")
+    assert refused.value.field == "dates"
