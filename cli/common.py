@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cli.progress import progress_line
+
 if TYPE_CHECKING:
     from node.home import Node
+    from node.progress import Progress
     from node.runtime import Runtime
     from protocol import SatchelError
 
@@ -175,7 +178,9 @@ def stderr_is_tty() -> bool:
 T = TypeVar("T")
 
 
-def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
+def run(
+    home: str | None, work: Callable[[Node, Runtime], Awaitable[T]], *, upload_progress: Progress | None = None
+) -> T:
     """Run network work for a command: the node opened, one HTTP session, the keyring and a peer client."""
     import asyncio
 
@@ -183,7 +188,7 @@ def run(home: str | None, work: Callable[[Node, Runtime], Awaitable[T]]) -> T:
 
     async def main() -> T:
         with opened(home) as node:
-            async with runtime(node) as rt:
+            async with runtime(node, upload_progress=upload_progress) as rt:
                 return await work(node, rt)
 
     return asyncio.run(main())
@@ -214,7 +219,8 @@ def deliver_now(home: str | None) -> None:
         delivered = await deliver_due(node, rt.client, rng=random.SystemRandom())
         return delivered, await settle(node, timeout=0.5, created_since=since)
 
-    delivered, settled = run(home, once)
+    with progress_line("Delivering") as line:
+        delivered, settled = run(home, once, upload_progress=line)
     if delivered:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)
     if not settled:

@@ -15,7 +15,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +25,7 @@ from node.bounded_read import read_body
 from node.home import Node
 from node.keyring import Keyring
 from node.peers import PeerBadResponse, PeerUnreachable
+from node.progress import Progress, ProgressFile
 from node.signed_http import MAX_BODY, SessionSigner, signed_request_headers
 from protocol import SatchelError
 from protocol.content_digest import verify_body_digest
@@ -95,9 +96,12 @@ class ClientSession:
 
 class PeerClient:
     def __init__(
-        self, node: Node, session: aiohttp.ClientSession, keyring: Keyring, *, sessions: bool = False
-    ) -> None:
+        self, node: Node, session: aiohttp.ClientSession, keyring: Keyring, *, sessions: bool = False,
+        upload_progress: Progress | None = None,
+    ) -> None:  # fmt: skip
+        """``upload_progress`` hears how far each body streamed from a file (an envelope) has gone out."""
         self._node = node
+        self._upload_progress = upload_progress
         self._session = session
         self._keyring = keyring
         self._use_sessions = sessions
@@ -174,6 +178,11 @@ class PeerClient:
         )  # fmt: skip
         return ClientSession(keys, SessionSigner(keys.to_server), response.peer_domain, answer.expires)
 
+    def _open_body(self, path: Path) -> BinaryIO:
+        if self._upload_progress is None:
+            return path.open("rb")
+        return ProgressFile(path, self._upload_progress)
+
     async def _send(self, base_url: str, out: _Outgoing, session: ClientSession | None) -> PeerResponse:
         url = self._keyring.check_origin(base_url) + out.path
         view, headers = signed_request_headers(
@@ -183,7 +192,7 @@ class PeerClient:
         )  # fmt: skip
         expect_domain = out.expect_domain
         try:
-            with out.body_file.open("rb") if out.body_file is not None else nullcontext() as handle:
+            with self._open_body(out.body_file) if out.body_file is not None else nullcontext() as handle:
                 data_arg = handle if handle is not None else (out.body or None)
                 async with self._session.request(
                     out.method, url, data=data_arg, headers=headers, timeout=TIMEOUT, allow_redirects=False

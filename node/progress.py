@@ -6,7 +6,10 @@ terminal, see cli.progress). Work nobody watches passes no callable, and costs n
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 Progress = Callable[[int, int], None]
@@ -44,3 +47,24 @@ def counted(items: Iterable[T], total: int, progress: Progress, *, every: int = 
         if done % every == 0:
             progress(done, total)
     progress(done, total)
+
+
+class ProgressFile(io.BufferedReader):
+    """A file opened for reading whose reads report the position reached, of its whole size.
+
+    An ``io.BufferedReader`` so that aiohttp streams an upload from it as from any open file (with its
+    Content-Length); the position, not a running sum, is reported, so a payload that seeks back to
+    send again starts over rather than passing 100%.
+    """
+
+    def __init__(self, path: Path, progress: Progress) -> None:
+        raw = io.FileIO(path, "rb")
+        super().__init__(raw, buffer_size=1 << 20)
+        self._total = os.fstat(raw.fileno()).st_size
+        self._progress = progress
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        if data:
+            self._progress(self.tell(), self._total)
+        return data

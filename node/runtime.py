@@ -11,6 +11,7 @@ import aiohttp
 from node.home import Node
 from node.keyring import Keyring
 from node.peer_client import PeerClient
+from node.progress import Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,8 @@ class Runtime:
 
 
 @asynccontextmanager
-async def runtime(node: Node) -> AsyncIterator[Runtime]:
+async def runtime(node: Node, *, upload_progress: Progress | None = None) -> AsyncIterator[Runtime]:
+    """``upload_progress``: as for :class:`PeerClient`, for a command that shows its uploads going out."""
     async with aiohttp.ClientSession() as session:
         keyring = Keyring(node, lambda: session, allow_loopback_http=node.config.federation.dev_loopback)
-        yield Runtime(node, session, keyring, PeerClient(node, session, keyring))
+        yield Runtime(node, session, keyring, PeerClient(node, session, keyring, upload_progress=upload_progress))

@@ -23,7 +23,7 @@ def _last_drawn(stderr: str, label: str) -> str:
     return drawn[-1] if drawn else ""
 
 
-def test_send_accept_and_import_show_their_progress_only_when_asked(pair, tmp_path: Path) -> None:
+def test_send_deliver_accept_and_import_show_their_progress_only_when_asked(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     document = tmp_path / "evaluation.pdf"
     document.write_bytes(os.urandom(3 * 2**20))
@@ -33,9 +33,13 @@ def test_send_accept_and_import_show_their_progress_only_when_asked(pair, tmp_pa
 
     quiet = a.cli(*send)  # output for a script: no progress line anywhere
     assert "Sealing" not in quiet.stderr and json.loads(quiet.stdout)["transfer_id"]
+    a.stop()  # so that the command itself uploads the envelope, not A's serving node racing it
     shown = _shown(a, *send)
     assert _last_drawn(shown.stderr, "Sealing") == "Sealing 3.0 MiB of 3.0 MiB (100%)"
     sent = json.loads(shown.stdout)  # the JSON on stdout is untouched by the line on stderr
+    size = f"{sent['bytes'] / 2**20:.1f} MiB"  # the sealed documents and the envelope's own bytes
+    assert sent["bytes"] > 3 * 2**20
+    assert _last_drawn(shown.stderr, "Delivering") == f"Delivering {size} of {size} (100%)", shown.stderr
 
     deadline = time.monotonic() + 30
     while json.loads(b.cli("transfers", "show", sent["transfer_id"], "--json").stdout)["state"] != "received":

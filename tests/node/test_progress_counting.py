@@ -29,3 +29,19 @@ def test_counted_yields_every_item_and_reports_the_end(count: int, every: int) -
     assert items == list(range(count))
     assert heard[-1] == count
     assert heard[:-1] == list(range(every, count + 1, every))
+
+
+def test_a_progress_file_reports_the_position_reached_even_after_seeking_back(tmp_path) -> None:
+    from node.progress import ProgressFile
+
+    path = tmp_path / "envelope.bin"
+    path.write_bytes(bytes(range(256)) * 40)  # 10,240 bytes
+    heard: list[tuple[int, int]] = []
+    with ProgressFile(path, lambda done, total: heard.append((done, total))) as handle:
+        assert handle.read(4096) == (bytes(range(256)) * 40)[:4096]
+        handle.read(4096)
+        handle.seek(0)  # a payload sent again starts over instead of counting past the end
+        handle.read(10_000)
+        handle.read(1000)
+        assert handle.read(1000) == b""  # the end reports nothing more
+    assert heard == [(4096, 10_240), (8192, 10_240), (10_000, 10_240), (10_240, 10_240)]
