@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
@@ -25,23 +27,28 @@ async def _send_in_pieces(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _received(pieces: list[bytes], limit: int) -> tuple[bytes, bytes]:
-    """What read_body returns of a body sent over loopback in ``pieces``, and what is left after it."""
+@asynccontextmanager
+async def _serving(method: str, handler) -> AsyncIterator[str]:
+    """A plain aiohttp server on a free loopback port answering ``method /`` with ``handler``; its URL."""
     app = web.Application()
-    app.router.add_post("/", _send_in_pieces)
+    app.router.add_route(method, "/", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with aiohttp.ClientSession() as http, http.post(
-            f"http://127.0.0.1:{port}/", data=json.dumps([p.hex() for p in pieces])
-        ) as response:
-            body = await read_body(response.content, limit)
-            return body, await response.content.read()
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
+
+
+async def _received(pieces: list[bytes], limit: int) -> tuple[bytes, bytes]:
+    """What read_body returns of a body sent over loopback in ``pieces``, and what is left after it."""
+    async with _serving("POST", _send_in_pieces) as url, aiohttp.ClientSession() as http, http.post(
+        url, data=json.dumps([p.hex() for p in pieces])
+    ) as response:
+        body = await read_body(response.content, limit)
+        return body, await response.content.read()
 
 
 @settings(max_examples=40, deadline=None)
@@ -64,21 +71,13 @@ async def _stall_then_finish(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_with_pause(pause: float, idle: float) -> bytes | str:
-    app = web.Application()
-    app.router.add_get("/", _stall_then_finish)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/?pause={pause}") as response:
-            try:
-                return await read_body(response.content, 1000, idle=idle)
-            except BodyStalled as exc:
-                return exc.code
-    finally:
-        await runner.cleanup()
+    async with _serving("GET", _stall_then_finish) as url, aiohttp.ClientSession() as http, http.get(
+        f"{url}?pause={pause}"
+    ) as response:
+        try:
+            return await read_body(response.content, 1000, idle=idle)
+        except BodyStalled as exc:
+            return exc.code
 
 
 def test_a_body_that_stops_arriving_longer_than_the_idle_limit_is_given_up_on() -> None:
