@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from node.envelope_policy import open_policy
 from node.gc_pause import gc_paused
 from node.home import Node
 from node.operators import authorize, record
-from node.progress import CountingReader, Progress
+from node.progress import Progress, ProgressFile
 from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import carry_out
 from protocol import SatchelError
@@ -112,13 +111,12 @@ def _accept(
     assert row.envelope_path is not None
     with IncomingBlobs(node.blobs) as incoming:  # on any exception: the temp files go, nothing else
         try:
-            with Path(row.envelope_path).open("rb") as source:
+            envelope = Path(row.envelope_path)
+            with envelope.open("rb") if progress is None else ProgressFile(envelope, progress) as source:
                 domain, key_id = peek_unverified_sender(source.read(4096))
                 source.seek(0)
-                total = os.fstat(source.fileno()).st_size
                 opened = open_envelope(
-                    source if progress is None else CountingReader(source, total, progress),  # type: ignore[arg-type]
-                    _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
+                    source, _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
                     recipient_key=list(node.current_keys().encryption_by_id.values()),
                     recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
                 )  # fmt: skip
