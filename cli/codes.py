@@ -60,7 +60,7 @@ def codes_create(
                     "expires_at": issued.expires_at})  # fmt: skip
         return
     click.echo(f"Transfer code:  {issued.text}")
-    click.echo(f"Covers {issued.students} enrolled student(s); usable once until {issued.expires_at}.")
+    click.echo(f"Covers {issued.students:,} enrolled student(s); usable once until {issued.expires_at}.")
     click.echo("It is shown only now: read it by phone; this node keeps only a verifier, not the code.")
 
 

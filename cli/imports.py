@@ -172,7 +172,7 @@ def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_
             }
         )
     else:
-        click.echo(f"{result.result[0].upper()}{result.result[1:]}: {result.imported} of {result.total} students."
+        click.echo(f"{result.result[0].upper()}{result.result[1:]}: {result.imported:,} of {result.total:,} students."
                    + (f" Reference {result.reference}." if result.reference else ""))  # fmt: skip
         for student, reason in result.skipped:
             click.echo(f"  skipped {student}: {reason}")
@@ -201,7 +201,7 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
         click.echo("Import cancelled; the records go back and the transfer code can be entered again.")
         deliver_now(home)
     else:
-        click.echo(f"Import cancelled; {removed} record(s) removed. The transfer waits in staging.")
+        click.echo(f"Import cancelled; {removed:,} record(s) removed. The transfer waits in staging.")
 
 
 @import_group.command("log", context_settings=CONTEXT)

@@ -230,8 +230,8 @@ def assessments_import(
         print_json(counts)
     else:
         click.echo(
-            f"Assessment results: {counts['inserted']} added, {counts['updated']} updated, "
-            f"{counts['unchanged']} unchanged, {counts['skipped']} skipped."
+            f"Assessment results: {counts['inserted']:,} added, {counts['updated']:,} updated, "
+            f"{counts['unchanged']:,} unchanged, {counts['skipped']:,} skipped."
         )
 
 

@@ -69,7 +69,7 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
             }
         )
         return
-    click.echo(f"Students: {counts.inserted} added, {counts.updated} updated, {counts.unchanged} unchanged.")
+    click.echo(f"Students: {counts.inserted:,} added, {counts.updated:,} updated, {counts.unchanged:,} unchanged.")
     for row in result.skipped_rows:
         click.echo(
             f"Skipped {row.file} line {row.line}"

@@ -128,7 +128,7 @@ def send_command(
                     "coordinator": contact.to_json() if contact else None})  # fmt: skip
     else:
         click.echo(f"Transfer {sent.transfer_id} to {sent.peer.name} ({sent.peer.domain}) is sealed:")
-        click.echo(f"  {sent.students} student(s), {sent.records} record(s), {sent.documents} document(s), "
+        click.echo(f"  {sent.students:,} student(s), {sent.records:,} record(s), {sent.documents:,} document(s), "
                    f"{sent.envelope_length:,} bytes; open until {sent.expires_at}")  # fmt: skip
         click.echo()
         click.echo(f"  Authentication code:  {sent.code}")
@@ -189,8 +189,8 @@ def accept_command(home: str | None, actor: str | None, transfer_id: str, code: 
         accepted = transfer_actions.accept(node, actor=actor, transfer_id=transfer_id, code_text=code,
                                            progress=progress)  # fmt: skip
     m = accepted.manifest
-    click.echo(f"Accepted transfer {transfer_id} from {m.sender_domain}: {len(m.students)} student(s), "
-               f"{len(m.records)} record(s). They wait for import.")  # fmt: skip
+    click.echo(f"Accepted transfer {transfer_id} from {m.sender_domain}: {len(m.students):,} student(s), "
+               f"{len(m.records):,} record(s). They wait for import.")  # fmt: skip
     if m.notes:
         click.echo(f"Note from the sender: {m.notes}")
     deliver_now(home)
