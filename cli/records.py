@@ -205,7 +205,7 @@ def assessments_group() -> None:
 @click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even when some rows are invalid.")
 @click.option(
-    "--dates", type=click.Choice(["YYYY-MM-DD", "M/D/YYYY"]), default="YYYY-MM-DD", show_default=True,
+    "--dates", type=LazyChoice("protocol.assessments_csv", "DATE_ORDERS"), default="YYYY-MM-DD", show_default=True,
     help="How the date column is written; M/D/YYYY is how Excel saves a US date.",
 )  # fmt: skip
 @json_option

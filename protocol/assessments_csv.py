@@ -104,20 +104,24 @@ def _decimal(column: str, text: str) -> Decimal | None:
     return Decimal(text)
 
 
+def _check_order(dates: str) -> None:
+    if dates not in DATE_ORDERS:
+        raise InvalidInput(f"dates are written {ISO_DATES} or {US_DATES}, not {dates}", field="dates")
+
+
 def iso_date(value: str, dates: str) -> str:
     """``value`` written in the ``dates`` order, as YYYY-MM-DD (unchecked: the result's own check follows).
 
     Raises InvalidInput for a value not written in that order, saying so when it is a US date in a file
     said to be ISO, the usual slip with a sheet saved from Excel.
     """
+    _check_order(dates)
     if dates == US_DATES:
         match = _US_DATE.fullmatch(value)
         if match is None:
             raise InvalidInput(f"date must be a date written {US_DATES}", field="date")
         month, day, year = match.groups()
         return f"{year}-{int(month):02d}-{int(day):02d}"
-    if dates != ISO_DATES:
-        raise InvalidInput(f"dates are written {ISO_DATES} or {US_DATES}", field="dates")
     if _US_DATE.fullmatch(value):
         raise InvalidInput(f"date {value} is written month/day/year, not {ISO_DATES}", field="date")
     return value
@@ -128,7 +132,7 @@ def parse_assessments_csv(
 ) -> AssessmentParseResult:
     """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed.
     ``dates``: how the date column is written, ISO_DATES or US_DATES."""
-    iso_date("2000-01-01" if dates == ISO_DATES else "1/1/2000", dates)  # an unknown order is refused at once
+    _check_order(dates)  # an unknown order is refused before any row is read
     table = CsvTable(data, file=file, required=_REQUIRED)
     student_column = next((c for c in ("student_sis_id", "student") if table.has(c)), None)
     if student_column is None:
