@@ -83,9 +83,11 @@ class SatchelGroup(click.Group):
             raise
         except Exception as exc:
             from protocol import SatchelError  # loaded by whatever raised it, if it is one
+            from storage.errors import storage_full  # a full disk is the operator's to fix, not a bug
 
-            if isinstance(exc, SatchelError):
-                fail(exc)
+            known = exc if isinstance(exc, SatchelError) else storage_full(exc)
+            if known is not None:
+                fail(known)
                 ctx.exit(2)
             if os.environ.get("SATCHEL_DEBUG"):
                 raise

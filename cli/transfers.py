@@ -374,6 +374,7 @@ def transfers_show(
       satchel transfers show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code --as jane
     """
     from node.operators import authorize
+    from node.transfer_delivery import pending_delivery
     from protocol import InvalidInput
     from protocol.transfer_states import allowed_events
     from storage import transfers as store
@@ -391,6 +392,7 @@ def transfers_show(
                     hint="codes are erased once a transfer is accepted, cancelled or expired",
                 )  # fmt: skip
         nexts = sorted(e.value for e in allowed_events(row.status))
+        delivery = pending_delivery(node, row)
     if as_json:
         print_json(
             {
@@ -409,8 +411,12 @@ def transfers_show(
                 "code": code,
                 "timeline": timeline,
                 "next": nexts,
+                "delivery": None if delivery is None else {
+                    "attempts": delivery.attempts, "last_error": delivery.last_error,
+                    "next_attempt_at": delivery.next_attempt_at,
+                },
             }
-        )
+        )  # fmt: skip
         return
     print_fields([
         ("Transfer", transfer_id), ("Direction", "outgoing" if row.status.side.value == "sender" else "incoming"),
@@ -418,6 +424,8 @@ def transfers_show(
         ("Created", row.created_at), ("Expires", row.status.expires.isoformat() if row.status.expires else "-"),
         ("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}"),
         ("Note", row.note or "-"),
+        *([("Delivery", f"tried {delivery.attempts:,} time(s), next try at {delivery.next_attempt_at};"
+                        f" last answer: {delivery.last_error}")] if delivery and delivery.last_error else []),
     ])  # fmt: skip
     if code:
         click.echo(f"\nAuthentication code: {code}")

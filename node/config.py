@@ -161,6 +161,13 @@ def _body_idle_seconds(value: int) -> int:
     return value
 
 
+def _reserve_mib(value: int) -> int:
+    if not 0 <= value <= 1 << 20:
+        raise ConfigError("storage.reserve_mib must be from 0 to 1048576 (1 TiB)",
+                          field="storage.reserve_mib")  # fmt: skip
+    return value
+
+
 def _batch_students(value: int) -> int:
     if not 1 <= value <= 10_000:
         raise ConfigError("imports.batch_students must be from 1 to 10000", field="imports.batch_students")
@@ -288,6 +295,15 @@ SETTINGS: tuple[Setting, ...] = (
         _batch_students,
     ),
     Setting(
+        "storage",
+        "reserve_mib",
+        int,
+        256,
+        "free disk space (MiB) left untouched: envelopes and documents that would eat into it are refused"
+        " up front, before a byte is written",
+        _reserve_mib,
+    ),
+    Setting(
         "federation",
         "dev_loopback",
         bool,
@@ -348,6 +364,15 @@ class ImportsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSection:
+    reserve_mib: int
+
+    @property
+    def reserve_bytes(self) -> int:
+        return self.reserve_mib << 20
+
+
+@dataclass(frozen=True, slots=True)
 class FederationSection:
     dev_loopback: bool
 
@@ -361,6 +386,7 @@ class NodeConfig:
     envelope: EnvelopeSection
     requests: RequestsSection
     imports: ImportsSection
+    storage: StorageSection
     federation: FederationSection
 
     @property
@@ -427,6 +453,7 @@ def build_config(
         envelope=EnvelopeSection(**sections["envelope"]),
         requests=RequestsSection(**sections["requests"]),
         imports=ImportsSection(**sections["imports"]),
+        storage=StorageSection(**sections["storage"]),
         federation=FederationSection(**sections["federation"]),
     )
 

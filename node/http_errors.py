@@ -12,6 +12,7 @@ from aiohttp import web
 
 from node.clock import new_id
 from protocol import SatchelError
+from storage.errors import storage_full
 
 log = logging.getLogger("satchel.http")
 
@@ -25,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "conflict": 409,
     "storage.error": 500,
     "storage.busy": 503,
+    "storage.full": 507,
     "storage.blob_missing": 500,
     "storage.blob_corrupt": 500,
     "audit.chain_broken": 500,
@@ -183,7 +185,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(exc.status, "http.bad_request")
         return error_response(exc.status, code, exc.reason)
-    except Exception:
+    except Exception as exc:
+        full = storage_full(exc)
+        if full is not None:
+            # The operator reads where (the path is no business of the peer); the peer, that it may retry.
+            log.warning("request %s %s failed: %s", request.method, request.path, full.message)
+            return error_response(
+                status_for("storage.full") or 507, "storage.full", "this node's disk is full",
+                hint="try again later; the node's operator has been told in its log",
+            )  # fmt: skip
         # Never a traceback to a peer: log it here under a reference a person can quote.
         reference = new_id()
         log.exception("internal error, reference %s", reference)

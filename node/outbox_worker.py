@@ -15,6 +15,7 @@ from aiohttp import web
 
 from node import mailer
 from node.appkeys import NODE
+from node.background_errors import log_failed_pass
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.mailer import MailFailed
@@ -128,8 +129,8 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng)
-            except Exception:
-                log.exception("outbox pass failed; will try again")
+            except Exception as exc:
+                log_failed_pass(log, "outbox", exc)
             await asyncio.sleep(1.0)
 
     task = asyncio.create_task(loop(), name="outbox")

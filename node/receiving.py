@@ -8,9 +8,11 @@ renamed into the inbox, in the same step as the transfer row is written.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
@@ -41,8 +43,11 @@ from protocol.transfer_states import (
 from storage import peers
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.errors import StorageFull
+from storage.free_space import check_room, size_text
 from storage.temp_files import temp_prefix
 
+log = logging.getLogger("satchel.receiving")
 RECEIVING = ".receiving"  # the kind of temp file (storage.temp_files) an envelope arrives into
 
 
@@ -84,10 +89,12 @@ async def receive_envelope(request: web.Request) -> web.Response:
                         if len(prefix) < prefix_needed:
                             continue
                         header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                        _require_room(node, inbox, header.envelope_length, peer.domain)
                         chunk, prefix = bytes(prefix), bytearray()
                     await writer.write(chunk)
                 if header is None:  # a short envelope: the whole of it is the prefix
                     header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                    _require_room(node, inbox, header.envelope_length, peer.domain)
                     await writer.write(bytes(prefix))
                 await writer.drain()
             finally:
@@ -123,6 +130,23 @@ async def receive_envelope(request: web.Request) -> web.Response:
     finally:
         temp.unlink(missing_ok=True)
     return web.Response(body=outcome.signed_receipts[0], content_type=RECEIPT_TYPE)
+
+
+def _require_room(node: Node, inbox: Path, length: int, sender: str) -> None:
+    """Refuse an envelope that would fill the disk before writing a byte of it: the sender's node keeps it and
+    tries again later (507 is not a final refusal), while this node's operator reads why in the log."""
+    short = check_room(inbox, length, reserve=node.config.storage.reserve_bytes)
+    if short is None:
+        return
+    log.warning(
+        "no room for a %s envelope from %s: %s free on the disk of %s, %s kept in reserve (storage.reserve_mib);"
+        " free %s there", size_text(length), sender, size_text(short.free), inbox, size_text(short.reserve),
+        size_text(short.missing),
+    )  # fmt: skip
+    raise StorageFull(
+        f"{node.config.node.domain} has no room for a {size_text(length)} envelope now",
+        hint="your node keeps the envelope and tries again later; its operator has been told in the node's log",
+    )
 
 
 def _check_header(

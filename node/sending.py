@@ -25,7 +25,7 @@ from node.home import Node
 from node.manifest_builder import ConcatReader, Contents, Selection, build
 from node.operators import authorize, record
 from node.progress import CountingReader, Progress
-from node.transfer_engine import ENVELOPE_JOB, notify_topic, utcnow
+from node.transfer_engine import ENVELOPE_JOB, envelope_job_id, notify_topic, utcnow
 from protocol import EnvelopeHeader, InvalidInput, SatchelError
 from protocol.descriptor import Contact
 from protocol.envelope_errors import EnvelopeTooLarge
@@ -34,6 +34,7 @@ from protocol.transfer_states import TransfersDisabled, new_outgoing
 from storage import outbox, peers
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.free_space import require_room
 from storage.peers import Peer
 from storage.temp_files import temp_prefix
 
@@ -213,7 +214,7 @@ def _send(
         store.add_students(node.db, transfer_id, [s.sis_id for s in contents.manifest.students])
         _disclose(node, contents, transfer_id, peer, user.username, note, stamp)
         outbox.enqueue(
-            node.db, job_id=f"envelope-{transfer_id}", kind=ENVELOPE_JOB, peer=peer.domain,
+            node.db, job_id=envelope_job_id(transfer_id), kind=ENVELOPE_JOB, peer=peer.domain,
             url=peer.base_url + "/satchel/v1/envelopes", payload=transfer_id.encode(), content_type=ENVELOPE_TYPE,
             now=stamp, expires_at=status.expires.isoformat().replace("+00:00", "Z") if status.expires else None,
         )  # fmt: skip
@@ -246,6 +247,9 @@ def _seal(
 ) -> tuple[Path, EnvelopeHeader, bytes, int]:  # fmt: skip
     out_dir = node.config.envelopes_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The envelope is the documents plus a few percent; the reserve covers the few percent.
+    require_room(out_dir, contents.manifest.documents_length, reserve=node.config.storage.reserve_bytes,
+                 what="sealing the transfer")  # fmt: skip
     temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
     reader = ConcatReader([node.blobs.path_for(d.sha256) for d in contents.documents])
     payload = reader if progress is None else CountingReader(reader, contents.manifest.documents_length, progress)

@@ -36,6 +36,7 @@ from protocol.transfer_states import (
 from storage import manifest_checks, peers, received_blobs
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.free_space import require_room
 from storage.incoming_blobs import IncomingBlobs
 from storage.transfers import TransferRow
 
@@ -109,6 +110,9 @@ def _accept(
     row = _row(node, transfer_id)
     check(row.status, TransferEvent.ACCEPT, actor=Actor.RECEIVER_COORDINATOR, now=utcnow())
     assert row.envelope_path is not None
+    # The documents come out a little smaller than their envelope: room for the envelope is room enough.
+    require_room(node.config.blobs_dir, row.envelope_length or 0, reserve=node.config.storage.reserve_bytes,
+                 what="opening the transfer")  # fmt: skip
     with IncomingBlobs(node.blobs) as incoming:  # on any exception: the temp files go, nothing else
         try:
             envelope = Path(row.envelope_path)

@@ -9,7 +9,7 @@ from node import codes_flow
 from node.home import Node
 from node.peer_client import PeerClient, PeerRefused
 from node.sending import ENVELOPE_TYPE
-from node.transfer_engine import record_received, resolve_peer_key, step
+from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
 from node.transfer_files import carry_out
 from protocol import SatchelError
 from protocol.receipts import verify_receipt
@@ -23,9 +23,20 @@ from protocol.transfer_states import (
 from storage import outbox
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.transfers import TransferRow
 
 ENVELOPE_PATH = "/satchel/v1/envelopes"
 ENVELOPE_ID_HEADER = "Satchel-Envelope-Id"
+
+
+def pending_delivery(node: Node, row: TransferRow) -> outbox.Job | None:
+    """The outbox job still trying to deliver an outgoing transfer's envelope (attempts, last answer, next
+    try), or None once it is delivered, refused or cancelled: what a coordinator asks of a transfer stuck
+    in ``sealed``."""
+    if row.status.state is not SenderState.SEALED:
+        return None
+    job = outbox.get(node.db, envelope_job_id(row.transfer_id))
+    return job if job is not None and job.status == "pending" else None
 
 
 async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> None:

@@ -35,6 +35,13 @@ from storage.transfers import TransferRow
 
 RECEIPT_JOB = "receipt"
 ENVELOPE_JOB = "envelope"
+
+
+def envelope_job_id(transfer_id: str) -> str:
+    """The outbox job that delivers an outgoing transfer's envelope."""
+    return f"envelope-{transfer_id}"
+
+
 RECEIPT_TYPE = "application/satchel-receipt+json"
 RECEIPT_RETRY_DAYS = 30  # spec/transfer.md §7: receipts are retried for 30 days
 
@@ -102,7 +109,7 @@ def step(
         elif effect is Action.ERASE_CODE:
             store.erase_code(node.db, row.transfer_id)
         elif effect is Action.DROP_FROM_OUTBOX:
-            outbox.cancel(node.db, f"envelope-{row.transfer_id}", stamp)
+            outbox.cancel(node.db, envelope_job_id(row.transfer_id), stamp)
             # Delivered or over: the sender's sealed copy has no further use.
             outcome.after_commit.add(Action.DELETE_SEALED_ENVELOPE)
         else:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from node.appkeys import NODE
+from node.background_errors import log_failed_pass
 from node.directory_service import sync_mirrors
 from node.keyring import KEYRING
 from node.requests_flow import flag_overdue
@@ -37,8 +38,8 @@ def _periodic(
                     done = work(app)
                     if inspect.isawaitable(done):
                         await done
-                except Exception:
-                    log.exception("%s pass failed; will try again", name)
+                except Exception as exc:
+                    log_failed_pass(log, name, exc)
                 await asyncio.sleep(interval)
 
         task = asyncio.create_task(loop(), name=name)

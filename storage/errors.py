@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
+
 from protocol import SatchelError
 
 
@@ -27,3 +31,37 @@ class BlobCorrupt(StorageError):
 class AuditChainBroken(StorageError):
     code = "audit.chain_broken"
     default_hint = "the audit log was edited or entries were deleted; investigate and restore from backup"
+
+
+class StorageFull(StorageError):
+    """The disk that holds the node's home has no room for what a command or a peer asked to store."""
+
+    code = "storage.full"
+    default_hint = (
+        "free space on the disk that holds the node's home (or move the home to a larger one), then try "
+        "again; nothing was changed"
+    )
+
+
+# errno values that mean "no room": the disk is full, or the user's quota on it is spent.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+# What SQLite reports for the same: SQLITE_FULL when a write finds no room, and SQLITE_IOERR_SHMSIZE ("disk
+# I/O error") when opening a WAL database cannot even grow its shared-memory file.
+_SQLITE_NO_ROOM = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE})
+
+
+def storage_full(exc: BaseException) -> StorageFull | None:
+    """The :class:`StorageFull` an operating-system or SQLite error stands for, or None for any other error.
+
+    A full disk surfaces as ``OSError(ENOSPC)`` from a file write and as SQLITE_FULL ("database or disk is
+    full") from SQLite; both reach the edges of the node as unexpected errors, and both mean the same thing
+    to an operator, who can do something about it.
+    """
+    if isinstance(exc, StorageFull):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return StorageFull(f"the disk is full{where} ({os.strerror(exc.errno)})")
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in _SQLITE_NO_ROOM:
+        return StorageFull(f"the disk holding the database is full (SQLite: {exc})")
+    return None

@@ -22,6 +22,8 @@ def test_defaults_and_env_override(tmp_path: Path) -> None:
     assert config.server.port == 9000 and config.server.host == "127.0.0.1"
     assert config.node.nces_id == "" and config.smtp.tls == "starttls"
     assert "password" not in repr(config.smtp) or "secret" not in repr(config.smtp)
+    assert config.storage.reserve_mib == 256 and config.storage.reserve_bytes == 256 << 20
+    assert build_config(tmp_path, GOOD, {"SATCHEL_STORAGE_RESERVE_MIB": "0"}).storage.reserve_bytes == 0
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,8 @@ def test_defaults_and_env_override(tmp_path: Path) -> None:
         ("requests", "holidays", "2026-12-25, 12/26/2026", "requests.holidays"),
         ("requests", "holidays", "2026-02-30", "requests.holidays"),
         ("requests", "holidays", "20261225", "requests.holidays"),
+        ("storage", "reserve_mib", -1, "storage.reserve_mib"),
+        ("storage", "reserve_mib", (1 << 20) + 1, "storage.reserve_mib"),
     ],
 )
 def test_bad_values_name_their_field(

@@ -1,0 +1,17 @@
+"""How a background pass (outbox, expiry, mirror sync...) that failed is written to the node's log."""
+
+from __future__ import annotations
+
+import logging
+
+from storage.errors import storage_full
+
+
+def log_failed_pass(log: logging.Logger, name: str, exc: Exception) -> None:
+    """A full disk is one line an operator can act on; anything else is a bug, logged with its traceback.
+    Either way the pass runs again on time."""
+    full = storage_full(exc)
+    if full is not None:
+        log.error("%s pass failed: %s; %s", name, full.message, full.hint)
+    else:
+        log.error("%s pass failed; will try again", name, exc_info=exc)
