@@ -230,3 +230,23 @@ def deliver_now(home: str | None) -> None:
         if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS, created_since=since)):
             click.echo("Still being delivered by the serving node; `satchel transfers list` shows when it"
                        " is done.", err=True)  # fmt: skip
+    if since:
+        tell_unsent(home, since)
+
+
+def tell_unsent(home: str | None, since: str) -> None:
+    """What this command queued and could not deliver, and why: a registrar who reads nothing would take a
+    transfer waiting on a full disk or an offline node for one on its way."""
+    from node.clock import now_iso
+    from storage import outbox
+
+    with opened(home) as node:
+        unsent = outbox.unsent_since(node.db, now_iso(), created_since=since)
+    for job in unsent:
+        if job.status == "failed":
+            click.echo(f"Refused by {job.peer}, for good: {job.last_error}", err=True)
+        else:
+            click.echo(f"Not delivered to {job.peer} yet: {job.last_error}", err=True)
+    if any(job.status == "pending" for job in unsent):
+        click.echo("Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes on;"
+                   " `satchel transfers show ID` shows its attempts.", err=True)  # fmt: skip

@@ -101,6 +101,18 @@ def in_flight(db: sqlite_utils.Database, now: str, *, created_since: str = "") -
     return int(row[0])
 
 
+def unsent_since(db: sqlite_utils.Database, now: str, *, created_since: str) -> list[Job]:
+    """Jobs queued at or after ``created_since`` that an attempt failed and no deliverer holds right now: still
+    pending (to be retried) or failed for good; what a command that queued them should tell its operator."""
+    rows = db.execute(
+        f"SELECT {_COLS} FROM outbox WHERE created_at >= ? AND last_error IS NOT NULL"
+        " AND (status = 'failed' OR (status = 'pending' AND (leased_until IS NULL OR leased_until <= ?)))"
+        " ORDER BY created_at",
+        [created_since, now],
+    ).fetchall()
+    return [_job(r) for r in rows]
+
+
 def release_leases(db: sqlite_utils.Database) -> int:
     """At server start: leases held by a process that died are released, so nothing waits for them."""
     return db.execute("UPDATE outbox SET leased_until = NULL WHERE leased_until IS NOT NULL").rowcount

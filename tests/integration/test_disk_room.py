@@ -46,7 +46,11 @@ def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pai
     b.stop()
     b.env["SATCHEL_STORAGE_RESERVE_MIB"] = _beyond_free(b.home)
     b.start()
-    tid = json.loads(_send(a, "--student", "100001", "--all-records").stdout)["transfer_id"]
+    sent = _send(a, "--student", "100001", "--all-records")
+    tid = json.loads(sent.stdout)["transfer_id"]
+    # The coordinator who sent it reads at once that it waits, and why.
+    assert "Not delivered to b.example.org yet: storage.full: " in sent.stderr
+    assert "Hint: the serving node (`satchel serve`) tries again on its own" in sent.stderr
     shown = _show(a, tid)
     assert shown["state"] == "sealed"  # kept by the sender, to be tried again
     assert shown["delivery"]["attempts"] >= 1
