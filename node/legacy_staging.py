@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import BinaryIO
 
 from node.home import Node
+from node.transfer_files import staging_file
 from protocol import InvalidInput
 from protocol.manifest import Manifest
 from storage import received_blobs
@@ -30,9 +30,9 @@ def _pieces(handle: BinaryIO, length: int) -> Iterator[bytes]:
 
 def adopt(node: Node, row: TransferRow, manifest: Manifest) -> None:
     """Store the staged documents as blobs held by the transfer, then drop the staging file."""
-    if not row.staging_path:
+    path = staging_file(node, row)
+    if path is None:
         return
-    path = Path(row.staging_path)
     with ExitStack() as staged_blobs, path.open("rb") as handle:
         staged = [
             # Hash-checked again: these bytes were never checked by the blob store.

@@ -6,7 +6,6 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crypto import IdentityPublicKey, open_envelope, parse_code, peek_unverified_sender
@@ -18,7 +17,7 @@ from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, ProgressFile
 from node.transfer_engine import Outcome, step, utcnow
-from node.transfer_files import carry_out
+from node.transfer_files import carry_out, envelope_file
 from protocol import SatchelError
 from protocol.envelope_errors import EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
 from protocol.manifest import Manifest, ManifestRecord
@@ -109,13 +108,13 @@ def _accept(
     code = parse_code(code_text)
     row = _row(node, transfer_id)
     check(row.status, TransferEvent.ACCEPT, actor=Actor.RECEIVER_COORDINATOR, now=utcnow())
-    assert row.envelope_path is not None
+    envelope = envelope_file(node, row)
+    assert envelope is not None
     # The documents come out a little smaller than their envelope: room for the envelope is room enough.
     require_room(node.config.blobs_dir, row.envelope_length or 0, reserve=node.config.storage.reserve_bytes,
                  what="opening the transfer")  # fmt: skip
     with IncomingBlobs(node.blobs) as incoming:  # on any exception: the temp files go, nothing else
         try:
-            envelope = Path(row.envelope_path)
             with envelope.open("rb") if progress is None else ProgressFile(envelope, progress) as source:
                 domain, key_id = peek_unverified_sender(source.read(4096))
                 source.seek(0)
@@ -150,7 +149,7 @@ def _accept(
             with contextlib.suppress(Exception):
                 drop_unused(node, [sha for _, sha in documents])
             raise
-    Path(row.envelope_path).unlink(missing_ok=True)  # opened: the sealed copy has served its purpose
+    envelope.unlink(missing_ok=True)  # opened: the sealed copy has served its purpose
     return Accepted(transfer_id, opened.manifest, len(documents))
 
 

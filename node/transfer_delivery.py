@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 from node import codes_flow
 from node.home import Node
 from node.peer_client import PeerClient, PeerRefused
 from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
-from node.transfer_files import carry_out
+from node.transfer_files import carry_out, envelope_file
 from protocol import SatchelError
 from protocol.receipts import verify_receipt
 from protocol.transfer_states import (
@@ -43,14 +42,15 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
     transfer_id = job.payload.decode()
     local = node.config.node.domain
     row = store.require(node.db, transfer_id, local_domain=local)
-    if row.status.state is not SenderState.SEALED or row.envelope_path is None:
+    envelope = envelope_file(node, row)
+    if row.status.state is not SenderState.SEALED or envelope is None:
         return  # cancelled, expired or already delivered: nothing left to send
     digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
     base = job.url[: -len(ENVELOPE_PATH)]
     try:
         response = await client.call(
             base, "POST", ENVELOPE_PATH, content_type=ENVELOPE_TYPE, expect_domain=row.peer,
-            body_file=Path(row.envelope_path), body_digest=digest,
+            body_file=envelope, body_digest=digest,
             extra_headers=((ENVELOPE_ID_HEADER, transfer_id),),
         )  # fmt: skip
     except PeerRefused as exc:

@@ -13,14 +13,33 @@ from storage.transfers import TransferRow
 log = logging.getLogger("satchel.transfers")
 
 
+def envelope_file(node: Node, row: TransferRow) -> Path | None:
+    """Where the transfer's sealed envelope is in this home (``envelopes/in`` or ``envelopes/out``).
+
+    The row records the path the envelope was written to, under whatever directory the home was in then; a
+    home moved since (to a larger disk) or restored from a backup elsewhere keeps the same layout, so only
+    the last two parts of that path are taken from the row.
+    """
+    if not row.envelope_path:
+        return None
+    stored = Path(row.envelope_path)
+    return node.config.envelopes_dir / stored.parent.name / stored.name
+
+
+def staging_file(node: Node, row: TransferRow) -> Path | None:
+    """Where an older version's staging file for the transfer is in this home (see :func:`envelope_file`)."""
+    return node.config.staging_dir / Path(row.staging_path).name if row.staging_path else None
+
+
 def carry_out(node: Node, row: TransferRow, action: Action) -> None:
-    if action is Action.DELETE_SEALED_ENVELOPE and row.envelope_path:
-        Path(row.envelope_path).unlink(missing_ok=True)
+    envelope, staging = envelope_file(node, row), staging_file(node, row)
+    if action is Action.DELETE_SEALED_ENVELOPE and envelope:
+        envelope.unlink(missing_ok=True)
     elif action is Action.DISCARD_STAGING:
         # What the code opened lives in the blob store, held by the transfer until imported.
         release_transfer(node, row.transfer_id)
-        if row.staging_path:  # opened by an older version into one staging file
-            Path(row.staging_path).unlink(missing_ok=True)
+        if staging:  # opened by an older version into one staging file
+            staging.unlink(missing_ok=True)
     elif action in (
         Action.RUN_IMPORT,
         Action.STOP_IMPORT,
