@@ -27,6 +27,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.error": 500,
     "storage.busy": 503,
     "storage.full": 507,
+    "backup.incomplete": 500,
     "storage.blob_missing": 500,
     "storage.blob_corrupt": 500,
     "audit.chain_broken": 500,

@@ -38,9 +38,10 @@ class NoRoom:
 
 
 def check_room(where: Path, needed: int, *, reserve: int) -> NoRoom | None:
-    """None when ``needed`` bytes fit on the disk of ``where`` (a directory that exists) with ``reserve``
-    bytes still free afterwards; otherwise what is short."""
-    free = shutil.disk_usage(where).free
+    """None when ``needed`` bytes fit on the disk of ``where`` (a directory, or where it would be made) with
+    ``reserve`` bytes still free afterwards; otherwise what is short."""
+    existing = next(p for p in (where, *where.parents) if p.exists())  # the disk it will be made on
+    free = shutil.disk_usage(existing).free
     return None if free - needed >= reserve else NoRoom(needed, free, reserve)
 
 

@@ -52,6 +52,7 @@ def test_other_failures_are_not_taken_for_a_full_disk(tmp_path: Path) -> None:
 def test_room_is_checked_against_the_real_disk(tmp_path: Path) -> None:
     free = shutil.disk_usage(tmp_path).free
     assert check_room(tmp_path, 0, reserve=0) is None
+    assert check_room(tmp_path / "not" / "made" / "yet", 0, reserve=0) is None  # the disk it would be made on
     short = check_room(tmp_path, 1 << 20, reserve=free)  # the reserve alone takes every free byte
     assert short is not None and short.needed == 1 << 20 and short.reserve == free
     assert short.missing >= 1 << 20

@@ -1,0 +1,281 @@
+"""`satchel backup`: a consistent copy of a home, taken while the node runs, that is itself a home.
+
+Copying the home directory with ``cp`` while the server writes can catch the SQLite database half-way
+through a transaction (its WAL file a moment later than the main file), and nothing says whether the copy
+is whole. A backup here takes the database through SQLite's online backup API (one consistent snapshot,
+writers carry on meanwhile) and checks the copy's integrity; then the keys and configuration; then mirrors
+the blob store and the sealed envelopes, file by file. Blobs are content-addressed and never change, so a
+backup into the same directory again copies only what is new, checks each copied blob against its
+SHA-256 name, and removes what is gone from the home (a purged document stays purged in the latest backup).
+
+Restoring is moving the directory into place: it is a home, found by paths relative to itself (see
+node.transfer_files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.clock import now_iso
+from node.config import CONFIG_FILE
+from node.home import Node
+from node.operators import authorize, record
+from node.progress import Progress
+from protocol import InvalidInput
+from storage.database import write_transaction
+from storage.errors import StorageError
+from storage.free_space import require_room
+
+MARKER = "BACKUP.json"  # what says a directory holds a backup, and of which node
+CHUNK = 1 << 20
+_HEX = frozenset("0123456789abcdef")
+
+
+class BackupIncomplete(StorageError):
+    """The database's copy failed its integrity check: the backup cannot be trusted."""
+
+    code = "backup.incomplete"
+    default_hint = "run `satchel backup` again; if it fails again, check the disk the home is on"
+
+
+@dataclass(slots=True)
+class BackupResult:
+    destination: Path
+    taken_at: str
+    database_bytes: int = 0
+    blobs: int = 0  # blobs in the backup when it finished
+    blobs_copied: int = 0
+    bytes_copied: int = 0
+    removed: int = 0  # blobs and envelopes gone from the home since the last backup here
+    envelopes: int = 0
+    # Blobs found damaged (their bytes no longer match their name; not copied), and blobs or envelopes the
+    # snapshot uses that the backup lacks (see _missing): each needs an older backup.
+    damaged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def whole(self) -> bool:
+        return not self.damaged and not self.missing
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    relative: str  # path under the home, with "/" separators
+    size: int
+
+
+def backup(node: Node, *, actor: str | None, destination: Path, progress: Progress | None = None) -> BackupResult:
+    """Back the home up into ``destination`` (new, empty, or an earlier backup of this node)."""
+    user = authorize(node, actor, "keys.manage")  # the backup holds the node's private keys
+    home = node.config.home.resolve()
+    dest = _check_destination(node, home, destination)
+    result = BackupResult(dest, now_iso())
+    database_size = sum(p.stat().st_size for p in home.glob("satchel.db*") if p.is_file())
+    new_files = sum(f.size for f in [*_blobs(home), *_envelopes(home)] if not _same(dest / f.relative, f.size))
+    require_room(dest, database_size + new_files, reserve=0, what=f"backing up {home}")
+
+    result.database_bytes = _snapshot_database(node, dest)
+    for folder in ("blobs", "envelopes/in", "envelopes/out"):  # the layout of a home, even where empty
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+    # Listed after the snapshot: every blob and envelope the snapshot uses is there by then (they are
+    # written before the transaction that records them commits).
+    files = [*_blobs(home), *_envelopes(home)]
+    copying = [f for f in files if not _same(dest / f.relative, f.size)]
+    _copy_small(home / CONFIG_FILE, dest / CONFIG_FILE)
+    (dest / "keys").mkdir(mode=0o700, exist_ok=True)
+    for key_file in sorted((home / "keys").iterdir()):
+        if key_file.is_file():
+            _copy_small(key_file, dest / "keys" / key_file.name)
+
+    total, done = sum(f.size for f in copying), 0
+    for item in copying:
+        target = dest / item.relative
+        is_blob = item.relative.startswith("blobs/")
+        outcome = _copy_checked(home / item.relative, target, expect_sha256=target.name if is_blob else None)
+        if outcome == "copied":
+            result.blobs_copied += is_blob
+            result.bytes_copied += item.size
+        elif outcome == "damaged":
+            result.damaged.append(target.name)
+        done += item.size
+        if progress is not None:
+            progress(done, total)
+    result.removed = _remove_gone(dest, {f.relative for f in files})
+    result.blobs = sum(1 for _ in _blobs(dest))
+    result.envelopes = sum(1 for _ in _envelopes(dest))
+    result.missing = _missing(dest)
+    _write_marker(node, dest, result)
+    with write_transaction(node.db):
+        record(node, user.username, "home.backup", str(dest), {
+            "database_bytes": result.database_bytes, "blobs": result.blobs, "blobs_copied": result.blobs_copied,
+            "bytes_copied": result.bytes_copied, "envelopes": result.envelopes, "damaged": result.damaged[:20],
+            "missing": result.missing[:20],
+        })  # fmt: skip
+    return result
+
+
+def _check_destination(node: Node, home: Path, destination: Path) -> Path:
+    dest = destination.expanduser().resolve()
+    if dest == home or home in dest.parents or dest in home.parents:
+        raise InvalidInput(
+            f"{destination} overlaps the home {home}", field="DEST",
+            hint="back up to a directory outside the home, ideally on another disk",
+        )  # fmt: skip
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInput(f"{destination} is a file, not a directory", field="DEST")
+    if dest.is_dir() and any(dest.iterdir()):
+        domain = _marker_domain(dest)
+        if domain != node.config.node.domain:
+            whose = f"a backup of {domain}" if domain else "something that is not a Satchel backup"
+            raise InvalidInput(
+                f"{destination} already holds {whose}", field="DEST",
+                hint="choose a new or empty directory, or an earlier backup of this node to bring it up to date",
+            )  # fmt: skip
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return dest
+
+
+def _marker_domain(dest: Path) -> str | None:
+    try:
+        domain = json.loads((dest / MARKER).read_text(encoding="utf-8")).get("domain")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return domain if isinstance(domain, str) else None
+
+
+def _snapshot_database(node: Node, dest: Path) -> int:
+    """The database as of one instant, checked, under its real name only once whole; returns its size."""
+    partial = dest / ".satchel.db.partial"
+    for stale in (partial, dest / ".satchel.db.partial-journal"):
+        stale.unlink(missing_ok=True)
+    target = sqlite3.connect(partial)
+    try:
+        node.db.conn.backup(target)  # one step: a single read transaction, so one consistent snapshot
+        verdict = target.execute("PRAGMA integrity_check").fetchall()
+        if verdict != [("ok",)]:
+            raise BackupIncomplete(f"the copy of the database failed its integrity check: {verdict[:3]}")
+        # A backup is one self-contained file, not a database in use: no WAL beside it.
+        target.execute("PRAGMA journal_mode = DELETE")
+    except BaseException:
+        target.close()
+        partial.unlink(missing_ok=True)
+        raise
+    target.close()
+    _fsync(partial)
+    # A WAL or shared-memory file left from an earlier backup must never be read against the new file.
+    for leftover in ("satchel.db-wal", "satchel.db-shm"):
+        (dest / leftover).unlink(missing_ok=True)
+    os.replace(partial, dest / "satchel.db")
+    return (dest / "satchel.db").stat().st_size
+
+
+def _blobs(home: Path) -> Iterator[_File]:
+    root = home / "blobs" / "sha256"
+    for fan in sorted(root.iterdir()) if root.is_dir() else ():
+        for entry in sorted(os.scandir(fan), key=lambda e: e.name) if fan.is_dir() else ():
+            if len(entry.name) == 64 and _HEX.issuperset(entry.name) and entry.is_file():
+                yield _File(f"blobs/sha256/{fan.name}/{entry.name}", entry.stat().st_size)
+
+
+def _envelopes(home: Path) -> Iterator[_File]:
+    """Sealed envelopes waiting to be delivered or accepted, and an older version's staging files; never a
+    temp file (theirs start with a dot)."""
+    for folder in ("envelopes/in", "envelopes/out", "staging"):
+        root = home / folder
+        for entry in sorted(os.scandir(root), key=lambda e: e.name) if root.is_dir() else ():
+            if not entry.name.startswith(".") and entry.is_file():
+                yield _File(f"{folder}/{entry.name}", entry.stat().st_size)
+
+
+def _same(target: Path, size: int) -> bool:
+    """Already in the backup: blobs never change under their name, envelopes never after they are sealed."""
+    try:
+        return target.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _copy_checked(source: Path, target: Path, *, expect_sha256: str | None) -> str:
+    """Copy through a temp file, renamed once whole and synced: "copied"; "damaged" (nothing copied) when a
+    blob's bytes no longer match its name; "gone" when the home lost the file since it was listed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.partial")
+    digest = hashlib.sha256()
+    try:
+        with source.open("rb") as reading, temp.open("wb") as writing:
+            while chunk := reading.read(CHUNK):
+                digest.update(chunk)
+                writing.write(chunk)
+            writing.flush()
+            os.fsync(writing.fileno())
+        if expect_sha256 is not None and digest.hexdigest() != expect_sha256:
+            temp.unlink()
+            return "damaged"
+        os.replace(temp, target)
+    except FileNotFoundError:
+        temp.unlink(missing_ok=True)  # purged, or opened and removed, since it was listed
+        return "gone"
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return "copied"
+
+
+def _copy_small(source: Path, target: Path) -> None:
+    temp = target.with_name(f".{target.name}.partial")
+    shutil.copy2(source, temp)  # keeps the mode: key files stay 0600
+    _fsync(temp)
+    os.replace(temp, target)
+
+
+def _remove_gone(dest: Path, present: set[str]) -> int:
+    """Remove the backup's blobs and envelopes that the home no longer has; returns how many went."""
+    removed = 0
+    for listing in (_blobs(dest), _envelopes(dest)):
+        for item in list(listing):
+            if item.relative not in present:
+                (dest / item.relative).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _missing(dest: Path) -> list[str]:
+    """What the snapshot uses that the backup does not hold: blobs of documents and of opened transfers, and
+    the sealed envelopes of transfers still waiting for delivery or a code. Only a home that lost files, or
+    one that removed them while the backup ran (then the next backup is whole), has any."""
+    with contextlib.closing(sqlite3.connect(f"file:{dest / 'satchel.db'}?mode=ro", uri=True)) as db:
+        used = {row[0] for row in db.execute(
+            "SELECT sha256 FROM documents WHERE status != 'purged' UNION SELECT sha256 FROM received_blobs"
+        )}  # fmt: skip
+        waiting = db.execute(
+            "SELECT transfer_id, envelope_path FROM transfers WHERE envelope_path IS NOT NULL"
+            " AND state IN ('sealed', 'received')"
+        ).fetchall()
+    gone = [s for s in used if s and not (dest / "blobs" / "sha256" / s[:2] / s).is_file()]
+    gone += [f"envelope of transfer {tid}" for tid, path in waiting
+             if not (dest / "envelopes" / Path(path).parent.name / Path(path).name).is_file()]  # fmt: skip
+    return sorted(gone)
+
+
+def _write_marker(node: Node, dest: Path, result: BackupResult) -> None:
+    text = json.dumps({
+        "domain": node.config.node.domain, "taken_at": result.taken_at, "database_bytes": result.database_bytes,
+        "blobs": result.blobs, "envelopes": result.envelopes, "damaged": result.damaged, "missing": result.missing,
+    }, indent=2)  # fmt: skip
+    temp = dest / f".{MARKER}.partial"
+    temp.write_text(text + "\n", encoding="utf-8")
+    _fsync(temp)
+    os.replace(temp, dest / MARKER)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb+") as handle:
+        os.fsync(handle.fileno())

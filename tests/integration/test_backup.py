@@ -1,0 +1,127 @@
+"""`satchel backup`: taken while the node serves, restored by putting it in place, and brought up to date."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+from support import make_district
+
+
+def _send(a, *args: str) -> dict:
+    return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
+
+
+def _state(d, transfer_id: str) -> str:
+    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)["state"]
+
+
+def _wait(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def _backup(d, dest: Path, *more: str, ok: bool = True):
+    return d.cli("backup", str(dest), "--as", "admin", "--json", *more, ok=ok)
+
+
+def _add_document(d, tmp_path: Path, student: str, size: int) -> tuple[str, str]:
+    path = tmp_path / f"doc-{os.urandom(4).hex()}.pdf"
+    path.write_bytes(os.urandom(size))
+    added = json.loads(d.cli("documents", "add", student, str(path), "--type", "iep", "--as", "coord",
+                             "--json").stdout)  # fmt: skip
+    return added["doc_id"], hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_backup_taken_while_serving_restores_the_node_whole(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    _add_document(a, tmp_path, "100001", 1 << 20)
+    pending = _send(a, "--student", "100001", "--all-records")  # at B: received, waiting for its code
+    _wait(lambda: _state(b, pending["transfer_id"]) == "received")
+    students = b.cli("students", "list", "--json").stdout
+    dest = tmp_path / "backups" / "b"
+    taken = json.loads(_backup(b, dest).stdout)  # B keeps serving meanwhile
+    assert taken["whole"] and taken["envelopes"] == 1 and taken["database_bytes"] > 0
+    assert json.loads((dest / "BACKUP.json").read_text())["domain"] == "b.example.org"
+    assert not (dest / "satchel.db-wal").exists()  # one self-contained database file
+    assert sqlite3.connect(dest / "satchel.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    for key in (dest / "keys").iterdir():
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    audit = json.loads(b.cli("audit", "--json").stdout)
+    assert audit[0]["action"] == "home.backup" and audit[0]["actor"] == "admin"
+
+    # The machine dies; the backup is put in its place and the node starts from it.
+    b.stop()
+    shutil.rmtree(b.home)
+    b.home = dest
+    b.start()
+    assert b.cli("students", "list", "--json").stdout == students
+    b.cli("audit", "verify")
+    b.cli("accept", pending["transfer_id"], "--code", pending["code"], "--as", "coord")  # its keys, its envelope
+    assert _state(b, pending["transfer_id"]) == "accepted"
+    again = _send(a, "--student", "100002")  # A still reaches B, at the same address
+    _wait(lambda: _state(a, again["transfer_id"]) == "delivered")
+
+
+def test_a_backup_brought_up_to_date_copies_what_is_new_and_drops_what_is_purged(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    kept, _ = _add_document(a, tmp_path, "100001", 200_000)
+    purged, purged_sha = _add_document(a, tmp_path, "100002", 300_000)
+    dest = tmp_path / "backup"
+    first = json.loads(_backup(a, dest).stdout)
+    assert (first["blobs"], first["blobs_copied"], first["removed"]) == (2, 2, 0)
+    assert first["bytes_copied"] == 500_000
+    second = json.loads(_backup(a, dest).stdout)
+    assert (second["blobs"], second["blobs_copied"], second["bytes_copied"]) == (2, 0, 0)  # nothing new
+    a.cli("purge", purged, "--as", "coord")
+    _add_document(a, tmp_path, "100003", 100_000)
+    third = json.loads(_backup(a, dest).stdout)
+    assert (third["blobs"], third["blobs_copied"], third["removed"]) == (2, 1, 1)
+    assert not list(dest.rglob(purged_sha))  # erased for good: from the latest backup too
+    assert third["whole"]
+    table = a.cli("backup", str(dest), "--as", "admin").stdout
+    assert "Database" in table and "integrity checked" in table and "keep it as safe as the home" in table
+    assert kept
+
+
+def test_a_damaged_blob_is_not_copied_and_the_backup_says_so(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    _, sha = _add_document(a, tmp_path, "100001", 100_000)
+    blob = a.home / "blobs" / "sha256" / sha[:2] / sha
+    os.chmod(blob, 0o644)
+    damaged = bytearray(blob.read_bytes())
+    damaged[5000] ^= 1  # one flipped bit: bit rot
+    blob.write_bytes(bytes(damaged))
+    result = _backup(a, tmp_path / "backup", ok=False)
+    assert result.exit_code == 1
+    assert f"Damaged: blob {sha} no longer matches its SHA-256 and was not copied" in result.stderr
+    assert "Hint: take these from an older backup" in result.stderr
+    assert json.loads(result.stdout)["damaged"] == [sha] and not json.loads(result.stdout)["whole"]
+    assert not list((tmp_path / "backup").rglob(sha))
+
+
+def test_where_a_backup_may_go_and_who_may_take_it(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    inside = _backup(a, a.home / "backup", ok=False)
+    assert inside.exit_code == 2 and "overlaps the home" in inside.stderr
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"\xff\xd8")
+    refused = _backup(a, other, ok=False)
+    assert refused.exit_code == 2 and "holds something that is not a Satchel backup" in refused.stderr
+    assert (other / "holiday.jpg").exists() and len(list(other.iterdir())) == 1
+    b = make_district(tmp_path, "b.example.org")
+    _backup(b, tmp_path / "b-backup")
+    mixed = _backup(a, tmp_path / "b-backup", ok=False)
+    assert mixed.exit_code == 2 and "already holds a backup of b.example.org" in mixed.stderr
+    coordinator = a.cli("backup", str(tmp_path / "new"), "--as", "coord", ok=False)
+    assert coordinator.exit_code == 2 and "operator.forbidden" in coordinator.stderr
+    assert not (tmp_path / "new").exists()
