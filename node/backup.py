@@ -78,6 +78,9 @@ def backup(node: Node, *, actor: str | None, destination: Path, progress: Progre
     home = node.config.home.resolve()
     dest = _check_destination(node, home, destination)
     result = BackupResult(dest, now_iso())
+    _write_marker(node, dest, result, complete=False)  # claims the directory, so a rerun after a crash may go on
+    for partial in dest.rglob(".*.partial"):  # left by a backup that died mid-copy
+        partial.unlink()
     database_size = sum(p.stat().st_size for p in home.glob("satchel.db*") if p.is_file())
     new_files = sum(f.size for f in [*_blobs(home), *_envelopes(home)] if not _same(dest / f.relative, f.size))
     require_room(dest, database_size + new_files, reserve=0, what=f"backing up {home}")
@@ -112,7 +115,7 @@ def backup(node: Node, *, actor: str | None, destination: Path, progress: Progre
     result.blobs = sum(1 for _ in _blobs(dest))
     result.envelopes = sum(1 for _ in _envelopes(dest))
     result.missing = _missing(dest)
-    _write_marker(node, dest, result)
+    _write_marker(node, dest, result, complete=True)
     with write_transaction(node.db):
         record(node, user.username, "home.backup", str(dest), {
             "database_bytes": result.database_bytes, "blobs": result.blobs, "blobs_copied": result.blobs_copied,
@@ -265,10 +268,12 @@ def _missing(dest: Path) -> list[str]:
     return sorted(gone)
 
 
-def _write_marker(node: Node, dest: Path, result: BackupResult) -> None:
+def _write_marker(node: Node, dest: Path, result: BackupResult, *, complete: bool) -> None:
+    """BACKUP.json: whose backup this is, when it was taken, and whether that backup ran to its end."""
     text = json.dumps({
-        "domain": node.config.node.domain, "taken_at": result.taken_at, "database_bytes": result.database_bytes,
-        "blobs": result.blobs, "envelopes": result.envelopes, "damaged": result.damaged, "missing": result.missing,
+        "domain": node.config.node.domain, "taken_at": result.taken_at, "complete": complete,
+        "database_bytes": result.database_bytes, "blobs": result.blobs, "envelopes": result.envelopes,
+        "damaged": result.damaged, "missing": result.missing,
     }, indent=2)  # fmt: skip
     temp = dest / f".{MARKER}.partial"
     temp.write_text(text + "\n", encoding="utf-8")

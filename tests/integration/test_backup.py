@@ -8,6 +8,8 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -125,3 +127,24 @@ def test_where_a_backup_may_go_and_who_may_take_it(tmp_path: Path) -> None:
     coordinator = a.cli("backup", str(tmp_path / "new"), "--as", "coord", ok=False)
     assert coordinator.exit_code == 2 and "operator.forbidden" in coordinator.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_a_backup_killed_mid_way_is_finished_by_the_next_one(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    _, sha = _add_document(a, tmp_path, "100001", 96 << 20)
+    dest = tmp_path / "backup"
+    satchel = str(Path(sys.executable).with_name("satchel"))
+    copying = subprocess.Popen(
+        [satchel, "backup", str(dest), "--home", str(a.home), "--as", "admin"], env={**os.environ, **a.env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(lambda: bool(list(dest.rglob(f".{sha}.partial"))), timeout=60)  # in the middle of the document
+    finally:
+        copying.kill()
+        copying.wait()
+    assert json.loads((dest / "BACKUP.json").read_text())["complete"] is False
+    again = json.loads(_backup(a, dest).stdout)  # the directory is this node's unfinished backup: go on
+    assert again["whole"] and again["blobs"] == 1
+    assert not list(dest.rglob(".*.partial"))
+    assert json.loads((dest / "BACKUP.json").read_text())["complete"] is True
