@@ -33,10 +33,10 @@ from protocol import InvalidInput
 from storage.database import write_transaction
 from storage.errors import StorageError
 from storage.free_space import require_room
+from storage.home_files import blob_files, used_files
 
 MARKER = "BACKUP.json"  # what says a directory holds a backup, and of which node
 CHUNK = 1 << 20
-_HEX = frozenset("0123456789abcdef")
 
 
 class BackupIncomplete(StorageError):
@@ -181,11 +181,8 @@ def _snapshot_database(node: Node, dest: Path) -> int:
 
 
 def _blobs(home: Path) -> Iterator[_File]:
-    root = home / "blobs" / "sha256"
-    for fan in sorted(root.iterdir()) if root.is_dir() else ():
-        for entry in sorted(os.scandir(fan), key=lambda e: e.name) if fan.is_dir() else ():
-            if len(entry.name) == 64 and _HEX.issuperset(entry.name) and entry.is_file():
-                yield _File(f"blobs/sha256/{fan.name}/{entry.name}", entry.stat().st_size)
+    for path, size in blob_files(home):
+        yield _File(path.relative_to(home).as_posix(), size)
 
 
 def _envelopes(home: Path) -> Iterator[_File]:
@@ -251,21 +248,10 @@ def _remove_gone(dest: Path, present: set[str]) -> int:
 
 
 def _missing(dest: Path) -> list[str]:
-    """What the snapshot uses that the backup does not hold: blobs of documents and of opened transfers, and
-    the sealed envelopes of transfers still waiting for delivery or a code. Only a home that lost files, or
-    one that removed them while the backup ran (then the next backup is whole), has any."""
+    """What the snapshot uses that the backup does not hold. Only a home that lost files, or one that removed
+    them while the backup ran (then the next backup is whole), has any."""
     with contextlib.closing(sqlite3.connect(f"file:{dest / 'satchel.db'}?mode=ro", uri=True)) as db:
-        used = {row[0] for row in db.execute(
-            "SELECT sha256 FROM documents WHERE status != 'purged' UNION SELECT sha256 FROM received_blobs"
-        )}  # fmt: skip
-        waiting = db.execute(
-            "SELECT transfer_id, envelope_path FROM transfers WHERE envelope_path IS NOT NULL"
-            " AND state IN ('sealed', 'received')"
-        ).fetchall()
-    gone = [s for s in used if s and not (dest / "blobs" / "sha256" / s[:2] / s).is_file()]
-    gone += [f"envelope of transfer {tid}" for tid, path in waiting
-             if not (dest / "envelopes" / Path(path).parent.name / Path(path).name).is_file()]  # fmt: skip
-    return sorted(gone)
+        return list(used_files(db, dest).missing)
 
 
 def _write_marker(node: Node, dest: Path, result: BackupResult, *, complete: bool) -> None:
