@@ -18,7 +18,7 @@ from node.outbox_worker import outbox_worker
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
 from node.signed_http import sign_response_middleware, verify_middleware
-from node.workers import expiry_worker, mirror_worker, overdue_worker, temp_sweep_worker
+from node.workers import disk_watch_worker, expiry_worker, mirror_worker, overdue_worker, temp_sweep_worker
 from storage.blobs import BlobStore
 from storage.database import open_database
 
@@ -53,6 +53,7 @@ def create_app(config: NodeConfig) -> web.Application:
     app.cleanup_ctx.append(expiry_worker)
     app.cleanup_ctx.append(overdue_worker)
     app.cleanup_ctx.append(temp_sweep_worker)
+    app.cleanup_ctx.append(disk_watch_worker)
     if config.node.role == "directory":
         app.cleanup_ctx.append(mirror_worker)
     return app

@@ -12,6 +12,7 @@ from aiohttp import web
 from node.appkeys import NODE
 from node.background_errors import log_failed_pass
 from node.directory_service import sync_mirrors
+from node.disk_watch import watch_disk
 from node.keyring import KEYRING
 from node.requests_flow import flag_overdue
 from node.temp_sweep import sweep_orphans
@@ -22,6 +23,7 @@ MIRROR_INTERVAL = 600.0
 EXPIRY_INTERVAL = 60.0
 OVERDUE_INTERVAL = 3600.0
 TEMP_SWEEP_INTERVAL = 3600.0
+DISK_WATCH_INTERVAL = 600.0
 Worker = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -58,3 +60,5 @@ expiry_worker = _periodic("expiry", EXPIRY_INTERVAL, lambda app: expire_due(app[
 overdue_worker = _periodic("overdue", OVERDUE_INTERVAL, lambda app: flag_overdue(app[NODE]))
 # Hourly: temp files of writers killed mid-way (a sealed or received envelope can be gigabytes) go.
 temp_sweep_worker = _periodic("temp-sweep", TEMP_SWEEP_INTERVAL, lambda app: sweep_orphans(app[NODE]))
+# Every ten minutes: is the disk running low? (node.disk_watch)
+disk_watch_worker = _periodic("disk-watch", DISK_WATCH_INTERVAL, lambda app: watch_disk(app[NODE]))
