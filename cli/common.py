@@ -83,9 +83,9 @@ class SatchelGroup(click.Group):
             raise
         except Exception as exc:
             from protocol import SatchelError  # loaded by whatever raised it, if it is one
-            from storage.errors import storage_full  # a full disk is the operator's to fix, not a bug
+            from storage.errors import as_storage_error  # a full disk, a wrong user: the operator's to fix
 
-            known = exc if isinstance(exc, SatchelError) else storage_full(exc)
+            known = exc if isinstance(exc, SatchelError) else as_storage_error(exc)
             if known is not None:
                 fail(known)
                 ctx.exit(2)

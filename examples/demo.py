@@ -256,6 +256,14 @@ def pull(districts: dict[str, tuple[Path, str]]) -> None:
     satchel(a_home, "codes", "list")
 
 
+def safekeeping(districts: dict[str, tuple[Path, str]]) -> None:
+    b_home, _ = districts["b"]
+    b = DISTRICTS["b"]
+    step(f"{b['name']}'s IT backs the node up while it serves, and checks the home (a nightly cron job)")
+    satchel(b_home, "backup", str(WORK / "backups" / b["domain"]), "--as", b["admin"])
+    satchel(b_home, "check", "--blobs")
+
+
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     directory = set_up_directory()
@@ -268,6 +276,7 @@ def main() -> None:
         federate(directory, homes)
         push(homes)
         pull(homes)
+        safekeeping(homes)
     finally:
         step("Every node shuts down cleanly (SIGTERM)")
         for key, proc in procs.items():

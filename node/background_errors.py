@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from storage.errors import storage_full
+from storage.errors import as_storage_error
 
 
 def log_failed_pass(log: logging.Logger, name: str, exc: Exception) -> None:
-    """A full disk is one line an operator can act on; anything else is a bug, logged with its traceback.
+    """A full disk or a home this process may not use is one line an operator can act on; anything else is
+    a bug, logged with its traceback.
     Either way the pass runs again on time."""
-    full = storage_full(exc)
-    if full is not None:
-        log.error("%s pass failed: %s; %s", name, full.message, full.hint)
+    known = as_storage_error(exc)
+    if known is not None:
+        log.error("%s pass failed: %s; %s", name, known.message, known.hint)
     else:
         log.error("%s pass failed; will try again", name, exc_info=exc)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from node.clock import new_id
 from protocol import SatchelError
-from storage.errors import storage_full
+from storage.errors import as_storage_error
 
 log = logging.getLogger("satchel.http")
 
@@ -27,6 +27,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.error": 500,
     "storage.busy": 503,
     "storage.full": 507,
+    "storage.permission_denied": 500,
     "backup.incomplete": 500,
     "storage.blob_missing": 500,
     "storage.blob_corrupt": 500,
@@ -187,12 +188,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(exc.status, "http.bad_request")
         return error_response(exc.status, code, exc.reason)
     except Exception as exc:
-        full = storage_full(exc)
-        if full is not None:
-            # The operator reads where (the path is no business of the peer); the peer, that it may retry.
-            log.warning("request %s %s failed: %s", request.method, request.path, full.message)
+        known = as_storage_error(exc)
+        if known is not None:
+            # The operator reads what and where (no business of the peer); the peer, that it may retry.
+            log.warning("request %s %s failed: %s; %s", request.method, request.path, known.message, known.hint)
+            told = "this node's disk is full" if known.code == "storage.full" else "this node cannot use its storage"
             return error_response(
-                status_for("storage.full") or 507, "storage.full", "this node's disk is full",
+                status_for(known.code) or 500, known.code, told,
                 hint="try again later; the node's operator has been told in its log",
             )  # fmt: skip
         # Never a traceback to a peer: log it here under a reference a person can quote.

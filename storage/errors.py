@@ -65,3 +65,42 @@ def storage_full(exc: BaseException) -> StorageFull | None:
     if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in _SQLITE_NO_ROOM:
         return StorageFull(f"the disk holding the database is full (SQLite: {exc})")
     return None
+
+
+class StorageDenied(StorageError):
+    """This process may not read or write the node's home: it runs as another user than the one who owns it,
+    or the disk is mounted read-only."""
+
+    code = "storage.permission_denied"
+    default_hint = (
+        "run satchel as the user that owns the home, the one `satchel serve` runs as (for example "
+        "`sudo -u satchel satchel ...`), or give that user the home back with `chown -R`; if that is so "
+        "already, check that the disk is not mounted read-only"
+    )
+
+
+_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def storage_denied(exc: BaseException) -> StorageDenied | None:
+    """The :class:`StorageDenied` an operating-system or SQLite error stands for, or None.
+
+    Commands run by hand as root or as the administrator's own account, against a home that belongs to the
+    service's user, are the usual cause: ``PermissionError`` from a file, SQLITE_READONLY ("attempt to write
+    a readonly database") or SQLITE_CANTOPEN from the database.
+    """
+    if isinstance(exc, StorageDenied):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _DENIED:
+        where = f" {exc.filename}" if exc.filename else " a file of the home"
+        return StorageDenied(f"no permission to use{where} ({os.strerror(exc.errno)})")
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    if code is not None and code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+        return StorageDenied(f"no permission to write the database (SQLite: {exc})")
+    return None
+
+
+def as_storage_error(exc: BaseException) -> StorageFull | StorageDenied | None:
+    """What an unexpected error means for the node's storage, when it means something an operator can fix:
+    a full disk or a home this process may not use."""
+    return storage_full(exc) or storage_denied(exc)
