@@ -341,21 +341,28 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
     Example:
       satchel transfers list --incoming --status received
     """
+    from node.transfer_delivery import pending_delivery
     from storage import transfers as store
 
     with opened(home) as node:
         rows = store.list_rows(node.db, local_domain=node.config.node.domain, side=side, state=state)
+        waiting = {r.transfer_id: pending_delivery(node, r) for r in rows}
     data = [{"transfer_id": r.transfer_id, "direction": "in" if r.status.side.value == "receiver" else "out",
              "peer": r.peer, "state": r.state, "students": r.students, "records": r.records,
-             "created_at": r.created_at, "expires_at": r.status.expires.isoformat() if r.status.expires else None}
+             "created_at": r.created_at, "expires_at": r.status.expires.isoformat() if r.status.expires else None,
+             # why an outgoing transfer is still sealed: the last failed delivery's answer
+             "delivery_error": getattr(waiting[r.transfer_id], "last_error", None)}
             for r in rows]  # fmt: skip
     if as_json:
         print_json(data)
         return
     print_table(["id", "dir", "district", "state", "students", "records", "created", "expires"],
-                [(d["transfer_id"], d["direction"], d["peer"], d["state"], d["students"] or "-",
+                [(d["transfer_id"], d["direction"], d["peer"],
+                  f"{d['state']}{' (not delivered yet)' if d['delivery_error'] else ''}", d["students"] or "-",
                   d["records"] or "-", d["created_at"], d["expires_at"] or "-") for d in data],
                 empty="(no transfers)")  # fmt: skip
+    if any(d["delivery_error"] for d in data):
+        click.echo("\n`satchel transfers show ID` says why a transfer is not delivered yet.")
 
 
 @transfers_group.command("show", context_settings=CONTEXT)

@@ -58,6 +58,9 @@ def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pai
     assert "b.example.org has no room for a " in shown["delivery"]["last_error"]
     table = a.cli("transfers", "show", tid).stdout
     assert "Delivery" in table and "storage.full" in table
+    [listed] = json.loads(a.cli("transfers", "list", "--json").stdout)
+    assert listed["delivery_error"].startswith("storage.full: ")
+    assert "sealed (not delivered yet)" in a.cli("transfers", "list").stdout
     # The receiver wrote nothing: no transfer, no partial file; its operator reads why in the log.
     assert json.loads(b.cli("transfers", "list", "--json").stdout) == []
     inbox = b.home / "envelopes" / "in"
@@ -70,6 +73,7 @@ def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pai
     b.start()
     _wait(lambda: _show(a, tid)["state"] == "delivered")
     assert _show(a, tid)["delivery"] is None
+    assert json.loads(a.cli("transfers", "list", "--json").stdout)[0]["delivery_error"] is None
     assert [t["transfer_id"] for t in json.loads(b.cli("transfers", "list", "--json").stdout)] == [tid]
 
 
