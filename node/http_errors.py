@@ -28,6 +28,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.busy": 503,
     "storage.full": 507,
     "storage.permission_denied": 500,
+    "transfer.envelope_missing": 500,
     "backup.incomplete": 500,
     "storage.blob_missing": 500,
     "storage.blob_corrupt": 500,

@@ -27,6 +27,7 @@ from node.transfer_engine import ENVELOPE_JOB, RECEIPT_JOB
 from protocol import SatchelError
 from storage import outbox
 from storage.database import write_transaction
+from storage.errors import as_storage_error
 
 log = logging.getLogger("satchel.outbox")
 BASE_DELAY = 2.0
@@ -75,6 +76,18 @@ async def deliver_due(
             continue
         except (PeerUnreachable, SatchelError) as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
+            continue
+        except Exception as exc:
+            # One job's unexpected failure (a local file unreadable, a bug) must not stop the jobs after it,
+            # nor fail the command that only queued something else: it is logged and retried like the rest.
+            known = as_storage_error(exc)
+            if known is not None:
+                log.error("outbox job %s failed: %s; %s", job.job_id, known.message, known.hint)
+            else:
+                log.error("outbox job %s failed; will try again", job.job_id, exc_info=exc)
+            _retry(node, job.job_id, job.attempts,
+                   f"{known.code}: {known.message}" if known else f"satchel.internal: {type(exc).__name__}",
+                   rng)  # fmt: skip
             continue
         with write_transaction(node.db):
             outbox.mark_done(node.db, job.job_id, now_iso())

@@ -191,17 +191,19 @@ class PeerClient:
             origin=self._node.config.node.base_url, body_digest=out.body_digest, extra_headers=out.extra_headers,
         )  # fmt: skip
         expect_domain = out.expect_domain
-        try:
-            with self._open_body(out.body_file) if out.body_file is not None else nullcontext() as handle:
-                data_arg = handle if handle is not None else (out.body or None)
+        # Opened before the network is touched: a local file that cannot be read is this node's problem, not
+        # an unreachable peer (which the outbox would blame and retry as such).
+        with self._open_body(out.body_file) if out.body_file is not None else nullcontext() as handle:
+            data_arg = handle if handle is not None else (out.body or None)
+            try:
                 async with self._session.request(
                     out.method, url, data=data_arg, headers=headers, timeout=TIMEOUT, allow_redirects=False
                 ) as response:
                     data = await read_body(response.content, MAX_BODY)
                     status, response_headers = response.status, tuple(response.headers.items())
                     content_type_got = response.headers.get("Content-Type", "")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
         if len(data) > MAX_BODY:
             raise PeerBadResponse(f"{url} answered more than {MAX_BODY:,} bytes", field="url",
                                   hint="answers between nodes are small; tell the other node's operator")  # fmt: skip

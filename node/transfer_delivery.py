@@ -45,6 +45,10 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
     envelope = envelope_file(node, row)
     if row.status.state is not SenderState.SEALED or envelope is None:
         return  # cancelled, expired or already delivered: nothing left to send
+    if not envelope.is_file():
+        raise SealedEnvelopeMissing(
+            f"the sealed envelope of transfer {transfer_id} is gone from {envelope.parent}", field="envelope",
+        )  # fmt: skip
     digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
     base = job.url[: -len(ENVELOPE_PATH)]
     try:
@@ -74,6 +78,16 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         codes_flow.on_receipt(node, transfer_id, receipt.kind)
     for action in outcome.after_commit:
         carry_out(node, row, action)
+
+
+class SealedEnvelopeMissing(SatchelError):
+    """An outgoing transfer's sealed envelope is gone from the sender's disk before it was delivered."""
+
+    code = "transfer.envelope_missing"
+    default_hint = (
+        "restore envelopes/out from a backup (`satchel check` lists what is missing) and it is sent on the next "
+        "try; or cancel the transfer (`satchel cancel ID`) and send the records again"
+    )
 
 
 class DeliveryDeferred(SatchelError):

@@ -1,0 +1,79 @@
+"""A sealed envelope lost from the sender's disk: named as such (not as an unreachable peer), it holds up
+nothing else, and restoring the file from a backup lets it go."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from node.clock import now_iso
+
+
+def _send(a, student: str):
+    return a.cli("send", "--to", "b.example.org", "--student", student, "--as", "coord", "--json")
+
+
+def _show(d, transfer_id: str) -> dict:
+    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)
+
+
+def _wait(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def test_a_lost_envelope_is_named_holds_nothing_up_and_goes_once_restored(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    b.stop()
+    lost = json.loads(_send(a, "100001").stdout)["transfer_id"]
+    a.cli("backup", str(tmp_path / "backup"), "--as", "admin", "--json")
+    a.stop()  # so that only the commands below deliver
+    envelope = a.home / "envelopes" / "out" / f"{lost}.env"
+    envelope.unlink()
+    b.start()
+    # Its next try is whenever the backoff after B was down said; the next command tries it from then on.
+    next_try = _show(a, lost)["delivery"]["next_attempt_at"]
+    _wait(lambda: now_iso() >= next_try, timeout=60)
+    later = _send(a, "100002")  # delivers what is due: the lost one fails, the new one goes
+    assert later.exit_code == 0
+    assert _show(a, json.loads(later.stdout)["transfer_id"])["state"] == "delivered"
+    last = _show(a, lost)["delivery"]["last_error"]
+    assert last.startswith(f"transfer.envelope_missing: the sealed envelope of transfer {lost} is gone from ")
+    assert "unreachable" not in last
+    assert f"Missing: envelope of transfer {lost}" in a.cli("check", ok=False).stderr
+
+    shutil.copy2(tmp_path / "backup" / "envelopes" / "out" / envelope.name, envelope)  # restored
+    a.start()  # its outbox worker tries again
+    _wait(lambda: _show(a, lost)["state"] == "delivered", timeout=60)
+
+
+def test_a_job_that_fails_unexpectedly_is_retried_and_does_not_fail_the_command(pair) -> None:
+    from node.home import open_node
+    from node.notify import EMAIL_KIND
+    from storage import outbox
+    from storage.database import write_transaction
+
+    a, _b, _ = pair
+    a.stop()
+    node = open_node(a.home, a.env)
+    try:
+        with write_transaction(node.db):  # a row damaged on disk: its payload is no longer JSON
+            outbox.enqueue(node.db, job_id="damaged", kind=EMAIL_KIND, peer="smtp", url="smtp://127.0.0.1",
+                           payload=b"not json", content_type="application/json",
+                           now="2026-01-01T00:00:00Z")  # fmt: skip
+    finally:
+        node.close()
+    sent = _send(a, "100001")
+    assert sent.exit_code == 0, sent.output  # the command's own transfer went; the damaged job did not stop it
+    assert _show(a, json.loads(sent.stdout)["transfer_id"])["state"] == "delivered"
+    node = open_node(a.home, a.env)
+    try:
+        damaged = outbox.get(node.db, "damaged")
+    finally:
+        node.close()
+    assert damaged is not None and damaged.status == "pending" and damaged.attempts == 1
+    assert damaged.last_error == "satchel.internal: JSONDecodeError"
