@@ -17,7 +17,7 @@ from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, ProgressFile
 from node.transfer_engine import Outcome, step, utcnow
-from node.transfer_files import carry_out, envelope_file
+from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import SatchelError
 from protocol.envelope_errors import EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
 from protocol.manifest import Manifest, ManifestRecord
@@ -110,6 +110,12 @@ def _accept(
     check(row.status, TransferEvent.ACCEPT, actor=Actor.RECEIVER_COORDINATOR, now=utcnow())
     envelope = envelope_file(node, row)
     assert envelope is not None
+    if not envelope.is_file():  # before the code is tried: a lost file costs no attempt
+        raise SealedEnvelopeMissing(
+            f"the sealed envelope of transfer {transfer_id} is gone from {envelope.parent}", field="envelope",
+            hint="restore envelopes/in from a backup (`satchel check` lists what is missing) and accept again; or "
+                 "ask the sending district to cancel the transfer and send it again",
+        )  # fmt: skip
     # The documents come out a little smaller than their envelope: room for the envelope is room enough.
     require_room(node.config.blobs_dir, row.envelope_length or 0, reserve=node.config.storage.reserve_bytes,
                  what="opening the transfer")  # fmt: skip

@@ -9,7 +9,7 @@ from node.home import Node
 from node.peer_client import PeerClient, PeerRefused
 from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
-from node.transfer_files import carry_out, envelope_file
+from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import SatchelError
 from protocol.receipts import verify_receipt
 from protocol.transfer_states import (
@@ -48,6 +48,8 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
     if not envelope.is_file():
         raise SealedEnvelopeMissing(
             f"the sealed envelope of transfer {transfer_id} is gone from {envelope.parent}", field="envelope",
+            hint="restore envelopes/out from a backup (`satchel check` lists what is missing) and it is sent on "
+                 "the next try; or cancel the transfer (`satchel cancel ID`) and send the records again",
         )  # fmt: skip
     digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
     base = job.url[: -len(ENVELOPE_PATH)]
@@ -78,16 +80,6 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         codes_flow.on_receipt(node, transfer_id, receipt.kind)
     for action in outcome.after_commit:
         carry_out(node, row, action)
-
-
-class SealedEnvelopeMissing(SatchelError):
-    """An outgoing transfer's sealed envelope is gone from the sender's disk before it was delivered."""
-
-    code = "transfer.envelope_missing"
-    default_hint = (
-        "restore envelopes/out from a backup (`satchel check` lists what is missing) and it is sent on the next "
-        "try; or cancel the transfer (`satchel cancel ID`) and send the records again"
-    )
 
 
 class DeliveryDeferred(SatchelError):

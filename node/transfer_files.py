@@ -7,10 +7,18 @@ from pathlib import Path
 
 from node.blob_holds import release_transfer
 from node.home import Node
+from protocol import SatchelError
 from protocol.transfer_states import Action
 from storage.transfers import TransferRow
 
 log = logging.getLogger("satchel.transfers")
+
+
+class SealedEnvelopeMissing(SatchelError):
+    """A transfer's sealed envelope is gone from this node's disk while the transfer still needs it."""
+
+    code = "transfer.envelope_missing"
+    default_hint = "restore the home's envelopes from a backup (`satchel check` lists what is missing)"
 
 
 def envelope_file(node: Node, row: TransferRow) -> Path | None:

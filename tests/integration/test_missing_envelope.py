@@ -77,3 +77,22 @@ def test_a_job_that_fails_unexpectedly_is_retried_and_does_not_fail_the_command(
         node.close()
     assert damaged is not None and damaged.status == "pending" and damaged.attempts == 1
     assert damaged.last_error == "satchel.internal: JSONDecodeError"
+
+
+def test_a_received_envelope_lost_before_accept_is_named_and_costs_no_attempt(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    sent = json.loads(_send(a, "100001").stdout)
+    tid = sent["transfer_id"]
+    _wait(lambda: _show(b, tid)["state"] == "received")
+    b.cli("backup", str(tmp_path / "backup"), "--as", "admin", "--json")
+    envelope = b.home / "envelopes" / "in" / f"{tid}.env"
+    envelope.unlink()
+    refused = b.cli("accept", tid, "--code", sent["code"], "--as", "coord", ok=False)
+    assert refused.exit_code == 2 and "internal error" not in refused.stderr
+    assert f"Error: the sealed envelope of transfer {tid} is gone from " in refused.stderr
+    assert "Hint: restore envelopes/in from a backup" in refused.stderr
+    assert "(error code transfer.envelope_missing)" in refused.stderr
+    assert _show(b, tid)["state"] == "received" and _show(b, tid)["wrong_codes"] == 0
+    shutil.copy2(tmp_path / "backup" / "envelopes" / "in" / envelope.name, envelope)
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    assert _show(b, tid)["state"] == "accepted"
