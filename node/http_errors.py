@@ -29,6 +29,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.full": 507,
     "storage.permission_denied": 500,
     "transfer.envelope_missing": 500,
+    "server.cannot_listen": 500,
     "backup.incomplete": 500,
     "storage.blob_missing": 500,
     "storage.blob_corrupt": 500,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -12,8 +14,37 @@ from aiohttp import web
 
 from node.app import create_app
 from node.config import NodeConfig
+from protocol import SatchelError
 
 log = logging.getLogger("satchel.server")
+
+
+class CannotListen(SatchelError):
+    """The server cannot listen on its address: another program holds the port, or it needs privileges."""
+
+    code = "server.cannot_listen"
+    default_hint = "choose another port with --port or server.port in satchel.toml"
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return CannotListen(
+            f"cannot listen on {where}: another program already listens there", field="server.port",
+            hint="is `satchel serve` already running for this home? (`ss -ltnp` shows who holds the port); stop "
+                 "it, or choose another port with --port or server.port in satchel.toml",
+        )  # fmt: skip
+    if exc.errno == errno.EACCES:
+        return CannotListen(
+            f"cannot listen on {where}: ports below 1024 need privileges", field="server.port",
+            hint="listen on a port above 1024 (8440 is the default) and let the TLS terminator forward to it",
+        )  # fmt: skip
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return CannotListen(
+            f"cannot listen on {where}: this machine has no such address", field="server.host",
+            hint="use 127.0.0.1 behind a TLS terminator on this machine, or one of this machine's addresses",
+        )  # fmt: skip
+    return CannotListen(f"cannot listen on {where}: {exc.strerror or exc}", field="server.port")
 
 
 async def run_server(
@@ -23,7 +54,11 @@ async def run_server(
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()  # the app's workers and HTTP session were started by setup(): stop them
+        raise _cannot_listen(host, port, exc) from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

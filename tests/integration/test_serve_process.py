@@ -60,3 +60,23 @@ def test_sigint_also_stops_cleanly(make_home) -> None:
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Stopped cleanly." in out
+
+
+def test_a_port_already_taken_or_an_address_not_here_is_said_plainly(make_home) -> None:
+    import socket
+
+    home = make_home("a.example.org")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([SATCHEL, "serve", "--home", str(home), "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"Error: cannot listen on 127.0.0.1:{port}: another program already listens there" in done.stderr
+    assert "is `satchel serve` already running for this home?" in done.stderr
+    assert "(error code server.cannot_listen)" in done.stderr
+    assert "internal error" not in done.stderr and "Unclosed" not in done.stderr  # its workers were stopped
+    elsewhere = subprocess.run([SATCHEL, "serve", "--home", str(home), "--host", "203.0.113.9", "--port", "0"],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert elsewhere.returncode == 2 and "this machine has no such address" in elsewhere.stderr
