@@ -39,6 +39,16 @@ MARKER = "BACKUP.json"  # what says a directory holds a backup, and of which nod
 CHUNK = 1 << 20
 
 
+class BackupDestinationFailed(StorageError):
+    """The backup's own directory cannot be made or written."""
+
+    code = "backup.destination_failed"
+    default_hint = (
+        "check the backup's disk: mounted, writable by this user, with room; then run the backup again "
+        "(it goes on where it stopped)"
+    )
+
+
 class BackupIncomplete(StorageError):
     """The database's copy failed its integrity check: the backup cannot be trusted."""
 
@@ -75,8 +85,20 @@ class _File:
 def backup(node: Node, *, actor: str | None, destination: Path, progress: Progress | None = None) -> BackupResult:
     """Back the home up into ``destination`` (new, empty, or an earlier backup of this node)."""
     user = authorize(node, actor, "keys.manage")  # the backup holds the node's private keys
+    dest = destination.expanduser().resolve()
+    try:
+        return _backup(node, user.username, dest, destination, progress)
+    except OSError as exc:
+        # The backup's disk, not the home's: unmounted, read-only, not this user's, or full.
+        if exc.filename is None or not Path(str(exc.filename)).resolve().is_relative_to(dest):
+            raise
+        raise BackupDestinationFailed(f"cannot write the backup at {destination}: {exc.strerror or exc} "
+                                      f"({exc.filename})", field="DEST") from exc  # fmt: skip
+
+
+def _backup(node: Node, actor: str, dest: Path, destination: Path, progress: Progress | None) -> BackupResult:
     home = node.config.home.resolve()
-    dest = _check_destination(node, home, destination)
+    _check_destination(node, home, dest, destination)
     result = BackupResult(dest, now_iso())
     _write_marker(node, dest, result, complete=False)  # claims the directory, so a rerun after a crash may go on
     for partial in dest.rglob(".*.partial"):  # left by a backup that died mid-copy
@@ -117,7 +139,7 @@ def backup(node: Node, *, actor: str | None, destination: Path, progress: Progre
     result.missing = _missing(dest)
     _write_marker(node, dest, result, complete=True)
     with write_transaction(node.db):
-        record(node, user.username, "home.backup", str(dest), {
+        record(node, actor, "home.backup", str(dest), {
             "database_bytes": result.database_bytes, "blobs": result.blobs, "blobs_copied": result.blobs_copied,
             "bytes_copied": result.bytes_copied, "envelopes": result.envelopes, "damaged": result.damaged[:20],
             "missing": result.missing[:20],
@@ -125,8 +147,7 @@ def backup(node: Node, *, actor: str | None, destination: Path, progress: Progre
     return result
 
 
-def _check_destination(node: Node, home: Path, destination: Path) -> Path:
-    dest = destination.expanduser().resolve()
+def _check_destination(node: Node, home: Path, dest: Path, destination: Path) -> None:
     if dest == home or home in dest.parents or dest in home.parents:
         raise InvalidInput(
             f"{destination} overlaps the home {home}", field="DEST",
@@ -143,7 +164,6 @@ def _check_destination(node: Node, home: Path, destination: Path) -> Path:
                 hint="choose a new or empty directory, or an earlier backup of this node to bring it up to date",
             )  # fmt: skip
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return dest
 
 
 def _marker_domain(dest: Path) -> str | None:

@@ -31,6 +31,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.envelope_missing": 500,
     "server.cannot_listen": 500,
     "backup.incomplete": 500,
+    "backup.destination_failed": 500,
     "storage.blob_missing": 500,
     "storage.blob_corrupt": 500,
     "audit.chain_broken": 500,

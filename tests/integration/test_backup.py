@@ -124,6 +124,9 @@ def test_where_a_backup_may_go_and_who_may_take_it(tmp_path: Path) -> None:
     _backup(b, tmp_path / "b-backup")
     mixed = _backup(a, tmp_path / "b-backup", ok=False)
     assert mixed.exit_code == 2 and "already holds a backup of b.example.org" in mixed.stderr
+    nowhere = _backup(a, Path("/proc/satchel-backup"), ok=False)  # a directory that cannot be made there
+    assert nowhere.exit_code == 2 and "Error: cannot write the backup at /proc/satchel-backup: " in nowhere.stderr
+    assert "(error code backup.destination_failed)" in nowhere.stderr and "internal error" not in nowhere.stderr
     coordinator = a.cli("backup", str(tmp_path / "new"), "--as", "coord", ok=False)
     assert coordinator.exit_code == 2 and "operator.forbidden" in coordinator.stderr
     assert not (tmp_path / "new").exists()
