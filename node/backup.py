@@ -105,7 +105,8 @@ def _backup(node: Node, actor: str, dest: Path, destination: Path, progress: Pro
         partial.unlink()
     database_size = sum(p.stat().st_size for p in home.glob("satchel.db*") if p.is_file())
     new_files = sum(f.size for f in [*_blobs(home), *_envelopes(home)] if not _same(dest / f.relative, f.size))
-    require_room(dest, database_size + new_files, reserve=0, what=f"backing up {home}")
+    require_room(dest, database_size + new_files, reserve=0, what=f"backing up {home}",
+                 instead="or back up to a larger disk")  # fmt: skip
 
     result.database_bytes = _snapshot_database(node, dest)
     for folder in ("blobs", "envelopes/in", "envelopes/out"):  # the layout of a home, even where empty

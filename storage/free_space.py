@@ -45,7 +45,9 @@ def check_room(where: Path, needed: int, *, reserve: int) -> NoRoom | None:
     return None if free - needed >= reserve else NoRoom(needed, free, reserve)
 
 
-def require_room(where: Path, needed: int, *, reserve: int, what: str) -> None:
+def require_room(
+    where: Path, needed: int, *, reserve: int, what: str, instead: str = "or move the node's home to a larger one"
+) -> None:
     """Raise :class:`StorageFull`, worded for the node's own operator, unless ``needed`` bytes fit (see
     :func:`check_room`); ``what`` names the bytes ("accepting the transfer")."""
     short = check_room(where, needed, reserve=reserve)
@@ -56,6 +58,6 @@ def require_room(where: Path, needed: int, *, reserve: int, what: str) -> None:
         message += f" and keeps {size_text(reserve)} in reserve (storage.reserve_mib)"
     raise StorageFull(
         message,
-        hint=f"free at least {size_text(short.missing)} on that disk (or move the node's home to a larger one), "
-        "then run the command again; nothing was changed",
+        hint=f"free at least {size_text(short.missing)} on that disk ({instead}), then run the command again; "
+        "nothing was changed",
     )

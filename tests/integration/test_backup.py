@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from support import make_district
 
 
@@ -151,3 +153,23 @@ def test_a_backup_killed_mid_way_is_finished_by_the_next_one(tmp_path: Path) -> 
     assert again["whole"] and again["blobs"] == 1
     assert not list(dest.rglob(".*.partial"))
     assert json.loads((dest / "BACKUP.json").read_text())["complete"] is True
+
+
+def test_a_backup_disk_too_small_is_refused_before_copying(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    _add_document(a, tmp_path, "100001", 3 << 20)
+    disk = tmp_path / "usb"
+    disk.mkdir()
+    satchel = str(Path(sys.executable).with_name("satchel"))
+    # A 2 MiB filesystem of its own, in a private mount namespace (no root needed), stands for the small disk.
+    script = 'mount -t tmpfs -o size=2m tmpfs "$DISK" || exit 97; exec "$@"'
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",
+         satchel, "backup", str(disk / "satchel"), "--as", "admin", "--home", str(a.home)],
+        env={**os.environ, **a.env, "DISK": str(disk)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode == 97 or done.stderr.startswith("unshare:"):
+        pytest.skip(f"this machine allows no private mount namespace: {done.stderr[:300]}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Error: backing up {a.home.resolve()} needs " in done.stderr and "which has " in done.stderr
+    assert "or back up to a larger disk" in done.stderr and "(error code storage.full)" in done.stderr
