@@ -13,6 +13,7 @@ from crypto import EncryptionKey, IdentityKey
 from node.clock import now_iso
 from node.config import CONFIG_FILE, NodeConfig, build_config, load_config, render_toml
 from node.errors import ConfigError, HomeExists, HomeMissing
+from protocol import InvalidInput
 from storage import audit
 from storage.blobs import BlobStore
 from storage.database import open_database, write_transaction
@@ -86,7 +87,14 @@ def init_home(
     values = {"node": dict(node), "server": {"host": "127.0.0.1", "port": 8440}}
     # Validate before writing anything, so a typo leaves no half-made home behind.
     config = build_config(home, values, environ or {})
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot create the home at {home}: {exc.strerror or exc}", field="--home",
+            hint="choose a directory this user may create (for example /srv/satchel, made by root and given to "
+                 "the user that runs `satchel serve`)",
+        ) from exc  # fmt: skip
     try:
         config.keys_dir.mkdir(mode=0o700)
         config.blobs_dir.mkdir()

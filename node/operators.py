@@ -38,9 +38,11 @@ def authorize(node: Node, username: str | None, permission: str) -> User:
         raise OperatorDisabled(f"operator {username!r} is disabled", field="--as")
     allowed = PERMISSIONS[permission]
     if user.role not in allowed:
+        roles = sorted(allowed)
         raise PermissionDenied(
-            f"{username} is a {user.role}; this needs the role {' or '.join(sorted(allowed))}", field="--as"
-        )
+            f"{username} is a {user.role}; this needs the role {' or '.join(roles)}", field="--as",
+            hint=f"ask {' or '.join(('an ' if r[0] in 'aeiou' else 'a ') + r for r in roles)} to do this",
+        )  # fmt: skip
     return user
 
 

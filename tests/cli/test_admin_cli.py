@@ -30,6 +30,9 @@ def test_roles_are_enforced_and_audited(make_home) -> None:
             "--as", "admin")  # fmt: skip
     denied = run_cli(home, "transfers", "enable", "--as", "vic", ok=False)
     assert denied.exit_code == 2 and "operator.forbidden" in denied.stderr
+    assert "Hint: ask an admin or a coordinator to do this" in denied.stderr
+    admins_only = run_cli(home, "keys", "rotate", "--as", "vic", ok=False)
+    assert "Hint: ask an admin to do this" in admins_only.stderr  # not a coordinator: they could not either
     unknown = run_cli(home, "transfers", "enable", "--as", "nobody", ok=False)
     assert "operator.unknown" in unknown.stderr
     assert "Transfers are now on." in run_cli(home, "transfers", "enable", "--as", "coord").output

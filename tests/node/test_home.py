@@ -48,3 +48,12 @@ def test_home_resolution_order(tmp_path: Path) -> None:
 def test_open_missing_home(tmp_path: Path) -> None:
     with pytest.raises(HomeMissing):
         open_node(tmp_path / "nothing")
+
+
+def test_a_home_that_cannot_be_made_says_why_and_where() -> None:
+    from protocol import InvalidInput
+
+    with pytest.raises(InvalidInput) as info:
+        init_home(Path("/proc/satchel-home"), node=node_fields("a.example.org"))  # procfs makes no directories
+    assert info.value.field == "--home"
+    assert info.value.message.startswith("cannot create the home at /proc/satchel-home: ")
