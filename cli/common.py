@@ -249,4 +249,5 @@ def tell_unsent(home: str | None, since: str) -> None:
             click.echo(f"Not delivered to {job.peer} yet: {job.last_error}", err=True)
     if any(job.status == "pending" for job in unsent):
         click.echo("Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes on;"
-                   " `satchel transfers show ID` shows its attempts.", err=True)  # fmt: skip
+                   " `satchel transfers show ID` shows its attempts, `satchel transfers retry ID` tries now.",
+                   err=True)  # fmt: skip

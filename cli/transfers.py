@@ -444,6 +444,38 @@ def transfers_show(
                  for e in timeline])  # fmt: skip
 
 
+@transfers_group.command("retry", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("transfer_id", metavar="ID")
+def transfers_retry(home: str | None, actor: str | None, transfer_id: str) -> None:
+    """Try to deliver an outgoing transfer now, instead of at its next scheduled try.
+
+    Deliveries that fail are retried by the serving node, less often as time goes on (at most an hour
+    apart). When the other district says its node is back, or has made room, this sends it at once.
+
+    \b
+    Example:
+      satchel transfers retry 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --as jane
+    """
+    from node.transfer_delivery import pending_delivery, retry_now
+    from storage import transfers as store
+
+    with opened(home) as node:
+        retry_now(node, actor=actor, transfer_id=transfer_id)
+    deliver_now(home)
+    with opened(home) as node:
+        row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        waiting = pending_delivery(node, row)
+    if waiting is None:
+        click.echo(f"Transfer {transfer_id}: {row.state.replace('_', ' ')}.")
+        return
+    click.echo(f"Transfer {transfer_id}: still not delivered; last answer: {waiting.last_error}", err=True)
+    click.echo(f"Hint: the serving node tries again at {waiting.next_attempt_at}; run this again once the other "
+               "district has fixed what the answer says", err=True)  # fmt: skip
+    raise click.exceptions.Exit(1)
+
+
 @transfers_group.command("message", context_settings=CONTEXT)
 @home_option
 @as_option

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 
 from node import codes_flow
+from node.clock import now_iso
 from node.home import Node
+from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused
 from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
-from protocol import SatchelError
+from protocol import InvalidInput, SatchelError
 from protocol.receipts import verify_receipt
 from protocol.transfer_states import (
     Actor,
@@ -36,6 +38,23 @@ def pending_delivery(node: Node, row: TransferRow) -> outbox.Job | None:
         return None
     job = outbox.get(node.db, envelope_job_id(row.transfer_id))
     return job if job is not None and job.status == "pending" else None
+
+
+def retry_now(node: Node, *, actor: str | None, transfer_id: str) -> outbox.Job:
+    """Waive the backoff of an outgoing transfer's delivery, so the next delivery pass (the command's own)
+    tries it at once: for when the other district says it is back, or has made room."""
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        job = pending_delivery(node, row)
+        if job is None:
+            raise InvalidInput(
+                f"transfer {transfer_id} is not waiting for delivery (state {row.state})", field="ID",
+                hint="only an outgoing transfer still sealed can be retried; `satchel transfers show ID` says more",
+            )  # fmt: skip
+        outbox.make_due(node.db, job.job_id, now_iso())
+        record(node, user.username, "transfer.retry", transfer_id, {"attempts": job.attempts})
+    return job
 
 
 async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> None:

@@ -81,6 +81,14 @@ def pending(db: sqlite_utils.Database) -> list[Job]:
     return [_job(r) for r in rows]
 
 
+def make_due(db: sqlite_utils.Database, job_id: str, now: str) -> bool:
+    """Bring a pending job's next attempt forward to ``now`` (its backoff waived); False if it is not pending."""
+    cursor = db.execute(
+        "UPDATE outbox SET next_attempt_at = ? WHERE job_id = ? AND status = 'pending'", [now, job_id]
+    )
+    return cursor.rowcount == 1
+
+
 def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str) -> bool:
     """Take a due job for one delivery attempt. Only one deliverer (a `satchel` command or the server's
     worker) wins; the lease makes a crashed deliverer's job due again when it runs out."""

@@ -47,7 +47,7 @@ def test_only_this_commands_failed_deliveries_are_told(tmp_path: Path, capsys: p
     ]
     assert told[2:] == [
         "Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes on;"
-        " `satchel transfers show ID` shows its attempts."
+        " `satchel transfers show ID` shows its attempts, `satchel transfers retry ID` tries now."
     ]
 
 

@@ -155,3 +155,24 @@ def test_a_full_disk_is_named_as_such_and_nothing_is_changed(tmp_path: Path) -> 
     assert err.count("(error code storage.full)") == 2 and "internal error" not in err and "Traceback" not in err
     # Once there is room again, the home is as it was: the refused command changed nothing.
     assert [u["username"] for u in json.loads(listed)] == ["admin"]
+
+
+def test_a_coordinator_retries_at_once_when_the_receiver_has_made_room(pair) -> None:
+    a, b, _ = pair
+    a.stop()  # no serving node at A: only the commands below deliver
+    b.stop()
+    b.env["SATCHEL_STORAGE_RESERVE_MIB"] = _beyond_free(b.home)
+    b.start()
+    tid = json.loads(_send(a, "--student", "100001").stdout)["transfer_id"]
+    still = a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    assert still.exit_code == 1
+    assert "still not delivered; last answer: storage.full: " in still.stderr and "tries again at " in still.stderr
+    b.stop()
+    del b.env["SATCHEL_STORAGE_RESERVE_MIB"]
+    b.start()  # B's IT has made room; A's next try may be far off (backoff), the coordinator need not wait
+    done = a.cli("transfers", "retry", tid, "--as", "coord")
+    assert f"Transfer {tid}: delivered." in done.stdout
+    assert _show(a, tid)["state"] == "delivered"
+    again = a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    assert again.exit_code == 2 and "is not waiting for delivery (state delivered)" in again.stderr
+    assert any(e["action"] == "transfer.retry" for e in json.loads(a.cli("audit", "--json").stdout))
