@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from node.clock import now_iso
 from node.config import CONFIG_FILE
@@ -271,7 +272,9 @@ def _remove_gone(dest: Path, present: set[str]) -> int:
 def _missing(dest: Path) -> list[str]:
     """What the snapshot uses that the backup does not hold. Only a home that lost files, or one that removed
     them while the backup ran (then the next backup is whole), has any."""
-    with contextlib.closing(sqlite3.connect(f"file:{dest / 'satchel.db'}?mode=ro", uri=True)) as db:
+    # Read-only, through a URI: so the path is quoted (a "#" or "?" in a directory name is not a URI part).
+    uri = f"file:{quote(str(dest / 'satchel.db'))}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         return list(used_files(db, dest).missing)
 
 

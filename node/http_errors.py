@@ -27,6 +27,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.error": 500,
     "storage.busy": 503,
     "storage.full": 507,
+    "storage.schema_newer": 500,
     "storage.permission_denied": 500,
     "transfer.envelope_missing": 500,
     "server.cannot_listen": 500,

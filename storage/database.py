@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from storage.errors import DatabaseBusy
+from storage.errors import DatabaseBusy, SchemaNewer
 from storage.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
@@ -25,8 +25,21 @@ def open_database(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     conn.execute("PRAGMA synchronous = NORMAL")
     db = sqlite_utils.Database(conn)
     if migrate:
+        _refuse_newer(db)
         MIGRATIONS.apply(db)
     return db
+
+
+def _refuse_newer(db: sqlite_utils.Database) -> None:
+    """A database changed by a newer Satchel (after a downgrade, or a newer node's backup restored under an
+    older one) has tables and columns this code does not know; running on it could misread or damage them."""
+    known = {migration.name for migration in MIGRATIONS._migrations}  # the registered set; no public accessor
+    unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
+    if unknown:
+        raise SchemaNewer(
+            f"this home's database was changed by a newer version of Satchel (migration {unknown[-1]}), which this "
+            "version does not know", field="satchel.db",
+        )  # fmt: skip
 
 
 @contextmanager

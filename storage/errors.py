@@ -18,6 +18,16 @@ class DatabaseBusy(StorageError):
     default_hint = "another satchel command is writing; try again in a moment"
 
 
+class SchemaNewer(StorageError):
+    """The database was changed by a newer Satchel than the one running: this version may not use it."""
+
+    code = "storage.schema_newer"
+    default_hint = (
+        "run the newer Satchel again (pip install the version the home was last used with, or a later one); "
+        "nothing was changed"
+    )
+
+
 class BlobMissing(StorageError):
     code = "storage.blob_missing"
     default_hint = "the document's content is gone from the blob store; restore the home from backup"

@@ -126,6 +126,8 @@ def test_where_a_backup_may_go_and_who_may_take_it(tmp_path: Path) -> None:
     _backup(b, tmp_path / "b-backup")
     mixed = _backup(a, tmp_path / "b-backup", ok=False)
     assert mixed.exit_code == 2 and "already holds a backup of b.example.org" in mixed.stderr
+    odd = json.loads(_backup(a, tmp_path / "nightly #1?").stdout)  # no URI parts, whatever the name holds
+    assert odd["whole"]
     nowhere = _backup(a, Path("/proc/satchel-backup"), ok=False)  # a directory that cannot be made there
     assert nowhere.exit_code == 2 and "Error: cannot write the backup at /proc/satchel-backup: " in nowhere.stderr
     assert "(error code backup.destination_failed)" in nowhere.stderr and "internal error" not in nowhere.stderr

@@ -43,3 +43,22 @@ def test_stored_manifests_move_out_of_the_transfers_row(tmp_path: Path) -> None:
     assert transfers.manifest_of(db, "T1") == (b"\x81signed", b"sig")
     assert transfers.manifest_of(db, "T2") is None
     assert "manifest" not in {c.name for c in db["transfers"].columns}
+
+
+def test_a_database_changed_by_a_newer_satchel_is_refused_untouched(tmp_path: Path) -> None:
+    from storage.errors import SchemaNewer
+
+    path = tmp_path / "satchel.db"
+    open_database(path).close()
+    with sqlite3.connect(path) as conn:  # what a later version's migration leaves behind
+        conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES"
+                     " ('satchel', '0099_from_a_later_version', '2027-06-01T00:00:00')")  # fmt: skip
+        conn.execute("CREATE TABLE later_feature (x)")
+    before = path.read_bytes()
+    with pytest.raises(SchemaNewer) as info:
+        open_database(path)
+    assert "migration 0099_from_a_later_version" in info.value.message
+    assert info.value.code == "storage.schema_newer" and "newer Satchel" in (info.value.hint or "")
+    open_database(path, migrate=False).close()  # reading as such is still possible
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM later_feature").fetchone() == (0,)
+    assert len(path.read_bytes()) == len(before)
