@@ -168,6 +168,23 @@ def make_district(tmp: Path, domain: str, smtp_port: int | None = None) -> Distr
     return d
 
 
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll ``condition`` (five times a second) until it holds; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def transfer_json(d: District, transfer_id: str) -> dict:
+    """`satchel transfers show ID --json` at district ``d``."""
+    import json
+
+    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)
+
+
 def published_key(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
     """How a descriptor lists ``key`` (identity: Ed25519; encryption: the hybrid ML-KEM-768 + X25519 key)."""
     algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"

@@ -10,27 +10,15 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from support import make_district
+from support import make_district, transfer_json, wait_until
 
 
 def _send(a, *args: str) -> dict:
     return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
-
-
-def _state(d, transfer_id: str) -> str:
-    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)["state"]
-
-
-def _wait(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.2)
 
 
 def _backup(d, dest: Path, *more: str, ok: bool = True):
@@ -49,7 +37,7 @@ def test_a_backup_taken_while_serving_restores_the_node_whole(pair, tmp_path: Pa
     a, b, _ = pair
     _add_document(a, tmp_path, "100001", 1 << 20)
     pending = _send(a, "--student", "100001", "--all-records")  # at B: received, waiting for its code
-    _wait(lambda: _state(b, pending["transfer_id"]) == "received")
+    wait_until(lambda: transfer_json(b, pending["transfer_id"])["state"] == "received")
     students = b.cli("students", "list", "--json").stdout
     dest = tmp_path / "backups" / "b"
     taken = json.loads(_backup(b, dest).stdout)  # B keeps serving meanwhile
@@ -70,9 +58,9 @@ def test_a_backup_taken_while_serving_restores_the_node_whole(pair, tmp_path: Pa
     assert b.cli("students", "list", "--json").stdout == students
     b.cli("audit", "verify")
     b.cli("accept", pending["transfer_id"], "--code", pending["code"], "--as", "coord")  # its keys, its envelope
-    assert _state(b, pending["transfer_id"]) == "accepted"
+    assert transfer_json(b, pending["transfer_id"])["state"] == "accepted"
     again = _send(a, "--student", "100002")  # A still reaches B, at the same address
-    _wait(lambda: _state(a, again["transfer_id"]) == "delivered")
+    wait_until(lambda: transfer_json(a, again["transfer_id"])["state"] == "delivered")
 
 
 def test_a_backup_brought_up_to_date_copies_what_is_new_and_drops_what_is_purged(tmp_path: Path) -> None:
@@ -146,7 +134,7 @@ def test_a_backup_killed_mid_way_is_finished_by_the_next_one(tmp_path: Path) -> 
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait(lambda: bool(list(dest.rglob(f".{sha}.partial"))), timeout=60)  # in the middle of the document
+        wait_until(lambda: bool(list(dest.rglob(f".{sha}.partial"))), timeout=60)  # in the middle of the document
     finally:
         copying.kill()
         copying.wait()

@@ -11,20 +11,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from support import node_fields
+from support import node_fields, transfer_json, wait_until
 
 
 def _send(a, *args: str, ok: bool = True):
     return a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json", ok=ok)
-
-
-def _show(d, transfer_id: str) -> dict:
-    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)
 
 
 def _beyond_free(home: Path) -> str:
@@ -32,13 +27,6 @@ def _beyond_free(home: Path) -> str:
     reserve = (shutil.disk_usage(home).free >> 20) + 1024
     assert reserve <= 1 << 20, "the test disk has more than 1 TiB free; the reserve cannot exceed it"
     return str(reserve)
-
-
-def _wait(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.2)
 
 
 def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pair) -> None:
@@ -51,7 +39,7 @@ def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pai
     # The coordinator who sent it reads at once that it waits, and why.
     assert "Not delivered to b.example.org yet: storage.full: " in sent.stderr
     assert "Hint: the serving node (`satchel serve`) tries again on its own" in sent.stderr
-    shown = _show(a, tid)
+    shown = transfer_json(a, tid)
     assert shown["state"] == "sealed"  # kept by the sender, to be tried again
     assert shown["delivery"]["attempts"] >= 1
     assert shown["delivery"]["last_error"].startswith("storage.full: ")
@@ -71,8 +59,8 @@ def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pai
     assert "no room for a " in log and "(storage.reserve_mib); free " in log
     del b.env["SATCHEL_STORAGE_RESERVE_MIB"]
     b.start()
-    _wait(lambda: _show(a, tid)["state"] == "delivered")
-    assert _show(a, tid)["delivery"] is None
+    wait_until(lambda: transfer_json(a, tid)["state"] == "delivered")
+    assert transfer_json(a, tid)["delivery"] is None
     assert json.loads(a.cli("transfers", "list", "--json").stdout)[0]["delivery_error"] is None
     assert [t["transfer_id"] for t in json.loads(b.cli("transfers", "list", "--json").stdout)] == [tid]
 
@@ -99,17 +87,17 @@ def test_accepting_without_room_is_refused_before_the_code_is_tried(pair, tmp_pa
     a.cli("documents", "add", "100001", str(document), "--type", "evaluation", "--as", "coord")
     sent = json.loads(_send(a, "--student", "100001", "--all-records").stdout)
     tid, code = sent["transfer_id"], sent["code"]
-    _wait(lambda: _show(b, tid)["state"] == "received")
+    wait_until(lambda: transfer_json(b, tid)["state"] == "received")
     b.env["SATCHEL_STORAGE_RESERVE_MIB"] = _beyond_free(b.home)  # for the command; the server keeps its own
     short = b.cli("accept", tid, "--code", code, "--as", "coord", ok=False)
     assert short.exit_code == 2, short.output
     assert "Error: opening the transfer needs 2.0 MiB on the disk that holds " in short.stderr
     assert "(error code storage.full)" in short.stderr
     b.env.pop("SATCHEL_STORAGE_RESERVE_MIB", None)
-    assert _show(b, tid)["state"] == "received" and _show(b, tid)["wrong_codes"] == 0
+    assert transfer_json(b, tid)["state"] == "received" and transfer_json(b, tid)["wrong_codes"] == 0
     assert not [p for p in (b.home / "blobs").rglob("*") if p.is_file() and p.stat().st_size >= 2 << 20]
     b.cli("accept", tid, "--code", code, "--as", "coord")
-    assert _show(b, tid)["state"] == "accepted"
+    assert transfer_json(b, tid)["state"] == "accepted"
 
 
 # Run inside a private mount namespace (``unshare``), so that a small filesystem of its own can be filled to
@@ -172,7 +160,7 @@ def test_a_coordinator_retries_at_once_when_the_receiver_has_made_room(pair) -> 
     b.start()  # B's IT has made room; A's next try may be far off (backoff), the coordinator need not wait
     done = a.cli("transfers", "retry", tid, "--as", "coord")
     assert f"Transfer {tid}: delivered." in done.stdout
-    assert _show(a, tid)["state"] == "delivered"
+    assert transfer_json(a, tid)["state"] == "delivered"
     again = a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
     assert again.exit_code == 2 and "is not waiting for delivery (state delivered)" in again.stderr
     assert any(e["action"] == "transfer.retry" for e in json.loads(a.cli("audit", "--json").stdout))

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 from node.clock import now_iso
 
+from support import transfer_json, wait_until
+
 
 def _send(a, student: str):
     return a.cli("send", "--to", "b.example.org", "--student", student, "--as", "coord", "--json")
-
-
-def _show(d, transfer_id: str) -> dict:
-    return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)
-
-
-def _wait(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.2)
 
 
 def test_a_lost_envelope_is_named_holds_nothing_up_and_goes_once_restored(pair, tmp_path: Path) -> None:
@@ -36,19 +26,19 @@ def test_a_lost_envelope_is_named_holds_nothing_up_and_goes_once_restored(pair, 
     envelope.unlink()
     b.start()
     # Its next try is whenever the backoff after B was down said; the next command tries it from then on.
-    next_try = _show(a, lost)["delivery"]["next_attempt_at"]
-    _wait(lambda: now_iso() >= next_try, timeout=60)
+    next_try = transfer_json(a, lost)["delivery"]["next_attempt_at"]
+    wait_until(lambda: now_iso() >= next_try, timeout=60)
     later = _send(a, "100002")  # delivers what is due: the lost one fails, the new one goes
     assert later.exit_code == 0
-    assert _show(a, json.loads(later.stdout)["transfer_id"])["state"] == "delivered"
-    last = _show(a, lost)["delivery"]["last_error"]
+    assert transfer_json(a, json.loads(later.stdout)["transfer_id"])["state"] == "delivered"
+    last = transfer_json(a, lost)["delivery"]["last_error"]
     assert last.startswith(f"transfer.envelope_missing: the sealed envelope of transfer {lost} is gone from ")
     assert "unreachable" not in last
     assert f"Missing: envelope of transfer {lost}" in a.cli("check", ok=False).stderr
 
     shutil.copy2(tmp_path / "backup" / "envelopes" / "out" / envelope.name, envelope)  # restored
     a.start()  # its outbox worker tries again
-    _wait(lambda: _show(a, lost)["state"] == "delivered", timeout=60)
+    wait_until(lambda: transfer_json(a, lost)["state"] == "delivered", timeout=60)
 
 
 def test_a_job_that_fails_unexpectedly_is_retried_and_does_not_fail_the_command(pair) -> None:
@@ -69,7 +59,7 @@ def test_a_job_that_fails_unexpectedly_is_retried_and_does_not_fail_the_command(
         node.close()
     sent = _send(a, "100001")
     assert sent.exit_code == 0, sent.output  # the command's own transfer went; the damaged job did not stop it
-    assert _show(a, json.loads(sent.stdout)["transfer_id"])["state"] == "delivered"
+    assert transfer_json(a, json.loads(sent.stdout)["transfer_id"])["state"] == "delivered"
     node = open_node(a.home, a.env)
     try:
         damaged = outbox.get(node.db, "damaged")
@@ -83,7 +73,7 @@ def test_a_received_envelope_lost_before_accept_is_named_and_costs_no_attempt(pa
     a, b, _ = pair
     sent = json.loads(_send(a, "100001").stdout)
     tid = sent["transfer_id"]
-    _wait(lambda: _show(b, tid)["state"] == "received")
+    wait_until(lambda: transfer_json(b, tid)["state"] == "received")
     b.cli("backup", str(tmp_path / "backup"), "--as", "admin", "--json")
     envelope = b.home / "envelopes" / "in" / f"{tid}.env"
     envelope.unlink()
@@ -92,7 +82,7 @@ def test_a_received_envelope_lost_before_accept_is_named_and_costs_no_attempt(pa
     assert f"Error: the sealed envelope of transfer {tid} is gone from " in refused.stderr
     assert "Hint: restore envelopes/in from a backup" in refused.stderr
     assert "(error code transfer.envelope_missing)" in refused.stderr
-    assert _show(b, tid)["state"] == "received" and _show(b, tid)["wrong_codes"] == 0
+    assert transfer_json(b, tid)["state"] == "received" and transfer_json(b, tid)["wrong_codes"] == 0
     shutil.copy2(tmp_path / "backup" / "envelopes" / "in" / envelope.name, envelope)
     b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
-    assert _show(b, tid)["state"] == "accepted"
+    assert transfer_json(b, tid)["state"] == "accepted"
