@@ -260,8 +260,11 @@ def safekeeping(districts: dict[str, tuple[Path, str]]) -> None:
     b_home, _ = districts["b"]
     b = DISTRICTS["b"]
     step(f"{b['name']}'s IT backs the node up while it serves, and checks the home (a nightly cron job)")
-    satchel(b_home, "backup", str(WORK / "backups" / b["domain"]), "--as", b["admin"])
+    backup = WORK / "backups" / b["domain"]
+    satchel(b_home, "backup", str(backup), "--as", b["admin"])
     satchel(b_home, "check", "--blobs")
+    print(f"    (and the backup, which is a home itself: --home {backup.relative_to(Path.cwd())})")
+    satchel(backup, "check", "--blobs")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import make_district, transfer_json, wait_until
+from support import make_district, run_cli, transfer_json, wait_until
 
 
 def _send(a, *args: str) -> dict:
@@ -47,6 +47,8 @@ def test_a_backup_taken_while_serving_restores_the_node_whole(pair, tmp_path: Pa
     assert sqlite3.connect(dest / "satchel.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)
     for key in (dest / "keys").iterdir():
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    checked = json.loads(run_cli(dest, "check", "--blobs", "--json").stdout)  # the backup, checked as a home
+    assert checked["whole"] and checked["envelopes_waiting"] == 1
     audit = json.loads(b.cli("audit", "--json").stdout)
     assert audit[0]["action"] == "home.backup" and audit[0]["actor"] == "admin"
 
