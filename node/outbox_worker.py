@@ -66,13 +66,15 @@ async def deliver_due(
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
             continue
         except PeerRefused as exc:
+            # The other node's own hint is written for whoever sent the request: keep it for our operator.
+            error = f"{exc.peer_code}: {exc.message}"
+            if exc.hint and exc.hint != PeerRefused.default_hint:
+                error += f"; their hint: {exc.hint}"
             if exc.peer_code in TRANSIENT_CODES or exc.status >= 500:
-                _retry(node, job.job_id, job.attempts, f"{exc.peer_code}: {exc.message}", rng)
+                _retry(node, job.job_id, job.attempts, error, rng)
             else:
                 with write_transaction(node.db):
-                    outbox.mark_failed(
-                        node.db, job.job_id, error=f"{exc.peer_code}: {exc.message}", now=now_iso()
-                    )
+                    outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
             continue
         except (PeerUnreachable, SatchelError) as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)

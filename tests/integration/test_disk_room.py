@@ -44,6 +44,8 @@ def test_a_receiver_without_room_refuses_before_writing_and_is_sent_it_later(pai
     assert shown["delivery"]["attempts"] >= 1
     assert shown["delivery"]["last_error"].startswith("storage.full: ")
     assert "b.example.org has no room for a " in shown["delivery"]["last_error"]
+    assert shown["delivery"]["last_error"].endswith("; their hint: your node keeps the envelope and tries again "
+                                                    "later; its operator has been told in the node's log")
     table = a.cli("transfers", "show", tid).stdout
     assert "Delivery" in table and "storage.full" in table
     [listed] = json.loads(a.cli("transfers", "list", "--json").stdout)
