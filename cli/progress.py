@@ -25,13 +25,6 @@ def wanted(stream: TextIO) -> bool:
     return stream.isatty()
 
 
-def _size(count: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} B"
-
-
 class ProgressLine:
     """A ``node.progress.Progress`` callable drawing ``label done of total (pct%)``; ``unit`` is "bytes"
     (shown in KiB/MiB/GiB) or a noun for counted things ("students")."""
@@ -55,7 +48,11 @@ class ProgressLine:
         self._lock = threading.Lock()  # sealing and opening report from worker threads too
 
     def _amount(self, count: int) -> str:
-        return _size(count) if self._unit == "bytes" else f"{count:,}"
+        if self._unit != "bytes":
+            return f"{count:,}"
+        from storage.free_space import size_text  # not at import: quick commands load no storage code
+
+        return size_text(count)
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:

@@ -16,11 +16,11 @@ from storage.errors import StorageFull
 
 
 def size_text(count: int) -> str:
-    """1,536 -> '1.5 KiB': sizes as an operator reads them."""
+    """1536 -> '1.5 KiB': sizes as an operator reads them (in messages and progress lines alike)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if count >= scale:
             return f"{count / scale:,.1f} {unit}"
-    return f"{count:,} bytes"
+    return f"{count} B"
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ def test_room_is_checked_against_the_real_disk(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("count", "text"),
-    [(0, "0 bytes"), (1023, "1,023 bytes"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB"),
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB"),
      (1 << 30, "1.0 GiB"), (3000 << 30, "3,000.0 GiB")],
 )  # fmt: skip
 def test_sizes_read_as_an_operator_reads_them(count: int, text: str) -> None:
@@ -79,7 +79,7 @@ def test_sizes_read_as_an_operator_reads_them(count: int, text: str) -> None:
 def test_larger_sizes_never_read_smaller(a: int, b: int) -> None:
     def value(text: str) -> float:
         number, unit = text.split(" ")
-        return float(number.replace(",", "")) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+        return float(number.replace(",", "")) * {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
 
     small, large = sorted((a, b))
     assert value(size_text(small)) <= value(size_text(large))
