@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node import mailer
 from node.appkeys import NODE
-from node.background_errors import log_failed_pass
+from node.background_errors import log_failure
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.mailer import MailFailed
@@ -82,11 +82,8 @@ async def deliver_due(
         except Exception as exc:
             # One job's unexpected failure (a local file unreadable, a bug) must not stop the jobs after it,
             # nor fail the command that only queued something else: it is logged and retried like the rest.
+            log_failure(log, f"outbox job {job.job_id}", exc)
             known = as_storage_error(exc)
-            if known is not None:
-                log.error("outbox job %s failed: %s; %s", job.job_id, known.message, known.hint)
-            else:
-                log.error("outbox job %s failed; will try again", job.job_id, exc_info=exc)
             _retry(node, job.job_id, job.attempts,
                    f"{known.code}: {known.message}" if known else f"satchel.internal: {type(exc).__name__}",
                    rng)  # fmt: skip
@@ -145,7 +142,7 @@ async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
             try:
                 await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng)
             except Exception as exc:
-                log_failed_pass(log, "outbox", exc)
+                log_failure(log, "outbox pass", exc)
             await asyncio.sleep(1.0)
 
     task = asyncio.create_task(loop(), name="outbox")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from node.appkeys import NODE
-from node.background_errors import log_failed_pass
+from node.background_errors import log_failure
 from node.directory_service import sync_mirrors
 from node.disk_watch import watch_disk
 from node.keyring import KEYRING
@@ -41,7 +41,7 @@ def _periodic(
                     if inspect.isawaitable(done):
                         await done
                 except Exception as exc:
-                    log_failed_pass(log, name, exc)
+                    log_failure(log, f"{name} pass", exc)
                 await asyncio.sleep(interval)
 
         task = asyncio.create_task(loop(), name=name)

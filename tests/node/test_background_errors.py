@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from node.background_errors import log_failed_pass
+from node.background_errors import log_failure
 
 
 def _failure_from_a_full_device() -> OSError:
@@ -21,7 +21,7 @@ def _failure_from_a_full_device() -> OSError:
 def test_a_full_disk_is_logged_as_what_to_do(caplog: pytest.LogCaptureFixture) -> None:
     log = logging.getLogger("satchel.test")
     with caplog.at_level(logging.ERROR, logger="satchel.test"):
-        log_failed_pass(log, "outbox", _failure_from_a_full_device())
+        log_failure(log, "outbox pass", _failure_from_a_full_device())
     [entry] = caplog.records
     assert entry.getMessage().startswith("outbox pass failed: the disk is full")
     assert "free space on the disk" in entry.getMessage() and entry.exc_info is None
@@ -33,7 +33,7 @@ def test_anything_else_is_logged_with_its_traceback(caplog: pytest.LogCaptureFix
         try:
             raise KeyError("surprise")
         except KeyError as exc:
-            log_failed_pass(log, "expiry", exc)
+            log_failure(log, "expiry pass", exc)
     [entry] = caplog.records
     assert entry.getMessage() == "expiry pass failed; will try again"
     assert entry.exc_info is not None and entry.exc_info[0] is KeyError
