@@ -7,17 +7,14 @@ the part from a backup that still has it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from node.home import Node
 from node.progress import Progress
 from protocol import SatchelError
 from storage import audit
+from storage.errors import BlobCorrupt, BlobMissing
 from storage.home_files import blob_files, used_files
-
-CHUNK = 1 << 20
 
 
 @dataclass(slots=True)
@@ -52,18 +49,15 @@ def check_home(node: Node, *, hash_blobs: bool, progress: Progress | None = None
         blobs = list(blob_files(node.config.home))
         total, done = sum(size for _, size in blobs), 0
         for path, size in blobs:
-            if _sha256(path) != path.name:
+            try:
+                node.blobs.verify(path.name)
+            except BlobCorrupt:
                 report.damaged.append(path.name)
+            except BlobMissing:
+                pass  # removed since it was listed (purged): nothing to read back
             report.blobs_hashed += 1
             done += size
             if progress is not None:
                 progress(done, total)
     return report
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
