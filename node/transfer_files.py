@@ -9,6 +9,7 @@ from node.blob_holds import release_transfer
 from node.home import Node
 from protocol import SatchelError
 from protocol.transfer_states import Action
+from storage.home_files import envelope_under
 from storage.transfers import TransferRow
 
 log = logging.getLogger("satchel.transfers")
@@ -22,16 +23,8 @@ class SealedEnvelopeMissing(SatchelError):
 
 
 def envelope_file(node: Node, row: TransferRow) -> Path | None:
-    """Where the transfer's sealed envelope is in this home (``envelopes/in`` or ``envelopes/out``).
-
-    The row records the path the envelope was written to, under whatever directory the home was in then; a
-    home moved since (to a larger disk) or restored from a backup elsewhere keeps the same layout, so only
-    the last two parts of that path are taken from the row.
-    """
-    if not row.envelope_path:
-        return None
-    stored = Path(row.envelope_path)
-    return node.config.envelopes_dir / stored.parent.name / stored.name
+    """Where the transfer's sealed envelope is in this home, wherever the home was when it was written."""
+    return envelope_under(node.config.home, row.envelope_path) if row.envelope_path else None
 
 
 def staging_file(node: Node, row: TransferRow) -> Path | None:

@@ -27,6 +27,14 @@ def blob_path(home: Path, sha256: str) -> Path:
     return home / "blobs" / "sha256" / sha256[:2] / sha256
 
 
+def envelope_under(home: Path, recorded: str) -> Path:
+    """Where an envelope recorded at ``recorded`` (the path it was written to, under whatever directory the
+    home was in then) is under ``home`` now: homes move (a larger disk, a restored backup) but keep their
+    layout, so only the last two parts (``in`` or ``out``, and the name) are taken from the record."""
+    path = Path(recorded)
+    return home / "envelopes" / path.parent.name / path.name
+
+
 def blob_files(home: Path) -> Iterator[tuple[Path, int]]:
     """(path, size) of every blob under ``home``, in name order; temp files and strays are not blobs."""
     root = home / "blobs" / "sha256"
@@ -47,7 +55,5 @@ def used_files(conn: sqlite3.Connection, home: Path) -> UsedFiles:
         " AND state IN ('sealed', 'received')"
     ).fetchall()
     missing = [f"blob {sha}" for sha in used if not blob_path(home, sha).is_file()]
-    # Only the last two parts of a recorded path count: the home may have moved since (node.transfer_files).
-    missing += [f"envelope of transfer {tid}" for tid, path in waiting
-                if not (home / "envelopes" / Path(path).parent.name / Path(path).name).is_file()]  # fmt: skip
+    missing += [f"envelope of transfer {tid}" for tid, path in waiting if not envelope_under(home, path).is_file()]
     return UsedFiles(len(used), len(waiting), tuple(sorted(missing)))
