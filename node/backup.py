@@ -135,9 +135,7 @@ def _backup(node: Node, actor: str, dest: Path, destination: Path, progress: Pro
         done += item.size
         if progress is not None:
             progress(done, total)
-    result.removed = _remove_gone(dest, {f.relative for f in files})
-    result.blobs = sum(1 for _ in _blobs(dest))
-    result.envelopes = sum(1 for _ in _envelopes(dest))
+    result.removed, result.blobs, result.envelopes = _prune(dest, {f.relative for f in files})
     result.missing = _missing(dest)
     _write_marker(node, dest, result, complete=True)
     with write_transaction(node.db):
@@ -258,15 +256,20 @@ def _copy_small(source: Path, target: Path) -> None:
     os.replace(temp, target)
 
 
-def _remove_gone(dest: Path, present: set[str]) -> int:
-    """Remove the backup's blobs and envelopes that the home no longer has; returns how many went."""
-    removed = 0
+def _prune(dest: Path, present: set[str]) -> tuple[int, int, int]:
+    """Remove the backup's blobs and envelopes that the home no longer has, in one walk of the backup;
+    returns (how many went, blobs kept, envelopes kept)."""
+    removed, kept = 0, []
     for listing in (_blobs(dest), _envelopes(dest)):
+        count = 0
         for item in list(listing):
-            if item.relative not in present:
+            if item.relative in present:
+                count += 1
+            else:
                 (dest / item.relative).unlink(missing_ok=True)
                 removed += 1
-    return removed
+        kept.append(count)
+    return removed, kept[0], kept[1]
 
 
 def _missing(dest: Path) -> list[str]:
