@@ -198,10 +198,8 @@ def backup(home: str | None, actor: str | None, as_json: bool, destination: str)
             ("Envelopes", f"{result.envelopes:,} waiting for delivery or a code"),
             ("Keys", "copied: the backup can decrypt and sign as this node; keep it as safe as the home"),
         ])  # fmt: skip
-    for sha in result.damaged:
-        click.echo(f"Damaged: blob {sha} no longer matches its SHA-256 and was not copied", err=True)
-    for what in result.missing:
-        click.echo(f"Missing: {what} is used by the database but is not in the home", err=True)
+    _tell_findings(damaged=result.damaged, missing=result.missing, damaged_text="and was not copied",
+                   missing_text=" is used by the database but is not in the home")  # fmt: skip
     if not result.whole:
         click.echo("Hint: take these from an older backup; if the node was busy, run the backup again first",
                    err=True)  # fmt: skip
@@ -248,18 +246,32 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
             ("Missing files", f"{len(report.missing):,}" if report.missing else "none"),
             ("Contents", hashed),
         ])  # fmt: skip
+    from storage.errors import AuditChainBroken, DatabaseDamaged
+
     for finding in report.database:
-        click.echo(f"Database: {finding}", err=True)
+        click.echo(f"Database: {finding} (error code {DatabaseDamaged.code})", err=True)
     if report.audit_problem:
-        click.echo(f"Audit log: {report.audit_problem}", err=True)
-    for what in report.missing:
-        click.echo(f"Missing: {what}", err=True)
-    for sha in report.damaged:
-        click.echo(f"Damaged: blob {sha} no longer matches its SHA-256", err=True)
+        click.echo(f"Audit log: {report.audit_problem} (error code {AuditChainBroken.code})", err=True)
+    _tell_findings(damaged=report.damaged, missing=report.missing)
     if not report.whole:
         click.echo("Hint: restore what is named from the latest backup that has it (`satchel backup` makes them);"
                    " stop the node first if the database itself is damaged", err=True)  # fmt: skip
         raise click.exceptions.Exit(1)
+
+
+def _tell_findings(
+    *, damaged: list[str], missing: list[str], damaged_text: str = "", missing_text: str = ""
+) -> None:
+    """One line on standard error per damaged blob and per missing file, each with its error code."""
+    from node.transfer_files import SealedEnvelopeMissing
+    from storage.errors import BlobCorrupt, BlobMissing
+
+    for sha in damaged:
+        click.echo(f"Damaged: blob {sha} no longer matches its SHA-256{' ' + damaged_text if damaged_text else ''}"
+                   f" (error code {BlobCorrupt.code})", err=True)  # fmt: skip
+    for what in missing:
+        code = SealedEnvelopeMissing.code if what.startswith("envelope") else BlobMissing.code
+        click.echo(f"Missing: {what}{missing_text} (error code {code})", err=True)
 
 
 COMMANDS = (init, info, serve, backup, check)

@@ -28,6 +28,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.busy": 503,
     "storage.full": 507,
     "storage.schema_newer": 500,
+    "storage.database_damaged": 500,
     "storage.permission_denied": 500,
     "transfer.envelope_missing": 500,
     "server.cannot_listen": 500,

@@ -28,6 +28,13 @@ class SchemaNewer(StorageError):
     )
 
 
+class DatabaseDamaged(StorageError):
+    """SQLite's integrity check found the database damaged."""
+
+    code = "storage.database_damaged"
+    default_hint = "stop the node and restore satchel.db from the latest backup that `satchel check` passes"
+
+
 class BlobMissing(StorageError):
     code = "storage.blob_missing"
     default_hint = "the document's content is gone from the blob store; restore the home from backup"

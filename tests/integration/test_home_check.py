@@ -43,6 +43,7 @@ def test_a_sound_home_passes_and_damage_is_named(tmp_path: Path) -> None:
     assert f"Missing: blob {lost}" in found.stderr
     assert f"Damaged: blob {rotten} no longer matches its SHA-256" in found.stderr
     assert "Hint: restore what is named from the latest backup" in found.stderr
+    assert "(error code storage.blob_missing)" in found.stderr and "(error code storage.blob_corrupt)" in found.stderr
     # Without --blobs the contents are not read: the missing file is still found, the rot is not looked for.
     quick = json.loads(_check(a, "--json", ok=False).stdout)
     assert quick["missing"] == [f"blob {lost}"] and quick["damaged"] == [] and quick["blobs_hashed"] is None
@@ -54,6 +55,7 @@ def test_an_edited_audit_log_is_named(tmp_path: Path) -> None:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     found = _check(a, ok=False)
     assert found.exit_code == 1 and "Audit log: audit entry 2 was modified" in found.stderr
+    assert "(error code audit.chain_broken)" in found.stderr
 
 
 def test_a_waiting_envelope_that_is_gone_is_named(pair) -> None:
