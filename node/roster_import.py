@@ -1,8 +1,16 @@
-"""`satchel roster import`: read a OneRoster CSV bundle (folder or zip) and upsert the students."""
+"""`satchel roster import`: read a OneRoster CSV bundle (folder or zip) and upsert the students.
+
+The files are streamed from disk, never held whole. A big bundle (users.csv over ``SPILL_OVER_BYTES``, some
+100,000 students) also keeps what joins its files in a scratch SQLite file (storage.spill_map) rather than in
+dicts, and its students go to the database a batch at a time, so memory stays flat at any district's size;
+smaller ones are joined in memory, which is faster.
+"""
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,13 +19,16 @@ from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, counted
 from protocol import InvalidInput, SatchelError
-from protocol.oneroster import parse_oneroster, read_bundle_names
+from protocol.oneroster import FileData, read_bundle_names, read_oneroster
 from storage import students
 from storage.database import write_transaction
+from storage.spill_map import SpillFile
 from storage.students import UpsertCounts
 
-# A whole-district users.csv is tens of MB; refuse absurd inputs instead of exhausting memory.
+# A whole-district users.csv is tens of MB; refuse absurd inputs.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+SPILL_OVER_BYTES = 16 * 1024 * 1024
+CHUNK = 256 * 1024
 
 
 class RosterRowsInvalid(SatchelError):
@@ -35,56 +46,79 @@ class RosterImportResult:
     skipped_rows: tuple
 
 
-def read_bundle(path: Path) -> dict[str, bytes]:
-    """Map canonical OneRoster file names to their bytes, from a folder or a zip file."""
+@contextmanager
+def open_bundle(path: Path) -> Iterator[dict[str, _Stream]]:
+    """Map canonical OneRoster file names to streams of their bytes, from a folder or a zip file (kept open
+    while the block runs)."""
     if path.is_dir():
         names = read_bundle_names(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-        return {
-            key: _read_limited(path / name, (path / name).stat().st_size, key) for key, name in names.items()
-        }
+        yield {key: _Stream(key, (path / name).stat().st_size, path / name) for key, name in names.items()}
+        return
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as bundle:
             infos = {info.filename: info for info in bundle.infolist() if not info.is_dir()}
             names = read_bundle_names(infos)
-            return {
-                key: _read_limited(bundle, infos[name].file_size, key, infos[name])
-                for key, name in names.items()
-            }
+            yield {key: _Stream(key, infos[name].file_size, bundle, infos[name]) for key, name in names.items()}
+        return
     raise InvalidInput(
         f"{path} is neither a folder nor a zip file", field="PATH",
         hint="give the folder holding users.csv, orgs.csv, ... or a zip of them",
     )  # fmt: skip
 
 
-def _read_limited(
-    source: Path | zipfile.ZipFile, size: int, key: str, info: zipfile.ZipInfo | None = None
-) -> bytes:
-    if size > MAX_FILE_BYTES:
-        raise InvalidInput(f"{key} is larger than {MAX_FILE_BYTES // 2**20} MiB", field="PATH")
-    if isinstance(source, zipfile.ZipFile):
-        assert info is not None
-        return source.read(info)
-    return source.read_bytes()
+class _Stream(Iterable[bytes]):
+    """One file of the bundle as chunks, opened when iterated; refused up front when it is absurdly large."""
+
+    def __init__(self, key: str, size: int, source: Path | zipfile.ZipFile, info: zipfile.ZipInfo | None = None):
+        if size > MAX_FILE_BYTES:
+            raise InvalidInput(f"{key} is larger than {MAX_FILE_BYTES // 2**20} MiB", field="PATH")
+        self.size, self._source, self._info = size, source, info
+
+    def __iter__(self) -> Iterator[bytes]:
+        if isinstance(self._source, zipfile.ZipFile):
+            assert self._info is not None
+            opened = self._source.open(self._info)  # reads no more than the size the zip declares
+        else:
+            opened = self._source.open("rb")
+        with opened as stream:
+            yield from iter(lambda: stream.read(CHUNK), b"")
 
 
 def import_roster(
-    node: Node, *, actor: str | None, path: Path, skip_invalid: bool, progress: Progress | None = None
-) -> RosterImportResult:
-    """``progress`` hears how many of the students read are saved (after the bundle is read and checked)."""
+    node: Node, *, actor: str | None, path: Path, skip_invalid: bool, progress: Progress | None = None,
+    spill_over: int = SPILL_OVER_BYTES,
+) -> RosterImportResult:  # fmt: skip
+    """``progress`` hears how many of the students read are saved (after the bundle is read and checked).
+
+    A roster with an invalid row changes nothing unless ``skip_invalid``; rows that only the final record
+    checks find invalid are found while saving, and undo the transaction (see the module's docstring).
+    """
     user = authorize(node, actor, "records.write")
-    parsed = parse_oneroster(read_bundle(path))
-    if parsed.errors and not skip_invalid:
-        raise RosterRowsInvalid(
-            f"{len(parsed.errors)} row(s) are invalid; nothing was imported", tuple(parsed.errors)
-        )
-    now = now_iso()
-    with write_transaction(node.db):
-        chosen = parsed.students if progress is None else counted(parsed.students, len(parsed.students), progress)
-        counts = students.upsert(node.db, chosen, now=now)
-        if counts.changed or parsed.errors:
-            record(
-                node, user.username, "roster.import", str(path.name),
-                {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged,
-                 "skipped": len(parsed.errors)},
-            )  # fmt: skip
-    return RosterImportResult(counts, tuple(parsed.errors))
+    with ExitStack() as stack:
+        files: Mapping[str, FileData] = stack.enter_context(open_bundle(path))
+        users = files.get("users.csv")
+        spill = None
+        if isinstance(users, _Stream) and users.size > spill_over:
+            spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
+        reading = read_oneroster(files, spill=spill)
+        _refuse_invalid(reading.errors(), skip_invalid)
+        now = now_iso()
+        with write_transaction(node.db):
+            chosen = reading.students()
+            if progress is not None:
+                chosen = counted(chosen, reading.pending, progress)
+            counts = students.upsert(node.db, chosen, now=now)
+            errors = reading.errors()
+            _refuse_invalid(errors, skip_invalid)  # rolls back what was saved
+            if counts.changed or errors:
+                record(
+                    node, user.username, "roster.import", str(path.name),
+                    {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged,
+                     "skipped": len(errors)},
+                )  # fmt: skip
+    return RosterImportResult(counts, errors)
+
+
+def _refuse_invalid(errors: tuple, skip_invalid: bool) -> None:
+    if errors and not skip_invalid:
+        raise RosterRowsInvalid(f"{len(errors)} row(s) are invalid; nothing was imported", errors)

@@ -1,4 +1,5 @@
-"""Row-by-row reading of a district's CSV files: bytes in, header-keyed rows and row errors out.
+"""Row-by-row reading of a district's CSV files: bytes in (whole, or a stream of chunks read from a file of
+any size), header-keyed rows and row errors out.
 
 Shared by the OneRoster and assessment parsers. What makes a whole file unusable (not UTF-8, not CSV,
 no header, a required column missing) raises; what is wrong with one row becomes a :class:`RowError`
@@ -80,7 +81,7 @@ class Row:
 class CsvTable:
     """A CSV file whose header has been read and checked; iterate it for :class:`Row` or :class:`RowError`."""
 
-    def __init__(self, data: bytes, *, file: str, required: Iterable[str] = ()) -> None:
+    def __init__(self, data: bytes | Iterable[bytes], *, file: str, required: Iterable[str] = ()) -> None:
         self.file = file
         self._lines = _LineSource(data, file)
         self._reader = csv.reader(self._lines, strict=True)
@@ -147,15 +148,26 @@ class CsvTable:
 class _LineSource:
     """Iterator of decoded lines that counts them, so rows can report where they start."""
 
-    def __init__(self, data: bytes, file: str) -> None:
-        if data.startswith(_UTF16_BOMS):
+    def __init__(self, data: bytes | Iterable[bytes], file: str) -> None:
+        if isinstance(data, bytes | bytearray | memoryview):
+            head, rest = bytes(data), None
+        else:
+            chunks = iter(data)
+            head = b""
+            while len(head) < len(_ZIP_MAGIC) and (chunk := next(chunks, None)) is not None:
+                head += chunk
+            rest = chunks
+        if head.startswith(_UTF16_BOMS):
             raise CsvEncodingError(f"{file} is UTF-16 text, not UTF-8")
-        if data.startswith(_ZIP_MAGIC):
+        if head.startswith(_ZIP_MAGIC):
             raise CsvMalformed(
                 f"{file} is a zip or an Excel workbook, not a CSV file",
                 hint="Open it in the spreadsheet program and save it as 'CSV UTF-8 (Comma delimited)'.",
             )
-        self._matches = _LINE.finditer(data, len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0)
+        start = len(_UTF8_BOM) if head.startswith(_UTF8_BOM) else 0
+        self._matches: Iterator[bytes] = (
+            (m.group() for m in _LINE.finditer(head, start)) if rest is None else _split_lines(head[start:], rest)
+        )
         self._file = file
         self.count = 0
 
@@ -163,9 +175,8 @@ class _LineSource:
         return self
 
     def __next__(self) -> str:
-        match = next(self._matches)
+        raw = next(self._matches)
         self.count += 1
-        raw = match.group()
         if b"\x00" in raw:
             # NUL has no business in a text export; it means UTF-16 without a BOM or a binary file.
             raise CsvEncodingError(f"{self._file} line {self.count} contains NUL bytes; it is not UTF-8 text")
@@ -175,3 +186,19 @@ class _LineSource:
             raise CsvEncodingError(
                 f"{self._file} line {self.count} is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
             ) from None
+
+
+def _split_lines(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The lines of ``head`` followed by ``chunks``, as ``_LINE`` splits the whole: a line may span chunks,
+    and a CR that ends a chunk waits for the next one, which may start with its LF."""
+    pending = [head]
+    for chunk in chunks:
+        usable = len(chunk) - 1 if chunk.endswith(b"\r") else len(chunk)
+        cut = max(chunk.rfind(b"\n", 0, usable), chunk.rfind(b"\r", 0, usable))
+        if cut < 0:
+            pending.append(chunk)
+            continue
+        pending.append(chunk[: cut + 1])
+        yield from (m.group() for m in _LINE.finditer(b"".join(pending)))
+        pending = [chunk[cut + 1 :]]
+    yield from (m.group() for m in _LINE.finditer(b"".join(pending)))

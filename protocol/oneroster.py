@@ -3,7 +3,13 @@
 Implements the bulk CSV binding of IMS OneRoster 1.1 (§4 "CSV Tables") and 1.2 (the "CSV Binding",
 which moves ``role`` and ``orgSourcedIds`` out of users.csv into roles.csv). Only what a student record
 needs is read: orgs, roles, users, demographics and enrollments. The caller does the file I/O and hands
-over ``{canonical name: bytes}``; :func:`read_bundle_names` maps the names found in a folder or zip.
+over ``{canonical name: bytes}``, or a stream of chunks for each file (read once, in order);
+:func:`read_bundle_names` maps the names found in a folder or zip.
+
+Joining the files keeps a little state per student (about 1.7 KB in dicts). :func:`read_oneroster` can
+keep it instead in mappings the caller supplies (``spill``, e.g. a scratch database), and hands the
+students out one by one, so a caller that streams the files and the students needs memory that does not
+grow with the roster.
 
 Rules the parser applies (also stated in the importer's documentation):
 
@@ -28,10 +34,12 @@ Rules the parser applies (also stated in the importer's documentation):
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from protocol.csv_rows import CsvTable, Row, RowError
 from protocol.errors import InvalidInput
@@ -63,6 +71,12 @@ _USER_COLUMNS = {
     "source_id": "sourcedId", "given_name": "givenName", "family_name": "familyName",
     "middle_name": "middleName", "username": "username", "email": "email", "state_id": "userIds",
 }  # fmt: skip
+
+
+# A file's bytes, whole or as a stream of chunks (iterated once).
+FileData = bytes | Iterable[bytes]
+# name -> a new, empty str-keyed mapping whose values are tuples, lists, strings, numbers, booleans or None.
+SpillFactory = Callable[[str], MutableMapping[str, Any]]
 
 
 class RosterMissingFile(InvalidInput):
@@ -103,11 +117,26 @@ def read_bundle_names(names: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def parse_oneroster(files: Mapping[str, bytes], *, today: date | None = None) -> RosterParseResult:
+def parse_oneroster(files: Mapping[str, FileData], *, today: date | None = None) -> RosterParseResult:
     """Parse a OneRoster CSV bundle ``{file name: bytes}`` into students and row errors.
 
     Raises a SatchelError (``roster.missing_file``, ``roster.ambiguous_file``, ``csv.encoding``,
     ``csv.malformed``, ``csv.missing_column``) when a file as a whole is unusable.
+    """
+    reading = read_oneroster(files, today=today)
+    students = tuple(reading.students())
+    return RosterParseResult(
+        students=students, errors=reading.errors(), version=reading.version, delta=reading.delta
+    )
+
+
+def read_oneroster(
+    files: Mapping[str, FileData], *, today: date | None = None, spill: SpillFactory | None = None
+) -> RosterReading:
+    """Read every file of a OneRoster bundle once, keeping what joins them in dicts or, given ``spill``, in
+    the mappings it makes; then take the students from :meth:`RosterReading.students`.
+
+    Raises as :func:`parse_oneroster` does.
     """
     by_key = read_bundle_names(files)
     bundle = {key: files[name] for key, name in by_key.items()}
@@ -116,7 +145,9 @@ def parse_oneroster(files: Mapping[str, bytes], *, today: date | None = None) ->
             raise RosterMissingFile(
                 f"the roster has no {key}", field=key, hint=f"Export {key} from the SIS with the other files."
             )
-    return _Parser(bundle, today).run()
+    reading = RosterReading(bundle, today, spill)
+    reading.read()
+    return reading
 
 
 class _Draft:
@@ -143,33 +174,85 @@ class _Draft:
         self.enrollments = self.current_enrollments = 0
         self.tainted = False
 
+    def pack(self) -> tuple[Any, ...]:
+        return _PACK(self)
 
-class _Parser:
-    def __init__(self, bundle: dict[str, bytes], today: date | None) -> None:
+    @classmethod
+    def unpack(cls, values: tuple[Any, ...]) -> _Draft:
+        d = cls.__new__(cls)
+        (d.birth_date, d.current_enrollments, d.email, d.enrollment_school, d.enrollments, d.family, d.given,
+         d.grade, d.inactive, d.line, d.middle, d.orgs, d.preferred, d.sex, d.sis_field, d.sis_id, d.source_id,
+         d.start, d.state_id, d.tainted, d.username) = values  # the order of __slots__, as pack() gives it
+        return d
+
+
+_PACK = operator.attrgetter(*_Draft.__slots__)
+
+
+class _Drafts:
+    """Drafts by users.csv sourcedId, in users.csv order: the objects in a dict, or packed into a spill
+    mapping (so a draft changed after ``get`` must be ``put`` back)."""
+
+    def __init__(self, spill: SpillFactory | None) -> None:
+        self._objects: dict[str, _Draft] = {}
+        self._packed = spill("drafts") if spill else None
+
+    def get(self, source_id: str) -> _Draft | None:
+        if self._packed is None:
+            return self._objects.get(source_id)
+        values = self._packed.get(source_id)
+        return None if values is None else _Draft.unpack(values)
+
+    def put(self, draft: _Draft) -> None:
+        if self._packed is None:
+            self._objects[draft.source_id] = draft
+        else:
+            self._packed[draft.source_id] = draft.pack()
+
+    def __iter__(self) -> Iterator[_Draft]:
+        if self._packed is None:
+            return iter(self._objects.values())
+        return (_Draft.unpack(values) for values in self._packed.values())
+
+
+class RosterReading:
+    """A bundle read by :func:`read_oneroster`: its version, whether it is a delta, the row errors, and the
+    students, handed out once by :meth:`students`."""
+
+    def __init__(self, bundle: dict[str, FileData], today: date | None, spill: SpillFactory | None) -> None:
         self.bundle, self.today = bundle, today
-        self.errors: list[RowError] = []
-        self.orgs: dict[str, tuple[str, str, str]] = {}  # sourcedId -> (name, type, school id)
-        self.role_orgs: dict[str, list[str]] = {}  # student sourcedId -> orgs, primary first
-        self.role_tainted: set[str] = set()
-        self.drafts: dict[str, _Draft] = {}
+        self._spill = spill
+        self.error_list: list[RowError] = []
+        self.orgs: dict[str, tuple[str, str, str]] = {}  # sourcedId -> (name, type, school id); a few hundred
+        self.role_orgs: MutableMapping[str, list[str]] = self._map("role_orgs")  # student -> orgs, primary first
+        self.role_tainted: MutableMapping[str, bool] = self._map("role_tainted")
+        self.drafts = _Drafts(spill)
         self.version = "1.1"
         self.delta = False
+        self.pending = 0  # students read without a problem so far: students() hands out at most this many
 
-    def run(self) -> RosterParseResult:
+    def _map(self, name: str) -> MutableMapping[str, Any]:
+        return self._spill(name) if self._spill else {}
+
+    def read(self) -> None:
         self.read_manifest()
         self.read_orgs()
         self.read_roles()
         self.read_users()
         self.read_demographics()
         self.read_enrollments()
-        students = tuple(self.build())
-        self.errors.sort(key=lambda e: (_ERROR_ORDER.index(e.file), e.line))
-        return RosterParseResult(
-            students=students, errors=tuple(self.errors), version=self.version, delta=self.delta
-        )
+
+    def errors(self) -> tuple[RowError, ...]:
+        """The bad rows found so far, by file then line: all of them once :meth:`students` has run out."""
+        return tuple(sorted(self.error_list, key=lambda e: (_ERROR_ORDER.index(e.file), e.line)))
+
+    def students(self) -> Iterator[StudentRecord]:
+        """The students without a problem, in users.csv order; one that fails the record's own checks is
+        added to :meth:`errors` instead."""
+        return self.build()
 
     def error(self, file: str, line: int, field: str | None, message: str) -> None:
-        self.errors.append(RowError(file=file, line=line, field=field, message=message))
+        self.error_list.append(RowError(file=file, line=line, field=field, message=message))
 
     def rows(self, file: str, required: Iterable[str]) -> Iterator[Row]:
         """Rows of ``file`` (nothing if absent); field-count errors are recorded on the way."""
@@ -177,7 +260,7 @@ class _Parser:
             return
         for item in CsvTable(self.bundle[file], file=file, required=required):
             if isinstance(item, RowError):
-                self.errors.append(item)
+                self.error_list.append(item)
             else:
                 yield item
 
@@ -232,14 +315,15 @@ class _Parser:
             if not user:
                 self.error("roles.csv", row.line, "userSourcedId", "userSourcedId is empty")
                 continue
-            orgs = self.role_orgs.setdefault(user, [])
+            orgs = self.role_orgs.get(user, [])
             if org not in self.orgs:
                 self.error("roles.csv", row.line, "orgSourcedId", _no_org(org))
-                self.role_tainted.add(user)
+                self.role_tainted[user] = True
             elif row.get("roletype").lower() == "primary":
                 orgs.insert(0, org)
             else:
                 orgs.append(org)
+            self.role_orgs[user] = orgs
 
     def read_users(self) -> None:
         required = ["sourcedId", "givenName", "familyName"]
@@ -248,14 +332,15 @@ class _Parser:
         table = CsvTable(self.bundle["users.csv"], file="users.csv", required=required)
         if not self.version:
             self.version = "1.2" if "roles.csv" in self.bundle or not table.has("role") else "1.1"
-        sourced_lines: dict[str, int] = {}
-        sis_lines: dict[str, int] = {}
+        sourced_lines: MutableMapping[str, int] = self._map("user_lines")
+        sis_lines: MutableMapping[str, int] = self._map("sis_id_lines")
+        roles = "roles.csv" in self.bundle  # without it, role_orgs is empty: no need to look there
         for row in table:
             if isinstance(row, RowError):
-                self.errors.append(row)
+                self.error_list.append(row)
                 continue
             sourced = row.get("sourcedid")
-            if row.get("role").lower() != "student" and sourced not in self.role_orgs:
+            if row.get("role").lower() != "student" and not (roles and sourced in self.role_orgs):
                 continue
             problems: list[tuple[str, str]] = []
             draft = _Draft(row.line, sourced)
@@ -263,39 +348,27 @@ class _Parser:
             draft.sis_field = "identifier" if row.get("identifier") else "sourcedId"
             if not sourced:
                 problems.append(("sourcedId", "sourcedId is empty"))
-            elif sourced in sourced_lines:
-                problems.append(
-                    ("sourcedId", f"user {sourced!r} already appears on line {sourced_lines[sourced]}")
-                )
-            else:
-                sourced_lines[sourced] = row.line
-            if draft.sis_id and draft.sis_id in sis_lines:
-                problems.append(
-                    (
-                        draft.sis_field,
-                        f"SIS id {draft.sis_id!r} already appears on line {sis_lines[draft.sis_id]}",
-                    )
-                )
-            elif draft.sis_id:
-                sis_lines[draft.sis_id] = row.line
-            problems += _fill_user(draft, row, self.orgs, self.role_orgs.get(sourced, []))
+            elif (first := sourced_lines.setdefault(sourced, row.line)) != row.line:
+                problems.append(("sourcedId", f"user {sourced!r} already appears on line {first}"))
+            if draft.sis_id and (first := sis_lines.setdefault(draft.sis_id, row.line)) != row.line:
+                problems.append((draft.sis_field, f"SIS id {draft.sis_id!r} already appears on line {first}"))
+            problems += _fill_user(draft, row, self.orgs, self.role_orgs.get(sourced, []) if roles else [])
             for column, message in problems:
                 self.error("users.csv", row.line, column, message)
             if not problems:
-                draft.tainted = sourced in self.role_tainted
-                self.drafts[sourced] = draft
+                draft.tainted = roles and sourced in self.role_tainted
+                self.pending += not draft.tainted
+                self.drafts.put(draft)
 
     def read_demographics(self) -> None:
-        lines: dict[str, int] = {}
+        lines: MutableMapping[str, int] = self._map("demographics_lines")
         for row in self.rows("demographics.csv", ("sourcedId",)):
             draft = self.drafts.get(row.get("sourcedid"))
             if draft is None or row.get("status").lower() in _GONE:
                 continue
             problems: list[tuple[str, str]] = []
-            if draft.source_id in lines:
-                problems.append(("sourcedId", f"demographics for {draft.source_id!r} already on line "
-                                 f"{lines[draft.source_id]}"))  # fmt: skip
-            lines.setdefault(draft.source_id, row.line)
+            if (first := lines.setdefault(draft.source_id, row.line)) != row.line:
+                problems.append(("sourcedId", f"demographics for {draft.source_id!r} already on line {first}"))
             try:
                 birth = row.get("birthdate")
                 draft.birth_date = parse_iso_date(birth, field="birthDate") if birth else None
@@ -308,6 +381,7 @@ class _Parser:
             except InvalidInput as exc:
                 problems.append(("sex", exc.message))
             self.taint("demographics.csv", row.line, draft, problems)
+            self.drafts.put(draft)
 
     def read_enrollments(self) -> None:
         for row in self.rows("enrollments.csv", ("userSourcedId", "role")):
@@ -328,23 +402,25 @@ class _Parser:
             school = row.get("schoolsourcedid")
             if school and school not in self.orgs:
                 problems.append(("schoolSourcedId", _no_org(school)))
-            if self.taint("enrollments.csv", row.line, draft, problems):
-                continue
-            draft.enrollments += 1
-            if self.today is None or end is None or date.fromisoformat(end) >= self.today:
-                draft.current_enrollments += 1
-                if begin and (draft.start is None or begin < draft.start):
-                    draft.start = begin
-                draft.enrollment_school = draft.enrollment_school or school
+            if not self.taint("enrollments.csv", row.line, draft, problems):
+                draft.enrollments += 1
+                if self.today is None or end is None or date.fromisoformat(end) >= self.today:
+                    draft.current_enrollments += 1
+                    if begin and (draft.start is None or begin < draft.start):
+                        draft.start = begin
+                    draft.enrollment_school = draft.enrollment_school or school
+            self.drafts.put(draft)
 
     def taint(self, file: str, line: int, draft: _Draft, problems: list[tuple[str, str]]) -> bool:
         for column, message in problems:
             self.error(file, line, column, message)
-        draft.tainted = draft.tainted or bool(problems)
+        if problems and not draft.tainted:
+            draft.tainted = True
+            self.pending -= 1
         return bool(problems)
 
     def build(self) -> Iterator[StudentRecord]:
-        for d in self.drafts.values():
+        for d in self.drafts:
             if d.tainted:
                 continue
             school = next(
