@@ -19,7 +19,8 @@ from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, counted
 from protocol import InvalidInput, SatchelError
-from protocol.oneroster import FileData, read_bundle_names, read_oneroster
+from protocol.csv_rows import RowError
+from protocol.oneroster import READ_FILES, FileData, read_bundle_names, read_oneroster
 from storage import students
 from storage.database import write_transaction
 from storage.spill_map import SpillFile
@@ -47,18 +48,20 @@ class RosterImportResult:
 
 
 @contextmanager
-def open_bundle(path: Path) -> Iterator[dict[str, _Stream]]:
+def open_bundle(path: Path, reading: Progress | None = None) -> Iterator[dict[str, _Stream]]:
     """Map canonical OneRoster file names to streams of their bytes, from a folder or a zip file (kept open
-    while the block runs)."""
+    while the block runs). ``reading`` hears how many bytes of the files the parser reads have been read."""
     if path.is_dir():
         names = read_bundle_names(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-        yield {key: _Stream(key, (path / name).stat().st_size, path / name) for key, name in names.items()}
+        yield _streams({key: ((path / name).stat().st_size, path / name, None) for key, name in names.items()},
+                       reading)  # fmt: skip
         return
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as bundle:
             infos = {info.filename: info for info in bundle.infolist() if not info.is_dir()}
             names = read_bundle_names(infos)
-            yield {key: _Stream(key, infos[name].file_size, bundle, infos[name]) for key, name in names.items()}
+            yield _streams({key: (infos[name].file_size, bundle, infos[name]) for key, name in names.items()},
+                           reading)  # fmt: skip
         return
     raise InvalidInput(
         f"{path} is neither a folder nor a zip file", field="PATH",
@@ -66,13 +69,34 @@ def open_bundle(path: Path) -> Iterator[dict[str, _Stream]]:
     )  # fmt: skip
 
 
-class _Stream(Iterable[bytes]):
-    """One file of the bundle as chunks, opened when iterated; refused up front when it is absurdly large."""
+_Source = tuple[int, Path | zipfile.ZipFile, zipfile.ZipInfo | None]  # (size, folder file or zip, zip member)
 
-    def __init__(self, key: str, size: int, source: Path | zipfile.ZipFile, info: zipfile.ZipInfo | None = None):
+
+def _streams(sources: dict[str, _Source], reading: Progress | None) -> dict[str, _Stream]:
+    for key, (size, _, _) in sources.items():
         if size > MAX_FILE_BYTES:
             raise InvalidInput(f"{key} is larger than {MAX_FILE_BYTES // 2**20} MiB", field="PATH")
-        self.size, self._source, self._info = size, source, info
+    meter = _Meter(sum(size for key, (size, _, _) in sources.items() if key in READ_FILES), reading)
+    return {key: _Stream(size, source, info, meter) for key, (size, source, info) in sources.items()}
+
+
+class _Meter:
+    """Bytes read so far of all the files the parser reads, told to a progress callback."""
+
+    def __init__(self, total: int, reading: Progress | None) -> None:
+        self.total, self.done, self._reading = total, 0, reading
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self._reading is not None:
+            self._reading(min(self.done, self.total), self.total)
+
+
+class _Stream(Iterable[bytes]):
+    """One file of the bundle as chunks, opened when iterated."""
+
+    def __init__(self, size: int, source: Path | zipfile.ZipFile, info: zipfile.ZipInfo | None, meter: _Meter):
+        self.size, self._source, self._info, self._meter = size, source, info, meter
 
     def __iter__(self) -> Iterator[bytes]:
         if isinstance(self._source, zipfile.ZipFile):
@@ -81,34 +105,37 @@ class _Stream(Iterable[bytes]):
         else:
             opened = self._source.open("rb")
         with opened as stream:
-            yield from iter(lambda: stream.read(CHUNK), b"")
+            while chunk := stream.read(CHUNK):
+                self._meter.add(len(chunk))
+                yield chunk
 
 
 def import_roster(
     node: Node, *, actor: str | None, path: Path, skip_invalid: bool, progress: Progress | None = None,
-    spill_over: int = SPILL_OVER_BYTES,
+    reading: Progress | None = None, spill_over: int = SPILL_OVER_BYTES,
 ) -> RosterImportResult:  # fmt: skip
-    """``progress`` hears how many of the students read are saved (after the bundle is read and checked).
+    """``reading`` hears how many bytes of the bundle are read; then ``progress``, how many of the students
+    read are saved.
 
     A roster with an invalid row changes nothing unless ``skip_invalid``; rows that only the final record
     checks find invalid are found while saving, and undo the transaction (see the module's docstring).
     """
     user = authorize(node, actor, "records.write")
     with ExitStack() as stack:
-        files: Mapping[str, FileData] = stack.enter_context(open_bundle(path))
+        files: Mapping[str, FileData] = stack.enter_context(open_bundle(path, reading))
         users = files.get("users.csv")
         spill = None
         if isinstance(users, _Stream) and users.size > spill_over:
             spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
-        reading = read_oneroster(files, spill=spill)
-        _refuse_invalid(reading.errors(), skip_invalid)
+        roster = read_oneroster(files, spill=spill)
+        _refuse_invalid(roster.errors(), skip_invalid)
         now = now_iso()
         with write_transaction(node.db):
-            chosen = reading.students()
+            chosen = roster.students()
             if progress is not None:
-                chosen = counted(chosen, reading.pending, progress)
+                chosen = counted(chosen, roster.pending, progress)
             counts = students.upsert(node.db, chosen, now=now)
-            errors = reading.errors()
+            errors = roster.errors()
             _refuse_invalid(errors, skip_invalid)  # rolls back what was saved
             if counts.changed or errors:
                 record(
@@ -119,6 +146,6 @@ def import_roster(
     return RosterImportResult(counts, errors)
 
 
-def _refuse_invalid(errors: tuple, skip_invalid: bool) -> None:
+def _refuse_invalid(errors: tuple[RowError, ...], skip_invalid: bool) -> None:
     if errors and not skip_invalid:
         raise RosterRowsInvalid(f"{len(errors)} row(s) are invalid; nothing was imported", errors)

@@ -54,7 +54,8 @@ KNOWN_FILES: tuple[str, ...] = (
     "resultlearningobjectiveids.csv", "resultscorescales.csv",
 )  # fmt: skip
 REQUIRED_FILES: tuple[str, ...] = ("users.csv", "orgs.csv")
-_ERROR_ORDER = ("manifest.csv", "orgs.csv", "roles.csv", "users.csv", "demographics.csv", "enrollments.csv")
+# The files read, in the order they are read (and errors reported); the others are not opened.
+READ_FILES = ("manifest.csv", "orgs.csv", "roles.csv", "users.csv", "demographics.csv", "enrollments.csv")
 
 _STATE_ID_TYPES = frozenset({"state", "stateid", "ssid", "statestudentid"})
 _STATE_ID_COLUMNS = ("metadata.stateid", "metadata.state_id", "metadata.ssid")
@@ -244,7 +245,7 @@ class RosterReading:
 
     def errors(self) -> tuple[RowError, ...]:
         """The bad rows found so far, by file then line: all of them once :meth:`students` has run out."""
-        return tuple(sorted(self.error_list, key=lambda e: (_ERROR_ORDER.index(e.file), e.line)))
+        return tuple(sorted(self.error_list, key=lambda e: (READ_FILES.index(e.file), e.line)))
 
     def students(self) -> Iterator[StudentRecord]:
         """The students without a problem, in users.csv order; one that fails the record's own checks is

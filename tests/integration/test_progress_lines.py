@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from storage.free_space import size_text
+
 from support import run_cli
 
 SHOWN = {"SATCHEL_PROGRESS": "1"}
@@ -62,5 +64,10 @@ def test_a_roster_import_says_what_it_is_doing(pair, tmp_path: Path) -> None:
     shown = _shown(a, "roster", "import", str(bundle), "--as", "coord")
     steps = [line.strip() for line in shown.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert steps[0] == "Reading the roster..."
+    read = (bundle / "users.csv").stat().st_size + sum(
+        (bundle / name).stat().st_size for name in ("manifest.csv", "orgs.csv", "demographics.csv", "enrollments.csv"))
+    assert f"Reading the roster {size_text(read)} of {size_text(read)} (100%)" in steps
     assert steps[-1] == "Saving 2,500 of 2,500 students (100%)"
+    # Two lines, each ended: the saving line does not draw over the end of the reading one.
+    assert shown.stderr.count("\n") >= 2 and shown.stderr.endswith("\n")
     assert "Students: 2,500 added" in shown.stdout  # counts read as a person reads them
