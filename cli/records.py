@@ -17,6 +17,7 @@ from cli.common import (
     print_json,
     print_table,
 )
+from cli.progress import progress_line
 
 
 @click.group("documents", context_settings=CONTEXT)
@@ -220,11 +221,11 @@ def assessments_import(
       satchel assessments import star-fall-2026.csv --as jdoe
       satchel assessments import map-winter.csv --dates M/D/YYYY --as jdoe
     """
-    from node import records as record_service
+    from node.assessment_import import import_assessments
 
-    with opened(home) as node:
-        counts = record_service.import_assessments(
-            node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates
+    with opened(home) as node, progress_line("Importing") as progress:
+        counts = import_assessments(
+            node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates, progress=progress
         )
     if as_json:
         print_json(counts)

@@ -21,6 +21,23 @@ class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class ReadMeter:
+    """Bytes read so far of ``total`` (one file or several read one after another), told to ``progress`` as
+    each chunk is read."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.done, self._progress = total, 0, progress
+
+    def chunks(self, stream: _Readable) -> Iterator[bytes]:
+        while chunk := stream.read(self.CHUNK):
+            self.done += len(chunk)
+            if self._progress is not None:
+                self._progress(min(self.done, self.total), self.total)
+            yield chunk
+
+
 class CountingReader:
     """Reads through to ``source``, reporting how many of ``total`` bytes have been read so far."""
 

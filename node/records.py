@@ -1,4 +1,5 @@
-"""Adding the district's own records: documents (into the blob store), cases and assessment results."""
+"""Adding the district's own records: documents (into the blob store) and cases (assessment results:
+node.assessment_import)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,10 @@ from pathlib import Path
 from node.clock import new_id, now_iso
 from node.home import Node
 from node.operators import authorize, record
-from protocol import InvalidInput, SatchelError
-from protocol.assessments_csv import ISO_DATES, US_DATES, parse_assessments_csv
-from protocol.csv_rows import RowError
+from protocol import InvalidInput
 from storage import records, students
 from storage.database import write_transaction
 from storage.records import DOCUMENT_TYPES, Case, Document
-
-
-class AssessmentRowsInvalid(SatchelError):
-    code = "assessments.rows_invalid"
-    default_hint = "fix the rows listed, or re-run with --skip-invalid to import the valid rows only"
-
-    def __init__(self, message: str, rows: tuple, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.rows = rows
 
 
 def add_document(
@@ -109,32 +99,3 @@ def add_case(
             {"case_id": case.case_id, "number": case.case_number},
         )
     return case
-
-
-def import_assessments(
-    node: Node, *, actor: str | None, path: Path, skip_invalid: bool, dates: str = ISO_DATES
-) -> dict[str, int]:
-    user = authorize(node, actor, "records.write")
-    parsed = parse_assessments_csv(path.read_bytes(), file=path.name, dates=dates)
-    # (file, no line, field, reason) for rows that parsed but name no student here: see below
-    errors: list[RowError | tuple[str, None, str, str]] = list(parsed.errors)
-    known = []
-    for result in parsed.results:
-        if students.get(node.db, result.student_sis_id) is None:
-            # The parser keeps no line numbers for valid rows; the result id identifies the row instead.
-            reason = f"no student with SIS id {result.student_sis_id!r} (result {result.result_id})"
-            errors.append((path.name, None, "student_sis_id", reason))
-        else:
-            known.append(result)
-    if errors and not skip_invalid:
-        raise AssessmentRowsInvalid(
-            f"{len(errors)} row(s) of {path.name} are invalid; nothing was imported", tuple(errors),
-            hint=f"its dates are written month/day/year, as Excel saves them: re-run with --dates {US_DATES}"
-            if parsed.us_dates_refused else None,
-        )  # fmt: skip
-    with write_transaction(node.db):
-        inserted, updated, unchanged = records.upsert_assessment_results(node.db, known, now=now_iso())
-        counts = {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": len(errors)}
-        if inserted or updated:
-            record(node, user.username, "assessments.import", path.name, counts)
-    return counts

@@ -17,7 +17,7 @@ from pathlib import Path
 from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
-from node.progress import Progress, counted
+from node.progress import Progress, ReadMeter, counted
 from protocol import InvalidInput, SatchelError
 from protocol.csv_rows import RowError
 from protocol.oneroster import READ_FILES, FileData, read_bundle_names, read_oneroster
@@ -29,7 +29,6 @@ from storage.students import UpsertCounts
 # A whole-district users.csv is tens of MB; refuse absurd inputs.
 MAX_FILE_BYTES = 512 * 1024 * 1024
 SPILL_OVER_BYTES = 16 * 1024 * 1024
-CHUNK = 256 * 1024
 
 
 class RosterRowsInvalid(SatchelError):
@@ -76,26 +75,14 @@ def _streams(sources: dict[str, _Source], reading: Progress | None) -> dict[str,
     for key, (size, _, _) in sources.items():
         if size > MAX_FILE_BYTES:
             raise InvalidInput(f"{key} is larger than {MAX_FILE_BYTES // 2**20} MiB", field="PATH")
-    meter = _Meter(sum(size for key, (size, _, _) in sources.items() if key in READ_FILES), reading)
+    meter = ReadMeter(sum(size for key, (size, _, _) in sources.items() if key in READ_FILES), reading)
     return {key: _Stream(size, source, info, meter) for key, (size, source, info) in sources.items()}
-
-
-class _Meter:
-    """Bytes read so far of all the files the parser reads, told to a progress callback."""
-
-    def __init__(self, total: int, reading: Progress | None) -> None:
-        self.total, self.done, self._reading = total, 0, reading
-
-    def add(self, count: int) -> None:
-        self.done += count
-        if self._reading is not None:
-            self._reading(min(self.done, self.total), self.total)
 
 
 class _Stream(Iterable[bytes]):
     """One file of the bundle as chunks, opened when iterated."""
 
-    def __init__(self, size: int, source: Path | zipfile.ZipFile, info: zipfile.ZipInfo | None, meter: _Meter):
+    def __init__(self, size: int, source: Path | zipfile.ZipFile, info: zipfile.ZipInfo | None, meter: ReadMeter):
         self.size, self._source, self._info, self._meter = size, source, info, meter
 
     def __iter__(self) -> Iterator[bytes]:
@@ -105,9 +92,7 @@ class _Stream(Iterable[bytes]):
         else:
             opened = self._source.open("rb")
         with opened as stream:
-            while chunk := stream.read(CHUNK):
-                self._meter.add(len(chunk))
-                yield chunk
+            yield from self._meter.chunks(stream)
 
 
 def import_roster(

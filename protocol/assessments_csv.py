@@ -9,12 +9,18 @@ Columns (header names are not case-sensitive, order is free):
   optional columns, but each row needs at least one of them.
 * ``result_id``: optional. When absent or empty the id is derived from student, assessment, subject and
   date (:func:`derive_result_id`), so importing the same file twice yields the same ids.
+
+:func:`read_assessments_csv` reads a file given whole or as a stream of chunks and hands out the results
+one by one; the one thing it keeps per row (the line of each result id, to find a second row of the same
+result) can live in a mapping the caller supplies, so a caller that streams the file and the results needs
+memory that does not grow with the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -132,6 +138,20 @@ def parse_assessments_csv(
 ) -> AssessmentParseResult:
     """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed.
     ``dates``: how the date column is written, ISO_DATES or US_DATES."""
+    reading = read_assessments_csv(data, file=file, dates=dates)
+    results = tuple(reading.results())
+    return AssessmentParseResult(
+        results=results, errors=tuple(reading.errors), us_dates_refused=reading.us_dates_refused
+    )
+
+
+def read_assessments_csv(
+    data: bytes | Iterable[bytes], *, file: str = DEFAULT_FILE_NAME, dates: str = ISO_DATES,
+    seen: MutableMapping[str, int] | None = None,
+) -> AssessmentReading:  # fmt: skip
+    """Check the date order and the header now (raising as :func:`parse_assessments_csv` does); the rows are
+    read as :meth:`AssessmentReading.results` is iterated. ``seen`` keeps the line of each result id (a dict
+    when not given)."""
     _check_order(dates)  # an unknown order is refused before any row is read
     table = CsvTable(data, file=file, required=_REQUIRED)
     student_column = next((c for c in ("student_sis_id", "student") if table.has(c)), None)
@@ -141,49 +161,61 @@ def parse_assessments_csv(
             field="student_sis_id",
             hint="Name the column holding each student's SIS id 'student_sis_id' (or 'student').",
         )
-    results: list[AssessmentResult] = []
-    errors: list[RowError] = []
-    id_lines: dict[str, int] = {}
-    us_dates_refused = False
-    for row in table:
-        if isinstance(row, RowError):
-            errors.append(row)
-            continue
-        problems: list[tuple[str, str]] = []
-        values: dict[str, Decimal | None] = {}
-        for column in ("score", "scale_score", "percentile"):
+    return AssessmentReading(table, student_column, file, dates, {} if seen is None else seen)
+
+
+class AssessmentReading:
+    """A file being read: its valid results from :meth:`results`, its bad rows in ``errors`` as they are met
+    (all of them once the results have run out), and whether US dates were refused."""
+
+    def __init__(
+        self, table: CsvTable, student_column: str, file: str, dates: str, seen: MutableMapping[str, int]
+    ) -> None:
+        self._table, self._student_column, self._file, self._dates = table, student_column, file, dates
+        self._id_lines = seen
+        self.errors: list[RowError] = []
+        self.us_dates_refused = False
+
+    def results(self) -> Iterator[AssessmentResult]:
+        file, dates, student_column, id_lines = self._file, self._dates, self._student_column, self._id_lines
+        for row in self._table:
+            if isinstance(row, RowError):
+                self.errors.append(row)
+                continue
+            problems: list[tuple[str, str]] = []
+            values: dict[str, Decimal | None] = {}
+            for column in ("score", "scale_score", "percentile"):
+                try:
+                    values[column] = _decimal(column, row.get(column))
+                except InvalidInput as exc:
+                    problems.append((column, exc.message))
+            student, assessment = row.get(student_column), row.get("assessment")
+            subject, when = row.get("subject"), row.get("date")
             try:
-                values[column] = _decimal(column, row.get(column))
+                when = iso_date(when, dates)  # before the id is derived: the same result whichever way it is written
             except InvalidInput as exc:
-                problems.append((column, exc.message))
-        student, assessment = row.get(student_column), row.get("assessment")
-        subject, when = row.get("subject"), row.get("date")
-        try:
-            when = iso_date(when, dates)  # before the id is derived: the same result whichever way it is written
-        except InvalidInput as exc:
-            problems.append(("date", exc.message))
-            us_dates_refused = us_dates_refused or bool(_US_DATE.fullmatch(when))
-        result_id = row.get("result_id") or derive_result_id(student, assessment, subject, when)
-        result: AssessmentResult | None = None
-        if not problems:
-            try:
-                result = AssessmentResult(
-                    result_id=result_id, student_sis_id=student, assessment=assessment, subject=subject,
-                    date=when, benchmark_category=row.get("benchmark_category"), **values,
-                )  # fmt: skip
-            except InvalidInput as exc:
-                field = student_column if exc.field == "student_sis_id" else exc.field
-                problems.append((field or "", exc.message))
-        if result is not None and result_id in id_lines:
-            why = "result_id" if row.get("result_id") else "student, assessment, subject and date"
-            problems.append(
-                (
-                    "result_id" if row.get("result_id") else student_column,
-                    f"same {why} as line {id_lines[result_id]}; add a distinct result_id to keep both",
+                problems.append(("date", exc.message))
+                self.us_dates_refused = self.us_dates_refused or bool(_US_DATE.fullmatch(when))
+            result_id = row.get("result_id") or derive_result_id(student, assessment, subject, when)
+            result: AssessmentResult | None = None
+            if not problems:
+                try:
+                    result = AssessmentResult(
+                        result_id=result_id, student_sis_id=student, assessment=assessment, subject=subject,
+                        date=when, benchmark_category=row.get("benchmark_category"), **values,
+                    )  # fmt: skip
+                except InvalidInput as exc:
+                    field = student_column if exc.field == "student_sis_id" else exc.field
+                    problems.append((field or "", exc.message))
+            first = id_lines.setdefault(result_id, row.line)
+            if result is not None and first != row.line:
+                why = "result_id" if row.get("result_id") else "student, assessment, subject and date"
+                problems.append(
+                    (
+                        "result_id" if row.get("result_id") else student_column,
+                        f"same {why} as line {first}; add a distinct result_id to keep both",
+                    )
                 )
-            )
-        id_lines.setdefault(result_id, row.line)
-        errors.extend(RowError(file=file, line=row.line, field=f or None, message=m) for f, m in problems)
-        if result is not None and not problems:
-            results.append(result)
-    return AssessmentParseResult(results=tuple(results), errors=tuple(errors), us_dates_refused=us_dates_refused)
+            self.errors.extend(RowError(file=file, line=row.line, field=f or None, message=m) for f, m in problems)
+            if result is not None and not problems:
+                yield result

@@ -11,7 +11,7 @@ import sqlite_utils
 
 from protocol import Conflict, NotFound
 from protocol.assessments_csv import AssessmentResult
-from storage.rows import update_rows
+from storage.rows import batched, update_rows
 
 DOCUMENT_TYPES = ("iep", "504", "evaluation", "transcript", "discipline", "health", "other")
 
@@ -161,27 +161,34 @@ _RESULT_FIELDS = (
 )  # fmt: skip
 
 
+_RESULT_BATCH = 2000
+
+
 def upsert_assessment_results(
     db: sqlite_utils.Database, results: Iterable[AssessmentResult], *, now: str
 ) -> tuple[int, int, int]:
-    """Returns (inserted, updated, unchanged); keyed by result id, so re-importing a file is a no-op."""
+    """Returns (inserted, updated, unchanged); keyed by result id, so re-importing a file is a no-op. The ids
+    are distinct (the CSV reader refuses a second row of a result). ``results`` are taken in batches: one
+    look-up and one write of each kind per batch, however many there are."""
     inserted = updated = unchanged = 0
     cols = ", ".join(_RESULT_FIELDS)
-    for result in results:
-        values = tuple("" if getattr(result, f) is None else str(getattr(result, f)) for f in _RESULT_FIELDS)
-        old = db.execute(f"SELECT {cols} FROM assessment_results WHERE result_id = ?", [values[0]]).fetchone()
-        if old is None:
-            db.execute(
-                f"INSERT INTO assessment_results ({cols}, created_at) VALUES ({','.join('?' * len(values))}, ?)",
-                [*values, now],
-            )
-            inserted += 1
-        elif tuple(old) != values:
-            sets = ", ".join(f"{f} = ?" for f in _RESULT_FIELDS[1:])
-            db.execute(f"UPDATE assessment_results SET {sets} WHERE result_id = ?", [*values[1:], values[0]])
-            updated += 1
-        else:
-            unchanged += 1
+    insert = f"INSERT INTO assessment_results ({cols}, created_at) VALUES ({','.join('?' * len(_RESULT_FIELDS))}, ?)"
+    update = f"UPDATE assessment_results SET {', '.join(f'{f} = ?' for f in _RESULT_FIELDS[1:])} WHERE result_id = ?"
+    for batch in batched(results, _RESULT_BATCH):
+        rows = {
+            values[0]: values
+            for values in (tuple("" if getattr(r, f) is None else str(getattr(r, f)) for f in _RESULT_FIELDS)
+                           for r in batch)
+        }  # fmt: skip
+        marks = ",".join("?" * len(rows))
+        found = db.execute(f"SELECT {cols} FROM assessment_results WHERE result_id IN ({marks})", list(rows))
+        old = {row[0]: tuple(row) for row in found}
+        new = [(*values, now) for key, values in rows.items() if key not in old]
+        changed = [(*values[1:], key) for key, values in rows.items() if key in old and old[key] != values]
+        db.conn.executemany(insert, new)
+        db.conn.executemany(update, changed)
+        inserted, updated = inserted + len(new), updated + len(changed)
+        unchanged += len(rows) - len(new) - len(changed)
     return inserted, updated, unchanged
 
 

@@ -1,4 +1,5 @@
-"""Writing one row from keyword values: the column list, placeholders and values built in one place.
+"""Writing rows: one from keyword values (the column list, placeholders and values built in one place), or
+many in batches.
 
 Table and column names come from this package's own code, never from input, so building the SQL text from
 them is safe; every value is a bound parameter.
@@ -6,10 +7,13 @@ them is safe; every value is a bound parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from typing import Any, TypeVar
 
 import sqlite_utils
+
+T = TypeVar("T")
 
 
 def insert_row(db: sqlite_utils.Database, table: str, values: Mapping[str, Any]) -> None:
@@ -26,3 +30,10 @@ def update_rows(
     sets = ", ".join(f"{column} = ?" for column in changes)
     condition = " AND ".join(f"{column} = ?" for column in where)
     db.execute(f"UPDATE {table} SET {sets} WHERE {condition}", [*changes.values(), *where.values()])
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter): itertools.batched, which Python 3.11 lacks."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

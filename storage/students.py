@@ -102,6 +102,15 @@ def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
     return StoredStudent(StudentRecord.from_stored(row[:n]), row[n], row[n + 1], row[n + 2])
 
 
+def present(db: sqlite_utils.Database, sis_ids: Iterable[str]) -> set[str]:
+    """Which of ``sis_ids`` (at most a few thousand: one query) are students here."""
+    wanted = sorted(set(sis_ids))
+    if not wanted:
+        return set()
+    marks = ",".join("?" * len(wanted))
+    return {row[0] for row in db.execute(f"SELECT sis_id FROM students WHERE sis_id IN ({marks})", wanted)}
+
+
 def require(db: sqlite_utils.Database, sis_id: str) -> StoredStudent:
     student = get(db, sis_id)
     if student is None:

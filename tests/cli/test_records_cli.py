@@ -80,6 +80,13 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
         handle.write("424242,STAR Math,Math,2026-09-16,480,480,41,On Watch\n")
     bad = run_cli(home, "assessments", "import", str(csv), "--as", "coord", ok=False)
     assert "assessments.rows_invalid" in bad.stderr and "424242" in bad.stderr
+    # A long file shows how much of it is done, on request (a terminal shows it unasked).
+    shown = run_cli(home, "assessments", "import", str(csv), "--skip-invalid", "--as", "coord",
+                    env={"SATCHEL_PROGRESS": "1"})  # fmt: skip
+    size = csv.stat().st_size
+    assert shown.stderr.replace("\r", "\n").strip().splitlines()[-1].strip() == (
+        f"Importing {size} B of {size} B (100%)"
+    )
 
 
 def test_send_refuses_a_bad_expiry_as_the_operators_mistake(make_home, tmp_path) -> None:
