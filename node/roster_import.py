@@ -1,14 +1,19 @@
 """`satchel roster import`: read a OneRoster CSV bundle (folder or zip) and upsert the students.
 
 The files are streamed from disk, never held whole. A big bundle (users.csv over ``SPILL_OVER_BYTES``, some
-100,000 students) also keeps what joins its files in a scratch SQLite file (storage.spill_map) rather than in
+130,000 students) also keeps what joins its files in a scratch SQLite file (storage.spill_map) rather than in
 dicts, and its students go to the database a batch at a time, so memory stays flat at any district's size;
 smaller ones are joined in memory, which is faster.
+
+A roster with an invalid row changes nothing (unless the caller skips invalid rows): most are found while
+the files are read, before anything is written; the few that only a student record's own checks find turn
+up while saving, and roll the whole transaction back.
 """
 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -56,7 +61,11 @@ def open_bundle(path: Path, reading: Progress | None = None) -> Iterator[dict[st
                        reading)  # fmt: skip
         return
     if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as bundle:
+        try:
+            bundle = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise _damaged(path, exc) from None
+        with bundle:
             infos = {info.filename: info for info in bundle.infolist() if not info.is_dir()}
             names = read_bundle_names(infos)
             yield _streams({key: (infos[name].file_size, bundle, infos[name]) for key, name in names.items()},
@@ -86,13 +95,24 @@ class _Stream(Iterable[bytes]):
         self.size, self._source, self._info, self._meter = size, source, info, meter
 
     def __iter__(self) -> Iterator[bytes]:
-        if isinstance(self._source, zipfile.ZipFile):
-            assert self._info is not None
-            opened = self._source.open(self._info)  # reads no more than the size the zip declares
-        else:
-            opened = self._source.open("rb")
-        with opened as stream:
-            yield from self._meter.chunks(stream)
+        if not isinstance(self._source, zipfile.ZipFile):
+            with self._source.open("rb") as stream:
+                yield from self._meter.chunks(stream)
+            return
+        assert self._info is not None
+        try:
+            with self._source.open(self._info) as stream:  # reads no more than the size the zip declares
+                yield from self._meter.chunks(stream)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise _damaged(Path(str(self._source.filename)), exc, self._info.filename) from None
+
+
+def _damaged(path: Path, exc: Exception, member: str | None = None) -> InvalidInput:
+    what = f"{member} in {path.name}" if member else path.name
+    return InvalidInput(
+        f"{what} cannot be read: the zip file is damaged or uses a compression Satchel does not read ({exc})",
+        field="PATH", hint="make the zip again (a plain zip, Deflate), or give the folder of CSV files instead",
+    )  # fmt: skip
 
 
 def import_roster(

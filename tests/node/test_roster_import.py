@@ -3,6 +3,7 @@ stays all or nothing; and memory does not grow with the roster."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sqlite3
@@ -153,3 +154,32 @@ def test_the_scratch_file_of_an_import_killed_midway_is_swept(node: Any) -> None
     os.utime(left, (0, 0))
     assert sweep_orphans(node, min_age=60) == 1
     assert not left.exists()
+
+
+_ZIPPED = {}
+
+
+def _zipped_sample() -> bytes:
+    if not _ZIPPED:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in make_bundle([_student(i) for i in range(40)]).items():
+                archive.writestr(f"export/{name}", data)
+        _ZIPPED["bytes"] = buffer.getvalue()
+    return _ZIPPED["bytes"]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None,
+          max_examples=60)  # fmt: skip
+@given(st.data())
+def test_a_damaged_zip_is_refused_as_such(node: Any, tmp_path: Path, data: st.DataObject) -> None:
+    original = _zipped_sample()
+    start = data.draw(st.integers(0, len(original) - 1))
+    junk = data.draw(st.binary(min_size=1, max_size=24))
+    path = tmp_path / "roster.zip"
+    path.write_bytes(original[:start] + junk + original[start + len(junk) :])
+    try:
+        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    except SatchelError as exc:  # never an internal error
+        assert exc.code in ("input.invalid", "roster.rows_invalid", "roster.missing_file", "roster.ambiguous_file",
+                            "csv.encoding", "csv.malformed", "csv.missing_column"), exc.code  # fmt: skip
