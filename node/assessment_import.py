@@ -16,9 +16,8 @@ from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, ReadMeter
-from protocol import SatchelError
 from protocol.assessments_csv import ISO_DATES, US_DATES, AssessmentResult, read_assessments_csv
-from protocol.csv_rows import RowError
+from protocol.csv_rows import RowError, RowsInvalid
 from storage import records, students
 from storage.database import write_transaction
 from storage.rows import batched
@@ -28,13 +27,9 @@ SPILL_OVER_BYTES = 16 * 1024 * 1024  # some 300,000 rows
 BATCH = 2000
 
 
-class AssessmentRowsInvalid(SatchelError):
+class AssessmentRowsInvalid(RowsInvalid):
     code = "assessments.rows_invalid"
     default_hint = "fix the rows listed, or re-run with --skip-invalid to import the valid rows only"
-
-    def __init__(self, message: str, rows: tuple, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.rows = rows
 
 
 # A row that parsed but names no student here: (file, no line, field, reason). The reader keeps no line

@@ -23,8 +23,8 @@ from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, ReadMeter, counted
-from protocol import InvalidInput, SatchelError
-from protocol.csv_rows import RowError
+from protocol import InvalidInput
+from protocol.csv_rows import RowError, RowsInvalid
 from protocol.oneroster import READ_FILES, FileData, read_bundle_names, read_oneroster
 from storage import students
 from storage.database import write_transaction
@@ -36,13 +36,9 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 SPILL_OVER_BYTES = 16 * 1024 * 1024
 
 
-class RosterRowsInvalid(SatchelError):
+class RosterRowsInvalid(RowsInvalid):
     code = "roster.rows_invalid"
     default_hint = "fix the rows listed, or re-run with --skip-invalid to import the valid rows only"
-
-    def __init__(self, message: str, rows: tuple, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.rows = rows
 
 
 @dataclass(frozen=True, slots=True)

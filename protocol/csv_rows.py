@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from protocol.errors import InvalidInput
+from protocol.errors import InvalidInput, SatchelError
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -43,6 +43,16 @@ class CsvMissingColumn(InvalidInput):
     """A CSV file's header lacks a column the importer needs."""
 
     code = "csv.missing_column"
+
+
+class RowsInvalid(SatchelError):
+    """Some rows of a district's file are invalid, so nothing of it was imported; ``rows`` lists them (a
+    :class:`RowError` each, or ``(file, line or None, field, reason)`` for a check made outside the file).
+    Each kind of file has its own subclass, with its code."""
+
+    def __init__(self, message: str, rows: tuple[object, ...], **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.rows = rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -190,3 +191,16 @@ def published_key(key: IdentityKey | EncryptionKey, use: str) -> PublishedKey:
     algorithm = "ed25519" if use == "identity" else "mlkem768-x25519"
     return PublishedKey(key_id=key.public_key.key_id, use=use, algorithm=algorithm, public_key=key.public_key.raw,
                         not_before="2026-01-01T00:00:00Z")  # fmt: skip
+
+
+def peak_python_memory(call: Callable[[], object]) -> int:
+    """The most memory Python objects took at once while ``call()`` ran, in bytes (tracemalloc: memory that
+    SQLite or the OS hold, such as page caches, is not counted)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

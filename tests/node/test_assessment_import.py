@@ -4,7 +4,6 @@ memory that does not grow with the file."""
 from __future__ import annotations
 
 import tempfile
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from protocol.roster import StudentRecord
 from storage import students, users
 from storage.spill_map import SpillFile
 
-from support import node_fields
+from support import node_fields, peak_python_memory
 
 HEADER = "student_sis_id,assessment,subject,date,score,scale_score,percentile,benchmark_category\n"
 _SUBJECTS = ["Math", "Reading", "Science"]
@@ -116,12 +115,8 @@ def test_progress_is_told_in_bytes_of_the_file(node: Any, tmp_path: Path) -> Non
 
 def _peak(node: Any, path: Path) -> int:
     node.db.execute("DELETE FROM assessment_results")
-    tracemalloc.start()
-    try:
-        import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_python_memory(lambda: import_assessments(node, actor="coord", path=path, skip_invalid=False,
+                                                         spill_over=0))  # fmt: skip
 
 
 def test_memory_does_not_grow_with_the_file(node: Any, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from storage import users
 from storage.spill_map import SpillFile
 
 from fixtures_oneroster import make_bundle, student_dicts, write_bundle
-from support import node_fields
+from support import node_fields, peak_python_memory
 
 
 def _outcome(files: dict[str, Any], spill: Any = None) -> object:
@@ -126,12 +125,8 @@ def test_a_bad_record_found_while_saving_undoes_the_whole_import(node: Any, tmp_
 def _peak_python_memory(node: Any, folder: Path) -> int:
     node.db.execute("DELETE FROM student_match_keys")
     node.db.execute("DELETE FROM students")
-    tracemalloc.start()
-    try:
-        import_roster(node, actor="coord", path=folder, skip_invalid=False, spill_over=0)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_python_memory(lambda: import_roster(node, actor="coord", path=folder, skip_invalid=False,
+                                                    spill_over=0))  # fmt: skip
 
 
 def test_memory_does_not_grow_with_the_roster(node: Any, tmp_path: Path) -> None:
