@@ -12,14 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.assessment_import import AssessmentRowsInvalid, import_assessments
-from node.home import init_home, open_node
 from protocol import SatchelError
 from protocol.assessments_csv import read_assessments_csv
 from protocol.roster import StudentRecord
-from storage import students, users
+from storage import students
 from storage.spill_map import SpillFile
 
-from support import node_fields, peak_python_memory
+from support import peak_python_memory
 
 HEADER = "student_sis_id,assessment,subject,date,score,scale_score,percentile,benchmark_category\n"
 _SUBJECTS = ["Math", "Reading", "Science"]
@@ -50,16 +49,12 @@ def test_streamed_and_spilled_reads_as_whole(rows: list[str], newline: str, chun
 
 
 @pytest.fixture
-def node(tmp_path: Path):
-    init_home(tmp_path / "home", node=node_fields("r.example.org"))
-    opened = open_node(tmp_path / "home")
-    users.add(opened.db, username="coord", email="c@r.example.org", full_name="Cory", role="coordinator",
-              now="2026-12-05T00:00:00Z")  # fmt: skip
-    students.upsert(opened.db, [StudentRecord(sis_id=f"S{i:05d}", source_id=f"S{i:05d}", given_name="Ana",
-                                              family_name="Lopez", birth_date=None, sex=None, grade=None)
-                                for i in range(1000)], now="2026-12-05T00:00:00Z")  # fmt: skip
-    yield opened
-    opened.close()
+def node(node: Any) -> Any:
+    """The shared node, with 1,000 students for the results to name."""
+    students.upsert(node.db, [StudentRecord(sis_id=f"S{i:05d}", source_id=f"S{i:05d}", given_name="Ana",
+                                            family_name="Lopez", birth_date=None, sex=None, grade=None)
+                              for i in range(1000)], now="2026-12-05T00:00:00Z")  # fmt: skip
+    return node
 
 
 def _csv(path: Path, rows: int, *extra: str) -> Path:

@@ -16,16 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.home import init_home, open_node
 from node.roster_import import RosterRowsInvalid, import_roster
 from node.temp_sweep import sweep_orphans
 from protocol import SatchelError
 from protocol.oneroster import read_oneroster
-from storage import users
 from storage.spill_map import SpillFile
 
 from fixtures_oneroster import make_bundle, student_dicts, write_bundle
-from support import node_fields, peak_python_memory
+from support import peak_python_memory
 
 
 def _outcome(files: dict[str, Any], spill: Any = None) -> object:
@@ -72,16 +70,6 @@ def _student(i: int, **changes: str) -> dict[str, str]:
     return {"sis_id": f"S{i:06d}", "given_name": "Ana", "family_name": _FAMILIES[i % 8], "birth_date": "2012-03-04",
             "sex": "F", "grade": "07", "school_id": "0101", "enrollment_start": "2024-08-19",
             "email": f"s{i}@example.org"} | changes  # fmt: skip
-
-
-@pytest.fixture
-def node(tmp_path: Path):
-    init_home(tmp_path / "home", node=node_fields("r.example.org"))
-    opened = open_node(tmp_path / "home")
-    users.add(opened.db, username="coord", email="c@r.example.org", full_name="Cory", role="coordinator",
-              now="2026-12-05T00:00:00Z")  # fmt: skip
-    yield opened
-    opened.close()
 
 
 def _students_in(node: Any) -> list[tuple]:
