@@ -14,6 +14,7 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from protocol.errors import InvalidInput, SatchelError
 
@@ -22,6 +23,9 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _ZIP_MAGIC = b"PK\x03\x04"  # .xlsx workbooks are zips
 # A line ends at CRLF, LF or a lone CR (old Mac exports); the csv module then only ever sees one line.
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+# Longer than any export's line (a field alone may not pass 128 KiB, the csv module's limit): a file with
+# such a line is not a CSV export, and a stream is not read whole looking for the end of it.
+MAX_LINE = 1 << 20
 _SAVE_AS_UTF8 = "Save the file as UTF-8 (in Excel: File > Save As > 'CSV UTF-8 (Comma delimited)')."
 
 
@@ -187,6 +191,10 @@ class _LineSource:
     def __next__(self) -> str:
         raw = next(self._matches)
         self.count += 1
+        if len(raw) > MAX_LINE:
+            raise CsvMalformed(
+                f"{self._file} line {self.count} is longer than {MAX_LINE >> 20} MiB: it is not a CSV export"
+            )
         if b"\x00" in raw:
             # NUL has no business in a text export; it means UTF-16 without a BOM or a binary file.
             raise CsvEncodingError(f"{self._file} line {self.count} contains NUL bytes; it is not UTF-8 text")
@@ -201,14 +209,20 @@ class _LineSource:
 def _split_lines(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
     """The lines of ``head`` followed by ``chunks``, as ``_LINE`` splits the whole: a line may span chunks,
     and a CR that ends a chunk waits for the next one, which may start with its LF."""
-    pending = [head]
-    for chunk in chunks:
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chain([head], chunks):
         usable = len(chunk) - 1 if chunk.endswith(b"\r") else len(chunk)
         cut = max(chunk.rfind(b"\n", 0, usable), chunk.rfind(b"\r", 0, usable))
         if cut < 0:
             pending.append(chunk)
+            size += len(chunk)
+            if size > MAX_LINE:  # no end in sight: the reader refuses it (see MAX_LINE) without the rest
+                yield b"".join(pending)
+                return
             continue
         pending.append(chunk[: cut + 1])
         yield from (m.group() for m in _LINE.finditer(b"".join(pending)))
         pending = [chunk[cut + 1 :]]
+        size = len(pending[0])
     yield from (m.group() for m in _LINE.finditer(b"".join(pending)))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.csv_rows import CsvEncodingError, CsvMalformed, CsvTable, RowError
+from protocol.csv_rows import MAX_LINE, CsvEncodingError, CsvMalformed, CsvTable, RowError
 
 # Line ends of every kind, BOMs, quotes, commas, NULs and bytes that are not UTF-8: the cases where cutting
 # the bytes differently could change what is read.
@@ -51,3 +51,22 @@ def test_a_stream_is_refused_as_the_bytes_are() -> None:
     assert _read([b"P", b"K\x03", b"\x04rest"])[0] == "CsvMalformed"
     assert _read([b"\xff", b"\xfeid"])[0] == "CsvEncodingError"
     assert _read([]) == _read(b"") == ["CsvMalformed", "x.csv is empty; its first line must be the header"]
+
+
+def test_a_line_without_end_is_refused_without_reading_the_rest() -> None:
+    taken = []
+
+    def stream():  # "id,name" then 64 MiB with no line break, in 64 KiB chunks
+        yield b"id,name\n"
+        for _ in range(1024):
+            taken.append(1)
+            yield b"x" * (64 << 10)
+
+    message = "x.csv line 2 is longer than 1 MiB: it is not a CSV export"
+    assert _read(list(_cut(b"id,name\n" + b"x" * (MAX_LINE + 1), [5000, 70000]))) == ["CsvMalformed", message]
+    assert _read(b"id,name\n" + b"x" * (MAX_LINE + 1)) == ["CsvMalformed", message]
+    assert _read(stream())[0:2] == ["CsvMalformed", message]  # type: ignore[arg-type]
+    assert len(taken) <= 17  # 1 MiB and a chunk, not 64 MiB
+    longest = b"x," * (MAX_LINE // 2 - 1) + b"x\n"  # exactly MAX_LINE bytes with its line break: still read
+    [row] = _read(_cut(b"id,name\n" + longest, [100, 300_000]))[1:]
+    assert isinstance(row, RowError) and row.line == 2 and "values but the header has 2 columns" in row.message
