@@ -41,7 +41,7 @@ def import_assessments(
     node: Node, *, actor: str | None, path: Path, skip_invalid: bool, dates: str = ISO_DATES,
     progress: Progress | None = None, spill_over: int = SPILL_OVER_BYTES,
 ) -> dict[str, int]:  # fmt: skip
-    """``progress`` hears how many bytes of the file have been read and written."""
+    """``progress`` hears how many bytes of the file have been read (each batch is written as it is read)."""
     user = authorize(node, actor, "records.write")
     size = path.stat().st_size
     with path.open("rb") as source, SpillFile(node.blobs.tmp_dir) if size > spill_over else nullcontext() as spill:
@@ -51,10 +51,11 @@ def import_assessments(
         )  # fmt: skip
         unknown: list[_Unknown] = []
         inserted = updated = unchanged = 0
+        now = now_iso()
         with write_transaction(node.db):
             for batch in batched(reading.results(), BATCH):
                 known = _known(node, batch, path.name, unknown)
-                counts = records.upsert_assessment_results(node.db, known, now=now_iso())
+                counts = records.upsert_assessment_results(node.db, known, now=now)
                 inserted, updated, unchanged = inserted + counts[0], updated + counts[1], unchanged + counts[2]
             errors: list[RowError | _Unknown] = [*reading.errors, *unknown]
             if errors and not skip_invalid:

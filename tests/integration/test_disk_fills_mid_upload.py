@@ -91,14 +91,13 @@ def _fill(disk: Path) -> None:
             assert exc.errno == 28, exc
 
 
-async def _upload_filling_the_disk(a, b, tid: str, envelope: Path, disk: Path) -> tuple[int, dict] | str:
+async def _upload_filling_the_disk(a, b, tid: str, data: bytes, disk: Path) -> tuple[int, dict] | str:
     """Send the envelope as A's node does; after the first megabyte, once B writes it, fill B's disk."""
     node = open_node(a.home)
     try:
         identity = node.current_keys().identity
     finally:
         node.close()
-    data = envelope.read_bytes()
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
     url = b.url + ENVELOPE_PATH
     _view, headers = signed_request_headers(
@@ -145,7 +144,7 @@ def test_an_envelope_is_refused_whole_when_the_disk_fills_mid_upload(pair, tmp_p
     proc = _serve_on_small_disk(b, disk)
     seen = Path(f"/proc/{proc.pid}/root") / str(disk).lstrip("/")  # the small disk, as B sees it
     try:
-        answer = asyncio.run(_upload_filling_the_disk(a, b, tid, envelope, seen))
+        answer = asyncio.run(_upload_filling_the_disk(a, b, tid, sealed, seen))
         assert (seen / "filler").exists(), "the disk was to fill after B's room check, not before"
         # B answered storage.full (or closed the connection on the unread rest, as servers do once they
         # have answered); either way it kept nothing of the envelope and knows nothing of the transfer.
