@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -53,17 +53,6 @@ class CountingReader:
             self.done += len(data)
             self._progress(self.done, self._total)
         return data
-
-
-def counted(items: Iterable[T], total: int, progress: Progress, *, every: int = 1000) -> Iterator[T]:
-    """``items`` one by one, reporting every ``every`` items how many of ``total`` have been taken."""
-    done = 0
-    for item in items:
-        yield item
-        done += 1
-        if done % every == 0:
-            progress(done, total)
-    progress(done, total)
 
 
 class ProgressFile(io.BufferedReader):

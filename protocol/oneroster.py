@@ -218,7 +218,7 @@ class _Drafts:
 
 class RosterReading:
     """A bundle read by :func:`read_oneroster`: its version, whether it is a delta, the row errors, and the
-    students, handed out once by :meth:`students`."""
+    students, handed out by :meth:`students` (after :meth:`check`, as often as wanted)."""
 
     def __init__(self, bundle: dict[str, FileData], today: date | None, spill: SpillFactory | None) -> None:
         self.bundle, self.today = bundle, today
@@ -231,6 +231,7 @@ class RosterReading:
         self.version = "1.1"
         self.delta = False
         self.pending = 0  # students read without a problem so far: students() hands out at most this many
+        self._checked = False
 
     def _map(self, name: str) -> MutableMapping[str, Any]:
         return self._spill(name) if self._spill else {}
@@ -247,9 +248,16 @@ class RosterReading:
         """The bad rows found so far, by file then line: all of them once :meth:`students` has run out."""
         return tuple(sorted(self.error_list, key=lambda e: (READ_FILES.index(e.file), e.line)))
 
+    def check(self) -> int:
+        """Run the record's own checks on every student, adding those that fail to :meth:`errors`, so that
+        every error is known before a student is handed out; returns how many students pass."""
+        passed = sum(1 for _ in self.build())
+        self._checked = True
+        return passed
+
     def students(self) -> Iterator[StudentRecord]:
-        """The students without a problem, in users.csv order; one that fails the record's own checks is
-        added to :meth:`errors` instead."""
+        """The students without a problem, in users.csv order. Before :meth:`check`, one that fails the
+        record's own checks is added to :meth:`errors` instead (iterate once); after it, it is left out."""
         return self.build()
 
     def error(self, file: str, line: int, field: str | None, message: str) -> None:
@@ -438,6 +446,8 @@ class RosterReading:
                     enrollment_status="inactive" if d.inactive or ended else "active",
                 )  # fmt: skip
             except InvalidInput as exc:
+                if self._checked:
+                    continue  # recorded by check()
                 column = (
                     d.sis_field if exc.field == "sis_id" else _USER_COLUMNS.get(exc.field or "", exc.field)
                 )

@@ -7,7 +7,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.progress import CountingReader, counted
+from node.progress import CountingReader, ReadMeter
 
 
 @given(data=st.binary(max_size=5000), size=st.integers(1, 700))
@@ -22,13 +22,16 @@ def test_a_counting_reader_passes_every_byte_through_and_reports_each_read(data:
     assert all(total == len(data) for _, total in heard)
 
 
-@given(count=st.integers(0, 3500), every=st.integers(1, 1000))
-def test_counted_yields_every_item_and_reports_the_end(count: int, every: int) -> None:
-    heard: list[int] = []
-    items = list(counted(range(count), count, lambda done, _total: heard.append(done), every=every))
-    assert items == list(range(count))
-    assert heard[-1] == count
-    assert heard[:-1] == list(range(every, count + 1, every))
+@given(files=st.lists(st.binary(max_size=3000), max_size=4), chunk=st.integers(1, 700))
+def test_a_read_meter_passes_every_byte_and_counts_across_files(files: list[bytes], chunk: int) -> None:
+    heard: list[tuple[int, int]] = []
+    total = sum(map(len, files))
+    meter = ReadMeter(total, lambda done, whole: heard.append((done, whole)))
+    meter.CHUNK = chunk
+    read = [b"".join(meter.chunks(io.BytesIO(data))) for data in files]
+    assert read == files
+    assert [done for done, _ in heard] == sorted(done for done, _ in heard)
+    assert all(whole == total for _, whole in heard) and (not heard or heard[-1][0] == total)
 
 
 def test_a_progress_file_reports_the_position_reached_even_after_seeking_back(tmp_path) -> None:
