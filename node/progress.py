@@ -10,11 +10,9 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 Progress = Callable[[int, int], None]
-
-T = TypeVar("T")
 
 
 class _Readable(Protocol):
