@@ -87,7 +87,11 @@ _Source = tuple[int, Path | zipfile.ZipFile, zipfile.ZipInfo | None]  # (size, f
 def _streams(sources: dict[str, _Source], reading: Progress | None) -> dict[str, _Stream]:
     for key, (size, _, _) in sources.items():
         if size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{key} is larger than {MAX_FILE_BYTES // 2**20} MiB", field="PATH")
+            raise InvalidInput(
+                f"{key} is larger than {MAX_FILE_BYTES // 2**20} MiB, more than any district's roster", field="PATH",
+                hint="check that the file is the SIS's OneRoster export; a larger district can export one bundle "
+                     "per school and import each",
+            )  # fmt: skip
     meter = ReadMeter(sum(size for key, (size, _, _) in sources.items() if key in READ_FILES), reading)
     return {key: _Stream(size, source, info, meter) for key, (size, source, info) in sources.items()}
 

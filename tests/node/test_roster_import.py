@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.roster_import import RosterRowsInvalid, import_roster
+from node.roster_import import MAX_FILE_BYTES, RosterRowsInvalid, import_roster
 from node.temp_sweep import sweep_orphans
-from protocol import SatchelError
+from protocol import InvalidInput, SatchelError
 from protocol.oneroster import read_oneroster
 from storage.spill_map import SpillFile
 
@@ -194,3 +194,14 @@ def test_a_damaged_zip_is_refused_as_such(node: Any, tmp_path: Path, data: st.Da
     except SatchelError as exc:  # never an internal error
         assert exc.code in ("input.invalid", "roster.rows_invalid", "roster.missing_file", "roster.ambiguous_file",
                             "csv.encoding", "csv.malformed", "csv.missing_column"), exc.code  # fmt: skip
+
+
+def test_a_file_too_large_for_a_roster_is_refused_before_it_is_read(node: Any, tmp_path: Path) -> None:
+    folder = write_bundle(tmp_path / "roster", make_bundle([_student(1)]))
+    with (folder / "demographics.csv").open("r+b") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk taken
+    with pytest.raises(InvalidInput) as refused:
+        import_roster(node, actor="coord", path=folder, skip_invalid=False)
+    assert refused.value.message == "demographics.csv is larger than 512 MiB, more than any district's roster"
+    assert refused.value.field == "PATH" and "one bundle per school" in (refused.value.hint or "")
+    assert _students_in(node) == []
