@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from node.operators import authorize, record
 from node.progress import Progress, ReadMeter
 from protocol import InvalidInput
 from protocol.csv_rows import RowsInvalid
-from protocol.oneroster import READ_FILES, FileData, read_bundle_names, read_oneroster
+from protocol.oneroster import READ_FILES, read_bundle_names, read_oneroster
 from storage import students
 from storage.database import write_transaction
 from storage.rows import batched
@@ -131,10 +131,10 @@ def import_roster(
     read are saved. See the module's docstring for what is written when."""
     user = authorize(node, actor, "records.write")
     with ExitStack() as stack:
-        files: Mapping[str, FileData] = stack.enter_context(open_bundle(path, reading))
+        files = stack.enter_context(open_bundle(path, reading))
         users = files.get("users.csv")
         spill = None
-        if isinstance(users, _Stream) and users.size > spill_over:
+        if users is not None and users.size > spill_over:
             spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
         roster = read_oneroster(files, spill=spill)
         valid = roster.check()
