@@ -27,7 +27,8 @@ def wanted(stream: TextIO) -> bool:
 
 class ProgressLine:
     """A ``node.progress.Progress`` callable drawing ``label done of total (pct%)``; ``unit`` is "bytes"
-    (shown in KiB/MiB/GiB) or a noun for counted things ("students")."""
+    (shown in KiB/MiB/GiB) or a noun for counted things ("students"). ``ends`` ends the line once all is
+    done, for a step whose next step draws a line of its own."""
 
     def __init__(
         self,
@@ -37,8 +38,10 @@ class ProgressLine:
         stream: TextIO | None = None,
         enabled: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ends: bool = False,
     ) -> None:
         self._label = label
+        self._ends = ends
         self._unit = unit
         self._stream = stream if stream is not None else sys.stderr
         self.enabled = wanted(self._stream) if enabled is None else enabled
@@ -63,6 +66,8 @@ class ProgressLine:
         percent = f" ({100 * done // total}%)" if total > 0 else ""
         noun = "" if self._unit == "bytes" else f" {self._unit}"
         self._draw(f"{self._label} {self._amount(done)} of {self._amount(total)}{noun}{percent}", now)
+        if self._ends and done >= total:
+            self.close()
 
     def phase(self, text: str) -> None:
         """A step with nothing to count yet ("Reading the roster...")."""
@@ -86,8 +91,8 @@ class ProgressLine:
 
 
 @contextmanager
-def progress_line(label: str, *, unit: str = "bytes") -> Iterator[ProgressLine]:
-    line = ProgressLine(label, unit=unit)
+def progress_line(label: str, *, unit: str = "bytes", ends: bool = False) -> Iterator[ProgressLine]:
+    line = ProgressLine(label, unit=unit, ends=ends)
     try:
         yield line
     finally:

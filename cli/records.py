@@ -223,10 +223,13 @@ def assessments_import(
     """
     from node.assessment_import import import_assessments
 
-    with opened(home) as node, progress_line("Importing") as progress:
-        counts = import_assessments(
-            node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates, progress=progress
-        )
+    with (
+        opened(home) as node,
+        progress_line("Checking", ends=True) as reading,
+        progress_line("Saving", unit="results") as progress,
+    ):
+        counts = import_assessments(node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates,
+                                    reading=reading, progress=progress)  # fmt: skip
     if as_json:
         print_json(counts)
     else:

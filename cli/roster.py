@@ -54,17 +54,11 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
 
     with (
         opened(home) as node,
-        progress_line("Reading the roster") as reading,
+        progress_line("Reading the roster", ends=True) as reading,
         progress_line("Saving", unit="students") as progress,
     ):
-
-        def read(done: int, total: int) -> None:
-            reading(done, total)
-            if done >= total:
-                reading.close()  # its own line: saving draws the next one
-
         reading.phase("Reading the roster...")
-        result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid, reading=read,
+        result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid, reading=reading,
                                progress=progress)  # fmt: skip
     counts = result.counts
     if as_json:

@@ -1,15 +1,26 @@
 """`satchel assessments import`: a district's assessment results CSV into the database, all or nothing.
 
-The file is streamed from disk and its results written in batches, each checked against the students here
-with one query: memory stays flat whatever the file's size (a large district's state test export has
-millions of rows). A file over ``SPILL_OVER_BYTES`` also keeps the line of each result id (to find a second
-row of the same result) in a scratch SQLite file rather than in memory. The results go in one transaction,
-rolled back when any row is invalid (unless ``skip_invalid``), so an invalid file changes nothing.
+The file is read once, streamed from disk, and every row is checked (its fields, a second row of a result,
+its student here: one query per ``BATCH`` rows) before any is saved. The checked rows wait in a scratch
+SQLite file (storage.spill_map), so memory stays flat whatever the file's size: a large district's state test
+export has millions of rows. A file over ``SPILL_OVER_BYTES`` also keeps the line of each result id there (to
+find a second row of the same result) rather than in memory.
+
+A file with an invalid row changes nothing (unless the caller skips invalid rows). The rows are then saved
+``SAVE_ROWS`` to a transaction, so the database is held for a fraction of a second at a time: the serving
+node, which writes from its event loop, and coordinators' commands wait that long, not the whole import (a
+600,000-row file held it for 34 s in one transaction). An import stopped mid-way has saved whole batches;
+running it again saves the rest, as a re-run changes nothing already saved. The audit log gets
+``assessments.import`` (who, which file, how many results) in the transaction of the first change, and
+``assessments.import.finished`` with the counts once all are saved.
+
+A student can leave between the check and the save only when a coordinator cancels, at that moment, the
+import of the transfer that created it. Its rows are then not saved, and counted as skipped.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterable
 from pathlib import Path
 
 from node.clock import now_iso
@@ -20,11 +31,14 @@ from protocol.assessments_csv import ISO_DATES, US_DATES, AssessmentResult, read
 from protocol.csv_rows import RowError, RowsInvalid
 from storage import records, students
 from storage.database import write_transaction
+from storage.records import AssessmentRow
 from storage.rows import batched
 from storage.spill_map import SpillFile
 
 SPILL_OVER_BYTES = 16 * 1024 * 1024  # some 300,000 rows
 BATCH = 2000
+# Rows saved per transaction: about 0.2 s of holding the database, which the serving node's writes wait out.
+SAVE_ROWS = 10_000
 
 
 class AssessmentRowsInvalid(RowsInvalid):
@@ -39,35 +53,29 @@ _Unknown = tuple[str, None, str, str]
 
 def import_assessments(
     node: Node, *, actor: str | None, path: Path, skip_invalid: bool, dates: str = ISO_DATES,
-    progress: Progress | None = None, spill_over: int = SPILL_OVER_BYTES,
+    reading: Progress | None = None, progress: Progress | None = None, spill_over: int = SPILL_OVER_BYTES,
 ) -> dict[str, int]:  # fmt: skip
-    """``progress`` hears how many bytes of the file have been read (each batch is written as it is read)."""
+    """``reading`` hears how many bytes of the file are read and checked; then ``progress``, how many of the
+    valid results are saved. See the module's docstring for what is written when."""
     user = authorize(node, actor, "records.write")
     size = path.stat().st_size
-    with path.open("rb") as source, SpillFile(node.blobs.tmp_dir) if size > spill_over else nullcontext() as spill:
-        reading = read_assessments_csv(
-            ReadMeter(size, progress).chunks(source), file=path.name, dates=dates,
-            seen=spill.mapping("result_lines") if spill else None,
+    with path.open("rb") as source, SpillFile(node.blobs.tmp_dir) as scratch:
+        rows = read_assessments_csv(
+            ReadMeter(size, reading).chunks(source), file=path.name, dates=dates,
+            seen=scratch.mapping("result_lines") if size > spill_over else None,
         )  # fmt: skip
+        checked = scratch.list("checked")
         unknown: list[_Unknown] = []
-        inserted = updated = unchanged = 0
-        now = now_iso()
-        with write_transaction(node.db):
-            for batch in batched(reading.results(), BATCH):
-                known = _known(node, batch, path.name, unknown)
-                counts = records.upsert_assessment_results(node.db, known, now=now)
-                inserted, updated, unchanged = inserted + counts[0], updated + counts[1], unchanged + counts[2]
-            errors: list[RowError | _Unknown] = [*reading.errors, *unknown]
-            if errors and not skip_invalid:
-                raise AssessmentRowsInvalid(  # undoes every batch written
-                    f"{len(errors)} row(s) of {path.name} are invalid; nothing was imported", tuple(errors),
-                    hint=f"its dates are written month/day/year, as Excel saves them: re-run with --dates {US_DATES}"
-                    if reading.us_dates_refused else None,
-                )  # fmt: skip
-            result = {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": len(errors)}
-            if inserted or updated:
-                record(node, user.username, "assessments.import", path.name, result)
-    return result
+        for batch in batched(rows.results(), BATCH):
+            checked.extend(records.assessment_row(r) for r in _known(node, batch, path.name, unknown))
+        errors: list[RowError | _Unknown] = [*rows.errors, *unknown]
+        if errors and not skip_invalid:
+            raise AssessmentRowsInvalid(
+                f"{len(errors)} row(s) of {path.name} are invalid; nothing was imported", tuple(errors),
+                hint=f"its dates are written month/day/year, as Excel saves them: re-run with --dates {US_DATES}"
+                if rows.us_dates_refused else None,
+            )  # fmt: skip
+        return _save(node, user.username, path.name, checked, len(checked), len(errors), progress)
 
 
 def _known(node: Node, batch: list[AssessmentResult], file: str, unknown: list[_Unknown]) -> list[AssessmentResult]:
@@ -78,3 +86,30 @@ def _known(node: Node, batch: list[AssessmentResult], file: str, unknown: list[_
             unknown.append((file, None, "student_sis_id", reason))
     return [r for r in batch if r.student_sis_id in here]
 
+
+def _save(
+    node: Node, actor: str, file: str, checked: Iterable[AssessmentRow], valid: int, invalid: int,
+    progress: Progress | None,
+) -> dict[str, int]:  # fmt: skip
+    now = now_iso()
+    inserted = updated = unchanged = gone = 0
+    started = False
+    for batch in batched(checked, SAVE_ROWS):
+        with write_transaction(node.db):
+            here = students.present(node.db, (row[1] for row in batch))
+            counts = records.upsert_assessment_rows(node.db, (row for row in batch if row[1] in here), now=now)
+            if (counts[0] or counts[1]) and not started:  # with the first change: who imported what, from where
+                record(node, actor, "assessments.import", file, {"results": valid, "skipped": invalid})
+                started = True
+        inserted, updated, unchanged = inserted + counts[0], updated + counts[1], unchanged + counts[2]
+        gone += len(batch) - sum(counts)
+        if progress is not None:
+            progress(inserted + updated + unchanged + gone, valid)
+        del batch  # before the next is read: one batch held at a time, not two
+    result = {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": invalid + gone}
+    if started or result["skipped"]:
+        with write_transaction(node.db):
+            if not started:
+                record(node, actor, "assessments.import", file, {"results": valid, "skipped": invalid})
+            record(node, actor, "assessments.import.finished", file, result)
+    return result

@@ -164,31 +164,35 @@ _RESULT_FIELDS = (
 _RESULT_BATCH = 2000
 
 
-def upsert_assessment_results(
-    db: sqlite_utils.Database, results: Iterable[AssessmentResult], *, now: str
+AssessmentRow = tuple[str, ...]  # the values of _RESULT_FIELDS, in that order, None written as ""
+
+
+def assessment_row(result: AssessmentResult) -> AssessmentRow:
+    """The row a result is stored as; plain strings, so a scratch file can hold it between checking and saving."""
+    return tuple("" if (value := getattr(result, f)) is None else str(value) for f in _RESULT_FIELDS)
+
+
+def upsert_assessment_rows(
+    db: sqlite_utils.Database, rows: Iterable[AssessmentRow], *, now: str
 ) -> tuple[int, int, int]:
     """Returns (inserted, updated, unchanged); keyed by result id, so re-importing a file is a no-op. The ids
-    are distinct (the CSV reader refuses a second row of a result). ``results`` are taken in batches: one
-    look-up and one write of each kind per batch, however many there are."""
+    are distinct (the CSV reader refuses a second row of a result). ``rows`` (see :func:`assessment_row`) are
+    taken in batches: one look-up and one write of each kind per batch, however many there are."""
     inserted = updated = unchanged = 0
     cols = ", ".join(_RESULT_FIELDS)
     insert = f"INSERT INTO assessment_results ({cols}, created_at) VALUES ({','.join('?' * len(_RESULT_FIELDS))}, ?)"
     update = f"UPDATE assessment_results SET {', '.join(f'{f} = ?' for f in _RESULT_FIELDS[1:])} WHERE result_id = ?"
-    for batch in batched(results, _RESULT_BATCH):
-        rows = {
-            values[0]: values
-            for values in (tuple("" if getattr(r, f) is None else str(getattr(r, f)) for f in _RESULT_FIELDS)
-                           for r in batch)
-        }  # fmt: skip
-        marks = ",".join("?" * len(rows))
-        found = db.execute(f"SELECT {cols} FROM assessment_results WHERE result_id IN ({marks})", list(rows))
+    for batch in batched(rows, _RESULT_BATCH):
+        by_id = {values[0]: values for values in batch}
+        marks = ",".join("?" * len(by_id))
+        found = db.execute(f"SELECT {cols} FROM assessment_results WHERE result_id IN ({marks})", list(by_id))
         old = {row[0]: tuple(row) for row in found}
-        new = [(*values, now) for key, values in rows.items() if key not in old]
-        changed = [(*values[1:], key) for key, values in rows.items() if key in old and old[key] != values]
+        new = [(*values, now) for key, values in by_id.items() if key not in old]
+        changed = [(*values[1:], key) for key, values in by_id.items() if key in old and old[key] != values]
         db.conn.executemany(insert, new)
         db.conn.executemany(update, changed)
         inserted, updated = inserted + len(new), updated + len(changed)
-        unchanged += len(rows) - len(new) - len(changed)
+        unchanged += len(by_id) - len(new) - len(changed)
     return inserted, updated, unchanged
 
 

@@ -35,5 +35,9 @@ def update_rows(
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """``items`` in lists of ``size`` (the last one shorter): itertools.batched, which Python 3.11 lacks."""
     iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+    while True:
+        batch = list(islice(iterator, size))
+        if not batch:
+            return
         yield batch
+        del batch  # before the next is read: a caller that lets go of a batch holds one at a time, not two

@@ -3,8 +3,9 @@
 Reading a district's roster joins its users, demographics and enrollments by student; in dicts that took
 about 1.7 KB per student, so a district of a million students needed 1.7 GB. A :class:`SpillMap` holds the
 same entries in a temporary SQLite file whose page cache is bounded, so memory stays flat whatever the size.
-Like a dict it keeps insertion order (replacing a value keeps the key's place). Values are what ``marshal``
-writes: tuples, lists, strings, numbers, booleans and None.
+Like a dict it keeps insertion order (replacing a value keeps the key's place). A :class:`SpillList` holds
+values in the order they were added, for work checked in one pass and done in the next. Values are what
+``marshal`` writes: tuples, lists, strings, numbers, booleans and None.
 
 The file is scratch: no journal and no fsync, removed when the :class:`SpillFile` closes. A process killed
 mid-way leaves it behind under a temp name that names the process, and the temp sweep removes it.
@@ -16,7 +17,7 @@ import marshal
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, MutableMapping, ValuesView
+from collections.abc import Iterable, Iterator, MutableMapping, ValuesView
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,11 +50,19 @@ class SpillFile:
 
     def mapping(self, name: str) -> SpillMap:
         """A new, empty mapping named ``name`` (lower-case letters, digits and ``_``), unique in this file."""
-        if not _NAME.fullmatch(name) or name in self._names:
-            raise ValueError(f"bad or repeated mapping name {name!r}")
-        self._names.add(name)
-        self._conn.execute(f"CREATE TABLE {name} (k TEXT NOT NULL UNIQUE, v BLOB NOT NULL)")
+        self._conn.execute(f"CREATE TABLE {self._new(name)} (k TEXT NOT NULL UNIQUE, v BLOB NOT NULL)")
         return SpillMap(self._conn, name)
+
+    def list(self, name: str) -> SpillList:
+        """A new, empty list named as :meth:`mapping`'s mappings are, unique among them."""
+        self._conn.execute(f"CREATE TABLE {self._new(name)} (v BLOB NOT NULL)")
+        return SpillList(self._conn, name)
+
+    def _new(self, name: str) -> str:
+        if not _NAME.fullmatch(name) or name in self._names:
+            raise ValueError(f"bad or repeated table name {name!r}")
+        self._names.add(name)
+        return name
 
     def close(self) -> None:
         try:
@@ -125,3 +134,22 @@ class _Values(ValuesView[Any]):
 
     def __iter__(self) -> Iterator[Any]:
         return (marshal.loads(row[0]) for row in self._mapping._conn.execute(self._mapping._values))
+
+
+class SpillList:
+    """Values appended to one table of a :class:`SpillFile`, read back in the order they were added."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
+        self._conn = conn
+        self._add = f"INSERT INTO {table} (v) VALUES (?)"
+        self._values = f"SELECT v FROM {table} ORDER BY rowid"
+        self._count = f"SELECT count(*) FROM {table}"
+
+    def extend(self, values: Iterable[Any]) -> None:
+        self._conn.executemany(self._add, ((marshal.dumps(value),) for value in values))
+
+    def __iter__(self) -> Iterator[Any]:
+        return (marshal.loads(row[0]) for row in self._conn.execute(self._values))
+
+    def __len__(self) -> int:
+        return int(self._conn.execute(self._count).fetchone()[0])

@@ -51,6 +51,21 @@ def test_a_shorter_text_covers_what_a_longer_one_left_on_the_line() -> None:
     assert len(drawn) == len("Reading the roster, a long phase name...")
 
 
+def test_a_line_that_ends_when_done_leaves_the_next_step_a_line_of_its_own() -> None:
+    out = io.StringIO()
+    checking = ProgressLine("Checking", stream=out, enabled=True, ends=True)
+    saving = ProgressLine("Saving", unit="results", stream=out, enabled=True)
+    checking(1024, 2048)
+    checking(2048, 2048)
+    saving(5, 5)
+    checking.close()  # closed again as its block ends: no second newline
+    saving.close()
+    assert out.getvalue() == (
+        "\rChecking 1.0 KiB of 2.0 KiB (50%)\rChecking 2.0 KiB of 2.0 KiB (100%)\n"
+        "\rSaving 5 of 5 results (100%)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("count", "shown"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB"), (3 << 30, "3.0 GiB")]
 )

@@ -84,9 +84,10 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
     shown = run_cli(home, "assessments", "import", str(csv), "--skip-invalid", "--as", "coord",
                     env={"SATCHEL_PROGRESS": "1"})  # fmt: skip
     size = csv.stat().st_size
-    assert shown.stderr.replace("\r", "\n").strip().splitlines()[-1].strip() == (
-        f"Importing {size} B of {size} B (100%)"
-    )
+    lines = [line.strip() for line in shown.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    # Checked, each line ending: then saved, on a line of its own.
+    assert lines[-2:] == [f"Checking {size} B of {size} B (100%)", "Saving 2 of 2 results (100%)"], lines
+    assert shown.stderr.endswith("(100%)\n") and shown.stderr.count("\n") == 2
 
 
 def test_send_refuses_a_bad_expiry_as_the_operators_mistake(make_home, tmp_path) -> None:

@@ -1,8 +1,10 @@
-"""Assessment results streamed from a CSV of any size: the same outcome as read whole, all or nothing, and
-memory that does not grow with the file."""
+"""Assessment results streamed from a CSV of any size: the same outcome as read whole, all or nothing, saved a
+batch at a time once all are checked, and memory that does not grow with the file."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.assessment_import import AssessmentRowsInvalid, import_assessments
+from node.assessment_import import SAVE_ROWS, AssessmentRowsInvalid, import_assessments
 from protocol import SatchelError
 from protocol.assessments_csv import read_assessments_csv
 from protocol.roster import StudentRecord
@@ -83,8 +85,8 @@ def test_a_spilled_import_stores_what_an_in_memory_one_stores(node: Any, tmp_pat
     assert list(node.blobs.tmp_dir.iterdir()) == []  # the scratch file went
 
 
-def test_a_bad_row_after_batches_were_written_undoes_them_all(node: Any, tmp_path: Path) -> None:
-    # 4,500 good rows (three batches) before a student that is not here and a second row of the first result.
+def test_a_bad_row_after_many_good_ones_stops_the_import_before_a_row_is_saved(node: Any, tmp_path: Path) -> None:
+    # 4,500 good rows (three batches read) before a student that is not here and a second row of the first result.
     path = _csv(tmp_path / "map.csv", 4500, "S99999,MAP Growth,Math,2026-01-15,210,,,",
                 "S00000,MAP Growth,Math,2026-01-15,200,,,")  # fmt: skip
     with pytest.raises(AssessmentRowsInvalid) as raised:
@@ -95,17 +97,60 @@ def test_a_bad_row_after_batches_were_written_undoes_them_all(node: Any, tmp_pat
     assert rows[1][0] == "map.csv" and "no student with SIS id 'S99999'" in rows[1][3]
     assert _stored(node) == []
     assert list(node.blobs.tmp_dir.iterdir()) == []
+    assert _audit(node) == []
     skipped = import_assessments(node, actor="coord", path=path, skip_invalid=True, spill_over=0)
     assert skipped == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 2}
+    assert _audit(node) == [
+        ("assessments.import", {"results": 4500, "skipped": 2}),
+        ("assessments.import.finished", skipped),
+    ]
+    # Nothing to change and nothing skipped: nothing to audit.
+    valid = _csv(tmp_path / "valid.csv", 4500)
+    assert import_assessments(node, actor="coord", path=valid, skip_invalid=False)["unchanged"] == 4500
+    assert len(_audit(node)) == 2
 
 
-def test_progress_is_told_in_bytes_of_the_file(node: Any, tmp_path: Path) -> None:
-    path = _csv(tmp_path / "map.csv", 9000)
-    told: list[tuple[int, int]] = []
-    import_assessments(node, actor="coord", path=path, skip_invalid=False, progress=lambda d, t: told.append((d, t)))
+def _audit(node: Any) -> list[tuple[str, dict]]:
+    rows = node.db.execute("SELECT action, details FROM audit_log WHERE action LIKE 'assessments.import%' "
+                           "ORDER BY seq")  # fmt: skip
+    return [(action, json.loads(details)) for action, details in rows]
+
+
+def test_progress_is_told_in_bytes_read_then_in_results_saved(node: Any, tmp_path: Path) -> None:
+    path = _csv(tmp_path / "map.csv", 25_000)
+    read: list[tuple[int, int]] = []
+    other = sqlite3.connect(node.config.db_path)  # another process's view: it sees only committed changes
+    saved: list[tuple[int, int, int]] = []
+
+    def told_saved(done: int, total: int) -> None:
+        saved.append((done, total, other.execute("SELECT count(*) FROM assessment_results").fetchone()[0]))
+
+    import_assessments(node, actor="coord", path=path, skip_invalid=False, reading=lambda d, t: read.append((d, t)),
+                       progress=told_saved)  # fmt: skip
     size = path.stat().st_size
-    assert len(told) >= 2 and told[-1] == (size, size)
-    assert [d for d, _ in told] == sorted(d for d, _ in told)
+    assert len(read) >= 2 and read[-1] == (size, size)
+    assert [d for d, _ in read] == sorted(d for d, _ in read)
+    # So that the serving node's writes (which wait on its event loop) wait for a batch, not the import: told
+    # after each batch is committed, and others see each batch as it is told.
+    assert SAVE_ROWS == 10_000
+    assert saved == [(10_000, 25_000, 10_000), (20_000, 25_000, 20_000), (25_000, 25_000, 25_000)]
+
+
+def test_a_student_removed_between_check_and_save_has_its_rows_skipped(node: Any, tmp_path: Path) -> None:
+    # As when a coordinator cancels, meanwhile, the import of the transfer that created the student: its
+    # results and then itself go. The rows still to save for it are skipped, not an integrity error.
+    path = _csv(tmp_path / "map.csv", 25_000)
+
+    def saved(done: int, total: int) -> None:
+        if done == SAVE_ROWS:
+            node.db.execute("DELETE FROM assessment_results WHERE student_sis_id = 'S00999'")
+            node.db.execute("DELETE FROM students WHERE sis_id = 'S00999'")
+
+    counts = import_assessments(node, actor="coord", path=path, skip_invalid=False, progress=saved)
+    # S00999 has one row in each 1,000: 10 were saved in the first batch (and deleted), 15 come later.
+    assert counts == {"inserted": 24_985, "updated": 0, "unchanged": 0, "skipped": 15}
+    assert len(_stored(node)) == 24_985 - 10
+    assert _audit(node)[-1] == ("assessments.import.finished", counts)
 
 
 def _peak(node: Any, path: Path) -> int:
@@ -120,7 +165,7 @@ def test_memory_does_not_grow_with_the_file(node: Any, tmp_path: Path) -> None:
     small, large = _csv(tmp_path / "small.csv", 12_000), _csv(tmp_path / "large.csv", 36_000)
     _peak(node, small)  # warm: imports, caches
     peaks = [_peak(node, small), _peak(node, large)]
-    # A read chunk (256 KiB), a batch of 2,000 results and the scratch file's page cache (SQLite's, not
-    # Python's) are what is held. Read whole, the 24,000 more rows took 24 MB more.
+    # A read chunk (256 KiB), a batch of results read or saved, and the scratch file's page cache (SQLite's,
+    # not Python's) are what is held. Read whole, the 24,000 more rows took 24 MB more.
     assert peaks[1] - peaks[0] < 1 << 20, peaks
     assert node.db.execute("SELECT count(*) FROM assessment_results").fetchone()[0] == 36_000

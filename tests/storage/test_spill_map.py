@@ -1,4 +1,5 @@
-"""SpillMap behaves as a dict does (insertion order included), and its scratch file goes when it closes."""
+"""SpillMap behaves as a dict does (insertion order included), SpillList as a list that is only extended, and
+their scratch file goes when it closes."""
 
 from __future__ import annotations
 
@@ -44,6 +45,16 @@ def test_a_spill_map_answers_as_a_dict(ops: list[tuple[str, str, Any]]) -> None:
         assert dict(mapping.items()) == model
 
 
+@given(st.lists(st.lists(_VALUES, max_size=5), max_size=6))
+def test_a_spill_list_gives_back_what_was_added_in_order(extends: list[list[Any]]) -> None:
+    with tempfile.TemporaryDirectory() as folder, SpillFile(Path(folder)) as spill:
+        spilled, model = spill.list("l"), []
+        for values in extends:
+            spilled.extend(iter(values))  # any iterable, taken once
+            model.extend(values)
+            assert list(spilled) == model and len(spilled) == len(model)
+
+
 def test_the_scratch_file_names_its_writer_and_goes_on_close(tmp_path: Path) -> None:
     with SpillFile(tmp_path) as spill:
         spill.mapping("m")["k"] = ("v", 1)
@@ -66,8 +77,11 @@ def test_mapping_names_are_plain_identifiers(tmp_path: Path, name: str) -> None:
         spill.mapping(name)
 
 
-def test_a_mapping_name_is_used_once(tmp_path: Path) -> None:
+def test_a_name_is_used_once_by_mappings_and_lists_alike(tmp_path: Path) -> None:
     with SpillFile(tmp_path) as spill:
         spill.mapping("m")
-        with pytest.raises(ValueError):
-            spill.mapping("m")
+        spill.list("l")
+        for make in (spill.mapping, spill.list):
+            for name in ("m", "l"):
+                with pytest.raises(ValueError):
+                    make(name)
