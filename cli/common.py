@@ -37,9 +37,10 @@ def fail(exc: SatchelError) -> None:
     click.echo(f"Error: {exc.message}", err=True)
     if exc.field:
         click.echo(f"Field: {exc.field}", err=True)
-    for row in getattr(exc, "rows", ())[:50]:
+    rows = getattr(exc, "rows", ())
+    for row in rows[:50]:
         click.echo(f"  {_row_text(row)}", err=True)
-    extra = len(getattr(exc, "rows", ())) - 50
+    extra = getattr(exc, "count", len(rows)) - 50  # beyond those listed: kept, or only counted
     if extra > 0:
         click.echo(f"  ... and {extra} more", err=True)
     if exc.hint:

@@ -44,7 +44,8 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
 
     Students are matched by SIS id: new ones are added, changed ones updated, identical ones left alone,
     so running the same import twice changes nothing. A file with any invalid row changes nothing unless
-    --skip-invalid is given; the invalid rows are listed with file, line and field.
+    --skip-invalid is given; the invalid rows are listed with file, line and field (the first 1,000 of them;
+    the rest are counted).
 
     \b
     Example:
@@ -71,6 +72,7 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
                     {"file": r.file, "line": r.line, "field": r.field, "message": r.message}
                     for r in result.skipped_rows
                 ],
+                "skipped_count": result.skipped,
             }
         )
         return
@@ -81,6 +83,9 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
             + (f", {row.field}" if row.field else "")
             + f": {row.message}"
         )
+    if result.skipped > len(result.skipped_rows):
+        click.echo(f"... and {result.skipped - len(result.skipped_rows):,} more rows skipped, not listed: fix the "
+                   "rows above in the SIS and import again to see the next ones.")  # fmt: skip
 
 
 @click.group("students", context_settings=CONTEXT)

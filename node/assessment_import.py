@@ -28,7 +28,7 @@ from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, ReadMeter
 from protocol.assessments_csv import ISO_DATES, US_DATES, AssessmentResult, read_assessments_csv
-from protocol.csv_rows import RowError, RowsInvalid
+from protocol.csv_rows import KEEP_ROW_ERRORS, RowErrors, RowsInvalid
 from storage import records, students
 from storage.database import write_transaction
 from storage.records import AssessmentRow
@@ -65,20 +65,23 @@ def import_assessments(
             seen=scratch.mapping("result_lines") if size > spill_over else None,
         )  # fmt: skip
         checked = scratch.list("checked")
-        unknown: list[_Unknown] = []
+        unknown: RowErrors[_Unknown] = RowErrors()
         for batch in batched(rows.results(), BATCH):
             checked.extend(records.assessment_row(r) for r in _known(node, batch, path.name, unknown))
-        errors: list[RowError | _Unknown] = [*rows.errors, *unknown]
-        if errors and not skip_invalid:
+        invalid = len(rows.errors) + len(unknown)
+        if invalid and not skip_invalid:
             raise AssessmentRowsInvalid(
-                f"{len(errors)} row(s) of {path.name} are invalid; nothing was imported", tuple(errors),
+                f"{invalid} row(s) of {path.name} are invalid; nothing was imported",
+                (*rows.errors.kept(), *unknown.kept())[:KEEP_ROW_ERRORS], count=invalid,
                 hint=f"its dates are written month/day/year, as Excel saves them: re-run with --dates {US_DATES}"
                 if rows.us_dates_refused else None,
             )  # fmt: skip
-        return _save(node, user.username, path.name, checked, len(checked), len(errors), progress)
+        return _save(node, user.username, path.name, checked, len(checked), invalid, progress)
 
 
-def _known(node: Node, batch: list[AssessmentResult], file: str, unknown: list[_Unknown]) -> list[AssessmentResult]:
+def _known(
+    node: Node, batch: list[AssessmentResult], file: str, unknown: RowErrors[_Unknown]
+) -> list[AssessmentResult]:
     here = students.present(node.db, (r.student_sis_id for r in batch))
     for result in batch:
         if result.student_sis_id not in here:

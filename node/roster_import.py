@@ -52,7 +52,8 @@ class RosterRowsInvalid(RowsInvalid):
 @dataclass(frozen=True, slots=True)
 class RosterImportResult:
     counts: UpsertCounts
-    skipped_rows: tuple
+    skipped_rows: tuple  # the first of them (protocol.csv_rows.KEEP_ROW_ERRORS)
+    skipped: int
 
 
 @contextmanager
@@ -138,9 +139,9 @@ def import_roster(
             spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
         roster = read_oneroster(files, spill=spill)
         valid = roster.check()
-        errors = roster.errors()
-        if errors and not skip_invalid:
-            raise RosterRowsInvalid(f"{len(errors)} row(s) are invalid; nothing was imported", errors)
+        errors, invalid = roster.errors(), roster.error_count
+        if invalid and not skip_invalid:
+            raise RosterRowsInvalid(f"{invalid} row(s) are invalid; nothing was imported", errors, count=invalid)
         now = now_iso()
         inserted = updated = unchanged = 0
         started = False
@@ -148,19 +149,19 @@ def import_roster(
             with write_transaction(node.db):
                 counts = students.upsert(node.db, batch, now=now)
                 if counts.changed and not started:  # with the first change: who imported what, from where
-                    _record_start(node, user.username, path, valid, len(errors))
+                    _record_start(node, user.username, path, valid, invalid)
                     started = True
             inserted, updated = inserted + counts.inserted, updated + counts.updated
             unchanged += counts.unchanged
             if progress is not None:
                 progress(inserted + updated + unchanged, valid)
-        if started or errors:
+        if started or invalid:
             with write_transaction(node.db):
                 if not started:
-                    _record_start(node, user.username, path, valid, len(errors))
+                    _record_start(node, user.username, path, valid, invalid)
                 record(node, user.username, "roster.import.finished", str(path.name),
                        {"inserted": inserted, "updated": updated, "unchanged": unchanged})  # fmt: skip
-    return RosterImportResult(UpsertCounts(inserted, updated, unchanged), errors)
+    return RosterImportResult(UpsertCounts(inserted, updated, unchanged), errors, invalid)
 
 
 def _record_start(node: Node, actor: str, path: Path, valid: int, skipped: int) -> None:

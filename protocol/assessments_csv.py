@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from protocol.csv_rows import CsvMissingColumn, CsvTable, RowError
+from protocol.csv_rows import KEEP_ROW_ERRORS, CsvMissingColumn, CsvTable, RowError, RowErrors
 from protocol.errors import InvalidInput
 from protocol.roster import MAX_ID_LENGTH, check_text, parse_iso_date
 
@@ -138,20 +138,20 @@ def parse_assessments_csv(
 ) -> AssessmentParseResult:
     """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed.
     ``dates``: how the date column is written, ISO_DATES or US_DATES."""
-    reading = read_assessments_csv(data, file=file, dates=dates)
+    reading = read_assessments_csv(data, file=file, dates=dates, keep_errors=None)
     results = tuple(reading.results())
     return AssessmentParseResult(
-        results=results, errors=tuple(reading.errors), us_dates_refused=reading.us_dates_refused
+        results=results, errors=reading.errors.kept(), us_dates_refused=reading.us_dates_refused
     )
 
 
 def read_assessments_csv(
     data: bytes | Iterable[bytes], *, file: str = DEFAULT_FILE_NAME, dates: str = ISO_DATES,
-    seen: MutableMapping[str, int] | None = None,
+    seen: MutableMapping[str, int] | None = None, keep_errors: int | None = KEEP_ROW_ERRORS,
 ) -> AssessmentReading:  # fmt: skip
     """Check the date order and the header now (raising as :func:`parse_assessments_csv` does); the rows are
     read as :meth:`AssessmentReading.results` is iterated. ``seen`` keeps the line of each result id (a dict
-    when not given)."""
+    when not given); ``keep_errors`` bad rows are kept to be listed, and all counted (``None``: all kept)."""
     _check_order(dates)  # an unknown order is refused before any row is read
     table = CsvTable(data, file=file, required=_REQUIRED)
     student_column = next((c for c in ("student_sis_id", "student") if table.has(c)), None)
@@ -161,19 +161,21 @@ def read_assessments_csv(
             field="student_sis_id",
             hint="Name the column holding each student's SIS id 'student_sis_id' (or 'student').",
         )
-    return AssessmentReading(table, student_column, file, dates, {} if seen is None else seen)
+    return AssessmentReading(table, student_column, file, dates, {} if seen is None else seen, keep_errors)
 
 
 class AssessmentReading:
     """A file being read: its valid results from :meth:`results`, its bad rows in ``errors`` as they are met
-    (all of them once the results have run out), and whether US dates were refused."""
+    (all of them counted, and the first kept, once the results have run out), and whether US dates were
+    refused."""
 
     def __init__(
-        self, table: CsvTable, student_column: str, file: str, dates: str, seen: MutableMapping[str, int]
-    ) -> None:
+        self, table: CsvTable, student_column: str, file: str, dates: str, seen: MutableMapping[str, int],
+        keep: int | None,
+    ) -> None:  # fmt: skip
         self._table, self._student_column, self._file, self._dates = table, student_column, file, dates
         self._id_lines = seen
-        self.errors: list[RowError] = []
+        self.errors: RowErrors[RowError] = RowErrors(keep)
         self.us_dates_refused = False
 
     def results(self) -> Iterator[AssessmentResult]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from protocol.csv_rows import CsvTable, Row, RowError
+from protocol.csv_rows import KEEP_ROW_ERRORS, CsvTable, Row, RowError, RowErrors
 from protocol.errors import InvalidInput
 from protocol.roster import StudentRecord, check_text, normalize_grade, normalize_sex, parse_iso_date
 
@@ -124,7 +124,7 @@ def parse_oneroster(files: Mapping[str, FileData], *, today: date | None = None)
     Raises a SatchelError (``roster.missing_file``, ``roster.ambiguous_file``, ``csv.encoding``,
     ``csv.malformed``, ``csv.missing_column``) when a file as a whole is unusable.
     """
-    reading = read_oneroster(files, today=today)
+    reading = read_oneroster(files, today=today, keep_errors=None)
     students = tuple(reading.students())
     return RosterParseResult(
         students=students, errors=reading.errors(), version=reading.version, delta=reading.delta
@@ -132,10 +132,12 @@ def parse_oneroster(files: Mapping[str, FileData], *, today: date | None = None)
 
 
 def read_oneroster(
-    files: Mapping[str, FileData], *, today: date | None = None, spill: SpillFactory | None = None
-) -> RosterReading:
+    files: Mapping[str, FileData], *, today: date | None = None, spill: SpillFactory | None = None,
+    keep_errors: int | None = KEEP_ROW_ERRORS,
+) -> RosterReading:  # fmt: skip
     """Read every file of a OneRoster bundle once, keeping what joins them in dicts or, given ``spill``, in
-    the mappings it makes; then take the students from :meth:`RosterReading.students`.
+    the mappings it makes; then take the students from :meth:`RosterReading.students`. The first
+    ``keep_errors`` bad rows are kept to be listed, and all of them counted (``None``: all kept).
 
     Raises as :func:`parse_oneroster` does.
     """
@@ -146,7 +148,7 @@ def read_oneroster(
             raise RosterMissingFile(
                 f"the roster has no {key}", field=key, hint=f"Export {key} from the SIS with the other files."
             )
-    reading = RosterReading(bundle, today, spill)
+    reading = RosterReading(bundle, today, spill, keep_errors)
     reading.read()
     return reading
 
@@ -216,14 +218,21 @@ class _Drafts:
         return (_Draft.unpack(values) for values in self._packed.values())
 
 
+def _file_line(error: RowError) -> tuple[int, int]:
+    return READ_FILES.index(error.file), error.line
+
+
 class RosterReading:
     """A bundle read by :func:`read_oneroster`: its version, whether it is a delta, the row errors, and the
     students, handed out by :meth:`students` (after :meth:`check`, as often as wanted)."""
 
-    def __init__(self, bundle: dict[str, FileData], today: date | None, spill: SpillFactory | None) -> None:
+    def __init__(
+        self, bundle: dict[str, FileData], today: date | None, spill: SpillFactory | None, keep_errors: int | None
+    ) -> None:
         self.bundle, self.today = bundle, today
         self._spill = spill
-        self.error_list: list[RowError] = []
+        # Met file by file, but a student's record checks (users.csv) run after the last file is read.
+        self.error_list: RowErrors[RowError] = RowErrors(keep_errors, order=_file_line)
         self.orgs: dict[str, tuple[str, str, str]] = {}  # sourcedId -> (name, type, school id); a few hundred
         self.role_orgs: MutableMapping[str, list[str]] = self._map("role_orgs")  # student -> orgs, primary first
         self.role_tainted: MutableMapping[str, bool] = self._map("role_tainted")
@@ -245,8 +254,13 @@ class RosterReading:
         self.read_enrollments()
 
     def errors(self) -> tuple[RowError, ...]:
-        """The bad rows found so far, by file then line: all of them once :meth:`students` has run out."""
-        return tuple(sorted(self.error_list, key=lambda e: (READ_FILES.index(e.file), e.line)))
+        """The bad rows found so far, by file then line (the first ``keep_errors`` of them; all of them are
+        counted in :attr:`error_count`); every one once :meth:`check` has run, or :meth:`students` has run out."""
+        return self.error_list.kept()
+
+    @property
+    def error_count(self) -> int:
+        return len(self.error_list)
 
     def check(self) -> int:
         """Run the record's own checks on every student, adding those that fail to :meth:`errors`, so that

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from storage.database import open_database
 
-from fixtures_oneroster import sample_bundle, write_bundle
+from fixtures_oneroster import make_bundle, sample_bundle, write_bundle
 from support import run_cli
 
 
@@ -25,7 +25,7 @@ def test_import_is_idempotent_and_searchable(make_home, tmp_path) -> None:
     assert first["inserted"] == 5 and first["updated"] == 0
     before = _snapshot(home)
     again = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--json").output)
-    assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": []}
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": [], "skipped_count": 0}
     assert _snapshot(home) == before  # not even an audit entry
 
     found = json.loads(run_cli(home, "students", "search", "okafor", "--json").output)
@@ -72,6 +72,24 @@ def test_one_bad_row_changes_nothing_and_is_named(make_home, tmp_path) -> None:
         run_cli(home, "roster", "import", str(folder), "--as", "coord", "--skip-invalid", "--json").output
     )
     assert skipped["inserted"] == 4 and len(skipped["skipped"]) == 1
+
+
+def test_more_bad_rows_than_are_listed_are_counted(make_home, tmp_path) -> None:
+    home = make_home()
+    students = [{"sis_id": f"S{i:05d}", "given_name": "Ana", "family_name": "Lopez", "birth_date": "2012-03-04",
+                 "email": "not an address" if i < 1100 else f"s{i}@example.org"} for i in range(1200)]  # fmt: skip
+    folder = write_bundle(tmp_path / "roster", make_bundle(students))
+    refused = run_cli(home, "roster", "import", str(folder), "--as", "coord", ok=False)
+    assert "1100 row(s) are invalid" in refused.stderr and "  ... and 1050 more\n" in refused.stderr
+    assert refused.stderr.count("users.csv line") == 50
+    skipped = run_cli(home, "roster", "import", str(folder), "--as", "coord", "--skip-invalid")
+    lines = skipped.output.splitlines()
+    assert lines[0] == "Students: 100 added, 0 updated, 0 unchanged."
+    assert lines[1].startswith("Skipped users.csv line 2, email:") and len(lines) == 1002
+    assert lines[-1].startswith("... and 100 more rows skipped, not listed: fix the rows above")
+    again = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--skip-invalid",
+                               "--json").output)  # fmt: skip
+    assert again["unchanged"] == 100 and len(again["skipped"]) == 1000 and again["skipped_count"] == 1100
 
 
 def test_viewer_cannot_import(make_home, tmp_path) -> None:

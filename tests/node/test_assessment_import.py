@@ -30,7 +30,7 @@ def _outcome(data: Any, seen: Any = None) -> object:
     try:
         reading = read_assessments_csv(data, dates="M/D/YYYY", seen=seen)
         results = list(reading.results())
-        return results, reading.errors, reading.us_dates_refused
+        return results, reading.errors.kept(), len(reading.errors), reading.us_dates_refused
     except SatchelError as exc:
         return type(exc).__name__, exc.message, exc.field
 
@@ -169,3 +169,30 @@ def test_memory_does_not_grow_with_the_file(node: Any, tmp_path: Path) -> None:
     # not Python's) are what is held. Read whole, the 24,000 more rows took 24 MB more.
     assert peaks[1] - peaks[0] < 1 << 20, peaks
     assert node.db.execute("SELECT count(*) FROM assessment_results").fetchone()[0] == 36_000
+
+
+def _us_dated(path: Path, rows: int) -> Path:
+    # As Excel saves a US date: every row is refused without --dates M/D/YYYY.
+    lines = [f"S{i % 1000:05d},MAP Growth,{_SUBJECTS[i // 1000 % 3]},{1 + i // 3000 % 3}/15/{2026 + i // 9000},"
+             f"{200 + i % 50},,," for i in range(rows)]  # fmt: skip
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+    return path
+
+
+def _refused(node: Any, path: Path) -> AssessmentRowsInvalid:
+    with pytest.raises(AssessmentRowsInvalid) as raised:  # each result id's line spilled: only errors held
+        import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
+    return raised.value
+
+
+def test_a_file_whose_every_row_is_bad_keeps_the_first_thousand_and_counts_all(node: Any, tmp_path: Path) -> None:
+    small, large = _us_dated(tmp_path / "small.csv", 12_000), _us_dated(tmp_path / "large.csv", 36_000)
+    refused = _refused(node, large)
+    assert refused.count == 36_000 and refused.message.startswith("36000 row(s) of large.csv are invalid")
+    assert [(r.line, r.field) for r in refused.rows] == [(line, "date") for line in range(2, 1002)]
+    assert "--dates M/D/YYYY" in (refused.hint or "")
+    _refused(node, small)  # warm
+    peaks = [peak_python_memory(lambda p=p: _refused(node, p)) for p in (small, large)]  # type: ignore[misc]
+    # An error kept for every row took 24,000 x about 210 bytes more: 5 MB.
+    assert peaks[1] - peaks[0] < 1 << 20, peaks
+    assert _stored(node) == []

@@ -205,3 +205,18 @@ def test_a_file_too_large_for_a_roster_is_refused_before_it_is_read(node: Any, t
     assert refused.value.message == "demographics.csv is larger than 512 MiB, more than any district's roster"
     assert refused.value.field == "PATH" and "one bundle per school" in (refused.value.hint or "")
     assert _students_in(node) == []
+
+
+def test_a_roster_whose_every_row_is_bad_keeps_the_first_thousand_and_counts_all(node: Any, tmp_path: Path) -> None:
+    # Every address is bad (found once all files are read) and one birth date (found as demographics.csv is
+    # read, before): listed by file and line, so the first thousand are users.csv's and the date is not shown.
+    students = [_student(i, email="not an address") for i in range(1500)]
+    students[-1]["birth_date"] = "2012-02-30"
+    folder = write_bundle(tmp_path / "roster", make_bundle(students))
+    with pytest.raises(RosterRowsInvalid) as raised:
+        import_roster(node, actor="coord", path=folder, skip_invalid=False)
+    assert raised.value.count == 1500 and raised.value.message.startswith("1500 row(s) are invalid")
+    assert [(e.file, e.line) for e in raised.value.rows] == [("users.csv", line) for line in range(2, 1002)]
+    skipped = import_roster(node, actor="coord", path=folder, skip_invalid=True)
+    assert skipped.skipped == 1500 and skipped.skipped_rows == raised.value.rows
+    assert _roster_audit(node)[-1] == ("roster.import.finished", {"inserted": 0, "updated": 0, "unchanged": 0})

@@ -1,4 +1,5 @@
-"""CsvTable read from a stream of chunks gives what it gives from the whole bytes, however they are cut."""
+"""CsvTable read from a stream of chunks gives what it gives from the whole bytes, however they are cut; and
+RowErrors keeps the first bad rows, counting them all."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.csv_rows import MAX_LINE, CsvEncodingError, CsvMalformed, CsvTable, RowError
+from protocol.csv_rows import MAX_LINE, CsvEncodingError, CsvMalformed, CsvTable, RowError, RowErrors
 
 # Line ends of every kind, BOMs, quotes, commas, NULs and bytes that are not UTF-8: the cases where cutting
 # the bytes differently could change what is read.
@@ -70,3 +71,26 @@ def test_a_line_without_end_is_refused_without_reading_the_rest() -> None:
     longest = b"x," * (MAX_LINE // 2 - 1) + b"x\n"  # exactly MAX_LINE bytes with its line break: still read
     [row] = _read(_cut(b"id,name\n" + longest, [100, 300_000]))[1:]
     assert isinstance(row, RowError) and row.line == 2 and "values but the header has 2 columns" in row.message
+
+
+_FILES = ("users.csv", "demographics.csv", "enrollments.csv")
+_MET = st.lists(st.tuples(st.sampled_from(_FILES), st.integers(1, 30), st.sampled_from(["a", "b"])), max_size=60)
+
+
+def _by_file_line(error: RowError) -> tuple[int, int]:
+    return _FILES.index(error.file), error.line
+
+
+@given(_MET, st.none() | st.integers(0, 20))
+def test_row_errors_keep_the_first_by_file_and_line_and_count_all(met: list[tuple], keep: int | None) -> None:
+    # Met in any order (a student's record checks run after the last file is read), listed by file and line;
+    # errors of the same row in the order they were met.
+    errors = [RowError(file=f, line=line, field=None, message=m) for f, line, m in met]
+    ordered, as_met = RowErrors(keep, order=_by_file_line), RowErrors(keep)
+    ordered.extend(errors)
+    for error in errors:
+        as_met.append(error)
+    wanted = sorted(errors, key=_by_file_line)  # stable: the same row's errors stay in the order met
+    assert ordered.kept() == tuple(wanted if keep is None else wanted[:keep])
+    assert as_met.kept() == tuple(errors if keep is None else errors[:keep])
+    assert len(ordered) == len(as_met) == len(errors)
