@@ -29,12 +29,17 @@ def create_app(config: NodeConfig) -> web.Application:
     app = web.Application(
         middlewares=[sign_response_middleware, error_middleware, verify_middleware], client_max_size=1024**2
     )
-    app[PUBLIC_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.public)
+    # HEAD is answered wherever GET is (RFC 9110 §9.3.2): uptime monitors ask with it.
+    public = [(r.method, r.path) for r in ROUTES if r.public]
+    app[PUBLIC_ROUTES] = frozenset([*public, *(("HEAD", path) for method, path in public if method == "GET")])
     app[STREAMING_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.streaming)
     app[SESSIONS] = SessionStore()
     app[FEED_CACHE] = FeedCache()
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":
+            app.router.add_get(route.path, route.handler, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
 
     async def node_context(app: web.Application) -> AsyncIterator[None]:
         db = open_database(config.db_path)

@@ -12,6 +12,7 @@ hours of TCP keepalive, holding the handler and the partial file all that time.
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 
 from aiohttp import StreamReader
 
@@ -25,16 +26,24 @@ class BodyStalled(SatchelError):
     default_hint = "send the request again (a retry is safe: messages carry ids)"
 
 
+class BodyIncomplete(SatchelError):
+    """The connection closed before the whole request body arrived (a dropped link, a sender stopped)."""
+
+    code = "http.body_incomplete"
+    default_hint = "send the request again (a retry is safe: messages carry ids)"
+
+
 async def read_chunk(stream: StreamReader, size: int, idle: float | None) -> bytes:
     """Up to ``size`` bytes of what has arrived (b"" at the end); :class:`BodyStalled` when ``idle`` seconds
-    pass with nothing arriving."""
-    if idle is None:
-        return await stream.read(size)
+    pass with nothing arriving, and :class:`BodyIncomplete` when the peer goes before the body's end.
+    Refused with a code, these are routine, not internal errors with a traceback in the operator's log."""
     try:
-        async with asyncio.timeout(idle):
+        async with asyncio.timeout(idle) if idle is not None else nullcontext():
             return await stream.read(size)
     except TimeoutError:
         raise BodyStalled(f"nothing of the body arrived for {idle:g} s", field="body") from None
+    except ConnectionResetError:
+        raise BodyIncomplete("the connection closed before the whole body arrived", field="body") from None
 
 
 async def read_body(stream: StreamReader, limit: int, *, idle: float | None = None) -> bytes:

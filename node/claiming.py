@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from node.operators import authorize, record
 from node.runtime import Runtime
 from node.transfer_actions import accept, reject
 from protocol import NotFound, SatchelError
-from protocol.json_strict import dumps_canonical
+from protocol.json_strict import dumps_canonical, loads_object, take
 from protocol.transfer_code import check_usable_here, parse_transfer_code
 from storage import peers
 from storage import transfers as store
@@ -67,8 +66,9 @@ async def claim(node: Node, rt: Runtime, *, actor: str | None, text: str, school
     body = dumps_canonical({"code_id": _b64(code_id), "nonce": _b64(nonce), "proof": _b64(proof)})
     response = await rt.client.call(peer.base_url, "POST", CLAIM_PATH, body=body, content_type="application/json",
                                     expect_domain=source)  # fmt: skip
-    answer = json.loads(response.body)
-    transfer_id = str(answer["transfer_id"])
+    answer = loads_object(response.body, what=f"{source}'s answer to the claim")  # signed, but still checked
+    transfer_id = take(answer, "transfer_id", str, what="the claim's answer")
+    given_code = take(answer, "envelope_code", str, what="the claim's answer")
     with write_transaction(node.db):
         known = node.db.execute(
             "SELECT code FROM code_claims WHERE transfer_id = ?", [transfer_id]
@@ -76,10 +76,10 @@ async def claim(node: Node, rt: Runtime, *, actor: str | None, text: str, school
         if known is None:
             node.db.execute(
                 "INSERT INTO code_claims (transfer_id, source_domain, code, school, claimed_at) VALUES (?, ?, ?, ?, ?)",
-                [transfer_id, source, str(answer["envelope_code"]), school, now_iso()],
+                [transfer_id, source, given_code, school, now_iso()],
             )
             record(node, user.username, "code.claimed", transfer_id, {"source": source})
-    envelope_code = known[0] if known else str(answer["envelope_code"])
+    envelope_code = known[0] if known else given_code
     await _arrival(node, transfer_id)
     row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
     if row.state == "received":

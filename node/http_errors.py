@@ -50,6 +50,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "assessments.rows_invalid": 422,
     "http.body_too_large": 413,
     "http.body_stalled": 408,
+    "http.body_incomplete": 400,
+    "http.content_encoding": 415,
     "signature.malformed": 400,
     "session.offer_invalid": 400,
     "signature.wrong_destination": 421,

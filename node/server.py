@@ -11,12 +11,30 @@ from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from node.app import create_app
 from node.config import NodeConfig
 from protocol import SatchelError
 
 log = logging.getLogger("satchel.server")
+
+
+class _ConnectionLog(logging.LoggerAdapter):
+    """aiohttp's log of its connections, where a request that is not HTTP (a bad header line, a bad
+    Content-Length, a scanner's junk) is one line saying so, not an error with a traceback: anyone on the
+    internet can send those, and each one would otherwise fill the operator's log with a page."""
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: object) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.logger.info("refused a malformed HTTP request: %s", exc_info.message or type(exc_info).__name__)
+            return
+        if isinstance(exc_info, web.RequestPayloadError):
+            # The unread rest of a refused request's body (aiohttp reads it to reuse the connection) was
+            # malformed too: a content coding it could not decode, a broken chunk.
+            self.logger.info("dropped a request body that cannot be read: %s", exc_info)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 class CannotListen(SatchelError):
@@ -51,7 +69,8 @@ async def run_server(
     config: NodeConfig, *, host: str, port: int, on_ready: Callable[[str], None] | None = None
 ) -> None:
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           logger=_ConnectionLog(logging.getLogger("aiohttp.server")))  # fmt: skip
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

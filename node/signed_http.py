@@ -69,6 +69,13 @@ class BodyTooLarge(SatchelError):
     default_hint = f"bodies of signed requests are limited to {MAX_BODY // 2**20} MiB"
 
 
+class ContentCodingRefused(SatchelError):
+    """A signed request's body is content-coded (gzip, ...): Satchel messages are sent as they are signed."""
+
+    code = "http.content_encoding"
+    default_hint = "send the body without Content-Encoding; the Content-Digest covers the bytes as sent"
+
+
 __all__ = ["BODY", "PEER", "SESSION", "STREAM", "PeerIdentity", "SignedBodyStream", "signed_request_headers"]
 
 PEER = web.RequestKey("peer", PeerIdentity)
@@ -85,10 +92,13 @@ def _own_authority(base_url: str) -> tuple[str, str]:
 
 
 def request_view(request: web.Request, scheme: str) -> HttpRequestView:
-    # Behind the district's TLS terminator the public scheme is the one in node.base_url.
+    # Behind the district's TLS terminator the public scheme is the one in node.base_url. A request whose
+    # target is in absolute form (RFC 9112 §3.2.2, as some proxies send it) names its own target URI.
+    raw = request.raw_path
+    absolute = raw.startswith(("http://", "https://"))
     return HttpRequestView(
         method=request.method,
-        target_uri=f"{scheme}://{request.host}{request.raw_path}",
+        target_uri=raw if absolute else f"{scheme}://{request.host}{raw}",
         headers=tuple(request.headers.items()),
     )
 
@@ -170,6 +180,9 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
                     node.db, verified.key_id, verified.nonce, keep_until=verified.replay_until, now=now
                 )
 
+    coding = request.headers.get("Content-Encoding", "").strip().lower() or "identity"
+    if coding != "identity":  # before any byte is read: aiohttp would decode it, and hash the decoded bytes
+        raise ContentCodingRefused(f"the body is sent with Content-Encoding {coding[:40]!r}", field="Content-Encoding")
     idle = node.config.server.body_idle_seconds
     if (request.method, _canonical(request)) in request.app[STREAMING_ROUTES]:
         # Gigabyte bodies: the handler streams them through SignedBodyStream, which checks the digest at
@@ -222,17 +235,19 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
         response.content_type = "application/json"
     response.headers[CONTENT_DIGEST] = content_digest_header(body)
     response.headers["Content-Type"] = response.headers.get("Content-Type", response.content_type)
-    view = HttpResponseView(
-        status=response.status,
-        headers=tuple(response.headers.items()),
-        request=request.get(_REQUEST_VIEW) or request_view(request, scheme),
-    )
     session = request.get(SESSION)
     key = session.keys.to_client if session is not None else node.current_keys().identity
     try:
+        view = HttpResponseView(
+            status=response.status,
+            headers=tuple(response.headers.items()),
+            request=request.get(_REQUEST_VIEW) or request_view(request, scheme),
+        )
         signature_headers = _sign_response(view, key, body)
     except SatchelError:
-        return response  # the request's own signature fields were unusable; nothing to bind to
+        # The request's own signature fields, or its target (a Host that is no host), were unusable:
+        # nothing to bind a signature to. The answer (often the error saying so) goes unsigned.
+        return response
     for name, value in signature_headers:
         response.headers[name] = value
     return response

@@ -111,7 +111,7 @@ class RowErrors(Generic[E]):
         item = (tuple(-k for k in self._order(error)), -self._count, error)  # the earlier, the larger
         if self._keep is None or len(self._heap) < self._keep:
             heapq.heappush(self._heap, item)
-        elif item[:2] > self._heap[0][:2]:
+        elif self._heap and item[:2] > self._heap[0][:2]:
             heapq.heapreplace(self._heap, item)
 
     def extend(self, errors: Iterable[E]) -> None:

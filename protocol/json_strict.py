@@ -1,4 +1,5 @@
-"""Strict JSON decoding for peer messages: size-limited, no duplicate keys, no NaN, objects only."""
+"""Strict JSON decoding for peer messages: size-limited, no duplicate keys, no NaN, no 5,000-digit numbers,
+objects only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from protocol.errors import MalformedMessage
 
 MAX_JSON_BYTES = 1024 * 1024
+MAX_INTEGER_DIGITS = 64
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -23,18 +25,33 @@ def _no_constants(name: str) -> Any:
     raise MalformedMessage(f"{name} is not allowed in Satchel JSON")
 
 
+class _TooManyDigits(Exception):
+    pass
+
+
+def _integer(text: str) -> int:
+    # Python refuses to convert more than 4,300 digits with a ValueError of its own; no Satchel number
+    # comes near this bound (the longest, a session's sequence number, has 22 digits).
+    if len(text) - text.startswith("-") > MAX_INTEGER_DIGITS:
+        raise _TooManyDigits
+    return int(text)
+
+
 def loads_object(data: bytes, *, what: str, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """Decode ``data`` as one UTF-8 JSON object, or raise MalformedMessage saying what was expected."""
     if len(data) > max_bytes:
         raise MalformedMessage(f"{what} is larger than {max_bytes} bytes")
     try:
         value = json.loads(
-            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants,
+            parse_int=_integer,
+        )  # fmt: skip
     except UnicodeDecodeError as exc:
         raise MalformedMessage(f"{what} is not UTF-8") from exc
     except RecursionError as exc:
         raise MalformedMessage(f"{what} is nested too deeply") from exc
+    except _TooManyDigits:
+        raise MalformedMessage(f"{what} holds a number of more than {MAX_INTEGER_DIGITS} digits") from None
     except json.JSONDecodeError as exc:
         raise MalformedMessage(f"{what} is not valid JSON ({exc.msg} at {exc.pos})") from exc
     if not isinstance(value, dict):

@@ -90,6 +90,10 @@ class ServedNode:
         for reader in self._readers:
             reader.start()
 
+    def log(self) -> str:
+        """What the server has written to stderr so far (its log)."""
+        return "".join(self._err)
+
     def _wait(self) -> str:
         self.proc.wait(timeout=30)
         for reader in self._readers:
