@@ -155,13 +155,38 @@ def list_codes(node: Node) -> list[dict[str, object]]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
+_FOUND = (
+    f"SELECT {_STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name FROM transfer_codes_issued"
+)
+MIN_PREFIX = 6  # `satchel codes list` shows 12 characters; fewer than 6 match codes by chance
+
+
 def _find(node: Node, code_id: str) -> tuple[CodeStatus, bytes, dict[str, str | None]] | None:
-    row = node.db.execute(
-        f"SELECT {_STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name"
-        " FROM transfer_codes_issued WHERE code_id = ? OR code_id LIKE ?", [code_id, f"{code_id}%"],
-    ).fetchone()  # fmt: skip
-    if row is None:
-        return None
+    row = node.db.execute(f"{_FOUND} WHERE code_id = ?", [code_id]).fetchone()
+    return None if row is None else _found(node, row)
+
+
+def _find_by_prefix(node: Node, given: str) -> tuple[CodeStatus, bytes, dict[str, str | None]]:
+    """The one code whose id starts with ``given``, as an operator types it from `satchel codes list`."""
+    prefix = given.strip().lower()
+    if not (MIN_PREFIX <= len(prefix) <= 64 and all(c in "0123456789abcdef" for c in prefix)):
+        raise InvalidInput(
+            f"{given!r} is not a code id", field="CODE_ID",
+            hint=f"give the CODE_ID `satchel codes list` shows (at least {MIN_PREFIX} of its characters)",
+        )  # fmt: skip
+    # substr, not LIKE: an id is compared character for character, with no wildcards.
+    rows = node.db.execute(f"{_FOUND} WHERE substr(code_id, 1, ?) = ? LIMIT 2", [len(prefix), prefix]).fetchall()
+    if not rows:
+        raise NotFound(f"no transfer code {given}", field="CODE_ID", hint="see `satchel codes list`")
+    if len(rows) > 1:
+        raise InvalidInput(
+            f"{given} is the start of more than one code's id", field="CODE_ID",
+            hint="give more of the CODE_ID `satchel codes list` shows",
+        )  # fmt: skip
+    return _found(node, rows[0])
+
+
+def _found(node: Node, row: tuple) -> tuple[CodeStatus, bytes, dict[str, str | None]]:
     scope = dict(zip(("scope", "student_sis_id", "grade", "school_id", "school_name"), row[9:], strict=True))
     return _status(node, row[:8]), bytes(row[8]), scope
 
@@ -169,9 +194,7 @@ def _find(node: Node, code_id: str) -> tuple[CodeStatus, bytes, dict[str, str | 
 def revoke(node: Node, *, actor: str | None, code_id: str) -> None:
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
-        found = _find(node, code_id)
-        if found is None:
-            raise NotFound(f"no transfer code {code_id}", field="CODE_ID", hint="see `satchel codes list`")
+        found = _find_by_prefix(node, code_id)
         transition = apply(found[0], CodeEvent.REVOKE, actor=CodeActor.SOURCE_COORDINATOR, now=_utcnow())
         _save(node, transition.status)
         record(node, user.username, "code.revoke", transition.status.code_id[:8])

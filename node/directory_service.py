@@ -242,6 +242,13 @@ async def add_mirror(
     require_directory(node)
     user = authorize(node, actor, "settings.manage")
     domain, key = await pin_directory_descriptor(keyring, base_url, fingerprint)
+    if domain == node.config.node.domain:
+        # Its own entries would come back as a mirror's, replacing what members asked for here (a pending
+        # join request was lost that way).
+        raise InvalidInput(
+            f"{base_url} is this directory itself", field="URL",
+            hint="mirror another state's directory: its URL and the fingerprint its operator reads to you",
+        )  # fmt: skip
     with write_transaction(node.db):
         store.add_mirror(node.db, base_url=base_url, domain=domain, public_key=key.raw, by=user.username,
                          now=now_iso())  # fmt: skip

@@ -10,7 +10,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.import_preview import verified_manifest
 from node.operators import authorize, record
-from node.records import add_document
+from node.records import add_document, replaceable
 from protocol import InvalidInput, SatchelError
 from storage import records, students
 from storage import transfers as store
@@ -96,10 +96,7 @@ def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
 
 def replace(node: Node, *, actor: str | None, doc_id: str, path: Path, title: str | None) -> Document:
     """A corrected version of a document; sending it tells the receiver it replaces the one sent before."""
-    old = records.get_document(node.db, doc_id)
+    old = replaceable(node, doc_id)  # before the file is copied; checked again as the new version is added
     new = add_document(node, actor=actor, student_sis_id=old.student_sis_id, path=path, doc_type=old.doc_type,
-                       title=title or old.title)  # fmt: skip
-    with write_transaction(node.db):
-        records.update_document(node.db, new.doc_id, replaces=doc_id)
-        records.update_document(node.db, doc_id, superseded_by=new.doc_id)
+                       title=title or old.title, replaces=doc_id)  # fmt: skip
     return records.get_document(node.db, new.doc_id)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
 from node.home import Node
 from node.import_preview import verified_manifest
+from protocol import InvalidInput
 from storage import imports
 from storage import students as student_store
 from storage import transfers as store
@@ -46,8 +48,24 @@ def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
 
 
 def write_csv(node: Node, transfer_id: str, path: Path) -> int:
+    """Write the log to ``path``, which may not be in the node's home: a mistyped name there could replace
+    the database or a key. The file holds students' names, so it is created readable by its owner only."""
+    target = path.expanduser().resolve()
+    home = node.config.home.resolve()
+    if target.is_relative_to(home):
+        raise InvalidInput(
+            f"{path} is inside the node's home {home}", field="--csv",
+            hint="write the log outside the home, e.g. --csv ~/import-log.csv",
+        )  # fmt: skip
     rows = log_rows(node, transfer_id)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot write {path}: {exc.strerror}", field="--csv",
+            hint="give a file in a folder that exists and that you may write to",
+        ) from None  # fmt: skip
+    with open(fd, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

@@ -12,18 +12,26 @@ from node.operators import authorize, record
 from protocol import InvalidInput
 from storage import records, students
 from storage.database import write_transaction
+from storage.free_space import require_room
 from storage.records import DOCUMENT_TYPES, Case, Document
 
 
 def add_document(
-    node: Node, *, actor: str | None, student_sis_id: str, path: Path, doc_type: str, title: str | None
-) -> Document:
+    node: Node, *, actor: str | None, student_sis_id: str, path: Path, doc_type: str, title: str | None,
+    replaces: str | None = None,
+) -> Document:  # fmt: skip
+    """``replaces``: the id of the active document this one is a corrected version of; both are linked in the
+    transaction that adds it, so two coordinators replacing the same document at once make one version."""
     if doc_type not in DOCUMENT_TYPES:
         raise InvalidInput(f"document type must be one of {', '.join(DOCUMENT_TYPES)}", field="--type")
     user = authorize(node, actor, "records.write")
     students.require(node.db, student_sis_id)
     if not path.is_file():
         raise InvalidInput(f"{path} is not a readable file", field="FILE")
+    # Before a byte is copied: a file larger than the room left (a mistaken disk image) would otherwise
+    # fill the disk the node runs on, and the reserve is there for its other work.
+    require_room(node.config.blobs_dir, path.stat().st_size, reserve=node.config.storage.reserve_bytes,
+                 what=f"storing {path.name}")  # fmt: skip
     # The bytes are written and fsynced before the transaction, and renamed into place inside it, with the
     # row: a crash leaves at worst an unreferenced blob, never a row pointing at missing bytes; and a purge
     # of the last document with the same bytes (which deletes the blob under the same write lock) runs
@@ -45,8 +53,13 @@ def add_document(
             created_by=user.username,
         )
         with write_transaction(node.db):
+            if replaces is not None:
+                replaceable(node, replaces)
             staged.publish()
             records.add_document(node.db, doc)
+            if replaces is not None:
+                records.update_document(node.db, doc.doc_id, replaces=replaces)
+                records.update_document(node.db, replaces, superseded_by=doc.doc_id)
             record(
                 node,
                 user.username,
@@ -54,6 +67,22 @@ def add_document(
                 student_sis_id,
                 {"doc_id": doc.doc_id, "sha256": doc.sha256},
             )
+    return doc
+
+
+def replaceable(node: Node, doc_id: str) -> Document:
+    """The document ``doc_id``, if a new version of it may be added: it is active and not replaced yet."""
+    doc = records.get_document(node.db, doc_id)
+    if doc.status != "active":
+        raise InvalidInput(
+            f"document {doc_id} is {doc.status}: there is nothing to replace", field="ID",
+            hint="add the new version as a document of its own with `satchel documents add`",
+        )  # fmt: skip
+    if doc.superseded_by:
+        raise InvalidInput(
+            f"document {doc_id} was already replaced by {doc.superseded_by}", field="ID",
+            hint=f"replace the newest version instead: `satchel documents replace {doc.superseded_by} FILE`",
+        )  # fmt: skip
     return doc
 
 

@@ -82,6 +82,24 @@ def test_a_sender_without_room_refuses_to_seal_and_keeps_nothing(pair, tmp_path:
     assert not list((a.home / "envelopes" / "out").glob("*"))
 
 
+def test_a_document_without_room_is_refused_before_it_is_copied(pair, tmp_path: Path) -> None:
+    a, _b, _ = pair
+    document = tmp_path / "disk-image.iso"
+    with document.open("wb") as handle:
+        handle.truncate(shutil.disk_usage(a.home).free + (1 << 30))  # sparse: more than the disk has, none taken
+    refused = a.cli("documents", "add", "100001", str(document), "--type", "other", "--as", "coord", ok=False)
+    assert "Error: storing disk-image.iso needs " in refused.stderr and " on the disk that holds " in refused.stderr
+    assert "(error code storage.full)" in refused.stderr and "Hint: free at least " in refused.stderr
+    small = tmp_path / "iep.pdf"
+    small.write_bytes(os.urandom(1 << 20))
+    a.env["SATCHEL_STORAGE_RESERVE_MIB"] = _beyond_free(a.home)  # room for the file, not for the reserve too
+    short = a.cli("documents", "add", "100001", str(small), "--type", "iep", "--as", "coord", ok=False)
+    del a.env["SATCHEL_STORAGE_RESERVE_MIB"]
+    assert "(storage.reserve_mib)" in short.stderr and "(error code storage.full)" in short.stderr
+    assert json.loads(a.cli("documents", "list", "100001", "--json").stdout) == []
+    assert not [p for p in (a.home / "blobs").rglob("*") if p.is_file()]
+
+
 def test_accepting_without_room_is_refused_before_the_code_is_tried(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     document = tmp_path / "evaluation.pdf"

@@ -343,6 +343,12 @@ def test_working_from_cache_when_the_directory_is_down(federation) -> None:
 def test_a_national_directory_mirrors_a_state_one(federation, tmp_path: Path) -> None:
     homes, urls = federation
     _join_and_approve(homes, urls)
+    # Mirroring itself would take its own entries back as a mirror's, over what members asked for here.
+    listed = _cli(homes["dir"], "directory", "list", "--json").output
+    itself = _cli(homes["dir"], "directory", "mirror", urls["dir"], "--fingerprint",
+                  _directory_fingerprint(homes["dir"]), "--as", "op", ok=False)  # fmt: skip
+    assert "is this directory itself" in itself.stderr and "(error code input.invalid)" in itself.stderr
+    assert _cli(homes["dir"], "directory", "list", "--json").output == listed
     national = tmp_path / "national.example.gov"
     _cli(
         national,

@@ -75,6 +75,17 @@ def test_preview_review_run_log_and_receipt(pair, tmp_path: Path) -> None:
 
     log = tmp_path / "log.csv"
     b.cli("import", "log", tid, "--csv", str(log))
+    assert log.stat().st_mode & 0o777 == 0o600  # students' names: the owner's to read
+    # A path in the home (a mistyped name, the database itself) is refused, and the database is untouched.
+    database, key = b.home / "satchel.db", b.home / "keys" / "identity.key"
+    key_before = key.read_bytes()
+    for inside in (database, key, b.home / "import-log.csv"):
+        refused = b.cli("import", "log", tid, "--csv", str(inside), ok=False)
+        assert "inside the node's home" in refused.stderr and "(error code input.invalid)" in refused.stderr
+    assert database.read_bytes()[:16] == b"SQLite format 3\0" and key.read_bytes() == key_before
+    assert not (b.home / "import-log.csv").exists()
+    nowhere = b.cli("import", "log", tid, "--csv", str(tmp_path / "no-such-folder" / "log.csv"), ok=False)
+    assert "cannot write" in nowhere.stderr and "(error code input.invalid)" in nowhere.stderr
     rows = list(csv.DictReader(log.open()))
     assert len(rows) == 4 and {r["SourceImportStatus"] for r in rows} == {"Imported"}
     first = next(r for r in rows if r["SourceStudentId"] == "100001")

@@ -73,8 +73,19 @@ def test_refused_codes_each_with_their_code(pair) -> None:
     assert "code.wrong_destination" in b.cli("claim", bound["code"], "--as", "coord", ok=False).stderr
 
     revoked = _json(a, "codes", "create", "--student", "100003", "--as", "coord", "--json")
+    # An id is matched character for character: a wildcard, or too short a start, revokes nothing.
+    for wild in ("%", "_", "", revoked["code_id"][:5], revoked["code_id"][:11] + "%"):
+        refused = a.cli("codes", "revoke", wild, "--as", "coord", ok=False)
+        assert "is not a code id" in refused.stderr and "(error code input.invalid)" in refused.stderr
+    assert {c["state"] for c in _json(a, "codes", "list", "--json")} == {"active"}
     a.cli("codes", "revoke", revoked["code_id"][:12], "--as", "coord")
     assert "code.revoked" in b.cli("claim", revoked["code"], "--as", "coord", ok=False).stderr
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # two ids that start alike: which one is meant?
+        ids = [r[0] for r in conn.execute("SELECT code_id FROM transfer_codes_issued WHERE state = 'active'")]
+        conn.execute("UPDATE transfer_codes_issued SET code_id = 'abcdef' || substr(code_id, 7) WHERE code_id IN "
+                     "(?, ?)", ids[:2])  # fmt: skip
+    ambiguous = a.cli("codes", "revoke", "abcdef", "--as", "coord", ok=False)
+    assert "more than one code" in ambiguous.stderr and "(error code input.invalid)" in ambiguous.stderr
 
     expired = _json(a, "codes", "create", "--student", "100005", "--as", "coord", "--json")
     with sqlite3.connect(a.home / "satchel.db") as conn:
