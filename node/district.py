@@ -14,13 +14,23 @@ from storage import settings
 from storage.database import write_transaction
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The contact is published in the node's signed descriptor, which peers refuse above 256 KiB: a field of
+# 120,000 characters made the node one nobody could refresh. These bounds fit any person and any address.
+MAX_NAME, MAX_EMAIL = 200, 254
 
 
 def set_contact(node: Node, *, actor: str | None, name: str, title: str, email: str, phone: str) -> Contact:
     if not name.strip():
-        raise InvalidInput("the contact name must not be empty", field="--name")
+        raise InvalidInput("the contact name must not be empty", field="--name",
+                           hint='give the coordinator\'s name, e.g. --name "Jane Doe"')  # fmt: skip
+    for option, value, limit in (("--name", name, MAX_NAME), ("--title", title, MAX_NAME),
+                                 ("--email", email, MAX_EMAIL)):  # fmt: skip
+        if len(value.strip()) > limit:
+            raise InvalidInput(f"{option} is longer than {limit} characters", field=option,
+                               hint="shorten it: it is shown to other districts' coordinators")  # fmt: skip
     if not _EMAIL.match(email.strip()):
-        raise InvalidInput(f"{email!r} is not an e-mail address", field="--email")
+        raise InvalidInput(f"{email[:80]!r} is not an e-mail address", field="--email",
+                           hint="give the address peers write to, e.g. --email registrar@district.example")  # fmt: skip
     if phone and not re.fullmatch(r"[0-9+().\- x]{7,32}", phone.strip()):
         raise InvalidInput(f"{phone!r} is not a phone number", field="--phone", hint="e.g. +1 217-555-0100")
     new = Contact(name=name.strip(), title=title.strip(), email=email.strip(), phone=phone.strip())

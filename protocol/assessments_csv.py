@@ -122,15 +122,26 @@ def iso_date(value: str, dates: str) -> str:
     said to be ISO, the usual slip with a sheet saved from Excel.
     """
     _check_order(dates)
+    match = _US_DATE.fullmatch(value)
+    if match is not None and int(match.group(1)) > 12:  # no month: day/month/year, as a UK or EU sheet has it
+        raise InvalidInput(
+            f"date {value} is written day/month/year: save the date column as {ISO_DATES} (in Excel: Format "
+            "Cells > Custom > yyyy-mm-dd)", field="date",
+        )  # fmt: skip
     if dates == US_DATES:
-        match = _US_DATE.fullmatch(value)
         if match is None:
             raise InvalidInput(f"date must be a date written {US_DATES}", field="date")
         month, day, year = match.groups()
         return f"{year}-{int(month):02d}-{int(day):02d}"
-    if _US_DATE.fullmatch(value):
+    if match is not None:
         raise InvalidInput(f"date {value} is written month/day/year, not {ISO_DATES}", field="date")
     return value
+
+
+def looks_us(value: str) -> bool:
+    """Whether ``value`` may be a month/day/year date (its first number can be a month)."""
+    match = _US_DATE.fullmatch(value)
+    return match is not None and int(match.group(1)) <= 12
 
 
 def parse_assessments_csv(
@@ -197,7 +208,7 @@ class AssessmentReading:
                 when = iso_date(when, dates)  # before the id is derived: the same result whichever way it is written
             except InvalidInput as exc:
                 problems.append(("date", exc.message))
-                self.us_dates_refused = self.us_dates_refused or bool(_US_DATE.fullmatch(when))
+                self.us_dates_refused = self.us_dates_refused or looks_us(when)
             result_id = row.get("result_id") or derive_result_id(student, assessment, subject, when)
             result: AssessmentResult | None = None
             if not problems:

@@ -64,7 +64,13 @@ def test_contact_and_info(make_home) -> None:
     assert "(not set)" in run_cli(home, "contact", "show").output
     assert json.loads(run_cli(home, "contact", "show", "--json").output) is None
     bad = run_cli(home, "contact", "set", "--as", "coord", "--name", "J", "--email", "nope", ok=False)
-    assert "Field: --email" in bad.stderr
+    assert "Field: --email" in bad.stderr and "Hint: give the address" in bad.stderr
+    # Published in the signed descriptor, which peers refuse above 256 KiB: bounded before it is saved.
+    for option, value in (("--name", "J" * 201), ("--title", "T" * 201), ("--email", "a" * 250 + "@b.example")):
+        long = run_cli(home, "contact", "set", "--as", "coord", "--name", "J", "--email", "j@a.example.org",
+                       option, value, ok=False)  # fmt: skip
+        assert f"Field: {option}" in long.stderr and "longer than" in long.stderr and "Hint:" in long.stderr
+    assert json.loads(run_cli(home, "contact", "show", "--json").output) is None
     run_cli(home, "contact", "set", "--as", "coord", "--name", "Jane Doe", "--title", "Registrar",
             "--email", "jd@a.example.org", "--phone", "+1 217-555-0100")  # fmt: skip
     info = json.loads(run_cli(home, "info", "--json").output)

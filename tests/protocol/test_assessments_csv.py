@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.assessments_csv import (
+    ISO_DATES,
+    US_DATES,
     AssessmentParseResult,
     AssessmentResult,
     derive_result_id,
@@ -191,12 +193,24 @@ def test_a_us_date_in_a_file_said_to_be_iso_is_named_as_such() -> None:
     assert not parse(HEADER, "100001,MAP,Math,17.09.2024,,228,71,").us_dates_refused
 
 
+@pytest.mark.parametrize("dates", [ISO_DATES, US_DATES])
+def test_a_day_month_year_date_is_named_as_such_whichever_order_is_said(dates: str) -> None:
+    # 17 is no month: telling the user to re-run with --dates M/D/YYYY only led to "not a calendar date".
+    result = parse_assessments_csv((HEADER + "\n100001,MAP,Math,17/09/2024,,228,71,\n").encode(), dates=dates)
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("date", "date 17/09/2024 is written day/month/year: save the date column as YYYY-MM-DD (in Excel: "
+                 "Format Cells > Custom > yyyy-mm-dd)")
+    ]  # fmt: skip
+    assert not result.us_dates_refused
+
+
 @pytest.mark.parametrize(
     ("written", "message"),
     [
         ("2024-09-17", "date must be a date written M/D/YYYY"),  # one order per file, never a mix
         ("2/30/2024", "date is not a calendar date"),
-        ("13/1/2024", "date is not a calendar date"),
+        ("13/1/2024", "date 13/1/2024 is written day/month/year: save the date column as YYYY-MM-DD (in Excel: "
+                      "Format Cells > Custom > yyyy-mm-dd)"),
         ("9/17/24", "date must be a date written M/D/YYYY"),  # a two-digit year names no century
     ],
 )
