@@ -68,7 +68,7 @@ def open_bundle(path: Path, reading: Progress | None = None) -> Iterator[dict[st
     if path.is_file() and zipfile.is_zipfile(path):
         try:
             bundle = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
             raise _damaged(path, exc) from None
         with bundle:
             infos = {info.filename: info for info in bundle.infolist() if not info.is_dir()}

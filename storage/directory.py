@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from protocol.descriptor import Descriptor, verify_descriptor
+from storage.rows import like_escaped
 
 SEARCH_LIMIT = 100  # entries a directory search answers at most
 
@@ -160,14 +161,14 @@ def search_entries(
 ) -> list[Entry]:
     where, args = ["status = 'approved'", "state = ?"], [state]
     if text:
-        where.append("(name LIKE ? OR domain LIKE ? OR nces_id = ?)")
-        args += [f"%{text}%", f"%{text}%", text]
+        where.append("(name LIKE ? ESCAPE '\\' OR domain LIKE ? ESCAPE '\\' OR nces_id = ?)")
+        args += [f"%{like_escaped(text)}%", f"%{like_escaped(text)}%", text]
     if city:
-        where.append("city LIKE ?")
-        args.append(city)
+        where.append("city LIKE ? ESCAPE '\\'")  # LIKE for its case-insensitivity: the whole name
+        args.append(like_escaped(city))
     if zip_code:
-        where.append("zip LIKE ?")
-        args.append(f"{zip_code}%")
+        where.append("zip LIKE ? ESCAPE '\\'")
+        args.append(f"{like_escaped(zip_code)}%")
     sql = f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE {' AND '.join(where)} ORDER BY name LIMIT ?"
     return [_entry(r) for r in db.execute(sql, [*args, limit]).fetchall()]
 

@@ -11,7 +11,7 @@ import sqlite_utils
 
 from protocol import Conflict, NotFound
 from protocol.assessments_csv import AssessmentResult
-from storage.rows import batched, update_rows
+from storage.rows import batched, like_escaped, update_rows
 
 DOCUMENT_TYPES = ("iep", "504", "evaluation", "transcript", "discipline", "health", "other")
 
@@ -143,11 +143,9 @@ def list_cases(
         where.append("student_sis_id = ?")
         args.append(student_sis_id)
     if text:
-        like = f"%{text}%"
-        where.append(
-            "(case_number LIKE ? OR person_of_concern LIKE ? OR building LIKE ? OR team LIKE ?"
-            " OR team_leader LIKE ? OR case_manager LIKE ?)"
-        )
+        like = f"%{like_escaped(text)}%"
+        where.append("(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for column in (
+            "case_number", "person_of_concern", "building", "team", "team_leader", "case_manager")) + ")")  # fmt: skip
         args += [like] * 6
     sql = f"SELECT {_CASE_COLS} FROM cases"
     if where:

@@ -32,6 +32,12 @@ def update_rows(
     db.execute(f"UPDATE {table} SET {sets} WHERE {condition}", [*changes.values(), *where.values()])
 
 
+def like_escaped(text: str) -> str:
+    """``text`` for a ``LIKE ? ESCAPE '\\'`` pattern, matched as written: a ``%`` or ``_`` a person types
+    into a search is a character to find, not a wildcard that matches every student."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """``items`` in lists of ``size`` (the last one shorter): itertools.batched, which Python 3.11 lacks."""
     iterator = iter(items)

@@ -10,6 +10,7 @@ import sqlite_utils
 from protocol import NotFound
 from protocol.roster import StudentRecord
 from storage import match_index
+from storage.rows import like_escaped
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StudentRecord))
 _BATCH = 500
@@ -134,15 +135,15 @@ def search(
     where: list[str] = []
     args: list[object] = []
     if text:
-        like = f"%{text.strip()}%"
+        like = f"%{like_escaped(text.strip())}%"
         where.append(
-            "(sis_id = ? OR state_id = ? OR given_name LIKE ? OR family_name LIKE ? OR preferred_name LIKE ?"
-            " OR (given_name || ' ' || family_name) LIKE ?)"
+            "(sis_id = ? OR state_id = ? OR given_name LIKE ? ESCAPE '\\' OR family_name LIKE ? ESCAPE '\\'"
+            " OR preferred_name LIKE ? ESCAPE '\\' OR (given_name || ' ' || family_name) LIKE ? ESCAPE '\\')"
         )
         args += [text.strip(), text.strip(), like, like, like, like]
     if school:
-        where.append("(school_id = ? OR school_name LIKE ?)")
-        args += [school, f"%{school}%"]
+        where.append("(school_id = ? OR school_name LIKE ? ESCAPE '\\')")
+        args += [school, f"%{like_escaped(school)}%"]
     if grade:
         where.append("grade = ?")
         args.append(grade)

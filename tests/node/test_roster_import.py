@@ -196,6 +196,18 @@ def test_a_damaged_zip_is_refused_as_such(node: Any, tmp_path: Path, data: st.Da
                             "csv.encoding", "csv.malformed", "csv.missing_column"), exc.code  # fmt: skip
 
 
+def test_a_zip_asking_for_a_newer_zip_version_is_refused_as_damaged(node: Any, tmp_path: Path) -> None:
+    # zipfile raises NotImplementedError ("zip file version 6.4") from its constructor for such a header.
+    original = bytearray(_zipped_sample())
+    central = original.index(b"PK\x01\x02")
+    original[central + 6 : central + 8] = (64).to_bytes(2, "little")  # version needed to extract: 6.4
+    path = tmp_path / "roster.zip"
+    path.write_bytes(bytes(original))
+    with pytest.raises(InvalidInput) as raised:
+        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    assert "the zip file is damaged or uses a compression Satchel does not read" in raised.value.message
+
+
 def test_a_file_too_large_for_a_roster_is_refused_before_it_is_read(node: Any, tmp_path: Path) -> None:
     folder = write_bundle(tmp_path / "roster", make_bundle([_student(1)]))
     with (folder / "demographics.csv").open("r+b") as handle:
