@@ -232,7 +232,7 @@ def release(
 ) -> sending.Sent:
     """Send the student's records to the requester as a transfer bound to the request (one commit)."""
     user = authorize(node, actor, "transfers.act")
-    row = store.require(node.db, request_id)
+    row = _answerable(store.require(node.db, request_id))
     status = status_of(node, row)
     if status.request is None:
         raise NotFound(f"no records request {request_id}")
@@ -260,10 +260,20 @@ def release(
                         request_id=request_id, in_transaction=answer)  # fmt: skip
 
 
+def _answerable(row: store.RequestRow) -> store.RequestRow:
+    """A request this district may answer: one another district sent it, not one it sent."""
+    if row.side != "releaser":
+        raise InvalidInput(
+            f"request {row.request_id} is one this district sent to {row.peer}; only {row.peer} can answer it",
+            field="ID", hint="`satchel requests list` shows the requests other districts sent you",
+        )  # fmt: skip
+    return row
+
+
 def reject(node: Node, *, actor: str | None, request_id: str, comments: str) -> str:
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
-        row = store.require(node.db, request_id)
+        row = _answerable(store.require(node.db, request_id))
         event = Reject(person=_person(node, user.username), comments=comments)
         transition = apply(status_of(node, row), event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
         _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)

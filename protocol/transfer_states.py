@@ -318,6 +318,12 @@ def _refusal(side: Side, state: Any, event: TransferEvent) -> TransitionNotAllow
         if event in _USER_MISTAKES
         else TransitionNotAllowed
     )
+    if cls is not TransitionNotAllowed:
+        # A coordinator's mistake (or a race with another coordinator): said the way they would say it, with
+        # the table's names for the record.
+        said = (cls.__doc__ or "").split("\n")[0].rstrip(".")
+        return cls(f"{said} ({event.value!r} is not possible in state {state.value!r})", state=state.value,
+                   event=event.value)  # fmt: skip
     return cls(
         f"event {event.value!r} is not allowed in state {state.value!r} ({side.value} side of the transfer)",
         state=state.value,

@@ -67,6 +67,11 @@ def test_request_alert_release_transfer_and_import(pair) -> None:
 def test_request_rejected_with_comments(pair) -> None:
     a, b, _ = pair
     request_id = _requested(a, b, "100002")
+    # B sent it: only A answers it, and B is told so in words rather than as a state-table entry.
+    for answer in (("reject", "--comments", "mine"), ("release", "--student", "100002")):
+        own = b.cli("requests", answer[0], request_id, *answer[1:], "--as", "coord", ok=False)
+        assert "is one this district sent to a.example.org" in own.stderr, own.stderr
+        assert "(error code input.invalid)" in own.stderr
     a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
     _wait(lambda: _request_state(b, request_id) == "rejected")
     events = _json(b, "audit", "--json")

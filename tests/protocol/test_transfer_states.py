@@ -495,3 +495,18 @@ def test_random_event_sequences_stay_in_defined_states(
         assert (result.previous, result.event) in TRANSITIONS[side]
         assert 0 <= result.status.wrong_codes <= result.status.max_wrong_codes
         status = result.status
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [(ReceiverState.LOCKED, "Too many wrong codes were tried; the transfer is locked for good"),
+     (ReceiverState.ACCEPTED, "The receiving district already opened the transfer"),
+     (ReceiverState.EXPIRED, "The transfer passed its expiry before it was accepted")],
+)  # fmt: skip
+def test_a_coordinators_mistake_is_told_in_words_not_as_a_table_entry(state: ReceiverState, said: str) -> None:
+    # Two coordinators typing wrong codes at once: the slower one read "event 'lock_out' is not allowed in
+    # state 'locked'".
+    event, changes = make_event(Side.RECEIVER, TransferEvent.WRONG_CODE)
+    with pytest.raises(TransitionNotAllowed) as caught:
+        apply(status_for(Side.RECEIVER, state, **changes), event, actor=Actor.RECEIVER_COORDINATOR, now=NOW)
+    assert caught.value.message.startswith(said) and caught.value.hint
