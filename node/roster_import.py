@@ -76,10 +76,20 @@ def open_bundle(path: Path, reading: Progress | None = None) -> Iterator[dict[st
             yield _streams({key: (infos[name].file_size, bundle, infos[name]) for key, name in names.items()},
                            reading)  # fmt: skip
         return
+    if path.is_file() and _starts_as_zip(path):  # a zip cut short (a download or copy that stopped)
+        raise _damaged(path, zipfile.BadZipFile("it ends before the list of its files"))
     raise InvalidInput(
         f"{path} is neither a folder nor a zip file", field="PATH",
         hint="give the folder holding users.csv, orgs.csv, ... or a zip of them",
     )  # fmt: skip
+
+
+def _starts_as_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 _Source = tuple[int, Path | zipfile.ZipFile, zipfile.ZipInfo | None]  # (size, folder file or zip, zip member)

@@ -208,6 +208,15 @@ def test_a_zip_asking_for_a_newer_zip_version_is_refused_as_damaged(node: Any, t
     assert "the zip file is damaged or uses a compression Satchel does not read" in raised.value.message
 
 
+def test_a_zip_cut_short_is_named_damaged_not_unknown(node: Any, tmp_path: Path) -> None:
+    path = tmp_path / "roster.zip"
+    path.write_bytes(_zipped_sample()[:-300])  # a download that stopped: no list of files at the end
+    with pytest.raises(InvalidInput) as raised:
+        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    assert raised.value.message.startswith("roster.zip cannot be read: the zip file is damaged")
+    assert "make the zip again" in (raised.value.hint or "")
+
+
 def test_a_file_too_large_for_a_roster_is_refused_before_it_is_read(node: Any, tmp_path: Path) -> None:
     folder = write_bundle(tmp_path / "roster", make_bundle([_student(1)]))
     with (folder / "demographics.csv").open("r+b") as handle:
