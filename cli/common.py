@@ -86,6 +86,8 @@ class SatchelGroup(click.Group):
             from protocol import SatchelError  # loaded by whatever raised it, if it is one
             from storage.errors import as_storage_error  # a full disk, a wrong user: the operator's to fix
 
+            if isinstance(exc, BrokenPipeError) and _readers_gone():
+                ctx.exit(SIGPIPE_EXIT)
             known = exc if isinstance(exc, SatchelError) else as_storage_error(exc)
             if known is not None:
                 fail(known)
@@ -95,6 +97,33 @@ class SatchelGroup(click.Group):
             click.echo(f"Error: unexpected internal error ({type(exc).__name__})", err=True)
             click.echo("Hint: re-run with SATCHEL_DEBUG=1 to see the details, and report them", err=True)
             ctx.exit(3)
+
+
+# What a shell reports for a program that SIGPIPE ended (128 + 13), as `cat` gets in `cat big | head -1`.
+SIGPIPE_EXIT = 141
+
+
+def _readers_gone() -> bool:
+    """Whether the reader of stdout or stderr has gone (`satchel students list | head -1` once head has its
+    line): then there is nobody to tell, and the rest of the output is dropped, as the signal module's
+    documentation advises ("Note on SIGPIPE"). A broken pipe elsewhere (a peer's socket) is a real error."""
+    import select
+
+    gone = False
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue  # not a file (click's test runner captures output): it cannot lose its reader
+        poller = select.poll()
+        poller.register(fd, 0)  # no events asked for: POLLERR (a pipe without reader) is always reported
+        if poller.poll(0):
+            # Python flushes the streams at exit: what is still buffered must go nowhere, not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+            gone = True
+    return gone
 
 
 class LazyChoice(click.Choice):

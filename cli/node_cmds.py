@@ -118,7 +118,12 @@ def _fingerprint(key_json: dict) -> str:
 @click.command(context_settings=CONTEXT)
 @home_option
 @click.option("--host", help="Address to listen on (default: server.host from the config).")
-@click.option("--port", type=int, help="Port to listen on; 0 picks a free one (default: server.port).")
+# Bounded here so that a mistyped port gets click's "not in the range" before the node starts anything.
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (default: server.port).",
+)
 @click.option("--dev", is_flag=True, help="Development only: accept peers on plain http loopback URLs.")
 def serve(home: str | None, host: str | None, port: int | None, dev: bool) -> None:
     """Run the node: serve its descriptor and peer endpoints until Ctrl-C or SIGTERM.

@@ -30,11 +30,32 @@ if TYPE_CHECKING:
 def _students(students: tuple[str, ...], students_file: Path | None) -> tuple[str, ...]:
     listed = list(students)
     if students_file is not None:
-        for line in students_file.read_text(encoding="utf-8-sig").splitlines():
+        for line in _utf8_lines(students_file):
             value = line.split(",")[0].strip()
             if value and value.lower() not in ("sis_id", "student", "student_sis_id"):
                 listed.append(value)
     return tuple(listed)
+
+
+def _utf8_lines(path: Path) -> list[str]:
+    from protocol import InvalidInput
+
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # Excel's "CSV UTF-8" starts with a BOM
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        # Spreadsheets offer "Unicode text" (UTF-16) and older encodings beside CSV UTF-8; guessing among
+        # them could turn one id into another, so say where the file is not UTF-8 instead.
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            message = f"{path} is UTF-16 text, not UTF-8"
+        else:
+            line = data.count(b"\n", 0, exc.start) + 1
+            message = f"line {line} of {path} is not UTF-8 text"
+        raise InvalidInput(
+            message, field="--students-file",
+            hint="give one SIS id per line (or a CSV whose first column is the SIS id), saved as UTF-8 "
+                 '(in a spreadsheet: "CSV UTF-8")',
+        ) from None  # fmt: skip
 
 
 def _receiving(pairs: tuple[str, ...]) -> dict[str, str]:

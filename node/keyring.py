@@ -22,7 +22,7 @@ from node.clock import now_iso
 from node.config import is_loopback_host
 from node.home import Node
 from node.peers import fetch_descriptor_bytes
-from protocol import SatchelError
+from protocol import InvalidInput, SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
 from protocol.directory import MAX_LISTING_BYTES, verify_listing
 from protocol.http_signatures import SignatureKeyRevoked, SignatureKeyUnknown
@@ -40,6 +40,12 @@ class OriginNotAllowed(SatchelError):
 
     code = "peer.origin_not_allowed"
     default_hint = "peers must be reached over https (plain http only on loopback in development mode)"
+
+
+def _malformed(message: str) -> InvalidInput:
+    return InvalidInput(
+        message, field="url", hint="give the node's base URL, e.g. https://satchel.district.example"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +176,25 @@ class Keyring:
     # -- descriptors ----------------------------------------------------------------------------------
 
     def check_origin(self, base_url: str) -> str:
-        parts = urlsplit(base_url)
+        # Operators type these: urllib raises a bare ValueError for what it cannot split (an unclosed "[")
+        # and for a port beyond 65535, and aiohttp reports a URL with no host or an impossible port as a
+        # node it could not reach, which sends the operator to check the wrong thing.
+        try:
+            parts = urlsplit(base_url)
+        except ValueError:
+            raise _malformed(f"{base_url} is not a well-formed URL") from None
+        try:
+            port_ok = parts.port != 0
+        except ValueError:  # negative, beyond 65535 or not a number
+            port_ok = False
         loopback = parts.hostname is not None and is_loopback_host(parts.hostname)
-        if parts.scheme == "https" or (parts.scheme == "http" and loopback and self.allow_loopback_http):
-            return base_url.rstrip("/")
-        raise OriginNotAllowed(f"{base_url} is not an https URL", field="url")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback and self.allow_loopback_http):
+            raise OriginNotAllowed(f"{base_url} is not an https URL", field="url")
+        if not parts.hostname:
+            raise _malformed(f"{base_url} has no host name")
+        if not port_ok:
+            raise _malformed(f"the port in {base_url} is not a number from 1 to 65535")
+        return base_url.rstrip("/")
 
     async def fetch_peer(
         self,
