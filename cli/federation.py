@@ -51,12 +51,16 @@ def peers_add(home: str | None, actor: str | None, url: str, yes: bool, repin: b
     from node.operators import authorize, record
     from node.peers import fetch_descriptor
     from node.runtime import Runtime
+    from protocol import InvalidInput
     from storage.database import write_transaction
 
     async def work(node: Node, rt: Runtime) -> None:
         user = authorize(node, actor, "settings.manage")
         verified = await fetch_descriptor(rt.session, rt.keyring.check_origin(url))
         d = verified.descriptor
+        if d.domain == node.config.node.domain:
+            raise InvalidInput(f"{url} is this node itself ({d.domain})", field="URL",
+                               hint="give the URL of the other district's node")  # fmt: skip
         click.echo(f"{d.name} ({d.domain}), {d.city}, {d.state} {d.zip}")
         click.echo(f"Identity key {verified.signer.key_id}")
         click.echo(f"Fingerprint  {verified.signer.fingerprint}")

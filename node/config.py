@@ -460,10 +460,19 @@ def build_config(
 
 def load_config(home: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
     path = home / CONFIG_FILE
+    restore = f"put {CONFIG_FILE} back from the latest backup (`satchel backup` copies it; see Restoring in the README)"
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise HomeMissing(f"{home} is not a Satchel home (no {CONFIG_FILE})") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a directory, not a file", field=CONFIG_FILE, hint=restore) from exc
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8 text: other bytes are disk damage or another file copied over it, not a typo to fix.
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be read): it is damaged", field=CONFIG_FILE,
+            hint=restore,
+        ) from exc  # fmt: skip
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", field=CONFIG_FILE) from exc
     return build_config(home, values, os.environ if environ is None else environ)

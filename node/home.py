@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from protocol import InvalidInput
 from storage import audit
 from storage.blobs import BlobStore
 from storage.database import open_database, write_transaction
+from storage.errors import database_damaged
 
 DEFAULT_HOME = "satchel-home"
 IDENTITY_FILE = "identity.key"
@@ -43,11 +45,28 @@ class NodeKeys:
     encryption_by_id: Mapping[str, EncryptionKey]
 
 
+_RESTORE_KEYS = (
+    "restore keys/ from the latest backup (`satchel backup` copies it; see Restoring in the README)"
+)
+
+
 def _read(config: NodeConfig, name: str) -> str:
+    path = config.keys_dir / name
     try:
-        return (config.keys_dir / name).read_text(encoding="ascii")
+        return path.read_text(encoding="ascii")
     except FileNotFoundError as exc:
-        raise HomeMissing(f"key file {exc.filename} is missing", hint="restore keys/ from backup") from exc
+        raise HomeMissing(f"key file {path} is missing", hint=_RESTORE_KEYS) from exc
+    except NotADirectoryError as exc:
+        raise HomeMissing(
+            f"{config.keys_dir} is not a directory, so key file {name} cannot be read", hint=_RESTORE_KEYS
+        ) from exc
+    except IsADirectoryError as exc:
+        raise HomeMissing(f"key file {path} is not a file but a directory", hint=_RESTORE_KEYS) from exc
+    except UnicodeDecodeError as exc:
+        # A key file is one line of ASCII: other bytes are disk damage or another file copied over it.
+        raise HomeMissing(
+            f"key file {path} is damaged: it holds bytes no key file has", hint=_RESTORE_KEYS
+        ) from exc
 
 
 def load_keys(config: NodeConfig, db: sqlite_utils.Database) -> NodeKeys:
@@ -87,16 +106,24 @@ def init_home(
     values = {"node": dict(node), "server": {"host": "127.0.0.1", "port": 8440}}
     # Validate before writing anything, so a typo leaves no half-made home behind.
     config = build_config(home, values, environ or {})
+    made_home = not home.exists()
     try:
         home.mkdir(parents=True, exist_ok=True)
+        # The claim: of several `satchel init`s run at once, the one that makes keys/ goes on; the others
+        # stop without touching what it writes (removing "their" partial home removed the winner's).
+        config.keys_dir.mkdir(mode=0o700)
+    except FileExistsError:
+        raise HomeExists(f"{home} already exists and is not empty") from None
     except OSError as exc:
+        if made_home:
+            with contextlib.suppress(OSError):
+                home.rmdir()
         raise InvalidInput(
             f"cannot create the home at {home}: {exc.strerror or exc}", field="--home",
             hint="choose a directory this user may create (for example /srv/satchel, made by root and given to "
                  "the user that runs `satchel serve`)",
         ) from exc  # fmt: skip
     try:
-        config.keys_dir.mkdir(mode=0o700)
         config.blobs_dir.mkdir()
         identity, encryption = IdentityKey.generate(), EncryptionKey.generate()
         _write_secret(config.keys_dir / IDENTITY_FILE, identity.export_secret())
@@ -121,18 +148,20 @@ def init_home(
             )  # fmt: skip
         db.close()
     except BaseException:
-        _remove_partial_home(home)
+        _remove_partial_home(home, made_home)
         raise
     return config
 
 
-def _remove_partial_home(home: Path) -> None:
+def _remove_partial_home(home: Path, made_home: bool) -> None:
+    """What this init wrote (it holds keys/, so nobody else wrote there); the directory only if it made it."""
     for path in sorted(home.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir():
             path.rmdir()
         else:
             path.unlink()
-    home.rmdir()
+    if made_home:
+        home.rmdir()
 
 
 @dataclass
@@ -175,10 +204,28 @@ class Node:
 
 
 def open_node(home: Path, environ: Mapping[str, str] | None = None) -> Node:
+    """Open an existing home. Never creates anything: a part that is gone is named, for restoring."""
     if not home.is_dir():
         raise HomeMissing(f"no Satchel home at {home}")
     config = load_config(home, environ)
     if config.node.role not in ("district", "directory"):
         raise ConfigError("unknown node role", field="node.role")
-    db = open_database(config.db_path)
-    return Node(config, load_keys(config, db), db, BlobStore(config.blobs_dir))
+    # satchel.toml is there, so `satchel init` made this home and its database with it: a database that is
+    # gone was deleted or moved, and an empty new one would lose every record and then blame the keys.
+    if not config.db_path.is_file():
+        what = "is not a file" if config.db_path.exists() else "is missing"
+        raise HomeMissing(
+            f"{config.db_path} {what}, in a home made by `satchel init` (it has {CONFIG_FILE})",
+            hint="put satchel.db back from the latest backup (`satchel backup` makes them; see Restoring in the "
+                 "README), or point --home / SATCHEL_HOME at the right home; nothing was created",
+        )  # fmt: skip
+    db = open_database(config.db_path, create=False)
+    try:
+        keys = load_keys(config, db)
+    except BaseException as exc:
+        db.close()
+        damaged = database_damaged(exc, config.db_path)
+        if damaged is None:
+            raise
+        raise damaged from exc
+    return Node(config, keys, db, BlobStore(config.blobs_dir))

@@ -7,13 +7,14 @@ the part from a backup that still has it.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 
 from node.home import Node
 from node.progress import Progress
 from protocol import SatchelError
 from storage import audit
-from storage.errors import BlobCorrupt, BlobMissing
+from storage.errors import BlobCorrupt, BlobMissing, database_damaged
 from storage.home_files import blob_files, used_files
 
 
@@ -36,14 +37,31 @@ class CheckReport:
 def check_home(node: Node, *, hash_blobs: bool, progress: Progress | None = None) -> CheckReport:
     """Read-only: nothing is changed, whatever is found."""
     report = CheckReport()
-    rows = [row[0] for row in node.db.execute("PRAGMA integrity_check").fetchall()]
+    # Damage bad enough stops SQLite itself mid-read, rather than being listed: that is a finding too, the
+    # one this command exists for, and the parts that could still be read are still checked.
+    try:
+        rows = [row[0] for row in node.db.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        rows = [f"SQLite stopped its integrity check: {_damage_or_raise(node, exc)}"]
     report.database = [] if rows == ["ok"] else rows[:20]
     try:
         report.audit_entries = audit.verify_chain(node.db)
     except SatchelError as exc:
         report.audit_problem = exc.message
-    used = used_files(node.db.conn, node.config.home)
-    report.blobs_used, report.envelopes_waiting, report.missing = used.blobs, used.envelopes, list(used.missing)
+    except sqlite3.DatabaseError as exc:
+        report.database.append(f"the audit log cannot be read: {_damage_or_raise(node, exc)}")
+        report.audit_problem = (
+            "hash chain not verified: the audit log cannot be read from the damaged database"
+        )
+    try:
+        used = used_files(node.db.conn, node.config.home)
+    except sqlite3.DatabaseError as exc:
+        report.database.append(
+            f"the documents and envelopes in use cannot be listed: {_damage_or_raise(node, exc)}"
+        )
+    else:
+        report.blobs_used, report.envelopes_waiting = used.blobs, used.envelopes
+        report.missing = list(used.missing)
     if hash_blobs:
         report.blobs_hashed = 0
         blobs = list(blob_files(node.config.home))
@@ -61,3 +79,10 @@ def check_home(node: Node, *, hash_blobs: bool, progress: Progress | None = None
                 progress(done, total)
     return report
 
+
+def _damage_or_raise(node: Node, exc: sqlite3.DatabaseError) -> str:
+    """What SQLite said, when it means damage; any other error (a busy or unreadable database) is not a
+    finding about the home, and goes on to the caller as it is."""
+    if database_damaged(exc, node.config.db_path) is None:
+        raise exc
+    return str(exc)

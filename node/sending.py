@@ -116,6 +116,9 @@ class _HashingWriter:
 
 
 def destination(node: Node, domain: str) -> Peer:
+    if domain.strip().lower() == node.config.node.domain:
+        raise InvalidInput(f"{domain} is this district itself", field="--to",
+                           hint="give the domain of the district the records go to (`satchel peers list`)")  # fmt: skip
     peer = peers.get(node.db, domain)
     if peer is None:
         raise PeerUnknown(f"no known district {domain}", field="--to")

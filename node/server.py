@@ -75,9 +75,11 @@ async def run_server(
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
-    except OSError as exc:
+    except BaseException as exc:
         await runner.cleanup()  # the app's workers and HTTP session were started by setup(): stop them
-        raise _cannot_listen(host, port, exc) from exc
+        if isinstance(exc, OSError):
+            raise _cannot_listen(host, port, exc) from exc
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,24 +9,33 @@ from pathlib import Path
 
 import sqlite_utils
 
-from storage.errors import DatabaseBusy, SchemaNewer
+from storage.errors import DatabaseBusy, SchemaNewer, database_damaged
 from storage.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
 
 
-def open_database(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at ``path`` and apply pending migrations."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # NORMAL is durable in WAL mode across application crashes; only an OS crash may lose the last commit.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    db = sqlite_utils.Database(conn)
-    if migrate:
-        _refuse_newer(db)
-        MIGRATIONS.apply(db)
+def open_database(path: Path, *, migrate: bool = True, create: bool = True) -> sqlite_utils.Database:
+    """Open the database at ``path`` (creating it if ``create``) and apply pending migrations."""
+    # Read-write without create: a home whose database is gone must not quietly get an empty one.
+    target, uri = (str(path), False) if create else (path.absolute().as_uri() + "?mode=rw", True)
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL is durable in WAL mode across application crashes; only an OS crash may lose the last commit.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = sqlite_utils.Database(conn)
+        if migrate:
+            _refuse_newer(db)
+            MIGRATIONS.apply(db)
+    except BaseException as exc:
+        conn.close()
+        damaged = database_damaged(exc, path)
+        if damaged is None:
+            raise
+        raise damaged from exc
     return db
 
 

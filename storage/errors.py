@@ -29,7 +29,7 @@ class SchemaNewer(StorageError):
 
 
 class DatabaseDamaged(StorageError):
-    """SQLite's integrity check found the database damaged."""
+    """The database is damaged: SQLite's integrity check found it so, or a read met a page that is not sound."""
 
     code = "storage.database_damaged"
     default_hint = "stop the node and restore satchel.db from the latest backup that `satchel check` passes"
@@ -117,7 +117,24 @@ def storage_denied(exc: BaseException) -> StorageDenied | None:
     return None
 
 
-def as_storage_error(exc: BaseException) -> StorageFull | StorageDenied | None:
+# What SQLite says of a file whose bytes are not a sound database: a damaged page ("database disk image is
+# malformed"), or a header that is not SQLite's at all ("file is not a database").
+_SQLITE_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def database_damaged(exc: BaseException, path: object = None) -> DatabaseDamaged | None:
+    """The :class:`DatabaseDamaged` a SQLite error stands for, or None for any other error (a busy database, a
+    full disk, a missing permission: each means something else to fix). ``path``: the database, to name."""
+    if isinstance(exc, DatabaseDamaged):
+        return exc
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.DatabaseError) else None
+    if code is None or code & 0xFF not in _SQLITE_DAMAGED:
+        return None
+    return DatabaseDamaged(f"the database {path or 'satchel.db'} is damaged (SQLite: {exc})")
+
+
+def as_storage_error(exc: BaseException) -> StorageFull | StorageDenied | DatabaseDamaged | None:
     """What an unexpected error means for the node's storage, when it means something an operator can fix:
-    a full disk or a home this process may not use."""
-    return storage_full(exc) or storage_denied(exc)
+    a full disk, a home this process may not use, or a damaged database (a page met in the middle of a
+    command, after the home opened)."""
+    return storage_full(exc) or storage_denied(exc) or database_damaged(exc)

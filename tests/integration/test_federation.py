@@ -260,6 +260,12 @@ def _signed_with(key: IdentityKey, url: str, origin: str) -> list[tuple[str, str
 
 def test_a_changed_key_without_a_chain_is_refused_loudly(federation, tmp_path: Path) -> None:
     homes, urls = federation
+    # A node is not its own peer: pinning its own URL, or sending to its own domain, is refused plainly.
+    itself = _cli(homes["a"], "peers", "add", urls["a"], "--yes", "--as", "ada", ok=False)
+    assert "is this node itself (a.example.org)" in itself.stderr and "(error code input.invalid)" in itself.stderr
+    assert _cli(homes["a"], "peers", "list", "--json").output.count("a.example.org") == 0
+    to_self = _cli(homes["a"], "send", "--to", "a.example.org", "--student", "100001", "--as", "ada", ok=False)
+    assert "is this district itself" in to_self.stderr and "Field: --to" in to_self.stderr
     _cli(homes["a"], "peers", "add", urls["b"], "--yes", "--as", "ada")
     assert "answered" in _cli(homes["a"], "peers", "ping", "b.example.org").output
     # B is rebuilt from scratch at the same address: a new identity that no old key endorses.

@@ -35,3 +35,25 @@ def test_only_what_an_operator_can_fix_is_translated() -> None:
     assert isinstance(as_storage_error(OSError(errno.ENOSPC, "full")), StorageFull)
     assert isinstance(as_storage_error(OSError(errno.EACCES, "denied")), StorageDenied)
     assert as_storage_error(RuntimeError("a bug")) is None
+
+
+def test_a_damaged_page_met_mid_command_is_named_damage(tmp_path: Path) -> None:
+    # A command that opened the home and then reads a page that is not sound: not an internal error.
+    path = tmp_path / "home.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+    conn.commit()
+    conn.close()
+    with path.open("r+b") as handle:  # the table's pages, past the schema on page 1
+        handle.seek(4096)
+        handle.write(b"\xff" * 8192)
+    damaged = sqlite3.connect(path)
+    with pytest.raises(sqlite3.DatabaseError) as caught:
+        damaged.execute("SELECT count(*), max(x) FROM t").fetchall()
+    found = as_storage_error(caught.value)
+    assert found is not None and found.code == "storage.database_damaged", caught.value
+    assert "restore satchel.db from the latest backup" in (found.hint or "")
+    damaged.close()
+    busy = sqlite3.OperationalError("database is locked")
+    assert as_storage_error(busy) is None  # not damage: something else to do
