@@ -107,6 +107,11 @@ def create(
     user = authorize(node, actor, "transfers.act")
     if (student is None) == (grade is None):
         raise InvalidInput("give --student, or --grade with --school", field="--student")
+    if for_domain is not None and for_domain.strip().lower() in ("", node.config.node.domain):
+        raise InvalidInput(
+            f"--for names the district that may claim the code, not {for_domain!r}", field="--for",
+            hint="give the receiving district's domain, or leave --for out for a code any district may claim",
+        )  # fmt: skip
     school_id = school_name = None
     if grade is not None:
         if not school:

@@ -27,6 +27,10 @@ ENCRYPTION_FILE = "encryption.key"
 
 def resolve_home(option: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
     """--home, else $SATCHEL_HOME, else ./satchel-home: every command finds the home the same way."""
+    if option is not None and not str(option).strip():
+        # `--home "$HOME_DIR"` with the variable unset: going on with ./satchel-home would act on another home.
+        raise InvalidInput("--home is empty", field="--home",
+                           hint="give the home's directory, or leave --home out to use $SATCHEL_HOME")  # fmt: skip
     env = os.environ if environ is None else environ
     return Path(option or env.get("SATCHEL_HOME") or DEFAULT_HOME).expanduser().absolute()
 

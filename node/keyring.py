@@ -22,7 +22,7 @@ from node.clock import now_iso
 from node.config import is_loopback_host
 from node.home import Node
 from node.peers import fetch_descriptor_bytes
-from protocol import InvalidInput, SatchelError
+from protocol import InvalidInput, NotFound, SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
 from protocol.directory import MAX_LISTING_BYTES, verify_listing
 from protocol.http_signatures import SignatureKeyRevoked, SignatureKeyUnknown
@@ -257,8 +257,10 @@ class Keyring:
 
     async def refresh(self, domain: str) -> Descriptor:
         peer = peer_store.get(self._node.db, domain)
-        if peer is None:
-            raise SignatureKeyUnknown(f"{domain} is not a known peer", field="domain")
+        if peer is None:  # an operator's question about a name, not a peer's signature: not signature.key_unknown
+            raise NotFound(f"{domain} is not a known district", field="domain",
+                           hint="`satchel peers list` shows the districts this node knows; add one with `satchel "
+                                "peers add URL`, or find it with `satchel directory search`")  # fmt: skip
         return await self.fetch_peer(peer.base_url, trust=peer.trust, expected_domain=domain)
 
 

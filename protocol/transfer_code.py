@@ -66,8 +66,10 @@ def split_transfer_code(text: str) -> tuple[str, str]:
     folded = unicodedata.normalize("NFKC", text).strip()
     # NFKC maps the full-width at sign (U+FF20) and its kin to "@" before the split.
     code_part, separator, domain = folded.rpartition(SEPARATOR)
-    if not separator or not code_part.strip():
+    if not separator:
         raise TransferCodeSourceInvalid("the transfer code lacks '@' and the source district's domain")
+    if not code_part.strip():
+        raise TransferCodeSourceInvalid("the transfer code has nothing before its '@': the code itself is missing")
     domain = "".join(domain.split()).lower().rstrip(".")
     if not DOMAIN_RE.match(domain):
         raise TransferCodeSourceInvalid(

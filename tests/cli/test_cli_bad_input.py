@@ -155,3 +155,9 @@ def test_a_listing_piped_into_head_ends_quietly(tmp_path: Path) -> None:
         assert head.stdout.startswith((b"SIS ID", b"["))
         assert err == "", err  # no "unexpected internal error", no "Exception ignored", no traceback
         assert listing.returncode in ends
+
+
+def test_refreshing_an_unknown_district_is_not_found_not_a_signature_problem(make_home: Callable[..., Path]) -> None:
+    refused = run_cli(make_home(), "peers", "refresh", "nosuch.example", ok=False)
+    assert "nosuch.example is not a known district" in refused.stderr and "peers list" in refused.stderr
+    assert "(error code not_found)" in refused.stderr and "signature" not in refused.stderr

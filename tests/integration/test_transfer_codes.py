@@ -68,6 +68,9 @@ def test_refused_codes_each_with_their_code(pair) -> None:
     typo = mine.replace(mine[2], "Z" if mine[2] != "Z" else "Y", 1)
     assert "code.typo" in b.cli("claim", typo, "--as", "coord", ok=False).stderr
 
+    for nobody in ("", "a.example.org"):  # the option's own name, not the protocol's, and what to do
+        refused = a.cli("codes", "create", "--student", "100002", "--for", nobody, "--as", "coord", ok=False)
+        assert "Field: --for" in refused.stderr and "Hint: give the receiving district's domain" in refused.stderr
     bound = _json(a, "codes", "create", "--student", "100002", "--for", "c.example.org", "--as", "coord",
                   "--json")  # fmt: skip
     assert "code.wrong_destination" in b.cli("claim", bound["code"], "--as", "coord", ok=False).stderr

@@ -5,6 +5,7 @@ import pytest
 
 from node.errors import HomeExists, HomeMissing
 from node.home import init_home, open_node, resolve_home
+from protocol import InvalidInput
 
 from support import node_fields
 
@@ -43,6 +44,14 @@ def test_home_resolution_order(tmp_path: Path) -> None:
     assert resolve_home(tmp_path / "x", {"SATCHEL_HOME": "/elsewhere"}) == tmp_path / "x"
     assert resolve_home(None, {"SATCHEL_HOME": str(tmp_path / "y")}) == tmp_path / "y"
     assert resolve_home(None, {}).name == "satchel-home"
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_home_option_is_refused_not_taken_for_the_default(empty: str) -> None:
+    # `--home "$DIR"` with DIR unset went on with ./satchel-home: another home than the one meant.
+    with pytest.raises(InvalidInput) as refused:
+        resolve_home(empty, {"SATCHEL_HOME": "/srv/satchel"})
+    assert refused.value.field == "--home" and refused.value.hint
 
 
 def test_open_missing_home(tmp_path: Path) -> None:

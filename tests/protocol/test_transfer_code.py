@@ -117,3 +117,11 @@ def test_every_code_round_trips(value: int, domain: str) -> None:
     parsed = parse_transfer_code(TransferCode(code=code, source_domain=domain).reveal())
     assert parsed.code == code and parsed.source_domain == domain
     assert parse_code(parsed.reveal().rpartition("@")[0]) == code
+
+
+@pytest.mark.parametrize("typed", [f"@{SOURCE}", f"   @{SOURCE}"])
+def test_a_code_with_nothing_before_its_at_is_said_to_lack_the_code(typed: str) -> None:
+    # It has its '@': saying it lacked one sent people looking for the wrong mistake.
+    with pytest.raises(TransferCodeSourceInvalid) as caught:
+        parse_transfer_code(typed)
+    assert caught.value.message == "the transfer code has nothing before its '@': the code itself is missing"
