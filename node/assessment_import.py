@@ -28,7 +28,7 @@ from node.home import Node
 from node.operators import authorize, record
 from node.progress import Progress, ReadMeter
 from protocol.assessments_csv import ISO_DATES, US_DATES, AssessmentResult, read_assessments_csv
-from protocol.csv_rows import KEEP_ROW_ERRORS, RowErrors, RowsInvalid
+from protocol.csv_rows import KEEP_ROW_ERRORS, RowError, RowErrors, RowsInvalid
 from storage import records, students
 from storage.database import write_transaction
 from storage.records import AssessmentRow
@@ -46,9 +46,6 @@ class AssessmentRowsInvalid(RowsInvalid):
     default_hint = "fix the rows listed, or re-run with --skip-invalid to import the valid rows only"
 
 
-# A row that parsed but names no student here: (file, no line, field, reason). The reader keeps no line
-# numbers for valid rows; the result id identifies the row instead.
-_Unknown = tuple[str, None, str, str]
 
 
 def import_assessments(
@@ -65,8 +62,8 @@ def import_assessments(
             seen=scratch.mapping("result_lines") if size > spill_over else None,
         )  # fmt: skip
         checked = scratch.list("checked")
-        unknown: RowErrors[_Unknown] = RowErrors()
-        for batch in batched(rows.results(), BATCH):
+        unknown: RowErrors[RowError] = RowErrors()  # rows that are valid but name no student here
+        for batch in batched(rows.numbered(), BATCH):
             checked.extend(records.assessment_row(r) for r in _known(node, batch, path.name, unknown))
         invalid = len(rows.errors) + len(unknown)
         if invalid and not skip_invalid:
@@ -80,14 +77,14 @@ def import_assessments(
 
 
 def _known(
-    node: Node, batch: list[AssessmentResult], file: str, unknown: RowErrors[_Unknown]
+    node: Node, batch: list[tuple[int, AssessmentResult]], file: str, unknown: RowErrors[RowError]
 ) -> list[AssessmentResult]:
-    here = students.present(node.db, (r.student_sis_id for r in batch))
-    for result in batch:
+    here = students.present(node.db, (r.student_sis_id for _, r in batch))
+    for line, result in batch:
         if result.student_sis_id not in here:
-            reason = f"no student with SIS id {result.student_sis_id!r} (result {result.result_id})"
-            unknown.append((file, None, "student_sis_id", reason))
-    return [r for r in batch if r.student_sis_id in here]
+            unknown.append(RowError(file=file, line=line, field="student_sis_id",
+                                    message=f"no student with SIS id {result.student_sis_id!r} here"))  # fmt: skip
+    return [r for _, r in batch if r.student_sis_id in here]
 
 
 def _save(

@@ -190,6 +190,11 @@ class AssessmentReading:
         self.us_dates_refused = False
 
     def results(self) -> Iterator[AssessmentResult]:
+        return (result for _, result in self.numbered())
+
+    def numbered(self) -> Iterator[tuple[int, AssessmentResult]]:
+        """The valid results with the line each starts on, for a check made outside the file (its student
+        here) to name the row as the file's own checks do."""
         file, dates, student_column, id_lines = self._file, self._dates, self._student_column, self._id_lines
         for row in self._table:
             if isinstance(row, RowError):
@@ -231,4 +236,4 @@ class AssessmentReading:
                 )
             self.errors.extend(RowError(file=file, line=row.line, field=f or None, message=m) for f, m in problems)
             if result is not None and not problems:
-                yield result
+                yield row.line, result

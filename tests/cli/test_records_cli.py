@@ -75,6 +75,9 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
     assert out == {"inserted": 0, "updated": 0, "unchanged": 2, "skipped": 0}
     results = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
     assert results[0]["percentile"] == "64"
+    for listing in ("assessments", "documents"):  # a mistyped id is not a student with nothing on file
+        unknown = run_cli(home, listing, "list", "1000O1", "--json", ok=False)
+        assert "no student with SIS id '1000O1'" in unknown.stderr and "(error code not_found)" in unknown.stderr
 
     with csv.open("a") as handle:
         handle.write("424242,STAR Math,Math,2026-09-16,480,480,41,On Watch\n")
