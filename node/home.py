@@ -58,19 +58,23 @@ def _read(config: NodeConfig, name: str) -> str:
     path = config.keys_dir / name
     try:
         return path.read_text(encoding="ascii")
-    except FileNotFoundError as exc:
-        raise HomeMissing(f"key file {path} is missing", hint=_RESTORE_KEYS) from exc
-    except NotADirectoryError as exc:
-        raise HomeMissing(
-            f"{config.keys_dir} is not a directory, so key file {name} cannot be read", hint=_RESTORE_KEYS
-        ) from exc
-    except IsADirectoryError as exc:
-        raise HomeMissing(f"key file {path} is not a file but a directory", hint=_RESTORE_KEYS) from exc
-    except UnicodeDecodeError as exc:
-        # A key file is one line of ASCII: other bytes are disk damage or another file copied over it.
-        raise HomeMissing(
-            f"key file {path} is damaged: it holds bytes no key file has", hint=_RESTORE_KEYS
-        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        said = _unreadable(path, exc)
+        if said is None:  # a permission, a full disk: storage.errors names those
+            raise
+        raise HomeMissing(said, hint=_RESTORE_KEYS) from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> str | None:
+    if isinstance(exc, FileNotFoundError):
+        return f"key file {path} is missing"
+    if isinstance(exc, NotADirectoryError):
+        return f"{path.parent} is not a directory, so key file {path.name} cannot be read"
+    if isinstance(exc, IsADirectoryError):
+        return f"key file {path} is not a file but a directory"
+    if isinstance(exc, UnicodeDecodeError):  # one line of ASCII: other bytes are damage, or another file
+        return f"key file {path} is damaged: it holds bytes no key file has"
+    return None
 
 
 def load_keys(config: NodeConfig, db: sqlite_utils.Database) -> NodeKeys:
