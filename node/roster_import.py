@@ -119,6 +119,13 @@ class _Stream(Iterable[bytes]):
                 yield from self._meter.chunks(stream)
             return
         assert self._info is not None
+        if self._info.flag_bits & 0x1:  # zipfile would ask for a password: a RuntimeError, not a damaged zip
+            raise InvalidInput(
+                f"{self._info.filename} in {Path(str(self._source.filename)).name} is encrypted (the zip has a "
+                "password)", field="PATH",
+                hint="unzip it with its password and give the folder of CSV files, or export the roster again "
+                     "without a password",
+            )  # fmt: skip
         try:
             with self._source.open(self._info) as stream:  # reads no more than the size the zip declares
                 yield from self._meter.chunks(stream)

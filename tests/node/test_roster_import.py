@@ -208,6 +208,19 @@ def test_a_zip_asking_for_a_newer_zip_version_is_refused_as_damaged(node: Any, t
     assert "the zip file is damaged or uses a compression Satchel does not read" in raised.value.message
 
 
+def test_a_zip_with_a_password_is_named_as_such(node: Any, tmp_path: Path) -> None:
+    # zipfile raises RuntimeError ("password required") for a member flagged encrypted (hypothesis found it).
+    original = bytearray(_zipped_sample())
+    central = original.index(b"PK\x01\x02")
+    original[central + 8] |= 0x1  # general purpose flag: encrypted
+    path = tmp_path / "roster.zip"
+    path.write_bytes(bytes(original))
+    with pytest.raises(InvalidInput) as raised:
+        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    assert "is encrypted (the zip has a password)" in raised.value.message
+    assert "unzip it with its password" in (raised.value.hint or "")
+
+
 def test_a_zip_cut_short_is_named_damaged_not_unknown(node: Any, tmp_path: Path) -> None:
     path = tmp_path / "roster.zip"
     path.write_bytes(_zipped_sample()[:-300])  # a download that stopped: no list of files at the end
