@@ -39,23 +39,13 @@ def fail(exc: SatchelError) -> None:
         click.echo(f"Field: {exc.field}", err=True)
     rows = getattr(exc, "rows", ())
     for row in rows[:50]:
-        click.echo(f"  {_row_text(row)}", err=True)
+        click.echo(f"  {row}", err=True)  # protocol.csv_rows.RowError: "file line N, field: message"
     extra = getattr(exc, "count", len(rows)) - 50  # beyond those listed: kept, or only counted
     if extra > 0:
         click.echo(f"  ... and {extra} more", err=True)
     if exc.hint:
         click.echo(f"Hint: {exc.hint}", err=True)
     click.echo(f"(error code {exc.code})", err=True)
-
-
-def _row_text(row: Any) -> str:
-    if isinstance(row, tuple) and len(row) == 4:
-        file, line, field, message = row
-    else:
-        file, line = getattr(row, "file", "?"), getattr(row, "line", "?")
-        field, message = getattr(row, "field", None), getattr(row, "message", str(row))
-    where = f"{file} line {line}" if line is not None else str(file)
-    return where + (f", {field}" if field else "") + f": {message}"
 
 
 class SatchelGroup(click.Group):

@@ -56,12 +56,11 @@ class CsvMissingColumn(InvalidInput):
 
 
 class RowsInvalid(SatchelError):
-    """Some rows of a district's file are invalid, so nothing of it was imported; ``rows`` lists them (a
-    :class:`RowError` each, or ``(file, line or None, field, reason)`` for a check made outside the file),
-    or the first of them when ``count``, how many there are, is more. Each kind of file has its own
-    subclass, with its code."""
+    """Some rows of a district's file are invalid, so nothing of it was imported; ``rows`` lists them, or the
+    first of them when ``count``, how many there are, is more. Each kind of file has its own subclass, with
+    its code."""
 
-    def __init__(self, message: str, rows: tuple[object, ...], *, count: int | None = None, **kw: object) -> None:
+    def __init__(self, message: str, rows: tuple[RowError, ...], *, count: int | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.rows = rows
         self.count = len(rows) if count is None else count
@@ -96,18 +95,13 @@ class RowErrors(Generic[E]):
     by ``order`` when given (errors are not always met in the order they are listed in), else as met."""
 
     def __init__(self, keep: int | None = KEEP_ROW_ERRORS, order: Callable[[E], tuple[int, ...]] | None = None):
-        self._keep, self._order = keep, order
-        self._met: list[E] = []
-        # With an order: the kept errors as a heap whose top is the last of them, dropped when an earlier one comes.
+        self._keep, self._order = keep, order or (lambda _: ())
+        # The kept errors as a heap whose top is the last of them, dropped when an earlier one comes.
         self._heap: list[tuple[tuple[int, ...], int, E]] = []
         self._count = 0
 
     def append(self, error: E) -> None:
         self._count += 1
-        if self._order is None:
-            if self._keep is None or len(self._met) < self._keep:
-                self._met.append(error)
-            return
         item = (tuple(-k for k in self._order(error)), -self._count, error)  # the earlier, the larger
         if self._keep is None or len(self._heap) < self._keep:
             heapq.heappush(self._heap, item)
@@ -123,8 +117,6 @@ class RowErrors(Generic[E]):
 
     def kept(self) -> tuple[E, ...]:
         """The errors kept, in order."""
-        if self._order is None:
-            return tuple(self._met)
         return tuple(error for _, _, error in sorted(self._heap, key=lambda item: item[:2], reverse=True))
 
 

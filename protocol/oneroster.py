@@ -239,7 +239,6 @@ class RosterReading:
         self.drafts = _Drafts(spill)
         self.version = "1.1"
         self.delta = False
-        self.pending = 0  # students read without a problem so far: students() hands out at most this many
         self._checked = False
 
     def _map(self, name: str) -> MutableMapping[str, Any]:
@@ -380,7 +379,6 @@ class RosterReading:
                 self.error("users.csv", row.line, column, message)
             if not problems:
                 draft.tainted = roles and sourced in self.role_tainted
-                self.pending += not draft.tainted
                 self.drafts.put(draft)
 
     def read_demographics(self) -> None:
@@ -437,9 +435,7 @@ class RosterReading:
     def taint(self, file: str, line: int, draft: _Draft, problems: list[tuple[str, str]]) -> bool:
         for column, message in problems:
             self.error(file, line, column, message)
-        if problems and not draft.tainted:
-            draft.tainted = True
-            self.pending -= 1
+        draft.tainted = draft.tainted or bool(problems)
         return bool(problems)
 
     def build(self) -> Iterator[StudentRecord]:
