@@ -11,8 +11,8 @@ A file with an invalid row changes nothing (unless the caller skips invalid rows
 node, which writes from its event loop, and coordinators' commands wait that long, not the whole import (a
 600,000-row file held it for 34 s in one transaction). An import stopped mid-way has saved whole batches;
 running it again saves the rest, as a re-run changes nothing already saved. The audit log gets
-``assessments.import`` (who, which file, how many results) in the transaction of the first change, and
-``assessments.import.finished`` with the counts once all are saved.
+``assessments.import`` with the first change and ``assessments.import.finished`` at the end
+(node.batched_save).
 
 A student can leave between the check and the save only when a coordinator cancels, at that moment, the
 import of the transfer that created it. Its rows are then not saved, and counted as skipped.
@@ -20,17 +20,17 @@ import of the transfer that created it. Its rows are then not saved, and counted
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
 from pathlib import Path
 
+from node.batched_save import save_in_batches
 from node.clock import now_iso
 from node.home import Node
-from node.operators import authorize, record
+from node.operators import authorize
 from node.progress import Progress, ReadMeter
 from protocol.assessments_csv import ISO_DATES, US_DATES, AssessmentResult, read_assessments_csv
 from protocol.csv_rows import KEEP_ROW_ERRORS, RowError, RowErrors, RowsInvalid
 from storage import records, students
-from storage.database import write_transaction
 from storage.records import AssessmentRow
 from storage.rows import batched
 from storage.spill_map import SpillFile
@@ -73,7 +73,14 @@ def import_assessments(
                 hint=f"its dates are written month/day/year, as Excel saves them: re-run with --dates {US_DATES}"
                 if rows.us_dates_refused else None,
             )  # fmt: skip
-        return _save(node, user.username, path.name, checked, len(checked), invalid, progress)
+        now = now_iso()  # one time stamp for the whole import
+        totals = save_in_batches(
+            node, checked, size=SAVE_ROWS, save=lambda batch: _save(node, batch, now), total=len(checked),
+            progress=progress, actor=user.username, action="assessments.import", subject=path.name,
+            started={"results": len(checked), "skipped": invalid}, skipped=invalid,
+            finished=lambda totals: _result(totals, invalid),
+        )  # fmt: skip
+        return _result(totals, invalid)
 
 
 def _known(
@@ -87,29 +94,15 @@ def _known(
     return [r for _, r in batch if r.student_sis_id in here]
 
 
-def _save(
-    node: Node, actor: str, file: str, checked: Iterable[AssessmentRow], valid: int, invalid: int,
-    progress: Progress | None,
-) -> dict[str, int]:  # fmt: skip
-    now = now_iso()
-    inserted = updated = unchanged = gone = 0
-    started = False
-    for batch in batched(checked, SAVE_ROWS):
-        with write_transaction(node.db):
-            here = students.present(node.db, (row[1] for row in batch))
-            counts = records.upsert_assessment_rows(node.db, (row for row in batch if row[1] in here), now=now)
-            if (counts[0] or counts[1]) and not started:  # with the first change: who imported what, from where
-                record(node, actor, "assessments.import", file, {"results": valid, "skipped": invalid})
-                started = True
-        inserted, updated, unchanged = inserted + counts[0], updated + counts[1], unchanged + counts[2]
-        gone += len(batch) - sum(counts)
-        if progress is not None:
-            progress(inserted + updated + unchanged + gone, valid)
-        del batch  # before the next is read: one batch held at a time, not two
-    result = {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": invalid + gone}
-    if started or result["skipped"]:
-        with write_transaction(node.db):
-            if not started:
-                record(node, actor, "assessments.import", file, {"results": valid, "skipped": invalid})
-            record(node, actor, "assessments.import.finished", file, result)
-    return result
+def _save(node: Node, batch: list[AssessmentRow], now: str) -> dict[str, int]:
+    here = students.present(node.db, (row[1] for row in batch))  # again: see the module's docstring
+    inserted, updated, unchanged = records.upsert_assessment_rows(
+        node.db, (row for row in batch if row[1] in here), now=now
+    )
+    gone = len(batch) - inserted - updated - unchanged
+    return {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": gone}
+
+
+def _result(totals: Counter[str], invalid: int) -> dict[str, int]:
+    return {"inserted": totals["inserted"], "updated": totals["updated"], "unchanged": totals["unchanged"],
+            "skipped": invalid + totals["skipped"]}  # fmt: skip

@@ -11,8 +11,7 @@ the student records' own checks included, before a student is saved. The student
 from its event loop, and coordinators' commands wait a fraction of a second, not the whole import (minutes
 for a large district). An import stopped mid-way (killed, power cut) has saved some batches, each student
 whole; running it again saves the rest, as a re-run changes nothing that is already saved. The audit log
-gets ``roster.import`` (who, which file, how many students) in the transaction of the first change, and
-``roster.import.finished`` with the counts once all are saved.
+gets ``roster.import`` with the first change and ``roster.import.finished`` at the end (node.batched_save).
 """
 
 from __future__ import annotations
@@ -24,16 +23,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.batched_save import save_in_batches
 from node.clock import now_iso
 from node.home import Node
-from node.operators import authorize, record
+from node.operators import authorize
 from node.progress import Progress, ReadMeter
 from protocol import InvalidInput
 from protocol.csv_rows import RowsInvalid
 from protocol.oneroster import READ_FILES, read_bundle_names, read_oneroster
+from protocol.roster import StudentRecord
 from storage import students
-from storage.database import write_transaction
-from storage.rows import batched
 from storage.spill_map import SpillFile
 from storage.students import UpsertCounts
 
@@ -160,26 +159,15 @@ def import_roster(
         if invalid and not skip_invalid:
             raise RosterRowsInvalid(f"{invalid} row(s) are invalid; nothing was imported", errors, count=invalid)
         now = now_iso()
-        inserted = updated = unchanged = 0
-        started = False
-        for batch in batched(roster.students(), BATCH_STUDENTS):
-            with write_transaction(node.db):
-                counts = students.upsert(node.db, batch, now=now)
-                if counts.changed and not started:  # with the first change: who imported what, from where
-                    _record_start(node, user.username, path, valid, invalid)
-                    started = True
-            inserted, updated = inserted + counts.inserted, updated + counts.updated
-            unchanged += counts.unchanged
-            if progress is not None:
-                progress(inserted + updated + unchanged, valid)
-        if started or invalid:
-            with write_transaction(node.db):
-                if not started:
-                    _record_start(node, user.username, path, valid, invalid)
-                record(node, user.username, "roster.import.finished", str(path.name),
-                       {"inserted": inserted, "updated": updated, "unchanged": unchanged})  # fmt: skip
-    return RosterImportResult(UpsertCounts(inserted, updated, unchanged), errors, invalid)
+        totals = save_in_batches(
+            node, roster.students(), size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
+            progress=progress, actor=user.username, action="roster.import", subject=path.name,
+            started={"students": valid, "skipped": invalid}, skipped=invalid,
+            finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged")},
+        )  # fmt: skip
+    return RosterImportResult(UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"]), errors, invalid)
 
 
-def _record_start(node: Node, actor: str, path: Path, valid: int, skipped: int) -> None:
-    record(node, actor, "roster.import", str(path.name), {"students": valid, "skipped": skipped})
+def _save(node: Node, batch: list[StudentRecord], now: str) -> dict[str, int]:
+    counts = students.upsert(node.db, batch, now=now)
+    return {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged}

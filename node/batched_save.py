@@ -1,0 +1,52 @@
+"""Saving what an import has checked, a batch to a transaction, with the audit entries around it.
+
+The roster and assessments imports check every row before they save any (an invalid file changes nothing),
+then save in short transactions: the serving node writes from its event loop and waits for the database,
+so one long transaction stalled it for the whole import. The audit log gets ``ACTION`` (who, which file,
+how many) in the transaction of the first change, so no saved change is unattributed even after a crash,
+and ``ACTION.finished`` with the counts at the end. A run that changes nothing and skips nothing writes
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+from node.home import Node
+from node.operators import record
+from node.progress import Progress
+from storage.database import write_transaction
+from storage.rows import batched
+
+T = TypeVar("T")
+
+
+def save_in_batches(
+    node: Node, items: Iterable[T], *, size: int, save: Callable[[list[T]], Mapping[str, int]], total: int,
+    progress: Progress | None, actor: str, action: str, subject: str, started: Mapping[str, object],
+    skipped: int, finished: Callable[[Counter[str]], Mapping[str, object]],
+) -> Counter[str]:  # fmt: skip
+    """``save`` writes one batch and returns its counts (``inserted``, ``updated``, ``unchanged``, and
+    ``skipped`` for items it could not save); their sums are returned. ``started`` is the first audit
+    entry's details; ``skipped``, how many rows the check refused; ``finished`` gives the last entry's
+    details from the sums. ``progress`` hears how many of ``total`` are done after each commit."""
+    totals: Counter[str] = Counter()
+    audited = False
+    for batch in batched(items, size):
+        with write_transaction(node.db):
+            counts = save(batch)
+            if (counts.get("inserted") or counts.get("updated")) and not audited:
+                record(node, actor, action, subject, started)
+                audited = True
+        totals.update(counts)
+        if progress is not None:
+            progress(sum(totals.values()), total)
+        del batch  # before the next is read: one batch held at a time, not two
+    if audited or skipped or totals["skipped"]:
+        with write_transaction(node.db):
+            if not audited:
+                record(node, actor, action, subject, started)
+            record(node, actor, f"{action}.finished", subject, finished(totals))
+    return totals
