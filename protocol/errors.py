@@ -45,6 +45,10 @@ class MalformedMessage(SatchelError, ValueError):
     """Bytes received from a peer do not parse as the message they claim to be."""
 
     code = "message.malformed"
+    default_hint = (
+        "the message does not follow the Satchel protocol (spec/ in the Satchel sources): check that the sending "
+        "node runs a released Satchel version; sending the same bytes again will fail again"
+    )
 
 
 class SignatureInvalid(SatchelError):

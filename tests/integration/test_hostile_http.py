@@ -131,7 +131,8 @@ def test_a_number_of_thousands_of_digits_is_a_malformed_message(served, path: st
     body = b'{"n": ' + b"9" * 5000 + b"}"
     status, _, answer = _exchange(served["a"], _request("POST", path, _signed(served, path, body, "application/json"),
                                                         body))  # fmt: skip
-    assert json.loads(answer)["error"]["code"] == "message.malformed" and status == 400, answer
+    error = json.loads(answer)["error"]
+    assert error["code"] == "message.malformed" and status == 400 and error["hint"], answer  # what to do, too
     assert "Traceback" not in _logged_since(served, mark)
 
 
