@@ -50,6 +50,7 @@ def create_app(config: NodeConfig) -> web.Application:
         # A serving node talks to the same peers again and again: it signs in sessions (§11).
         app[PEER_CLIENT] = PeerClient(node, session, app[KEYRING], sessions=True)
         yield
+        await app[KEYRING].close()
         await session.close()
         db.close()
 

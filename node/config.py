@@ -168,6 +168,13 @@ def _reserve_mib(value: int) -> int:
     return value
 
 
+def _key_lookups(value: int) -> int:
+    if not 1 <= value <= 10_000:
+        raise ConfigError("federation.key_lookups_per_minute must be from 1 to 10000",
+                          field="federation.key_lookups_per_minute")  # fmt: skip
+    return value
+
+
 def _batch_students(value: int) -> int:
     if not 1 <= value <= 10_000:
         raise ConfigError("imports.batch_students must be from 1 to 10000", field="imports.batch_students")
@@ -310,6 +317,15 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "development only: allow peers and directory members on plain http loopback URLs",
     ),
+    Setting(
+        "federation",
+        "key_lookups_per_minute",
+        int,
+        30,
+        "most unknown keys that strangers' requests make this node look up (in its directories and at the"
+        " request's Satchel-Origin) per minute; pinned and listed peers are not counted",
+        _key_lookups,
+    ),
 )
 
 
@@ -375,6 +391,7 @@ class StorageSection:
 @dataclass(frozen=True, slots=True)
 class FederationSection:
     dev_loopback: bool
+    key_lookups_per_minute: int
 
 
 @dataclass(frozen=True, slots=True)

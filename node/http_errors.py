@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "conflict": 409,
     "storage.error": 500,
     "storage.busy": 503,
+    "signature.key_lookup_limited": 503,
     "storage.full": 507,
     "storage.schema_newer": 500,
     "storage.database_damaged": 500,

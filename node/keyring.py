@@ -1,8 +1,10 @@
 """The key chain: who signed this? Local cache, then trusted directories, then the peer's well-known URL.
 
-Fetches are de-duplicated: many requests signed by a key we have not seen yet cause one lookup. A key is
-usable for a new request only inside its validity window and while not revoked; descriptors whose
-identity key changed without an endorsement chain from a key already known are refused loudly.
+Fetches are de-duplicated: many requests signed by a key we have not seen yet cause one lookup. Lookups a
+stranger's request sets off are bounded (node.discovery_gate) and reach only public addresses outside
+development mode (node.public_addresses). A key is usable for a new request only inside its validity window
+and while not revoked; descriptors whose identity key changed without an endorsement chain from a key
+already known are refused loudly.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from crypto import IdentityPublicKey
 from node.bounded_read import read_body
 from node.clock import now_iso
 from node.config import is_loopback_host
+from node.discovery_gate import MISS_SECONDS, DiscoveryGate
 from node.home import Node
 from node.peers import fetch_descriptor_bytes
+from node.public_addresses import is_address_literal, is_public_address, public_only_session
 from protocol import InvalidInput, NotFound, SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
 from protocol.directory import MAX_LISTING_BYTES, verify_listing
-from protocol.http_signatures import SignatureKeyRevoked, SignatureKeyUnknown
+from protocol.http_signatures import SignatureKeyLookupLimited, SignatureKeyRevoked, SignatureKeyUnknown
 from protocol.key_chain import KnownKey, check_continuity
 from storage import directory as directory_store
 from storage import peers as peer_store
@@ -33,6 +37,7 @@ from storage.database import write_transaction
 from storage.peers import PeerKey
 
 log = logging.getLogger("satchel.keyring")
+ORIGIN_FIELD = "Satchel-Origin"
 
 
 class OriginNotAllowed(SatchelError):
@@ -78,18 +83,34 @@ class Keyring:
         self._cache: dict[str, tuple[PeerKey, str]] = {}
         self._public: dict[bytes, IdentityPublicKey] = {}
         self._cache_version: int | None = None
+        self._gate = DiscoveryGate(per_minute=node.config.federation.key_lookups_per_minute)
+        self._stranger_session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._stranger_session is not None:
+            await self._stranger_session.close()
 
     def session(self) -> aiohttp.ClientSession:
         return self._session()
 
     # -- resolving keys that sign requests and responses --------------------------------------------
 
-    async def resolve(self, key_id: str, *, origin: str | None, domain: str | None = None) -> ResolvedKey:
-        """The verified owner of ``key_id``; ``origin`` (the caller's base URL) is the last resort."""
+    async def resolve(
+        self, key_id: str, *, origin: str | None, domain: str | None = None, claimed: bool = False
+    ) -> ResolvedKey:
+        """The verified owner of ``key_id``; ``origin`` (the caller's base URL) is the last resort.
+
+        ``claimed``: the origin is what an incoming request says of itself, not a node this one chose to
+        call, so looking the key up is bounded (node.discovery_gate) and goes to public addresses only.
+        """
         found = self._local(key_id, domain)
         if found is None:
-            await self._once(f"key:{key_id}", lambda: self._discover(key_id, origin))
+            if claimed:
+                self._admit_lookup(key_id)
+            await self._once(f"key:{key_id}", lambda: self._discover(key_id, origin, claimed=claimed))
             found = self._local(key_id, domain)
+            if found is None and claimed:
+                self._gate.missed(key_id)
         if found is None:
             raise SignatureKeyUnknown(
                 f"no trusted node uses key {key_id}",
@@ -127,6 +148,20 @@ class Keyring:
             found = self._cache[key_id] = (key, peer.trust)
         return None if domain is not None and found[0].domain != domain else found
 
+    def _admit_lookup(self, key_id: str) -> None:
+        """Refuse, before any lookup, what the gate says a stranger's request may not set off."""
+        if self._gate.recently_missed(key_id):
+            raise SignatureKeyUnknown(
+                f"no trusted node uses key {key_id} (it was looked up less than {MISS_SECONDS / 60:.0f} minutes ago)",
+                field="Signature-Input",
+                hint="the calling node must be pinned (`satchel peers add URL`) or listed by a trusted directory",
+            )  # fmt: skip
+        if f"key:{key_id}" not in self._inflight and not self._gate.take():
+            raise SignatureKeyLookupLimited(
+                f"key {key_id} is unknown here, and this node has looked up as many unknown keys as it allows "
+                "itself for now", field="Signature-Input", retry_after=60,
+            )  # fmt: skip
+
     def forget_cached(self) -> None:
         """Drop what _local remembers; call after changing peers or their keys on this connection."""
         self._cache.clear()
@@ -140,7 +175,7 @@ class Keyring:
             future.add_done_callback(lambda _: self._inflight.pop(name, None))
         await asyncio.shield(future)
 
-    async def _discover(self, key_id: str, origin: str | None) -> None:
+    async def _discover(self, key_id: str, origin: str | None, *, claimed: bool) -> None:
         for directory in directory_store.trusted(self._node.db):
             try:
                 if await self._lookup_in_directory(directory, key_id):
@@ -149,11 +184,37 @@ class Keyring:
                 log.info(
                     "directory %s could not resolve %s: %s", directory.domain, key_id, type(exc).__name__
                 )
-        if origin:
-            try:
+        if not origin:
+            return
+        try:
+            if claimed:
+                await self._fetch_claimed(origin, key_id)
+            else:
                 await self.fetch_peer(origin, trust="web")
-            except SatchelError as exc:
-                log.info("origin %s could not resolve %s: %s", origin, key_id, exc.code)
+        except SatchelError as exc:
+            log.info("origin %s could not resolve %s: %s", origin[:200], key_id, exc.code)
+
+    async def _fetch_claimed(self, origin: str, key_id: str) -> None:
+        if self._gate.origin_resting(origin):
+            log.info("origin %s did not give a key asked for less than a minute ago; not fetched", origin[:200])
+            return
+        gave_key = False
+        try:
+            descriptor = await self._fetch_public(origin)
+            gave_key = key_id in {k.key_id for k in descriptor.keys_for("identity")}
+        finally:
+            if not gave_key:
+                self._gate.origin_failed(origin)
+
+    async def _fetch_public(self, origin: str) -> Descriptor:
+        if self.allow_loopback_http:  # development: peers live on loopback
+            return await self.fetch_peer(origin, trust="web")
+        host = urlsplit(self.check_origin(origin)).hostname or ""
+        if is_address_literal(host) and not is_public_address(host):
+            raise OriginNotAllowed(f"{origin} is not a public address", field=ORIGIN_FIELD)
+        if self._stranger_session is None:
+            self._stranger_session = public_only_session()
+        return await self.fetch_peer(origin, trust="web", session=self._stranger_session)
 
     async def _lookup_in_directory(self, directory: directory_store.TrustedDirectory, key_id: str) -> bool:
         url = f"{directory.base_url}/satchel/v1/directory/keys/{key_id}"
@@ -204,10 +265,11 @@ class Keyring:
         expected_domain: str | None = None,
         pinned_by: str | None = None,
         repin: bool = False,
+        session: aiohttp.ClientSession | None = None,
     ) -> Descriptor:
         """Fetch, verify and store a peer's descriptor, following its key chain from what is known."""
         base_url = self.check_origin(base_url)
-        body = await fetch_descriptor_bytes(self._session(), base_url)
+        body = await fetch_descriptor_bytes(session or self._session(), base_url)
         verified = verify_descriptor(body, expected_domain=expected_domain)
         descriptor = verified.descriptor
         if descriptor.base_url.rstrip("/") != base_url:

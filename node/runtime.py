@@ -27,4 +27,7 @@ async def runtime(node: Node, *, upload_progress: Progress | None = None) -> Asy
     """``upload_progress``: as for :class:`PeerClient`, for a command that shows its uploads going out."""
     async with aiohttp.ClientSession() as session:
         keyring = Keyring(node, lambda: session, allow_loopback_http=node.config.federation.dev_loopback)
-        yield Runtime(node, session, keyring, PeerClient(node, session, keyring, upload_progress=upload_progress))
+        try:
+            yield Runtime(node, session, keyring, PeerClient(node, session, keyring, upload_progress=upload_progress))
+        finally:
+            await keyring.close()

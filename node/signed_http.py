@@ -170,7 +170,9 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
     if unverified.key_id.startswith("hs-"):
         verified, remember = await _verify_in_session(request, unverified, now)
     else:
-        resolved = await keyring.resolve(unverified.key_id, origin=request.headers.get(ORIGIN_HEADER))
+        resolved = await keyring.resolve(
+            unverified.key_id, origin=request.headers.get(ORIGIN_HEADER), claimed=True
+        )
         verified = unverified.verify(resolved)
         request[PEER] = PeerIdentity(resolved.domain, verified.key_id, resolved.trust)
 

@@ -60,6 +60,21 @@ class SignatureKeyRevoked(SignatureKeyUnknown):
     default_hint = "the key was revoked; sign with the node's current key"
 
 
+class SignatureKeyLookupLimited(SignatureKeyUnknown):
+    """The receiver is looking up as many unknown keys as it allows itself for now (§7.1, bounding
+    discovery); the request may be sent again after ``Retry-After`` seconds."""
+
+    code = "signature.key_lookup_limited"
+    default_hint = (
+        "this node looks up only so many unknown keys a minute; send again later, or have its operator pin "
+        "your node (`satchel peers add URL`)"
+    )
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
 class SignatureWrongDestination(SatchelError):
     code = "signature.wrong_destination"
     default_hint = "the request was signed for another node"

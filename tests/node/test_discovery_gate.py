@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node import discovery_gate
+from node.discovery_gate import MISS_SECONDS, ORIGIN_SECONDS, DiscoveryGate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_missed_key_is_remembered_for_its_while_and_a_found_one_forgotten() -> None:
+    clock = Clock()
+    gate = DiscoveryGate(per_minute=30, clock=clock)
+    gate.missed("k1")
+    gate.missed("k2")
+    clock.now += MISS_SECONDS - 1
+    assert gate.recently_missed("k1") and gate.recently_missed("k2")
+    gate.found("k2")
+    assert not gate.recently_missed("k2")
+    clock.now += 1
+    assert not gate.recently_missed("k1")
+    assert not gate.recently_missed("never")
+
+
+def test_an_origin_that_failed_rests_for_its_interval() -> None:
+    clock = Clock()
+    gate = DiscoveryGate(per_minute=30, clock=clock)
+    assert not gate.origin_resting("https://a.example")
+    gate.origin_failed("https://a.example")
+    assert gate.origin_resting("https://a.example") and not gate.origin_resting("https://b.example")
+    clock.now += ORIGIN_SECONDS - 1
+    assert gate.origin_resting("https://a.example")
+    clock.now += 1
+    assert not gate.origin_resting("https://a.example")
+
+
+def test_a_flood_of_distinct_names_keeps_memory_flat(monkeypatch) -> None:
+    monkeypatch.setattr(discovery_gate, "REMEMBERED", 100)
+    gate = DiscoveryGate(per_minute=30, clock=Clock())
+    for i in range(1000):
+        gate.missed(f"k{i}")
+        gate.origin_failed(f"https://{i}.example")
+    assert len(gate._missed) == len(gate._failed) == 100
+    assert gate.recently_missed("k999") and not gate.recently_missed("k0")
+
+
+@given(
+    per_minute=st.integers(1, 120),
+    steps=st.lists(st.floats(0, 30, allow_nan=False), max_size=300),
+)
+def test_the_budget_is_never_exceeded(per_minute: int, steps: list[float]) -> None:
+    # From a full bucket, over any run of T seconds, at most per_minute + per_minute * T / 60 lookups pass,
+    # and asking continuously gets exactly that many (give or take the last fraction of a token).
+    clock = Clock()
+    gate = DiscoveryGate(per_minute=per_minute, clock=clock)
+    start = clock.now
+    taken = 0
+    for step in [0.0, *steps]:
+        clock.now += step
+        while gate.take():
+            taken += 1
+    allowed = per_minute + per_minute * (clock.now - start) / 60
+    assert allowed - 1 - 1e-9 <= taken <= allowed + 1e-9
