@@ -95,8 +95,8 @@ def users_disable(home: str | None, actor: str | None, username: str) -> None:
     from node.operators import disable_user
 
     with opened(home) as node:
-        disable_user(node, actor=actor, username=username)
-    click.echo(f"Disabled {username}.")
+        user, changed = disable_user(node, actor=actor, username=username)
+    click.echo(f"Disabled {username}." if changed else f"{username} was already disabled (since {user.disabled_at}).")
 
 
 @click.group("contact", context_settings=CONTEXT)

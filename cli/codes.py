@@ -108,22 +108,26 @@ def codes_revoke(home: str | None, actor: str | None, code_id: str) -> None:
 
 @codes_group.command("email-template", context_settings=CONTEXT)
 @home_option
-@click.option("--student", "student", is_flag=True, help="Ask for one student's code.")
+@json_option
+@click.option("--student", "student", is_flag=True, help="Ask for one student's code (the default).")
 @click.option("--grade", "grade", is_flag=True, help="Ask for a whole grade's code.")
-def codes_email_template(home: str | None, student: bool, grade: bool) -> None:
+def codes_email_template(home: str | None, as_json: bool, student: bool, grade: bool) -> None:
     """Print the e-mail a district sends to ask another for a transfer code.
 
     \b
     Example:
-      satchel codes email-template --student
+      satchel codes email-template --grade
     """
+    if student and grade:
+        raise click.UsageError("give --student or --grade, not both")
     with opened(home) as node:
         cfg = node.config.node
-    for_grade = grade and not student
+    for_grade = grade
     what = "the whole grade [GRADE] of [SCHOOL]" if for_grade else "[STUDENT'S FULL NAME], born [BIRTH DATE]"
     scope = '--grade [GRADE] --school "[SCHOOL]"' if for_grade else "--student [SIS ID]"
-    click.echo(
-        f"Subject: Satchel transfer code request from {cfg.name}\n\nHello,\n\n"
+    subject = f"Satchel transfer code request from {cfg.name}"
+    body = (
+        "Hello,\n\n"
         f"{cfg.name} ({cfg.domain}) asks for the records of {what}, who now attend(s) our district.\n\n"
         "Please create a Satchel transfer code on your node, for example:\n\n"
         f"    satchel codes create {scope} --for {cfg.domain}\n\n"
@@ -131,6 +135,10 @@ def codes_email_template(home: str | None, student: bool, grade: bool) -> None:
         "We will enter it with `satchel claim CODE`; nothing is imported before we review it.\n\n"
         "Thank you,\n[YOUR NAME], [TITLE]\n[PHONE]"
     )
+    if as_json:
+        print_json({"subject": subject, "body": body})
+    else:
+        click.echo(f"Subject: {subject}\n\n{body}")
 
 
 @click.command("claim", context_settings=CONTEXT)

@@ -250,13 +250,16 @@ def deliver_now(home: str | None) -> None:
         if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS, created_since=since)):
             click.echo("Still being delivered by the serving node; `satchel transfers list` shows when it"
                        " is done.", err=True)  # fmt: skip
-    if since:
-        tell_unsent(home, since)
+    if since and tell_unsent(home, since):
+        # What was done here stands (it is stored and audited), but what it was for did not happen: a script
+        # or a registrar reading only the exit status must not take it for done.
+        raise SystemExit(1)
 
 
-def tell_unsent(home: str | None, since: str) -> None:
+def tell_unsent(home: str | None, since: str) -> bool:
     """What this command queued and could not deliver, and why: a registrar who reads nothing would take a
-    transfer waiting on a full disk or an offline node for one on its way."""
+    transfer waiting on a full disk or an offline node for one on its way. True when another node refused
+    something for good."""
     from node.clock import now_iso
     from storage import outbox
 
@@ -271,3 +274,4 @@ def tell_unsent(home: str | None, since: str) -> None:
         click.echo("Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes on;"
                    " `satchel transfers show ID` shows its attempts, `satchel transfers retry ID` tries now.",
                    err=True)  # fmt: skip
+    return any(job.status == "failed" for job in unsent)

@@ -312,7 +312,7 @@ def documents_move(home: str | None, actor: str | None, doc_id: str, to: str) ->
 @as_option
 @click.argument("doc_id", metavar="ID")
 def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
-    """Delete a document (recoverable by an admin until purged).
+    """Delete a document; an admin can restore it until it is purged.
 
     \b
     Example:
@@ -322,7 +322,8 @@ def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
 
     with opened(home) as node:
         documents_admin.delete(node, actor=actor, doc_id=doc_id)
-    click.echo(f"Deleted {doc_id}. Purge it with `satchel purge {doc_id}` to erase its content for good.")
+    click.echo(f"Deleted {doc_id}. An admin can restore it (`satchel documents restore {doc_id}`), or purge it"
+               f" to erase its content for good (`satchel purge {doc_id}`).")  # fmt: skip
 
 
 @documents_group.command("replace", context_settings=CONTEXT)
@@ -349,16 +350,34 @@ def documents_replace(
     )
 
 
+@documents_group.command("restore", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("doc_id", metavar="ID")
+def documents_restore(home: str | None, actor: str | None, doc_id: str) -> None:
+    """Undo `satchel documents delete` (admins): the document is active again, on the same student.
+
+    \b
+    Example:
+      satchel documents restore 01JC7A0B1C2D3E4F5G6H7J8K9M --as admin
+    """
+    from node import documents_admin
+
+    with opened(home) as node:
+        doc = documents_admin.restore(node, actor=actor, doc_id=doc_id)
+    click.echo(f"Restored {doc_id} on {doc.student_sis_id}.")
+
+
 @click.command("purge", context_settings=CONTEXT)
 @home_option
 @as_option
 @click.argument("doc_id", metavar="ID")
 def purge_command(home: str | None, actor: str | None, doc_id: str) -> None:
-    """Erase a document's content for good (the blob is removed; the audit entry stays).
+    """Erase a document's content for good (admins; the blob is removed, the audit entry stays).
 
     \b
     Example:
-      satchel purge 01JC7A0B1C2D3E4F5G6H7J8K9M --as bo
+      satchel purge 01JC7A0B1C2D3E4F5G6H7J8K9M --as admin
     """
     from node import documents_admin
 

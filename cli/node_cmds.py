@@ -14,6 +14,7 @@ import click
 from cli.common import (
     CONTEXT,
     as_option,
+    fail,
     home_option,
     json_option,
     opened,
@@ -229,9 +230,17 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
     """
     from cli.progress import progress_line
     from node.home_check import check_home
+    from protocol import SatchelError
 
-    with opened(home) as node, progress_line("Reading documents") as progress:
-        report = check_home(node, hash_blobs=hash_blobs, progress=progress)
+    try:
+        with opened(home) as node, progress_line("Reading documents") as progress:
+            report = check_home(node, hash_blobs=hash_blobs, progress=progress)
+    except SatchelError as exc:
+        # A home too damaged to open is what this command is for: a finding (1), not a failure to check (2).
+        if exc.code not in ("storage.database_damaged", "home.missing", "config.invalid"):
+            raise
+        fail(exc)
+        raise click.exceptions.Exit(1) from None
     if as_json:
         print_json({
             "whole": report.whole, "database": report.database, "audit_entries": report.audit_entries,

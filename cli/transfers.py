@@ -336,17 +336,22 @@ transfers_group.add_command(_toggle(False))
 
 @transfers_group.command("status", context_settings=CONTEXT)
 @home_option
-def transfers_status(home: str | None) -> None:
+@json_option
+def transfers_status(home: str | None, as_json: bool) -> None:
     """Say whether transfers are on.
 
     \b
     Example:
-      satchel transfers status
+      satchel transfers status --json
     """
     from node import district_state
 
     with opened(home) as node:
-        click.echo("Transfers are on." if district_state.transfers_enabled(node) else "Transfers are off.")
+        enabled = district_state.transfers_enabled(node)
+    if as_json:
+        print_json({"transfers_enabled": enabled})
+    else:
+        click.echo("Transfers are on." if enabled else "Transfers are off.")
 
 
 @transfers_group.command("list", context_settings=CONTEXT)

@@ -62,6 +62,9 @@ def move(node: Node, *, actor: str | None, doc_id: str, to: str) -> Document:
         students.require(node.db, to)
         if doc.status != "active":
             raise InvalidInput(f"document {doc_id} is {doc.status}", field="ID")
+        if doc.student_sis_id == to:
+            raise InvalidInput(f"document {doc_id} is already on {to}", field="--to",
+                               hint="give the SIS id of the student it belongs to")  # fmt: skip
         records.update_document(node.db, doc_id, student_sis_id=to)
         # Both students' trails name the move, so either record shows what happened.
         record(node, user.username, "document.move", doc.student_sis_id, {"doc_id": doc_id, "to": to})
@@ -80,10 +83,27 @@ def delete(node: Node, *, actor: str | None, doc_id: str) -> Document:
     return records.get_document(node.db, doc_id)
 
 
+def restore(node: Node, *, actor: str | None, doc_id: str) -> Document:
+    """Undo a delete: the document is active again, where it was (its content was kept until a purge)."""
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.recover")
+        doc = records.get_document(node.db, doc_id)
+        if doc.status == "purged":
+            raise InvalidInput(f"document {doc_id} was purged: its content is gone for good", field="ID",
+                               hint="add the document again from a copy with `satchel documents add`")  # fmt: skip
+        if doc.status != "deleted":
+            raise InvalidInput(f"document {doc_id} is {doc.status}, not deleted: there is nothing to restore",
+                               field="ID")  # fmt: skip
+        students.require(node.db, doc.student_sis_id)
+        records.update_document(node.db, doc_id, status="active")
+        record(node, user.username, "document.restore", doc.student_sis_id, {"doc_id": doc_id})
+    return records.get_document(node.db, doc_id)
+
+
 def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
     """Erase the content for good: the bytes go (unless another document shares them), the audit entry stays."""
     with write_transaction(node.db):
-        user = authorize(node, actor, "records.write")
+        user = authorize(node, actor, "records.recover")
         doc = records.get_document(node.db, doc_id)
         if doc.status == "purged":
             raise InvalidInput(f"document {doc_id} was already purged", field="ID")

@@ -20,6 +20,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "keys.manage": frozenset({"admin"}),
     "settings.manage": frozenset({"admin", "coordinator"}),
     "records.write": frozenset({"admin", "coordinator"}),
+    # Coordinators fix mistakes (move, delete); undoing a delete, or making it final, is an admin's.
+    "records.recover": frozenset({"admin"}),
     "transfers.act": frozenset({"admin", "coordinator"}),
 }
 
@@ -93,11 +95,16 @@ def add_user(node: Node, *, actor: str | None, username: str, email: str, full_n
     return user
 
 
-def disable_user(node: Node, *, actor: str | None, username: str) -> User:
+def disable_user(node: Node, *, actor: str | None, username: str) -> tuple[User, bool]:
+    """The operator, and whether this call disabled them (False: they already were; nothing is changed, so
+    the trail keeps when and by whom it was done)."""
     with write_transaction(node.db):
         acting = authorize(node, actor, "users.manage")
         if acting.username == username:
             raise InvalidInput("you cannot disable yourself", field="username", hint="ask another admin")
+        user = users.require(node.db, username)
+        if not user.active:
+            return user, False
         user = users.disable(node.db, username, now=now_iso())
         record(node, acting.username, "user.disable", username)
-    return user
+    return user, True

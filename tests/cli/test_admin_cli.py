@@ -115,3 +115,26 @@ def test_key_rotation_refuses_an_overlap_out_of_range_before_making_a_key(make_h
     assert sorted(p.name for p in (home / "keys").iterdir()) == before
     run_cli(home, "keys", "rotate", "--overlap-days", "1", "--as", "admin")
     assert len(list((home / "keys").iterdir())) == len(before) + 1
+
+
+def test_disabling_twice_changes_nothing_the_second_time(make_home) -> None:
+    home = make_home()
+    assert "Disabled coord." in run_cli(home, "users", "disable", "coord", "--as", "admin").output
+    first = json.loads(run_cli(home, "audit", "--json").output)
+    again = run_cli(home, "users", "disable", "coord", "--as", "admin").output
+    assert again.startswith("coord was already disabled (since 20")
+    assert json.loads(run_cli(home, "audit", "--json").output) == first  # no second entry, no new time
+
+
+def test_status_and_the_email_template_speak_json(make_home) -> None:
+    home = make_home()
+    assert json.loads(run_cli(home, "transfers", "status", "--json").output) == {"transfers_enabled": False}
+    run_cli(home, "transfers", "enable", "--as", "coord")
+    assert json.loads(run_cli(home, "transfers", "status", "--json").output) == {"transfers_enabled": True}
+    template = json.loads(run_cli(home, "codes", "email-template", "--grade", "--json").output)
+    assert template["subject"].startswith("Satchel transfer code request from ")
+    assert "--grade [GRADE]" in template["body"] and "Subject:" not in template["body"]
+    text = run_cli(home, "codes", "email-template").output
+    assert text.startswith("Subject: ") and "--student [SIS ID]" in text
+    both = run_cli(home, "codes", "email-template", "--grade", "--student", ok=False)
+    assert both.exit_code == 2 and "not both" in both.stderr

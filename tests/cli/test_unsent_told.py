@@ -39,7 +39,7 @@ def test_only_this_commands_failed_deliveries_are_told(tmp_path: Path, capsys: p
             outbox.mark_done(node.db, "delivered", NOW)
     finally:
         node.close()
-    tell_unsent(str(home), SINCE)
+    assert tell_unsent(str(home), SINCE) is True  # one refused for good: the command exits 1
     told = capsys.readouterr().err.splitlines()
     assert sorted(told[:2]) == [
         "Not delivered to b.example.org yet: storage.full: no room now",
@@ -54,5 +54,5 @@ def test_only_this_commands_failed_deliveries_are_told(tmp_path: Path, capsys: p
 def test_nothing_is_told_when_everything_went(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     home = tmp_path / "home"
     init_home(home, node=node_fields("a.example.org"))
-    tell_unsent(str(home), SINCE)
+    assert tell_unsent(str(home), SINCE) is False
     assert capsys.readouterr().err == ""

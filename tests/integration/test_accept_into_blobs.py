@@ -70,7 +70,7 @@ def test_reject_after_accept_removes_the_blobs_only_that_transfer_held(pair, tmp
         doc["sha256"] == shared
         and "signed by a.example.org" in b.cli("documents", "verify", doc["doc_id"]).stdout
     )
-    b.cli("purge", doc["doc_id"], "--as", "coord")
+    b.cli("purge", doc["doc_id"], "--as", "admin")
     assert not _blob(b.home, shared).exists()
     assert "hash chain verified" in b.cli("audit", "verify").stdout
 

@@ -75,7 +75,7 @@ def test_a_backup_brought_up_to_date_copies_what_is_new_and_drops_what_is_purged
     assert first["bytes_copied"] == 500_000
     second = json.loads(_backup(a, dest).stdout)
     assert (second["blobs"], second["blobs_copied"], second["bytes_copied"]) == (2, 0, 0)  # nothing new
-    a.cli("purge", purged, "--as", "coord")
+    a.cli("purge", purged, "--as", "admin")
     _add_document(a, tmp_path, "100003", 100_000)
     third = json.loads(_backup(a, dest).stdout)
     assert (third["blobs"], third["blobs_copied"], third["removed"]) == (2, 1, 1)

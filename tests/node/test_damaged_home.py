@@ -68,15 +68,15 @@ def test_check_names_garbage_in_the_database_with_exit_1(home: Path) -> None:
 
 def test_garbage_where_the_node_reads_on_opening_is_named(home: Path) -> None:
     _junk_over_page(home / "satchel.db", _root_page(home / "satchel.db", "node_keys"))
-    err = _coded(run_cli(home, "check", ok=False), "storage.database_damaged")
+    err = _coded(run_cli(home, "check", ok=False), "storage.database_damaged", exit_code=1)  # a finding
     assert f"Error: the database {home / 'satchel.db'} is damaged" in err
     assert "restore satchel.db from the latest backup" in err
 
 
 def test_a_file_that_is_not_a_database_is_named(home: Path) -> None:
     (home / "satchel.db").write_bytes(random.Random(0).randbytes(100_000))
-    for command in (("users", "list"), ("check",)):
-        err = _coded(run_cli(home, *command, ok=False), "storage.database_damaged")
+    for command, exit_code in ((("users", "list"), 2), (("check",), 1)):
+        err = _coded(run_cli(home, *command, ok=False), "storage.database_damaged", exit_code)
         assert f"the database {home / 'satchel.db'} is damaged (SQLite: file is not a database)" in err
         assert "Hint: stop the node and restore satchel.db from the latest backup" in err
 

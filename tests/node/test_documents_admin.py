@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from node import documents_admin
+from node.errors import PermissionDenied
 from node.records import add_document
 from protocol import InvalidInput
 from protocol.roster import StudentRecord
@@ -50,8 +51,35 @@ def test_a_document_is_replaced_once_and_linked_both_ways(node: Any, tmp_path: P
 @pytest.mark.parametrize("gone", ["delete", "purge"])
 def test_a_deleted_or_purged_document_is_not_replaced(node: Any, tmp_path: Path, doc: Any, gone: str) -> None:
     # A purged document's title reads "(purged)": its "new version" was an active document of that name.
-    getattr(documents_admin, gone)(node, actor="coord", doc_id=doc.doc_id)
+    getattr(documents_admin, gone)(node, actor="coord" if gone == "delete" else "admin", doc_id=doc.doc_id)
     with pytest.raises(InvalidInput) as refused:
         _version(node, tmp_path, doc.doc_id)
     assert "there is nothing to replace" in refused.value.message and "documents add" in (refused.value.hint or "")
     assert _count(node) == 1
+
+
+def test_a_deleted_document_is_restored_by_an_admin_and_purging_is_theirs(node: Any, doc: Any) -> None:
+    documents_admin.delete(node, actor="coord", doc_id=doc.doc_id)
+    for undo in (documents_admin.restore, documents_admin.purge):  # a coordinator's delete is not final
+        with pytest.raises(PermissionDenied) as refused:
+            undo(node, actor="coord", doc_id=doc.doc_id)
+        assert "needs the role admin" in refused.value.message
+    assert records.get_document(node.db, doc.doc_id).status == "deleted"
+    restored = documents_admin.restore(node, actor="admin", doc_id=doc.doc_id)
+    assert (restored.status, restored.student_sis_id, restored.title) == ("active", "S1", "IEP 2026")
+    with pytest.raises(InvalidInput, match="not deleted: there is nothing to restore"):
+        documents_admin.restore(node, actor="admin", doc_id=doc.doc_id)
+    documents_admin.purge(node, actor="admin", doc_id=doc.doc_id)
+    with pytest.raises(InvalidInput, match="purged: its content is gone for good"):
+        documents_admin.restore(node, actor="admin", doc_id=doc.doc_id)
+    actions = [r[0] for r in node.db.execute(
+        "SELECT action FROM audit_log WHERE subject = 'S1' ORDER BY seq").fetchall()]  # fmt: skip
+    assert actions[-3:] == ["document.delete", "document.restore", "document.purge"]
+
+
+def test_a_move_to_the_student_it_is_on_is_refused_and_not_audited(node: Any, doc: Any) -> None:
+    before = node.db.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    with pytest.raises(InvalidInput, match="already on S1") as refused:
+        documents_admin.move(node, actor="coord", doc_id=doc.doc_id, to="S1")
+    assert refused.value.field == "--to"
+    assert node.db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == before
