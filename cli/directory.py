@@ -114,7 +114,7 @@ def directory_list(home: str | None, as_json: bool, status: str | None) -> None:
     from storage import directory as store
 
     with opened(home) as node:
-        directory_service.require_directory(node)
+        directory_service.require_directory(node, operator=True)
         entries = store.list_entries(node.db, status=status)
     rows = [
         (e.domain, e.name, f"{e.city}, {e.state} {e.zip}", e.status, e.origin, e.updated_at) for e in entries
@@ -224,7 +224,10 @@ def directory_sync(home: str | None) -> None:
     async def work(node: Node, rt: Runtime) -> dict[str, directory_service.MirrorSync]:
         return await directory_service.sync_mirrors(node, rt.keyring)
 
-    for domain, pulled in run(home, work).items():
+    pulled_by_domain = run(home, work)
+    if not pulled_by_domain:
+        click.echo("No directory is mirrored here; add one with `satchel directory mirror URL`.")
+    for domain, pulled in pulled_by_domain.items():
         click.echo(f"{domain}: {pulled.entries} entries, {pulled.removed} removed")
 
 

@@ -72,9 +72,14 @@ class NotMember(SatchelError):
     default_hint = "join first with `satchel directory join URL`"
 
 
-def require_directory(node: Node) -> None:
+def require_directory(node: Node, *, operator: bool = False) -> None:
+    """``operator``: asked by a command run on this home, whose operator needs another hint than a peer."""
     if node.config.node.role != "directory":
-        raise NotADirectory(f"{node.config.node.domain} is not a directory")
+        raise NotADirectory(
+            f"{node.config.node.domain} is not a directory",
+            hint="this command runs on a directory's own home (made with `satchel directory init`); a district "
+            "finds others with `satchel directory search`" if operator else None,
+        )  # fmt: skip
 
 
 def _domain_check(descriptor: Descriptor, *, dev_loopback: bool) -> None:
@@ -140,7 +145,7 @@ def _sign(
 
 
 def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason: str = "") -> Entry:
-    require_directory(node)
+    require_directory(node, operator=True)
     with write_transaction(node.db):
         user = authorize(node, actor, "settings.manage")
         existing = store.get_entry(node.db, domain)
@@ -239,7 +244,7 @@ async def add_mirror(
     node: Node, keyring: Keyring, *, actor: str | None, base_url: str, fingerprint: str
 ) -> str:
     """Pin another directory to mirror; returns its domain."""
-    require_directory(node)
+    require_directory(node, operator=True)
     user = authorize(node, actor, "settings.manage")
     domain, key = await pin_directory_descriptor(keyring, base_url, fingerprint)
     if domain == node.config.node.domain:
@@ -275,7 +280,7 @@ async def sync_mirrors(
     it dropped (or whose entry no longer verifies) is not published here on its word any more. A pull that
     fails part-way removes nothing.
     """
-    require_directory(node)
+    require_directory(node, operator=True)
     return {domain: await _sync_one(node, keyring, base_url, domain, IdentityPublicKey(public_key), page_size)
             for base_url, domain, public_key in store.mirrors(node.db)}  # fmt: skip
 

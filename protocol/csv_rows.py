@@ -191,6 +191,12 @@ class CsvTable:
             except StopIteration:
                 return None
             except csv.Error as exc:
+                if "field limit" in str(exc):  # csv's own bound (128 KiB); no Satchel value is near it
+                    raise CsvMalformed(
+                        f"{self.file} line {start} has a value longer than {csv.field_size_limit():,} characters: "
+                        "usually a double quote that is never closed, which runs on to the end of the file",
+                        hint="Look for a stray double quote on that line; quote a value that holds one.",
+                    ) from None
                 raise CsvMalformed(
                     f"{self.file} line {start} is not valid CSV ({exc}); look for a stray double quote",
                     hint="Quote any value that contains a comma, a double quote or a line break.",

@@ -94,3 +94,12 @@ def test_row_errors_keep_the_first_by_file_and_line_and_count_all(met: list[tupl
     assert ordered.kept() == tuple(wanted if keep is None else wanted[:keep])
     assert as_met.kept() == tuple(errors if keep is None else errors[:keep])
     assert len(ordered) == len(as_met) == len(errors)
+
+
+def test_a_quote_never_closed_is_named_as_such() -> None:
+    # Each line is short, but the open quote on line 2 runs on through them all: one value past csv's limit.
+    data = b'id,name\n1,"Ann\n' + b"".join(b"%d,Bo Brown and more text to fill the line\n" % i for i in range(4000))
+    kind, message = _read(data)
+    assert kind == "CsvMalformed"
+    assert message == ("x.csv line 2 has a value longer than 131,072 characters: usually a double quote that is "
+                       "never closed, which runs on to the end of the file")  # fmt: skip
