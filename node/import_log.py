@@ -20,6 +20,19 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 
+# A cell a spreadsheet would read as a formula (OWASP, "CSV injection"). Names and ids come from another
+# district; the registrar opens this file in Excel, where =HYPERLINK(...) in a first name would send the
+# sheet's contents wherever it points, once clicked.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """Text that starts like a formula, led by an apostrophe (which Excel and LibreOffice show as text)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
     found = imports.require(node.db, transfer_id)
     row = store.require(node.db, found.transfer_id, local_domain=node.config.node.domain)
@@ -68,7 +81,7 @@ def write_csv(node: Node, transfer_id: str, path: Path) -> int:
     with open(fd, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({column: spreadsheet_cell(value) for column, value in row.items()} for row in rows)
     return len(rows)
 
 

