@@ -73,6 +73,50 @@ def documents_add(
         )
 
 
+@documents_group.command("get", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.argument("doc_id", metavar="ID")
+@click.option("-o", "--output", "target", default=".", show_default=True,
+              help="File to write, or a folder for the document's own file name; - writes to standard output.")
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def documents_get(home: str | None, actor: str | None, as_json: bool, doc_id: str, target: str, force: bool) -> None:
+    """Write a document's content out, checked against its SHA-256 (any role; the audit log records who).
+
+    \b
+    Example:
+      satchel documents get 01JC7A0B1C2D3E4F5G6H7J8K9M -o ~/Documents --as jdoe
+      satchel documents get 01JC7A0B1C2D3E4F5G6H7J8K9M -o - --as jdoe | lp
+    """
+    import sys
+
+    from node import document_export
+    from protocol import SatchelError
+
+    if target == "-":
+        if as_json:
+            raise click.UsageError("--json describes a file written; with -o - the document itself is the output")
+        with opened(home) as node:
+            try:
+                document_export.export_to_stream(node, actor=actor, doc_id=doc_id, out=sys.stdout.buffer)
+            except SatchelError as exc:
+                if exc.code == "storage.blob_corrupt":
+                    exc.hint = "discard what was written; " + (exc.hint or "")
+                raise
+        return
+    with opened(home) as node, progress_line("Writing") as progress:
+        done = document_export.export_to_file(node, actor=actor, doc_id=doc_id, target=Path(target), overwrite=force,
+                                              progress=progress)  # fmt: skip
+    doc = done.document
+    if as_json:
+        print_json({"doc_id": doc.doc_id, "student": doc.student_sis_id, "path": str(done.path),
+                    "length": doc.length, "sha256": doc.sha256})  # fmt: skip
+    else:
+        click.echo(f"Wrote {done.path} ({doc.length:,} bytes, SHA-256 checked), {doc.doc_type} of student "
+                   f"{doc.student_sis_id}.")  # fmt: skip
+
+
 @documents_group.command("list", context_settings=CONTEXT)
 @home_option
 @json_option

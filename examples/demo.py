@@ -203,6 +203,11 @@ def push(districts: dict[str, tuple[Path, str]]) -> None:
     satchel(b_home, "students", "show", "B-50017")
     docs = json.loads(satchel(b_home, "documents", "list", "B-50017", "--json", quiet=True))
     satchel(b_home, "documents", "verify", docs[0]["doc_id"])
+    step(f"{b['name']}'s coordinator reads the IEP that arrived (checked against its SHA-256, audited)")
+    inbox = WORK / "b-read"
+    inbox.mkdir(exist_ok=True)
+    satchel(b_home, "documents", "get", docs[0]["doc_id"], "-o", str(inbox), "--force", "--as", b["coordinator"])
+    assert (inbox / iep.name).read_bytes() == iep.read_bytes(), "the IEP read back differs from the one sent"
     step("The sending district's FERPA record of disclosures, as given to a parent")
     satchel(a_home, "disclosures", "200101", "--text")
     satchel(a_home, "audit", "verify")

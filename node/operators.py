@@ -19,6 +19,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "users.manage": frozenset({"admin"}),
     "keys.manage": frozenset({"admin"}),
     "settings.manage": frozenset({"admin", "coordinator"}),
+    "records.read": frozenset({"admin", "coordinator", "viewer"}),  # audited: who read which student's document
     "records.write": frozenset({"admin", "coordinator"}),
     # Coordinators fix mistakes (move, delete); undoing a delete, or making it final, is an admin's.
     "records.recover": frozenset({"admin"}),

@@ -73,6 +73,12 @@ def test_preview_review_run_log_and_receipt(pair, tmp_path: Path) -> None:
     docs = _json(b, "documents", "list", "100001", "--json")
     assert len(docs) == 1 and docs[0]["origin"]["sender"] == "a.example.org"
     assert "signed by a.example.org" in b.cli("documents", "verify", docs[0]["doc_id"]).stdout
+    # The registrar reads what arrived: into a folder, under the sender's file name, or through a pipe.
+    (tmp_path / "read").mkdir()
+    got = _json(b, "documents", "get", docs[0]["doc_id"], "-o", str(tmp_path / "read"), "--as", "coord", "--json")
+    assert Path(got["path"]) == tmp_path / "read" / "eval.pdf" and got["length"] == 50_000
+    assert Path(got["path"]).read_bytes() == doc.read_bytes()
+    assert b.cli("documents", "get", docs[0]["doc_id"], "-o", "-", "--as", "coord").stdout_bytes == doc.read_bytes()
     assert _json(b, "assessments", "list", "100001", "--json")[0]["percentile"] == "55"
 
     log = tmp_path / "log.csv"
