@@ -50,6 +50,7 @@ from storage.records import Case, Document
 from storage.transfers import TransferRow
 
 BATCH_SECONDS = 0.25
+_GONE = ("", "", False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,9 @@ class _Run:
     manifest: Manifest
     actor: str
     now: str
-    # (kind, local id) of the sender's records already imported here, this run's included.
-    done: dict[str, tuple[str, str]]
+    # (kind, local id, still here) of the sender's records imported here before, this run's included. One
+    # whose copy is gone (deleted, purged) is imported again; a correction still names the copy it corrects.
+    done: dict[str, tuple[str, str, bool]]
     batch: int  # most students per transaction
     origin_json: Callable[[str], str]  # record id -> its origin, as JSON text (see origin_json_for)
     claimed: set[str] = field(default_factory=set)  # SIS ids of students this run creates
@@ -176,7 +178,7 @@ def _import_batch(
                 except (SatchelError, sqlite3.IntegrityError) as exc:
                     skipped.append((plan.student, _reason(exc)))
         for plan in written:
-            run.done.update({r[1]: (r[2], r[3]) for r in plan.remembered})
+            run.done.update({r[1]: (r[2], r[3], True) for r in plan.remembered})
         imports.finish_students(
             db, run.found.import_id, now=run.now,
             imported=[(p.student.sender_sis_id, p.sis_id, int(p.new_student is not None),
@@ -221,7 +223,7 @@ def _plan(
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
     for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
-        if rec.record_id in run.done:
+        if run.done.get(rec.record_id, _GONE)[2]:
             continue
         if rec.kind == "assessment":
             plan.results.append((local_id, sis_id, rec.metadata, run.origin_json(rec.record_id)))

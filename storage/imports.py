@@ -151,30 +151,40 @@ def list_imports(db: sqlite_utils.Database, *, status: str | None = None) -> lis
     return [Import(*r) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
 
 
+# Whether the local copy of an imported record is still here: a document deleted or purged, or a row
+# removed, no longer is, so the sender's redo of the transfer (MISSION.md, fixing mistakes) brings it again.
+_STILL_HERE = """CASE kind
+    WHEN 'document' THEN EXISTS (SELECT 1 FROM documents WHERE doc_id = local_id AND status = 'active')
+    WHEN 'assessment' THEN EXISTS (SELECT 1 FROM assessment_results WHERE result_id = local_id)
+    WHEN 'case' THEN EXISTS (SELECT 1 FROM cases WHERE case_id = local_id)
+    ELSE 1 END"""
+
+
 def imported_among(
     db: sqlite_utils.Database, source_domain: str, record_ids: Iterable[str]
-) -> dict[str, tuple[str, str]]:
-    """Record id -> (kind, local id) for those of ``record_ids`` already imported from ``source_domain``."""
-    found: dict[str, tuple[str, str]] = {}
+) -> dict[str, tuple[str, str, bool]]:
+    """Record id -> (kind, local id, still here) for those of ``record_ids`` imported from ``source_domain``."""
+    found: dict[str, tuple[str, str, bool]] = {}
     ids = list(dict.fromkeys(record_ids))
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         rows = db.execute(
-            "SELECT source_record_id, kind, local_id FROM imported_records"
+            f"SELECT source_record_id, kind, local_id, {_STILL_HERE} FROM imported_records"
             f" WHERE source_domain = ? AND source_record_id IN ({','.join('?' * len(chunk))})",
             [source_domain, *chunk],
         ).fetchall()
-        found.update({record_id: (kind, local_id) for record_id, kind, local_id in rows})
+        found.update({record_id: (kind, local_id, bool(here)) for record_id, kind, local_id, here in rows})
     return found
 
 
 def remember_records(
     db: sqlite_utils.Database, rows: Iterable[tuple[str, str, str, str, str, str, str]]
 ) -> None:
-    """(source domain, source record id, kind, local id, import id, transfer id, student sis id) each."""
+    """(source domain, source record id, kind, local id, import id, transfer id, student sis id) each; a record
+    imported again because its earlier copy is gone (see imported_among) now maps to the new copy."""
     db.conn.executemany(
-        "INSERT INTO imported_records (source_domain, source_record_id, kind, local_id, import_id, transfer_id,"
-        " student_sis_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO imported_records (source_domain, source_record_id, kind, local_id, import_id,"
+        " transfer_id, student_sis_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 

@@ -43,6 +43,7 @@ def waiting_for(db: sqlite_utils.Database, sha256: str) -> int:
         f"""SELECT count(*) FROM received_blobs r JOIN transfers t ON t.transfer_id = r.transfer_id
             WHERE r.sha256 = ? AND t.side = 'receiver' AND t.state IN ({states})
               AND NOT EXISTS (SELECT 1 FROM imported_records i
-                              WHERE i.source_domain = t.peer AND i.source_record_id = r.record_id)""",
+                              WHERE i.source_domain = t.peer AND i.source_record_id = r.record_id
+                                AND i.transfer_id = r.transfer_id)""",
         [sha256, *(s.value for s in WAITING_STATES)],
     ).fetchone()[0]

@@ -206,6 +206,19 @@ def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path)
     assert any(e["action"] == "document.purge" for e in audit)
     assert "hash chain verified" in b.cli("audit", "verify").stdout
 
+    # The sender redoes the transfer for the right student: what was purged here comes again (it was not
+    # skipped as "already imported"), as a new copy; a second redo adds nothing.
+    redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    b.cli("import", "preview", redo, "--as", "coord")
+    b.cli("import", "run", redo, "--as", "coord")
+    [again] = _json(b, "documents", "list", "100001", "--json")
+    assert again["sha256"] == landed["sha256"] and again["doc_id"] != landed["doc_id"]
+    assert again["origin"]["envelope"] == redo and blob.exists()
+    twice = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    b.cli("import", "preview", twice, "--as", "coord")
+    b.cli("import", "run", twice, "--as", "coord")
+    assert [d["doc_id"] for d in _json(b, "documents", "list", "100001", "--json")] == [again["doc_id"]]
+
     # The sender corrects the document: the receiver gets it as a new version of what it received.
     fixed = tmp_path / "iep-fixed.pdf"
     fixed.write_bytes(b"second version " + os.urandom(10_000))
@@ -218,8 +231,32 @@ def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path)
     b.cli("import", "preview", tid2, "--as", "coord")
     b.cli("import", "run", tid2, "--as", "coord")
     versions = {d["doc_id"]: d for d in _json(b, "documents", "list", "100001", "--json")}
-    [new_version] = [d for d in versions.values() if d["replaces"] == landed["doc_id"]]
+    [new_version] = [d for d in versions.values() if d["replaces"] == again["doc_id"]]  # the copy still here
     assert new_version["origin"]["envelope"] == tid2
+
+
+def test_a_redo_accepted_before_the_purge_keeps_its_bytes(pair, tmp_path: Path) -> None:
+    # The purge erases the bytes only if nothing still needs them: the redo waiting to be imported does,
+    # though the same record was imported (by the first transfer) before.
+    a, b, _ = pair
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(20_000))
+    a_doc = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
+                             "--json").stdout)["doc_id"]  # fmt: skip
+    first = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    b.cli("import", "preview", first, "--as", "coord")
+    b.cli("import", "run", first, "--as", "coord")
+    [landed] = _json(b, "documents", "list", "100001", "--json")
+    redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
+    b.cli("purge", landed["doc_id"], "--as", "admin")
+    blob = b.home / "blobs" / "sha256" / landed["sha256"][:2] / landed["sha256"]
+    assert blob.exists()  # held for the redo
+    b.cli("import", "preview", redo, "--as", "coord")
+    b.cli("import", "run", redo, "--as", "coord")
+    [again] = [d for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"]
+    assert again["sha256"] == landed["sha256"] and again["origin"]["envelope"] == redo
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == landed["sha256"]
 
 
 def test_import_killed_midway_is_all_or_nothing_per_student(pair, tmp_path: Path) -> None:
