@@ -199,6 +199,43 @@ def cases_add(
         click.echo(f"Recorded case {case.case_number} ({case.case_id}) for {student}.")
 
 
+@cases_group.command("move", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("case", metavar="CASE")
+@click.option("--to", required=True, help="SIS id of the student the case belongs to.")
+def cases_move(home: str | None, actor: str | None, case: str, to: str) -> None:
+    """Move a case that landed on the wrong student (by its id or case number).
+
+    \b
+    Example:
+      satchel cases move TA-2026-014 --to 100235 --as jdoe
+    """
+    from node import record_fixes
+
+    with opened(home) as node:
+        moved = record_fixes.move_case(node, actor=actor, case_id=case, to=to)
+    click.echo(f"Moved case {moved.case_number} to {to}.")
+
+
+@cases_group.command("purge", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("case", metavar="CASE")
+def cases_purge(home: str | None, actor: str | None, case: str) -> None:
+    """Erase a case for good (admins; the audit log keeps its id and number, not its content).
+
+    \b
+    Example:
+      satchel cases purge TA-2026-014 --as admin
+    """
+    from node import record_fixes
+
+    with opened(home) as node:
+        gone = record_fixes.purge_case(node, actor=actor, case_id=case)
+    click.echo(f"Purged case {gone.case_number} of {gone.student_sis_id}: its content is erased.")
+
+
 @cases_group.command("list", context_settings=CONTEXT)
 @home_option
 @json_option
@@ -305,9 +342,10 @@ def assessments_list(home: str | None, as_json: bool, student: str) -> None:
         print_json(results)
         return
     print_table(
-        ["date", "assessment", "subject", "score", "scale", "percentile", "benchmark"],
+        ["id", "date", "assessment", "subject", "score", "scale", "percentile", "benchmark"],
         [
             (
+                r["result_id"],
                 r["date"],
                 r["assessment"],
                 r["subject"],
@@ -319,6 +357,43 @@ def assessments_list(home: str | None, as_json: bool, student: str) -> None:
             for r in results
         ],
     )
+
+
+@assessments_group.command("move", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("result_id", metavar="ID")
+@click.option("--to", required=True, help="SIS id of the student the result belongs to.")
+def assessments_move(home: str | None, actor: str | None, result_id: str, to: str) -> None:
+    """Move an assessment result that landed on the wrong student (`assessments list` shows the ids).
+
+    \b
+    Example:
+      satchel assessments move 01JC7A0B1C2D3E4F5G6H7J8K9M --to 100235 --as jdoe
+    """
+    from node import record_fixes
+
+    with opened(home) as node:
+        record_fixes.move_result(node, actor=actor, result_id=result_id, to=to)
+    click.echo(f"Moved result {result_id} to {to}.")
+
+
+@assessments_group.command("purge", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("result_id", metavar="ID")
+def assessments_purge(home: str | None, actor: str | None, result_id: str) -> None:
+    """Erase an assessment result for good (admins; the audit log keeps its id, not the score).
+
+    \b
+    Example:
+      satchel assessments purge 01JC7A0B1C2D3E4F5G6H7J8K9M --as admin
+    """
+    from node import record_fixes
+
+    with opened(home) as node:
+        gone = record_fixes.purge_result(node, actor=actor, result_id=result_id)
+    click.echo(f"Purged result {result_id} of {gone['student_sis_id']}: it is erased.")
 
 
 COMMANDS = (documents_group, cases_group, assessments_group)

@@ -135,6 +135,14 @@ def get_case(db: sqlite_utils.Database, case_id: str) -> Case:
     return _case(row)
 
 
+def move_case(db: sqlite_utils.Database, case_id: str, student_sis_id: str) -> None:
+    db.execute("UPDATE cases SET student_sis_id = ? WHERE case_id = ?", [student_sis_id, case_id])
+
+
+def delete_case(db: sqlite_utils.Database, case_id: str) -> None:
+    db.execute("DELETE FROM cases WHERE case_id = ?", [case_id])
+
+
 def list_cases(
     db: sqlite_utils.Database, *, student_sis_id: str | None = None, text: str | None = None
 ) -> list[Case]:
@@ -208,6 +216,24 @@ def add_assessment_results(
             for result_id, sis_id, fields, origin_json in results
         ],
     )
+
+
+def get_assessment_result(db: sqlite_utils.Database, result_id: str) -> dict[str, str]:
+    row = db.execute(
+        f"SELECT {', '.join(_RESULT_FIELDS)} FROM assessment_results WHERE result_id = ?", [result_id]
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no assessment result {result_id!r}", field="ID",
+                       hint="`satchel assessments list STUDENT` shows the ids")  # fmt: skip
+    return dict(zip(_RESULT_FIELDS, row, strict=True))
+
+
+def move_assessment_result(db: sqlite_utils.Database, result_id: str, student_sis_id: str) -> None:
+    db.execute("UPDATE assessment_results SET student_sis_id = ? WHERE result_id = ?", [student_sis_id, result_id])
+
+
+def delete_assessment_result(db: sqlite_utils.Database, result_id: str) -> None:
+    db.execute("DELETE FROM assessment_results WHERE result_id = ?", [result_id])
 
 
 def list_assessment_results(db: sqlite_utils.Database, student_sis_id: str) -> list[dict[str, str]]:

@@ -118,3 +118,28 @@ def test_assessments_saved_from_excel_are_refused_with_the_way_to_import_them(ma
                              "--json").output)  # fmt: skip
     assert out["inserted"] == 1
     assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)[0]["date"] == "2026-09-17"
+
+
+def test_a_result_and_a_case_on_the_wrong_student_are_moved_and_purged(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    csv = tmp_path / "star.csv"
+    csv.write_text("student_sis_id,assessment,subject,date,percentile\n100001,STAR Math,Math,2026-09-16,41\n")
+    run_cli(home, "assessments", "import", str(csv), "--as", "coord")
+    [result] = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
+    assert result["result_id"] in run_cli(home, "assessments", "list", "100001").output  # the table shows ids
+    moved = run_cli(home, "assessments", "move", result["result_id"], "--to", "100002", "--as", "coord").output
+    assert moved == f"Moved result {result['result_id']} to 100002.\n"
+    assert json.loads(run_cli(home, "assessments", "list", "100002", "--json").output) == [
+        result | {"student_sis_id": "100002"}
+    ]
+    refused = run_cli(home, "assessments", "purge", result["result_id"], "--as", "coord", ok=False)
+    assert "(error code operator.forbidden)" in refused.stderr and "ask an admin" in refused.stderr
+    run_cli(home, "assessments", "purge", result["result_id"], "--as", "admin")
+    assert json.loads(run_cli(home, "assessments", "list", "100002", "--json").output) == []
+
+    run_cli(home, "cases", "add", "--student", "100001", "--case-number", "TA-9", "--as", "coord")
+    assert run_cli(home, "cases", "move", "TA-9", "--to", "100002", "--as", "coord").output == (
+        "Moved case TA-9 to 100002.\n"
+    )
+    assert "Purged case TA-9 of 100002" in run_cli(home, "cases", "purge", "TA-9", "--as", "admin").output
+    assert json.loads(run_cli(home, "cases", "list", "--json").output) == []

@@ -1,0 +1,67 @@
+"""Fixing cases and assessment results that landed on the wrong student (MISSION.md, fixing mistakes):
+a coordinator moves one to the right student; an admin erases one for good. Documents have the same, with
+a delete that can be undone first (node.documents_admin).
+
+Both students' trails name a move, so either record shows what happened. A purge removes the row; its audit
+entry keeps what it was (ids, never content). Should the sender send the record again (a redo for the right
+student), it is imported again: its copy here is gone (storage.imports.imported_among).
+"""
+
+from __future__ import annotations
+
+from node.home import Node
+from node.operators import authorize, record
+from protocol import InvalidInput
+from storage import records, students
+from storage.database import write_transaction
+from storage.records import Case
+
+
+def _not_same(record_id: str, current: str, to: str) -> None:
+    if current == to:
+        raise InvalidInput(f"{record_id} is already on {to}", field="--to",
+                           hint="give the SIS id of the student it belongs to")  # fmt: skip
+
+
+def move_case(node: Node, *, actor: str | None, case_id: str, to: str) -> Case:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.write")
+        case = records.get_case(node.db, case_id)
+        students.require(node.db, to)
+        _not_same(f"case {case.case_number}", case.student_sis_id, to)
+        records.move_case(node.db, case.case_id, to)
+        details = {"case_id": case.case_id, "case_number": case.case_number}
+        record(node, user.username, "case.move", case.student_sis_id, details | {"to": to})
+        record(node, user.username, "case.move", to, details | {"from": case.student_sis_id})
+    return records.get_case(node.db, case.case_id)
+
+
+def purge_case(node: Node, *, actor: str | None, case_id: str) -> Case:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.recover")
+        case = records.get_case(node.db, case_id)
+        records.delete_case(node.db, case.case_id)
+        record(node, user.username, "case.purge", case.student_sis_id,
+               {"case_id": case.case_id, "case_number": case.case_number})  # fmt: skip
+    return case
+
+
+def move_result(node: Node, *, actor: str | None, result_id: str, to: str) -> dict[str, str]:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.write")
+        result = records.get_assessment_result(node.db, result_id)
+        students.require(node.db, to)
+        _not_same(f"result {result_id}", result["student_sis_id"], to)
+        records.move_assessment_result(node.db, result_id, to)
+        record(node, user.username, "assessment.move", result["student_sis_id"], {"result_id": result_id, "to": to})
+        record(node, user.username, "assessment.move", to, {"result_id": result_id, "from": result["student_sis_id"]})
+    return records.get_assessment_result(node.db, result_id)
+
+
+def purge_result(node: Node, *, actor: str | None, result_id: str) -> dict[str, str]:
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.recover")
+        result = records.get_assessment_result(node.db, result_id)
+        records.delete_assessment_result(node.db, result_id)
+        record(node, user.username, "assessment.purge", result["student_sis_id"], {"result_id": result_id})
+    return result
