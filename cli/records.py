@@ -199,43 +199,6 @@ def cases_add(
         click.echo(f"Recorded case {case.case_number} ({case.case_id}) for {student}.")
 
 
-@cases_group.command("move", context_settings=CONTEXT)
-@home_option
-@as_option
-@click.argument("case", metavar="CASE")
-@click.option("--to", required=True, help="SIS id of the student the case belongs to.")
-def cases_move(home: str | None, actor: str | None, case: str, to: str) -> None:
-    """Move a case that landed on the wrong student (by its id or case number).
-
-    \b
-    Example:
-      satchel cases move TA-2026-014 --to 100235 --as jdoe
-    """
-    from node import record_fixes
-
-    with opened(home) as node:
-        moved = record_fixes.move_case(node, actor=actor, case_id=case, to=to)
-    click.echo(f"Moved case {moved.case_number} to {to}.")
-
-
-@cases_group.command("purge", context_settings=CONTEXT)
-@home_option
-@as_option
-@click.argument("case", metavar="CASE")
-def cases_purge(home: str | None, actor: str | None, case: str) -> None:
-    """Erase a case for good (admins; the audit log keeps its id and number, not its content).
-
-    \b
-    Example:
-      satchel cases purge TA-2026-014 --as admin
-    """
-    from node import record_fixes
-
-    with opened(home) as node:
-        gone = record_fixes.purge_case(node, actor=actor, case_id=case)
-    click.echo(f"Purged case {gone.case_number} of {gone.student_sis_id}: its content is erased.")
-
-
 @cases_group.command("list", context_settings=CONTEXT)
 @home_option
 @json_option
@@ -359,41 +322,50 @@ def assessments_list(home: str | None, as_json: bool, student: str) -> None:
     )
 
 
-@assessments_group.command("move", context_settings=CONTEXT)
-@home_option
-@as_option
-@click.argument("result_id", metavar="ID")
-@click.option("--to", required=True, help="SIS id of the student the result belongs to.")
-def assessments_move(home: str | None, actor: str | None, result_id: str, to: str) -> None:
-    """Move an assessment result that landed on the wrong student (`assessments list` shows the ids).
+def _move(noun: str, metavar: str, example: str, *, by: str) -> click.Command:
+    """`satchel cases|assessments move`: node.record_fixes.move_<noun>."""
 
-    \b
-    Example:
-      satchel assessments move 01JC7A0B1C2D3E4F5G6H7J8K9M --to 100235 --as jdoe
-    """
-    from node import record_fixes
+    @click.command("move", context_settings=CONTEXT)
+    @home_option
+    @as_option
+    @click.argument("record_id", metavar=metavar)
+    @click.option("--to", required=True, help=f"SIS id of the student the {noun} belongs to.")
+    def move(home: str | None, actor: str | None, record_id: str, to: str) -> None:
+        from node import record_fixes
 
-    with opened(home) as node:
-        record_fixes.move_result(node, actor=actor, result_id=result_id, to=to)
-    click.echo(f"Moved result {result_id} to {to}.")
+        with opened(home) as node:
+            getattr(record_fixes, f"move_{noun}")(node, actor=actor, record_id=record_id, to=to)
+        click.echo(f"Moved {noun} {record_id} to {to}.")
+
+    move.help = (f"Move a {noun} that landed on the wrong student ({by}).\n\n\b\nExample:\n"
+                 f"  satchel {noun}s move {example} --to 100235 --as jdoe")  # fmt: skip
+    return move
 
 
-@assessments_group.command("purge", context_settings=CONTEXT)
-@home_option
-@as_option
-@click.argument("result_id", metavar="ID")
-def assessments_purge(home: str | None, actor: str | None, result_id: str) -> None:
-    """Erase an assessment result for good (admins; the audit log keeps its id, not the score).
+def _purge(noun: str, metavar: str, example: str, *, kept: str) -> click.Command:
+    """`satchel cases|assessments purge` (admins): node.record_fixes.purge_<noun>."""
 
-    \b
-    Example:
-      satchel assessments purge 01JC7A0B1C2D3E4F5G6H7J8K9M --as admin
-    """
-    from node import record_fixes
+    @click.command("purge", context_settings=CONTEXT)
+    @home_option
+    @as_option
+    @click.argument("record_id", metavar=metavar)
+    def purge(home: str | None, actor: str | None, record_id: str) -> None:
+        from node import record_fixes
 
-    with opened(home) as node:
-        gone = record_fixes.purge_result(node, actor=actor, result_id=result_id)
-    click.echo(f"Purged result {result_id} of {gone['student_sis_id']}: it is erased.")
+        with opened(home) as node:
+            student = getattr(record_fixes, f"purge_{noun}")(node, actor=actor, record_id=record_id)
+        click.echo(f"Purged {noun} {record_id} of {student}: its content is erased.")
+
+    purge.help = (f"Erase a {noun} for good (admins; the audit log keeps {kept}, not its content).\n\n\b\n"
+                  f"Example:\n  satchel {noun}s purge {example} --as admin")  # fmt: skip
+    return purge
+
+
+cases_group.add_command(_move("case", "CASE", "TA-2026-014", by="its id or case number"))
+cases_group.add_command(_purge("case", "CASE", "TA-2026-014", kept="its id and number"))
+assessments_group.add_command(_move("assessment", "ID", "01JC7A0B1C2D3E4F5G6H7J8K9M",
+                                    by="`satchel assessments list STUDENT` shows the ids"))  # fmt: skip
+assessments_group.add_command(_purge("assessment", "ID", "01JC7A0B1C2D3E4F5G6H7J8K9M", kept="its id"))
 
 
 COMMANDS = (documents_group, cases_group, assessments_group)

@@ -23,10 +23,11 @@ def _not_same(record_id: str, current: str, to: str) -> None:
                            hint="give the SIS id of the student it belongs to")  # fmt: skip
 
 
-def move_case(node: Node, *, actor: str | None, case_id: str, to: str) -> Case:
+def move_case(node: Node, *, actor: str | None, record_id: str, to: str) -> Case:
+    """``record_id``: the case's id or its number."""
     with write_transaction(node.db):
         user = authorize(node, actor, "records.write")
-        case = records.get_case(node.db, case_id)
+        case = records.get_case(node.db, record_id)
         students.require(node.db, to)
         _not_same(f"case {case.case_number}", case.student_sis_id, to)
         records.move_case(node.db, case.case_id, to)
@@ -36,32 +37,34 @@ def move_case(node: Node, *, actor: str | None, case_id: str, to: str) -> Case:
     return records.get_case(node.db, case.case_id)
 
 
-def purge_case(node: Node, *, actor: str | None, case_id: str) -> Case:
+def purge_case(node: Node, *, actor: str | None, record_id: str) -> str:
+    """Returns the SIS id of the student the case was on."""
     with write_transaction(node.db):
         user = authorize(node, actor, "records.recover")
-        case = records.get_case(node.db, case_id)
+        case = records.get_case(node.db, record_id)
         records.delete_case(node.db, case.case_id)
         record(node, user.username, "case.purge", case.student_sis_id,
                {"case_id": case.case_id, "case_number": case.case_number})  # fmt: skip
-    return case
+    return case.student_sis_id
 
 
-def move_result(node: Node, *, actor: str | None, result_id: str, to: str) -> dict[str, str]:
+def move_assessment(node: Node, *, actor: str | None, record_id: str, to: str) -> dict[str, str]:
     with write_transaction(node.db):
         user = authorize(node, actor, "records.write")
-        result = records.get_assessment_result(node.db, result_id)
+        result = records.get_assessment_result(node.db, record_id)
         students.require(node.db, to)
-        _not_same(f"result {result_id}", result["student_sis_id"], to)
-        records.move_assessment_result(node.db, result_id, to)
-        record(node, user.username, "assessment.move", result["student_sis_id"], {"result_id": result_id, "to": to})
-        record(node, user.username, "assessment.move", to, {"result_id": result_id, "from": result["student_sis_id"]})
-    return records.get_assessment_result(node.db, result_id)
+        _not_same(f"result {record_id}", result["student_sis_id"], to)
+        records.move_assessment_result(node.db, record_id, to)
+        record(node, user.username, "assessment.move", result["student_sis_id"], {"result_id": record_id, "to": to})
+        record(node, user.username, "assessment.move", to, {"result_id": record_id, "from": result["student_sis_id"]})
+    return records.get_assessment_result(node.db, record_id)
 
 
-def purge_result(node: Node, *, actor: str | None, result_id: str) -> dict[str, str]:
+def purge_assessment(node: Node, *, actor: str | None, record_id: str) -> str:
+    """Returns the SIS id of the student the result was on."""
     with write_transaction(node.db):
         user = authorize(node, actor, "records.recover")
-        result = records.get_assessment_result(node.db, result_id)
-        records.delete_assessment_result(node.db, result_id)
-        record(node, user.username, "assessment.purge", result["student_sis_id"], {"result_id": result_id})
-    return result
+        result = records.get_assessment_result(node.db, record_id)
+        records.delete_assessment_result(node.db, record_id)
+        record(node, user.username, "assessment.purge", result["student_sis_id"], {"result_id": record_id})
+    return result["student_sis_id"]

@@ -128,7 +128,7 @@ def test_a_result_and_a_case_on_the_wrong_student_are_moved_and_purged(make_home
     [result] = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
     assert result["result_id"] in run_cli(home, "assessments", "list", "100001").output  # the table shows ids
     moved = run_cli(home, "assessments", "move", result["result_id"], "--to", "100002", "--as", "coord").output
-    assert moved == f"Moved result {result['result_id']} to 100002.\n"
+    assert moved == f"Moved assessment {result['result_id']} to 100002.\n"
     assert json.loads(run_cli(home, "assessments", "list", "100002", "--json").output) == [
         result | {"student_sis_id": "100002"}
     ]

@@ -42,15 +42,15 @@ def test_a_case_is_moved_then_purged(two: Any) -> None:
     case = add_case(node, actor="coord", student_sis_id="S1", case_number="TA-1", person_of_concern="Ana Lopez",
                     notes="what happened")  # fmt: skip
     with pytest.raises(InvalidInput, match="already on S1"):
-        record_fixes.move_case(node, actor="coord", case_id="TA-1", to="S1")
+        record_fixes.move_case(node, actor="coord", record_id="TA-1", to="S1")
     with pytest.raises(NotFound):
-        record_fixes.move_case(node, actor="coord", case_id="TA-1", to="S9")
-    moved = record_fixes.move_case(node, actor="coord", case_id="TA-1", to="S2")  # by its number
+        record_fixes.move_case(node, actor="coord", record_id="TA-1", to="S9")
+    moved = record_fixes.move_case(node, actor="coord", record_id="TA-1", to="S2")  # by its number
     assert moved.student_sis_id == "S2" and moved.case_id == case.case_id
     assert [s for s, _ in _trail(node, "case.move")] == ["S1", "S2"]
     with pytest.raises(PermissionDenied):
-        record_fixes.purge_case(node, actor="coord", case_id=case.case_id)
-    record_fixes.purge_case(node, actor="admin", case_id=case.case_id)
+        record_fixes.purge_case(node, actor="coord", record_id=case.case_id)
+    record_fixes.purge_case(node, actor="admin", record_id=case.case_id)
     assert records.list_cases(node.db) == []
     [(subject, details)] = _trail(node, "case.purge")
     assert subject == "S2" and details == {"case_id": case.case_id, "case_number": "TA-1"}  # no content
@@ -59,13 +59,13 @@ def test_a_case_is_moved_then_purged(two: Any) -> None:
 def test_a_result_is_moved_then_purged(two: Any) -> None:
     node = two
     with pytest.raises(NotFound, match="no assessment result"):
-        record_fixes.move_result(node, actor="coord", result_id="nope", to="S2")
-    assert record_fixes.move_result(node, actor="coord", result_id="R1", to="S2")["student_sis_id"] == "S2"
+        record_fixes.move_assessment(node, actor="coord", record_id="nope", to="S2")
+    assert record_fixes.move_assessment(node, actor="coord", record_id="R1", to="S2")["student_sis_id"] == "S2"
     assert records.list_assessment_results(node.db, "S1") == []
     assert [s for s, _ in _trail(node, "assessment.move")] == ["S1", "S2"]
     with pytest.raises(PermissionDenied):
-        record_fixes.purge_result(node, actor="coord", result_id="R1")
-    record_fixes.purge_result(node, actor="admin", result_id="R1")
+        record_fixes.purge_assessment(node, actor="coord", record_id="R1")
+    record_fixes.purge_assessment(node, actor="admin", record_id="R1")
     assert records.list_assessment_results(node.db, "S2") == []
     assert _trail(node, "assessment.purge") == [("S2", {"result_id": "R1"})]
 
@@ -84,8 +84,8 @@ def test_an_imported_record_counts_as_here_only_while_its_copy_is(two: Any) -> N
         "r-result": ("assessment", "R1", True), "r-case": ("case", case.case_id, True),
         "r-doc": ("document", "D-gone", False),
     }  # fmt: skip
-    record_fixes.purge_result(node, actor="admin", result_id="R1")
-    record_fixes.purge_case(node, actor="admin", case_id=case.case_id)
+    record_fixes.purge_assessment(node, actor="admin", record_id="R1")
+    record_fixes.purge_case(node, actor="admin", record_id=case.case_id)
     found = imports.imported_among(node.db, "a.example.org", wanted)
     assert {k: here for k, (_kind, _id, here) in found.items()} == {"r-result": False, "r-case": False, "r-doc": False}
     assert imports.imported_among(node.db, "b.example.org", wanted) == {}
