@@ -17,6 +17,7 @@ A legitimate new peer is only delayed: its node retries `signature.key_unknown` 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,11 +59,14 @@ class DiscoveryGate:
     def missed(self, key_id: str) -> None:
         _remember(self._missed, key_id, self._clock())
 
-    def found(self, key_id: str) -> None:
-        self._missed.pop(key_id, None)
+
+def _key(name: str) -> str:
+    # A header may be 8 KiB: remembering 10,000 of them as sent would be 80 MiB.
+    return name if len(name) <= 64 else hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _within(seen: OrderedDict[str, float], name: str, now: float, seconds: float) -> bool:
+    name = _key(name)
     at = seen.get(name)
     if at is None:
         return False
@@ -73,6 +77,7 @@ def _within(seen: OrderedDict[str, float], name: str, now: float, seconds: float
 
 
 def _remember(seen: OrderedDict[str, float], name: str, now: float) -> None:
+    name = _key(name)
     seen[name] = now
     seen.move_to_end(name)
     while len(seen) > REMEMBERED:
