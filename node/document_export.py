@@ -75,6 +75,8 @@ def destination(node: Node, doc: Document, target: Path, *, overwrite: bool) -> 
                            hint="write the document outside the home, e.g. -o ~/Documents")  # fmt: skip
     if not path.parent.is_dir():
         raise InvalidInput(f"the folder {path.parent} does not exist", field="-o")
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder", field="-o", hint="give a file name with -o")
     if path.exists() and not overwrite:
         raise _exists(path)
     return path
@@ -94,8 +96,12 @@ def export_to_file(
     path = destination(node, doc, target, overwrite=overwrite)
     require_room(path.parent, doc.length, reserve=0, what=f"writing {path.name}",
                  instead="or choose another folder with -o")  # fmt: skip
-    temp = path.with_name(f".{path.name[:MAX_NAME_BYTES]}.{secrets.token_hex(4)}.partial")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # students' records: the owner's to read
+    temp = path.with_name(f".satchel-{doc.doc_id}-{secrets.token_hex(4)}.partial")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # students' records: the owner's to read
+    except OSError as exc:
+        raise InvalidInput(f"cannot write in {path.parent}: {exc.strerror}", field="-o",
+                           hint="give a folder that you may write to") from None  # fmt: skip
     try:
         with open(fd, "wb") as out:
             _copy(node, doc, out.write, progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,22 @@ def test_any_name_becomes_a_plain_visible_file_name(name: str) -> None:
     assert safe and not safe.startswith(".") and len(safe.encode("utf-8")) <= MAX_NAME_BYTES
     assert not any(c in safe for c in '/\\\x00:*?"<>|') and not any(ord(c) < 32 for c in safe)
     assert safe.strip() == safe or safe == "DOC"
+
+
+def test_a_folder_it_may_not_write_in_or_a_name_that_is_a_folder_is_named(node: Any, doc: Any, tmp_path: Path) -> None:
+    (tmp_path / "taken" / "iep 2026.pdf").mkdir(parents=True)
+    with pytest.raises(InvalidInput, match="is a folder"):
+        document_export.export_to_file(node, actor="coord", doc_id=doc.doc_id, target=tmp_path / "taken",
+                                       overwrite=True)  # fmt: skip
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # Root writes in any folder whatever its mode: an immutable folder refuses even root.
+    lock, unlock = (["chattr", "+i", str(locked)], ["chattr", "-i", str(locked)]) if os.geteuid() == 0 else (
+        ["chmod", "500", str(locked)], ["chmod", "700", str(locked)])  # fmt: skip
+    subprocess.run(lock, check=True)
+    try:
+        with pytest.raises(InvalidInput, match="cannot write in"):
+            document_export.export_to_file(node, actor="coord", doc_id=doc.doc_id, target=locked / "x.pdf")
+    finally:
+        subprocess.run(unlock, check=True)
+    assert list(locked.iterdir()) == [] and _audit(node) == []
