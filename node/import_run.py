@@ -50,7 +50,6 @@ from storage.records import Case, Document
 from storage.transfers import TransferRow
 
 BATCH_SECONDS = 0.25
-_GONE = ("", "", False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +100,7 @@ class _Plan:
     cases: list[tuple[Case, str]] = field(default_factory=list)  # (case, sender domain for a clash)
     supersedes: list[tuple[str, str]] = field(default_factory=list)  # (old doc id, new doc id)
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
+    gone: list[tuple[str, str, str]] = field(default_factory=list)  # (sender, record id, local id) to forget
 
     @property
     def record_count(self) -> int:
@@ -223,8 +223,11 @@ def _plan(
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
     for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
-        if run.done.get(rec.record_id, _GONE)[2]:
-            continue
+        before = run.done.get(rec.record_id)
+        if before is not None:
+            if before[2]:
+                continue
+            plan.gone.append((manifest.sender_domain, rec.record_id, before[1]))  # imported again: its copy is gone
         if rec.kind == "assessment":
             plan.results.append((local_id, sis_id, rec.metadata, run.origin_json(rec.record_id)))
         elif rec.kind == "document":
@@ -285,6 +288,7 @@ def _write(run: _Run, plans: list[_Plan]) -> None:
             records.add_case(db, case)
         for old, new_doc in plan.supersedes:
             records.update_document(db, old, superseded_by=new_doc)
+    imports.forget_gone(db, [g for p in plans for g in p.gone])
     imports.remember_records(db, [r for p in plans for r in p.remembered])
 
 

@@ -180,12 +180,20 @@ def imported_among(
 def remember_records(
     db: sqlite_utils.Database, rows: Iterable[tuple[str, str, str, str, str, str, str]]
 ) -> None:
-    """(source domain, source record id, kind, local id, import id, transfer id, student sis id) each; a record
-    imported again because its earlier copy is gone (see imported_among) now maps to the new copy."""
+    """(source domain, source record id, kind, local id, import id, transfer id, student sis id) each. A record
+    imported again because its earlier copy is gone: forget_gone first (a second import of the same record
+    meanwhile then breaks the primary key, and its student is skipped rather than holding it twice)."""
     db.conn.executemany(
-        "INSERT OR REPLACE INTO imported_records (source_domain, source_record_id, kind, local_id, import_id,"
+        "INSERT INTO imported_records (source_domain, source_record_id, kind, local_id, import_id,"
         " transfer_id, student_sis_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         rows,
+    )
+
+
+def forget_gone(db: sqlite_utils.Database, rows: Iterable[tuple[str, str, str]]) -> None:
+    """(source domain, source record id, local id) of records whose copy here is gone (see imported_among)."""
+    db.conn.executemany(
+        "DELETE FROM imported_records WHERE source_domain = ? AND source_record_id = ? AND local_id = ?", rows
     )
 
 

@@ -4,6 +4,7 @@ an admin, each audited on the students concerned; and a record whose copy is gon
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import pytest
@@ -89,3 +90,19 @@ def test_an_imported_record_counts_as_here_only_while_its_copy_is(two: Any) -> N
     found = imports.imported_among(node.db, "a.example.org", wanted)
     assert {k: here for k, (_kind, _id, here) in found.items()} == {"r-result": False, "r-case": False, "r-doc": False}
     assert imports.imported_among(node.db, "b.example.org", wanted) == {}
+
+
+def test_a_gone_record_is_forgotten_only_as_it_was_and_never_held_twice(two: Any) -> None:
+    # Two imports racing to bring back the same record: the second finds the mapping already renewed, forgets
+    # nothing, and its insert breaks the key (its student is skipped) instead of making a second copy.
+    node = two
+    row = ("a.example.org", "r-doc", "document", "D-old", "I1", "T1", "S1")
+    with write_transaction(node.db):
+        imports.remember_records(node.db, [row])
+    with write_transaction(node.db):
+        imports.forget_gone(node.db, [("a.example.org", "r-doc", "D-old")])
+        imports.remember_records(node.db, [(*row[:3], "D-new", "I2", "T2", "S1")])
+    with pytest.raises(sqlite3.IntegrityError), write_transaction(node.db):
+        imports.forget_gone(node.db, [("a.example.org", "r-doc", "D-old")])  # the other import's view: stale
+        imports.remember_records(node.db, [(*row[:3], "D-third", "I3", "T3", "S1")])
+    assert imports.imported_among(node.db, "a.example.org", ["r-doc"]) == {"r-doc": ("document", "D-new", False)}
