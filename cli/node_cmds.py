@@ -247,6 +247,7 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
             "audit_problem": report.audit_problem, "blobs_used": report.blobs_used,
             "envelopes_waiting": report.envelopes_waiting, "missing": report.missing,
             "blobs_hashed": report.blobs_hashed, "damaged": report.damaged,
+            "exposed": None if report.exposed is None else f"{report.exposed:04o}",
         })  # fmt: skip
     else:
         hashed = ("not read (add --blobs to read every document back)" if report.blobs_hashed is None
@@ -259,6 +260,8 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
             ("Envelopes", f"{report.envelopes_waiting:,} waiting for delivery or a code"),
             ("Missing files", f"{len(report.missing):,}" if report.missing else "none"),
             ("Contents", hashed),
+            ("Access", "owner only" if report.exposed is None
+             else f"other users may enter (mode {report.exposed:04o})"),
         ])  # fmt: skip
     from storage.errors import AuditChainBroken, DatabaseDamaged
 
@@ -267,9 +270,14 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
     if report.audit_problem:
         click.echo(f"Audit log: {report.audit_problem} (error code {AuditChainBroken.code})", err=True)
     _tell_findings(damaged=report.damaged, missing=report.missing)
-    if not report.whole:
+    if report.exposed is not None:
+        home_dir = node.config.home
+        click.echo(f"Exposed: other users of this machine may enter {home_dir} (mode {report.exposed:04o}), and "
+                   f"read the students' records in it; fix it with `chmod 700 {home_dir}`", err=True)  # fmt: skip
+    if report.database or report.audit_problem or report.missing or report.damaged:
         click.echo("Hint: restore what is named from the latest backup that has it (`satchel backup` makes them);"
                    " stop the node first if the database itself is damaged", err=True)  # fmt: skip
+    if not report.whole:
         raise click.exceptions.Exit(1)
 
 

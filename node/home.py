@@ -35,9 +35,9 @@ def resolve_home(option: str | os.PathLike[str] | None, environ: Mapping[str, st
     return Path(option or env.get("SATCHEL_HOME") or DEFAULT_HOME).expanduser().absolute()
 
 
-def _write_secret(path: Path, text: str) -> None:
+def _write_secret(path: Path, text: str, encoding: str = "ascii") -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
+    with os.fdopen(fd, "w", encoding=encoding) as handle:
         handle.write(text)
 
 
@@ -117,6 +117,9 @@ def init_home(
     made_home = not home.exists()
     try:
         home.mkdir(parents=True, exist_ok=True)
+        # The database holds students' records: no other user of the machine may read it, nor anything else
+        # here (an existing empty directory may come with the usual 0755).
+        home.chmod(0o700)
         # The claim: of several `satchel init`s run at once, the one that makes keys/ goes on; the others
         # stop without touching what it writes (removing "their" partial home removed the winner's).
         config.keys_dir.mkdir(mode=0o700)
@@ -136,7 +139,9 @@ def init_home(
         identity, encryption = IdentityKey.generate(), EncryptionKey.generate()
         _write_secret(config.keys_dir / IDENTITY_FILE, identity.export_secret())
         _write_secret(config.keys_dir / ENCRYPTION_FILE, encryption.export_secret())
-        (home / CONFIG_FILE).write_text(render_toml(values), encoding="utf-8")
+        _write_secret(home / CONFIG_FILE, render_toml(values), encoding="utf-8")  # may hold the SMTP password
+        # SQLite creates its -wal and -shm files with the database file's mode.
+        _write_secret(config.db_path, "")
         db = open_database(config.db_path)
         now = now_iso()
         with write_transaction(db):

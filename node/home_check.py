@@ -8,6 +8,7 @@ the part from a backup that still has it.
 from __future__ import annotations
 
 import sqlite3
+import stat
 from dataclasses import dataclass, field
 
 from node.home import Node
@@ -28,15 +29,19 @@ class CheckReport:
     missing: list[str] = field(default_factory=list)
     blobs_hashed: int | None = None  # None: not asked for (--blobs)
     damaged: list[str] = field(default_factory=list)
+    exposed: int | None = None  # the home's mode when other users may enter or read it (homes made before were)
 
     @property
     def whole(self) -> bool:
-        return not (self.database or self.audit_problem or self.missing or self.damaged)
+        return not (self.database or self.audit_problem or self.missing or self.damaged or self.exposed)
 
 
 def check_home(node: Node, *, hash_blobs: bool, progress: Progress | None = None) -> CheckReport:
     """Read-only: nothing is changed, whatever is found."""
     report = CheckReport()
+    mode = stat.S_IMODE(node.config.home.stat().st_mode)
+    if mode & 0o077:
+        report.exposed = mode
     # Damage bad enough stops SQLite itself mid-read, rather than being listed: that is a finding too, the
     # one this command exists for, and the parts that could still be read are still checked.
     try:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from support import make_district
@@ -68,3 +69,17 @@ def test_a_waiting_envelope_that_is_gone_is_named(pair) -> None:
     (a.home / "envelopes" / "out" / f"{tid}.env").unlink()
     found = _check(a, ok=False)
     assert f"Missing: envelope of transfer {tid}" in found.stderr
+
+
+def test_a_home_other_users_may_read_is_named_and_a_new_one_is_not(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    assert stat.S_IMODE(a.home.stat().st_mode) == 0o700  # made so by init
+    for name in ("satchel.db", "satchel.toml"):
+        assert stat.S_IMODE((a.home / name).stat().st_mode) == 0o600, name
+    assert json.loads(_check(a, "--json").stdout)["exposed"] is None
+    os.chmod(a.home, 0o755)  # as homes were made before: the database readable by every user
+    found = _check(a, ok=False)
+    assert found.exit_code == 1 and "other users may enter (mode 0755)" in found.stdout
+    assert f"fix it with `chmod 700 {a.home}`" in found.stderr and "restore" not in found.stderr
+    os.chmod(a.home, 0o700)
+    assert json.loads(_check(a, "--json").stdout)["whole"]
