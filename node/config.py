@@ -139,11 +139,20 @@ def validate_base_url(value: str) -> str:
     return value
 
 
-def _nonempty(name: str) -> Callable[[str], str]:
+# protocol.descriptor.CONTROL_CHARACTERS, which peers refuse in a descriptor (not imported: the CLI loads this
+# module on every start, and protocol pulls in the crypto libraries).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(name: str, *, required: bool) -> Callable[[str], str]:
+    """Text other districts see in the descriptor: printable, and there when required."""
+
     def check(value: str) -> str:
         value = value.strip()
-        if not value:
+        if required and not value:
             raise ConfigError(f"{name} must not be empty", field=name)
+        if _CONTROL.search(value):
+            raise ConfigError(f"{name} contains a control character or line break", field=name)
         return value
 
     return check
@@ -239,9 +248,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "node", "domain", str, None, "the district's internet domain, its name among nodes", validate_domain
     ),
-    Setting("node", "name", str, None, "the district's official name", _nonempty("node.name")),
+    Setting("node", "name", str, None, "the district's official name", _shown("node.name", required=True)),
     Setting("node", "state", str, None, "two-letter state code", validate_state),
-    Setting("node", "city", str, "", "city of the district office"),
+    Setting("node", "city", str, "", "city of the district office", _shown("node.city", required=False)),
     Setting("node", "zip", str, None, "ZIP code of the district office", validate_zip),
     Setting("node", "nces_id", str, "", "seven-digit NCES district id (optional)", validate_nces_id),
     Setting(

@@ -9,15 +9,14 @@ contact or keys changed) must come signed by a key that chains to the one approv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from crypto import IdentityPublicKey
 from node.bounded_read import read_body
 from node.clock import now_iso
-from node.config import is_loopback_host
 from node.directory_client import pin_directory_descriptor
 from node.home import Node
-from node.keyring import Keyring
+from node.keyring import Keyring, domain_proven
 from node.operators import authorize, record
 from node.peers import PeerBadResponse, fetch_descriptor_bytes
 from protocol import InvalidInput, NotFound, SatchelError
@@ -83,11 +82,7 @@ def require_directory(node: Node, *, operator: bool = False) -> None:
 
 
 def _domain_check(descriptor: Descriptor, *, dev_loopback: bool) -> None:
-    parts = urlsplit(descriptor.base_url)
-    host = parts.hostname or ""
-    if dev_loopback and is_loopback_host(host):
-        return
-    if parts.scheme != "https" or not (host == descriptor.domain or host.endswith("." + descriptor.domain)):
+    if not domain_proven(descriptor, dev_loopback=dev_loopback):
         raise DomainNotVerified(
             f"{descriptor.base_url} is not an https URL under {descriptor.domain}", field="base_url"
         )

@@ -9,7 +9,7 @@ from node.district_state import CONTACT_KEY, TRANSFERS_KEY, transfers_enabled
 from node.home import Node
 from node.operators import authorize, record
 from protocol import InvalidInput
-from protocol.descriptor import Contact
+from protocol.descriptor import CONTROL_CHARACTERS, Contact
 from storage import settings
 from storage.database import write_transaction
 
@@ -28,6 +28,10 @@ def set_contact(node: Node, *, actor: str | None, name: str, title: str, email: 
         if len(value.strip()) > limit:
             raise InvalidInput(f"{option} is longer than {limit} characters", field=option,
                                hint="shorten it: it is shown to other districts' coordinators")  # fmt: skip
+    for option, value in (("--name", name), ("--title", title), ("--email", email), ("--phone", phone)):
+        if CONTROL_CHARACTERS.search(value.strip()):
+            raise InvalidInput(f"{option} contains a control character or line break", field=option,
+                               hint="type it again as plain text: it is shown to other districts")  # fmt: skip
     if not _EMAIL.match(email.strip()):
         raise InvalidInput(f"{email[:80]!r} is not an e-mail address", field="--email",
                            hint="give the address peers write to, e.g. --email registrar@district.example")  # fmt: skip

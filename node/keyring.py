@@ -27,7 +27,7 @@ from node.home import Node
 from node.peers import fetch_descriptor_bytes
 from node.public_addresses import is_address_literal, is_public_address, public_only_session
 from protocol import InvalidInput, NotFound, SatchelError
-from protocol.descriptor import Descriptor, verify_descriptor
+from protocol.descriptor import Descriptor, serves_its_domain, verify_descriptor
 from protocol.directory import MAX_LISTING_BYTES, verify_listing
 from protocol.http_signatures import SignatureKeyLookupLimited, SignatureKeyRevoked, SignatureKeyUnknown
 from protocol.key_chain import KnownKey, check_continuity
@@ -45,6 +45,13 @@ class OriginNotAllowed(SatchelError):
 
     code = "peer.origin_not_allowed"
     default_hint = "peers must be reached over https (plain http only on loopback in development mode)"
+
+
+def domain_proven(descriptor: Descriptor, *, dev_loopback: bool) -> bool:
+    """Whether the node serves from its own domain (protocol.descriptor.serves_its_domain); in development
+    mode a node on loopback passes, as it has no certificate to show."""
+    host = urlsplit(descriptor.base_url).hostname or ""
+    return serves_its_domain(descriptor) or (dev_loopback and is_loopback_host(host))
 
 
 def _malformed(message: str) -> InvalidInput:
@@ -277,10 +284,19 @@ class Keyring:
                 f"the node at {base_url} says its URL is {descriptor.base_url}", field="url",
                 hint="use the URL the node publishes in its descriptor",
             )  # fmt: skip
+        if trust == "web" and not domain_proven(descriptor, dev_loopback=self.allow_loopback_http):
+            # Known by nothing but its own web site, a node is who its certificate says: anyone could claim
+            # another district's domain from a host of their own, and squat it before the real one is met.
+            raise OriginNotAllowed(
+                f"{base_url} is not an https URL under {descriptor.domain}, the domain it claims", field="url",
+                hint="a node found by its URL alone must be served from its own domain; pin it with `satchel "
+                "peers add URL` after checking its fingerprint by phone",
+            )  # fmt: skip
         try:
             with write_transaction(self._node.db):
                 if repin:
                     peer_store.forget_identity_keys(self._node.db, descriptor.domain)
+                self._supersede_web(descriptor.domain, trust)
                 self._check_chain(descriptor, verified.signer.key_id)
                 self.store_descriptor(
                     descriptor, body, trust=trust, trusted_via=base_url, pinned_by=pinned_by
@@ -288,6 +304,13 @@ class Keyring:
         finally:
             self.forget_cached()  # committed or rolled back, what was cached may be stale either way
         return descriptor
+
+    def _supersede_web(self, domain: str, trust: str) -> None:
+        """Keys a domain's own web site gave are no evidence against the same domain pinned by an operator or
+        vetted by a directory: those replace them (they would otherwise be refused as a key change)."""
+        existing = peer_store.get(self._node.db, domain)
+        if existing is not None and existing.trust == "web" and trust != "web":
+            peer_store.forget_identity_keys(self._node.db, domain)
 
     def _check_chain(self, descriptor: Descriptor, signer: str) -> None:
         known = {
@@ -309,6 +332,7 @@ class Keyring:
         signer = verify_descriptor(signed).signer.key_id
         try:
             with write_transaction(self._node.db):
+                self._supersede_web(descriptor.domain, trust)
                 self._check_chain(descriptor, signer)
                 peer_store.store(
                     self._node.db, descriptor, signed, trust=trust, trusted_via=trusted_via, pinned_by=pinned_by,

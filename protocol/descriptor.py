@@ -7,12 +7,15 @@ purpose ``satchel/v1/descriptor``, signed by one of the identity keys it lists.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from crypto import IdentityPublicKey
 from protocol.errors import MalformedMessage, SatchelError
 from protocol.json_strict import dumps_canonical, loads_object, take
+from protocol.manifest import DOMAIN_RE
 from protocol.signed_document import b64url, sign_document, unb64url, verify_document
 
 PURPOSE = "satchel/v1/descriptor"
@@ -22,6 +25,9 @@ PROTOCOL_VERSIONS = ("satchel/1",)
 KEY_USES = ("identity", "encryption")
 ROLES = ("district", "directory")
 MAX_DESCRIPTOR_BYTES = 256 * 1024  # the signed document, as spec/descriptor.md step 1 says
+# What a registrar's terminal or an e-mail header must never be handed from another node: C0 and C1
+# controls (ESC starts terminal sequences that can rewrite what was printed before), line separators.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class DescriptorMismatch(SatchelError):
@@ -189,7 +195,7 @@ def parse_descriptor(payload: bytes) -> Descriptor:
     for name, items in (("protocol_versions", versions), ("revoked_keys", revoked)):
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
             raise MalformedMessage(f"{name} must be a list of strings", field=name)
-    return Descriptor(
+    descriptor = Descriptor(
         version=version,
         role=take(obj, "role", str, what=what),
         domain=take(obj, "domain", str, what=what),
@@ -206,6 +212,30 @@ def parse_descriptor(payload: bytes) -> Descriptor:
         issued_at=take(obj, "issued_at", str, what=what),
         revoked_keys=tuple(revoked),
     )
+    _check_shown(descriptor)
+    return descriptor
+
+
+def _check_shown(descriptor: Descriptor) -> None:
+    """The domain is a domain name; what is shown to people is text without control characters."""
+    if not DOMAIN_RE.match(descriptor.domain):
+        raise MalformedMessage(f"{descriptor.domain[:80]!r} is not a lower-case domain name", field="domain")
+    contact = descriptor.coordinator
+    shown = [("name", descriptor.name), ("state", descriptor.state), ("city", descriptor.city),
+             ("zip", descriptor.zip), ("nces_id", descriptor.nces_id), ("base_url", descriptor.base_url)]  # fmt: skip
+    if contact is not None:
+        shown += [(f"coordinator.{k}", v) for k, v in contact.to_json().items()]
+    for name, value in shown:
+        if CONTROL_CHARACTERS.search(value):
+            raise MalformedMessage(f"{name} contains a control character or line break", field=name)
+
+
+def serves_its_domain(descriptor: Descriptor) -> bool:
+    """Whether ``base_url`` is https on the domain or under it: whoever serves it holds a certificate for a
+    name in that domain, the proof a node gives that the domain is its own (spec/descriptor.md)."""
+    parts = urlsplit(descriptor.base_url)
+    host = parts.hostname or ""
+    return parts.scheme == "https" and (host == descriptor.domain or host.endswith("." + descriptor.domain))
 
 
 def sign_descriptor(descriptor: Descriptor, key: Any) -> bytes:

@@ -138,3 +138,12 @@ def test_status_and_the_email_template_speak_json(make_home) -> None:
     assert text.startswith("Subject: ") and "--student [SIS ID]" in text
     both = run_cli(home, "codes", "email-template", "--grade", "--student", ok=False)
     assert both.exit_code == 2 and "not both" in both.stderr
+
+
+def test_a_contact_with_control_characters_is_refused(make_home) -> None:
+    # It is published in the descriptor, which every peer would then refuse (protocol.descriptor).
+    home = make_home()
+    for option, value in (("--name", "Jane\x1b[2JDoe"), ("--phone", "+1 217\r555")):
+        args = {"--name": "Jane Doe", "--email": "jd@a.example.org", "--phone": "+1 217-555-0100"} | {option: value}
+        refused = run_cli(home, "contact", "set", "--as", "coord", *[x for kv in args.items() for x in kv], ok=False)
+        assert refused.exit_code == 2 and f"{option} contains a control character" in refused.stderr

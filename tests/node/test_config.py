@@ -42,6 +42,9 @@ def test_defaults_and_env_override(tmp_path: Path) -> None:
         ("requests", "holidays", "20261225", "requests.holidays"),
         ("storage", "reserve_mib", -1, "storage.reserve_mib"),
         ("storage", "reserve_mib", (1 << 20) + 1, "storage.reserve_mib"),
+        ("node", "name", "District\x1b[2J", "node.name"),  # peers refuse a descriptor that shows it
+        ("node", "city", "Spring\nfield", "node.city"),
+        ("federation", "key_lookups_per_minute", 0, "federation.key_lookups_per_minute"),
     ],
 )
 def test_bad_values_name_their_field(

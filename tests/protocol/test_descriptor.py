@@ -13,6 +13,7 @@ from protocol.descriptor import (
     DescriptorMismatch,
     PublishedKey,
     parse_descriptor,
+    serves_its_domain,
     sign_descriptor,
     verify_descriptor,
 )
@@ -109,3 +110,39 @@ def test_arbitrary_bytes_raise_only_coded_errors(data: bytes) -> None:
 def test_arbitrary_payload_objects_raise_only_coded_errors(obj: dict) -> None:
     with pytest.raises(SatchelError):
         parse_descriptor(json.dumps(obj).encode())
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("name", "District A\x1b[2J"), ("city", "Spring\nfield"), ("zip", "62701\r"), ("base_url", "https://a\x00b"),
+    ("coordinator", Contact(name="Jane", title="Registrar", email="jd@a.example.org", phone="+1 217\x1b[1A555")),
+    ("coordinator", Contact(name="Jane\u2028Doe", email="jd@a.example.org")),
+    ("domain", "A.EXAMPLE.ORG"), ("domain", "a.example.org\r\nBcc: x"), ("domain", "localhost"),
+])  # fmt: skip
+def test_what_is_shown_to_people_is_plain_text_and_the_domain_a_domain(field: str, value: object) -> None:
+    # Shown in a registrar's terminal (ESC sequences can rewrite what was printed before, such as the phone
+    # number to read a code to) and in e-mail subjects (a line break adds headers).
+    payload = json.dumps(_descriptor(**{field: value}).to_json()).encode()
+    with pytest.raises(SatchelError) as refused:
+        parse_descriptor(payload)
+    assert refused.value.code == "message.malformed"
+    assert refused.value.field in (field, f"coordinator.{field}") or refused.value.field.startswith("coordinator.")
+
+
+@given(st.text(max_size=30))
+def test_any_printable_name_is_kept_and_any_control_character_refused(name: str) -> None:
+    payload = json.dumps(_descriptor(name=name).to_json()).encode()
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in name):
+        with pytest.raises(SatchelError):
+            parse_descriptor(payload)
+    else:
+        assert parse_descriptor(payload).name == name
+
+
+@pytest.mark.parametrize(("base_url", "proven"), [
+    ("https://a.example.org", True), ("https://satchel.a.example.org", True),
+    ("https://satchel.a.example.org:8443", True),
+    ("http://satchel.a.example.org", False), ("https://evil.example", False), ("https://xa.example.org", False),
+    ("https://a.example.org.evil.example", False), ("https://127.0.0.1", False),
+])  # fmt: skip
+def test_a_node_serves_its_domain_only_from_a_host_in_it(base_url: str, proven: bool) -> None:
+    assert serves_its_domain(_descriptor(base_url=base_url)) is proven
