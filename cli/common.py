@@ -253,7 +253,7 @@ def deliver_now(home: str | None) -> None:
     if since and tell_unsent(home, since):
         # What was done here stands (it is stored and audited), but what it was for did not happen: a script
         # or a registrar reading only the exit status must not take it for done.
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 def tell_unsent(home: str | None, since: str) -> bool:
