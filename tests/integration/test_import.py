@@ -37,6 +37,16 @@ def _wait(condition, timeout: float = 20.0) -> None:
         time.sleep(0.2)
 
 
+def _add_iep(a, path: Path) -> str:
+    return json.loads(a.cli("documents", "add", "100001", str(path), "--type", "iep", "--as", "coord",
+                            "--json").stdout)["doc_id"]  # fmt: skip
+
+
+def _import(b, transfer_id: str) -> None:
+    b.cli("import", "preview", transfer_id, "--as", "coord")
+    b.cli("import", "run", transfer_id, "--as", "coord")
+
+
 def _send_accept(a, b, *students: str, extra: tuple[str, ...] = ()) -> str:
     args = [x for s in students for x in ("--student", s)]
     sent = json.loads(a.cli("send", "--to", "b.example.org", *args, *extra, "--as", "coord", "--json").stdout)
@@ -189,11 +199,9 @@ def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path)
     a, b, _ = pair
     doc = tmp_path / "iep.pdf"
     doc.write_bytes(b"first version " + os.urandom(10_000))
-    a_doc = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
-                             "--json").stdout)["doc_id"]  # fmt: skip
+    a_doc = _add_iep(a, doc)
     tid = _send_accept(a, b, "100001", extra=("--documents", a_doc))
-    b.cli("import", "preview", tid, "--as", "coord")
-    b.cli("import", "run", tid, "--as", "coord")
+    _import(b, tid)
     [landed] = _json(b, "documents", "list", "100001", "--json")
     # It landed on the wrong student: move it, then delete and purge.
     b.cli("documents", "move", landed["doc_id"], "--to", "100002", "--as", "coord")
@@ -209,14 +217,12 @@ def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path)
     # The sender redoes the transfer for the right student: what was purged here comes again (it was not
     # skipped as "already imported"), as a new copy; a second redo adds nothing.
     redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
-    b.cli("import", "preview", redo, "--as", "coord")
-    b.cli("import", "run", redo, "--as", "coord")
+    _import(b, redo)
     [again] = _json(b, "documents", "list", "100001", "--json")
     assert again["sha256"] == landed["sha256"] and again["doc_id"] != landed["doc_id"]
     assert again["origin"]["envelope"] == redo and blob.exists()
     twice = _send_accept(a, b, "100001", extra=("--documents", a_doc))
-    b.cli("import", "preview", twice, "--as", "coord")
-    b.cli("import", "run", twice, "--as", "coord")
+    _import(b, twice)
     assert [d["doc_id"] for d in _json(b, "documents", "list", "100001", "--json")] == [again["doc_id"]]
 
     # The sender corrects the document: the receiver gets it as a new version of what it received.
@@ -228,8 +234,7 @@ def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path)
         "documents", "move", landed["doc_id"], "--to", "100001", "--as", "coord", ok=False
     )  # purged: refused
     tid2 = _send_accept(a, b, "100001", extra=("--documents", newest["doc_id"]))
-    b.cli("import", "preview", tid2, "--as", "coord")
-    b.cli("import", "run", tid2, "--as", "coord")
+    _import(b, tid2)
     versions = {d["doc_id"]: d for d in _json(b, "documents", "list", "100001", "--json")}
     [new_version] = [d for d in versions.values() if d["replaces"] == again["doc_id"]]  # the copy still here
     assert new_version["origin"]["envelope"] == tid2
@@ -241,19 +246,16 @@ def test_a_redo_accepted_before_the_purge_keeps_its_bytes(pair, tmp_path: Path) 
     a, b, _ = pair
     doc = tmp_path / "iep.pdf"
     doc.write_bytes(os.urandom(20_000))
-    a_doc = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
-                             "--json").stdout)["doc_id"]  # fmt: skip
+    a_doc = _add_iep(a, doc)
     first = _send_accept(a, b, "100001", extra=("--documents", a_doc))
-    b.cli("import", "preview", first, "--as", "coord")
-    b.cli("import", "run", first, "--as", "coord")
+    _import(b, first)
     [landed] = _json(b, "documents", "list", "100001", "--json")
     redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
     b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
     b.cli("purge", landed["doc_id"], "--as", "admin")
     blob = b.home / "blobs" / "sha256" / landed["sha256"][:2] / landed["sha256"]
     assert blob.exists()  # held for the redo
-    b.cli("import", "preview", redo, "--as", "coord")
-    b.cli("import", "run", redo, "--as", "coord")
+    _import(b, redo)
     [again] = [d for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"]
     assert again["sha256"] == landed["sha256"] and again["origin"]["envelope"] == redo
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == landed["sha256"]
