@@ -186,6 +186,22 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, empty:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
+# How this node knows another district, in words for whoever decides whether to act on what it sent.
+TRUST_WORDS = {
+    "pinned": "pinned here after a fingerprint check",
+    "directory": "listed by a trusted directory",
+    "web": "known only from its own web site: confirm with its coordinator by phone",
+    None: "not known here",
+}
+
+
+def trust_of(node: Node, domain: str) -> str | None:
+    from storage import peers
+
+    peer = peers.get(node.db, domain)
+    return peer.trust if peer is not None else None
+
+
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
     pairs = list(pairs)
     width = max((len(k) for k, _ in pairs), default=0)

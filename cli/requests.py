@@ -8,6 +8,7 @@ import click
 
 from cli.common import (
     CONTEXT,
+    TRUST_WORDS,
     as_option,
     deliver_now,
     home_option,
@@ -17,6 +18,7 @@ from cli.common import (
     print_fields,
     print_json,
     print_table,
+    trust_of,
 )
 
 
@@ -102,9 +104,11 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
 
     with opened(home) as node:
         view = requests_flow.show(node, request_id)
+        trust = trust_of(node, view.request.from_domain)
     r, s, e = view.request, view.request.student, view.request.enrolment
     data = {
-        "request_id": r.request_id, "from": r.from_domain, "to": r.to_domain, "state": view.row.state,
+        "request_id": r.request_id, "from": r.from_domain, "from_trust": trust, "to": r.to_domain,
+        "state": view.row.state,
         "overdue": view.overdue, "requester": {"name": r.requester.name, "email": r.requester.email,
                                                "phone": r.requester.phone},
         "student": {"given_name": s.given_name, "family_name": s.family_name, "birth_date": s.birth_date.isoformat(),
@@ -122,7 +126,7 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     print_fields([
         ("Request", r.request_id), ("State", view.row.state + (" (OVERDUE)" if view.overdue else "")),
         ("Asked by", f"{r.requester.name} <{r.requester.email}> {r.requester.phone} of {r.from_domain} "
-                     "(verified signature)"),
+                     f"(verified signature; {TRUST_WORDS[trust]})"),
         ("Student", f"{s.given_name} {s.family_name}, born {s.birth_date}, grade {s.grade or '-'}"),
         ("Enrolled there", f"{e.school}, grade {e.grade}, since {e.start_date} ({e.type})" if e else "(not stated)"),
         ("Comments", r.comments or "-"),

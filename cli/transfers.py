@@ -10,6 +10,7 @@ import click
 
 from cli.common import (
     CONTEXT,
+    TRUST_WORDS,
     as_option,
     deliver_now,
     home_option,
@@ -20,6 +21,7 @@ from cli.common import (
     print_json,
     print_table,
     run,
+    trust_of,
 )
 from cli.progress import progress_line
 
@@ -426,12 +428,14 @@ def transfers_show(
                 )  # fmt: skip
         nexts = sorted(e.value for e in allowed_events(row.status))
         delivery = pending_delivery(node, row)
+        trust = trust_of(node, row.peer)
     if as_json:
         print_json(
             {
                 "transfer_id": transfer_id,
                 "side": row.status.side.value,
                 "peer": row.peer,
+                "peer_trust": trust,
                 "state": row.state,
                 "students": row.students,
                 "records": row.records,
@@ -453,7 +457,8 @@ def transfers_show(
         return
     print_fields([
         ("Transfer", transfer_id), ("Direction", "outgoing" if row.status.side.value == "sender" else "incoming"),
-        ("District", row.peer), ("State", row.state), ("Students", row.students), ("Records", row.records),
+        ("District", f"{row.peer} ({TRUST_WORDS[trust]})"), ("State", row.state), ("Students", row.students),
+        ("Records", row.records),
         ("Created", row.created_at), ("Expires", row.status.expires.isoformat() if row.status.expires else "-"),
         ("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}"),
         ("Note", row.note or "-"),

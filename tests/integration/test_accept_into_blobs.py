@@ -92,7 +92,9 @@ def test_a_failed_accept_leaves_no_blob_and_can_be_retried(pair, tmp_path: Path)
     assert failed.exit_code != 0
     assert not _blob(b.home, sha).exists()
     assert not list((b.home / "blobs" / "tmp").iterdir())
-    assert json.loads(b.cli("transfers", "show", tid, "--json").stdout)["state"] == "received"
+    shown = json.loads(b.cli("transfers", "show", tid, "--json").stdout)
+    assert shown["state"] == "received" and shown["peer_trust"] == "pinned"
+    assert "a.example.org (pinned here after a fingerprint check)" in b.cli("transfers", "show", tid).stdout
 
     envelope.write_bytes(whole)
     b.cli("accept", tid, "--code", sent["code"], "--as", "coord")

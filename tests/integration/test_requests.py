@@ -48,6 +48,9 @@ def test_request_alert_release_transfer_and_import(pair) -> None:
     _wait(lambda: any(request_id in s for s in mailbox.to("coord@a.example.org")))
     shown = _json(a, "requests", "show", request_id, "--json")
     assert shown["requester"]["email"] == "coord@b.example.org" and shown["from"] == "b.example.org"
+    assert shown["from_trust"] == "pinned"  # how A knows B, for whoever decides whether to release
+    assert "of b.example.org (verified signature; pinned here after a fingerprint check)" in a.cli(
+        "requests", "show", request_id).stdout
     assert shown["enrolment"]["school"] == "Lincoln Middle School"
     assert shown["candidates"]["status"] == "matched" and shown["candidates"]["proposed"] == "100001"
 
