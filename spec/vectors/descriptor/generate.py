@@ -1,0 +1,129 @@
+"""Generate spec/vectors/descriptor/vectors.json from the code (never edit the JSON by hand).
+
+    .venv/bin/python spec/vectors/descriptor/generate.py          # rewrite vectors.json
+    .venv/bin/python spec/vectors/descriptor/generate.py --check  # exit 1 if it is stale
+
+Each case is a served descriptor document (spec/descriptor.md) and what a verifier must make of it: the
+descriptor's domain and whether it serves that domain (step 8), or the error code and field it is refused
+with. Keys come from fixed seeds; Ed25519 signatures are deterministic, so the file is the same every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from crypto import EncryptionKey, IdentityKey
+from protocol import SatchelError
+from protocol.descriptor import (
+    PURPOSE,
+    Contact,
+    Descriptor,
+    PublishedKey,
+    encode_descriptor,
+    serves_its_domain,
+    sign_descriptor,
+    verify_descriptor,
+)
+from protocol.signed_document import sign_document
+
+OUT = Path(__file__).resolve().parent / "vectors.json"
+
+
+def seed(label: str) -> bytes:
+    return hashlib.sha256(b"satchel/v1/vectors/descriptor/" + label.encode()).digest()
+
+
+IDENTITY = IdentityKey(seed("identity"))
+OTHER = IdentityKey(seed("other-identity"))
+ENCRYPTION = EncryptionKey(seed("mlkem")[:32] + seed("mlkem-2")[:32] + seed("x25519"))
+
+BASE = Descriptor(
+    role="district", domain="springfield.k12.example", name="Springfield School District 186", state="IL",
+    city="Springfield", zip="62701", nces_id="1737140", base_url="https://satchel.springfield.k12.example",
+    transfers_enabled=True,
+    coordinator=Contact(name="Jane Doe", title="Registrar", email="jdoe@springfield.k12.example",
+                        phone="+1 217-555-0100"),
+    keys=(
+        PublishedKey(key_id=IDENTITY.public_key.key_id, use="identity", algorithm="ed25519",
+                     public_key=IDENTITY.public_key.raw, not_before="2026-01-01T00:00:00Z"),
+        PublishedKey(key_id=ENCRYPTION.public_key.key_id, use="encryption", algorithm="mlkem768-x25519",
+                     public_key=ENCRYPTION.public_key.raw, not_before="2026-01-01T00:00:00Z",
+                     not_after="2027-01-01T00:00:00Z"),
+    ),
+    issued_at="2026-12-05T00:00:00Z",
+)  # fmt: skip
+
+
+def _signed_anyway(descriptor: Descriptor, key: IdentityKey = IDENTITY) -> bytes:
+    """Signed without sign_descriptor's own checks, as a hostile or broken node could."""
+    return sign_document(PURPOSE, encode_descriptor(descriptor), key)
+
+
+def _flip_signature(document: bytes) -> bytes:
+    outer = json.loads(document)
+    signature = outer["signature"]
+    outer["signature"] = ("A" if signature[0] != "A" else "B") + signature[1:]
+    return json.dumps(outer, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _cases() -> list[tuple[str, str, bytes]]:
+    contact = BASE.coordinator
+    assert contact is not None
+    return [
+        ("valid", "a district's descriptor, served from a host in its domain", sign_descriptor(BASE, IDENTITY)),
+        ("valid-web-host-outside-domain",
+         "well-formed, but served from a host outside the domain it claims: a verifier that met it only by its "
+         "URL must not take the domain from it (descriptor.md step 8)",
+         sign_descriptor(replace(BASE, base_url="https://satchel.other-host.example"), IDENTITY)),
+        ("signature-flipped", "one base64url character of the signature changed",
+         _flip_signature(sign_descriptor(BASE, IDENTITY))),
+        ("signer-not-listed", "signed by a key the descriptor does not list", _signed_anyway(BASE, OTHER)),
+        ("name-with-escape", "ESC [2J in the name: a terminal would clear the screen",
+         _signed_anyway(replace(BASE, name="Springfield\x1b[2J"))),
+        ("phone-with-carriage-return", "a CR in the coordinator's phone",
+         _signed_anyway(replace(BASE, coordinator=replace(contact, phone="+1 217\r555-0100")))),
+        ("domain-upper-case", "a domain must be lower case",
+         _signed_anyway(replace(BASE, domain="Springfield.K12.example"))),
+        ("domain-with-line-break", "a line break in the domain would add e-mail headers",
+         _signed_anyway(replace(BASE, domain="springfield.k12.example\r\nbcc: x@evil.example"))),
+        ("domain-single-label", "a domain has at least two labels", _signed_anyway(replace(BASE, domain="localhost"))),
+    ]  # fmt: skip
+
+
+def _expect(document: bytes) -> dict[str, Any]:
+    try:
+        descriptor = verify_descriptor(document).descriptor
+    except SatchelError as exc:
+        return {"error": exc.code, "field": exc.field}
+    return {"domain": descriptor.domain, "serves_its_domain": serves_its_domain(descriptor)}
+
+
+def build() -> dict[str, Any]:
+    return {
+        "about": "spec/descriptor.md: served descriptor documents and what a verifier makes of each",
+        "cases": [
+            {"name": name, "why": why, "document": document.decode("ascii"), "expect": _expect(document)}
+            for name, why, document in _cases()
+        ],
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        return 0 if OUT.exists() and OUT.read_text() == text else 1
+    OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
