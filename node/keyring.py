@@ -284,9 +284,7 @@ class Keyring:
                 f"the node at {base_url} says its URL is {descriptor.base_url}", field="url",
                 hint="use the URL the node publishes in its descriptor",
             )  # fmt: skip
-        if trust == "web" and not domain_proven(descriptor, dev_loopback=self.allow_loopback_http):
-            # Known by nothing but its own web site, a node is who its certificate says: anyone could claim
-            # another district's domain from a host of their own, and squat it before the real one is met.
+        if trust == "web" and not self._may_claim(descriptor):
             raise OriginNotAllowed(
                 f"{base_url} is not an https URL under {descriptor.domain}, the domain it claims", field="url",
                 hint="a node found by its URL alone must be served from its own domain; pin it with `satchel "
@@ -304,6 +302,16 @@ class Keyring:
         finally:
             self.forget_cached()  # committed or rolled back, what was cached may be stale either way
         return descriptor
+
+    def _may_claim(self, descriptor: Descriptor) -> bool:
+        """Whether a descriptor met by its URL alone may speak for its domain. Known by nothing but its own web
+        site, a node is who its certificate says: anyone could otherwise claim another district's domain from
+        a host of their own, and squat it before the real one is met. A domain already pinned or vetted (a
+        pinned node may live anywhere) is guarded by its key chain instead, and keeps its trust."""
+        if domain_proven(descriptor, dev_loopback=self.allow_loopback_http):
+            return True
+        known = peer_store.get(self._node.db, descriptor.domain)
+        return known is not None and known.trust != "web"
 
     def _supersede_web(self, domain: str, trust: str) -> None:
         """Keys a domain's own web site gave are no evidence against the same domain pinned by an operator or

@@ -103,6 +103,10 @@ def test_a_node_met_by_its_url_alone_must_serve_its_claimed_domain(home: Path, t
                 # An operator who checked the fingerprint by phone may pin it wherever it is served.
                 await keyring.fetch_peer(url, trust="pinned", pinned_by="admin")
                 assert peer_store.get(node.db, "b.example.org").trust == "pinned"  # type: ignore[union-attr]
+                # Met again by its URL (a response signed with a key not seen yet, after a rotation): the domain
+                # is pinned, so its key chain guards it, and it stays pinned.
+                await keyring.fetch_peer(url, trust="web")
+                assert peer_store.get(node.db, "b.example.org").trust == "pinned"  # type: ignore[union-attr]
                 await keyring.close()
 
     try:
