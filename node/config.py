@@ -177,6 +177,13 @@ def _reserve_mib(value: int) -> int:
     return value
 
 
+def _unlisted_inbox_mib(value: int) -> int:
+    if not 0 <= value <= 1 << 20:
+        raise ConfigError("envelope.unlisted_inbox_mib must be from 0 to 1048576 (1 TiB)",
+                          field="envelope.unlisted_inbox_mib")  # fmt: skip
+    return value
+
+
 def _key_lookups(value: int) -> int:
     if not 1 <= value <= 10_000:
         raise ConfigError("federation.key_lookups_per_minute must be from 1 to 10000",
@@ -292,6 +299,16 @@ SETTINGS: tuple[Setting, ...] = (
         "envelope", "default_expiry_days", int, 30, "days a transfer stays open when --expires is not given"
     ),
     Setting(
+        "envelope",
+        "unlisted_inbox_mib",
+        int,
+        4096,
+        "most MiB of sealed envelopes waiting for a code from districts known only from their own web site"
+        " (neither pinned nor in a trusted directory); more from them is refused until some are accepted,"
+        " rejected or expire",
+        _unlisted_inbox_mib,
+    ),
+    Setting(
         "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
     ),
     Setting(
@@ -375,6 +392,11 @@ class EnvelopeSection:
     min_argon2_memory_kib: int
     max_size_mib: int
     default_expiry_days: int
+    unlisted_inbox_mib: int
+
+    @property
+    def unlisted_inbox_bytes(self) -> int:
+        return self.unlisted_inbox_mib << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.busy": 503,
     "signature.key_lookup_limited": 503,
     "storage.full": 507,
+    "transfer.unlisted_inbox_full": 507,  # 5xx: the sender's outbox tries again later
     "storage.schema_newer": 500,
     "storage.database_damaged": 500,
     "storage.permission_denied": 500,

@@ -27,7 +27,7 @@ from node.operators import record
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
 from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
-from protocol import InvalidInput, NotFound
+from protocol import InvalidInput, NotFound, SatchelError
 from protocol.content_digest import DigestUnsupportedAlgorithm, parse_content_digest
 from protocol.envelope_errors import EnvelopeMalformed, EnvelopeSignatureInvalid, EnvelopeTruncated
 from protocol.envelope_format import EnvelopeHeader, OpenPolicy, max_prefix_length
@@ -90,11 +90,13 @@ async def receive_envelope(request: web.Request) -> web.Response:
                             continue
                         header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
                         _require_room(node, inbox, header.envelope_length, peer.domain)
+                        _require_unlisted_room(node, header.envelope_length, peer.domain)
                         chunk, prefix = bytes(prefix), bytearray()
                     await writer.write(chunk)
                 if header is None:  # a short envelope: the whole of it is the prefix
                     header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
                     _require_room(node, inbox, header.envelope_length, peer.domain)
+                    _require_unlisted_room(node, header.envelope_length, peer.domain)
                     await writer.write(bytes(prefix))
                 await writer.drain()
             finally:
@@ -147,6 +149,36 @@ def _require_room(node: Node, inbox: Path, length: int, sender: str) -> None:
         f"{node.config.node.domain} has no room for a {size_text(length)} envelope now",
         hint="your node keeps the envelope and tries again later; its operator has been told in the node's log",
     )
+
+
+class UnlistedInboxFull(SatchelError):
+    """Envelopes waiting for a code from districts known only from their own web site fill what this node keeps
+    for them (envelope.unlisted_inbox_mib)."""
+
+    code = "transfer.unlisted_inbox_full"
+    default_hint = (
+        "your node keeps the envelope and tries again later; to be received at once, have the receiving "
+        "district pin your node (`satchel peers add URL`) or join a directory it trusts"
+    )
+
+
+def _require_unlisted_room(node: Node, length: int, sender: str) -> None:
+    """Anyone holding an https host in a domain can send envelopes here: bound what such senders may keep
+    waiting, so that they cannot fill the disk against the districts this node knows."""
+    peer = peers.get(node.db, sender)
+    if peer is None or peer.trust != "web":
+        return
+    waiting = store.waiting_from_unlisted(node.db)
+    limit = node.config.envelope.unlisted_inbox_bytes
+    if waiting + length <= limit:
+        return
+    log.warning("refused a %s envelope from %s, known only from its own web site: %s from such districts already"
+                " wait for a code (envelope.unlisted_inbox_mib: %s)", size_text(length), sender, size_text(waiting),
+                size_text(limit))  # fmt: skip
+    raise UnlistedInboxFull(
+        f"{node.config.node.domain} keeps at most {size_text(limit)} of envelopes waiting from districts it knows "
+        f"only from their own web site, and {size_text(waiting)} already wait", field="envelope",
+    )  # fmt: skip
 
 
 def _check_header(

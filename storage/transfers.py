@@ -73,6 +73,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
 
+def waiting_from_unlisted(db: sqlite_utils.Database) -> int:
+    """Bytes of sealed envelopes waiting for a code here from districts known only from their own web site."""
+    return int(db.execute(
+        "SELECT coalesce(sum(t.envelope_length), 0) FROM transfers t JOIN peers p ON p.domain = t.peer"
+        " WHERE t.side = 'receiver' AND t.state = 'received' AND p.trust = 'web'"
+    ).fetchone()[0])  # fmt: skip
+
+
 def get(db: sqlite_utils.Database, transfer_id: str, *, local_domain: str) -> TransferRow | None:
     row = db.execute(f"SELECT {_COLS} FROM transfers WHERE transfer_id = ?", [transfer_id]).fetchone()
     return _row(row, local_domain) if row else None
