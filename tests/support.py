@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 from click.testing import CliRunner, Result
@@ -171,6 +172,19 @@ def make_district(tmp: Path, domain: str, smtp_port: int | None = None) -> Distr
     d.cli("transfers", "enable", "--as", "coord")
     d.cli("roster", "import", str(write_bundle(tmp / f"roster-{domain}", sample_bundle())), "--as", "coord")
     return d
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of the repository that is not a package module (spec/tools, spec/vectors generators)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_until(condition, timeout: float = 30.0) -> None:

@@ -3,7 +3,6 @@ alone reaches each case's verdict."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -13,16 +12,14 @@ import pytest
 from protocol import SatchelError
 from protocol.descriptor import serves_its_domain, verify_descriptor
 
+from support import load_script
+
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "descriptor"
 CASES = json.loads((VECTORS / "vectors.json").read_text())["cases"]
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("descriptor_vectors_generate", VECTORS / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(VECTORS / "generate.py", "descriptor_vectors_generate")
 
 
 def test_vectors_are_what_the_generator_produces() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,8 @@ from protocol.http_signatures import (
     verify_request,
     verify_response,
 )
+
+from support import load_script
 
 # --- RFC 9421 Appendix B.2.6 ---------------------------------------------------------------------------
 
@@ -679,11 +680,7 @@ VECTORS = SPEC / "vectors" / "request-signing"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("request_signing_generate", VECTORS / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(VECTORS / "generate.py", "request_signing_generate")
 
 
 def test_vectors_are_what_the_generator_produces() -> None:

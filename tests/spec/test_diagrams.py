@@ -1,7 +1,5 @@
 """The state diagrams and transition tables in spec/ are generated from the machines' tables and up to date."""
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -9,18 +7,13 @@ import pytest
 
 from protocol import code_claim_states, request_states, transfer_states
 
+from support import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "satchel_spec_diagrams", ROOT / "spec" / "tools" / "diagrams.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "spec" / "tools" / "diagrams.py", "satchel_spec_diagrams")
 
 
 diagrams = _load()
