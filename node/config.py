@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from node.errors import ConfigError, HomeMissing
+from protocol.roster import CONTROL_CHARACTERS
 
 CONFIG_FILE = "satchel.toml"
 
@@ -139,11 +140,6 @@ def validate_base_url(value: str) -> str:
     return value
 
 
-# protocol.descriptor.CONTROL_CHARACTERS, which peers refuse in a descriptor (not imported: the CLI loads this
-# module on every start, and protocol pulls in the crypto libraries).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def _shown(name: str, *, required: bool) -> Callable[[str], str]:
     """Text other districts see in the descriptor: printable, and there when required."""
 
@@ -151,7 +147,7 @@ def _shown(name: str, *, required: bool) -> Callable[[str], str]:
         value = value.strip()
         if required and not value:
             raise ConfigError(f"{name} must not be empty", field=name)
-        if _CONTROL.search(value):
+        if CONTROL_CHARACTERS.search(value):  # peers refuse a descriptor that shows one
             raise ConfigError(f"{name} contains a control character or line break", field=name)
         return value
 

@@ -9,7 +9,8 @@ from node.district_state import CONTACT_KEY, TRANSFERS_KEY, transfers_enabled
 from node.home import Node
 from node.operators import authorize, record
 from protocol import InvalidInput
-from protocol.descriptor import CONTROL_CHARACTERS, Contact
+from protocol.descriptor import Contact
+from protocol.roster import CONTROL_CHARACTERS
 from storage import settings
 from storage.database import write_transaction
 

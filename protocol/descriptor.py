@@ -7,7 +7,6 @@ purpose ``satchel/v1/descriptor``, signed by one of the identity keys it lists.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from crypto import IdentityPublicKey
 from protocol.errors import MalformedMessage, SatchelError
 from protocol.json_strict import dumps_canonical, loads_object, take
 from protocol.manifest import DOMAIN_RE
+from protocol.roster import CONTROL_CHARACTERS
 from protocol.signed_document import b64url, sign_document, unb64url, verify_document
 
 PURPOSE = "satchel/v1/descriptor"
@@ -25,9 +25,6 @@ PROTOCOL_VERSIONS = ("satchel/1",)
 KEY_USES = ("identity", "encryption")
 ROLES = ("district", "directory")
 MAX_DESCRIPTOR_BYTES = 256 * 1024  # the signed document, as spec/descriptor.md step 1 says
-# What a registrar's terminal or an e-mail header must never be handed from another node: C0 and C1
-# controls (ESC starts terminal sequences that can rewrite what was printed before), line separators.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class DescriptorMismatch(SatchelError):

@@ -45,7 +45,9 @@ _NUMERIC_GRADE = re.compile(r"[0-9]{1,2}")
 _STATE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 # C0/C1 controls and the line/paragraph separators: they corrupt CSV exports and terminal output.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What a registrar's terminal, a CSV export or an e-mail header must never be handed: C0 and C1 controls (ESC
+# starts terminal sequences that can rewrite what was printed before), line separators.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def parse_iso_date(value: str, *, field: str) -> str:
@@ -93,7 +95,7 @@ def check_text(name: str, value: object, *, required: bool, max_length: int = MA
         raise InvalidInput(f"{name} must not start or end with spaces", field=name)
     if len(value) > max_length:
         raise InvalidInput(f"{name} is longer than {max_length} characters", field=name)
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise InvalidInput(f"{name} contains a control character or line break", field=name)
 
 
