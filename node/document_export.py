@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from node.home import Node
+from node.operator_files import outside_home, private_file
 from node.operators import authorize, record
 from node.progress import Progress
 from protocol import InvalidInput
@@ -68,11 +69,7 @@ def destination(node: Node, doc: Document, target: Path, *, overwrite: bool) -> 
     path = target.expanduser()
     if path.is_dir():
         path = path / safe_filename(doc.filename or doc.title, doc.doc_id)
-    path = path.resolve()
-    home = node.config.home.resolve()
-    if path.is_relative_to(home):  # a mistyped name there could replace the database or a key
-        raise InvalidInput(f"{target} is inside the node's home {home}", field="-o",
-                           hint="write the document outside the home, e.g. -o ~/Documents")  # fmt: skip
+    path = outside_home(node, path, option="-o", example="~/Documents")
     if not path.parent.is_dir():
         raise InvalidInput(f"the folder {path.parent} does not exist", field="-o")
     if path.is_dir():
@@ -98,28 +95,32 @@ def export_to_file(
                  instead="or choose another folder with -o")  # fmt: skip
     temp = path.with_name(f".satchel-{doc.doc_id}-{secrets.token_hex(4)}.partial")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # students' records: the owner's to read
-    except OSError as exc:
-        raise InvalidInput(f"cannot write in {path.parent}: {exc.strerror}", field="-o",
-                           hint="give a folder that you may write to") from None  # fmt: skip
-    try:
-        with open(fd, "wb") as out:
+        with private_file(temp, option="-o", exclusive=True) as out:
             _copy(node, doc, out.write, progress)
             out.flush()
             os.fsync(out.fileno())
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            try:
-                os.link(temp, path)  # refuses a file that appeared meanwhile, where a rename would replace it
-            except FileExistsError:
-                raise _exists(path) from None
-            temp.unlink()
+        _put_in_place(temp, path, overwrite=overwrite)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _audit(node, username, doc, path.name)
     return Exported(doc, path)
+
+
+def _put_in_place(temp: Path, path: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temp, path)
+        return
+    try:
+        os.link(temp, path)  # refuses a file that appeared meanwhile, where a rename would replace it
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:  # a file system without hard links (a FAT-formatted USB stick): look, then rename
+        if path.exists():
+            raise _exists(path) from None
+        os.replace(temp, path)
+        return
+    temp.unlink()
 
 
 def export_to_stream(

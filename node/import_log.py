@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
 from node.home import Node
 from node.import_preview import verified_manifest
-from protocol import InvalidInput
+from node.operator_files import outside_home, private_file
 from storage import imports
 from storage import students as student_store
 from storage import transfers as store
@@ -61,24 +60,10 @@ def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
 
 
 def write_csv(node: Node, transfer_id: str, path: Path) -> int:
-    """Write the log to ``path``, which may not be in the node's home: a mistyped name there could replace
-    the database or a key. The file holds students' names, so it is created readable by its owner only."""
-    target = path.expanduser().resolve()
-    home = node.config.home.resolve()
-    if target.is_relative_to(home):
-        raise InvalidInput(
-            f"{path} is inside the node's home {home}", field="--csv",
-            hint="write the log outside the home, e.g. --csv ~/import-log.csv",
-        )  # fmt: skip
+    """Write the log to ``path``, outside the node's home (node.operator_files); it replaces a file there."""
+    target = outside_home(node, path, option="--csv", example="~/import-log.csv")
     rows = log_rows(node, transfer_id)
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot write {path}: {exc.strerror}", field="--csv",
-            hint="give a file in a folder that exists and that you may write to",
-        ) from None  # fmt: skip
-    with open(fd, "w", newline="", encoding="utf-8") as handle:
+    with private_file(target, option="--csv", exclusive=False, text=True) as handle:
         writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
         writer.writeheader()
         writer.writerows({column: spreadsheet_cell(value) for column, value in row.items()} for row in rows)

@@ -145,3 +145,21 @@ def test_a_folder_it_may_not_write_in_or_a_name_that_is_a_folder_is_named(node: 
     finally:
         subprocess.run(unlock, check=True)
     assert list(locked.iterdir()) == [] and _audit(node) == []
+
+
+def test_a_file_system_without_hard_links_still_gets_the_document(
+    node: Any, doc: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A FAT-formatted USB stick refuses os.link: the file is looked for, then renamed into place.
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "stick"
+    out.mkdir()
+    done = document_export.export_to_file(node, actor="coord", doc_id=doc.doc_id, target=out)
+    assert done.path is not None and done.path.read_bytes() == (tmp_path / "iep 2026.pdf").read_bytes()
+    assert [p.name for p in out.iterdir()] == ["iep 2026.pdf"]
+    with pytest.raises(InvalidInput, match="already exists"):
+        document_export.export_to_file(node, actor="coord", doc_id=doc.doc_id, target=out)
+    assert [p.name for p in out.iterdir()] == ["iep 2026.pdf"]
