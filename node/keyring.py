@@ -54,6 +54,13 @@ def domain_proven(descriptor: Descriptor, *, dev_loopback: bool) -> bool:
     return serves_its_domain(descriptor) or (dev_loopback and is_loopback_host(host))
 
 
+def _no_owner(key_id: str, why: str = "") -> SignatureKeyUnknown:
+    return SignatureKeyUnknown(
+        f"no trusted node uses key {key_id}{why}", field="Signature-Input",
+        hint="the calling node must be pinned (`satchel peers add URL`) or listed by a trusted directory",
+    )  # fmt: skip
+
+
 def _malformed(message: str) -> InvalidInput:
     return InvalidInput(
         message, field="url", hint="give the node's base URL, e.g. https://satchel.district.example"
@@ -119,11 +126,7 @@ class Keyring:
             if found is None and claimed:
                 self._gate.missed(key_id)
         if found is None:
-            raise SignatureKeyUnknown(
-                f"no trusted node uses key {key_id}",
-                field="Signature-Input",
-                hint="the calling node must be pinned (`satchel peers add URL`) or listed by a trusted directory",
-            )
+            raise _no_owner(key_id)
         key, peer_trust = found
         now = now_iso()
         if key.status == "revoked":
@@ -158,11 +161,7 @@ class Keyring:
     def _admit_lookup(self, key_id: str) -> None:
         """Refuse, before any lookup, what the gate says a stranger's request may not set off."""
         if self._gate.recently_missed(key_id):
-            raise SignatureKeyUnknown(
-                f"no trusted node uses key {key_id} (it was looked up less than {MISS_SECONDS / 60:.0f} minutes ago)",
-                field="Signature-Input",
-                hint="the calling node must be pinned (`satchel peers add URL`) or listed by a trusted directory",
-            )  # fmt: skip
+            raise _no_owner(key_id, f" (it was looked up less than {MISS_SECONDS / 60:.0f} minutes ago)")
         if f"key:{key_id}" not in self._inflight and not self._gate.take():
             raise SignatureKeyLookupLimited(
                 f"key {key_id} is unknown here, and this node has looked up as many unknown keys as it allows "
@@ -290,17 +289,11 @@ class Keyring:
                 hint="a node found by its URL alone must be served from its own domain; pin it with `satchel "
                 "peers add URL` after checking its fingerprint by phone",
             )  # fmt: skip
-        try:
-            with write_transaction(self._node.db):
-                if repin:
-                    peer_store.forget_identity_keys(self._node.db, descriptor.domain)
-                self._supersede_web(descriptor.domain, trust)
-                self._check_chain(descriptor, verified.signer.key_id)
-                self.store_descriptor(
-                    descriptor, body, trust=trust, trusted_via=base_url, pinned_by=pinned_by
-                )
-        finally:
-            self.forget_cached()  # committed or rolled back, what was cached may be stale either way
+        with write_transaction(self._node.db):  # the re-pin's forgetting and the storing, together
+            if repin:
+                peer_store.forget_identity_keys(self._node.db, descriptor.domain)
+            self.store_descriptor(descriptor, body, trust=trust, trusted_via=base_url, pinned_by=pinned_by,
+                                  signer=verified.signer.key_id)  # fmt: skip
         return descriptor
 
     def _may_claim(self, descriptor: Descriptor) -> bool:
@@ -336,8 +329,11 @@ class Keyring:
         trust: str,
         trusted_via: str,
         pinned_by: str | None = None,
+        signer: str | None = None,
     ) -> None:
-        signer = verify_descriptor(signed).signer.key_id
+        """Store a descriptor after its key chain (``signer``: its signing key id, when the caller verified
+        ``signed`` already)."""
+        signer = signer or verify_descriptor(signed).signer.key_id
         try:
             with write_transaction(self._node.db):
                 self._supersede_web(descriptor.domain, trust)
@@ -347,7 +343,7 @@ class Keyring:
                     now=now_iso(),
                 )  # fmt: skip
         finally:
-            self.forget_cached()
+            self.forget_cached()  # committed or rolled back, what was cached may be stale either way
 
     async def refresh(self, domain: str) -> Descriptor:
         peer = peer_store.get(self._node.db, domain)
