@@ -10,6 +10,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.import_preview import verified_manifest
 from node.operators import authorize, record
+from node.record_fixes import audit_move
 from node.records import add_document, replaceable
 from protocol import InvalidInput, SatchelError
 from storage import records, students
@@ -62,13 +63,9 @@ def move(node: Node, *, actor: str | None, doc_id: str, to: str) -> Document:
         students.require(node.db, to)
         if doc.status != "active":
             raise InvalidInput(f"document {doc_id} is {doc.status}", field="ID")
-        if doc.student_sis_id == to:
-            raise InvalidInput(f"document {doc_id} is already on {to}", field="--to",
-                               hint="give the SIS id of the student it belongs to")  # fmt: skip
+        audit_move(node, user.username, action="document.move", label=f"document {doc_id}",
+                   details={"doc_id": doc_id}, current=doc.student_sis_id, to=to)  # fmt: skip
         records.update_document(node.db, doc_id, student_sis_id=to)
-        # Both students' trails name the move, so either record shows what happened.
-        record(node, user.username, "document.move", doc.student_sis_id, {"doc_id": doc_id, "to": to})
-        record(node, user.username, "document.move", to, {"doc_id": doc_id, "from": doc.student_sis_id})
     return records.get_document(node.db, doc_id)
 
 

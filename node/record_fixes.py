@@ -17,10 +17,17 @@ from storage.database import write_transaction
 from storage.records import Case
 
 
-def _not_same(record_id: str, current: str, to: str) -> None:
+def audit_move(
+    node: Node, username: str, *, action: str, label: str, details: dict[str, str], current: str, to: str
+) -> None:
+    """What every move of a record (document, case, result) to another student checks and records, inside
+    its transaction: not onto the student it is on; then both students' trails name it, so either record
+    shows what happened."""
     if current == to:
-        raise InvalidInput(f"{record_id} is already on {to}", field="--to",
+        raise InvalidInput(f"{label} is already on {to}", field="--to",
                            hint="give the SIS id of the student it belongs to")  # fmt: skip
+    record(node, username, action, current, details | {"to": to})
+    record(node, username, action, to, details | {"from": current})
 
 
 def move_case(node: Node, *, actor: str | None, record_id: str, to: str) -> Case:
@@ -29,11 +36,10 @@ def move_case(node: Node, *, actor: str | None, record_id: str, to: str) -> Case
         user = authorize(node, actor, "records.write")
         case = records.get_case(node.db, record_id)
         students.require(node.db, to)
-        _not_same(f"case {case.case_number}", case.student_sis_id, to)
+        audit_move(node, user.username, action="case.move", label=f"case {case.case_number}",
+                   details={"case_id": case.case_id, "case_number": case.case_number},
+                   current=case.student_sis_id, to=to)  # fmt: skip
         records.move_case(node.db, case.case_id, to)
-        details = {"case_id": case.case_id, "case_number": case.case_number}
-        record(node, user.username, "case.move", case.student_sis_id, details | {"to": to})
-        record(node, user.username, "case.move", to, details | {"from": case.student_sis_id})
     return records.get_case(node.db, case.case_id)
 
 
@@ -53,10 +59,9 @@ def move_assessment(node: Node, *, actor: str | None, record_id: str, to: str) -
         user = authorize(node, actor, "records.write")
         result = records.get_assessment_result(node.db, record_id)
         students.require(node.db, to)
-        _not_same(f"result {record_id}", result["student_sis_id"], to)
+        audit_move(node, user.username, action="assessment.move", label=f"result {record_id}",
+                   details={"result_id": record_id}, current=result["student_sis_id"], to=to)  # fmt: skip
         records.move_assessment_result(node.db, record_id, to)
-        record(node, user.username, "assessment.move", result["student_sis_id"], {"result_id": record_id, "to": to})
-        record(node, user.username, "assessment.move", to, {"result_id": record_id, "from": result["student_sis_id"]})
     return records.get_assessment_result(node.db, record_id)
 
 
