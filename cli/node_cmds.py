@@ -229,15 +229,17 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
       satchel check --blobs
     """
     from cli.progress import progress_line
+    from node.errors import ConfigError, HomeMissing
     from node.home_check import check_home
     from protocol import SatchelError
+    from storage.errors import DatabaseDamaged
 
     try:
         with opened(home) as node, progress_line("Reading documents") as progress:
             report = check_home(node, hash_blobs=hash_blobs, progress=progress)
     except SatchelError as exc:
         # A home too damaged to open is what this command is for: a finding (1), not a failure to check (2).
-        if exc.code not in ("storage.database_damaged", "home.missing", "config.invalid"):
+        if exc.code not in (DatabaseDamaged.code, HomeMissing.code, ConfigError.code):
             raise
         fail(exc)
         raise click.exceptions.Exit(1) from None
@@ -263,7 +265,7 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
             ("Access", "owner only" if report.exposed is None
              else f"other users may enter (mode {report.exposed:04o})"),
         ])  # fmt: skip
-    from storage.errors import AuditChainBroken, DatabaseDamaged
+    from storage.errors import AuditChainBroken
 
     for finding in report.database:
         click.echo(f"Database: {finding} (error code {DatabaseDamaged.code})", err=True)

@@ -92,18 +92,12 @@ def documents_get(home: str | None, actor: str | None, as_json: bool, doc_id: st
     import sys
 
     from node import document_export
-    from protocol import SatchelError
 
     if target == "-":
         if as_json:
             raise click.UsageError("--json describes a file written; with -o - the document itself is the output")
         with opened(home) as node:
-            try:
-                document_export.export_to_stream(node, actor=actor, doc_id=doc_id, out=sys.stdout.buffer)
-            except SatchelError as exc:
-                if exc.code == "storage.blob_corrupt":
-                    exc.hint = "discard what was written; " + (exc.hint or "")
-                raise
+            document_export.export_to_stream(node, actor=actor, doc_id=doc_id, out=sys.stdout.buffer)
         return
     with opened(home) as node, progress_line("Writing") as progress:
         done = document_export.export_to_file(node, actor=actor, doc_id=doc_id, target=Path(target), overwrite=force,

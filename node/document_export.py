@@ -129,7 +129,10 @@ def export_to_stream(
     """The bytes go out as they are read; a mismatch found at the end raises BlobCorrupt after them, so the
     reader must discard what it got (the CLI exits non-zero)."""
     username, doc = readable(node, actor=actor, doc_id=doc_id)
-    _copy(node, doc, out.write, progress)
+    try:
+        _copy(node, doc, out.write, progress)
+    except BlobCorrupt as exc:
+        raise BlobCorrupt(exc.message, hint=f"discard what was written; {exc.hint}") from None
     out.flush()
     _audit(node, username, doc, "(standard output)")
     return Exported(doc, None)

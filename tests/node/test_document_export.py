@@ -163,3 +163,14 @@ def test_a_file_system_without_hard_links_still_gets_the_document(
     with pytest.raises(InvalidInput, match="already exists"):
         document_export.export_to_file(node, actor="coord", doc_id=doc.doc_id, target=out)
     assert [p.name for p in out.iterdir()] == ["iep 2026.pdf"]
+
+
+def test_a_damaged_blob_sent_down_a_pipe_says_to_discard_what_came(node: Any, doc: Any) -> None:
+    blob = node.blobs.path_for(doc.sha256)
+    blob.chmod(0o600)
+    with blob.open("r+b") as handle:
+        handle.write(b"\x00" * 16)
+    with pytest.raises(BlobCorrupt) as refused:
+        document_export.export_to_stream(node, actor="coord", doc_id=doc.doc_id, out=io.BytesIO())
+    assert (refused.value.hint or "").startswith("discard what was written; run `satchel check --blobs`")
+    assert _audit(node) == []
