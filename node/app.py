@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
+from node.appkeys import NODE, PUBLIC_ROUTES, REQUIRED_COMPONENTS, STREAMING_ROUTES
 from node.config import NodeConfig
 from node.feed_cache import FEED_CACHE, FeedCache
 from node.home import Node, load_keys
@@ -15,6 +15,7 @@ from node.http_errors import error_middleware
 from node.http_sessions import SESSIONS, SessionStore
 from node.keyring import KEYRING, Keyring
 from node.outbox_worker import outbox_worker
+from node.partial_envelopes import UPLOADS, Uploads
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
 from node.signed_http import sign_response_middleware, verify_middleware
@@ -33,6 +34,8 @@ def create_app(config: NodeConfig) -> web.Application:
     public = [(r.method, r.path) for r in ROUTES if r.public]
     app[PUBLIC_ROUTES] = frozenset([*public, *(("HEAD", path) for method, path in public if method == "GET")])
     app[STREAMING_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.streaming)
+    app[REQUIRED_COMPONENTS] = {(r.method, r.path): ("satchel-origin", *r.covers) for r in ROUTES if r.covers}
+    app[UPLOADS] = Uploads()
     app[SESSIONS] = SessionStore()
     app[FEED_CACHE] = FeedCache()
     for route in ROUTES:

@@ -180,6 +180,13 @@ def _unlisted_inbox_mib(value: int) -> int:
     return value
 
 
+def _partial_keep_hours(value: int) -> int:
+    if not 0 <= value <= 720:
+        raise ConfigError("envelope.partial_keep_hours must be from 0 to 720 (30 days)",
+                          field="envelope.partial_keep_hours")  # fmt: skip
+    return value
+
+
 def _key_lookups(value: int) -> int:
     if not 1 <= value <= 10_000:
         raise ConfigError("federation.key_lookups_per_minute must be from 1 to 10000",
@@ -266,7 +273,8 @@ SETTINGS: tuple[Setting, ...] = (
         "body_idle_seconds",
         int,
         120,
-        "a peer's request body that sends nothing for this many seconds is dropped, with its partial file",
+        "a peer's request body that sends nothing for this many seconds is dropped (what arrived of an envelope"
+        " is kept for its sender to resume: envelope.partial_keep_hours)",
         _body_idle_seconds,
     ),
     Setting("smtp", "host", str, "", "SMTP server for notifications; empty disables e-mail"),
@@ -303,6 +311,15 @@ SETTINGS: tuple[Setting, ...] = (
         " (neither pinned nor in a trusted directory); more from them is refused until some are accepted,"
         " rejected or expire",
         _unlisted_inbox_mib,
+    ),
+    Setting(
+        "envelope",
+        "partial_keep_hours",
+        int,
+        72,
+        "hours what arrived of an envelope whose upload broke off is kept for its sender to send only the rest;"
+        " 0 keeps nothing (every upload starts over)",
+        _partial_keep_hours,
     ),
     Setting(
         "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
@@ -389,6 +406,7 @@ class EnvelopeSection:
     max_size_mib: int
     default_expiry_days: int
     unlisted_inbox_mib: int
+    partial_keep_hours: int
 
     @property
     def unlisted_inbox_bytes(self) -> int:

@@ -94,6 +94,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.cancelled": 409,
     "transfer.actor_not_allowed": 403,
     "transfer.envelope_conflict": 409,
+    "transfer.upload_unknown": 404,  # nothing kept of that envelope from the caller: it sends it whole
+    "transfer.upload_offset_mismatch": 409,
+    "transfer.upload_in_progress": 409,  # retried: the other upload ends or times out
     "transfer.wrong_code": 403,
     "transfer.disabled": 403,
     "transfer.too_large": 413,

@@ -82,6 +82,7 @@ class _Outgoing:
     body_file: Path | None = None
     body_digest: str | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    body_offset: int = 0
 
 
 @dataclass(slots=True)
@@ -121,14 +122,15 @@ class PeerClient:
         body_file: Path | None = None,
         body_digest: str | None = None,
         extra_headers: tuple[tuple[str, str], ...] = (),
+        body_offset: int = 0,
     ) -> PeerResponse:
         """Send a signed request; return the verified response, or raise PeerRefused for a coded error.
 
-        A large body is streamed from ``body_file`` (memory stays flat), with its precomputed Content-Digest
-        header value in ``body_digest``.
+        A large body is streamed from ``body_file`` (memory stays flat), from byte ``body_offset`` to its end,
+        with its precomputed Content-Digest header value in ``body_digest``.
         """
         outgoing = _Outgoing(
-            method, path, body, content_type, expect_domain, body_file, body_digest, extra_headers
+            method, path, body, content_type, expect_domain, body_file, body_digest, extra_headers, body_offset
         )
         session = await self._session_for(base_url, expect_domain) if self._use_sessions else None
         if session is None:
@@ -178,10 +180,14 @@ class PeerClient:
         )  # fmt: skip
         return ClientSession(keys, SessionSigner(keys.to_server), response.peer_domain, answer.expires)
 
-    def _open_body(self, path: Path) -> BinaryIO:
-        if self._upload_progress is None:
-            return path.open("rb")
-        return ProgressFile(path, self._upload_progress)
+    def _open_body(self, path: Path, offset: int) -> BinaryIO:
+        handle = path.open("rb") if self._upload_progress is None else ProgressFile(path, self._upload_progress)
+        try:
+            handle.seek(offset)  # aiohttp sends from here, and counts Content-Length from here
+        except BaseException:
+            handle.close()
+            raise
+        return handle
 
     async def _send(self, base_url: str, out: _Outgoing, session: ClientSession | None) -> PeerResponse:
         url = self._keyring.check_origin(base_url) + out.path
@@ -193,7 +199,7 @@ class PeerClient:
         expect_domain = out.expect_domain
         # Opened before the network is touched: a local file that cannot be read is this node's problem, not
         # an unreachable peer (which the outbox would blame and retry as such).
-        with self._open_body(out.body_file) if out.body_file is not None else nullcontext() as handle:
+        with self._open_body(out.body_file, out.body_offset) if out.body_file is not None else nullcontext() as handle:
             data_arg = handle if handle is not None else (out.body or None)
             try:
                 async with self._session.request(

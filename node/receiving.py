@@ -17,13 +17,15 @@ from pathlib import Path
 from aiohttp import web
 
 from crypto import IdentityPublicKey, peek_unverified_sender, verify_envelope_header
-from node import district_state
+from node import district_state, partial_envelopes
 from node.appkeys import NODE
+from node.bounded_read import BodyIncomplete, BodyStalled
 from node.clock import new_id, now_iso
 from node.envelope_policy import open_policy
 from node.home import Node
 from node.offloop_writer import OffLoopWriter
 from node.operators import record
+from node.partial_envelopes import UPLOADS
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
 from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
@@ -71,7 +73,8 @@ async def receive_envelope(request: web.Request) -> web.Response:
     claimed = parse_content_digest(request.headers.get("Content-Digest")).get("sha-256")
     existing = store.get(node.db, envelope_id, local_domain=node.config.node.domain)
     if existing is not None:
-        return _redelivered(node, existing, peer.domain, claimed, stream)
+        return redelivered(node, existing, peer.domain, claimed, stream)
+    uploads = request.app[UPLOADS]
     policy = open_policy(node.config)
     inbox = node.config.envelopes_dir / "in"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
     prefix = bytearray()
     header = None
     try:
-        with temp.open("wb") as handle:
+        with uploads.whole(envelope_id), temp.open("wb") as handle:
             writer = OffLoopWriter(handle.write)
             try:
                 async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
@@ -88,17 +91,23 @@ async def receive_envelope(request: web.Request) -> web.Response:
                         prefix += chunk
                         if len(prefix) < prefix_needed:
                             continue
-                        header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
-                        _require_room(node, inbox, header.envelope_length, peer.domain)
-                        _require_unlisted_room(node, header.envelope_length, peer.domain)
+                        header = check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                        require_room(node, inbox, header.envelope_length, peer.domain)
+                        require_unlisted_room(node, header.envelope_length, peer.domain)
                         chunk, prefix = bytes(prefix), bytearray()
                     await writer.write(chunk)
                 if header is None:  # a short envelope: the whole of it is the prefix
-                    header = _check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
-                    _require_room(node, inbox, header.envelope_length, peer.domain)
-                    _require_unlisted_room(node, header.envelope_length, peer.domain)
+                    header = check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
+                    require_room(node, inbox, header.envelope_length, peer.domain)
+                    require_unlisted_room(node, header.envelope_length, peer.domain)
                     await writer.write(bytes(prefix))
                 await writer.drain()
+            except (BodyIncomplete, BodyStalled):
+                await writer.settle()
+                if header is not None:  # its sender is known: what arrived is kept for it to send the rest
+                    await partial_envelopes.keep(node, uploads, envelope_id=envelope_id, sender=peer.domain,
+                                                 temp=temp, handle=handle)  # fmt: skip
+                raise
             finally:
                 await writer.settle()
             stream.finish()
@@ -112,29 +121,42 @@ async def receive_envelope(request: web.Request) -> web.Response:
                 )
             handle.flush()
             os.fsync(handle.fileno())
-        final = inbox / f"{envelope_id}.env"
-        if store.get(node.db, envelope_id, local_domain=node.config.node.domain) is not None:
-            # The same envelope came in twice at once (a retry overlapped): answer as for a redelivery.
-            return _redelivered(node, store.require(node.db, envelope_id, local_domain=node.config.node.domain),
-                                peer.domain, claimed, stream, nonce_stored=True)  # fmt: skip
-        with write_transaction(node.db):
-            status = new_incoming(transfer_id=envelope_id, sender_domain=peer.domain,
-                                  receiver_domain=node.config.node.domain)  # fmt: skip
-            store.insert(node.db, status, now=now_iso(), kind=header.kind, envelope_path=str(final),
-                         envelope_length=stream.length)  # fmt: skip
-            row = store.require(node.db, envelope_id, local_domain=node.config.node.domain)
-            expires = datetime.fromtimestamp(header.expires, UTC)
-            outcome = step(node, row, EnvelopeReceived(envelope_digest=digest, expires=expires),
-                           actor=Actor.SENDER_NODE, actor_name=peer.domain)  # fmt: skip
-            os.replace(temp, final)
-            record(node, peer.domain, "transfer.received", envelope_id,
-                   {"from": peer.domain, "bytes": stream.length})  # fmt: skip
+        response = commit_received(
+            node, peer.domain, envelope_id, header, digest, stream.length, temp, stream
+        )
+        partial_envelopes.discard(node, uploads, envelope_id)
+        return response
     finally:
         temp.unlink(missing_ok=True)
+
+
+def commit_received(
+    node: Node, sender: str, envelope_id: str, header: EnvelopeHeader, digest: bytes, length: int, source: Path,
+    stream: SignedBodyStream,
+) -> web.Response:  # fmt: skip
+    """The whole envelope is in ``source``, fsynced, its digest checked: name it and apply
+    ``envelope_received`` in one step; answer with the signed ``delivered`` receipt."""
+    inbox = source.parent
+    final = inbox / f"{envelope_id}.env"
+    local = node.config.node.domain
+    if store.get(node.db, envelope_id, local_domain=local) is not None:
+        # The same envelope came in twice at once (a retry overlapped): answer as for a redelivery.
+        return redelivered(node, store.require(node.db, envelope_id, local_domain=local), sender, digest, stream,
+                           nonce_stored=True)  # fmt: skip
+    with write_transaction(node.db):
+        status = new_incoming(transfer_id=envelope_id, sender_domain=sender, receiver_domain=local)
+        store.insert(node.db, status, now=now_iso(), kind=header.kind, envelope_path=str(final),
+                     envelope_length=length)  # fmt: skip
+        row = store.require(node.db, envelope_id, local_domain=local)
+        expires = datetime.fromtimestamp(header.expires, UTC)
+        outcome = step(node, row, EnvelopeReceived(envelope_digest=digest, expires=expires),
+                       actor=Actor.SENDER_NODE, actor_name=sender)  # fmt: skip
+        os.replace(source, final)
+        record(node, sender, "transfer.received", envelope_id, {"from": sender, "bytes": length})
     return web.Response(body=outcome.signed_receipts[0], content_type=RECEIPT_TYPE)
 
 
-def _require_room(node: Node, inbox: Path, length: int, sender: str) -> None:
+def require_room(node: Node, inbox: Path, length: int, sender: str) -> None:
     """Refuse an envelope that would fill the disk before writing a byte of it: the sender's node keeps it and
     tries again later (507 is not a final refusal), while this node's operator reads why in the log."""
     short = check_room(inbox, length, reserve=node.config.storage.reserve_bytes)
@@ -162,7 +184,7 @@ class UnlistedInboxFull(SatchelError):
     )
 
 
-def _require_unlisted_room(node: Node, length: int, sender: str) -> None:
+def require_unlisted_room(node: Node, length: int, sender: str) -> None:
     """Anyone holding an https host in a domain can send envelopes here: bound what such senders may keep
     waiting, so that they cannot fill the disk against the districts this node knows."""
     peer = peers.get(node.db, sender)
@@ -181,7 +203,7 @@ def _require_unlisted_room(node: Node, length: int, sender: str) -> None:
     )  # fmt: skip
 
 
-def _check_header(
+def check_header(
     node: Node, sender: str, envelope_id: str, prefix: bytes, policy: OpenPolicy
 ) -> EnvelopeHeader:
     domain, key_id = peek_unverified_sender(prefix)
@@ -201,7 +223,7 @@ def _check_header(
     return header
 
 
-def _redelivered(
+def redelivered(
     node: Node,
     row: store.TransferRow,
     sender: str,

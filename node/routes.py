@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node import handlers, receiving
+from node import envelope_resume, handlers, receiving
 from node.http_errors import Handler
 from protocol.descriptor import WELL_KNOWN_PATH
+from protocol.envelope_upload import RESUME_COMPONENTS
 from protocol.http_sessions import SESSION_PATH
 
 
@@ -21,6 +22,7 @@ class Route:
     handler: Handler
     public: bool = False
     streaming: bool = False  # the handler reads the (signed, digest-checked) body as a stream
+    covers: tuple[str, ...] = ()  # headers the request's signature must cover, beyond every route's
 
 
 ROUTES: tuple[Route, ...] = (
@@ -31,6 +33,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", SESSION_PATH, handlers.open_session),
     # Push transfers (spec/transfer.md): the envelope streams in; receipts, messages and cancellations follow.
     Route("POST", "/satchel/v1/envelopes", receiving.receive_envelope, streaming=True),
+    # An upload that broke off (§4.1): how much of it is here, then the rest.
+    Route("GET", "/satchel/v1/envelopes/{envelope_id}/upload", envelope_resume.upload_state),
+    Route("PATCH", "/satchel/v1/envelopes/{envelope_id}", envelope_resume.resume_envelope, streaming=True,
+          covers=RESUME_COMPONENTS),
     Route("POST", "/satchel/v1/transfers/{transfer_id}/receipts", receiving.receive_receipt),
     Route("POST", "/satchel/v1/transfers/{transfer_id}/messages", receiving.receive_receipt),
     Route("POST", "/satchel/v1/transfers/{transfer_id}/cancel", receiving.receive_receipt),

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from crypto import IdentityKey, SessionKey
-from node.appkeys import NODE, PUBLIC_ROUTES, STREAMING_ROUTES
+from node.appkeys import NODE, PUBLIC_ROUTES, REQUIRED_COMPONENTS, STREAMING_ROUTES
 from node.bounded_read import read_body, read_chunk
 from node.http_errors import Handler
 from node.http_sessions import SESSIONS, ServerSession
@@ -108,9 +108,7 @@ def _canonical(request: web.Request) -> str | None:
     return resource.canonical if resource is not None else None
 
 
-def _is_public(request: web.Request) -> bool:
-    public = (request.method, _canonical(request)) in request.app[PUBLIC_ROUTES]
-    return public or request.match_info.http_exception is not None
+_REQUIRED = ("satchel-origin",)  # what every request's signature covers beyond RFC 9421's defaults
 
 
 class SignedBodyStream:
@@ -156,7 +154,8 @@ class SignedBodyStream:
 
 @web.middleware
 async def verify_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if _is_public(request):
+    route = (request.method, _canonical(request))
+    if route in request.app[PUBLIC_ROUTES] or request.match_info.http_exception is not None:
         return await handler(request)
     node, keyring = request.app[NODE], request.app[KEYRING]
     scheme, authority = _own_authority(node.config.node.base_url)
@@ -164,8 +163,8 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
     request[_REQUEST_VIEW] = view
     now = int(time.time())
     unverified = check_request_signature(
-        view, now=now, expected_authority=authority, require_components=("satchel-origin",),
-        has_body=request.body_exists,
+        view, now=now, expected_authority=authority,
+        require_components=request.app[REQUIRED_COMPONENTS].get(route, _REQUIRED), has_body=request.body_exists,
     )  # fmt: skip
     if unverified.key_id.startswith("hs-"):
         verified, remember = await _verify_in_session(request, unverified, now)
@@ -186,7 +185,7 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
     if coding != "identity":  # before any byte is read: aiohttp would decode it, and hash the decoded bytes
         raise ContentCodingRefused(f"the body is sent with Content-Encoding {coding[:40]!r}", field="Content-Encoding")
     idle = node.config.server.body_idle_seconds
-    if (request.method, _canonical(request)) in request.app[STREAMING_ROUTES]:
+    if route in request.app[STREAMING_ROUTES]:
         # Gigabyte bodies: the handler streams them through SignedBodyStream, which checks the digest at
         # the end; nothing may be committed before finish() returns.
         if verified.content_digest is None:

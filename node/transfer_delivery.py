@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from pathlib import Path
 
 from node import codes_flow
 from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
-from node.peer_client import PeerClient, PeerRefused
+from node.peer_client import PeerClient, PeerRefused, PeerResponse
 from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import InvalidInput, SatchelError
+from protocol.content_digest import ContentDigester, DigestMismatch
+from protocol.envelope_upload import (
+    ENVELOPE_DIGEST_HEADER,
+    RESUMABLE_LENGTH,
+    UPLOAD_OFFSET_HEADER,
+    UploadInProgress,
+    UploadOffsetMismatch,
+    UploadUnknown,
+    parse_upload_state,
+)
 from protocol.receipts import verify_receipt
 from protocol.transfer_states import (
     Actor,
@@ -73,11 +85,15 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
     digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
     base = job.url[: -len(ENVELOPE_PATH)]
     try:
-        response = await client.call(
-            base, "POST", ENVELOPE_PATH, content_type=ENVELOPE_TYPE, expect_domain=row.peer,
-            body_file=envelope, body_digest=digest,
-            extra_headers=((ENVELOPE_ID_HEADER, transfer_id),),
-        )  # fmt: skip
+        response = None
+        if job.attempts > 0 and (row.envelope_length or 0) >= RESUMABLE_LENGTH:
+            response = await _send_rest(client, base, row, envelope, digest)
+        if response is None:
+            response = await client.call(
+                base, "POST", ENVELOPE_PATH, content_type=ENVELOPE_TYPE, expect_domain=row.peer,
+                body_file=envelope, body_digest=digest,
+                extra_headers=((ENVELOPE_ID_HEADER, transfer_id),),
+            )  # fmt: skip
     except PeerRefused as exc:
         if is_permanent_refusal(exc.status, exc.peer_code):
             with write_transaction(node.db):
@@ -86,6 +102,52 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
                      actor_name=row.peer)  # fmt: skip
         raise
     accept_receipt(node, transfer_id, response.body)
+
+
+# Answers to a resumed upload after which the whole envelope is the thing to send: nothing (or no longer the
+# same bytes) is kept there, or what was kept did not add up to the envelope and was discarded.
+_SEND_WHOLE = frozenset({UploadUnknown.code, UploadOffsetMismatch.code, DigestMismatch.code})
+
+
+async def _send_rest(
+    client: PeerClient, base: str, row: TransferRow, envelope: Path, digest: str
+) -> PeerResponse | None:
+    """After an upload of this envelope broke off: ask the receiver how much of it it kept and send only the
+    rest (spec/transfer.md §4.1). None when the whole envelope is to be sent: nothing is kept there, or the
+    receiver does not resume uploads (a node from before, another implementation)."""
+    tid = row.transfer_id
+    try:
+        answer = await client.call(base, "GET", f"{ENVELOPE_PATH}/{tid}/upload", expect_domain=row.peer)
+        state = parse_upload_state(answer.body, envelope_id=tid)
+    except PeerRefused as exc:
+        if exc.peer_code == UploadInProgress.code:
+            raise  # an earlier try is still arriving there: retried later
+        return None
+    except SatchelError:
+        return None  # an answer that makes no sense: the whole envelope is never wrong
+    if state.length != row.envelope_length or not 0 < state.received < state.length:
+        return None  # complete there (a POST gets the receipt), or nothing usable
+    rest = await asyncio.to_thread(digest_from, envelope, state.received)
+    try:
+        return await client.call(
+            base, "PATCH", f"{ENVELOPE_PATH}/{tid}", content_type=ENVELOPE_TYPE, expect_domain=row.peer,
+            body_file=envelope, body_offset=state.received, body_digest=rest,
+            extra_headers=((UPLOAD_OFFSET_HEADER, str(state.received)), (ENVELOPE_DIGEST_HEADER, digest)),
+        )  # fmt: skip
+    except PeerRefused as exc:
+        if exc.peer_code in _SEND_WHOLE:
+            return None
+        raise
+
+
+def digest_from(path: Path, offset: int) -> str:
+    """The Content-Digest header of a file's bytes from ``offset`` to its end, read a MiB at a time."""
+    digester = ContentDigester()
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while block := handle.read(1 << 20):
+            digester.update(block)
+    return digester.header_value()
 
 
 def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from node import partial_envelopes
 from node.appkeys import NODE
 from node.background_errors import log_failure
 from node.directory_service import sync_mirrors
 from node.disk_watch import watch_disk
 from node.keyring import KEYRING
+from node.partial_envelopes import UPLOADS
 from node.requests_flow import flag_overdue
 from node.temp_sweep import sweep_orphans
 from node.transfer_actions import expire_due
@@ -58,7 +60,11 @@ mirror_worker = _periodic("mirror-sync", MIRROR_INTERVAL, lambda app: sync_mirro
 expiry_worker = _periodic("expiry", EXPIRY_INTERVAL, lambda app: expire_due(app[NODE]))
 # Hourly: requests unanswered past their working days are flagged and coordinators reminded.
 overdue_worker = _periodic("overdue", OVERDUE_INTERVAL, lambda app: flag_overdue(app[NODE]))
-# Hourly: temp files of writers killed mid-way (a sealed or received envelope can be gigabytes) go.
-temp_sweep_worker = _periodic("temp-sweep", TEMP_SWEEP_INTERVAL, lambda app: sweep_orphans(app[NODE]))
+# Hourly: temp files of writers killed mid-way (a sealed or received envelope can be gigabytes) go, and so
+# do envelopes whose upload broke off and that nobody resumed in envelope.partial_keep_hours.
+temp_sweep_worker = _periodic(
+    "temp-sweep", TEMP_SWEEP_INTERVAL,
+    lambda app: sweep_orphans(app[NODE]) + partial_envelopes.sweep(app[NODE], app[UPLOADS]),
+)  # fmt: skip
 # Every ten minutes: is the disk running low? (node.disk_watch)
 disk_watch_worker = _periodic("disk-watch", DISK_WATCH_INTERVAL, lambda app: watch_disk(app[NODE]))

@@ -565,7 +565,7 @@ RETRY_CAP_SECONDS = 3600.0
 # a clock corrected, a busy database.
 RETRYABLE_CODES = frozenset({
     "transfer.disabled", "signature.expired", "signature.not_yet_valid", "signature.key_unknown",
-    "signature.replayed", "storage.busy",
+    "signature.replayed", "storage.busy", "transfer.upload_in_progress",
 })  # fmt: skip
 
 

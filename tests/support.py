@@ -62,7 +62,8 @@ def free_port() -> int:
 class ServedNode:
     """`satchel serve --dev` as a real subprocess; stop() sends SIGTERM and checks the clean exit."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        """``port``: listen there rather than on base_url's port (a proxy in between holds that one)."""
         import os
         import re
         import subprocess
@@ -72,7 +73,7 @@ class ServedNode:
 
         self.home = home
         self.url = load_config(home, {}).node.base_url
-        port = self.url.rsplit(":", 1)[1]
+        port = str(port) if port is not None else self.url.rsplit(":", 1)[1]
         satchel = str(Path(sys.executable).with_name("satchel"))
         self.proc = subprocess.Popen(
             [satchel, "serve", "--home", str(home), "--port", port, "--dev"],
@@ -135,8 +136,8 @@ class District:
     def cli(self, *args: str, ok: bool = True):
         return run_cli(self.home, *args, ok=ok, env=self.env)
 
-    def start(self) -> None:
-        self.served = ServedNode(self.home, env=self.env)
+    def start(self, port: int | None = None) -> None:
+        self.served = ServedNode(self.home, env=self.env, port=port)
 
     def stop(self) -> None:
         if self.served is not None:

@@ -1,0 +1,93 @@
+"""A TCP proxy on loopback that drops an envelope upload part way, as a district's failing link does.
+
+Everything is forwarded byte for byte in both directions. Once a request line naming
+``/satchel/v1/envelopes`` goes up a connection, the bytes sent up after it are counted; with ``cut_after``
+set, the connection is reset (both sides) when that many have gone by, once. ``uploads`` keeps the count of
+every connection that carried an envelope request, so a test sees how much a resumed upload sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+_ENVELOPES = b" /satchel/v1/envelopes"
+
+
+class CuttingProxy:
+    def __init__(self, port: int, target_port: int) -> None:
+        """Listen on ``port`` (a node's base_url names it) and forward to the node at ``target_port``."""
+        self.port = port
+        self.target_port = target_port
+        self.cut_after: int | None = None
+        self.cuts = 0
+        self.uploads: list[int] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CuttingProxy:
+        self._thread.start()
+        assert self._ready.wait(10), "the proxy did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def cut_next_upload(self, after: int) -> None:
+        self.cut_after = after
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            self._loop.close()
+
+    async def _serve(self, down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        up = asyncio.ensure_future(self._pump_up(down_r, up_w, down_w))
+        await self._pump(up_r, down_w)
+        await asyncio.gather(up, return_exceptions=True)
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(1 << 16):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    async def _pump_up(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, back: asyncio.StreamWriter
+    ) -> None:
+        counted: int | None = None
+        index = -1
+        try:
+            while data := await src.read(1 << 16):
+                if counted is None and (at := data.find(_ENVELOPES)) >= 0:
+                    counted = len(data) - at
+                    index = len(self.uploads)
+                    self.uploads.append(0)
+                elif counted is not None:
+                    counted += len(data)
+                if counted is not None:
+                    self.uploads[index] = counted
+                    if self.cut_after is not None and counted >= self.cut_after:
+                        self.cut_after = None
+                        self.cuts += 1
+                        dst.transport.abort()  # the receiver sees its peer vanish mid-body
+                        back.transport.abort()
+                        return
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
