@@ -38,14 +38,26 @@ def partial_path(node: Node, envelope_id: str) -> Path:
     return node.config.envelopes_dir / "in" / f"{PARTIAL_PREFIX}{envelope_id}"
 
 
+class Arrival:
+    """One whole upload arriving: what it holds of the bound on districts known only from their web site."""
+
+    __slots__ = ("unlisted_bytes",)
+
+    def __init__(self) -> None:
+        self.unlisted_bytes = 0
+
+
 class Uploads:
     """The envelopes arriving right now, by id: whole (POST, any number at once, as a retry may overlap the
     try it repeats) and resumed (PATCH, one at a time and never beside a whole one: both write the same
-    partial file)."""
+    partial file). Also the bytes announced by uploads arriving from districts known only from their own web
+    site, which count against ``envelope.unlisted_inbox_mib`` as the envelopes stored do: otherwise many
+    uploads at once would each find the bound not yet reached."""
 
     def __init__(self) -> None:
         self._whole: Counter[str] = Counter()
         self._resuming: set[str] = set()
+        self.unlisted_bytes = 0
 
     def arriving(self, envelope_id: str) -> bool:
         return envelope_id in self._resuming or self._whole[envelope_id] > 0
@@ -54,21 +66,26 @@ class Uploads:
         return envelope_id in self._resuming
 
     @contextmanager
-    def whole(self, envelope_id: str) -> Iterator[None]:
+    def whole(self, envelope_id: str) -> Iterator[Arrival]:
+        arrival = Arrival()
         self._whole[envelope_id] += 1
         try:
-            yield
+            yield arrival
         finally:
+            self.unlisted_bytes -= arrival.unlisted_bytes
             self._whole[envelope_id] -= 1
             if not self._whole[envelope_id]:
                 del self._whole[envelope_id]
 
+    def count_unlisted(self, arrival: Arrival, length: int) -> None:
+        """``arrival`` is from a district known only from its web site: hold ``length`` until it ends."""
+        arrival.unlisted_bytes += length
+        self.unlisted_bytes += length
+
     @contextmanager
     def resumed(self, envelope_id: str) -> Iterator[None]:
         if self.arriving(envelope_id):
-            raise UploadInProgress(
-                f"envelope {envelope_id} is arriving in another upload now", field="envelope_id"
-            )
+            raise UploadInProgress(f"envelope {envelope_id} is arriving in another upload now", field="envelope_id")
         self._resuming.add(envelope_id)
         try:
             yield

@@ -25,7 +25,7 @@ from node.envelope_policy import open_policy
 from node.home import Node
 from node.offloop_writer import OffLoopWriter
 from node.operators import record
-from node.partial_envelopes import UPLOADS
+from node.partial_envelopes import UPLOADS, Arrival, Uploads
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
 from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
@@ -83,7 +83,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
     prefix = bytearray()
     header = None
     try:
-        with uploads.whole(envelope_id), temp.open("wb") as handle:
+        with uploads.whole(envelope_id) as arrival, temp.open("wb") as handle:
             writer = OffLoopWriter(handle.write)
             try:
                 async for chunk in stream.chunks(limit=policy.max_payload_length * 2 + prefix_needed):
@@ -93,13 +93,13 @@ async def receive_envelope(request: web.Request) -> web.Response:
                             continue
                         header = check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
                         require_room(node, inbox, header.envelope_length, peer.domain)
-                        require_unlisted_room(node, header.envelope_length, peer.domain)
+                        _hold_unlisted_room(node, uploads, arrival, header.envelope_length, peer.domain)
                         chunk, prefix = bytes(prefix), bytearray()
                     await writer.write(chunk)
                 if header is None:  # a short envelope: the whole of it is the prefix
                     header = check_header(node, peer.domain, envelope_id, bytes(prefix), policy)
                     require_room(node, inbox, header.envelope_length, peer.domain)
-                    require_unlisted_room(node, header.envelope_length, peer.domain)
+                    _hold_unlisted_room(node, uploads, arrival, header.envelope_length, peer.domain)
                     await writer.write(bytes(prefix))
                 await writer.drain()
             except (BodyIncomplete, BodyStalled):
@@ -184,22 +184,28 @@ class UnlistedInboxFull(SatchelError):
     )
 
 
-def require_unlisted_room(node: Node, length: int, sender: str) -> None:
+def _hold_unlisted_room(node: Node, uploads: Uploads, arrival: Arrival, length: int, sender: str) -> None:
+    if require_unlisted_room(node, length, sender, arriving=uploads.unlisted_bytes):
+        uploads.count_unlisted(arrival, length)
+
+
+def require_unlisted_room(node: Node, length: int, sender: str, *, arriving: int = 0) -> bool:
     """Anyone holding an https host in a domain can send envelopes here: bound what such senders may keep
-    waiting, so that they cannot fill the disk against the districts this node knows."""
+    waiting (stored, and ``arriving`` now), so that they cannot fill the disk against the districts this
+    node knows. True when the sender is such a district (and there was room)."""
     peer = peers.get(node.db, sender)
     if peer is None or peer.trust != "web":
-        return
-    waiting = store.waiting_from_unlisted(node.db)
+        return False
+    waiting = store.waiting_from_unlisted(node.db) + arriving
     limit = node.config.envelope.unlisted_inbox_bytes
     if waiting + length <= limit:
-        return
+        return True
     log.warning("refused a %s envelope from %s, known only from its own web site: %s from such districts already"
-                " wait for a code (envelope.unlisted_inbox_mib: %s)", size_text(length), sender, size_text(waiting),
-                size_text(limit))  # fmt: skip
+                " wait for a code or are arriving (envelope.unlisted_inbox_mib: %s)", size_text(length), sender,
+                size_text(waiting), size_text(limit))  # fmt: skip
     raise UnlistedInboxFull(
         f"{node.config.node.domain} keeps at most {size_text(limit)} of envelopes waiting from districts it knows "
-        f"only from their own web site, and {size_text(waiting)} already wait", field="envelope",
+        f"only from their own web site, and {size_text(waiting)} already wait or are arriving", field="envelope",
     )  # fmt: skip
 
 

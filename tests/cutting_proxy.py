@@ -2,8 +2,10 @@
 
 Everything is forwarded byte for byte in both directions. Once a request line naming
 ``/satchel/v1/envelopes`` goes up a connection, the bytes sent up after it are counted; with ``cut_after``
-set, the connection is reset (both sides) when that many have gone by, once. ``uploads`` keeps the count of
-every connection that carried an envelope request, so a test sees how much a resumed upload sent again.
+set, the connection is dropped when that many have gone by, once; with ``hold_after`` set, the
+upload stops there (the connection stays open, nothing more goes up) until ``release()``. ``uploads`` keeps
+the count of every connection that carried an envelope request, so a test sees how much a resumed upload
+sent again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ class CuttingProxy:
         self.port = port
         self.target_port = target_port
         self.cut_after: int | None = None
+        self.hold_after: int | None = None
+        self.held = threading.Event()
+        self._released: asyncio.Event | None = None
         self.cuts = 0
         self.uploads: list[int] = []
         self._loop = asyncio.new_event_loop()
@@ -32,11 +37,21 @@ class CuttingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._released is not None:
+            self._loop.call_soon_threadsafe(self._released.set)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
     def cut_next_upload(self, after: int) -> None:
         self.cut_after = after
+
+    def hold_next_upload(self, after: int) -> None:
+        self.hold_after = after
+
+    def release(self) -> None:
+        released = self._released
+        assert released is not None, "no upload is held"
+        self._loop.call_soon_threadsafe(released.set)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -46,6 +61,10 @@ class CuttingProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _serve(self, down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
@@ -79,11 +98,19 @@ class CuttingProxy:
                     counted += len(data)
                 if counted is not None:
                     self.uploads[index] = counted
+                    if self.hold_after is not None and counted >= self.hold_after:
+                        self.hold_after = None
+                        self._released = asyncio.Event()
+                        self.held.set()
+                        await self._released.wait()
                     if self.cut_after is not None and counted >= self.cut_after:
                         self.cut_after = None
                         self.cuts += 1
-                        dst.transport.abort()  # the receiver sees its peer vanish mid-body
+                        # The sender's connection is reset; the receiver's is closed after what was forwarded
+                        # (a reset would make its kernel drop what it had not read yet, an amount that
+                        # depends on how busy the machine is): it sees its peer go mid-body.
                         back.transport.abort()
+                        dst.close()
                         return
                 dst.write(data)
                 await dst.drain()

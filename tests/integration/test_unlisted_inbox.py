@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from support import make_district
+from cutting_proxy import CuttingProxy
+from support import free_port, make_district
 
 
 def _send(a, tmp_path: Path, name: str) -> dict:
@@ -47,3 +51,45 @@ def test_a_web_only_sender_is_kept_within_its_share_until_pinned(tmp_path: Path)
     finally:
         a.stop()
         b.stop()
+
+
+def test_envelopes_still_arriving_count_against_the_bound_too(tmp_path: Path) -> None:
+    """Before, the bound counted only envelopes already stored: any number sent at once each found it not yet
+    reached. Here A's first envelope is held mid-upload by a proxy while the second arrives."""
+    a, b = make_district(tmp_path, "a.example.org"), make_district(tmp_path, "b.example.org")
+    b.env["SATCHEL_ENVELOPE_UNLISTED_INBOX_MIB"] = "1"
+    proxy = CuttingProxy(int(b.url.rsplit(":", 1)[1]), free_port())
+    with proxy:
+        a.start()
+        b.start(port=proxy.target_port)
+        first = None
+        try:
+            a.cli("peers", "add", b.url, "--yes", "--as", "coord")
+            a.cli("peers", "ping", "b.example.org")  # B meets A by its URL alone, and keeps its key
+            a.stop()  # so that only the commands below deliver (A's outbox would retry on its own)
+            doc = tmp_path / "first.pdf"
+            doc.write_bytes(os.urandom(600 << 10))
+            doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
+                                      "--json").stdout)["doc_id"]  # fmt: skip
+            proxy.hold_next_upload(after=300 << 10)
+            first = subprocess.Popen(
+                [str(Path(sys.executable).with_name("satchel")), "send", "--to", "b.example.org", "--student",
+                 "100001", "--documents", doc_id, "--as", "coord", "--json", "--home", str(a.home)],
+                env={**os.environ, **a.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            assert proxy.held.wait(60), "the first upload did not start"
+            # A command waits for deliveries queued since it began, counted in whole seconds: the second must
+            # begin in a later second than the first was queued, or it waits the minute for that upload.
+            time.sleep(1.1)
+            second = _send(a, tmp_path, "second")  # 0.6 MiB arriving + 0.6 MiB > 1 MiB
+            shown = _state(a, second["transfer_id"])
+            assert shown["state"] == "sealed" and "transfer.unlisted_inbox_full" in shown["delivery"]["last_error"]
+            proxy.release()
+            out, err = first.communicate(timeout=60)
+            assert first.returncode == 0, err
+            assert _state(b, json.loads(out)["transfer_id"])["state"] == "received"
+        finally:
+            if first is not None and first.poll() is None:
+                first.kill()
+            a.stop()
+            b.stop()
