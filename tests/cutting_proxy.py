@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 
 _ENVELOPES = b" /satchel/v1/envelopes"
 
@@ -69,13 +70,19 @@ class CuttingProxy:
 
     async def _serve(self, down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
         up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
-        up = asyncio.ensure_future(self._pump_up(down_r, up_w, down_w))
+        up = asyncio.ensure_future(self._pump(down_r, up_w, self._watch_upload(down_w)))
         await self._pump(up_r, down_w)
         await asyncio.gather(up, return_exceptions=True)
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+        watch: Callable[[bytes], Awaitable[bool]] | None = None,
+    ) -> None:  # fmt: skip
+        """Forward until ``src`` ends, or until ``watch`` (shown each block before it goes) says to stop."""
         try:
             while data := await src.read(1 << 16):
+                if watch is not None and not await watch(data):
+                    return
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):
@@ -83,38 +90,36 @@ class CuttingProxy:
         finally:
             dst.close()
 
-    async def _pump_up(
-        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, back: asyncio.StreamWriter
-    ) -> None:
+    def _watch_upload(self, back: asyncio.StreamWriter) -> Callable[[bytes], Awaitable[bool]]:
+        """Counts what goes up after an envelope request line; holds or drops the upload where told."""
         counted: int | None = None
         index = -1
-        try:
-            while data := await src.read(1 << 16):
-                if counted is None and (at := data.find(_ENVELOPES)) >= 0:
-                    counted = len(data) - at
-                    index = len(self.uploads)
-                    self.uploads.append(0)
-                elif counted is not None:
-                    counted += len(data)
-                if counted is not None:
-                    self.uploads[index] = counted
-                    if self.hold_after is not None and counted >= self.hold_after:
-                        self.hold_after = None
-                        self._released = asyncio.Event()
-                        self.held.set()
-                        await self._released.wait()
-                    if self.cut_after is not None and counted >= self.cut_after:
-                        self.cut_after = None
-                        self.cuts += 1
-                        # The sender's connection is reset; the receiver's is closed after what was forwarded
-                        # (a reset would make its kernel drop what it had not read yet, an amount that
-                        # depends on how busy the machine is): it sees its peer go mid-body.
-                        back.transport.abort()
-                        dst.close()
-                        return
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            dst.close()
+        tail = b""  # a request line may come in two reads
+
+        async def watch(data: bytes) -> bool:
+            nonlocal counted, index, tail
+            if counted is None:
+                probe, tail = tail + data, (tail + data)[-len(_ENVELOPES) :]
+                if (at := probe.find(_ENVELOPES)) < 0:
+                    return True
+                counted, index = len(probe) - at, len(self.uploads)
+                self.uploads.append(0)
+            else:
+                counted += len(data)
+            self.uploads[index] = counted
+            if self.hold_after is not None and counted >= self.hold_after:
+                self.hold_after = None
+                self._released = asyncio.Event()
+                self.held.set()
+                await self._released.wait()
+            if self.cut_after is not None and counted >= self.cut_after:
+                self.cut_after = None
+                self.cuts += 1
+                # The sender's connection is reset; the receiver's is closed after what was forwarded (a reset
+                # would make its kernel drop what it had not read yet, an amount that depends on how busy the
+                # machine is): it sees its peer go mid-body.
+                back.transport.abort()
+                return False
+            return True
+
+        return watch
