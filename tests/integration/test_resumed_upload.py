@@ -68,10 +68,12 @@ def _sealed_digest(a: District, transfer_id: str) -> bytes:
 
 
 @contextmanager
-def _running(tmp_path: Path, *, b_pins_a: bool = True) -> Iterator[tuple[District, District, CuttingProxy]]:
+def _running(
+    tmp_path: Path, *, b_pins_a: bool = True, a_serves: bool = False
+) -> Iterator[tuple[District, District, CuttingProxy]]:
     """A and B, B listening behind a proxy that holds the port of B's URL. A pins B; B pins A, or meets it by
-    its URL alone. Then A stops, so that only the commands of the test deliver (A's outbox would otherwise
-    retry on its own, at a moment of its choosing)."""
+    its URL alone. Then A stops (unless ``a_serves``), so that only the commands of the test deliver (A's
+    outbox would otherwise retry on its own, at a moment of its choosing)."""
     a, b = make_district(tmp_path, "a.example.org"), make_district(tmp_path, "b.example.org")
     with CuttingProxy(int(b.url.rsplit(":", 1)[1]), free_port()) as proxy:
         a.start()
@@ -82,7 +84,8 @@ def _running(tmp_path: Path, *, b_pins_a: bool = True) -> Iterator[tuple[Distric
                 b.cli("peers", "add", a.url, "--yes", "--as", "coord")
             else:
                 a.cli("peers", "ping", "b.example.org")  # B learns A's key from A's own web site
-            a.stop()
+            if not a_serves:
+                a.stop()
             yield a, b, proxy
         finally:
             a.stop()
@@ -102,6 +105,12 @@ def _send(a: District, tmp_path: Path) -> tuple[dict, bytes]:
 
 def _show(d: District, transfer_id: str) -> dict:
     return json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)
+
+
+def _state(d: District, transfer_id: str) -> str | None:
+    """The transfer's state, None while it is not there."""
+    shown = d.cli("transfers", "show", transfer_id, "--json", ok=False)
+    return json.loads(shown.stdout)["state"] if shown.exit_code == 0 else None
 
 
 def test_a_broken_upload_is_resumed_from_where_it_stopped(tmp_path: Path) -> None:
@@ -131,6 +140,18 @@ def test_a_broken_upload_is_resumed_from_where_it_stopped(tmp_path: Path) -> Non
         read = b.cli("documents", "get", docs[0]["doc_id"], "-o", "-", "--as", "coord").stdout_bytes
         assert hashlib.sha256(read).digest() == hashlib.sha256(content).digest()
 
+
+
+def test_the_serving_node_resumes_on_its_own(tmp_path: Path) -> None:
+    """What a district sees: nobody retries by hand; A's outbox asks B (in a signed session) and sends the rest."""
+    with _running(tmp_path, a_serves=True) as (a, b, proxy):
+        proxy.cut_next_upload(after=CUT)
+        sent, _ = _send(a, tmp_path)
+        tid = sent["transfer_id"]
+        wait_until(lambda: _state(b, tid) == "received", timeout=60)
+        assert proxy.cuts == 1 and len(proxy.uploads) == 2
+        assert proxy.uploads[1] < sent["bytes"] - MiB  # B kept at least a MiB, and it was not sent again
+        assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)
 
 
 def _cut_once(tmp_path: Path, a: District, b: District, proxy: CuttingProxy) -> tuple[dict, int]:
