@@ -61,18 +61,18 @@ def _kept_header(node: Node, sender: str, envelope_id: str, partial: Path) -> En
     """The verified header of what is kept of ``envelope_id`` for ``sender``. Another district asking learns
     nothing of it; a kept envelope that no longer passes (expired, its key revoked) is removed."""
     policy = open_policy(node.config)
+    unknown = UploadUnknown(f"nothing of envelope {envelope_id} from {sender} is kept here", field="envelope_id")
     try:
         with partial.open("rb") as handle:
             prefix = handle.read(max_prefix_length(policy))
     except FileNotFoundError:
-        raise UploadUnknown(f"nothing of envelope {envelope_id} from {sender} is kept here", field="envelope_id",
-                            hint="send the whole envelope (POST /satchel/v1/envelopes)") from None  # fmt: skip
+        raise unknown from None
     try:
         claimed_sender, _ = peek_unverified_sender(prefix)
     except SatchelError:
         claimed_sender = ""
     if claimed_sender != sender:
-        raise UploadUnknown(f"nothing of envelope {envelope_id} from {sender} is kept here", field="envelope_id")
+        raise unknown
     try:
         return check_header(node, sender, envelope_id, prefix, policy)
     except SatchelError:
@@ -88,9 +88,9 @@ async def upload_state(request: web.Request) -> web.Response:
     if row is not None:
         length = row.envelope_length or 0
         state = UploadState(envelope_id, length, length)
+    elif request.app[UPLOADS].arriving(envelope_id):  # what is kept of it is still changing
+        raise UploadInProgress(f"envelope {envelope_id} is arriving in another upload now", field="envelope_id")
     else:
-        if request.app[UPLOADS].arriving(envelope_id):  # what is kept of it is still changing
-            raise UploadInProgress(f"envelope {envelope_id} is arriving in another upload now", field="envelope_id")
         partial = partial_envelopes.partial_path(node, envelope_id)
         header = _kept_header(node, peer.domain, envelope_id, partial)
         state = UploadState(envelope_id, partial.stat().st_size, header.envelope_length)
@@ -98,6 +98,7 @@ async def upload_state(request: web.Request) -> web.Response:
 
 
 def _hash_kept(path: Path, length: int) -> Any:
+    """A SHA-256 fed the first ``length`` bytes of ``path``, to be fed the rest as it arrives."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         left = length

@@ -33,7 +33,6 @@ log = logging.getLogger("satchel.partial_envelopes")
 PARTIAL_PREFIX = ".partial-"  # a dot: backups skip it (it is not a record, and it changes)
 
 
-
 def partial_path(node: Node, envelope_id: str) -> Path:
     return node.config.envelopes_dir / "in" / f"{PARTIAL_PREFIX}{envelope_id}"
 
