@@ -18,11 +18,10 @@ from aiohttp import web
 from crypto import peek_unverified_sender
 from node import district_state, partial_envelopes
 from node.appkeys import NODE
-from node.bounded_read import BodyIncomplete, BodyStalled
 from node.envelope_policy import open_policy
 from node.home import Node
 from node.offloop_writer import OffLoopWriter
-from node.partial_envelopes import UPLOADS
+from node.partial_envelopes import INTERRUPTED, UPLOADS
 from node.receiving import check_header, commit_received, redelivered, require_room, require_unlisted_room
 from node.signed_http import PEER, STREAM, SignedBodyStream
 from protocol import SatchelError
@@ -149,7 +148,7 @@ async def resume_envelope(request: web.Request) -> web.Response:
                         await hashing.write(chunk)
                     await writer.drain()
                     await hashing.drain()
-                except (BodyIncomplete, BodyStalled):
+                except INTERRUPTED:
                     await writer.settle()
                     # Broken off again: what arrived stays, and the next try starts after it.
                     await loop.run_in_executor(None, partial_envelopes.sync, handle)

@@ -1,8 +1,8 @@
 """What arrived of an envelope whose upload was cut off, kept so that its sender sends only the rest.
 
 An envelope upload that breaks off (the link dropped, the sender's node stopped, nothing arrived for
-``server.body_idle_seconds``) after its signed header was verified leaves its bytes, fsynced, under
-``envelopes/in/.partial-{id}``; the sender's next try asks how much is there and sends the rest
+``server.body_idle_seconds``, this node was stopped) after its signed header was verified leaves its bytes,
+fsynced, under ``envelopes/in/.partial-{id}``; the sender's next try asks how much is there and sends the rest
 (spec/transfer.md §4.1, node.envelope_resume). One file per envelope, so a second upload of the same
 envelope never writes under the first: :class:`Uploads` knows which are arriving right now.
 
@@ -25,11 +25,15 @@ from typing import BinaryIO
 
 from aiohttp import web
 
+from node.bounded_read import BodyIncomplete, BodyStalled
 from node.home import Node
 from protocol.envelope_upload import RESUMABLE_LENGTH, UploadInProgress
 from storage import peers
 
 log = logging.getLogger("satchel.partial_envelopes")
+# How an upload breaks off: the link dropped or the sender stopped, nothing arrived for a while, or this
+# node is shutting down (aiohttp cancels a request still running when its grace ends).
+INTERRUPTED = (BodyIncomplete, BodyStalled, asyncio.CancelledError)
 PARTIAL_PREFIX = ".partial-"  # a dot: backups skip it (it is not a record, and it changes)
 
 

@@ -19,13 +19,12 @@ from aiohttp import web
 from crypto import IdentityPublicKey, peek_unverified_sender, verify_envelope_header
 from node import district_state, partial_envelopes
 from node.appkeys import NODE
-from node.bounded_read import BodyIncomplete, BodyStalled
 from node.clock import new_id, now_iso
 from node.envelope_policy import open_policy
 from node.home import Node
 from node.offloop_writer import OffLoopWriter
 from node.operators import record
-from node.partial_envelopes import UPLOADS, Arrival, Uploads
+from node.partial_envelopes import INTERRUPTED, UPLOADS, Arrival, Uploads
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
 from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
@@ -102,7 +101,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
                     _hold_unlisted_room(node, uploads, arrival, header.envelope_length, peer.domain)
                     await writer.write(bytes(prefix))
                 await writer.drain()
-            except (BodyIncomplete, BodyStalled):
+            except INTERRUPTED:
                 await writer.settle()
                 if header is not None:  # its sender is known: what arrived is kept for it to send the rest
                     await partial_envelopes.keep(node, uploads, envelope_id=envelope_id, sender=peer.domain,

@@ -65,11 +65,17 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
     return CannotListen(f"cannot listen on {where}: {exc.strerror or exc}", field="server.port")
 
 
+# On SIGTERM, requests in flight get this long to finish before they are cancelled. Every answer takes well
+# under a second; only an envelope upload can take minutes, and what arrived of one is kept for its sender to
+# resume (node.partial_envelopes), so an upgrade need not wait aiohttp's default minute for it.
+SHUTDOWN_GRACE = 10.0
+
+
 async def run_server(
     config: NodeConfig, *, host: str, port: int, on_ready: Callable[[str], None] | None = None
 ) -> None:
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE,
                            logger=_ConnectionLog(logging.getLogger("aiohttp.server")))  # fmt: skip
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,16 @@ class District:
 
     def cli(self, *args: str, ok: bool = True):
         return run_cli(self.home, *args, ok=ok, env=self.env)
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        """`satchel ARGS` as its own process, left running: for a command that blocks while the test acts."""
+        import os
+        import sys
+
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("satchel")), *args, "--home", str(self.home)],
+            env={**os.environ, **self.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
 
     def start(self, port: int | None = None) -> None:
         self.served = ServedNode(self.home, env=self.env, port=port)

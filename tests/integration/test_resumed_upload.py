@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -254,3 +255,34 @@ def test_nothing_is_kept_of_an_upload_from_a_district_known_only_from_its_web_si
         assert not list(inbox.glob(".partial-*"))
         a.cli("transfers", "retry", tid, "--as", "coord")
         assert _show(b, tid)["state"] == "received" and proxy.uploads[-1] > sent["bytes"]
+
+
+def test_an_upload_cut_by_stopping_the_receiver_is_resumed_after_it_restarts(tmp_path: Path) -> None:
+    """An upgrade restarts B while A's envelope is arriving: B gives the upload its grace, keeps what arrived,
+    and stops; started again, it gets only the rest."""
+    with _running(tmp_path) as (a, b, proxy):
+        doc = tmp_path / "iep.pdf"
+        doc.write_bytes(os.urandom(DOCUMENT))
+        doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
+                                  "--json").stdout)["doc_id"]  # fmt: skip
+        proxy.hold_next_upload(after=CUT)
+        sending = a.spawn("send", "--to", "b.example.org", "--student", "100001", "--documents", doc_id, "--as",
+                          "coord", "--json")  # fmt: skip
+        try:
+            assert proxy.held.wait(60), "the upload did not start"
+            started = time.monotonic()
+            b.stop()  # SIGTERM, and a clean exit: what arrived was kept within the grace
+            assert time.monotonic() - started < 30
+            kept = [path.stat().st_size for path in (b.home / "envelopes" / "in").glob(".partial-*")]
+            assert len(kept) == 1 and kept[0] >= MiB
+            proxy.release()
+            out, _ = sending.communicate(timeout=60)
+        finally:
+            if sending.poll() is None:
+                sending.kill()
+        tid = json.loads(out)["transfer_id"]
+        b.start(port=proxy.target_port)
+        a.cli("transfers", "retry", tid, "--as", "coord")
+        assert _show(b, tid)["state"] == "received"
+        assert proxy.uploads[-1] < json.loads(out)["bytes"] - kept[0] + 64 * 1024
+        assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)

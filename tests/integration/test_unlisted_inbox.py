@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -72,11 +70,8 @@ def test_envelopes_still_arriving_count_against_the_bound_too(tmp_path: Path) ->
             doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
                                       "--json").stdout)["doc_id"]  # fmt: skip
             proxy.hold_next_upload(after=300 << 10)
-            first = subprocess.Popen(
-                [str(Path(sys.executable).with_name("satchel")), "send", "--to", "b.example.org", "--student",
-                 "100001", "--documents", doc_id, "--as", "coord", "--json", "--home", str(a.home)],
-                env={**os.environ, **a.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )  # fmt: skip
+            first = a.spawn("send", "--to", "b.example.org", "--student", "100001", "--documents", doc_id, "--as",
+                            "coord", "--json")  # fmt: skip
             assert proxy.held.wait(60), "the first upload did not start"
             # A command waits for deliveries queued since it began, counted in whole seconds: the second must
             # begin in a later second than the first was queued, or it waits the minute for that upload.
