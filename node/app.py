@@ -18,7 +18,7 @@ from node.outbox_worker import outbox_worker
 from node.partial_envelopes import UPLOADS, Uploads
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
-from node.signed_http import sign_response_middleware, verify_middleware
+from node.signed_http import REQUIRED_EVERYWHERE, sign_response_middleware, verify_middleware
 from node.workers import disk_watch_worker, expiry_worker, mirror_worker, overdue_worker, temp_sweep_worker
 from storage.blobs import BlobStore
 from storage.database import open_database
@@ -34,7 +34,7 @@ def create_app(config: NodeConfig) -> web.Application:
     public = [(r.method, r.path) for r in ROUTES if r.public]
     app[PUBLIC_ROUTES] = frozenset([*public, *(("HEAD", path) for method, path in public if method == "GET")])
     app[STREAMING_ROUTES] = frozenset((r.method, r.path) for r in ROUTES if r.streaming)
-    app[REQUIRED_COMPONENTS] = {(r.method, r.path): ("satchel-origin", *r.covers) for r in ROUTES if r.covers}
+    app[REQUIRED_COMPONENTS] = {(r.method, r.path): (*REQUIRED_EVERYWHERE, *r.covers) for r in ROUTES if r.covers}
     app[UPLOADS] = Uploads()
     app[SESSIONS] = SessionStore()
     app[FEED_CACHE] = FeedCache()

@@ -108,7 +108,7 @@ def _canonical(request: web.Request) -> str | None:
     return resource.canonical if resource is not None else None
 
 
-_REQUIRED = ("satchel-origin",)  # what every request's signature covers beyond RFC 9421's defaults
+REQUIRED_EVERYWHERE = ("satchel-origin",)  # what every request's signature covers beyond RFC 9421's defaults
 
 
 class SignedBodyStream:
@@ -163,8 +163,8 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
     request[_REQUEST_VIEW] = view
     now = int(time.time())
     unverified = check_request_signature(
-        view, now=now, expected_authority=authority,
-        require_components=request.app[REQUIRED_COMPONENTS].get(route, _REQUIRED), has_body=request.body_exists,
+        view, now=now, expected_authority=authority, has_body=request.body_exists,
+        require_components=request.app[REQUIRED_COMPONENTS].get(route, REQUIRED_EVERYWHERE),
     )  # fmt: skip
     if unverified.key_id.startswith("hs-"):
         verified, remember = await _verify_in_session(request, unverified, now)

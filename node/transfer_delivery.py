@@ -11,6 +11,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused, PeerResponse
+from node.peers import PeerUnreachable
 from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
@@ -123,6 +124,8 @@ async def _send_rest(
         if exc.peer_code == UploadInProgress.code:
             raise  # an earlier try is still arriving there: retried later
         return None
+    except PeerUnreachable:
+        raise  # retried later, like the upload itself
     except SatchelError:
         return None  # an answer that makes no sense: the whole envelope is never wrong
     if state.length != row.envelope_length or not 0 < state.received < state.length:
