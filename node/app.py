@@ -9,6 +9,7 @@ from aiohttp import web
 
 from node.appkeys import NODE, PUBLIC_ROUTES, REQUIRED_COMPONENTS, STREAMING_ROUTES
 from node.config import NodeConfig
+from node.envelope_resume import adopt_orphans
 from node.feed_cache import FEED_CACHE, FeedCache
 from node.home import Node, load_keys
 from node.http_errors import error_middleware
@@ -48,6 +49,7 @@ def create_app(config: NodeConfig) -> web.Application:
         db = open_database(config.db_path)
         node = Node(config, load_keys(config, db), db, BlobStore(config.blobs_dir))
         app[NODE] = node
+        adopt_orphans(node, app[UPLOADS])  # before the first request: a sender may ask about them at once
         session = aiohttp.ClientSession()
         app[KEYRING] = Keyring(node, lambda: session, allow_loopback_http=config.federation.dev_loopback)
         # A serving node talks to the same peers again and again: it signs in sessions (§11).

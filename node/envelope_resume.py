@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,20 @@ from node.appkeys import NODE
 from node.envelope_policy import open_policy
 from node.home import Node
 from node.offloop_writer import OffLoopWriter
-from node.partial_envelopes import INTERRUPTED, UPLOADS
-from node.receiving import check_header, commit_received, redelivered, require_room, require_unlisted_room
+from node.partial_envelopes import INTERRUPTED, UPLOADS, Uploads
+from node.receiving import (
+    RECEIVING,
+    check_header,
+    commit_received,
+    redelivered,
+    require_room,
+    require_unlisted_room,
+)
 from node.signed_http import PEER, STREAM, SignedBodyStream
 from protocol import SatchelError
 from protocol.content_digest import DigestMismatch
 from protocol.envelope_errors import EnvelopeTruncated
-from protocol.envelope_format import EnvelopeHeader, max_prefix_length
+from protocol.envelope_format import EnvelopeHeader, OpenPolicy, max_prefix_length
 from protocol.envelope_upload import (
     ENVELOPE_DIGEST_HEADER,
     UPLOAD_OFFSET_HEADER,
@@ -43,8 +52,10 @@ from protocol.envelope_upload import (
 from protocol.ids import parse_ulid
 from protocol.transfer_states import TransfersDisabled
 from storage import transfers as store
+from storage.temp_files import writer_gone
 
 _READ = 1 << 20
+log = logging.getLogger("satchel.envelope_resume")
 
 
 def _received_here(node: Node, envelope_id: str, sender: str) -> store.TransferRow | None:
@@ -179,3 +190,52 @@ async def resume_envelope(request: web.Request) -> web.Response:
                 # Bytes that no digest vouches for (a body other than the one signed, a whole that does not
                 # match): nothing of it can be trusted, so the sender starts over.
                 partial.unlink(missing_ok=True)
+
+
+def adopt_orphans(node: Node, uploads: Uploads) -> int:
+    """At start: what this node was receiving when it was killed outright (a power cut, SIGKILL, the OOM
+    killer) becomes the envelope's kept part, as for an upload that broke off, when it may be kept. Its last
+    writes perhaps never reached the disk; the whole envelope's digest, checked when the rest arrives,
+    catches that, and the sender then sends it whole. Returns how many were adopted."""
+    inbox = node.config.envelopes_dir / "in"
+    policy = open_policy(node.config)
+    adopted = 0
+    try:
+        orphans = [e for e in os.scandir(inbox) if e.name.startswith(f"{RECEIVING}-") and writer_gone(e.name)]
+    except FileNotFoundError:
+        return 0
+    for entry in orphans:
+        try:
+            target = _adoptable(node, uploads, Path(entry.path), policy)
+            if target is not None:
+                os.replace(entry.path, target)
+                adopted += 1
+        except OSError as exc:
+            log.warning("could not keep what arrived of an envelope before the node stopped: %s", exc)
+    if adopted:
+        log.info("kept %d envelope(s) that were arriving when the node stopped, for their senders to resume",
+                 adopted)  # fmt: skip
+    return adopted
+
+
+def _adoptable(node: Node, uploads: Uploads, path: Path, policy: OpenPolicy) -> Path | None:
+    """Where an orphaned upload should be kept, fsynced first; None when it is not to be (the sweep removes
+    it once it is an hour old)."""
+    with path.open("rb") as handle:
+        prefix = handle.read(max_prefix_length(policy))
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            sender, _ = peek_unverified_sender(prefix)
+            header = check_header(node, sender, None, prefix, policy)
+        except SatchelError:
+            return None
+        envelope_id = header.envelope_id
+        if not partial_envelopes.may_keep(node, sender, size) or uploads.arriving(envelope_id):
+            return None
+        if store.get(node.db, envelope_id, local_domain=node.config.node.domain) is not None:
+            return None  # it arrived whole after all
+        target = partial_envelopes.partial_path(node, envelope_id)
+        if target.exists() and target.stat().st_size >= size:
+            return None
+        os.fsync(handle.fileno())
+    return target

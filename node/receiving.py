@@ -209,8 +209,10 @@ def require_unlisted_room(node: Node, length: int, sender: str, *, arriving: int
 
 
 def check_header(
-    node: Node, sender: str, envelope_id: str, prefix: bytes, policy: OpenPolicy
+    node: Node, sender: str, envelope_id: str | None, prefix: bytes, policy: OpenPolicy
 ) -> EnvelopeHeader:
+    """The envelope's header, verified: signed by ``sender``, for this node, within its limits, and (unless
+    ``envelope_id`` is None) carrying that id."""
     domain, key_id = peek_unverified_sender(prefix)
     if domain != sender:
         raise EnvelopeSignatureInvalid(
@@ -221,7 +223,7 @@ def check_header(
         recipient_key=[k.public_key for k in node.current_keys().encryption_by_id.values()],
         recipient_domain=node.config.node.domain, now=time.time(), policy=policy,
     )  # fmt: skip
-    if header.envelope_id != envelope_id:
+    if envelope_id is not None and header.envelope_id != envelope_id:
         raise EnvelopeMalformed(
             "the envelope id does not match the Satchel-Envelope-Id header", field="envelope_id"
         )

@@ -48,6 +48,12 @@ def writer_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def writer_gone(name: str) -> bool:
+    """Whether the temp file ``name`` records a writer that is not running any more (nor is this process)."""
+    pid = writer_of(name)
+    return pid is not None and pid != os.getpid() and not _running(pid)
+
+
 def sweep(directory: Path, kind: str, *, now: float | None = None, min_age: float = DEFAULT_MIN_AGE) -> int:
     """Remove ``kind`` temp files in ``directory`` whose writer is gone; returns how many went."""
     now = time.time() if now is None else now

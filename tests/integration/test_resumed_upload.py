@@ -286,3 +286,36 @@ def test_an_upload_cut_by_stopping_the_receiver_is_resumed_after_it_restarts(tmp
         assert _show(b, tid)["state"] == "received"
         assert proxy.uploads[-1] < json.loads(out)["bytes"] - kept[0] + 64 * 1024
         assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)
+
+
+def test_an_upload_cut_by_killing_the_receiver_is_resumed_after_it_restarts(tmp_path: Path) -> None:
+    """A power cut (SIGKILL here) while A's envelope is arriving: B, started again, keeps what it had written
+    and gets only the rest."""
+    with _running(tmp_path) as (a, b, proxy):
+        doc = tmp_path / "iep.pdf"
+        doc.write_bytes(os.urandom(DOCUMENT))
+        doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
+                                  "--json").stdout)["doc_id"]  # fmt: skip
+        proxy.hold_next_upload(after=CUT)
+        sending = a.spawn("send", "--to", "b.example.org", "--student", "100001", "--documents", doc_id, "--as",
+                          "coord", "--json")  # fmt: skip
+        inbox = b.home / "envelopes" / "in"
+        try:
+            assert proxy.held.wait(60), "the upload did not start"
+            wait_until(lambda: sum(p.stat().st_size for p in inbox.glob(".receiving-*")) >= MiB)
+            b.kill()
+            assert not list(inbox.glob(".partial-*"))  # killed: nothing was kept on the way down
+            proxy.release()
+            out, _ = sending.communicate(timeout=60)
+        finally:
+            if sending.poll() is None:
+                sending.kill()
+        sent = json.loads(out)
+        tid = sent["transfer_id"]
+        b.start(port=proxy.target_port)
+        kept = [path.stat().st_size for path in inbox.glob(".partial-*")]
+        assert len(kept) == 1 and kept[0] >= MiB and not list(inbox.glob(".receiving-*"))
+        a.cli("transfers", "retry", tid, "--as", "coord")
+        assert _show(b, tid)["state"] == "received"
+        assert proxy.uploads[-1] < sent["bytes"] - kept[0] + 64 * 1024
+        assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)

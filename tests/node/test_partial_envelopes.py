@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from node import partial_envelopes
+from node.envelope_resume import adopt_orphans
 from node.home import Node, open_node
 from node.partial_envelopes import Uploads, may_keep, partial_path, sweep
 from protocol.envelope_upload import RESUMABLE_LENGTH, UploadInProgress
@@ -69,3 +71,21 @@ def test_nothing_is_kept_when_it_is_switched_off_too_small_or_from_a_stranger(
         assert not partial_envelopes.may_keep(off, "b.example.org", 1 << 30)
     finally:
         off.close()
+
+
+def test_only_an_envelope_this_node_may_keep_is_adopted_from_a_writer_that_died(node: Node) -> None:
+    """What is not an envelope for this node from a peer it keeps for (here: random bytes, a small file, a
+    file whose writer still runs) is left for the hourly sweep, never named as an envelope's kept part."""
+    dead = subprocess.Popen(["true"])  # a process that has ended: its id names a writer that is gone
+    dead.wait()
+    inbox = node.config.envelopes_dir / "in"
+    inbox.mkdir(parents=True, exist_ok=True)
+    junk = inbox / f".receiving-p{dead.pid}-junk"
+    junk.write_bytes(os.urandom(RESUMABLE_LENGTH + 10))
+    small = inbox / f".receiving-p{dead.pid}-small"
+    small.write_bytes(b"x" * 100)
+    live = inbox / f".receiving-p{os.getpid()}-live"
+    live.write_bytes(os.urandom(RESUMABLE_LENGTH + 10))
+    assert adopt_orphans(node, Uploads()) == 0
+    assert junk.exists() and small.exists() and live.exists()
+    assert not list(inbox.glob(".partial-*"))
