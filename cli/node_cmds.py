@@ -220,7 +220,8 @@ def backup(home: str | None, actor: str | None, as_json: bool, destination: str)
                    "them all).")  # fmt: skip
 def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
     """Check that the home is whole: the database's integrity, the audit log's hash chain, and that every
-    document and waiting envelope the database names is on disk. Changes nothing; exits 1 on a problem.
+    document and waiting envelope the database names is on disk; also how much of the disk uploads that
+    broke off hold for their senders to resume. Changes nothing; exits 1 on a problem.
 
     Run it after each backup (cron), so that damage is found while a backup still holds the good copy.
 
@@ -233,6 +234,7 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
     from node.home_check import check_home
     from protocol import SatchelError
     from storage.errors import DatabaseDamaged
+    from storage.free_space import size_text
 
     try:
         with opened(home) as node, progress_line("Reading documents") as progress:
@@ -247,7 +249,8 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
         print_json({
             "whole": report.whole, "database": report.database, "audit_entries": report.audit_entries,
             "audit_problem": report.audit_problem, "blobs_used": report.blobs_used,
-            "envelopes_waiting": report.envelopes_waiting, "missing": report.missing,
+            "envelopes_waiting": report.envelopes_waiting, "partial_uploads": report.partial_uploads,
+            "partial_bytes": report.partial_bytes, "missing": report.missing,
             "blobs_hashed": report.blobs_hashed, "damaged": report.damaged,
             "exposed": None if report.exposed is None else f"{report.exposed:04o}",
         })  # fmt: skip
@@ -260,6 +263,9 @@ def check(home: str | None, as_json: bool, hash_blobs: bool) -> None:
             ("Audit log", report.audit_problem or f"{report.audit_entries:,} entries, hash chain verified"),
             ("Documents", f"{report.blobs_used:,} in use"),
             ("Envelopes", f"{report.envelopes_waiting:,} waiting for delivery or a code"),
+            ("Broken-off uploads", f"{report.partial_uploads:,} kept for their senders to resume, "
+             f"{size_text(report.partial_bytes)} (envelope.partial_keep_hours)"
+             if report.partial_uploads else "none"),
             ("Missing files", f"{len(report.missing):,}" if report.missing else "none"),
             ("Contents", hashed),
             ("Access", "owner only" if report.exposed is None

@@ -7,10 +7,12 @@ the part from a backup that still has it.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import stat
 from dataclasses import dataclass, field
 
+from node import partial_envelopes
 from node.home import Node
 from node.progress import Progress
 from protocol import SatchelError
@@ -26,6 +28,8 @@ class CheckReport:
     audit_problem: str | None = None
     blobs_used: int = 0
     envelopes_waiting: int = 0
+    partial_uploads: int = 0  # envelopes whose upload broke off, kept for their senders to send the rest
+    partial_bytes: int = 0
     missing: list[str] = field(default_factory=list)
     blobs_hashed: int | None = None  # None: not asked for (--blobs)
     damaged: list[str] = field(default_factory=list)
@@ -67,6 +71,10 @@ def check_home(node: Node, *, hash_blobs: bool, progress: Progress | None = None
     else:
         report.blobs_used, report.envelopes_waiting = used.blobs, used.envelopes
         report.missing = list(used.missing)
+    for entry in partial_envelopes.kept(node):
+        with contextlib.suppress(FileNotFoundError):  # resumed or swept meanwhile
+            report.partial_bytes += entry.stat().st_size
+            report.partial_uploads += 1
     if hash_blobs:
         report.blobs_hashed = 0
         blobs = list(blob_files(node.config.home))

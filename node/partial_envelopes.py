@@ -146,17 +146,21 @@ def discard(node: Node, uploads: Uploads, envelope_id: str) -> None:
         partial_path(node, envelope_id).unlink(missing_ok=True)
 
 
+def kept(node: Node) -> list[os.DirEntry[str]]:
+    """The partial envelopes kept now (their names carry the envelope ids)."""
+    try:
+        return [e for e in os.scandir(node.config.envelopes_dir / "in") if e.name.startswith(PARTIAL_PREFIX)]
+    except FileNotFoundError:
+        return []
+
+
 def sweep(node: Node, uploads: Uploads, *, now: float | None = None) -> int:
     """Remove partial envelopes untouched for ``envelope.partial_keep_hours`` (none arriving now); returns how
     many went."""
     now = time.time() if now is None else now
     keep_seconds = node.config.envelope.partial_keep_hours * 3600
     removed = 0
-    try:
-        entries = [e for e in os.scandir(node.config.envelopes_dir / "in") if e.name.startswith(PARTIAL_PREFIX)]
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
+    for entry in kept(node):
         if uploads.arriving(entry.name.removeprefix(PARTIAL_PREFIX)):
             continue
         try:

@@ -121,6 +121,9 @@ def test_a_broken_upload_is_resumed_from_where_it_stopped(tmp_path: Path) -> Non
         tid = sent["transfer_id"]
         assert proxy.cuts == 1 and _show(a, tid)["state"] == "sealed"
         kept = _kept_size(b, tid)
+        checked = json.loads(b.cli("check", "--json").stdout)  # what the disk holds, for B's operator
+        assert checked["whole"] and (checked["partial_uploads"], checked["partial_bytes"]) == (1, kept)
+        assert "1 kept for their senders to resume" in b.cli("check").stdout
         # What B keeps is what it read before the connection went (a MiB or more): aiohttp drops what it
         # had buffered but not handed over yet, an amount that depends on the machine's load.
         assert MiB <= kept <= CUT
