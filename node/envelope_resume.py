@@ -33,6 +33,7 @@ from node.receiving import (
     require_unlisted_room,
 )
 from node.signed_http import PEER, STREAM, SignedBodyStream
+from node.transfer_files import pieces
 from protocol import SatchelError
 from protocol.content_digest import DigestMismatch
 from protocol.envelope_errors import EnvelopeTruncated
@@ -54,7 +55,6 @@ from protocol.transfer_states import TransfersDisabled
 from storage import transfers as store
 from storage.temp_files import writer_gone
 
-_READ = 1 << 20
 log = logging.getLogger("satchel.envelope_resume")
 
 
@@ -109,15 +109,12 @@ async def upload_state(request: web.Request) -> web.Response:
 
 def _hash_kept(path: Path, length: int) -> Any:
     """A SHA-256 fed the first ``length`` bytes of ``path``, to be fed the rest as it arrives."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        left = length
-        while left:
-            block = handle.read(min(_READ, left))
-            if not block:
-                raise EnvelopeTruncated("the kept part of the envelope is shorter than it was", field="body")
-            digest.update(block)
-            left -= len(block)
+    digest, fed = hashlib.sha256(), 0
+    for piece in pieces(path, length=length):
+        digest.update(piece)
+        fed += len(piece)
+    if fed != length:
+        raise EnvelopeTruncated("the kept part of the envelope is shorter than it was", field="body")
     return digest
 
 

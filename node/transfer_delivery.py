@@ -14,7 +14,7 @@ from node.peer_client import PeerClient, PeerRefused, PeerResponse
 from node.peers import PeerUnreachable
 from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
-from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
+from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file, pieces
 from protocol import InvalidInput, SatchelError
 from protocol.content_digest import ContentDigester, DigestMismatch
 from protocol.envelope_upload import (
@@ -144,12 +144,10 @@ async def _send_rest(
 
 
 def digest_from(path: Path, offset: int) -> str:
-    """The Content-Digest header of a file's bytes from ``offset`` to its end, read a MiB at a time."""
+    """The Content-Digest header of a file's bytes from ``offset`` to its end."""
     digester = ContentDigester()
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        while block := handle.read(1 << 20):
-            digester.update(block)
+    for piece in pieces(path, start=offset):
+        digester.update(piece)
     return digester.header_value()
 
 

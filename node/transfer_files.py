@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from node.blob_holds import release_transfer
 from node.home import Node
 from protocol import SatchelError
 from protocol.transfer_states import Action
+from storage.blobs import CHUNK
 from storage.home_files import envelope_under
 from storage.transfers import TransferRow
 
@@ -20,6 +22,21 @@ class SealedEnvelopeMissing(SatchelError):
 
     code = "transfer.envelope_missing"
     default_hint = "restore the home's envelopes from a backup (`satchel check` lists what is missing)"
+
+
+def pieces(path: Path, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+    """The bytes of ``path`` from ``start``, ``length`` of them (or to its end), a chunk at a time; it stops
+    early where the file ends, which the caller counts."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        left = length
+        while left is None or left > 0:
+            piece = handle.read(CHUNK if left is None else min(CHUNK, left))
+            if not piece:
+                return
+            if left is not None:
+                left -= len(piece)
+            yield piece
 
 
 def envelope_file(node: Node, row: TransferRow) -> Path | None:
