@@ -93,15 +93,53 @@ def _running(
             b.stop()
 
 
-def _send(a: District, tmp_path: Path) -> tuple[dict, bytes]:
+SEND = ("send", "--to", "b.example.org", "--student", "100001", "--as", "coord", "--json")
+
+
+def _add_document(a: District, tmp_path: Path) -> tuple[str, bytes]:
+    """An IEP of DOCUMENT random bytes for student 100001 at A: (its id, its bytes)."""
     content = os.urandom(DOCUMENT)
     doc = tmp_path / "iep.pdf"
     doc.write_bytes(content)
     doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
                               "--json").stdout)["doc_id"]  # fmt: skip
-    sent = json.loads(a.cli("send", "--to", "b.example.org", "--student", "100001", "--documents", doc_id,
-                            "--as", "coord", "--json").stdout)  # fmt: skip
-    return sent, content
+    return doc_id, content
+
+
+def _send(a: District, tmp_path: Path) -> tuple[dict, bytes]:
+    doc_id, content = _add_document(a, tmp_path)
+    return json.loads(a.cli(*SEND, "--documents", doc_id).stdout), content
+
+
+@contextmanager
+def _sending_held(a: District, tmp_path: Path, proxy: CuttingProxy) -> Iterator[dict]:
+    """A's `satchel send` as its own process, its upload held by the proxy after CUT bytes while the block
+    acts on B; then the upload goes on (into whatever B has become) and the dict gets what send said."""
+    doc_id, _ = _add_document(a, tmp_path)
+    proxy.hold_next_upload(after=CUT)
+    sending = a.spawn(*SEND, "--documents", doc_id)
+    said: dict = {}
+    try:
+        assert proxy.held.wait(60), "the upload did not start"
+        yield said
+        proxy.release()
+        out, _ = sending.communicate(timeout=60)
+        said.update(json.loads(out))
+    finally:
+        if sending.poll() is None:
+            sending.kill()
+
+
+def _resumed_after_restart(a: District, b: District, proxy: CuttingProxy, sent: dict) -> None:
+    """B starts again, holding one kept part; A's next try sends only the rest, and B has A's envelope."""
+    tid, inbox = sent["transfer_id"], b.home / "envelopes" / "in"
+    b.start(port=proxy.target_port)
+    kept = [path.stat().st_size for path in inbox.glob(".partial-*")]
+    assert len(kept) == 1 and kept[0] >= MiB and not list(inbox.glob(".receiving-*"))
+    a.cli("transfers", "retry", tid, "--as", "coord")
+    assert _show(b, tid)["state"] == "received"
+    assert proxy.uploads[-1] < sent["bytes"] - kept[0] + 64 * 1024
+    assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)
 
 
 def _show(d: District, transfer_id: str) -> dict:
@@ -264,61 +302,21 @@ def test_an_upload_cut_by_stopping_the_receiver_is_resumed_after_it_restarts(tmp
     """An upgrade restarts B while A's envelope is arriving: B gives the upload its grace, keeps what arrived,
     and stops; started again, it gets only the rest."""
     with _running(tmp_path) as (a, b, proxy):
-        doc = tmp_path / "iep.pdf"
-        doc.write_bytes(os.urandom(DOCUMENT))
-        doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
-                                  "--json").stdout)["doc_id"]  # fmt: skip
-        proxy.hold_next_upload(after=CUT)
-        sending = a.spawn("send", "--to", "b.example.org", "--student", "100001", "--documents", doc_id, "--as",
-                          "coord", "--json")  # fmt: skip
-        try:
-            assert proxy.held.wait(60), "the upload did not start"
+        with _sending_held(a, tmp_path, proxy) as sent:
             started = time.monotonic()
             b.stop()  # SIGTERM, and a clean exit: what arrived was kept within the grace
             assert time.monotonic() - started < 30
-            kept = [path.stat().st_size for path in (b.home / "envelopes" / "in").glob(".partial-*")]
-            assert len(kept) == 1 and kept[0] >= MiB
-            proxy.release()
-            out, _ = sending.communicate(timeout=60)
-        finally:
-            if sending.poll() is None:
-                sending.kill()
-        tid = json.loads(out)["transfer_id"]
-        b.start(port=proxy.target_port)
-        a.cli("transfers", "retry", tid, "--as", "coord")
-        assert _show(b, tid)["state"] == "received"
-        assert proxy.uploads[-1] < json.loads(out)["bytes"] - kept[0] + 64 * 1024
-        assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)
+            assert len(list((b.home / "envelopes" / "in").glob(".partial-*"))) == 1
+        _resumed_after_restart(a, b, proxy, sent)
 
 
 def test_an_upload_cut_by_killing_the_receiver_is_resumed_after_it_restarts(tmp_path: Path) -> None:
     """A power cut (SIGKILL here) while A's envelope is arriving: B, started again, keeps what it had written
     and gets only the rest."""
     with _running(tmp_path) as (a, b, proxy):
-        doc = tmp_path / "iep.pdf"
-        doc.write_bytes(os.urandom(DOCUMENT))
-        doc_id = json.loads(a.cli("documents", "add", "100001", str(doc), "--type", "iep", "--as", "coord",
-                                  "--json").stdout)["doc_id"]  # fmt: skip
-        proxy.hold_next_upload(after=CUT)
-        sending = a.spawn("send", "--to", "b.example.org", "--student", "100001", "--documents", doc_id, "--as",
-                          "coord", "--json")  # fmt: skip
         inbox = b.home / "envelopes" / "in"
-        try:
-            assert proxy.held.wait(60), "the upload did not start"
+        with _sending_held(a, tmp_path, proxy) as sent:
             wait_until(lambda: sum(p.stat().st_size for p in inbox.glob(".receiving-*")) >= MiB)
             b.kill()
             assert not list(inbox.glob(".partial-*"))  # killed: nothing was kept on the way down
-            proxy.release()
-            out, _ = sending.communicate(timeout=60)
-        finally:
-            if sending.poll() is None:
-                sending.kill()
-        sent = json.loads(out)
-        tid = sent["transfer_id"]
-        b.start(port=proxy.target_port)
-        kept = [path.stat().st_size for path in inbox.glob(".partial-*")]
-        assert len(kept) == 1 and kept[0] >= MiB and not list(inbox.glob(".receiving-*"))
-        a.cli("transfers", "retry", tid, "--as", "coord")
-        assert _show(b, tid)["state"] == "received"
-        assert proxy.uploads[-1] < sent["bytes"] - kept[0] + 64 * 1024
-        assert hashlib.sha256(_envelope(b, "in", tid)).digest() == _sealed_digest(a, tid)
+        _resumed_after_restart(a, b, proxy, sent)
