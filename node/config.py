@@ -160,44 +160,15 @@ def _port(value: int) -> int:
     return value
 
 
-def _body_idle_seconds(value: int) -> int:
-    if not 1 <= value <= 3600:
-        raise ConfigError("server.body_idle_seconds must be from 1 to 3600", field="server.body_idle_seconds")
-    return value
+def _between(name: str, low: int, high: int, note: str = "") -> Callable[[int], int]:
+    """A check that an integer setting lies in [low, high]; ``note`` says what the bounds mean."""
 
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be from {low} to {high}{note}", field=name)
+        return value
 
-def _reserve_mib(value: int) -> int:
-    if not 0 <= value <= 1 << 20:
-        raise ConfigError("storage.reserve_mib must be from 0 to 1048576 (1 TiB)",
-                          field="storage.reserve_mib")  # fmt: skip
-    return value
-
-
-def _unlisted_inbox_mib(value: int) -> int:
-    if not 0 <= value <= 1 << 20:
-        raise ConfigError("envelope.unlisted_inbox_mib must be from 0 to 1048576 (1 TiB)",
-                          field="envelope.unlisted_inbox_mib")  # fmt: skip
-    return value
-
-
-def _partial_keep_hours(value: int) -> int:
-    if not 0 <= value <= 720:
-        raise ConfigError("envelope.partial_keep_hours must be from 0 to 720 (30 days)",
-                          field="envelope.partial_keep_hours")  # fmt: skip
-    return value
-
-
-def _key_lookups(value: int) -> int:
-    if not 1 <= value <= 10_000:
-        raise ConfigError("federation.key_lookups_per_minute must be from 1 to 10000",
-                          field="federation.key_lookups_per_minute")  # fmt: skip
-    return value
-
-
-def _batch_students(value: int) -> int:
-    if not 1 <= value <= 10_000:
-        raise ConfigError("imports.batch_students must be from 1 to 10000", field="imports.batch_students")
-    return value
+    return check
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -275,7 +246,25 @@ SETTINGS: tuple[Setting, ...] = (
         120,
         "a peer's request body that sends nothing for this many seconds is dropped (what arrived of an envelope"
         " is kept for its sender to resume: envelope.partial_keep_hours)",
-        _body_idle_seconds,
+        _between("server.body_idle_seconds", 1, 3600),
+    ),
+    Setting(
+        "server",
+        "idle_seconds",
+        int,
+        60,
+        "a connection that has not sent a whole request head this many seconds after it opened or after its"
+        " last answer is closed",
+        _between("server.idle_seconds", 1, 3600),
+    ),
+    Setting(
+        "server",
+        "max_connections",
+        int,
+        512,
+        "connections held at once; beyond them a new one is answered 503 server.busy and closed (never more"
+        " than the process's open-files limit less 256)",
+        _between("server.max_connections", 16, 1_000_000),
     ),
     Setting("smtp", "host", str, "", "SMTP server for notifications; empty disables e-mail"),
     Setting("smtp", "port", int, 25, "SMTP port", _port),
@@ -310,7 +299,7 @@ SETTINGS: tuple[Setting, ...] = (
         "most MiB of sealed envelopes waiting for a code from districts known only from their own web site"
         " (neither pinned nor in a trusted directory); more from them is refused until some are accepted,"
         " rejected or expire",
-        _unlisted_inbox_mib,
+        _between("envelope.unlisted_inbox_mib", 0, 1 << 20, " (1 TiB)"),
     ),
     Setting(
         "envelope",
@@ -319,7 +308,7 @@ SETTINGS: tuple[Setting, ...] = (
         72,
         "hours what arrived of an envelope whose upload broke off is kept for its sender to send only the rest;"
         " 0 keeps nothing (every upload starts over)",
-        _partial_keep_hours,
+        _between("envelope.partial_keep_hours", 0, 720, " (30 days)"),
     ),
     Setting(
         "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
@@ -338,7 +327,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         200,
         "most students `satchel import run` writes per transaction (each student stays all or nothing)",
-        _batch_students,
+        _between("imports.batch_students", 1, 10_000),
     ),
     Setting(
         "storage",
@@ -347,7 +336,7 @@ SETTINGS: tuple[Setting, ...] = (
         256,
         "free disk space (MiB) left untouched: envelopes and documents that would eat into it are refused"
         " up front, before a byte is written",
-        _reserve_mib,
+        _between("storage.reserve_mib", 0, 1 << 20, " (1 TiB)"),
     ),
     Setting(
         "federation",
@@ -363,7 +352,7 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         "most unknown keys that strangers' requests make this node look up (in its directories and at the"
         " request's Satchel-Origin) per minute; pinned and listed peers are not counted",
-        _key_lookups,
+        _between("federation.key_lookups_per_minute", 1, 10_000),
     ),
 )
 
@@ -385,6 +374,8 @@ class ServerSection:
     host: str
     port: int
     body_idle_seconds: int
+    idle_seconds: int
+    max_connections: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage.permission_denied": 500,
     "transfer.envelope_missing": 500,
     "server.cannot_listen": 500,
+    "server.busy": 503,
     "backup.incomplete": 500,
     "backup.destination_failed": 500,
     "storage.blob_missing": 500,

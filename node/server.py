@@ -8,13 +8,13 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from typing import cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from node.app import create_app
 from node.config import NodeConfig
+from node.connection_limits import bounded_factory, connection_cap, raise_open_files_limit
 from protocol import SatchelError
 
 log = logging.getLogger("satchel.server")
@@ -74,25 +74,33 @@ SHUTDOWN_GRACE = 10.0
 async def run_server(
     config: NodeConfig, *, host: str, port: int, on_ready: Callable[[str], None] | None = None
 ) -> None:
+    open_files = raise_open_files_limit()
+    cap = connection_cap(config.server.max_connections, open_files)
+    if cap < config.server.max_connections:
+        log.warning("holding at most %d connections, not server.max_connections (%d): this process may open %d "
+                    "files (raise LimitNOFILE= in the service's unit)", cap, config.server.max_connections,
+                    open_files)  # fmt: skip
     app = create_app(config)
+    # keepalive_timeout: a connection must send a whole request head within idle_seconds of opening or of
+    # its last answer (node.connection_limits).
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE,
+                           keepalive_timeout=config.server.idle_seconds,
                            logger=_ConnectionLog(logging.getLogger("aiohttp.server")))  # fmt: skip
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    loop = asyncio.get_running_loop()
+    assert runner.server is not None
     try:
-        await site.start()
+        server = await loop.create_server(bounded_factory(runner.server, cap), host, port)
     except BaseException as exc:
         await runner.cleanup()  # the app's workers and HTTP session were started by setup(): stop them
         if isinstance(exc, OSError):
             raise _cannot_listen(host, port, exc) from exc
         raise
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        server = cast(asyncio.Server | None, site._server)
-        sockets = server.sockets if server else []  # the bound port, when 0 was asked for
+        sockets = server.sockets  # the bound port, when 0 was asked for
         bound_host, bound_port = sockets[0].getsockname()[:2] if sockets else (host, port)
         url = f"http://{bound_host}:{bound_port}"
         log.info("listening on %s", url)
@@ -102,5 +110,5 @@ async def run_server(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        # cleanup() stops accepting, lets in-flight requests finish, then runs cleanup contexts.
+        server.close()  # stop accepting; then cleanup() lets requests in flight finish and runs cleanup contexts
         await runner.cleanup()

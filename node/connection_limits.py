@@ -1,0 +1,133 @@
+"""How many connections `satchel serve` holds, and for how long, so that strangers cannot exhaust its files.
+
+Anyone on the internet can open a connection and then send nothing, or a request head a byte at a time. Each
+one holds a file descriptor; a service's usual limit is 1,024, shared with the database, the blobs and the
+node's own calls to its peers. So the server (node.server) listens through ``bounded_factory``: beyond
+``server.max_connections`` open at once, a new connection is answered ``503 server.busy`` at once and closed,
+and the connections it keeps must send a whole request head within ``server.idle_seconds`` of opening or of
+their last answer (aiohttp's keep-alive timer, which since 3.14.4 also runs before the first request).
+``raise_open_files_limit`` lifts the process's soft limit to its hard limit first (as Go and nginx do), and
+the server keeps ``FILES_RESERVED`` descriptors free of connections whatever the settings say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+from collections.abc import Callable
+
+from aiohttp import web
+
+from protocol import SatchelError
+
+log = logging.getLogger("satchel.server")
+
+# Descriptors kept for what the node opens itself: SQLite and its WAL, blobs and envelopes being read or
+# written, calls to peers, the directory and SMTP, the thread pool's files.
+FILES_RESERVED = 256
+# How long a refused connection may keep sending (its request head) before it is closed anyway: reading it
+# lets the client see the answer instead of a reset, and the few seconds bound what a flood of them holds.
+LINGER_SECONDS = 2.0
+RETRY_AFTER_SECONDS = 5
+
+
+class ServerBusy(SatchelError):
+    """The node holds as many connections as it allows (``server.max_connections``); nothing was read.
+
+    Sent before any request is read, so it is the one answer a node does not sign (spec/request-signing.md
+    §7.2)."""
+
+    code = "server.busy"
+    default_hint = "try again in a few seconds; a node's outbox does so by itself"
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard limit; returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # a sandbox that refuses: the limit stays as it was
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_cap(configured: int, open_files: int) -> int:
+    """How many connections to hold at once: as configured, but never so many that the node's own files
+    could not be opened (at least 16, for a limit so low nothing else would work either)."""
+    return max(16, min(configured, open_files - FILES_RESERVED))
+
+
+def _busy_answer() -> bytes:
+    error = ServerBusy("this node is holding as many connections as it is allowed; nothing was read")
+    body = json.dumps({"error": {"code": error.code, "message": error.message, "hint": error.hint}}).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Retry-After: {RETRY_AFTER_SECONDS}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Busy(asyncio.Protocol):
+    """Answers 503 and half-closes; reads and drops what the client still sends for ``LINGER_SECONDS`` so
+    the answer is not lost to a reset, then closes."""
+
+    answer = _busy_answer()
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.write(self.answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the client is done too: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BaseProtocol]:
+    """A protocol factory for ``loop.create_server``: aiohttp's own while fewer than ``cap`` connections are
+    open, else one that answers 503 and closes."""
+    loop = asyncio.get_running_loop()
+    # Handlers made but not yet connected: the loop accepts a burst of connections, making every protocol,
+    # before it tells the first one it is connected (and aiohttp counts it in ``server.connections``).
+    fresh: list[tuple[float, web.RequestHandler]] = []
+    refused = 0
+
+    def factory() -> asyncio.BaseProtocol:
+        nonlocal refused
+        now = loop.time()
+        fresh[:] = [(made, h) for made, h in fresh if h.transport is None and now - made < LINGER_SECONDS]
+        if len(server.connections) + len(fresh) < cap:
+            if refused:
+                log.warning("refused %d connections beyond server.max_connections (%d) while at the limit",
+                            refused, cap)  # fmt: skip
+                refused = 0
+            handler = server()
+            fresh.append((now, handler))
+            return handler
+        if not refused:
+            log.warning("holding %d connections, the limit (server.max_connections): new ones get 503 "
+                        "server.busy until some close", cap)  # fmt: skip
+        refused += 1
+        return _Busy()
+
+    return factory

@@ -1,0 +1,208 @@
+"""What `satchel serve` holds for strangers: a connection must send a whole request head within
+`server.idle_seconds`, and beyond `server.max_connections` a new one is answered `503 server.busy`.
+
+Before, a connection that sent nothing, or a request head a byte at a time, was held for an hour (aiohttp's
+default), and there was no limit on how many: a few hundred of them from anyone on the internet used up the
+service's 1,024 open files, and the node could no longer open its own database or blobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from node.home import open_node
+from node.keyring import Keyring
+from node.peer_client import PeerClient
+from node.peers import PeerUnreachable
+from protocol import SatchelError
+from protocol.descriptor import WELL_KNOWN_PATH
+
+from support import DEV_ENV, free_port, make_district, wait_until
+
+DESCRIPTOR_GET = f"GET {WELL_KNOWN_PATH} HTTP/1.1\r\nHost: node\r\n\r\n".encode()
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    return parts.hostname, parts.port
+
+
+async def _closed_after(url: str, behave) -> float:
+    """Open a connection, let ``behave(reader, writer)`` use it, then read until the node hangs up; the
+    seconds from opening to the hang-up."""
+    reader, writer = await asyncio.open_connection(*_address(url))
+    started = time.monotonic()
+    try:
+        await behave(reader, writer)
+        while await asyncio.wait_for(reader.read(65536), timeout=20):
+            pass
+        return time.monotonic() - started
+    finally:
+        writer.close()
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    pass
+
+
+async def _trickling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A request head a byte every 0.2 s, never finished (until the node hangs up)."""
+    for byte in b"GET /.well-known/satchel HTTP/1.1\r\nHost: node\r\nX-Slow: " + b"a" * 200:
+        if writer.is_closing() or reader.at_eof():
+            return
+        writer.write(bytes([byte]))
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _answered_then_idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Three requests a second apart, each answered on the same connection; then nothing more."""
+    for _ in range(3):
+        writer.write(DESCRIPTOR_GET)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))  # fmt: skip
+        await reader.readexactly(length)
+        await asyncio.sleep(1.0)
+
+
+def test_a_connection_that_does_not_finish_a_request_head_in_time_is_closed(tmp_path: Path) -> None:
+    b = make_district(tmp_path, "b.example.org")
+    b.env["SATCHEL_SERVER_IDLE_SECONDS"] = "2"
+    b.start()
+    try:
+        async def scenario() -> list[float]:
+            return list(await asyncio.gather(
+                _closed_after(b.url, _silent), _closed_after(b.url, _trickling),
+                _closed_after(b.url, _answered_then_idle),
+            ))  # fmt: skip
+
+        silent, trickling, answered = asyncio.run(scenario())
+        # Nothing sent, or a head still arriving a byte at a time: closed two seconds after opening.
+        assert 1.5 < silent < 6, silent
+        assert 1.5 < trickling < 6, trickling
+        # A connection in use is not cut: each answer gives it two more seconds for its next request head
+        # (its last answer came two seconds after it opened).
+        assert 2 + 1.5 < answered < 2 + 6, answered
+        # The node serves on: a new connection is answered.
+        async def fetch() -> int:
+            async with aiohttp.ClientSession() as http, http.get(b.url + WELL_KNOWN_PATH) as response:
+                return response.status
+
+        assert asyncio.run(fetch()) == 200
+    finally:
+        b.stop()
+
+
+def _held_connections(url: str, count: int) -> list[socket.socket]:
+    held = []
+    for _ in range(count):
+        held.append(socket.create_connection(_address(url), timeout=10))
+    return held
+
+
+def _answer_on_new_connection(url: str) -> bytes:
+    with socket.create_connection(_address(url), timeout=10) as conn:
+        conn.sendall(DESCRIPTOR_GET)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and not chunks[0].startswith(b"HTTP/1.1 503"):
+                break  # a served answer: the connection stays open for the next request
+        return b"".join(chunks)
+
+
+SEND = ("send", "--to", "b.example.org", "--student", "100001", "--assessments", "--as", "coord", "--json")
+
+
+def test_beyond_max_connections_a_new_one_is_answered_busy_and_a_sender_tries_again(tmp_path: Path) -> None:
+    a, b = make_district(tmp_path, "a.example.org"), make_district(tmp_path, "b.example.org")
+    b.env["SATCHEL_SERVER_MAX_CONNECTIONS"] = "16"  # the least allowed
+    a.start()
+    b.start()
+    held: list[socket.socket] = []
+    try:
+        a.cli("peers", "add", b.url, "--yes", "--as", "coord")
+        b.cli("peers", "add", a.url, "--yes", "--as", "coord")
+        a.stop()  # so that only the test's commands deliver
+        held = _held_connections(b.url, 16)  # anyone's: sending nothing, each holding one of B's files
+        answer = _answer_on_new_connection(b.url)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), answer[:300]
+        assert b"Retry-After: 5" in head
+        assert json.loads(body)["error"]["code"] == "server.busy"
+
+        # A district's delivery meanwhile gets that unsigned 503: it is not believed as a refusal, only as
+        # "not now", and the transfer waits for its next try.
+        sent = json.loads(a.cli(*SEND).stdout)
+        tid = sent["transfer_id"]
+        shown = json.loads(a.cli("transfers", "show", tid, "--json").stdout)
+        assert shown["state"] == "sealed"
+        assert "answered HTTP 503 without a signature" in shown["delivery"]["last_error"]
+        assert b.cli("transfers", "show", tid, ok=False).exit_code == 2  # nothing arrived at B
+
+        for conn in held:
+            conn.close()
+        held = []
+        wait_until(lambda: _answer_on_new_connection(b.url).startswith(b"HTTP/1.1 200"))
+        a.cli("transfers", "retry", tid, "--as", "coord")
+        assert json.loads(b.cli("transfers", "show", tid, "--json").stdout)["state"] == "received"
+        log = b.served.log() if b.served else ""
+        assert "holding 16 connections, the limit (server.max_connections)" in log
+        assert "Traceback" not in log
+    finally:
+        for conn in held:
+            conn.close()
+        a.stop()
+        b.stop()
+
+
+def test_an_unsigned_try_later_from_a_proxy_is_an_unreachable_peer(make_home) -> None:
+    """The TLS terminator in front of a node that is down answers 502-504 itself: a caller is told the peer
+    is not there now (retried), not that a signature is missing."""
+    statuses = iter([502, 503, 504, 429, 500])
+
+    async def proxy(request: web.Request) -> web.Response:
+        return web.Response(status=next(statuses), text="<html>Bad Gateway</html>", content_type="text/html")
+
+    async def scenario() -> list[str]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        node = open_node(make_home(), DEV_ENV)
+        said = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                client = PeerClient(node, http, Keyring(node, lambda: http, allow_loopback_http=True))
+                for _ in range(5):
+                    try:
+                        await client.call(f"http://127.0.0.1:{port}", "GET", "/satchel/v1/ping")
+                    except PeerUnreachable as exc:
+                        said.append(f"unreachable: {exc.message}")
+                    except SatchelError as exc:
+                        said.append(exc.code)
+        finally:
+            node.close()
+            await runner.cleanup()
+        return said
+
+    said = asyncio.run(scenario())
+    for status, line in zip((502, 503, 504, 429), said, strict=False):
+        assert line.startswith("unreachable:") and f"answered HTTP {status} without a signature" in line, line
+    assert said[4] == "signature.missing"  # any other unsigned answer is what it always was
