@@ -254,7 +254,8 @@ def assessments_import(
     home: str | None, actor: str | None, csv_file: Path, skip_invalid: bool, dates: str, as_json: bool
 ) -> None:
     """Import assessment results from CSV (student_sis_id, assessment, subject, date, score, scale_score,
-    percentile, benchmark_category). Re-importing the same file changes nothing.
+    percentile, benchmark_category). Re-importing the same file changes nothing. A date before 1900 or after
+    today is a row error (a typo of the year, or a placeholder such as 0001-01-01).
 
     \b
     Example:

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from node.batched_save import save_in_batches
-from node.clock import now_iso
+from node.clock import now_iso, utc_now
 from node.home import Node
 from node.operators import authorize
 from node.progress import Progress, ReadMeter
@@ -58,7 +58,7 @@ def import_assessments(
     size = path.stat().st_size
     with path.open("rb") as source, SpillFile(node.blobs.tmp_dir) as scratch:
         rows = read_assessments_csv(
-            ReadMeter(size, reading).chunks(source), file=path.name, dates=dates,
+            ReadMeter(size, reading).chunks(source), file=path.name, dates=dates, dates_until=utc_now().date(),
             seen=scratch.mapping("result_lines") if size > spill_over else None,
         )  # fmt: skip
         checked = scratch.list("checked")

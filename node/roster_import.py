@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.batched_save import save_in_batches
-from node.clock import now_iso
+from node.clock import now_iso, utc_now
 from node.home import Node
 from node.operators import authorize
 from node.progress import Progress, ReadMeter
@@ -153,7 +153,7 @@ def import_roster(
         spill = None
         if users is not None and users.size > spill_over:
             spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
-        roster = read_oneroster(files, spill=spill)
+        roster = read_oneroster(files, spill=spill, dates_until=utc_now().date())
         valid = roster.check()
         errors, invalid = roster.errors(), roster.error_count
         if invalid and not skip_invalid:

@@ -4,7 +4,8 @@ Columns (header names are not case-sensitive, order is free):
 
 * ``student_sis_id`` (or ``student``), ``assessment``, ``subject``, ``date``: required. Dates are written
   YYYY-MM-DD, or all M/D/YYYY when the caller says so (``dates=US_DATES``: how Excel saves a US date; a
-  file is never guessed at, since 3/4/2025 is a different day in other orders). They are stored ISO.
+  file is never guessed at, since 3/4/2025 is a different day in other orders). They are stored ISO. Given
+  ``dates_until`` (the caller's today), a date before 1900 or after it is an error: a typo of the year.
 * ``score``, ``scale_score`` (decimal numbers), ``percentile`` (0-100), ``benchmark_category`` (text):
   optional columns, but each row needs at least one of them.
 * ``result_id``: optional. When absent or empty the id is derived from student, assessment, subject and
@@ -22,11 +23,12 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from protocol.csv_rows import KEEP_ROW_ERRORS, CsvMissingColumn, CsvTable, RowError, RowErrors
 from protocol.errors import InvalidInput
-from protocol.roster import MAX_ID_LENGTH, check_text, parse_iso_date
+from protocol.roster import MAX_ID_LENGTH, check_plausible_date, check_text, parse_iso_date
 
 DEFAULT_FILE_NAME = "assessments.csv"
 # Purpose-tagged so a derived id can never collide with another hash Satchel computes over the same text.
@@ -145,11 +147,11 @@ def looks_us(value: str) -> bool:
 
 
 def parse_assessments_csv(
-    data: bytes, *, file: str = DEFAULT_FILE_NAME, dates: str = ISO_DATES
+    data: bytes, *, file: str = DEFAULT_FILE_NAME, dates: str = ISO_DATES, dates_until: date | None = None
 ) -> AssessmentParseResult:
     """Parse an assessment results CSV: file problems raise (``csv.*`` codes), row problems are listed.
     ``dates``: how the date column is written, ISO_DATES or US_DATES."""
-    reading = read_assessments_csv(data, file=file, dates=dates, keep_errors=None)
+    reading = read_assessments_csv(data, file=file, dates=dates, dates_until=dates_until, keep_errors=None)
     results = tuple(reading.results())
     return AssessmentParseResult(
         results=results, errors=reading.errors.kept(), us_dates_refused=reading.us_dates_refused
@@ -158,7 +160,8 @@ def parse_assessments_csv(
 
 def read_assessments_csv(
     data: bytes | Iterable[bytes], *, file: str = DEFAULT_FILE_NAME, dates: str = ISO_DATES,
-    seen: MutableMapping[str, int] | None = None, keep_errors: int | None = KEEP_ROW_ERRORS,
+    dates_until: date | None = None, seen: MutableMapping[str, int] | None = None,
+    keep_errors: int | None = KEEP_ROW_ERRORS,
 ) -> AssessmentReading:  # fmt: skip
     """Check the date order and the header now (raising as :func:`parse_assessments_csv` does); the rows are
     read as :meth:`AssessmentReading.results` is iterated. ``seen`` keeps the line of each result id (a dict
@@ -172,7 +175,9 @@ def read_assessments_csv(
             field="student_sis_id",
             hint="Name the column holding each student's SIS id 'student_sis_id' (or 'student').",
         )
-    return AssessmentReading(table, student_column, file, dates, {} if seen is None else seen, keep_errors)
+    return AssessmentReading(
+        table, student_column, file, dates, {} if seen is None else seen, keep_errors, dates_until=dates_until
+    )
 
 
 class AssessmentReading:
@@ -182,12 +187,13 @@ class AssessmentReading:
 
     def __init__(
         self, table: CsvTable, student_column: str, file: str, dates: str, seen: MutableMapping[str, int],
-        keep: int | None,
+        keep: int | None, *, dates_until: date | None = None,
     ) -> None:  # fmt: skip
         self._table, self._student_column, self._file, self._dates = table, student_column, file, dates
         self._id_lines = seen
         self.errors: RowErrors[RowError] = RowErrors(keep)
         self.us_dates_refused = False
+        self.dates_until = dates_until  # later dates (and those before 1900) are refused
 
     def results(self) -> Iterator[AssessmentResult]:
         return (result for _, result in self.numbered())
@@ -211,6 +217,8 @@ class AssessmentReading:
             subject, when = row.get("subject"), row.get("date")
             try:
                 when = iso_date(when, dates)  # before the id is derived: the same result whichever way it is written
+                if self.dates_until is not None:
+                    check_plausible_date(parse_iso_date(when, field="date"), field="date", today=self.dates_until)
             except InvalidInput as exc:
                 problems.append(("date", exc.message))
                 self.us_dates_refused = self.us_dates_refused or looks_us(when)

@@ -29,6 +29,8 @@ Rules the parser applies (also stated in the importer's documentation):
   when ``today`` is given and every one of their enrollments ended before it.
 * ``enrollment_start`` is the earliest ``beginDate`` of the current enrollments (all of them when no
   ``today`` is given). ``grade`` is the first entry of ``grades``.
+* A ``birthDate`` before 1900, or after ``dates_until`` (the caller's today; else ``today``), is an error:
+  a typo of the year or a placeholder, which would otherwise match and sort as a real date.
 * Any error in a row that feeds a student (users, demographics, roles, enrollments) drops that student.
 """
 
@@ -43,7 +45,14 @@ from typing import Any
 
 from protocol.csv_rows import KEEP_ROW_ERRORS, CsvTable, Row, RowError, RowErrors
 from protocol.errors import InvalidInput
-from protocol.roster import StudentRecord, check_text, normalize_grade, normalize_sex, parse_iso_date
+from protocol.roster import (
+    StudentRecord,
+    check_plausible_date,
+    check_text,
+    normalize_grade,
+    normalize_sex,
+    parse_iso_date,
+)
 
 # Every file name either CSV binding defines; lower case because districts' zips vary the case.
 KNOWN_FILES: tuple[str, ...] = (
@@ -118,13 +127,15 @@ def read_bundle_names(names: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def parse_oneroster(files: Mapping[str, FileData], *, today: date | None = None) -> RosterParseResult:
+def parse_oneroster(
+    files: Mapping[str, FileData], *, today: date | None = None, dates_until: date | None = None
+) -> RosterParseResult:
     """Parse a OneRoster CSV bundle ``{file name: bytes}`` into students and row errors.
 
     Raises a SatchelError (``roster.missing_file``, ``roster.ambiguous_file``, ``csv.encoding``,
     ``csv.malformed``, ``csv.missing_column``) when a file as a whole is unusable.
     """
-    reading = read_oneroster(files, today=today, keep_errors=None)
+    reading = read_oneroster(files, today=today, dates_until=dates_until, keep_errors=None)
     students = tuple(reading.students())
     return RosterParseResult(
         students=students, errors=reading.errors(), version=reading.version, delta=reading.delta
@@ -132,8 +143,8 @@ def parse_oneroster(files: Mapping[str, FileData], *, today: date | None = None)
 
 
 def read_oneroster(
-    files: Mapping[str, FileData], *, today: date | None = None, spill: SpillFactory | None = None,
-    keep_errors: int | None = KEEP_ROW_ERRORS,
+    files: Mapping[str, FileData], *, today: date | None = None, dates_until: date | None = None,
+    spill: SpillFactory | None = None, keep_errors: int | None = KEEP_ROW_ERRORS,
 ) -> RosterReading:  # fmt: skip
     """Read every file of a OneRoster bundle once, keeping what joins them in dicts or, given ``spill``, in
     the mappings it makes; then take the students from :meth:`RosterReading.students`. The first
@@ -148,7 +159,7 @@ def read_oneroster(
             raise RosterMissingFile(
                 f"the roster has no {key}", field=key, hint=f"Export {key} from the SIS with the other files."
             )
-    reading = RosterReading(bundle, today, spill, keep_errors)
+    reading = RosterReading(bundle, today, spill, keep_errors, dates_until=dates_until or today)
     reading.read()
     return reading
 
@@ -227,9 +238,10 @@ class RosterReading:
     students, handed out by :meth:`students` (after :meth:`check`, as often as wanted)."""
 
     def __init__(
-        self, bundle: dict[str, FileData], today: date | None, spill: SpillFactory | None, keep_errors: int | None
-    ) -> None:
-        self.bundle, self.today = bundle, today
+        self, bundle: dict[str, FileData], today: date | None, spill: SpillFactory | None, keep_errors: int | None,
+        *, dates_until: date | None = None,
+    ) -> None:  # fmt: skip
+        self.bundle, self.today, self.dates_until = bundle, today, dates_until
         self._spill = spill
         # Met file by file, but a student's record checks (users.csv) run after the last file is read.
         self.error_list: RowErrors[RowError] = RowErrors(keep_errors, order=_file_line)
@@ -393,8 +405,8 @@ class RosterReading:
             try:
                 birth = row.get("birthdate")
                 draft.birth_date = parse_iso_date(birth, field="birthDate") if birth else None
-                if draft.birth_date and self.today and date.fromisoformat(draft.birth_date) > self.today:
-                    problems.append(("birthDate", "birthDate is in the future"))
+                if draft.birth_date and self.dates_until:
+                    check_plausible_date(draft.birth_date, field="birthDate", today=self.dates_until)
             except InvalidInput as exc:
                 problems.append(("birthDate", exc.message))
             try:

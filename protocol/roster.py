@@ -61,6 +61,21 @@ def parse_iso_date(value: str, *, field: str) -> str:
     return value
 
 
+# Dates a district's file can mean for a student's own records. Earlier is a typo or a placeholder (0001-01-01,
+# 1900's forms); later than the reader's today is a typo of the year (2102 for 2012) or a scheduled test.
+EARLIEST_DATE = "1900-01-01"
+
+
+def check_plausible_date(value: str, *, field: str, today: date) -> None:
+    """Raise InvalidInput when the ISO date ``value`` (already checked as a date) is before 1900 or after
+    ``today``: a typo of the year, or a placeholder that would sort and match as if it were real."""
+    if value < EARLIEST_DATE:
+        raise InvalidInput(f"{field} is before {EARLIEST_DATE[:4]}: a typo of the year, or a placeholder",
+                           field=field)  # fmt: skip
+    if value > today.isoformat():
+        raise InvalidInput(f"{field} is in the future: a typo of the year?", field=field)
+
+
 def normalize_grade(value: str, *, field: str = "grade") -> str | None:
     """Map a district's grade spelling ("1", "k", "KG", "Other", "12") to a CEDS code; "" means unknown."""
     raw = value.strip()

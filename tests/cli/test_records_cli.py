@@ -120,6 +120,18 @@ def test_assessments_saved_from_excel_are_refused_with_the_way_to_import_them(ma
     assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)[0]["date"] == "2026-09-17"
 
 
+def test_a_result_dated_in_the_future_or_before_1900_is_refused_as_a_typo(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    csv = tmp_path / "star.csv"
+    csv.write_text("student_sis_id,assessment,subject,date,percentile\n"
+                   "100001,STAR Math,Math,2102-09-16,41\n100002,STAR Math,Math,0001-01-01,41\n")  # fmt: skip
+    refused = run_cli(home, "assessments", "import", str(csv), "--as", "coord", ok=False)
+    assert "2 row(s) of star.csv are invalid; nothing was imported" in refused.stderr
+    assert "line 2, date: date is in the future: a typo of the year?" in refused.stderr
+    assert "line 3, date: date is before 1900: a typo of the year, or a placeholder" in refused.stderr
+    assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output) == []
+
+
 def test_a_result_and_a_case_on_the_wrong_student_are_moved_and_purged(make_home, tmp_path) -> None:
     home = _home_with_students(make_home, tmp_path)
     csv = tmp_path / "star.csv"

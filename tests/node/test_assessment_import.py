@@ -61,7 +61,7 @@ def node(node: Any) -> Any:
 
 def _csv(path: Path, rows: int, *extra: str) -> Path:
     # Each row a distinct result: 1,000 students x 3 subjects x 3 months x a year per 9,000 rows.
-    lines = [f"S{i % 1000:05d},MAP Growth,{_SUBJECTS[i // 1000 % 3]},{2026 + i // 9000}-0{1 + i // 3000 % 3}-15,"
+    lines = [f"S{i % 1000:05d},MAP Growth,{_SUBJECTS[i // 1000 % 3]},{2020 + i // 9000}-0{1 + i // 3000 % 3}-15,"
              f"{200 + i % 50},,," for i in range(rows)]  # fmt: skip
     path.write_text(HEADER + "\n".join([*lines, *extra]) + "\n")
     return path
@@ -87,8 +87,8 @@ def test_a_spilled_import_stores_what_an_in_memory_one_stores(node: Any, tmp_pat
 
 def test_a_bad_row_after_many_good_ones_stops_the_import_before_a_row_is_saved(node: Any, tmp_path: Path) -> None:
     # 4,500 good rows (three batches read) before a student that is not here and a second row of the first result.
-    path = _csv(tmp_path / "map.csv", 4500, "S99999,MAP Growth,Math,2026-01-15,210,,,",
-                "S00000,MAP Growth,Math,2026-01-15,200,,,")  # fmt: skip
+    path = _csv(tmp_path / "map.csv", 4500, "S99999,MAP Growth,Math,2020-01-15,210,,,",
+                "S00000,MAP Growth,Math,2020-01-15,200,,,")  # fmt: skip
     with pytest.raises(AssessmentRowsInvalid) as raised:
         import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
     rows = raised.value.rows
@@ -175,7 +175,7 @@ def test_memory_does_not_grow_with_the_file(node: Any, tmp_path: Path) -> None:
 
 def _us_dated(path: Path, rows: int) -> Path:
     # As Excel saves a US date: every row is refused without --dates M/D/YYYY.
-    lines = [f"S{i % 1000:05d},MAP Growth,{_SUBJECTS[i // 1000 % 3]},{1 + i // 3000 % 3}/15/{2026 + i // 9000},"
+    lines = [f"S{i % 1000:05d},MAP Growth,{_SUBJECTS[i // 1000 % 3]},{1 + i // 3000 % 3}/15/{2020 + i // 9000},"
              f"{200 + i % 50},,," for i in range(rows)]  # fmt: skip
     path.write_text(HEADER + "\n".join(lines) + "\n")
     return path

@@ -120,6 +120,19 @@ def test_a_bad_record_stops_the_import_before_a_student_is_saved(node: Any, tmp_
     assert len(_roster_audit(node)) == 2
 
 
+def test_a_birth_date_in_the_future_or_before_1900_is_refused(node: Any, tmp_path: Path) -> None:
+    # Checked against the node's own today; an enrollment that ended is still not taken as a student gone.
+    students = [_student(0, birth_date="2102-03-04"), _student(1, birth_date="0001-01-01"), _student(2)]
+    folder = write_bundle(tmp_path / "roster", make_bundle(students))
+    with pytest.raises(RosterRowsInvalid) as raised:
+        import_roster(node, actor="coord", path=folder, skip_invalid=False)
+    assert [(e.file, e.line, e.field) for e in raised.value.rows] == [
+        ("demographics.csv", 2, "birthDate"), ("demographics.csv", 3, "birthDate"),
+    ]  # fmt: skip
+    assert "in the future" in raised.value.rows[0].message and "before 1900" in raised.value.rows[1].message
+    assert _students_in(node) == []
+
+
 def _roster_audit(node: Any) -> list[tuple[str, dict]]:
     rows = node.db.execute("SELECT action, details FROM audit_log WHERE action LIKE 'roster.import%' ORDER BY seq")
     return [(action, json.loads(details)) for action, details in rows]

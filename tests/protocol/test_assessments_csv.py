@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -225,3 +226,24 @@ def test_an_unknown_date_order_is_refused_before_reading() -> None:
     with pytest.raises(InvalidInput) as refused:
         parse_assessments_csv(f"{HEADER}\n".encode(), dates="D/M/YYYY")
     assert refused.value.field == "dates"
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("0001-01-01", "date is before 1900: a typo of the year, or a placeholder"),
+    ("1899-12-31", "date is before 1900: a typo of the year, or a placeholder"),
+    ("2102-05-01", "date is in the future: a typo of the year?"),
+    ("2025-01-02", "date is in the future: a typo of the year?"),
+    ("12/31/9999", "date is in the future: a typo of the year?"),
+])  # fmt: skip
+def test_a_date_outside_1900_to_today_is_a_row_error(written: str, message: str) -> None:
+    dates, today = (US_DATES, "1/1/2025") if "/" in written else (ISO_DATES, "2025-01-01")
+    data = f"{HEADER}\n100001,MAP,Math,{written},,228,71,\n100001,MAP,Math,{today},,229,72,\n".encode()
+    result = parse_assessments_csv(data, dates=dates, dates_until=date(2025, 1, 1))
+    assert [(e.line, e.field, e.message) for e in result.errors] == [(2, "date", message)]
+    assert [r.date for r in result.results] == ["2025-01-01"]  # today itself, and 1900-01-01, are fine
+    assert parse_assessments_csv(data, dates=dates).errors == ()  # no window without the caller's today
+
+
+def test_the_first_day_of_1900_is_in_the_window() -> None:
+    data = f"{HEADER}\n100001,MAP,Math,1900-01-01,,228,71,\n".encode()
+    assert parse_assessments_csv(data, dates_until=date(2025, 1, 1)).errors == ()

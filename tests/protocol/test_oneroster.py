@@ -46,11 +46,13 @@ def csv_bytes(*lines: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def parse(*users: str, today: date | None = None, **files: list[str] | bytes) -> RosterParseResult:
+def parse(
+    *users: str, today: date | None = None, dates_until: date | None = None, **files: list[str] | bytes
+) -> RosterParseResult:
     bundle = {"orgs.csv": csv_bytes(*ORGS), "users.csv": csv_bytes(USERS, *users)}
     for name, content in files.items():
         bundle[f"{name.lower()}.csv"] = content if isinstance(content, bytes) else csv_bytes(*content)
-    return parse_oneroster(bundle, today=today)
+    return parse_oneroster(bundle, today=today, dates_until=dates_until)
 
 
 def only_error(result: RosterParseResult) -> RowError:
@@ -335,6 +337,9 @@ def test_line_numbers_are_physical_lines() -> None:
         ("u1,,,2012-02-30,female", "birthDate", "calendar date"),
         ("u1,,,03/14/2012,female", "birthDate", "YYYY-MM-DD"),
         ("u1,,,2030-01-01,female", "birthDate", "future"),
+        ("u1,,,2025-01-02,female", "birthDate", "future"),
+        ("u1,,,0001-01-01,female", "birthDate", "before 1900"),
+        ("u1,,,1899-12-31,female", "birthDate", "before 1900"),
         ("u1,,,2012-03-14,boy", "sex", "female, male, other or unspecified"),
     ],
 )
@@ -344,6 +349,19 @@ def test_demographics_row_errors(row: str, field: str, fragment: str) -> None:
     assert (error.file, error.line, error.field) == ("demographics.csv", 2, field)
     assert fragment in error.message
     assert [s.sis_id for s in result.students] == ["1002"]
+
+
+def test_birth_dates_are_checked_against_dates_until_without_changing_what_today_means() -> None:
+    # The node passes only dates_until: enrollments that ended before today still count (a roster exported
+    # over the summer must not make every student inactive), but a birth date in the future is refused.
+    row = "u1,,,2030-01-01,female"
+    assert parse(ALICE, BOB, demographics=[DEMOGRAPHICS, row]).errors == ()  # no window: as before
+    result = parse(ALICE, BOB, demographics=[DEMOGRAPHICS, row], dates_until=date(2025, 1, 1))
+    assert only_error(result).field == "birthDate" and [s.sis_id for s in result.students] == ["1002"]
+    edge = parse(ALICE, demographics=[DEMOGRAPHICS, "u1,,,2025-01-01,female"], dates_until=date(2025, 1, 1))
+    assert edge.errors == () and edge.students[0].birth_date == "2025-01-01"
+    assert parse(ALICE, demographics=[DEMOGRAPHICS, "u1,,,1900-01-01,female"],
+                 dates_until=date(2025, 1, 1)).errors == ()  # fmt: skip
 
 
 def test_duplicate_demographics() -> None:
