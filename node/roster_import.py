@@ -70,6 +70,8 @@ def open_bundle(path: Path, reading: Progress | None = None) -> Iterator[dict[st
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
             raise _damaged(path, exc) from None
         with bundle:
+            if any(not info.filename for info in bundle.infolist()):  # zipfile itself trips over such a name
+                raise _damaged(path, zipfile.BadZipFile("a file in it has no name"))
             infos = {info.filename: info for info in bundle.infolist() if not info.is_dir()}
             names = read_bundle_names(infos)
             yield _streams({key: (infos[name].file_size, bundle, infos[name]) for key, name in names.items()},

@@ -193,6 +193,19 @@ def _zipped_sample() -> bytes:
     return _ZIPPED["bytes"]
 
 
+def test_a_zip_holding_a_file_without_a_name_is_refused_as_damaged(node: Any, tmp_path: Path) -> None:
+    # Found by the test below: one byte of the list of files set to 0 left a name empty, and zipfile's own
+    # is_dir() failed on it with an IndexError that reached the registrar as an internal error.
+    path = tmp_path / "roster.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in make_bundle([_student(0)]).items():
+            archive.writestr(name, content)
+        archive.writestr(zipfile.ZipInfo(""), b"x")
+    with pytest.raises(InvalidInput) as raised:
+        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    assert "damaged" in raised.value.message and "a file in it has no name" in raised.value.message
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None,
           max_examples=60)  # fmt: skip
 @given(st.data())
