@@ -32,6 +32,7 @@ from node.operators import authorize, record
 from node.progress import Progress
 from protocol import InvalidInput
 from storage.database import write_transaction
+from storage.durable_files import replace_durably, sync_directories_under
 from storage.errors import StorageError
 from storage.free_space import require_room
 from storage.home_files import blob_files, used_files
@@ -137,6 +138,9 @@ def _backup(node: Node, actor: str, dest: Path, destination: Path, progress: Pro
             progress(done, total)
     result.removed, result.blobs, result.envelopes = _prune(dest, {f.relative for f in files})
     result.missing = _missing(dest)
+    # Every rename into the backup on disk before it says it is complete: a power cut must not leave a
+    # backup marked whole that lacks files.
+    sync_directories_under(dest)
     _write_marker(node, dest, result, complete=True)
     with write_transaction(node.db):
         record(node, actor, "home.backup", str(dest), {
@@ -291,7 +295,7 @@ def _write_marker(node: Node, dest: Path, result: BackupResult, *, complete: boo
     temp = dest / f".{MARKER}.partial"
     temp.write_text(text + "\n", encoding="utf-8")
     _fsync(temp)
-    os.replace(temp, dest / MARKER)
+    replace_durably(temp, dest / MARKER)
 
 
 def _fsync(path: Path) -> None:

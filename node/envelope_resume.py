@@ -53,6 +53,7 @@ from protocol.envelope_upload import (
 from protocol.ids import parse_ulid
 from protocol.transfer_states import TransfersDisabled
 from storage import transfers as store
+from storage.durable_files import replace_durably
 from storage.temp_files import writer_gone
 
 log = logging.getLogger("satchel.envelope_resume")
@@ -205,7 +206,7 @@ def adopt_orphans(node: Node, uploads: Uploads) -> int:
         try:
             target = _adoptable(node, uploads, Path(entry.path), policy)
             if target is not None:
-                os.replace(entry.path, target)
+                replace_durably(entry.path, target)
                 adopted += 1
         except OSError as exc:
             log.warning("could not keep what arrived of an envelope before the node stopped: %s", exc)

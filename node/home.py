@@ -18,6 +18,7 @@ from protocol import InvalidInput
 from storage import audit
 from storage.blobs import BlobStore
 from storage.database import open_database, write_transaction
+from storage.durable_files import create_synced
 from storage.errors import database_damaged
 
 DEFAULT_HOME = "satchel-home"
@@ -36,9 +37,7 @@ def resolve_home(option: str | os.PathLike[str] | None, environ: Mapping[str, st
 
 
 def _write_secret(path: Path, text: str, encoding: str = "ascii") -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding=encoding) as handle:
-        handle.write(text)
+    create_synced(path, text.encode(encoding))
 
 
 @dataclass(frozen=True, slots=True)

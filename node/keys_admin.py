@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 
 from crypto import EncryptionKey, IdentityKey
@@ -16,6 +15,7 @@ from protocol.descriptor import PublishedKey
 from protocol.key_chain import endorse
 from protocol.signed_document import b64url
 from storage.database import write_transaction
+from storage.durable_files import create_synced
 
 DEFAULT_OVERLAP_DAYS = 7
 # At least a day, so that what the old key signed just before still verifies everywhere (rotation without
@@ -39,9 +39,9 @@ def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAU
     )
     public = new.public_key
     key_file = f"{use}-{public.key_id}.key"
-    fd = os.open(node.config.keys_dir / key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(new.export_secret())
+    # On disk before the commit that lists it: peers seal envelopes to a new encryption key as soon as it is
+    # published, and only this file can open them.
+    create_synced(node.config.keys_dir / key_file, new.export_secret().encode("ascii"))
     endorsement = None
     if use == "identity":
         published = PublishedKey(key_id=public.key_id, use=use, algorithm=public.algorithm,

@@ -29,6 +29,7 @@ from node.bounded_read import BodyIncomplete, BodyStalled
 from node.home import Node
 from protocol.envelope_upload import RESUMABLE_LENGTH, UploadInProgress
 from storage import peers
+from storage.durable_files import replace_durably
 
 log = logging.getLogger("satchel.partial_envelopes")
 # How an upload breaks off: the link dropped or the sender stopped, nothing arrived for a while, or this
@@ -131,7 +132,7 @@ async def keep(
             held = 0
         if held >= received:
             return
-        os.replace(temp, target)
+        replace_durably(temp, target)
         log.info(
             "kept %d bytes of envelope %s from %s for its sender to resume", received, envelope_id, sender
         )

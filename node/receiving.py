@@ -44,6 +44,7 @@ from protocol.transfer_states import (
 from storage import peers
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.durable_files import replace_durably
 from storage.errors import StorageFull
 from storage.free_space import check_room, size_text
 from storage.temp_files import temp_prefix
@@ -150,7 +151,7 @@ def commit_received(
         expires = datetime.fromtimestamp(header.expires, UTC)
         outcome = step(node, row, EnvelopeReceived(envelope_digest=digest, expires=expires),
                        actor=Actor.SENDER_NODE, actor_name=sender)  # fmt: skip
-        os.replace(source, final)
+        replace_durably(source, final)  # named on disk before the commit and the receipt
         record(node, sender, "transfer.received", envelope_id, {"from": sender, "bytes": length})
     return web.Response(body=outcome.signed_receipts[0], content_type=RECEIPT_TYPE)
 

@@ -34,6 +34,7 @@ from protocol.transfer_states import TransfersDisabled, new_outgoing
 from storage import outbox, peers
 from storage import transfers as store
 from storage.database import write_transaction
+from storage.durable_files import replace_durably
 from storage.free_space import require_room
 from storage.peers import Peer
 from storage.temp_files import temp_prefix
@@ -202,7 +203,7 @@ def _send(
         raise _too_large(contents.manifest) from None
     transfer_id = header.envelope_id
     final = node.config.envelopes_dir / "out" / f"{transfer_id}.env"
-    os.replace(path, final)
+    replace_durably(path, final)  # on disk before the row that names it is committed
     status = new_outgoing(transfer_id=transfer_id, sender_domain=node.config.node.domain, receiver_domain=peer.domain,
                           expires=expires, envelope_digest=digest)  # fmt: skip
     stamp = now_iso()

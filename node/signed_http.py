@@ -176,7 +176,7 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
         request[PEER] = PeerIdentity(resolved.domain, verified.key_id, resolved.trust)
 
         def remember() -> None:
-            with write_transaction(node.db):
+            with write_transaction(node.db, durable=False):  # one per request: a lost nonce harms nothing
                 nonces.remember(
                     node.db, verified.key_id, verified.nonce, keep_until=verified.replay_until, now=now
                 )

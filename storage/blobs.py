@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from storage.durable_files import make_directories, replace_durably
 from storage.errors import BlobCorrupt, BlobMissing
 from storage.temp_files import make_temp
 
@@ -141,8 +142,8 @@ class StagedBlob:
         if self._temp is None:
             raise RuntimeError("the staged blob was already published or discarded")
         final = self._store.path_for(self.blob.sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._temp, final)
+        make_directories(final.parent)
+        replace_durably(self._temp, final)  # named on disk before the row that uses it is committed
         self._temp = None
         return self.blob
 

@@ -13,6 +13,12 @@ from storage.errors import DatabaseBusy, SchemaNewer, database_damaged
 from storage.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
+# FULL: in WAL mode, every commit syncs the log before it returns, so nothing this node has acknowledged (a
+# signed receipt to a peer, "accepted" to a registrar) can be undone by a power cut or an OS crash. NORMAL,
+# SQLite's usual choice for WAL, may roll the last commits back then: a sender would hold a receipt for an
+# envelope the receiver no longer knows of. About 0.2 ms per commit on this project's test VM.
+DURABLE = "PRAGMA synchronous = FULL"
+RELAXED = "PRAGMA synchronous = NORMAL"
 
 
 def open_database(path: Path, *, migrate: bool = True, create: bool = True) -> sqlite_utils.Database:
@@ -24,8 +30,7 @@ def open_database(path: Path, *, migrate: bool = True, create: bool = True) -> s
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        # NORMAL is durable in WAL mode across application crashes; only an OS crash may lose the last commit.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(DURABLE)
         db = sqlite_utils.Database(conn)
         if migrate:
             _refuse_newer(db)
@@ -52,23 +57,33 @@ def _refuse_newer(db: sqlite_utils.Database) -> None:
 
 
 @contextmanager
-def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """One state change, one transaction: BEGIN IMMEDIATE takes the write lock up front."""
+def write_transaction(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+    """One state change, one transaction: BEGIN IMMEDIATE takes the write lock up front.
+
+    ``durable=False`` skips the sync of this commit, for bookkeeping whose loss in a power cut harms nothing (a
+    replayed request's nonce: its message ids make it harmless anyway); it reaches the disk with the next
+    durable commit, the log being written in order. Nested in another transaction, the outer one decides."""
     conn = db.conn
     if conn.in_transaction:
         with db.atomic():
             yield db
         return
+    if not durable:
+        conn.execute(RELAXED)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise DatabaseBusy("the database is busy") from exc
-        raise
-    try:
-        yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise DatabaseBusy("the database is busy") from exc
+            raise
+        try:
+            yield db
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+    finally:
+        if not durable:
+            conn.execute(DURABLE)

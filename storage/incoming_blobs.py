@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from storage.blobs import INCOMING, BlobStore
+from storage.durable_files import make_directories, sync_directory
 from storage.temp_files import make_temp
 
 # Files written but not yet fsynced: bounds the open descriptors while the disk catches up.
@@ -31,14 +32,6 @@ def _sync_and_close(out: BinaryIO) -> None:
         os.fsync(out.fileno())
     finally:
         out.close()
-
-
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class IncomingBlobs:
@@ -103,11 +96,11 @@ class IncomingBlobs:
         for temp, sha in self._ended:
             final = self._store.path_for(sha)
             if final.parent not in directories:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                make_directories(final.parent)
                 directories.add(final.parent)
             os.replace(temp, final)
         # The renames are durable only once their directories are: fsync them together on the pool.
-        list(self._pool.map(_sync_directory, directories))
+        list(self._pool.map(sync_directory, directories))
         self._pool.shutdown()
         published = self.sha256s
         self._temps.clear()

@@ -20,6 +20,29 @@ def test_wal_and_named_migrations(tmp_path: Path) -> None:
     assert len(MIGRATIONS.applied(db)) == len(MIGRATIONS._migrations)
 
 
+def _synchronous(db: sqlite_utils.Database) -> str:
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[db.execute("PRAGMA synchronous").fetchone()[0]]
+
+
+def test_every_commit_is_synced_unless_asked_not_to_be(tmp_path: Path) -> None:
+    # A signed receipt goes out after the commit it reports: under NORMAL a power cut could undo that commit.
+    db = open_database(tmp_path / "x.db")
+    assert _synchronous(db) == "FULL"
+    with write_transaction(db):
+        assert _synchronous(db) == "FULL"
+    with write_transaction(db, durable=False):  # a request's nonce: one per request, harmless to lose
+        assert _synchronous(db) == "NORMAL"
+        with write_transaction(db):  # nested: the outer transaction decides
+            assert _synchronous(db) == "NORMAL"
+    assert _synchronous(db) == "FULL"
+    with pytest.raises(RuntimeError), write_transaction(db, durable=False):
+        raise RuntimeError("boom")
+    assert _synchronous(db) == "FULL"
+    with write_transaction(db), write_transaction(db, durable=False):  # nested in a durable one: synced
+        assert _synchronous(db) == "FULL"
+    db.close()
+
+
 def test_write_transaction_rolls_back(tmp_path: Path) -> None:
     db = open_database(tmp_path / "x.db")
     with pytest.raises(RuntimeError), write_transaction(db):
