@@ -31,6 +31,9 @@ FILES_RESERVED = 256
 # lets the client see the answer instead of a reset, and the few seconds bound what a flood of them holds.
 LINGER_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
+# A protocol made for a new connection is told it is connected a loop iteration or two later; one never told
+# (its socket failed at once) stops counting after this.
+_CONNECTING_SECONDS = 1.0
 
 
 class ServerBusy(SatchelError):
@@ -115,7 +118,7 @@ def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BasePr
     def factory() -> asyncio.BaseProtocol:
         nonlocal refused
         now = loop.time()
-        fresh[:] = [(made, h) for made, h in fresh if h.transport is None and now - made < LINGER_SECONDS]
+        fresh[:] = [(made, h) for made, h in fresh if h.transport is None and now - made < _CONNECTING_SECONDS]
         if len(server.connections) + len(fresh) < cap:
             if refused:
                 log.warning("refused %d connections beyond server.max_connections (%d) while at the limit",
