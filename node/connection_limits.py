@@ -3,9 +3,10 @@
 Anyone on the internet can open a connection and then send nothing, or a request head a byte at a time. Each
 one holds a file descriptor; a service's usual limit is 1,024, shared with the database, the blobs and the
 node's own calls to its peers. So the server (node.server) listens through ``bounded_factory``: beyond
-``server.max_connections`` open at once, a new connection is answered ``503 server.busy`` at once and closed,
-and the connections it keeps must send a whole request head within ``server.idle_seconds`` of opening or of
-their last answer (aiohttp's keep-alive timer, which since 3.14.4 also runs before the first request).
+``server.max_connections`` open at once, a new connection is answered ``503 server.busy`` at once and closed
+(at most ``MAX_LINGERING`` of those linger to read what the client still sends), and the connections it keeps
+must send a whole request head within ``server.idle_seconds`` of opening or of their last answer (aiohttp's
+keep-alive timer, which since 3.14.4 also runs before the first request).
 ``raise_open_files_limit`` lifts the process's soft limit to its hard limit first (as Go and nginx do), and
 the server keeps ``FILES_RESERVED`` descriptors free of connections whatever the settings say.
 """
@@ -16,6 +17,7 @@ import asyncio
 import json
 import logging
 import resource
+import weakref
 from collections.abc import Callable
 
 from aiohttp import web
@@ -31,6 +33,9 @@ FILES_RESERVED = 256
 # lets the client see the answer instead of a reset, and the few seconds bound what a flood of them holds.
 LINGER_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
+# Refused connections lingering at once, at most: in a flood beyond the limit the rest are closed as soon as
+# the answer is written, so that refusing cannot itself use up the files the limit is there to keep.
+MAX_LINGERING = 64
 # A protocol made for a new connection is told it is connected a loop iteration or two later; one never told
 # (its socket failed at once) stops counting after this.
 _CONNECTING_SECONDS = 1.0
@@ -79,18 +84,24 @@ def _busy_answer() -> bytes:
 
 class _Busy(asyncio.Protocol):
     """Answers 503 and half-closes; reads and drops what the client still sends for ``LINGER_SECONDS`` so
-    the answer is not lost to a reset, then closes."""
+    the answer is not lost to a reset, then closes (at once, without lingering, when ``linger`` is False)."""
 
     answer = _busy_answer()
 
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
+    def __init__(self, lingering: weakref.WeakSet[_Busy] | None) -> None:
+        # Counted from now, not from connection_made: the loop makes every protocol of a burst of accepted
+        # connections before it connects the first. Weak: one whose socket failed before it connected goes.
+        self._lingering = lingering
+        if lingering is not None:
+            lingering.add(self)
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
         transport.write(self.answer)
+        if self._lingering is None:
+            transport.close()  # after the answer is written
+            return
         if transport.can_write_eof():
             transport.write_eof()
         self._timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
@@ -104,6 +115,8 @@ class _Busy(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._lingering is not None:
+            self._lingering.discard(self)
 
 
 def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BaseProtocol]:
@@ -113,6 +126,7 @@ def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BasePr
     # Handlers made but not yet connected: the loop accepts a burst of connections, making every protocol,
     # before it tells the first one it is connected (and aiohttp counts it in ``server.connections``).
     fresh: list[tuple[float, web.RequestHandler]] = []
+    lingering: weakref.WeakSet[_Busy] = weakref.WeakSet()
     refused = 0
 
     def factory() -> asyncio.BaseProtocol:
@@ -131,6 +145,6 @@ def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BasePr
             log.warning("holding %d connections, the limit (server.max_connections): new ones get 503 "
                         "server.busy until some close", cap)  # fmt: skip
         refused += 1
-        return _Busy()
+        return _Busy(lingering if len(lingering) < MAX_LINGERING else None)
 
     return factory

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from node.connection_limits import MAX_LINGERING
 from node.home import open_node
 from node.keyring import Keyring
 from node.peer_client import PeerClient
@@ -167,6 +169,35 @@ def test_beyond_max_connections_a_new_one_is_answered_busy_and_a_sender_tries_ag
         for conn in held:
             conn.close()
         a.stop()
+        b.stop()
+
+
+def _open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_flood_beyond_the_limit_cannot_use_up_files_by_being_refused(tmp_path: Path) -> None:
+    b = make_district(tmp_path, "b.example.org")
+    b.env["SATCHEL_SERVER_MAX_CONNECTIONS"] = "16"
+    b.start()
+    held: list[socket.socket] = []
+    try:
+        assert b.served is not None
+        pid = b.served.proc.pid
+        held = _held_connections(b.url, 16)
+        wait_until(lambda: _answer_on_new_connection(b.url).startswith(b"HTTP/1.1 503"))
+        before = _open_files(pid)
+        flood = _held_connections(b.url, 200)  # never read, never closed by the client: each could linger
+        held += flood
+        time.sleep(0.5)
+        # At most MAX_LINGERING of them linger (2 s each, reading what the client sends); the rest are
+        # closed as soon as their answer is written.
+        assert _open_files(pid) <= before + MAX_LINGERING + 8, (_open_files(pid), before)
+        for conn in flood:  # and every one was told, not reset
+            assert conn.recv(65536).startswith(b"HTTP/1.1 503 Service Unavailable")
+    finally:
+        for conn in held:
+            conn.close()
         b.stop()
 
 
