@@ -84,7 +84,8 @@ def _busy_answer() -> bytes:
 
 class _Busy(asyncio.Protocol):
     """Answers 503 and half-closes; reads and drops what the client still sends for ``LINGER_SECONDS`` so
-    the answer is not lost to a reset, then closes (at once, without lingering, when ``linger`` is False)."""
+    the answer is not lost to a reset, then closes; given no ``lingering`` set (as many linger already), it
+    closes as soon as the answer is written."""
 
     answer = _busy_answer()
 
