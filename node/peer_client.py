@@ -24,7 +24,7 @@ from crypto import SessionKeys, SessionShare
 from node.bounded_read import read_body
 from node.home import Node
 from node.keyring import Keyring
-from node.peers import PeerBadResponse, PeerUnreachable
+from node.peers import TRY_LATER_STATUSES, PeerBadResponse, PeerUnreachable, not_now
 from node.progress import Progress, ProgressFile
 from node.signed_http import MAX_BODY, SessionSigner, signed_request_headers
 from protocol import SatchelError
@@ -44,10 +44,6 @@ TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
 NO_SESSIONS_RETRY = 600  # seconds before asking a peer without sessions again
 # Refusals of a session request that a fresh session (or sequence number) cures; nothing happened there.
 _RETRY_IN_NEW_SESSION = frozenset({"signature.session_unknown", "signature.replayed"})
-# Answers a node cannot sign (spec/request-signing.md §7.2): a node at its connection limit answers 503 before
-# reading the request; the TLS terminator in front of a node that is down or restarting answers 502-504.
-# Unsigned, they are believed only as far as "not now": the call is retried later, like an unreachable peer.
-_UNSIGNED_TRY_LATER = frozenset({429, 502, 503, 504})
 
 
 class PeerRefused(SatchelError):
@@ -217,11 +213,8 @@ class PeerClient:
         if len(data) > MAX_BODY:
             raise PeerBadResponse(f"{url} answered more than {MAX_BODY:,} bytes", field="url",
                                   hint="answers between nodes are small; tell the other node's operator")  # fmt: skip
-        if status in _UNSIGNED_TRY_LATER and not any(name.lower() == "signature" for name, _ in response_headers):
-            raise PeerUnreachable(
-                f"{url} answered HTTP {status} without a signature: the node is busy, or down behind its proxy",
-                field="url", hint="Satchel tries again by itself; if it lasts, tell the other district's IT",
-            )  # fmt: skip
+        if status in TRY_LATER_STATUSES and not any(name.lower() == "signature" for name, _ in response_headers):
+            raise not_now(url, status, " without a signature")  # believed as far as "not now", no further
         peer, key_id = await self._verify(
             view, status, response_headers, data, base_url, expect_domain, session
         )

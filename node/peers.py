@@ -21,6 +21,20 @@ class PeerBadResponse(SatchelError):
     default_hint = "the other node answered something that is not a Satchel descriptor; tell its operator"
 
 
+# Answers that only say "not now", and that a node cannot sign (spec/request-signing.md §7.2): a node at its
+# connection limit answers 503 before reading the request; the TLS terminator in front of a node that is down
+# or restarting answers 502-504, a rate limiter 429. Believed no further: the call is retried later.
+TRY_LATER_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def not_now(url: str, status: int, how: str = "") -> PeerUnreachable:
+    """The error for a ``TRY_LATER_STATUSES`` answer; ``how`` qualifies it (" without a signature")."""
+    return PeerUnreachable(
+        f"{url} answered HTTP {status}{how}: the node is busy, or down behind its proxy", field="url",
+        hint="Satchel tries again by itself; if it lasts, tell the other district's IT",
+    )  # fmt: skip
+
+
 async def fetch_descriptor(
     session: aiohttp.ClientSession, base_url: str, *, expected_domain: str | None = None
 ) -> VerifiedDescriptor:
@@ -33,6 +47,8 @@ async def fetch_descriptor_bytes(session: aiohttp.ClientSession, base_url: str) 
     url = base_url.rstrip("/") + WELL_KNOWN_PATH
     try:
         async with session.get(url, timeout=TIMEOUT, allow_redirects=False) as response:
+            if response.status in TRY_LATER_STATUSES:
+                raise not_now(url, response.status)
             if response.status != 200:
                 raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url")
             body = await read_body(response.content, MAX_DESCRIPTOR_BYTES)

@@ -23,7 +23,7 @@ from node.connection_limits import MAX_LINGERING
 from node.home import open_node
 from node.keyring import Keyring
 from node.peer_client import PeerClient
-from node.peers import PeerUnreachable
+from node.peers import PeerUnreachable, fetch_descriptor
 from protocol import SatchelError
 from protocol.descriptor import WELL_KNOWN_PATH
 
@@ -204,7 +204,7 @@ def test_a_flood_beyond_the_limit_cannot_use_up_files_by_being_refused(tmp_path:
 def test_an_unsigned_try_later_from_a_proxy_is_an_unreachable_peer(make_home) -> None:
     """The TLS terminator in front of a node that is down answers 502-504 itself: a caller is told the peer
     is not there now (retried), not that a signature is missing."""
-    statuses = iter([502, 503, 504, 429, 500])
+    statuses = iter([502, 503, 504, 429, 500, 503])
 
     async def proxy(request: web.Request) -> web.Response:
         return web.Response(status=next(statuses), text="<html>Bad Gateway</html>", content_type="text/html")
@@ -228,6 +228,10 @@ def test_an_unsigned_try_later_from_a_proxy_is_an_unreachable_peer(make_home) ->
                         said.append(f"unreachable: {exc.message}")
                     except SatchelError as exc:
                         said.append(exc.code)
+                try:  # a node's descriptor, fetched to pin it or to find a key: the same "not now"
+                    await fetch_descriptor(http, f"http://127.0.0.1:{port}")
+                except SatchelError as exc:
+                    said.append(f"{exc.code}: {exc.message}")
         finally:
             node.close()
             await runner.cleanup()
@@ -237,3 +241,4 @@ def test_an_unsigned_try_later_from_a_proxy_is_an_unreachable_peer(make_home) ->
     for status, line in zip((502, 503, 504, 429), said, strict=False):
         assert line.startswith("unreachable:") and f"answered HTTP {status} without a signature" in line, line
     assert said[4] == "signature.missing"  # any other unsigned answer is what it always was
+    assert said[5].startswith("peer.unreachable:") and "answered HTTP 503: the node is busy" in said[5], said[5]
