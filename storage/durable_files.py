@@ -21,15 +21,20 @@ def sync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def make_directories(path: Path) -> None:
-    """``mkdir -p``, each directory it creates synced into its parent."""
+def make_directories(path: Path, *, sync: bool = True) -> set[Path]:
+    """``mkdir -p``, each directory it creates synced into its parent; returns those parents. ``sync=False``
+    leaves the syncing to a caller that makes many (the same parent once, beside its other directories)."""
     missing = []
     while not path.is_dir():
         missing.append(path)
         path = path.parent
+    parents = set()
     for directory in reversed(missing):
         directory.mkdir(exist_ok=True)
-        sync_directory(directory.parent)
+        parents.add(directory.parent)
+        if sync:
+            sync_directory(directory.parent)
+    return parents
 
 
 def replace_durably(source: Path | str, target: Path) -> None:

@@ -96,10 +96,11 @@ class IncomingBlobs:
         for temp, sha in self._ended:
             final = self._store.path_for(sha)
             if final.parent not in directories:
-                make_directories(final.parent)
+                directories |= make_directories(final.parent, sync=False)  # a new shard's entry in its parent
                 directories.add(final.parent)
             os.replace(temp, final)
-        # The renames are durable only once their directories are: fsync them together on the pool.
+        # The renames (and new shard directories) are durable only once their directories are: fsync each
+        # once, together, on the pool.
         list(self._pool.map(sync_directory, directories))
         self._pool.shutdown()
         published = self.sha256s

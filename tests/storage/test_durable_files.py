@@ -7,6 +7,7 @@ which paths were synced and in what order.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from storage.durable_files import (
     sync_directories_under,
     sync_directory,
 )
+from storage.incoming_blobs import IncomingBlobs
 
 
 @pytest.fixture
@@ -96,3 +98,27 @@ def test_a_new_secret_file_is_on_disk_with_its_name_before_the_call_returns(
     with pytest.raises(FileExistsError):  # never over an existing key
         create_synced(key, b"other")
     assert key.read_bytes() == b"secret"
+
+
+def test_many_new_shards_sync_their_parent_once(tmp_path: Path, synced: list[Path]) -> None:
+    # Accepting a grade into a new node's blob store makes up to 256 shard directories in one parent.
+    (tmp_path / "blobs").mkdir()
+    assert make_directories(tmp_path / "blobs" / "ab" / "cd", sync=False) == {tmp_path / "blobs",
+                                                                            tmp_path / "blobs" / "ab"}  # fmt: skip
+    assert synced == []  # left to the caller
+    store = BlobStore(tmp_path / "store")
+    with IncomingBlobs(store) as incoming:
+        shas = []
+        for n in range(12):
+            data = f"document {n}".encode()
+            incoming.begin()
+            incoming.write(data)
+            incoming.end(hashlib.sha256(data).hexdigest())
+            shas.append(hashlib.sha256(data).hexdigest())
+        incoming.sync()
+        synced.clear()  # the blobs' own bytes; what follows is the naming
+        incoming.publish()
+    shards = {store.path_for(sha).parent for sha in shas}
+    assert len(shards) > 1
+    # Each shard, and sha256/ and the store's root (sha256/ was new too), each once.
+    assert sorted(synced) == sorted({*shards, store.root / "sha256", store.root})
