@@ -22,7 +22,7 @@ from node import district_state, partial_envelopes
 from node.appkeys import NODE
 from node.envelope_policy import open_policy
 from node.home import Node
-from node.offloop_writer import OffLoopWriter
+from node.offloop_writer import OffLoopWriter, finish_off_loop
 from node.partial_envelopes import INTERRUPTED, UPLOADS, Uploads
 from node.receiving import (
     RECEIVING,
@@ -160,7 +160,7 @@ async def resume_envelope(request: web.Request) -> web.Response:
                 except INTERRUPTED:
                     await writer.settle()
                     # Broken off again: what arrived stays, and the next try starts after it.
-                    await loop.run_in_executor(None, partial_envelopes.sync, handle)
+                    await finish_off_loop(partial_envelopes.sync, handle)
                     intact = True
                     raise
                 finally:
@@ -178,7 +178,7 @@ async def resume_envelope(request: web.Request) -> web.Response:
                         field=ENVELOPE_DIGEST_HEADER,
                         hint="what was kept is discarded: send the whole envelope again",
                     )  # fmt: skip
-                await loop.run_in_executor(None, partial_envelopes.sync, handle)
+                await finish_off_loop(partial_envelopes.sync, handle)
             intact = True
             response = commit_received(node, peer.domain, envelope_id, header, whole, length, partial, stream)
             partial.unlink(missing_ok=True)  # named the envelope; or the same came whole meanwhile

@@ -1,4 +1,4 @@
-"""Writing a large upload to a file without stalling the event loop.
+"""Writing a large upload to a file, and syncing it, without stalling the event loop.
 
 A gigabyte envelope written from the event loop's thread blocked the server for seconds (on a virtual
 machine the kernel can take 1-3 s to take a gigabyte into its page cache): every other peer's request
@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class OffLoopWriter:
@@ -41,3 +44,16 @@ class OffLoopWriter:
         pending, self._pending = self._pending, None
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
+
+
+async def finish_off_loop(call: Callable[..., T], *args: object) -> T:
+    """``call(*args)`` on the loop's default executor (an fsync, a hash of a file), its result or error.
+
+    Should the awaiting task be cancelled meanwhile, the cancellation waits until the call has returned:
+    the caller's ``with`` then closes the file after the call is done with it, not under it."""
+    future = asyncio.get_running_loop().run_in_executor(None, call, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.gather(future, return_exceptions=True)
+        raise

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from node.bounded_read import BodyIncomplete, BodyStalled
 from node.home import Node
+from node.offloop_writer import finish_off_loop
 from protocol.envelope_upload import RESUMABLE_LENGTH, UploadInProgress
 from storage import peers
 from storage.durable_files import replace_durably
@@ -122,7 +123,7 @@ async def keep(
     resumed upload is writing that file now or it already holds more. Never raises: the upload's own
     error is what the sender hears."""
     try:
-        received = await asyncio.get_running_loop().run_in_executor(None, sync, handle)
+        received = await finish_off_loop(sync, handle)
         if uploads.resuming(envelope_id) or not may_keep(node, sender, received):
             return
         target = partial_path(node, envelope_id)

@@ -9,7 +9,6 @@ renamed into the inbox, in the same step as the transfer row is written.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from node.appkeys import NODE
 from node.clock import new_id, now_iso
 from node.envelope_policy import open_policy
 from node.home import Node
-from node.offloop_writer import OffLoopWriter
+from node.offloop_writer import OffLoopWriter, finish_off_loop
 from node.operators import record
 from node.partial_envelopes import INTERRUPTED, UPLOADS, Arrival, Uploads
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
@@ -119,8 +118,7 @@ async def receive_envelope(request: web.Request) -> web.Response:
                 raise EnvelopeTruncated(
                     "the envelope's length is not the one its header announces", field="body"
                 )
-            handle.flush()
-            os.fsync(handle.fileno())
+            await finish_off_loop(partial_envelopes.sync, handle)  # a gigabyte's fsync takes seconds
         response = commit_received(
             node, peer.domain, envelope_id, header, digest, stream.length, temp, stream
         )

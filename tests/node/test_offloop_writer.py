@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.offloop_writer import OffLoopWriter
+from node.offloop_writer import OffLoopWriter, finish_off_loop
 
 
 class _SlowDisk:
@@ -92,3 +92,38 @@ def test_settle_swallows_the_error_of_a_failing_block(tmp_path: Path) -> None:
 
     asyncio.run(main())
     disk.close()
+
+
+def test_finish_off_loop_runs_off_the_loop_and_a_cancellation_waits_for_the_call() -> None:
+    events: list[str] = []
+    threads: set[int] = set()
+
+    def slow_sync(label: str) -> str:
+        threads.add(threading.get_ident())
+        time.sleep(0.2)
+        events.append(f"{label} done")
+        return label
+
+    async def main() -> None:
+        assert await finish_off_loop(slow_sync, "first") == "first"
+        task = asyncio.create_task(finish_off_loop(slow_sync, "second"))
+        await asyncio.sleep(0.05)  # the call is running on its thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        events.append("cancelled")  # the caller's `with` would close the file here: after the call
+
+    asyncio.run(main())
+    assert events == ["first done", "second done", "cancelled"]
+    assert threading.get_ident() not in threads
+
+
+def test_finish_off_loop_raises_the_call_s_error() -> None:
+    def failing() -> None:
+        raise OSError(5, "Input/output error")
+
+    async def main() -> None:
+        with pytest.raises(OSError, match="Input/output"):
+            await finish_off_loop(failing)
+
+    asyncio.run(main())
