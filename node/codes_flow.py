@@ -7,7 +7,6 @@ when the destination reports the import, and freed again when it goes back (reje
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from node.home import Node
 from node.manifest_builder import Selection
 from node.notify import notify_coordinators
 from node.operators import authorize, record
-from protocol import InvalidInput, NotFound
+from protocol import InvalidInput, MalformedMessage, NotFound
 from protocol.code_claim_states import (
     Claim,
     ClaimFailed,
@@ -37,6 +36,7 @@ from protocol.code_claim_states import (
 )
 from protocol.json_strict import loads_object, take
 from protocol.receipts import ReceiptKind
+from protocol.signed_document import unb64url
 from protocol.transfer_code import TransferCode
 from storage import students
 from storage.database import write_transaction
@@ -209,14 +209,14 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
     """Answer a claim from ``caller`` (already authenticated by its signature)."""
     what = "code claim"
     obj = loads_object(body, what=what)
-    code_id = _b64(take(obj, "code_id", str, what=what), "code_id")
-    nonce = _b64(take(obj, "nonce", str, what=what), "nonce")
-    proof = _b64(take(obj, "proof", str, what=what), "proof")
+    code_id = _b64(take(obj, "code_id", str, what=what), "code_id", (16, 16))
+    nonce = _b64(take(obj, "nonce", str, what=what), "nonce", (16, 64))
+    proof = _b64(take(obj, "proof", str, what=what), "proof", (32, 32))
     now = _utcnow()
     failures = [_parse(r[0]) for r in node.db.execute(
         "SELECT at FROM claim_failures WHERE peer = ? ORDER BY at DESC LIMIT 100", [caller]).fetchall()]  # fmt: skip
     THROTTLE.decide(now=now, peer_failures=failures).raise_if_denied()
-    found = _find(node, code_id.hex()) if len(code_id) == 16 else None
+    found = _find(node, code_id.hex())
     if found is None or not check_transfer_code_proof(found[1], destination=caller, nonce=nonce, proof=proof):
         with write_transaction(node.db):
             node.db.execute("INSERT INTO claim_failures (peer, at) VALUES (?, ?)", [caller, _iso(now)])
@@ -280,11 +280,15 @@ def _operator(node: Node) -> str:
     return row[0]
 
 
-def _b64(text: str, field: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not base64url", field=field) from exc
+def _b64(text: str, field: str, lengths: tuple[int, int]) -> bytes:
+    """A claim's value, refused as malformed before any code is looked up: a body that is not a claim tells
+    nothing about codes and is no failed guess (spec/codes.md §7.5)."""
+    raw = unb64url(text, field=field)
+    low, high = lengths
+    if not low <= len(raw) <= high:
+        size = f"{low}" if low == high else f"{low} to {high}"
+        raise MalformedMessage(f"{field} must be {size} bytes in base64url, not {len(raw)}", field=field)
+    return raw
 
 
 def _notify(node: Node, effects: tuple, code_id: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from crypto import IdentityKey, IdentityPublicKey
@@ -23,13 +24,23 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
+
+
 def unb64url(text: str, *, field: str) -> bytes:
-    if not isinstance(text, str) or "=" in text:
-        raise MalformedMessage(f"{field} must be unpadded base64url", field=field)
+    """Decode unpadded base64url (RFC 4648 §5) in its one canonical form, as spec/README.md requires: Python's
+    decoder alone drops characters outside the alphabet, takes '+' and '/' too and ignores the unused bits of
+    the last character, so many texts would decode to the same bytes."""
+    if not isinstance(text, str) or not _BASE64URL.match(text):
+        raise MalformedMessage(f"{field} must be unpadded base64url (A-Z a-z 0-9 - _)", field=field)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise MalformedMessage(f"{field} is not base64url", field=field) from exc
+    if b64url(raw) != text:
+        raise MalformedMessage(f"{field} is not canonical base64url (its last character's unused bits are set)",
+                               field=field)  # fmt: skip
+    return raw
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

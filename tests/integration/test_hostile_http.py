@@ -13,6 +13,7 @@ import asyncio
 import gzip
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -209,3 +210,49 @@ def test_the_node_logged_no_traceback_and_still_serves(served) -> None:
     assert "Traceback" not in served["a"].served.log()
     status, _, _ = _exchange(served["a"], _request("GET", "/satchel/v1/health", [("Host", "a")]))
     assert status == 200
+
+
+_GOOD_CLAIM = {"code_id": "A" * 21 + "Q", "nonce": "B" * 21 + "w", "proof": "C" * 42 + "w"}  # 16, 16, 32 bytes
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("code_id", "A" * 20 + "+Q"),  # the standard alphabet's '+'
+        ("code_id", "A" * 21 + "Q=="),  # padded
+        ("nonce", "B" * 10 + " " + "B" * 11 + "w"),  # a space, which a lenient decoder drops
+        ("proof", "C" * 42 + "x"),  # the last character's unused bits set
+        ("code_id", "A" * 23),  # 17 bytes
+        ("code_id", "AAAA"),  # 3 bytes
+        ("nonce", "AAAA"),  # under 16 bytes
+        ("nonce", "A" * 88),  # 66 bytes: over 64
+        ("proof", "A" * 40),  # 30 bytes
+    ],
+)
+def test_a_claim_whose_values_are_not_what_a_claim_holds_is_malformed_and_no_failed_guess(
+    served, field: str, value: str
+) -> None:
+    path = "/satchel/v1/codes/claims"
+    body = json.dumps({**_GOOD_CLAIM, field: value}).encode()
+    db = served["a"].home / "satchel.db"
+    with sqlite3.connect(db) as conn:
+        failures = conn.execute("SELECT count(*) FROM claim_failures").fetchone()[0]
+    status, _, answer = _exchange(served["a"], _request("POST", path, _signed(served, path, body, "application/json"),
+                                                        body))  # fmt: skip
+    _coded(status, answer, "message.malformed")
+    assert json.loads(answer)["error"]["field"] == field
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM claim_failures").fetchone()[0] == failures
+
+
+def test_a_well_formed_claim_of_no_code_is_unknown_and_counted(served) -> None:
+    path = "/satchel/v1/codes/claims"
+    body = json.dumps(_GOOD_CLAIM).encode()
+    db = served["a"].home / "satchel.db"
+    with sqlite3.connect(db) as conn:
+        failures = conn.execute("SELECT count(*) FROM claim_failures").fetchone()[0]
+    status, _, answer = _exchange(served["a"], _request("POST", path, _signed(served, path, body, "application/json"),
+                                                        body))  # fmt: skip
+    _coded(status, answer, "code.unknown")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM claim_failures").fetchone()[0] == failures + 1
