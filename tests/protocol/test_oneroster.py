@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from protocol.oneroster import (
     RosterParseResult,
     parse_oneroster,
     read_bundle_names,
+    read_oneroster,
 )
 from protocol.roster import StudentRecord
+from storage.spill_map import SpillFile
 
 from fixtures_oneroster import SAMPLE_STUDENTS, make_bundle, sample_bundle, student_dicts, write_bundle
 
@@ -424,6 +427,27 @@ def test_round_trip(version: str, students: list[dict[str, Any]]) -> None:
     result = parse_oneroster(make_bundle(students, version=version))
     assert result.errors == ()
     assert result.students == tuple(StudentRecord.from_dict(s) for s in students)
+
+
+@given(students=student_dicts(), bad=st.lists(st.integers(0, 5), max_size=3), spilled=st.booleans())
+def test_students_after_check_are_those_a_checking_pass_builds(
+    students: list[dict[str, Any]], bad: list[int], spilled: bool
+) -> None:
+    """check() marks a student whose record fails; students() then builds the rest without checking them
+    again: the same records, and never the failing one."""
+    for i in bad:  # an e-mail only the record's own checks refuse (the row itself reads fine)
+        if i < len(students):
+            students[i] = {**students[i], "email": "not-an-email"}
+    bundle = make_bundle(students)
+    checking = list(read_oneroster(bundle).students())  # no check(): every record checked as it is built
+    with tempfile.TemporaryDirectory() as folder, SpillFile(Path(folder)) as spill:
+        reading = read_oneroster(bundle, spill=spill.mapping if spilled else None)
+        passed = reading.check()
+        handed_out = list(reading.students())
+        assert list(reading.students()) == handed_out  # as often as wanted
+    assert handed_out == checking and passed == len(checking)
+    assert len(checking) == len(students) - len({i for i in bad if i < len(students)})
+    assert reading.error_count == len(students) - len(checking)
 
 
 _CSV_ALPHABET = st.sampled_from(
