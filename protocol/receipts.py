@@ -237,6 +237,7 @@ _ALLOWED: dict[ReceiptKind, frozenset[str]] = {
     ReceiptKind.MESSAGE: frozenset({"text"}),
 }
 _OPTIONAL = ("envelope_digest", "reason", "text", "reference", "counts")
+_WIRE_NAME = {"envelope_digest": "envelope_sha256"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,10 +271,11 @@ class Receipt:
         object.__setattr__(self, "created", self.created.astimezone(UTC).replace(microsecond=0))
         for name in _OPTIONAL:
             present = getattr(self, name) is not None
+            wire = _WIRE_NAME.get(name, name)  # errors name the member a peer sent
             if name in _REQUIRED[self.kind] and not present:
-                raise _bad(name, f"is required in a {self.kind} receipt")
+                raise _bad(wire, f"is required in a {self.kind} receipt")
             if present and name not in _ALLOWED[self.kind]:
-                raise _bad(name, f"is not allowed in a {self.kind} receipt")
+                raise _bad(wire, f"is not allowed in a {self.kind} receipt")
         if self.envelope_digest is not None and (
             type(self.envelope_digest) is not bytes or len(self.envelope_digest) != 32
         ):

@@ -24,6 +24,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_MEMBERS = frozenset({"purpose", "key_id", "public_key", "payload", "signature"})
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 
 
@@ -70,6 +71,9 @@ def verify_document(data: bytes, *, purpose: str, max_bytes: int = MAX_JSON_BYTE
     """
     what = "signed document"
     outer = loads_object(data, what=what, max_bytes=max_bytes)
+    extra = sorted(set(outer) - _MEMBERS)
+    if extra:  # spec/descriptor.md: exactly these members; anything else would ride along unsigned
+        raise MalformedMessage(f"a signed document has no member {extra[0][:40]!r}", field=extra[0][:40])
     got_purpose = take(outer, "purpose", str, what=what)
     if got_purpose != purpose:
         raise MalformedMessage(f"expected a {purpose} document, got {got_purpose[:80]!r}", field="purpose")

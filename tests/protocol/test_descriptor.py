@@ -77,6 +77,15 @@ def test_tampered_payload_is_refused_before_parsing() -> None:
     assert info.value.code == "signature.invalid"
 
 
+def test_a_signed_document_has_exactly_its_five_members() -> None:
+    """Anything beside them would travel with the document unsigned, yet look part of it."""
+    outer = json.loads(sign_descriptor(_descriptor(), IDENTITY))
+    with pytest.raises(SatchelError) as info:
+        verify_descriptor(json.dumps({**outer, "approved_by": "the state"}).encode())
+    assert (info.value.code, info.value.field) == ("message.malformed", "approved_by")
+    assert verify_descriptor(json.dumps(outer).encode()).descriptor == _descriptor()  # the five alone verify
+
+
 def test_signer_must_be_listed() -> None:
     other = IdentityKey(bytes(32))
     with pytest.raises(DescriptorKeyNotListed):

@@ -136,13 +136,13 @@ def test_other_purposes_are_refused() -> None:
 @pytest.mark.parametrize(
     ("kind", "changes", "field"),
     [
-        (ReceiptKind.DELIVERED, {"envelope_digest": None}, "envelope_digest"),
+        (ReceiptKind.DELIVERED, {"envelope_digest": None}, "envelope_sha256"),  # the member a peer sent
         (ReceiptKind.DELIVERED, {"envelope_digest": b"short"}, "envelope_sha256"),
         (ReceiptKind.REJECTED, {"reason": " \n"}, "reason"),
         (ReceiptKind.REJECTED, {"reason": "x" * (MAX_REASON + 1)}, "reason"),
         (ReceiptKind.REJECTED, {"reason": "bell\x07"}, "reason"),
         (ReceiptKind.ACCEPTED, {"text": "hello"}, "text"),
-        (ReceiptKind.MESSAGE, {"envelope_digest": DIGEST}, "envelope_digest"),
+        (ReceiptKind.MESSAGE, {"envelope_digest": DIGEST}, "envelope_sha256"),
         (ReceiptKind.FAILED, {"reference": "no spaces allowed"}, "reference"),
         (ReceiptKind.IMPORTED, {"counts": None}, "counts"),
         (ReceiptKind.DELIVERED, {"issuer": Role.SENDER}, "issuer"),
