@@ -39,7 +39,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -77,7 +77,6 @@ _USER_ID_ENTRY = re.compile(r"\{([^{}:]*):([^{}]*)\}")
 _STATUSES = frozenset({"", "active", "tobedeleted", "inactive"})
 _GONE = frozenset({"tobedeleted", "inactive"})
 # StudentRecord field -> users.csv column, so a record that fails validation names the column to fix.
-_RECORD_FIELDS = tuple(f.name for f in fields(StudentRecord))  # the order from_stored takes
 _USER_COLUMNS = {
     "source_id": "sourcedId", "given_name": "givenName", "family_name": "familyName",
     "middle_name": "middleName", "username": "username", "email": "email", "state_id": "userIds",
@@ -481,8 +480,7 @@ class RosterReading:
                 yield StudentRecord.from_stored(values)
                 continue
             try:
-                named: dict[str, Any] = dict(zip(_RECORD_FIELDS, values, strict=True))
-                yield StudentRecord(**named)
+                yield StudentRecord.from_values(values)
             except InvalidInput as exc:
                 column = (
                     d.sis_field if exc.field == "sis_id" else _USER_COLUMNS.get(exc.field or "", exc.field)

@@ -187,6 +187,13 @@ class StudentRecord:
             setter(record, value)
         return record
 
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> StudentRecord:
+        """The record whose fields, in order, are ``values``, checked as the constructor checks keywords."""
+        record = cls.from_stored(values)
+        record.__post_init__()
+        return record
+
     def to_dict(self) -> dict[str, str | None]:
         """Plain values in field order, for JSON output and msgpack."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
