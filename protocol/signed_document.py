@@ -73,7 +73,9 @@ def verify_document(data: bytes, *, purpose: str, max_bytes: int = MAX_JSON_BYTE
     outer = loads_object(data, what=what, max_bytes=max_bytes)
     extra = sorted(set(outer) - _MEMBERS)
     if extra:  # spec/descriptor.md: exactly these members; anything else would ride along unsigned
-        raise MalformedMessage(f"a signed document has no member {extra[0][:40]!r}", field=extra[0][:40])
+        name = extra[0][:40]
+        plain = name.isascii() and name.isidentifier()  # a peer's text goes back as the field only if plain
+        raise MalformedMessage(f"a signed document has no member {name!r}", field=name if plain else None)
     got_purpose = take(outer, "purpose", str, what=what)
     if got_purpose != purpose:
         raise MalformedMessage(f"expected a {purpose} document, got {got_purpose[:80]!r}", field="purpose")
