@@ -201,4 +201,27 @@ def requests_reject(home: str | None, actor: str | None, request_id: str, commen
     deliver_now(home)
 
 
+@requests_group.command("cancel", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("request_id", metavar="ID")
+@click.option("--comments", default="", help="Why, for the releasing district (the student did not enrol, ...).")
+def requests_cancel(home: str | None, actor: str | None, request_id: str, comments: str) -> None:
+    """Withdraw a records request this district sent, while the other district has not answered it.
+
+    The releasing district is told. Should its answer already be on the way, the answer wins: records
+    released before the cancellation arrived still come, as a transfer you may reject.
+
+    \b
+    Example:
+      satchel requests cancel 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --comments "the family moved out of state" --as bo
+    """
+    from node import requests_flow
+
+    with opened(home) as node:
+        requests_flow.cancel(node, actor=actor, request_id=request_id, comments=comments)
+    click.echo(f"Cancelled {request_id}; the releasing district is told.")
+    deliver_now(home)
+
+
 COMMANDS = (request_command, requests_group)

@@ -25,14 +25,15 @@ from protocol.records_request import (
     Person,
     RecordsRequest,
     RequestedStudent,
+    ResponseKind,
     check_release_allowed,
     sign_records_request,
     sign_request_response,
     verify_records_request,
     verify_request_response,
 )
-from protocol.request_states import NotifyCoordinators as RequestNotify
 from protocol.request_states import (
+    Cancel,
     Reject,
     Release,
     RequestActor,
@@ -50,6 +51,7 @@ from protocol.request_states import (
     due_events,
     new_request_status,
 )
+from protocol.request_states import NotifyCoordinators as RequestNotify
 from storage import outbox, peers, users
 from storage import requests as store
 from storage import students as student_store
@@ -207,8 +209,10 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
         raise InvalidInput("the answer is not from the calling district about this request", field="response")
     with write_transaction(node.db):
         row = store.require(node.db, request_id)
-        transition = apply(status_of(node, row), ResponseArrived(response=response),
-                           actor=RequestActor.RELEASER_NODE, now=_now())  # fmt: skip
+        # A cancellation comes from the requester's node, every other answer from the releaser's (§2).
+        cancelled = response.kind is ResponseKind.CANCELLED
+        sent_by = RequestActor.REQUESTER_NODE if cancelled else RequestActor.RELEASER_NODE
+        transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
         store.update(node.db, request_id, signed_response=signed)
         _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=caller)
         record(node, caller, f"request.{response.kind.value}", request_id, {"comments": response.comments})
@@ -278,6 +282,24 @@ def reject(node: Node, *, actor: str | None, request_id: str, comments: str) -> 
         transition = apply(status_of(node, row), event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
         _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.reject", request_id, {"comments": comments})
+    return transition.status.state.value
+
+
+def cancel(node: Node, *, actor: str | None, request_id: str, comments: str = "") -> str:
+    """Withdraw a request this district sent and the other has not answered; the releasing district is told
+    (signed, through the outbox). Should its answer cross the cancellation, the answer wins (spec §2)."""
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        row = store.require(node.db, request_id)
+        if row.side != "requester":
+            raise InvalidInput(
+                f"request {request_id} is one {row.peer} sent to this district; only {row.peer} can cancel it",
+                field="ID", hint=f"to refuse it, `satchel requests reject {request_id} --comments ...`",
+            )  # fmt: skip
+        event = Cancel(person=_person(node, user.username), comments=comments)
+        transition = apply(status_of(node, row), event, actor=RequestActor.REQUESTER_COORDINATOR, now=_now())
+        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        record(node, user.username, "request.cancel", request_id, {"comments": comments})
     return transition.status.state.value
 
 

@@ -134,3 +134,54 @@ def test_release_refused_while_the_student_is_not_yet_enrolled(pair, tmp_path: P
     refused = a.cli("requests", "release", request_id, "--student", "100001", "--as", "coord", ok=False)
     assert "request.student_not_enrolled" in refused.stderr
     assert _json(a, "transfers", "list", "--json") == []  # nothing was sealed
+
+
+def test_the_requester_cancels_and_the_releaser_is_told(pair) -> None:
+    a, b, mailbox = pair
+    request_id = _requested(a, b, "100002")
+    # Only the district that sent it may cancel it; the other is told how to refuse it instead.
+    refused = a.cli("requests", "cancel", request_id, "--as", "coord", ok=False)
+    assert "only b.example.org can cancel it" in refused.stderr and "requests reject" in refused.stderr
+    out = b.cli("requests", "cancel", request_id, "--comments", "the family moved out of state", "--as", "coord")
+    assert f"Cancelled {request_id}" in out.stdout
+    assert _request_state(b, request_id) == "cancelled"
+    _wait(lambda: _request_state(a, request_id) == "cancelled")
+    _wait(lambda: any(f"Records request {request_id} was cancelled by b.example.org" in s
+                      for s in mailbox.to("coord@a.example.org")))  # fmt: skip
+    assert any(e["action"] == "request.cancelled" and e["details"]["comments"] == "the family moved out of state"
+               for e in _json(a, "audit", "--json"))  # fmt: skip
+    late = a.cli("requests", "release", request_id, "--student", "100002", "--as", "coord", ok=False)
+    assert "request.cancelled" in late.stderr
+    assert _json(a, "transfers", "list", "--json") == []  # nothing was sealed
+    again = b.cli("requests", "cancel", request_id, "--as", "coord", ok=False)
+    assert "(error code request." in again.stderr  # cancelled once; the machine says why not twice
+
+
+def test_an_answer_that_crosses_a_cancellation_wins(pair) -> None:
+    from node.clock import now_iso
+    from node.home import open_node
+    from storage import outbox
+
+    a, b, _ = pair
+    request_id = _requested(a, b, "100002")
+    a.stop()  # B's cancellation waits in B's outbox while A answers
+    b.cli("requests", "cancel", request_id, "--as", "coord")
+    assert _request_state(b, request_id) == "cancelled"
+    a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
+    assert _request_state(b, request_id) == "rejected"  # the releaser's answer wins
+    a.start()
+    with open_node(b.home, b.env) as node:
+        assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
+
+    def given_up() -> bool:
+        with sqlite3.connect(b.home / "satchel.db") as conn:
+            row = conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
+                               [f"response-{request_id}"]).fetchone()  # fmt: skip
+        return row[0] != "pending"
+
+    _wait(given_up, timeout=30)
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        status, error = conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
+                                     [f"response-{request_id}"]).fetchone()  # fmt: skip
+    assert status == "failed" and "request.already_answered" in error, (status, error)
+    assert _request_state(a, request_id) == "rejected" and _request_state(b, request_id) == "rejected"
