@@ -17,6 +17,7 @@ from crypto import IdentityKey, IdentityPublicKey
 from protocol.descriptor import VerifiedDescriptor, verify_descriptor
 from protocol.errors import MalformedMessage, SatchelError
 from protocol.json_strict import dumps_canonical, loads_object, take
+from protocol.receipts import check_domain, parse_timestamp
 from protocol.signed_document import b64url, sign_document, unb64url, verify_document
 
 ENTRY_PURPOSE = "satchel/v1/directory-entry"
@@ -75,6 +76,18 @@ class VerifiedEntry:
     signed: bytes  # the entry document as signed by its directory
 
 
+def _domain(value: str, field: str) -> str:
+    """A lower-case domain name, as a directory's and a district's are (spec/directory.md, "Entries")."""
+    check_domain(value, field, MalformedMessage)
+    return value
+
+
+def _time(value: str, field: str) -> str:
+    """A time written ``YYYY-MM-DDTHH:MM:SSZ`` (spec/README.md), kept as the text that was signed."""
+    parse_timestamp(value, field=field, error=MalformedMessage)
+    return value
+
+
 def sign_entry(entry: DirectoryEntry, key: IdentityKey) -> bytes:
     return sign_document(ENTRY_PURPOSE, dumps_canonical(entry.to_json()), key)
 
@@ -86,12 +99,13 @@ def verify_entry(data: bytes, *, directory_keys: dict[str, IdentityPublicKey]) -
     obj = loads_object(document.payload, what=what)
     if take(obj, "version", int, what=what) != VERSION:
         raise MalformedMessage("unsupported directory entry version", field="version")
+    # Members this version does not define are ignored (spec/directory.md, "Versions").
     entry = DirectoryEntry(
-        directory=take(obj, "directory", str, what=what),
-        domain=take(obj, "domain", str, what=what),
+        directory=_domain(take(obj, "directory", str, what=what), "directory"),
+        domain=_domain(take(obj, "domain", str, what=what), "domain"),
         status=take(obj, "status", str, what=what),
-        approved_at=take(obj, "approved_at", str, what=what),
-        issued_at=take(obj, "issued_at", str, what=what),
+        approved_at=_time(take(obj, "approved_at", str, what=what), "approved_at"),
+        issued_at=_time(take(obj, "issued_at", str, what=what), "issued_at"),
         descriptor=unb64url(take(obj, "descriptor", str, what=what), field="descriptor"),
     )
     expected = directory_keys.get(entry.directory)
@@ -162,15 +176,17 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
         raise DirectoryEntryInvalid(f"the listing is not signed by {directory}'s pinned key")
     what = "directory listing"
     obj = loads_object(document.payload, what=what, max_bytes=MAX_LISTING_BYTES)
-    if take(obj, "version", int, what=what) != VERSION or take(obj, "directory", str, what=what) != directory:
-        raise MalformedMessage("the listing is for another directory or version", field="directory")
+    if take(obj, "version", int, what=what) != VERSION:
+        raise MalformedMessage("unsupported directory listing version", field="version")
+    if _domain(take(obj, "directory", str, what=what), "directory") != directory:
+        raise MalformedMessage("the listing is for another directory", field="directory")
     sources = []
     for item in take(obj, "sources", list, what=what):
         if not isinstance(item, dict):
             raise MalformedMessage("sources must be objects", field="sources")
         sources.append(
             SourceDirectory(
-                domain=take(item, "domain", str, what="source"),
+                domain=_domain(take(item, "domain", str, what="source"), "sources.domain"),
                 public_key=unb64url(take(item, "public_key", str, what="source"), field="sources.public_key"),
             )
         )
@@ -179,7 +195,7 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
         raise MalformedMessage("entries must be strings", field="entries")
     listing = Listing(
         directory=directory,
-        issued_at=take(obj, "issued_at", str, what=what),
+        issued_at=_time(take(obj, "issued_at", str, what=what), "issued_at"),
         sources=tuple(sources),
         entries=tuple(unb64url(e, field="entries") for e in raw_entries),
         next=take(obj, "next", str, what=what, optional=True),

@@ -94,12 +94,18 @@ def test_a_descriptor_is_held_to_its_own_limit() -> None:
 
 
 domains = st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,60}[a-z0-9])?", fullmatch=True)
+# Domain names as DOMAIN_RE has them (a source directory's domain is one): labels, then a last one
+# starting with a letter.
+_label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+_labels = st.lists(_label, min_size=1, max_size=4)
+domain_names = st.builds(lambda labels, last: ".".join([*labels, last]), _labels,
+                         st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True))  # fmt: skip
 
 
 @given(
     truncated=st.booleans(),
     next_after=st.none() | domains,
-    sources=st.lists(st.tuples(domains, st.binary(min_size=32, max_size=32)), max_size=3),
+    sources=st.lists(st.tuples(domain_names, st.binary(min_size=32, max_size=32)), max_size=3),
     entries=st.lists(st.binary(max_size=64), max_size=5),
 )
 def test_a_listing_comes_back_as_it_was_signed(truncated, next_after, sources, entries) -> None:
@@ -122,3 +128,48 @@ def test_a_next_that_is_not_a_domain_is_refused(value) -> None:
 def test_listings_carry_next_and_truncated_only_when_they_say_something() -> None:
     assert not {"next", "truncated"} & set(_listing([]).to_json())
     assert _listing([], "a.example.org").to_json()["next"] == "a.example.org"
+
+
+def _signed_payload(payload: dict) -> bytes:
+    return sign_document("satchel/v1/directory-listing", json.dumps(payload).encode(), DIRECTORY_KEY)
+
+
+SOURCE = {"domain": "directory.illinois.example", "public_key": "A" * 43}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"version": 2}, "version"),
+        ({"directory": "directory.other.example"}, "directory"),
+        ({"issued_at": "2026-12-04T00:00:00+00:00"}, "issued_at"),
+        ({"issued_at": "2026-12-04T00:00:00.5Z"}, "issued_at"),
+        ({"issued_at": "2026-02-30T00:00:00Z"}, "issued_at"),
+        ({"issued_at": "yesterday"}, "issued_at"),
+        ({"sources": [SOURCE | {"domain": "Directory.Illinois.Example"}]}, "sources.domain"),
+        ({"sources": [SOURCE | {"domain": "directory.illinois.example."}]}, "sources.domain"),
+        ({"sources": [SOURCE | {"domain": "https://directory.illinois.example"}]}, "sources.domain"),
+    ],
+)
+def test_a_listing_member_out_of_its_form_is_refused(change, field) -> None:
+    with pytest.raises(MalformedMessage) as refused:
+        _verify(_signed_payload(_listing([]).to_json() | change))
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize("name", ["localhost", "Directory.example.gov", "directory.example.gov."])
+def test_a_listing_naming_a_directory_that_is_not_a_domain_is_refused(name) -> None:
+    # Even when the caller asked under that very name: a directory is named by its domain.
+    signed = sign_listing(Listing(directory=name, issued_at=NOW, sources=(), entries=()), DIRECTORY_KEY)
+    with pytest.raises(MalformedMessage) as refused:
+        verify_listing(signed, directory=name, directory_key=DIRECTORY_KEY.public_key)
+    assert refused.value.field == "directory"
+
+
+def test_a_listing_and_a_source_with_members_version_1_does_not_define_verify() -> None:
+    # spec/directory.md, "Versions": new optional members may come within version 1; a receiver ignores them.
+    source = SOURCE | {"region": "midwest"}
+    payload = _listing([_entry("a.example.org")]).to_json() | {"sources": [source], "mirrored_at": NOW}
+    verified = _verify(_signed_payload(payload))
+    assert [s.domain for s in verified.listing.sources] == [SOURCE["domain"]]
+    assert len(verified.entries) == 1 and verified.rejected == ()

@@ -45,9 +45,25 @@ def test_vectors_cover_acceptance_and_each_refusal() -> None:
             "descriptor.key_not_listed", "message.malformed"} <= verdicts  # fmt: skip
     refused_fields = {c["expect"]["field"] for c in CASES if "error" in c["expect"]}
     assert {"status", "domain", "purpose", "version"} <= refused_fields
+    assert {"directory", "approved_at", "issued_at"} <= refused_fields
+    # Each member's form is refused on its own, as message.malformed: not a directory that is not a domain
+    # reported as untrusted, nor a time taken as any string.
+    malformed = {c["expect"]["field"] for c in CASES if c["expect"].get("error") == "message.malformed"}
+    assert {"directory", "domain", "approved_at", "issued_at", "version"} <= malformed
     # Entries of both trusted directories verify: each with the key of the directory it names.
     named = {c["expect"]["entry"]["directory"] for c in CASES if "entry" in c["expect"]}
     assert named == set(DIRECTORY_KEYS)
+
+
+def test_an_entry_with_a_member_version_1_does_not_define_verifies() -> None:
+    known = {"version", "directory", "domain", "status", "approved_at", "issued_at", "descriptor"}
+    # Entries with every member version 1 defines and more (not a descriptor given where an entry belongs).
+    unknown = [c for c in CASES if set(json.loads(c["payload"])) > known]
+    assert unknown and all("entry" in c["expect"] for c in unknown)
+    for case in unknown:
+        verified = verify_entry(case["document"].encode("ascii"), directory_keys=DIRECTORY_KEYS)
+        assert verified.signed == case["document"].encode("ascii")  # kept, unknown member and all
+        assert case["expect"]["reencodes_to_payload"] is False
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

@@ -148,6 +148,20 @@ def _cases() -> list[tuple[str, str, bytes]]:
         ("entry-approved-at-missing", "no approved_at member", _signed_json(without_approval)),
         ("entry-descriptor-padded-base64", "the descriptor member's base64url is padded with '='",
          _signed_json({**entry_json, "descriptor": _padded_base64url(SIGNED_DESCRIPTOR)})),
+        ("entry-unknown-member", "a member version 1 does not define (a later directory's optional member): "
+         "ignored, and kept in the signed bytes", _signed_json({**entry_json, "region": "midwest"})),
+        ("entry-approved-at-with-offset", "approved_at written with +00:00, not Z",
+         _signed_anyway(replace(ENTRY, approved_at="2026-01-05T16:00:00+00:00"))),
+        ("entry-issued-at-fraction", "issued_at with fractional seconds",
+         _signed_anyway(replace(ENTRY, issued_at="2026-01-06T09:00:00.250Z"))),
+        ("entry-issued-at-not-a-date", "issued_at on February 30th",
+         _signed_anyway(replace(ENTRY, issued_at="2026-02-30T09:00:00Z"))),
+        ("entry-directory-upper-case", "the directory's domain in upper case, signed by that directory's key",
+         _signed_anyway(replace(ENTRY, directory=STATE_DIRECTORY.upper()))),
+        ("entry-directory-url", "the directory given as a URL, not a domain",
+         _signed_anyway(replace(ENTRY, directory="https://" + STATE_DIRECTORY))),
+        ("entry-domain-trailing-dot", "the district's domain with a trailing dot",
+         _signed_anyway(replace(ENTRY, domain=DISTRICT.domain + "."))),
     ]  # fmt: skip
 
 
