@@ -38,6 +38,7 @@ from protocol.request_states import (
     Release,
     RequestActor,
     RequestEventData,
+    RequestMismatch,
     RequestReceived,
     RequestSide,
     RequestState,
@@ -180,7 +181,7 @@ def receive_request(node: Node, *, caller: str, signed: bytes) -> tuple[str, byt
     """A request from another district (already HTTP-authenticated); idempotent on the request id."""
     request = verify_records_request(signed, _resolver(node))
     if request.from_domain != caller:
-        raise InvalidInput("the request is not from the calling district", field="from_domain")
+        raise RequestMismatch("the request is not from the calling district", field="from_domain")
     with write_transaction(node.db):
         row = store.get(node.db, request.request_id)
         if row is None:
@@ -205,8 +206,10 @@ def receive_request(node: Node, *, caller: str, signed: bytes) -> tuple[str, byt
 
 def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes) -> str:
     response = verify_request_response(signed, _resolver(node))
-    if response.from_domain != caller or response.request_id != request_id:
-        raise InvalidInput("the answer is not from the calling district about this request", field="response")
+    if response.from_domain != caller:
+        raise RequestMismatch("the answer is not from the calling district", field="from_domain")
+    if response.request_id != request_id:
+        raise RequestMismatch("the answer is about another request than the one it was sent to", field="request_id")
     with write_transaction(node.db):
         row = store.require(node.db, request_id)
         # A cancellation comes from the requester's node, every other answer from the releaser's (§2).

@@ -16,7 +16,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise MalformedMessage(f"duplicate key {key!r}", field=key)
+            raise MalformedMessage(f"duplicate key {key[:40]!r}", field=member_name(key))
         out[key] = value
     return out
 
@@ -65,18 +65,27 @@ def dumps_canonical(value: Any) -> bytes:
 
 
 def take(
-    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], *, what: str, optional: bool = False
-) -> Any:
-    """Read one field with its type checked; bool never passes for int."""
+    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], *, what: str, optional: bool = False,
+    path: str = "",
+) -> Any:  # fmt: skip
+    """Read one field with its type checked; bool never passes for int. ``path`` is where ``obj`` sits in the
+    payload ("counts", "student"): errors name the member by its dotted path (``counts.scores``)."""
+    field = f"{path}.{key}" if path else key
     if key not in obj:
         if optional:
             return None
-        raise MalformedMessage(f"{what} lacks the field {key!r}", field=key)
+        raise MalformedMessage(f"{what} lacks the field {field!r}", field=field)
     value = obj[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if value is None and optional:
         return None
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise MalformedMessage(f"{what} field {key!r} must be {names}", field=key)
+        raise MalformedMessage(f"{what} field {field!r} must be {names}", field=field)
     return value
+
+
+def member_name(key: str) -> str | None:
+    """``key`` as an error's ``field`` when a peer sent it as an unknown member: only a plain ASCII name (at
+    most 40 characters) goes back to the peer and into logs; anything else is None."""
+    return key if len(key) <= 40 and key.isascii() and key.isidentifier() else None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from crypto import IdentityKey, IdentityPublicKey
 from protocol.errors import InvalidInput, MalformedMessage, SatchelError, SignatureInvalid
 from protocol.ids import parse_ulid
-from protocol.json_strict import dumps_canonical, loads_object, take
+from protocol.json_strict import dumps_canonical, loads_object, member_name, take
 from protocol.manifest import DOMAIN_RE
 from protocol.signed_document import b64url, sign_document, unb64url, verify_document
 
@@ -332,13 +332,23 @@ def encode_receipt(receipt: Receipt) -> bytes:
     )
 
 
-def _exact_keys(obj: dict[str, Any], keys: frozenset[str], what: str) -> None:
+def _exact_keys(obj: dict[str, Any], keys: frozenset[str], what: str, *, path: str = "") -> None:
+    """Refuse unknown and missing members; ``path`` ("counts", "counts.skipped") prefixes the field named."""
+    prefix = f"{path}." if path else ""
     unknown = sorted(set(obj) - keys)
     if unknown:
-        raise ReceiptInvalid(f"{what} has unknown field {unknown[0][:40]!r}", field=unknown[0][:40])
+        name = member_name(unknown[0])  # a peer's text: named back only when it is a plain name
+        raise ReceiptInvalid(f"{what} has unknown field {prefix + unknown[0][:40]!r}",
+                             field=prefix + name if name else (path or None))  # fmt: skip
     missing = sorted(keys - set(obj))
     if missing:
-        raise ReceiptInvalid(f"{what} lacks the field {missing[0]!r}", field=missing[0])
+        field = prefix + missing[0]
+        raise ReceiptInvalid(f"{what} lacks the field {field!r}", field=field)
+
+
+def _take_at(obj: dict[str, Any], key: str, kind: type, *, path: str) -> Any:
+    """``take`` for a member inside counts, named by its dotted path (``counts.skipped.reason``)."""
+    return take(obj, key, kind, what="receipt", path=path)
 
 
 def _parse_counts(value: Any) -> ImportCounts | None:
@@ -347,26 +357,28 @@ def _parse_counts(value: Any) -> ImportCounts | None:
     what = "receipt counts"
     if not isinstance(value, dict):
         raise _bad("counts", "must be an object or null")
-    _exact_keys(value, _COUNT_KEYS, what)
-    skipped = take(value, "skipped", list, what=what)
+    _exact_keys(value, _COUNT_KEYS, what, path="counts")
+    skipped = _take_at(value, "skipped", list, path="counts")
     if len(skipped) > MAX_SKIP_REASONS:
         raise _bad("counts.skipped", f"lists more than {MAX_SKIP_REASONS} reasons")
     items = []
     for item in skipped:
         if not isinstance(item, dict):
             raise _bad("counts.skipped", "entries must be objects")
-        _exact_keys(item, frozenset({"reason", "count"}), "skipped entry")
+        # Entries are named without their index: counts.skipped.reason, counts.skipped.count.
+        _exact_keys(item, frozenset({"reason", "count"}), "receipt skipped entry", path="counts.skipped")
         items.append(
             SkippedStudents(
-                reason=take(item, "reason", str, what=what), count=take(item, "count", int, what=what)
+                reason=_take_at(item, "reason", str, path="counts.skipped"),
+                count=_take_at(item, "count", int, path="counts.skipped"),
             )
         )
     return ImportCounts(
-        students_total=take(value, "students_total", int, what=what),
-        students_imported=take(value, "students_imported", int, what=what),
-        students_with_changes=take(value, "students_with_changes", int, what=what),
-        documents=take(value, "documents", int, what=what),
-        scores=take(value, "scores", int, what=what),
+        students_total=_take_at(value, "students_total", int, path="counts"),
+        students_imported=_take_at(value, "students_imported", int, path="counts"),
+        students_with_changes=_take_at(value, "students_with_changes", int, path="counts"),
+        documents=_take_at(value, "documents", int, path="counts"),
+        scores=_take_at(value, "scores", int, path="counts"),
         skipped=tuple(items),
     )
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from crypto import IdentityKey
 from protocol.errors import MalformedMessage, SatchelError, SignatureInvalid
-from protocol.json_strict import dumps_canonical, loads_object, take
+from protocol.json_strict import dumps_canonical, loads_object, member_name, take
 from protocol.receipts import (
     ResolveKey,
     check_domain,
@@ -54,7 +54,11 @@ T = TypeVar("T")
 
 
 class RequestInvalid(MalformedMessage):
-    """A records request or response breaks spec/requests.md; ``field`` names the culprit."""
+    """A records request or response breaks spec/requests.md.
+
+    ``field`` is the culprit's dotted path from the payload's top level as a peer sent it: ``comments``,
+    ``student.birth_date``, ``enrolment.end_date``, ``requester.email``, ``person.title``.
+    """
 
     code = "request.invalid"
     default_hint = "see spec/requests.md §3 for the fields of a records request and their limits"
@@ -104,9 +108,26 @@ def _date(value: Any, field: str) -> None:
         raise _bad(field, "must be a date")
 
 
+def _check_person(name: Any, email: Any, phone: Any, title: Any, *, at: str) -> None:
+    """The rules of a person (spec/requests.md §3); ``at`` is where it sits (``requester.``, ``person.``)."""
+    _text(name, f"{at}name", MAX_NAME)
+    _text(email, f"{at}email", MAX_EMAIL)
+    if not _EMAIL_RE.match(email):
+        raise _bad(f"{at}email", "is not an e-mail address")
+    _text(phone, f"{at}phone", MAX_PHONE, required=False)
+    if not _PHONE_RE.match(phone):
+        raise _bad(f"{at}phone", "may hold digits, spaces and + ( ) . / x - only")
+    _text(title, f"{at}title", MAX_NAME, required=False)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Person:
-    """Who asks or answers: a verified district's user, reachable by e-mail and phone."""
+    """Who asks or answers: a verified district's user, reachable by e-mail and phone.
+
+    Built on its own it does not know whether it is a request's ``requester`` or a response's ``person``, so
+    its errors name its bare members (``email``); the parsers check a peer's person first and name the whole
+    path (``requester.email``).
+    """
 
     name: str
     email: str
@@ -114,14 +135,7 @@ class Person:
     title: str = ""
 
     def __post_init__(self) -> None:
-        _text(self.name, "name", MAX_NAME)
-        _text(self.email, "email", MAX_EMAIL)
-        if not _EMAIL_RE.match(self.email):
-            raise _bad("email", "is not an e-mail address")
-        _text(self.phone, "phone", MAX_PHONE, required=False)
-        if not _PHONE_RE.match(self.phone):
-            raise _bad("phone", "may hold digits, spaces and + ( ) . / x - only")
-        _text(self.title, "title", MAX_NAME, required=False)
+        _check_person(self.name, self.email, self.phone, self.title, at="")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -313,20 +327,35 @@ def encode_request_response(response: RequestResponse) -> bytes:
 
 
 class _Reader:
-    """Strict field access for one JSON object: exact key set, types checked, errors coded request.invalid."""
+    """Strict field access for one JSON object: exact key set, types checked, errors coded request.invalid.
 
-    def __init__(self, obj: Any, keys: tuple[str, ...], what: str) -> None:
+    ``path`` is where the object sits in the payload (``""`` for the top level, ``"student"``), so that every
+    error's field, and its message, names the member by its dotted path (``student.middle_name``); ``what``
+    is the document ("records request").
+    """
+
+    def __init__(self, obj: Any, keys: tuple[str, ...], *, path: str, what: str) -> None:
+        self.obj, self.path, self.what = obj, path, what
         if not isinstance(obj, dict):
-            raise _bad(what, "must be an object")
+            raise _bad(path, "must be an object")
         extra, missing = sorted(set(obj) - set(keys)), sorted(set(keys) - set(obj))
         if extra:
-            raise RequestInvalid(f"{what} has unknown field {extra[0][:40]!r}", field=extra[0][:40])
+            name = member_name(extra[0])  # a peer's text: named back only when it is a plain name
+            field = self.at(name) if name else (path or None)
+            raise RequestInvalid(f"{what} has unknown field {self.at(extra[0][:40])!r}", field=field)
         if missing:
-            raise RequestInvalid(f"{what} lacks the field {missing[0]!r}", field=missing[0])
-        self.obj, self.what = obj, what
+            field = self.at(missing[0])
+            raise RequestInvalid(f"{what} lacks the field {field!r}", field=field)
+
+    def at(self, key: str) -> str:
+        """The member's dotted path from the payload's top level."""
+        return f"{self.path}.{key}" if self.path else key
 
     def get(self, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-        return take(self.obj, key, kind, what=self.what, optional=optional)
+        try:
+            return take(self.obj, key, kind, what=self.what, optional=optional, path=self.path)
+        except MalformedMessage as exc:
+            raise RequestInvalid(exc.message, field=exc.field) from exc
 
     def day(self, key: str) -> date:
         value = self.optional_day(key, required=True)
@@ -338,25 +367,26 @@ class _Reader:
         if text is None:
             return None
         if not _DATE_RE.match(text):
-            raise _bad(key, "must be a date written YYYY-MM-DD")
+            raise _bad(self.at(key), "must be a date written YYYY-MM-DD")
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise _bad(key, "is not a calendar date") from None
+            raise _bad(self.at(key), "is not a calendar date") from None
 
 
-def _person(value: Any, what: str) -> Person:
-    r = _Reader(value, ("name", "email", "phone", "title"), what)
-    return Person(name=r.get("name", str), email=r.get("email", str), phone=r.get("phone", str),
-                  title=r.get("title", str))  # fmt: skip
+def _person(value: Any, path: str, what: str) -> Person:
+    r = _Reader(value, ("name", "email", "phone", "title"), path=path, what=what)
+    name, email, phone, title = (r.get(key, str) for key in ("name", "email", "phone", "title"))
+    _check_person(name, email, phone, title, at=f"{path}.")  # so that errors name requester.email, not email
+    return Person(name=name, email=email, phone=phone, title=title)
 
 
 def _top(payload: bytes, keys: tuple[str, ...], what: str) -> _Reader:
-    obj = loads_object(payload, what=what, max_bytes=MAX_SIGNED_BYTES)
+    obj = loads_object(payload, what=what, max_bytes=MAX_SIGNED_BYTES)  # a duplicated key: named by itself
     version = take(obj, "version", int, what=what)
     if version != REQUEST_VERSION:
         raise RequestUnsupportedVersion(f"{what} version {version} is not supported", field="version")
-    return _Reader(obj, ("version", *keys), what)
+    return _Reader(obj, ("version", *keys), path="", what=what)
 
 
 def _strictly(parse: Callable[[bytes], T], payload: bytes) -> T:
@@ -377,10 +407,12 @@ def _parse_records_request(payload: bytes) -> RecordsRequest:
     top = _top(payload, ("request_id", "from_domain", "to_domain", "created", "student", "enrolment",
                          "requester", "comments"), "records request")  # fmt: skip
     s = _Reader(top.get("student", dict), ("family_name", "given_name", "middle_name", "birth_date", "sex",
-                "grade", "state_id", "previous_school", "previous_sis_id"), "student")  # fmt: skip
+                "grade", "state_id", "previous_school", "previous_sis_id"),
+                path="student", what=top.what)  # fmt: skip
     enrolment = None
     if top.get("enrolment", dict, optional=True) is not None:
-        e = _Reader(top.obj["enrolment"], ("school", "grade", "start_date", "end_date", "type"), "enrolment")
+        e = _Reader(top.obj["enrolment"], ("school", "grade", "start_date", "end_date", "type"),
+                    path="enrolment", what=top.what)  # fmt: skip
         enrolment = Enrolment(school=e.get("school", str), grade=e.get("grade", str), start_date=e.day("start_date"),
                               end_date=e.optional_day("end_date"), type=e.get("type", str))  # fmt: skip
     return RecordsRequest(
@@ -400,7 +432,7 @@ def _parse_records_request(payload: bytes) -> RecordsRequest:
             previous_sis_id=s.get("previous_sis_id", str, optional=True),
         ),
         enrolment=enrolment,
-        requester=_person(top.get("requester", dict), "requester"),
+        requester=_person(top.get("requester", dict), "requester", top.what),
         comments=top.get("comments", str),
     )
 
@@ -422,7 +454,7 @@ def _parse_request_response(payload: bytes) -> RequestResponse:
         from_domain=top.get("from_domain", str),
         to_domain=top.get("to_domain", str),
         created=parse_timestamp(top.get("created", str), field="created", error=RequestInvalid),
-        person=_person(top.get("person", dict), "person"),
+        person=_person(top.get("person", dict), "person", top.what),
         comments=top.get("comments", str),
         transfer_id=top.get("transfer_id", str, optional=True),
     )

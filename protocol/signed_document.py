@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from crypto import IdentityKey, IdentityPublicKey
 from protocol.errors import MalformedMessage
-from protocol.json_strict import MAX_JSON_BYTES, dumps_canonical, loads_object, take
+from protocol.json_strict import MAX_JSON_BYTES, dumps_canonical, loads_object, member_name, take
 
 
 def b64url(data: bytes) -> str:
@@ -73,9 +73,7 @@ def verify_document(data: bytes, *, purpose: str, max_bytes: int = MAX_JSON_BYTE
     outer = loads_object(data, what=what, max_bytes=max_bytes)
     extra = sorted(set(outer) - _MEMBERS)
     if extra:  # spec/descriptor.md: exactly these members; anything else would ride along unsigned
-        name = extra[0][:40]
-        plain = name.isascii() and name.isidentifier()  # a peer's text goes back as the field only if plain
-        raise MalformedMessage(f"a signed document has no member {name!r}", field=name if plain else None)
+        raise MalformedMessage(f"a signed document has no member {extra[0][:40]!r}", field=member_name(extra[0]))
     got_purpose = take(outer, "purpose", str, what=what)
     if got_purpose != purpose:
         raise MalformedMessage(f"expected a {purpose} document, got {got_purpose[:80]!r}", field="purpose")

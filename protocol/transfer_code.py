@@ -21,7 +21,7 @@ MAX_INPUT = 400  # a code with generous spacing, the separator and a 253-charact
 
 
 class TransferCodeSourceInvalid(InvalidInput):
-    """A transfer code lacks '@' and a valid source domain after it."""
+    """A transfer code is not CODE@domain: too long, no '@', nothing before it, or no valid domain after it."""
 
     code = "code.source_invalid"
     default_hint = (
@@ -60,16 +60,24 @@ class TransferCode:
 
 
 def split_transfer_code(text: str) -> tuple[str, str]:
-    """Split typed text into (code part, normalised source domain); the code part is not checked here."""
+    """Split typed text into (code part, normalised source domain); the code part is not checked here.
+
+    Refusals name ``code`` (the whole text a person typed: too long, no ``@``, nothing before it) or
+    ``source_domain`` (the part after the ``@``), as spec/codes.md §7.1 says.
+    """
     if not isinstance(text, str) or len(text) > MAX_INPUT:
         raise TransferCodeSourceInvalid("a transfer code is a short piece of text", field="code")
     folded = unicodedata.normalize("NFKC", text).strip()
     # NFKC maps the full-width at sign (U+FF20) and its kin to "@" before the split.
     code_part, separator, domain = folded.rpartition(SEPARATOR)
     if not separator:
-        raise TransferCodeSourceInvalid("the transfer code lacks '@' and the source district's domain")
+        raise TransferCodeSourceInvalid(
+            "the transfer code lacks '@' and the source district's domain", field="code"
+        )
     if not code_part.strip():
-        raise TransferCodeSourceInvalid("the transfer code has nothing before its '@': the code itself is missing")
+        raise TransferCodeSourceInvalid(
+            "the transfer code has nothing before its '@': the code itself is missing", field="code"
+        )
     domain = "".join(domain.split()).lower().rstrip(".")
     if not DOMAIN_RE.match(domain):
         raise TransferCodeSourceInvalid(

@@ -39,6 +39,11 @@ def test_vectors_are_what_the_generator_produces() -> None:
 def test_vectors_cover_acceptance_each_refusal_and_the_length_limit() -> None:
     verdicts = {c["expect"].get("error") for c in DATA["parsing"]}
     assert verdicts == {None, "code.source_invalid", "code.malformed", "code.typo"}
+    # Every refusal names a field: the whole typed text ("code") or the part after '@' ("source_domain").
+    fields = {c["name"]: c["expect"]["field"] for c in DATA["parsing"] if "error" in c["expect"]}
+    assert set(fields.values()) == {"code", "source_domain"}
+    whole_text = [fields[name] for name in ("too-long", "no-at", "nothing-before-at")]
+    assert whole_text == ["code"] * 3 and fields["nothing-after-at"] == "source_domain"
     lengths = {c["name"]: len(c["text"]) for c in DATA["parsing"]}
     assert (lengths["at-limit"], lengths["too-long"]) == (MAX_INPUT, MAX_INPUT + 1)
     assert 2 <= len(DATA["claims"]) <= 3, "each claim costs an Argon2id at 64 MiB"

@@ -256,3 +256,23 @@ def test_a_well_formed_claim_of_no_code_is_unknown_and_counted(served) -> None:
     _coded(status, answer, "code.unknown")
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM claim_failures").fetchone()[0] == failures + 1
+
+
+def test_an_answer_posted_under_another_request_s_path_is_a_mismatch(served) -> None:
+    from datetime import UTC, datetime
+
+    from node.clock import new_id
+    from protocol.records_request import Person, RequestResponse, ResponseKind, sign_request_response
+
+    b = served["b"]
+    answer = RequestResponse(
+        kind=ResponseKind.REJECTED, request_id=new_id(), from_domain="b.example.org", to_domain="a.example.org",
+        created=datetime.now(UTC).replace(microsecond=0), comments="no such student",
+        person=Person(name="Cory Coordinator", email="coord@b.example.org", phone="+1 217-555-0100"),
+    )  # fmt: skip
+    body = sign_request_response(answer, b.current_keys().identity)
+    path = f"/satchel/v1/requests/{new_id()}/responses"  # not the request the answer is about
+    headers = _signed(served, path, body, "application/satchel-request-response+json")
+    status, _, text = _exchange(served["a"], _request("POST", path, headers, body))
+    _coded(status, text, "request.mismatch")
+    assert json.loads(text)["error"]["field"] == "request_id"

@@ -1,9 +1,11 @@
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import MalformedMessage
-from protocol.json_strict import MAX_INTEGER_DIGITS, dumps_canonical, loads_object, take
+from protocol.json_strict import MAX_INTEGER_DIGITS, dumps_canonical, loads_object, member_name, take
 
 
 @pytest.mark.parametrize(
@@ -66,3 +68,15 @@ def test_arbitrary_bytes(data: bytes) -> None:
         assert exc.code == "message.malformed"
     else:
         assert isinstance(value, dict)
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("note", "note"), ("student_id", "student_id"), ("x\x1b[2J", None), ("a b", None), ("é", None),
+     ("k" * 40, "k" * 40), ("k" * 41, None), ("", None)],
+)  # fmt: skip
+def test_a_peer_s_member_name_goes_back_as_the_field_only_when_plain(key: str, field: str | None) -> None:
+    assert member_name(key) == field
+    with pytest.raises(MalformedMessage) as refused:
+        loads_object(f"{{{json.dumps(key)}: 1, {json.dumps(key)}: 2}}".encode(), what="x")  # given twice
+    assert refused.value.field == field

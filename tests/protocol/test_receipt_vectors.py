@@ -41,6 +41,12 @@ REFUSALS = {
     ("receipt.invalid", "sequence"),
     ("receipt.invalid", "to_domain"),
     ("receipt.invalid", "created"),
+    # Inside counts, the dotted path as a peer sent it (no index): never a bare name like "reason".
+    ("receipt.invalid", "counts.students_total"),  # not an integer
+    ("receipt.invalid", "counts.scores"),  # missing
+    ("receipt.invalid", "counts.students_transferred"),  # unknown
+    ("receipt.invalid", "counts.skipped.reason"),
+    ("receipt.invalid", "counts.skipped.count"),
     ("receipt.wrong_signer", "key_id"),
     ("message.malformed", None),  # over 64 KiB
     ("message.malformed", "purpose"),
@@ -99,6 +105,9 @@ def test_vectors_cover_every_kind_and_each_refusal() -> None:
     assert {c["expect"]["receipt"]["issuer"] for c in VALID} == {r.value for r in Role}
     verdicts = {(c["expect"]["error"], c["expect"]["field"]) for c in CASES if "error" in c["expect"]}
     assert verdicts >= REFUSALS, REFUSALS - verdicts
+    bare = {"students_total", "students_imported", "students_with_changes", "documents", "scores", "skipped",
+            "count", "students_transferred"}  # fmt: skip
+    assert not {field for _, field in verdicts} & bare, "a member of counts is named by its dotted path"
     # Edges an implementation gets wrong most easily: a message with a newline and non-ASCII text (raw UTF-8
     # in the payload), an import with skipped students, a document exactly one byte over the limit.
     message = next(c for c in VALID if c["expect"]["receipt"]["kind"] == "message")["payload"]
@@ -136,8 +145,18 @@ def test_each_vector_gets_its_verdict(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", VALID, ids=[c["name"] for c in VALID])
-def test_valid_payload_is_the_canonical_encoding(case: dict[str, Any]) -> None:
+def test_valid_payload_is_the_exact_signed_bytes(case: dict[str, Any]) -> None:
     payload = case["payload"].encode("utf-8")
     document = case["document"].encode("ascii")
     assert verify_document(document, purpose=PURPOSE).payload == payload
-    assert encode_receipt(verify_receipt(document, _resolve_key)) == payload
+    # Canonical payloads are what encode_receipt writes; another layout is accepted as it is.
+    assert (encode_receipt(verify_receipt(document, _resolve_key)) == payload) is case["canonical"]
+
+
+def test_a_verifier_does_not_require_the_canonical_layout() -> None:
+    """spec/README.md: a receiver verifies and parses the exact bytes and MUST NOT require canonical JSON."""
+    (case,) = (c for c in VALID if not c["canonical"])
+    payload = case["payload"].encode("utf-8")
+    receipt = verify_receipt(case["document"].encode("ascii"), _resolve_key)
+    assert json.loads(payload) == json.loads(encode_receipt(receipt))
+    assert b"\n" in payload and list(json.loads(payload)) != sorted(json.loads(payload))

@@ -196,6 +196,45 @@ def test_parser_is_strict() -> None:
         parse_receipt(b'{"version": 1, "version": 1}')
 
 
+def _counts_payload(**changes: object) -> dict:
+    data = json.loads(encode_receipt(make(ReceiptKind.IMPORTED)))
+    data["counts"].update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("counts", "field"),
+    [
+        ({"students_total": "103"}, "counts.students_total"),
+        ({"documents": None}, "counts.documents"),
+        ({"scores": True}, "counts.scores"),
+        ({"extra": 1}, "counts.extra"),
+        ({"skipped": {}}, "counts.skipped"),
+        ({"skipped": ["x"]}, "counts.skipped"),
+        ({"skipped": [{"reason": 5, "count": 1}]}, "counts.skipped.reason"),  # not the receipt's "reason"
+        ({"skipped": [{"reason": "", "count": 1}]}, "counts.skipped.reason"),
+        ({"skipped": [{"count": 1}]}, "counts.skipped.reason"),
+        ({"skipped": [{"reason": "x", "count": "1"}]}, "counts.skipped.count"),
+        ({"skipped": [{"reason": "x", "count": 0}]}, "counts.skipped.count"),
+        ({"skipped": [{"reason": "x"}]}, "counts.skipped.count"),
+        ({"skipped": [{"reason": "x", "count": 1, "why": "y"}]}, "counts.skipped.why"),
+        ({"students_imported": 104}, "counts.students_imported"),
+    ],
+)
+def test_counts_errors_name_the_dotted_path(counts: dict, field: str) -> None:
+    with pytest.raises(ReceiptInvalid) as caught:
+        parse_receipt(json.dumps(_counts_payload(**counts)).encode())
+    assert (caught.value.code, caught.value.field) == ("receipt.invalid", field)
+
+
+def test_a_missing_counts_member_is_named_by_its_path() -> None:
+    data = _counts_payload()
+    del data["counts"]["students_with_changes"]
+    with pytest.raises(ReceiptInvalid) as missing:
+        parse_receipt(json.dumps(data).encode())
+    assert missing.value.field == "counts.students_with_changes"
+
+
 def test_repr_hides_free_text() -> None:
     receipt = make(ReceiptKind.REJECTED, reason="Jenna Abrams is not enrolled here")
     assert "Jenna" not in repr(receipt)

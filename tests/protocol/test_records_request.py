@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from crypto import IdentityKey, IdentityPublicKey
 from protocol import InvalidInput, SatchelError, SignatureInvalid
 from protocol.records_request import (
+    PURPOSE_REQUEST,
     Enrolment,
     Person,
     RecordsRequest,
@@ -30,6 +31,7 @@ from protocol.records_request import (
     verify_records_request,
     verify_request_response,
 )
+from protocol.signed_document import sign_document
 from protocol.workdays import add_working_days, due_date, is_overdue, is_working_day, working_days_between
 
 REQUESTER_KEY = IdentityKey(bytes(range(32)))
@@ -122,6 +124,8 @@ def test_repr_shows_ids_only() -> None:
 @pytest.mark.parametrize(
     ("build", "field"),
     [
+        # a Person built on its own does not know whether it is a requester or a response's person: it names
+        # its bare members; a parsed one names the path (test_parsed_errors_name_the_dotted_path)
         (lambda: Person(name="X", email="not-an-email"), "email"),
         (lambda: Person(name="X", email="x@y.org", phone="call me"), "phone"),
         (lambda: Person(name="", email="x@y.org"), "name"),
@@ -159,17 +163,136 @@ def _payload(**changes: object) -> bytes:
 def test_parser_is_strict() -> None:
     with pytest.raises(RequestUnsupportedVersion):
         parse_records_request(_payload(version=2))
-    with pytest.raises(RequestInvalid, match="unknown field"):
+    with pytest.raises(RequestInvalid, match="unknown field") as caught:
         parse_records_request(_payload(ssn="123-45-6789"))
+    assert caught.value.field == "ssn"
     data = json.loads(encode_records_request(request()))
     data["student"]["birth_date"] = "2009-02-30"
-    with pytest.raises(RequestInvalid):
+    with pytest.raises(RequestInvalid) as caught:
         parse_records_request(json.dumps(data).encode())
+    assert caught.value.field == "student.birth_date"
     data["student"] = {"family_name": "Abrams"}
-    with pytest.raises(RequestInvalid, match="lacks"):
+    with pytest.raises(RequestInvalid, match="lacks") as caught:
         parse_records_request(json.dumps(data).encode())
-    with pytest.raises(RequestInvalid):
+    assert caught.value.field == "student.birth_date"  # the first missing member, sorted
+    with pytest.raises(RequestInvalid) as caught:
         parse_request_response(encode_records_request(request()))
+    assert caught.value.field == "enrolment"  # a member a response does not have
+
+
+def _edited(payload: bytes, path: str, value: object, *, remove: bool = False) -> bytes:
+    data = json.loads(payload)
+    *parents, last = path.split(".")
+    inner = data
+    for name in parents:
+        inner = inner[name]
+    if remove:
+        del inner[last]
+    else:
+        inner[last] = value
+    return json.dumps(data).encode()
+
+
+REQUEST_PAYLOAD = encode_records_request(request())
+RESPONSE_PAYLOAD = encode_request_response(response())
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("comments", "x" * 2001, "comments"),
+        ("request_id", "nope", "request_id"),
+        ("created", "2026-01-05T15:30:00+00:00", "created"),
+        ("student.family_name", " ", "student.family_name"),
+        ("student.given_name", 7, "student.given_name"),
+        ("student.middle_name", 7, "student.middle_name"),
+        ("student.grade", ["10"], "student.grade"),
+        ("student.middle_name", "M\x00", "student.middle_name"),
+        ("student.birth_date", "2009-2-12", "student.birth_date"),
+        ("student.birth_date", "2009-02-30", "student.birth_date"),
+        ("student.sex", "female", "student.sex"),
+        ("student.previous_sis_id", "9" * 129, "student.previous_sis_id"),
+        ("student.ssn", "123-45-6789", "student.ssn"),
+        ("enrolment.school", "", "enrolment.school"),
+        ("enrolment.start_date", "1 Dec 2025", "enrolment.start_date"),
+        ("enrolment.end_date", "2025-11-30", "enrolment.end_date"),
+        ("enrolment.end_date", "2025-13-01", "enrolment.end_date"),
+        ("enrolment.type", "visiting", "enrolment.type"),
+        ("enrolment.room", "12", "enrolment.room"),
+        ("enrolment", "County High School", "enrolment"),
+        ("requester", None, "requester"),
+        ("requester.name", " \t", "requester.name"),
+        ("requester.email", "not-an-email", "requester.email"),
+        ("requester.email", None, "requester.email"),
+        ("requester.phone", "call me", "requester.phone"),
+        ("requester.title", "T" * 201, "requester.title"),
+        ("requester.role", "admin", "requester.role"),
+    ],
+)
+def test_parsed_request_errors_name_the_dotted_path(path: str, value: object, field: str) -> None:
+    with pytest.raises(RequestInvalid) as caught:
+        parse_records_request(_edited(REQUEST_PAYLOAD, path, value))
+    assert caught.value.code == "request.invalid"
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "path", ["student.middle_name", "student.birth_date", "enrolment.end_date", "requester.title", "comments"]
+)
+def test_missing_request_members_name_the_dotted_path(path: str) -> None:
+    with pytest.raises(RequestInvalid, match="lacks") as caught:
+        parse_records_request(_edited(REQUEST_PAYLOAD, path, None, remove=True))
+    assert caught.value.field == path
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("person.name", "", "person.name"),
+        ("person.email", "rita.old.example.org", "person.email"),
+        ("person.phone", "ext. twelve", "person.phone"),
+        ("person.title", 3, "person.title"),
+        ("person.nickname", "Rita", "person.nickname"),
+        ("transfer_id", None, "transfer_id"),
+        ("kind", "accepted", "kind"),
+    ],
+)
+def test_parsed_response_errors_name_the_dotted_path(path: str, value: object, field: str) -> None:
+    with pytest.raises(RequestInvalid) as caught:
+        parse_request_response(_edited(RESPONSE_PAYLOAD, path, value))
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("path", ["person.title", "person.email", "transfer_id"])
+def test_missing_response_members_name_the_dotted_path(path: str) -> None:
+    with pytest.raises(RequestInvalid, match="lacks") as caught:
+        parse_request_response(_edited(RESPONSE_PAYLOAD, path, None, remove=True))
+    assert caught.value.field == path
+
+
+def test_a_duplicated_member_is_refused_wherever_it_is_and_named_by_its_key() -> None:
+    student = b'"student":{'
+    inside = REQUEST_PAYLOAD.replace(student, student + b'"birth_date":"2001-01-01",')
+    with pytest.raises(RequestInvalid, match="duplicate") as caught:
+        parse_records_request(inside)
+    assert caught.value.field == "birth_date"
+    top = b'{"comments":"",' + REQUEST_PAYLOAD[1:]
+    with pytest.raises(RequestInvalid, match="duplicate") as caught:
+        parse_records_request(top)
+    assert caught.value.field == "comments"
+    person = b'"person":{'
+    in_response = RESPONSE_PAYLOAD.replace(person, person + b'"email":"x@y.org",')
+    with pytest.raises(RequestInvalid, match="duplicate") as caught:
+        parse_request_response(in_response)
+    assert caught.value.field == "email"
+
+
+def test_a_signed_request_refused_for_a_person_names_the_path() -> None:
+    payload = _edited(REQUEST_PAYLOAD, "requester.email", "sam.new.example.org")
+    signed = sign_document(PURPOSE_REQUEST, payload, REQUESTER_KEY)
+    with pytest.raises(RequestInvalid) as caught:
+        verify_records_request(signed, resolve)
+    assert (caught.value.code, caught.value.field) == ("request.invalid", "requester.email")
 
 
 def test_release_requires_a_current_enrolment() -> None:

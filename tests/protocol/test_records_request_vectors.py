@@ -89,10 +89,47 @@ def test_vectors_cover_acceptance_and_each_refusal() -> None:
     assert kinds == {"released", "rejected", "cancelled"}
     refused_fields = {c["expect"]["field"] for c in CASES if "error" in c["expect"]}
     spec_rules = {"purpose", "key_id", "version", "request_id", "to_domain", "created", "comments", "student.sex",
-                  "student.grade", "enrolment.end_date", "enrolment.type", "kind", "transfer_id"}  # fmt: skip
+                  "student.grade", "student.birth_date", "student.middle_name", "student.given_name",
+                  "enrolment.end_date", "enrolment.type", "requester.email", "requester.phone", "requester.name",
+                  "person.title", "person.email", "kind", "transfer_id"}  # fmt: skip
     assert spec_rules <= refused_fields
     canonical = {c["expect"].get("reencodes_to_payload") for c in CASES if "parsed" in c["expect"]}
     assert canonical == {True, False}  # a verifier must not depend on the canonical form
+
+
+def _members(value: Any, path: str = "") -> set[str]:
+    """Every member's dotted path in a JSON value: {"a": {"b": 1}} gives {"a", "a.b"}."""
+    if not isinstance(value, dict):
+        return set()
+    out = set()
+    for key, child in value.items():
+        here = f"{path}.{key}" if path else key
+        out |= {here} | _members(child, here)
+    return out
+
+
+def test_refusals_name_the_members_dotted_path() -> None:
+    """spec/requests.md §4: `field` is the member's path from the payload's top level as the peer sent it
+    (`student.birth_date`, `requester.email`), never a bare name (`birth_date`, `email`) that does not say
+    which object it is in."""
+    by_name = {c["name"]: c for c in CASES}
+    defined = {PURPOSE_REQUEST: _members(json.loads(by_name["request-valid"]["payload"])),
+               PURPOSE_RESPONSE: _members(json.loads(by_name["response-released"]["payload"]))}  # fmt: skip
+    checked = 0
+    for case in CASES:
+        expect = case["expect"]
+        if not expect.get("error", "").startswith("request.") or expect["error"] == "request.wrong_signer":
+            continue
+        if "duplicated" in case["name"]:
+            continue  # §4: a member given twice is named by its key alone
+        sent = _members(json.loads(case["payload"]))
+        field = expect["field"]
+        parent = field.rpartition(".")[0]
+        # the member is in what the peer sent (an unknown one, or a bad value), or the format defines it and
+        # the object it belongs in was sent (a missing one)
+        assert field in sent or (field in defined[case["verify_as"]] and (parent in sent or not parent)), case
+        checked += 1
+    assert checked >= 30
 
 
 def test_the_size_limit_is_inclusive() -> None:

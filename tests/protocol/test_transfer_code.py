@@ -43,22 +43,24 @@ def test_what_people_type_is_normalised(typed: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "typed",
+    ("typed", "field"),
     [
-        CODE.reveal(),
-        f"@{SOURCE}",
-        f"   @{SOURCE}",
-        f"{CODE.reveal()}@",
-        f"{CODE.reveal()}@localhost",
-        f"{CODE.reveal()}@bad_domain.example",
-        f"{CODE.reveal()}@bücher.example",
-        "x" * 401 + "@a.example",
+        # The whole text a person typed is "code"; only a bad part after the '@' is "source_domain".
+        (CODE.reveal(), "code"),
+        (f"@{SOURCE}", "code"),
+        (f"   @{SOURCE}", "code"),
+        (f"{CODE.reveal()}@", "source_domain"),
+        (f"{CODE.reveal()}@localhost", "source_domain"),
+        (f"{CODE.reveal()}@bad_domain.example", "source_domain"),
+        (f"{CODE.reveal()}@bücher.example", "source_domain"),
+        ("x" * 401 + "@a.example", "code"),
     ],
 )
-def test_a_missing_or_bad_source_is_coded(typed: str) -> None:
+def test_a_missing_or_bad_source_is_coded(typed: str, field: str) -> None:
     with pytest.raises(TransferCodeSourceInvalid) as caught:
         parse_transfer_code(typed)
     assert caught.value.code == "code.source_invalid"
+    assert caught.value.field == field
     assert CODE.reveal() not in caught.value.message
 
 

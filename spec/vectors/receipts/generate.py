@@ -145,6 +145,18 @@ def _without(base: Receipt, key: str) -> dict[str, Any]:
     return wire
 
 
+def _counts(**changes: Any) -> dict[str, Any]:
+    """The imported receipt's payload with members of its counts changed."""
+    wire = _wire(IMPORTED)
+    return {**wire, "counts": {**wire["counts"], **changes}}
+
+
+def _counts_without(key: str) -> dict[str, Any]:
+    wire = _counts()
+    del wire["counts"][key]
+    return wire
+
+
 def _signed_anyway(
     payload: dict[str, Any] | bytes, key: IdentityKey = RECEIVER_KEY, purpose: str = PURPOSE
 ) -> bytes:
@@ -189,6 +201,12 @@ def _too_large() -> bytes:
     return document
 
 
+def _non_canonical(base: Receipt) -> bytes:
+    """The payload of ``base`` in another layout: keys in reverse order, white space between tokens."""
+    wire = _wire(base)
+    return json.dumps(dict(reversed(list(wire.items()))), indent=1, ensure_ascii=False).encode("utf-8")
+
+
 def _duplicate_kind() -> bytes:
     # The second "kind" would win in a lax parser and turn an acceptance into a rejection.
     payload = encode_receipt(ACCEPTED).replace(b'"kind":"accepted"', b'"kind":"accepted","kind":"rejected"')
@@ -215,6 +233,9 @@ def _cases() -> list[tuple[str, str, bytes, dict[str, str] | None]]:
          sign_receipt(FAILED, RECEIVER_KEY), FROM_RECEIVER),
         ("valid-message", "a message from the sender: a newline and 2-, 3- and 4-byte UTF-8 characters, written "
          "as UTF-8 in the payload (not as \\u escapes)", sign_receipt(MESSAGE, SENDER_KEY), FROM_SENDER),
+        ("valid-non-canonical-layout", "the accepted receipt with its keys in reverse order and spaces and "
+         "newlines between tokens: the signature covers these bytes, so a verifier accepts them as they are",
+         _signed_anyway(_non_canonical(ACCEPTED)), FROM_RECEIVER),
         ("signature-flipped", "one base64url character of the signature changed",
          _flip_signature(sign_receipt(ACCEPTED, RECEIVER_KEY)), None),
         ("purpose-other", "a receipt payload signed under the descriptor purpose",
@@ -260,6 +281,22 @@ def _cases() -> list[tuple[str, str, bytes, dict[str, str] | None]]:
          _signed_anyway(_wire(IMPORTED, counts={**_wire(IMPORTED)["counts"],
                                                 "skipped": [{"reason": "conflicting state id", "count": 6}]})),
          None),
+        # Inside counts a refusal names the member by its dotted path as sent, without an index.
+        ("counts-unknown-member", "an extra member in counts",
+         _signed_anyway(_counts(students_transferred=103)), None),
+        ("counts-missing-member", "scores left out of counts instead of written as 0",
+         _signed_anyway(_counts_without("scores")), None),
+        ("counts-total-as-text", "students_total written as a string",
+         _signed_anyway(_counts(students_total="103")), None),
+        ("skipped-entry-reason-not-text", "a skipped entry whose reason is a number: the field is "
+         "counts.skipped.reason, not the receipt's own reason",
+         _signed_anyway(_counts(skipped=[{"reason": 7, "count": 1}])), None),
+        ("skipped-entry-count-boolean", "true is not the integer 1, in a skipped entry either",
+         _signed_anyway(_counts(skipped=[{"reason": "conflicting state id", "count": True}])), None),
+        ("skipped-entry-without-count", "a skipped entry lacking its count",
+         _signed_anyway(_counts(skipped=[{"reason": "conflicting state id"}])), None),
+        ("skipped-entry-blank-reason", "a skip reason is required text, so not white space only",
+         _signed_anyway(_counts(skipped=[{"reason": " \t", "count": 1}])), None),
         ("sequence-zero", "sequence starts at 1", _signed_anyway(_wire(ACCEPTED, sequence=0)), None),
         ("sequence-boolean", "true is not the integer 1", _signed_anyway(_wire(ACCEPTED, sequence=True)), None),
         ("transfer-id-not-ulid", "25 characters", _signed_anyway(_wire(ACCEPTED, transfer_id=TRANSFER_ID[:25])),
@@ -341,8 +378,11 @@ def _case(name: str, why: str, document: bytes, check: dict[str, str] | None) ->
     case: dict[str, Any] = {"name": name, "why": why, "document": document.decode("ascii")}
     expect = _expect(document, check)
     if "error" not in expect:
-        # Valid cases are all canonical, so the signed bytes are also what encode_receipt writes.
+        # The exact signed bytes: canonical, so also what encode_receipt writes, but for the one case laid
+        # out otherwise, which a verifier accepts as it is (spec/README.md).
         case["payload"] = verify_document(document, purpose=PURPOSE).payload.decode("utf-8")
+        rewritten = encode_receipt(verify_receipt(document, resolve))
+        case["canonical"] = case["payload"].encode("utf-8") == rewritten
     if check is not None:
         case["check"] = check
     case["expect"] = expect

@@ -171,6 +171,9 @@ def _request_cases() -> list[Case]:
     as_response = _signed(canonical, PURPOSE_RESPONSE)
     # The same duplicated member twice: a parser keeping the last value would read another request.
     duplicated = b'{"comments":"Please send nothing.",' + canonical[1:]
+    student = b'"student":{'
+    assert canonical.count(student) == 1
+    duplicated_inside = canonical.replace(student, student + b'"given_name":"Sam",')
     r = PURPOSE_REQUEST
     return [
         ("request-valid", "a request with the student's demographics, an enrolment and comments (newline and tab "
@@ -198,6 +201,9 @@ def _request_cases() -> list[Case]:
          r, _outer_changed(sign_records_request(REQUEST, REQUESTER_KEY), key_id=None)),
         ("request-key-id-of-other-key", "key_id names another key than public_key",
          r, _outer_changed(sign_records_request(REQUEST, REQUESTER_KEY), key_id=STRANGER_KEY.public_key.key_id)),
+        ("request-document-extra-member", "the signed document has a sixth member beside its five, which the "
+         "signature would not cover", r, _outer_changed(sign_records_request(REQUEST, REQUESTER_KEY),
+                                                        received="2026-01-05T15:30:00Z")),
         ("request-signed-as-response", "a request payload signed under the response purpose",
          r, as_response),
         ("request-signed-as-response-read-as-response", "the same document given to the response verifier: "
@@ -208,7 +214,15 @@ def _request_cases() -> list[Case]:
          r, _signed(dumps_canonical(_changed(wire, "student.middle_name", None, remove=True)))),
         ("request-member-unknown", "a member the format does not have",
          r, _signed(_request_with("priority", "urgent"))),
+        ("request-student-member-unknown", "a member the student object does not have: the field is its path",
+         r, _signed(_request_with("student.ssn", "123-45-6789"))),
         ("request-member-duplicated", "comments twice in the payload", r, _signed(duplicated)),
+        ("request-student-member-duplicated", "student.given_name twice in the payload",
+         r, _signed(duplicated_inside)),
+        ("request-middle-name-number", "student.middle_name a number, not text or null",
+         r, _signed(_request_with("student.middle_name", 7))),
+        ("request-enrolment-not-object", "enrolment a string, not an object or null",
+         r, _signed(_request_with("enrolment", "Springfield Middle School"))),
         ("request-id-not-ulid", "request_id is not a ULID", r, _signed(_request_with("request_id", "REQ-0001"))),
         ("request-to-own-domain", "to_domain equals from_domain", r, _signed(_request_with("to_domain", NEW))),
         ("request-from-domain-upper-case", "from_domain is not lower case",
@@ -293,6 +307,10 @@ def _response_cases() -> list[Case]:
          r, signed(_response_with(REJECTED, "comments", "No such student.\x07"))),
         ("response-person-title-missing", "the answering person has no title member",
          r, signed(dumps_canonical(_changed(_wire(RELEASED), "person.title", None, remove=True)))),
+        ("response-person-email-not-address", "the answering person's e-mail has no @",
+         r, signed(_response_with(REJECTED, "person.email", "rita.shelbyville.k12.example"))),
+        ("response-person-name-blank", "the answering person's name is only white space",
+         r, signed(_response_with(REJECTED, "person.name", " \t "))),
     ]  # fmt: skip
 
 
