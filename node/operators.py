@@ -10,6 +10,8 @@ from node.clock import now_iso
 from node.errors import OperatorDisabled, OperatorRequired, OperatorUnknown, PermissionDenied
 from node.home import Node
 from protocol import InvalidInput
+from protocol.records_request import MAX_NAME
+from protocol.roster import check_text
 from storage import audit, users
 from storage.database import write_transaction
 from storage.users import ROLES, User
@@ -74,6 +76,8 @@ def add_user(node: Node, *, actor: str | None, username: str, email: str, full_n
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     if not full_name.strip():
         raise InvalidInput("the full name must not be empty", field="full_name")
+    # It signs records requests and answers to other districts, whose rules for a person's name it must meet.
+    check_text("full_name", full_name.strip(), required=True, max_length=MAX_NAME)
     with write_transaction(node.db):
         if users.count(node.db) == 0:
             # The very first operator bootstraps the node and must be able to manage it.

@@ -92,8 +92,12 @@ def _bad(field: str, what: str) -> RequestInvalid:
     return RequestInvalid(f"{field} {what}", field=field)
 
 
-def _text(value: Any, field: str, max_len: int, *, required: bool = True) -> None:
+def _text(value: Any, field: str, max_len: int, *, required: bool = True, one_line: bool = True) -> None:
+    """Free text (spec/README.md); every member but the comments is one line: a name with a line break
+    would break the tables and CSV files it is shown in."""
     check_text(value, field, max_len, required=required, error=RequestInvalid)
+    if one_line and isinstance(value, str) and ("\n" in value or "\t" in value):
+        raise _bad(field, "must be one line, without a line break or tab")
 
 
 def _code(value: Any, field: str, allowed: tuple[str, ...], *, required: bool = True) -> None:
@@ -213,7 +217,7 @@ class RecordsRequest:
             raise _bad("enrolment", "must be an Enrolment or None")
         if not isinstance(self.requester, Person):
             raise _bad("requester", "must be a Person")
-        _text(self.comments, "comments", MAX_COMMENTS, required=False)
+        _text(self.comments, "comments", MAX_COMMENTS, required=False, one_line=False)
 
     def __repr__(self) -> str:
         return f"RecordsRequest(request_id={self.request_id!r}, from={self.from_domain!r}, to={self.to_domain!r})"
@@ -250,7 +254,7 @@ class RequestResponse:
         object.__setattr__(self, "created", self.created.astimezone(UTC).replace(microsecond=0))
         if not isinstance(self.person, Person):
             raise _bad("person", "must be a Person")
-        _text(self.comments, "comments", MAX_COMMENTS, required=self.kind is ResponseKind.REJECTED)
+        _text(self.comments, "comments", MAX_COMMENTS, required=self.kind is ResponseKind.REJECTED, one_line=False)
         if self.kind is ResponseKind.RELEASED:
             check_ulid(self.transfer_id, "transfer_id", RequestInvalid)
         elif self.transfer_id is not None:

@@ -161,3 +161,14 @@ def test_refreshing_an_unknown_district_is_not_found_not_a_signature_problem(mak
     refused = run_cli(make_home(), "peers", "refresh", "nosuch.example", ok=False)
     assert "nosuch.example is not a known district" in refused.stderr and "peers list" in refused.stderr
     assert "(error code not_found)" in refused.stderr and "signature" not in refused.stderr
+
+
+@pytest.mark.parametrize("name", ["Ana\nMaria", "Ana\tMaria", "Ana\x1b[2J", "A" * 201])
+def test_an_operator_s_name_is_one_line_of_text_another_district_takes(
+    make_home: Callable[..., Path], name: str
+) -> None:
+    """The name signs records requests and answers, which other districts refuse with a line break in it."""
+    result = run_cli(make_home(), "users", "add", "newop", "--email", "newop@a.example.org", "--name", name,
+                     "--role", "viewer", "--as", "admin", ok=False)  # fmt: skip
+    _no_internal_error(result)
+    assert result.exit_code != 0 and "full_name" in result.stderr, result.stderr

@@ -403,3 +403,15 @@ def test_working_days_match_counting_one_by_one(start: date, span: int, holidays
         due = add_working_days(start, n, holidays=holidays)
         assert working_days_between(start, due, holidays=holidays) == n
         assert is_overdue(start, end, working_days=n, holidays=holidays) == (naive > n)
+
+
+@pytest.mark.parametrize(
+    "path", ["student.family_name", "student.given_name", "enrolment.school", "requester.name", "requester.title"]
+)
+@pytest.mark.parametrize("break_", ["\n", "\t"])
+def test_names_are_one_line_and_only_comments_may_break(path: str, break_: str) -> None:
+    with pytest.raises(RequestInvalid, match="one line") as caught:
+        parse_records_request(_edited(REQUEST_PAYLOAD, path, f"Ana{break_}Maria"))
+    assert caught.value.field == path
+    comments = parse_records_request(_edited(REQUEST_PAYLOAD, "comments", f"IEP{break_}504 plan")).comments
+    assert comments == f"IEP{break_}504 plan"
