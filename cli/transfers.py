@@ -369,6 +369,7 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
     Example:
       satchel transfers list --incoming --status received
     """
+    from node.clock import iso
     from node.transfer_delivery import pending_delivery
     from storage import transfers as store
 
@@ -377,7 +378,7 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
         waiting = {r.transfer_id: pending_delivery(node, r) for r in rows}
     data = [{"transfer_id": r.transfer_id, "direction": "in" if r.status.side.value == "receiver" else "out",
              "peer": r.peer, "state": r.state, "students": r.students, "records": r.records,
-             "created_at": r.created_at, "expires_at": r.status.expires.isoformat() if r.status.expires else None,
+             "created_at": r.created_at, "expires_at": iso(r.status.expires) if r.status.expires else None,
              # why an outgoing transfer is still sealed: the last failed delivery's answer
              "delivery_error": getattr(waiting[r.transfer_id], "last_error", None)}
             for r in rows]  # fmt: skip
@@ -408,6 +409,7 @@ def transfers_show(
     Example:
       satchel transfers show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code --as jane
     """
+    from node.clock import iso
     from node.operators import authorize
     from node.transfer_delivery import pending_delivery
     from protocol import InvalidInput
@@ -443,7 +445,7 @@ def transfers_show(
                 "note": row.note,
                 "owner": row.owner,
                 "created_at": row.created_at,
-                "expires_at": row.status.expires.isoformat() if row.status.expires else None,
+                "expires_at": iso(row.status.expires) if row.status.expires else None,
                 "wrong_codes": row.status.wrong_codes,
                 "code": code,
                 "timeline": timeline,
@@ -459,7 +461,7 @@ def transfers_show(
         ("Transfer", transfer_id), ("Direction", "outgoing" if row.status.side.value == "sender" else "incoming"),
         ("District", f"{row.peer} ({TRUST_WORDS[trust]})"), ("State", row.state), ("Students", row.students),
         ("Records", row.records),
-        ("Created", row.created_at), ("Expires", row.status.expires.isoformat() if row.status.expires else "-"),
+        ("Created", row.created_at), ("Expires", iso(row.status.expires) if row.status.expires else "-"),
         ("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}"),
         ("Note", row.note or "-"),
         *([("Delivery", f"tried {delivery.attempts:,} time(s), next try at {delivery.next_attempt_at};"

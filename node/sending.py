@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from crypto import Code, EncryptionPublicKey, generate_code, seal_envelope
 from node import district_state
-from node.clock import new_id, now_iso
+from node.clock import iso, new_id, now_iso
 from node.envelope_policy import sealing_argon2
 from node.gc_pause import gc_paused
 from node.home import Node
@@ -220,7 +220,7 @@ def _send(
         outbox.enqueue(
             node.db, job_id=envelope_job_id(transfer_id), kind=ENVELOPE_JOB, peer=peer.domain,
             url=peer.base_url + "/satchel/v1/envelopes", payload=transfer_id.encode(), content_type=ENVELOPE_TYPE,
-            now=stamp, expires_at=status.expires.isoformat().replace("+00:00", "Z") if status.expires else None,
+            now=stamp, expires_at=iso(status.expires) if status.expires else None,
         )  # fmt: skip
         store.add_event(node.db, transfer_id, at=stamp, direction="local", kind="sealed", actor=user.username,
                         detail={"students": len(contents.manifest.students), "records": len(contents.manifest.records),
@@ -241,7 +241,7 @@ def _send(
         documents,
         len(contents.manifest.records),
         length,
-        row.status.expires.isoformat() if row.status.expires else "",
+        iso(row.status.expires) if row.status.expires else "",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -94,7 +95,14 @@ def test_a_failed_accept_leaves_no_blob_and_can_be_retried(pair, tmp_path: Path)
     assert not list((b.home / "blobs" / "tmp").iterdir())
     shown = json.loads(b.cli("transfers", "show", tid, "--json").stdout)
     assert shown["state"] == "received" and shown["peer_trust"] == "pinned"
-    assert "a.example.org (pinned here after a fingerprint check)" in b.cli("transfers", "show", tid).stdout
+    shown_text = b.cli("transfers", "show", tid).stdout
+    assert "a.example.org (pinned here after a fingerprint check)" in shown_text
+    # Times are written one way in every column and field: UTC with Z, as created_at is.
+    [listed] = json.loads(b.cli("transfers", "list", "--json").stdout)
+    for when in (shown["created_at"], shown["expires_at"], listed["created_at"], listed["expires_at"],
+                 sent["expires_at"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", when), when
+    assert f"Expires:     {shown['expires_at']}" in shown_text
 
     envelope.write_bytes(whole)
     b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
