@@ -202,6 +202,12 @@ def trust_of(node: Node, domain: str) -> str | None:
     return peer.trust if peer is not None else None
 
 
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters for a table column, ending in "…" when something was cut, so that
+    a reader knows there is more (in ``--json``)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
     pairs = list(pairs)
     width = max((len(k) for k, _ in pairs), default=0)

@@ -11,6 +11,7 @@ import click
 from cli.common import (
     CONTEXT,
     as_option,
+    clip,
     deliver_now,
     home_option,
     json_option,
@@ -110,7 +111,7 @@ def import_review(home: str | None, as_json: bool, transfer_id: str, status: str
                 [(s.sender_sis_id, f"{names[s.sender_sis_id].family_name}, {names[s.sender_sis_id].given_name}",
                   names[s.sender_sis_id].birth_date, s.match_status, s.target[1] or s.proposed_sis_id or "-",
                   s.score if s.score is not None else "-", s.target[0], "yes" if s.reviewed else "",
-                  "; ".join(s.reasons)[:80]) for s in rows])  # fmt: skip
+                  clip("; ".join(s.reasons), 80)) for s in rows])  # fmt: skip
 
 
 @import_group.command("match", context_settings=CONTEXT)
