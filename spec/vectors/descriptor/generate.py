@@ -10,7 +10,6 @@ with. Keys come from fixed seeds; Ed25519 signatures are deterministic, so the f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import replace
@@ -21,9 +20,7 @@ from crypto import EncryptionKey, IdentityKey
 from protocol import SatchelError
 from protocol.descriptor import (
     PURPOSE,
-    Contact,
     Descriptor,
-    PublishedKey,
     encode_descriptor,
     serves_its_domain,
     sign_descriptor,
@@ -31,32 +28,20 @@ from protocol.descriptor import (
 )
 from protocol.signed_document import sign_document
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spec/vectors, for vector_kit
+import vector_kit
+
 OUT = Path(__file__).resolve().parent / "vectors.json"
 
 
-def seed(label: str) -> bytes:
-    return hashlib.sha256(b"satchel/v1/vectors/descriptor/" + label.encode()).digest()
+seed = vector_kit.seeder("descriptor")
 
 
 IDENTITY = IdentityKey(seed("identity"))
 OTHER = IdentityKey(seed("other-identity"))
 ENCRYPTION = EncryptionKey(seed("mlkem")[:32] + seed("mlkem-2")[:32] + seed("x25519"))
 
-BASE = Descriptor(
-    role="district", domain="springfield.k12.example", name="Springfield School District 186", state="IL",
-    city="Springfield", zip="62701", nces_id="1737140", base_url="https://satchel.springfield.k12.example",
-    transfers_enabled=True,
-    coordinator=Contact(name="Jane Doe", title="Registrar", email="jdoe@springfield.k12.example",
-                        phone="+1 217-555-0100"),
-    keys=(
-        PublishedKey(key_id=IDENTITY.public_key.key_id, use="identity", algorithm="ed25519",
-                     public_key=IDENTITY.public_key.raw, not_before="2026-01-01T00:00:00Z"),
-        PublishedKey(key_id=ENCRYPTION.public_key.key_id, use="encryption", algorithm="mlkem768-x25519",
-                     public_key=ENCRYPTION.public_key.raw, not_before="2026-01-01T00:00:00Z",
-                     not_after="2027-01-01T00:00:00Z"),
-    ),
-    issued_at="2026-12-05T00:00:00Z",
-)  # fmt: skip
+BASE = vector_kit.district(IDENTITY, ENCRYPTION, issued_at="2026-12-05T00:00:00Z")
 
 
 def _signed_anyway(descriptor: Descriptor, key: IdentityKey = IDENTITY) -> bytes:
@@ -114,15 +99,11 @@ def build() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=True) + "\n"
+    return vector_kit.render(build())
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        return 0 if OUT.exists() and OUT.read_text() == text else 1
-    OUT.write_text(text)
-    return 0
+    return vector_kit.write_or_check(OUT, render(), argv)
 
 
 if __name__ == "__main__":

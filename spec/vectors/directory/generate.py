@@ -14,7 +14,6 @@ could.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import sys
 from dataclasses import replace
@@ -25,9 +24,7 @@ from crypto import EncryptionKey, IdentityKey, IdentityPublicKey
 from protocol import SatchelError
 from protocol.descriptor import PURPOSE as DESCRIPTOR_PURPOSE
 from protocol.descriptor import (
-    Contact,
     Descriptor,
-    PublishedKey,
     encode_descriptor,
     sign_descriptor,
 )
@@ -41,11 +38,13 @@ from protocol.directory import (
 from protocol.json_strict import dumps_canonical
 from protocol.signed_document import sign_document, unb64url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spec/vectors, for vector_kit
+import vector_kit
+
 OUT = Path(__file__).resolve().parent / "vectors.json"
 
 
-def seed(label: str) -> bytes:
-    return hashlib.sha256(b"satchel/v1/vectors/directory/" + label.encode()).digest()
+seed = vector_kit.seeder("directory")
 
 
 # The state directory vetted the district; the national one is trusted too (it signs entries of its own);
@@ -59,21 +58,7 @@ TRUSTED = {STATE_DIRECTORY: KEYS["state-directory"], NATIONAL_DIRECTORY: KEYS["n
 DISTRICT_KEY = KEYS["district"]
 ENCRYPTION = EncryptionKey(seed("mlkem")[:32] + seed("mlkem-2")[:32] + seed("x25519"))
 
-DISTRICT = Descriptor(
-    role="district", domain="springfield.k12.example", name="Springfield School District 186", state="IL",
-    city="Springfield", zip="62701", nces_id="1737140", base_url="https://satchel.springfield.k12.example",
-    transfers_enabled=True,
-    coordinator=Contact(name="Jane Doe", title="Registrar", email="jdoe@springfield.k12.example",
-                        phone="+1 217-555-0100"),
-    keys=(
-        PublishedKey(key_id=DISTRICT_KEY.public_key.key_id, use="identity", algorithm="ed25519",
-                     public_key=DISTRICT_KEY.public_key.raw, not_before="2026-01-01T00:00:00Z"),
-        PublishedKey(key_id=ENCRYPTION.public_key.key_id, use="encryption", algorithm="mlkem768-x25519",
-                     public_key=ENCRYPTION.public_key.raw, not_before="2026-01-01T00:00:00Z",
-                     not_after="2027-01-01T00:00:00Z"),
-    ),
-    issued_at="2026-01-05T12:00:00Z",
-)  # fmt: skip
+DISTRICT = vector_kit.district(DISTRICT_KEY, ENCRYPTION, issued_at="2026-01-05T12:00:00Z")
 SIGNED_DESCRIPTOR = sign_descriptor(DISTRICT, DISTRICT_KEY)
 ENTRY = DirectoryEntry(
     directory=STATE_DIRECTORY, domain=DISTRICT.domain, status="approved", approved_at="2026-01-05T16:00:00Z",
@@ -213,15 +198,11 @@ def build() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=True) + "\n"
+    return vector_kit.render(build())
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        return 0 if OUT.exists() and OUT.read_text() == text else 1
-    OUT.write_text(text)
-    return 0
+    return vector_kit.write_or_check(OUT, render(), argv)
 
 
 if __name__ == "__main__":

@@ -37,11 +37,13 @@ from protocol.receipts import (
 )
 from protocol.signed_document import b64url, sign_document, verify_document
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spec/vectors, for vector_kit
+import vector_kit
+
 OUT = Path(__file__).resolve().parent / "vectors.json"
 
 
-def seed(label: str) -> bytes:
-    return hashlib.sha256(b"satchel/v1/vectors/receipts/" + label.encode()).digest()
+seed = vector_kit.seeder("receipts")
 
 
 SENDER = "springfield.k12.example"
@@ -420,15 +422,11 @@ def build() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=True) + "\n"
+    return vector_kit.render(build())
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        return 0 if OUT.exists() and OUT.read_text() == text else 1
-    OUT.write_text(text)
-    return 0
+    return vector_kit.write_or_check(OUT, render(), argv)
 
 
 if __name__ == "__main__":

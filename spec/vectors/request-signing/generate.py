@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,9 @@ from protocol.http_signatures import (
     signature_base,
     signature_params_value,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spec/vectors, for vector_kit
+import vector_kit
 
 OUT = Path(__file__).with_name("vectors.json")
 SEED = hashlib.sha256(b"satchel/v1/vectors/request-signing/node-a").digest()
@@ -241,15 +243,11 @@ def _case(name: str, view: HttpRequestView, code: str, **overrides: Any) -> dict
 
 
 def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=True) + "\n"
+    return vector_kit.render(build())
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        return 0 if OUT.exists() and OUT.read_text() == text else 1
-    OUT.write_text(text)
-    return 0
+    return vector_kit.write_or_check(OUT, render(), argv)
 
 
 if __name__ == "__main__":

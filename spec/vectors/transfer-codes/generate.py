@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,9 @@ from crypto._codes import check_symbol
 from protocol import SatchelError
 from protocol.json_strict import dumps_canonical
 from protocol.transfer_code import MAX_INPUT, parse_transfer_code
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spec/vectors, for vector_kit
+import vector_kit
 
 OUT = Path(__file__).resolve().parent / "vectors.json"
 
@@ -220,15 +222,11 @@ def build() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=True) + "\n"
+    return vector_kit.render(build())
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        return 0 if OUT.exists() and OUT.read_text() == text else 1
-    OUT.write_text(text)
-    return 0
+    return vector_kit.write_or_check(OUT, render(), argv)
 
 
 if __name__ == "__main__":
