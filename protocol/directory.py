@@ -184,12 +184,9 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
     for item in take(obj, "sources", list, what=what):
         if not isinstance(item, dict):
             raise MalformedMessage("sources must be objects", field="sources")
-        sources.append(
-            SourceDirectory(
-                domain=_domain(take(item, "domain", str, what="source"), "sources.domain"),
-                public_key=unb64url(take(item, "public_key", str, what="source"), field="sources.public_key"),
-            )
-        )
+        domain, key = (take(item, name, str, what="source", path="sources") for name in ("domain", "public_key"))
+        sources.append(SourceDirectory(domain=_domain(domain, "sources.domain"),
+                                       public_key=unb64url(key, field="sources.public_key")))  # fmt: skip
     raw_entries = take(obj, "entries", list, what=what)
     if not all(isinstance(e, str) for e in raw_entries):
         raise MalformedMessage("entries must be strings", field="entries")

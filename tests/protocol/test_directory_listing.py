@@ -149,6 +149,8 @@ SOURCE = {"domain": "directory.illinois.example", "public_key": "A" * 43}
         ({"sources": [SOURCE | {"domain": "Directory.Illinois.Example"}]}, "sources.domain"),
         ({"sources": [SOURCE | {"domain": "directory.illinois.example."}]}, "sources.domain"),
         ({"sources": [SOURCE | {"domain": "https://directory.illinois.example"}]}, "sources.domain"),
+        ({"sources": [{"public_key": "A" * 43}]}, "sources.domain"),  # missing: named by its path too
+        ({"sources": [SOURCE | {"public_key": 7}]}, "sources.public_key"),
     ],
 )
 def test_a_listing_member_out_of_its_form_is_refused(change, field) -> None:
