@@ -279,6 +279,8 @@ class RosterReading:
 
         A student that fails is marked like one with a bad row, so that :meth:`students` leaves it out and
         builds the others without checking them again (building them was a fifth of a roster's import)."""
+        if self._checked:  # once is enough: those that failed are marked already
+            return sum(1 for _ in self.build())
         refused: MutableMapping[str, bool] = self._map("refused")
         passed = sum(1 for _ in self.build(refused))
         for source_id in refused:  # after the pass: the spill is not written while it is read

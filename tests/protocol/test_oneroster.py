@@ -443,6 +443,7 @@ def test_students_after_check_are_those_a_checking_pass_builds(
     with tempfile.TemporaryDirectory() as folder, SpillFile(Path(folder)) as spill:
         reading = read_oneroster(bundle, spill=spill.mapping if spilled else None)
         passed = reading.check()
+        assert reading.check() == passed  # again: the same verdict, and no second spill table
         handed_out = list(reading.students())
         assert list(reading.students()) == handed_out  # as often as wanted
     assert handed_out == checking and passed == len(checking)
