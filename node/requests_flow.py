@@ -118,7 +118,7 @@ def _carry_out(
             signed = sign_request_response(effect.response, node.current_keys().identity)
             store.update(node.db, request_id, signed_response=signed)
             _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE,
-                   f"response-{request_id}")  # fmt: skip
+                   _response_job(request_id))  # fmt: skip
         elif isinstance(effect, ResendResponse):
             resent = store.require(node.db, request_id).signed_response
         elif isinstance(effect, RequestNotify):
@@ -128,6 +128,12 @@ def _carry_out(
     store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
                  overdue_flagged=int(status.overdue_flagged), updated_at=now_iso())  # fmt: skip
     return resent
+
+
+def _response_job(request_id: str) -> str:
+    """The outbox job that carries this node's one answer about a request (a release, a rejection, or the
+    requester's cancellation)."""
+    return f"response-{request_id}"
 
 
 def _queue(node: Node, domain: str, path: str, payload: bytes, content_type: str, job_id: str) -> None:
@@ -216,6 +222,10 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
         cancelled = response.kind is ResponseKind.CANCELLED
         sent_by = RequestActor.REQUESTER_NODE if cancelled else RequestActor.RELEASER_NODE
         transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
+        if row.state == RequestState.CANCELLED.value and not cancelled:
+            # The releaser's answer crossed our cancellation and wins (§2): the cancellation, if it has not
+            # gone yet, would only be refused as already answered.
+            outbox.cancel(node.db, _response_job(request_id), now_iso())
         store.update(node.db, request_id, signed_response=signed)
         _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=caller)
         record(node, caller, f"request.{response.kind.value}", request_id, {"comments": response.comments})

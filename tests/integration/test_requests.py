@@ -158,30 +158,42 @@ def test_the_requester_cancels_and_the_releaser_is_told(pair) -> None:
 
 
 def test_an_answer_that_crosses_a_cancellation_wins(pair) -> None:
+    a, b, _ = pair
+    request_id = _requested(a, b, "100002")
+    a.stop()  # B's cancellation waits in B's outbox while A answers
+    b.cli("requests", "cancel", request_id, "--as", "coord")
+    assert _request_state(b, request_id) == "cancelled"
+    assert _outbox_job(b, request_id)[0] == "pending"
+    a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
+    assert _request_state(b, request_id) == "rejected"  # the releaser's answer wins…
+    assert _outbox_job(b, request_id)[0] == "cancelled"  # …and the cancellation, now moot, is not sent
+    a.start()
+    assert _request_state(a, request_id) == "rejected"
+
+
+def test_a_cancellation_that_reaches_an_answered_request_is_refused(pair) -> None:
     from node.clock import now_iso
     from node.home import open_node
     from storage import outbox
 
     a, b, _ = pair
     request_id = _requested(a, b, "100002")
-    a.stop()  # B's cancellation waits in B's outbox while A answers
-    b.cli("requests", "cancel", request_id, "--as", "coord")
-    assert _request_state(b, request_id) == "cancelled"
+    b.stop()  # A's answer waits in A's outbox; B does not know of it when it cancels
     a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
-    assert _request_state(b, request_id) == "rejected"  # the releaser's answer wins
-    a.start()
-    with open_node(b.home, b.env) as node:
-        assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
-
-    def given_up() -> bool:
-        with sqlite3.connect(b.home / "satchel.db") as conn:
-            row = conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
-                               [f"response-{request_id}"]).fetchone()  # fmt: skip
-        return row[0] != "pending"
-
-    _wait(given_up, timeout=30)
-    with sqlite3.connect(b.home / "satchel.db") as conn:
-        status, error = conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
-                                     [f"response-{request_id}"]).fetchone()  # fmt: skip
+    b.start()
+    with open_node(a.home, a.env) as node:  # A's outbox is not to deliver first: its retry waits its backoff
+        assert outbox.make_due(node.db, f"response-{request_id}", "9999-01-01T00:00:00Z")
+    late = b.cli("requests", "cancel", request_id, "--as", "coord", ok=False)
+    assert "request.already_answered" in late.stderr and "already released or rejected" in late.stderr
+    status, error = _outbox_job(b, request_id)
     assert status == "failed" and "request.already_answered" in error, (status, error)
-    assert _request_state(a, request_id) == "rejected" and _request_state(b, request_id) == "rejected"
+    with open_node(a.home, a.env) as node:
+        assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
+    _wait(lambda: _request_state(b, request_id) == "rejected")  # A's answer, when it comes, still wins
+    assert _request_state(a, request_id) == "rejected"
+
+
+def _outbox_job(d, request_id: str) -> tuple[str, str | None]:
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        return conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
+                            [f"response-{request_id}"]).fetchone()  # fmt: skip
