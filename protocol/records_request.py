@@ -356,10 +356,7 @@ class _Reader:
         return f"{self.path}.{key}" if self.path else key
 
     def get(self, key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-        try:
-            return take(self.obj, key, kind, what=self.what, optional=optional, path=self.path)
-        except MalformedMessage as exc:
-            raise RequestInvalid(exc.message, field=exc.field) from exc
+        return take(self.obj, key, kind, what=self.what, optional=optional, path=self.path)  # see _strictly
 
     def day(self, key: str) -> date:
         value = self.optional_day(key, required=True)
