@@ -76,8 +76,12 @@ def add_user(node: Node, *, actor: str | None, username: str, email: str, full_n
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     if not full_name.strip():
         raise InvalidInput("the full name must not be empty", field="full_name")
-    # It signs records requests and answers to other districts, whose rules for a person's name it must meet.
-    check_text("full_name", full_name.strip(), required=True, max_length=MAX_NAME)
+    try:  # it signs records requests and answers, whose rules for a person's name it must meet
+        check_text("full_name", full_name.strip(), required=True, max_length=MAX_NAME)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field="full_name",
+                           hint=f"give the name as other districts will read it: one line, at most {MAX_NAME} "
+                                "characters, e.g. --name 'Jane Doe'") from None  # fmt: skip
     with write_transaction(node.db):
         if users.count(node.db) == 0:
             # The very first operator bootstraps the node and must be able to manage it.

@@ -172,3 +172,4 @@ def test_an_operator_s_name_is_one_line_of_text_another_district_takes(
                      "--role", "viewer", "--as", "admin", ok=False)  # fmt: skip
     _no_internal_error(result)
     assert result.exit_code != 0 and "full_name" in result.stderr, result.stderr
+    assert "one line, at most 200 characters" in result.stderr  # what to do next
