@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from protocol.csv_rows import KEEP_ROW_ERRORS, CsvTable, Row, RowError, RowErrors
 from protocol.errors import InvalidInput
@@ -86,7 +87,15 @@ _USER_COLUMNS = {
 # A file's bytes, whole or as a stream of chunks (iterated once).
 FileData = bytes | Iterable[bytes]
 # name -> a new, empty str-keyed mapping whose values are tuples, lists, strings, numbers, booleans or None.
+# A mapping with ``get_many(keys)`` and ``setdefault_many(pairs)`` (storage.spill_map.SpillMap) is asked a
+# chunk of rows at a time through them and ``update``: one statement per student per file was most of the
+# time a spilled roster spent in the spill.
 SpillFactory = Callable[[str], MutableMapping[str, Any]]
+# Rows read before their students are looked up together: a hundred rows is one statement where there were
+# a hundred, and their objects still die young (a thousand made the cyclic collector's work show when reading
+# in memory).
+CHUNK_ROWS = 100
+_T = TypeVar("_T")
 
 
 class RosterMissingFile(InvalidInput):
@@ -168,9 +177,9 @@ class _Draft:
     """A student between the users pass and the final record; mutable so later files can fill it in."""
 
     __slots__ = (
-        "birth_date", "current_enrollments", "email", "enrollment_school", "enrollments", "family", "given",
-        "grade", "inactive", "line", "middle", "orgs", "preferred", "sex", "sis_field", "sis_id", "source_id",
-        "start", "state_id", "tainted", "username",
+        "birth_date", "current_enrollments", "demographics_line", "email", "enrollment_school", "enrollments",
+        "family", "given", "grade", "inactive", "line", "middle", "orgs", "preferred", "sex", "sis_field", "sis_id",
+        "source_id", "start", "state_id", "tainted", "username",
     )  # fmt: skip
 
     def __init__(self, line: int, source_id: str) -> None:
@@ -186,6 +195,7 @@ class _Draft:
         self.start: str | None = None
         self.enrollment_school = ""
         self.enrollments = self.current_enrollments = 0
+        self.demographics_line = 0  # the line of the student's demographics.csv row, once one is read
         self.tainted = False
 
     def pack(self) -> tuple[Any, ...]:
@@ -194,34 +204,56 @@ class _Draft:
     @classmethod
     def unpack(cls, values: tuple[Any, ...]) -> _Draft:
         d = cls.__new__(cls)
-        (d.birth_date, d.current_enrollments, d.email, d.enrollment_school, d.enrollments, d.family, d.given,
-         d.grade, d.inactive, d.line, d.middle, d.orgs, d.preferred, d.sex, d.sis_field, d.sis_id, d.source_id,
-         d.start, d.state_id, d.tainted, d.username) = values  # the order of __slots__, as pack() gives it
+        (d.birth_date, d.current_enrollments, d.demographics_line, d.email, d.enrollment_school, d.enrollments,
+         d.family, d.given, d.grade, d.inactive, d.line, d.middle, d.orgs, d.preferred, d.sex, d.sis_field,
+         d.sis_id, d.source_id, d.start, d.state_id, d.tainted,
+         d.username) = values  # the order of __slots__, as pack() gives it
         return d
 
 
 _PACK = operator.attrgetter(*_Draft.__slots__)
 
 
+def _chunks(items: Iterable[_T]) -> Iterator[list[_T]]:
+    it = iter(items)
+    while chunk := list(islice(it, CHUNK_ROWS)):
+        yield chunk
+
+
+def _get_many(mapping: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The entries of ``keys`` present in ``mapping`` (see SpillFactory)."""
+    if hasattr(mapping, "get_many"):
+        found: dict[str, Any] = mapping.get_many(keys)
+        return found
+    return {k: mapping[k] for k in keys if k in mapping}
+
+
+def _setdefault_many(mapping: MutableMapping[str, Any], pairs: Sequence[tuple[str, Any]]) -> list[Any]:
+    """``[mapping.setdefault(k, v) for k, v in pairs]`` (see SpillFactory)."""
+    if hasattr(mapping, "setdefault_many"):
+        firsts: list[Any] = mapping.setdefault_many(pairs)
+        return firsts
+    return [mapping.setdefault(k, v) for k, v in pairs]
+
+
 class _Drafts:
     """Drafts by users.csv sourcedId, in users.csv order: the objects in a dict, or packed into a spill
-    mapping (so a draft changed after ``get`` must be ``put`` back)."""
+    mapping (so drafts changed after ``get_many`` must be put back with ``put_many``)."""
 
     def __init__(self, spill: SpillFactory | None) -> None:
         self._objects: dict[str, _Draft] = {}
         self._packed = spill("drafts") if spill else None
 
-    def get(self, source_id: str) -> _Draft | None:
+    def get_many(self, source_ids: Iterable[str]) -> dict[str, _Draft]:
         if self._packed is None:
-            return self._objects.get(source_id)
-        values = self._packed.get(source_id)
-        return None if values is None else _Draft.unpack(values)
+            return _get_many(self._objects, source_ids)
+        return {k: _Draft.unpack(v) for k, v in _get_many(self._packed, source_ids).items()}
 
-    def put(self, draft: _Draft) -> None:
+    def put_many(self, drafts: Iterable[_Draft]) -> None:
         if self._packed is None:
-            self._objects[draft.source_id] = draft
+            self._objects.update((d.source_id, d) for d in drafts)
         else:
-            self._packed[draft.source_id] = draft.pack()
+            self._packed.update((d.source_id, d.pack()) for d in drafts)
 
     def __iter__(self) -> Iterator[_Draft]:
         if self._packed is None:
@@ -283,11 +315,11 @@ class RosterReading:
             return sum(1 for _ in self.build())
         refused: MutableMapping[str, bool] = self._map("refused")
         passed = sum(1 for _ in self.build(refused))
-        for source_id in refused:  # after the pass: the spill is not written while it is read
-            draft = self.drafts.get(source_id)
-            assert draft is not None
-            draft.tainted = True
-            self.drafts.put(draft)
+        for source_ids in _chunks(refused):  # after the pass: the spill is not written while it is read
+            drafts = self.drafts.get_many(source_ids)
+            for draft in drafts.values():
+                draft.tainted = True
+            self.drafts.put_many(drafts.values())
         self._checked = True
         return passed
 
@@ -353,22 +385,25 @@ class RosterReading:
                 self.orgs[sourced] = (name, row.get("type").lower(), row.get("identifier") or sourced)
 
     def read_roles(self) -> None:
-        for row in self.rows("roles.csv", ("userSourcedId", "role", "orgSourcedId")):
-            user, org = row.get("usersourcedid"), row.get("orgsourcedid")
-            if row.get("role").lower() != "student" or row.get("status").lower() in _GONE:
-                continue
-            if not user:
-                self.error("roles.csv", row.line, "userSourcedId", "userSourcedId is empty")
-                continue
-            orgs = self.role_orgs.get(user, [])
-            if org not in self.orgs:
-                self.error("roles.csv", row.line, "orgSourcedId", _no_org(org))
-                self.role_tainted[user] = True
-            elif row.get("roletype").lower() == "primary":
-                orgs.insert(0, org)
-            else:
-                orgs.append(org)
-            self.role_orgs[user] = orgs
+        for chunk in _chunks(self.rows("roles.csv", ("userSourcedId", "role", "orgSourcedId"))):
+            rows = [r for r in chunk if r.get("role").lower() == "student" and r.get("status").lower() not in _GONE]
+            orgs_of = _get_many(self.role_orgs, (row.get("usersourcedid") for row in rows))
+            tainted: dict[str, bool] = {}
+            for row in rows:
+                user, org = row.get("usersourcedid"), row.get("orgsourcedid")
+                if not user:
+                    self.error("roles.csv", row.line, "userSourcedId", "userSourcedId is empty")
+                    continue
+                orgs = orgs_of.setdefault(user, [])
+                if org not in self.orgs:
+                    self.error("roles.csv", row.line, "orgSourcedId", _no_org(org))
+                    tainted[user] = True
+                elif row.get("roletype").lower() == "primary":
+                    orgs.insert(0, org)
+                else:
+                    orgs.append(org)
+            self.role_orgs.update(orgs_of)
+            self.role_tainted.update(tainted)
 
     def read_users(self) -> None:
         required = ["sourcedId", "givenName", "familyName"]
@@ -380,80 +415,107 @@ class RosterReading:
         sourced_lines: MutableMapping[str, int] = self._map("user_lines")
         sis_lines: MutableMapping[str, int] = self._map("sis_id_lines")
         roles = "roles.csv" in self.bundle  # without it, role_orgs is empty: no need to look there
-        for row in table:
-            if isinstance(row, RowError):
-                self.error_list.append(row)
-                continue
-            sourced = row.get("sourcedid")
-            if row.get("role").lower() != "student" and not (roles and sourced in self.role_orgs):
-                continue
-            problems: list[tuple[str, str]] = []
-            draft = _Draft(row.line, sourced)
-            draft.sis_id = row.get("identifier") or sourced
-            draft.sis_field = "identifier" if row.get("identifier") else "sourcedId"
-            if not sourced:
-                problems.append(("sourcedId", "sourcedId is empty"))
-            elif (first := sourced_lines.setdefault(sourced, row.line)) != row.line:
-                problems.append(("sourcedId", f"user {sourced!r} already appears on line {first}"))
-            if draft.sis_id and (first := sis_lines.setdefault(draft.sis_id, row.line)) != row.line:
-                problems.append((draft.sis_field, f"SIS id {draft.sis_id!r} already appears on line {first}"))
-            problems += _fill_user(draft, row, self.orgs, self.role_orgs.get(sourced, []) if roles else [])
-            for column, message in problems:
-                self.error("users.csv", row.line, column, message)
-            if not problems:
-                draft.tainted = roles and sourced in self.role_tainted
-                self.drafts.put(draft)
+        for chunk in _chunks(table):
+            rows: list[Row] = []
+            for row in chunk:
+                if isinstance(row, RowError):
+                    self.error_list.append(row)
+                else:
+                    rows.append(row)
+            orgs_of = _get_many(self.role_orgs, (row.get("sourcedid") for row in rows)) if roles else {}
+            rows = [row for row in rows if row.get("role").lower() == "student" or row.get("sourcedid") in orgs_of]
+            drafts = []
+            for row in rows:
+                draft = _Draft(row.line, row.get("sourcedid"))
+                draft.sis_id = row.get("identifier") or draft.source_id
+                draft.sis_field = "identifier" if row.get("identifier") else "sourcedId"
+                drafts.append(draft)
+            # A line already met for the same id (in this chunk or before) is a repeat.
+            first_user = iter(_setdefault_many(sourced_lines, [(d.source_id, d.line) for d in drafts if d.source_id]))
+            first_sis = iter(_setdefault_many(sis_lines, [(d.sis_id, d.line) for d in drafts if d.sis_id]))
+            tainted = _get_many(self.role_tainted, (d.source_id for d in drafts)) if roles else {}
+            kept = []
+            for row, draft in zip(rows, drafts, strict=True):
+                sourced = draft.source_id
+                problems: list[tuple[str, str]] = []
+                if not sourced:
+                    problems.append(("sourcedId", "sourcedId is empty"))
+                elif (first := next(first_user)) != row.line:
+                    problems.append(("sourcedId", f"user {sourced!r} already appears on line {first}"))
+                if draft.sis_id and (first := next(first_sis)) != row.line:
+                    problems.append((draft.sis_field, f"SIS id {draft.sis_id!r} already appears on line {first}"))
+                problems += _fill_user(draft, row, self.orgs, orgs_of.get(sourced, []))
+                for column, message in problems:
+                    self.error("users.csv", row.line, column, message)
+                if not problems:
+                    draft.tainted = sourced in tainted
+                    kept.append(draft)
+            self.drafts.put_many(kept)
 
     def read_demographics(self) -> None:
-        lines: MutableMapping[str, int] = self._map("demographics_lines")
-        for row in self.rows("demographics.csv", ("sourcedId",)):
-            draft = self.drafts.get(row.get("sourcedid"))
-            if draft is None or row.get("status").lower() in _GONE:
-                continue
-            problems: list[tuple[str, str]] = []
-            if (first := lines.setdefault(draft.source_id, row.line)) != row.line:
-                problems.append(("sourcedId", f"demographics for {draft.source_id!r} already on line {first}"))
-            try:
-                birth = row.get("birthdate")
-                draft.birth_date = parse_iso_date(birth, field="birthDate") if birth else None
-                if draft.birth_date and self.dates_until:
-                    check_plausible_date(draft.birth_date, field="birthDate", today=self.dates_until)
-            except InvalidInput as exc:
-                problems.append(("birthDate", exc.message))
-            try:
-                draft.sex = normalize_sex(row.get("sex"))
-            except InvalidInput as exc:
-                problems.append(("sex", exc.message))
-            self.taint("demographics.csv", row.line, draft, problems)
-            self.drafts.put(draft)
+        for chunk in _chunks(self.rows("demographics.csv", ("sourcedId",))):
+            drafts = self.drafts.get_many(row.get("sourcedid") for row in chunk)
+            changed = {}
+            for row in chunk:
+                draft = drafts.get(row.get("sourcedid"))
+                if draft is not None and row.get("status").lower() not in _GONE:
+                    self._demographics(row, draft)
+                    changed[draft.source_id] = draft
+            self.drafts.put_many(changed.values())
+
+    def _demographics(self, row: Row, draft: _Draft) -> None:
+        problems: list[tuple[str, str]] = []
+        if first := draft.demographics_line:
+            problems.append(("sourcedId", f"demographics for {draft.source_id!r} already on line {first}"))
+        else:
+            draft.demographics_line = row.line
+        try:
+            birth = row.get("birthdate")
+            draft.birth_date = parse_iso_date(birth, field="birthDate") if birth else None
+            if draft.birth_date and self.dates_until:
+                check_plausible_date(draft.birth_date, field="birthDate", today=self.dates_until)
+        except InvalidInput as exc:
+            problems.append(("birthDate", exc.message))
+        try:
+            draft.sex = normalize_sex(row.get("sex"))
+        except InvalidInput as exc:
+            problems.append(("sex", exc.message))
+        self.taint("demographics.csv", row.line, draft, problems)
 
     def read_enrollments(self) -> None:
-        for row in self.rows("enrollments.csv", ("userSourcedId", "role")):
-            draft = self.drafts.get(row.get("usersourcedid"))
-            if draft is None or row.get("role").lower() != "student" or row.get("status").lower() in _GONE:
-                continue
-            problems: list[tuple[str, str]] = []
-            dates: dict[str, str] = {}
-            for column in ("beginDate", "endDate"):
-                if value := row.get(column.lower()):
-                    try:
-                        dates[column] = parse_iso_date(value, field=column)
-                    except InvalidInput as exc:
-                        problems.append((column, exc.message))
-            begin, end = dates.get("beginDate"), dates.get("endDate")
-            if begin and end and end < begin:
-                problems.append(("endDate", "endDate is before beginDate"))
-            school = row.get("schoolsourcedid")
-            if school and school not in self.orgs:
-                problems.append(("schoolSourcedId", _no_org(school)))
-            if not self.taint("enrollments.csv", row.line, draft, problems):
-                draft.enrollments += 1
-                if self.today is None or end is None or date.fromisoformat(end) >= self.today:
-                    draft.current_enrollments += 1
-                    if begin and (draft.start is None or begin < draft.start):
-                        draft.start = begin
-                    draft.enrollment_school = draft.enrollment_school or school
-            self.drafts.put(draft)
+        for chunk in _chunks(self.rows("enrollments.csv", ("userSourcedId", "role"))):
+            drafts = self.drafts.get_many(row.get("usersourcedid") for row in chunk)
+            changed = {}
+            for row in chunk:
+                draft = drafts.get(row.get("usersourcedid"))
+                if (draft is not None and row.get("role").lower() == "student"
+                        and row.get("status").lower() not in _GONE):  # fmt: skip
+                    self._enrollment(row, draft)
+                    changed[draft.source_id] = draft
+            self.drafts.put_many(changed.values())
+
+    def _enrollment(self, row: Row, draft: _Draft) -> None:
+        problems: list[tuple[str, str]] = []
+        dates: dict[str, str] = {}
+        for column in ("beginDate", "endDate"):
+            if value := row.get(column.lower()):
+                try:
+                    dates[column] = parse_iso_date(value, field=column)
+                except InvalidInput as exc:
+                    problems.append((column, exc.message))
+        begin, end = dates.get("beginDate"), dates.get("endDate")
+        if begin and end and end < begin:
+            problems.append(("endDate", "endDate is before beginDate"))
+        school = row.get("schoolsourcedid")
+        if school and school not in self.orgs:
+            problems.append(("schoolSourcedId", _no_org(school)))
+        if not self.taint("enrollments.csv", row.line, draft, problems):
+            draft.enrollments += 1
+            if self.today is None or end is None or date.fromisoformat(end) >= self.today:
+                draft.current_enrollments += 1
+                if begin and (draft.start is None or begin < draft.start):
+                    draft.start = begin
+                draft.enrollment_school = draft.enrollment_school or school
 
     def taint(self, file: str, line: int, draft: _Draft, problems: list[tuple[str, str]]) -> bool:
         for column, message in problems:

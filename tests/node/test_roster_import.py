@@ -280,3 +280,29 @@ def test_a_roster_whose_every_row_is_bad_keeps_the_first_thousand_and_counts_all
     skipped = import_roster(node, actor="coord", path=folder, skip_invalid=True)
     assert skipped.skipped == 1500 and skipped.skipped_rows == raised.value.rows
     assert _roster_audit(node)[-1] == ("roster.import.finished", {"inserted": 0, "updated": 0, "unchanged": 0})
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_rows_of_one_student_in_different_chunks_join_as_in_memory(version: str) -> None:
+    # The reader looks students up CHUNK_ROWS rows at a time: a repeat, a second demographics row or a second
+    # enrollment read a thousand rows after the first must still meet what the first left.
+    bundle = make_bundle([_student(i) for i in range(2_500)], version=version)
+    files = {name: data.split(b"\r\n") for name, data in bundle.items()}
+    files["users.csv"].insert(2_000, files["users.csv"][4])  # student 3 again, as line 2,001
+    files["demographics.csv"].insert(1_800, files["demographics.csv"][5])  # student 4's, as line 1,801
+    enrollment = next(row for row in files["enrollments.csv"] if b",u-S000007," in row)
+    files["enrollments.csv"].insert(2_200, enrollment.replace(b"2024-08-19", b"2023-01-02").replace(b"enr-", b"enr-x"))
+    bundle = {name: b"\r\n".join(lines) for name, lines in files.items()}
+    with tempfile.TemporaryDirectory() as folder, SpillFile(Path(folder)) as spill:
+        spilled = _outcome(bundle, spill.mapping)
+    assert spilled == _outcome(bundle)
+    students, errors, _, _ = spilled  # type: ignore[misc]
+    assert [(e.file, e.line, e.field) for e in errors] == [
+        ("users.csv", 2_001, "sourcedId"), ("users.csv", 2_001, "identifier"),
+        ("demographics.csv", 1_801, "sourcedId"),
+    ]  # fmt: skip
+    assert "line 5" in errors[0].message and "line 6" in errors[2].message
+    by_id = {s.sis_id: s for s in students}
+    assert "S000004" not in by_id and len(by_id) == 2_499  # a second demographics row drops the student
+    assert by_id["S000003"].family_name == "Okafor"  # the first users row stands
+    assert by_id["S000007"].enrollment_start == "2023-01-02"

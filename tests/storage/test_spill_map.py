@@ -17,7 +17,12 @@ from storage.temp_files import sweep, writer_of
 _KEYS = st.sampled_from(["a", "b", "c", "", "é", "x" * 50])
 _VALUES = st.none() | st.integers(-(2**40), 2**40) | st.text(max_size=5) | st.booleans() | st.tuples(
     st.text(max_size=3), st.none() | st.integers(), st.lists(st.text(max_size=3), max_size=3))
-_OPS = st.lists(st.tuples(st.sampled_from(["set", "setdefault", "get", "del", "in"]), _KEYS, _VALUES), max_size=40)
+_PAIRS = st.lists(st.tuples(_KEYS, _VALUES), max_size=4)
+_OPS = st.lists(
+    st.tuples(st.sampled_from(["set", "setdefault", "get", "del", "in"]), _KEYS, _VALUES)
+    | st.tuples(st.sampled_from(["update", "setdefault_many", "get_many"]), st.just(""), _PAIRS),
+    max_size=40,
+)
 
 
 @given(_OPS)
@@ -31,6 +36,13 @@ def test_a_spill_map_answers_as_a_dict(ops: list[tuple[str, str, Any]]) -> None:
                 assert mapping.setdefault(key, value) == model.setdefault(key, value)
             elif op == "get":
                 assert mapping.get(key, "none") == model.get(key, "none")
+            elif op == "update":
+                mapping.update(value)
+                model.update(value)
+            elif op == "setdefault_many":  # a key given twice keeps its first value, as one call at a time
+                assert mapping.setdefault_many(value) == [model.setdefault(k, v) for k, v in value]
+            elif op == "get_many":
+                assert mapping.get_many(k for k, _ in value) == {k: model[k] for k, _ in value if k in model}
             elif op == "del":
                 if key in model:
                     del mapping[key], model[key]
@@ -43,6 +55,16 @@ def test_a_spill_map_answers_as_a_dict(ops: list[tuple[str, str, Any]]) -> None:
         assert list(mapping.values()) == list(model.values())
         assert len(mapping) == len(model)
         assert dict(mapping.items()) == model
+
+
+def test_many_keys_are_looked_up_in_parts(tmp_path: Path) -> None:
+    with SpillFile(tmp_path) as spill:
+        mapping = spill.mapping("m")
+        mapping.update((str(n), n) for n in range(0, 2400, 2))
+        assert mapping.get_many(str(n) for n in range(2400)) == {str(n): n for n in range(0, 2400, 2)}
+        assert mapping.setdefault_many([(str(n), -n) for n in range(1195, 1205)]) == [
+            n if n % 2 == 0 else -n for n in range(1195, 1205)
+        ]
 
 
 @given(st.lists(st.lists(_VALUES, max_size=5), max_size=6))
