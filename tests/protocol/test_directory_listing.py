@@ -175,3 +175,11 @@ def test_a_listing_and_a_source_with_members_version_1_does_not_define_verify() 
     verified = _verify(_signed_payload(payload))
     assert [s.domain for s in verified.listing.sources] == [SOURCE["domain"]]
     assert len(verified.entries) == 1 and verified.rejected == ()
+
+
+@pytest.mark.parametrize("members", [{"next": None}, {"truncated": None}, {"truncated": False},
+                                     {"next": None, "truncated": False}])  # fmt: skip
+def test_an_optional_member_sent_as_null_or_false_reads_as_absent(members) -> None:
+    # spec/directory.md: other implementations' JSON libraries often write absent values as null.
+    verified = _verify(_signed_payload(_listing([_entry("a.example.org")]).to_json() | members))
+    assert (verified.listing.next, verified.listing.truncated, len(verified.entries)) == (None, False, 1)
