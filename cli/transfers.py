@@ -271,31 +271,22 @@ def disclosures_command(home: str | None, as_json: bool, student: str, as_text: 
     Example:
       satchel disclosures 100234 --text > disclosures-100234.txt
     """
-    from storage import students as student_store
-    from storage import transfers as store
+    from datetime import date
+
+    from cli.disclosure_letter import render
+    from node import disclosure_record
 
     with opened(home) as node:
-        s = student_store.require(node.db, student).record
-        rows = store.disclosures(node.db, student)
-        district_name = node.config.node.name
+        record, rows = disclosure_record.of_student(node, student)
+        district, domain = node.config.node.name, node.config.node.domain
     if as_json:
-        print_json({"student": student, "disclosures": rows})
-        return
-    if as_text:
-        click.echo(f"Record of disclosures - {district_name}")
-        click.echo(f"Student: {s.given_name} {s.family_name} (SIS id {s.sis_id})\n")
-        if not rows:
-            click.echo("No education records of this student have been disclosed to another district.")
-        for r in rows:
-            kinds = ", ".join(sorted({x["kind"] for x in r["records"]}))
-            click.echo(
-                f"On {r['at']}, {r['disclosed_by']} disclosed {kinds} to {r['to_name']} ({r['to_domain']})."
-            )
-            click.echo(f"  Purpose: {r['purpose']}. Transfer {r['transfer_id']} ({r['transfer_state']}).")
-        return
-    print_table(["at", "to", "records", "by", "purpose", "transfer"],
-                [(r["at"], r["to_domain"], len(r["records"]), r["disclosed_by"], r["purpose"], r["transfer_id"])
-                 for r in rows], empty="(no disclosures)")  # fmt: skip
+        print_json({"student": student, "disclosures": [r.to_json() for r in rows]})
+    elif as_text:
+        click.echo(render(district, domain, record, rows, date.today()))
+    else:
+        print_table(["at", "to", "records", "by", "purpose", "transfer"],
+                    [(r.at, r.to_domain, len(r.records), r.disclosed_by, r.purpose, r.transfer_id) for r in rows],
+                    empty="(no disclosures)")  # fmt: skip
 
 
 @click.group("transfers", context_settings=CONTEXT)

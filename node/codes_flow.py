@@ -253,6 +253,7 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
 
     sent = sending.send(node, actor=_operator(node), to=caller, selection=Selection(students=tuple(enrolled),
                         all_records=True), note="records for a transfer code", kind="import",
+                        purpose=f"a transfer code made here for the students' records was entered by {caller}",
                         in_transaction=claim)  # fmt: skip
     return _answer(node, sent.transfer_id, scope, sent.code)
 

@@ -272,9 +272,13 @@ def release(
 
     chosen = Selection(students=(student_sis_id,), documents=selection.documents, cases=selection.cases,
                        assessments=selection.assessments, all_records=selection.all_records)  # fmt: skip
+    enrolment = status.request.enrolment
+    assert enrolment is not None  # check_release_allowed
+    purpose = (f"released in answer to {row.peer}'s records request for the student enrolled at {enrolment.school} "
+               f"since {enrolment.start_date}") + (f": {comments}" if comments else "")  # fmt: skip
     return sending.send(node, actor=actor, to=row.peer, selection=chosen,
-                        note=comments or "records released in answer to your request", kind="release",
-                        request_id=request_id, in_transaction=answer)  # fmt: skip
+                        note=comments or "records released in answer to your request", purpose=purpose,
+                        kind="release", request_id=request_id, in_transaction=answer)  # fmt: skip
 
 
 def _answerable(row: store.RequestRow) -> store.RequestRow:

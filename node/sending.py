@@ -146,6 +146,7 @@ def send(
     to: str,
     selection: Selection,
     note: str = "",
+    purpose: str = "",
     owner: str | None = None,
     expires_days: int | None = None,
     kind: str = "transfer",
@@ -156,10 +157,11 @@ def send(
 ) -> Sent:
     """Seal and queue a transfer. ``in_transaction(transfer_id)`` runs inside the commit, for a caller whose
     own state must change with it (a release answering a request, a claimed transfer code). ``progress``
-    hears how many of the documents' bytes are sealed."""
+    hears how many of the documents' bytes are sealed. ``purpose`` is what the record of disclosures gives as
+    the reason (the note when not given)."""
     with gc_paused():  # a grade's manifest and disclosures are some 300,000 small acyclic objects
-        return _send(node, actor=actor, to=to, selection=selection, note=note, owner=owner,
-                     expires_days=expires_days, kind=kind, request_id=request_id, code=code,
+        return _send(node, actor=actor, to=to, selection=selection, note=note, purpose=purpose,
+                     owner=owner, expires_days=expires_days, kind=kind, request_id=request_id, code=code,
                      in_transaction=in_transaction, progress=progress)  # fmt: skip
 
 
@@ -170,6 +172,7 @@ def _send(
     to: str,
     selection: Selection,
     note: str,
+    purpose: str,
     owner: str | None,
     expires_days: int | None,
     kind: str,
@@ -216,7 +219,7 @@ def _send(
         )  # fmt: skip
         store.set_code(node.db, transfer_id, code.reveal(), stamp)
         store.add_students(node.db, transfer_id, [s.sis_id for s in contents.manifest.students])
-        _disclose(node, contents, transfer_id, peer, user.username, note, stamp)
+        _disclose(node, contents, transfer_id, peer, user.username, purpose or note, stamp)
         outbox.enqueue(
             node.db, job_id=envelope_job_id(transfer_id), kind=ENVELOPE_JOB, peer=peer.domain,
             url=peer.base_url + "/satchel/v1/envelopes", payload=transfer_id.encode(), content_type=ENVELOPE_TYPE,
@@ -291,7 +294,7 @@ def _too_large(manifest: Manifest) -> TransferTooLarge:
 
 
 def _disclose(
-    node: Node, contents: Contents, transfer_id: str, peer: Peer, by: str, note: str, at: str
+    node: Node, contents: Contents, transfer_id: str, peer: Peer, by: str, purpose: str, at: str
 ) -> None:
     """FERPA record of disclosures: per student, what went to whom, when and why."""
     # Grouped in one pass: a grade is 500 students and 11,000 records, and scanning every record for
@@ -308,7 +311,7 @@ def _disclose(
             node.db, disclosure_id=new_id(), student_sis_id=student.sis_id, transfer_id=transfer_id,
             to_domain=peer.domain, to_name=peer.name, records=[{"kind": "demographics", "id": "", "title": ""},
                                                              *records],
-            disclosed_by=by, at=at, purpose=note or "records transfer to the student's new district",
+            disclosed_by=by, at=at, purpose=purpose or "records transfer to the student's new district",
         )  # fmt: skip
 
 

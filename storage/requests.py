@@ -75,3 +75,11 @@ def list_rows(
         args.append(state)
     sql = f"SELECT {_COLS} FROM records_requests" + (" WHERE " + " AND ".join(where) if where else "")
     return [_row(r) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
+
+
+def released_in(db: sqlite_utils.Database, transfer_id: str) -> RequestRow | None:
+    """The request another district sent this one that the transfer ``transfer_id`` answered, if any."""
+    row = db.execute(
+        f"SELECT {_COLS} FROM records_requests WHERE transfer_id = ? AND side = 'releaser'", [transfer_id]
+    ).fetchone()
+    return _row(row) if row else None

@@ -74,6 +74,7 @@ def test_send_deliver_notify_accept_with_receipts_on_both_sides(pair, tmp_path: 
     assert len(json.loads(a.cli("documents", "list", "100001", "--json").stdout)) == 1
     letter = a.cli("disclosures", "100001", "--text").output
     assert "b.example.org" in letter and "document" in letter and "IEP meeting" in letter
+    assert "Disclosed by:  Cory Coordinator (coord)" in letter and "Requested by" not in letter
     assert "hash chain verified" in a.cli("audit", "verify").output
     assert "hash chain verified" in b.cli("audit", "verify").output
 

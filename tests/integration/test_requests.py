@@ -63,8 +63,18 @@ def test_request_alert_release_transfer_and_import(pair) -> None:
     b.cli("accept", transfer_id, "--code", code, "--as", "coord")
     b.cli("import", "preview", transfer_id, "--as", "coord")
     assert _json(b, "import", "run", transfer_id, "--as", "coord", "--json")["imported"] == 1
-    disclosures = _json(a, "disclosures", "100001", "--json")["disclosures"]
-    assert disclosures[-1]["to_domain"] == "b.example.org"
+    disclosure = _json(a, "disclosures", "100001", "--json")["disclosures"][-1]
+    assert disclosure["to_domain"] == "b.example.org" and disclosure["disclosed_by_name"] == "Cory Coordinator"
+    # The record of disclosures names who asked (34 CFR 99.32: the parties who requested the records), and why.
+    assert disclosure["requested_by"] == {"name": "Cory Coordinator", "email": "coord@b.example.org",
+                                          "phone": disclosure["requested_by"]["phone"], "domain": "b.example.org",
+                                          "request_id": request_id}  # fmt: skip
+    assert disclosure["purpose"] == (
+        "released in answer to b.example.org's records request for the student enrolled at Lincoln Middle School "
+        f"since {shown['enrolment']['start_date']}: attached: everything we hold"
+    )
+    letter = a.cli("disclosures", "100001", "--text").stdout
+    assert "Requested by:  Cory Coordinator <coord@b.example.org>" in letter and request_id in letter
 
 
 def test_request_rejected_with_comments(pair) -> None:

@@ -43,6 +43,9 @@ def test_code_for_one_student_claim_preview_import_and_used(pair) -> None:
     _wait(lambda: _code_state(a, code) == "used")
     again = b.cli("claim", code, "--as", "coord", ok=False)
     assert "code.used" in again.stderr
+    disclosure = _json(a, "disclosures", "100001", "--json")["disclosures"][-1]
+    assert (disclosure["transfer_id"], disclosure["requested_by"]) == (tid, None)
+    assert disclosure["purpose"] == "a transfer code made here for the students' records was entered by b.example.org"
 
 
 def test_code_for_a_grade_and_going_back_frees_the_code(pair) -> None:

@@ -1,0 +1,77 @@
+"""A student's FERPA record of disclosures, with what a letter to a parent names: who disclosed (by name, not
+only by username), who asked for the records when another district requested them, and what was sent.
+
+34 CFR § 99.32 asks a district to record, for each disclosure, the parties who requested or received the
+records and their legitimate interest. The sending node writes one row per student per transfer
+(node.sending); this joins it with the operator's name and, for a release, the request it answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from node.home import Node
+from protocol.records_request import PURPOSE_REQUEST, parse_records_request
+from protocol.roster import StudentRecord
+from protocol.signed_document import verify_document
+from storage import requests as request_store
+from storage import students as student_store
+from storage import transfers as transfer_store
+from storage import users
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    name: str
+    email: str
+    phone: str
+    domain: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    at: str
+    to_domain: str
+    to_name: str
+    records: list[dict[str, str]]  # {"kind", "id", "title"}, demographics first
+    disclosed_by: str  # the operator's username
+    disclosed_by_name: str  # their full name, or the username when the operator was removed
+    purpose: str
+    transfer_id: str
+    transfer_state: str | None
+    requested_by: Requester | None  # when the records answered another district's request
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.requested_by
+        return {
+            "at": self.at, "to_domain": self.to_domain, "to_name": self.to_name, "records": self.records,
+            "disclosed_by": self.disclosed_by, "disclosed_by_name": self.disclosed_by_name, "purpose": self.purpose,
+            "transfer_id": self.transfer_id, "transfer_state": self.transfer_state,
+            "requested_by": None if r is None else {"name": r.name, "email": r.email, "phone": r.phone,
+                                                    "domain": r.domain, "request_id": r.request_id},
+        }  # fmt: skip
+
+
+def of_student(node: Node, sis_id: str) -> tuple[StudentRecord, list[Disclosure]]:
+    student = student_store.require(node.db, sis_id).record
+    found = []
+    for row in transfer_store.disclosures(node.db, sis_id):
+        user = users.get(node.db, row["disclosed_by"])
+        found.append(Disclosure(
+            **row, disclosed_by_name=user.full_name if user else row["disclosed_by"],
+            requested_by=_requester(node, row["transfer_id"]),
+        ))  # fmt: skip
+    return student, found
+
+
+def _requester(node: Node, transfer_id: str) -> Requester | None:
+    row = request_store.released_in(node.db, transfer_id)
+    if row is None:
+        return None
+    # Its signer was checked against the requesting district's keys when it arrived; the key named in it
+    # still checks the bytes, so a key that district has rotated away since does not hide who asked.
+    request = parse_records_request(verify_document(row.signed_request, purpose=PURPOSE_REQUEST).payload)
+    p = request.requester
+    return Requester(name=p.name, email=p.email, phone=p.phone, domain=request.from_domain, request_id=row.request_id)
