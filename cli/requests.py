@@ -105,7 +105,14 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     with opened(home) as node:
         view = requests_flow.show(node, request_id)
         trust = trust_of(node, view.request.from_domain)
-    r, s, e = view.request, view.request.student, view.request.enrolment
+    from node.clock import iso
+
+    r, s, e, a = view.request, view.request.student, view.request.enrolment, view.answer
+    answer = None if a is None else {
+        "kind": a.kind.value, "at": iso(a.created), "from": a.from_domain, "comments": a.comments,
+        "person": {"name": a.person.name, "email": a.person.email, "phone": a.person.phone},
+        "transfer_id": a.transfer_id,
+    }  # fmt: skip
     data = {
         "request_id": r.request_id, "from": r.from_domain, "from_trust": trust, "to": r.to_domain,
         "state": view.row.state,
@@ -115,7 +122,8 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
                     "sex": s.sex, "grade": s.grade, "state_id": s.state_id},
         "enrolment": {"school": e.school, "grade": e.grade, "start_date": e.start_date.isoformat(), "type": e.type}
         if e else None,
-        "comments": r.comments, "transfer_id": view.row.transfer_id,
+        "comments": r.comments, "transfer_id": view.row.transfer_id, "asked_at": iso(r.created),
+        "due_on": view.due_on.isoformat() if view.due_on else None, "answer": answer,
         "candidates": {"status": view.candidates.status, "proposed": view.candidates.local_sis_id,
                        "others": [list(c) for c in view.candidates.candidates],
                        "reasons": list(view.candidates.reasons)} if view.candidates else None,
@@ -126,10 +134,18 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     print_fields([
         ("Request", r.request_id), ("State", view.row.state + (" (OVERDUE)" if view.overdue else "")),
         ("Asked by", f"{r.requester.name} <{r.requester.email}> {r.requester.phone} of {r.from_domain} "
-                     f"(verified signature; {TRUST_WORDS[trust]})"),
+                     + ("(this district)" if view.row.side == "requester"
+                        else f"(verified signature; {TRUST_WORDS[trust]})")),
         ("Student", f"{s.given_name} {s.family_name}, born {s.birth_date}, grade {s.grade or '-'}"),
         ("Enrolled there", f"{e.school}, grade {e.grade}, since {e.start_date} ({e.type})" if e else "(not stated)"),
-        ("Comments", r.comments or "-"),
+        ("Comments", r.comments or "-"), ("Asked at", iso(r.created)),
+        *([("Answer due", f"{view.due_on} ({view.row.working_days} working days)")] if view.due_on else []),
+        *([] if a is None else [
+            ("Answer", f"{a.kind.value} at {iso(a.created)} by {a.person.name} <{a.person.email}> {a.person.phone} "
+                       f"of {a.from_domain} (signed)"),
+            ("Its comments", a.comments or "-"),
+        ]),
+        *([("Transfer", view.row.transfer_id)] if view.row.transfer_id else []),
     ])  # fmt: skip
     if view.candidates:
         c = view.candidates

@@ -25,6 +25,7 @@ from protocol.records_request import (
     Person,
     RecordsRequest,
     RequestedStudent,
+    RequestResponse,
     ResponseKind,
     check_release_allowed,
     sign_records_request,
@@ -53,6 +54,7 @@ from protocol.request_states import (
     new_request_status,
 )
 from protocol.request_states import NotifyCoordinators as RequestNotify
+from protocol.workdays import due_date
 from storage import outbox, peers, users
 from storage import requests as store
 from storage import students as student_store
@@ -342,6 +344,8 @@ class RequestView:
     request: RecordsRequest
     overdue: bool
     candidates: MatchOutcome | None
+    answer: RequestResponse | None = None  # the release, rejection or cancellation, as signed (show only)
+    due_on: date | None = None  # the last working day an answer is on time, while none has come (show only)
 
 
 def listing(node: Node, *, side: str | None = None, state: str | None = None) -> list[RequestView]:
@@ -372,4 +376,8 @@ def show(node: Node, request_id: str) -> RequestView:
             grade=s.grade, state_id=s.state_id or "",
         )  # fmt: skip
         candidates = match_students(node.db, [incoming])[0]
-    return RequestView(row, status.request, _overdue(node, status), candidates)
+    answer = None if row.signed_response is None else verify_request_response(row.signed_response, _resolver(node))
+    due_on = None
+    if status.state is RequestState.REQUESTED and status.opened_on is not None:
+        due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)
+    return RequestView(row, status.request, _overdue(node, status), candidates, answer, due_on)

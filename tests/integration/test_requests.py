@@ -59,7 +59,10 @@ def test_request_alert_release_transfer_and_import(pair) -> None:
     code = released.split("Authentication code: ")[1].split()[0]
     transfer_id = released.split("transfer ")[1].split(".")[0]
     _wait(lambda: _request_state(b, request_id) == "released")
-    assert _json(b, "requests", "show", request_id, "--json")["transfer_id"] == transfer_id
+    after = _json(b, "requests", "show", request_id, "--json")
+    assert after["transfer_id"] == transfer_id and after["due_on"] is None
+    assert (after["answer"]["kind"], after["answer"]["transfer_id"]) == ("released", transfer_id)
+    assert after["answer"]["comments"] == "attached: everything we hold"
     b.cli("accept", transfer_id, "--code", code, "--as", "coord")
     b.cli("import", "preview", transfer_id, "--as", "coord")
     assert _json(b, "import", "run", transfer_id, "--as", "coord", "--json")["imported"] == 1
@@ -85,8 +88,23 @@ def test_request_rejected_with_comments(pair) -> None:
         own = b.cli("requests", answer[0], request_id, *answer[1:], "--as", "coord", ok=False)
         assert "is one this district sent to a.example.org" in own.stderr, own.stderr
         assert "(error code input.invalid)" in own.stderr
+    waiting = _json(a, "requests", "show", request_id, "--json")
+    # Ten working days hold at least two weekends.
+    assert waiting["answer"] is None and date.fromisoformat(waiting["due_on"]) >= date.today() + timedelta(days=13)
+    assert f"Answer due:     {waiting['due_on']} (10 working days)" in a.cli("requests", "show", request_id).stdout
     a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
     _wait(lambda: _request_state(b, request_id) == "rejected")
+    # Both sides show the answer as signed, with who gave it and when (the seed's "Releasing District & User").
+    for side in (a, b):
+        shown = _json(side, "requests", "show", request_id, "--json")
+        assert shown["due_on"] is None and shown["answer"] == {
+            "kind": "rejected", "at": shown["answer"]["at"], "from": "a.example.org",
+            "comments": "no such student in our records", "transfer_id": None,
+            "person": {"name": "Cory Coordinator", "email": "coord@a.example.org", "phone": "+1 217-555-0100"},
+        }  # fmt: skip
+    text = b.cli("requests", "show", request_id).stdout
+    assert "Answer:         rejected at " in text and "by Cory Coordinator <coord@a.example.org>" in text
+    assert "Its comments:   no such student in our records" in text and "(this district)" in text
     events = _json(b, "audit", "--json")
     assert any(
         e["action"] == "request.rejected" and "no such student" in e["details"]["comments"] for e in events
@@ -160,6 +178,9 @@ def test_the_requester_cancels_and_the_releaser_is_told(pair) -> None:
                       for s in mailbox.to("coord@a.example.org")))  # fmt: skip
     assert any(e["action"] == "request.cancelled" and e["details"]["comments"] == "the family moved out of state"
                for e in _json(a, "audit", "--json"))  # fmt: skip
+    answer = _json(a, "requests", "show", request_id, "--json")["answer"]
+    assert (answer["kind"], answer["from"], answer["comments"]) == ("cancelled", "b.example.org",
+                                                                    "the family moved out of state")  # fmt: skip
     late = a.cli("requests", "release", request_id, "--student", "100002", "--as", "coord", ok=False)
     assert "request.cancelled" in late.stderr
     assert _json(a, "transfers", "list", "--json") == []  # nothing was sealed
