@@ -1,4 +1,4 @@
-"""Records requests: `satchel request`, `satchel requests list|show|release|reject`."""
+"""Records requests: `satchel request`, `satchel requests list|show|release|reject|cancel|message`."""
 
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     with opened(home) as node:
         view = requests_flow.show(node, request_id)
         trust = trust_of(node, view.request.from_domain)
+        thread = requests_flow.thread(node, request_id)
     from node.clock import iso
 
     r, s, e, a = view.request, view.request.student, view.request.enrolment, view.answer
@@ -124,6 +125,9 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         if e else None,
         "comments": r.comments, "transfer_id": view.row.transfer_id, "asked_at": iso(r.created),
         "due_on": view.due_on.isoformat() if view.due_on else None, "answer": answer,
+        "messages": [{"direction": direction, "at": iso(m.created), "from": m.from_domain, "text": m.comments,
+                      "person": {"name": m.person.name, "email": m.person.email, "phone": m.person.phone}}
+                     for direction, m in thread],
         "candidates": {"status": view.candidates.status, "proposed": view.candidates.local_sis_id,
                        "others": [list(c) for c in view.candidates.candidates],
                        "reasons": list(view.candidates.reasons)} if view.candidates else None,
@@ -147,6 +151,13 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         ]),
         *([("Transfer", view.row.transfer_id)] if view.row.transfer_id else []),
     ])  # fmt: skip
+    if thread:
+        click.echo(f"\nMessages ({len(thread)}):")
+        for direction, m in thread:
+            arrow = "->" if direction == "out" else "<-"
+            click.echo(f"  {iso(m.created)}  {arrow} {m.person.name} ({m.from_domain}):")
+            for line in m.comments.splitlines():
+                click.echo(f"      {line}")
     if view.candidates:
         c = view.candidates
         click.echo(f"\nMatch here: {c.status}" + (f" -> {c.local_sis_id}" if c.local_sis_id else ""))
@@ -237,6 +248,27 @@ def requests_cancel(home: str | None, actor: str | None, request_id: str, commen
     with opened(home) as node:
         requests_flow.cancel(node, actor=actor, request_id=request_id, comments=comments)
     click.echo(f"Cancelled {request_id}; the releasing district is told.")
+    deliver_now(home)
+
+
+@requests_group.command("message", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("request_id", metavar="ID")
+@click.argument("text")
+def requests_message(home: str | None, actor: str | None, request_id: str, text: str) -> None:
+    """Write to the other district's coordinators about a records request, before or after it is answered
+    (signed, delivered like answers; `requests show` lists the thread on both sides).
+
+    \b
+    Example:
+      satchel requests message 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A "Which school did she attend? We have two." --as jane
+    """
+    from node import requests_flow
+
+    with opened(home) as node:
+        sent = requests_flow.message(node, actor=actor, request_id=request_id, text=text)
+    click.echo(f"Message to {sent.to_domain} queued.")
     deliver_now(home)
 
 

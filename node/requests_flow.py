@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from node import sending
-from node.clock import new_id, now_iso
+from node.clock import iso, new_id, now_iso
 from node.district_state import contact
 from node.home import Node
 from node.manifest_builder import Selection
@@ -35,6 +35,7 @@ from protocol.records_request import (
 )
 from protocol.request_states import (
     Cancel,
+    Message,
     Reject,
     Release,
     RequestActor,
@@ -56,6 +57,7 @@ from protocol.request_states import (
 from protocol.request_states import NotifyCoordinators as RequestNotify
 from protocol.workdays import due_date
 from storage import outbox, peers, users
+from storage import request_messages as messages
 from storage import requests as store
 from storage import students as student_store
 from storage.database import write_transaction
@@ -69,6 +71,8 @@ SUBJECTS = {
     "request.rejected": "Records request {id} was rejected by {peer}",
     "request.cancelled": "Records request {id} was cancelled by {peer}",
     "request.overdue": "Reminder: records request {id} from {peer} is unanswered",
+    # Not the text: e-mail is not end-to-end encrypted, and a message may name the student.
+    "request.message": "New message from {peer} about records request {id}",
 }
 
 
@@ -118,9 +122,14 @@ def _carry_out(
             _queue(node, peer, "/satchel/v1/requests", signed, REQUEST_TYPE, f"request-{request_id}")
         elif isinstance(effect, SendResponse):
             signed = sign_request_response(effect.response, node.current_keys().identity)
-            store.update(node.db, request_id, signed_response=signed)
-            _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE,
-                   _response_job(request_id))  # fmt: skip
+            if effect.response.kind is ResponseKind.MESSAGE:  # beside the answer, each in its own delivery
+                messages.add(node.db, request_id=request_id, direction="out", signed=signed,
+                             at=iso(effect.response.created))  # fmt: skip
+                job = f"request-message-{messages.key_of(signed)[:32]}"
+            else:
+                store.update(node.db, request_id, signed_response=signed)
+                job = _response_job(request_id)
+            _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE, job)
         elif isinstance(effect, ResendResponse):
             resent = store.require(node.db, request_id).signed_response
         elif isinstance(effect, RequestNotify):
@@ -220,6 +229,8 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
         raise RequestMismatch("the answer is about another request than the one it was sent to", field="request_id")
     with write_transaction(node.db):
         row = store.require(node.db, request_id)
+        if response.kind is ResponseKind.MESSAGE:
+            return _message_arrived(node, row, response, signed)
         # A cancellation comes from the requester's node, every other answer from the releaser's (§2).
         cancelled = response.kind is ResponseKind.CANCELLED
         sent_by = RequestActor.REQUESTER_NODE if cancelled else RequestActor.RELEASER_NODE
@@ -232,6 +243,38 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
         _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=caller)
         record(node, caller, f"request.{response.kind.value}", request_id, {"comments": response.comments})
     return transition.status.state.value
+
+
+def _message_arrived(node: Node, row: RequestRow, response: RequestResponse, signed: bytes) -> str:
+    """A message from the other district's coordinator: kept (once, however often it is delivered), and the
+    coordinators here told. Inside the caller's transaction."""
+    sent_by = RequestActor.RELEASER_NODE if row.side == "requester" else RequestActor.REQUESTER_NODE
+    transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
+    if messages.add(node.db, request_id=row.request_id, direction="in", signed=signed, at=iso(response.created)):
+        _carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
+        record(node, row.peer, "request.message_received", row.request_id, {"text": response.comments})
+    return transition.status.state.value
+
+
+def message(node: Node, *, actor: str | None, request_id: str, text: str) -> RequestResponse:
+    """Write to the other district's coordinators about a request, in any state once it exists; the message is
+    signed and delivered through the outbox, and changes nothing else (spec/requests.md §2)."""
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        row = store.require(node.db, request_id)
+        status = status_of(node, row)
+        writer = RequestActor.REQUESTER_COORDINATOR if row.side == "requester" else RequestActor.RELEASER_COORDINATOR
+        transition = apply(status, Message(person=_person(node, user.username), text=text), actor=writer, now=_now())
+        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        record(node, user.username, "request.message", request_id, {"text": text})
+    (sent,) = [e.response for e in transition.effects if isinstance(e, SendResponse)]
+    return sent
+
+
+def thread(node: Node, request_id: str) -> list[tuple[str, RequestResponse]]:
+    """The messages about a request, oldest first, each with its direction ("in" or "out") and as signed."""
+    resolve = _resolver(node)
+    return [(m.direction, verify_request_response(m.signed, resolve)) for m in messages.of_request(node.db, request_id)]
 
 
 def _person(node: Node, username: str) -> Person:

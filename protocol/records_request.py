@@ -5,7 +5,8 @@ student's demographics, the enrolment at the requesting district and who is aski
 requesting node as a document (purpose ``satchel/v1/records-request``) so the releasing district can show
 later exactly who asked, and when. The answer is a :class:`RequestResponse` (``released`` with the id of
 the transfer that carries the records, or ``rejected`` with comments), signed by the releasing node; the
-requester's ``cancelled`` uses the same message. ``repr`` shows ids only: the rest is a child's data.
+requester's ``cancelled`` uses the same message, and so does a ``message`` from either coordinator to the
+other (its text in ``comments``). ``repr`` shows ids only: the rest is a child's data.
 """
 
 from __future__ import annotations
@@ -227,11 +228,13 @@ class ResponseKind(StrEnum):
     RELEASED = "released"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    MESSAGE = "message"  # from either district; changes nothing but the thread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestResponse:
-    """An answer about a request: released/rejected by the releasing district, cancelled by the requester."""
+    """An answer about a request: released/rejected by the releasing district, cancelled by the requester;
+    or a message from either district's coordinator to the other's."""
 
     kind: ResponseKind
     request_id: str
@@ -254,7 +257,8 @@ class RequestResponse:
         object.__setattr__(self, "created", self.created.astimezone(UTC).replace(microsecond=0))
         if not isinstance(self.person, Person):
             raise _bad("person", "must be a Person")
-        _text(self.comments, "comments", MAX_COMMENTS, required=self.kind is ResponseKind.REJECTED, one_line=False)
+        required = self.kind in (ResponseKind.REJECTED, ResponseKind.MESSAGE)
+        _text(self.comments, "comments", MAX_COMMENTS, required=required, one_line=False)
         if self.kind is ResponseKind.RELEASED:
             check_ulid(self.transfer_id, "transfer_id", RequestInvalid)
         elif self.transfer_id is not None:
@@ -448,7 +452,7 @@ def _parse_request_response(payload: bytes) -> RequestResponse:
                          "transfer_id"), "request response")  # fmt: skip
     kind = top.get("kind", str)
     if kind not in tuple(ResponseKind):
-        raise _bad("kind", "must be released, rejected or cancelled")
+        raise _bad("kind", "must be released, rejected, cancelled or message")
     return RequestResponse(
         kind=ResponseKind(kind),
         request_id=top.get("request_id", str),

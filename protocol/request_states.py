@@ -9,7 +9,8 @@ each side accepts only its own subset. (Transfers need two tables because the tw
 The releasing district holds the records, so its answer wins a race: a ``released`` that crosses the
 requester's cancellation moves the requester from ``cancelled`` to ``released``. Being overdue is
 derived from the dates (:func:`protocol.workdays.is_overdue`); ``mark_overdue`` records the flag once
-and reminds the coordinators.
+and reminds the coordinators. A :class:`Message` between the coordinators changes no state: it is written
+at either node in any state but ``absent`` and told to the other's coordinators when it arrives.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class RequestEvent(StrEnum):
     REJECTED_RECEIVED = "rejected_received"
     CANCELLED_RECEIVED = "cancelled_received"
     MARK_OVERDUE = "mark_overdue"
+    # The coordinators' thread: a message written at one node, and the same message arriving at the other.
+    MESSAGE_TO_RELEASER = "message_to_releaser"
+    MESSAGE_TO_REQUESTER = "message_to_requester"
+    MESSAGE_FROM_REQUESTER = "message_from_requester"
+    MESSAGE_FROM_RELEASER = "message_from_releaser"
 
 
 St, Ev, Ac = RequestState, RequestEvent, RequestActor
@@ -86,6 +92,9 @@ TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
     (St.RELEASED, Ev.RELEASED_RECEIVED): St.RELEASED,
     (St.REJECTED, Ev.REJECTED_RECEIVED): St.REJECTED,
     (St.CANCELLED, Ev.CANCELLED_RECEIVED): St.CANCELLED,
+    # Messages change nothing, before an answer and after it (a question about what was released, say).
+    **{(s, e): s for s in (St.REQUESTED, *_ANSWERED) for e in (Ev.MESSAGE_TO_RELEASER, Ev.MESSAGE_TO_REQUESTER,
+                                                               Ev.MESSAGE_FROM_REQUESTER, Ev.MESSAGE_FROM_RELEASER)},
 }
 ACTORS: dict[RequestEvent, RequestActor] = {
     Ev.SUBMIT: Ac.REQUESTER_COORDINATOR,
@@ -97,15 +106,21 @@ ACTORS: dict[RequestEvent, RequestActor] = {
     Ev.REJECTED_RECEIVED: Ac.RELEASER_NODE,
     Ev.CANCELLED_RECEIVED: Ac.REQUESTER_NODE,
     Ev.MARK_OVERDUE: Ac.TIMER,
+    Ev.MESSAGE_TO_RELEASER: Ac.REQUESTER_COORDINATOR,
+    Ev.MESSAGE_TO_REQUESTER: Ac.RELEASER_COORDINATOR,
+    Ev.MESSAGE_FROM_REQUESTER: Ac.REQUESTER_NODE,
+    Ev.MESSAGE_FROM_RELEASER: Ac.RELEASER_NODE,
 }
 SIDE_EVENTS: dict[RequestSide, frozenset[RequestEvent]] = {
-    RequestSide.REQUESTER: frozenset(
-        {Ev.SUBMIT, Ev.CANCEL, Ev.RELEASED_RECEIVED, Ev.REJECTED_RECEIVED, Ev.MARK_OVERDUE}
-    ),
-    RequestSide.RELEASER: frozenset(
-        {Ev.REQUEST_RECEIVED, Ev.RELEASE, Ev.REJECT, Ev.CANCELLED_RECEIVED, Ev.MARK_OVERDUE}
-    ),
-}
+    RequestSide.REQUESTER: frozenset({
+        Ev.SUBMIT, Ev.CANCEL, Ev.RELEASED_RECEIVED, Ev.REJECTED_RECEIVED, Ev.MARK_OVERDUE, Ev.MESSAGE_TO_RELEASER,
+        Ev.MESSAGE_FROM_RELEASER,
+    }),
+    RequestSide.RELEASER: frozenset({
+        Ev.REQUEST_RECEIVED, Ev.RELEASE, Ev.REJECT, Ev.CANCELLED_RECEIVED, Ev.MARK_OVERDUE, Ev.MESSAGE_TO_REQUESTER,
+        Ev.MESSAGE_FROM_REQUESTER,
+    }),
+}  # fmt: skip
 
 
 class RequestTransitionNotAllowed(SatchelError):
@@ -201,13 +216,21 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A coordinator writes to the other district's coordinators about the request."""
+
+    person: Person
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseArrived:
     """An answer from the peer, already verified (verify_request_response)."""
 
     response: RequestResponse
 
 
-RequestEventData = Submit | RequestReceived | Release | Reject | Cancel | ResponseArrived | RequestEvent
+RequestEventData = Submit | RequestReceived | Release | Reject | Cancel | Message | ResponseArrived | RequestEvent
 _NAMES: dict[type, RequestEvent] = {
     Submit: Ev.SUBMIT, RequestReceived: Ev.REQUEST_RECEIVED, Release: Ev.RELEASE, Reject: Ev.REJECT,
     Cancel: Ev.CANCEL,
@@ -323,12 +346,19 @@ class RequestTransition:
 # ---------------------------------------------------------------------------------------------- engine
 
 
-def event_name(event: RequestEventData) -> RequestEvent:
+def event_name(status: RequestStatus, event: RequestEventData) -> RequestEvent:
+    """The event's name; a message's depends on the side of the node it happens at (written at the requester,
+    it is ``message_to_releaser``; arriving there, ``message_from_releaser``)."""
+    requester = status.side is RequestSide.REQUESTER
     if isinstance(event, RequestEvent):
         if event is not Ev.MARK_OVERDUE:
             raise InvalidInput(f"{event.value!r} carries data: pass its event class", field="event")
         return event
+    if isinstance(event, Message):
+        return Ev.MESSAGE_TO_RELEASER if requester else Ev.MESSAGE_TO_REQUESTER
     if isinstance(event, ResponseArrived):
+        if event.response.kind is ResponseKind.MESSAGE:
+            return Ev.MESSAGE_FROM_RELEASER if requester else Ev.MESSAGE_FROM_REQUESTER
         return _ARRIVED[event.response.kind]
     if type(event) in _NAMES:
         return _NAMES[type(event)]
@@ -349,7 +379,7 @@ def apply(
     RequestMismatch, or request.student_not_enrolled when a release is not allowed.
     """
     check_time(now, "now", InvalidInput)
-    name = event_name(event)
+    name = event_name(status, event)
     state = status.state
     if name not in SIDE_EVENTS[status.side]:
         raise _refusal(state, name)
@@ -377,10 +407,14 @@ def apply(
     if isinstance(event, ResponseArrived):
         _check_response(status, request, event.response)
         effects.append(RecordIncoming())
-        if target is not state:
+        if event.response.kind is ResponseKind.MESSAGE:
+            effects.append(NotifyCoordinators(topic="request.message"))
+        elif target is not state:
             effects.append(NotifyCoordinators(topic=f"request.{target.value}"))
             if event.response.transfer_id is not None:
                 changes["transfer_id"] = event.response.transfer_id
+    elif isinstance(event, Message):
+        effects.append(SendResponse(response=_response(status, request, event, now)))
     elif isinstance(event, Release | Reject | Cancel):
         if isinstance(event, Release):
             check_release_allowed(request, today=today)
@@ -439,9 +473,10 @@ def _check_response(status: RequestStatus, request: RecordsRequest, response: Re
 
 
 def _response(
-    status: RequestStatus, request: RecordsRequest, event: Release | Reject | Cancel, now: datetime
+    status: RequestStatus, request: RecordsRequest, event: Release | Reject | Cancel | Message, now: datetime
 ) -> RequestResponse:
-    kind = {Release: ResponseKind.RELEASED, Reject: ResponseKind.REJECTED, Cancel: ResponseKind.CANCELLED}
+    kind = {Release: ResponseKind.RELEASED, Reject: ResponseKind.REJECTED, Cancel: ResponseKind.CANCELLED,
+            Message: ResponseKind.MESSAGE}  # fmt: skip
     peer = status.peer_domain
     assert peer is not None
     return RequestResponse(
@@ -451,6 +486,6 @@ def _response(
         to_domain=peer,
         created=now,
         person=event.person,
-        comments=event.comments,
+        comments=event.text if isinstance(event, Message) else event.comments,
         transfer_id=event.transfer_id if isinstance(event, Release) else None,
     )

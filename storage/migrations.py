@@ -544,3 +544,23 @@ def _directory_entries_published(db: sqlite_utils.Database) -> None:
     # The mirror feed's cache asks on every request whether the approved entries changed (count and newest
     # update); without this index that read every entry, some 50 MB at 13,000 entries.
     _run(db, "CREATE INDEX directory_entries_status_updated ON directory_entries (status, updated_at)")
+
+
+@MIGRATIONS(name="0013_request_messages")
+def _request_messages(db: sqlite_utils.Database) -> None:
+    # The coordinators' thread about a records request (spec/requests.md §2): each message is a signed response
+    # of kind "message", kept beside the request's one answer (records_requests.signed_response), never in
+    # its place. Keyed by the SHA-256 of the signed document, so a redelivered message is kept once.
+    _run(
+        db,
+        """
+        CREATE TABLE request_messages (
+            message_key TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL REFERENCES records_requests (request_id),
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            signed BLOB NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX request_messages_request ON request_messages (request_id, at);
+        """,
+    )

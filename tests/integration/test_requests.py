@@ -228,3 +228,67 @@ def _outbox_job(d, request_id: str) -> tuple[str, str | None]:
     with sqlite3.connect(d.home / "satchel.db") as conn:
         return conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
                             [f"response-{request_id}"]).fetchone()  # fmt: skip
+
+
+def _thread(d, request_id: str) -> list[tuple[str, str, str]]:
+    shown = _json(d, "requests", "show", request_id, "--json")["messages"]
+    return [(m["direction"], m["from"], m["text"]) for m in shown]
+
+
+def test_the_coordinators_write_to_each_other_about_a_request(pair) -> None:
+    from node.home import open_node
+    from node.requests_flow import receive_response
+    from storage import request_messages
+
+    a, b, mailbox = pair
+    request_id = _requested(a, b, "100002")
+    question = "Which school did she attend here? We have two students of that name."
+    written = a.cli("requests", "message", request_id, question, "--as", "coord").stdout
+    assert "Message to b.example.org queued." in written
+    _wait(lambda: _thread(b, request_id) == [("in", "a.example.org", question)])
+    subject = f"New message from a.example.org about records request {request_id}"
+    _wait(lambda: any(subject in " ".join(s.split()) for s in mailbox.to("coord@b.example.org")))  # unfolded
+    assert not any("two students" in m.as_string() for m in mailbox.messages)  # e-mail is not encrypted
+    b.cli("requests", "message", request_id, "Lincoln Middle School,\ngrade 7", "--as", "coord")
+    _wait(lambda: len(_thread(a, request_id)) == 2)
+    assert _thread(a, request_id) == [("out", "a.example.org", question),
+                                      ("in", "b.example.org", "Lincoln Middle School,\ngrade 7")]  # fmt: skip
+    assert _request_state(a, request_id) == _request_state(b, request_id) == "requested"  # a message moves nothing
+    shown = a.cli("requests", "show", request_id).stdout
+    assert "Messages (2):" in shown and "<- Cory Coordinator (b.example.org):\n      Lincoln Middle School,\n" in shown
+
+    # Delivered again (a retry whose first answer was lost): kept once, and the coordinators told once.
+    with open_node(b.home, b.env) as node:
+        (mine,) = [m for m in request_messages.of_request(node.db, request_id) if m.direction == "in"]
+    with open_node(b.home, b.env) as node:
+        assert receive_response(node, caller="a.example.org", request_id=request_id, signed=mine.signed) == "requested"
+    assert len(_thread(b, request_id)) == 2
+    assert sum(subject in i["subject"] for i in _json(b, "inbox", "--json")) == 1
+
+    # After the answer, the thread goes on: a question about what was released, say.
+    a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
+    _wait(lambda: _request_state(b, request_id) == "rejected")
+    b.cli("requests", "message", request_id, "Could you look under her mother's name, Okafor?", "--as", "coord")
+    _wait(lambda: len(_thread(a, request_id)) == 3)
+    assert "request.message" in [e["action"] for e in _json(b, "audit", "--json")]
+
+
+def test_a_message_does_not_withdraw_a_cancellation_on_its_way(pair) -> None:
+    from node.clock import now_iso
+    from node.home import open_node
+    from storage import outbox
+
+    a, b, _ = pair
+    request_id = _requested(a, b, "100002")
+    a.stop()
+    b.cli("requests", "cancel", request_id, "--as", "coord")
+    with open_node(b.home, b.env) as node:  # the cancellation waits in B's outbox while A writes
+        assert outbox.make_due(node.db, f"response-{request_id}", "9999-01-01T00:00:00Z")
+    a.start()
+    a.cli("requests", "message", request_id, "Do you still need her records?", "--as", "coord")
+    _wait(lambda: len(_thread(b, request_id)) == 1)
+    # Unlike an answer, which wins over the cancellation (§2), a message leaves it to go.
+    assert _request_state(b, request_id) == "cancelled" and _outbox_job(b, request_id)[0] == "pending"
+    with open_node(b.home, b.env) as node:
+        assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
+    _wait(lambda: _request_state(a, request_id) == "cancelled")

@@ -20,6 +20,7 @@ from protocol.request_states import (
     SIDE_EVENTS,
     TRANSITIONS,
     Cancel,
+    Message,
     NotifyCoordinators,
     RecordIncoming,
     Reject,
@@ -47,7 +48,7 @@ from protocol.request_states import (
     new_request_status,
 )
 
-Ev, St = RequestEvent, RequestState
+Ev, St, Ac = RequestEvent, RequestState, RequestActor
 CHICAGO = timezone(timedelta(hours=-6))
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=CHICAGO)  # a Monday
 NEW, OLD = "new.example.org", "old.example.org"
@@ -66,12 +67,14 @@ REQUEST = RecordsRequest(
 )
 
 
-def reply(kind: ResponseKind, **changes: object) -> ResponseArrived:
-    from_domain, to_domain = (NEW, OLD) if kind is ResponseKind.CANCELLED else (OLD, NEW)
+def reply(kind: ResponseKind, *, from_requester: bool | None = None, **changes: object) -> ResponseArrived:
+    if from_requester is None:
+        from_requester = kind is ResponseKind.CANCELLED
+    from_domain, to_domain = (NEW, OLD) if from_requester else (OLD, NEW)
     fields: dict[str, object] = {
         "kind": kind, "request_id": RID, "from_domain": from_domain, "to_domain": to_domain, "created": NOW,
-        "person": SAM if kind is ResponseKind.CANCELLED else RITA,
-        "comments": "No such student" if kind is ResponseKind.REJECTED else "",
+        "person": SAM if from_requester else RITA,
+        "comments": "No such student" if kind in (ResponseKind.REJECTED, ResponseKind.MESSAGE) else "",
         "transfer_id": TRANSFER if kind is ResponseKind.RELEASED else None,
     }  # fmt: skip
     fields.update(changes)
@@ -88,7 +91,14 @@ EVENTS: dict[RequestEvent, RequestEventData] = {
     Ev.REJECTED_RECEIVED: reply(ResponseKind.REJECTED),
     Ev.CANCELLED_RECEIVED: reply(ResponseKind.CANCELLED),
     Ev.MARK_OVERDUE: Ev.MARK_OVERDUE,
+    Ev.MESSAGE_TO_RELEASER: Message(person=SAM, text="Is her IEP in the file?"),
+    Ev.MESSAGE_TO_REQUESTER: Message(person=RITA, text="Which school did she attend?"),
+    Ev.MESSAGE_FROM_REQUESTER: reply(ResponseKind.MESSAGE, from_requester=True),
+    Ev.MESSAGE_FROM_RELEASER: reply(ResponseKind.MESSAGE, from_requester=False),
 }
+# A message's name is the side's own (event_name): the other side's cannot even be given to apply().
+_MESSAGES = frozenset({Ev.MESSAGE_TO_RELEASER, Ev.MESSAGE_TO_REQUESTER, Ev.MESSAGE_FROM_REQUESTER,
+                       Ev.MESSAGE_FROM_RELEASER})  # fmt: skip
 LATE = NOW + timedelta(days=16)  # 11 working days after opening
 
 
@@ -106,7 +116,7 @@ ILLEGAL = [
     for side in RequestSide
     for s in RequestState
     for e in RequestEvent
-    if (s, e) not in TRANSITIONS or e not in SIDE_EVENTS[side]
+    if ((s, e) not in TRANSITIONS or e not in SIDE_EVENTS[side]) and not (e in _MESSAGES and e not in SIDE_EVENTS[side])
 ]
 
 
@@ -268,3 +278,43 @@ def test_random_event_sequences_stay_in_defined_states(
         assert result.status.state in RequestState
         assert (result.previous, result.event) in TRANSITIONS
         current = result.status
+
+
+@pytest.mark.parametrize("side", list(RequestSide))
+@pytest.mark.parametrize("state", [St.REQUESTED, St.RELEASED, St.REJECTED, St.CANCELLED])
+def test_a_message_either_way_keeps_the_state_and_goes_to_the_other_district(
+    side: RequestSide, state: RequestState
+) -> None:
+    requester = side is RequestSide.REQUESTER
+    person, coordinator = (SAM, Ac.REQUESTER_COORDINATOR) if requester else (RITA, Ac.RELEASER_COORDINATOR)
+    written = apply(status(side, state), Message(person=person, text="Is her IEP in the file?\nThanks"),
+                    actor=coordinator, now=NOW)  # fmt: skip
+    (sent,) = written.effects
+    assert isinstance(sent, SendResponse) and written.status == status(side, state)
+    assert written.event is (Ev.MESSAGE_TO_RELEASER if requester else Ev.MESSAGE_TO_REQUESTER)
+    r = sent.response
+    assert (r.kind, r.from_domain, r.to_domain, r.person, r.comments, r.transfer_id) == (
+        ResponseKind.MESSAGE, NEW if requester else OLD, OLD if requester else NEW, person,
+        "Is her IEP in the file?\nThanks", None,
+    )  # fmt: skip
+    arrived = apply(status(side, state), reply(ResponseKind.MESSAGE, from_requester=not requester),
+                    actor=Ac.RELEASER_NODE if requester else Ac.REQUESTER_NODE, now=NOW)  # fmt: skip
+    assert arrived.status == status(side, state)
+    assert arrived.effects == (RecordIncoming(), NotifyCoordinators(topic="request.message"))
+
+
+def test_a_message_needs_words_a_request_and_its_own_district() -> None:
+    with pytest.raises(SatchelError) as blank:
+        apply(status(RequestSide.RELEASER, St.REQUESTED), Message(person=RITA, text=" \n"),
+              actor=Ac.RELEASER_COORDINATOR, now=NOW)  # fmt: skip
+    assert blank.value.field == "comments"
+    with pytest.raises(RequestTransitionNotAllowed):
+        apply(status(RequestSide.REQUESTER, St.ABSENT), Message(person=SAM, text="hello"),
+              actor=Ac.REQUESTER_COORDINATOR, now=NOW)  # fmt: skip
+    with pytest.raises(RequestActorNotAllowed):  # a node does not write; nor does the other side's coordinator
+        apply(status(RequestSide.REQUESTER, St.REQUESTED), Message(person=SAM, text="hello"),
+              actor=Ac.RELEASER_COORDINATOR, now=NOW)  # fmt: skip
+    with pytest.raises(RequestMismatch):  # about another request
+        apply(status(RequestSide.REQUESTER, St.REQUESTED),
+              reply(ResponseKind.MESSAGE, from_requester=False, request_id="01KE6QH3C0000000000000000X"),
+              actor=Ac.RELEASER_NODE, now=NOW)  # fmt: skip

@@ -99,6 +99,14 @@ CANCELLED = RequestResponse(
     kind=ResponseKind.CANCELLED, request_id=REQUEST_ID, from_domain=NEW, to_domain=OLD, created=ANSWERED,
     person=COORDINATOR,
 )  # fmt: skip
+ASKED = RequestResponse(
+    kind=ResponseKind.MESSAGE, request_id=REQUEST_ID, from_domain=OLD, to_domain=NEW, created=ANSWERED,
+    person=REGISTRAR, comments="Which school did she attend here? We have two students of that name.\nThanks",
+)  # fmt: skip
+ANSWERED_MESSAGE = RequestResponse(
+    kind=ResponseKind.MESSAGE, request_id=REQUEST_ID, from_domain=NEW, to_domain=OLD, created=ANSWERED,
+    person=COORDINATOR, comments="Lincoln Middle School, grade 7 in 2025-26.",
+)  # fmt: skip
 
 
 def _wire(value: RecordsRequest | RequestResponse) -> dict[str, Any]:
@@ -284,6 +292,14 @@ def _response_cases() -> list[Case]:
          r, sign_request_response(REJECTED, RELEASER_KEY)),
         ("response-cancelled", "the requester cancelled its request (signed by the requester, empty comments)",
          r, sign_request_response(CANCELLED, REQUESTER_KEY)),
+        ("response-message-from-releaser", "a message from the releaser's coordinator (its text in comments)",
+         r, sign_request_response(ASKED, RELEASER_KEY)),
+        ("response-message-from-requester", "a message from the requester's coordinator (signed by the requester)",
+         r, sign_request_response(ANSWERED_MESSAGE, REQUESTER_KEY)),
+        ("response-message-blank", "a message whose text is only white space",
+         r, signed(_response_with(ASKED, "comments", " \n"))),
+        ("response-message-with-transfer", "a message naming a transfer",
+         r, signed(_response_with(ASKED, "transfer_id", TRANSFER_ID))),
         ("response-signature-flipped", "one base64url character of the signature changed",
          r, _flip_signature(sign_request_response(RELEASED, RELEASER_KEY))),
         ("response-signed-by-requester", "a released response from the releaser signed by the requester's key",

@@ -1,0 +1,39 @@
+"""The messages between two districts' coordinators about a records request, as signed documents."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import sqlite_utils
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    message_key: str
+    direction: str  # "in" from the other district, "out" from this one
+    signed: bytes
+    at: str
+
+
+def key_of(signed: bytes) -> str:
+    """A message's key: the SHA-256 of its signed document, so the same message arriving twice is one."""
+    return hashlib.sha256(signed).hexdigest()
+
+
+def add(db: sqlite_utils.Database, *, request_id: str, direction: str, signed: bytes, at: str) -> bool:
+    """Keep the message; False when it was kept already."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO request_messages (message_key, request_id, direction, signed, at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [key_of(signed), request_id, direction, signed, at],
+    )
+    return cursor.rowcount == 1
+
+
+def of_request(db: sqlite_utils.Database, request_id: str) -> list[StoredMessage]:
+    rows = db.execute(
+        "SELECT message_key, direction, signed, at FROM request_messages WHERE request_id = ? ORDER BY at, rowid",
+        [request_id],
+    ).fetchall()
+    return [StoredMessage(key, direction, bytes(signed), at) for key, direction, signed, at in rows]
