@@ -221,14 +221,18 @@ def pull(districts: dict[str, tuple[Path, str]]) -> None:
     out = satchel(b_home, "request", "--from", a["domain"], "--student", "B-50018", "--comments",
                   "enrolled 9/2, grade 7; please send her file", "--as", b["coordinator"])  # fmt: skip
     request_id = out.split()[2]
-    step(f"{a['name']} is alerted, sees who is asking and the candidate student, and releases")
+    step(f"{a['name']} is alerted, sees who is asking and the candidate student, checks a spelling, and releases")
     satchel(a_home, "requests", "list", "--incoming")
     satchel(a_home, "requests", "show", request_id)
+    satchel(a_home, "requests", "message", request_id, "We have Sofia Ramirez, born 2012-04-03. Same student?",
+            "--as", a["coordinator"])  # fmt: skip
+    satchel(b_home, "requests", "message", request_id, "Yes: her mother spells it Sophia.", "--as", b["coordinator"])
     released = satchel(a_home, "requests", "release", request_id, "--student", "200102", "--all-records",
                        "--as", a["coordinator"])  # fmt: skip
     code = released.split("Authentication code: ")[1].split()[0]
     transfer_id = released.split("transfer ")[1].split(".")[0]
     satchel(b_home, "requests", "list", "--outgoing")
+    satchel(b_home, "requests", "show", request_id)
     satchel(b_home, "accept", transfer_id, "--code", code, "--as", b["coordinator"])
     satchel(b_home, "import", "preview", transfer_id, "--as", b["coordinator"])
     satchel(b_home, "import", "review", transfer_id)
