@@ -133,12 +133,25 @@ def _carry_out(
         elif isinstance(effect, ResendResponse):
             resent = store.require(node.db, request_id).signed_response
         elif isinstance(effect, RequestNotify):
-            subject = SUBJECTS.get(effect.topic, "Records request {id}").format(id=request_id, peer=peer)
-            notify_coordinators(node, subject=subject,
-                                body=f"{subject}.\n\nSee it with: satchel requests show {request_id}\n")  # fmt: skip
+            _notify(node, effect.topic, status.side, request_id, peer)
     store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
                  overdue_flagged=int(status.overdue_flagged), updated_at=now_iso())  # fmt: skip
     return resent
+
+
+def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: str) -> None:
+    next_step = f"See it with: satchel requests show {request_id}"
+    if topic == "request.overdue" and side is RequestSide.REQUESTER:
+        # The requester's own request has waited: the one who can move it is the other district's coordinator.
+        subject = f"Records request {request_id} to {peer} has no answer yet"
+        known = peers.get(node.db, peer)
+        c = known.coordinator if known else None
+        if c:
+            next_step = (f"Their transfer coordinator: {c['name']}, {c.get('phone') or c['email']}.\n"
+                         f"{next_step}; write to them with: satchel requests message {request_id} TEXT")
+    else:
+        subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
+    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")
 
 
 def _response_job(request_id: str) -> str:
@@ -366,10 +379,11 @@ def cancel(node: Node, *, actor: str | None, request_id: str, comments: str = ""
 
 
 def flag_overdue(node: Node) -> list[str]:
-    """The timer: unanswered requests past their working days are flagged once and coordinators reminded."""
+    """The timer: unanswered requests past their working days are flagged once and coordinators told: at the
+    releaser, reminded to answer; at the requester, whom to ask (spec/requests.md §5)."""
     flagged = []
     holidays = node.config.requests.holidays
-    for row in store.list_rows(node.db, side="releaser", state="requested"):
+    for row in store.list_rows(node.db, state="requested"):
         status = status_of(node, row)
         for event in due_events(status, today=_now().date(), holidays=holidays):
             with write_transaction(node.db):

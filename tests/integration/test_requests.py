@@ -117,7 +117,7 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
     from node.home import open_node
     from node.requests_flow import flag_overdue
 
-    a, b, _ = pair
+    a, b, mailbox = pair
     request_id = _requested(a, b, "100002")
     with open_node(a.home, a.env) as node:
         assert flag_overdue(node) == []  # not yet due
@@ -131,6 +131,21 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
     listed = _json(a, "requests", "list", "--incoming", "--json")
     assert listed[0]["overdue"] is True
     assert any("Reminder" in i["subject"] for i in _json(a, "inbox", "--json"))
+    # At the requester the same day flags its own request, and says whom to ask rather than to answer it.
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.execute("UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id])
+    with open_node(b.home, b.env) as node:
+        assert flag_overdue(node) == [request_id]
+    (told,) = [i["subject"] for i in _json(b, "inbox", "--json") if request_id in i["subject"]]
+    assert told == f"Records request {request_id} to a.example.org has no answer yet"
+    def told_by_mail() -> list:
+        return [m for m in mailbox.messages if "no answer yet" in " ".join(str(m["Subject"]).split())]
+
+    _wait(told_by_mail)  # sent by B's serving node
+    (mail,) = told_by_mail()
+    body = mail.get_payload(decode=True).decode()
+    assert "Their transfer coordinator: Cory Coordinator, +1 217-555-0100" in body
+    assert f"satchel requests message {request_id}" in body
 
 
 def test_the_district_holidays_are_not_working_days(pair) -> None:
