@@ -292,8 +292,12 @@ def tell_unsent(home: str | None, since: str) -> bool:
             click.echo(f"Refused by {job.peer}, for good: {job.last_error}", err=True)
         else:
             click.echo(f"Not delivered to {job.peer} yet: {job.last_error}", err=True)
-    if any(job.status == "pending" for job in unsent):
-        click.echo("Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes on;"
-                   " `satchel transfers show ID` shows its attempts, `satchel transfers retry ID` tries now.",
-                   err=True)  # fmt: skip
+    pending = {job.kind for job in unsent if job.status == "pending"}
+    if pending:
+        # A records request's answers and messages have no retry command of their own (`transfers retry`
+        # takes a transfer id): the serving node is what sends them.
+        more = ("; `satchel transfers show ID` shows its attempts, `satchel transfers retry ID` tries now"
+                if pending - {"request"} else "; it must be running for them to go")  # fmt: skip
+        click.echo(f"Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes "
+                   f"on{more}.", err=True)  # fmt: skip
     return any(job.status == "failed" for job in unsent)

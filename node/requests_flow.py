@@ -21,6 +21,7 @@ from node.transfer_engine import resolve_peer_key
 from protocol import InvalidInput, NotFound
 from protocol.matching import IncomingStudent, MatchOutcome
 from protocol.records_request import (
+    MAX_COMMENTS,
     Enrolment,
     Person,
     RecordsRequest,
@@ -273,6 +274,12 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
     """Write to the other district's coordinators about a request, in any state once it exists; the message is
     signed and delivered through the outbox, and changes nothing else (spec/requests.md §2)."""
     user = authorize(node, actor, "transfers.act")
+    if not text.strip() or len(text) > MAX_COMMENTS:  # said here in the coordinator's words, not the wire's
+        raise InvalidInput(
+            "the message is empty" if not text.strip() else f"the message is {len(text):,} characters long",
+            field="TEXT", hint=f"write what the other district should know, in at most {MAX_COMMENTS:,} characters "
+                               "(several messages for more)",
+        )  # fmt: skip
     with write_transaction(node.db):
         row = store.require(node.db, request_id)
         status = status_of(node, row)

@@ -264,6 +264,9 @@ def test_the_coordinators_write_to_each_other_about_a_request(pair) -> None:
     subject = f"New message from a.example.org about records request {request_id}"
     _wait(lambda: any(subject in " ".join(s.split()) for s in mailbox.to("coord@b.example.org")))  # unfolded
     assert not any("two students" in m.as_string() for m in mailbox.messages)  # e-mail is not encrypted
+    for text, said in ((" \n", "the message is empty"), ("x" * 2001, "the message is 2,001 characters long")):
+        refused = b.cli("requests", "message", request_id, text, "--as", "coord", ok=False).stderr
+        assert said in refused and "Field: TEXT" in refused and "at most 2,000 characters" in refused
     b.cli("requests", "message", request_id, "Lincoln Middle School,\ngrade 7", "--as", "coord")
     _wait(lambda: len(_thread(a, request_id)) == 2)
     assert _thread(a, request_id) == [("out", "a.example.org", question),
@@ -296,7 +299,8 @@ def test_a_message_does_not_withdraw_a_cancellation_on_its_way(pair) -> None:
     a, b, _ = pair
     request_id = _requested(a, b, "100002")
     a.stop()
-    b.cli("requests", "cancel", request_id, "--as", "coord")
+    waiting = b.cli("requests", "cancel", request_id, "--as", "coord").stderr
+    assert "tries again on its own" in waiting and "transfers retry" not in waiting  # no transfer to retry
     with open_node(b.home, b.env) as node:  # the cancellation waits in B's outbox while A writes
         assert outbox.make_due(node.db, f"response-{request_id}", "9999-01-01T00:00:00Z")
     a.start()
