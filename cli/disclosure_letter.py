@@ -37,9 +37,10 @@ def _field(label: str, text: str) -> str:
 
 def render(district: str, domain: str, student: StudentRecord, disclosures: list[Disclosure], today: date) -> str:
     lines = [
-        "Record of disclosures", f"{district} ({domain})", "",
-        f"Student:  {student.given_name} {student.family_name}", f"SIS id:   {student.sis_id}",
-        f"Born:     {student.birth_date or '-'}", f"Printed:  {today.day} {today:%B %Y}", "",
+        "Record of disclosures", *textwrap.wrap(f"{district} ({domain})", WIDTH), "",
+        *textwrap.wrap(f"Student:  {student.given_name} {student.family_name}", WIDTH, subsequent_indent=" " * 10),
+        f"SIS id:   {student.sis_id}", f"Born:     {student.birth_date or '-'}",
+        f"Printed:  {today.day} {today:%B %Y}", "",
     ]  # fmt: skip
     if not disclosures:
         lines.append("No education records of this student have been disclosed to another district through Satchel.")

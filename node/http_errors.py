@@ -110,6 +110,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request.unsupported_version": 400,
     "request.wrong_signer": 401,
     "request.mismatch": 409,
+    "request.not_received": 409,
     "request.student_not_enrolled": 422,
     "request.transition_not_allowed": 409,
     "request.already_answered": 409,

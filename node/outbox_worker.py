@@ -37,7 +37,8 @@ MAX_DELAY = 3600.0
 # A refusal with one of these codes may clear up by itself (the peer has not learned our new key yet,
 # its database was busy, it was briefly switched off), so it is retried rather than given up.
 TRANSIENT_CODES = frozenset(
-    {"signature.key_unknown", "storage.busy", "transfers.disabled", "satchel.internal"}
+    # request.not_received: an answer or message overtook its request (separate deliveries, spec/requests.md §4).
+    {"signature.key_unknown", "storage.busy", "transfers.disabled", "satchel.internal", "request.not_received"}
 )
 
 

@@ -20,8 +20,10 @@ from node.operators import authorize, record
 from node.transfer_engine import resolve_peer_key
 from protocol import InvalidInput, NotFound
 from protocol.matching import IncomingStudent, MatchOutcome
+from protocol.receipts import check_text
 from protocol.records_request import (
     MAX_COMMENTS,
+    PURPOSE_RESPONSE,
     Enrolment,
     Person,
     RecordsRequest,
@@ -29,6 +31,7 @@ from protocol.records_request import (
     RequestResponse,
     ResponseKind,
     check_release_allowed,
+    parse_request_response,
     sign_records_request,
     sign_request_response,
     verify_records_request,
@@ -42,6 +45,7 @@ from protocol.request_states import (
     RequestActor,
     RequestEventData,
     RequestMismatch,
+    RequestNotReceived,
     RequestReceived,
     RequestSide,
     RequestState,
@@ -56,6 +60,7 @@ from protocol.request_states import (
     new_request_status,
 )
 from protocol.request_states import NotifyCoordinators as RequestNotify
+from protocol.signed_document import verify_document
 from protocol.workdays import due_date
 from storage import outbox, peers, users
 from storage import request_messages as messages
@@ -124,8 +129,9 @@ def _carry_out(
         elif isinstance(effect, SendResponse):
             signed = sign_request_response(effect.response, node.current_keys().identity)
             if effect.response.kind is ResponseKind.MESSAGE:  # beside the answer, each in its own delivery
-                messages.add(node.db, request_id=request_id, direction="out", signed=signed,
-                             at=iso(effect.response.created))  # fmt: skip
+                if not messages.add(node.db, request_id=request_id, direction="out", signed=signed,
+                                    at=iso(effect.response.created)):  # fmt: skip
+                    continue  # the same words by the same person in the same second: signed alike, sent once
                 job = f"request-message-{messages.key_of(signed)[:32]}"
             else:
                 store.update(node.db, request_id, signed_response=signed)
@@ -242,7 +248,9 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
     if response.request_id != request_id:
         raise RequestMismatch("the answer is about another request than the one it was sent to", field="request_id")
     with write_transaction(node.db):
-        row = store.require(node.db, request_id)
+        row = store.get(node.db, request_id)
+        if row is None:
+            raise RequestNotReceived(f"no records request {request_id} has arrived here", field="request_id")
         if response.kind is ResponseKind.MESSAGE:
             return _message_arrived(node, row, response, signed)
         # A cancellation comes from the requester's node, every other answer from the releaser's (§2).
@@ -274,12 +282,8 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
     """Write to the other district's coordinators about a request, in any state once it exists; the message is
     signed and delivered through the outbox, and changes nothing else (spec/requests.md §2)."""
     user = authorize(node, actor, "transfers.act")
-    if not text.strip() or len(text) > MAX_COMMENTS:  # said here in the coordinator's words, not the wire's
-        raise InvalidInput(
-            "the message is empty" if not text.strip() else f"the message is {len(text):,} characters long",
-            field="TEXT", hint=f"write what the other district should know, in at most {MAX_COMMENTS:,} characters "
-                               "(several messages for more)",
-        )  # fmt: skip
+    text = text.replace("\r\n", "\n")  # a note pasted from a Windows file
+    _check_message(text)
     with write_transaction(node.db):
         row = store.require(node.db, request_id)
         status = status_of(node, row)
@@ -291,10 +295,32 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
     return sent
 
 
+def _check_message(text: str) -> None:
+    """The rules of a message's text (spec/requests.md §4, comments), said in the coordinator's words."""
+    problem = None
+    if not text.strip():
+        problem = "the message is empty"
+    elif len(text) > MAX_COMMENTS:
+        problem = f"the message is {len(text):,} characters long"
+    else:
+        try:
+            check_text(text, "the message", MAX_COMMENTS, required=True, error=InvalidInput)
+        except InvalidInput as exc:
+            problem = f"{exc.message} (line breaks and tabs are the only ones it may hold)"
+    if problem:
+        raise InvalidInput(problem, field="TEXT", hint=f"write what the other district should know, in at most "
+                                                       f"{MAX_COMMENTS:,} characters (several messages for more)")
+
+
+def _stored_response(signed: bytes) -> RequestResponse:
+    # Its signer was checked against the other district's keys when it arrived (or it is our own): the key
+    # named in it still checks the bytes, and a key retired or forgotten since must not hide what was said.
+    return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload)
+
+
 def thread(node: Node, request_id: str) -> list[tuple[str, RequestResponse]]:
     """The messages about a request, oldest first, each with its direction ("in" or "out") and as signed."""
-    resolve = _resolver(node)
-    return [(m.direction, verify_request_response(m.signed, resolve)) for m in messages.of_request(node.db, request_id)]
+    return [(m.direction, _stored_response(m.signed)) for m in messages.of_request(node.db, request_id)]
 
 
 def _person(node: Node, username: str) -> Person:
@@ -440,7 +466,7 @@ def show(node: Node, request_id: str) -> RequestView:
             grade=s.grade, state_id=s.state_id or "",
         )  # fmt: skip
         candidates = match_students(node.db, [incoming])[0]
-    answer = None if row.signed_response is None else verify_request_response(row.signed_response, _resolver(node))
+    answer = None if row.signed_response is None else _stored_response(row.signed_response)
     due_on = None
     if status.state is RequestState.REQUESTED and status.opened_on is not None:
         due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)

@@ -156,6 +156,15 @@ class RequestActorNotAllowed(SatchelError):
     default_hint = "only the party named in spec/requests.md §2 may cause this event"
 
 
+class RequestNotReceived(SatchelError):
+    """An answer or message about a request this node does not hold (yet); the sender tries again later.
+
+    The request's own delivery may be behind it (spec/requests.md §4 step 6)."""
+
+    code = "request.not_received"
+    default_hint = "the request itself has not arrived at this node yet; the answer is sent again later"
+
+
 class RequestMismatch(SatchelError):
     """A message is about another request or other districts, or differs from the one stored."""
 

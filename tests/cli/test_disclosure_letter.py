@@ -60,9 +60,14 @@ def test_a_student_never_disclosed_gets_a_letter_that_says_so() -> None:
 _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=300)
 
 
-@given(titles=st.lists(_TEXT, max_size=30), purpose=_TEXT.filter(str.strip))
-def test_every_line_fits_the_page(titles: list[str], purpose: str) -> None:
+_NAME = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=200)
+
+
+@given(titles=st.lists(_TEXT, max_size=30), purpose=_TEXT.filter(str.strip), district=_NAME, given=_NAME,
+       family=_NAME)  # fmt: skip
+def test_every_line_fits_the_page(titles: list[str], purpose: str, district: str, given: str, family: str) -> None:
     records = [{"kind": "document", "id": str(n), "title": t} for n, t in enumerate(titles)]
-    letter = render("Springfield SD 186", "springfield.k12.example", STUDENT, [_disclosure(records, purpose)],
-                    date(2026, 12, 7))  # fmt: skip
+    student = StudentRecord.from_stored((STUDENT.sis_id, STUDENT.source_id, given, family, "", "", STUDENT.birth_date,
+                                         "M", "08", "", "", "", "", "", None, "active"))  # fmt: skip
+    letter = render(district, "springfield.k12.example", student, [_disclosure(records, purpose)], date(2026, 12, 7))
     assert all(len(line) <= WIDTH for line in letter.splitlines())

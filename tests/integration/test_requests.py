@@ -139,7 +139,8 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
     (told,) = [i["subject"] for i in _json(b, "inbox", "--json") if request_id in i["subject"]]
     assert told == f"Records request {request_id} to a.example.org has no answer yet"
     def told_by_mail() -> list:
-        return [m for m in mailbox.messages if "no answer yet" in " ".join(str(m["Subject"]).split())]
+        return [m for m in mailbox.messages if "no answer yet" in " ".join(str(m["Subject"]).split())
+                and "coord@b.example.org" in str(m["To"])]  # fmt: skip
 
     _wait(told_by_mail)  # sent by B's serving node
     (mail,) = told_by_mail()
@@ -311,3 +312,67 @@ def test_a_message_does_not_withdraw_a_cancellation_on_its_way(pair) -> None:
     with open_node(b.home, b.env) as node:
         assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
     _wait(lambda: _request_state(a, request_id) == "cancelled")
+
+
+def test_a_message_that_overtakes_its_request_waits_for_it(pair) -> None:
+    from node.clock import now_iso
+    from node.home import open_node
+    from storage import outbox
+
+    a, b, _ = pair
+    a.stop()
+    request_id = b.cli("request", "--from", "a.example.org", "--student", "100002", "--as", "coord").stdout.split()[2]
+    with open_node(b.home, b.env) as node:  # the request's first tries failed: its next one is far off
+        assert outbox.make_due(node.db, f"request-{request_id}", "9999-01-01T00:00:00Z")
+    b.cli("requests", "message", request_id, "Her IEP meeting is on Monday.", "--as", "coord")
+    a.start()
+    with open_node(b.home, b.env) as node:
+        (job,) = [j for j in outbox.unsent_since(node.db, now_iso(), created_since="") if "message" in j.job_id]
+        assert outbox.make_due(node.db, job.job_id, now_iso())
+
+    def tried() -> tuple[str, str]:
+        with sqlite3.connect(b.home / "satchel.db") as conn:
+            return conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?", [job.job_id]).fetchone()
+
+    _wait(lambda: "request.not_received" in (tried()[1] or ""))  # B's serving node delivers what is due
+    assert tried()[0] == "pending"  # not refused for good: "not now"
+    with open_node(b.home, b.env) as node:
+        assert outbox.make_due(node.db, f"request-{request_id}", now_iso())
+    _wait(lambda: any(r["request_id"] == request_id for r in _json(a, "requests", "list", "--incoming", "--json")))
+    with open_node(b.home, b.env) as node:
+        assert outbox.make_due(node.db, job.job_id, now_iso())
+    _wait(lambda: _thread(a, request_id) == [("in", "b.example.org", "Her IEP meeting is on Monday.")])
+
+
+def test_the_thread_and_answer_still_show_after_the_other_districts_keys_are_forgotten(pair) -> None:
+    from node.home import open_node
+    from storage import peers
+
+    a, b, _ = pair
+    request_id = _requested(a, b, "100002")
+    a.cli("requests", "message", request_id, "Which school?\r\nThanks", "--as", "coord")  # a pasted CRLF
+    a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
+    _wait(lambda: _request_state(b, request_id) == "rejected" and len(_thread(b, request_id)) == 1)
+    assert _thread(b, request_id) == [("in", "a.example.org", "Which school?\nThanks")]
+    with open_node(b.home, b.env) as node:  # as before re-pinning a district whose key changed
+        peers.forget_identity_keys(node.db, "a.example.org")
+    shown = _json(b, "requests", "show", request_id, "--json")
+    assert shown["answer"]["comments"] == "no such student in our records" and len(shown["messages"]) == 1
+    bell = b.cli("requests", "message", request_id, "ding\x07", "--as", "coord", ok=False).stderr
+    assert "the message contains control characters" in bell and "Field: TEXT" in bell
+
+
+def test_the_same_words_written_twice_at_once_are_sent_once(pair) -> None:
+    from node.home import open_node
+    from node.requests_flow import message
+    from storage import request_messages
+
+    a, b, _ = pair
+    request_id = _requested(a, b, "100002")
+    with open_node(a.home, a.env) as node:
+        # Within one second the two sign to the same bytes (Ed25519 is deterministic): one message, one job.
+        for _ in range(2):
+            message(node, actor="coord", request_id=request_id, text="Sent by fax too?")
+        kept = request_messages.of_request(node.db, request_id)
+        jobs = node.db.execute("SELECT count(*) FROM outbox WHERE job_id LIKE 'request-message-%'").fetchone()[0]
+    assert len(kept) == jobs and len(kept) in (1, 2)  # two when the clock ticked between them

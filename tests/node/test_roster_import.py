@@ -284,25 +284,41 @@ def test_a_roster_whose_every_row_is_bad_keeps_the_first_thousand_and_counts_all
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 def test_rows_of_one_student_in_different_chunks_join_as_in_memory(version: str) -> None:
-    # The reader looks students up CHUNK_ROWS rows at a time: a repeat, a second demographics row or a second
-    # enrollment read a thousand rows after the first must still meet what the first left.
-    bundle = make_bundle([_student(i) for i in range(2_500)], version=version)
+    # The reader looks students up CHUNK_ROWS rows at a time: a repeat, a second demographics row, a second
+    # enrollment or role read a thousand rows after the first must still meet what the first left; and the
+    # students the record checks refuse (more than a chunk of them) are all left out.
+    refused = range(2_500, 2_650)
+    students = [_student(i) for i in range(2_500)] + [_student(i, email="not an address") for i in refused]
+    bundle = make_bundle(students, version=version)
     files = {name: data.split(b"\r\n") for name, data in bundle.items()}
     files["users.csv"].insert(2_000, files["users.csv"][4])  # student 3 again, as line 2,001
     files["demographics.csv"].insert(1_800, files["demographics.csv"][5])  # student 4's, as line 1,801
     enrollment = next(row for row in files["enrollments.csv"] if b",u-S000007," in row)
     files["enrollments.csv"].insert(2_200, enrollment.replace(b"2024-08-19", b"2023-01-02").replace(b"enr-", b"enr-x"))
+    if version == "1.2":  # roles.csv: a second role of student 8 in another school, one of student 9 in no org
+        files["orgs.csv"].insert(2, b"org-school-2,,,Other School,school,0202,org-district")
+        role = next(row for row in files["roles.csv"] if b",u-S000008," in row)
+        files["roles.csv"].insert(2_300, role.replace(b"role-", b"role-x").replace(b"primary", b"secondary")
+                                  .replace(b"org-school-1", b"org-school-2"))  # fmt: skip
+        role = next(row for row in files["roles.csv"] if b",u-S000009," in row)
+        files["roles.csv"].insert(2_400, role.replace(b"role-", b"role-y").replace(b"org-school-1", b"org-gone"))
     bundle = {name: b"\r\n".join(lines) for name, lines in files.items()}
     with tempfile.TemporaryDirectory() as folder, SpillFile(Path(folder)) as spill:
         spilled = _outcome(bundle, spill.mapping)
     assert spilled == _outcome(bundle)
-    students, errors, _, _ = spilled  # type: ignore[misc]
-    assert [(e.file, e.line, e.field) for e in errors] == [
-        ("users.csv", 2_001, "sourcedId"), ("users.csv", 2_001, "identifier"),
-        ("demographics.csv", 1_801, "sourcedId"),
-    ]  # fmt: skip
-    assert "line 5" in errors[0].message and "line 6" in errors[2].message
-    by_id = {s.sis_id: s for s in students}
-    assert "S000004" not in by_id and len(by_id) == 2_499  # a second demographics row drops the student
+    students_read, errors, _, _ = spilled  # type: ignore[misc]
+    expected = [("users.csv", 2_001, "sourcedId"), ("users.csv", 2_001, "identifier"),
+                ("demographics.csv", 1_801, "sourcedId")]  # fmt: skip
+    if version == "1.2":
+        expected.insert(0, ("roles.csv", 2_401, "orgSourcedId"))
+    found = [(e.file, e.line, e.field) for e in errors]
+    assert [e for e in found if e[2] != "email"] == expected  # in file order, then line
+    assert [e[1] for e in found if e[2] == "email"] == [i + 3 for i in refused]  # every one, a chunk or two
+    assert "line 5" in errors[found.index(("users.csv", 2_001, "sourcedId"))].message
+    by_id = {s.sis_id: s for s in students_read}
+    assert "S000004" not in by_id  # a second demographics row drops the student
+    assert not {f"S{i:06d}" for i in refused} & set(by_id)
+    assert len(by_id) == 2_499 - (version == "1.2")  # and a role in no org drops student 9
     assert by_id["S000003"].family_name == "Okafor"  # the first users row stands
     assert by_id["S000007"].enrollment_start == "2023-01-02"
+    assert by_id["S000008"].school_id == "0101"  # the primary role, read 2,000 rows before the other, comes first
