@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.home import Node
-from protocol.records_request import PURPOSE_REQUEST, parse_records_request
+from node.requests_flow import stored_request
 from protocol.roster import StudentRecord
-from protocol.signed_document import verify_document
 from storage import requests as request_store
 from storage import students as student_store
 from storage import transfers as transfer_store
@@ -70,8 +69,6 @@ def _requester(node: Node, transfer_id: str) -> Requester | None:
     row = request_store.released_in(node.db, transfer_id)
     if row is None:
         return None
-    # Its signer was checked against the requesting district's keys when it arrived; the key named in it
-    # still checks the bytes, so a key that district has rotated away since does not hide who asked.
-    request = parse_records_request(verify_document(row.signed_request, purpose=PURPOSE_REQUEST).payload)
+    request = stored_request(row.signed_request)
     p = request.requester
     return Requester(name=p.name, email=p.email, phone=p.phone, domain=request.from_domain, request_id=row.request_id)

@@ -23,6 +23,7 @@ from protocol.matching import IncomingStudent, MatchOutcome
 from protocol.receipts import check_text
 from protocol.records_request import (
     MAX_COMMENTS,
+    PURPOSE_REQUEST,
     PURPOSE_RESPONSE,
     Enrolment,
     Person,
@@ -31,6 +32,7 @@ from protocol.records_request import (
     RequestResponse,
     ResponseKind,
     check_release_allowed,
+    parse_records_request,
     parse_request_response,
     sign_records_request,
     sign_request_response,
@@ -312,9 +314,16 @@ def _check_message(text: str) -> None:
                                                        f"{MAX_COMMENTS:,} characters (several messages for more)")
 
 
+# A stored request or answer had its signer checked against the other district's keys when it arrived (or
+# it is this node's own): the key named in it still checks the bytes, and a key the district retired, or this
+# node forgot, since must not hide who asked or what was said.
+
+
+def stored_request(signed: bytes) -> RecordsRequest:
+    return parse_records_request(verify_document(signed, purpose=PURPOSE_REQUEST).payload)
+
+
 def _stored_response(signed: bytes) -> RequestResponse:
-    # Its signer was checked against the other district's keys when it arrived (or it is our own): the key
-    # named in it still checks the bytes, and a key retired or forgotten since must not hide what was said.
     return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload)
 
 
