@@ -78,14 +78,15 @@ def requests_list(home: str | None, as_json: bool, side: str | None, state: str 
             {"request_id": v.row.request_id, "direction": "in" if v.row.side == "releaser" else "out",
              "district": v.row.peer, "state": v.row.state, "overdue": v.overdue,
              "student": f"{v.request.student.family_name}, {v.request.student.given_name}",
-             "asked_by": v.request.requester.name, "opened_on": v.row.opened_on, "transfer_id": v.row.transfer_id}
+             "asked_by": v.request.requester.name, "opened_on": v.row.opened_on, "transfer_id": v.row.transfer_id,
+             "messages": v.messages}
             for v in views]  # fmt: skip
     if as_json:
         print_json(rows)
         return
-    print_table(["id", "dir", "district", "student", "asked by", "opened", "state"],
+    print_table(["id", "dir", "district", "student", "asked by", "opened", "state", "msgs"],
                 [(r["request_id"], r["direction"], r["district"], r["student"], r["asked_by"], r["opened_on"],
-                  r["state"] + (" OVERDUE" if r["overdue"] else "")) for r in rows],
+                  r["state"] + (" OVERDUE" if r["overdue"] else ""), r["messages"] or "-") for r in rows],
                 empty="(no records requests)")  # fmt: skip
 
 
@@ -105,10 +106,9 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     with opened(home) as node:
         view = requests_flow.show(node, request_id)
         trust = trust_of(node, view.request.from_domain)
-        thread = requests_flow.thread(node, request_id)
     from node.clock import iso
 
-    r, s, e, a = view.request, view.request.student, view.request.enrolment, view.answer
+    r, s, e, a, thread = view.request, view.request.student, view.request.enrolment, view.answer, view.thread
     answer = None if a is None else {
         "kind": a.kind.value, "at": iso(a.created), "from": a.from_domain, "comments": a.comments,
         "person": {"name": a.person.name, "email": a.person.email, "phone": a.person.phone},

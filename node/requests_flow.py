@@ -443,7 +443,9 @@ class RequestView:
     request: RecordsRequest
     overdue: bool
     candidates: MatchOutcome | None
+    messages: int = 0  # in the coordinators' thread
     answer: RequestResponse | None = None  # the release, rejection or cancellation, as signed (show only)
+    thread: tuple[tuple[str, RequestResponse], ...] = ()  # the messages, oldest first (show only)
     due_on: date | None = None  # the last working day an answer is on time, while none has come (show only)
 
 
@@ -451,10 +453,11 @@ def listing(node: Node, *, side: str | None = None, state: str | None = None) ->
     """Every request (of ``side``, in ``state``) with its overdue flag; no candidates: that is one match
     query per request, which only ``show`` needs."""
     views = []
+    threads = messages.counts(node.db)
     for row in store.list_rows(node.db, side=side, state=state):
         status = status_of(node, row)
         assert status.request is not None
-        views.append(RequestView(row, status.request, _overdue(node, status), None))
+        views.append(RequestView(row, status.request, _overdue(node, status), None, threads.get(row.request_id, 0)))
     return views
 
 
@@ -479,4 +482,6 @@ def show(node: Node, request_id: str) -> RequestView:
     due_on = None
     if status.state is RequestState.REQUESTED and status.opened_on is not None:
         due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)
-    return RequestView(row, status.request, _overdue(node, status), candidates, answer, due_on)
+    written = tuple(thread(node, request_id))
+    return RequestView(row, status.request, _overdue(node, status), candidates, messages=len(written), answer=answer,
+                       due_on=due_on, thread=written)  # fmt: skip

@@ -31,6 +31,12 @@ def add(db: sqlite_utils.Database, *, request_id: str, direction: str, signed: b
     return cursor.rowcount == 1
 
 
+def counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """How many messages each request's thread holds (requests without one are absent)."""
+    rows = db.execute("SELECT request_id, count(*) FROM request_messages GROUP BY request_id").fetchall()
+    return {request_id: count for request_id, count in rows}
+
+
 def of_request(db: sqlite_utils.Database, request_id: str) -> list[StoredMessage]:
     rows = db.execute(
         "SELECT message_key, direction, signed, at FROM request_messages WHERE request_id = ? ORDER BY at, rowid",

@@ -273,6 +273,8 @@ def test_the_coordinators_write_to_each_other_about_a_request(pair) -> None:
     assert _thread(a, request_id) == [("out", "a.example.org", question),
                                       ("in", "b.example.org", "Lincoln Middle School,\ngrade 7")]  # fmt: skip
     assert _request_state(a, request_id) == _request_state(b, request_id) == "requested"  # a message moves nothing
+    (listed,) = _json(a, "requests", "list", "--json")
+    assert listed["messages"] == 2 and listed["state"] == "requested"
     shown = a.cli("requests", "show", request_id).stdout
     assert "Messages (2):" in shown and "<- Cory Coordinator (b.example.org):\n      Lincoln Middle School,\n" in shown
 
