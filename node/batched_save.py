@@ -17,7 +17,7 @@ from typing import TypeVar
 from node.home import Node
 from node.operators import record
 from node.progress import Progress
-from storage.database import write_transaction
+from storage.database import bulk_cache, write_transaction
 from storage.rows import batched
 
 T = TypeVar("T")
@@ -34,16 +34,17 @@ def save_in_batches(
     details from the sums. ``progress`` hears how many of ``total`` are done after each commit."""
     totals: Counter[str] = Counter()
     audited = False
-    for batch in batched(items, size):
-        with write_transaction(node.db):
-            counts = save(batch)
-            if (counts.get("inserted") or counts.get("updated")) and not audited:
-                record(node, actor, action, subject, started)
-                audited = True
-        totals.update(counts)
-        if progress is not None:
-            progress(sum(totals.values()), total)
-        del batch  # before the next is read: one batch held at a time, not two
+    with bulk_cache(node.db):
+        for batch in batched(items, size):
+            with write_transaction(node.db):
+                counts = save(batch)
+                if (counts.get("inserted") or counts.get("updated")) and not audited:
+                    record(node, actor, action, subject, started)
+                    audited = True
+            totals.update(counts)
+            if progress is not None:
+                progress(sum(totals.values()), total)
+            del batch  # before the next is read: one batch held at a time, not two
     if audited or skipped or totals["skipped"]:
         with write_transaction(node.db):
             if not audited:

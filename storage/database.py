@@ -56,6 +56,24 @@ def _refuse_newer(db: sqlite_utils.Database) -> None:
         )  # fmt: skip
 
 
+# Page cache for bulk saving (KiB): a district's students and their match keys are B-trees written in no
+# particular order, and with SQLite's default 2 MiB most inserts went to a page it had just let go. A
+# 1,000,000-student first import: 178 s with the default, 155-162 s with this (100,000: 13.0 s, 12.1 s). A
+# fixed amount, however big the file.
+BULK_CACHE_KIB = 64 * 1024
+
+
+@contextmanager
+def bulk_cache(db: sqlite_utils.Database) -> Iterator[None]:
+    """Within: a page cache of ``BULK_CACHE_KIB`` for this connection (the one it had, after)."""
+    before = db.conn.execute("PRAGMA cache_size").fetchone()[0]
+    db.conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        db.conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
     """One state change, one transaction: BEGIN IMMEDIATE takes the write lock up front.

@@ -5,7 +5,7 @@ import pytest
 import sqlite_utils
 
 from storage import transfers
-from storage.database import open_database, write_transaction
+from storage.database import BULK_CACHE_KIB, bulk_cache, open_database, write_transaction
 from storage.migrations import MIGRATIONS
 
 
@@ -85,3 +85,18 @@ def test_a_database_changed_by_a_newer_satchel_is_refused_untouched(tmp_path: Pa
     open_database(path, migrate=False).close()  # reading as such is still possible
     assert sqlite3.connect(path).execute("SELECT count(*) FROM later_feature").fetchone() == (0,)
     assert len(path.read_bytes()) == len(before)
+
+
+def _cache(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA cache_size").fetchone()[0])
+
+
+def test_bulk_saving_has_a_larger_page_cache_and_gives_it_back(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x.db")
+    before = _cache(db)
+    with bulk_cache(db):
+        assert _cache(db) == -BULK_CACHE_KIB != before
+    assert _cache(db) == before
+    with pytest.raises(RuntimeError), bulk_cache(db):
+        raise RuntimeError("a batch failed")
+    assert _cache(db) == before
