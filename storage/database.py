@@ -58,9 +58,9 @@ def _refuse_newer(db: sqlite_utils.Database) -> None:
 
 # Page cache for bulk saving (KiB): a district's students and their match keys are B-trees written in no
 # particular order, and with SQLite's default 2 MiB most inserts went to a page it had just let go. A
-# 1,000,000-student first import: 178 s with the default, 155-162 s with this (100,000: 13.0 s, 12.1 s). A
-# fixed amount, however big the file.
-BULK_CACHE_KIB = 64 * 1024
+# 1,000,000-student first import: 181 s and 91 MiB at most with the default, 165 s and 125 MiB with this, 162 s
+# and 160 MiB with twice this. A fixed amount, however big the file.
+BULK_CACHE_KIB = 32 * 1024
 
 
 @contextmanager
