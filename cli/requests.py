@@ -90,6 +90,10 @@ def requests_list(home: str | None, as_json: bool, side: str | None, state: str 
                 empty="(no records requests)")  # fmt: skip
 
 
+def _contact(person: Any) -> dict[str, str]:
+    return {"name": person.name, "email": person.email, "phone": person.phone}
+
+
 @requests_group.command("show", context_settings=CONTEXT)
 @home_option
 @json_option
@@ -111,14 +115,13 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     r, s, e, a, thread = view.request, view.request.student, view.request.enrolment, view.answer, view.thread
     answer = None if a is None else {
         "kind": a.kind.value, "at": iso(a.created), "from": a.from_domain, "comments": a.comments,
-        "person": {"name": a.person.name, "email": a.person.email, "phone": a.person.phone},
+        "person": _contact(a.person),
         "transfer_id": a.transfer_id,
     }  # fmt: skip
     data = {
         "request_id": r.request_id, "from": r.from_domain, "from_trust": trust, "to": r.to_domain,
         "state": view.row.state,
-        "overdue": view.overdue, "requester": {"name": r.requester.name, "email": r.requester.email,
-                                               "phone": r.requester.phone},
+        "overdue": view.overdue, "requester": _contact(r.requester),
         "student": {"given_name": s.given_name, "family_name": s.family_name, "birth_date": s.birth_date.isoformat(),
                     "sex": s.sex, "grade": s.grade, "state_id": s.state_id},
         "enrolment": {"school": e.school, "grade": e.grade, "start_date": e.start_date.isoformat(), "type": e.type}
@@ -126,7 +129,7 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         "comments": r.comments, "transfer_id": view.row.transfer_id, "asked_at": iso(r.created),
         "due_on": view.due_on.isoformat() if view.due_on else None, "answer": answer,
         "messages": [{"direction": direction, "at": iso(m.created), "from": m.from_domain, "text": m.comments,
-                      "person": {"name": m.person.name, "email": m.person.email, "phone": m.person.phone}}
+                      "person": _contact(m.person)}
                      for direction, m in thread],
         "candidates": {"status": view.candidates.status, "proposed": view.candidates.local_sis_id,
                        "others": [list(c) for c in view.candidates.candidates],

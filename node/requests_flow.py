@@ -327,11 +327,6 @@ def _stored_response(signed: bytes) -> RequestResponse:
     return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload)
 
 
-def thread(node: Node, request_id: str) -> list[tuple[str, RequestResponse]]:
-    """The messages about a request, oldest first, each with its direction ("in" or "out") and as signed."""
-    return [(m.direction, _stored_response(m.signed)) for m in messages.of_request(node.db, request_id)]
-
-
 def _person(node: Node, username: str) -> Person:
     user = users.require(node.db, username)
     own = contact(node)
@@ -482,6 +477,6 @@ def show(node: Node, request_id: str) -> RequestView:
     due_on = None
     if status.state is RequestState.REQUESTED and status.opened_on is not None:
         due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)
-    written = tuple(thread(node, request_id))
+    written = tuple((m.direction, _stored_response(m.signed)) for m in messages.of_request(node.db, request_id))
     return RequestView(row, status.request, _overdue(node, status), candidates, messages=len(written), answer=answer,
                        due_on=due_on, thread=written)  # fmt: skip
