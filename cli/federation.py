@@ -134,12 +134,16 @@ def peers_show(home: str | None, as_json: bool, domain: str) -> None:
             for k in keys]  # fmt: skip
     if as_json:
         print_json({"domain": peer.domain, "name": peer.name, "url": peer.base_url, "trust": peer.trust,
+                    "coordinator": peer.coordinator,
                     "keys": [dict(zip(["use", "key_id", "fingerprint", "not_before", "not_after", "status"], r,
                                       strict=True)) for r in rows]})  # fmt: skip
         return
     click.echo(
         f"{peer.name} ({peer.domain}) at {peer.base_url}; trusted: {peer.trust} via {peer.trusted_via}"
     )
+    c = peer.coordinator
+    parts = (c["name"], c.get("title"), c.get("phone"), c["email"]) if c else ("not published",)
+    click.echo("Transfer coordinator: " + ", ".join(p for p in parts if p))
     print_table(["use", "key id", "fingerprint", "from", "until", "status"], rows)
 
 

@@ -402,7 +402,7 @@ def transfers_show(
     """
     from node.clock import iso
     from node.operators import authorize
-    from node.transfer_delivery import pending_delivery
+    from node.transfer_delivery import pending_delivery, sent_deliveries
     from protocol import InvalidInput
     from protocol.transfer_states import allowed_events
     from storage import transfers as store
@@ -421,6 +421,9 @@ def transfers_show(
                 )  # fmt: skip
         nexts = sorted(e.value for e in allowed_events(row.status))
         delivery = pending_delivery(node, row)
+        deliveries = sent_deliveries(node, transfer_id, timeline)
+        for event in timeline:
+            event["delivery"] = deliveries.get(event["seq"])
         trust = trust_of(node, row.peer)
     if as_json:
         print_json(
@@ -464,8 +467,20 @@ def transfers_show(
     print_table(["#", "at", "", "what", "by", "details"],
                 [(e["seq"], e["at"], {"sent": "->", "received": "<-", "local": "  "}[e["direction"]], e["kind"],
                   e["actor"], ", ".join(f"{k}={v}" for k, v in e["detail"].items()) + (" [signed]" if e["signed"]
-                                                                                       else ""))
+                                                                                       else "") + _delivery(e))
                  for e in timeline])  # fmt: skip
+
+
+def _delivery(event: dict) -> str:
+    """How a receipt or message this node sent stands, in the timeline's words."""
+    sent = event.get("delivery")
+    if not sent:
+        return ""
+    if sent["status"] == "waiting" and sent["attempts"]:
+        return f" [waiting: tried {sent['attempts']:,} time(s), last answer: {sent['last_error']}]"
+    if sent["status"] == "not delivered":
+        return f" [not delivered: {sent['last_error']}]"
+    return f" [{sent['status']}]"
 
 
 @transfers_group.command("retry", context_settings=CONTEXT)

@@ -105,6 +105,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "receipt.unsupported_version": 400,
     "receipt.wrong_signer": 401,
     "receipt.mismatch": 409,
+    "receipt.conflict": 409,
+    "thread.full": 409,
     "receipt.digest_mismatch": 409,
     "request.invalid": 400,
     "request.unsupported_version": 400,

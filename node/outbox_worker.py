@@ -24,6 +24,7 @@ from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
 from node.peers import PeerUnreachable
 from node.transfer_delivery import deliver_envelope, deliver_receipt
 from node.transfer_engine import ENVELOPE_JOB, RECEIPT_JOB
+from node.undelivered import tell_given_up
 from protocol import SatchelError
 from storage import outbox
 from storage.database import write_transaction
@@ -58,8 +59,7 @@ async def deliver_due(
             if not outbox.claim(node.db, job.job_id, now=now_iso(), lease_until=lease):
                 continue  # another deliverer took it
         if job.expires_at and job.expires_at <= now_iso():
-            with write_transaction(node.db):
-                outbox.mark_failed(node.db, job.job_id, error="expired before delivery", now=now_iso())
+            _give_up(node, job, "its delivery expired before the other node took it")
             continue
         try:
             await _deliver(node, client, job)
@@ -74,8 +74,7 @@ async def deliver_due(
             if exc.peer_code in TRANSIENT_CODES or exc.status >= 500:
                 _retry(node, job.job_id, job.attempts, error, rng)
             else:
-                with write_transaction(node.db):
-                    outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
+                _give_up(node, job, error)
             continue
         except (PeerUnreachable, SatchelError) as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
@@ -109,6 +108,13 @@ async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
     parts = urlsplit(job.url)
     await client.call(f"{parts.scheme}://{parts.netloc}", "POST", parts.path, body=job.payload,
                       content_type=job.content_type, expect_domain=job.peer)  # fmt: skip
+
+
+def _give_up(node: Node, job: outbox.Job, error: str) -> None:
+    with write_transaction(node.db):
+        outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
+        if job.kind not in (EMAIL_KIND, ENVELOPE_JOB):  # a refused envelope notifies through its transfer
+            tell_given_up(node, job, error)
 
 
 def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Random) -> None:

@@ -15,12 +15,12 @@ from node.district_state import contact
 from node.home import Node
 from node.manifest_builder import Selection
 from node.matching import match_students
+from node.message_thread import check_own_room, checked_text, coordinator_words
 from node.notify import notify_coordinators
 from node.operators import authorize, record
 from node.transfer_engine import resolve_peer_key
 from protocol import InvalidInput, NotFound
 from protocol.matching import IncomingStudent, MatchOutcome
-from protocol.receipts import check_text
 from protocol.records_request import (
     MAX_COMMENTS,
     PURPOSE_REQUEST,
@@ -63,6 +63,7 @@ from protocol.request_states import (
 )
 from protocol.request_states import NotifyCoordinators as RequestNotify
 from protocol.signed_document import verify_document
+from protocol.threads import check_room
 from protocol.workdays import due_date
 from storage import outbox, peers, users
 from storage import request_messages as messages
@@ -153,10 +154,9 @@ def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: st
     if topic == "request.overdue" and side is RequestSide.REQUESTER:
         # The requester's own request has waited: the one who can move it is the other district's coordinator.
         subject = f"Records request {request_id} to {peer} has no answer yet"
-        known = peers.get(node.db, peer)
-        c = known.coordinator if known else None
-        if c:
-            next_step = (f"Their transfer coordinator: {c['name']}, {c.get('phone') or c['email']}.\n"
+        who = coordinator_words(node, peer)
+        if who:
+            next_step = (f"Their transfer coordinator: {who}.\n"
                          f"{next_step}; write to them with: satchel requests message {request_id} TEXT")
     else:
         subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
@@ -274,7 +274,9 @@ def _message_arrived(node: Node, row: RequestRow, response: RequestResponse, sig
     coordinators here told. Inside the caller's transaction."""
     sent_by = RequestActor.RELEASER_NODE if row.side == "requester" else RequestActor.REQUESTER_NODE
     transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
+    held = messages.count(node.db, row.request_id)
     if messages.add(node.db, request_id=row.request_id, direction="in", signed=signed, at=iso(response.created)):
+        check_room(held, about=f"records request {row.request_id}")  # the caller's rollback drops it
         _carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
         record(node, row.peer, "request.message_received", row.request_id, {"text": response.comments})
     return transition.status.state.value
@@ -284,10 +286,11 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
     """Write to the other district's coordinators about a request, in any state once it exists; the message is
     signed and delivered through the outbox, and changes nothing else (spec/requests.md §2)."""
     user = authorize(node, actor, "transfers.act")
-    text = text.replace("\r\n", "\n")  # a note pasted from a Windows file
-    _check_message(text)
+    text = checked_text(text, limit=MAX_COMMENTS)
     with write_transaction(node.db):
         row = store.require(node.db, request_id)
+        check_own_room(node, held=messages.count(node.db, request_id), about=f"records request {request_id}",
+                       peer=row.peer)  # fmt: skip
         status = status_of(node, row)
         writer = RequestActor.REQUESTER_COORDINATOR if row.side == "requester" else RequestActor.RELEASER_COORDINATOR
         transition = apply(status, Message(person=_person(node, user.username), text=text), actor=writer, now=_now())
@@ -295,23 +298,6 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
         record(node, user.username, "request.message", request_id, {"text": text})
     (sent,) = [e.response for e in transition.effects if isinstance(e, SendResponse)]
     return sent
-
-
-def _check_message(text: str) -> None:
-    """The rules of a message's text (spec/requests.md §4, comments), said in the coordinator's words."""
-    problem = None
-    if not text.strip():
-        problem = "the message is empty"
-    elif len(text) > MAX_COMMENTS:
-        problem = f"the message is {len(text):,} characters long"
-    else:
-        try:
-            check_text(text, "the message", MAX_COMMENTS, required=True, error=InvalidInput)
-        except InvalidInput as exc:
-            problem = f"{exc.message} (line breaks and tabs are the only ones it may hold)"
-    if problem:
-        raise InvalidInput(problem, field="TEXT", hint=f"write what the other district should know, in at most "
-                                                       f"{MAX_COMMENTS:,} characters (several messages for more)")
 
 
 # A stored request or answer had its signer checked against the other district's keys when it arrived (or

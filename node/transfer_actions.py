@@ -14,6 +14,7 @@ from node.clock import now_iso
 from node.envelope_policy import open_policy
 from node.gc_pause import gc_paused
 from node.home import Node
+from node.message_thread import check_own_room, checked_text
 from node.operators import authorize, record
 from node.progress import Progress, ProgressFile
 from node.transfer_engine import Outcome, step, utcnow
@@ -21,6 +22,7 @@ from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import SatchelError
 from protocol.envelope_errors import EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
 from protocol.manifest import Manifest, ManifestRecord
+from protocol.receipts import MAX_MESSAGE
 from protocol.transfer_states import (
     Actor,
     Cancel,
@@ -77,14 +79,14 @@ def _apply(
     *,
     actor_name: str,
     action: str,
-    inside: Callable[[], None] | None = None,
+    inside: Callable[[TransferRow], None] | None = None,
     **columns: Any,
 ) -> Outcome:
     """One event in one write transaction; ``inside`` runs in it first (work that must commit with it)."""
     with write_transaction(node.db):
         row = _row(node, transfer_id)
         if inside is not None:
-            inside()
+            inside(row)
         outcome = step(node, row, event, actor=_coordinator(row), actor_name=actor_name, **columns)
         record(node, actor_name, action, transfer_id, {"state": outcome.transition.status.state.value})
     for effect in outcome.after_commit:
@@ -138,7 +140,7 @@ def _accept(
             raise outcome.wrong_code.error() from None
         documents = [(r.record_id, (r.sha256 or b"").hex()) for r in opened.manifest.documents()]
 
-        def publish() -> None:
+        def publish(_: TransferRow) -> None:
             # In the transaction that accepts: blob deletions take the same write lock (node.blob_holds),
             # so none can remove a blob between its rename here and the commit of the transfer's hold.
             incoming.publish()
@@ -187,10 +189,16 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str, reason: str | Non
 
 
 def message(node: Node, *, actor: str | None, transfer_id: str, text: str) -> Outcome:
+    """Write to the other district's coordinators about a transfer (a signed `message` receipt)."""
     user = authorize(node, actor, "transfers.act")
-    return _apply(
-        node, transfer_id, SendMessage(text=text), actor_name=user.username, action="transfer.message"
-    )
+    text = checked_text(text, limit=MAX_MESSAGE)
+
+    def room(row: TransferRow) -> None:
+        check_own_room(node, held=store.message_count(node.db, transfer_id), about=f"transfer {transfer_id}",
+                       peer=row.peer)  # fmt: skip
+
+    return _apply(node, transfer_id, SendMessage(text=text), actor_name=user.username, action="transfer.message",
+                  inside=room)  # fmt: skip
 
 
 def expire_due(node: Node) -> list[str]:

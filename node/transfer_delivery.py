@@ -13,7 +13,14 @@ from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused, PeerResponse
 from node.peers import PeerUnreachable
 from node.sending import ENVELOPE_TYPE
-from node.transfer_engine import envelope_job_id, record_received, resolve_peer_key, step
+from node.transfer_engine import (
+    envelope_job_id,
+    receipt_job_id,
+    receipt_key,
+    record_received,
+    resolve_peer_key,
+    step,
+)
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file, pieces
 from protocol import InvalidInput, SatchelError
 from protocol.content_digest import ContentDigester, DigestMismatch
@@ -26,7 +33,8 @@ from protocol.envelope_upload import (
     UploadUnknown,
     parse_upload_state,
 )
-from protocol.receipts import verify_receipt
+from protocol.receipts import ReceiptConflict, ReceiptKind, verify_receipt
+from protocol.threads import check_room
 from protocol.transfer_states import (
     Actor,
     DeliveryRefused,
@@ -51,6 +59,22 @@ def pending_delivery(node: Node, row: TransferRow) -> outbox.Job | None:
         return None
     job = outbox.get(node.db, envelope_job_id(row.transfer_id))
     return job if job is not None and job.status == "pending" else None
+
+
+# What a coordinator reads of the outbox's job for each receipt or message this node sent.
+_DELIVERY_WORDS = {"pending": "waiting", "done": "delivered", "failed": "not delivered", "cancelled": "withdrawn"}
+
+
+def sent_deliveries(node: Node, transfer_id: str, timeline: list[dict]) -> dict[int, dict[str, object]]:
+    """Where each receipt and message this node sent about a transfer stands, by its timeline ``seq``: waiting
+    (with attempts and the last answer), delivered, not delivered (refused for good, or expired). A
+    ``delivered`` receipt travels as the envelope's answer and has no job: it is absent, as are the rest."""
+    sent = {e["seq"]: receipt_job_id(transfer_id, e["receipt_id"]) for e in timeline
+            if e["direction"] == "sent" and e["receipt_id"]}  # fmt: skip
+    jobs = outbox.get_many(node.db, list(sent.values()))
+    return {seq: {"status": _DELIVERY_WORDS.get(job.status, job.status), "attempts": job.attempts,
+                  "last_error": job.last_error}
+            for seq, job_id in sent.items() if (job := jobs.get(job_id)) is not None}  # fmt: skip
 
 
 def retry_now(node: Node, *, actor: str | None, transfer_id: str) -> outbox.Job:
@@ -156,6 +180,14 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
     receipt = verify_receipt(signed, resolve_peer_key(node))
     with write_transaction(node.db):
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        kept = store.receipt_bytes(node.db, transfer_id, receipt_key(receipt))
+        if kept == signed:
+            return  # delivered again (its answer was lost): kept and acted on the first time, told once
+        if kept is not None:
+            raise ReceiptConflict(f"another receipt numbered {receipt.sequence} from the {receipt.issuer.value} "
+                                  f"is recorded for transfer {transfer_id}", field="sequence")  # fmt: skip
+        if receipt.kind is ReceiptKind.MESSAGE:
+            check_room(store.message_count(node.db, transfer_id), about=f"transfer {transfer_id}")
         peer_actor = Actor.RECEIVER_NODE if row.status.side.value == "sender" else Actor.SENDER_NODE
         outcome = step(node, row, ReceiptArrived(receipt=receipt), actor=peer_actor, actor_name=row.peer)
         record_received(node, row, receipt, signed)

@@ -140,16 +140,24 @@ def _record(
     node: Node, row: TransferRow, receipt: Receipt, signed: bytes, direction: str, actor: str, at: str
 ) -> None:
     store.add_event(node.db, row.transfer_id, at=at, direction=direction, kind=receipt.kind.value, actor=actor,
-                    detail=_detail(receipt), receipt=signed,
-                    receipt_id=f"{receipt.issuer.value}:{receipt.sequence}")  # fmt: skip
+                    detail=_detail(receipt), receipt=signed, receipt_id=receipt_key(receipt))  # fmt: skip
+
+
+def receipt_key(receipt: Receipt) -> str:
+    """What identifies a receipt within its transfer (spec/transfer.md §6): its issuer and sequence."""
+    return f"{receipt.issuer.value}:{receipt.sequence}"
+
+
+def receipt_job_id(transfer_id: str, key: str) -> str:
+    """The outbox job carrying this node's receipt ``key`` (see receipt_key) about a transfer to the peer."""
+    return f"receipt-{transfer_id}-{key.replace(':', '-')}"
 
 
 def record_received(node: Node, row: TransferRow, receipt: Receipt, signed: bytes) -> bool:
     """Store a peer's signed receipt in the timeline; False when it was already there."""
     return store.add_event(
         node.db, row.transfer_id, at=now_iso(), direction="received", kind=receipt.kind.value,
-        actor=receipt.from_domain, detail=_detail(receipt), receipt=signed,
-        receipt_id=f"{receipt.issuer.value}:{receipt.sequence}",
+        actor=receipt.from_domain, detail=_detail(receipt), receipt=signed, receipt_id=receipt_key(receipt),
     )  # fmt: skip
 
 
@@ -157,7 +165,7 @@ def _queue_receipt(node: Node, row: TransferRow, receipt: Receipt, signed: bytes
     peer = peers.get(node.db, row.peer)
     base = peer.base_url if peer else f"https://{row.peer}"
     outbox.enqueue(
-        node.db, job_id=f"receipt-{row.transfer_id}-{receipt.issuer.value}-{receipt.sequence}", kind=RECEIPT_JOB,
+        node.db, job_id=receipt_job_id(row.transfer_id, receipt_key(receipt)), kind=RECEIPT_JOB,
         peer=row.peer, url=base + receipt_path(receipt), payload=signed, content_type=RECEIPT_TYPE, now=now,
         expires_at=iso(utc_now() + timedelta(days=RECEIPT_RETRY_DAYS)),
     )  # fmt: skip

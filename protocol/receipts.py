@@ -100,6 +100,13 @@ class ReceiptWrongSigner(SignatureInvalid):
     default_hint = "the receipt was not signed by the district it claims to come from; it was ignored"
 
 
+class ReceiptConflict(SatchelError):
+    """Other bytes under an issuer and sequence number the transfer has recorded already (spec/transfer.md §6)."""
+
+    code = "receipt.conflict"
+    default_hint = "a receipt's number is used once; the first one recorded stands: tell both nodes' operators"
+
+
 class ReceiptMismatch(SatchelError):
     """A valid receipt about another transfer, or from or to another district than this transfer's."""
 

@@ -76,6 +76,16 @@ def get(db: sqlite_utils.Database, job_id: str) -> Job | None:
     return _job(row) if row else None
 
 
+def get_many(db: sqlite_utils.Database, job_ids: list[str]) -> dict[str, Job]:
+    """The jobs of these ids that exist, by id, in one query."""
+    if not job_ids:
+        return {}
+    rows = db.execute(
+        f"SELECT {_COLS} FROM outbox WHERE job_id IN ({','.join('?' * len(job_ids))})", job_ids
+    ).fetchall()
+    return {job.job_id: job for job in map(_job, rows)}
+
+
 def pending(db: sqlite_utils.Database) -> list[Job]:
     rows = db.execute(f"SELECT {_COLS} FROM outbox WHERE status = 'pending' ORDER BY created_at").fetchall()
     return [_job(r) for r in rows]

@@ -31,6 +31,11 @@ def add(db: sqlite_utils.Database, *, request_id: str, direction: str, signed: b
     return cursor.rowcount == 1
 
 
+def count(db: sqlite_utils.Database, request_id: str) -> int:
+    """How many messages one request's thread holds, both directions."""
+    return int(db.execute("SELECT count(*) FROM request_messages WHERE request_id = ?", [request_id]).fetchone()[0])
+
+
 def counts(db: sqlite_utils.Database) -> dict[str, int]:
     """How many messages each request's thread holds (requests without one are absent)."""
     rows = db.execute("SELECT request_id, count(*) FROM request_messages GROUP BY request_id").fetchall()

@@ -155,13 +155,7 @@ def add_event(
     receipt_id: str | None = None,
 ) -> bool:
     """Append to the timeline; a receipt already recorded (same id) is not added twice. Returns whether added."""
-    if (
-        receipt_id is not None
-        and db.execute(
-            "SELECT 1 FROM transfer_events WHERE transfer_id = ? AND receipt_id = ?",
-            [transfer_id, receipt_id],
-        ).fetchone()
-    ):
+    if receipt_id is not None and receipt_bytes(db, transfer_id, receipt_id) is not None:
         return False
     seq = db.execute(
         "SELECT COALESCE(max(seq), 0) + 1 FROM transfer_events WHERE transfer_id = ?", [transfer_id]
@@ -174,14 +168,31 @@ def add_event(
     return True
 
 
+def receipt_bytes(db: sqlite_utils.Database, transfer_id: str, receipt_id: str) -> bytes | None:
+    """The signed bytes of a receipt recorded in the timeline (sent or received), by its id."""
+    row = db.execute(
+        "SELECT receipt FROM transfer_events WHERE transfer_id = ? AND receipt_id = ?", [transfer_id, receipt_id]
+    ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def message_count(db: sqlite_utils.Database, transfer_id: str) -> int:
+    """How many messages the transfer's thread holds, both directions."""
+    row = db.execute(
+        "SELECT count(*) FROM transfer_events WHERE transfer_id = ? AND kind = 'message' AND direction != 'local'",
+        [transfer_id],
+    ).fetchone()
+    return int(row[0])
+
+
 def events(db: sqlite_utils.Database, transfer_id: str) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT seq, at, direction, kind, actor, detail, receipt IS NOT NULL FROM transfer_events"
+        "SELECT seq, at, direction, kind, actor, detail, receipt IS NOT NULL, receipt_id FROM transfer_events"
         " WHERE transfer_id = ? ORDER BY seq",
         [transfer_id],
     ).fetchall()
-    keys = ("seq", "at", "direction", "kind", "actor", "detail", "signed")
-    return [dict(zip(keys, (*r[:5], json.loads(r[5]), bool(r[6])), strict=True)) for r in rows]
+    keys = ("seq", "at", "direction", "kind", "actor", "detail", "signed", "receipt_id")
+    return [dict(zip(keys, (*r[:5], json.loads(r[5]), bool(r[6]), r[7]), strict=True)) for r in rows]
 
 
 def stored_receipt(

@@ -204,6 +204,14 @@ def test_message_thread_both_ways(pair) -> None:
     _wait(lambda: len(texts(a)) == 2 and len(texts(b)) == 2)
     assert texts(a) == ["Code read to you by phone at 10:05", "Thanks, opening it now"]
 
+    def sent(d) -> list[dict | None]:
+        timeline = json.loads(d.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+        return [e["delivery"] for e in timeline if e["kind"] == "message" and e["direction"] == "sent"]
+
+    # Each side's own message shows as delivered once the other node took it.
+    _wait(lambda: [d and d["status"] for d in sent(a) + sent(b)] == ["delivered", "delivered"])
+    assert "[signed] [delivered]" in a.cli("transfers", "show", tid).stdout
+
 
 def test_expiry_erases_the_code_and_the_sealed_copy(pair) -> None:
     import sqlite3
@@ -221,3 +229,131 @@ def test_expiry_erases_the_code_and_the_sealed_copy(pair) -> None:
     assert _state(a, tid) == "expired"
     assert "no code to show" in a.cli("transfers", "show", tid, "--code", "--as", "coord", ok=False).stderr
     assert not list((a.home / "envelopes" / "out").glob(f"{tid}*"))
+
+
+def _fill_thread(d, transfer_id: str, count: int) -> None:
+    """As if ``count`` messages had been written about the transfer already (received ones; the limit counts
+    both directions)."""
+    import sqlite3
+
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        start = conn.execute("SELECT max(seq) FROM transfer_events WHERE transfer_id = ?", [transfer_id]).fetchone()[0]
+        conn.executemany(
+            "INSERT INTO transfer_events (transfer_id, seq, at, direction, kind, actor, detail, receipt_id)"
+            " VALUES (?, ?, '2026-12-01T00:00:00Z', 'received', 'message', 'x', '{}', ?)",
+            [(transfer_id, start + 1 + i, f"filled:{i}") for i in range(count)],
+        )
+
+
+def test_a_message_delivered_again_is_kept_once_and_told_once(pair) -> None:
+    import sqlite3
+
+    from node.clock import now_iso
+    from node.home import open_node
+    from storage import outbox
+
+    a, b, mailbox = pair
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    a.cli("transfers", "message", tid, "Code read to you by phone at 10:05", "--as", "coord")
+    subject = f"New message about transfer {tid}"
+
+    def told() -> int:
+        return sum(subject in i["subject"] for i in json.loads(b.cli("inbox", "--json").stdout))
+
+    def emailed() -> int:
+        return sum(subject in " ".join(s.split()) for s in mailbox.to("coord@b.example.org"))  # unfolded
+
+    _wait(lambda: told() == 1 and emailed() == 1)
+    # A's answer was lost on the way back, say: A's outbox sends the same signed bytes again, over HTTP.
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        (job_id,) = conn.execute("SELECT job_id FROM outbox WHERE url LIKE '%/messages'").fetchone()
+    _wait(lambda: outbox_status(a, job_id) == "done")
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE outbox SET status = 'pending', done_at = NULL, leased_until = NULL WHERE job_id = ?",
+                     [job_id])  # fmt: skip
+    with open_node(a.home, a.env) as node:
+        outbox.make_due(node.db, job_id, now_iso())  # False when A's worker already took it
+    _wait(lambda: outbox_status(a, job_id) == "done")
+    assert _messages(b, tid) == ["Code read to you by phone at 10:05"]
+    time.sleep(1.5)  # a second notification would have been written with the delivery, and e-mailed soon after
+    assert told() == 1 and emailed() == 1
+
+
+def outbox_status(d, job_id: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        return conn.execute("SELECT status FROM outbox WHERE job_id = ?", [job_id]).fetchone()[0]
+
+
+def test_a_different_receipt_under_a_known_number_is_refused(pair) -> None:
+    import dataclasses
+
+    import pytest
+
+    from node.home import open_node
+    from node.transfer_delivery import accept_receipt
+    from protocol.receipts import ReceiptConflict, parse_receipt, sign_receipt
+    from protocol.signed_document import verify_document
+
+    a, b, _ = pair
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    a.cli("transfers", "message", tid, "Code read to you by phone at 10:05", "--as", "coord")
+    _wait(lambda: _messages(b, tid) == ["Code read to you by phone at 10:05"])
+    a.stop()
+    with open_node(a.home, a.env) as node:  # A's own key signs other words under the number already used
+        (signed,) = [bytes(r[0]) for r in node.db.execute(
+            "SELECT receipt FROM transfer_events WHERE transfer_id = ? AND kind = 'message'", [tid])]  # fmt: skip
+        first = parse_receipt(verify_document(signed, purpose="satchel/v1/receipt").payload)
+        other = sign_receipt(dataclasses.replace(first, text="Other words"), node.current_keys().identity)
+    b.stop()
+    with open_node(b.home, b.env) as node, pytest.raises(ReceiptConflict) as refused:
+        accept_receipt(node, tid, other)
+    assert refused.value.code == "receipt.conflict" and refused.value.field == "sequence"
+    b.start()
+    assert _messages(b, tid) == ["Code read to you by phone at 10:05"]
+
+
+def _messages(d, transfer_id: str) -> list[str]:
+    timeline = json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)["timeline"]
+    return [e["detail"]["text"] for e in timeline if e["kind"] == "message"]
+
+
+def test_a_full_thread_takes_no_more_messages_and_the_writer_is_told(pair) -> None:
+    a, b, _ = pair
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    _fill_thread(b, tid, 500)
+    # B's own coordinator is refused before anything is signed, and told whom to call.
+    refused = b.cli("transfers", "message", tid, "One more thing", "--as", "coord", ok=False)
+    assert "thread.full" in refused.stderr and "already holds 500 messages" in refused.stderr
+    assert "call a.example.org's transfer coordinator instead: " in refused.stderr
+    # A's thread holds none, so A signs and sends; B refuses it for good, and A's coordinators hear of it.
+    written = a.cli("transfers", "message", tid, "Did it arrive?", "--as", "coord", ok=False)
+    assert "Refused by b.example.org, for good: thread.full" in written.stderr
+    subject = f"b.example.org did not take a message about transfer {tid}"
+    (notice,) = [i for i in json.loads(a.cli("inbox", "--json").stdout) if i["subject"] == subject]
+    assert "thread.full" in notice["body"] and f"satchel transfers show {tid}" in notice["body"]
+    assert "Tell their transfer coordinator by phone or e-mail (Cory Coordinator, " in notice["body"]
+    # A's timeline says which of its messages did not arrive, and why.
+    (mine,) = [e for e in json.loads(a.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+               if e["kind"] == "message"]  # fmt: skip
+    assert mine["delivery"]["status"] == "not delivered" and "thread.full" in mine["delivery"]["last_error"]
+    assert "text=Did it arrive? [signed] [not delivered: thread.full: " in a.cli("transfers", "show", tid).stdout
+    # Nothing of the refused message is kept at B.
+    timeline = json.loads(b.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+    assert "Did it arrive?" not in json.dumps(timeline)
+    # Where the hint sends a coordinator for the other district's contact.
+    assert "Transfer coordinator: Cory Coordinator, " in a.cli("peers", "show", "b.example.org").stdout
+    shown = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)
+    assert shown["coordinator"]["email"] == "coord@b.example.org"
+
+
+def test_a_transfer_message_is_refused_in_the_coordinators_words(pair) -> None:
+    a, _, _ = pair
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    for text, said in ((" \n", "the message is empty"), ("x" * 8001, "the message is 8,001 characters long"),
+                       ("ring\x07", "control characters")):  # fmt: skip
+        refused = a.cli("transfers", "message", tid, text, "--as", "coord", ok=False).stderr
+        assert said in refused and "Field: TEXT" in refused and "at most 8,000 characters" in refused
+    a.cli("transfers", "message", tid, "Pasted from a Windows file\r\nsecond line", "--as", "coord")
+    assert _messages(a, tid) == ["Pasted from a Windows file\nsecond line"]

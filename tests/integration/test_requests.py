@@ -234,6 +234,9 @@ def test_a_cancellation_that_reaches_an_answered_request_is_refused(pair) -> Non
     assert "request.already_answered" in late.stderr and "already released or rejected" in late.stderr
     status, error = _outbox_job(b, request_id)
     assert status == "failed" and "request.already_answered" in error, (status, error)
+    (notice,) = [i for i in _json(b, "inbox", "--json")
+                 if i["subject"] == f"a.example.org did not take the cancellation about records request {request_id}"]
+    assert "request.already_answered" in notice["body"]  # fmt: skip
     with open_node(a.home, a.env) as node:
         assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
     _wait(lambda: _request_state(b, request_id) == "rejected")  # A's answer, when it comes, still wins
@@ -378,3 +381,28 @@ def test_the_same_words_written_twice_at_once_are_sent_once(pair) -> None:
         kept = request_messages.of_request(node.db, request_id)
         jobs = node.db.execute("SELECT count(*) FROM outbox WHERE job_id LIKE 'request-message-%'").fetchone()[0]
     assert len(kept) == jobs and len(kept) in (1, 2)  # two when the clock ticked between them
+
+
+def test_a_full_request_thread_takes_no_more_messages(pair) -> None:
+    import hashlib
+
+    a, b, _ = pair
+    request_id = _requested(a, b, "100002")
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # as if 500 messages had been written already
+        conn.executemany(
+            "INSERT INTO request_messages (message_key, request_id, direction, signed, at)"
+            " VALUES (?, ?, 'in', x'00', '2026-12-01T00:00:00Z')",
+            [(hashlib.sha256(str(i).encode()).hexdigest(), request_id) for i in range(500)],
+        )
+    refused = a.cli("requests", "message", request_id, "One more question", "--as", "coord", ok=False).stderr
+    assert "thread.full" in refused and f"records request {request_id} already holds 500 messages" in refused
+    assert "call b.example.org's transfer coordinator instead: Cory Coordinator, " in refused
+    # B's thread is empty, so B writes; A refuses it for good, and B's coordinators are told.
+    written = b.cli("requests", "message", request_id, "Did you find her?", "--as", "coord", ok=False).stderr
+    assert "Refused by a.example.org, for good: thread.full" in written
+    subject = f"a.example.org did not take a message about records request {request_id}"
+    (notice,) = [i for i in _json(b, "inbox", "--json") if i["subject"] == subject]
+    assert f"satchel requests show {request_id}" in notice["body"]
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        kept = conn.execute("SELECT count(*) FROM request_messages WHERE request_id = ?", [request_id]).fetchone()
+    assert kept == (500,)
