@@ -106,6 +106,7 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
       satchel requests show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A
     """
     from node import requests_flow
+    from node.delivery_status import delivery_words
 
     with opened(home) as node:
         view = requests_flow.show(node, request_id)
@@ -116,7 +117,7 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
     answer = None if a is None else {
         "kind": a.kind.value, "at": iso(a.created), "from": a.from_domain, "comments": a.comments,
         "person": _contact(a.person),
-        "transfer_id": a.transfer_id,
+        "transfer_id": a.transfer_id, "delivery": view.sent.get("answer"),
     }  # fmt: skip
     data = {
         "request_id": r.request_id, "from": r.from_domain, "from_trust": trust, "to": r.to_domain,
@@ -127,10 +128,11 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         "enrolment": {"school": e.school, "grade": e.grade, "start_date": e.start_date.isoformat(), "type": e.type}
         if e else None,
         "comments": r.comments, "transfer_id": view.row.transfer_id, "asked_at": iso(r.created),
+        "delivery": view.sent.get("request"),
         "due_on": view.due_on.isoformat() if view.due_on else None, "answer": answer,
         "messages": [{"direction": direction, "at": iso(m.created), "from": m.from_domain, "text": m.comments,
-                      "person": _contact(m.person)}
-                     for direction, m in thread],
+                      "person": _contact(m.person), "delivery": view.sent.get(i)}
+                     for i, (direction, m) in enumerate(thread)],
         "candidates": {"status": view.candidates.status, "proposed": view.candidates.local_sis_id,
                        "others": [list(c) for c in view.candidates.candidates],
                        "reasons": list(view.candidates.reasons)} if view.candidates else None,
@@ -145,20 +147,21 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
                         else f"(verified signature; {TRUST_WORDS[trust]})")),
         ("Student", f"{s.given_name} {s.family_name}, born {s.birth_date}, grade {s.grade or '-'}"),
         ("Enrolled there", f"{e.school}, grade {e.grade}, since {e.start_date} ({e.type})" if e else "(not stated)"),
-        ("Comments", r.comments or "-"), ("Asked at", iso(r.created)),
+        ("Comments", r.comments or "-"), ("Asked at", iso(r.created) + delivery_words(view.sent.get("request"))),
         *([("Answer due", f"{view.due_on} ({view.row.working_days} working days)")] if view.due_on else []),
         *([] if a is None else [
             ("Answer", f"{a.kind.value} at {iso(a.created)} by {a.person.name} <{a.person.email}> {a.person.phone} "
-                       f"of {a.from_domain} (signed)"),
+                       f"of {a.from_domain} (signed)" + delivery_words(view.sent.get("answer"))),
             ("Its comments", a.comments or "-"),
         ]),
         *([("Transfer", view.row.transfer_id)] if view.row.transfer_id else []),
     ])  # fmt: skip
     if thread:
         click.echo(f"\nMessages ({len(thread)}):")
-        for direction, m in thread:
+        for i, (direction, m) in enumerate(thread):
             arrow = "->" if direction == "out" else "<-"
-            click.echo(f"  {iso(m.created)}  {arrow} {m.person.name} ({m.from_domain}):")
+            click.echo(f"  {iso(m.created)}  {arrow} {m.person.name} ({m.from_domain}):"
+                       + delivery_words(view.sent.get(i)))  # fmt: skip
             for line in m.comments.splitlines():
                 click.echo(f"      {line}")
     if view.candidates:

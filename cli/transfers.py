@@ -401,6 +401,7 @@ def transfers_show(
       satchel transfers show 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --code --as jane
     """
     from node.clock import iso
+    from node.delivery_status import delivery_words
     from node.operators import authorize
     from node.transfer_delivery import pending_delivery, sent_deliveries
     from protocol import InvalidInput
@@ -466,21 +467,9 @@ def transfers_show(
     click.echo("\nTimeline:")
     print_table(["#", "at", "", "what", "by", "details"],
                 [(e["seq"], e["at"], {"sent": "->", "received": "<-", "local": "  "}[e["direction"]], e["kind"],
-                  e["actor"], ", ".join(f"{k}={v}" for k, v in e["detail"].items()) + (" [signed]" if e["signed"]
-                                                                                       else "") + _delivery(e))
+                  e["actor"], ", ".join(f"{k}={v}" for k, v in e["detail"].items())
+                  + (" [signed]" if e["signed"] else "") + delivery_words(e["delivery"]))
                  for e in timeline])  # fmt: skip
-
-
-def _delivery(event: dict) -> str:
-    """How a receipt or message this node sent stands, in the timeline's words."""
-    sent = event.get("delivery")
-    if not sent:
-        return ""
-    if sent["status"] == "waiting" and sent["attempts"]:
-        return f" [waiting: tried {sent['attempts']:,} time(s), last answer: {sent['last_error']}]"
-    if sent["status"] == "not delivered":
-        return f" [not delivered: {sent['last_error']}]"
-    return f" [{sent['status']}]"
 
 
 @transfers_group.command("retry", context_settings=CONTEXT)

@@ -6,11 +6,12 @@ the outbox, notifies coordinators, and binds a release to the transfer that carr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from node import sending
 from node.clock import iso, new_id, now_iso
+from node.delivery_status import deliveries
 from node.district_state import contact
 from node.home import Node
 from node.manifest_builder import Selection
@@ -128,14 +129,14 @@ def _carry_out(
         if isinstance(effect, SendRequest):
             signed = sign_records_request(effect.request, node.current_keys().identity)
             store.update(node.db, request_id, signed_request=signed)
-            _queue(node, peer, "/satchel/v1/requests", signed, REQUEST_TYPE, f"request-{request_id}")
+            _queue(node, peer, "/satchel/v1/requests", signed, REQUEST_TYPE, _request_job(request_id))
         elif isinstance(effect, SendResponse):
             signed = sign_request_response(effect.response, node.current_keys().identity)
             if effect.response.kind is ResponseKind.MESSAGE:  # beside the answer, each in its own delivery
                 if not messages.add(node.db, request_id=request_id, direction="out", signed=signed,
                                     at=iso(effect.response.created)):  # fmt: skip
                     continue  # the same words by the same person in the same second: signed alike, sent once
-                job = f"request-message-{messages.key_of(signed)[:32]}"
+                job = _message_job(signed)
             else:
                 store.update(node.db, request_id, signed_response=signed)
                 job = _response_job(request_id)
@@ -161,6 +162,14 @@ def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: st
     else:
         subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
     notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")
+
+
+def _request_job(request_id: str) -> str:
+    return f"request-{request_id}"
+
+
+def _message_job(signed: bytes) -> str:
+    return f"request-message-{messages.key_of(signed)[:32]}"
 
 
 def _response_job(request_id: str) -> str:
@@ -428,6 +437,9 @@ class RequestView:
     answer: RequestResponse | None = None  # the release, rejection or cancellation, as signed (show only)
     thread: tuple[tuple[str, RequestResponse], ...] = ()  # the messages, oldest first (show only)
     due_on: date | None = None  # the last working day an answer is on time, while none has come (show only)
+    # Where this node's own request, answer and messages stand with the other district (node.delivery_status),
+    # by "request", "answer" and the message's place in ``thread`` (show only).
+    sent: dict[str | int, dict[str, object]] = field(default_factory=dict)
 
 
 def listing(node: Node, *, side: str | None = None, state: str | None = None) -> list[RequestView]:
@@ -463,6 +475,12 @@ def show(node: Node, request_id: str) -> RequestView:
     due_on = None
     if status.state is RequestState.REQUESTED and status.opened_on is not None:
         due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)
-    written = tuple((m.direction, _stored_response(m.signed)) for m in messages.of_request(node.db, request_id))
+    kept = messages.of_request(node.db, request_id)
+    written = tuple((m.direction, _stored_response(m.signed)) for m in kept)
+    jobs: dict[str | int, str] = {i: _message_job(m.signed) for i, m in enumerate(kept) if m.direction == "out"}
+    if row.side == "requester":
+        jobs["request"] = _request_job(request_id)
+    if answer is not None and (answer.kind is ResponseKind.CANCELLED) == (row.side == "requester"):
+        jobs["answer"] = _response_job(request_id)  # this node's own answer, not the other district's
     return RequestView(row, status.request, _overdue(node, status), candidates, messages=len(written), answer=answer,
-                       due_on=due_on, thread=written)  # fmt: skip
+                       due_on=due_on, thread=written, sent=deliveries(node.db, jobs))  # fmt: skip

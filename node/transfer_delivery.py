@@ -8,6 +8,7 @@ from pathlib import Path
 
 from node import codes_flow
 from node.clock import now_iso
+from node.delivery_status import deliveries
 from node.home import Node
 from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused, PeerResponse
@@ -61,20 +62,12 @@ def pending_delivery(node: Node, row: TransferRow) -> outbox.Job | None:
     return job if job is not None and job.status == "pending" else None
 
 
-# What a coordinator reads of the outbox's job for each receipt or message this node sent.
-_DELIVERY_WORDS = {"pending": "waiting", "done": "delivered", "failed": "not delivered", "cancelled": "withdrawn"}
-
-
 def sent_deliveries(node: Node, transfer_id: str, timeline: list[dict]) -> dict[int, dict[str, object]]:
-    """Where each receipt and message this node sent about a transfer stands, by its timeline ``seq``: waiting
-    (with attempts and the last answer), delivered, not delivered (refused for good, or expired). A
-    ``delivered`` receipt travels as the envelope's answer and has no job: it is absent, as are the rest."""
-    sent = {e["seq"]: receipt_job_id(transfer_id, e["receipt_id"]) for e in timeline
-            if e["direction"] == "sent" and e["receipt_id"]}  # fmt: skip
-    jobs = outbox.get_many(node.db, list(sent.values()))
-    return {seq: {"status": _DELIVERY_WORDS.get(job.status, job.status), "attempts": job.attempts,
-                  "last_error": job.last_error}
-            for seq, job_id in sent.items() if (job := jobs.get(job_id)) is not None}  # fmt: skip
+    """Where each receipt and message this node sent about a transfer stands, by its timeline ``seq``
+    (node.delivery_status). A ``delivered`` receipt travels as the envelope's answer and has no job: it is
+    absent, as are the events that are not this node's receipts."""
+    return deliveries(node.db, {e["seq"]: receipt_job_id(transfer_id, e["receipt_id"]) for e in timeline
+                                if e["direction"] == "sent" and e["receipt_id"]})  # fmt: skip
 
 
 def retry_now(node: Node, *, actor: str | None, transfer_id: str) -> outbox.Job:

@@ -95,8 +95,13 @@ def test_request_rejected_with_comments(pair) -> None:
     a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
     _wait(lambda: _request_state(b, request_id) == "rejected")
     # Both sides show the answer as signed, with who gave it and when (the seed's "Releasing District & User").
-    for side in (a, b):
+    # The releaser's own answer also says it was delivered; the requester did not send it.
+    _wait(lambda: (_json(a, "requests", "show", request_id, "--json")["answer"]["delivery"] or {}).get("status")
+                  == "delivered")  # fmt: skip
+    for side, delivery in ((a, "delivered"), (b, None)):
         shown = _json(side, "requests", "show", request_id, "--json")
+        sent = shown["answer"].pop("delivery")
+        assert (sent and sent["status"]) == delivery
         assert shown["due_on"] is None and shown["answer"] == {
             "kind": "rejected", "at": shown["answer"]["at"], "from": "a.example.org",
             "comments": "no such student in our records", "transfer_id": None,
@@ -278,6 +283,9 @@ def test_the_coordinators_write_to_each_other_about_a_request(pair) -> None:
     assert _request_state(a, request_id) == _request_state(b, request_id) == "requested"  # a message moves nothing
     (listed,) = _json(a, "requests", "list", "--json")
     assert listed["messages"] == 2 and listed["state"] == "requested"
+    shown = _json(a, "requests", "show", request_id, "--json")  # the releaser: its own message, delivered
+    assert [m["delivery"] and m["delivery"]["status"] for m in shown["messages"]] == ["delivered", None]
+    assert shown["delivery"] is None  # the request is B's, not A's to deliver
     shown = a.cli("requests", "show", request_id).stdout
     assert "Messages (2):" in shown and "<- Cory Coordinator (b.example.org):\n      Lincoln Middle School,\n" in shown
 
@@ -403,6 +411,13 @@ def test_a_full_request_thread_takes_no_more_messages(pair) -> None:
     subject = f"a.example.org did not take a message about records request {request_id}"
     (notice,) = [i for i in _json(b, "inbox", "--json") if i["subject"] == subject]
     assert f"satchel requests show {request_id}" in notice["body"]
+    # B's view of the request says which of its words arrived: the request did, the message did not.
+    shown = _json(b, "requests", "show", request_id, "--json")
+    assert shown["delivery"]["status"] == "delivered"
+    (mine,) = shown["messages"]
+    assert mine["delivery"]["status"] == "not delivered" and "thread.full" in mine["delivery"]["last_error"]
+    text = b.cli("requests", "show", request_id).stdout
+    assert "[delivered]" in text and "(b.example.org): [not delivered: thread.full: " in text
     with sqlite3.connect(a.home / "satchel.db") as conn:
         kept = conn.execute("SELECT count(*) FROM request_messages WHERE request_id = ?", [request_id]).fetchone()
     assert kept == (500,)

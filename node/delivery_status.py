@@ -1,0 +1,34 @@
+"""Where something this node sent another district stands, in a coordinator's words: waiting (with attempts
+and the last answer), delivered, not delivered (refused for good, or its delivery expired), withdrawn."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import sqlite_utils
+
+from storage import outbox
+
+K = TypeVar("K")
+_WORDS = {"pending": "waiting", "done": "delivered", "failed": "not delivered", "cancelled": "withdrawn"}
+
+
+def deliveries(db: sqlite_utils.Database, job_ids: dict[K, str]) -> dict[K, dict[str, object]]:
+    """``{key: outbox job id}`` -> ``{key: delivery}`` for the jobs that exist, in one query."""
+    jobs = outbox.get_many(db, list(job_ids.values()))
+    return {
+        key: {"status": _WORDS.get(job.status, job.status), "attempts": job.attempts, "last_error": job.last_error}
+        for key, job_id in job_ids.items()
+        if (job := jobs.get(job_id)) is not None
+    }
+
+
+def delivery_words(delivery: dict[str, object] | None) -> str:
+    """A delivery as a bracketed note after what was sent ("" when there is no job to speak of)."""
+    if not delivery:
+        return ""
+    if delivery["status"] == "waiting" and delivery["attempts"]:
+        return f" [waiting: tried {delivery['attempts']:,} time(s), last answer: {delivery['last_error']}]"
+    if delivery["status"] == "not delivered":
+        return f" [not delivered: {delivery['last_error']}]"
+    return f" [{delivery['status']}]"
