@@ -117,6 +117,7 @@ def status_of(node: Node, row: RequestRow) -> RequestStatus:
         side=RequestSide(row.side), state=RequestState(row.state), local_domain=node.config.node.domain,
         request=_request_of(node, row), opened_on=date.fromisoformat(row.opened_on), transfer_id=row.transfer_id,
         overdue_flagged=row.overdue_flagged, working_days=row.working_days,
+        reminded_on=date.fromisoformat(row.reminded_on) if row.reminded_on else None,
     )  # fmt: skip
 
 
@@ -146,7 +147,8 @@ def _carry_out(
         elif isinstance(effect, RequestNotify):
             _notify(node, effect.topic, status.side, request_id, peer)
     store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
-                 overdue_flagged=int(status.overdue_flagged), updated_at=now_iso())  # fmt: skip
+                 overdue_flagged=int(status.overdue_flagged), updated_at=now_iso(),
+                 reminded_on=status.reminded_on.isoformat() if status.reminded_on else None)  # fmt: skip
     return resent
 
 

@@ -8,9 +8,11 @@ each side accepts only its own subset. (Transfers need two tables because the tw
 
 The releasing district holds the records, so its answer wins a race: a ``released`` that crosses the
 requester's cancellation moves the requester from ``cancelled`` to ``released``. Being overdue is
-derived from the dates (:func:`protocol.workdays.is_overdue`); ``mark_overdue`` records the flag once
-and reminds the coordinators. A :class:`Message` between the coordinators changes no state: it is written
-at either node in any state but ``absent`` and told to the other's coordinators when it arrives.
+derived from the dates (:func:`protocol.workdays.is_overdue`); ``mark_overdue`` records the flag and
+tells the coordinators, and while the request stays unanswered the timer applies it again every
+``REMIND_WORKING_DAYS`` working days, each time a reminder. A :class:`Message` between the coordinators
+changes no state: it is written at either node in any state but ``absent`` and told to the other's
+coordinators when it arrives.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from protocol.records_request import (
     ResponseKind,
     check_release_allowed,
 )
-from protocol.workdays import DEFAULT_WORKING_DAYS, MAX_WORKING_DAYS, is_overdue
+from protocol.workdays import (
+    DEFAULT_WORKING_DAYS,
+    MAX_WORKING_DAYS,
+    due_date,
+    is_overdue,
+    working_days_between,
+)
+
+# An overdue request is told to its coordinators again each week of working days it stays unanswered.
+REMIND_WORKING_DAYS = 5
 
 
 class RequestSide(StrEnum):
@@ -309,6 +320,7 @@ class RequestStatus:
     transfer_id: str | None = None
     overdue_flagged: bool = False
     working_days: int = DEFAULT_WORKING_DAYS
+    reminded_on: date | None = None  # the local day the coordinators were last told it is overdue
 
     def __post_init__(self) -> None:
         if not isinstance(self.side, RequestSide) or not isinstance(self.state, RequestState):
@@ -324,6 +336,8 @@ class RequestStatus:
             check_ulid(self.transfer_id, "transfer_id", InvalidInput)
         if type(self.working_days) is not int or not 1 <= self.working_days <= MAX_WORKING_DAYS:
             raise InvalidInput(f"working_days must be 1 to {MAX_WORKING_DAYS}", field="working_days")
+        if self.reminded_on is not None and not self.overdue_flagged:
+            raise InvalidInput("a request is reminded of only once it is flagged overdue", field="reminded_on")
 
     @property
     def peer_domain(self) -> str | None:
@@ -336,6 +350,15 @@ class RequestStatus:
         if self.state is not St.REQUESTED or self.opened_on is None:
             return False
         return is_overdue(self.opened_on, today, working_days=self.working_days, holidays=holidays)
+
+    def reminder_due(self, *, today: date, holidays: frozenset[date] = frozenset()) -> bool:
+        """Flagged overdue, still unanswered, and ``REMIND_WORKING_DAYS`` working days since the coordinators
+        were last told (a request flagged before reminders were kept counts from its last day on time)."""
+        if not self.overdue_flagged or not self.overdue(today=today, holidays=holidays):
+            return False
+        assert self.opened_on is not None  # overdue() holds it
+        told = self.reminded_on or due_date(self.opened_on, working_days=self.working_days, holidays=holidays)
+        return working_days_between(told, today, holidays=holidays) >= REMIND_WORKING_DAYS
 
 
 def new_request_status(
@@ -438,8 +461,8 @@ def apply(
                 state=state.value,
                 event=name.value,
             )
-        if not status.overdue_flagged:
-            changes["overdue_flagged"] = True
+        if not status.overdue_flagged or status.reminder_due(today=today, holidays=holidays):
+            changes |= {"overdue_flagged": True, "reminded_on": today}
             effects.append(NotifyCoordinators(topic="request.overdue"))
     return _done(status, name, changes, effects)
 
@@ -447,8 +470,10 @@ def apply(
 def due_events(
     status: RequestStatus, *, today: date, holidays: frozenset[date] = frozenset()
 ) -> tuple[RequestEvent, ...]:
-    """``mark_overdue`` once the request is overdue and not yet flagged."""
-    if status.overdue(today=today, holidays=holidays) and not status.overdue_flagged:
+    """``mark_overdue`` when the request becomes overdue, and again each time a reminder is due."""
+    if status.overdue(today=today, holidays=holidays) and (
+        not status.overdue_flagged or status.reminder_due(today=today, holidays=holidays)
+    ):
         return (Ev.MARK_OVERDUE,)
     return ()
 

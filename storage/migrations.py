@@ -564,3 +564,10 @@ def _request_messages(db: sqlite_utils.Database) -> None:
         CREATE INDEX request_messages_request ON request_messages (request_id, at);
         """,
     )
+
+
+@MIGRATIONS(name="0014_request_reminders")
+def _request_reminders(db: sqlite_utils.Database) -> None:
+    # The local day an overdue request was last told to the coordinators, so the timer reminds them again a
+    # working week later while it stays unanswered (spec/requests.md §5). NULL for requests flagged before.
+    _run(db, "ALTER TABLE records_requests ADD COLUMN reminded_on TEXT")

@@ -27,11 +27,12 @@ class RequestRow:
     created_by: str | None
     created_at: str
     updated_at: str
+    reminded_on: str | None  # the local day an overdue request was last told to the coordinators
 
 
 _COLS = (
     "request_id, side, state, peer, student_sis_id, signed_request, signed_response, opened_on, transfer_id,"
-    " overdue_flagged, working_days, created_by, created_at, updated_at"
+    " overdue_flagged, working_days, created_by, created_at, updated_at, reminded_on"
 )
 
 

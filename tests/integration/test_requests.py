@@ -135,7 +135,22 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
         assert flag_overdue(node) == []  # flagged once
     listed = _json(a, "requests", "list", "--incoming", "--json")
     assert listed[0]["overdue"] is True
-    assert any("Reminder" in i["subject"] for i in _json(a, "inbox", "--json"))
+
+    def reminders() -> int:
+        return sum("Reminder" in i["subject"] for i in _json(a, "inbox", "--json"))
+
+    assert reminders() == 1
+    # Still unanswered a working week later: told again, once.
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        (reminded_on,) = conn.execute("SELECT reminded_on FROM records_requests WHERE request_id = ?",
+                                      [request_id]).fetchone()  # fmt: skip
+        assert reminded_on is not None  # the node's local day when it was flagged
+        conn.execute("UPDATE records_requests SET reminded_on = ? WHERE request_id = ?",
+                     [(date.fromisoformat(reminded_on) - timedelta(days=7)).isoformat(), request_id])  # fmt: skip
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == [request_id]
+        assert flag_overdue(node) == []
+    assert reminders() == 2
     # At the requester the same day flags its own request, and says whom to ask rather than to answer it.
     with sqlite3.connect(b.home / "satchel.db") as conn:
         conn.execute("UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id])

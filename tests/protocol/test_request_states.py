@@ -1,3 +1,4 @@
+import itertools
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -17,6 +18,7 @@ from protocol.records_request import (
 )
 from protocol.request_states import (
     ACTORS,
+    REMIND_WORKING_DAYS,
     SIDE_EVENTS,
     TRANSITIONS,
     Cancel,
@@ -47,6 +49,7 @@ from protocol.request_states import (
     due_events,
     new_request_status,
 )
+from protocol.workdays import add_working_days
 
 Ev, St, Ac = RequestEvent, RequestState, RequestActor
 CHICAGO = timezone(timedelta(hours=-6))
@@ -236,6 +239,52 @@ def test_overdue_is_flagged_once_after_ten_working_days() -> None:
     assert apply(flagged.status, Ev.MARK_OVERDUE, actor=RequestActor.TIMER, now=LATE).effects == ()
     answered = status(RequestSide.RELEASER, St.REJECTED)
     assert not answered.overdue(today=date(2026, 3, 1))
+
+
+def test_an_unanswered_request_is_reminded_every_five_working_days() -> None:
+    flagged = apply(status(RequestSide.RELEASER, St.REQUESTED), Ev.MARK_OVERDUE, actor=RequestActor.TIMER,
+                    now=LATE).status  # fmt: skip
+    assert flagged.reminded_on == LATE.date() == date(2026, 1, 21)  # a Wednesday
+    assert due_events(flagged, today=date(2026, 1, 27)) == ()  # four working days later
+    assert due_events(flagged, today=date(2026, 1, 28)) == (Ev.MARK_OVERDUE,)  # five
+    # A holiday in the week moves the reminder a working day on.
+    assert due_events(flagged, today=date(2026, 1, 28), holidays=frozenset({date(2026, 1, 22)})) == ()
+    again = apply(flagged, Ev.MARK_OVERDUE, actor=RequestActor.TIMER, now=datetime(2026, 1, 28, 9, tzinfo=CHICAGO))
+    assert again.effects == (NotifyCoordinators(topic="request.overdue"),)
+    assert again.status.reminded_on == date(2026, 1, 28) and again.status.state is St.REQUESTED
+    assert due_events(again.status, today=date(2026, 1, 29)) == ()
+    assert apply(again.status, Ev.MARK_OVERDUE, actor=RequestActor.TIMER, now=LATE + timedelta(days=8)).effects == ()
+    # Flagged before reminders were kept: counted from the last day on time (19 January).
+    old = replace(flagged, reminded_on=None)
+    assert due_events(old, today=date(2026, 1, 23)) == ()
+    assert due_events(old, today=date(2026, 1, 26)) == (Ev.MARK_OVERDUE,)
+    # An answered request is reminded of no more.
+    assert due_events(replace(flagged, state=St.RELEASED, transfer_id=TRANSFER), today=date(2026, 3, 2)) == ()
+    with pytest.raises(SatchelError):
+        replace(status(RequestSide.RELEASER, St.REQUESTED), reminded_on=date(2026, 1, 20))  # not flagged
+
+
+@given(st.integers(min_value=0, max_value=400), st.frozensets(st.dates(date(2026, 1, 1), date(2027, 6, 30)),
+                                                               max_size=20))  # fmt: skip
+def test_a_daily_timer_tells_once_when_overdue_then_once_a_working_week(
+    days: int, holidays: frozenset[date]
+) -> None:
+    current = status(RequestSide.RELEASER, St.REQUESTED)
+    told: list[date] = []
+    for offset in range(days + 1):
+        today = NOW.date() + timedelta(days=offset)
+        for event in due_events(current, today=today, holidays=holidays):
+            moment = datetime(today.year, today.month, today.day, 9, tzinfo=CHICAGO)
+            result = apply(current, event, actor=RequestActor.TIMER, now=moment, holidays=holidays)
+            assert result.effects == (NotifyCoordinators(topic="request.overdue"),)
+            current = result.status
+            told.append(today)
+    if not told:
+        assert not current.overdue(today=NOW.date() + timedelta(days=days), holidays=holidays)
+        return
+    assert told[0] == add_working_days(NOW.date(), 11, holidays=holidays)  # the first day overdue
+    for before, after in itertools.pairwise(told):
+        assert after == add_working_days(before, REMIND_WORKING_DAYS, holidays=holidays)
 
 
 def test_the_opening_day_is_the_nodes_local_day() -> None:
