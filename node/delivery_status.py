@@ -7,9 +7,19 @@ from typing import TypeVar
 
 import sqlite_utils
 
+from protocol import SatchelError
 from storage import outbox
 
 K = TypeVar("K")
+
+
+class DeliveryDeferred(SatchelError):
+    """A receipt or message waits until the envelope it is about has been delivered (order per transfer)."""
+
+    code = "transfer.deferred"
+    default_hint = "nothing to do: it is sent after the envelope"
+
+
 _WORDS = {"pending": "waiting", "done": "delivered", "failed": "not delivered", "cancelled": "withdrawn"}
 
 
@@ -27,6 +37,8 @@ def delivery_words(delivery: dict[str, object] | None) -> str:
     """A delivery as a bracketed note after what was sent ("" when there is no job to speak of)."""
     if not delivery:
         return ""
+    if delivery["status"] == "waiting" and str(delivery["last_error"]).startswith(DeliveryDeferred.code):
+        return " [waiting until the envelope is delivered]"  # held back, never sent yet
     if delivery["status"] == "waiting" and delivery["attempts"]:
         return f" [waiting: tried {delivery['attempts']:,} time(s), last answer: {delivery['last_error']}]"
     if delivery["status"] == "not delivered":

@@ -26,6 +26,8 @@ from node.transfer_delivery import deliver_envelope, deliver_receipt
 from node.transfer_engine import ENVELOPE_JOB, RECEIPT_JOB
 from node.undelivered import tell_given_up
 from protocol import SatchelError
+from protocol.request_states import RequestNotReceived
+from protocol.transfer_states import is_permanent_refusal
 from storage import outbox
 from storage.database import write_transaction
 from storage.errors import as_storage_error
@@ -35,12 +37,15 @@ BASE_DELAY = 2.0
 # How long one delivery attempt may hold a job; a deliverer that dies mid-way frees it after this.
 LEASE_SECONDS = 900.0
 MAX_DELAY = 3600.0
-# A refusal with one of these codes may clear up by itself (the peer has not learned our new key yet,
-# its database was busy, it was briefly switched off), so it is retried rather than given up.
-TRANSIENT_CODES = frozenset(
-    # request.not_received: an answer or message overtook its request (separate deliveries, spec/requests.md §4).
-    {"signature.key_unknown", "storage.busy", "transfers.disabled", "satchel.internal", "request.not_received"}
-)
+# Beside the refusals that may clear up by themselves for every delivery (spec/transfer.md §7: a key not
+# learned yet, a clock corrected, transfers switched back on, a busy database; 408, 425, 429 and 5xx), an
+# answer or message that overtook its request waits for it (separate deliveries, spec/requests.md §4 step 6).
+RETRIED_FOR_REQUESTS = frozenset({RequestNotReceived.code})
+
+
+def refused_for_good(status: int, code: str | None) -> bool:
+    """Whether another node's answer means the job will never go (given up and told), not "later"."""
+    return code not in RETRIED_FOR_REQUESTS and is_permanent_refusal(status, code)
 
 
 def backoff(attempts: int, rng: random.Random) -> float:
@@ -71,7 +76,7 @@ async def deliver_due(
             error = f"{exc.peer_code}: {exc.message}"
             if exc.hint and exc.hint != PeerRefused.default_hint:
                 error += f"; their hint: {exc.hint}"
-            if exc.peer_code in TRANSIENT_CODES or exc.status >= 500:
+            if not refused_for_good(exc.status, exc.peer_code):
                 _retry(node, job.job_id, job.attempts, error, rng)
             else:
                 _give_up(node, job, error)
@@ -112,9 +117,16 @@ async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
 
 def _give_up(node: Node, job: outbox.Job, error: str) -> None:
     with write_transaction(node.db):
-        outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
-        if job.kind not in (EMAIL_KIND, ENVELOPE_JOB):  # a refused envelope notifies through its transfer
+        failed = outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
+    # Not when it was withdrawn while on its way (an answer crossed a cancellation): nothing is missing then.
+    # A refused envelope notifies through its transfer's state; an e-mail has no one else to tell.
+    if not failed or job.kind in (EMAIL_KIND, ENVELOPE_JOB):
+        return
+    try:
+        with write_transaction(node.db):
             tell_given_up(node, job, error)
+    except Exception as exc:  # the job stays failed either way: it must not be sent again for a notice
+        log_failure(log, f"telling coordinators of outbox job {job.job_id}", exc)
 
 
 def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Random) -> None:

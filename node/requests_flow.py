@@ -7,10 +7,10 @@ the outbox, notifies coordinators, and binds a release to the transfer that carr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from node import sending
-from node.clock import iso, new_id, now_iso
+from node.clock import iso, new_id, now_iso, utc_now
 from node.delivery_status import deliveries
 from node.district_state import contact
 from node.home import Node
@@ -19,7 +19,7 @@ from node.matching import match_students
 from node.message_thread import check_own_room, checked_text, coordinator_words
 from node.notify import notify_coordinators
 from node.operators import authorize, record
-from node.transfer_engine import resolve_peer_key
+from node.transfer_engine import RECEIPT_RETRY_DAYS, resolve_peer_key
 from protocol import InvalidInput, NotFound
 from protocol.matching import IncomingStudent, MatchOutcome
 from protocol.records_request import (
@@ -183,8 +183,10 @@ def _response_job(request_id: str) -> str:
 def _queue(node: Node, domain: str, path: str, payload: bytes, content_type: str, job_id: str) -> None:
     peer = peers.get(node.db, domain)
     base = peer.base_url if peer else f"https://{domain}"
+    # Retried for 30 days like a transfer's receipts (spec/transfer.md §7), then given up and told.
     outbox.enqueue(node.db, job_id=job_id, kind="request", peer=domain, url=base + path, payload=payload,
-                   content_type=content_type, now=now_iso())  # fmt: skip
+                   content_type=content_type, now=now_iso(),
+                   expires_at=iso(utc_now() + timedelta(days=RECEIPT_RETRY_DAYS)))  # fmt: skip
 
 
 def submit(node: Node, *, actor: str | None, to: str, student_sis_id: str, comments: str = "") -> str:

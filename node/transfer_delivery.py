@@ -8,7 +8,7 @@ from pathlib import Path
 
 from node import codes_flow
 from node.clock import now_iso
-from node.delivery_status import deliveries
+from node.delivery_status import DeliveryDeferred, deliveries
 from node.home import Node
 from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused, PeerResponse
@@ -41,6 +41,7 @@ from protocol.transfer_states import (
     DeliveryRefused,
     ReceiptArrived,
     SenderState,
+    check_receipt_belongs,
     is_permanent_refusal,
 )
 from storage import outbox
@@ -173,6 +174,7 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
     receipt = verify_receipt(signed, resolve_peer_key(node))
     with write_transaction(node.db):
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        check_receipt_belongs(row.status, receipt)  # spec/transfer.md §5.3: step 5 before step 6
         kept = store.receipt_bytes(node.db, transfer_id, receipt_key(receipt))
         if kept == signed:
             return  # delivered again (its answer was lost): kept and acted on the first time, told once
@@ -187,13 +189,6 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         codes_flow.on_receipt(node, transfer_id, receipt.kind)
     for action in outcome.after_commit:
         carry_out(node, row, action)
-
-
-class DeliveryDeferred(SatchelError):
-    """A receipt or message waits until the envelope it is about has been delivered (order per transfer)."""
-
-    code = "transfer.deferred"
-    default_hint = "nothing to do: it is sent after the envelope"
 
 
 async def deliver_receipt(node: Node, client: PeerClient, job: outbox.Job) -> None:

@@ -110,6 +110,9 @@ def step(
             store.erase_code(node.db, row.transfer_id)
         elif effect is Action.DROP_FROM_OUTBOX:
             outbox.cancel(node.db, envelope_job_id(row.transfer_id), stamp)
+            # Receipts and messages held back behind the envelope (transfer.deferred) backed off while it
+            # waited; they go now rather than up to an hour later.
+            outbox.make_due_prefixed(node.db, receipt_job_id(row.transfer_id, ""), stamp)  # all of its receipts
             # Delivered or over: the sender's sealed copy has no further use.
             outcome.after_commit.add(Action.DELETE_SEALED_ENVELOPE)
         else:

@@ -28,7 +28,8 @@ def tell_given_up(node: Node, job: Job, error: str) -> None:
     transfer_id = None
     if found and found["what"] == "transfers":
         transfer_id = found["id"]
-        item, about, see = _TRANSFER_ITEMS[found["to"]], f"transfer {transfer_id}", f"transfers show {transfer_id}"
+        item = _TRANSFER_ITEMS.get(found["to"], "a delivery")
+        about, see = f"transfer {transfer_id}", f"transfers show {transfer_id}"
     elif found:
         row = requests.get(node.db, found["id"])
         # This node's one response: a requester's is its cancellation, a releaser's its release or rejection.

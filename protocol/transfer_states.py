@@ -66,6 +66,7 @@ __all__ = [
     "TransferAlreadyAccepted", "TransferCancelled", "TransferEnvelopeConflict", "TransferEvent",
     "TransferExpired", "TransferLocked", "TransferRejected", "TransferStatus", "TransferWrongCode",
     "TransfersDisabled", "Transition", "TransitionNotAllowed", "allowed_events", "apply", "check",
+    "check_receipt_belongs",
     "due_events", "event_name", "final_states", "is_permanent_refusal", "new_incoming", "new_outgoing",
     "retry_delay", "transitions",
 ]  # fmt: skip
@@ -415,7 +416,7 @@ def apply(status: TransferStatus, event: Event, *, actor: Actor, now: datetime) 
             event=name.value,
         )
     if isinstance(event, ReceiptArrived):
-        _check_receipt(status, event.receipt)
+        check_receipt_belongs(status, event.receipt)
     if isinstance(event, EnvelopeReceived) and status.envelope_digest not in (None, event.envelope_digest):
         raise TransferEnvelopeConflict(
             "a different envelope was already received under this id", field="envelope_id"
@@ -452,7 +453,9 @@ def due_events(status: TransferStatus, *, now: datetime) -> tuple[Event, ...]:
     return ()
 
 
-def _check_receipt(status: TransferStatus, receipt: Receipt) -> None:
+def check_receipt_belongs(status: TransferStatus, receipt: Receipt) -> None:
+    """Refuse a receipt about another transfer, between other districts, from this side's own role, or (at the
+    sender) naming other envelope bytes (spec/transfer.md §5.3 step 5)."""
     peer_role = Role.RECEIVER if status.side is Side.SENDER else Role.SENDER
     check_receipt_for(
         receipt, transfer_id=status.transfer_id, from_domain=status.peer_domain, to_domain=status.local_domain,

@@ -99,6 +99,15 @@ def make_due(db: sqlite_utils.Database, job_id: str, now: str) -> bool:
     return cursor.rowcount == 1
 
 
+def make_due_prefixed(db: sqlite_utils.Database, prefix: str, now: str) -> int:
+    """Bring forward every pending job whose id starts with ``prefix``, its backoff forgotten; how many."""
+    cursor = db.execute(
+        "UPDATE outbox SET next_attempt_at = ?, attempts = 0 WHERE substr(job_id, 1, ?) = ? AND status = 'pending'",
+        [now, len(prefix), prefix],
+    )
+    return cursor.rowcount
+
+
 def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str) -> bool:
     """Take a due job for one delivery attempt. Only one deliverer (a `satchel` command or the server's
     worker) wins; the lease makes a crashed deliverer's job due again when it runs out."""
@@ -150,12 +159,14 @@ def mark_retry(db: sqlite_utils.Database, job_id: str, *, next_attempt_at: str, 
     )
 
 
-def mark_failed(db: sqlite_utils.Database, job_id: str, *, error: str, now: str) -> None:
-    db.execute(
+def mark_failed(db: sqlite_utils.Database, job_id: str, *, error: str, now: str) -> bool:
+    """Give a pending job up for good; False when it was no longer pending (withdrawn while on its way)."""
+    cursor = db.execute(
         "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, leased_until = NULL"
-        " WHERE job_id = ?",
+        " WHERE job_id = ? AND status = 'pending'",
         [error[:500], now, job_id],
     )
+    return cursor.rowcount == 1
 
 
 def cancel(db: sqlite_utils.Database, job_id: str, now: str) -> None:

@@ -137,6 +137,27 @@ def test_receiver_offline_then_back_is_delivered_once_by_retry(pair) -> None:
     assert [t["transfer_id"] for t in incoming] == [tid]
 
 
+def test_a_message_held_behind_its_envelope_follows_it_at_once(pair) -> None:
+    import sqlite3
+
+    a, b, _ = pair
+    b.stop()
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    a.cli("transfers", "message", tid, "Sent you Ana's file; code by phone", "--as", "coord")
+    (mine,) = [e for e in json.loads(a.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+               if e["kind"] == "message"]  # fmt: skip
+    assert mine["delivery"]["status"] == "waiting"
+    # Held back behind the envelope many times over, its backoff has grown to an hour.
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE outbox SET attempts = 11, next_attempt_at = '2999-01-01T00:00:00Z',"
+                     " last_error = 'transfer.deferred: not delivered yet' WHERE url LIKE '%/messages'")  # fmt: skip
+    assert "[waiting until the envelope is delivered]" in a.cli("transfers", "show", tid).stdout
+    b.start()
+    a.cli("transfers", "retry", tid, "--as", "coord")
+    _wait(lambda: _state(a, tid) == "delivered")
+    _wait(lambda: _messages(b, tid) == ["Sent you Ana's file; code by phone"], timeout=15)
+
+
 def test_sender_killed_mid_delivery_loses_nothing_and_sends_once(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     big = tmp_path / "records.pdf"
@@ -232,16 +253,16 @@ def test_expiry_erases_the_code_and_the_sealed_copy(pair) -> None:
 
 
 def _fill_thread(d, transfer_id: str, count: int) -> None:
-    """As if ``count`` messages had been written about the transfer already (received ones; the limit counts
-    both directions)."""
+    """As if ``count`` messages had been written about the transfer already, every other one by this side and
+    the rest received (the limit counts both directions)."""
     import sqlite3
 
     with sqlite3.connect(d.home / "satchel.db") as conn:
         start = conn.execute("SELECT max(seq) FROM transfer_events WHERE transfer_id = ?", [transfer_id]).fetchone()[0]
         conn.executemany(
             "INSERT INTO transfer_events (transfer_id, seq, at, direction, kind, actor, detail, receipt_id)"
-            " VALUES (?, ?, '2026-12-01T00:00:00Z', 'received', 'message', 'x', '{}', ?)",
-            [(transfer_id, start + 1 + i, f"filled:{i}") for i in range(count)],
+            " VALUES (?, ?, '2026-12-01T00:00:00Z', ?, 'message', 'x', '{\"text\": \"earlier\"}', ?)",
+            [(transfer_id, start + 1 + i, ("sent", "received")[i % 2], f"filled:{i}") for i in range(count)],
         )
 
 
@@ -293,7 +314,7 @@ def test_a_different_receipt_under_a_known_number_is_refused(pair) -> None:
 
     from node.home import open_node
     from node.transfer_delivery import accept_receipt
-    from protocol.receipts import ReceiptConflict, parse_receipt, sign_receipt
+    from protocol.receipts import ReceiptConflict, ReceiptMismatch, Role, parse_receipt, sign_receipt
     from protocol.signed_document import verify_document
 
     a, b, _ = pair
@@ -306,10 +327,15 @@ def test_a_different_receipt_under_a_known_number_is_refused(pair) -> None:
             "SELECT receipt FROM transfer_events WHERE transfer_id = ? AND kind = 'message'", [tid])]  # fmt: skip
         first = parse_receipt(verify_document(signed, purpose="satchel/v1/receipt").payload)
         other = sign_receipt(dataclasses.replace(first, text="Other words"), node.current_keys().identity)
+        # B's own role and a number B used for its delivered receipt: not about this side's thread at all.
+        posing = sign_receipt(dataclasses.replace(first, issuer=Role.RECEIVER, sequence=1),
+                              node.current_keys().identity)  # fmt: skip
     b.stop()
     with open_node(b.home, b.env) as node, pytest.raises(ReceiptConflict) as refused:
         accept_receipt(node, tid, other)
     assert refused.value.code == "receipt.conflict" and refused.value.field == "sequence"
+    with open_node(b.home, b.env) as node, pytest.raises(ReceiptMismatch):  # checked first (§5.3 step 5)
+        accept_receipt(node, tid, posing)
     b.start()
     assert _messages(b, tid) == ["Code read to you by phone at 10:05"]
 
@@ -322,12 +348,14 @@ def _messages(d, transfer_id: str) -> list[str]:
 def test_a_full_thread_takes_no_more_messages_and_the_writer_is_told(pair) -> None:
     a, b, _ = pair
     tid = _send(a, "--student", "100001")["transfer_id"]
-    _fill_thread(b, tid, 500)
+    _fill_thread(b, tid, 499)
+    a.cli("transfers", "message", tid, "The last place", "--as", "coord")  # the 500th at B: taken
+    _wait(lambda: "The last place" in _messages(b, tid))
     # B's own coordinator is refused before anything is signed, and told whom to call.
     refused = b.cli("transfers", "message", tid, "One more thing", "--as", "coord", ok=False)
     assert "thread.full" in refused.stderr and "already holds 500 messages" in refused.stderr
     assert "call a.example.org's transfer coordinator instead: " in refused.stderr
-    # A's thread holds none, so A signs and sends; B refuses it for good, and A's coordinators hear of it.
+    # A's thread holds one, so A signs and sends; B refuses it for good, and A's coordinators hear of it.
     written = a.cli("transfers", "message", tid, "Did it arrive?", "--as", "coord", ok=False)
     assert "Refused by b.example.org, for good: thread.full" in written.stderr
     subject = f"b.example.org did not take a message about transfer {tid}"
@@ -335,13 +363,23 @@ def test_a_full_thread_takes_no_more_messages_and_the_writer_is_told(pair) -> No
     assert "thread.full" in notice["body"] and f"satchel transfers show {tid}" in notice["body"]
     assert "Tell their transfer coordinator by phone or e-mail (Cory Coordinator, " in notice["body"]
     # A's timeline says which of its messages did not arrive, and why.
-    (mine,) = [e for e in json.loads(a.cli("transfers", "show", tid, "--json").stdout)["timeline"]
-               if e["kind"] == "message"]  # fmt: skip
+    first, mine = [e for e in json.loads(a.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+                   if e["kind"] == "message"]  # fmt: skip
+    assert first["delivery"]["status"] == "delivered"
     assert mine["delivery"]["status"] == "not delivered" and "thread.full" in mine["delivery"]["last_error"]
     assert "text=Did it arrive? [signed] [not delivered: thread.full: " in a.cli("transfers", "show", tid).stdout
     # Nothing of the refused message is kept at B.
     timeline = json.loads(b.cli("transfers", "show", tid, "--json").stdout)["timeline"]
     assert "Did it arrive?" not in json.dumps(timeline)
+    # The message B kept, delivered again into the full thread, is a redelivery: answered, not refused.
+    import sqlite3
+
+    job_id = f"receipt-{tid}-sender-{first['detail']['sequence']}"
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE outbox SET status = 'pending', done_at = NULL, leased_until = NULL,"
+                     " next_attempt_at = '2000-01-01T00:00:00Z' WHERE job_id = ?", [job_id])  # fmt: skip
+    _wait(lambda: outbox_status(a, job_id) == "done")
+    assert _messages(b, tid).count("The last place") == 1
     # Where the hint sends a coordinator for the other district's contact.
     assert "Transfer coordinator: Cory Coordinator, " in a.cli("peers", "show", "b.example.org").stdout
     shown = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)

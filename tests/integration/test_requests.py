@@ -411,12 +411,14 @@ def test_a_full_request_thread_takes_no_more_messages(pair) -> None:
 
     a, b, _ = pair
     request_id = _requested(a, b, "100002")
-    with sqlite3.connect(a.home / "satchel.db") as conn:  # as if 500 messages had been written already
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # as if 499 messages had been written, both ways
         conn.executemany(
             "INSERT INTO request_messages (message_key, request_id, direction, signed, at)"
-            " VALUES (?, ?, 'in', x'00', '2026-12-01T00:00:00Z')",
-            [(hashlib.sha256(str(i).encode()).hexdigest(), request_id) for i in range(500)],
+            " VALUES (?, ?, ?, x'00', '2026-12-01T00:00:00Z')",
+            [(hashlib.sha256(str(i).encode()).hexdigest(), request_id, ("in", "out")[i % 2]) for i in range(499)],
         )
+    b.cli("requests", "message", request_id, "The last place", "--as", "coord")  # the 500th at A: taken
+    _wait(lambda: _count(a, request_id) == 500)
     refused = a.cli("requests", "message", request_id, "One more question", "--as", "coord", ok=False).stderr
     assert "thread.full" in refused and f"records request {request_id} already holds 500 messages" in refused
     assert "call b.example.org's transfer coordinator instead: Cory Coordinator, " in refused
@@ -429,10 +431,14 @@ def test_a_full_request_thread_takes_no_more_messages(pair) -> None:
     # B's view of the request says which of its words arrived: the request did, the message did not.
     shown = _json(b, "requests", "show", request_id, "--json")
     assert shown["delivery"]["status"] == "delivered"
-    (mine,) = shown["messages"]
+    first, mine = shown["messages"]
+    assert first["delivery"]["status"] == "delivered"
     assert mine["delivery"]["status"] == "not delivered" and "thread.full" in mine["delivery"]["last_error"]
     text = b.cli("requests", "show", request_id).stdout
     assert "[delivered]" in text and "(b.example.org): [not delivered: thread.full: " in text
-    with sqlite3.connect(a.home / "satchel.db") as conn:
-        kept = conn.execute("SELECT count(*) FROM request_messages WHERE request_id = ?", [request_id]).fetchone()
-    assert kept == (500,)
+    assert _count(a, request_id) == 500
+
+
+def _count(d, request_id: str) -> int:
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        return conn.execute("SELECT count(*) FROM request_messages WHERE request_id = ?", [request_id]).fetchone()[0]
