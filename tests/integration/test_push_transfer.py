@@ -125,6 +125,28 @@ def test_transfers_off_on_either_side(pair) -> None:
     assert json.loads(a.cli("transfers", "list", "--json").stdout) == []
 
 
+def test_a_receiver_switched_off_meanwhile_gets_the_envelope_once_it_is_on_again(pair) -> None:
+    import sqlite3
+
+    a, b, _ = pair
+    b.stop()
+    tid = _send(a, "--student", "100001")["transfer_id"]  # B was on when A last heard of it
+    b.cli("transfers", "disable", "--as", "coord")
+    b.start()
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+
+    def job() -> tuple[str, str | None]:
+        with sqlite3.connect(a.home / "satchel.db") as conn:
+            return conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
+                                [f"envelope-{tid}"]).fetchone()  # fmt: skip
+
+    _wait(lambda: (job()[1] or "").startswith("transfer.disabled"))
+    assert job()[0] == "pending" and _state(a, tid) == "sealed"  # "later", not "never" (spec/transfer.md §7)
+    b.cli("transfers", "enable", "--as", "coord")
+    a.cli("transfers", "retry", tid, "--as", "coord")
+    _wait(lambda: _state(a, tid) == "delivered")
+
+
 def test_receiver_offline_then_back_is_delivered_once_by_retry(pair) -> None:
     a, b, _ = pair
     b.stop()
