@@ -47,3 +47,13 @@ def test_no_stale_documentation() -> None:
 
 def test_catalog_is_not_empty() -> None:
     assert len(CLASSES) > 10
+
+
+def test_codes_named_by_the_retry_rules_exist() -> None:
+    """A misspelt code in a retry list matches nothing, and turns "later" into "never" (it happened once:
+    'transfers.disabled')."""
+    from node.outbox_worker import RETRIED_FOR_REQUESTS
+    from protocol.transfer_states import RETRYABLE_CODES
+
+    known = {c.code for c in CLASSES}
+    assert (RETRYABLE_CODES | RETRIED_FOR_REQUESTS) - known == set()
