@@ -107,6 +107,24 @@ class _Plan:
         return len(self.remembered)
 
 
+class ImportCancelledWhileRunning(SatchelError):
+    """Another coordinator cancelled the import while this run was writing it; the run stopped, and what it had
+    written was removed by the cancellation."""
+
+    code = "import.cancelled"
+    default_hint = "preview the transfer again and run the import when the coordinators agree it should"
+
+
+def _still_running(run: _Run) -> None:
+    """Inside a write transaction: refuse to write more of an import that was cancelled since the run began
+    (cancel removes what the batches before wrote and deletes the import; its transaction and each batch's
+    take the same write lock, so one comes wholly before the other)."""
+    now = imports.get(run.node.db, run.found.transfer_id)
+    if now is None or now.import_id != run.found.import_id or now.status != "running":
+        raise ImportCancelledWhileRunning(f"the import of transfer {run.found.transfer_id} was cancelled while it ran",
+                                          field="ID")  # fmt: skip
+
+
 def run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress | None = None) -> RunResult:
     """``progress`` hears how many of the students still to import are done, after each batch."""
     with gc_paused():  # a grade is some 300,000 small objects, none of them cyclic
@@ -143,7 +161,7 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
         _import_batch(context, queue, by_sis, records_of)
         if progress is not None:
             progress(len(pending) - len(queue), len(pending))
-    return _finish(node, found, user.username)
+    return _finish(context)
 
 
 def _import_batch(
@@ -152,12 +170,16 @@ def _import_batch(
 ) -> None:  # fmt: skip
     """Take students off ``queue`` and import them in one transaction (see the module's docstring)."""
     db = run.node.db
-    started = time.monotonic()
     with write_transaction(db):
+        started = time.monotonic()  # once the write lock is held: waiting for it is not planning
+        _still_running(run)
         existing = _existing(run, islice(queue, run.batch), by_sis)
         plans: list[_Plan] = []
         skipped: list[tuple[ImportStudent, str]] = []
-        while queue and len(plans) + len(skipped) < run.batch and time.monotonic() - started < BATCH_SECONDS:
+        # At least one student a batch, however slow the look-up was: a batch that took none would repeat.
+        while queue and len(plans) + len(skipped) < run.batch and (
+            (not plans and not skipped) or time.monotonic() - started < BATCH_SECONDS
+        ):
             student = queue.popleft()
             try:
                 plans.append(_plan(run, by_sis[student.sender_sis_id], records_of.get(student.sender_sis_id, []),
@@ -206,6 +228,22 @@ def _existing(
         elif action == "new":
             wanted.append(_new_sis_id(run.found, by_sis[student.sender_sis_id]))
     return match_index.lookup_sis_ids(run.node.db, wanted)
+
+
+_NEEDS_REVIEW = "needs review: the match is uncertain"
+# What the signed `imported` receipt says of skipped students. The reasons kept here name this district's own
+# students ("SIS id 100234 already belongs to Ana Diaz") and database errors; the other district gets the
+# kind of problem only, never data of students it did not send.
+_SENDER_WORDS = (
+    (_NEEDS_REVIEW, "needs review at the receiving district"),
+    ("SIS id ", "its SIS id is already taken at the receiving district"),
+    ("missing from the blob store", "a document's content is missing at the receiving district"),
+)
+
+
+def _told_to_sender(reason: str) -> str:
+    return next((words for phrase, words in _SENDER_WORDS if phrase in reason),
+                "not imported at the receiving district (its import log says why)")  # fmt: skip
 
 
 def _reason(exc: Exception) -> str:
@@ -309,7 +347,7 @@ def _destination(
 ) -> tuple[str, bool]:  # fmt: skip
     action, sis_id = student.target
     if action == "later":
-        raise InvalidInput("needs review: the match is uncertain", field="match",
+        raise InvalidInput(_NEEDS_REVIEW, field="match",
                            hint="decide with `satchel import match ID STUDENT --to SIS_ID | --new`")  # fmt: skip
     if action == "link":
         assert sis_id is not None
@@ -343,7 +381,8 @@ def _coordinator_step(node: Node, row: TransferRow, event: TransferEvent, actor:
     step(node, row, event, actor=Actor.RECEIVER_COORDINATOR, actor_name=actor)
 
 
-def _finish(node: Node, found: Import, actor: str) -> RunResult:
+def _finish(run: _Run) -> RunResult:
+    node, found, actor = run.node, run.found, run.actor
     rows = imports.students(node.db, found.import_id)
     imported = [s for s in rows if s.result == "imported"]
     skipped = [(s.sender_sis_id, s.result_reason or "skipped") for s in rows if s.result != "imported"]
@@ -358,13 +397,14 @@ def _finish(node: Node, found: Import, actor: str) -> RunResult:
     else:
         result = "failed"
         reference = reference_for(found.import_id)
-    reasons = Counter(reason for _, reason in skipped)
+    reasons = Counter(_told_to_sender(reason) for _, reason in skipped)
     counts = ImportCounts(
         students_total=total, students_imported=len(imported), students_with_changes=changed,
         documents=sum(s.documents for s in imported), scores=sum(s.scores for s in imported),
         skipped=tuple(SkippedStudents(reason=r[:200], count=n) for r, n in reasons.most_common(10)),
     )  # fmt: skip
     with write_transaction(node.db):
+        _still_running(run)
         row = store.require(node.db, found.transfer_id, local_domain=node.config.node.domain)
         event = (
             ImportFinished(counts=counts)

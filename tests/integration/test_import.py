@@ -165,6 +165,16 @@ def test_uncertain_students_wait_for_review_and_conflicts_are_skipped(pair, tmp_
     reason = {s["student"]: s["reason"] for s in second["skipped"]}["400002"]
     assert "100005 already belongs to" in reason
     assert second["reference"].startswith("IMP-")
+
+    # The sender's signed receipt says what kind of problem it was, and nothing of B's own student.
+    def skipped_at_sender() -> dict | None:
+        timeline = _json(a, "transfers", "show", tid, "--json")["timeline"]
+        counts = [e["detail"]["counts"] for e in timeline if e["kind"] == "imported"]  # one per run
+        return counts[-1]["skipped"] if len(counts) == 2 else None
+
+    _wait(lambda: skipped_at_sender() is not None)
+    assert skipped_at_sender() == {"its SIS id is already taken at the receiving district": 1}
+    assert "Noah" not in json.dumps(_json(a, "transfers", "show", tid, "--json"))
     assert any(s["sis_id"] == "B-9001" for s in _json(b, "students", "search", "martines", "--json"))
 
 
@@ -186,6 +196,35 @@ def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None
     assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
     b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with changes"
+
+
+def test_an_import_cancelled_while_it_runs_stops_and_leaves_nothing(pair, tmp_path: Path) -> None:
+    import pytest
+
+    from node import import_run
+    from node.home import open_node
+
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    tid = _send_accept(a, b, "300001", "300002", "100001")
+    before = _snapshot(b.home)
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    b.stop()
+    env = {**b.env, "SATCHEL_IMPORTS_BATCH_STUDENTS": "1"}  # a batch per student: room to cancel in between
+    with open_node(b.home, env) as running, open_node(b.home, env) as other:
+
+        def cancel_after_the_first(done: int, total: int) -> None:
+            if done == 1:  # a second coordinator cancels while the run is between batches
+                import_run.cancel(other, actor="coord", transfer_id=tid)
+
+        with pytest.raises(import_run.ImportCancelledWhileRunning) as stopped:
+            import_run.run(running, actor="coord", transfer_id=tid, progress=cancel_after_the_first)
+    assert stopped.value.code == "import.cancelled"
+    b.start()
+    assert _snapshot(b.home) == before  # the first batch was removed by the cancel, and none came after it
+    assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 3
 
 
 def _snapshot(home: Path) -> tuple:
