@@ -115,12 +115,25 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
             )  # fmt: skip
     except PeerRefused as exc:
         if is_permanent_refusal(exc.status, exc.peer_code):
-            with write_transaction(node.db):
-                fresh = store.require(node.db, transfer_id, local_domain=local)
-                step(node, fresh, DeliveryRefused(error_code=exc.peer_code), actor=Actor.RECEIVER_NODE,
-                     actor_name=row.peer)  # fmt: skip
+            _refused_for_good(node, job, row, exc)
         raise
     accept_receipt(node, transfer_id, response.body)
+
+
+def _refused_for_good(node: Node, job: outbox.Job, row: TransferRow, exc: PeerRefused) -> None:
+    """The receiver will never take this envelope: the transfer becomes ``undeliverable`` (its coordinators are
+    told), the refusal is kept on the job and in the timeline, and the sealed copy goes."""
+    error = f"{exc.peer_code}: {exc.message}"
+    with write_transaction(node.db):
+        # Failed before the machine withdraws the job (DROP_FROM_OUTBOX), so the job keeps why.
+        outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
+        fresh = store.require(node.db, row.transfer_id, local_domain=node.config.node.domain)
+        outcome = step(node, fresh, DeliveryRefused(error_code=exc.peer_code), actor=Actor.SENDER_NODE,
+                       actor_name=row.peer)  # fmt: skip
+        store.add_event(node.db, row.transfer_id, at=now_iso(), direction="local", kind="refused", actor=row.peer,
+                        detail={"error": error[:500]})  # fmt: skip
+    for action in outcome.after_commit:
+        carry_out(node, fresh, action)
 
 
 # Answers to a resumed upload after which the whole envelope is the thing to send: nothing (or no longer the

@@ -147,6 +147,31 @@ def test_a_receiver_switched_off_meanwhile_gets_the_envelope_once_it_is_on_again
     _wait(lambda: _state(a, tid) == "delivered")
 
 
+def test_an_envelope_refused_for_good_makes_the_transfer_undeliverable_and_says_why(pair) -> None:
+    import sqlite3
+
+    a, b, _ = pair
+    b.stop()
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    # Meanwhile B learned that A's identity key was revoked (a stolen laptop, say): B will never take it.
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.execute("UPDATE peer_keys SET status = 'revoked' WHERE domain = 'a.example.org'")
+    b.start()
+    retried = a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    assert "Refused by b.example.org, for good: signature." in retried.stderr
+    _wait(lambda: _state(a, tid) == "undeliverable")
+    shown = json.loads(a.cli("transfers", "show", tid, "--json").stdout)
+    (refused,) = [e for e in shown["timeline"] if e["kind"] == "refused"]
+    assert refused["actor"] == "b.example.org" and refused["detail"]["error"].startswith("signature.")
+    assert any(i["subject"] == f"Transfer {tid} could not be delivered to b.example.org"
+               for i in json.loads(a.cli("inbox", "--json").stdout))  # fmt: skip
+    assert not list((a.home / "envelopes" / "out").glob(f"{tid}*"))  # the sealed copy has no use left
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        status, error = conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
+                                     [f"envelope-{tid}"]).fetchone()  # fmt: skip
+    assert status == "failed" and error.startswith("signature.")
+
+
 def test_receiver_offline_then_back_is_delivered_once_by_retry(pair) -> None:
     a, b, _ = pair
     b.stop()
