@@ -21,7 +21,7 @@ from node.import_preview import Preview, preview
 from node.operators import authorize, record
 from node.runtime import Runtime
 from node.transfer_actions import accept, reject
-from protocol import NotFound, SatchelError
+from protocol import MalformedMessage, NotFound, SatchelError
 from protocol.json_strict import dumps_canonical, loads_object, take
 from protocol.transfer_code import check_usable_here, parse_transfer_code
 from storage import peers
@@ -68,11 +68,18 @@ async def claim(node: Node, rt: Runtime, *, actor: str | None, text: str, school
                                     expect_domain=source)  # fmt: skip
     answer = loads_object(response.body, what=f"{source}'s answer to the claim")  # signed, but still checked
     transfer_id = take(answer, "transfer_id", str, what="the claim's answer")
-    given_code = take(answer, "envelope_code", str, what="the claim's answer")
+    # A repeated claim's answer may leave the code out (spec/codes.md §7.5): the first answer's is kept here.
+    given_code = take(answer, "envelope_code", str, what="the claim's answer", optional=True)
     with write_transaction(node.db):
         known = node.db.execute(
             "SELECT code FROM code_claims WHERE transfer_id = ?", [transfer_id]
         ).fetchone()
+        if known is None and given_code is None:
+            raise MalformedMessage(
+                f"{source} answered the claim without the code of transfer {transfer_id}, and none is kept here",
+                field="envelope_code", hint=f"ask {source}'s transfer coordinator to read you the code of transfer "
+                                            f"{transfer_id}, then `satchel accept {transfer_id} --code CODE`",
+            )  # fmt: skip
         if known is None:
             node.db.execute(
                 "INSERT INTO code_claims (transfer_id, source_domain, code, school, claimed_at) VALUES (?, ?, ?, ?, ?)",

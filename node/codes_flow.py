@@ -38,7 +38,7 @@ from protocol.json_strict import loads_object, take
 from protocol.receipts import ReceiptKind
 from protocol.signed_document import unb64url
 from protocol.transfer_code import TransferCode
-from storage import students
+from storage import students, transfers
 from storage.database import write_transaction
 
 THROTTLE = Throttle()
@@ -229,7 +229,9 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
         raise CodeUnknown("no transfer code matches", field="code_id")
     status, _key, scope = found
     if status.state is CodeState.CLAIMED and status.claimed_by == caller and status.transfer_id:
-        return _answer(node, status.transfer_id, scope, None)
+        # Claimed again by the same district, with a fresh proof: its first answer may have been lost (or the
+        # records had not arrived when it looked), so it gets the envelope's code again while that is kept.
+        return _answer(node, status.transfer_id, scope, transfers.get_code(node.db, status.transfer_id))
     # Check every refusal (expired, used, wrong destination, ...) before sealing anything.
     apply(status, Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE, now=now)
     enrolled = _scope_students(node, scope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import time
@@ -119,3 +120,42 @@ def test_guessing_is_answered_alike_and_throttled(pair) -> None:
             conn.execute("SELECT count(*) FROM claim_failures WHERE peer = 'b.example.org'").fetchone()[0]
             >= 2
         )
+
+
+def test_a_code_claimed_again_by_the_same_district_gives_the_same_transfer(pair) -> None:
+    import os
+
+    from crypto import parse_code, transfer_code_credentials, transfer_code_proof
+    from node.codes_flow import handle_claim
+    from node.home import open_node
+    from protocol.json_strict import dumps_canonical
+    from protocol.transfer_code import parse_transfer_code
+
+    a, b, _ = pair
+    code = _json(a, "codes", "create", "--student", "100001", "--for", "b.example.org", "--as", "coord",
+                 "--json")["code"]  # fmt: skip
+    # B's first answer was lost on the way (a timeout, a crash): A has claimed the code and sealed the records.
+    parsed = parse_transfer_code(code, parse_code=parse_code)
+    code_id, key = transfer_code_credentials(parsed.code, parsed.source_domain)
+
+    def body() -> bytes:  # a fresh proof each time, as `satchel claim` makes
+        nonce = os.urandom(16)
+        proof = transfer_code_proof(key, destination="b.example.org", nonce=nonce)
+        b64 = [base64.urlsafe_b64encode(v).rstrip(b"=").decode() for v in (code_id, nonce, proof)]
+        return dumps_canonical(dict(zip(("code_id", "nonce", "proof"), b64, strict=True)))
+
+    a.stop()
+    with open_node(a.home, a.env) as node:
+        first = handle_claim(node, caller="b.example.org", body=body())
+        again = handle_claim(node, caller="b.example.org", body=body())
+    assert again["transfer_id"] == first["transfer_id"]
+    assert again["envelope_code"] == first["envelope_code"]  # the code again, while A still keeps it
+    a.start()
+    # B enters the code again: the same transfer arrives, opens with the code and is previewed.
+    claimed = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")
+    assert claimed["transfer_id"] == first["transfer_id"]
+    assert _json(b, "transfers", "show", claimed["transfer_id"], "--json")["state"] == "accepted"
+    # Once B has opened it, A no longer keeps the code; a claim made again still finds the same transfer.
+    _wait(lambda: _json(a, "transfers", "show", claimed["transfer_id"], "--json")["state"] == "accepted")
+    third = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")
+    assert third["transfer_id"] == first["transfer_id"]
