@@ -339,6 +339,17 @@ def test_late_receipts_are_recorded_and_change_nothing() -> None:
     assert result.effects == (RecordReceipt(receipt=late.receipt),)
 
 
+def test_an_earlier_import_receipt_arriving_last_moves_nothing_back() -> None:
+    """A failed or partial import run again, or cancelled and the transfer rejected: its receipts are separate
+    deliveries, so the earlier one may arrive after the final one (spec/transfer.md §3.7)."""
+    failed = from_receiver(ReceiptKind.FAILED, reference="IMP-AAAA-BBBB", reason="failed")
+    partial = from_receiver(ReceiptKind.IMPORTED, counts=PARTIAL)
+    for final in (SenderState.IMPORTED, SenderState.REJECTED):
+        for late in (failed, partial):
+            result = apply(sender(final), late, actor=Actor.RECEIVER_NODE, now=NOW)
+            assert result.status == sender(final) and result.effects == (RecordReceipt(receipt=late.receipt),)
+
+
 def test_partial_import_receipts_are_told_apart_by_their_counts() -> None:
     partial = from_receiver(ReceiptKind.IMPORTED, counts=PARTIAL)
     assert event_name(sender(), partial) is E.RECEIPT_PARTIALLY_IMPORTED
