@@ -194,7 +194,7 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
     from node import claiming, import_run
 
     with opened(home) as node:
-        removed = import_run.cancel(node, actor=actor, transfer_id=transfer_id)
+        cancelled = import_run.cancel(node, actor=actor, transfer_id=transfer_id)
         went_back = claiming.is_claimed(node, transfer_id)
         if went_back:
             claiming.go_back(node, actor=actor, transfer_id=transfer_id)
@@ -202,7 +202,12 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
         click.echo("Import cancelled; the records go back and the transfer code can be entered again.")
         deliver_now(home)
     else:
-        click.echo(f"Import cancelled; {removed:,} record(s) removed. The transfer waits in staging.")
+        click.echo(f"Import cancelled; {cancelled.records_removed:,} record(s) removed. The transfer waits in "
+                   f"staging.")  # fmt: skip
+    if cancelled.students_kept:
+        click.echo(f"Kept {len(cancelled.students_kept):,} student(s) the import had created, because records "
+                   f"added here since, or the SIS roster, now name them: {', '.join(cancelled.students_kept)}. "
+                   f"See them with `satchel students show SIS_ID`.")  # fmt: skip
 
 
 @import_group.command("log", context_settings=CONTEXT)

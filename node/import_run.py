@@ -421,7 +421,26 @@ def _finish(run: _Run) -> RunResult:
     return RunResult(result, reference, len(imported), total, skipped)
 
 
-def cancel(node: Node, *, actor: str | None, transfer_id: str) -> int:
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    records_removed: int
+    # Students the import created that stay: a record added here since names them, or the SIS roster has
+    # taken them over (they are this district's own students now).
+    students_kept: tuple[str, ...] = ()
+
+
+def _removable(node: Node, sis_id: str, source_id: str) -> bool:
+    """Whether a student an import created is still only that import's (its records were removed just now)."""
+    row = node.db.execute("SELECT source_id FROM students WHERE sis_id = ?", [sis_id]).fetchone()
+    if row is None or row[0] != source_id:
+        return False
+    return not any(
+        node.db.execute(f"SELECT 1 FROM {table} WHERE student_sis_id = ? LIMIT 1", [sis_id]).fetchone()
+        for table in ("documents", "cases", "assessment_results")
+    )
+
+
+def cancel(node: Node, *, actor: str | None, transfer_id: str) -> Cancelled:
     """Undo an import that is not complete: everything it wrote goes, and it can be started again."""
     user = authorize(node, actor, "transfers.act")
     found = imports.require(node.db, transfer_id)
@@ -442,12 +461,15 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> int:
                 node.db.execute("DELETE FROM cases WHERE case_id = ?", [local_id])
             else:
                 node.db.execute("DELETE FROM assessment_results WHERE result_id = ?", [local_id])
+        kept = []
         for student in imports.students(node.db, found.import_id):
             if student.created_student and student.destination_sis_id:
-                node.db.execute(
-                    "DELETE FROM student_match_keys WHERE sis_id = ?", [student.destination_sis_id]
-                )
-                node.db.execute("DELETE FROM students WHERE sis_id = ?", [student.destination_sis_id])
+                sis_id = student.destination_sis_id
+                if not _removable(node, sis_id, f"import:{found.source_domain}:{student.sender_sis_id}"):
+                    kept.append(sis_id)
+                    continue
+                node.db.execute("DELETE FROM student_match_keys WHERE sis_id = ?", [sis_id])
+                node.db.execute("DELETE FROM students WHERE sis_id = ?", [sis_id])
         imports.forget_records(node.db, found.import_id)
         imports.delete(node.db, found.import_id)
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
@@ -456,8 +478,9 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> int:
             row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         if row.status.state is ReceiverState.IMPORTING:
             _coordinator_step(node, row, TransferEvent.CANCEL_IMPORT, user.username)
-        record(node, user.username, "import.cancel", transfer_id, {"records_removed": len(written)})
+        record(node, user.username, "import.cancel", transfer_id,
+               {"records_removed": len(written), "students_kept": kept})  # fmt: skip
     # The transfer is accepted again and still holds its blobs for the next run; only blobs of documents
     # that came from elsewhere and are no longer used go.
     drop_unused(node, blobs)
-    return len(written)
+    return Cancelled(len(written), tuple(kept))

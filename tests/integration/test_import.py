@@ -198,6 +198,24 @@ def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with changes"
 
 
+def test_cancel_keeps_a_created_student_that_records_added_since_name(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    tid = _send_accept(a, b, "300001", "300002")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    b.cli("import", "match", tid, "300002", "--later", "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    (zara,) = _json(b, "students", "search", "okonkwo", "--json")
+    note = tmp_path / "nurse.pdf"
+    note.write_bytes(os.urandom(5_000))  # the nurse files a note for the new student before anyone cancels
+    b.cli("documents", "add", zara["sis_id"], str(note), "--type", "other", "--as", "coord")
+    cancelled = b.cli("import", "cancel", tid, "--as", "coord").stdout
+    assert "Kept 1 student(s) the import had created" in cancelled and zara["sis_id"] in cancelled
+    assert _json(b, "students", "search", "okonkwo", "--json") == [zara]
+    assert len(_json(b, "documents", "list", zara["sis_id"], "--json")) == 1
+    assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
+
+
 def test_an_import_cancelled_while_it_runs_stops_and_leaves_nothing(pair, tmp_path: Path) -> None:
     import pytest
 
