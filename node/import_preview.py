@@ -128,9 +128,8 @@ def preview(
             values = {"match_status": outcome.status, "proposed_sis_id": outcome.local_sis_id, "score": outcome.score,
                       "method": outcome.method, "candidates": [list(c) for c in outcome.candidates],
                       "reasons": list(outcome.reasons)}  # fmt: skip
-            if student.sis_id in known:
-                imports.update_student(node.db, transfer_id, student.sis_id, match_status=outcome.status,
-                                       proposed_sis_id=outcome.local_sis_id, score=outcome.score)  # fmt: skip
+            if student.sis_id in known:  # matched again: the reasons and candidates shown beside a decision too
+                imports.update_student(node.db, transfer_id, student.sis_id, **values)
             else:
                 imports.add_student(node.db, import_id=transfer_id, position=position, sender_sis_id=student.sis_id,
                                     **values)  # fmt: skip

@@ -135,6 +135,7 @@ def students(db: sqlite_utils.Database, import_id: str) -> list[ImportStudent]:
 
 
 def update_student(db: sqlite_utils.Database, import_id: str, sender_sis_id: str, **changes: Any) -> None:
+    changes = {k: json.dumps(v) if k in ("candidates", "reasons") else v for k, v in changes.items()}
     update_rows(db, "import_students", changes, {"import_id": import_id, "sender_sis_id": sender_sis_id})
 
 

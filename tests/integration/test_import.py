@@ -198,6 +198,25 @@ def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with changes"
 
 
+def test_a_second_preview_shows_the_new_match_with_its_own_reasons(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    quinn = {"given_name": "Quinlan", "birth_date": "2011-05-06", "sex": "M", "grade": "08"}
+    a.cli("roster", "import", str(write_bundle(tmp_path / "a-q", make_bundle([
+        {**quinn, "sis_id": "400009", "family_name": "Oyelaran"}]))), "--as", "coord")  # fmt: skip
+    tid = _send_accept(a, b, "400009")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    (first,) = _json(b, "import", "review", tid, "--json")
+    assert first["match_status"] == "new", first
+    # The nightly SIS sync brings him in under a misspelt family name: matched again, he is a candidate.
+    b.cli("roster", "import", str(write_bundle(tmp_path / "b-q", make_bundle([
+        {**quinn, "sis_id": "B-9009", "family_name": "Oyelaren", "school_id": "0101",
+         "school_name": "Lincoln Middle School"}]))), "--as", "coord")  # fmt: skip
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    (second,) = _json(b, "import", "review", tid, "--json")
+    assert second["match_status"] != "new" and second != first, second
+    assert second["reasons"] != first["reasons"] and second["candidates"] != first["candidates"]
+
+
 def test_cancel_keeps_a_created_student_that_records_added_since_name(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
