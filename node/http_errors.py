@@ -131,6 +131,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "code.transition_not_allowed": 409,
     "code.actor_not_allowed": 403,
     "mail.failed": 502,
+    "mail.refused": 502,
     "transfer.peer_unknown": 404,
     "transfer.peer_untrusted": 403,
     "transfer.peer_disabled": 409,

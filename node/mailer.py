@@ -20,6 +20,13 @@ class MailFailed(SatchelError):
     default_hint = "check the [smtp] settings in satchel.toml and that the mail server is reachable"
 
 
+class MailRefused(SatchelError):
+    """The SMTP server refused the message for good (a 5xx answer to its recipient or its content)."""
+
+    code = "mail.refused"
+    default_hint = "check the operator's e-mail address (`satchel users list`); the inbox still holds the notice"
+
+
 def build_message(smtp: SmtpSection, *, to: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = smtp.sender or "satchel@localhost"
@@ -42,6 +49,14 @@ def _send(smtp: SmtpSection, message: EmailMessage) -> None:
             if smtp.username:
                 client.login(smtp.username, smtp.password)
             client.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        if all(500 <= code < 600 for code, _ in exc.recipients.values()):
+            raise MailRefused(f"{smtp.host} refused {', '.join(exc.recipients)} for good") from exc
+        raise MailFailed(f"{smtp.host} refused {', '.join(exc.recipients)} for now") from exc
+    except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+        if 500 <= exc.smtp_code < 600:
+            raise MailRefused(f"{smtp.host} refused the message for good: {exc.smtp_code}") from exc
+        raise MailFailed(f"{smtp.host} refused the message for now: {exc.smtp_code}") from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise MailFailed(
             f"could not send mail through {smtp.host}:{smtp.port}: {type(exc).__name__}"

@@ -1,19 +1,22 @@
 """Telling people: an inbox entry per notification, and an e-mail to each coordinator through the outbox.
 
 Notifications are written in the transaction of the change they report; the e-mails ride the durable
-outbox, so a mail server that is down delays them but never loses them. Texts name transfers, districts
-and counts, never a student's record contents.
+outbox, so a mail server that is down delays them (14 days at most; the inbox entry stays after that).
+Texts name transfers, districts and counts, never a student's record contents.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
-from node.clock import new_id, now_iso
+from node.clock import iso, new_id, now_iso, utc_now
 from node.home import Node
 from storage import outbox, users
 
 EMAIL_KIND = "email"
+# A mail server down for longer than this: the e-mail is given up; the inbox entry stays, so nothing is lost.
+MAIL_RETRY_DAYS = 14
 
 
 def notify_coordinators(node: Node, *, subject: str, body: str, transfer_id: str | None = None) -> str:
@@ -33,6 +36,7 @@ def notify_coordinators(node: Node, *, subject: str, body: str, transfer_id: str
             outbox.enqueue(
                 node.db, job_id=f"{notification_id}-{user.username}", kind=EMAIL_KIND, peer="smtp",
                 url=f"smtp://{node.config.smtp.host}", payload=payload, content_type="application/json", now=now,
+                expires_at=iso(utc_now() + timedelta(days=MAIL_RETRY_DAYS)),
             )  # fmt: skip
     return notification_id
 

@@ -18,7 +18,7 @@ from node.appkeys import NODE
 from node.background_errors import log_failure
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
-from node.mailer import MailFailed
+from node.mailer import MailFailed, MailRefused
 from node.notify import EMAIL_KIND
 from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
 from node.peers import PeerUnreachable
@@ -70,6 +70,9 @@ async def deliver_due(
             await _deliver(node, client, job)
         except MailFailed as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
+            continue
+        except MailRefused as exc:  # a 5xx for this address: trying again sends nothing more
+            _give_up(node, job, f"{exc.code}: {exc.message}")
             continue
         except PeerRefused as exc:
             # The other node's own hint is written for whoever sent the request: keep it for our operator.
