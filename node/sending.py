@@ -7,9 +7,10 @@ crash at any point leaves either nothing or a complete pending transfer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -211,7 +212,7 @@ def _send(
                           expires=expires, envelope_digest=digest)  # fmt: skip
     stamp = now_iso()
     documents = len(contents.documents)
-    with write_transaction(node.db):
+    with _unlinked_unless_kept(final), write_transaction(node.db):
         store.insert(
             node.db, status, now=stamp, kind=kind, created_by=user.username, note=note, owner=owner,
             students=len(contents.manifest.students), documents=documents, records=len(contents.manifest.records),
@@ -246,6 +247,17 @@ def _send(
         length,
         iso(row.status.expires) if row.status.expires else "",
     )
+
+
+@contextlib.contextmanager
+def _unlinked_unless_kept(envelope: Path) -> Iterator[None]:
+    """The sealed envelope goes again when the transaction that would name it does not commit (say a
+    cancellation crossed a release while it was sealed): no row would ever point at it."""
+    try:
+        yield
+    except BaseException:
+        envelope.unlink(missing_ok=True)
+        raise
 
 
 def _seal(

@@ -442,3 +442,22 @@ def test_a_transfer_message_is_refused_in_the_coordinators_words(pair) -> None:
         assert said in refused and "Field: TEXT" in refused and "at most 8,000 characters" in refused
     a.cli("transfers", "message", tid, "Pasted from a Windows file\r\nsecond line", "--as", "coord")
     assert _messages(a, tid) == ["Pasted from a Windows file\nsecond line"]
+
+
+def test_a_sealed_envelope_whose_transfer_is_not_kept_is_not_left_behind(pair) -> None:
+    import pytest
+
+    from node.home import open_node
+    from node.manifest_builder import Selection
+    from node.sending import send
+    from protocol.request_states import RequestCancelled
+
+    a, _, _ = pair
+
+    def crossed(transfer_id: str) -> None:  # as a release does when the request was cancelled meanwhile
+        raise RequestCancelled("the requester cancelled the request while its release was sealed")
+
+    with open_node(a.home, a.env) as node, pytest.raises(RequestCancelled):
+        send(node, actor="coord", to="b.example.org", selection=Selection(students=("100001",)), in_transaction=crossed)
+    assert not [p for p in (a.home / "envelopes" / "out").iterdir() if p.is_file()]
+    assert json.loads(a.cli("transfers", "list", "--json").stdout) == []
