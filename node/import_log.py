@@ -41,9 +41,8 @@ def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
         incoming = by_sis[s.sender_sis_id]
         local = student_store.get(node.db, s.destination_sis_id) if s.destination_sis_id else None
         record = local.record if local else None
-        status = {"imported": "Imported", "skipped": "Skipped", "failed": "Failed"}.get(
-            s.result or "", "Not run"
-        )
+        status = {"imported": "Imported with changes" if s.changed else "Imported", "skipped": "Skipped",
+                  "failed": "Failed"}.get(s.result or "", "Not run")  # fmt: skip
         score_status = (
             "Not run" if s.result is None else f"Imported {s.scores}" if s.result == "imported" and s.scores
             else "No scores" if s.result == "imported" else "Skipped"

@@ -101,6 +101,7 @@ class _Plan:
     supersedes: list[tuple[str, str]] = field(default_factory=list)  # (old doc id, new doc id)
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
     gone: list[tuple[str, str, str]] = field(default_factory=list)  # (sender, record id, local id) to forget
+    changes: str | None = None  # what a conflict with this district's record changed ("imported with changes")
 
     @property
     def record_count(self) -> int:
@@ -204,8 +205,7 @@ def _import_batch(
         imports.finish_students(
             db, run.found.import_id, now=run.now,
             imported=[(p.student.sender_sis_id, p.sis_id, int(p.new_student is not None),
-                       len(p.documents), len(p.results), int(p.new_student is not None or p.record_count > 0))
-                      for p in written],
+                       len(p.documents), len(p.results), p.changes) for p in written],
             skipped=[(s.sender_sis_id, reason) for s, reason in skipped],
         )  # fmt: skip
         record_many(run.node, run.actor, "import.student", [
@@ -258,6 +258,9 @@ def _plan(
     if create:
         run.claimed.add(sis_id)
     plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
+    if not create:
+        local = existing.get(sis_id) or students.require(run.node.db, sis_id).record
+        plan.changes = _kept_here(local, incoming)
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
     for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
@@ -294,6 +297,23 @@ def _plan(
         plan.remembered.append((manifest.sender_domain, rec.record_id, rec.kind, local_id, found.import_id,
                                 found.transfer_id, sis_id))  # fmt: skip
     return plan
+
+
+_COMPARED = (("given_name", "given name"), ("family_name", "family name"), ("birth_date", "birth date"),
+             ("state_id", "state id"))
+
+
+def _kept_here(local: StudentRecord, incoming: ManifestStudent) -> str | None:
+    """Where the student this district already holds disagrees with what was sent: its own values stay (the
+    records are linked, never the demographics overwritten), and the import says so, "imported with changes"
+    in the vendor's words for a conflict with information already on the site."""
+    kept = []
+    for name, words in _COMPARED:
+        sent = str(getattr(incoming, name) or "")
+        mine = str(getattr(local, name) or "")
+        if sent and mine and sent.casefold() != mine.casefold():
+            kept.append(f"{words} {mine!r} kept (sent {sent!r})")
+    return "; ".join(kept) or None
 
 
 def _origins(found: Import, manifest: Manifest, now: str):

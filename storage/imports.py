@@ -203,17 +203,17 @@ def finish_students(
     import_id: str,
     *,
     now: str,
-    imported: Iterable[tuple[str, str, int, int, int, int]],
+    imported: Iterable[tuple[str, str, int, int, int, str | None]],
     skipped: Iterable[tuple[str, str]],
 ) -> None:
     """The per-student results of a batch: imported (sender sis id, destination sis id, created student,
-    documents, scores, changed) and skipped (sender sis id, reason)."""
+    documents, scores, the changes a conflict made or None) and skipped (sender sis id, reason)."""
     db.conn.executemany(
-        "UPDATE import_students SET result = 'imported', result_reason = NULL, destination_sis_id = ?,"
+        "UPDATE import_students SET result = 'imported', result_reason = ?, destination_sis_id = ?,"
         " created_student = ?, documents = ?, scores = ?, changed = ?, finished_at = ?"
         " WHERE import_id = ? AND sender_sis_id = ?",
-        [(dest, created, docs, scores, changed, now, import_id, sender) for sender, dest, created, docs, scores, changed
-         in imported],
+        [(changes, dest, created, docs, scores, int(changes is not None), now, import_id, sender)
+         for sender, dest, created, docs, scores, changes in imported],
     )  # fmt: skip
     db.conn.executemany(
         "UPDATE import_students SET result = 'skipped', result_reason = ?, finished_at = ?"

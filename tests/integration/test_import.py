@@ -77,7 +77,8 @@ def test_preview_review_run_log_and_receipt(pair, tmp_path: Path) -> None:
     assert _json(b, "students", "search", "okonkwo", "--json") == []  # preview writes no student
 
     result = _json(b, "import", "run", tid, "--as", "coord", "--json")
-    assert result["result"] == "imported with changes" and result["imported"] == 4
+    # The two matched students are held here exactly as sent; no conflict changed anything.
+    assert result["result"] == "imported with no changes" and result["imported"] == 4
     created = _json(b, "students", "search", "okonkwo", "--json")
     assert len(created) == 1 and created[0]["school_name"] == "Lincoln Middle School"
     docs = _json(b, "documents", "list", "100001", "--json")
@@ -174,6 +175,15 @@ def test_uncertain_students_wait_for_review_and_conflicts_are_skipped(pair, tmp_
 
     _wait(lambda: skipped_at_sender() is not None)
     assert skipped_at_sender() == {"its SIS id is already taken at the receiving district": 1}
+    # Ava is held here as Martines: linked, this district's spelling kept, and the import says so.
+    log = tmp_path / "log.csv"
+    b.cli("import", "log", tid, "--csv", str(log))
+    ava = next(r for r in csv.DictReader(log.open()) if r["SourceStudentId"] == "400003")
+    assert ava["SourceImportStatus"] == "Imported with changes"
+    assert ava["Reason"] == "family name 'Martines' kept (sent 'Martinez')"
+    counts = [e["detail"]["counts"] for e in _json(a, "transfers", "show", tid, "--json")["timeline"]
+              if e["kind"] == "imported"]  # fmt: skip
+    assert counts[-1]["students_with_changes"] == 1
     assert "Noah" not in json.dumps(_json(a, "transfers", "show", tid, "--json"))
     assert any(s["sis_id"] == "B-9001" for s in _json(b, "students", "search", "martines", "--json"))
 
@@ -195,7 +205,7 @@ def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None
     assert _snapshot(b.home) == before
     assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
     b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
-    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with changes"
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with no changes"
 
 
 def test_a_second_preview_shows_the_new_match_with_its_own_reasons(pair, tmp_path: Path) -> None:
@@ -394,7 +404,7 @@ def test_import_killed_midway_is_all_or_nothing_per_student(pair, tmp_path: Path
             else:
                 assert students == 0 and records == 0, sis_id
     final = json.loads(b.cli("import", "run", tid, "--as", "coord", "--json").stdout)
-    assert final["imported"] == 120 and final["result"] == "imported with changes", final["skipped"][:3]
+    assert final["imported"] == 120 and final["result"] == "imported with no changes", final["skipped"][:3]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 60
         assert conn.execute("SELECT count(*) FROM students WHERE sis_id LIKE 'T%'").fetchone()[0] == 120
@@ -437,7 +447,7 @@ def test_a_student_whose_rows_fail_is_skipped_alone(pair, tmp_path: Path) -> Non
     assert "hash chain verified" in b.cli("audit", "verify").stdout
 
     second = _json(b, "import", "run", tid, "--as", "coord", "--json")
-    assert second["result"] == "imported with changes" and second["imported"] == 3
+    assert second["result"] == "imported with no changes" and second["imported"] == 3
     [landed] = _json(b, "students", "search", "okonkwo", "--json")
     assert len(_json(b, "documents", "list", landed["sis_id"], "--json")) == 1
     assert "hash chain verified" in b.cli("audit", "verify").stdout
