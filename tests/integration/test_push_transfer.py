@@ -143,7 +143,7 @@ def test_a_receiver_switched_off_meanwhile_gets_the_envelope_once_it_is_on_again
     _wait(lambda: (job()[1] or "").startswith("transfer.disabled"))
     assert job()[0] == "pending" and _state(a, tid) == "sealed"  # "later", not "never" (spec/transfer.md §7)
     b.cli("transfers", "enable", "--as", "coord")
-    a.cli("transfers", "retry", tid, "--as", "coord")
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)  # or A's serving node's own retry delivers it
     _wait(lambda: _state(a, tid) == "delivered")
 
 
@@ -157,8 +157,7 @@ def test_an_envelope_refused_for_good_makes_the_transfer_undeliverable_and_says_
     with sqlite3.connect(b.home / "satchel.db") as conn:
         conn.execute("UPDATE peer_keys SET status = 'revoked' WHERE domain = 'a.example.org'")
     b.start()
-    retried = a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
-    assert "Refused by b.example.org, for good: signature." in retried.stderr
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)  # A's serving node may have tried it first
     _wait(lambda: _state(a, tid) == "undeliverable")
     shown = json.loads(a.cli("transfers", "show", tid, "--json").stdout)
     (refused,) = [e for e in shown["timeline"] if e["kind"] == "refused"]
@@ -200,7 +199,7 @@ def test_a_message_held_behind_its_envelope_follows_it_at_once(pair) -> None:
                      " last_error = 'transfer.deferred: not delivered yet' WHERE url LIKE '%/messages'")  # fmt: skip
     assert "[waiting until the envelope is delivered]" in a.cli("transfers", "show", tid).stdout
     b.start()
-    a.cli("transfers", "retry", tid, "--as", "coord")
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)  # or A's serving node's own retry delivers it
     _wait(lambda: _state(a, tid) == "delivered")
     _wait(lambda: _messages(b, tid) == ["Sent you Ana's file; code by phone"], timeout=15)
 
