@@ -203,7 +203,7 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
         deliver_now(home)
     else:
         click.echo(f"Import cancelled; {cancelled.records_removed:,} record(s) removed. The transfer waits in "
-                   f"staging.")  # fmt: skip
+                   f"staging; the review decisions are kept for the next run.")  # fmt: skip
     if cancelled.students_kept:
         click.echo(f"Kept {len(cancelled.students_kept):,} student(s) the import had created, because records "
                    f"added here since, or the SIS roster, now name them: {', '.join(cancelled.students_kept)}. "

@@ -121,6 +121,8 @@ def preview(
         else:
             changes = {k: v for k, v in (("school_id", school_id), ("school_name", school_name),
                                          ("owner", owner_name)) if v is not None}  # fmt: skip
+            if existing.status == "cancelled":
+                changes["status"] = "previewed"
             if changes:
                 imports.update(node.db, transfer_id, **changes)
         known = {s.sender_sis_id: s for s in imports.students(node.db, transfer_id)}

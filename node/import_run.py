@@ -491,7 +491,7 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> Cancelled:
                 node.db.execute("DELETE FROM student_match_keys WHERE sis_id = ?", [sis_id])
                 node.db.execute("DELETE FROM students WHERE sis_id = ?", [sis_id])
         imports.forget_records(node.db, found.import_id)
-        imports.delete(node.db, found.import_id)
+        imports.reset(node.db, found.import_id)  # "later" and every other decision stays decided
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         if row.status.state in (ReceiverState.PARTIALLY_IMPORTED, ReceiverState.IMPORT_FAILED):
             _coordinator_step(node, row, TransferEvent.START_IMPORT, user.username)

@@ -139,9 +139,18 @@ def update_student(db: sqlite_utils.Database, import_id: str, sender_sis_id: str
     update_rows(db, "import_students", changes, {"import_id": import_id, "sender_sis_id": sender_sis_id})
 
 
-def delete(db: sqlite_utils.Database, import_id: str) -> None:
-    db.execute("DELETE FROM import_students WHERE import_id = ?", [import_id])
-    db.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
+def reset(db: sqlite_utils.Database, import_id: str) -> None:
+    """A cancelled import: every result forgotten, the coordinators' review decisions kept for the next run."""
+    db.execute(
+        "UPDATE import_students SET result = NULL, result_reason = NULL, destination_sis_id = NULL,"
+        " created_student = 0, documents = 0, scores = 0, changed = 0, finished_at = NULL WHERE import_id = ?",
+        [import_id],
+    )
+    db.execute(
+        "UPDATE imports SET status = 'cancelled', result = NULL, reference = NULL, students_imported = 0,"
+        " finished_at = NULL WHERE import_id = ?",
+        [import_id],
+    )
 
 
 def list_imports(db: sqlite_utils.Database, *, status: str | None = None) -> list[Import]:

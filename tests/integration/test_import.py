@@ -201,10 +201,15 @@ def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None
     b.cli("import", "match", tid, "300002", "--later", "--as", "coord")
     b.cli("import", "run", tid, "--as", "coord")
     assert _json(b, "students", "search", "okonkwo", "--json")
-    b.cli("import", "cancel", tid, "--as", "coord")
+    cancelled = b.cli("import", "cancel", tid, "--as", "coord").stdout
+    assert "the review decisions are kept for the next run" in cancelled
     assert _snapshot(b.home) == before
     assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
     b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    # The student set aside for later is still set aside: cancelling undid the writes, not the review.
+    again = _json(b, "import", "run", tid, "--as", "coord", "--json")
+    assert again["result"] == "partial (1 of 2)" and [s["student"] for s in again["skipped"]] == ["300002"]
+    b.cli("import", "match", tid, "300002", "--new", "--as", "coord")
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with no changes"
 
 
