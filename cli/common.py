@@ -286,7 +286,8 @@ def tell_unsent(home: str | None, since: str) -> bool:
     from storage import outbox
 
     with opened(home) as node:
-        unsent = outbox.unsent_since(node.db, now_iso(), created_since=since)
+        # E-mails are the node's own notices, not what the command sent another district: the inbox has them.
+        unsent = [j for j in outbox.unsent_since(node.db, now_iso(), created_since=since) if j.kind != "email"]
     for job in unsent:
         if job.status == "failed":
             click.echo(f"Refused by {job.peer}, for good: {job.last_error}", err=True)

@@ -85,6 +85,7 @@ class _Run:
     batch: int  # most students per transaction
     origin_json: Callable[[str], str]  # record id -> its origin, as JSON text (see origin_json_for)
     claimed: set[str] = field(default_factory=set)  # SIS ids of students this run creates
+    token: str = ""  # which run of the import this is (imports.start_run)
 
 
 @dataclass(slots=True)
@@ -109,21 +110,22 @@ class _Plan:
 
 
 class ImportCancelledWhileRunning(SatchelError):
-    """Another coordinator cancelled the import while this run was writing it; the run stopped, and what it had
-    written was removed by the cancellation."""
+    """Another coordinator cancelled the import, or ran it again, while this run was writing it; this run
+    stopped (a cancellation removed what it had written; a second run carries on from where it stopped)."""
 
     code = "import.cancelled"
-    default_hint = "preview the transfer again and run the import when the coordinators agree it should"
+    default_hint = "see `satchel import log ID`; run the import again when the coordinators agree it should"
 
 
 def _still_running(run: _Run) -> None:
-    """Inside a write transaction: refuse to write more of an import that was cancelled since the run began
-    (cancel removes what the batches before wrote and deletes the import; its transaction and each batch's
-    take the same write lock, so one comes wholly before the other)."""
-    now = imports.get(run.node.db, run.found.transfer_id)
-    if now is None or now.import_id != run.found.import_id or now.status != "running":
-        raise ImportCancelledWhileRunning(f"the import of transfer {run.found.transfer_id} was cancelled while it ran",
-                                          field="ID")  # fmt: skip
+    """Inside a write transaction: refuse to write more of an import that was cancelled, or taken over by
+    another run of it, since this run began (cancel removes what the batches before wrote; its transaction,
+    another run's start and each batch take the same write lock, so one comes wholly before the other)."""
+    if not imports.is_running(run.node.db, run.found.import_id, run.token):
+        raise ImportCancelledWhileRunning(
+            f"the import of transfer {run.found.transfer_id} was cancelled, or run again elsewhere, while this "
+            f"run was writing it", field="ID",
+        )  # fmt: skip
 
 
 def run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress | None = None) -> RunResult:
@@ -144,10 +146,13 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
             "some students are new here and need a school to be enrolled in", field="--school",
             hint=f"choose it with `satchel import preview {transfer_id} --school SCHOOL`",
         )  # fmt: skip
+    token = new_ids(1)[0]
     with write_transaction(node.db):
         if row.status.state is not ReceiverState.IMPORTING:
             _coordinator_step(node, row, TransferEvent.START_IMPORT, user.username)
-        imports.update(node.db, found.import_id, status="running")
+        imports.start_run(node.db, found.import_id, token)
+    # Read again now that this run holds the import: what another run of it wrote until now is done.
+    pending = [s for s in imports.students(node.db, found.import_id) if s.result != "imported"]
     by_sis = {s.sis_id: s for s in manifest.students}
     records_of: dict[str, list[ManifestRecord]] = {}
     for rec in manifest.records:
@@ -156,7 +161,7 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
     done = imports.imported_among(node.db, manifest.sender_domain, wanted)
     now = now_iso()
     context = _Run(node, found, manifest, user.username, now, done, node.config.imports.batch_students,
-                   origin_json_for(manifest.sender_domain, found.transfer_id, now))  # fmt: skip
+                   origin_json_for(manifest.sender_domain, found.transfer_id, now), token=token)  # fmt: skip
     queue = deque(pending)
     while queue:
         _import_batch(context, queue, by_sis, records_of)
@@ -236,7 +241,9 @@ _NEEDS_REVIEW = "needs review: the match is uncertain"
 # kind of problem only, never data of students it did not send.
 _SENDER_WORDS = (
     (_NEEDS_REVIEW, "needs review at the receiving district"),
-    ("SIS id ", "its SIS id is already taken at the receiving district"),
+    ("already belongs to", "its SIS id is already taken at the receiving district"),
+    ("is asked for by another student", "its SIS id is asked for by another student of the transfer"),
+    ("no student with SIS id", "the student it was matched to is no longer held at the receiving district"),
     ("missing from the blob store", "a document's content is missing at the receiving district"),
 )
 

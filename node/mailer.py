@@ -11,6 +11,7 @@ from node.config import SmtpSection
 from protocol import SatchelError
 
 TIMEOUT = 30
+_NO_SUCH_MAILBOX = frozenset({550, 551, 553})  # RFC 5321: mailbox unavailable, not local, name not allowed
 
 
 class MailFailed(SatchelError):
@@ -21,7 +22,7 @@ class MailFailed(SatchelError):
 
 
 class MailRefused(SatchelError):
-    """The SMTP server refused the message for good (a 5xx answer to its recipient or its content)."""
+    """The SMTP server refused the recipient's mailbox for good (550, 551 or 553)."""
 
     code = "mail.refused"
     default_hint = "check the operator's e-mail address (`satchel users list`); the inbox still holds the notice"
@@ -50,13 +51,11 @@ def _send(smtp: SmtpSection, message: EmailMessage) -> None:
                 client.login(smtp.username, smtp.password)
             client.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
-        if all(500 <= code < 600 for code, _ in exc.recipients.values()):
+        # Only "no such mailbox" is this address's for good; a relay, sender or authentication refusal is the
+        # node's setup, which its operator fixes, and the e-mail goes then.
+        if all(code in _NO_SUCH_MAILBOX for code, _ in exc.recipients.values()):
             raise MailRefused(f"{smtp.host} refused {', '.join(exc.recipients)} for good") from exc
-        raise MailFailed(f"{smtp.host} refused {', '.join(exc.recipients)} for now") from exc
-    except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
-        if 500 <= exc.smtp_code < 600:
-            raise MailRefused(f"{smtp.host} refused the message for good: {exc.smtp_code}") from exc
-        raise MailFailed(f"{smtp.host} refused the message for now: {exc.smtp_code}") from exc
+        raise MailFailed(f"{smtp.host} refused {', '.join(exc.recipients)}") from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise MailFailed(
             f"could not send mail through {smtp.host}:{smtp.port}: {type(exc).__name__}"

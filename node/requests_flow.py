@@ -415,18 +415,26 @@ def cancel(node: Node, *, actor: str | None, request_id: str, comments: str = ""
 
 
 def flag_overdue(node: Node) -> list[str]:
-    """The timer: unanswered requests past their working days are flagged once and coordinators told: at the
-    releaser, reminded to answer; at the requester, whom to ask (spec/requests.md §5)."""
+    """The timer: unanswered requests past their working days are flagged and coordinators told, and told again
+    every 5 working days: at the releaser, reminded to answer; at the requester, whom to ask
+    (spec/requests.md §5)."""
     flagged = []
     holidays = node.config.requests.holidays
-    for row in store.list_rows(node.db, state="requested"):
-        status = status_of(node, row)
-        for event in due_events(status, today=_now().date(), holidays=holidays):
-            with write_transaction(node.db):
+    for listed in store.list_rows(node.db, state="requested"):
+        if not due_events(status_of(node, listed), today=_now().date(), holidays=holidays):
+            continue
+        with write_transaction(node.db):
+            # Read again under the write lock: a release or cancellation committed since the listing must not
+            # be written over with the listing's "requested".
+            row = store.require(node.db, listed.request_id)
+            status = status_of(node, row)
+            due = due_events(status, today=_now().date(), holidays=holidays)
+            for event in due:
                 transition = apply(status, event, actor=RequestActor.TIMER, now=_now(), holidays=holidays)
                 _carry_out(
                     node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer
                 )
+        if due:
             flagged.append(row.request_id)
     return flagged
 

@@ -125,9 +125,11 @@ def _refused_for_good(node: Node, job: outbox.Job, row: TransferRow, exc: PeerRe
     told), the refusal is kept on the job and in the timeline, and the sealed copy goes."""
     error = f"{exc.peer_code}: {exc.message}"
     with write_transaction(node.db):
+        fresh = store.require(node.db, row.transfer_id, local_domain=node.config.node.domain)
+        if fresh.status.state is not SenderState.SEALED:
+            return  # cancelled or expired while it was on its way: nothing is left to refuse
         # Failed before the machine withdraws the job (DROP_FROM_OUTBOX), so the job keeps why.
         outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
-        fresh = store.require(node.db, row.transfer_id, local_domain=node.config.node.domain)
         outcome = step(node, fresh, DeliveryRefused(error_code=exc.peer_code), actor=Actor.SENDER_NODE,
                        actor_name=row.peer)  # fmt: skip
         store.add_event(node.db, row.transfer_id, at=now_iso(), direction="local", kind="refused", actor=row.peer,

@@ -25,6 +25,7 @@ from protocol.transfer_states import (
     NotifyCoordinators,
     RecordReceipt,
     ResendReceipt,
+    SenderState,
     SendReceipt,
     Transition,
     apply,
@@ -110,9 +111,14 @@ def step(
             store.erase_code(node.db, row.transfer_id)
         elif effect is Action.DROP_FROM_OUTBOX:
             outbox.cancel(node.db, envelope_job_id(row.transfer_id), stamp)
-            # Receipts and messages held back behind the envelope (transfer.deferred) backed off while it
-            # waited; they go now rather than up to an hour later.
-            outbox.make_due_prefixed(node.db, receipt_job_id(row.transfer_id, ""), stamp)  # all of its receipts
+            held_back = receipt_job_id(row.transfer_id, "")  # the prefix of all of its receipts' jobs
+            if transition.status.state is SenderState.UNDELIVERABLE:
+                # The receiver will never know this transfer: its messages have nowhere to go.
+                outbox.cancel_prefixed(node.db, held_back, stamp)
+            else:
+                # Receipts and messages held back behind the envelope (transfer.deferred) backed off while it
+                # waited; they go now rather than up to an hour later.
+                outbox.make_due_prefixed(node.db, held_back, stamp)
             # Delivered or over: the sender's sealed copy has no further use.
             outcome.after_commit.add(Action.DELETE_SEALED_ENVELOPE)
         else:

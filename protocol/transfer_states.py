@@ -134,6 +134,7 @@ SENDER_TRANSITIONS: dict[tuple[SenderState, TransferEvent], SenderState] = _tabl
         (S.IMPORT_FAILED, E.RECEIPT_PARTIALLY_IMPORTED): S.PARTIALLY_IMPORTED,
         (S.IMPORT_FAILED, E.RECEIPT_REJECTED): S.REJECTED,
         (S.PARTIALLY_IMPORTED, E.RECEIPT_IMPORTED): S.IMPORTED,
+        (S.PARTIALLY_IMPORTED, E.RECEIPT_REJECTED): S.REJECTED,  # its import cancelled, then the records refused
     },
     # Late and repeated receipts: recorded in the timeline, the state stays.
     _stay(S.DELIVERED, E.RECEIPT_DELIVERED),

@@ -139,6 +139,16 @@ def update_student(db: sqlite_utils.Database, import_id: str, sender_sis_id: str
     update_rows(db, "import_students", changes, {"import_id": import_id, "sender_sis_id": sender_sis_id})
 
 
+def start_run(db: sqlite_utils.Database, import_id: str, token: str) -> None:
+    """This run writes the import from now on; any other run of it stops at its next batch."""
+    db.execute("UPDATE imports SET status = 'running', run_token = ? WHERE import_id = ?", [token, import_id])
+
+
+def is_running(db: sqlite_utils.Database, import_id: str, token: str) -> bool:
+    row = db.execute("SELECT status, run_token FROM imports WHERE import_id = ?", [import_id]).fetchone()
+    return row is not None and row[0] == "running" and row[1] == token
+
+
 def reset(db: sqlite_utils.Database, import_id: str) -> None:
     """A cancelled import: every result forgotten, the coordinators' review decisions kept for the next run."""
     db.execute(
@@ -225,8 +235,9 @@ def finish_students(
          for sender, dest, created, docs, scores, changes in imported],
     )  # fmt: skip
     db.conn.executemany(
+        # Never over a student imported already (by a run of the same import that ran alongside this one).
         "UPDATE import_students SET result = 'skipped', result_reason = ?, finished_at = ?"
-        " WHERE import_id = ? AND sender_sis_id = ?",
+        " WHERE import_id = ? AND sender_sis_id = ? AND result IS NOT 'imported'",
         [(reason, now, import_id, sender) for sender, reason in skipped],
     )
 

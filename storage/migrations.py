@@ -571,3 +571,18 @@ def _request_reminders(db: sqlite_utils.Database) -> None:
     # The local day an overdue request was last told to the coordinators, so the timer reminds them again a
     # working week later while it stays unanswered (spec/requests.md §5). NULL for requests flagged before.
     _run(db, "ALTER TABLE records_requests ADD COLUMN reminded_on TEXT")
+
+
+@MIGRATIONS(name="0015_import_runs")
+def _import_runs(db: sqlite_utils.Database) -> None:
+    # Which run of an import may write it: a second `import run` of the same import takes over, and the first
+    # stops at its next batch rather than both writing. And "imported with changes" now means a conflict with
+    # the student already held (its note kept in result_reason); before, every student who got a record was
+    # marked changed, with no note.
+    _run(
+        db,
+        """
+        ALTER TABLE imports ADD COLUMN run_token TEXT;
+        UPDATE import_students SET changed = 0 WHERE result = 'imported' AND result_reason IS NULL;
+        """,
+    )

@@ -110,6 +110,15 @@ def make_due_prefixed(db: sqlite_utils.Database, prefix: str, now: str) -> int:
     return cursor.rowcount
 
 
+def cancel_prefixed(db: sqlite_utils.Database, prefix: str, now: str) -> int:
+    """Withdraw every pending job whose id starts with ``prefix``; how many."""
+    cursor = db.execute(
+        "UPDATE outbox SET status = 'cancelled', done_at = ? WHERE substr(job_id, 1, ?) = ? AND status = 'pending'",
+        [now, len(prefix), prefix],
+    )
+    return cursor.rowcount
+
+
 def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str) -> bool:
     """Take a due job for one delivery attempt. Only one deliverer (a `satchel` command or the server's
     worker) wins; the lease makes a crashed deliverer's job due again when it runs out."""

@@ -232,6 +232,58 @@ def test_a_second_preview_shows_the_new_match_with_its_own_reasons(pair, tmp_pat
     assert second["reasons"] != first["reasons"] and second["candidates"] != first["candidates"]
 
 
+def test_records_refused_after_a_partial_import_was_cancelled_are_rejected_at_both_sides(pair, tmp_path) -> None:
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    tid = _send_accept(a, b, "300001", "300002")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    b.cli("import", "match", tid, "300002", "--later", "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    _wait(lambda: _json(a, "transfers", "show", tid, "--json")["state"] == "partially_imported")
+    b.cli("import", "cancel", tid, "--as", "coord")
+    b.cli("reject", tid, "--reason", "these students enrolled elsewhere after all", "--as", "coord")
+    _wait(lambda: _json(a, "transfers", "show", tid, "--json")["state"] == "rejected")
+
+
+def test_a_second_run_of_the_same_import_takes_over_and_nothing_is_lost(pair, tmp_path: Path) -> None:
+    import pytest
+
+    from node import import_run
+    from node.home import open_node
+
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    tid = _send_accept(a, b, "300001", "300002", "100001")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    b.stop()
+    env = {**b.env, "SATCHEL_IMPORTS_BATCH_STUDENTS": "1"}
+
+    class StillGoing(Exception):
+        """Stands for the second run still writing while the first one goes on."""
+
+    def after_its_first_batch(done: int, total: int) -> None:
+        raise StillGoing
+
+    with open_node(b.home, env) as first, open_node(b.home, env) as second:
+
+        def another_coordinator_runs_it_too(done: int, total: int) -> None:
+            if done == 1:
+                with pytest.raises(StillGoing):
+                    import_run.run(second, actor="coord", transfer_id=tid, progress=after_its_first_batch)
+
+        # The first run stops at its next batch: the import is the second run's now, never both at once.
+        with pytest.raises(import_run.ImportCancelledWhileRunning):
+            import_run.run(first, actor="coord", transfer_id=tid, progress=another_coordinator_runs_it_too)
+        result = import_run.run(first, actor="coord", transfer_id=tid)  # and a run later finishes the rest
+    assert (result.imported, result.total) == (3, 3)
+    b.start()
+    review = _json(b, "import", "review", tid, "--json")
+    log = tmp_path / "log.csv"
+    b.cli("import", "log", tid, "--csv", str(log))
+    assert [r["SourceImportStatus"] for r in csv.DictReader(log.open())] == ["Imported"] * 3, review
+    assert len(_json(b, "students", "search", "okonkwo", "--json")) == 1
+
+
 def test_cancel_keeps_a_created_student_that_records_added_since_name(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")

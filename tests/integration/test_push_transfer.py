@@ -153,6 +153,7 @@ def test_an_envelope_refused_for_good_makes_the_transfer_undeliverable_and_says_
     a, b, _ = pair
     b.stop()
     tid = _send(a, "--student", "100001")["transfer_id"]
+    a.cli("transfers", "message", tid, "Code by phone this afternoon", "--as", "coord")  # held behind the envelope
     # Meanwhile B learned that A's identity key was revoked (a stolen laptop, say): B will never take it.
     with sqlite3.connect(b.home / "satchel.db") as conn:
         conn.execute("UPDATE peer_keys SET status = 'revoked' WHERE domain = 'a.example.org'")
@@ -169,6 +170,9 @@ def test_an_envelope_refused_for_good_makes_the_transfer_undeliverable_and_says_
         status, error = conn.execute("SELECT status, last_error FROM outbox WHERE job_id = ?",
                                      [f"envelope-{tid}"]).fetchone()  # fmt: skip
     assert status == "failed" and error.startswith("signature.")
+    # The message written for it has nowhere to go: withdrawn, not sent to be refused again.
+    (message,) = [e for e in shown["timeline"] if e["kind"] == "message"]
+    assert message["delivery"]["status"] == "withdrawn"
 
 
 def test_receiver_offline_then_back_is_delivered_once_by_retry(pair) -> None:
