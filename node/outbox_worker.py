@@ -71,7 +71,7 @@ async def deliver_due(
         except MailFailed as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
             continue
-        except MailRefused as exc:  # a 5xx for this address: trying again sends nothing more
+        except MailRefused as exc:  # no such mailbox: trying again sends nothing more
             _give_up(node, job, f"{exc.code}: {exc.message}")
             continue
         except PeerRefused as exc:

@@ -22,7 +22,7 @@ _TRANSFER_ITEMS = {"messages": "a message", "receipts": "a receipt", "cancel": "
 
 
 def tell_given_up(node: Node, job: Job, error: str) -> None:
-    """Notify the coordinators, in the transaction that marks ``job`` failed."""
+    """Notify the coordinators of ``job``, given up; inside a write transaction."""
     path = urlsplit(job.url).path
     found = _ABOUT.search(path)
     transfer_id = None

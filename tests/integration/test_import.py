@@ -232,13 +232,19 @@ def test_a_second_preview_shows_the_new_match_with_its_own_reasons(pair, tmp_pat
     assert second["reasons"] != first["reasons"] and second["candidates"] != first["candidates"]
 
 
-def test_records_refused_after_a_partial_import_was_cancelled_are_rejected_at_both_sides(pair, tmp_path) -> None:
-    a, b, _ = pair
+def _partly_imported(a, b, tmp_path: Path) -> str:
+    """Two newcomers sent and accepted; one imported, the other set aside for later: a partial import."""
     a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
     tid = _send_accept(a, b, "300001", "300002")
     b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
     b.cli("import", "match", tid, "300002", "--later", "--as", "coord")
     b.cli("import", "run", tid, "--as", "coord")
+    return tid
+
+
+def test_records_refused_after_a_partial_import_was_cancelled_are_rejected_at_both_sides(pair, tmp_path) -> None:
+    a, b, _ = pair
+    tid = _partly_imported(a, b, tmp_path)
     _wait(lambda: _json(a, "transfers", "show", tid, "--json")["state"] == "partially_imported")
     b.cli("import", "cancel", tid, "--as", "coord")
     b.cli("reject", tid, "--reason", "these students enrolled elsewhere after all", "--as", "coord")
@@ -286,11 +292,7 @@ def test_a_second_run_of_the_same_import_takes_over_and_nothing_is_lost(pair, tm
 
 def test_cancel_keeps_a_created_student_that_records_added_since_name(pair, tmp_path: Path) -> None:
     a, b, _ = pair
-    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
-    tid = _send_accept(a, b, "300001", "300002")
-    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
-    b.cli("import", "match", tid, "300002", "--later", "--as", "coord")
-    b.cli("import", "run", tid, "--as", "coord")
+    tid = _partly_imported(a, b, tmp_path)
     (zara,) = _json(b, "students", "search", "okonkwo", "--json")
     note = tmp_path / "nurse.pdf"
     note.write_bytes(os.urandom(5_000))  # the nurse files a note for the new student before anyone cancels
