@@ -266,8 +266,7 @@ def _plan(
         run.claimed.add(sis_id)
     plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
     if not create:
-        local = existing.get(sis_id) or students.require(run.node.db, sis_id).record
-        plan.changes = _kept_here(local, incoming)
+        plan.changes = _kept_here(existing[sis_id], incoming)  # _destination found it
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
     for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
@@ -379,7 +378,7 @@ def _destination(
     if action == "link":
         assert sis_id is not None
         if sis_id not in existing:
-            students.require(node.db, sis_id)  # raises the usual not-found error
+            existing[sis_id] = students.require(node.db, sis_id).record  # or the usual not-found error
         return sis_id, False
     new_id_here = _new_sis_id(found, incoming)
     if new_id_here in claimed:

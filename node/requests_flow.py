@@ -166,12 +166,17 @@ def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: st
     notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")
 
 
+# The outbox jobs of records requests, by what they carry (node.undelivered names them back from these).
+REQUEST_JOB_PREFIX = "request-"
+MESSAGE_JOB_PREFIX = "request-message-"
+
+
 def _request_job(request_id: str) -> str:
-    return f"request-{request_id}"
+    return f"{REQUEST_JOB_PREFIX}{request_id}"
 
 
 def _message_job(signed: bytes) -> str:
-    return f"request-message-{messages.key_of(signed)[:32]}"
+    return f"{MESSAGE_JOB_PREFIX}{messages.key_of(signed)[:32]}"
 
 
 def _response_job(request_id: str) -> str:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from node.home import Node
 from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
+from node.requests_flow import MESSAGE_JOB_PREFIX, REQUEST_JOB_PREFIX
 from storage import requests
 from storage.outbox import Job
 
@@ -34,10 +35,10 @@ def tell_given_up(node: Node, job: Job, error: str) -> None:
         row = requests.get(node.db, found["id"])
         # This node's one response: a requester's is its cancellation, a releaser's its release or rejection.
         one = "the cancellation" if row is not None and row.side == "requester" else "the answer"
-        item = "a message" if job.job_id.startswith("request-message-") else one
+        item = "a message" if job.job_id.startswith(MESSAGE_JOB_PREFIX) else one
         about, see = f"records request {found['id']}", f"requests show {found['id']}"
-    elif path.endswith("/satchel/v1/requests") and job.job_id.startswith("request-"):
-        request_id = job.job_id.removeprefix("request-")
+    elif path.endswith("/satchel/v1/requests") and job.job_id.startswith(REQUEST_JOB_PREFIX):
+        request_id = job.job_id.removeprefix(REQUEST_JOB_PREFIX)
         item, about, see = "the request", f"records request {request_id}", f"requests show {request_id}"
     else:  # not a shape this node queues; said plainly rather than not at all
         item, about, see = "a delivery", f"outbox job {job.job_id}", None
