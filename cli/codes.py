@@ -95,6 +95,9 @@ def codes_list(home: str | None, as_json: bool) -> None:
 def codes_revoke(home: str | None, actor: str | None, code_id: str) -> None:
     """Revoke a code (by the id `satchel codes list` shows); it can no longer be claimed.
 
+    A code already claimed is withdrawn by cancelling its transfer (`satchel cancel TRANSFER_ID`, the
+    transfer `satchel codes list --json` names): the code is revoked once the other district confirms.
+
     \b
     Example:
       satchel codes revoke 3f2a9c01b7d4 --as jane

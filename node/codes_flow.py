@@ -2,20 +2,20 @@
 
 The node keeps a verifier key, never the code. A claim proves knowledge of the code (crypto claims), is
 throttled per district, and seals the records in scope to the claimant as a transfer; the code is used up
-when the destination reports the import, and freed again when it goes back (rejects the transfer).
+when the destination reports the import, freed again when it goes back (rejects the transfer), and follows
+the transfer's other endings (node.issued_codes).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from crypto import check_transfer_code_proof, generate_code, transfer_code_credentials
 from node import sending
 from node.home import Node
+from node.issued_codes import STATUS_COLS, parse_time, save, status_of, utcnow
 from node.manifest_builder import Selection
-from node.notify import notify_coordinators
 from node.operators import authorize, record
 from protocol import InvalidInput, MalformedMessage, NotFound
 from protocol.code_claim_states import (
@@ -23,19 +23,16 @@ from protocol.code_claim_states import (
     ClaimFailed,
     CodeActor,
     CodeEvent,
+    CodeInUse,
     CodeState,
     CodeStatus,
     CodeUnknown,
-    Consume,
-    NotifyCoordinators,
-    Release,
     Throttle,
     apply,
     due_events,
     new_code,
 )
 from protocol.json_strict import loads_object, take
-from protocol.receipts import ReceiptKind
 from protocol.signed_document import unb64url
 from protocol.transfer_code import TransferCode
 from storage import students, transfers
@@ -52,39 +49,8 @@ class IssuedCode:
     expires_at: str
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _status(node: Node, row: tuple) -> CodeStatus:
-    code_id, state, created, expires, bound, claimed_by, transfer_id, failed = row
-    return CodeStatus(
-        code_id=code_id, source_domain=node.config.node.domain, state=CodeState(state), created=_parse(created),
-        expires=_parse(expires), bound_destination=bound, claimed_by=claimed_by, transfer_id=transfer_id,
-        failed_claims=failed,
-    )  # fmt: skip
-
-
-_STATUS_COLS = (
-    "code_id, state, created_at, expires_at, bound_destination, claimed_by, transfer_id, failed_claims"
-)
-
-
-def _save(node: Node, status: CodeStatus) -> None:
-    node.db.execute(
-        "UPDATE transfer_codes_issued SET state = ?, claimed_by = ?, transfer_id = ?, failed_claims = ?,"
-        " status_json = ? WHERE code_id = ?",
-        [status.state.value, status.claimed_by, status.transfer_id, status.failed_claims,
-         json.dumps({"state": status.state.value}), status.code_id],
-    )  # fmt: skip
 
 
 def _scope_students(node: Node, row: dict[str, str | None]) -> list[str]:
@@ -133,7 +99,7 @@ def create(
                            hint="only enrolled students' records can be shared with a transfer code")  # fmt: skip
     code = generate_code()
     code_id, key = transfer_code_credentials(code, node.config.node.domain)
-    now = _utcnow()
+    now = utcnow()
     status = new_code(code_id=code_id.hex(), source_domain=node.config.node.domain, now=now,
                       bound_destination=for_domain)  # fmt: skip
     text = TransferCode(code=code, source_domain=node.config.node.domain).reveal()
@@ -161,7 +127,7 @@ def list_codes(node: Node) -> list[dict[str, object]]:
 
 
 _FOUND = (
-    f"SELECT {_STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name FROM transfer_codes_issued"
+    f"SELECT {STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name FROM transfer_codes_issued"
 )
 MIN_PREFIX = 6  # `satchel codes list` shows 12 characters; fewer than 6 match codes by chance
 
@@ -193,15 +159,23 @@ def _find_by_prefix(node: Node, given: str) -> tuple[CodeStatus, bytes, dict[str
 
 def _found(node: Node, row: tuple) -> tuple[CodeStatus, bytes, dict[str, str | None]]:
     scope = dict(zip(("scope", "student_sis_id", "grade", "school_id", "school_name"), row[9:], strict=True))
-    return _status(node, row[:8]), bytes(row[8]), scope
+    return status_of(node, row[:8]), bytes(row[8]), scope
 
 
 def revoke(node: Node, *, actor: str | None, code_id: str) -> None:
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
         found = _find_by_prefix(node, code_id)
-        transition = apply(found[0], CodeEvent.REVOKE, actor=CodeActor.SOURCE_COORDINATOR, now=_utcnow())
-        _save(node, transition.status)
+        status = found[0]
+        if status.state is CodeState.CLAIMED:
+            raise CodeInUse(
+                f"transfer code {status.code_id[:12]} is claimed by {status.claimed_by}: its records are in "
+                f"transfer {status.transfer_id}", state=status.state.value, event=CodeEvent.REVOKE.value,
+                hint=f"cancel that transfer (`satchel cancel {status.transfer_id}`); the code is revoked once "
+                f"{status.claimed_by} confirms",
+            )  # fmt: skip
+        transition = apply(status, CodeEvent.REVOKE, actor=CodeActor.SOURCE_COORDINATOR, now=utcnow())
+        save(node, transition, notify=False)  # the coordinator who revokes it knows
         record(node, user.username, "code.revoke", transition.status.code_id[:8])
 
 
@@ -212,19 +186,23 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
     code_id = _b64(take(obj, "code_id", str, what=what), "code_id", (16, 16))
     nonce = _b64(take(obj, "nonce", str, what=what), "nonce", (16, 64))
     proof = _b64(take(obj, "proof", str, what=what), "proof", (32, 32))
-    now = _utcnow()
-    failures = [_parse(r[0]) for r in node.db.execute(
+    now = utcnow()
+    failures = [parse_time(r[0]) for r in node.db.execute(
         "SELECT at FROM claim_failures WHERE peer = ? ORDER BY at DESC LIMIT 100", [caller]).fetchall()]  # fmt: skip
     THROTTLE.decide(now=now, peer_failures=failures).raise_if_denied()
     found = _find(node, code_id.hex())
+    if found is not None and not found[1]:
+        # Used, revoked, expired or locked: its key was erased, so only the state can answer. The code id is
+        # derived from the code, so whoever sends it knows the code (spec/codes.md §7.3).
+        apply(found[0], Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE, now=now)
+        raise CodeUnknown("no transfer code matches", field="code_id")  # not reached: every such state refuses
     if found is None or not check_transfer_code_proof(found[1], destination=caller, nonce=nonce, proof=proof):
         with write_transaction(node.db):
             node.db.execute("INSERT INTO claim_failures (peer, at) VALUES (?, ?)", [caller, _iso(now)])
             if found is not None:
                 transition = apply(found[0], ClaimFailed(destination=caller), actor=CodeActor.DESTINATION_NODE,
                                    now=now)  # fmt: skip
-                _save(node, transition.status)
-                _notify(node, transition.effects, found[0].code_id)
+                save(node, transition)
         # One answer for "no such code" and "wrong proof": nothing tells a guesser which it was.
         raise CodeUnknown("no transfer code matches", field="code_id")
     status, _key, scope = found
@@ -243,8 +221,7 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
         assert fresh is not None
         transition = apply(fresh[0], Claim(destination=caller, transfer_id=transfer_id),
                            actor=CodeActor.DESTINATION_NODE, now=now)  # fmt: skip
-        _save(node, transition.status)
-        _notify(node, transition.effects, status.code_id)
+        save(node, transition)
         record(
             node,
             caller,
@@ -294,39 +271,15 @@ def _b64(text: str, field: str, lengths: tuple[int, int]) -> bytes:
     return raw
 
 
-def _notify(node: Node, effects: tuple, code_id: str) -> None:
-    for effect in effects:
-        if isinstance(effect, NotifyCoordinators):
-            subject = f"Transfer code …{code_id[:6]}: {effect.topic.split('.')[-1]}"
-            notify_coordinators(node, subject=subject, body=subject + "\n\nSee: satchel codes list\n")
-
-
-def on_receipt(node: Node, transfer_id: str, kind: ReceiptKind) -> None:
-    """The destination imported (the code is used up) or went back (the code can be entered again)."""
-    row = node.db.execute(
-        f"SELECT {_STATUS_COLS} FROM transfer_codes_issued WHERE transfer_id = ?", [transfer_id]
-    ).fetchone()
-    if row is None:
-        return
-    status = _status(node, row)
-    event = Consume if kind is ReceiptKind.IMPORTED else Release if kind is ReceiptKind.REJECTED else None
-    if event is None or status.claimed_by is None:
-        return
-    transition = apply(status, event(destination=status.claimed_by), actor=CodeActor.DESTINATION_NODE,
-                       now=_utcnow())  # fmt: skip
-    _save(node, transition.status)
-    _notify(node, transition.effects, status.code_id)
-
-
 def expire_codes(node: Node) -> int:
     count = 0
-    now = _utcnow()
+    now = utcnow()
     for row in node.db.execute(
-        f"SELECT {_STATUS_COLS} FROM transfer_codes_issued WHERE state = 'active'"
+        f"SELECT {STATUS_COLS} FROM transfer_codes_issued WHERE state = 'active'"
     ).fetchall():
-        status = _status(node, row)
+        status = status_of(node, row)
         for event in due_events(status, now=now):
             with write_transaction(node.db):
-                _save(node, apply(status, event, actor=CodeActor.TIMER, now=now).status)
+                save(node, apply(status, event, actor=CodeActor.TIMER, now=now), notify=False)
             count += 1
     return count

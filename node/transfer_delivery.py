@@ -6,7 +6,6 @@ import asyncio
 import base64
 from pathlib import Path
 
-from node import codes_flow
 from node.clock import now_iso
 from node.delivery_status import DeliveryDeferred, deliveries
 from node.home import Node
@@ -201,7 +200,6 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         peer_actor = Actor.RECEIVER_NODE if row.status.side.value == "sender" else Actor.SENDER_NODE
         outcome = step(node, row, ReceiptArrived(receipt=receipt), actor=peer_actor, actor_name=row.peer)
         record_received(node, row, receipt, signed)
-        codes_flow.on_receipt(node, transfer_id, receipt.kind)
     for action in outcome.after_commit:
         carry_out(node, row, action)
 

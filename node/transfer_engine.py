@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from crypto import IdentityPublicKey
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
+from node.issued_codes import follow_transfer
 from node.notify import notify_coordinators
 from protocol.receipts import Receipt, ReceiptKind, receipt_path, sign_receipt
 from protocol.transfer_states import (
@@ -27,6 +28,7 @@ from protocol.transfer_states import (
     ResendReceipt,
     SenderState,
     SendReceipt,
+    Side,
     Transition,
     apply,
 )
@@ -129,6 +131,9 @@ def step(
         detail = {"from": transition.previous.value, "event": transition.event.value}
         store.add_event(node.db, row.transfer_id, at=stamp, direction="local",
                         kind=f"state.{transition.status.state}", actor=actor_name, detail=detail)  # fmt: skip
+        if transition.status.side is Side.SENDER:
+            # A transfer a transfer code's claim started: the code is used, freed or revoked with it.
+            follow_transfer(node, row.transfer_id, transition.status.state.value)
     return outcome
 
 

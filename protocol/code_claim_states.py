@@ -5,6 +5,9 @@ A code is ``active`` for 30 days. A destination that proves it knows the code (t
 here it is an event) ``claim``s it: the source seals the records to that destination and the code is
 ``claimed``. The destination's import ``consume``s it (``used``, for good); cancelling the import
 ``release``s it back to ``active`` so it can be entered again. The source may ``revoke`` an active code.
+The claimed code follows its transfer to the end (:func:`follow_transfer`): a transfer the source cancelled
+(and the destination confirmed) or that was locked by wrong codes ``withdraw``s it (``revoked``); one that
+expired or could not be delivered ``lapse``s it back to ``active``, to be entered again while it is valid.
 
 Two limits on guessing, with different lifetimes: failed claims against one code are part of the code's
 state and lock it for good at the limit (like wrong codes lock a transfer); failed claims from one peer
@@ -46,11 +49,14 @@ class CodeEvent(StrEnum):
     CONSUME = "consume"
     REVOKE = "revoke"
     EXPIRE = "expire"
+    WITHDRAW = "withdraw"  # the code's transfer was cancelled or locked
+    LAPSE = "lapse"  # the code's transfer expired or could not be delivered
 
 
 class CodeActor(StrEnum):
     SOURCE_COORDINATOR = "source_coordinator"
     DESTINATION_NODE = "destination_node"
+    SOURCE_NODE = "source_node"  # following the code's transfer to its end
     TIMER = "timer"
 
 
@@ -64,6 +70,8 @@ TRANSITIONS: dict[tuple[CodeState, CodeEvent], CodeState] = {
     (C.CLAIMED, Ev.CLAIM): C.CLAIMED,  # the same destination asking again gets the same answer
     (C.CLAIMED, Ev.RELEASE): C.ACTIVE,
     (C.CLAIMED, Ev.CONSUME): C.USED,
+    (C.CLAIMED, Ev.WITHDRAW): C.REVOKED,
+    (C.CLAIMED, Ev.LAPSE): C.ACTIVE,
     (C.USED, Ev.CONSUME): C.USED,
 }
 ACTORS: dict[CodeEvent, CodeActor] = {
@@ -74,7 +82,10 @@ ACTORS: dict[CodeEvent, CodeActor] = {
     Ev.CONSUME: CodeActor.DESTINATION_NODE,
     Ev.REVOKE: CodeActor.SOURCE_COORDINATOR,
     Ev.EXPIRE: CodeActor.TIMER,
+    Ev.WITHDRAW: CodeActor.SOURCE_NODE,
+    Ev.LAPSE: CodeActor.SOURCE_NODE,
 }
+PLAIN_EVENTS = (Ev.REVOKE, Ev.EXPIRE, Ev.WITHDRAW, Ev.LAPSE)  # events that carry no data
 
 
 class CodeTransitionNotAllowed(SatchelError):
@@ -311,7 +322,7 @@ class CodeTransition:
 
 def event_name(status: CodeStatus, event: CodeEventData) -> CodeEvent:
     if isinstance(event, CodeEvent):
-        if event not in (Ev.REVOKE, Ev.EXPIRE):
+        if event not in PLAIN_EVENTS:
             raise InvalidInput(f"{event.value!r} carries data: pass its event class", field="event")
         return event
     if isinstance(event, ClaimFailed):
@@ -355,9 +366,11 @@ def apply(status: CodeStatus, event: CodeEventData, *, actor: CodeActor, now: da
         failures = status.failed_claims + 1
         changes["failed_claims"] = failures
         effects.append(CountFailedClaim(failures=failures, remaining=status.max_failed_claims - failures))
-    elif name is Ev.RELEASE:
+    elif name in (Ev.RELEASE, Ev.LAPSE):
         changes |= {"claimed_by": None, "transfer_id": None}
         effects.append(NotifyCoordinators(topic="code.released"))
+    elif name is Ev.WITHDRAW:
+        changes["claimed_by"] = None  # revoked: nobody holds it; the transfer it started stays named
     if target is not status.state and target in (C.USED, C.REVOKED, C.EXPIRED, C.LOCKED):
         effects += [EraseVerifier(), NotifyCoordinators(topic=f"code.{target.value}")]
     return CodeTransition(
@@ -379,6 +392,43 @@ def _check_claim(status: CodeStatus, claim: Claim, now: datetime) -> None:
             state=C.EXPIRED.value,
             event=Ev.CLAIM.value,
         )
+
+
+# What the sender's side of the code's transfer reaching a state does to the code. States not named leave it
+# claimed: the transfer is still on its way, or its import may run again (failed, partial).
+_TRANSFER_ENDINGS: dict[str, CodeEvent] = {
+    "imported": Ev.CONSUME,
+    "rejected": Ev.RELEASE,
+    "cancelled": Ev.WITHDRAW,
+    "locked": Ev.WITHDRAW,
+    "expired": Ev.LAPSE,
+    "undeliverable": Ev.LAPSE,
+}
+
+
+def follow_transfer(
+    status: CodeStatus, *, transfer_id: str, transfer_state: str, now: datetime
+) -> tuple[CodeTransition, ...]:
+    """The code's transitions when its transfer (``transfer_id``, the sender's side) reaches ``transfer_state``.
+
+    Nothing when the code does not hold a claim for that transfer (a code released and claimed again holds
+    another). A lapsed code past its 30 days expires in the same step.
+    """
+    name = _TRANSFER_ENDINGS.get(transfer_state)
+    if name is None or status.state is not C.CLAIMED or status.transfer_id != transfer_id:
+        return ()
+    assert status.claimed_by is not None  # a claimed code names its destination (CodeStatus checks)
+    event: CodeEventData = (
+        Consume(destination=status.claimed_by) if name is Ev.CONSUME
+        else Release(destination=status.claimed_by) if name is Ev.RELEASE
+        else name
+    )  # fmt: skip
+    first = apply(status, event, actor=ACTORS[name], now=now)
+    if not due_events(first.status, now=now):
+        return (first,)
+    # Released past its 30 days: it expires at once, and the coordinators hear that, not that it was freed.
+    quiet = replace(first, effects=tuple(e for e in first.effects if not isinstance(e, NotifyCoordinators)))
+    return quiet, apply(first.status, Ev.EXPIRE, actor=CodeActor.TIMER, now=now)
 
 
 def due_events(status: CodeStatus, *, now: datetime) -> tuple[CodeEvent, ...]:

@@ -586,3 +586,26 @@ def _import_runs(db: sqlite_utils.Database) -> None:
         UPDATE import_students SET changed = 0 WHERE result = 'imported' AND result_reason IS NULL;
         """,
     )
+
+
+@MIGRATIONS(name="0016_code_endings")
+def _code_endings(db: sqlite_utils.Database) -> None:
+    # A claimed transfer code now follows its transfer to the end (spec/codes.md §7.3): codes held by a
+    # transfer that was already cancelled or locked are revoked, those whose transfer expired or was not
+    # delivered are free again (the timer expires those past their 30 days). And a code that can open nothing
+    # more keeps no claim key.
+    _run(
+        db,
+        """
+        UPDATE transfer_codes_issued SET state = 'revoked', claimed_by = NULL,
+            status_json = '{"state": "revoked"}'
+        WHERE state = 'claimed' AND transfer_id IN (
+            SELECT transfer_id FROM transfers WHERE side = 'sender' AND state IN ('cancelled', 'locked'));
+        UPDATE transfer_codes_issued SET state = 'active', claimed_by = NULL, transfer_id = NULL,
+            status_json = '{"state": "active"}'
+        WHERE state = 'claimed' AND transfer_id IN (
+            SELECT transfer_id FROM transfers WHERE side = 'sender' AND state IN ('expired', 'undeliverable'));
+        UPDATE transfer_codes_issued SET claim_key = zeroblob(0)
+        WHERE state IN ('used', 'revoked', 'expired', 'locked');
+        """,
+    )

@@ -50,7 +50,11 @@ def _request() -> Machine:
 
 
 def _code() -> Machine:
-    derived = {code_claim_states.CodeEvent.LOCK_OUT: "the failed claim that reaches the limit"}
+    derived = {
+        code_claim_states.CodeEvent.LOCK_OUT: "the failed claim that reaches the limit",
+        code_claim_states.CodeEvent.WITHDRAW: "its transfer was cancelled (confirmed) or locked",
+        code_claim_states.CodeEvent.LAPSE: "its transfer expired or was undeliverable",
+    }
     rows = [
         (s.value, e.value, t.value, code_claim_states.ACTORS[e].value, derived.get(e, ""))
         for (s, e), t in code_claim_states.TRANSITIONS.items()

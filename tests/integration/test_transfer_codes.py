@@ -159,3 +159,73 @@ def test_a_code_claimed_again_by_the_same_district_gives_the_same_transfer(pair)
     _wait(lambda: _json(a, "transfers", "show", claimed["transfer_id"], "--json")["state"] == "accepted")
     third = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")
     assert third["transfer_id"] == first["transfer_id"]
+
+
+def _claim_while_stopped(a, code: str) -> str:
+    """A claims ``code`` for B while A's server is stopped (B's answer lost); the transfer id it sealed."""
+    import os
+
+    from crypto import parse_code, transfer_code_credentials, transfer_code_proof
+    from node.codes_flow import handle_claim
+    from node.home import open_node
+    from protocol.json_strict import dumps_canonical
+    from protocol.transfer_code import parse_transfer_code
+
+    parsed = parse_transfer_code(code, parse_code=parse_code)
+    code_id, key = transfer_code_credentials(parsed.code, parsed.source_domain)
+    nonce = os.urandom(16)
+    proof = transfer_code_proof(key, destination="b.example.org", nonce=nonce)
+    b64 = [base64.urlsafe_b64encode(v).rstrip(b"=").decode() for v in (code_id, nonce, proof)]
+    a.stop()
+    with open_node(a.home, a.env) as node:
+        answer = handle_claim(node, caller="b.example.org",
+                              body=dumps_canonical(dict(zip(("code_id", "nonce", "proof"), b64, strict=True))))
+    return str(answer["transfer_id"])
+
+
+def _claim_key_length(a, code_id: str) -> int:
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        return conn.execute("SELECT length(claim_key) FROM transfer_codes_issued WHERE code_id = ?",
+                            [code_id]).fetchone()[0]  # fmt: skip
+
+
+def test_cancelling_a_claimed_codes_transfer_revokes_the_code(pair) -> None:
+    a, b, _ = pair
+    issued = _json(a, "codes", "create", "--student", "100001", "--as", "coord", "--json")
+    tid = _claim_while_stopped(a, issued["code"])
+    a.start()
+    refused = a.cli("codes", "revoke", issued["code_id"][:12], "--as", "coord", ok=False)
+    assert "(error code code.in_use)" in refused.stderr and f"satchel cancel {tid}" in refused.stderr
+    a.cli("cancel", tid, "--as", "coord")
+    # B confirms the cancellation with a signed receipt; A's transfer is then cancelled, and the code with it.
+    _wait(lambda: _json(a, "transfers", "show", tid, "--json")["state"] == "cancelled")
+    assert _code_state(a, issued["code"]) == "revoked"
+    listed = next(c for c in _json(a, "codes", "list", "--json") if c["code_id"] == issued["code_id"])
+    assert (listed["claimed_by"], listed["transfer_id"]) == (None, tid)
+    assert _claim_key_length(a, issued["code_id"]) == 0  # it opens nothing any more
+    assert any("revoked" in i["subject"] for i in _json(a, "inbox", "--json"))
+    # B's coordinator, entering the code again, is told it was withdrawn, not sent to the cancelled transfer.
+    assert "code.revoked" in b.cli("claim", issued["code"], "--as", "coord", ok=False).stderr
+
+
+def test_a_claimed_codes_transfer_that_expires_frees_the_code(pair) -> None:
+    from node.home import open_node
+    from node.transfer_actions import expire_due
+
+    a, b, _ = pair
+    issued = _json(a, "codes", "create", "--student", "100001", "--for", "b.example.org", "--as", "coord",
+                   "--json")  # fmt: skip
+    tid = _claim_while_stopped(a, issued["code"])
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # B never took it, and its days are over
+        conn.execute("UPDATE transfers SET expires_at = '2020-01-01T00:00:00Z' WHERE transfer_id = ?", [tid])
+    with open_node(a.home, a.env) as node:
+        assert expire_due(node) == [tid]
+    assert _code_state(a, issued["code"]) == "active"
+    assert any("released" in i["subject"] for i in _json(a, "inbox", "--json"))
+    a.start()
+    # The code works again: B's claim gets the records in a new transfer, which it opens and imports.
+    claimed = _json(b, "claim", issued["code"], "--school", "0101", "--as", "coord", "--json")
+    assert claimed["transfer_id"] != tid
+    assert _json(b, "import", "run", claimed["transfer_id"], "--as", "coord", "--json")["imported"] == 1
+    _wait(lambda: _code_state(a, issued["code"]) == "used")
+    assert _claim_key_length(a, issued["code_id"]) == 0

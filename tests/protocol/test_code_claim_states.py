@@ -34,6 +34,7 @@ from protocol.code_claim_states import (
     Throttle,
     apply,
     due_events,
+    follow_transfer,
     new_code,
 )
 from protocol.transfer_code import CodeSameNode
@@ -62,6 +63,8 @@ EVENTS: dict[CodeEvent, tuple[object, dict[str, object]]] = {
     Ev.CONSUME: (Consume(destination=DST), {}),
     Ev.REVOKE: (Ev.REVOKE, {}),
     Ev.EXPIRE: (Ev.EXPIRE, {}),
+    Ev.WITHDRAW: (Ev.WITHDRAW, {}),
+    Ev.LAPSE: (Ev.LAPSE, {}),
 }
 
 
@@ -253,3 +256,55 @@ def test_random_event_sequences_stay_in_defined_states(
         assert result.status.state in CodeState
         assert (result.previous, result.event) in TRANSITIONS
         status = result.status
+
+
+@pytest.mark.parametrize(
+    ("transfer_state", "code_state", "topics"),
+    [
+        ("imported", C.USED, ["code.used"]),
+        ("rejected", C.ACTIVE, ["code.released"]),
+        ("cancelled", C.REVOKED, ["code.revoked"]),
+        ("locked", C.REVOKED, ["code.revoked"]),
+        ("expired", C.ACTIVE, ["code.released"]),
+        ("undeliverable", C.ACTIVE, ["code.released"]),
+    ],
+)
+def test_a_claimed_code_follows_its_transfer_to_the_end(
+    transfer_state: str, code_state: CodeState, topics: list[str]
+) -> None:
+    (moved,) = follow_transfer(in_state(C.CLAIMED), transfer_id=T1, transfer_state=transfer_state, now=NOW)
+    assert moved.status.state is code_state
+    assert [e.topic for e in moved.effects if isinstance(e, NotifyCoordinators)] == topics
+    assert any(isinstance(e, EraseVerifier) for e in moved.effects) == (code_state in (C.USED, C.REVOKED))
+    # Nobody holds a code that is not claimed or used; a revoked one still names the transfer that ended it.
+    assert moved.status.claimed_by == (DST if code_state is C.USED else None)
+    assert moved.status.transfer_id == (None if code_state is C.ACTIVE else T1)
+
+
+@pytest.mark.parametrize("transfer_state", ["sealed", "delivered", "accepted", "cancel_requested",
+                                            "import_failed", "partially_imported"])  # fmt: skip
+def test_a_transfer_still_going_leaves_its_code_claimed(transfer_state: str) -> None:
+    assert follow_transfer(in_state(C.CLAIMED), transfer_id=T1, transfer_state=transfer_state, now=NOW) == ()
+
+
+def test_only_the_code_that_holds_the_transfer_follows_it() -> None:
+    for status in (in_state(C.CLAIMED), fresh(), in_state(C.USED), fresh(state=C.REVOKED)):
+        assert follow_transfer(status, transfer_id=T2, transfer_state="cancelled", now=NOW) == ()
+    assert follow_transfer(fresh(), transfer_id=T1, transfer_state="expired", now=NOW) == ()
+
+
+def test_a_code_freed_past_its_days_expires_at_once_and_says_so_once() -> None:
+    late = NOW + timedelta(days=31)
+    freed, expired = follow_transfer(in_state(C.CLAIMED), transfer_id=T1, transfer_state="expired", now=late)
+    assert (freed.status.state, expired.status.state) == (C.ACTIVE, C.EXPIRED)
+    topics = [e.topic for t in (freed, expired) for e in t.effects if isinstance(e, NotifyCoordinators)]
+    assert topics == ["code.expired"]
+    assert any(isinstance(e, EraseVerifier) for e in expired.effects)
+
+
+def test_the_code_events_of_a_transfer_ending_belong_to_the_source_node() -> None:
+    for name in (Ev.WITHDRAW, Ev.LAPSE):
+        with pytest.raises(CodeActorNotAllowed):
+            apply(in_state(C.CLAIMED), name, actor=CodeActor.SOURCE_COORDINATOR, now=NOW)
+        with pytest.raises(CodeTransitionNotAllowed):  # only a claimed code has a transfer to follow
+            apply(fresh(), name, actor=CodeActor.SOURCE_NODE, now=NOW)

@@ -68,6 +68,36 @@ def test_stored_manifests_move_out_of_the_transfers_row(tmp_path: Path) -> None:
     assert "manifest" not in {c.name for c in db["transfers"].columns}
 
 
+def test_codes_held_by_transfers_that_already_ended_follow_them(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS.apply(db, stop_before="0016_code_endings")
+    codes = {"C1": "cancelled", "C2": "undeliverable", "C3": "accepted", "C4": None}
+    for n, (code_id, transfer_state) in enumerate(codes.items()):
+        tid = f"T{n}"
+        if transfer_state:
+            db.execute(
+                "INSERT INTO transfers (transfer_id, side, state, peer, kind, created_at, updated_at)"
+                " VALUES (?, 'sender', ?, 'b.example.org', 'import', 'now', 'now')",
+                [tid, transfer_state],
+            )
+        db.execute(
+            "INSERT INTO transfer_codes_issued (code_id, claim_key, display, scope, state, claimed_by, transfer_id,"
+            " created_at, created_by, expires_at, status_json) VALUES (?, x'00ff', '…ABCD', 'student', ?, ?, ?,"
+            " 'now', 'coord', 'later', '{}')",
+            [code_id, "claimed" if transfer_state else "used", "b.example.org", tid],
+        )
+    MIGRATIONS.apply(db)
+    query = "SELECT code_id, state, claimed_by, transfer_id, length(claim_key) FROM transfer_codes_issued"
+    rows = {r[0]: r[1:] for r in db.execute(query).fetchall()}
+    assert rows == {
+        "C1": ("revoked", None, "T0", 0),
+        "C2": ("active", None, None, 2),
+        "C3": ("claimed", "b.example.org", "T2", 2),
+        "C4": ("used", "b.example.org", "T3", 0),
+    }
+
+
 def test_a_database_changed_by_a_newer_satchel_is_refused_untouched(tmp_path: Path) -> None:
     from storage.errors import SchemaNewer
 

@@ -1,0 +1,88 @@
+"""Transfer codes this node made, as stored: read one, save a transition with its effects, and follow the
+transfer a claim started to its end (spec/codes.md §7.3).
+
+Apart from :mod:`node.codes_flow` (which issues codes and answers claims) because the transfer engine calls
+:func:`follow_transfer` on every change of a sending transfer, and the flow itself sends transfers.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from node.home import Node
+from node.notify import notify_coordinators
+from protocol.code_claim_states import (
+    CodeState,
+    CodeStatus,
+    CodeTransition,
+    EraseVerifier,
+    NotifyCoordinators,
+)
+from protocol.code_claim_states import follow_transfer as code_follows
+
+STATUS_COLS = "code_id, state, created_at, expires_at, bound_destination, claimed_by, transfer_id, failed_claims"
+
+# What the coordinators are told, by the transfer state that moved the code (the topic says what it became).
+_WHY = {
+    "cancelled": "its transfer {transfer} was cancelled here and the receiving district confirmed it; the code "
+    "opens nothing any more. Make a new code if the records should still go.",
+    "locked": "its transfer {transfer} was locked at the receiving district after too many wrong codes; the code "
+    "opens nothing any more. Call the receiving district's coordinator before making a new one.",
+    "expired": "its transfer {transfer} expired before it was accepted. The receiving district may enter the "
+    "code again until {expires}, and gets the records in a new transfer.",
+    "undeliverable": "its transfer {transfer} could not be delivered. The receiving district may enter the code "
+    "again until {expires}, and gets the records in a new transfer.",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def status_of(node: Node, row: tuple) -> CodeStatus:
+    code_id, state, created, expires, bound, claimed_by, transfer_id, failed = row
+    return CodeStatus(
+        code_id=code_id, source_domain=node.config.node.domain, state=CodeState(state),
+        created=parse_time(created), expires=parse_time(expires), bound_destination=bound,
+        claimed_by=claimed_by, transfer_id=transfer_id, failed_claims=failed,
+    )  # fmt: skip
+
+
+def save(node: Node, transition: CodeTransition, *, notify: bool = True, why: str = "") -> None:
+    """Store the code's new status; forget its claim key once it can open nothing; tell the coordinators."""
+    status = transition.status
+    node.db.execute(
+        "UPDATE transfer_codes_issued SET state = ?, claimed_by = ?, transfer_id = ?, failed_claims = ?,"
+        " status_json = ? WHERE code_id = ?",
+        [status.state.value, status.claimed_by, status.transfer_id, status.failed_claims,
+         json.dumps({"state": status.state.value}), status.code_id],
+    )  # fmt: skip
+    for effect in transition.effects:
+        if isinstance(effect, EraseVerifier):
+            # A finished code's key is of no use to anyone here, and of some to whoever takes a backup.
+            node.db.execute("UPDATE transfer_codes_issued SET claim_key = zeroblob(0) WHERE code_id = ?",
+                            [status.code_id])  # fmt: skip
+        elif isinstance(effect, NotifyCoordinators) and notify:
+            subject = f"Transfer code …{status.code_id[:6]}: {effect.topic.split('.')[-1]}"
+            body = subject + "\n\n" + (why + "\n\n" if why else "") + "See: satchel codes list\n"
+            notify_coordinators(node, subject=subject, body=body)
+
+
+def follow_transfer(node: Node, transfer_id: str, state: str) -> None:
+    """The sending side of ``transfer_id`` reached ``state``: move the code whose claim started it, if any.
+
+    Call inside the write transaction that changed the transfer."""
+    row = node.db.execute(
+        f"SELECT {STATUS_COLS} FROM transfer_codes_issued WHERE transfer_id = ?", [transfer_id]
+    ).fetchone()
+    if row is None:
+        return
+    status = status_of(node, row)
+    why = _WHY.get(state, "").format(transfer=transfer_id, expires=row[3])
+    for transition in code_follows(status, transfer_id=transfer_id, transfer_state=state, now=utcnow()):
+        save(node, transition, why=why)
