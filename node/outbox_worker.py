@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -34,8 +36,9 @@ from storage.errors import as_storage_error
 
 log = logging.getLogger("satchel.outbox")
 BASE_DELAY = 2.0
-# How long one delivery attempt may hold a job; a deliverer that dies mid-way frees it after this.
-LEASE_SECONDS = 900.0
+# How long a delivery attempt holds a job without renewing its lease: a deliverer that dies mid-way frees
+# the job after this. One that works longer (a gigabyte on a slow link) renews it every third of it.
+LEASE_SECONDS = 120.0
 MAX_DELAY = 3600.0
 # Beside the refusals that may clear up by themselves for every delivery (spec/transfer.md §7: a key not
 # learned yet, a clock corrected, transfers switched back on, a busy database; 408, 425, 429 and 5xx), an
@@ -54,20 +57,25 @@ def backoff(attempts: int, rng: random.Random) -> float:
 
 
 async def deliver_due(
-    node: Node, client: PeerClient, *, rng: random.Random, job_ids: list[str] | None = None
+    node: Node,
+    client: PeerClient,
+    *,
+    rng: random.Random,
+    job_ids: list[str] | None = None,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> int:
     """Try every due job once; returns how many were delivered."""
     delivered = 0
     for job in outbox.due(node.db, now_iso(), job_ids=job_ids):
         with write_transaction(node.db):
-            lease = iso(utc_now() + timedelta(seconds=LEASE_SECONDS))
+            lease = iso(utc_now() + timedelta(seconds=lease_seconds))
             if not outbox.claim(node.db, job.job_id, now=now_iso(), lease_until=lease):
                 continue  # another deliverer took it
         if job.expires_at and job.expires_at <= now_iso():
             _give_up(node, job, "its delivery expired before the other node took it")
             continue
         try:
-            await _deliver(node, client, job)
+            await _holding_lease(node, job.job_id, lease, lease_seconds, _deliver(node, client, job))
         except MailFailed as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
             continue
@@ -116,6 +124,34 @@ async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
     parts = urlsplit(job.url)
     await client.call(f"{parts.scheme}://{parts.netloc}", "POST", parts.path, body=job.payload,
                       content_type=job.content_type, expect_domain=job.peer)  # fmt: skip
+
+
+async def _holding_lease(node: Node, job_id: str, lease: str, seconds: float, attempt: Awaitable[None]) -> None:
+    """Run one delivery attempt, renewing the job's lease while it lasts, so that no other deliverer (the
+    server's worker beside a command) starts the same upload once a fixed lease would have run out."""
+
+    async def renew(held: str) -> None:
+        while True:
+            await asyncio.sleep(seconds / 3)
+            until = iso(utc_now() + timedelta(seconds=seconds))
+            try:
+                with write_transaction(node.db):
+                    renewed = outbox.renew_lease(node.db, job_id, held=held, until=until)
+            except (SatchelError, sqlite3.Error) as exc:  # a busy database: the lease has two thirds to run
+                log.warning("outbox job %s: lease not renewed this time (%s)", job_id, exc)
+                continue
+            if not renewed:
+                log.warning("outbox job %s: lease lost while delivering; another deliverer may repeat it", job_id)
+                return
+            held = until
+
+    renewer = asyncio.create_task(renew(lease))
+    try:
+        await attempt
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
 
 
 def _give_up(node: Node, job: outbox.Job, error: str) -> None:

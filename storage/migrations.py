@@ -609,3 +609,10 @@ def _code_endings(db: sqlite_utils.Database) -> None:
         WHERE state IN ('used', 'revoked', 'expired', 'locked');
         """,
     )
+
+
+@MIGRATIONS(name="0017_outbox_lease_owner")
+def _outbox_lease_owner(db: sqlite_utils.Database) -> None:
+    # The process that holds a job's lease: a server starting releases only the leases of processes that are
+    # gone, not those of a command still uploading (which renews its lease while it works).
+    _run(db, "ALTER TABLE outbox ADD COLUMN leased_by INTEGER")

@@ -7,9 +7,12 @@ by message id, which makes it exactly-once in effect.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import sqlite_utils
+
+from storage.temp_files import process_running
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +124,23 @@ def cancel_prefixed(db: sqlite_utils.Database, prefix: str, now: str) -> int:
 
 def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str) -> bool:
     """Take a due job for one delivery attempt. Only one deliverer (a `satchel` command or the server's
-    worker) wins; the lease makes a crashed deliverer's job due again when it runs out."""
+    worker) wins; the lease makes a crashed deliverer's job due again when it runs out. The lease names this
+    process, so a server that starts beside a command still delivering leaves the command's leases alone."""
     cursor = db.execute(
-        "UPDATE outbox SET leased_until = ? WHERE job_id = ? AND status = 'pending' AND next_attempt_at <= ?"
-        " AND (leased_until IS NULL OR leased_until <= ?)",
-        [lease_until, job_id, now, now],
+        "UPDATE outbox SET leased_until = ?, leased_by = ? WHERE job_id = ? AND status = 'pending'"
+        " AND next_attempt_at <= ? AND (leased_until IS NULL OR leased_until <= ?)",
+        [lease_until, os.getpid(), job_id, now, now],
+    )
+    return cursor.rowcount == 1
+
+
+def renew_lease(db: sqlite_utils.Database, job_id: str, *, held: str, until: str) -> bool:
+    """Extend this process's lease ``held`` on a job still being delivered; False when it is no longer held
+    (it ran out and another deliverer took the job, or the job was withdrawn)."""
+    cursor = db.execute(
+        "UPDATE outbox SET leased_until = ? WHERE job_id = ? AND status = 'pending' AND leased_until = ?"
+        " AND leased_by = ?",
+        [until, job_id, held, os.getpid()],
     )
     return cursor.rowcount == 1
 
@@ -152,8 +167,13 @@ def unsent_since(db: sqlite_utils.Database, now: str, *, created_since: str) -> 
 
 
 def release_leases(db: sqlite_utils.Database) -> int:
-    """At server start: leases held by a process that died are released, so nothing waits for them."""
-    return db.execute("UPDATE outbox SET leased_until = NULL WHERE leased_until IS NOT NULL").rowcount
+    """At server start: leases held by a process that died are released, so nothing waits for them. Those of a
+    `satchel` command still delivering stay: it renews them while it works."""
+    held = db.execute("SELECT job_id, leased_by FROM outbox WHERE leased_until IS NOT NULL").fetchall()
+    gone = [job_id for job_id, pid in held if pid is None or pid == os.getpid() or not process_running(pid)]
+    for job_id in gone:
+        db.execute("UPDATE outbox SET leased_until = NULL WHERE job_id = ?", [job_id])
+    return len(gone)
 
 
 def mark_done(db: sqlite_utils.Database, job_id: str, now: str) -> None:

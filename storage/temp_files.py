@@ -32,7 +32,8 @@ def make_temp(directory: Path, kind: str) -> tuple[int, str]:
     return tempfile.mkstemp(dir=directory, prefix=temp_prefix(kind))
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (the home is local to it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +52,7 @@ def writer_of(name: str) -> int | None:
 def writer_gone(name: str) -> bool:
     """Whether the temp file ``name`` records a writer that is not running any more (nor is this process)."""
     pid = writer_of(name)
-    return pid is not None and pid != os.getpid() and not _running(pid)
+    return pid is not None and pid != os.getpid() and not process_running(pid)
 
 
 def sweep(directory: Path, kind: str, *, now: float | None = None, min_age: float = DEFAULT_MIN_AGE) -> int:
@@ -64,7 +65,7 @@ def sweep(directory: Path, kind: str, *, now: float | None = None, min_age: floa
         return 0
     for entry in candidates:
         pid = writer_of(entry.name)
-        if pid is not None and (pid == os.getpid() or _running(pid)):
+        if pid is not None and (pid == os.getpid() or process_running(pid)):
             continue
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
