@@ -119,6 +119,11 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         "person": _contact(a.person),
         "transfer_id": a.transfer_id, "delivery": view.sent.get("answer"),
     }  # fmt: skip
+    x = view.crossed
+    crossed = None if x is None else {
+        "at": iso(x.created), "person": _contact(x.person), "comments": x.comments,
+        "delivery": view.sent.get("crossed"),
+    }  # fmt: skip
     data = {
         "request_id": r.request_id, "from": r.from_domain, "from_trust": trust, "to": r.to_domain,
         "state": view.row.state,
@@ -130,6 +135,7 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         "comments": r.comments, "transfer_id": view.row.transfer_id, "asked_at": iso(r.created),
         "delivery": view.sent.get("request"),
         "due_on": view.due_on.isoformat() if view.due_on else None, "answer": answer,
+        "crossed_cancellation": crossed,
         "messages": [{"direction": direction, "at": iso(m.created), "from": m.from_domain, "text": m.comments,
                       "person": _contact(m.person), "delivery": view.sent.get(i)}
                      for i, (direction, m) in enumerate(thread)],
@@ -153,6 +159,10 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
             ("Answer", f"{a.kind.value} at {iso(a.created)} by {a.person.name} <{a.person.email}> {a.person.phone} "
                        f"of {a.from_domain} (signed)" + delivery_words(view.sent.get("answer"))),
             ("Its comments", a.comments or "-"),
+        ]),
+        *([] if x is None else [
+            ("Cancelled here", f"at {iso(x.created)} by {x.person.name} <{x.person.email}>; the answer crossed it and"
+                               " stands" + delivery_words(view.sent.get("crossed"))),
         ]),
         *([("Transfer", view.row.transfer_id)] if view.row.transfer_id else []),
     ])  # fmt: skip

@@ -457,6 +457,9 @@ class RequestView:
     # Where this node's own request, answer and messages stand with the other district (node.delivery_status),
     # by "request", "answer" and the message's place in ``thread`` (show only).
     sent: dict[str | int, dict[str, object]] = field(default_factory=dict)
+    # This district's cancellation that the other district's answer crossed (the answer wins, spec §2), as
+    # signed; its fate is ``sent["crossed"]`` (requester, show only).
+    crossed: RequestResponse | None = None
 
 
 def listing(node: Node, *, side: str | None = None, state: str | None = None) -> list[RequestView]:
@@ -497,7 +500,15 @@ def show(node: Node, request_id: str) -> RequestView:
     jobs: dict[str | int, str] = {i: _message_job(m.signed) for i, m in enumerate(kept) if m.direction == "out"}
     if row.side == "requester":
         jobs["request"] = _request_job(request_id)
+    crossed = None
     if answer is not None and (answer.kind is ResponseKind.CANCELLED) == (row.side == "requester"):
         jobs["answer"] = _response_job(request_id)  # this node's own answer, not the other district's
+    elif answer is not None and row.side == "requester":
+        # The coordinator here cancelled, and the other district's answer crossed it: its job, withdrawn or
+        # refused, still holds the cancellation as it was signed.
+        withdrawn = outbox.get(node.db, _response_job(request_id))
+        if withdrawn is not None:
+            crossed = _stored_response(withdrawn.payload)
+            jobs["crossed"] = withdrawn.job_id
     return RequestView(row, status.request, _overdue(node, status), candidates, messages=len(written), answer=answer,
-                       due_on=due_on, thread=written, sent=deliveries(node.db, jobs))  # fmt: skip
+                       due_on=due_on, thread=written, sent=deliveries(node.db, jobs), crossed=crossed)  # fmt: skip

@@ -234,8 +234,15 @@ def test_an_answer_that_crosses_a_cancellation_wins(pair) -> None:
     a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
     assert _request_state(b, request_id) == "rejected"  # the releaser's answer wins…
     assert _outbox_job(b, request_id)[0] == "cancelled"  # …and the cancellation, now moot, is not sent
+    # B's coordinator still sees that B cancelled, and that the answer crossed it.
+    shown = _json(b, "requests", "show", request_id, "--json")
+    assert shown["answer"]["kind"] == "rejected" and shown["answer"]["delivery"] is None  # A's, not B's to send
+    assert shown["crossed_cancellation"]["delivery"]["status"] == "withdrawn"
+    assert shown["crossed_cancellation"]["person"]["email"].startswith("coord@")
+    assert "the answer crossed it and stands [withdrawn]" in b.cli("requests", "show", request_id).stdout
     a.start()
     assert _request_state(a, request_id) == "rejected"
+    assert _json(a, "requests", "show", request_id, "--json")["crossed_cancellation"] is None  # B's, not A's
 
 
 def test_a_cancellation_that_reaches_an_answered_request_is_refused(pair) -> None:
@@ -261,6 +268,9 @@ def test_a_cancellation_that_reaches_an_answered_request_is_refused(pair) -> Non
         assert outbox.make_due(node.db, f"response-{request_id}", now_iso())
     _wait(lambda: _request_state(b, request_id) == "rejected")  # A's answer, when it comes, still wins
     assert _request_state(a, request_id) == "rejected"
+    crossed = _json(b, "requests", "show", request_id, "--json")["crossed_cancellation"]
+    assert crossed["delivery"]["status"] == "not delivered"
+    assert "request.already_answered" in crossed["delivery"]["last_error"]
 
 
 def _outbox_job(d, request_id: str) -> tuple[str, str | None]:
