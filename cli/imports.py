@@ -220,6 +220,9 @@ def import_cancel(home: str | None, actor: str | None, transfer_id: str) -> None
 def import_log_cmd(home: str | None, as_json: bool, transfer_id: str, csv_path: Path | None) -> None:
     """The import log: one row per student with ids, statuses, document count and the reason for any skip.
 
+    The CSV (and --json) gives each student's id, state id, username and e-mail as the other district sent
+    them and as this district holds them after the import.
+
     \b
     Example:
       satchel import log 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --csv import-log.csv
@@ -235,11 +238,16 @@ def import_log_cmd(home: str | None, as_json: bool, transfer_id: str, csv_path: 
     if as_json:
         print_json(rows)
         return
-    print_table(["first", "last", "grade", "source id", "destination id", "state id", "import", "scores", "docs",
-                 "reason"],
+    print_table(["first", "last", "grade", "source id", "destination id", "state id (source -> here)", "import",
+                 "scores", "docs", "reason"],
                 [(r["FirstName"], r["LastName"], r["Grade"], r["SourceStudentId"], r["DestinationStudentId"],
-                  r["StateId"], r["SourceImportStatus"], r["ScoreImportStatus"], r["DocumentCount"], r["Reason"])
-                 for r in rows])  # fmt: skip
+                  _both(r["SourceStateId"], r["DestinationStateId"]), r["SourceImportStatus"],
+                  r["ScoreImportStatus"], r["DocumentCount"], r["Reason"]) for r in rows])  # fmt: skip
+
+
+def _both(source: str, here: str) -> str:
+    """One value when the two sides agree, else both (the CSV and --json keep them apart)."""
+    return source if source == here else f"{source or '-'} -> {here or '-'}"
 
 
 @click.group("imports", context_settings=CONTEXT)

@@ -13,8 +13,12 @@ from storage import imports
 from storage import students as student_store
 from storage import transfers as store
 
+# After the name and grade, each id as the other district sent it and as this district holds it after the
+# import (the vendor's log has both sides, to spot what changed): a student linked to one held here keeps
+# this district's values; one created here has no account (username, e-mail) until the roster gives one.
 LOG_COLUMNS = (
-    "FirstName", "LastName", "Grade", "SourceStudentId", "DestinationStudentId", "StateId", "Username", "Email",
+    "FirstName", "LastName", "Grade", "SourceStudentId", "DestinationStudentId", "SourceStateId",
+    "DestinationStateId", "SourceUsername", "DestinationUsername", "SourceEmail", "DestinationEmail",
     "SourceImportStatus", "ScoreImportStatus", "DocumentCount", "Reason",
 )  # fmt: skip
 
@@ -50,8 +54,9 @@ def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
         out.append({
             "FirstName": incoming.given_name, "LastName": incoming.family_name, "Grade": incoming.grade or "",
             "SourceStudentId": s.sender_sis_id, "DestinationStudentId": s.destination_sis_id or "",
-            "StateId": (record.state_id if record else "") or (incoming.state_id or ""),
-            "Username": record.username if record else "", "Email": record.email if record else "",
+            "SourceStateId": incoming.state_id or "", "DestinationStateId": record.state_id if record else "",
+            "SourceUsername": incoming.username or "", "DestinationUsername": record.username if record else "",
+            "SourceEmail": incoming.email or "", "DestinationEmail": record.email if record else "",
             "SourceImportStatus": status, "ScoreImportStatus": score_status, "DocumentCount": s.documents,
             "Reason": s.result_reason or "",
         })  # fmt: skip

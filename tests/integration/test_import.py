@@ -109,7 +109,12 @@ def test_preview_review_run_log_and_receipt(pair, tmp_path: Path) -> None:
     assert len(rows) == 4 and {r["SourceImportStatus"] for r in rows} == {"Imported"}
     first = next(r for r in rows if r["SourceStudentId"] == "100001")
     assert first["DestinationStudentId"] == "100001" and first["DocumentCount"] == "1"
-    assert first["ScoreImportStatus"] == "Imported 1" and first["StateId"] == "9000000101"
+    assert first["ScoreImportStatus"] == "Imported 1"
+    assert (first["SourceStateId"], first["DestinationStateId"]) == ("9000000101", "9000000101")
+    assert (first["SourceUsername"], first["DestinationUsername"]) == ("amartinez", "amartinez")
+    assert first["SourceEmail"] == first["DestinationEmail"] == "ava.martinez@students.example.org"
+    assert list(rows[0])[3:11] == ["SourceStudentId", "DestinationStudentId", "SourceStateId", "DestinationStateId",
+                                   "SourceUsername", "DestinationUsername", "SourceEmail", "DestinationEmail"]
     assert next(r for r in rows if r["SourceStudentId"] == "300002")["LastName"] == "'" + FORMULA  # text in Excel
     listed = _json(b, "imports", "list", "--json")
     assert listed[0]["students"] == "4 of 4" and listed[0]["school"] == "Lincoln Middle School"
