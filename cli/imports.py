@@ -142,8 +142,14 @@ def import_match(
     with opened(home) as node:
         decided = import_preview.decide(node, actor=actor, transfer_id=transfer_id, sender_sis_id=student,
                                         link_to=link_to, new=new, later=later)  # fmt: skip
-    action, target = decided.target
+    action, target = decided.student.target
     click.echo(f"{student}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
+    if decided.shared_with:
+        others = ", ".join(decided.shared_with)
+        click.echo(f"Warning: {target} also receives the records of incoming student(s) {others} of this "
+                   "import: unless they are the same child, choose again for one of them "
+                   f"(`satchel import match {transfer_id} {decided.shared_with[0]} --to|--new|--later`).",
+                   err=True)  # fmt: skip
 
 
 @import_group.command("run", context_settings=CONTEXT)

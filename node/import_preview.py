@@ -173,10 +173,19 @@ def _owner(node: Node, wanted: str | None, *, explicit: bool) -> str | None:
     return user.username
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    student: ImportStudent
+    # Other incoming students of the import that are (or will be) linked to the same local student. Matching
+    # never does that by itself (one local student receives records once, spec rule 4); a person may, when the
+    # sender holds one child twice, so it is said rather than refused.
+    shared_with: tuple[str, ...] = ()
+
+
 def decide(
     node: Node, *, actor: str | None, transfer_id: str, sender_sis_id: str, link_to: str | None = None,
     new: bool = False, later: bool = False,
-) -> ImportStudent:  # fmt: skip
+) -> Decided:  # fmt: skip
     """Record a person's decision for one incoming student: link to a local student, create new, or later."""
     if sum((link_to is not None, new, later)) != 1:
         raise InvalidInput("give exactly one of --to SIS_ID, --new or --later", field="--to")
@@ -201,6 +210,13 @@ def decide(
         decision = "link" if link_to is not None else "new" if new else "later"
         imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
                                reviewed_by=user.username, reviewed_at=now_iso())  # fmt: skip
+        shared = tuple(
+            s.sender_sis_id for s in imports.students(node.db, found.import_id)
+            if link_to is not None and s.sender_sis_id != sender_sis_id
+            and (s.destination_sis_id if s.result == "imported" else s.target[1]) == link_to
+        )  # fmt: skip
         record(node, user.username, "import.review", transfer_id,
-               {"student": sender_sis_id, "decision": decision, "to": link_to})  # fmt: skip
-    return next(s for s in imports.students(node.db, transfer_id) if s.sender_sis_id == sender_sis_id)
+               {"student": sender_sis_id, "decision": decision, "to": link_to}
+               | ({"shared_with": list(shared)} if shared else {}))  # fmt: skip
+    decided = next(s for s in imports.students(node.db, transfer_id) if s.sender_sis_id == sender_sis_id)
+    return Decided(decided, shared)

@@ -161,7 +161,12 @@ def test_uncertain_students_wait_for_review_and_conflicts_are_skipped(pair, tmp_
     skipped = {s["student"]: s["reason"] for s in first["skipped"]}
     assert "needs review" in skipped["400003"]
 
-    b.cli("import", "match", tid, "400003", "--to", "B-9001", "--as", "coord")
+    assert "Warning" not in b.cli("import", "match", tid, "400003", "--to", "B-9001", "--as", "coord").stderr
+    # Linking a second incoming student to the same local one is said, not refused (the sender may hold one
+    # child twice); the coordinator then chooses again.
+    shared = b.cli("import", "match", tid, "400002", "--to", "B-9001", "--as", "coord").stderr
+    assert "Warning: B-9001 also receives the records of incoming student(s) 400003 of this import" in shared
+    assert f"satchel import match {tid} 400003 --to|--new|--later" in shared
     b.cli("import", "match", tid, "400002", "--new", "--as", "coord")
     review = _json(b, "import", "review", tid, "--json")
     assert {r["sender_sis_id"] for r in review if r["reviewed_by"]} == {"400002", "400003"}
