@@ -13,7 +13,7 @@ from node.operators import authorize, record
 from node.record_fixes import audit_move
 from node.records import add_document, replaceable
 from protocol import InvalidInput, SatchelError
-from storage import records, students
+from storage import imports, records, students
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.records import Document
@@ -25,6 +25,15 @@ class ProvenanceBroken(SatchelError):
     code = "document.provenance_broken"
     default_hint = (
         "the stored copy differs from the sender's signed manifest; ask the sender to send it again"
+    )
+
+
+class ActiveCopy(SatchelError):
+    """A deleted document's record was imported again since, and that copy is active: restoring would hold it twice."""
+
+    code = "document.active_copy"
+    default_hint = (
+        "keep the active copy; to keep the deleted one instead, delete the active copy first, then restore"
     )
 
 
@@ -92,9 +101,36 @@ def restore(node: Node, *, actor: str | None, doc_id: str) -> Document:
             raise InvalidInput(f"document {doc_id} is {doc.status}, not deleted: there is nothing to restore",
                                field="ID")  # fmt: skip
         students.require(node.db, doc.student_sis_id)
+        _hold_again(node, doc)
         records.update_document(node.db, doc_id, status="active")
         record(node, user.username, "document.restore", doc.student_sis_id, {"doc_id": doc_id})
     return records.get_document(node.db, doc_id)
+
+
+def _hold_again(node: Node, doc: Document) -> None:
+    """Inside restore's transaction, for a received document. Its record counted as gone while it was deleted,
+    so a redo may have imported it again (storage.imports.imported_among): with that copy active, a restore
+    would hold the sender's record twice. Otherwise this document becomes the copy here again, or the next
+    redo would bring the record back beside it."""
+    origin = doc.origin
+    if origin.get("kind") != "import":
+        return
+    sender, record_id = str(origin["sender"]), str(origin["record_id"])
+    held = imports.imported_among(node.db, sender, [record_id]).get(record_id)
+    if held is not None and held[1] == doc.doc_id:
+        return
+    if held is not None and held[2]:
+        other = records.get_document(node.db, held[1])
+        raise ActiveCopy(
+            f"document {doc.doc_id} cannot be restored: {sender} sent its record again since, and it is held here "
+            f"as document {other.doc_id} (student {other.student_sis_id})", field="ID",
+            hint=f"keep {other.doc_id}; to keep {doc.doc_id} instead, delete the other first with `satchel documents "
+            f"delete {other.doc_id}`, then restore {doc.doc_id}",
+        )  # fmt: skip
+    found = imports.get(node.db, str(origin["envelope"]))
+    if found is not None:
+        imports.hold_again(node.db, (sender, record_id, "document", doc.doc_id, found.import_id, found.transfer_id,
+                                     doc.student_sis_id))  # fmt: skip
 
 
 def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:

@@ -137,6 +137,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.peer_disabled": 409,
     "transfer.deferred": 409,
     "document.provenance_broken": 409,
+    "document.active_copy": 409,
     "import.not_ready": 409,
     "import.cancelled": 409,
     "code.not_delivered": 504,

@@ -210,6 +210,16 @@ def remember_records(
     )
 
 
+def hold_again(db: sqlite_utils.Database, row: tuple[str, str, str, str, str, str, str]) -> None:
+    """A row as remember_records takes it, in place of the copy remembered for its record (one that is gone,
+    or none): a restored document is the copy here again, which the next redo must find."""
+    db.execute(
+        "INSERT OR REPLACE INTO imported_records (source_domain, source_record_id, kind, local_id, import_id,"
+        " transfer_id, student_sis_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        row,
+    )
+
+
 def forget_gone(db: sqlite_utils.Database, rows: Iterable[tuple[str, str, str]]) -> None:
     """(source domain, source record id, local id) of records whose copy here is gone (see imported_among)."""
     db.conn.executemany(

@@ -416,6 +416,37 @@ def test_a_redo_accepted_before_the_purge_keeps_its_bytes(pair, tmp_path: Path) 
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == landed["sha256"]
 
 
+def test_a_deleted_document_brought_again_by_a_redo_is_not_restored_beside_it(pair, tmp_path: Path) -> None:
+    # A redo brings a deleted document again (README, fixing mistakes); restoring the deleted copy after that
+    # would hold the sender's record twice, so the restore is refused and names the copy that is active.
+    a, b, _ = pair
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(20_000))
+    a_doc = _add_iep(a, doc)
+    first = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    _import(b, first)
+    [landed] = _json(b, "documents", "list", "100001", "--json")
+    b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
+    redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    _import(b, redo)
+    [again] = [d for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"]
+    assert again["doc_id"] != landed["doc_id"] and again["origin"]["record_id"] == landed["origin"]["record_id"]
+
+    refused = b.cli("documents", "restore", landed["doc_id"], "--as", "admin", ok=False)
+    assert "(error code document.active_copy)" in refused.stderr and again["doc_id"] in refused.stderr
+    active = [d["doc_id"] for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"]
+    assert active == [again["doc_id"]]
+
+    # Deleting the new copy first lets the old one back, and it is then the copy here: a further redo finds it
+    # and brings nothing.
+    b.cli("documents", "delete", again["doc_id"], "--as", "coord")
+    b.cli("documents", "restore", landed["doc_id"], "--as", "admin")
+    twice = _send_accept(a, b, "100001", extra=("--documents", a_doc))
+    _import(b, twice)
+    active = [d["doc_id"] for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"]
+    assert active == [landed["doc_id"]]
+
+
 def test_import_killed_midway_is_all_or_nothing_per_student(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     given = ["Liam", "Olivia", "Noah", "Emma", "Elijah", "Ava", "James", "Sophia", "Lucas", "Isabella", "Mason",
