@@ -171,7 +171,8 @@ def backup(home: str | None, actor: str | None, as_json: bool, destination: str)
     the keys, the configuration, the documents and the envelopes still waiting.
 
     DEST is a new or empty directory, or an earlier backup of this node: then only new documents are
-    copied, and what the home no longer has (purged documents) goes from the backup too. The backup is a
+    copied, and what the home no longer has (purged documents) goes from the backup too, unless the database
+    still uses it: a document the home lost is kept in the backup, named, and the command exits 1. The backup is a
     home: to restore, stop the node, put DEST where the home was (or point --home at it) and start it. It
     holds the private keys and every record in clear: keep it as safe as the home. Admins only.
 
@@ -191,7 +192,8 @@ def backup(home: str | None, actor: str | None, as_json: bool, destination: str)
             "destination": str(result.destination), "taken_at": result.taken_at,
             "database_bytes": result.database_bytes, "blobs": result.blobs, "blobs_copied": result.blobs_copied,
             "bytes_copied": result.bytes_copied, "removed": result.removed, "envelopes": result.envelopes,
-            "damaged": result.damaged, "missing": result.missing, "whole": result.whole,
+            "damaged": result.damaged, "missing": result.missing, "lost_from_home": result.lost_from_home,
+            "whole": result.whole,
         })  # fmt: skip
     else:
         from storage.free_space import size_text
@@ -206,9 +208,17 @@ def backup(home: str | None, actor: str | None, as_json: bool, destination: str)
         ])  # fmt: skip
     _tell_findings(damaged=result.damaged, missing=result.missing, damaged_text="and was not copied",
                    missing_text=" is used by the database but is not in the home")  # fmt: skip
+    for lost in result.lost_from_home[:20]:
+        click.echo(f"Lost from the home: {lost} is used by the database; the backup kept its copy", err=True)
+    if len(result.lost_from_home) > 20:
+        click.echo(f"... and {len(result.lost_from_home) - 20:,} more lost from the home", err=True)
+    if result.lost_from_home:
+        click.echo(f"Hint: copy them back from {result.destination} into the home (same paths under it), then "
+                   "`satchel check`", err=True)  # fmt: skip
     if not result.whole:
         click.echo("Hint: take these from an older backup; if the node was busy, run the backup again first",
                    err=True)  # fmt: skip
+    if result.lost_from_home or not result.whole:
         raise click.exceptions.Exit(1)
 
 

@@ -35,7 +35,7 @@ from storage.database import write_transaction
 from storage.durable_files import replace_durably, sync_directories_under
 from storage.errors import StorageError
 from storage.free_space import require_room
-from storage.home_files import blob_files, used_files
+from storage.home_files import blob_files, used_files, used_paths
 
 MARKER = "BACKUP.json"  # what says a directory holds a backup, and of which node
 CHUNK = 1 << 20
@@ -72,6 +72,9 @@ class BackupResult:
     # snapshot uses that the backup lacks (see _missing): each needs an older backup.
     damaged: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # Files the database uses that the home has lost and this backup still holds (from an earlier run): the
+    # backup is whole, the home is not; copy them back (README, backups).
+    lost_from_home: list[str] = field(default_factory=list)
 
     @property
     def whole(self) -> bool:
@@ -136,7 +139,12 @@ def _backup(node: Node, actor: str, dest: Path, destination: Path, progress: Pro
         done += item.size
         if progress is not None:
             progress(done, total)
-    result.removed, result.blobs, result.envelopes = _prune(dest, {f.relative for f in files})
+    listed = {f.relative for f in files}
+    # What the snapshot still uses stays, even where the home no longer has it: a blob lost from the home
+    # (a disk error, an rm) is then restored from here, not removed by the very backup that held it.
+    used = _used_by_snapshot(dest)
+    result.removed, result.blobs, result.envelopes = _prune(dest, listed | used)
+    result.lost_from_home = sorted(used - listed)
     result.missing = _missing(dest)
     # Every rename into the backup on disk before it says it is complete: a power cut must not leave a
     # backup marked whole that lacks files.
@@ -276,12 +284,20 @@ def _prune(dest: Path, present: set[str]) -> tuple[int, int, int]:
     return removed, kept[0], kept[1]
 
 
+def _used_by_snapshot(dest: Path) -> set[str]:
+    with contextlib.closing(_read_only(dest)) as db:
+        return used_paths(db, dest)
+
+
+def _read_only(dest: Path) -> sqlite3.Connection:
+    # Through a URI: so the path is quoted (a "#" or "?" in a directory name is not a URI part).
+    return sqlite3.connect(f"file:{quote(str(dest / 'satchel.db'))}?mode=ro", uri=True)
+
+
 def _missing(dest: Path) -> list[str]:
     """What the snapshot uses that the backup does not hold. Only a home that lost files, or one that removed
     them while the backup ran (then the next backup is whole), has any."""
-    # Read-only, through a URI: so the path is quoted (a "#" or "?" in a directory name is not a URI part).
-    uri = f"file:{quote(str(dest / 'satchel.db'))}?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+    with contextlib.closing(_read_only(dest)) as db:
         return list(used_files(db, dest).missing)
 
 

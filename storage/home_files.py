@@ -44,6 +44,20 @@ def blob_files(home: Path) -> Iterator[tuple[Path, int]]:
                 yield Path(entry.path), entry.stat().st_size
 
 
+def used_paths(conn: sqlite3.Connection, home: Path) -> set[str]:
+    """The files under ``home`` that the database reads through ``conn`` uses, relative, "/"-separated: what
+    no clean-up of that home (or of a backup of it) may remove, whether or not it is there now."""
+    blobs = {row[0] for row in conn.execute(
+        "SELECT sha256 FROM documents WHERE status != 'purged' UNION SELECT sha256 FROM received_blobs"
+    ) if row[0]}  # fmt: skip
+    envelopes = conn.execute(
+        "SELECT envelope_path FROM transfers WHERE envelope_path IS NOT NULL AND state IN ('sealed', 'received')"
+    ).fetchall()
+    return {blob_path(home, sha).relative_to(home).as_posix() for sha in blobs} | {
+        envelope_under(home, path).relative_to(home).as_posix() for (path,) in envelopes
+    }
+
+
 def used_files(conn: sqlite3.Connection, home: Path) -> UsedFiles:
     """Check that every blob a document (not purged) or an opened transfer uses, and every envelope of a
     transfer still sealed or received, is a file under ``home``. Reads the database through ``conn``."""

@@ -102,6 +102,27 @@ def test_a_damaged_blob_is_not_copied_and_the_backup_says_so(tmp_path: Path) -> 
     assert not list((tmp_path / "backup").rglob(sha))
 
 
+def test_a_file_the_home_lost_is_kept_by_the_backup_that_holds_it(tmp_path: Path) -> None:
+    a = make_district(tmp_path, "a.example.org")
+    _, sha = _add_document(a, tmp_path, "100001", 100_000)
+    dest = tmp_path / "backup"
+    assert json.loads(_backup(a, dest).stdout)["whole"]
+    good = dest / "blobs" / "sha256" / sha[:2] / sha
+    # The home loses the document's bytes (a disk error, an rm by mistake); cron runs the nightly backup.
+    (a.home / "blobs" / "sha256" / sha[:2] / sha).unlink()
+    nightly = _backup(a, dest, ok=False)
+    assert nightly.exit_code == 1  # the home needs attention…
+    report = json.loads(nightly.stdout)
+    assert report["lost_from_home"] == [f"blobs/sha256/{sha[:2]}/{sha}"] and report["removed"] == 0
+    assert f"Lost from the home: blobs/sha256/{sha[:2]}/{sha} is used by the database" in nightly.stderr
+    assert f"Hint: copy them back from {dest}" in nightly.stderr
+    # …and the backup still holds the only good copy: it is whole, and the home is restored from it.
+    assert good.is_file() and report["whole"]
+    assert json.loads(run_cli(dest, "check", "--json").stdout)["whole"]
+    shutil.copy2(good, a.home / "blobs" / "sha256" / sha[:2] / sha)
+    assert json.loads(a.cli("check", "--json").stdout)["whole"]
+
+
 def test_where_a_backup_may_go_and_who_may_take_it(tmp_path: Path) -> None:
     a = make_district(tmp_path, "a.example.org")
     inside = _backup(a, a.home / "backup", ok=False)
