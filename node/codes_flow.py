@@ -171,12 +171,26 @@ def revoke(node: Node, *, actor: str | None, code_id: str) -> None:
             raise CodeInUse(
                 f"transfer code {status.code_id[:12]} is claimed by {status.claimed_by}: its records are in "
                 f"transfer {status.transfer_id}", state=status.state.value, event=CodeEvent.REVOKE.value,
-                hint=f"cancel that transfer (`satchel cancel {status.transfer_id}`); the code is revoked once "
-                f"{status.claimed_by} confirms",
+                hint=_withdraw_hint(node, status),
             )  # fmt: skip
         transition = apply(status, CodeEvent.REVOKE, actor=CodeActor.SOURCE_COORDINATOR, now=utcnow())
         save(node, transition, notify=False)  # the coordinator who revokes it knows
         record(node, user.username, "code.revoke", transition.status.code_id[:8])
+
+
+def _withdraw_hint(node: Node, status: CodeStatus) -> str:
+    """How to withdraw a claimed code, by where its transfer stands (only a transfer not yet opened can be
+    cancelled, spec/codes.md §7.3)."""
+    tid, peer = status.transfer_id, status.claimed_by
+    row = transfers.get(node.db, tid, local_domain=node.config.node.domain) if tid else None
+    state = row.status.state.value if row is not None else ""
+    if state in ("sealed", "delivered"):
+        return f"cancel that transfer (`satchel cancel {tid}`); the code is revoked once {peer} confirms"
+    if state == "cancel_requested":
+        return (f"its transfer is being cancelled; the code is revoked once {peer} confirms "
+                f"(`satchel transfers show {tid}`)")
+    return (f"{peer} has opened the records (`satchel transfers show {tid}`): the code is used up when it imports "
+            f"them, or freed if it rejects them; call its coordinator if it should not have them")
 
 
 def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:

@@ -23,16 +23,21 @@ from protocol.code_claim_states import follow_transfer as code_follows
 
 STATUS_COLS = "code_id, state, created_at, expires_at, bound_destination, claimed_by, transfer_id, failed_claims"
 
-# What the coordinators are told, by the transfer state that moved the code (the topic says what it became).
+# What the coordinators are told: why (the transfer's ending) and what now (the code's new state).
 _WHY = {
-    "cancelled": "its transfer {transfer} was cancelled here and the receiving district confirmed it; the code "
-    "opens nothing any more. Make a new code if the records should still go.",
-    "locked": "its transfer {transfer} was locked at the receiving district after too many wrong codes; the code "
-    "opens nothing any more. Call the receiving district's coordinator before making a new one.",
-    "expired": "its transfer {transfer} expired before it was accepted. The receiving district may enter the "
-    "code again until {expires}, and gets the records in a new transfer.",
-    "undeliverable": "its transfer {transfer} could not be delivered. The receiving district may enter the code "
-    "again until {expires}, and gets the records in a new transfer.",
+    "cancelled": "its transfer {transfer} was cancelled here and the receiving district confirmed it.",
+    "cancel_requested": "its transfer {transfer} was being cancelled here when it expired.",
+    "locked": "its transfer {transfer} was locked at the receiving district after too many wrong codes.",
+    "expired": "its transfer {transfer} expired before it was accepted.",
+    "undeliverable": "its transfer {transfer} could not be delivered.",
+}
+_NOW = {
+    CodeState.REVOKED: "The code opens nothing any more. Make a new code if the records should still go (after "
+    "a lock, call the receiving district's coordinator first).",
+    CodeState.EXPIRED: "The code's 30 days are over as well: it opens nothing any more. Make a new code if the "
+    "records should still go.",
+    CodeState.ACTIVE: "The receiving district may enter the code again until {expires}, and gets the records in a "
+    "new transfer.",
 }
 
 
@@ -73,16 +78,22 @@ def save(node: Node, transition: CodeTransition, *, notify: bool = True, why: st
             notify_coordinators(node, subject=subject, body=body)
 
 
-def follow_transfer(node: Node, transfer_id: str, state: str) -> None:
-    """The sending side of ``transfer_id`` reached ``state``: move the code whose claim started it, if any.
-
-    Call inside the write transaction that changed the transfer."""
+def follow_transfer(node: Node, transfer_id: str, state: str, *, previous: str) -> None:
+    """The sending side of ``transfer_id`` went from ``previous`` to ``state``: move the code whose claim
+    started it, if any. Call inside the write transaction that changed the transfer."""
     row = node.db.execute(
         f"SELECT {STATUS_COLS} FROM transfer_codes_issued WHERE transfer_id = ?", [transfer_id]
     ).fetchone()
     if row is None:
         return
-    status = status_of(node, row)
-    why = _WHY.get(state, "").format(transfer=transfer_id, expires=row[3])
-    for transition in code_follows(status, transfer_id=transfer_id, transfer_state=state, now=utcnow()):
+    transitions = code_follows(status_of(node, row), transfer_id=transfer_id, transfer_state=state,
+                               previous_state=previous, now=utcnow())  # fmt: skip
+    if not transitions:
+        return
+    ending = "cancel_requested" if state == "expired" and previous == "cancel_requested" else state
+    why = _WHY.get(ending, "")
+    if why:
+        why += " " + _NOW.get(transitions[-1].status.state, "")
+    why = why.format(transfer=transfer_id, expires=row[3]).strip()
+    for transition in transitions:
         save(node, transition, why=why)

@@ -133,7 +133,8 @@ def step(
                         kind=f"state.{transition.status.state}", actor=actor_name, detail=detail)  # fmt: skip
         if transition.status.side is Side.SENDER:
             # A transfer a transfer code's claim started: the code is used, freed or revoked with it.
-            follow_transfer(node, row.transfer_id, transition.status.state.value)
+            follow_transfer(node, row.transfer_id, transition.status.state.value,
+                            previous=transition.previous.value)  # fmt: skip
     return outcome
 
 

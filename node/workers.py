@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from node import partial_envelopes
+from node import codes_flow, partial_envelopes
 from node.appkeys import NODE
 from node.background_errors import log_failure
 from node.directory_service import sync_mirrors
@@ -56,8 +56,11 @@ def _periodic(
 
 # A directory pulls the directories it mirrors every ten minutes.
 mirror_worker = _periodic("mirror-sync", MIRROR_INTERVAL, lambda app: sync_mirrors(app[NODE], app[KEYRING]))
-# Every minute, transfers past their expiry move on: codes erased, sealed copies deleted.
-expiry_worker = _periodic("expiry", EXPIRY_INTERVAL, lambda app: expire_due(app[NODE]))
+# Every minute, transfers past their expiry move on (codes erased, sealed copies deleted), and transfer codes
+# past their 30 days expire (their claim keys erased).
+expiry_worker = _periodic(
+    "expiry", EXPIRY_INTERVAL, lambda app: (expire_due(app[NODE]), codes_flow.expire_codes(app[NODE]))
+)
 # Hourly: requests unanswered past their working days are flagged and coordinators reminded.
 overdue_worker = _periodic("overdue", OVERDUE_INTERVAL, lambda app: flag_overdue(app[NODE]))
 # Hourly: temp files of writers killed mid-way (a sealed or received envelope can be gigabytes) go, and so

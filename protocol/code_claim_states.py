@@ -401,20 +401,25 @@ _TRANSFER_ENDINGS: dict[str, CodeEvent] = {
     "rejected": Ev.RELEASE,
     "cancelled": Ev.WITHDRAW,
     "locked": Ev.WITHDRAW,
-    "expired": Ev.LAPSE,
+    "expired": Ev.LAPSE,  # withdraw, when it was being cancelled (see follow_transfer)
     "undeliverable": Ev.LAPSE,
 }
 
 
 def follow_transfer(
-    status: CodeStatus, *, transfer_id: str, transfer_state: str, now: datetime
+    status: CodeStatus, *, transfer_id: str, transfer_state: str, now: datetime, previous_state: str = ""
 ) -> tuple[CodeTransition, ...]:
-    """The code's transitions when its transfer (``transfer_id``, the sender's side) reaches ``transfer_state``.
+    """The code's transitions when its transfer (``transfer_id``, the sender's side) reaches ``transfer_state``
+    from ``previous_state``.
 
     Nothing when the code does not hold a claim for that transfer (a code released and claimed again holds
-    another). A lapsed code past its 30 days expires in the same step.
+    another). A lapsed code past its 30 days expires in the same step. A transfer the source was cancelling
+    when it expired withdraws the code: the coordinator wanted it stopped, whether or not the destination
+    confirmed in time.
     """
     name = _TRANSFER_ENDINGS.get(transfer_state)
+    if name is Ev.LAPSE and previous_state == "cancel_requested":
+        name = Ev.WITHDRAW
     if name is None or status.state is not C.CLAIMED or status.transfer_id != transfer_id:
         return ()
     assert status.claimed_by is not None  # a claimed code names its destination (CodeStatus checks)

@@ -30,6 +30,9 @@ def open_database(path: Path, *, migrate: bool = True, create: bool = True) -> s
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # What is deleted or overwritten (a purged case, a finished code's key) is zeroed in the file, not
+        # left in free space for whoever later copies the database.
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute(DURABLE)
         db = sqlite_utils.Database(conn)
         if migrate:

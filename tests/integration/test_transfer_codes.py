@@ -40,6 +40,10 @@ def test_code_for_one_student_claim_preview_import_and_used(pair) -> None:
     assert claimed["district"] == "Springfield District A" and claimed["matched"] == 1
     tid = claimed["transfer_id"]
     assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
+    _wait(lambda: _json(a, "transfers", "show", tid, "--json")["state"] == "accepted")
+    # Too late to cancel: the coordinator who would revoke it is told where it stands, not sent to a refusal.
+    refused = a.cli("codes", "revoke", issued["code_id"][:12], "--as", "coord", ok=False)
+    assert "b.example.org has opened the records" in refused.stderr and "satchel cancel" not in refused.stderr
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 1
     _wait(lambda: _code_state(a, code) == "used")
     again = b.cli("claim", code, "--as", "coord", ok=False)
@@ -221,7 +225,9 @@ def test_a_claimed_codes_transfer_that_expires_frees_the_code(pair) -> None:
     with open_node(a.home, a.env) as node:
         assert expire_due(node) == [tid]
     assert _code_state(a, issued["code"]) == "active"
-    assert any("released" in i["subject"] for i in _json(a, "inbox", "--json"))
+    (notice,) = [i for i in _json(a, "inbox", "--json") if "released" in i["subject"]]
+    assert f"its transfer {tid} expired before it was accepted" in notice["body"]
+    assert "The receiving district may enter the code again until" in notice["body"]
     a.start()
     # The code works again: B's claim gets the records in a new transfer, which it opens and imports.
     claimed = _json(b, "claim", issued["code"], "--school", "0101", "--as", "coord", "--json")
@@ -229,3 +235,76 @@ def test_a_claimed_codes_transfer_that_expires_frees_the_code(pair) -> None:
     assert _json(b, "import", "run", claimed["transfer_id"], "--as", "coord", "--json")["imported"] == 1
     _wait(lambda: _code_state(a, issued["code"]) == "used")
     assert _claim_key_length(a, issued["code_id"]) == 0
+
+
+def _expire(a, tid: str, *, code_id: str | None = None) -> None:
+    """A's transfer ``tid`` (and the code ``code_id``) past its days, and A's expiry timer run (A stopped)."""
+    from node.home import open_node
+    from node.transfer_actions import expire_due
+
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE transfers SET expires_at = '2020-01-01T00:00:00Z' WHERE transfer_id = ?", [tid])
+        if code_id:
+            conn.execute("UPDATE transfer_codes_issued SET created_at = '2019-12-01T00:00:00Z', expires_at ="
+                         " '2020-01-01T00:00:00Z' WHERE code_id = ?", [code_id])  # fmt: skip
+    with open_node(a.home, a.env) as node:
+        assert expire_due(node) == [tid]
+
+
+def test_a_claimed_code_past_its_days_whose_transfer_expires_is_expired_and_said_so(pair) -> None:
+    a, _, _ = pair
+    issued = _json(a, "codes", "create", "--student", "100001", "--as", "coord", "--json")
+    tid = _claim_while_stopped(a, issued["code"])
+    _expire(a, tid, code_id=issued["code_id"])
+    assert _code_state(a, issued["code"]) == "expired" and _claim_key_length(a, issued["code_id"]) == 0
+    notices = [i for i in _json(a, "inbox", "--json") if "Transfer code" in i["subject"]]
+    told = {n["subject"].rsplit(": ", 1)[1]: n["body"] for n in notices}
+    assert sorted(told) == ["claimed", "expired"]  # not "released" before "expired"
+    assert "The code's 30 days are over as well" in told["expired"]
+    assert "may enter the code again" not in told["expired"]
+
+
+def test_a_claimed_codes_transfer_that_expires_while_being_cancelled_revokes_the_code(pair) -> None:
+    a, b, _ = pair
+    issued = _json(a, "codes", "create", "--student", "100001", "--as", "coord", "--json")
+    tid = _claim_while_stopped(a, issued["code"])
+    b.stop()  # B never hears of the cancellation, so never confirms it
+    a.start()
+    a.cli("cancel", tid, "--as", "coord")
+    refused = a.cli("codes", "revoke", issued["code_id"][:12], "--as", "coord", ok=False)
+    assert "its transfer is being cancelled; the code is revoked once b.example.org confirms" in refused.stderr
+    a.stop()
+    _expire(a, tid)
+    # The coordinator wanted it stopped: the code is not freed for B to claim the records again.
+    assert _code_state(a, issued["code"]) == "revoked" and _claim_key_length(a, issued["code_id"]) == 0
+    (notice,) = [i for i in _json(a, "inbox", "--json") if "revoked" in i["subject"]]
+    assert f"its transfer {tid} was being cancelled here when it expired" in notice["body"]
+
+
+def test_the_serving_node_expires_codes_and_their_keys_leave_the_file(tmp_path) -> None:
+    from support import make_district
+
+    a = make_district(tmp_path, "a.example.org")
+    issued = _json(a, "codes", "create", "--student", "100001", "--as", "coord", "--json")
+    db_path = a.home / "satchel.db"
+    with sqlite3.connect(db_path) as conn:
+        key = conn.execute("SELECT claim_key FROM transfer_codes_issued WHERE code_id = ?",
+                           [issued["code_id"]]).fetchone()[0]  # fmt: skip
+        conn.execute("UPDATE transfer_codes_issued SET created_at = '2019-12-01T00:00:00Z',"
+                     " expires_at = '2020-01-01T00:00:00Z' WHERE code_id = ?", [issued["code_id"]])  # fmt: skip
+
+    def state() -> str:  # read directly: `codes list` would expire it itself
+        with sqlite3.connect(db_path) as conn:
+            return conn.execute("SELECT state FROM transfer_codes_issued WHERE code_id = ?",
+                                [issued["code_id"]]).fetchone()[0]  # fmt: skip
+
+    a.start()
+    try:
+        _wait(lambda: state() == "expired")
+    finally:
+        a.stop()
+    assert _claim_key_length(a, issued["code_id"]) == 0
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    # Erased, not left in the file's free space for whoever copies the database later.
+    assert key not in db_path.read_bytes()

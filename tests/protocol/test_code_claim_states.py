@@ -293,6 +293,15 @@ def test_only_the_code_that_holds_the_transfer_follows_it() -> None:
     assert follow_transfer(fresh(), transfer_id=T1, transfer_state="expired", now=NOW) == ()
 
 
+def test_a_transfer_expiring_while_being_cancelled_withdraws_its_code() -> None:
+    (moved,) = follow_transfer(in_state(C.CLAIMED), transfer_id=T1, transfer_state="expired",
+                               previous_state="cancel_requested", now=NOW)  # fmt: skip
+    assert (moved.event, moved.status.state) == (Ev.WITHDRAW, C.REVOKED)
+    (freed,) = follow_transfer(in_state(C.CLAIMED), transfer_id=T1, transfer_state="expired",
+                               previous_state="delivered", now=NOW)  # fmt: skip
+    assert (freed.event, freed.status.state) == (Ev.LAPSE, C.ACTIVE)
+
+
 def test_a_code_freed_past_its_days_expires_at_once_and_says_so_once() -> None:
     late = NOW + timedelta(days=31)
     freed, expired = follow_transfer(in_state(C.CLAIMED), transfer_id=T1, transfer_state="expired", now=late)
