@@ -146,10 +146,11 @@ def import_match(
     click.echo(f"{student}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
     if decided.shared_with:
         others = ", ".join(decided.shared_with)
+        # One already imported there cannot be decided again: then it is this one to change.
+        again = next((s for s in decided.shared_with if s not in decided.shared_imported), student)
         click.echo(f"Warning: {target} also receives the records of incoming student(s) {others} of this "
                    "import: unless they are the same child, choose again for one of them "
-                   f"(`satchel import match {transfer_id} {decided.shared_with[0]} --to|--new|--later`).",
-                   err=True)  # fmt: skip
+                   f"(`satchel import match {transfer_id} {again} --to|--new|--later`).", err=True)  # fmt: skip
 
 
 @import_group.command("run", context_settings=CONTEXT)

@@ -180,6 +180,8 @@ class Decided:
     # never does that by itself (one local student receives records once, spec rule 4); a person may, when the
     # sender holds one child twice, so it is said rather than refused.
     shared_with: tuple[str, ...] = ()
+    # Those of them already imported there: only the others (or this one) can be decided again.
+    shared_imported: tuple[str, ...] = ()
 
 
 def decide(
@@ -210,13 +212,15 @@ def decide(
         decision = "link" if link_to is not None else "new" if new else "later"
         imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
                                reviewed_by=user.username, reviewed_at=now_iso())  # fmt: skip
-        shared = tuple(
-            s.sender_sis_id for s in imports.students(node.db, found.import_id)
+        sharing = [
+            s for s in imports.students(node.db, found.import_id)
             if link_to is not None and s.sender_sis_id != sender_sis_id
             and (s.destination_sis_id if s.result == "imported" else s.target[1]) == link_to
-        )  # fmt: skip
+        ]  # fmt: skip
+        shared = tuple(s.sender_sis_id for s in sharing)
+        shared_imported = tuple(s.sender_sis_id for s in sharing if s.result == "imported")
         record(node, user.username, "import.review", transfer_id,
                {"student": sender_sis_id, "decision": decision, "to": link_to}
                | ({"shared_with": list(shared)} if shared else {}))  # fmt: skip
     decided = next(s for s in imports.students(node.db, transfer_id) if s.sender_sis_id == sender_sis_id)
-    return Decided(decided, shared)
+    return Decided(decided, shared, shared_imported)

@@ -9,8 +9,9 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -76,6 +77,9 @@ async def deliver_due(
             continue
         try:
             await _holding_lease(node, job.job_id, lease, lease_seconds, _deliver(node, client, job))
+        except _LeaseLost as exc:
+            log.warning("%s", exc)
+            continue
         except MailFailed as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
             continue
@@ -126,32 +130,51 @@ async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
                       content_type=job.content_type, expect_domain=job.peer)  # fmt: skip
 
 
-async def _holding_lease(node: Node, job_id: str, lease: str, seconds: float, attempt: Awaitable[None]) -> None:
+# After a renewal that failed (a busy database), the next try comes this soon: two misses at the usual pace
+# would let the lease run out.
+RENEW_AGAIN_SECONDS = 5.0
+
+
+class _LeaseLost(Exception):
+    """Another deliverer took the job while this attempt ran (this process could not renew its lease in
+    time): the attempt stops, and the job's row is that deliverer's to update."""
+
+
+async def _holding_lease(
+    node: Node, job_id: str, lease: str, seconds: float, attempt: Coroutine[Any, Any, None]
+) -> None:
     """Run one delivery attempt, renewing the job's lease while it lasts, so that no other deliverer (the
     server's worker beside a command) starts the same upload once a fixed lease would have run out."""
-
-    async def renew(held: str) -> None:
+    work = asyncio.ensure_future(attempt)
+    held: str | None = lease
+    pause = seconds / 3
+    try:
         while True:
-            await asyncio.sleep(seconds / 3)
+            done, _ = await asyncio.wait([work], timeout=pause)
+            if done:
+                return work.result()  # the attempt's own error, if any, for deliver_due to judge
             until = iso(utc_now() + timedelta(seconds=seconds))
             try:
                 with write_transaction(node.db):
-                    renewed = outbox.renew_lease(node.db, job_id, held=held, until=until)
-            except (SatchelError, sqlite3.Error) as exc:  # a busy database: the lease has two thirds to run
+                    renewed = outbox.renew_lease(node.db, job_id, held=held or "", until=until)
+            except (SatchelError, sqlite3.Error) as exc:
                 log.warning("outbox job %s: lease not renewed this time (%s)", job_id, exc)
+                pause = RENEW_AGAIN_SECONDS
                 continue
             if not renewed:
-                log.warning("outbox job %s: lease lost while delivering; another deliverer may repeat it", job_id)
-                return
-            held = until
-
-    renewer = asyncio.create_task(renew(lease))
-    try:
-        await attempt
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
+                held = None
+                work.cancel()
+                await asyncio.wait([work])
+                raise _LeaseLost(f"outbox job {job_id}: lease lost while delivering; stopped")
+            held, pause = until, seconds / 3
+    except asyncio.CancelledError:
+        # Shut down (or the command interrupted): the attempt stops with it, and its job is free at once.
+        work.cancel()
+        await asyncio.wait([work])
+        if held is not None:
+            with contextlib.suppress(SatchelError, sqlite3.Error), write_transaction(node.db):
+                outbox.renew_lease(node.db, job_id, held=held, until=None)
+        raise
 
 
 def _give_up(node: Node, job: outbox.Job, error: str) -> None:

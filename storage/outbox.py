@@ -134,9 +134,9 @@ def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str)
     return cursor.rowcount == 1
 
 
-def renew_lease(db: sqlite_utils.Database, job_id: str, *, held: str, until: str) -> bool:
-    """Extend this process's lease ``held`` on a job still being delivered; False when it is no longer held
-    (it ran out and another deliverer took the job, or the job was withdrawn)."""
+def renew_lease(db: sqlite_utils.Database, job_id: str, *, held: str, until: str | None) -> bool:
+    """Extend this process's lease ``held`` on a job still being delivered (or end it: ``until`` None); False
+    when it is no longer held (it ran out and another deliverer took the job, or the job was withdrawn)."""
     cursor = db.execute(
         "UPDATE outbox SET leased_until = ? WHERE job_id = ? AND status = 'pending' AND leased_until = ?"
         " AND leased_by = ?",

@@ -196,6 +196,10 @@ def test_uncertain_students_wait_for_review_and_conflicts_are_skipped(pair, tmp_
     assert counts[-1]["students_with_changes"] == 1
     assert "Noah" not in json.dumps(_json(a, "transfers", "show", tid, "--json"))
     assert any(s["sis_id"] == "B-9001" for s in _json(b, "students", "search", "martines", "--json"))
+    # 400003 is imported into B-9001 now: linking 400002 there too names 400002 as the one to change.
+    late = b.cli("import", "match", tid, "400002", "--to", "B-9001", "--as", "coord").stderr
+    assert "also receives the records of incoming student(s) 400003" in late
+    assert f"satchel import match {tid} 400002 --to|--new|--later" in late
 
 
 def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None:
