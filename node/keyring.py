@@ -30,7 +30,7 @@ from protocol import InvalidInput, NotFound, SatchelError
 from protocol.descriptor import Descriptor, serves_its_domain, verify_descriptor
 from protocol.directory import MAX_LISTING_BYTES, verify_listing
 from protocol.http_signatures import SignatureKeyLookupLimited, SignatureKeyRevoked, SignatureKeyUnknown
-from protocol.key_chain import KnownKey, check_continuity
+from protocol.key_chain import KnownKey, check_continuity, vouched_identity_keys
 from storage import directory as directory_store
 from storage import peers as peer_store
 from storage.database import write_transaction
@@ -94,7 +94,7 @@ class Keyring:
         # PRAGMA data_version moves whenever another connection (a `satchel` command, another process)
         # commits; this keyring clears the cache itself after its own writes (the only writer of peers in
         # a node's process). Validity windows and revocation are still checked on every request.
-        self._cache: dict[str, tuple[PeerKey, str]] = {}
+        self._cache: dict[tuple[str, str | None], tuple[PeerKey, str]] = {}
         self._public: dict[bytes, IdentityPublicKey] = {}
         self._cache_version: int | None = None
         self._gate = DiscoveryGate(per_minute=node.config.federation.key_lookups_per_minute)
@@ -147,16 +147,16 @@ class Keyring:
         if version != self._cache_version:
             self.forget_cached()
             self._cache_version = version
-        found = self._cache.get(key_id)
+        found = self._cache.get((key_id, domain))
         if found is None:
-            key = peer_store.key_by_id(self._node.db, key_id)
+            key = peer_store.key_by_id(self._node.db, key_id, domain=domain)
             if key is None or key.use != "identity":
                 return None
             peer = peer_store.get(self._node.db, key.domain)
             if peer is None:
                 return None
-            found = self._cache[key_id] = (key, peer.trust)
-        return None if domain is not None and found[0].domain != domain else found
+            found = self._cache[(key_id, domain)] = (key, peer.trust)
+        return found
 
     def _admit_lookup(self, key_id: str) -> None:
         """Refuse, before any lookup, what the gate says a stranger's request may not set off."""
@@ -340,7 +340,7 @@ class Keyring:
                 self._check_chain(descriptor, signer)
                 peer_store.store(
                     self._node.db, descriptor, signed, trust=trust, trusted_via=trusted_via, pinned_by=pinned_by,
-                    now=now_iso(),
+                    now=now_iso(), vouched=vouched_identity_keys(descriptor, signer),
                 )  # fmt: skip
         finally:
             self.forget_cached()  # committed or rolled back, what was cached may be stale either way

@@ -53,7 +53,7 @@ RECEIVING = ".receiving"  # the kind of temp file (storage.temp_files) an envelo
 
 
 def _sender_key(node: Node, domain: str, key_id: str) -> IdentityPublicKey:
-    key = peers.key_by_id(node.db, key_id)
+    key = peers.key_by_id(node.db, key_id, domain=domain)
     if key is None or key.domain != domain or key.use != "identity" or key.status == "revoked":
         raise EnvelopeSignatureInvalid(
             f"the envelope is signed by {key_id}, not a key of {domain}", field="sender"

@@ -162,7 +162,7 @@ def _accept(
 
 
 def _sender_key(node: Node, peer: str, domain: str, key_id: str) -> IdentityPublicKey:
-    key = peers.key_by_id(node.db, key_id)
+    key = peers.key_by_id(node.db, key_id, domain=peer)
     if (
         domain != peer
         or key is None

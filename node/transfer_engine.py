@@ -198,7 +198,7 @@ def notify_topic(node: Node, row: TransferRow, topic: str) -> None:
 
 def resolve_peer_key(node: Node) -> Callable[[str, str], IdentityPublicKey | None]:
     def resolve(domain: str, key_id: str) -> IdentityPublicKey | None:
-        key = peers.key_by_id(node.db, key_id)
+        key = peers.key_by_id(node.db, key_id, domain=domain)
         if key is None or key.domain != domain or key.use != "identity" or key.status == "revoked":
             return None
         return IdentityPublicKey(key.public_key)

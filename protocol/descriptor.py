@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from crypto import IdentityPublicKey
+from crypto import EncryptionPublicKey, IdentityPublicKey
 from protocol.errors import MalformedMessage, SatchelError
 from protocol.json_strict import dumps_canonical, loads_object, take
 from protocol.manifest import DOMAIN_RE
@@ -152,6 +152,9 @@ def _contact(value: Any) -> Contact | None:
     )
 
 
+_PUBLIC: dict[str, Any] = {"ed25519": IdentityPublicKey, "mlkem768-x25519": EncryptionPublicKey}
+
+
 def _endorsement(value: Any) -> Endorsement | None:
     if value is None:
         return None
@@ -168,7 +171,7 @@ def _key(value: Any) -> PublishedKey:
     if not isinstance(value, dict):
         raise MalformedMessage("each key must be an object", field="keys")
     what = "key"
-    return PublishedKey(
+    key = PublishedKey(
         endorsement=_endorsement(value.get("endorsed_by")),
         key_id=take(value, "id", str, what=what),
         use=take(value, "use", str, what=what),
@@ -177,6 +180,18 @@ def _key(value: Any) -> PublishedKey:
         not_before=take(value, "not_before", str, what=what),
         not_after=take(value, "not_after", str, what=what, optional=True),
     )
+    # An id is its key's fingerprint, not a name the publisher picks: otherwise a descriptor could list its
+    # own key under another district's key id (spec/keys: key ids).
+    public = _PUBLIC.get(key.algorithm)
+    if public is not None:
+        try:
+            derived = public(key.public_key).key_id
+        except SatchelError as exc:
+            raise MalformedMessage(f"key {key.key_id}: {exc.message}", field="keys.public_key") from exc
+        if derived != key.key_id:
+            raise MalformedMessage(f"key id {key.key_id} is not the id of its public key ({derived})",
+                                   field="keys.id")  # fmt: skip
+    return key
 
 
 def parse_descriptor(payload: bytes) -> Descriptor:

@@ -66,6 +66,39 @@ def endorse(domain: str, key: PublishedKey, endorser: IdentityKey) -> Endorsemen
     return Endorsement(key_id=endorser.public_key.key_id, signature=signature)
 
 
+def vouched_identity_keys(descriptor: Descriptor, signer_key_id: str) -> frozenset[str]:
+    """The descriptor's identity keys that its signer vouches for: the signer, and every key joined to it by
+    endorsements valid for this domain (the older key that endorsed it, a newer key it endorsed, and on).
+
+    A public key is public: any descriptor can list another district's key beside its own signer. Only a key
+    linked to the signer by signatures made with it for this domain belongs to the domain; a peer that took
+    the others as the domain's would credit the real holder's signatures to whoever copied its key in.
+    """
+    listed = {k.key_id: k for k in descriptor.keys_for("identity")}
+    links: list[tuple[str, str]] = []  # (endorser, endorsed), each signature checked once
+    for key in listed.values():
+        endorsement = key.endorsement
+        by = listed.get(endorsement.key_id) if endorsement is not None else None
+        if endorsement is None or by is None:
+            continue
+        try:
+            IdentityPublicKey(by.public_key).verify(
+                PURPOSE, endorsement_message(descriptor.domain, key), endorsement.signature
+            )
+        except (SignatureInvalid, ValueError):
+            continue
+        links.append((by.key_id, key.key_id))
+    vouched = {signer_key_id}
+    grown = True
+    while grown:
+        grown = False
+        for endorser, endorsed in links:
+            if (endorser in vouched) != (endorsed in vouched):
+                vouched |= {endorser, endorsed}
+                grown = True
+    return frozenset(vouched & listed.keys())
+
+
 def check_continuity(
     descriptor: Descriptor, signer_key_id: str, known: Mapping[str, KnownKey]
 ) -> tuple[str, ...]:

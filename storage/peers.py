@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -84,9 +85,15 @@ def keys(db: sqlite_utils.Database, domain: str) -> list[PeerKey]:
     return [_key(r) for r in rows.fetchall()]
 
 
-def key_by_id(db: sqlite_utils.Database, key_id: str) -> PeerKey | None:
-    row = db.execute(f"SELECT {_KEY_COLS} FROM peer_keys WHERE key_id = ?", [key_id]).fetchone()
-    return _key(row) if row else None
+def key_by_id(db: sqlite_utils.Database, key_id: str, *, domain: str | None = None) -> PeerKey | None:
+    """The identity or encryption key ``key_id`` of ``domain``, or of whichever one domain holds it: a key id
+    held by two domains names neither (rows stored before identity keys had to be vouched for)."""
+    if domain is not None:
+        row = db.execute(f"SELECT {_KEY_COLS} FROM peer_keys WHERE key_id = ? AND domain = ?",
+                         [key_id, domain]).fetchone()  # fmt: skip
+        return _key(row) if row else None
+    rows = db.execute(f"SELECT {_KEY_COLS} FROM peer_keys WHERE key_id = ? LIMIT 2", [key_id]).fetchall()
+    return _key(rows[0]) if len(rows) == 1 else None
 
 
 def store(
@@ -98,8 +105,10 @@ def store(
     trusted_via: str,
     pinned_by: str | None,
     now: str,
+    vouched: Collection[str] = (),
 ) -> None:
-    """Insert or refresh a peer from a verified descriptor; keys are added, never silently dropped."""
+    """Insert or refresh a peer from a verified descriptor; keys are added, never silently dropped. Of its
+    identity keys, only those in ``vouched`` (protocol.key_chain.vouched_identity_keys) are the domain's."""
     existing = get(db, descriptor.domain)
     if existing is not None and _rank(existing.trust) > _rank(trust):
         trust, trusted_via, pinned_by = existing.trust, existing.trusted_via, existing.pinned_by
@@ -118,6 +127,8 @@ def store(
         ],
     )  # fmt: skip
     for key in descriptor.keys:
+        if key.use == "identity" and key.key_id not in vouched:
+            continue
         db.execute(
             "INSERT INTO peer_keys (key_id, domain, use, algorithm, public_key, not_before, not_after, status,"
             " first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?) ON CONFLICT (key_id, domain) DO UPDATE SET"

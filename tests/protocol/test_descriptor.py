@@ -155,3 +155,15 @@ def test_any_printable_name_is_kept_and_any_control_character_refused(name: str)
 ])  # fmt: skip
 def test_a_node_serves_its_domain_only_from_a_host_in_it(base_url: str, proven: bool) -> None:
     assert serves_its_domain(_descriptor(base_url=base_url)) is proven
+
+
+def test_a_key_listed_under_an_id_not_its_own_is_refused() -> None:
+    other = IdentityKey(bytes(32))
+    borrowed = PublishedKey(key_id=other.public_key.key_id, use="identity", algorithm="ed25519",
+                            public_key=IdentityKey(bytes([7] * 32)).public_key.raw,
+                            not_before="2026-01-01T00:00:00Z")  # fmt: skip
+    signed = sign_descriptor(_descriptor(keys=(*_descriptor().keys, borrowed)), IDENTITY)
+    with pytest.raises(SatchelError) as info:
+        verify_descriptor(signed)
+    assert (info.value.code, info.value.field) == ("message.malformed", "keys.id")
+    assert other.public_key.key_id in info.value.message
