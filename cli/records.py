@@ -255,28 +255,41 @@ def assessments_import(
 ) -> None:
     """Import assessment results from CSV (student_sis_id, assessment, subject, date, score, scale_score,
     percentile, benchmark_category). Re-importing the same file changes nothing. A date before 1900 or after
-    today is a row error (a typo of the year, or a placeholder such as 0001-01-01).
+    today is a row error (a typo of the year, or a placeholder such as 0001-01-01). A result moved with
+    `satchel assessments move` stays on the student it was moved to; each row that still names another
+    student is listed.
 
     \b
     Example:
       satchel assessments import star-fall-2026.csv --as jdoe
       satchel assessments import map-winter.csv --dates M/D/YYYY --as jdoe
     """
-    from node.assessment_import import import_assessments
+    from dataclasses import asdict
 
+    from node.assessment_import import import_assessments
+    from storage.records import MovedKept
+
+    kept: list[MovedKept] = []  # at most one per result a coordinator moved: not many, however long the file
     with (
         opened(home) as node,
         progress_line("Checking", ends=True) as reading,
         progress_line("Saving", unit="results") as progress,
     ):
         counts = import_assessments(node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates,
-                                    reading=reading, progress=progress)  # fmt: skip
+                                    reading=reading, progress=progress, kept=kept.append)  # fmt: skip
     if as_json:
-        print_json(counts)
-    else:
+        print_json({**counts, "moved_kept_results": [asdict(moved) for moved in kept]})
+        return
+    click.echo(
+        f"Assessment results: {counts['inserted']:,} added, {counts['updated']:,} updated, "
+        f"{counts['unchanged']:,} unchanged, {counts['skipped']:,} skipped."
+    )
+    for moved in kept:
         click.echo(
-            f"Assessment results: {counts['inserted']:,} added, {counts['updated']:,} updated, "
-            f"{counts['unchanged']:,} unchanged, {counts['skipped']:,} skipped."
+            f"Kept result {moved.result_id} ({moved.assessment}, {moved.subject}, {moved.date}) on "
+            f"{moved.student_sis_id}, where {moved.moved_by} moved it; {csv_file.name} lists it under "
+            f"{moved.listed_under}. Fix the student in the SIS export, or, if the file is right, move it "
+            f"back: satchel assessments move {moved.result_id} --to {moved.listed_under}"
         )
 
 

@@ -14,6 +14,10 @@ running it again saves the rest, as a re-run changes nothing already saved. The 
 ``assessments.import`` with the first change and ``assessments.import.finished`` at the end
 (node.batched_save).
 
+A result a coordinator moved to another student (`satchel assessments move`) stays there whatever student
+the file names (storage.records.upsert_assessment_rows): each row naming another is counted as ``moved_kept``
+(in the audit entry too) and told to ``kept``, for the coordinator to fix the export or move it again.
+
 A student can leave between the check and the save only when a coordinator cancels, at that moment, the
 import of the transfer that created it. Its rows are then not saved, and counted as skipped.
 """
@@ -21,6 +25,7 @@ import of the transfer that created it. Its rows are then not saved, and counted
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from node.batched_save import save_in_batches
@@ -31,7 +36,7 @@ from node.progress import Progress, ReadMeter
 from protocol.assessments_csv import ISO_DATES, US_DATES, AssessmentResult, read_assessments_csv
 from protocol.csv_rows import KEEP_ROW_ERRORS, RowError, RowErrors, RowsInvalid
 from storage import records, students
-from storage.records import AssessmentRow
+from storage.records import AssessmentRow, MovedKept
 from storage.rows import batched
 from storage.spill_map import SpillFile
 
@@ -51,9 +56,11 @@ class AssessmentRowsInvalid(RowsInvalid):
 def import_assessments(
     node: Node, *, actor: str | None, path: Path, skip_invalid: bool, dates: str = ISO_DATES,
     reading: Progress | None = None, progress: Progress | None = None, spill_over: int = SPILL_OVER_BYTES,
+    kept: Callable[[MovedKept], None] | None = None,
 ) -> dict[str, int]:  # fmt: skip
     """``reading`` hears how many bytes of the file are read and checked; then ``progress``, how many of the
-    valid results are saved. See the module's docstring for what is written when."""
+    valid results are saved; ``kept``, each row that names another student than the one a coordinator moved
+    its result to. See the module's docstring for what is written when."""
     user = authorize(node, actor, "records.write")
     size = path.stat().st_size
     with path.open("rb") as source, SpillFile(node.blobs.tmp_dir) as scratch:
@@ -75,7 +82,7 @@ def import_assessments(
             )  # fmt: skip
         now = now_iso()  # one time stamp for the whole import
         totals = save_in_batches(
-            node, checked, size=SAVE_ROWS, save=lambda batch: _save(node, batch, now), total=len(checked),
+            node, checked, size=SAVE_ROWS, save=lambda batch: _save(node, batch, now, kept), total=len(checked),
             progress=progress, actor=user.username, action="assessments.import", subject=path.name,
             started={"results": len(checked), "skipped": invalid}, skipped=invalid,
             finished=lambda totals: _result(totals, invalid),
@@ -94,15 +101,21 @@ def _known(
     return [r for _, r in batch if r.student_sis_id in here]
 
 
-def _save(node: Node, batch: list[AssessmentRow], now: str) -> dict[str, int]:
+def _save(
+    node: Node, batch: list[AssessmentRow], now: str, tell: Callable[[MovedKept], None] | None
+) -> dict[str, int]:
     here = students.present(node.db, (row[1] for row in batch))  # again: see the module's docstring
-    inserted, updated, unchanged = records.upsert_assessment_rows(
+    inserted, updated, unchanged, kept = records.upsert_assessment_rows(
         node.db, (row for row in batch if row[1] in here), now=now
     )
+    if tell is not None:
+        for moved in kept:
+            tell(moved)
     gone = len(batch) - inserted - updated - unchanged
-    return {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": gone}
+    return {"inserted": inserted, "updated": updated, "unchanged": unchanged, "skipped": gone,
+            "moved_kept": len(kept)}  # fmt: skip
 
 
 def _result(totals: Counter[str], invalid: int) -> dict[str, int]:
     return {"inserted": totals["inserted"], "updated": totals["updated"], "unchanged": totals["unchanged"],
-            "skipped": invalid + totals["skipped"]}  # fmt: skip
+            "skipped": invalid + totals["skipped"], "moved_kept": totals["moved_kept"]}  # fmt: skip

@@ -4,8 +4,8 @@ The roster and assessments imports check every row before they save any (an inva
 then save in short transactions: the serving node writes from its event loop and waits for the database,
 so one long transaction stalled it for the whole import. The audit log gets ``ACTION`` (who, which file,
 how many) in the transaction of the first change, so no saved change is unattributed even after a crash,
-and ``ACTION.finished`` with the counts at the end. A run that changes nothing and skips nothing writes
-nothing.
+and ``ACTION.finished`` with the counts at the end. A run that changes nothing, skips nothing and has
+nothing else to count writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from storage.database import bulk_cache, write_transaction
 from storage.rows import batched
 
 T = TypeVar("T")
+# What each item is counted as. Other counts a save returns tell more of some of these items, so are not done
+# twice in the progress; but, unlike unchanged items, they are worth an audit entry.
+OUTCOMES = ("inserted", "updated", "unchanged", "skipped")
 
 
 def save_in_batches(
@@ -29,9 +32,10 @@ def save_in_batches(
     skipped: int, finished: Callable[[Counter[str]], Mapping[str, object]],
 ) -> Counter[str]:  # fmt: skip
     """``save`` writes one batch and returns its counts (``inserted``, ``updated``, ``unchanged``, and
-    ``skipped`` for items it could not save); their sums are returned. ``started`` is the first audit
-    entry's details; ``skipped``, how many rows the check refused; ``finished`` gives the last entry's
-    details from the sums. ``progress`` hears how many of ``total`` are done after each commit."""
+    ``skipped`` for items it could not save; any other tells more of them: ``OUTCOMES``); their sums are
+    returned. ``started`` is the first audit entry's details; ``skipped``, how many rows the check refused;
+    ``finished`` gives the last entry's details from the sums. ``progress`` hears how many of ``total`` are
+    done after each commit."""
     totals: Counter[str] = Counter()
     audited = False
     with bulk_cache(node.db):
@@ -43,9 +47,9 @@ def save_in_batches(
                     audited = True
             totals.update(counts)
             if progress is not None:
-                progress(sum(totals.values()), total)
+                progress(sum(totals[outcome] for outcome in OUTCOMES), total)
             del batch  # before the next is read: one batch held at a time, not two
-    if audited or skipped or totals["skipped"]:
+    if audited or skipped or any(count for name, count in totals.items() if name != "unchanged"):
         with write_transaction(node.db):
             if not audited:
                 record(node, actor, action, subject, started)

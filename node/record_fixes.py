@@ -4,7 +4,8 @@ a delete that can be undone first (node.documents_admin).
 
 Both students' trails name a move, so either record shows what happened. A purge removes the row; its audit
 entry keeps what it was (ids, never content). Should the sender send the record again (a redo for the right
-student), it is imported again: its copy here is gone (storage.imports.imported_among).
+student), it is imported again: its copy here is gone (storage.imports.imported_among). A moved result
+stays moved when the district's nightly assessments CSV still names the first student (node.assessment_import).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def move_assessment(node: Node, *, actor: str | None, record_id: str, to: str) -
         students.require(node.db, to)
         audit_move(node, user.username, action="assessment.move", label=f"result {record_id}",
                    details={"result_id": record_id}, current=result["student_sis_id"], to=to)  # fmt: skip
-        records.move_assessment_result(node.db, record_id, to)
+        records.move_assessment_result(node.db, record_id, to, by=user.username)
     return records.get_assessment_result(node.db, record_id)
 
 

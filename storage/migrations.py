@@ -616,3 +616,24 @@ def _outbox_lease_owner(db: sqlite_utils.Database) -> None:
     # The process that holds a job's lease: a server starting releases only the leases of processes that are
     # gone, not those of a command still uploading (which renews its lease while it works).
     _run(db, "ALTER TABLE outbox ADD COLUMN leased_by INTEGER")
+
+
+@MIGRATIONS(name="0018_assessment_moves")
+def _assessment_moves(db: sqlite_utils.Database) -> None:
+    # Who moved a result to the student it is on (`satchel assessments move`): the nightly assessments import
+    # keeps it there rather than on the student its file still names. Results moved before now are found in
+    # the audit log, so an upgrade does not let the next import undo them; read once, in order (a later move
+    # wins), as the log has no index a per-result look-up could use.
+    db.execute("ALTER TABLE assessment_results ADD COLUMN moved_by TEXT")
+    # Few results are moved: the import looks for those on the students of its new rows, not at all of theirs.
+    db.execute(
+        "CREATE INDEX assessment_results_moved ON assessment_results (student_sis_id) WHERE moved_by IS NOT NULL"
+    )
+    moves = db.execute(
+        "SELECT json_extract(details, '$.result_id'), actor FROM audit_log WHERE action = 'assessment.move' "
+        "ORDER BY seq"
+    )
+    db.conn.executemany(
+        "UPDATE assessment_results SET moved_by = ? WHERE result_id = ?",
+        [(actor, result_id) for result_id, actor in dict(moves.fetchall()).items()],
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from protocol import Conflict, NotFound
-from protocol.assessments_csv import AssessmentResult
+from protocol.assessments_csv import AssessmentResult, derive_result_id
 from storage.rows import batched, like_escaped, update_rows
 
 DOCUMENT_TYPES = ("iep", "504", "evaluation", "transcript", "discipline", "health", "other")
@@ -178,28 +178,84 @@ def assessment_row(result: AssessmentResult) -> AssessmentRow:
     return tuple("" if (value := getattr(result, f)) is None else str(value) for f in _RESULT_FIELDS)
 
 
+@dataclass(frozen=True, slots=True)
+class MovedKept:
+    """A result a coordinator moved to ``student_sis_id`` that an import's row still lists under
+    ``listed_under``: it stays where the coordinator put it."""
+
+    result_id: str
+    assessment: str
+    subject: str
+    date: str
+    student_sis_id: str
+    listed_under: str
+    moved_by: str
+
+
 def upsert_assessment_rows(
     db: sqlite_utils.Database, rows: Iterable[AssessmentRow], *, now: str
-) -> tuple[int, int, int]:
-    """Returns (inserted, updated, unchanged); keyed by result id, so re-importing a file is a no-op. The ids
-    are distinct (the CSV reader refuses a second row of a result). ``rows`` (see :func:`assessment_row`) are
-    taken in batches: one look-up and one write of each kind per batch, however many there are."""
+) -> tuple[int, int, int, list[MovedKept]]:
+    """Returns (inserted, updated, unchanged, kept); keyed by result id, so re-importing a file is a no-op. The
+    ids are distinct (the CSV reader refuses a second row of a result). ``rows`` (see :func:`assessment_row`)
+    are taken in batches: one look-up and one write of each kind per batch, however many there are.
+
+    A result a coordinator moved (:func:`move_assessment_result`) stays on its student: a district's export
+    that still names the student it was moved off would otherwise undo the fix each night. Its other fields
+    are updated; ``kept`` lists the rows that named another student, for the caller to report."""
     inserted = updated = unchanged = 0
+    kept: list[MovedKept] = []
     cols = ", ".join(_RESULT_FIELDS)
     insert = f"INSERT INTO assessment_results ({cols}, created_at) VALUES ({','.join('?' * len(_RESULT_FIELDS))}, ?)"
     update = f"UPDATE assessment_results SET {', '.join(f'{f} = ?' for f in _RESULT_FIELDS[1:])} WHERE result_id = ?"
     for batch in batched(rows, _RESULT_BATCH):
         by_id = {values[0]: values for values in batch}
         marks = ",".join("?" * len(by_id))
-        found = db.execute(f"SELECT {cols} FROM assessment_results WHERE result_id IN ({marks})", list(by_id))
-        old = {row[0]: tuple(row) for row in found}
+        found = db.execute(f"SELECT {cols}, moved_by FROM assessment_results WHERE result_id IN ({marks})", list(by_id))
+        held = {row[0]: tuple(row) for row in found}
+        held |= _moved_under_new_id(db, by_id, held)
+        old = {key: row[:-1] for key, row in held.items()}
+        for key, (*_, moved_by) in held.items():
+            values = by_id[key]
+            if moved_by is not None and values[1] != old[key][1]:
+                assessment, subject, date = values[2:5]
+                kept.append(MovedKept(key, assessment, subject, date, student_sis_id=old[key][1],
+                                      listed_under=values[1], moved_by=moved_by))  # fmt: skip
+                by_id[key] = (key, old[key][1], *values[2:])
         new = [(*values, now) for key, values in by_id.items() if key not in old]
         changed = [(*values[1:], key) for key, values in by_id.items() if key in old and old[key] != values]
         db.conn.executemany(insert, new)
         db.conn.executemany(update, changed)
         inserted, updated = inserted + len(new), updated + len(changed)
         unchanged += len(by_id) - len(new) - len(changed)
-    return inserted, updated, unchanged
+    return inserted, updated, unchanged, kept
+
+
+def _moved_under_new_id(
+    db: sqlite_utils.Database, by_id: dict[str, AssessmentRow], held: Mapping[str, tuple]
+) -> dict[str, tuple]:
+    """The moved results that rows new here are, keyed in ``by_id`` by the result's id instead of the row's.
+
+    A row without a result_id has an id derived from its student, so once the export is fixed to name the
+    student a coordinator moved the result to, it comes with another id than the result's (derived from the
+    student it was moved off): the same assessment, subject and date on the same student is that result, not
+    a second one."""
+    new = {key: values for key, values in by_id.items() if key not in held}
+    sis_ids = sorted({values[1] for values in new.values()})
+    if not sis_ids:
+        return {}
+    found = db.execute(
+        f"SELECT {', '.join(_RESULT_FIELDS)}, moved_by FROM assessment_results"
+        f" WHERE moved_by IS NOT NULL AND student_sis_id IN ({','.join('?' * len(sis_ids))})", sis_ids,
+    )  # fmt: skip
+    moved = {tuple(row[1:5]): tuple(row) for row in found}
+    results = {}
+    for key, values in new.items() if moved else ():
+        result = moved.pop(tuple(values[1:5]), None)  # popped: one row is one result
+        # Listed in the batch under its own id too (the export names both students): that row is the result.
+        if result is not None and result[0] not in by_id and key == derive_result_id(*values[1:5]):
+            by_id[result[0]] = (result[0], *by_id.pop(key)[1:])
+            results[result[0]] = result
+    return results
 
 
 def add_assessment_results(
@@ -228,8 +284,10 @@ def get_assessment_result(db: sqlite_utils.Database, result_id: str) -> dict[str
     return dict(zip(_RESULT_FIELDS, row, strict=True))
 
 
-def move_assessment_result(db: sqlite_utils.Database, result_id: str, student_sis_id: str) -> None:
-    db.execute("UPDATE assessment_results SET student_sis_id = ? WHERE result_id = ?", [student_sis_id, result_id])
+def move_assessment_result(db: sqlite_utils.Database, result_id: str, student_sis_id: str, *, by: str) -> None:
+    """``by``: the coordinator, kept so that an import does not move the result back (upsert_assessment_rows)."""
+    db.execute("UPDATE assessment_results SET student_sis_id = ?, moved_by = ? WHERE result_id = ?",
+               [student_sis_id, by, result_id])  # fmt: skip
 
 
 def delete_assessment_result(db: sqlite_utils.Database, result_id: str) -> None:

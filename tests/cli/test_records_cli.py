@@ -69,10 +69,11 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
         "100001,STAR Reading,Reading,2026-09-15,512,512,64,At/Above Benchmark\n"
         "100002,STAR Math,Math,2026-09-16,480,480,41,On Watch\n"
     )
+    none_moved = {"moved_kept": 0, "moved_kept_results": []}
     out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
-    assert out == {"inserted": 2, "updated": 0, "unchanged": 0, "skipped": 0}
+    assert out == {"inserted": 2, "updated": 0, "unchanged": 0, "skipped": 0, **none_moved}
     out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
-    assert out == {"inserted": 0, "updated": 0, "unchanged": 2, "skipped": 0}
+    assert out == {"inserted": 0, "updated": 0, "unchanged": 2, "skipped": 0, **none_moved}
     results = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
     assert results[0]["percentile"] == "64"
     for listing in ("assessments", "documents"):  # a mistyped id is not a student with nothing on file
@@ -91,6 +92,28 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
     # Checked, each line ending: then saved, on a line of its own.
     assert lines[-2:] == [f"Checking {size} B of {size} B (100%)", "Saving 2 of 2 results (100%)"], lines
     assert shown.stderr.endswith("(100%)\n") and shown.stderr.count("\n") == 2
+
+
+def test_a_nightly_import_lists_a_result_it_kept_where_a_coordinator_moved_it(make_home, tmp_path) -> None:
+    home = _home_with_students(make_home, tmp_path)
+    csv = tmp_path / "star-nightly.csv"
+    csv.write_text("student_sis_id,assessment,subject,date,percentile\n100001,STAR Math,Math,2026-09-16,41\n")
+    run_cli(home, "assessments", "import", str(csv), "--as", "coord")
+    [result] = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
+    run_cli(home, "assessments", "move", result["result_id"], "--to", "100002", "--as", "coord")
+    out = run_cli(home, "assessments", "import", str(csv), "--as", "coord").output
+    assert out.splitlines() == [
+        "Assessment results: 0 added, 0 updated, 1 unchanged, 0 skipped.",
+        f"Kept result {result['result_id']} (STAR Math, Math, 2026-09-16) on 100002, where coord moved it; "
+        "star-nightly.csv lists it under 100001. Fix the student in the SIS export, or, if the file is right, "
+        f"move it back: satchel assessments move {result['result_id']} --to 100001",
+    ]
+    out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
+    assert out["moved_kept"] == 1 and out["moved_kept_results"] == [
+        {"result_id": result["result_id"], "assessment": "STAR Math", "subject": "Math", "date": "2026-09-16",
+         "student_sis_id": "100002", "listed_under": "100001", "moved_by": "coord"}
+    ]  # fmt: skip
+    assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output) == []
 
 
 def test_send_refuses_a_bad_expiry_as_the_operators_mistake(make_home, tmp_path) -> None:

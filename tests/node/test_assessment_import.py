@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node import record_fixes
 from node.assessment_import import SAVE_ROWS, AssessmentRowsInvalid, import_assessments
 from protocol import SatchelError
 from protocol.assessments_csv import read_assessments_csv
@@ -75,13 +76,13 @@ def _stored(node: Any) -> list[tuple]:
 def test_a_spilled_import_stores_what_an_in_memory_one_stores(node: Any, tmp_path: Path) -> None:
     path = _csv(tmp_path / "map.csv", 4500)
     spilled = import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
-    assert spilled == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 0}
+    assert spilled == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 0, "moved_kept": 0}
     stored = _stored(node)
     node.db.execute("DELETE FROM assessment_results")
     assert import_assessments(node, actor="coord", path=path, skip_invalid=False) == spilled
     assert _stored(node) == stored and len(stored) == 4500
     again = import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
-    assert again == {"inserted": 0, "updated": 0, "unchanged": 4500, "skipped": 0}
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 4500, "skipped": 0, "moved_kept": 0}
     assert list(node.blobs.tmp_dir.iterdir()) == []  # the scratch file went
 
 
@@ -101,7 +102,7 @@ def test_a_bad_row_after_many_good_ones_stops_the_import_before_a_row_is_saved(n
     assert list(node.blobs.tmp_dir.iterdir()) == []
     assert _audit(node) == []
     skipped = import_assessments(node, actor="coord", path=path, skip_invalid=True, spill_over=0)
-    assert skipped == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 2}
+    assert skipped == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 2, "moved_kept": 0}
     assert _audit(node) == [
         ("assessments.import", {"results": 4500, "skipped": 2}),
         ("assessments.import.finished", skipped),
@@ -150,7 +151,7 @@ def test_a_student_removed_between_check_and_save_has_its_rows_skipped(node: Any
 
     counts = import_assessments(node, actor="coord", path=path, skip_invalid=False, progress=saved)
     # S00999 has one row in each 1,000: 10 were saved in the first batch (and deleted), 15 come later.
-    assert counts == {"inserted": 24_985, "updated": 0, "unchanged": 0, "skipped": 15}
+    assert counts == {"inserted": 24_985, "updated": 0, "unchanged": 0, "skipped": 15, "moved_kept": 0}
     assert len(_stored(node)) == 24_985 - 10
     assert _audit(node)[-1] == ("assessments.import.finished", counts)
 
@@ -198,3 +199,45 @@ def test_a_file_whose_every_row_is_bad_keeps_the_first_thousand_and_counts_all(n
     # An error kept for every row took 24,000 x about 210 bytes more: 5 MB.
     assert peaks[1] - peaks[0] < 1 << 20, peaks
     assert _stored(node) == []
+
+
+@pytest.mark.parametrize("with_ids", [False, True], ids=["derived ids", "result_id column"])
+def test_a_result_a_coordinator_moved_stays_moved_whatever_the_nightly_file_says(
+    node: Any, tmp_path: Path, with_ids: bool
+) -> None:
+    # The SIS export put a score on S00001; a coordinator moved it to S00002, where it belongs. The next
+    # nightly files still list it under S00001 (the export was not fixed) and must not undo the move: it
+    # stays, is reported, and its new score is taken. Once the export is fixed, the row under S00002 is
+    # that same result, not a second one, whether the file has result ids or they are derived from the
+    # student (a fixed export then gives the row another id).
+    def nightly(student: str, score: int) -> Path:
+        header, row = HEADER, f"{student},MAP Growth,Math,2026-09-17,{score},,,"
+        if with_ids:
+            header, row = "result_id," + HEADER, "R-1," + row
+        path = tmp_path / "nightly.csv"
+        path.write_text(header + row + "\n")
+        return path
+
+    def held() -> list[tuple]:
+        return node.db.execute("SELECT result_id, student_sis_id, score FROM assessment_results").fetchall()
+
+    import_assessments(node, actor="coord", path=nightly("S00001", 200), skip_invalid=False)
+    [(result_id, _, _)] = held()
+    record_fixes.move_assessment(node, actor="coord", record_id=result_id, to="S00002")
+
+    counts = import_assessments(node, actor="coord", path=nightly("S00001", 201), skip_invalid=False)
+    assert held() == [(result_id, "S00002", "201")]
+    assert counts == {"inserted": 0, "updated": 1, "unchanged": 0, "skipped": 0, "moved_kept": 1}
+    assert _audit(node)[-1] == ("assessments.import.finished", counts)
+    kept: list[Any] = []
+    again = import_assessments(node, actor="coord", path=nightly("S00001", 201), skip_invalid=False,
+                               kept=kept.append)  # fmt: skip
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 1, "skipped": 0, "moved_kept": 1}
+    assert _audit(node)[-1] == ("assessments.import.finished", again)  # told each night, not only the first
+    assert [(k.result_id, k.student_sis_id, k.listed_under, k.moved_by) for k in kept] == [
+        (result_id, "S00002", "S00001", "coord")
+    ]
+
+    fixed = import_assessments(node, actor="coord", path=nightly("S00002", 202), skip_invalid=False)
+    assert held() == [(result_id, "S00002", "202")]
+    assert fixed == {"inserted": 0, "updated": 1, "unchanged": 0, "skipped": 0, "moved_kept": 0}
