@@ -193,8 +193,13 @@ def _withdraw_hint(node: Node, status: CodeStatus) -> str:
             f"them, or freed if it rejects them; call its coordinator if it should not have them")
 
 
-def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
-    """Answer a claim from ``caller`` (already authenticated by its signature)."""
+class _ClaimedMeanwhile(Exception):
+    """Another claim of the same code committed while this one sealed (both ran on the serving node)."""
+
+
+async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
+    """Answer a claim from ``caller`` (already authenticated by its signature). The records are sealed off the
+    event loop (sending.send_from_loop): a grade takes seconds, which other peers would otherwise wait."""
     what = "code claim"
     obj = loads_object(body, what=what)
     code_id = _b64(take(obj, "code_id", str, what=what), "code_id", (16, 16))
@@ -233,6 +238,8 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
     def claim(transfer_id: str) -> None:
         fresh = _find(node, status.code_id)
         assert fresh is not None
+        if fresh[0].state is not CodeState.ACTIVE:
+            raise _ClaimedMeanwhile  # this envelope is not kept (sending._unlinked_unless_kept)
         transition = apply(fresh[0], Claim(destination=caller, transfer_id=transfer_id),
                            actor=CodeActor.DESTINATION_NODE, now=now)  # fmt: skip
         save(node, transition)
@@ -244,10 +251,23 @@ def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, object]:
             {"transfer": transfer_id, "students": len(enrolled)},
         )
 
-    sent = sending.send(node, actor=_operator(node), to=caller, selection=Selection(students=tuple(enrolled),
-                        all_records=True), note="records for a transfer code", kind="import",
-                        purpose=f"a transfer code made here for the students' records was entered by {caller}",
-                        in_transaction=claim)  # fmt: skip
+    try:
+        sent = await sending.send_from_loop(
+            node, actor=_operator(node), to=caller, selection=Selection(students=tuple(enrolled), all_records=True),
+            note="records for a transfer code", kind="import", in_transaction=claim,
+            purpose=f"a transfer code made here for the students' records was entered by {caller}",
+        )  # fmt: skip
+    except _ClaimedMeanwhile:
+        # The same district asking twice at once gets the transfer the first claim made; another district is
+        # refused as a claimed code refuses it.
+        fresh = _find(node, status.code_id)
+        assert fresh is not None
+        current = fresh[0]
+        if current.state is CodeState.CLAIMED and current.claimed_by == caller and current.transfer_id:
+            return _answer(node, current.transfer_id, scope, transfers.get_code(node.db, current.transfer_id))
+        apply(current, Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE,
+              now=utcnow())  # fmt: skip
+        raise CodeUnknown("no transfer code matches", field="code_id") from None  # not reached
     return _answer(node, sent.transfer_id, scope, sent.code)
 
 

@@ -104,5 +104,5 @@ async def records_request_response(request: web.Request) -> web.Response:
 
 
 async def code_claim(request: web.Request) -> web.Response:
-    answer = codes_flow.handle_claim(request.app[NODE], caller=request[PEER].domain, body=request[BODY])
+    answer = await codes_flow.handle_claim(request.app[NODE], caller=request[PEER].domain, body=request[BODY])
     return web.json_response(answer)

@@ -7,13 +7,14 @@ crash at any point leaves either nothing or a complete pending transfer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -161,12 +162,59 @@ def send(
     hears how many of the documents' bytes are sealed. ``purpose`` is what the record of disclosures gives as
     the reason (the note when not given)."""
     with gc_paused():  # a grade's manifest and disclosures are some 300,000 small acyclic objects
-        return _send(node, actor=actor, to=to, selection=selection, note=note, purpose=purpose,
-                     owner=owner, expires_days=expires_days, kind=kind, request_id=request_id, code=code,
-                     in_transaction=in_transaction, progress=progress)  # fmt: skip
+        plan = _prepare(node, actor=actor, to=to, selection=selection, note=note, purpose=purpose, owner=owner,
+                        expires_days=expires_days, kind=kind, request_id=request_id, code=code)  # fmt: skip
+        return _commit(node, plan, _seal_plan(node, plan, progress), in_transaction)
 
 
-def _send(
+async def send_from_loop(
+    node: Node,
+    *,
+    actor: str | None,
+    to: str,
+    selection: Selection,
+    note: str = "",
+    purpose: str = "",
+    kind: str = "transfer",
+    in_transaction: Callable[[str], None] | None = None,
+) -> Sent:
+    """:func:`send` for the serving node's event loop: the sealing (seconds for a grade: every byte encrypted,
+    hashed and synced) runs on a worker thread, which touches no database, while the loop serves other
+    peers; what reads and writes the database runs on the loop, as everything else there does."""
+    with gc_paused():
+        plan = _prepare(node, actor=actor, to=to, selection=selection, note=note, purpose=purpose, owner=None,
+                        expires_days=None, kind=kind, request_id=None, code=None)  # fmt: skip
+        sealed = await asyncio.to_thread(_seal_plan, node, plan, None)
+        return _commit(node, plan, sealed, in_transaction)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a transfer will be, read from the database before sealing."""
+
+    user: str
+    peer: Peer
+    recipient_key: EncryptionPublicKey
+    now: datetime
+    expires: datetime
+    contents: Contents
+    code: Code
+    kind: str
+    note: str
+    purpose: str
+    owner: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    path: Path
+    header: EnvelopeHeader
+    digest: bytes
+    length: int
+
+
+def _prepare(
     node: Node,
     *,
     actor: str | None,
@@ -179,9 +227,7 @@ def _send(
     kind: str,
     request_id: str | None,
     code: Code | None,
-    in_transaction: Callable[[str], None] | None,
-    progress: Progress | None,
-) -> Sent:
+) -> _Plan:
     user = authorize(node, actor, "transfers.act")
     if not district_state.transfers_enabled(node):
         raise TransfersDisabled("transfers are switched off on this node", field="transfers",
@@ -193,58 +239,70 @@ def _send(
     peer = destination(node, to)
     recipient_key = _encryption_key(node, peer)
     now = utcnow()
-    expires = now + timedelta(days=days)
     contents = build(node, selection, recipient_domain=peer.domain, notes=note, owner=owner,
                      created=int(now.timestamp()))  # fmt: skip
-    code = code or generate_code()
+    return _Plan(user.username, peer, recipient_key, now, now + timedelta(days=days), contents,
+                 code or generate_code(), kind, note, purpose, owner, request_id)  # fmt: skip
+
+
+def _seal_plan(node: Node, plan: _Plan, progress: Progress | None) -> _Sealed:
+    """Seal into the outbox's folder, on disk before the row that will name it (no database here)."""
     try:
-        path, header, digest, length = _seal(
-            node, contents, recipient_key, code, now.timestamp(), expires.timestamp(), kind, progress
-        )
+        path, header, digest, length = _seal(node, plan.contents, plan.recipient_key, plan.code,
+                                             plan.now.timestamp(), plan.expires.timestamp(), plan.kind,
+                                             progress)  # fmt: skip
     except EnvelopeTooLarge as exc:
         if exc.field != "manifest":
             raise
-        raise _too_large(contents.manifest) from None
-    transfer_id = header.envelope_id
-    final = node.config.envelopes_dir / "out" / f"{transfer_id}.env"
-    replace_durably(path, final)  # on disk before the row that names it is committed
+        raise _too_large(plan.contents.manifest) from None
+    final = node.config.envelopes_dir / "out" / f"{header.envelope_id}.env"
+    try:
+        replace_durably(path, final)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return _Sealed(final, header, digest, length)
+
+
+def _commit(node: Node, plan: _Plan, sealed: _Sealed, in_transaction: Callable[[str], None] | None) -> Sent:
+    transfer_id, final, contents, peer = sealed.header.envelope_id, sealed.path, plan.contents, plan.peer
     status = new_outgoing(transfer_id=transfer_id, sender_domain=node.config.node.domain, receiver_domain=peer.domain,
-                          expires=expires, envelope_digest=digest)  # fmt: skip
+                          expires=plan.expires, envelope_digest=sealed.digest)  # fmt: skip
     stamp = now_iso()
     documents = len(contents.documents)
     with _unlinked_unless_kept(final), write_transaction(node.db):
         store.insert(
-            node.db, status, now=stamp, kind=kind, created_by=user.username, note=note, owner=owner,
+            node.db, status, now=stamp, kind=plan.kind, created_by=plan.user, note=plan.note, owner=plan.owner,
             students=len(contents.manifest.students), documents=documents, records=len(contents.manifest.records),
-            envelope_path=str(final), envelope_length=length, request_id=request_id,
+            envelope_path=str(final), envelope_length=sealed.length, request_id=plan.request_id,
         )  # fmt: skip
-        store.set_code(node.db, transfer_id, code.reveal(), stamp)
+        store.set_code(node.db, transfer_id, plan.code.reveal(), stamp)
         store.add_students(node.db, transfer_id, [s.sis_id for s in contents.manifest.students])
-        _disclose(node, contents, transfer_id, peer, user.username, purpose or note, stamp)
+        _disclose(node, contents, transfer_id, peer, plan.user, plan.purpose or plan.note, stamp)
         outbox.enqueue(
             node.db, job_id=envelope_job_id(transfer_id), kind=ENVELOPE_JOB, peer=peer.domain,
             url=peer.base_url + "/satchel/v1/envelopes", payload=transfer_id.encode(), content_type=ENVELOPE_TYPE,
             now=stamp, expires_at=iso(status.expires) if status.expires else None,
         )  # fmt: skip
-        store.add_event(node.db, transfer_id, at=stamp, direction="local", kind="sealed", actor=user.username,
+        store.add_event(node.db, transfer_id, at=stamp, direction="local", kind="sealed", actor=plan.user,
                         detail={"students": len(contents.manifest.students), "records": len(contents.manifest.records),
-                                "bytes": length})  # fmt: skip
+                                "bytes": sealed.length})  # fmt: skip
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         notify_topic(node, row, "transfer.sent")
         if in_transaction is not None:
             in_transaction(transfer_id)
-        record(node, user.username, "transfer.send", transfer_id,
+        record(node, plan.user, "transfer.send", transfer_id,
                {"to": peer.domain, "students": [s.sis_id for s in contents.manifest.students],
                 "records": len(contents.manifest.records)})  # fmt: skip
     return Sent(
         transfer_id,
-        code.reveal(),
+        plan.code.reveal(),
         peer,
         _contact(peer),
         len(contents.manifest.students),
         documents,
         len(contents.manifest.records),
-        length,
+        sealed.length,
         iso(row.status.expires) if row.status.expires else "",
     )
 

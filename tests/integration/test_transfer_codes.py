@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
@@ -150,8 +151,8 @@ def test_a_code_claimed_again_by_the_same_district_gives_the_same_transfer(pair)
 
     a.stop()
     with open_node(a.home, a.env) as node:
-        first = handle_claim(node, caller="b.example.org", body=body())
-        again = handle_claim(node, caller="b.example.org", body=body())
+        first = asyncio.run(handle_claim(node, caller="b.example.org", body=body()))
+        again = asyncio.run(handle_claim(node, caller="b.example.org", body=body()))
     assert again["transfer_id"] == first["transfer_id"]
     assert again["envelope_code"] == first["envelope_code"]  # the code again, while A still keeps it
     a.start()
@@ -182,8 +183,8 @@ def _claim_while_stopped(a, code: str) -> str:
     b64 = [base64.urlsafe_b64encode(v).rstrip(b"=").decode() for v in (code_id, nonce, proof)]
     a.stop()
     with open_node(a.home, a.env) as node:
-        answer = handle_claim(node, caller="b.example.org",
-                              body=dumps_canonical(dict(zip(("code_id", "nonce", "proof"), b64, strict=True))))
+        claim = dumps_canonical(dict(zip(("code_id", "nonce", "proof"), b64, strict=True)))
+        answer = asyncio.run(handle_claim(node, caller="b.example.org", body=claim))
     return str(answer["transfer_id"])
 
 
@@ -308,3 +309,38 @@ def test_the_serving_node_expires_codes_and_their_keys_leave_the_file(tmp_path) 
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # Erased, not left in the file's free space for whoever copies the database later.
     assert key not in db_path.read_bytes()
+
+
+def test_two_claims_of_one_code_at_once_make_one_transfer(pair) -> None:
+    """Sealing runs off the event loop, so a second claim can arrive while the first seals: it gets the same
+    transfer, and only one envelope is kept."""
+    import os
+
+    from crypto import parse_code, transfer_code_credentials, transfer_code_proof
+    from node.codes_flow import handle_claim
+    from node.home import open_node
+    from protocol.json_strict import dumps_canonical
+    from protocol.transfer_code import parse_transfer_code
+
+    a, _, _ = pair
+    code = _json(a, "codes", "create", "--grade", "07", "--school", "Lincoln Middle School", "--as", "coord",
+                 "--json")["code"]  # fmt: skip
+    parsed = parse_transfer_code(code, parse_code=parse_code)
+    code_id, key = transfer_code_credentials(parsed.code, parsed.source_domain)
+
+    def body() -> bytes:
+        nonce = os.urandom(16)
+        proof = transfer_code_proof(key, destination="b.example.org", nonce=nonce)
+        b64 = [base64.urlsafe_b64encode(v).rstrip(b"=").decode() for v in (code_id, nonce, proof)]
+        return dumps_canonical(dict(zip(("code_id", "nonce", "proof"), b64, strict=True)))
+
+    async def both(node) -> list[dict]:
+        return list(await asyncio.gather(*(handle_claim(node, caller="b.example.org", body=body()) for _ in "ab")))
+
+    a.stop()
+    with open_node(a.home, a.env) as node:
+        first, second = asyncio.run(both(node))
+        sent = node.db.execute("SELECT transfer_id FROM transfers WHERE side = 'sender'").fetchall()
+    assert first["transfer_id"] == second["transfer_id"] and sent == [(first["transfer_id"],)]
+    assert first["envelope_code"] == second["envelope_code"]
+    assert [p.name for p in (a.home / "envelopes" / "out").iterdir()] == [f"{first['transfer_id']}.env"]
