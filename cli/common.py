@@ -156,10 +156,10 @@ def json_option(func: F) -> F:
 
 
 @contextmanager
-def opened(home: str | None) -> Iterator[Node]:
+def opened(home: str | None, *, expired_keys_ok: bool = False) -> Iterator[Node]:
     from node.home import open_node, resolve_home
 
-    node = open_node(resolve_home(home))
+    node = open_node(resolve_home(home), expired_keys_ok=expired_keys_ok)
     try:
         yield node
     finally:

@@ -227,7 +227,7 @@ def keys_list(home: str | None, as_json: bool) -> None:
     """
     from crypto import fingerprint
 
-    with opened(home) as node:
+    with opened(home, expired_keys_ok=True) as node:  # the keys of a home whose last key ended, too
         rows = node.db.execute(
             "SELECT use, key_id, algorithm, public_key, not_before, not_after, status FROM node_keys"
             " ORDER BY use, not_before"
@@ -266,7 +266,7 @@ def keys_rotate(home: str | None, actor: str | None, use: str, overlap_days: int
 
     from node import keys_admin
 
-    with opened(home) as node:
+    with opened(home, expired_keys_ok=True) as node:  # what mends a home whose last key ended
         key_id = keys_admin.rotate(node, actor=actor, use=use, overlap_days=overlap_days)
     click.echo(f"New {use} key {key_id}; the old one stays valid for {overlap_days} days.")
     deliver_now(home)
@@ -287,8 +287,12 @@ def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
     from node import keys_admin
 
     with opened(home) as node:
-        keys_admin.revoke(node, actor=actor, key_id=key_id)
+        revoked = keys_admin.revoke(node, actor=actor, key_id=key_id)
     click.echo(f"Revoked {key_id}.")
+    if revoked.kept:
+        click.echo(f"{revoked.kept} is the node's {revoked.use} key again, with no end date (it was to end at "
+                   f"{revoked.kept_was_to_end}): revoking the key a rotation made undoes the rotation. To replace "
+                   f"it as well: `satchel keys rotate --{revoked.use}`, then revoke it.")  # fmt: skip
     deliver_now(home)
 
 

@@ -15,6 +15,13 @@ class HomeMissing(SatchelError):
     default_hint = "create one with `satchel init`, or point --home / SATCHEL_HOME at an existing home"
 
 
+class KeysExpired(SatchelError):
+    """The node has identity or encryption keys, but none of a use is valid now: the last one ended."""
+
+    code = "home.keys_expired"
+    default_hint = "make a new key with `satchel keys rotate --identity` (or `--encryption`) as an admin"
+
+
 class HomeExists(SatchelError):
     code = "home.exists"
     default_hint = "choose another --home; an existing home is never overwritten"

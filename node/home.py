@@ -13,7 +13,7 @@ import sqlite_utils
 from crypto import EncryptionKey, IdentityKey
 from node.clock import now_iso
 from node.config import CONFIG_FILE, NodeConfig, build_config, load_config, render_toml
-from node.errors import ConfigError, HomeExists, HomeMissing
+from node.errors import ConfigError, HomeExists, HomeMissing, KeysExpired
 from protocol import InvalidInput
 from storage import audit
 from storage.blobs import BlobStore
@@ -46,6 +46,10 @@ class NodeKeys:
     encryption: EncryptionKey  # the key envelopes should be sealed to now
     # Every encryption key not revoked, by key id: envelopes sealed to an older key must still open.
     encryption_by_id: Mapping[str, EncryptionKey]
+    # When the first of the two keys above stops being valid; None when neither ends, as always since a
+    # revocation leaves a key with no end (node.keys_admin.revoke). A home from before that may still have an
+    # end here, and a server running past it would sign with a key its peers refuse.
+    valid_until: str | None = None
 
 
 _RESTORE_KEYS = (
@@ -76,20 +80,44 @@ def _unreadable(path: Path, exc: Exception) -> str | None:
     return None
 
 
-def load_keys(config: NodeConfig, db: sqlite_utils.Database) -> NodeKeys:
-    """The current keys: for each use, the newest active key whose validity has started and not ended."""
+_USES = ("identity", "encryption")
+
+
+def load_keys(config: NodeConfig, db: sqlite_utils.Database, *, expired_ok: bool = False) -> NodeKeys:
+    """The current keys: for each use, the newest active key whose validity has started and not ended.
+
+    ``expired_ok``: a use whose every key has ended gets the newest of them instead of an error, for the one
+    thing that mends such a home: `satchel keys rotate` (whose new identity key that key endorses)."""
     now = now_iso()
     rows = db.execute(
-        "SELECT use, key_file FROM node_keys WHERE status = 'active' AND not_before <= ?"
-        " AND (not_after IS NULL OR not_after > ?) ORDER BY not_before DESC, created_at DESC",
-        [now, now],
+        "SELECT use, key_id, key_file, not_after FROM node_keys WHERE status = 'active' AND not_before <= ?"
+        " ORDER BY not_before DESC, created_at DESC",
+        [now],
     ).fetchall()
-    current: dict[str, str] = {}
-    for use, key_file in rows:
-        current.setdefault(use, key_file)
-    if "identity" not in current or "encryption" not in current:
+    current: dict[str, tuple[str, str | None]] = {}
+    ended: dict[str, tuple[str, str]] = {}
+    for use, key_id, key_file, not_after in rows:
+        if not_after is None or not_after > now:
+            current.setdefault(use, (key_file, not_after))
+        else:
+            ended.setdefault(use, (key_id, not_after))
+            if expired_ok:
+                current.setdefault(use, (key_file, not_after))
+    if any(use not in current and use not in ended for use in _USES):
         raise HomeMissing(
             "the node has no valid identity or encryption key", hint="restore the home from backup"
+        )
+    expired = [use for use in _USES if use not in current]
+    if expired:
+        said = "; ".join(
+            f"its {use} key {ended[use][0]} stopped being valid at {ended[use][1]}, and it has no other"
+            for use in expired
+        )
+        follow = "; peers follow the new identity key, which the ended one endorses" if "identity" in expired else ""
+        raise KeysExpired(
+            f"the node cannot sign or open anything: {said}",
+            hint="; ".join(f"make a new {use} key with `satchel keys rotate --{use} --as ADMIN`" for use in expired)
+            + follow,
         )
     encryption_by_id = {
         key_id: EncryptionKey.import_secret(_read(config, key_file))
@@ -97,10 +125,12 @@ def load_keys(config: NodeConfig, db: sqlite_utils.Database) -> NodeKeys:
             "SELECT key_id, key_file FROM node_keys WHERE use = 'encryption' AND status != 'revoked'"
         ).fetchall()
     }
+    ends = [not_after for _, not_after in current.values() if not_after is not None]
     return NodeKeys(
-        identity=IdentityKey.import_secret(_read(config, current["identity"])),
-        encryption=EncryptionKey.import_secret(_read(config, current["encryption"])),
+        identity=IdentityKey.import_secret(_read(config, current["identity"][0])),
+        encryption=EncryptionKey.import_secret(_read(config, current["encryption"][0])),
         encryption_by_id=encryption_by_id,
+        valid_until=min(ends) if ends else None,
     )
 
 
@@ -184,15 +214,20 @@ class Node:
     keys: NodeKeys
     db: sqlite_utils.Database
     blobs: BlobStore
+    expired_keys_ok: bool = False  # see load_keys
     _keys_stamp: tuple | None = None
     _db_changes: tuple[int, int] | None = None
 
     def current_keys(self) -> NodeKeys:
-        """The keys to use now; a long-running server picks up rotations and revocations made by the CLI."""
+        """The keys to use now; a long-running server picks up rotations and revocations made by the CLI, and
+        stops (home.keys_expired) rather than sign with a key once it has ended."""
         # Asked for every signed answer: look at node_keys only when some connection has written since
-        # (data_version moves on other connections' commits, total_changes on this one's).
+        # (data_version moves on other connections' commits, total_changes on this one's), or time has
+        # passed the end of a key in use.
         changes = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.conn.total_changes)
-        if changes == self._db_changes:
+        until = self.keys.valid_until
+        ended = until is not None and now_iso() >= until and not self.expired_keys_ok
+        if changes == self._db_changes and not ended:
             return self.keys
         self._db_changes = changes
         stamp = tuple(
@@ -200,8 +235,8 @@ class Node:
                 "SELECT count(*), max(created_at), sum(status = 'revoked'), max(not_after) FROM node_keys"
             ).fetchone()
         )
-        if stamp != self._keys_stamp:
-            self.keys = load_keys(self.config, self.db)
+        if stamp != self._keys_stamp or ended:
+            self.keys = load_keys(self.config, self.db, expired_ok=self.expired_keys_ok)
             self._keys_stamp = stamp
         return self.keys
 
@@ -215,8 +250,11 @@ class Node:
         self.close()
 
 
-def open_node(home: Path, environ: Mapping[str, str] | None = None) -> Node:
-    """Open an existing home. Never creates anything: a part that is gone is named, for restoring."""
+def open_node(home: Path, environ: Mapping[str, str] | None = None, *, expired_keys_ok: bool = False) -> Node:
+    """Open an existing home. Never creates anything: a part that is gone is named, for restoring.
+
+    ``expired_keys_ok``: open a home whose last key of a use has ended (see load_keys), to list its keys and
+    rotate them; nothing else should run on such a home."""
     if not home.is_dir():
         raise HomeMissing(f"no Satchel home at {home}")
     config = load_config(home, environ)
@@ -233,11 +271,11 @@ def open_node(home: Path, environ: Mapping[str, str] | None = None) -> Node:
         )  # fmt: skip
     db = open_database(config.db_path, create=False)
     try:
-        keys = load_keys(config, db)
+        keys = load_keys(config, db, expired_ok=expired_keys_ok)
     except BaseException as exc:
         db.close()
         damaged = database_damaged(exc, config.db_path)
         if damaged is None:
             raise
         raise damaged from exc
-    return Node(config, keys, db, BlobStore(config.blobs_dir))
+    return Node(config, keys, db, BlobStore(config.blobs_dir), expired_keys_ok=expired_keys_ok)

@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "audit.chain_broken": 500,
     "config.invalid": 500,
     "home.missing": 500,
+    "home.keys_expired": 500,
     "home.exists": 409,
     "operator.required": 401,
     "operator.unknown": 403,

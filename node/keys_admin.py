@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
 from crypto import EncryptionKey, IdentityKey
@@ -61,11 +62,22 @@ def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAU
         )
         record(node, user.username, f"keys.rotate.{use}", public.key_id, {"overlap_days": overlap_days})
         queue_directory_updates(node)
-    node.keys = load_keys(node.config, node.db)
+    node.keys = load_keys(node.config, node.db, expired_ok=node.expired_keys_ok)
     return public.key_id
 
 
-def revoke(node: Node, *, actor: str | None, key_id: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    key_id: str
+    use: str
+    # The key left to sign or seal, when it was to end and so no longer does (with when it was to end).
+    kept: str | None = None
+    kept_was_to_end: str | None = None
+
+
+def revoke(node: Node, *, actor: str | None, key_id: str) -> Revoked:
+    """Revoke one of this node's keys, leaving a key of its use with no end (spec/descriptor.md, Revoking a
+    key)."""
     with write_transaction(node.db):
         user = authorize(node, actor, "keys.manage")
         row = node.db.execute("SELECT use, status FROM node_keys WHERE key_id = ?", [key_id]).fetchone()
@@ -73,20 +85,32 @@ def revoke(node: Node, *, actor: str | None, key_id: str) -> None:
             raise NotFound(f"this node has no key {key_id}", field="KEYID", hint="see `satchel keys list`")
         use, status = row
         if status == "revoked":
-            return
-        others = node.db.execute(
-            "SELECT count(*) FROM node_keys WHERE use = ? AND status = 'active' AND key_id != ?"
-            " AND (not_after IS NULL OR not_after > ?)",
-            [use, key_id, now_iso()],
-        ).fetchone()[0]
-        if others == 0:
+            return Revoked(key_id, use)
+        now = now_iso()
+        remaining = node.db.execute(
+            "SELECT key_id, not_after FROM node_keys WHERE use = ? AND status = 'active' AND key_id != ?"
+            " AND not_before <= ? AND (not_after IS NULL OR not_after > ?) ORDER BY not_before DESC, created_at DESC",
+            [use, key_id, now, now],
+        ).fetchall()
+        if not remaining:
             raise Conflict(
                 f"{key_id} is the node's only valid {use} key", field="KEYID",
                 hint=f"rotate first with `satchel keys rotate --{use}`, then revoke the old key",
             )  # fmt: skip
-        node.db.execute(
-            "UPDATE node_keys SET status = 'revoked', not_after = ? WHERE key_id = ?", [now_iso(), key_id]
-        )
-        record(node, user.username, "keys.revoke", key_id, {"use": use})
+        kept, was_to_end = None, None
+        if all(until is not None for _, until in remaining):
+            # The key revoked is the one a rotation made (the rotation gave every older key an end): revoking it
+            # undoes the rotation, and the key before it, which every peer still trusts, is the node's key
+            # again with no end. Left to end, it would leave the node with no key at all (home.keys_expired);
+            # refusing instead would have the operator rotate once more, to a key endorsed by the very key
+            # being revoked, which a peer that never saw that key cannot follow without a phone call.
+            kept, was_to_end = remaining[0]
+            node.db.execute("UPDATE node_keys SET not_after = NULL WHERE key_id = ?", [kept])
+        node.db.execute("UPDATE node_keys SET status = 'revoked', not_after = ? WHERE key_id = ?", [now, key_id])
+        details: dict[str, object] = {"use": use}
+        if kept is not None:
+            details |= {"kept": kept, "kept_was_to_end": was_to_end}
+        record(node, user.username, "keys.revoke", key_id, details)
         queue_directory_updates(node)
     node.keys = load_keys(node.config, node.db)
+    return Revoked(key_id, use, kept, was_to_end)
