@@ -277,7 +277,8 @@ def keys_rotate(home: str | None, actor: str | None, use: str, overlap_days: int
 @as_option
 @click.argument("key_id", metavar="KEYID")
 def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
-    """Revoke a key: directories publish the revocation and peers refuse it.
+    """Revoke a key: directories publish the revocation and peers refuse what it signs or is sealed to from
+    then on. Envelopes other districts already received and checked still open.
 
     \b
     Example:
@@ -293,6 +294,14 @@ def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
         click.echo(f"{revoked.kept} is the node's {revoked.use} key again, with no end date (it was to end at "
                    f"{revoked.kept_was_to_end}): revoking the key a rotation made undoes the rotation. To replace "
                    f"it as well: `satchel keys rotate --{revoked.use}`, then revoke it.")  # fmt: skip
+    for stranded in revoked.stranded:
+        click.echo(f"Warning: transfer {stranded.transfer_id} to {stranded.peer} is not delivered yet and its "
+                   f"envelope is signed by {key_id}: {stranded.peer} will refuse it. Cancel it (`satchel cancel "
+                   f"{stranded.transfer_id}`) and send the records again.", err=True)  # fmt: skip
+    if revoked.use == "encryption":
+        click.echo(f"Note: envelopes other districts sealed to {key_id} before they learn of the revocation are "
+                   "refused when they arrive (they become undeliverable there, and their coordinators are told); "
+                   "those already here still open.", err=True)  # fmt: skip
     deliver_now(home)
 
 

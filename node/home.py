@@ -134,6 +134,23 @@ def load_keys(config: NodeConfig, db: sqlite_utils.Database, *, expired_ok: bool
     )
 
 
+def revoked_encryption_keys(config: NodeConfig, db: sqlite_utils.Database) -> tuple[list[EncryptionKey], list[str]]:
+    """This node's revoked encryption keys whose key files are still here, and what is said of those that are
+    not: for opening an envelope stored before its key was revoked (spec/descriptor.md, Revoking a key).
+    Read only then, so that a revoked key's file may be deleted without the home failing to open."""
+    keys, unreadable = [], []
+    for (key_file,) in db.execute(
+        "SELECT key_file FROM node_keys WHERE use = 'encryption' AND status = 'revoked' ORDER BY not_before"
+    ).fetchall():
+        try:
+            keys.append(EncryptionKey.import_secret(_read(config, key_file)))
+        except HomeMissing as exc:
+            unreadable.append(exc.message)
+        except InvalidInput as exc:
+            unreadable.append(f"key file {config.keys_dir / key_file} is damaged: {exc.message}")
+    return keys, unreadable
+
+
 def init_home(
     home: Path, *, node: Mapping[str, object], environ: Mapping[str, str] | None = None
 ) -> NodeConfig:

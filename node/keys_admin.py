@@ -6,15 +6,17 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from crypto import EncryptionKey, IdentityKey
+from crypto import EncryptionKey, IdentityKey, peek_unverified_sender
 from node.clock import iso, now_iso, utc_now
 from node.directory_client import queue_directory_updates
 from node.home import Node, load_keys
 from node.operators import authorize, record
-from protocol import Conflict, InvalidInput, NotFound
+from node.transfer_files import envelope_file
+from protocol import Conflict, InvalidInput, NotFound, SatchelError
 from protocol.descriptor import PublishedKey
 from protocol.key_chain import endorse
 from protocol.signed_document import b64url
+from storage import transfers as store
 from storage.database import write_transaction
 from storage.durable_files import create_synced
 
@@ -67,17 +69,26 @@ def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAU
 
 
 @dataclass(frozen=True, slots=True)
+class Stranded:
+    """An outgoing transfer not delivered yet whose envelope the revoked key signed: its receiver refuses it."""
+
+    transfer_id: str
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
 class Revoked:
     key_id: str
     use: str
     # The key left to sign or seal, when it was to end and so no longer does (with when it was to end).
     kept: str | None = None
     kept_was_to_end: str | None = None
+    stranded: tuple[Stranded, ...] = ()
 
 
 def revoke(node: Node, *, actor: str | None, key_id: str) -> Revoked:
-    """Revoke one of this node's keys, leaving a key of its use with no end (spec/descriptor.md, Revoking a
-    key)."""
+    """Revoke one of this node's keys; what it sealed or signed that other districts already verified stays
+    good (spec/descriptor.md, Revoking a key)."""
     with write_transaction(node.db):
         user = authorize(node, actor, "keys.manage")
         row = node.db.execute("SELECT use, status FROM node_keys WHERE key_id = ?", [key_id]).fetchone()
@@ -107,10 +118,32 @@ def revoke(node: Node, *, actor: str | None, key_id: str) -> Revoked:
             kept, was_to_end = remaining[0]
             node.db.execute("UPDATE node_keys SET not_after = NULL WHERE key_id = ?", [kept])
         node.db.execute("UPDATE node_keys SET status = 'revoked', not_after = ? WHERE key_id = ?", [now, key_id])
+        stranded = _signed_and_undelivered(node, key_id) if use == "identity" else ()
         details: dict[str, object] = {"use": use}
         if kept is not None:
             details |= {"kept": kept, "kept_was_to_end": was_to_end}
+        if stranded:
+            details["undelivered_transfers"] = [s.transfer_id for s in stranded]
         record(node, user.username, "keys.revoke", key_id, details)
         queue_directory_updates(node)
     node.keys = load_keys(node.config, node.db)
-    return Revoked(key_id, use, kept, was_to_end)
+    return Revoked(key_id, use, kept, was_to_end, stranded)
+
+
+def _signed_and_undelivered(node: Node, key_id: str) -> tuple[Stranded, ...]:
+    """Outgoing transfers still sealed (not delivered) whose envelope ``key_id`` signed. Their receivers refuse
+    them once they learn of the revocation, which the delivery itself, signed with the new key, teaches them;
+    envelopes already delivered were verified there and still open."""
+    found = []
+    for row in store.list_rows(node.db, local_domain=node.config.node.domain, side="sender", state="sealed"):
+        envelope = envelope_file(node, row)
+        if envelope is None:
+            continue
+        try:
+            with envelope.open("rb") as handle:
+                _, signer = peek_unverified_sender(handle.read(4096))
+        except (OSError, SatchelError):
+            continue  # a missing or damaged sealed envelope fails its delivery on its own, and says why
+        if signer == key_id:
+            found.append(Stranded(row.transfer_id, row.peer))
+    return tuple(found)

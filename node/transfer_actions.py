@@ -13,14 +13,14 @@ from node.blob_holds import drop_unused
 from node.clock import now_iso
 from node.envelope_policy import open_policy
 from node.gc_pause import gc_paused
-from node.home import Node
+from node.home import Node, revoked_encryption_keys
 from node.message_thread import check_own_room, checked_text
 from node.operators import authorize, record
 from node.progress import Progress, ProgressFile
 from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import SatchelError
-from protocol.envelope_errors import EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
+from protocol.envelope_errors import EnvelopeNotRecipient, EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
 from protocol.manifest import Manifest, ManifestRecord
 from protocol.receipts import MAX_MESSAGE
 from protocol.transfer_states import (
@@ -121,6 +121,11 @@ def _accept(
     # The documents come out a little smaller than their envelope: room for the envelope is room enough.
     require_room(node.config.blobs_dir, row.envelope_length or 0, reserve=node.config.storage.reserve_bytes,
                  what="opening the transfer")  # fmt: skip
+    # The envelope's signature and recipient were checked on arrival (receiving.check_header) against keys not
+    # revoked then. A key revoked since, the sender's identity key (_sender_key) or this node's encryption
+    # key, is used for nothing new; it still opens what it verified or was sealed to before, which the code
+    # the sending coordinator reads out vouches for as well (spec/descriptor.md, Revoking a key).
+    revoked, unreadable = revoked_encryption_keys(node.config, node.db)
     with IncomingBlobs(node.blobs) as incoming:  # on any exception: the temp files go, nothing else
         try:
             with envelope.open("rb") if progress is None else ProgressFile(envelope, progress) as source:
@@ -128,10 +133,20 @@ def _accept(
                 source.seek(0)
                 opened = open_envelope(
                     source, _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
-                    recipient_key=list(node.current_keys().encryption_by_id.values()),
+                    recipient_key=[*node.current_keys().encryption_by_id.values(), *revoked],
                     recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
                 )  # fmt: skip
             incoming.sync()
+        except EnvelopeNotRecipient as exc:
+            if not unreadable or exc.field != "recipient_key_id":
+                raise
+            raise EnvelopeNotRecipient(
+                f"{exc.message}, which can only be a key this node revoked after the envelope arrived, and the key "
+                f"files of revoked keys cannot be read: {'; '.join(unreadable)}", field=exc.field,
+                hint=f"put the key file back from a backup (`satchel backup` copies keys/) and accept again; or "
+                     f"reject the transfer (`satchel reject {transfer_id} --reason ...`) so that the sending "
+                     f"district sends the records again",
+            ) from None  # fmt: skip
         except EnvelopeWrongCodeOrKey:
             incoming.discard()
             outcome = _apply(node, transfer_id, TransferEvent.WRONG_CODE, actor_name=user.username,
@@ -168,7 +183,6 @@ def _sender_key(node: Node, peer: str, domain: str, key_id: str) -> IdentityPubl
         or key is None
         or key.domain != peer
         or key.use != "identity"
-        or key.status == "revoked"
     ):
         raise EnvelopeSignatureInvalid(f"the envelope is not signed by a key of {peer}", field="sender")
     return IdentityPublicKey(key.public_key)
