@@ -161,6 +161,8 @@ def import_match(
 def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_id: str) -> None:
     """Import: each student in its own transaction; conflicts are skipped with their reason.
 
+    Exits 1 when no student could be imported ("failed"); a partial import exits 0 and lists who was skipped.
+
     \b
     Example:
       satchel import run 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --as bo
@@ -185,6 +187,8 @@ def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_
         for student, reason in result.skipped:
             click.echo(f"  skipped {student}: {reason}")
     deliver_now(home)
+    if result.result.startswith("failed"):
+        raise click.exceptions.Exit(1)  # for a script: nothing was imported (the receipt has gone all the same)
 
 
 @import_group.command("cancel", context_settings=CONTEXT)

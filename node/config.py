@@ -311,7 +311,8 @@ SETTINGS: tuple[Setting, ...] = (
         _between("envelope.partial_keep_hours", 0, 720, " (30 days)"),
     ),
     Setting(
-        "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged"
+        "requests", "overdue_working_days", int, 10, "working days before an unanswered request is flagged",
+        _between("requests.overdue_working_days", 1, 365),
     ),
     Setting(
         "requests",

@@ -236,11 +236,12 @@ def _existing(
 
 
 _NEEDS_REVIEW = "needs review: the match is uncertain"
+_SET_ASIDE = "needs review: set aside for later by a coordinator"
 # What the signed `imported` receipt says of skipped students. The reasons kept here name this district's own
 # students ("SIS id 100234 already belongs to Ana Diaz") and database errors; the other district gets the
 # kind of problem only, never data of students it did not send.
 _SENDER_WORDS = (
-    (_NEEDS_REVIEW, "needs review at the receiving district"),
+    ("needs review", "needs review at the receiving district"),
     ("already belongs to", "its SIS id is already taken at the receiving district"),
     ("is asked for by another student", "its SIS id is asked for by another student of the transfer"),
     ("no student with SIS id", "the student it was matched to is no longer held at the receiving district"),
@@ -373,7 +374,7 @@ def _destination(
 ) -> tuple[str, bool]:  # fmt: skip
     action, sis_id = student.target
     if action == "later":
-        raise InvalidInput(_NEEDS_REVIEW, field="match",
+        raise InvalidInput(_SET_ASIDE if student.decision == "later" else _NEEDS_REVIEW, field="match",
                            hint="decide with `satchel import match ID STUDENT --to SIS_ID | --new`")  # fmt: skip
     if action == "link":
         assert sis_id is not None

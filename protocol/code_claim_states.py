@@ -92,7 +92,7 @@ class CodeTransitionNotAllowed(SatchelError):
     """The event cannot happen in the transfer code's state; ``state`` and ``event`` say which."""
 
     code = "code.transition_not_allowed"
-    default_hint = "`satchel codes show ID` says what can be done next (spec/codes.md §7.3)"
+    default_hint = "`satchel codes list` shows the code's state; spec/codes.md §7.3 says what can happen in it"
 
     def __init__(self, message: str, *, state: str = "", event: str = "", hint: str | None = None) -> None:
         super().__init__(message, field="state", hint=hint)

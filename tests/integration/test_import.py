@@ -223,6 +223,8 @@ def test_cancel_leaves_nothing_and_can_start_again(pair, tmp_path: Path) -> None
     # The student set aside for later is still set aside: cancelling undid the writes, not the review.
     again = _json(b, "import", "run", tid, "--as", "coord", "--json")
     assert again["result"] == "partial (1 of 2)" and [s["student"] for s in again["skipped"]] == ["300002"]
+    # Its reason says a coordinator set it aside, not that the match was uncertain.
+    assert again["skipped"][0]["reason"] == "needs review: set aside for later by a coordinator"
     b.cli("import", "match", tid, "300002", "--new", "--as", "coord")
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "imported with no changes"
 
@@ -584,3 +586,12 @@ def test_stored_manifests_are_verified_every_time_and_checked_once(pair, tmp_pat
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM checked_manifests").fetchone()[0] == 1
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 1
+
+
+def test_an_import_that_imports_no_one_exits_1(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    tid = _send_accept(a, b, "100001")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    b.cli("import", "match", tid, "100001", "--later", "--as", "coord")
+    failed = b.cli("import", "run", tid, "--as", "coord", ok=False)
+    assert failed.exit_code == 1 and failed.stdout.startswith("Failed: 0 of 1 students.")

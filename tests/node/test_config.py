@@ -45,6 +45,9 @@ def test_defaults_and_env_override(tmp_path: Path) -> None:
         ("node", "name", "District\x1b[2J", "node.name"),  # peers refuse a descriptor that shows it
         ("node", "city", "Spring\nfield", "node.city"),
         ("federation", "key_lookups_per_minute", 0, "federation.key_lookups_per_minute"),
+        # Every incoming request would be refused as invalid (its working days are 1 to 365, spec/requests.md).
+        ("requests", "overdue_working_days", 0, "requests.overdue_working_days"),
+        ("requests", "overdue_working_days", 366, "requests.overdue_working_days"),
     ],
 )
 def test_bad_values_name_their_field(
