@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from datetime import date, datetime
 
-from node.disclosure_record import Disclosure
+from node.disclosure_record import Disclosure, outcome
 from protocol.roster import StudentRecord
 
 WIDTH = 100
@@ -46,8 +46,8 @@ def render(district: str, domain: str, student: StudentRecord, disclosures: list
         lines.append("No education records of this student have been disclosed to another district through Satchel.")
         return "\n".join(lines)
     lines += textwrap.wrap(
-        "Each disclosure below went to another school district in a signed, encrypted transfer that only that "
-        "district could open.", WIDTH,
+        "Each disclosure below was sent to another school district in a signed, encrypted transfer that only "
+        "that district could open; \"Outcome\" says whether it received and opened it.", WIDTH,
     )  # fmt: skip
     for number, d in enumerate(disclosures, 1):
         lines += ["", f"{number}. {_when(d.at)}", _field("To", f"{d.to_name} ({d.to_domain})")]
@@ -58,6 +58,6 @@ def render(district: str, domain: str, student: StudentRecord, disclosures: list
             lines.append(_field("Requested by", f"{contact}, {r.domain} (records request {r.request_id})"))
         lines += [
             _field("Records", records_sent(d.records)), _field("Purpose", d.purpose),
-            _field("Transfer", f"{d.transfer_id} ({(d.transfer_state or 'unknown').replace('_', ' ')})"),
+            _field("Outcome", outcome(d.transfer_state)), _field("Transfer", d.transfer_id),
         ]  # fmt: skip
     return "\n".join(lines)

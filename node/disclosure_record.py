@@ -19,6 +19,28 @@ from storage import students as student_store
 from storage import transfers as transfer_store
 from storage import users
 
+# What became of a disclosure, by the sending side's transfer state, in words for a parent. The record
+# keeps every transfer sealed for the student (what left, or was set to leave, the district's hands); this
+# says which of them the other district received and opened, and which never reached it.
+_OUTCOMES = {
+    "sealed": "sealed here, not delivered yet",
+    "delivered": "delivered, not opened yet",
+    "cancel_requested": "being withdrawn by this district",
+    "accepted": "received and opened",
+    "import_failed": "received and opened",
+    "partially_imported": "received and opened",
+    "imported": "received and opened",
+    "rejected": "refused by the receiving district",
+    "cancelled": "withdrawn by this district before it was opened",
+    "expired": "expired before it was opened",
+    "locked": "locked after wrong codes; never opened",
+    "undeliverable": "never delivered",
+}
+
+
+def outcome(transfer_state: str | None) -> str:
+    return _OUTCOMES.get(transfer_state or "", "unknown")
+
 
 @dataclass(frozen=True, slots=True)
 class Requester:
@@ -48,6 +70,7 @@ class Disclosure:
             "at": self.at, "to_domain": self.to_domain, "to_name": self.to_name, "records": self.records,
             "disclosed_by": self.disclosed_by, "disclosed_by_name": self.disclosed_by_name, "purpose": self.purpose,
             "transfer_id": self.transfer_id, "transfer_state": self.transfer_state,
+            "outcome": outcome(self.transfer_state),
             "requested_by": None if r is None else {"name": r.name, "email": r.email, "phone": r.phone,
                                                     "domain": r.domain, "request_id": r.request_id},
         }  # fmt: skip

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -47,8 +49,20 @@ def test_the_letter_names_the_people_the_records_and_the_time() -> None:
     assert "1. 5 December 2026, 13:59 UTC" in lines and "2. 5 December 2026, 13:59 UTC" in lines
     assert "   Disclosed by:  Jane Doe (jane)" in lines and "   Disclosed by:  gone" in lines  # a removed operator
     assert "   Requested by:  Bo Brown <bo@shelbyville.k12.example>, +1 217-555-0199, shelbyville.k12.example" in lines
-    assert "   Transfer:      01M9380G50N82A6A3AAA52C4YK (partially imported)" in lines
+    assert "   Outcome:       received and opened" in lines  # partially imported there
+    assert "   Transfer:      01M9380G50N82A6A3AAA52C4YK" in lines
     assert letter.count("Requested by") == 1
+
+
+@pytest.mark.parametrize(("state", "words"), [
+    ("sealed", "sealed here, not delivered yet"), ("cancelled", "withdrawn by this district before it was opened"),
+    ("undeliverable", "never delivered"), ("rejected", "refused by the receiving district"), (None, "unknown"),
+])  # fmt: skip
+def test_the_letter_says_whether_the_other_district_received_and_opened_it(state: str | None, words: str) -> None:
+    letter = render("Springfield SD 186", "springfield.k12.example", STUDENT,
+                    [replace(_disclosure([]), transfer_state=state)], date(2026, 12, 7))  # fmt: skip
+    assert f"   Outcome:       {words}" in letter.splitlines()
+    assert '"Outcome" says whether it received and opened it' in " ".join(letter.splitlines())
 
 
 def test_a_student_never_disclosed_gets_a_letter_that_says_so() -> None:

@@ -75,6 +75,9 @@ def test_send_deliver_notify_accept_with_receipts_on_both_sides(pair, tmp_path: 
     letter = a.cli("disclosures", "100001", "--text").output
     assert "b.example.org" in letter and "document" in letter and "IEP meeting" in letter
     assert "Disclosed by:  Cory Coordinator (coord)" in letter and "Requested by" not in letter
+    assert "Outcome:       received and opened" in letter  # B accepted it
+    assert json.loads(a.cli("disclosures", "100001", "--json").stdout)["disclosures"][0]["outcome"] == (
+        "received and opened")
     assert "hash chain verified" in a.cli("audit", "verify").output
     assert "hash chain verified" in b.cli("audit", "verify").output
 
