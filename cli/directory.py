@@ -106,6 +106,9 @@ directory_group.add_command(_decide(False))
 def directory_list(home: str | None, as_json: bool, status: str | None) -> None:
     """List the districts this directory holds (directory operators).
 
+    A district can be held twice: as this directory's own member (origin: this directory) and as taken from a
+    mirrored directory. Of the two, the one published is this directory's own once approved.
+
     \b
     Example:
       satchel directory list --status pending
@@ -116,14 +119,14 @@ def directory_list(home: str | None, as_json: bool, status: str | None) -> None:
     with opened(home) as node:
         directory_service.require_directory(node, operator=True)
         entries = store.list_entries(node.db, status=status)
-    rows = [
-        (e.domain, e.name, f"{e.city}, {e.state} {e.zip}", e.status, e.origin, e.updated_at) for e in entries
-    ]
     if as_json:
-        print_json([dict(zip(["domain", "name", "location", "status", "origin", "updated_at"], r, strict=True))
-                    for r in rows])  # fmt: skip
+        print_json([{"domain": e.domain, "name": e.name, "location": f"{e.city}, {e.state} {e.zip}",
+                     "status": e.status, "origin": e.origin, "published": e.published, "updated_at": e.updated_at}
+                    for e in entries])  # fmt: skip
     else:
-        print_table(["domain", "name", "location", "status", "origin", "updated"], rows)
+        print_table(["domain", "name", "location", "status", "origin", "published", "updated"],
+                    [(e.domain, e.name, f"{e.city}, {e.state} {e.zip}", e.status, e.origin,
+                      "yes" if e.published else "no", e.updated_at) for e in entries])  # fmt: skip
 
 
 @directory_group.command("search", context_settings=CONTEXT)

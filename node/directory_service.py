@@ -3,7 +3,9 @@
 A district joins with a signed request carrying its signed descriptor; the directory checks that the
 domain really serves that descriptor at its well-known URL, and holds the entry pending until the
 directory operator approves it. Entries are then signed by the directory. Updates (transfers switched,
-contact or keys changed) must come signed by a key that chains to the one approved.
+contact or keys changed) must come signed by a key that chains to the one approved. Entries taken from
+mirrored directories are kept apart from this directory's own, one per origin and domain; of a domain's
+entries, this directory's own approved one is published, else one mirrored.
 """
 
 from __future__ import annotations
@@ -104,17 +106,18 @@ async def handle_join(
     if served.signer.key_id not in {k.key_id for k in descriptor.keys_for("identity")}:
         raise DomainNotVerified(f"{descriptor.base_url} serves another identity key", field="base_url")
     now = now_iso()
+    own = node.config.node.domain
     with write_transaction(node.db):
-        existing = store.get_entry(node.db, descriptor.domain)
+        # Only this directory's own entry counts: one taken from a mirrored directory is that directory's
+        # decision, so a join beside it waits for this operator's.
+        existing = store.get_entry(node.db, descriptor.domain, own)
         if existing is not None:
             _check_same_district(existing, descriptor, verified.signer.key_id)
         elif update:
             raise NotMember(f"{descriptor.domain} has not joined this directory")
         status = existing.status if existing is not None and existing.status != "rejected" else "pending"
         entry = _sign(node, descriptor, signed, now) if status == "approved" else None
-        store.upsert_entry(
-            node.db, descriptor, signed, status=status, origin=node.config.node.domain, entry=entry, now=now
-        )
+        store.upsert_entry(node.db, descriptor, signed, status=status, origin=own, entry=entry, now=now, own=own)
         record(node, descriptor.domain, "directory.update" if existing else "directory.join", descriptor.domain,
                {"status": status, "signer": verified.signer.key_id})  # fmt: skip
     return {"status": status, "domain": descriptor.domain}
@@ -141,10 +144,11 @@ def _sign(
 
 def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason: str = "") -> Entry:
     require_directory(node, operator=True)
+    own = node.config.node.domain
     with write_transaction(node.db):
         user = authorize(node, actor, "settings.manage")
-        existing = store.get_entry(node.db, domain)
-        if existing is None or existing.origin != node.config.node.domain:
+        existing = store.get_entry(node.db, domain, own)
+        if existing is None:
             raise NotFound(
                 f"no member request from {domain}", field="DOMAIN", hint="see `satchel directory list`"
             )
@@ -152,11 +156,11 @@ def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason:
         descriptor = verify_descriptor(existing.descriptor).descriptor
         entry = _sign(node, descriptor, existing.descriptor, now) if approve else None
         status = "approved" if approve else "rejected"
-        store.set_decision(node.db, domain, status=status, entry=entry, by=user.username, now=now)
+        store.set_decision(node.db, domain, own=own, status=status, entry=entry, by=user.username, now=now)
         record(
             node, user.username, f"directory.{'approve' if approve else 'reject'}", domain, {"reason": reason}
         )
-    result = store.get_entry(node.db, domain)
+    result = store.get_entry(node.db, domain, own)
     assert result is not None
     return result
 
@@ -273,7 +277,8 @@ async def sync_mirrors(
     Each page is verified and stored on its own, so memory holds one page whatever the directory's size.
     Entries taken from a directory before and absent from a whole, completed pull are removed: a district
     it dropped (or whose entry no longer verifies) is not published here on its word any more. A pull that
-    fails part-way removes nothing.
+    fails part-way removes nothing. This directory's own entries (members' requests, the operator's
+    decisions) are kept beside those taken, never replaced by them, and published first once approved.
     """
     require_directory(node, operator=True)
     return {domain: await _sync_one(node, keyring, base_url, domain, IdentityPublicKey(public_key), page_size)
@@ -287,6 +292,7 @@ async def _sync_one(
     seen: set[str] = set()
     after: str | None = None
     pages = 0
+    own = node.config.node.domain
     while True:
         query = {"limit": str(page_size)} | ({"after": after} if after is not None else {})
         url = f"{feed}?{urlencode(query)}"
@@ -304,7 +310,7 @@ async def _sync_one(
                     continue  # only first-hand entries of the mirrored directory: no chains of hearsay
                 store.upsert_entry(
                     node.db, item.district.descriptor, item.entry.descriptor, status="approved", origin=domain,
-                    entry=item.signed, now=now,
+                    entry=item.signed, now=now, own=own,
                 )  # fmt: skip
                 seen.add(item.entry.domain)
         following = verified.listing.next
@@ -318,7 +324,7 @@ async def _sync_one(
         after = following
     with write_transaction(node.db):
         gone = sorted(store.mirrored_domains(node.db, domain) - seen)
-        store.remove_entries(node.db, gone)
+        store.remove_entries(node.db, gone, origin=domain, own=own, now=now_iso())
         store.mark_mirror_synced(node.db, base_url, now_iso())
         if gone:
             record(node, domain, "directory.mirror.removed", domain, {"domains": gone[:100], "count": len(gone)})

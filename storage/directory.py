@@ -14,6 +14,9 @@ SEARCH_LIMIT = 100  # entries a directory search answers at most
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One origin's entry for a domain: this directory's own (``origin`` its domain: a member's request and the
+    operator's decision) or one taken from a mirrored directory (``origin`` that directory, always approved)."""
+
     domain: str
     status: str
     origin: str
@@ -28,11 +31,12 @@ class Entry:
     decided_at: str | None
     decided_by: str | None
     updated_at: str
+    published: bool = False  # the one entry of its domain this directory publishes
 
 
 _ENTRY_COLS = (
     "domain, status, origin, name, state, city, zip, nces_id, descriptor, entry, joined_at, decided_at,"
-    " decided_by, updated_at"
+    " decided_by, updated_at, published"
 )
 
 
@@ -40,11 +44,14 @@ def _entry(row: tuple) -> Entry:
     values = list(row)
     values[8] = bytes(values[8])
     values[9] = bytes(values[9]) if values[9] is not None else None
+    values[14] = bool(values[14])
     return Entry(*values)
 
 
-def get_entry(db: sqlite_utils.Database, domain: str) -> Entry | None:
-    row = db.execute(f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE domain = ?", [domain]).fetchone()
+def get_entry(db: sqlite_utils.Database, domain: str, origin: str) -> Entry | None:
+    row = db.execute(
+        f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE domain = ? AND origin = ?", [domain, origin]
+    ).fetchone()
     return _entry(row) if row else None
 
 
@@ -57,11 +64,13 @@ def upsert_entry(
     origin: str,
     entry: bytes | None,
     now: str,
+    own: str,
     decided_by: str | None = None,
 ) -> None:
+    """Store ``origin``'s entry for the domain (``own``: this directory's domain), then which one is published."""
     db.execute(
-        f"INSERT INTO directory_entries ({_ENTRY_COLS}) VALUES ({','.join('?' * 14)})"
-        " ON CONFLICT (domain) DO UPDATE SET status = excluded.status, origin = excluded.origin,"
+        f"INSERT INTO directory_entries ({_ENTRY_COLS}) VALUES ({','.join('?' * 15)})"
+        " ON CONFLICT (domain, origin) DO UPDATE SET status = excluded.status,"
         " name = excluded.name, state = excluded.state, city = excluded.city, zip = excluded.zip,"
         " nces_id = excluded.nces_id, descriptor = excluded.descriptor, entry = excluded.entry,"
         " decided_at = COALESCE(excluded.decided_at, directory_entries.decided_at),"
@@ -70,10 +79,47 @@ def upsert_entry(
         [
             descriptor.domain, status, origin, descriptor.name, descriptor.state, descriptor.city,
             descriptor.zip, descriptor.nces_id, signed_descriptor, entry, now,
-            now if decided_by else None, decided_by, now,
+            now if decided_by else None, decided_by, now, 0,
         ],
     )  # fmt: skip
-    _index_keys(db, descriptor.domain, [k.key_id for k in descriptor.keys])
+    _publish(db, descriptor.domain, own=own, now=now, written=(origin, descriptor))
+
+
+def _publish(
+    db: sqlite_utils.Database, domain: str, *, own: str, now: str, written: tuple[str, Descriptor] | None = None
+) -> None:
+    """Mark the entry published for ``domain``: this directory's own once approved (its operator vetted the
+    district), else an approved one taken from a mirrored directory (of several, the one whose directory's
+    domain sorts first, so the choice does not flap between pulls), else none. The key index follows the
+    published entry. ``written``: the origin and descriptor of the entry just stored, to index its keys
+    without parsing it again."""
+    row = db.execute(
+        "SELECT origin, descriptor FROM directory_entries WHERE domain = ? AND status = 'approved'"
+        " ORDER BY origin = ? DESC, origin LIMIT 1",
+        [domain, own],
+    ).fetchone()
+    chosen = row[0] if row else None
+    # A row whose mark changes counts as updated, so the mirror feed's stamp (published_stamp) sees it. The
+    # old mark goes first: at most one entry of a domain is published at any moment (a unique index).
+    flipped = db.execute(
+        "UPDATE directory_entries SET published = 0, updated_at = ? WHERE domain = ? AND published = 1"
+        " AND origin IS NOT ?",
+        [now, domain, chosen],
+    ).rowcount
+    flipped += db.execute(
+        "UPDATE directory_entries SET published = 1, updated_at = ? WHERE domain = ? AND published = 0"
+        " AND origin IS ?",
+        [now, domain, chosen],
+    ).rowcount
+    if written is not None and written[0] != chosen and not flipped:
+        return  # an entry stored beside the published one, which stays as it was (and so do its keys)
+    if row is None:
+        keys: list[str] = []
+    elif written is not None and written[0] == chosen:
+        keys = [k.key_id for k in written[1].keys]
+    else:
+        keys = [k.key_id for k in verify_descriptor(bytes(row[1])).descriptor.keys]
+    _index_keys(db, domain, keys)
 
 
 def _index_keys(db: sqlite_utils.Database, domain: str, key_ids: list[str]) -> None:
@@ -85,31 +131,34 @@ def _index_keys(db: sqlite_utils.Database, domain: str, key_ids: list[str]) -> N
 
 
 def reindex_keys(db: sqlite_utils.Database) -> None:
-    """Rebuild the key ids of every entry from its stored descriptor (used by migrations)."""
+    """Rebuild the key ids of every entry from its stored descriptor (used by migration 0011, when each domain
+    had one entry)."""
     rows = db.execute("SELECT domain, descriptor FROM directory_entries").fetchall()
     for domain, signed in rows:
         _index_keys(db, domain, [k.key_id for k in verify_descriptor(bytes(signed)).descriptor.keys])
 
 
 def approved_entries_with_key(db: sqlite_utils.Database, key_id: str) -> list[Entry]:
-    """Approved entries whose descriptor lists ``key_id`` (one look-up in the index, whatever the size)."""
+    """Published entries whose descriptor lists ``key_id`` (one look-up in the index, whatever the size)."""
     columns = ", ".join(f"e.{c.strip()}" for c in _ENTRY_COLS.split(","))
     rows = db.execute(
         f"SELECT {columns} FROM directory_entry_keys k JOIN directory_entries e ON e.domain = k.domain"
-        " WHERE k.key_id = ? AND e.status = 'approved' ORDER BY e.state, e.name",
+        " WHERE k.key_id = ? AND e.published = 1 ORDER BY e.state, e.name",
         [key_id],
     ).fetchall()
     return [_entry(r) for r in rows]
 
 
 def set_decision(
-    db: sqlite_utils.Database, domain: str, *, status: str, entry: bytes | None, by: str, now: str
+    db: sqlite_utils.Database, domain: str, *, own: str, status: str, entry: bytes | None, by: str, now: str
 ) -> None:
+    """The operator's decision on this directory's own entry for ``domain`` (``own``: its domain)."""
     db.execute(
         "UPDATE directory_entries SET status = ?, entry = ?, decided_at = ?, decided_by = ?, updated_at = ?"
-        " WHERE domain = ?",
-        [status, entry, now, by, now, domain],
+        " WHERE domain = ? AND origin = ?",
+        [status, entry, now, by, now, domain, own],
     )
+    _publish(db, domain, own=own, now=now)
 
 
 def list_entries(db: sqlite_utils.Database, *, status: str | None = None) -> list[Entry]:
@@ -117,14 +166,14 @@ def list_entries(db: sqlite_utils.Database, *, status: str | None = None) -> lis
     if status:
         sql += " WHERE status = ?"
         args.append(status)
-    return [_entry(r) for r in db.execute(sql + " ORDER BY state, name", args).fetchall()]
+    return [_entry(r) for r in db.execute(sql + " ORDER BY state, name, origin", args).fetchall()]
 
 
 def approved_page(db: sqlite_utils.Database, *, after: str, limit: int) -> list[Entry]:
-    """Up to ``limit`` approved entries whose domain sorts after ``after``, in domain order (one page of the
+    """Up to ``limit`` published entries whose domain sorts after ``after``, in domain order (one page of the
     mirror feed; the primary key's index walks it, so a page costs the same wherever it starts)."""
     rows = db.execute(
-        f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE status = 'approved' AND domain > ?"
+        f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE published = 1 AND domain > ?"
         " ORDER BY domain LIMIT ?",
         [after, limit],
     ).fetchall()
@@ -136,15 +185,19 @@ def mirrored_domains(db: sqlite_utils.Database, origin: str) -> set[str]:
     return {r[0] for r in db.execute("SELECT domain FROM directory_entries WHERE origin = ?", [origin])}
 
 
-def remove_entries(db: sqlite_utils.Database, domains: list[str]) -> None:
-    db.conn.executemany("DELETE FROM directory_entry_keys WHERE domain = ?", [(d,) for d in domains])
-    db.conn.executemany("DELETE FROM directory_entries WHERE domain = ?", [(d,) for d in domains])
+def remove_entries(db: sqlite_utils.Database, domains: list[str], *, origin: str, own: str, now: str) -> None:
+    """Remove ``origin``'s entries for ``domains``; entries of other origins stay, and may be published now."""
+    db.conn.executemany(
+        "DELETE FROM directory_entries WHERE domain = ? AND origin = ?", [(d, origin) for d in domains]
+    )
+    for domain in domains:
+        _publish(db, domain, own=own, now=now)
 
 
 def published_stamp(db: sqlite_utils.Database) -> tuple:
-    """Changes whenever what a directory's mirror feed publishes may have: its approved entries, its mirrors."""
+    """Changes whenever what a directory's mirror feed publishes may have: its published entries, its mirrors."""
     entries = db.execute(
-        "SELECT count(*), max(updated_at) FROM directory_entries WHERE status = 'approved'"
+        "SELECT count(*), max(updated_at) FROM directory_entries WHERE published = 1"
     ).fetchone()
     mirrors = db.execute("SELECT count(*), max(last_sync_at) FROM directory_mirrors").fetchone()
     return (*entries, *mirrors)
@@ -159,7 +212,7 @@ def search_entries(
     zip_code: str | None = None,
     limit: int = SEARCH_LIMIT,
 ) -> list[Entry]:
-    where, args = ["status = 'approved'", "state = ?"], [state]
+    where, args = ["published = 1", "state = ?"], [state]
     if text:
         where.append("(name LIKE ? ESCAPE '\\' OR domain LIKE ? ESCAPE '\\' OR nces_id = ?)")
         args += [f"%{like_escaped(text)}%", f"%{like_escaped(text)}%", text]

@@ -637,3 +637,46 @@ def _assessment_moves(db: sqlite_utils.Database) -> None:
         "UPDATE assessment_results SET moved_by = ? WHERE result_id = ?",
         [(actor, result_id) for result_id, actor in dict(moves.fetchall()).items()],
     )
+
+
+@MIGRATIONS(name="0019_directory_entries_by_origin")
+def _directory_entries_by_origin(db: sqlite_utils.Database) -> None:
+    # A directory held one entry per domain, so a mirrored directory's entry and this directory's own request
+    # for the same district overwrote each other: a join over a mirrored entry came out approved without the
+    # operator, and a pull replaced pending or rejected requests. Each origin now keeps its own entry, and
+    # `published` marks the one (at most) that the directory publishes for the domain. Until now every
+    # domain had one entry, so the approved ones are those published; the key index already holds their keys.
+    _run(
+        db,
+        """
+        CREATE TABLE directory_entries_by_origin (
+            domain TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+            published INTEGER NOT NULL DEFAULT 0 CHECK (published IN (0, 1)),
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            city TEXT NOT NULL,
+            zip TEXT NOT NULL,
+            nces_id TEXT NOT NULL,
+            descriptor BLOB NOT NULL,
+            entry BLOB,
+            joined_at TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (domain, origin)
+        );
+        INSERT INTO directory_entries_by_origin (domain, origin, status, published, name, state, city, zip, nces_id,
+            descriptor, entry, joined_at, decided_at, decided_by, updated_at)
+        SELECT domain, origin, status, status = 'approved', name, state, city, zip, nces_id, descriptor, entry,
+            joined_at, decided_at, decided_by, updated_at FROM directory_entries;
+        DROP TABLE directory_entries;
+        ALTER TABLE directory_entries_by_origin RENAME TO directory_entries;
+        CREATE UNIQUE INDEX directory_entries_published_domain ON directory_entries (domain) WHERE published = 1;
+        CREATE INDEX directory_entries_state ON directory_entries (state, published);
+        CREATE INDEX directory_entries_published_updated ON directory_entries (published, updated_at);
+        DELETE FROM directory_entry_keys
+        WHERE domain NOT IN (SELECT domain FROM directory_entries WHERE published = 1)
+        """,
+    )

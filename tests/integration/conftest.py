@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from test_federation import federation  # noqa: F401  (a directory and two districts, for every directory test)
 
 from support import District, free_port, make_district
 

@@ -55,9 +55,9 @@ def _approve_districts(home: Path, count: int) -> int:
             )  # fmt: skip
             with write_transaction(node.db):
                 store.upsert_entry(node.db, descriptor, sign_descriptor(descriptor, identity), status="pending",
-                                   origin=STATE, entry=None, now=NOW)  # fmt: skip
+                                   origin=STATE, entry=None, now=NOW, own=STATE)  # fmt: skip
             directory_service.decide(node, actor="op", domain=domain, approve=True)
-        entry = store.get_entry(node.db, "d0000.k12.il.example")
+        entry = store.get_entry(node.db, "d0000.k12.il.example", STATE)
         assert entry is not None and entry.entry is not None
         return len(entry.entry)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from node.clock import now_iso
 from node.home import init_home, open_node
 from storage.database import write_transaction
 from storage.directory import remove_entries
@@ -34,7 +35,7 @@ def test_a_directory_refusing_an_update_for_good_makes_the_command_fail(tmp_path
         state = open_node(directory, DEV_ENV)
         try:
             with write_transaction(state.db):
-                remove_entries(state.db, ["a.example.org"])
+                remove_entries(state.db, ["a.example.org"], origin=DIRECTORY, own=DIRECTORY, now=now_iso())
         finally:
             state.close()
         result = _cli(home, "contact", "set", "--as", "ada", "--name", "Ada Lovelace", "--email",

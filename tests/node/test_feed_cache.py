@@ -41,10 +41,10 @@ def directory(tmp_path: Path):
 def _add(node, domain: str, status: str = "approved", updated: str = NOW, entry: bytes | None = None) -> None:
     with write_transaction(node.db):
         node.db.execute(
-            "INSERT INTO directory_entries (domain, status, origin, name, state, city, zip, nces_id, descriptor,"
-            " entry, joined_at, updated_at) VALUES (?, ?, 'directory.example.gov', ?, 'IL', 'City', '62700', '',"
-            " x'00', ?, ?, ?)",
-            [domain, status, domain, entry or f"entry of {domain}".encode(), NOW, updated],
+            "INSERT INTO directory_entries (domain, status, published, origin, name, state, city, zip, nces_id,"
+            " descriptor, entry, joined_at, updated_at) VALUES (?, ?, ?, 'directory.example.gov', ?, 'IL', 'City',"
+            " '62700', '', x'00', ?, ?, ?)",
+            [domain, status, status == "approved", domain, entry or f"entry of {domain}".encode(), NOW, updated],
         )  # fmt: skip
 
 

@@ -35,22 +35,22 @@ def test_entries_are_found_by_any_key_they_list_and_only_when_approved(tmp_path:
     db = open_database(tmp_path / "dir.db")
     old, new, other = IdentityKey.generate(), IdentityKey.generate(), IdentityKey.generate()
     directory.upsert_entry(
-        db, *_signed("a.example.org", old), status="approved", origin="here", entry=None, now=NOW
+        db, *_signed("a.example.org", old), status="approved", origin="here", entry=None, now=NOW, own="here"
     )
     directory.upsert_entry(
-        db, *_signed("b.example.org", other), status="pending", origin="here", entry=None, now=NOW
+        db, *_signed("b.example.org", other), status="pending", origin="here", entry=None, now=NOW, own="here"
     )
     assert _found(db, old) == ["a.example.org"]
     assert _found(db, other) == []  # pending entries are not published
     # A rotation lists both keys for a while, then only the new one: the index follows each update.
     directory.upsert_entry(db, *_signed("a.example.org", new, old), status="approved", origin="here", entry=None,
-                           now=NOW)  # fmt: skip
+                           now=NOW, own="here")  # fmt: skip
     assert _found(db, old) == _found(db, new) == ["a.example.org"]
     directory.upsert_entry(
-        db, *_signed("a.example.org", new), status="approved", origin="here", entry=None, now=NOW
+        db, *_signed("a.example.org", new), status="approved", origin="here", entry=None, now=NOW, own="here"
     )
     assert _found(db, old) == [] and _found(db, new) == ["a.example.org"]
-    directory.set_decision(db, "b.example.org", status="approved", entry=None, by="op", now=NOW)
+    directory.set_decision(db, "b.example.org", own="here", status="approved", entry=None, by="op", now=NOW)
     assert _found(db, other) == ["b.example.org"]
 
 
