@@ -36,7 +36,7 @@ from protocol.directory import (
     sign_listing,
     verify_listing,
 )
-from protocol.key_chain import KnownKey, check_continuity
+from protocol.key_chain import KeyChanged, KnownKey, check_continuity
 from storage import directory as store
 from storage.database import write_transaction
 from storage.directory import SEARCH_LIMIT, Entry
@@ -109,11 +109,13 @@ async def handle_join(
     own = node.config.node.domain
     with write_transaction(node.db):
         # Only this directory's own entry counts: one taken from a mirrored directory is that directory's
-        # decision, so a join beside it waits for this operator's.
+        # decision, so a join beside it waits for this operator's. A rejected entry binds no key: it publishes
+        # nothing, and a join over it waits for the operator again, who checks the district as new (a district
+        # rebuilt with a new key, which nothing endorses, is listed again that way).
         existing = store.get_entry(node.db, descriptor.domain, own)
-        if existing is not None:
+        if existing is not None and existing.status != "rejected":
             _check_same_district(existing, descriptor, verified.signer.key_id)
-        elif update:
+        elif existing is None and update:
             raise NotMember(f"{descriptor.domain} has not joined this directory")
         status = existing.status if existing is not None and existing.status != "rejected" else "pending"
         entry = _sign(node, descriptor, signed, now) if status == "approved" else None
@@ -129,7 +131,17 @@ def _check_same_district(existing: Entry, descriptor: Descriptor, signer: str) -
         k.key_id: KnownKey(k.public_key, revoked=k.key_id in descriptor.revoked_keys)
         for k in old.keys_for("identity")
     }
-    check_continuity(descriptor, signer, known)
+    try:
+        check_continuity(descriptor, signer, known)
+    except KeyChanged as exc:
+        # Read by the district that sent the request: the generic hint (re-pin the peer) is not its to follow.
+        raise KeyChanged(
+            f"{descriptor.domain} is {existing.status} here under identity key {', '.join(known)}, which does not "
+            f"endorse {signer}", field="keys",
+            hint=f"if the district's node was rebuilt with a new key, its coordinator confirms the new fingerprint "
+            f"with this directory's operator by phone, who rejects the old entry (`satchel directory reject "
+            f"{descriptor.domain}`); then join again, and the operator approves the new entry",
+        ) from exc
 
 
 def _sign(

@@ -30,7 +30,7 @@ from protocol import InvalidInput, NotFound, SatchelError
 from protocol.descriptor import Descriptor, serves_its_domain, verify_descriptor
 from protocol.directory import MAX_LISTING_BYTES, verify_listing
 from protocol.http_signatures import SignatureKeyLookupLimited, SignatureKeyRevoked, SignatureKeyUnknown
-from protocol.key_chain import KnownKey, check_continuity, vouched_identity_keys
+from protocol.key_chain import KeyChanged, KnownKey, check_continuity, vouched_identity_keys
 from storage import directory as directory_store
 from storage import peers as peer_store
 from storage.database import write_transaction
@@ -61,6 +61,21 @@ def _no_owner(key_id: str, why: str = "") -> SignatureKeyUnknown:
     )  # fmt: skip
 
 
+def _changed_owner(key_id: str, refused: KeyChanged, *, directory: bool) -> SignatureKeyUnknown:
+    """The caller's own node serves ``key_id``, but this node knows that domain by a key that does not endorse
+    it: a node rebuilt without its keys, or an impostor. Both operators read this, each from their side."""
+    also = (
+        ", and rejects its old entry (`satchel directory reject DOMAIN`) so that it can join again"
+        if directory else ""
+    )  # fmt: skip
+    return SignatureKeyUnknown(
+        f"no trusted node uses key {key_id}: its node's descriptor is refused here ({refused.message})",
+        field="Signature-Input",
+        hint="if that node was rebuilt with a new identity key, its operator confirms the new fingerprint by phone "
+        f"with this node's operator, who re-pins it (`satchel peers add URL --repin`){also}",
+    )
+
+
 def _malformed(message: str) -> InvalidInput:
     return InvalidInput(
         message, field="url", hint="give the node's base URL, e.g. https://satchel.district.example"
@@ -88,7 +103,7 @@ class Keyring:
         self._node = node
         self._session = session
         self.allow_loopback_http = allow_loopback_http
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[str, asyncio.Future[KeyChanged | None]] = {}
         # What _local found per key id, kept while the database is unchanged: every signed request asks,
         # and two queries plus building the key cost about as much as verifying the signature.
         # PRAGMA data_version moves whenever another connection (a `satchel` command, another process)
@@ -118,14 +133,17 @@ class Keyring:
         call, so looking the key up is bounded (node.discovery_gate) and goes to public addresses only.
         """
         found = self._local(key_id, domain)
+        refused: KeyChanged | None = None
         if found is None:
             if claimed:
                 self._admit_lookup(key_id)
-            await self._once(f"key:{key_id}", lambda: self._discover(key_id, origin, claimed=claimed))
+            refused = await self._once(f"key:{key_id}", lambda: self._discover(key_id, origin, claimed=claimed))
             found = self._local(key_id, domain)
             if found is None and claimed:
                 self._gate.missed(key_id)
         if found is None:
+            if refused is not None:
+                raise _changed_owner(key_id, refused, directory=self._node.config.node.role == "directory")
             raise _no_owner(key_id)
         key, peer_trust = found
         now = now_iso()
@@ -173,25 +191,28 @@ class Keyring:
         self._cache.clear()
         self._public.clear()
 
-    async def _once(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+    async def _once(
+        self, name: str, work: Callable[[], Awaitable[KeyChanged | None]]
+    ) -> KeyChanged | None:
         future = self._inflight.get(name)
         if future is None:
             future = asyncio.ensure_future(work())
             self._inflight[name] = future
             future.add_done_callback(lambda _: self._inflight.pop(name, None))
-        await asyncio.shield(future)
+        return await asyncio.shield(future)
 
-    async def _discover(self, key_id: str, origin: str | None, *, claimed: bool) -> None:
+    async def _discover(self, key_id: str, origin: str | None, *, claimed: bool) -> KeyChanged | None:
+        """Look ``key_id`` up; returns the key change its origin's descriptor was refused for, if it was."""
         for directory in directory_store.trusted(self._node.db):
             try:
                 if await self._lookup_in_directory(directory, key_id):
-                    return
+                    return None
             except (SatchelError, aiohttp.ClientError, TimeoutError) as exc:
                 log.info(
                     "directory %s could not resolve %s: %s", directory.domain, key_id, type(exc).__name__
                 )
         if not origin:
-            return
+            return None
         try:
             if claimed:
                 await self._fetch_claimed(origin, key_id)
@@ -199,6 +220,8 @@ class Keyring:
                 await self.fetch_peer(origin, trust="web")
         except SatchelError as exc:
             log.info("origin %s could not resolve %s: %s", origin[:200], key_id, exc.code)
+            return exc if isinstance(exc, KeyChanged) else None
+        return None
 
     async def _fetch_claimed(self, origin: str, key_id: str) -> None:
         if self._gate.origin_resting(origin):
