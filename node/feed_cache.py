@@ -2,10 +2,11 @@
 
 The feed (``GET /satchel/v1/directory/entries``) is public and pages through every approved entry: when it
 was one listing, building and signing it for 13,000 entries of 2.5 KB took 0.9 s, every request. A page is
-rebuilt when the approved entries or the mirrors change (a stamp read with one aggregate query per
-request), or once it is a minute old, so that a change the stamp cannot see (two edits of one entry within
-its timestamp's second) still shows soon. The last MAX_PAGES pages asked for are kept (a mirror walks them
-in order, so a few suffice; a caller inventing cursors only evicts). Signing runs off the event loop.
+rebuilt when the published entries, the mirrors or the directory's identity key change (a stamp read with
+one aggregate query per request), or once it is a minute old, so that a change the stamp cannot see (two
+edits of one entry within its timestamp's second) still shows soon. The last MAX_PAGES pages asked for
+are kept (a mirror walks them in order, so a few suffice; a caller inventing cursors only evicts). Signing
+runs off the event loop.
 """
 
 from __future__ import annotations
@@ -40,20 +41,23 @@ class FeedCache:
     async def feed(self, node: Node, *, after: str = "", limit: int = FEED_PAGE_MAX_ENTRIES) -> bytes:
         """The signed page of the feed after ``after``, from the cache while it is current."""
         async with self._lock:  # concurrent requests after a change wait for one rebuild, not one each
-            stamp = store.published_stamp(node.db)
+            key = node.current_keys().identity
+            # A page signed by a key since replaced (rotated, or revoked) must not be served again: whoever
+            # follows the directory's key verifies with the new one.
+            stamp = (*store.published_stamp(node.db), key.public_key.key_id)
             if stamp != self._stamp:
                 self._pages.clear()
                 self._stamp = stamp
-            key = (after, limit)
-            kept = self._pages.get(key)
+            page = (after, limit)
+            kept = self._pages.get(page)
             if kept is not None and self.clock() - kept[0] < self.max_age:
-                self._pages.move_to_end(key)
+                self._pages.move_to_end(page)
                 return kept[1]
             made = self.clock()
             listing = directory_service.feed_page(node, after=after, limit=limit)
-            body = await asyncio.to_thread(sign_listing, listing, node.current_keys().identity)
-            self._pages[key] = (made, body)
-            self._pages.move_to_end(key)
+            body = await asyncio.to_thread(sign_listing, listing, key)
+            self._pages[page] = (made, body)
+            self._pages.move_to_end(page)
             while len(self._pages) > self.max_pages:
                 self._pages.popitem(last=False)
             return body

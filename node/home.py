@@ -84,14 +84,15 @@ _USES = ("identity", "encryption")
 
 
 def load_keys(config: NodeConfig, db: sqlite_utils.Database, *, expired_ok: bool = False) -> NodeKeys:
-    """The current keys: for each use, the newest active key whose validity has started and not ended.
+    """The current keys: for each use, the newest active key whose validity has started and not ended (of
+    two made within the same second, times being to the second, the one stored last).
 
     ``expired_ok``: a use whose every key has ended gets the newest of them instead of an error, for the one
     thing that mends such a home: `satchel keys rotate` (whose new identity key that key endorses)."""
     now = now_iso()
     rows = db.execute(
         "SELECT use, key_id, key_file, not_after FROM node_keys WHERE status = 'active' AND not_before <= ?"
-        " ORDER BY not_before DESC, created_at DESC",
+        " ORDER BY not_before DESC, created_at DESC, rowid DESC",
         [now],
     ).fetchall()
     current: dict[str, tuple[str, str | None]] = {}

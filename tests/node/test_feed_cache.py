@@ -11,14 +11,18 @@ import pytest
 from node.directory_service import feed_query
 from node.feed_cache import FeedCache
 from node.home import open_node
+from node.keys_admin import revoke, rotate
 from protocol import InvalidInput, SatchelError
 from protocol.directory import (
     FEED_PAGE_BYTES,
     FEED_PAGE_MAX_ENTRIES,
+    LISTING_PURPOSE,
     MAX_DOMAIN_LENGTH,
+    MAX_LISTING_BYTES,
     Listing,
     verify_listing,
 )
+from protocol.signed_document import verify_document
 from storage.database import write_transaction
 
 from support import DEV_ENV, run_cli
@@ -168,3 +172,21 @@ def test_a_district_gets_the_coded_error_every_time(tmp_path: Path, make_home) -
             assert refused.value.code == "directory.not_a_directory"
     finally:
         node.close()
+
+
+def test_a_page_signed_by_a_key_since_replaced_is_not_served_again(directory) -> None:
+    """Within the minute, with nothing published changed: the key alone makes the page stale."""
+    run_cli(directory.config.home, "users", "add", "op", "--email", "op@example.gov", "--name", "Op", "--role",
+            "admin")  # fmt: skip
+    cache = FeedCache(clock=Clock())
+
+    def signer() -> str:
+        body = asyncio.run(cache.feed(directory))
+        return verify_document(body, purpose=LISTING_PURPOSE, max_bytes=MAX_LISTING_BYTES).signer.key_id
+
+    old = directory.current_keys().identity.public_key.key_id
+    assert signer() == old
+    new = rotate(directory, actor="op", use="identity")
+    assert signer() == new
+    revoke(directory, actor="op", key_id=new)  # the new key was compromised: the old one signs again
+    assert signer() == old
