@@ -14,6 +14,7 @@ from crypto import IdentityPublicKey, fingerprint
 from node.bounded_read import read_body
 from node.clock import new_id, now_iso
 from node.descriptor import build_descriptor, signed_descriptor
+from node.directory_chain import follow_trusted, verified_listing
 from node.home import Node
 from node.keyring import Keyring
 from node.operators import authorize, record
@@ -25,7 +26,6 @@ from protocol.directory import (
     VerifiedEntry,
     descriptor_request,
     verify_entry,
-    verify_listing,
 )
 from protocol.signed_document import b64url, unb64url
 from storage import directory as store
@@ -156,7 +156,9 @@ async def search(
                 if response.status != 200:
                     raise PeerUnreachable(f"{directory.domain} answered HTTP {response.status}")
                 body = await read_body(response.content, MAX_LISTING_BYTES)
-            listing = verify_listing(body, directory=directory.domain, directory_key=key)
+            listing, signer = await verified_listing(
+                keyring.session(), body, base_url=directory.base_url, domain=directory.domain, pinned=key
+            )
         except (aiohttp.ClientError, TimeoutError, PeerUnreachable) as exc:
             log.info("directory %s unreachable (%s); using cache", directory.domain, type(exc).__name__)
             cached_from.append(directory.domain)
@@ -166,6 +168,8 @@ async def search(
             continue
         now = now_iso()
         with write_transaction(node.db):
+            if signer != key:
+                follow_trusted(node, directory, signer)
             sources = {s.domain: b64url(s.public_key) for s in listing.listing.sources}
             settings.put(node.db, f"directory.sources.{directory.domain}", sources)
             for entry in listing.entries:

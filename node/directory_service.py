@@ -10,12 +10,13 @@ entries, this directory's own approved one is published, else one mirrored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
-from crypto import IdentityPublicKey
+from crypto import IdentityKey, IdentityPublicKey
 from node.bounded_read import read_body
 from node.clock import now_iso
+from node.directory_chain import verified_listing
 from node.directory_client import pin_directory_descriptor
 from node.home import Node
 from node.keyring import Keyring, domain_proven
@@ -32,9 +33,9 @@ from protocol.directory import (
     Listing,
     SourceDirectory,
     parse_descriptor_request,
+    read_entry,
     sign_entry,
     sign_listing,
-    verify_listing,
 )
 from protocol.key_chain import KeyChanged, KnownKey, check_continuity
 from storage import directory as store
@@ -152,6 +153,30 @@ def _sign(
         approved_at=approved_at or now, issued_at=now, descriptor=signed,
     )  # fmt: skip
     return sign_entry(entry, node.current_keys().identity)
+
+
+RESIGN_BATCH = 500  # entries read at a time when signing them again: a state's 6.5 KB entries, not all at once
+
+
+def resign_entries(node: Node, key: IdentityKey) -> int:
+    """Sign again with ``key`` every approved entry of this directory's own that another key signed; returns
+    how many. Call inside the transaction that makes ``key`` the directory's identity key (a rotation, or
+    the revocation of the key it replaces): a district verifies the directory's own entries with the key
+    that signs its listings, so entries left signed by the old key would be dropped as soon as a district
+    follows the rotation. Each keeps its approval time; mirrored entries keep their own directory's
+    signature."""
+    own = node.config.node.domain
+    now = now_iso()
+    signed = 0
+    after = ""
+    while page := store.own_approved_page(node.db, own, after=after, limit=RESIGN_BATCH):
+        for domain, raw in page:
+            entry, signer = read_entry(raw)
+            if signer != key.public_key:
+                store.set_entry(node.db, domain, own, sign_entry(replace(entry, issued_at=now), key), now)
+                signed += 1
+        after = page[-1][0]
+    return signed
 
 
 def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason: str = "") -> Entry:
@@ -313,10 +338,19 @@ async def _sync_one(
                 raise PeerBadResponse(f"{url} answered HTTP {response.status}", field="url",
                                       hint=f"check that {domain} is up; the next pull tries again")  # fmt: skip
             body = await read_body(response.content, MAX_LISTING_BYTES)
-        verified = verify_listing(body, directory=domain, directory_key=key)
+        verified, signer = await verified_listing(
+            keyring.session(), body, base_url=base_url, domain=domain, pinned=key
+        )
         pages += 1
         now = now_iso()
         with write_transaction(node.db):
+            if signer != key:
+                # From now on the feed's entries come signed by the new key, and this directory's listings
+                # vouch for it in `sources`; those still held under the old key are taken again by this pull.
+                store.follow_mirror_key(node.db, base_url, signer.raw)
+                record(node, domain, "directory.mirror.key_followed", domain,
+                       {"url": base_url, "from": key.key_id, "to": signer.key_id})  # fmt: skip
+                key = signer
             for item in verified.entries:
                 if item.entry.directory != domain:
                     continue  # only first-hand entries of the mirrored directory: no chains of hearsay

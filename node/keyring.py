@@ -22,13 +22,14 @@ from crypto import IdentityPublicKey
 from node.bounded_read import read_body
 from node.clock import now_iso
 from node.config import is_loopback_host
+from node.directory_chain import follow_trusted, verified_listing
 from node.discovery_gate import MISS_SECONDS, DiscoveryGate
 from node.home import Node
 from node.peers import fetch_descriptor_bytes
 from node.public_addresses import is_address_literal, is_public_address, public_only_session
 from protocol import InvalidInput, NotFound, SatchelError
 from protocol.descriptor import Descriptor, serves_its_domain, verify_descriptor
-from protocol.directory import MAX_LISTING_BYTES, verify_listing
+from protocol.directory import MAX_LISTING_BYTES
 from protocol.http_signatures import SignatureKeyLookupLimited, SignatureKeyRevoked, SignatureKeyUnknown
 from protocol.key_chain import KeyChanged, KnownKey, check_continuity, vouched_identity_keys
 from storage import directory as directory_store
@@ -251,9 +252,13 @@ class Keyring:
             if response.status != 200:
                 return False
             body = await read_body(response.content, MAX_LISTING_BYTES)
-        listing = verify_listing(
-            body, directory=directory.domain, directory_key=IdentityPublicKey(directory.public_key)
+        pinned = IdentityPublicKey(directory.public_key)
+        listing, signer = await verified_listing(
+            self._session(), body, base_url=directory.base_url, domain=directory.domain, pinned=pinned
         )
+        if signer != pinned:
+            with write_transaction(self._node.db):
+                follow_trusted(self._node, directory, signer)
         stored = False
         for verified in listing.entries:
             self.store_descriptor(

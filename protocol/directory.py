@@ -18,7 +18,7 @@ from protocol.descriptor import VerifiedDescriptor, verify_descriptor
 from protocol.errors import MalformedMessage, SatchelError
 from protocol.json_strict import dumps_canonical, loads_object, take
 from protocol.receipts import check_domain, parse_timestamp
-from protocol.signed_document import b64url, sign_document, unb64url, verify_document
+from protocol.signed_document import VerifiedDocument, b64url, sign_document, unb64url, verify_document
 
 ENTRY_PURPOSE = "satchel/v1/directory-entry"
 LISTING_PURPOSE = "satchel/v1/directory-listing"
@@ -94,6 +94,21 @@ def sign_entry(entry: DirectoryEntry, key: IdentityKey) -> bytes:
 
 def verify_entry(data: bytes, *, directory_keys: dict[str, IdentityPublicKey]) -> VerifiedEntry:
     """Verify an entry against the keys of the directories trusted for it (domain -> key)."""
+    entry, signer = read_entry(data)
+    expected = directory_keys.get(entry.directory)
+    if expected is None:
+        raise DirectoryUntrusted(f"the entry for {entry.domain} comes from untrusted {entry.directory}")
+    if expected != signer:
+        raise DirectoryEntryInvalid(f"the entry for {entry.domain} is not signed by {entry.directory}'s key")
+    if entry.status not in ENTRY_STATUSES:
+        raise DirectoryEntryInvalid(f"entry status {entry.status!r} is not published", field="status")
+    district = verify_descriptor(entry.descriptor, expected_domain=entry.domain)
+    return VerifiedEntry(entry=entry, district=district, signed=data)
+
+
+def read_entry(data: bytes) -> tuple[DirectoryEntry, IdentityPublicKey]:
+    """An entry's members and the key that signed it, its signature and form checked; nothing says yet that
+    the key is its directory's (verify_entry does)."""
     document = verify_document(data, purpose=ENTRY_PURPOSE)
     what = "directory entry"
     obj = loads_object(document.payload, what=what)
@@ -108,15 +123,7 @@ def verify_entry(data: bytes, *, directory_keys: dict[str, IdentityPublicKey]) -
         issued_at=_time(take(obj, "issued_at", str, what=what), "issued_at"),
         descriptor=unb64url(take(obj, "descriptor", str, what=what), field="descriptor"),
     )
-    expected = directory_keys.get(entry.directory)
-    if expected is None:
-        raise DirectoryUntrusted(f"the entry for {entry.domain} comes from untrusted {entry.directory}")
-    if expected != document.signer:
-        raise DirectoryEntryInvalid(f"the entry for {entry.domain} is not signed by {entry.directory}'s key")
-    if entry.status not in ENTRY_STATUSES:
-        raise DirectoryEntryInvalid(f"entry status {entry.status!r} is not published", field="status")
-    district = verify_descriptor(entry.descriptor, expected_domain=entry.domain)
-    return VerifiedEntry(entry=entry, district=district, signed=data)
+    return entry, document.signer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,7 +178,21 @@ def verify_listing(data: bytes, *, directory: str, directory_key: IdentityPublic
     Entries that fail are dropped and reported in ``rejected``; a listing whose own signature fails
     raises, since nothing in it can be believed.
     """
-    document = verify_document(data, purpose=LISTING_PURPOSE, max_bytes=MAX_LISTING_BYTES)
+    return read_listing(listing_document(data), directory=directory, directory_key=directory_key)
+
+
+def listing_document(data: bytes) -> VerifiedDocument:
+    """A listing's signed document, its signature checked with the key it names. Whose key that is, is the
+    caller's to decide: the key pinned for the directory, or one it endorsed since (spec/directory.md,
+    "A directory's key"); then read_listing."""
+    return verify_document(data, purpose=LISTING_PURPOSE, max_bytes=MAX_LISTING_BYTES)
+
+
+def read_listing(
+    document: VerifiedDocument, *, directory: str, directory_key: IdentityPublicKey
+) -> VerifiedListing:
+    """verify_listing, for a document listing_document checked; ``directory_key`` is the directory's key now,
+    which signed the listing and the directory's own entries."""
     if document.signer != directory_key:
         raise DirectoryEntryInvalid(f"the listing is not signed by {directory}'s pinned key")
     what = "directory listing"

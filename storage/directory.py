@@ -180,6 +180,26 @@ def approved_page(db: sqlite_utils.Database, *, after: str, limit: int) -> list[
     return [_entry(r) for r in rows]
 
 
+def own_approved_page(
+    db: sqlite_utils.Database, own: str, *, after: str, limit: int
+) -> list[tuple[str, bytes]]:
+    """(domain, signed entry) of this directory's own approved entries after ``after``, in domain order."""
+    rows = db.execute(
+        "SELECT domain, entry FROM directory_entries WHERE origin = ? AND status = 'approved' AND domain > ?"
+        " ORDER BY domain LIMIT ?",
+        [own, after, limit],
+    ).fetchall()
+    return [(r[0], bytes(r[1])) for r in rows]
+
+
+def set_entry(db: sqlite_utils.Database, domain: str, origin: str, entry: bytes, now: str) -> None:
+    """Replace the signed entry of ``origin``'s entry for ``domain``, as when it is signed again."""
+    db.execute(
+        "UPDATE directory_entries SET entry = ?, updated_at = ? WHERE domain = ? AND origin = ?",
+        [entry, now, domain, origin],
+    )
+
+
 def mirrored_domains(db: sqlite_utils.Database, origin: str) -> set[str]:
     """Domains of the entries taken from the mirrored directory ``origin``."""
     return {r[0] for r in db.execute("SELECT domain FROM directory_entries WHERE origin = ?", [origin])}
@@ -247,6 +267,9 @@ def add_trusted(
     by: str,
     now: str,
 ) -> None:
+    before = db.execute("SELECT domain, key_id FROM trusted_directories WHERE base_url = ?", [base_url]).fetchone()
+    if before is not None and tuple(before) != (domain, key_id):
+        forget_cached(db, before[0])
     db.execute(
         "INSERT INTO trusted_directories (base_url, domain, key_id, public_key, added_by, added_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (base_url) DO UPDATE SET domain = excluded.domain,"
@@ -261,6 +284,22 @@ def trusted(db: sqlite_utils.Database) -> list[TrustedDirectory]:
         " ORDER BY domain"
     ).fetchall()
     return [TrustedDirectory(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def follow_trusted_key(
+    db: sqlite_utils.Database, base_url: str, domain: str, *, key_id: str, public_key: bytes
+) -> None:
+    """Pin the key a trusted directory rotated to, in place of the one that endorsed it."""
+    db.execute(
+        "UPDATE trusted_directories SET key_id = ?, public_key = ? WHERE base_url = ?", [key_id, public_key, base_url]
+    )
+    forget_cached(db, domain)
+
+
+def forget_cached(db: sqlite_utils.Database, directory_domain: str) -> None:
+    """Drop what was cached from a directory whose pinned key changed: it was verified under the old key, and
+    the directory's own entries among it no longer verify."""
+    db.execute("DELETE FROM directory_cache WHERE directory_domain = ?", [directory_domain])
 
 
 def mark_directory_ok(db: sqlite_utils.Database, base_url: str, now: str) -> None:
@@ -317,6 +356,11 @@ def add_mirror(
 def mirrors(db: sqlite_utils.Database) -> list[tuple[str, str, bytes]]:
     rows = db.execute("SELECT base_url, domain, public_key FROM directory_mirrors ORDER BY domain").fetchall()
     return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+
+def follow_mirror_key(db: sqlite_utils.Database, base_url: str, public_key: bytes) -> None:
+    """Pin the key a mirrored directory rotated to, in place of the one that endorsed it."""
+    db.execute("UPDATE directory_mirrors SET public_key = ? WHERE base_url = ?", [public_key, base_url])
 
 
 def mark_mirror_synced(db: sqlite_utils.Database, base_url: str, now: str) -> None:

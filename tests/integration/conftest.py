@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from test_federation import federation  # noqa: F401  (a directory and two districts, for every directory test)
+from test_federation import _cli, federation  # noqa: F401  (federation: a directory and two districts)
 
-from support import District, free_port, make_district
+from support import District, ServedNode, free_port, make_district
 
 
 class Mailbox:
@@ -54,6 +54,23 @@ def pair(tmp_path: Path, smtp) -> Iterator[tuple[District, District, object]]:
     finally:
         a.stop()
         b.stop()
+
+
+NATIONAL = "national.example.gov"
+
+
+@pytest.fixture
+def national(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A national directory, serving, mirroring nothing yet; its operator is `nat`."""
+    home = tmp_path / NATIONAL
+    _cli(home, "directory", "init", "--domain", NATIONAL, "--name", "National", "--state", "DC", "--city",
+         "Washington", "--zip", "20001", "--url", f"http://127.0.0.1:{free_port()}")  # fmt: skip
+    _cli(home, "users", "add", "nat", "--email", "nat@example.gov", "--name", "Nat", "--role", "admin")
+    served = ServedNode(home)
+    try:
+        yield home, served.url
+    finally:
+        served.stop()
 
 
 __all__ = ["District", "Mailbox", "make_district", "os"]

@@ -5,29 +5,11 @@ other directory neither replaces this directory's own entries nor outlives the o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from test_federation import DIRECTORY, _cli, _directory_fingerprint, _district, _join_and_approve
 
-from support import ServedNode, free_port
-
-NATIONAL = "national.example.gov"
-
-
-@pytest.fixture
-def national(federation, tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A national directory, serving, not yet mirroring the state one."""
-    home = tmp_path / NATIONAL
-    _cli(home, "directory", "init", "--domain", NATIONAL, "--name", "National", "--state", "DC", "--city",
-         "Washington", "--zip", "20001", "--url", f"http://127.0.0.1:{free_port()}")  # fmt: skip
-    _cli(home, "users", "add", "nat", "--email", "nat@example.gov", "--name", "Nat", "--role", "admin")
-    served = ServedNode(home)
-    try:
-        yield home, served.url
-    finally:
-        served.stop()
+NATIONAL = "national.example.gov"  # the `national` fixture's
 
 
 def _held(home: Path, domain: str) -> dict[str, str]:
