@@ -6,13 +6,14 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import aiohttp
 
 from crypto import IdentityPublicKey, fingerprint
 from node.bounded_read import read_body
-from node.clock import new_id, now_iso
+from node.clock import iso, new_id, now_iso, utc_now
 from node.descriptor import build_descriptor, signed_descriptor
 from node.directory_chain import follow_trusted, verified_listing
 from node.home import Node
@@ -24,6 +25,7 @@ from protocol import InvalidInput, SatchelError
 from protocol.directory import (
     MAX_LISTING_BYTES,
     VerifiedEntry,
+    VerifiedListing,
     descriptor_request,
     verify_entry,
 )
@@ -35,6 +37,8 @@ from storage.database import write_transaction
 log = logging.getLogger("satchel.directory")
 JOIN_PATH = "/satchel/v1/directory/join"
 UPDATE_PATH = "/satchel/v1/directory/update"
+# An entry no answer of its directory has held for this long leaves the cache of search answers.
+CACHE_DAYS = 30
 
 
 class FingerprintMismatch(SatchelError):
@@ -173,7 +177,7 @@ async def search(
             sources = {s.domain: b64url(s.public_key) for s in listing.listing.sources}
             settings.put(node.db, f"directory.sources.{directory.domain}", sources)
             for entry in listing.entries:
-                store.cache_entry(node.db, directory.domain, entry.entry.domain, entry.signed, now)
+                store.cache_entry(node.db, directory.domain, entry.district.descriptor, entry.signed, now)
                 try:
                     # Verified entries teach the key chain too: a found district can be called at once.
                     keyring.store_descriptor(
@@ -184,12 +188,35 @@ async def search(
                     rejected.append((exc.code, exc.message))
                     continue
                 found.setdefault(entry.entry.domain, entry)
+            _prune_cache(node, directory.domain, listing, state=state, text=text, city=city, zip_code=zip_code)
             store.mark_directory_ok(node.db, directory.base_url, now)
         rejected += listing.rejected
         if listing.listing.truncated:
             truncated.append(directory.domain)
     ordered = sorted(found.values(), key=lambda e: e.district.descriptor.name)
     return SearchResult(tuple(ordered), tuple(cached_from), tuple(rejected), tuple(truncated))
+
+
+def _prune_cache(
+    node: Node,
+    directory: str,
+    answer: VerifiedListing,
+    *,
+    state: str,
+    text: str | None,
+    city: str | None,
+    zip_code: str | None,
+) -> None:
+    """Keep the cache of a directory's answers to what it still publishes; inside the answer's transaction.
+
+    An answer that holds every match shows which cached entries matching the same search it no longer
+    lists (a district it dropped). Entries in no answer for CACHE_DAYS go too, so that the cache holds what
+    the district searched lately, not all it ever found; only while the directory answers, since the cache
+    is what a district has when it does not."""
+    if not answer.listing.truncated:
+        store.forget_unlisted(node.db, directory, listed={e.entry.domain for e in answer.entries},
+                              state=state.upper(), text=text, city=city, zip_code=zip_code)  # fmt: skip
+    store.forget_stale(node.db, directory, before=iso(utc_now() - timedelta(days=CACHE_DAYS)))
 
 
 def _cached(node: Node, directory: str, key: IdentityPublicKey) -> list[VerifiedEntry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -232,7 +233,15 @@ def search_entries(
     zip_code: str | None = None,
     limit: int = SEARCH_LIMIT,
 ) -> list[Entry]:
-    where, args = ["published = 1", "state = ?"], [state]
+    where, args = _matching(state=state, text=text, city=city, zip_code=zip_code)
+    sql = f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE published = 1 AND {where} ORDER BY name LIMIT ?"
+    return [_entry(r) for r in db.execute(sql, [*args, limit]).fetchall()]
+
+
+def _matching(*, state: str, text: str | None, city: str | None, zip_code: str | None) -> tuple[str, list[str]]:
+    """The condition a search sets on a district's state, name (or domain, or NCES id), city and ZIP prefix,
+    over the columns of that name (directory_entries, directory_cache)."""
+    where, args = ["state = ?"], [state]
     if text:
         where.append("(name LIKE ? ESCAPE '\\' OR domain LIKE ? ESCAPE '\\' OR nces_id = ?)")
         args += [f"%{like_escaped(text)}%", f"%{like_escaped(text)}%", text]
@@ -242,8 +251,7 @@ def search_entries(
     if zip_code:
         where.append("zip LIKE ? ESCAPE '\\'")
         args.append(f"{like_escaped(zip_code)}%")
-    sql = f"SELECT {_ENTRY_COLS} FROM directory_entries WHERE {' AND '.join(where)} ORDER BY name LIMIT ?"
-    return [_entry(r) for r in db.execute(sql, [*args, limit]).fetchall()]
+    return " AND ".join(where), args
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,14 +315,46 @@ def mark_directory_ok(db: sqlite_utils.Database, base_url: str, now: str) -> Non
 
 
 def cache_entry(
-    db: sqlite_utils.Database, directory_domain: str, domain: str, entry: bytes, now: str
+    db: sqlite_utils.Database, directory_domain: str, district: Descriptor, entry: bytes, now: str
 ) -> None:
+    """Keep a verified entry a directory answered, with the district's searchable fields."""
     db.execute(
-        "INSERT INTO directory_cache (directory_domain, domain, entry, fetched_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (directory_domain, domain) DO UPDATE SET entry = excluded.entry,"
-        " fetched_at = excluded.fetched_at",
-        [directory_domain, domain, entry, now],
+        "INSERT INTO directory_cache (directory_domain, domain, entry, fetched_at, state, name, city, zip, nces_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (directory_domain, domain) DO UPDATE SET"
+        " entry = excluded.entry, fetched_at = excluded.fetched_at, state = excluded.state, name = excluded.name,"
+        " city = excluded.city, zip = excluded.zip, nces_id = excluded.nces_id",
+        [directory_domain, district.domain, entry, now, district.state, district.name, district.city,
+         district.zip, district.nces_id],
+    )  # fmt: skip
+
+
+def forget_unlisted(
+    db: sqlite_utils.Database,
+    directory_domain: str,
+    *,
+    listed: Collection[str],
+    state: str,
+    text: str | None = None,
+    city: str | None = None,
+    zip_code: str | None = None,
+) -> int:
+    """After a directory answered a search in full, drop what was cached from it that matches the same search
+    but was not in the answer (``listed``): the directory no longer publishes it, or not as cached. Entries
+    cached before their fields were kept (migration 0021) match nothing here; they age out."""
+    where, args = _matching(state=state, text=text, city=city, zip_code=zip_code)
+    listed = sorted(listed)
+    sql = (
+        f"DELETE FROM directory_cache WHERE directory_domain = ? AND {where}"
+        f" AND domain NOT IN ({','.join('?' * len(listed))})"
     )
+    return db.execute(sql, [directory_domain, *args, *listed]).rowcount
+
+
+def forget_stale(db: sqlite_utils.Database, directory_domain: str, *, before: str) -> int:
+    """Drop what was cached from a directory and has been in none of its answers since ``before``."""
+    return db.execute(
+        "DELETE FROM directory_cache WHERE directory_domain = ? AND fetched_at < ?", [directory_domain, before]
+    ).rowcount
 
 
 def cached_entries(db: sqlite_utils.Database, directory_domain: str) -> list[bytes]:

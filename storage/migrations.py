@@ -680,3 +680,21 @@ def _directory_entries_by_origin(db: sqlite_utils.Database) -> None:
         WHERE domain NOT IN (SELECT domain FROM directory_entries WHERE published = 1)
         """,
     )
+
+
+@MIGRATIONS(name="0021_directory_cache_fields")
+def _directory_cache_fields(db: sqlite_utils.Database) -> None:
+    # A district's cache of search answers was only ever added to: a district a directory dropped was still
+    # shown from it whenever the directory did not answer. Kept with its searchable fields, a cached entry
+    # that matches a search the directory answered in full without it is dropped. Entries cached before have
+    # none (NULL matches nothing) and go when no answer has held them for a while.
+    _run(
+        db,
+        """
+        ALTER TABLE directory_cache ADD COLUMN state TEXT;
+        ALTER TABLE directory_cache ADD COLUMN name TEXT;
+        ALTER TABLE directory_cache ADD COLUMN city TEXT;
+        ALTER TABLE directory_cache ADD COLUMN zip TEXT;
+        ALTER TABLE directory_cache ADD COLUMN nces_id TEXT
+        """,
+    )

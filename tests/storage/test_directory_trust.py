@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crypto import IdentityKey
+from protocol.descriptor import Descriptor
 from storage import directory
 from storage.database import open_database
+
+from support import published_key
 
 NOW = "2026-11-23T00:00:00Z"
 URL, STATE = "https://directory.example.gov", "directory.example.gov"
@@ -18,8 +22,13 @@ def _pin(db, key_id: str) -> None:
 
 
 def _cache(db) -> None:
+    district = Descriptor(
+        role="district", domain="a.example.org", name="A", state="IL", city="Springfield", zip="62701",
+        nces_id="", base_url="https://a.example.org", transfers_enabled=True, coordinator=None, issued_at=NOW,
+        keys=(published_key(IdentityKey.generate(), "identity"),),
+    )  # fmt: skip
     for source in (STATE, "national.example.gov"):
-        directory.cache_entry(db, source, "a.example.org", f"entry from {source}".encode(), NOW)
+        directory.cache_entry(db, source, district, f"entry from {source}".encode(), NOW)
 
 
 def test_the_cache_of_a_directory_goes_when_its_pinned_key_changes(tmp_path: Path) -> None:
