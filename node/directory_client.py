@@ -174,8 +174,11 @@ async def search(
         with write_transaction(node.db):
             if signer != key:
                 follow_trusted(node, directory, signer)
-            sources = {s.domain: b64url(s.public_key) for s in listing.listing.sources}
-            settings.put(node.db, f"directory.sources.{directory.domain}", sources)
+            # An answer names only the directories its own entries come from: what earlier answers named stays,
+            # for the entries cached from them.
+            vouched = settings.get(node.db, f"directory.sources.{directory.domain}", {})
+            vouched |= {s.domain: b64url(s.public_key) for s in listing.listing.sources}
+            settings.put(node.db, f"directory.sources.{directory.domain}", vouched)
             for entry in listing.entries:
                 store.cache_entry(node.db, directory.domain, entry.district.descriptor, entry.signed, now)
                 try:

@@ -59,16 +59,24 @@ def pair(tmp_path: Path, smtp) -> Iterator[tuple[District, District, object]]:
 NATIONAL = "national.example.gov"
 
 
+class National(tuple):
+    """(home, url) of the national directory, plus its served node so that a test can stop it."""
+
+    served: ServedNode
+
+
 @pytest.fixture
-def national(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+def national(tmp_path: Path) -> Iterator[National]:
     """A national directory, serving, mirroring nothing yet; its operator is `nat`."""
     home = tmp_path / NATIONAL
     _cli(home, "directory", "init", "--domain", NATIONAL, "--name", "National", "--state", "DC", "--city",
          "Washington", "--zip", "20001", "--url", f"http://127.0.0.1:{free_port()}")  # fmt: skip
     _cli(home, "users", "add", "nat", "--email", "nat@example.gov", "--name", "Nat", "--role", "admin")
     served = ServedNode(home)
+    result = National((home, served.url))
+    result.served = served
     try:
-        yield home, served.url
+        yield result
     finally:
         served.stop()
 
