@@ -682,7 +682,7 @@ def _directory_entries_by_origin(db: sqlite_utils.Database) -> None:
     )
 
 
-@MIGRATIONS(name="0021_directory_cache_fields")
+@MIGRATIONS(name="0020_directory_cache_fields")
 def _directory_cache_fields(db: sqlite_utils.Database) -> None:
     # A district's cache of search answers was only ever added to: a district a directory dropped was still
     # shown from it whenever the directory did not answer. Kept with its searchable fields, a cached entry

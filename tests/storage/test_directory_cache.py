@@ -57,7 +57,7 @@ def test_what_no_answer_held_lately_goes(tmp_path: Path) -> None:
 
 def test_entries_cached_before_their_fields_were_kept_only_age_out(tmp_path: Path) -> None:
     db = open_database(tmp_path / "old.db", migrate=False)
-    MIGRATIONS.apply(db, stop_before="0021_directory_cache_fields")
+    MIGRATIONS.apply(db, stop_before="0020_directory_cache_fields")
     db.execute("INSERT INTO directory_cache (directory_domain, domain, entry, fetched_at) VALUES (?, ?, ?, ?)",
                [STATE, "a.example.org", b"a", "2026-09-01T00:00:00Z"])  # fmt: skip
     MIGRATIONS.apply(db)
