@@ -401,16 +401,21 @@ def test_fixing_mistakes_move_delete_purge_and_corrections(pair, tmp_path: Path)
     assert new_version["origin"]["envelope"] == tid2
 
 
+def _one_iep_imported(a, b, tmp_path: Path) -> tuple[str, dict]:
+    """A sends B an IEP of student 100001 and B imports it: (A's document id, B's document)."""
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(20_000))
+    a_doc = _add_iep(a, doc)
+    _import(b, _send_accept(a, b, "100001", extra=("--documents", a_doc)))
+    [landed] = _json(b, "documents", "list", "100001", "--json")
+    return a_doc, landed
+
+
 def test_a_redo_accepted_before_the_purge_keeps_its_bytes(pair, tmp_path: Path) -> None:
     # The purge erases the bytes only if nothing still needs them: the redo waiting to be imported does,
     # though the same record was imported (by the first transfer) before.
     a, b, _ = pair
-    doc = tmp_path / "iep.pdf"
-    doc.write_bytes(os.urandom(20_000))
-    a_doc = _add_iep(a, doc)
-    first = _send_accept(a, b, "100001", extra=("--documents", a_doc))
-    _import(b, first)
-    [landed] = _json(b, "documents", "list", "100001", "--json")
+    a_doc, landed = _one_iep_imported(a, b, tmp_path)
     redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
     b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
     b.cli("purge", landed["doc_id"], "--as", "admin")
@@ -426,12 +431,7 @@ def test_a_deleted_document_brought_again_by_a_redo_is_not_restored_beside_it(pa
     # A redo brings a deleted document again (README, fixing mistakes); restoring the deleted copy after that
     # would hold the sender's record twice, so the restore is refused and names the copy that is active.
     a, b, _ = pair
-    doc = tmp_path / "iep.pdf"
-    doc.write_bytes(os.urandom(20_000))
-    a_doc = _add_iep(a, doc)
-    first = _send_accept(a, b, "100001", extra=("--documents", a_doc))
-    _import(b, first)
-    [landed] = _json(b, "documents", "list", "100001", "--json")
+    a_doc, landed = _one_iep_imported(a, b, tmp_path)
     b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
     redo = _send_accept(a, b, "100001", extra=("--documents", a_doc))
     _import(b, redo)
