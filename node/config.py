@@ -254,7 +254,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         60,
         "a connection that has not sent a whole request head this many seconds after it opened or after its"
-        " last answer is closed",
+        " last answer is closed, and one whose client takes none of an answer for as long is reset",
         _between("server.idle_seconds", 1, 3600),
     ),
     Setting(

@@ -6,7 +6,9 @@ node's own calls to its peers. So the server (node.server) listens through ``bou
 ``server.max_connections`` open at once, a new connection is answered ``503 server.busy`` at once and closed
 (at most ``MAX_LINGERING`` of those linger to read what the client still sends), and the connections it keeps
 must send a whole request head within ``server.idle_seconds`` of opening or of their last answer (aiohttp's
-keep-alive timer, which since 3.14.4 also runs before the first request).
+keep-alive timer, which since 3.14.4 also runs before the first request). Nor may a client hold one by not
+reading: aiohttp waits with no limit for the socket to take an answer, so each connection is watched by
+``_WriteWatch``, which closes it once the client has taken none of an answer for ``server.idle_seconds``.
 ``raise_open_files_limit`` lifts the process's soft limit to its hard limit first (as Go and nginx do), and
 the server keeps ``FILES_RESERVED`` descriptors free of connections whatever the settings say.
 """
@@ -14,9 +16,14 @@ the server keeps ``FILES_RESERVED`` descriptors free of connections whatever the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
 import resource
+import socket
+import struct
+import termios
 import weakref
 from collections.abc import Callable
 
@@ -120,9 +127,117 @@ class _Busy(asyncio.Protocol):
             self._lingering.discard(self)
 
 
-def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BaseProtocol]:
+def _unacknowledged(transport: asyncio.Transport) -> int:
+    """Bytes written to the socket that its peer has not acknowledged yet (Linux's SIOCOUTQ), 0 where that
+    cannot be asked."""
+    sock = transport.get_extra_info("socket")
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ is the same number
+    except (AttributeError, OSError):
+        return 0
+    return int(struct.unpack("i", answer)[0])
+
+
+class _WriteWatch(asyncio.Protocol):
+    """aiohttp's handler of one connection, closed (aborted) once its client has taken none of an answer for
+    ``limit`` seconds.
+
+    aiohttp waits for the socket to take an answer with no limit, and its keep-alive timer stops while it
+    waits, so a client that pipelines requests and never reads held its connection for good. Progress is the
+    client acknowledging bytes, not the answer being done: a peer fetching a large answer over a slow link
+    is never cut, however long it takes."""
+
+    # Four looks per ``limit``: a connection is closed between ``limit`` and 1.25 ``limit`` after its client
+    # last took a byte.
+    _LOOKS = 4
+
+    def __init__(self, handler: web.RequestHandler, limit: float) -> None:
+        self._handler = handler
+        self._limit = limit
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._unsent = 0
+        self._still = 0  # looks in a row that found nothing taken
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        # No high-water mark: whatever the socket does not take at once pauses writing, so every byte of an
+        # answer this process holds is watched, also the rest of one left when aiohttp closes the connection
+        # (close waits for it for ever); and aiohttp handles the next pipelined request only once the socket
+        # has taken the last answer whole, so a connection holds one answer in memory at most.
+        transport.set_write_buffer_limits(high=0)
+        self._handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        self._handler.eof_received()
+        return None  # as aiohttp's: the transport closes once what was written has gone
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+        if self._transport is not None and self._timer is None:
+            self._unsent, self._still = self._unsent_now(self._transport), 0
+            self._timer = asyncio.get_running_loop().call_later(self._limit / self._LOOKS, self._look)
+
+    def resume_writing(self) -> None:
+        self._stop()
+        self._handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+        self._transport = None
+        self._handler.connection_lost(exc)
+
+    @staticmethod
+    def _unsent_now(transport: asyncio.Transport) -> int:
+        # What the socket has not taken yet, and what it took that the client has not acknowledged: the
+        # kernel's buffer can hold seconds of a slow link, during which only the second goes down.
+        return transport.get_write_buffer_size() + _unacknowledged(transport)
+
+    def _look(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        unsent = self._unsent_now(transport)
+        # aiohttp waits for writing to resume before it writes another answer (or more than 64 KiB of one it
+        # streams), so what is unsent goes down only as the client acknowledges bytes.
+        self._still = 0 if unsent < self._unsent else self._still + 1
+        self._unsent = unsent
+        if self._still >= self._LOOKS:
+            self._timer = None
+            log.info("closed a connection from %s: it took none of its answer for %g seconds "
+                     "(server.idle_seconds)", _peer(transport), self._limit)  # fmt: skip
+            _reset(transport)
+            return
+        self._timer = asyncio.get_running_loop().call_later(self._limit / self._LOOKS, self._look)
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a reset (as nginx's reset_timedout_connection): a plain close leaves the kernel holding the
+    unsent answer, up to megabytes, and probing the client's closed window for minutes."""
+    sock = transport.get_extra_info("socket")
+    with contextlib.suppress(AttributeError, OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "a client"
+
+
+def bounded_factory(server: web.Server, cap: int, write_idle: float) -> Callable[[], asyncio.BaseProtocol]:
     """A protocol factory for ``loop.create_server``: aiohttp's own while fewer than ``cap`` connections are
-    open, else one that answers 503 and closes."""
+    open, watched so that a client taking none of an answer for ``write_idle`` seconds is closed; else one
+    that answers 503 and closes."""
     loop = asyncio.get_running_loop()
     # Handlers made but not yet connected: the loop accepts a burst of connections, making every protocol,
     # before it tells the first one it is connected (and aiohttp counts it in ``server.connections``).
@@ -141,7 +256,7 @@ def bounded_factory(server: web.Server, cap: int) -> Callable[[], asyncio.BasePr
                 refused = 0
             handler = server()
             fresh.append((now, handler))
-            return handler
+            return _WriteWatch(handler, write_idle)
         if not refused:
             log.warning("holding %d connections, the limit (server.max_connections): new ones get 503 "
                         "server.busy until some close", cap)  # fmt: skip

@@ -82,7 +82,7 @@ async def run_server(
                     open_files)  # fmt: skip
     app = create_app(config)
     # keepalive_timeout: a connection must send a whole request head within idle_seconds of opening or of
-    # its last answer (node.connection_limits).
+    # its last answer; bounded_factory bounds the wait for a client to take an answer (node.connection_limits).
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE,
                            keepalive_timeout=config.server.idle_seconds,
                            logger=_ConnectionLog(logging.getLogger("aiohttp.server")))  # fmt: skip
@@ -90,7 +90,9 @@ async def run_server(
     loop = asyncio.get_running_loop()
     assert runner.server is not None
     try:
-        server = await loop.create_server(bounded_factory(runner.server, cap), host, port)
+        server = await loop.create_server(
+            bounded_factory(runner.server, cap, write_idle=config.server.idle_seconds), host, port
+        )
     except BaseException as exc:
         await runner.cleanup()  # the app's workers and HTTP session were started by setup(): stop them
         if isinstance(exc, OSError):

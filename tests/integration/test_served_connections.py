@@ -1,14 +1,18 @@
 """What `satchel serve` holds for strangers: a connection must send a whole request head within
-`server.idle_seconds`, and beyond `server.max_connections` a new one is answered `503 server.busy`.
+`server.idle_seconds`, and take something of its answer within as long, and beyond `server.max_connections` a
+new one is answered `503 server.busy`.
 
 Before, a connection that sent nothing, or a request head a byte at a time, was held for an hour (aiohttp's
 default), and there was no limit on how many: a few hundred of them from anyone on the internet used up the
-service's 1,024 open files, and the node could no longer open its own database or blobs.
+service's 1,024 open files, and the node could no longer open its own database or blobs. Then, with both
+bounded, a client that pipelined requests and never read the answers still held its connections for good
+(aiohttp waits for the socket to take an answer with no limit): sixteen of them and every peer got 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -17,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from node.connection_limits import MAX_LINGERING
@@ -242,3 +247,55 @@ def test_an_unsigned_try_later_from_a_proxy_is_an_unreachable_peer(make_home) ->
         assert line.startswith("unreachable:") and f"answered HTTP {status} without a signature" in line, line
     assert said[4] == "signature.missing"  # any other unsigned answer is what it always was
     assert said[5].startswith("peer.unreachable:") and "answered HTTP 503: the node is busy" in said[5], said[5]
+
+
+def _not_reading(url: str, requests: int) -> socket.socket:
+    """A connection that pipelines ``requests`` GETs of the descriptor and never reads an answer."""
+    conn = socket.socket()
+    # Linux sizes the node's send buffer by the segment size its client announces: with small segments and
+    # a small window, the buffers between are full after some 100 KB of answers, not 4 MiB, and the node is
+    # left waiting for the client within a fraction of a second.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    conn.connect(_address(url))
+    conn.setblocking(False)
+    with contextlib.suppress(BlockingIOError):  # as many as the kernels take; the rest are not needed
+        conn.send(DESCRIPTOR_GET * requests)
+    return conn
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line.split()[1] for line in status if line.startswith(f"{field}:")))
+
+
+def test_a_client_that_does_not_read_its_answers_is_closed_and_its_connection_freed(tmp_path: Path) -> None:
+    b = make_district(tmp_path, "b.example.org")
+    b.env["SATCHEL_SERVER_MAX_CONNECTIONS"] = "16"
+    b.env["SATCHEL_SERVER_IDLE_SECONDS"] = "2"
+    b.start()
+    held: list[socket.socket] = []
+    try:
+        assert b.served is not None
+        resident = _memory_kib(b.served.proc.pid, "VmRSS")
+        held = [_not_reading(b.url, 2000) for _ in range(16)]  # megabytes of answers asked for on each
+        started = time.monotonic()
+        assert _answer_on_new_connection(b.url).startswith(b"HTTP/1.1 503")  # every connection is held
+        # Each is closed once it has taken nothing for two seconds, and its file is free for others.
+        closed = "it took none of its answer for 2 seconds (server.idle_seconds)"
+        wait_until(lambda: b.served is not None and b.served.log().count(closed) == 16)
+        assert 1.5 < time.monotonic() - started < 15
+        assert _answer_on_new_connection(b.url).startswith(b"HTTP/1.1 200")
+        # Meanwhile answers were not piled up in memory: a connection holds one while it waits for its client.
+        assert _memory_kib(b.served.proc.pid, "VmHWM") - resident < 20 * 1024
+        for conn in held:  # reset, not left to the kernel to close while it holds the unsent answers
+            conn.setblocking(True)
+            conn.settimeout(5)
+            with pytest.raises(ConnectionResetError):
+                while conn.recv(65536):
+                    pass
+        assert "Traceback" not in b.served.log()
+    finally:
+        for conn in held:
+            conn.close()
+        b.stop()
