@@ -18,10 +18,12 @@ from aiohttp import web
 from crypto import IdentityKey, SessionKeys, SessionShare
 from node.keyring import Keyring
 from node.peer_identity import PeerIdentity
+from protocol import InvalidInput
 from protocol.http_sessions import (
     SESSION_LIFETIME,
     ReplayWindow,
     SessionAnswer,
+    SessionOfferInvalid,
     SessionUnknown,
     new_session_id,
     session_context,
@@ -73,10 +75,13 @@ class SessionStore:
             session_id=session_id, expires=expires, client_key_id=peer.key_id,
             server_key_id=server_key.public_key.key_id, client_origin=client_origin,
         )  # fmt: skip
-        keys = share.agree(
-            client_share, client_share=client_share, server_share=share.public, session_id=session_id,
-            context=context,
-        )  # fmt: skip
+        try:
+            keys = share.agree(
+                client_share, client_share=client_share, server_share=share.public, session_id=session_id,
+                context=context,
+            )  # fmt: skip
+        except InvalidInput as exc:  # a low-order share: well-formed JSON, but not an offer §11 accepts
+            raise SessionOfferInvalid(f"the offered share is refused: {exc.message}", field="share") from exc
         self._make_room(peer.domain, now)
         self._sessions[session_id] = ServerSession(keys, peer, expires)
         return SessionAnswer(session_id, share.public, expires)

@@ -120,6 +120,10 @@ def test_replayed_tampered_and_unknown_session_requests_are_refused(two) -> None
         nested = _signed(url_a + SESSION_PATH, offer_body(b"\x09" * 32), session.signer, origin)
         status, body, _ = await _raw_post(http, url_a + SESSION_PATH, nested, offer_body(b"\x09" * 32))
         assert (status, body["error"]["code"]) == (400, "session.offer_invalid")
+        # A low-order share: well-formed, but no key can be agreed with it.
+        low = _signed(url_a + SESSION_PATH, offer_body(bytes(32)), node.current_keys().identity, origin)
+        status, body, _ = await _raw_post(http, url_a + SESSION_PATH, low, offer_body(bytes(32)))
+        assert (status, body["error"]["code"]) == (400, "session.offer_invalid")
         # A malformed offer signed with the node key.
         bad = _signed(url_a + SESSION_PATH, b'{"share":"x"}', node.current_keys().identity, origin)
         status, body, _ = await _raw_post(http, url_a + SESSION_PATH, bad, b'{"share":"x"}')

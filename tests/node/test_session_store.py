@@ -7,7 +7,13 @@ import pytest
 from crypto import IdentityKey, SessionShare
 from node.http_sessions import SessionStore
 from node.peer_identity import PeerIdentity
-from protocol.http_sessions import SESSION_LIFETIME, SessionUnknown
+from protocol.http_sessions import (
+    SESSION_LIFETIME,
+    SessionOfferInvalid,
+    SessionUnknown,
+    offer_body,
+    parse_offer,
+)
 
 SERVER = IdentityKey.generate()
 NOW = 1_767_225_600
@@ -55,3 +61,16 @@ def test_each_session_has_its_own_keys() -> None:
     store = SessionStore()
     one, two = (store.get(_open(store, "a.example.org"), now=NOW) for _ in range(2))
     assert one.keys.to_server.sign_raw(b"m") != two.keys.to_server.sign_raw(b"m")
+
+
+@pytest.mark.parametrize("share", [bytes(32), (1).to_bytes(32, "little")], ids=["zero", "one"])
+def test_a_low_order_share_is_an_invalid_offer_not_invalid_input(share: bytes) -> None:
+    # Well-formed on the wire (parse_offer takes it), so only the key agreement finds it out: §11 still
+    # names the offer, not the caller's input in general.
+    peer = PeerIdentity("b.example", IdentityKey.generate().public_key.key_id, "pinned")
+    store = SessionStore()
+    with pytest.raises(SessionOfferInvalid) as refused:
+        store.open(peer=peer, client_share=parse_offer(offer_body(share)), server_key=SERVER,
+                   client_origin="https://b.example", now=NOW)  # fmt: skip
+    assert refused.value.code == "session.offer_invalid" and refused.value.field == "share"
+    assert len(store) == 0
