@@ -715,7 +715,7 @@ def test_vectors_verify_from_their_json_alone() -> None:
         headers=[tuple(h) for h in res["headers"] + res["added_headers"]],
         request=request,
     )
-    response_options = {k: v for k, v in options.items() if k != "expected_authority"}
+    response_options = {k: v for k, v in options.items() if k not in ("expected_authority", "require_components")}
     verified_response = verify_response(response, **response_options)
     verify_body_digest(verified_response.content_digest, res["body_utf8"].encode())
 
@@ -760,7 +760,8 @@ def test_session_vectors_verify_from_their_json_alone() -> None:
     from crypto import SessionKey
     from protocol.http_sessions import parse_answer, parse_offer
 
-    session = json.loads((VECTORS / "vectors.json").read_text())["session"]
+    vectors = json.loads((VECTORS / "vectors.json").read_text())
+    session = vectors["session"]
     client_secret = X25519PrivateKey.from_private_bytes(bytes.fromhex(session["client_share_secret_hex"]))
     server_secret = X25519PrivateKey.from_private_bytes(bytes.fromhex(session["server_share_secret_hex"]))
     client_share = parse_offer(session["offer_body_utf8"].encode())
@@ -783,7 +784,8 @@ def test_session_vectors_verify_from_their_json_alone() -> None:
     request = _vector_request({**req, "headers": req["headers"] + req["added_headers"]})
     to_server = SessionKey(answer.session_id, okm[:32])
     verified = verify_request(request, resolve_key={answer.session_id: to_server}.get, now=1_767_225_605,
-                              expected_authority="node-b.example")  # fmt: skip
+                              expected_authority="node-b.example",
+                              require_components=vectors["verify"]["require_components"])  # fmt: skip
     assert verified.signature == hmac_module.digest(okm[:32], req["signature_base"].encode(), "sha256")
     response = HttpResponseView(status=res["status"], headers=[tuple(h) for h in res["headers"] + res["added_headers"]],
                                 request=request)  # fmt: skip

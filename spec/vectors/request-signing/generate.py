@@ -54,6 +54,9 @@ CLIENT_SHARE_SECRET = hashlib.sha256(b"satchel/v1/vectors/request-signing/sessio
 SERVER_SHARE_SECRET = hashlib.sha256(b"satchel/v1/vectors/request-signing/session-server").digest()
 SESSION_ID = new_session_id(hashlib.sha256(b"satchel/v1/vectors/request-signing/session-id").digest()[:16])
 CLIENT_ORIGIN = "https://node-a.example"
+# §4.1: what a Satchel signer covers, in its order; "satchel-origin" is required by every node (item 5).
+COMPONENTS = ["@method", "@target-uri", "content-digest", "content-type", "satchel-origin"]
+REQUIRED = ["satchel-origin"]
 
 
 def _pairs(headers: Any) -> list[list[str]]:
@@ -83,12 +86,13 @@ def build() -> dict[str, Any]:
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(BODY))),
         ("Content-Digest", content_digest_header(BODY)),
+        ("Satchel-Origin", CLIENT_ORIGIN),
     ]
     unsigned = HttpRequestView(method="POST", target_uri=TARGET, headers=headers)
     options = {"created": CREATED, "expires": expires, "nonce": NONCE}
-    added = sign_request(unsigned, key_id=key_id, sign=key.sign_raw, **options)
+    components = COMPONENTS
+    added = sign_request(unsigned, key_id=key_id, sign=key.sign_raw, components=components, **options)
     request = HttpRequestView(method="POST", target_uri=TARGET, headers=[*headers, *added])
-    components = ["@method", "@target-uri", "content-digest", "content-type"]
     base = signature_base(request, components, _params(added))
 
     response_headers = [
@@ -112,8 +116,10 @@ def build() -> dict[str, Any]:
         _case("no signature", unsigned, "signature.missing"),
         _case("nonce too short", _hand_signed(unsigned, key, components, **{**params, "nonce": "abc"}),
               "signature.malformed"),
-        _case("digest not covered", _hand_signed(unsigned, key, ["@method", "@target-uri", "content-type"], **params),
-              "signature.components_missing"),
+        _case("digest not covered", _hand_signed(unsigned, key, [c for c in components if c != "content-digest"],
+              **params), "signature.components_missing"),
+        _case("origin not covered", _hand_signed(unsigned, key, [c for c in components if c != "satchel-origin"],
+              **params), "signature.components_missing"),
         _case("other algorithm", _hand_signed(unsigned, key, components, **{**params, "alg": "rsa-pss-sha512"}),
               "signature.algorithm_unsupported"),
         _case("signed an hour ahead", request, "signature.not_yet_valid", now=CREATED - 3600),
@@ -138,6 +144,7 @@ def build() -> dict[str, Any]:
             "max_skew": 60,
             "max_lifetime": 300,
             "expected_authority": "node-b.example",
+            "require_components": REQUIRED,
         },
         "request": {
             "method": "POST",
@@ -181,8 +188,7 @@ def _session(client: IdentityKey, server: IdentityKey) -> dict[str, Any]:
     unsigned = HttpRequestView(method="POST", target_uri=TARGET, headers=headers)
     added = sign_request(
         unsigned, key_id=SESSION_ID, sign=keys.to_server.sign_raw, created=CREATED, expires=CREATED + 120,
-        nonce=sequence_nonce(1), components=["@method", "@target-uri", "content-digest", "content-type",
-                                             "satchel-origin"],
+        nonce=sequence_nonce(1), components=COMPONENTS,
     )  # fmt: skip
     request = HttpRequestView(method="POST", target_uri=TARGET, headers=[*headers, *added])
     response_headers = [
