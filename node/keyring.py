@@ -222,6 +222,11 @@ class Keyring:
         except SatchelError as exc:
             log.info("origin %s could not resolve %s: %s", origin[:200], key_id, exc.code)
             return exc if isinstance(exc, KeyChanged) else None
+        except Exception as exc:
+            # The origin is often a stranger's to choose: whatever it makes go wrong costs the request a
+            # signature.key_unknown, not a 500 and a traceback per request in this node's log.
+            log.warning("origin %s could not resolve %s: %s: %s", origin[:200], key_id, type(exc).__name__,
+                        str(exc)[:200])  # fmt: skip
         return None
 
     async def _fetch_claimed(self, origin: str, key_id: str) -> None:

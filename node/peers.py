@@ -54,6 +54,12 @@ async def fetch_descriptor_bytes(session: aiohttp.ClientSession, base_url: str) 
             body = await read_body(response.content, MAX_DESCRIPTOR_BYTES)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise PeerUnreachable(f"could not reach {url}: {type(exc).__name__}", field="url") from exc
+    except ValueError as exc:
+        # A host name no resolver can take (a label empty or over 63 characters): the IDNA codec raises
+        # UnicodeError from getaddrinfo, past aiohttp. Often a stranger's Satchel-Origin, never our fault.
+        raise PeerUnreachable(
+            f"could not reach {url}: its host name cannot be looked up ({type(exc).__name__})", field="url"
+        ) from exc
     if len(body) > MAX_DESCRIPTOR_BYTES:
         raise PeerBadResponse(
             f"{url} sent a descriptor larger than {MAX_DESCRIPTOR_BYTES} bytes", field="url"

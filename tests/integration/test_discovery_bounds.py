@@ -179,3 +179,18 @@ def test_outside_development_mode_a_stranger_origin_on_this_network_is_never_con
     finally:
         node.close()
         listener.close()
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://" + "a" * 70 + ".example", "https://a..example", "https://.example"],
+    ids=["label over 63", "empty label", "leading dot"],
+)  # fmt: skip
+def test_an_origin_whose_host_name_cannot_be_looked_up_is_refused_with_a_code(
+    served: ServedNode, origin: str
+) -> None:
+    # getaddrinfo's IDNA codec refuses such names with UnicodeError, which aiohttp lets through.
+    status, _headers, body = _ping(served, IdentityKey.generate(), origin)
+    assert (status, body["error"]["code"]) == (401, "signature.key_unknown"), (status, body)
+    log = served.log()
+    assert "Traceback" not in log and "satchel.internal" not in log
+    assert log.count(f"origin {origin} could not resolve") == 1
