@@ -5,7 +5,10 @@ URL the request itself names in ``Satchel-Origin``. Anyone can send such request
 without a bound each one would cost the directories (the state agency's node) a query apiece and make this
 node connect wherever it is told. The gate answers, before any lookup:
 
-* a key id that was looked up and not found in the last ``MISS_SECONDS`` is not looked up again;
+* a key id that was looked up from an origin and not found in the last ``MISS_SECONDS`` is not looked up
+  from that origin again. Per origin, because the lookup comes before the signature is checked: anyone
+  may name a district's (public) key id with an origin that does not answer, and a miss per key id alone
+  would then refuse the district's own requests, naming its real origin, for as long;
 * a ``Satchel-Origin`` that did not give the key asked of it (unreachable, no descriptor, a descriptor
   without that key) is not fetched again for ``ORIGIN_SECONDS``, whatever key names it next; one that
   gave the key may be asked again at once (a peer's next rotation);
@@ -24,7 +27,7 @@ from collections.abc import Callable
 
 MISS_SECONDS = 300.0
 ORIGIN_SECONDS = 60.0
-REMEMBERED = 10_000  # key ids and origins each: a flood of distinct ones evicts the oldest, memory stays flat
+REMEMBERED = 10_000  # misses and origins each: a flood of distinct ones evicts the oldest, memory stays flat
 
 
 class DiscoveryGate:
@@ -34,11 +37,11 @@ class DiscoveryGate:
         self._rate = per_minute / 60.0
         self._tokens = self._capacity
         self._filled_at = clock()
-        self._missed: OrderedDict[str, float] = OrderedDict()  # key id -> when a lookup last found nothing
+        self._missed: OrderedDict[str, float] = OrderedDict()  # key id and origin -> when a lookup found nothing
         self._failed: OrderedDict[str, float] = OrderedDict()  # origin -> when it last did not give a key
 
-    def recently_missed(self, key_id: str) -> bool:
-        return _within(self._missed, key_id, self._clock(), MISS_SECONDS)
+    def recently_missed(self, key_id: str, origin: str | None) -> bool:
+        return _within(self._missed, _pair(key_id, origin), self._clock(), MISS_SECONDS)
 
     def take(self) -> bool:
         """Spend one lookup of the node's budget; False when it is spent for now."""
@@ -56,8 +59,12 @@ class DiscoveryGate:
     def origin_failed(self, origin: str) -> None:
         _remember(self._failed, origin, self._clock())
 
-    def missed(self, key_id: str) -> None:
-        _remember(self._missed, key_id, self._clock())
+    def missed(self, key_id: str, origin: str | None) -> None:
+        _remember(self._missed, _pair(key_id, origin), self._clock())
+
+
+def _pair(key_id: str, origin: str | None) -> str:
+    return f"{key_id}\x00{origin or ''}"  # a key id has no NUL (its format is checked before any lookup)
 
 
 def _key(name: str) -> str:

@@ -1,10 +1,10 @@
 """The key chain: who signed this? Local cache, then trusted directories, then the peer's well-known URL.
 
-Fetches are de-duplicated: many requests signed by a key we have not seen yet cause one lookup. Lookups a
-stranger's request sets off are bounded (node.discovery_gate) and reach only public addresses outside
-development mode (node.public_addresses). A key is usable for a new request only inside its validity window
-and while not revoked; descriptors whose identity key changed without an endorsement chain from a key
-already known are refused loudly.
+Fetches are de-duplicated: many requests signed by a key we have not seen yet, naming the same origin, cause
+one lookup. Lookups a stranger's request sets off are bounded (node.discovery_gate) and reach only public
+addresses outside development mode (node.public_addresses). A key is usable for a new request only inside
+its validity window and while not revoked; descriptors whose identity key changed without an endorsement
+chain from a key already known are refused loudly.
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ class Keyring:
         self._node = node
         self._session = session
         self.allow_loopback_http = allow_loopback_http
-        self._inflight: dict[str, asyncio.Future[KeyChanged | None]] = {}
+        # Keyed by origin too (and whether a stranger named it): a lookup a stranger set off, sent where the
+        # stranger said, must not answer for a request that names the key's real origin.
+        self._inflight: dict[tuple[str, str, bool], asyncio.Future[KeyChanged | None]] = {}
         # What _local found per key id, kept while the database is unchanged: every signed request asks,
         # and two queries plus building the key cost about as much as verifying the signature.
         # PRAGMA data_version moves whenever another connection (a `satchel` command, another process)
@@ -136,12 +138,13 @@ class Keyring:
         found = self._local(key_id, domain)
         refused: KeyChanged | None = None
         if found is None:
+            lookup = (key_id, origin or "", claimed)
             if claimed:
-                self._admit_lookup(key_id)
-            refused = await self._once(f"key:{key_id}", lambda: self._discover(key_id, origin, claimed=claimed))
+                self._admit_lookup(lookup)
+            refused = await self._once(lookup, lambda: self._discover(key_id, origin, claimed=claimed))
             found = self._local(key_id, domain)
             if found is None and claimed:
-                self._gate.missed(key_id)
+                self._gate.missed(key_id, origin)
         if found is None:
             if refused is not None:
                 raise _changed_owner(key_id, refused, directory=self._node.config.node.role == "directory")
@@ -177,11 +180,14 @@ class Keyring:
             found = self._cache[(key_id, domain)] = (key, peer.trust)
         return found
 
-    def _admit_lookup(self, key_id: str) -> None:
+    def _admit_lookup(self, lookup: tuple[str, str, bool]) -> None:
         """Refuse, before any lookup, what the gate says a stranger's request may not set off."""
-        if self._gate.recently_missed(key_id):
-            raise _no_owner(key_id, f" (it was looked up less than {MISS_SECONDS / 60:.0f} minutes ago)")
-        if f"key:{key_id}" not in self._inflight and not self._gate.take():
+        key_id, origin, _claimed = lookup
+        if self._gate.recently_missed(key_id, origin):
+            raise _no_owner(
+                key_id, f" (it was looked up from this origin less than {MISS_SECONDS / 60:.0f} minutes ago)"
+            )
+        if lookup not in self._inflight and not self._gate.take():
             raise SignatureKeyLookupLimited(
                 f"key {key_id} is unknown here, and this node has looked up as many unknown keys as it allows "
                 "itself for now", field="Signature-Input", retry_after=60,
@@ -193,7 +199,7 @@ class Keyring:
         self._public.clear()
 
     async def _once(
-        self, name: str, work: Callable[[], Awaitable[KeyChanged | None]]
+        self, name: tuple[str, str, bool], work: Callable[[], Awaitable[KeyChanged | None]]
     ) -> KeyChanged | None:
         future = self._inflight.get(name)
         if future is None:

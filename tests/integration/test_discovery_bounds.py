@@ -33,15 +33,17 @@ BUDGET = 5
 
 
 class OriginServer:
-    """An https-less stand-in for strangers' origins on loopback: counts every GET, answers 404."""
+    """An https-less stand-in for strangers' origins on loopback: counts every GET, answers 404 (after
+    ``delay`` seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.port = free_port()
         self.hits: Counter[str] = Counter()
         started = threading.Event()
 
         async def count(request: web.Request) -> web.Response:
             self.hits[request.path] += 1
+            await asyncio.sleep(delay)
             return web.Response(status=404)
 
         async def serve() -> None:
@@ -71,9 +73,14 @@ def served(tmp_path: Path) -> Iterator[ServedNode]:
         node.stop()
 
 
-def _ping(served: ServedNode, key: IdentityKey, origin: str) -> tuple[int, dict, dict]:
+def _ping(
+    served: ServedNode, key: IdentityKey, origin: str, *, naming: str | None = None
+) -> tuple[int, dict, dict]:
+    """A ping signed with ``key``; ``naming``: the key id written in instead of ``key``'s own (anyone's)."""
     _view, headers = signed_request_headers(method="POST", url=served.url + PING, body=b"{}",
                                             content_type="application/json", key=key, origin=origin)  # fmt: skip
+    if naming is not None:
+        headers = [(name, value.replace(key.public_key.key_id, naming)) for name, value in headers]
     request = urllib.request.Request(served.url + PING, data=b"{}", method="POST", headers=dict(headers))
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -100,15 +107,19 @@ def test_a_burst_of_unknown_keys_is_looked_up_only_within_the_budget(served: Ser
     assert "Traceback" not in served.log()
 
 
-def test_a_key_not_found_is_not_looked_up_again_for_a_while(served: ServedNode) -> None:
+def test_a_key_not_found_from_an_origin_is_not_looked_up_there_again_for_a_while(served: ServedNode) -> None:
     origins = OriginServer()
     key = IdentityKey.generate()
     first = _ping(served, key, origins.origin("first"))
-    again = _ping(served, key, origins.origin("second"))
+    again = _ping(served, key, origins.origin("first"))
     assert first[0] == again[0] == 401
     assert first[2]["error"]["code"] == again[2]["error"]["code"] == "signature.key_unknown"
-    assert "looked up less than 5 minutes ago" in again[2]["error"]["message"]
-    assert origins.hits == Counter({"/first/.well-known/satchel": 1})
+    assert "looked up from this origin less than 5 minutes ago" in again[2]["error"]["message"]
+    # Another origin is another lookup (within the budget): the key's owner may be the one naming it.
+    elsewhere = _ping(served, key, origins.origin("second"))
+    assert (elsewhere[0], elsewhere[2]["error"]["code"]) == (401, "signature.key_unknown")
+    assert "less than 5 minutes ago" not in elsewhere[2]["error"]["message"]
+    assert origins.hits == Counter({"/first/.well-known/satchel": 1, "/second/.well-known/satchel": 1})
 
 
 def test_an_origin_that_did_not_give_the_key_rests_whatever_key_names_it(served: ServedNode) -> None:
@@ -194,3 +205,60 @@ def test_an_origin_whose_host_name_cannot_be_looked_up_is_refused_with_a_code(
     log = served.log()
     assert "Traceback" not in log and "satchel.internal" not in log
     assert log.count(f"origin {origin} could not resolve") == 1
+
+
+# -- a district's key id named by a stranger ---------------------------------------------------------------
+
+
+@pytest.fixture
+def web_only(served: ServedNode, tmp_path: Path) -> Iterator[tuple[ServedNode, Path, str]]:
+    """District V, which the served node knows nothing of: met through its own origin (trust "web")."""
+    v_url = f"http://127.0.0.1:{free_port()}"
+    v_home = tmp_path / "v.example.org"
+    init_home(v_home, node=node_fields("v.example.org", v_url))
+    v = ServedNode(v_home, DEV_ENV)  # serves V's descriptor
+    try:
+        yield served, v_home, v_url
+    finally:
+        v.stop()
+
+
+def _v_key(v_home: Path) -> IdentityKey:
+    v = open_node(v_home, DEV_ENV)
+    try:
+        return v.current_keys().identity
+    finally:
+        v.close()
+
+
+def test_a_stranger_naming_a_districts_key_id_with_a_dead_origin_does_not_keep_the_district_out(
+    web_only: tuple[ServedNode, Path, str],
+) -> None:
+    served, v_home, v_url = web_only
+    v_key = _v_key(v_home)
+    # A stranger's request that names V's key id (public) but is signed with a key of its own.
+    dead = f"http://127.0.0.1:{free_port()}"
+    status, _headers, body = _ping(served, IdentityKey.generate(), dead, naming=v_key.public_key.key_id)
+    assert (status, body["error"]["code"]) == (401, "signature.key_unknown")
+    status, _headers, body = _ping(served, v_key, v_url)  # V itself, a moment later, from its real origin
+    assert (status, body.get("trust")) == (200, "web"), body
+
+
+def test_a_districts_request_does_not_wait_on_a_strangers_lookup_of_its_key_id(
+    web_only: tuple[ServedNode, Path, str],
+) -> None:
+    served, v_home, v_url = web_only
+    v_key = _v_key(v_home)
+    slow = OriginServer(delay=3.0)
+    stranger = threading.Thread(target=_ping, args=(served, IdentityKey.generate(), slow.origin("x")),
+                                kwargs={"naming": v_key.public_key.key_id})  # fmt: skip
+    stranger.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not slow.hits and time.monotonic() < deadline:  # the stranger's lookup is under way
+            time.sleep(0.02)
+        assert slow.hits
+        status, _headers, body = _ping(served, v_key, v_url)
+        assert (status, body.get("trust")) == (200, "web"), body
+    finally:
+        stranger.join(30)

@@ -18,12 +18,21 @@ class Clock:
 def test_a_missed_key_is_remembered_for_its_while() -> None:
     clock = Clock()
     gate = DiscoveryGate(per_minute=30, clock=clock)
-    gate.missed("k1")
+    gate.missed("k1", "https://o.example")
     clock.now += MISS_SECONDS - 1
-    assert gate.recently_missed("k1")
+    assert gate.recently_missed("k1", "https://o.example")
     clock.now += 1
-    assert not gate.recently_missed("k1")
-    assert not gate.recently_missed("never")
+    assert not gate.recently_missed("k1", "https://o.example")
+    assert not gate.recently_missed("never", "https://o.example")
+
+
+def test_a_key_missed_from_one_origin_is_not_missed_from_another() -> None:
+    # Whoever names a key id with an origin that does not answer must not keep the key's owner out.
+    gate = DiscoveryGate(per_minute=30, clock=Clock())
+    gate.missed("k1", "https://dead.example")
+    assert gate.recently_missed("k1", "https://dead.example")
+    assert not gate.recently_missed("k1", "https://owner.example")
+    assert not gate.recently_missed("k1", None)
 
 
 def test_an_origin_that_failed_rests_for_its_interval() -> None:
@@ -42,13 +51,15 @@ def test_a_flood_of_distinct_names_keeps_memory_flat(monkeypatch) -> None:
     monkeypatch.setattr(discovery_gate, "REMEMBERED", 100)
     gate = DiscoveryGate(per_minute=30, clock=Clock())
     for i in range(1000):
-        gate.missed(f"k{i}")
+        gate.missed(f"k{i}", "https://" + "o" * 100 + ".example")
         gate.origin_failed(f"https://{i}.example")
     assert len(gate._missed) == len(gate._failed) == 100
     long = "https://" + "x" * 8000 + ".example"
     gate.origin_failed(long)
     assert gate.origin_resting(long) and max(map(len, gate._failed)) == 64  # kept by its hash
-    assert gate.recently_missed("k999") and not gate.recently_missed("k0")
+    assert max(map(len, gate._missed)) == 64  # a key id and a long origin: kept by their hash
+    assert gate.recently_missed("k999", "https://" + "o" * 100 + ".example")
+    assert not gate.recently_missed("k0", "https://" + "o" * 100 + ".example")
 
 
 @given(
