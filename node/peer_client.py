@@ -5,6 +5,11 @@ in a session (spec/request-signing.md §11): the first call to a peer opens one 
 handshake, later calls sign with its HMAC key. A peer that restarted answers `signature.session_unknown`;
 the call then opens a new session and is sent once more (it was refused before anything happened). A
 peer without sessions (404) is called with node-key signatures, and asked again after a while.
+
+A session is bound to both node keys that vouched for its handshake (§11), so it is used only while both
+still hold: this node's own key is still its current one (after `keys rotate` the next call opens a new
+session), and the peer's key is still known, valid and not revoked here (checked at most once a second,
+as the server checks ours).
 """
 
 from __future__ import annotations
@@ -13,16 +18,17 @@ import asyncio
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
 
-from crypto import SessionKeys, SessionShare
+from crypto import IdentityKey, SessionKeys, SessionShare
 from node.bounded_read import read_body
 from node.home import Node
+from node.http_sessions import RECHECK_SECONDS
 from node.keyring import Keyring
 from node.peers import TRY_LATER_STATUSES, PeerBadResponse, PeerUnreachable, not_now
 from node.progress import Progress, ProgressFile
@@ -36,7 +42,13 @@ from protocol.http_sessions import (
     parse_answer,
     session_context,
 )
-from protocol.http_signatures import HttpResponseView, SignatureInvalid, check_response_signature
+from protocol.http_signatures import (
+    HttpResponseView,
+    SignatureInvalid,
+    SignatureKeyRevoked,
+    SignatureKeyUnknown,
+    check_response_signature,
+)
 from protocol.json_strict import loads_object
 
 # No total limit: an envelope of gigabytes takes a while; a stalled peer is caught by the read timeout.
@@ -44,6 +56,9 @@ TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
 NO_SESSIONS_RETRY = 600  # seconds before asking a peer without sessions again
 # Refusals of a session request that a fresh session (or sequence number) cures; nothing happened there.
 _RETRY_IN_NEW_SESSION = frozenset({"signature.session_unknown", "signature.replayed"})
+# Cured by a fresh session only when the session was opened with a key of ours that is no longer current
+# (rotated, then revoked, while a request was on its way): the new session is opened with the current one.
+_RETRY_WITH_CURRENT_KEY = frozenset({"signature.key_revoked"})
 
 
 class PeerRefused(SatchelError):
@@ -87,12 +102,17 @@ class _Outgoing:
 
 @dataclass(slots=True)
 class ClientSession:
-    """A session this node opened with a peer: sign with ``signer``, verify answers with ``keys.to_client``."""
+    """A session this node opened with a peer: sign with ``signer``, verify answers with ``keys.to_client``.
+
+    ``own_key_id`` and ``server_key_id`` are the node keys that vouched for the handshake."""
 
     keys: SessionKeys
     signer: SessionSigner
     peer_domain: str
     expires: int
+    own_key_id: str
+    server_key_id: str
+    checked_at: float = field(default_factory=time.monotonic)  # when server_key_id was last resolved
 
 
 class PeerClient:
@@ -138,12 +158,46 @@ class PeerClient:
         try:
             return await self._send(base_url, outgoing, session)
         except PeerRefused as exc:
-            if exc.peer_code not in _RETRY_IN_NEW_SESSION:
+            if not self._retries_in_new_session(exc.peer_code, session):
                 raise
-            if exc.peer_code == "signature.session_unknown" and self._sessions.get(base_url) is session:
-                del self._sessions[base_url]
+            if exc.peer_code != "signature.replayed":
+                self._forget(base_url, session)
             session = await self._session_for(base_url, expect_domain)
             return await self._send(base_url, outgoing, session)
+
+    def _retries_in_new_session(self, peer_code: str, session: ClientSession) -> bool:
+        """Whether a refusal of a request sent in ``session`` is cured by sending it once more in a new one."""
+        if peer_code in _RETRY_IN_NEW_SESSION:
+            return True
+        return peer_code in _RETRY_WITH_CURRENT_KEY and session.own_key_id != self._own_key().public_key.key_id
+
+    def _own_key(self) -> IdentityKey:
+        return self._node.current_keys().identity
+
+    def _forget(self, base_url: str, session: ClientSession) -> None:
+        if self._sessions.get(base_url) is session:
+            del self._sessions[base_url]
+
+    async def _still_vouched(self, base_url: str, session: ClientSession) -> None:
+        """Raise (and forget the session) once the peer's key that vouched for it is revoked, no longer valid
+        or no longer known here; checked at most once a second, as the server checks ours."""
+        if time.monotonic() - session.checked_at < RECHECK_SECONDS:
+            return
+        try:
+            await self._keyring.resolve(session.server_key_id, origin=None, domain=session.peer_domain)
+        except (SignatureKeyRevoked, SignatureKeyUnknown):
+            self._forget(base_url, session)
+            raise
+        session.checked_at = time.monotonic()
+
+    async def _usable(self, base_url: str, session: ClientSession) -> bool:
+        if session.expires - RENEW_BEFORE <= time.time() or session.own_key_id != self._own_key().public_key.key_id:
+            return False
+        try:
+            await self._still_vouched(base_url, session)
+        except (SignatureKeyRevoked, SignatureKeyUnknown):
+            return False
+        return True
 
     async def _session_for(self, base_url: str, expect_domain: str | None) -> ClientSession | None:
         if self._no_sessions_until.get(base_url, 0.0) > time.monotonic():
@@ -151,7 +205,7 @@ class PeerClient:
         lock = self._opening.setdefault(base_url, asyncio.Lock())
         async with lock:  # many concurrent calls to a new peer: one handshake
             current = self._sessions.get(base_url)
-            if current is not None and current.expires - RENEW_BEFORE > time.time():
+            if current is not None and await self._usable(base_url, current):
                 return current
             try:
                 opened = await self.open_session(base_url, expect_domain)
@@ -167,9 +221,9 @@ class PeerClient:
         """The §11 handshake: offer a share signed with our node key, check the answer signed with theirs."""
         share = SessionShare.generate()
         offer = _Outgoing("POST", SESSION_PATH, offer_body(share.public), "application/json", expect_domain)
-        response = await self._send(base_url, offer, None)
+        own = self._own_key()  # the key the offer is signed with is the one the session is bound to
+        response = await self._send(base_url, offer, None, node_key=own)
         answer = parse_answer(response.body)
-        own = self._node.current_keys().identity
         context = session_context(
             session_id=answer.session_id, expires=answer.expires, client_key_id=own.public_key.key_id,
             server_key_id=response.key_id, client_origin=self._node.config.node.base_url,
@@ -178,7 +232,8 @@ class PeerClient:
             answer.share, client_share=share.public, server_share=answer.share, session_id=answer.session_id,
             context=context,
         )  # fmt: skip
-        return ClientSession(keys, SessionSigner(keys.to_server), response.peer_domain, answer.expires)
+        return ClientSession(keys, SessionSigner(keys.to_server), response.peer_domain, answer.expires,
+                             own.public_key.key_id, response.key_id)  # fmt: skip
 
     def _open_body(self, path: Path, offset: int) -> BinaryIO:
         handle = path.open("rb") if self._upload_progress is None else ProgressFile(path, self._upload_progress)
@@ -189,11 +244,13 @@ class PeerClient:
             raise
         return handle
 
-    async def _send(self, base_url: str, out: _Outgoing, session: ClientSession | None) -> PeerResponse:
+    async def _send(
+        self, base_url: str, out: _Outgoing, session: ClientSession | None, *, node_key: IdentityKey | None = None
+    ) -> PeerResponse:
         url = self._keyring.check_origin(base_url) + out.path
         view, headers = signed_request_headers(
             method=out.method, url=url, body=out.body, content_type=out.content_type,
-            key=session.signer if session is not None else self._node.current_keys().identity,
+            key=session.signer if session is not None else node_key or self._own_key(),
             origin=self._node.config.node.base_url, body_digest=out.body_digest, extra_headers=out.extra_headers,
         )  # fmt: skip
         expect_domain = out.expect_domain
@@ -241,6 +298,7 @@ class PeerClient:
             if session is None or unverified.key_id != session.keys.session_id:
                 raise SignatureInvalid("the answer is signed with a session this request was not sent in")
             verified = unverified.verify(session.keys.to_client)
+            await self._still_vouched(base_url, session)
             domain = session.peer_domain
         else:
             resolved = await self._keyring.resolve(unverified.key_id, origin=base_url, domain=expect_domain)

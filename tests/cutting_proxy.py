@@ -1,11 +1,11 @@
 """A TCP proxy on loopback that drops an envelope upload part way, as a district's failing link does.
 
 Everything is forwarded byte for byte in both directions. Once a request line naming
-``/satchel/v1/envelopes`` goes up a connection, the bytes sent up after it are counted; with ``cut_after``
-set, the connection is dropped when that many have gone by, once; with ``hold_after`` set, the
-upload stops there (the connection stays open, nothing more goes up) until ``release()``. ``uploads`` keeps
-the count of every connection that carried an envelope request, so a test sees how much a resumed upload
-sent again.
+``/satchel/v1/envelopes`` (or the ``path`` given) goes up a connection, the bytes sent up after it are
+counted; with ``cut_after`` set, the connection is dropped when that many have gone by, once; with
+``hold_after`` set, the upload stops there (the connection stays open, nothing more goes up) until
+``release()``. ``uploads`` keeps the count of every connection that carried an envelope request, so a test
+sees how much a resumed upload sent again.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 
-_ENVELOPES = b" /satchel/v1/envelopes"
-
 
 class CuttingProxy:
-    def __init__(self, port: int, target_port: int) -> None:
+    def __init__(self, port: int, target_port: int, path: str = "/satchel/v1/envelopes") -> None:
         """Listen on ``port`` (a node's base_url names it) and forward to the node at ``target_port``."""
+        self._watched = b" " + path.encode()
         self.port = port
         self.target_port = target_port
         self.cut_after: int | None = None
@@ -99,8 +98,8 @@ class CuttingProxy:
         async def watch(data: bytes) -> bool:
             nonlocal counted, index, tail
             if counted is None:
-                probe, tail = tail + data, (tail + data)[-len(_ENVELOPES) :]
-                if (at := probe.find(_ENVELOPES)) < 0:
+                probe, tail = tail + data, (tail + data)[-len(self._watched) :]
+                if (at := probe.find(self._watched)) < 0:
                     return True
                 counted, index = len(probe) - at, len(self.uploads)
                 self.uploads.append(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 from support import transfer_json, wait_until
 
@@ -106,3 +107,38 @@ def test_accepting_an_envelope_whose_revoked_key_file_is_gone_says_so(pair) -> N
     assert f"`satchel reject {sent['transfer_id']} --reason ...`" in refused.stderr
     assert "(error code envelope.not_recipient)" in refused.stderr
     assert transfer_json(b, sent["transfer_id"])["state"] == "received"  # no code attempt was counted
+
+
+def _delivered_by_the_server(a, b) -> str:
+    """Send a transfer that A's serving node delivers (it signs in a session; `satchel send` does not): B's
+    database is held locked while `send` makes its own first try, which B answers 503 storage.busy."""
+    lock = sqlite3.connect(b.home / "satchel.db", timeout=30)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        sent = a.cli("send", "--to", "b.example.org", "--student", "100001", "--all-records", "--as", "coord",
+                     "--json", ok=False)  # fmt: skip
+    finally:
+        lock.rollback()
+        lock.close()
+    tid = json.loads(sent.stdout)["transfer_id"]
+    wait_until(lambda: transfer_json(a, tid)["state"] not in ("sealed", "sealed (not delivered yet)"), timeout=90)
+    return tid
+
+
+def test_an_envelope_is_delivered_after_the_sender_rotated_and_revoked_the_key_its_session_was_opened_with(
+    pair,
+) -> None:
+    a, b, _ = pair
+    first = _delivered_by_the_server(a, b)  # A's serving node now holds a session with B, opened with its key
+    assert transfer_json(a, first)["state"] == "delivered", transfer_json(a, first)
+    [old] = [k["key_id"] for k in _keys(a, "identity")]
+    a.cli("keys", "rotate", "--identity", "--as", "admin")
+    a.cli("keys", "revoke", old, "--as", "admin")
+    b.cli("peers", "refresh", "a.example.org")
+    time.sleep(1.1)  # B re-checks a session's key at most once a second
+    # Sealed and signed with A's new key; B would refuse the old session (signature.key_revoked), which A
+    # took for a refusal for good: the transfer undeliverable and its envelope dropped.
+    second = _delivered_by_the_server(a, b)
+    shown = transfer_json(a, second)
+    refusals = [event["detail"] for event in shown["timeline"] if event["kind"] == "refused"]
+    assert shown["state"] == "delivered", (shown["state"], refusals)

@@ -3,12 +3,13 @@
 A is `satchel serve` in its own process; B's side is B's node opened here with a peer client that signs
 in sessions, as a serving node's does. Covers: one handshake for many calls, answers signed with the
 session's key, replay and tampering refused, a restart of A forgetting every session (old requests are
-refused, the client opens a new session by itself), revocation of the key a session was opened with.
+refused, the client opens a new session by itself), revocation of either key a session was opened with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +18,13 @@ import pytest
 
 from node.home import init_home, open_node
 from node.keyring import Keyring
-from node.peer_client import PeerClient, PeerRefused
+from node.peer_client import PeerClient
 from node.signed_http import SessionSigner, signed_request_headers
 from protocol.http_sessions import SESSION_PATH, offer_body
+from protocol.http_signatures import SignatureKeyRevoked
+from storage import peers as peer_store
 
+from cutting_proxy import CuttingProxy
 from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli
 
 PING = "/satchel/v1/ping"
@@ -159,25 +163,119 @@ def test_a_restart_forgets_sessions_and_the_client_opens_a_new_one(two) -> None:
     asyncio.run(_with_client(homes["b"], scenario))
 
 
-def test_revoking_the_key_a_session_was_opened_with_ends_the_session(two) -> None:
+def _rotate_and_revoke(home: Path, refreshed_by: Path, domain: str, old_key: str) -> None:
+    """`keys rotate --identity`, `keys revoke OLD` at ``home``; the other node learns it (`peers refresh`)."""
+    run_cli(home, "keys", "rotate", "--identity", "--as", "ada", env=DEV_ENV)
+    run_cli(home, "keys", "revoke", old_key, "--as", "ada", env=DEV_ENV)
+    run_cli(refreshed_by, "peers", "refresh", domain, env=DEV_ENV)
+    time.sleep(1.1)  # a session re-checks the other side's key at most once a second
+
+
+def _identity_key_id(node, domain: str) -> str:
+    [key] = [k.key_id for k in peer_store.keys(node.db, domain) if k.use == "identity" and k.status != "revoked"]
+    return key
+
+
+def test_revoking_the_key_a_session_was_opened_with_ends_the_session_and_the_client_opens_a_new_one(two) -> None:
     homes, served = two["homes"], two["served"]
     url_a = served["a"].url
 
     async def scenario(client: PeerClient, node, http):
-        await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        first = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
         old_key = node.current_keys().identity.public_key.key_id
-        await asyncio.to_thread(
-            run_cli, homes["b"], "keys", "rotate", "--identity", "--as", "ada", env=DEV_ENV
-        )  # commands run their own event loop
-        await asyncio.to_thread(
-            run_cli, homes["b"], "keys", "revoke", old_key, "--as", "ada", env=DEV_ENV
-        )  # commands run their own event loop
-        await asyncio.to_thread(
-            run_cli, homes["a"], "peers", "refresh", "b.example.org", env=DEV_ENV
-        )  # commands run their own event loop
-        await asyncio.sleep(1.1)  # a session re-checks its peer's key at most once a second
-        with pytest.raises(PeerRefused) as refused:
-            await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
-        assert refused.value.peer_code == "signature.key_revoked"
+        recorded = _signed(url_a + PING, b"{}", client._sessions[url_a].signer, node.config.node.base_url)
+        # commands run their own event loop
+        await asyncio.to_thread(_rotate_and_revoke, homes["b"], homes["a"], "b.example.org", old_key)
+        # B's next call is not refused (its outbox would give the job up for good): B signs with its new key
+        # now, so it opens a session with that one, and does not try the old one first.
+        again = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        new_key = node.current_keys().identity.public_key.key_id
+        assert new_key != old_key and again.json()["caller_key"] == new_key
+        assert again.key_id.startswith("hs-") and again.key_id != first.key_id
+        assert "refused: signature.key_revoked" not in served["a"].log()
+        # The old session, which A still holds, is ended by the revocation.
+        status, body, _ = await _raw_post(http, url_a + PING, recorded, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.key_revoked")
+
+    asyncio.run(_with_client(homes["b"], scenario))
+
+
+def test_a_session_whose_server_key_was_revoked_is_not_used_again(two) -> None:
+    homes, served = two["homes"], two["served"]
+    url_a = served["a"].url
+
+    async def scenario(client: PeerClient, node, http):
+        first = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        a_key = _identity_key_id(node, "a.example.org")
+        await asyncio.to_thread(_rotate_and_revoke, homes["a"], homes["b"], "a.example.org", a_key)
+        assert {k.key_id: k.status for k in peer_store.keys(node.db, "a.example.org")}[a_key] == "revoked"
+        # A would still answer in the session it opened with its revoked key; B does not send in it.
+        again = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        assert again.key_id.startswith("hs-") and again.key_id != first.key_id
+
+    asyncio.run(_with_client(homes["b"], scenario))
+
+
+# -- keys revoked while a request is on its way ----------------------------------------------------------
+
+
+@pytest.fixture
+def a_behind_a_proxy(tmp_path: Path) -> Iterator[tuple[dict[str, Path], str, CuttingProxy]]:
+    """A and B serving; B's calls to A go through a proxy that can hold a ping before A sees any of it."""
+    proxy_port = free_port()
+    homes = {"a": tmp_path / "a.example.org", "b": _district(tmp_path, "b.example.org")}
+    init_home(homes["a"], node=node_fields("a.example.org", f"http://127.0.0.1:{proxy_port}"))
+    run_cli(homes["a"], "users", "add", "ada", "--email", "ada@a.example.org", "--name", "Ada", "--role", "admin")
+    with CuttingProxy(proxy_port, free_port(), path=PING) as proxy:
+        a = ServedNode(homes["a"], DEV_ENV, port=proxy.target_port)
+        b = ServedNode(homes["b"], DEV_ENV)
+        try:
+            run_cli(homes["a"], "peers", "add", b.url, "--yes", "--as", "ada", env=DEV_ENV)
+            run_cli(homes["b"], "peers", "add", a.url, "--yes", "--as", "ada", env=DEV_ENV)
+            yield homes, a.url, proxy
+        finally:
+            a.stop()
+            b.stop()
+
+
+async def _held_ping(client: PeerClient, url: str, proxy: CuttingProxy) -> asyncio.Task:
+    proxy.hold_next_upload(after=1)
+    call = asyncio.ensure_future(client.call(url, "POST", PING, body=b"{}", content_type="application/json"))
+    assert await asyncio.to_thread(proxy.held.wait, 30), "the ping did not reach the proxy"
+    return call
+
+
+def test_a_request_refused_for_the_key_rotated_while_it_was_on_its_way_is_sent_again_in_a_new_session(
+    a_behind_a_proxy,
+) -> None:
+    homes, url_a, proxy = a_behind_a_proxy
+
+    async def scenario(client: PeerClient, node, http):
+        first = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        old_key = node.current_keys().identity.public_key.key_id
+        call = await _held_ping(client, url_a, proxy)  # sent in the session opened with the old key
+        await asyncio.to_thread(_rotate_and_revoke, homes["b"], homes["a"], "b.example.org", old_key)
+        proxy.release()  # A refuses it: signature.key_revoked, which B's new key cures
+        answer = await call
+        assert answer.json()["caller_key"] == node.current_keys().identity.public_key.key_id != old_key
+        assert answer.key_id.startswith("hs-") and answer.key_id != first.key_id
+
+    asyncio.run(_with_client(homes["b"], scenario))
+
+
+def test_an_answer_in_a_session_whose_server_key_was_revoked_meanwhile_is_not_taken(a_behind_a_proxy) -> None:
+    homes, url_a, proxy = a_behind_a_proxy
+
+    async def scenario(client: PeerClient, node, http):
+        await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        a_key = _identity_key_id(node, "a.example.org")
+        call = await _held_ping(client, url_a, proxy)
+        await asyncio.to_thread(_rotate_and_revoke, homes["a"], homes["b"], "a.example.org", a_key)
+        proxy.release()  # A answers in the session it opened with the key B now knows to be revoked
+        with pytest.raises(SignatureKeyRevoked):
+            await call
+        assert url_a not in client._sessions  # forgotten: the next call opens a new session
+        again = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        assert again.json()["pong"] == "a.example.org"
 
     asyncio.run(_with_client(homes["b"], scenario))
