@@ -193,6 +193,9 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
 @click.option("--assessments", is_flag=True, help="Include assessment results.")
 @click.option("--all-records", is_flag=True, help="Include every record of the student.")
 @click.option("--comments", default="", help="A note for the requester.")
+@click.option("--not-matched", is_flag=True,
+              help="Release a student who is not the match or a candidate here for the one asked for, after "
+                   "checking that they are the student the requester means (kept in the audit log).")  # fmt: skip
 def requests_release(
     home: str | None,
     actor: str | None,
@@ -203,8 +206,12 @@ def requests_release(
     assessments: bool,
     all_records: bool,
     comments: str,
+    not_matched: bool,
 ) -> None:
     """Release the student's records to the requesting district (a transfer with a code, bound to the request).
+
+    The student must be the match here for the one asked for, or one of its candidates (`requests show`);
+    anyone else is refused unless --not-matched says the coordinator checked.
 
     \b
     Example:
@@ -217,7 +224,7 @@ def requests_release(
                           assessments=assessments, all_records=all_records)  # fmt: skip
     with opened(home) as node:
         sent = requests_flow.release(node, actor=actor, request_id=request_id, student_sis_id=student,
-                                     selection=selection, comments=comments)  # fmt: skip
+                                     selection=selection, comments=comments, not_matched=not_matched)  # fmt: skip
     click.echo(f"Released as transfer {sent.transfer_id}. Authentication code: {sent.code}")
     if sent.contact:
         click.echo(f"Read the code to {sent.contact.name} at {sent.contact.phone or sent.contact.email}.")

@@ -115,6 +115,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request.mismatch": 409,
     "request.not_received": 409,
     "request.student_not_enrolled": 422,
+    "request.student_not_matched": 409,
     "request.transition_not_allowed": 409,
     "request.already_answered": 409,
     "request.cancelled": 409,

@@ -33,6 +33,7 @@ from protocol.records_request import (
     RecordsRequest,
     RequestedStudent,
     RequestResponse,
+    RequestStudentNotMatched,
     ResponseKind,
     check_release_allowed,
     parse_records_request,
@@ -328,14 +329,21 @@ def release(
     student_sis_id: str,
     selection: Selection,
     comments: str = "",
+    not_matched: bool = False,
 ) -> sending.Sent:
-    """Send the student's records to the requester as a transfer bound to the request (one commit)."""
+    """Send the student's records to the requester as a transfer bound to the request (one commit).
+
+    The student is the match here for the one asked for, or one of its candidates, unless the coordinator
+    says they are not (``not_matched``): a mistyped SIS id would disclose another child's records."""
     user = authorize(node, actor, "transfers.act")
     row = _answerable(store.require(node.db, request_id))
     status = status_of(node, row)
     if status.request is None:
         raise NotFound(f"no records request {request_id}")
     check_release_allowed(status.request, today=_now().date())
+    matched = _matched_ids(_match(node, status.request))
+    if student_sis_id not in matched and not not_matched:
+        raise _not_matched(node, status.request, student_sis_id, matched)
     person = _person(node, user.username)
 
     def answer(transfer_id: str) -> None:
@@ -344,13 +352,10 @@ def release(
         transition = apply(fresh, event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
         _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         store.update(node.db, request_id, student_sis_id=student_sis_id)
-        record(
-            node,
-            user.username,
-            "request.release",
-            student_sis_id,
-            {"request": request_id, "transfer": transfer_id},
-        )
+        details: dict[str, object] = {"request": request_id, "transfer": transfer_id}
+        if student_sis_id not in matched:
+            details |= {"not_matched": True, "matched": list(matched)}
+        record(node, user.username, "request.release", student_sis_id, details)
 
     chosen = Selection(students=(student_sis_id,), documents=selection.documents, cases=selection.cases,
                        assessments=selection.assessments, all_records=selection.all_records)  # fmt: skip
@@ -361,6 +366,37 @@ def release(
     return sending.send(node, actor=actor, to=row.peer, selection=chosen,
                         note=comments or "records released in answer to your request", purpose=purpose,
                         kind="release", request_id=request_id, in_transaction=answer)  # fmt: skip
+
+
+def _match(node: Node, request: RecordsRequest) -> MatchOutcome:
+    """The students here who may be the one the request asks for (the import's matching)."""
+    s = request.student
+    incoming = IncomingStudent(
+        sender_sis_id=request.request_id, given_name=s.given_name, family_name=s.family_name,
+        middle_name=s.middle_name or "", birth_date=s.birth_date.isoformat(), sex=s.sex,
+        grade=s.grade, state_id=s.state_id or "",
+    )  # fmt: skip
+    return match_students(node.db, [incoming])[0]
+
+
+def _matched_ids(outcome: MatchOutcome) -> tuple[str, ...]:
+    """The proposed student first, then the other candidates."""
+    ids = [outcome.local_sis_id] if outcome.local_sis_id else []
+    return tuple(dict.fromkeys([*ids, *(sis_id for sis_id, _ in outcome.candidates)]))
+
+
+def _not_matched(
+    node: Node, request: RecordsRequest, student_sis_id: str, matched: tuple[str, ...]
+) -> RequestStudentNotMatched:
+    chosen = student_store.require(node.db, student_sis_id).record
+    asked = request.student
+    here = f"the match here gives {' or '.join(matched)}" if matched else "no student here resembles them"
+    return RequestStudentNotMatched(
+        f"{student_sis_id} ({chosen.given_name} {chosen.family_name}, born {chosen.birth_date or 'unknown'}) is "
+        f"not the student records request {request.request_id} asks for ({asked.given_name} {asked.family_name}, "
+        f"born {asked.birth_date.isoformat()}): {here}",
+        field="--student",
+    )
 
 
 def _answerable(row: store.RequestRow) -> store.RequestRow:
@@ -472,15 +508,7 @@ def show(node: Node, request_id: str) -> RequestView:
     row = store.require(node.db, request_id)
     status = status_of(node, row)
     assert status.request is not None
-    candidates = None
-    if row.side == "releaser":
-        s = status.request.student
-        incoming = IncomingStudent(
-            sender_sis_id=status.request.request_id, given_name=s.given_name, family_name=s.family_name,
-            middle_name=s.middle_name or "", birth_date=s.birth_date.isoformat(), sex=s.sex,
-            grade=s.grade, state_id=s.state_id or "",
-        )  # fmt: skip
-        candidates = match_students(node.db, [incoming])[0]
+    candidates = _match(node, status.request) if row.side == "releaser" else None
     answer = None if row.signed_response is None else _stored_response(row.signed_response)
     due_on = None
     if status.state is RequestState.REQUESTED and status.opened_on is not None:

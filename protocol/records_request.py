@@ -89,6 +89,18 @@ class RequestStudentNotEnrolled(SatchelError):
     )
 
 
+class RequestStudentNotMatched(SatchelError):
+    """Release refused: the student chosen is neither the match here nor a candidate for the one asked for.
+
+    The coordinator may release them all the same, saying so (`--not-matched`)."""
+
+    code = "request.student_not_matched"
+    default_hint = (
+        "check the SIS id against `satchel requests show ID`; if this is the student asked for all the same, "
+        "release again with --not-matched (the audit log keeps that you did)"
+    )
+
+
 def _bad(field: str, what: str) -> RequestInvalid:
     return RequestInvalid(f"{field} {what}", field=field)
 
