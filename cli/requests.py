@@ -62,7 +62,7 @@ def requests_group() -> None:
 @json_option
 @click.option("--incoming", "side", flag_value="releaser", help="Requests other districts sent here.")
 @click.option("--outgoing", "side", flag_value="requester", help="Requests this district sent.")
-@click.option("--status", "state", help="requested, released, rejected or cancelled.")
+@click.option("--status", "state", help="requested, released, release_failed, rejected or cancelled.")
 def requests_list(home: str | None, as_json: bool, side: str | None, state: str | None) -> None:
     """List records requests; unanswered ones past the deadline are flagged OVERDUE.
 

@@ -20,6 +20,14 @@ class DeliveryDeferred(SatchelError):
     default_hint = "nothing to do: it is sent after the envelope"
 
 
+class AnswerDeferred(SatchelError):
+    """An answer about a records request waits until the answer before it has been delivered (order per
+    request: a release, the news that it failed, the next release)."""
+
+    code = "request.answer_deferred"
+    default_hint = "nothing to do: it is sent after the answer before it"
+
+
 _WORDS = {"pending": "waiting", "done": "delivered", "failed": "not delivered", "cancelled": "withdrawn"}
 
 
@@ -39,6 +47,8 @@ def delivery_words(delivery: dict[str, object] | None) -> str:
         return ""
     if delivery["status"] == "waiting" and str(delivery["last_error"]).startswith(DeliveryDeferred.code):
         return " [waiting until the envelope is delivered]"  # held back, never sent yet
+    if delivery["status"] == "waiting" and str(delivery["last_error"]).startswith(AnswerDeferred.code):
+        return " [waiting until the answer before it is delivered]"
     if delivery["status"] == "waiting" and delivery["attempts"]:
         return f" [waiting: tried {delivery['attempts']:,} time(s), last answer: {delivery['last_error']}]"
     if delivery["status"] == "not delivered":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.home import Node
-from node.requests_flow import stored_request
+from node.request_answers import stored_request
 from protocol.roster import StudentRecord
 from storage import requests as request_store
 from storage import students as student_store

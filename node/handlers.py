@@ -12,6 +12,7 @@ from node.descriptor import signed_descriptor
 from node.feed_cache import FEED_CACHE
 from node.http_sessions import SESSIONS
 from node.keyring import KEYRING
+from node.request_answers import RESPONSE_TYPE
 from node.signed_http import BODY, ORIGIN_HEADER, PEER, SESSION
 from protocol.http_sessions import SessionOfferInvalid, answer_body, parse_offer
 
@@ -91,7 +92,7 @@ async def records_request(request: web.Request) -> web.Response:
     state, resent = requests_flow.receive_request(request.app[NODE], caller=request[PEER].domain,
                                                   signed=request[BODY])  # fmt: skip
     if resent is not None:
-        return web.Response(body=resent, content_type=requests_flow.RESPONSE_TYPE)
+        return web.Response(body=resent, content_type=RESPONSE_TYPE)
     return web.json_response({"state": state})
 
 

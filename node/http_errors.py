@@ -114,6 +114,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request.wrong_signer": 401,
     "request.mismatch": 409,
     "request.not_received": 409,
+    "request.answer_deferred": 409,
     "request.student_not_enrolled": 422,
     "request.student_not_matched": 409,
     "request.transition_not_allowed": 409,

@@ -25,6 +25,7 @@ from node.mailer import MailFailed, MailRefused
 from node.notify import EMAIL_KIND
 from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
 from node.peers import PeerUnreachable
+from node.request_answers import REQUEST_KIND, check_answer_turn, next_answer_due
 from node.transfer_delivery import deliver_envelope, deliver_receipt
 from node.transfer_engine import ENVELOPE_JOB, RECEIPT_JOB
 from node.undelivered import tell_given_up
@@ -110,6 +111,8 @@ async def deliver_due(
             continue
         with write_transaction(node.db):
             outbox.mark_done(node.db, job.job_id, now_iso())
+            if job.kind == REQUEST_KIND:
+                next_answer_due(node, job)
         delivered += 1
     return delivered
 
@@ -125,6 +128,8 @@ async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
     if job.kind == RECEIPT_JOB:
         await deliver_receipt(node, client, job)
         return
+    if job.kind == REQUEST_KIND:
+        check_answer_turn(node, job)
     parts = urlsplit(job.url)
     await client.call(f"{parts.scheme}://{parts.netloc}", "POST", parts.path, body=job.payload,
                       content_type=job.content_type, expect_domain=job.peer)  # fmt: skip
@@ -180,6 +185,8 @@ async def _holding_lease(
 def _give_up(node: Node, job: outbox.Job, error: str) -> None:
     with write_transaction(node.db):
         failed = outbox.mark_failed(node.db, job.job_id, error=error, now=now_iso())
+        if job.kind == REQUEST_KIND:
+            next_answer_due(node, job)  # no longer held back behind it
     # Not when it was withdrawn while on its way (an answer crossed a cancellation): nothing is missing then.
     # A refused envelope notifies through its transfer's state; an e-mail has no one else to tell.
     if not failed or job.kind in (EMAIL_KIND, ENVELOPE_JOB):

@@ -1,33 +1,40 @@
 """Records requests: the new district asks, the previous one releases (as a transfer) or rejects.
 
-protocol.request_states decides; this module signs and stores the request and the answer, queues them in
-the outbox, notifies coordinators, and binds a release to the transfer that carries the records.
+protocol.request_states decides; this module submits, receives and answers requests, has
+node.request_answers sign, store and queue the request and the answers and notify coordinators, and binds a
+release to the transfer that carries the records (whose end node.request_answers follows).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 
 from node import sending
 from node.background_errors import log_failure
-from node.clock import iso, new_id, now_iso, utc_now
+from node.clock import iso, new_id, now_iso
 from node.delivery_status import deliveries
 from node.district_state import contact
 from node.home import Node
 from node.manifest_builder import Selection
 from node.matching import match_students
-from node.message_thread import check_own_room, checked_text, coordinator_words
-from node.notify import notify_coordinators
+from node.message_thread import check_own_room, checked_text
 from node.operators import authorize, record
-from node.transfer_engine import RECEIPT_RETRY_DAYS, resolve_peer_key
+from node.request_answers import (
+    carry_out,
+    latest_answer_job,
+    message_job,
+    request_job,
+    status_of,
+    stored_response,
+)
+from node.request_answers import local_now as _now
+from node.transfer_engine import resolve_peer_key
 from protocol import InvalidInput, NotFound
 from protocol.matching import IncomingStudent, MatchOutcome
 from protocol.records_request import (
     MAX_COMMENTS,
-    PURPOSE_REQUEST,
-    PURPOSE_RESPONSE,
     Enrolment,
     Person,
     RecordsRequest,
@@ -36,10 +43,6 @@ from protocol.records_request import (
     RequestStudentNotMatched,
     ResponseKind,
     check_release_allowed,
-    parse_records_request,
-    parse_request_response,
-    sign_records_request,
-    sign_request_response,
     verify_records_request,
     verify_request_response,
 )
@@ -56,17 +59,13 @@ from protocol.request_states import (
     RequestSide,
     RequestState,
     RequestStatus,
-    ResendResponse,
     ResponseArrived,
-    SendRequest,
     SendResponse,
     Submit,
     apply,
     due_events,
     new_request_status,
 )
-from protocol.request_states import NotifyCoordinators as RequestNotify
-from protocol.signed_document import verify_document
 from protocol.threads import check_room
 from protocol.workdays import due_date
 from storage import outbox, peers, users
@@ -77,118 +76,6 @@ from storage.database import write_transaction
 from storage.requests import RequestRow
 
 log = logging.getLogger("satchel.requests")
-REQUEST_TYPE = "application/satchel-records-request+json"
-RESPONSE_TYPE = "application/satchel-request-response+json"
-SUBJECTS = {
-    "request.received": "Records request {id} from {peer}",
-    "request.released": "Records request {id} was released by {peer}",
-    "request.rejected": "Records request {id} was rejected by {peer}",
-    "request.cancelled": "Records request {id} was cancelled by {peer}",
-    "request.overdue": "Reminder: records request {id} from {peer} is unanswered",
-    # Not the text: e-mail is not end-to-end encrypted, and a message may name the student.
-    "request.message": "New message from {peer} about records request {id}",
-}
-
-
-def _now() -> datetime:
-    # Working days are counted in the district's own calendar: local time, not UTC.
-    return datetime.now().astimezone().replace(microsecond=0)
-
-
-# A stored request or answer had its signer checked against the other district's keys when it arrived (or
-# it is this node's own): the key named in it still checks the bytes, and a key the district retired or
-# revoked, or this node forgot, since must not hide who asked or what was said, nor keep the request from
-# being answered (spec/requests.md §4). Whatever reads a stored one back goes through these.
-
-
-def stored_request(signed: bytes) -> RecordsRequest:
-    return parse_records_request(verify_document(signed, purpose=PURPOSE_REQUEST).payload)
-
-
-def _stored_response(signed: bytes) -> RequestResponse:
-    return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload)
-
-
-def status_of(node: Node, row: RequestRow) -> RequestStatus:
-    return RequestStatus(
-        side=RequestSide(row.side), state=RequestState(row.state), local_domain=node.config.node.domain,
-        request=stored_request(row.signed_request), opened_on=date.fromisoformat(row.opened_on),
-        transfer_id=row.transfer_id, overdue_flagged=row.overdue_flagged, working_days=row.working_days,
-        reminded_on=date.fromisoformat(row.reminded_on) if row.reminded_on else None,
-    )  # fmt: skip
-
-
-def _carry_out(
-    node: Node, status: RequestStatus, effects: tuple, *, request_id: str, peer: str
-) -> bytes | None:
-    """Sign, store and queue what the machine asks; returns a stored response to answer with again."""
-    resent = None
-    for effect in effects:
-        if isinstance(effect, SendRequest):
-            signed = sign_records_request(effect.request, node.current_keys().identity)
-            store.update(node.db, request_id, signed_request=signed)
-            _queue(node, peer, "/satchel/v1/requests", signed, REQUEST_TYPE, _request_job(request_id))
-        elif isinstance(effect, SendResponse):
-            signed = sign_request_response(effect.response, node.current_keys().identity)
-            if effect.response.kind is ResponseKind.MESSAGE:  # beside the answer, each in its own delivery
-                if not messages.add(node.db, request_id=request_id, direction="out", signed=signed,
-                                    at=iso(effect.response.created)):  # fmt: skip
-                    continue  # the same words by the same person in the same second: signed alike, sent once
-                job = _message_job(signed)
-            else:
-                store.update(node.db, request_id, signed_response=signed)
-                job = _response_job(request_id)
-            _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE, job)
-        elif isinstance(effect, ResendResponse):
-            resent = store.require(node.db, request_id).signed_response
-        elif isinstance(effect, RequestNotify):
-            _notify(node, effect.topic, status.side, request_id, peer)
-    store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
-                 overdue_flagged=int(status.overdue_flagged), updated_at=now_iso(),
-                 reminded_on=status.reminded_on.isoformat() if status.reminded_on else None)  # fmt: skip
-    return resent
-
-
-def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: str) -> None:
-    next_step = f"See it with: satchel requests show {request_id}"
-    if topic == "request.overdue" and side is RequestSide.REQUESTER:
-        # The requester's own request has waited: the one who can move it is the other district's coordinator.
-        subject = f"Records request {request_id} to {peer} has no answer yet"
-        who = coordinator_words(node, peer)
-        if who:
-            next_step = (f"Their transfer coordinator: {who}.\n"
-                         f"{next_step}; write to them with: satchel requests message {request_id} TEXT")
-    else:
-        subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
-    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")
-
-
-# The outbox jobs of records requests, by what they carry (node.undelivered names them back from these).
-REQUEST_JOB_PREFIX = "request-"
-MESSAGE_JOB_PREFIX = "request-message-"
-
-
-def _request_job(request_id: str) -> str:
-    return f"{REQUEST_JOB_PREFIX}{request_id}"
-
-
-def _message_job(signed: bytes) -> str:
-    return f"{MESSAGE_JOB_PREFIX}{messages.key_of(signed)[:32]}"
-
-
-def _response_job(request_id: str) -> str:
-    """The outbox job that carries this node's one answer about a request (a release, a rejection, or the
-    requester's cancellation)."""
-    return f"response-{request_id}"
-
-
-def _queue(node: Node, domain: str, path: str, payload: bytes, content_type: str, job_id: str) -> None:
-    peer = peers.get(node.db, domain)
-    base = peer.base_url if peer else f"https://{domain}"
-    # Retried for 30 days like a transfer's receipts (spec/transfer.md §7), then given up and told.
-    outbox.enqueue(node.db, job_id=job_id, kind="request", peer=domain, url=base + path, payload=payload,
-                   content_type=content_type, now=now_iso(),
-                   expires_at=iso(utc_now() + timedelta(days=RECEIPT_RETRY_DAYS)))  # fmt: skip
 
 
 def submit(node: Node, *, actor: str | None, to: str, student_sis_id: str, comments: str = "") -> str:
@@ -224,7 +111,7 @@ def submit(node: Node, *, actor: str | None, to: str, student_sis_id: str, comme
                      student_sis_id=student_sis_id, signed_request=b"", opened_on=_now().date().isoformat(),
                      working_days=status.working_days, created_by=user.username, created_at=now_iso(),
                      updated_at=now_iso())  # fmt: skip
-        _carry_out(node, transition.status, transition.effects, request_id=request.request_id, peer=to)
+        carry_out(node, transition.status, transition.effects, request_id=request.request_id, peer=to)
         record(
             node, user.username, "request.submit", student_sis_id, {"request": request.request_id, "to": to}
         )
@@ -250,7 +137,7 @@ def receive_request(node: Node, *, caller: str, signed: bytes) -> tuple[str, byt
         transition = apply(
             status, RequestReceived(request=request), actor=RequestActor.REQUESTER_NODE, now=_now()
         )
-        resent = _carry_out(
+        resent = carry_out(
             node, transition.status, transition.effects, request_id=request.request_id, peer=caller
         )
         if row is None:
@@ -274,12 +161,18 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
         cancelled = response.kind is ResponseKind.CANCELLED
         sent_by = RequestActor.REQUESTER_NODE if cancelled else RequestActor.RELEASER_NODE
         transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
-        if row.state == RequestState.CANCELLED.value and not cancelled:
+        crossed = latest_answer_job(row)
+        if row.state == RequestState.CANCELLED.value and not cancelled and crossed is not None and (
+            transition.status.state is not RequestState.CANCELLED
+        ):
             # The releaser's answer crossed our cancellation and wins (§2): the cancellation, if it has not
             # gone yet, would only be refused as already answered.
-            outbox.cancel(node.db, _response_job(request_id), now_iso())
-        store.update(node.db, request_id, signed_response=signed)
-        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=caller)
+            outbox.cancel(node.db, crossed, now_iso())
+        if transition.status.state.value != row.state:
+            # An answer delivered again, or news that changes nothing (a release failed, after the request was
+            # cancelled), leaves the answer that stands in place.
+            store.update(node.db, request_id, signed_response=signed)
+        carry_out(node, transition.status, transition.effects, request_id=request_id, peer=caller)
         record(node, caller, f"request.{response.kind.value}", request_id, {"comments": response.comments})
     return transition.status.state.value
 
@@ -292,7 +185,7 @@ def _message_arrived(node: Node, row: RequestRow, response: RequestResponse, sig
     held = messages.count(node.db, row.request_id)
     if messages.add(node.db, request_id=row.request_id, direction="in", signed=signed, at=iso(response.created)):
         check_room(held, about=f"records request {row.request_id}")  # the caller's rollback drops it
-        _carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
+        carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
         record(node, row.peer, "request.message_received", row.request_id, {"text": response.comments})
     return transition.status.state.value
 
@@ -309,7 +202,7 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
         status = status_of(node, row)
         writer = RequestActor.REQUESTER_COORDINATOR if row.side == "requester" else RequestActor.RELEASER_COORDINATOR
         transition = apply(status, Message(person=_person(node, user.username), text=text), actor=writer, now=_now())
-        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.message", request_id, {"text": text})
     (sent,) = [e.response for e in transition.effects if isinstance(e, SendResponse)]
     return sent
@@ -350,7 +243,7 @@ def release(
         fresh = status_of(node, store.require(node.db, request_id))
         event: RequestEventData = Release(person=person, transfer_id=transfer_id, comments=comments)
         transition = apply(fresh, event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
-        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         store.update(node.db, request_id, student_sis_id=student_sis_id)
         details: dict[str, object] = {"request": request_id, "transfer": transfer_id}
         if student_sis_id not in matched:
@@ -415,7 +308,7 @@ def reject(node: Node, *, actor: str | None, request_id: str, comments: str) -> 
         row = _answerable(store.require(node.db, request_id))
         event = Reject(person=_person(node, user.username), comments=comments)
         transition = apply(status_of(node, row), event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
-        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.reject", request_id, {"comments": comments})
     return transition.status.state.value
 
@@ -433,7 +326,7 @@ def cancel(node: Node, *, actor: str | None, request_id: str, comments: str = ""
             )  # fmt: skip
         event = Cancel(person=_person(node, user.username), comments=comments)
         transition = apply(status_of(node, row), event, actor=RequestActor.REQUESTER_COORDINATOR, now=_now())
-        _carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
+        carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.cancel", request_id, {"comments": comments})
     return transition.status.state.value
 
@@ -466,7 +359,7 @@ def _flag_if_due(node: Node, listed: RequestRow) -> bool:
         due = due_events(status, today=_now().date(), holidays=holidays)
         for event in due:
             transition = apply(status, event, actor=RequestActor.TIMER, now=_now(), holidays=holidays)
-            _carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
+            carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
     return bool(due)
 
 
@@ -509,24 +402,26 @@ def show(node: Node, request_id: str) -> RequestView:
     status = status_of(node, row)
     assert status.request is not None
     candidates = _match(node, status.request) if row.side == "releaser" else None
-    answer = None if row.signed_response is None else _stored_response(row.signed_response)
+    answer = None if row.signed_response is None else stored_response(row.signed_response)
     due_on = None
     if status.state is RequestState.REQUESTED and status.opened_on is not None:
         due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)
     kept = messages.of_request(node.db, request_id)
-    written = tuple((m.direction, _stored_response(m.signed)) for m in kept)
-    jobs: dict[str | int, str] = {i: _message_job(m.signed) for i, m in enumerate(kept) if m.direction == "out"}
+    written = tuple((m.direction, stored_response(m.signed)) for m in kept)
+    jobs: dict[str | int, str] = {i: message_job(m.signed) for i, m in enumerate(kept) if m.direction == "out"}
     if row.side == "requester":
-        jobs["request"] = _request_job(request_id)
+        jobs["request"] = request_job(request_id)
     crossed = None
+    own = latest_answer_job(row)
     if answer is not None and (answer.kind is ResponseKind.CANCELLED) == (row.side == "requester"):
-        jobs["answer"] = _response_job(request_id)  # this node's own answer, not the other district's
-    elif answer is not None and row.side == "requester":
+        if own is not None:
+            jobs["answer"] = own  # this node's own answer, not the other district's
+    elif answer is not None and row.side == "requester" and own is not None:
         # The coordinator here cancelled, and the other district's answer crossed it: its job, withdrawn or
         # refused, still holds the cancellation as it was signed.
-        withdrawn = outbox.get(node.db, _response_job(request_id))
+        withdrawn = outbox.get(node.db, own)
         if withdrawn is not None:
-            crossed = _stored_response(withdrawn.payload)
+            crossed = stored_response(withdrawn.payload)
             jobs["crossed"] = withdrawn.job_id
     return RequestView(row, status.request, _overdue(node, status), candidates, messages=len(written), answer=answer,
                        due_on=due_on, thread=written, sent=deliveries(node.db, jobs), crossed=crossed)  # fmt: skip

@@ -17,6 +17,7 @@ from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.issued_codes import follow_transfer
 from node.notify import notify_coordinators
+from node.request_answers import follow_transfer as follow_release
 from protocol.receipts import Receipt, ReceiptKind, receipt_path, sign_receipt
 from protocol.transfer_states import (
     Action,
@@ -135,6 +136,8 @@ def step(
             # A transfer a transfer code's claim started: the code is used, freed or revoked with it.
             follow_transfer(node, row.transfer_id, transition.status.state.value,
                             previous=transition.previous.value)  # fmt: skip
+            # A release that ended unopened: its records request is open again, at both districts.
+            follow_release(node, row.transfer_id, transition.status.state.value, actor=actor_name)
     return outcome
 
 

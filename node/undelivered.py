@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from node.home import Node
 from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
-from node.requests_flow import MESSAGE_JOB_PREFIX, REQUEST_JOB_PREFIX
+from node.request_answers import MESSAGE_JOB_PREFIX, REQUEST_JOB_PREFIX
 from storage import requests
 from storage.outbox import Job
 

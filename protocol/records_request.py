@@ -239,14 +239,17 @@ class RecordsRequest:
 class ResponseKind(StrEnum):
     RELEASED = "released"
     REJECTED = "rejected"
+    # From the releaser: the transfer of its release ended without the records being opened; it answers again.
+    RELEASE_FAILED = "release_failed"
     CANCELLED = "cancelled"
     MESSAGE = "message"  # from either district; changes nothing but the thread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestResponse:
-    """An answer about a request: released/rejected by the releasing district, cancelled by the requester;
-    or a message from either district's coordinator to the other's."""
+    """An answer about a request: released/rejected by the releasing district (or release_failed: the transfer
+    of its release ended unopened), cancelled by the requester; or a message from either district's
+    coordinator to the other's."""
 
     kind: ResponseKind
     request_id: str
@@ -271,7 +274,7 @@ class RequestResponse:
             raise _bad("person", "must be a Person")
         required = self.kind in (ResponseKind.REJECTED, ResponseKind.MESSAGE)
         _text(self.comments, "comments", MAX_COMMENTS, required=required, one_line=False)
-        if self.kind is ResponseKind.RELEASED:
+        if self.kind in (ResponseKind.RELEASED, ResponseKind.RELEASE_FAILED):
             check_ulid(self.transfer_id, "transfer_id", RequestInvalid)
         elif self.transfer_id is not None:
             raise _bad("transfer_id", f"is not allowed when the request is {self.kind}")
@@ -464,7 +467,7 @@ def _parse_request_response(payload: bytes) -> RequestResponse:
                          "transfer_id"), "request response")  # fmt: skip
     kind = top.get("kind", str)
     if kind not in tuple(ResponseKind):
-        raise _bad("kind", "must be released, rejected, cancelled or message")
+        raise _bad("kind", "must be released, rejected, release_failed, cancelled or message")
     return RequestResponse(
         kind=ResponseKind(kind),
         request_id=top.get("request_id", str),

@@ -7,7 +7,11 @@ names (``release`` at the releaser, ``released_received`` at the requester), eac
 each side accepts only its own subset. (Transfers need two tables because the two sides' states differ.)
 
 The releasing district holds the records, so its answer wins a race: a ``released`` that crosses the
-requester's cancellation moves the requester from ``cancelled`` to ``released``. Being overdue is
+requester's cancellation moves the requester from ``cancelled`` to ``released``. A release is a transfer,
+and a transfer can end without the records being opened (refused, locked, expired, withdrawn or never
+delivered): the releaser's node then applies ``release_failed`` (:func:`follow_transfer`), tells the
+requester, and the request is ``release_failed`` at both nodes, to be answered again (released in a new
+transfer, or rejected) or cancelled. Being overdue is
 derived from the dates (:func:`protocol.workdays.is_overdue`); ``mark_overdue`` records the flag and
 tells the coordinators, and while the request stays unanswered the timer applies it again every
 ``REMIND_WORKING_DAYS`` working days, each time a reminder. A :class:`Message` between the coordinators
@@ -31,6 +35,7 @@ from protocol.records_request import (
     ResponseKind,
     check_release_allowed,
 )
+from protocol.transfer_status import SenderState
 from protocol.workdays import (
     DEFAULT_WORKING_DAYS,
     MAX_WORKING_DAYS,
@@ -60,6 +65,7 @@ class RequestState(StrEnum):
     ABSENT = "absent"
     REQUESTED = "requested"
     RELEASED = "released"
+    RELEASE_FAILED = "release_failed"  # the release's transfer ended unopened: to be answered again
     REJECTED = "rejected"
     CANCELLED = "cancelled"
 
@@ -73,6 +79,10 @@ class RequestEvent(StrEnum):
     RELEASED_RECEIVED = "released_received"
     REJECTED_RECEIVED = "rejected_received"
     CANCELLED_RECEIVED = "cancelled_received"
+    # The release's transfer ended without the records being opened: seen by the releaser's node, and the
+    # same news arriving at the requester.
+    RELEASE_FAILED = "release_failed"
+    RELEASE_FAILED_RECEIVED = "release_failed_received"
     MARK_OVERDUE = "mark_overdue"
     # The coordinators' thread: a message written at one node, and the same message arriving at the other.
     MESSAGE_TO_RELEASER = "message_to_releaser"
@@ -83,6 +93,18 @@ class RequestEvent(StrEnum):
 
 St, Ev, Ac = RequestState, RequestEvent, RequestActor
 _ANSWERED = (St.RELEASED, St.REJECTED, St.CANCELLED)
+# States in which this node has an answer to give again when the request is delivered again.
+_RESENDING = (*_ANSWERED, St.RELEASE_FAILED)
+
+# The ends of a release's transfer, at the releaser (spec/transfer.md §3, sender side), that leave the records
+# unopened at the requester, and what each means, in the words the requester is sent.
+RELEASE_ENDINGS: dict[SenderState, str] = {
+    SenderState.REJECTED: "the requesting district refused the records",
+    SenderState.LOCKED: "it was locked after too many wrong codes",
+    SenderState.EXPIRED: "it expired before the records were opened",
+    SenderState.CANCELLED: "the releasing district withdrew it",
+    SenderState.UNDELIVERABLE: "it could not be delivered",
+}
 
 TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
     (St.ABSENT, Ev.SUBMIT): St.REQUESTED,
@@ -97,15 +119,29 @@ TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
     # The releaser's answer wins over a cancellation it had not seen yet.
     (St.CANCELLED, Ev.RELEASED_RECEIVED): St.RELEASED,
     (St.CANCELLED, Ev.REJECTED_RECEIVED): St.REJECTED,
+    # The release's transfer ended unopened: the request is open again at both nodes, until answered anew.
+    (St.RELEASED, Ev.RELEASE_FAILED): St.RELEASE_FAILED,
+    (St.RELEASED, Ev.RELEASE_FAILED_RECEIVED): St.RELEASE_FAILED,
+    # The release's own answer never arrived (its delivery given up), only the news that it failed.
+    (St.REQUESTED, Ev.RELEASE_FAILED_RECEIVED): St.RELEASE_FAILED,
+    (St.RELEASE_FAILED, Ev.RELEASE): St.RELEASED,
+    (St.RELEASE_FAILED, Ev.REJECT): St.REJECTED,
+    (St.RELEASE_FAILED, Ev.CANCEL): St.CANCELLED,
+    (St.RELEASE_FAILED, Ev.RELEASED_RECEIVED): St.RELEASED,
+    (St.RELEASE_FAILED, Ev.REJECTED_RECEIVED): St.REJECTED,
+    (St.RELEASE_FAILED, Ev.CANCELLED_RECEIVED): St.CANCELLED,
     # Redeliveries change nothing.
     (St.REQUESTED, Ev.REQUEST_RECEIVED): St.REQUESTED,
-    **{(s, Ev.REQUEST_RECEIVED): s for s in _ANSWERED},
+    **{(s, Ev.REQUEST_RECEIVED): s for s in _RESENDING},
     (St.RELEASED, Ev.RELEASED_RECEIVED): St.RELEASED,
     (St.REJECTED, Ev.REJECTED_RECEIVED): St.REJECTED,
     (St.CANCELLED, Ev.CANCELLED_RECEIVED): St.CANCELLED,
+    # The news that a release failed, delivered again, or arriving once the requester cancelled or the
+    # releaser rejected after all: it changes nothing.
+    **{(s, Ev.RELEASE_FAILED_RECEIVED): s for s in (St.RELEASE_FAILED, St.REJECTED, St.CANCELLED)},
     # Messages change nothing, before an answer and after it (a question about what was released, say).
-    **{(s, e): s for s in (St.REQUESTED, *_ANSWERED) for e in (Ev.MESSAGE_TO_RELEASER, Ev.MESSAGE_TO_REQUESTER,
-                                                               Ev.MESSAGE_FROM_REQUESTER, Ev.MESSAGE_FROM_RELEASER)},
+    **{(s, e): s for s in (St.REQUESTED, *_RESENDING) for e in (Ev.MESSAGE_TO_RELEASER, Ev.MESSAGE_TO_REQUESTER,
+                                                                Ev.MESSAGE_FROM_REQUESTER, Ev.MESSAGE_FROM_RELEASER)},
 }
 ACTORS: dict[RequestEvent, RequestActor] = {
     Ev.SUBMIT: Ac.REQUESTER_COORDINATOR,
@@ -116,6 +152,8 @@ ACTORS: dict[RequestEvent, RequestActor] = {
     Ev.RELEASED_RECEIVED: Ac.RELEASER_NODE,
     Ev.REJECTED_RECEIVED: Ac.RELEASER_NODE,
     Ev.CANCELLED_RECEIVED: Ac.REQUESTER_NODE,
+    Ev.RELEASE_FAILED: Ac.RELEASER_NODE,
+    Ev.RELEASE_FAILED_RECEIVED: Ac.RELEASER_NODE,
     Ev.MARK_OVERDUE: Ac.TIMER,
     Ev.MESSAGE_TO_RELEASER: Ac.REQUESTER_COORDINATOR,
     Ev.MESSAGE_TO_REQUESTER: Ac.RELEASER_COORDINATOR,
@@ -124,12 +162,12 @@ ACTORS: dict[RequestEvent, RequestActor] = {
 }
 SIDE_EVENTS: dict[RequestSide, frozenset[RequestEvent]] = {
     RequestSide.REQUESTER: frozenset({
-        Ev.SUBMIT, Ev.CANCEL, Ev.RELEASED_RECEIVED, Ev.REJECTED_RECEIVED, Ev.MARK_OVERDUE, Ev.MESSAGE_TO_RELEASER,
-        Ev.MESSAGE_FROM_RELEASER,
+        Ev.SUBMIT, Ev.CANCEL, Ev.RELEASED_RECEIVED, Ev.REJECTED_RECEIVED, Ev.RELEASE_FAILED_RECEIVED,
+        Ev.MARK_OVERDUE, Ev.MESSAGE_TO_RELEASER, Ev.MESSAGE_FROM_RELEASER,
     }),
     RequestSide.RELEASER: frozenset({
-        Ev.REQUEST_RECEIVED, Ev.RELEASE, Ev.REJECT, Ev.CANCELLED_RECEIVED, Ev.MARK_OVERDUE, Ev.MESSAGE_TO_REQUESTER,
-        Ev.MESSAGE_FROM_REQUESTER,
+        Ev.REQUEST_RECEIVED, Ev.RELEASE, Ev.REJECT, Ev.RELEASE_FAILED, Ev.CANCELLED_RECEIVED, Ev.MARK_OVERDUE,
+        Ev.MESSAGE_TO_REQUESTER, Ev.MESSAGE_FROM_REQUESTER,
     }),
 }  # fmt: skip
 
@@ -150,7 +188,10 @@ class RequestAlreadyAnswered(RequestTransitionNotAllowed):
     """The request was already released or rejected."""
 
     code = "request.already_answered"
-    default_hint = "the request was already released or rejected; see its timeline for the answer"
+    default_hint = (
+        "the request was already released or rejected; see its timeline for the answer. A release whose "
+        "transfer ends unopened (refused, locked, expired, cancelled, undeliverable) can be answered again"
+    )
 
 
 class RequestCancelled(RequestTransitionNotAllowed):
@@ -236,6 +277,16 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseFailed:
+    """Releaser: the transfer ``transfer_id`` that carries the release reached ``ending`` (its sender side), one
+    of RELEASE_ENDINGS; ``person`` is who released, named in the news sent to the requester."""
+
+    transfer_id: str
+    ending: SenderState
+    person: Person
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """A coordinator writes to the other district's coordinators about the request."""
 
@@ -250,14 +301,17 @@ class ResponseArrived:
     response: RequestResponse
 
 
-RequestEventData = Submit | RequestReceived | Release | Reject | Cancel | Message | ResponseArrived | RequestEvent
+RequestEventData = (
+    Submit | RequestReceived | Release | Reject | Cancel | ReleaseFailed | Message | ResponseArrived | RequestEvent
+)
 _NAMES: dict[type, RequestEvent] = {
     Submit: Ev.SUBMIT, RequestReceived: Ev.REQUEST_RECEIVED, Release: Ev.RELEASE, Reject: Ev.REJECT,
-    Cancel: Ev.CANCEL,
+    Cancel: Ev.CANCEL, ReleaseFailed: Ev.RELEASE_FAILED,
 }  # fmt: skip
 _ARRIVED: dict[ResponseKind, RequestEvent] = {
     ResponseKind.RELEASED: Ev.RELEASED_RECEIVED,
     ResponseKind.REJECTED: Ev.REJECTED_RECEIVED,
+    ResponseKind.RELEASE_FAILED: Ev.RELEASE_FAILED_RECEIVED,
     ResponseKind.CANCELLED: Ev.CANCELLED_RECEIVED,
 }
 
@@ -431,7 +485,7 @@ def apply(
                 effects.append(SendRequest(request=event.request))
             else:
                 effects += [RecordIncoming(), NotifyCoordinators(topic="request.received")]
-        elif state in _ANSWERED:
+        elif state in _RESENDING:
             effects.append(ResendResponse())
         return _done(status, name, changes, effects)
     request = status.request
@@ -447,6 +501,13 @@ def apply(
                 changes["transfer_id"] = event.response.transfer_id
     elif isinstance(event, Message):
         effects.append(SendResponse(response=_response(status, request, event, now)))
+    elif isinstance(event, ReleaseFailed):
+        if event.transfer_id != status.transfer_id:
+            raise RequestMismatch("the transfer is not the one that released the request", field="transfer_id")
+        if event.ending not in RELEASE_ENDINGS:
+            raise InvalidInput(f"a transfer {event.ending.value} has not failed", field="ending")
+        effects += [SendResponse(response=_response(status, request, event, now)),
+                    NotifyCoordinators(topic="request.release_failed")]  # fmt: skip
     elif isinstance(event, Release | Reject | Cancel):
         if isinstance(event, Release):
             check_release_allowed(request, today=today)
@@ -465,6 +526,27 @@ def apply(
             changes |= {"overdue_flagged": True, "reminded_on": today}
             effects.append(NotifyCoordinators(topic="request.overdue"))
     return _done(status, name, changes, effects)
+
+
+def follow_transfer(
+    status: RequestStatus, *, transfer_id: str, transfer_state: SenderState, person: Person, now: datetime
+) -> RequestTransition | None:
+    """The releaser's ``release_failed`` when the transfer of its release (``transfer_id``, the sender's side)
+    reaches one of RELEASE_ENDINGS; None otherwise (another transfer, a request not released with it any
+    more, a state that is no such ending).
+
+    A receipt that arrives after the release failed (an expired transfer accepted late) changes the transfer,
+    not the request: the requester holds the records, and a second release is rejected like any transfer.
+    """
+    if (
+        status.side is not RequestSide.RELEASER
+        or status.state is not St.RELEASED
+        or status.transfer_id != transfer_id
+        or transfer_state not in RELEASE_ENDINGS
+    ):
+        return None
+    event = ReleaseFailed(transfer_id=transfer_id, ending=transfer_state, person=person)
+    return apply(status, event, actor=Ac.RELEASER_NODE, now=now)
 
 
 def due_events(
@@ -502,17 +584,35 @@ def _check_response(status: RequestStatus, request: RecordsRequest, response: Re
     ):
         if getattr(response, name) != expected:
             raise RequestMismatch(f"the response's {name} is not this request's", field=name)
-    if status.transfer_id is not None and response.transfer_id not in (None, status.transfer_id):
+    if status.transfer_id is None or response.transfer_id is None:
+        return
+    # Released, the transfer is the one carrying the records; in any other state, one whose release failed.
+    if status.state is St.RELEASED and response.transfer_id != status.transfer_id:
         raise RequestMismatch("the request was already released with another transfer", field="transfer_id")
+    if status.state is not St.RELEASED and response.kind is ResponseKind.RELEASED and (
+        response.transfer_id == status.transfer_id
+    ):
+        raise RequestMismatch("the release in that transfer already failed", field="transfer_id")
 
 
 def _response(
-    status: RequestStatus, request: RecordsRequest, event: Release | Reject | Cancel | Message, now: datetime
+    status: RequestStatus,
+    request: RecordsRequest,
+    event: Release | Reject | Cancel | ReleaseFailed | Message,
+    now: datetime,
 ) -> RequestResponse:
     kind = {Release: ResponseKind.RELEASED, Reject: ResponseKind.REJECTED, Cancel: ResponseKind.CANCELLED,
-            Message: ResponseKind.MESSAGE}  # fmt: skip
+            ReleaseFailed: ResponseKind.RELEASE_FAILED, Message: ResponseKind.MESSAGE}  # fmt: skip
     peer = status.peer_domain
     assert peer is not None
+    if isinstance(event, Message):
+        comments = event.text
+    elif isinstance(event, ReleaseFailed):
+        comments = (f"The transfer {event.transfer_id} that released the records ended {event.ending.value}: "
+                    f"{RELEASE_ENDINGS[event.ending]}. The request is open again: {status.local_domain} will "
+                    "release the records in a new transfer or reject the request.")  # fmt: skip
+    else:
+        comments = event.comments
     return RequestResponse(
         kind=kind[type(event)],
         request_id=request.request_id,
@@ -520,6 +620,6 @@ def _response(
         to_domain=peer,
         created=now,
         person=event.person,
-        comments=event.text if isinstance(event, Message) else event.comments,
-        transfer_id=event.transfer_id if isinstance(event, Release) else None,
+        comments=comments,
+        transfer_id=event.transfer_id if isinstance(event, Release | ReleaseFailed) else None,
     )

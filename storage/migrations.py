@@ -698,3 +698,15 @@ def _directory_cache_fields(db: sqlite_utils.Database) -> None:
         ALTER TABLE directory_cache ADD COLUMN nces_id TEXT
         """,
     )
+
+
+@MIGRATIONS(name="0024_request_answers_sent")
+def _request_answers_sent(db: sqlite_utils.Database) -> None:
+    # How many answers this node has signed about a request: a release whose transfer ends unopened is
+    # answered again (spec/requests.md §2), each answer in its own outbox job, numbered, and delivered after
+    # the one before it. A request answered before now has one answer exactly when that answer's job exists.
+    db.execute("ALTER TABLE records_requests ADD COLUMN answers_sent INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE records_requests SET answers_sent = 1"
+        " WHERE EXISTS (SELECT 1 FROM outbox WHERE outbox.job_id = 'response-' || records_requests.request_id)"
+    )

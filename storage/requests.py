@@ -28,11 +28,12 @@ class RequestRow:
     created_at: str
     updated_at: str
     reminded_on: str | None  # the local day an overdue request was last told to the coordinators
+    answers_sent: int  # answers this node signed about it (its outbox jobs are numbered by them)
 
 
 _COLS = (
     "request_id, side, state, peer, student_sis_id, signed_request, signed_response, opened_on, transfer_id,"
-    " overdue_flagged, working_days, created_by, created_at, updated_at, reminded_on"
+    " overdue_flagged, working_days, created_by, created_at, updated_at, reminded_on, answers_sent"
 )
 
 
@@ -79,8 +80,11 @@ def list_rows(
 
 
 def released_in(db: sqlite_utils.Database, transfer_id: str) -> RequestRow | None:
-    """The request another district sent this one that the transfer ``transfer_id`` answered, if any."""
+    """The request another district sent this one that the transfer ``transfer_id`` answered, if any: the
+    transfer names it, so a release that failed still does once the request was released again."""
     row = db.execute(
-        f"SELECT {_COLS} FROM records_requests WHERE transfer_id = ? AND side = 'releaser'", [transfer_id]
+        f"SELECT {_COLS} FROM records_requests WHERE side = 'releaser' AND request_id ="
+        " (SELECT request_id FROM transfers WHERE transfer_id = ? AND side = 'sender')",
+        [transfer_id],
     ).fetchone()
     return _row(row) if row else None

@@ -77,7 +77,7 @@ def response(kind: ResponseKind = ResponseKind.RELEASED, **changes: object) -> R
         "kind": kind, "request_id": RID, "from_domain": OLD, "to_domain": NEW, "created": NOW,
         "person": Person(name="Rita Registrar", email="rita@old.example.org", title="Registrar"),
         "comments": "Records attached." if kind is not ResponseKind.REJECTED else "No such student.",
-        "transfer_id": TRANSFER if kind is ResponseKind.RELEASED else None,
+        "transfer_id": TRANSFER if kind in (ResponseKind.RELEASED, ResponseKind.RELEASE_FAILED) else None,
     }  # fmt: skip
     fields.update(changes)
     return RequestResponse(**fields)  # type: ignore[arg-type]

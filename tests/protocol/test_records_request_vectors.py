@@ -86,7 +86,7 @@ def test_vectors_cover_acceptance_and_each_refusal() -> None:
             assert (purpose, code) in verdicts
     kinds = {c["expect"]["parsed"]["kind"] for c in CASES if c["verify_as"] == PURPOSE_RESPONSE
              and "parsed" in c["expect"]}  # fmt: skip
-    assert kinds == {"released", "rejected", "cancelled", "message"}
+    assert kinds == {"released", "rejected", "release_failed", "cancelled", "message"}
     refused_fields = {c["expect"]["field"] for c in CASES if "error" in c["expect"]}
     spec_rules = {"purpose", "key_id", "version", "request_id", "to_domain", "created", "comments", "student.sex",
                   "student.grade", "student.birth_date", "student.middle_name", "student.given_name",

@@ -27,6 +27,7 @@ from protocol.request_states import (
     RecordIncoming,
     Reject,
     Release,
+    ReleaseFailed,
     RequestActor,
     RequestActorNotAllowed,
     RequestAlreadyAnswered,
@@ -47,8 +48,10 @@ from protocol.request_states import (
     Submit,
     apply,
     due_events,
+    follow_transfer,
     new_request_status,
 )
+from protocol.transfer_status import SenderState
 from protocol.workdays import add_working_days
 
 Ev, St, Ac = RequestEvent, RequestState, RequestActor
@@ -57,6 +60,7 @@ NOW = datetime(2026, 1, 5, 9, 0, tzinfo=CHICAGO)  # a Monday
 NEW, OLD = "new.example.org", "old.example.org"
 RID = "01KE6QH3C00000000000000000"
 TRANSFER = "01KE6QH3C0000000000000000T"
+FAILED = "01KE6QH3C0000000000000000F"  # a release's transfer that ended unopened
 RITA = Person(name="Rita Registrar", email="rita@old.example.org")
 SAM = Person(name="Sam Admin", email="sam@new.example.org")
 REQUEST = RecordsRequest(
@@ -78,7 +82,7 @@ def reply(kind: ResponseKind, *, from_requester: bool | None = None, **changes: 
         "kind": kind, "request_id": RID, "from_domain": from_domain, "to_domain": to_domain, "created": NOW,
         "person": SAM if from_requester else RITA,
         "comments": "No such student" if kind in (ResponseKind.REJECTED, ResponseKind.MESSAGE) else "",
-        "transfer_id": TRANSFER if kind is ResponseKind.RELEASED else None,
+        "transfer_id": TRANSFER if kind in (ResponseKind.RELEASED, ResponseKind.RELEASE_FAILED) else None,
     }  # fmt: skip
     fields.update(changes)
     return ResponseArrived(response=RequestResponse(**fields))  # type: ignore[arg-type]
@@ -93,6 +97,8 @@ EVENTS: dict[RequestEvent, RequestEventData] = {
     Ev.RELEASED_RECEIVED: reply(ResponseKind.RELEASED),
     Ev.REJECTED_RECEIVED: reply(ResponseKind.REJECTED),
     Ev.CANCELLED_RECEIVED: reply(ResponseKind.CANCELLED),
+    Ev.RELEASE_FAILED: ReleaseFailed(transfer_id=TRANSFER, ending=SenderState.REJECTED, person=RITA),
+    Ev.RELEASE_FAILED_RECEIVED: reply(ResponseKind.RELEASE_FAILED),
     Ev.MARK_OVERDUE: Ev.MARK_OVERDUE,
     Ev.MESSAGE_TO_RELEASER: Message(person=SAM, text="Is her IEP in the file?"),
     Ev.MESSAGE_TO_REQUESTER: Message(person=RITA, text="Which school did she attend?"),
@@ -110,7 +116,9 @@ def status(side: RequestSide, state: RequestState, **changes: object) -> Request
     known: dict[str, object] = {} if state is St.ABSENT else {"request": REQUEST, "opened_on": NOW.date()}
     if state is St.RELEASED:
         known["transfer_id"] = TRANSFER
-    return replace(new_request_status(side=side, local_domain=local), state=state, **known, **changes)
+    elif state is St.RELEASE_FAILED:
+        known["transfer_id"] = FAILED
+    return replace(new_request_status(side=side, local_domain=local), state=state, **(known | changes))
 
 
 CASES = [(side, s, e) for side in RequestSide for (s, e) in TRANSITIONS if e in SIDE_EVENTS[side]]
@@ -367,3 +375,91 @@ def test_a_message_needs_words_a_request_and_its_own_district() -> None:
         apply(status(RequestSide.REQUESTER, St.REQUESTED),
               reply(ResponseKind.MESSAGE, from_requester=False, request_id="01KE6QH3C0000000000000000X"),
               actor=Ac.RELEASER_NODE, now=NOW)  # fmt: skip
+
+
+@pytest.mark.parametrize("ending", [SenderState.REJECTED, SenderState.LOCKED, SenderState.EXPIRED,
+                                    SenderState.CANCELLED, SenderState.UNDELIVERABLE])  # fmt: skip
+def test_a_release_whose_transfer_ends_unopened_is_open_again_at_both_districts(ending: SenderState) -> None:
+    releaser = status(RequestSide.RELEASER, St.RELEASED)
+    failed = follow_transfer(releaser, transfer_id=TRANSFER, transfer_state=ending, person=RITA, now=NOW)
+    assert failed is not None and failed.event is Ev.RELEASE_FAILED
+    assert failed.status.state is St.RELEASE_FAILED and failed.status.transfer_id == TRANSFER
+    send, told = failed.effects
+    assert told == NotifyCoordinators(topic="request.release_failed") and isinstance(send, SendResponse)
+    news = send.response
+    assert (news.kind, news.transfer_id, news.person, news.from_domain, news.to_domain) == (
+        ResponseKind.RELEASE_FAILED, TRANSFER, RITA, OLD, NEW)  # fmt: skip
+    assert f"ended {ending.value}" in news.comments and "open again" in news.comments
+    # The requester hears it, and sees the request open again with the transfer that failed.
+    heard = apply(status(RequestSide.REQUESTER, St.RELEASED), ResponseArrived(response=news),
+                  actor=Ac.RELEASER_NODE, now=NOW)  # fmt: skip
+    assert heard.status.state is St.RELEASE_FAILED and heard.status.transfer_id == TRANSFER
+    assert heard.effects == (RecordIncoming(), NotifyCoordinators(topic="request.release_failed"))
+    # Released again in a new transfer, at both districts; or rejected after all.
+    again = apply(failed.status, Release(person=RITA, transfer_id=FAILED), actor=Ac.RELEASER_COORDINATOR, now=NOW)
+    assert again.status.state is St.RELEASED and again.status.transfer_id == FAILED
+    (sent, _) = again.effects
+    assert isinstance(sent, SendResponse)
+    got = apply(heard.status, ResponseArrived(response=sent.response), actor=Ac.RELEASER_NODE, now=NOW)
+    assert got.status.state is St.RELEASED and got.status.transfer_id == FAILED
+    refused = apply(failed.status, EVENTS[Ev.REJECT], actor=Ac.RELEASER_COORDINATOR, now=NOW)
+    assert refused.status.state is St.REJECTED
+
+
+def test_only_a_release_still_standing_follows_its_transfer_to_an_unopened_end() -> None:
+    released = status(RequestSide.RELEASER, St.RELEASED)
+    for state in (SenderState.SEALED, SenderState.DELIVERED, SenderState.CANCEL_REQUESTED, SenderState.ACCEPTED,
+                  SenderState.IMPORT_FAILED, SenderState.PARTIALLY_IMPORTED, SenderState.IMPORTED):  # fmt: skip
+        assert follow_transfer(released, transfer_id=TRANSFER, transfer_state=state, person=RITA, now=NOW) is None
+    rejected = SenderState.REJECTED
+    assert follow_transfer(released, transfer_id=FAILED, transfer_state=rejected, person=RITA, now=NOW) is None
+    for other in (status(RequestSide.RELEASER, St.RELEASE_FAILED, transfer_id=TRANSFER),
+                  status(RequestSide.RELEASER, St.REJECTED, transfer_id=TRANSFER),
+                  status(RequestSide.REQUESTER, St.RELEASED)):  # fmt: skip
+        assert follow_transfer(other, transfer_id=TRANSFER, transfer_state=rejected, person=RITA, now=NOW) is None
+    with pytest.raises(RequestMismatch):
+        apply(released, ReleaseFailed(transfer_id=FAILED, ending=rejected, person=RITA), actor=Ac.RELEASER_NODE,
+              now=NOW)  # fmt: skip
+    with pytest.raises(SatchelError):
+        apply(released, ReleaseFailed(transfer_id=TRANSFER, ending=SenderState.IMPORTED, person=RITA),
+              actor=Ac.RELEASER_NODE, now=NOW)  # fmt: skip
+
+
+def test_news_of_a_failed_release_is_about_the_release_that_stands() -> None:
+    # Released in TRANSFER: news about another transfer is not about this request's release.
+    with pytest.raises(RequestMismatch):
+        apply(status(RequestSide.REQUESTER, St.RELEASED), reply(ResponseKind.RELEASE_FAILED, transfer_id=FAILED),
+              actor=Ac.RELEASER_NODE, now=NOW)  # fmt: skip
+    # Open again after FAILED: that same release cannot stand again (a new one comes in a new transfer).
+    reopened = status(RequestSide.REQUESTER, St.RELEASE_FAILED)
+    with pytest.raises(RequestMismatch):
+        apply(reopened, reply(ResponseKind.RELEASED, transfer_id=FAILED), actor=Ac.RELEASER_NODE, now=NOW)
+    cancelled = status(RequestSide.REQUESTER, St.CANCELLED, transfer_id=FAILED)
+    with pytest.raises(RequestMismatch):
+        apply(cancelled, reply(ResponseKind.RELEASED, transfer_id=FAILED), actor=Ac.RELEASER_NODE, now=NOW)
+    # The news again, or once the requester cancelled or the releaser rejected: nothing changes, no one is told.
+    for state in (St.RELEASE_FAILED, St.CANCELLED, St.REJECTED):
+        news = reply(ResponseKind.RELEASE_FAILED, transfer_id=FAILED)
+        late = apply(status(RequestSide.REQUESTER, state, transfer_id=FAILED), news, actor=Ac.RELEASER_NODE, now=NOW)
+        assert late.status.state is state and late.effects == (RecordIncoming(),)
+    # The release's own answer never came (its delivery given up), only the news: open again all the same.
+    news_only = apply(status(RequestSide.REQUESTER, St.REQUESTED), reply(ResponseKind.RELEASE_FAILED),
+                      actor=Ac.RELEASER_NODE, now=NOW)  # fmt: skip
+    assert news_only.status.state is St.RELEASE_FAILED and news_only.status.transfer_id == TRANSFER
+
+
+def test_a_request_open_again_can_be_cancelled_and_a_release_crossing_the_cancellation_wins() -> None:
+    reopened = status(RequestSide.REQUESTER, St.RELEASE_FAILED)
+    cancelled = apply(reopened, EVENTS[Ev.CANCEL], actor=Ac.REQUESTER_COORDINATOR, now=NOW)
+    assert cancelled.status.state is St.CANCELLED and isinstance(cancelled.effects[0], SendResponse)
+    crossed = apply(cancelled.status, reply(ResponseKind.RELEASED), actor=Ac.RELEASER_NODE, now=NOW)
+    assert crossed.status.state is St.RELEASED and crossed.status.transfer_id == TRANSFER
+    at_releaser = apply(status(RequestSide.RELEASER, St.RELEASE_FAILED), EVENTS[Ev.CANCELLED_RECEIVED],
+                        actor=Ac.REQUESTER_NODE, now=NOW)  # fmt: skip
+    assert at_releaser.status.state is St.CANCELLED
+    redelivered = apply(status(RequestSide.RELEASER, St.RELEASE_FAILED), RequestReceived(request=REQUEST),
+                        actor=Ac.REQUESTER_NODE, now=NOW)  # fmt: skip
+    assert redelivered.effects == (ResendResponse(),)
+    with pytest.raises(RequestAlreadyAnswered):  # released and standing: not released twice
+        apply(status(RequestSide.RELEASER, St.RELEASED), EVENTS[Ev.RELEASE], actor=Ac.RELEASER_COORDINATOR,
+              now=NOW)  # fmt: skip

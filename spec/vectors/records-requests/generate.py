@@ -95,6 +95,13 @@ REJECTED = RequestResponse(
     kind=ResponseKind.REJECTED, request_id=REQUEST_ID, from_domain=OLD, to_domain=NEW, created=ANSWERED,
     person=REGISTRAR, comments="No student of that name and birth date was enrolled here; please check both.",
 )  # fmt: skip
+RELEASE_FAILED = RequestResponse(
+    kind=ResponseKind.RELEASE_FAILED, request_id=REQUEST_ID, from_domain=OLD, to_domain=NEW, created=ANSWERED,
+    person=REGISTRAR, transfer_id=TRANSFER_ID,
+    comments=f"The transfer {TRANSFER_ID} that released the records ended rejected: the requesting district "
+    f"refused the records. The request is open again: {OLD} will release the records in a new transfer or reject "
+    "the request.",
+)  # fmt: skip
 CANCELLED = RequestResponse(
     kind=ResponseKind.CANCELLED, request_id=REQUEST_ID, from_domain=NEW, to_domain=OLD, created=ANSWERED,
     person=COORDINATOR,
@@ -290,6 +297,10 @@ def _response_cases() -> list[Case]:
          r, sign_request_response(RELEASED, RELEASER_KEY)),
         ("response-rejected", "the releaser rejected the request, with comments",
          r, sign_request_response(REJECTED, RELEASER_KEY)),
+        ("response-release-failed", "the transfer of the releaser's release ended unopened; transfer_id names it",
+         r, sign_request_response(RELEASE_FAILED, RELEASER_KEY)),
+        ("response-release-failed-without-transfer", "the news that a release failed, with transfer_id null",
+         r, signed(_response_with(RELEASE_FAILED, "transfer_id", None))),
         ("response-cancelled", "the requester cancelled its request (signed by the requester, empty comments)",
          r, sign_request_response(CANCELLED, REQUESTER_KEY)),
         ("response-message-from-releaser", "a message from the releaser's coordinator (its text in comments)",

@@ -1,0 +1,222 @@
+"""Records requests as stored: read one back, carry out a transition's effects (sign, store and queue the
+request or an answer in its turn, tell the coordinators), and follow the transfer a release started to its end
+(spec/requests.md §2).
+
+Apart from :mod:`node.requests_flow` (which submits, receives and answers requests) because the transfer engine
+calls :func:`follow_transfer` on every change of a sending transfer, and the flow itself sends transfers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from node.clock import iso, now_iso, utc_now
+from node.delivery_status import AnswerDeferred
+from node.home import Node
+from node.message_thread import coordinator_words
+from node.notify import notify_coordinators
+from node.operators import record
+from protocol.records_request import (
+    PURPOSE_REQUEST,
+    PURPOSE_RESPONSE,
+    RecordsRequest,
+    RequestResponse,
+    ResponseKind,
+    parse_records_request,
+    parse_request_response,
+    sign_records_request,
+    sign_request_response,
+)
+from protocol.request_states import (
+    NotifyCoordinators,
+    RequestSide,
+    RequestState,
+    RequestStatus,
+    ResendResponse,
+    SendRequest,
+    SendResponse,
+)
+from protocol.request_states import follow_transfer as request_follows
+from protocol.signed_document import verify_document
+from protocol.transfer_status import SenderState
+from storage import outbox, peers
+from storage import request_messages as messages
+from storage import requests as store
+from storage.outbox import Job
+from storage.requests import RequestRow
+
+REQUEST_TYPE = "application/satchel-records-request+json"
+RESPONSE_TYPE = "application/satchel-request-response+json"
+# Retried for 30 days like a transfer's receipts (spec/requests.md §4 step 6), then given up and told.
+RETRY_DAYS = 30
+SUBJECTS = {
+    "request.received": "Records request {id} from {peer}",
+    "request.released": "Records request {id} was released by {peer}",
+    "request.rejected": "Records request {id} was rejected by {peer}",
+    "request.cancelled": "Records request {id} was cancelled by {peer}",
+    "request.overdue": "Reminder: records request {id} from {peer} is unanswered",
+    # Not the text: e-mail is not end-to-end encrypted, and a message may name the student.
+    "request.message": "New message from {peer} about records request {id}",
+}
+
+
+def local_now() -> datetime:
+    # Working days are counted in the district's own calendar: local time, not UTC.
+    return datetime.now().astimezone().replace(microsecond=0)
+
+
+# A stored request or answer had its signer checked against the other district's keys when it arrived (or
+# it is this node's own): the key named in it still checks the bytes, and a key the district retired or
+# revoked, or this node forgot, since must not hide who asked or what was said, nor keep the request from
+# being answered (spec/requests.md §4). Whatever reads a stored one back goes through these.
+
+
+def stored_request(signed: bytes) -> RecordsRequest:
+    return parse_records_request(verify_document(signed, purpose=PURPOSE_REQUEST).payload)
+
+
+def stored_response(signed: bytes) -> RequestResponse:
+    return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload)
+
+
+def status_of(node: Node, row: RequestRow) -> RequestStatus:
+    return RequestStatus(
+        side=RequestSide(row.side), state=RequestState(row.state), local_domain=node.config.node.domain,
+        request=stored_request(row.signed_request), opened_on=date.fromisoformat(row.opened_on),
+        transfer_id=row.transfer_id, overdue_flagged=row.overdue_flagged, working_days=row.working_days,
+        reminded_on=date.fromisoformat(row.reminded_on) if row.reminded_on else None,
+    )  # fmt: skip
+
+
+def carry_out(node: Node, status: RequestStatus, effects: tuple, *, request_id: str, peer: str) -> bytes | None:
+    """Sign, store and queue what the machine asks; returns a stored response to answer with again."""
+    resent = None
+    for effect in effects:
+        if isinstance(effect, SendRequest):
+            signed = sign_records_request(effect.request, node.current_keys().identity)
+            store.update(node.db, request_id, signed_request=signed)
+            _queue(node, peer, "/satchel/v1/requests", signed, REQUEST_TYPE, request_job(request_id))
+        elif isinstance(effect, SendResponse):
+            signed = sign_request_response(effect.response, node.current_keys().identity)
+            if effect.response.kind is ResponseKind.MESSAGE:  # beside the answer, each in its own delivery
+                if not messages.add(node.db, request_id=request_id, direction="out", signed=signed,
+                                    at=iso(effect.response.created)):  # fmt: skip
+                    continue  # the same words by the same person in the same second: signed alike, sent once
+                job = message_job(signed)
+            else:
+                number = store.require(node.db, request_id).answers_sent + 1
+                store.update(node.db, request_id, signed_response=signed, answers_sent=number)
+                job = response_job(request_id, number)
+            _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE, job)
+        elif isinstance(effect, ResendResponse):
+            resent = store.require(node.db, request_id).signed_response
+        elif isinstance(effect, NotifyCoordinators):
+            _notify(node, effect.topic, status.side, request_id, peer)
+    store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
+                 overdue_flagged=int(status.overdue_flagged), updated_at=now_iso(),
+                 reminded_on=status.reminded_on.isoformat() if status.reminded_on else None)  # fmt: skip
+    return resent
+
+
+def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: str) -> None:
+    next_step = f"See it with: satchel requests show {request_id}"
+    requester = side is RequestSide.REQUESTER
+    if topic == "request.overdue" and requester:
+        # The requester's own request has waited: the one who can move it is the other district's coordinator.
+        subject = f"Records request {request_id} to {peer} has no answer yet"
+        who = coordinator_words(node, peer)
+        if who:
+            next_step = (f"Their transfer coordinator: {who}.\n"
+                         f"{next_step}; write to them with: satchel requests message {request_id} TEXT")
+    elif topic == "request.release_failed" and requester:
+        subject = f"The records {peer} released for request {request_id} did not reach this district"
+        next_step += f"\n{peer} will release them again in a new transfer, or reject the request."
+    elif topic == "request.release_failed":
+        subject = f"Records request {request_id} from {peer} is open again: the records released did not reach it"
+        next_step += (f"\nRelease them again: satchel requests release {request_id} --student SIS_ID ...\n"
+                      f"or reject the request: satchel requests reject {request_id} --comments TEXT")  # fmt: skip
+    else:
+        subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
+    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")
+
+
+# The outbox jobs of records requests, by what they carry (node.undelivered names them back from these).
+REQUEST_KIND = "request"
+REQUEST_JOB_PREFIX = "request-"
+MESSAGE_JOB_PREFIX = "request-message-"
+RESPONSE_JOB_PREFIX = "response-"
+
+
+def request_job(request_id: str) -> str:
+    return f"{REQUEST_JOB_PREFIX}{request_id}"
+
+
+def message_job(signed: bytes) -> str:
+    return f"{MESSAGE_JOB_PREFIX}{messages.key_of(signed)[:32]}"
+
+
+def response_job(request_id: str, number: int = 1) -> str:
+    """The outbox job that carries this node's ``number``-th answer about a request (a release, a rejection,
+    the news that a release failed, or the requester's cancellation); the first keeps the name it always had."""
+    return f"{RESPONSE_JOB_PREFIX}{request_id}" + (f"-{number}" if number > 1 else "")
+
+
+def latest_answer_job(row: RequestRow) -> str | None:
+    """The job of the last answer this node signed about the request, if it signed any."""
+    return response_job(row.request_id, row.answers_sent) if row.answers_sent else None
+
+
+def _answer_number(job_id: str) -> tuple[str, int] | None:
+    if not job_id.startswith(RESPONSE_JOB_PREFIX):
+        return None
+    request_id, _, number = job_id.removeprefix(RESPONSE_JOB_PREFIX).partition("-")
+    return request_id, int(number or 1)
+
+
+def check_answer_turn(node: Node, job: Job) -> None:
+    """Raise AnswerDeferred while the answer signed before ``job``'s about the same request waits to be
+    delivered: the other node takes a request's answers in the order they were given (a release, the news
+    that it failed, the next release)."""
+    numbered = _answer_number(job.job_id)
+    if numbered is None or numbered[1] == 1:
+        return
+    before = outbox.get(node.db, response_job(numbered[0], numbered[1] - 1))
+    if before is not None and before.status == "pending":
+        raise AnswerDeferred(f"the answer before it about records request {numbered[0]} is not delivered yet")
+
+
+def next_answer_due(node: Node, job: Job) -> None:
+    """``job`` is delivered or given up: the answer after it, held back behind it, goes now rather than after
+    its backoff. Inside a write transaction."""
+    numbered = _answer_number(job.job_id)
+    if numbered is not None:
+        outbox.make_due(node.db, response_job(numbered[0], numbered[1] + 1), now_iso())
+
+
+def _queue(node: Node, domain: str, path: str, payload: bytes, content_type: str, job_id: str) -> None:
+    peer = peers.get(node.db, domain)
+    base = peer.base_url if peer else f"https://{domain}"
+    outbox.enqueue(node.db, job_id=job_id, kind=REQUEST_KIND, peer=domain, url=base + path, payload=payload,
+                   content_type=content_type, now=now_iso(),
+                   expires_at=iso(utc_now() + timedelta(days=RETRY_DAYS)))  # fmt: skip
+
+
+def follow_transfer(node: Node, transfer_id: str, state: str, *, actor: str) -> None:
+    """The sending side of ``transfer_id`` reached ``state`` (``actor`` moved it): a release whose transfer
+    ended without the records being opened opens its request again, and the requester is told. Call inside
+    the write transaction that changed the transfer."""
+    try:
+        ending = SenderState(state)
+    except ValueError:
+        return
+    row = store.released_in(node.db, transfer_id)
+    if row is None or row.transfer_id != transfer_id or row.state != RequestState.RELEASED.value:
+        return  # not a release, or its request was answered again since
+    assert row.signed_response is not None  # a released request holds its release, as signed here
+    person = stored_response(row.signed_response).person  # who released, named in the news
+    transition = request_follows(status_of(node, row), transfer_id=transfer_id, transfer_state=ending,
+                                 person=person, now=local_now())  # fmt: skip
+    if transition is None:
+        return
+    carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
+    record(node, actor, "request.release_failed", row.request_id, {"transfer": transfer_id, "ending": state})
