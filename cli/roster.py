@@ -47,6 +47,9 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
     --skip-invalid is given; the invalid rows are listed with file, line and field (the first 1,000 of them;
     the rest are counted).
 
+    Only the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
+    delta export has no row for.
+
     \b
     Example:
       satchel roster import exports/oneroster/ --as jdoe

@@ -31,7 +31,7 @@ from node.progress import Progress, ReadMeter
 from protocol import InvalidInput
 from protocol.csv_rows import RowsInvalid
 from protocol.oneroster import READ_FILES, read_bundle_names, read_oneroster
-from protocol.roster import StudentRecord
+from protocol.roster import FieldMerge, StudentRecord
 from storage import students
 from storage.spill_map import SpillFile
 from storage.students import UpsertCounts
@@ -162,7 +162,7 @@ def import_roster(
             raise RosterRowsInvalid(f"{invalid} row(s) are invalid; nothing was imported", errors, count=invalid)
         now = now_iso()
         totals = save_in_batches(
-            node, roster.students(), size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
+            node, roster.updates(), size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
             progress=progress, actor=user.username, action="roster.import", subject=path.name,
             started={"students": valid, "skipped": invalid}, skipped=invalid,
             finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged")},
@@ -170,6 +170,6 @@ def import_roster(
     return RosterImportResult(UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"]), errors, invalid)
 
 
-def _save(node: Node, batch: list[StudentRecord], now: str) -> dict[str, int]:
-    counts = students.upsert(node.db, batch, now=now)
+def _save(node: Node, batch: list[tuple[StudentRecord, FieldMerge]], now: str) -> dict[str, int]:
+    counts = students.upsert_merged(node.db, batch, now=now)
     return {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged}

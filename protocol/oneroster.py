@@ -26,16 +26,25 @@ Rules the parser applies (also stated in the importer's documentation):
   the student's first current enrollment. ``school_id`` is the org's ``identifier``, else its sourcedId.
 * Rows with status ``tobedeleted`` in demographics, roles and enrollments are ignored. A student is
   ``inactive`` when the users row has status ``tobedeleted``/``inactive`` or ``enabledUser`` false, or
-  when ``today`` is given and every one of their enrollments ended before it.
+  when ``today`` is given and every one of their enrollments (in a bulk enrollments.csv) ended before it.
 * ``enrollment_start`` is the earliest ``beginDate`` of the current enrollments (all of them when no
   ``today`` is given). ``grade`` is the first entry of ``grades``.
 * A ``birthDate`` before 1900, or after ``dates_until`` (the caller's today; else ``today``), is an error:
   a typo of the year or a placeholder, which would otherwise match and sort as a real date.
 * Any error in a row that feeds a student (users, demographics, roles, enrollments) drops that student.
+* A file the manifest marks ``absent`` is not read, even if a copy is there. Each file read is ``bulk`` (all
+  of it) or ``delta`` (the rows changed since the last export), as the manifest says (a file it does not name
+  takes the mode of users.csv; bulk without a manifest). :meth:`RosterReading.updates` says which fields a
+  student's record does not tell (:class:`protocol.roster.FieldMerge`), to keep as stored: birth date and sex
+  when demographics.csv is not read, or is a delta without the student's row; ``enrollment_start`` likewise
+  for enrollments.csv (from a delta with rows, the earlier of the stored and the read date); the school when
+  none is found and some file it could come from (users, orgs, enrollments, and roles in 1.2) is a delta or
+  not read. In a delta orgs.csv, an org that is not listed is not an error: it is one not changed.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -47,6 +56,8 @@ from typing import Any, TypeVar
 from protocol.csv_rows import KEEP_ROW_ERRORS, CsvTable, Row, RowError, RowErrors
 from protocol.errors import InvalidInput
 from protocol.roster import (
+    WHOLE,
+    FieldMerge,
     StudentRecord,
     check_plausible_date,
     check_text,
@@ -283,10 +294,17 @@ class RosterReading:
         self.drafts = _Drafts(spill)
         self.version = "1.1"
         self.delta = False
+        self.users_mode = ""  # as the manifest gives it: "" when it does not say
+        self.modes: dict[str, str] = {}  # file read -> "bulk" or "delta"
         self._checked = False
 
     def _map(self, name: str) -> MutableMapping[str, Any]:
         return self._spill(name) if self._spill else {}
+
+    @property
+    def partial_orgs(self) -> bool:
+        """orgs.csv lists only the orgs changed since the last export (a delta)."""
+        return self.modes.get("orgs.csv") == "delta"
 
     def read(self) -> None:
         self.read_manifest()
@@ -326,6 +344,11 @@ class RosterReading:
     def students(self) -> Iterator[StudentRecord]:
         """The students without a problem, in users.csv order. Before :meth:`check`, one that fails the
         record's own checks is added to :meth:`errors` instead (iterate once); after it, it is left out."""
+        return (record for record, _ in self.build())
+
+    def updates(self) -> Iterator[tuple[StudentRecord, FieldMerge]]:
+        """As :meth:`students`, each with the fields this bundle does not tell of them (see the module's
+        docstring): how the record joins the student already stored."""
         return self.build()
 
     def error(self, file: str, line: int, field: str | None, message: str) -> None:
@@ -346,7 +369,8 @@ class RosterReading:
         # An unknown declared version is inferred from the files instead (see read_users).
         declared = props.get("oneroster.version", "")
         self.version = declared if declared in ("1.0", "1.1", "1.2") else ""
-        self.delta = props.get("file.users", "").lower() == "delta"
+        self.users_mode = props.get("file.users", "").lower()
+        self.delta = self.users_mode == "delta"
         for prop, mode in props.items():
             key = prop.removeprefix("file.") + ".csv"
             if prop.startswith("file.") and mode.lower() in ("bulk", "delta") and key not in self.bundle:
@@ -355,6 +379,13 @@ class RosterReading:
                     field=key,
                     hint=f"Add {key} or mark it 'absent' in manifest.csv.",
                 )
+        for key in READ_FILES[1:]:
+            mode = props.get("file." + key.removesuffix(".csv"), "").lower()
+            if mode == "absent" and key not in REQUIRED_FILES:
+                # A folder the SIS exports into each night can still hold this file from an earlier export.
+                self.bundle.pop(key, None)
+            if key in self.bundle:
+                self.modes[key] = "delta" if (mode or self.users_mode) == "delta" else "bulk"
 
     def read_orgs(self) -> None:
         first_line: dict[str, int] = {}
@@ -395,7 +426,7 @@ class RosterReading:
                     self.error("roles.csv", row.line, "userSourcedId", "userSourcedId is empty")
                     continue
                 orgs = orgs_of.setdefault(user, [])
-                if org not in self.orgs:
+                if org not in self.orgs and not (org and self.partial_orgs):
                     self.error("roles.csv", row.line, "orgSourcedId", _no_org(org))
                     tainted[user] = True
                 elif row.get("roletype").lower() == "primary":
@@ -444,7 +475,7 @@ class RosterReading:
                     problems.append(("sourcedId", f"user {sourced!r} already appears on line {first}"))
                 if draft.sis_id and (first := next(first_sis)) != row.line:
                     problems.append((draft.sis_field, f"SIS id {draft.sis_id!r} already appears on line {first}"))
-                problems += _fill_user(draft, row, self.orgs, orgs_of.get(sourced, []))
+                problems += _fill_user(draft, row, self.orgs, orgs_of.get(sourced, []), self.partial_orgs)
                 for column, message in problems:
                     self.error("users.csv", row.line, column, message)
                 if not problems:
@@ -507,7 +538,7 @@ class RosterReading:
         if begin and end and end < begin:
             problems.append(("endDate", "endDate is before beginDate"))
         school = row.get("schoolsourcedid")
-        if school and school not in self.orgs:
+        if school and school not in self.orgs and not self.partial_orgs:
             problems.append(("schoolSourcedId", _no_org(school)))
         if not self.taint("enrollments.csv", row.line, draft, problems):
             draft.enrollments += 1
@@ -523,28 +554,31 @@ class RosterReading:
         draft.tainted = draft.tainted or bool(problems)
         return bool(problems)
 
-    def build(self, refused: MutableMapping[str, bool] | None = None) -> Iterator[StudentRecord]:
-        """The records of the untainted drafts; before :meth:`check`, one that fails the record's checks is
-        recorded as an error (and noted in ``refused``, by sourcedId) instead."""
+    def build(self, refused: MutableMapping[str, bool] | None = None) -> Iterator[tuple[StudentRecord, FieldMerge]]:
+        """The records of the untainted drafts, with their FieldMerge; before :meth:`check`, one that fails the
+        record's checks is recorded as an error (and noted in ``refused``, by sourcedId) instead."""
         checked = self._checked
+        school_told = self._school_told()
+        ended_told = self.today is not None and self.modes.get("enrollments.csv") == "bulk"
         for d in self.drafts:
             if d.tainted:
                 continue
-            school = next(
-                (self.orgs[o] for o in (*d.orgs, d.enrollment_school) if o and self.orgs[o][1] == "school"),
-                ("", "", ""),
-            )
-            ended = self.today is not None and d.enrollments > 0 and d.current_enrollments == 0
+            # An org a delta orgs.csv does not list is unknown here, not an error (see the module's docstring).
+            known = (self.orgs[o] for o in (*d.orgs, d.enrollment_school) if o in self.orgs)
+            school = next((org for org in known if org[1] == "school"), ("", "", ""))
+            # Enrollments a delta does not list may still run: only a bulk file tells that all of them ended.
+            ended = ended_told and d.enrollments > 0 and d.current_enrollments == 0
             values = (
                 d.sis_id, d.source_id, d.given, d.family, d.middle, d.preferred, d.birth_date, d.sex, d.grade,
                 d.state_id, d.username, d.email, school[2], school[0], d.start,
                 "inactive" if d.inactive or ended else "active",
             )  # in StudentRecord's field order
+            merge = self._merge(d, school_told or bool(school[2]))
             if checked:  # check() built this very record from these values, and it passed
-                yield StudentRecord.from_stored(values)
+                yield StudentRecord.from_stored(values), merge
                 continue
             try:
-                yield StudentRecord.from_values(values)
+                yield StudentRecord.from_values(values), merge
             except InvalidInput as exc:
                 column = (
                     d.sis_field if exc.field == "sis_id" else _USER_COLUMNS.get(exc.field or "", exc.field)
@@ -553,15 +587,41 @@ class RosterReading:
                 if refused is not None:
                     refused[d.source_id] = True
 
+    def _school_told(self) -> bool:
+        """Whether a student whose school is not found has none: every file it could come from is bulk."""
+        sources = ["users.csv", "orgs.csv", "enrollments.csv"] + (["roles.csv"] if self.version == "1.2" else [])
+        return all(self.modes.get(file) == "bulk" for file in sources)
+
+    def _merge(self, d: _Draft, school_told: bool) -> FieldMerge:
+        keep: tuple[str, ...] = ()
+        earliest: tuple[str, ...] = ()
+        demographics = self.modes.get("demographics.csv")
+        if demographics is None or (demographics == "delta" and not d.demographics_line):
+            keep += ("birth_date", "sex")
+        enrollments = self.modes.get("enrollments.csv")
+        if enrollments is None or (enrollments == "delta" and not d.enrollments):
+            keep += ("enrollment_start",)
+        elif enrollments == "delta":  # the enrollments changed, not all of them
+            earliest += ("enrollment_start",)
+        if not school_told:
+            keep += ("school_id", "school_name")
+        return _field_merge(keep, earliest)
+
+
+@functools.cache
+def _field_merge(keep: tuple[str, ...], earliest: tuple[str, ...]) -> FieldMerge:
+    return FieldMerge(frozenset(keep), frozenset(earliest)) if keep or earliest else WHOLE
+
 
 def _no_org(org: str) -> str:
     return f"org {org!r} is not in orgs.csv" if org else "orgSourcedId is empty"
 
 
 def _fill_user(
-    draft: _Draft, row: Row, orgs: Mapping[str, object], role_orgs: list[str]
+    draft: _Draft, row: Row, orgs: Mapping[str, object], role_orgs: list[str], partial_orgs: bool
 ) -> list[tuple[str, str]]:
-    """Copy a users.csv row's values into ``draft``; return (column, message) for each bad value."""
+    """Copy a users.csv row's values into ``draft``; return (column, message) for each bad value. With
+    ``partial_orgs`` (a delta orgs.csv), an org not in ``orgs`` is one not changed, not an error."""
     problems: list[tuple[str, str]] = []
     draft.given, draft.family = row.get("givenname"), row.get("familyname")
     draft.middle = row.get("middlename")
@@ -585,7 +645,7 @@ def _fill_user(
     primary = row.get("primaryorgsourcedid")
     listed = [o.strip() for o in row.get("orgsourcedids").split(",") if o.strip()]
     for column, ids in (("primaryOrgSourcedId", [primary] if primary else []), ("orgSourcedIds", listed)):
-        problems += [(column, _no_org(o)) for o in ids if o not in orgs]
+        problems += [(column, _no_org(o)) for o in ids if o not in orgs and not partial_orgs]
     draft.orgs = [primary, *listed, *role_orgs] if primary else [*listed, *role_orgs]
     return problems
 

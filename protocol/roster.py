@@ -215,3 +215,17 @@ class StudentRecord:
 # The slot descriptors of StudentRecord's fields, in order: setting through them is what a frozen
 # dataclass's __init__ does, without the checks in __post_init__.
 _SETTERS = tuple(getattr(StudentRecord, f.name).__set__ for f in fields(StudentRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMerge:
+    """How a record read from a partial export (a OneRoster delta, a bundle without demographics.csv) joins
+    the student already stored: ``keep`` names the fields the export does not say, which keep their stored
+    values; ``earliest`` those of which the export tells only part, where the earlier of the stored and the
+    read date wins. A new student takes the record as it is."""
+
+    keep: frozenset[str] = frozenset()
+    earliest: frozenset[str] = frozenset()
+
+
+WHOLE = FieldMerge()  # every field read from the export stands

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 import sqlite_utils
 
 from protocol import NotFound
-from protocol.roster import StudentRecord
+from protocol.roster import WHOLE, FieldMerge, StudentRecord
 from storage import match_index
 from storage.rows import like_escaped
 
@@ -39,8 +39,17 @@ def upsert(
     db: sqlite_utils.Database, records: Iterable[StudentRecord], *, now: str, origin: str = "roster"
 ) -> UpsertCounts:
     """Insert new students, update changed ones, leave identical ones untouched (so re-runs are no-ops)."""
+    return upsert_merged(db, ((record, WHOLE) for record in records), now=now, origin=origin)
+
+
+def upsert_merged(
+    db: sqlite_utils.Database, records: Iterable[tuple[StudentRecord, FieldMerge]], *, now: str,
+    origin: str = "roster",
+) -> UpsertCounts:  # fmt: skip
+    """As :func:`upsert`, each record joining the student stored as its FieldMerge says: the fields it does not
+    tell keep their stored values."""
     inserted = updated = unchanged = 0
-    batch: list[StudentRecord] = []
+    batch: list[tuple[StudentRecord, FieldMerge]] = []
 
     def flush() -> None:
         nonlocal inserted, updated, unchanged
@@ -49,14 +58,17 @@ def upsert(
             row[0]: tuple(row)
             for row in db.execute(
                 f"SELECT {', '.join(_FIELDS)} FROM students WHERE sis_id IN ({marks})",
-                [r.sis_id for r in batch],
+                [r.sis_id for r, _ in batch],
             ).fetchall()
         }
         new_rows, changed_rows = [], []
         new_recs, changed_recs = [], []
-        for rec in batch:
+        for rec, merge in batch:
             values = tuple(getattr(rec, f) for f in _FIELDS)
             old = existing.get(rec.sis_id)
+            if old is not None and merge is not WHOLE:
+                values = _merged(values, old, merge)
+                rec = StudentRecord.from_stored(values)
             if old is None:
                 new_rows.append((*values, origin, now, now))
                 new_recs.append(rec)
@@ -83,13 +95,24 @@ def upsert(
         updated += len(changed_rows)
         batch.clear()
 
-    for rec in records:
-        batch.append(rec)
+    for item in records:
+        batch.append(item)
         if len(batch) >= _BATCH:
             flush()
     if batch:
         flush()
     return UpsertCounts(inserted, updated, unchanged)
+
+
+def _merged(values: tuple, old: tuple, merge: FieldMerge) -> tuple:
+    out = []
+    for name, new, stored in zip(_FIELDS, values, old, strict=True):
+        if name in merge.keep:
+            new = stored
+        elif name in merge.earliest and stored is not None:
+            new = stored if new is None else min(new, stored)
+        out.append(new)
+    return tuple(out)
 
 
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:

@@ -30,7 +30,7 @@ from support import peak_python_memory
 def _outcome(files: dict[str, Any], spill: Any = None) -> object:
     try:
         reading = read_oneroster(files, spill=spill)
-        students = list(reading.students())
+        students = list(reading.updates())  # each with the fields it does not tell
         return students, reading.errors(), reading.version, reading.delta
     except SatchelError as exc:
         return type(exc).__name__, exc.message, exc.field
@@ -315,10 +315,87 @@ def test_rows_of_one_student_in_different_chunks_join_as_in_memory(version: str)
     assert [e for e in found if e[2] != "email"] == expected  # in file order, then line
     assert [e[1] for e in found if e[2] == "email"] == [i + 3 for i in refused]  # every one, a chunk or two
     assert "line 5" in errors[found.index(("users.csv", 2_001, "sourcedId"))].message
-    by_id = {s.sis_id: s for s in students_read}
+    by_id = {s.sis_id: s for s, _merge in students_read}
     assert "S000004" not in by_id  # a second demographics row drops the student
     assert not {f"S{i:06d}" for i in refused} & set(by_id)
     assert len(by_id) == 2_499 - (version == "1.2")  # and a role in no org drops student 9
     assert by_id["S000003"].family_name == "Okafor"  # the first users row stands
     assert by_id["S000007"].enrollment_start == "2023-01-02"
     assert by_id["S000008"].school_id == "0101"  # the primary role, read 2,000 rows before the other, comes first
+
+
+# --- what a bundle does not tell: delta exports, files not there ---------------------------------------
+
+
+def _import(node: Any, tmp_path: Path, name: str, students: list[dict], **options: Any) -> Any:
+    bundle = options.pop("bundle", None) or make_bundle(students)
+    return import_roster(node, actor="coord", path=write_bundle(tmp_path / name, bundle), **options)
+
+
+def _told(node: Any) -> list[tuple]:
+    return node.db.execute("SELECT sis_id, birth_date, sex, enrollment_start, school_id, school_name, email, "
+                           "enrollment_status FROM students ORDER BY sis_id").fetchall()  # fmt: skip
+
+
+def _delta(students: list[dict], *, files: tuple[str, ...], rows: dict[str, list[bytes]] | None = None) -> dict:
+    """A bundle whose ``files`` are deltas holding no rows but those of ``rows`` (lines without the header)."""
+    bundle = make_bundle(students)
+    for name in files:
+        stem = name.removesuffix(".csv")
+        mode = f"file.{stem},".encode()
+        bundle["manifest.csv"] = bundle["manifest.csv"].replace(mode + b"bulk", mode + b"delta")
+        if name != "users.csv":
+            header = bundle[name].split(b"\r\n")[0]
+            bundle[name] = b"\r\n".join([header, *(rows or {}).get(name, [])]) + b"\r\n"
+    return bundle
+
+
+def test_a_delta_export_changes_only_what_it_has_rows_for(node: Any, tmp_path: Path) -> None:
+    ava, bill = _student(1), _student(2, birth_date="2011-11-02", sex="M")
+    _import(node, tmp_path, "bulk", [ava, bill], skip_invalid=False)
+    before = _told(node)
+    # The next night's delta: Ava's e-mail changed (users.csv); nothing else did, so demographics.csv,
+    # enrollments.csv and orgs.csv (whose school her row names) hold no row. Bill is not in it.
+    delta = _delta([ava | {"email": "ava@new.example.org"}],
+                   files=("users.csv", "orgs.csv", "demographics.csv", "enrollments.csv"))  # fmt: skip
+    result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False)
+    assert (result.counts.updated, result.skipped) == (1, 0)
+    assert _told(node) == [(*before[0][:6], "ava@new.example.org", "active"), before[1]]
+    # An enrollment a delta adds is one of the student's enrollments, not all of them: the earlier date stands.
+    later = b"enr-9,,,class-org-school-1,org-school-1,u-S000001,student,false,2025-01-06,"
+    _import(node, tmp_path, "later", [], skip_invalid=False,
+            bundle=_delta([ava], files=("users.csv", "enrollments.csv"), rows={"enrollments.csv": [later]}))
+    assert _told(node)[0][3] == "2024-08-19"
+    earlier = later.replace(b"2025-01-06", b"2023-08-21")
+    _import(node, tmp_path, "earlier", [], skip_invalid=False,
+            bundle=_delta([ava], files=("users.csv", "enrollments.csv"), rows={"enrollments.csv": [earlier]}))
+    assert _told(node)[0][3] == "2023-08-21"
+    # A demographics row in a delta is the student's demographics now.
+    corrected = b"u-S000001,,,2012-04-03,male" + b"," * 11
+    _import(node, tmp_path, "fixed", [], skip_invalid=False,
+            bundle=_delta([ava], files=("users.csv", "demographics.csv"), rows={"demographics.csv": [corrected]}))
+    assert _told(node)[0][1:3] == ("2012-04-03", "M")
+
+
+@pytest.mark.parametrize("how", ["absent", "not in the manifest", "a stale copy left"])
+def test_a_bundle_without_demographics_keeps_birth_dates_and_sex(node: Any, tmp_path: Path, how: str) -> None:
+    students = [_student(1), _student(2, birth_date="2011-11-02", sex="M")]
+    _import(node, tmp_path, "full", students, skip_invalid=False)
+    before = _told(node)
+    bundle = make_bundle([s | {"family_name": "Okafor"} for s in students])
+    if how == "not in the manifest":
+        bundle["manifest.csv"] = bundle["manifest.csv"].replace(b"file.demographics,bulk\r\n", b"")
+    else:
+        bundle["manifest.csv"] = bundle["manifest.csv"].replace(b"file.demographics,bulk", b"file.demographics,absent")
+    if how == "a stale copy left":  # in the folder the SIS exports into, from an earlier export: not read
+        bundle["demographics.csv"] = bundle["demographics.csv"].split(b"\r\n")[0] + b"\r\n"
+    else:
+        del bundle["demographics.csv"]
+    result = _import(node, tmp_path, "nodemo", [], bundle=bundle, skip_invalid=False)
+    assert result.counts.updated == 2 and _told(node) == before
+    assert {row[0] for row in node.db.execute("SELECT family_name FROM students")} == {"Okafor"}
+    # A bulk demographics.csv tells them all: a student without a row there has no birth date or sex.
+    bundle = make_bundle(students)
+    bundle["demographics.csv"] = bundle["demographics.csv"].split(b"\r\n")[0] + b"\r\n"
+    _import(node, tmp_path, "nodates", [], bundle=bundle, skip_invalid=False)
+    assert [row[1:3] for row in _told(node)] == [(None, None), (None, None)]

@@ -20,7 +20,7 @@ from protocol.oneroster import (
     read_bundle_names,
     read_oneroster,
 )
-from protocol.roster import StudentRecord
+from protocol.roster import WHOLE, FieldMerge, StudentRecord
 from storage.spill_map import SpillFile
 
 from fixtures_oneroster import SAMPLE_STUDENTS, make_bundle, sample_bundle, student_dicts, write_bundle
@@ -194,6 +194,48 @@ def test_manifest_version_and_delta() -> None:
     manifest = csv_bytes("propertyName,value", "oneroster.version,1.1", "file.users,delta", "file.orgs,bulk")
     result = parse(ALICE, manifest=manifest)
     assert (result.version, result.delta) == ("1.1", True)
+
+
+def _merges(manifest: list[str], **files: list[str]) -> dict[str, FieldMerge]:
+    bundle = {"orgs.csv": csv_bytes(*ORGS), "users.csv": csv_bytes(USERS, ALICE, BOB),
+              "manifest.csv": csv_bytes("propertyName,value", *manifest)}  # fmt: skip
+    bundle |= {f"{name}.csv": csv_bytes(*content) for name, content in files.items()}
+    reading = read_oneroster(bundle)
+    assert reading.errors() == ()
+    return {record.sis_id: merge for record, merge in reading.updates()}
+
+
+def test_a_partial_bundle_says_which_fields_it_does_not_tell() -> None:
+    demographics = [DEMOGRAPHICS, "u1,,,2012-03-14,female"]
+    enrollments = [ENROLLMENTS, "e1,,,c1,org-a,u1,student,,2024-08-19,"]
+    bulk = ["file.users,bulk", "file.orgs,bulk", "file.demographics,bulk", "file.enrollments,bulk"]
+    # Bulk files tell every student's fields, a row or none (Bob: no birth date, no enrollment).
+    assert _merges(bulk, demographics=demographics, enrollments=enrollments) == {"1001": WHOLE, "1002": WHOLE}
+    # A delta tells what it has rows for; a delta enrollment is one of the student's, so the earlier date wins.
+    delta = [line.replace("bulk", "delta") for line in bulk]
+    assert _merges(delta, demographics=demographics, enrollments=enrollments) == {
+        "1001": FieldMerge(earliest=frozenset({"enrollment_start"})),
+        "1002": FieldMerge(keep=frozenset({"birth_date", "sex", "enrollment_start"})),
+    }  # fmt: skip
+    # A file not there, or marked absent (a copy left in the folder is not read), tells nothing.
+    unread = FieldMerge(keep=frozenset({"birth_date", "sex"}))
+    absent = ["file.users,bulk", "file.orgs,bulk", "file.demographics,absent", "file.enrollments,bulk"]
+    assert _merges(absent, demographics=demographics, enrollments=enrollments) == {"1001": unread, "1002": unread}
+    assert _merges(bulk[:2], enrollments=enrollments) == {"1001": unread, "1002": unread}
+
+
+def test_a_delta_orgs_csv_lists_only_the_orgs_that_changed() -> None:
+    # Alice's row names org-a, which did not change: not an error, and her school is not told.
+    users = "sourcedId,enabledUser,orgSourcedIds,role,givenName,familyName,identifier"
+    bundle = {"orgs.csv": csv_bytes(ORGS[0]), "users.csv": csv_bytes(users, "u1,true,org-a,student,Alice,Ames,1001"),
+              "manifest.csv": csv_bytes("propertyName,value", "file.users,delta", "file.orgs,delta")}  # fmt: skip
+    reading = read_oneroster(bundle)
+    ((alice, merge),) = reading.updates()
+    assert reading.errors() == () and (alice.school_id, alice.school_name) == ("", "")
+    assert {"school_id", "school_name"} <= merge.keep
+    # In a bulk orgs.csv it is an org that does not exist.
+    bundle["manifest.csv"] = csv_bytes("propertyName,value", "file.users,bulk", "file.orgs,bulk")
+    assert [e.field for e in read_oneroster(bundle).errors()] == ["orgSourcedIds"]
 
 
 def test_sis_id_falls_back_to_sourced_id() -> None:
