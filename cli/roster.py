@@ -38,8 +38,15 @@ def roster_group() -> None:
 @as_option
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even when some rows are invalid.")
+@click.option(
+    "--new-sourced-ids", is_flag=True,
+    help="The SIS gave its students new sourcedIds (a new SIS): a row whose SIS id a student holds here under "
+         "another sourcedId is that student.",
+)  # fmt: skip
 @json_option
-def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid: bool, as_json: bool) -> None:
+def roster_import(
+    home: str | None, actor: str | None, path: Path, skip_invalid: bool, new_sourced_ids: bool, as_json: bool
+) -> None:
     """Import or update students from a OneRoster CSV folder or zip (users with role student).
 
     Students are matched by SIS id: new ones are added, changed ones updated, identical ones left alone,
@@ -47,14 +54,16 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
     --skip-invalid is given; the invalid rows are listed with file, line and field (the first 1,000 of them;
     the rest are counted).
 
-    Only the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
+    A SIS id stays one child's: a row whose SIS id a student with another sourcedId holds (a reused number),
+    or whose sourcedId a student with another SIS id holds (a renumbered student), is an invalid row. Only
+    the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
     delta export has no row for.
 
     \b
     Example:
       satchel roster import exports/oneroster/ --as jdoe
     """
-    from node.roster_import import import_roster
+    from node.roster_import import IDS_HELD_ADVICE, import_roster
 
     with (
         opened(home) as node,
@@ -63,7 +72,7 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
     ):
         reading.phase("Reading the roster...")
         result = import_roster(node, actor=actor, path=path, skip_invalid=skip_invalid, reading=reading,
-                               progress=progress)  # fmt: skip
+                               progress=progress, new_sourced_ids=new_sourced_ids)  # fmt: skip
     counts = result.counts
     if as_json:
         print_json(
@@ -89,6 +98,8 @@ def roster_import(home: str | None, actor: str | None, path: Path, skip_invalid:
     if result.skipped > len(result.skipped_rows):
         click.echo(f"... and {result.skipped - len(result.skipped_rows):,} more rows skipped, not listed: fix the "
                    "rows above in the SIS and import again to see the next ones.")  # fmt: skip
+    if result.ids_held:
+        click.echo(f"Hint: {IDS_HELD_ADVICE}.")
 
 
 @click.group("students", context_settings=CONTEXT)

@@ -51,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "descriptor.mismatch": 400,
     "descriptor.key_not_listed": 400,
     "roster.rows_invalid": 422,
+    "roster.ids_held": 422,
     "assessments.rows_invalid": 422,
     "http.body_too_large": 413,
     "http.body_stalled": 408,

@@ -12,13 +12,19 @@ from its event loop, and coordinators' commands wait a fraction of a second, not
 for a large district). An import stopped mid-way (killed, power cut) has saved some batches, each student
 whole; running it again saves the rest, as a re-run changes nothing that is already saved. The audit log
 gets ``roster.import`` with the first change and ``roster.import.finished`` at the end (node.batched_save).
+
+A student here is one child for good, known to the SIS by its sourcedId: a row whose SIS id a student with
+another sourcedId holds (the SIS gave a leaving child's number to a new one), or whose sourcedId a student
+with another SIS id holds (the SIS renumbered the child), is a bad row. Updating the first would have shown
+one child's records and disclosures as another's; inserting the second, made the child twice, their records
+on the first. A student an import from another district created is the exception: the roster takes it over.
 """
 
 from __future__ import annotations
 
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +36,7 @@ from node.operators import authorize
 from node.progress import Progress, ReadMeter
 from protocol import InvalidInput
 from protocol.csv_rows import RowsInvalid
-from protocol.oneroster import READ_FILES, read_bundle_names, read_oneroster
+from protocol.oneroster import READ_FILES, Vet, read_bundle_names, read_oneroster
 from protocol.roster import FieldMerge, StudentRecord
 from storage import students
 from storage.spill_map import SpillFile
@@ -48,11 +54,29 @@ class RosterRowsInvalid(RowsInvalid):
     default_hint = "fix the rows listed, or re-run with --skip-invalid to import the valid rows only"
 
 
+# What to do about rows refused as RosterIdsHeld's; also told after an import that skipped them.
+IDS_HELD_ADVICE = (
+    "a SIS id here is one child's for good (their records and disclosures name it): give a new student a number "
+    "the SIS never gave anyone before, and give a renumbered student their old number back; if the SIS gave "
+    "every student a new sourcedId (a new SIS), re-run with --new-sourced-ids"
+)
+
+
+class RosterIdsHeld(RosterRowsInvalid):
+    """Rows of a OneRoster bundle give a SIS id that a student with another sourcedId holds here (the SIS
+    reused a number), or a sourcedId that a student with another SIS id holds (the SIS renumbered a student);
+    each is listed. Nothing was imported."""
+
+    code = "roster.ids_held"
+    default_hint = f"{IDS_HELD_ADVICE}. Fix any other rows listed, or re-run with --skip-invalid to import the rest"
+
+
 @dataclass(frozen=True, slots=True)
 class RosterImportResult:
     counts: UpsertCounts
     skipped_rows: tuple  # the first of them (protocol.csv_rows.KEEP_ROW_ERRORS)
     skipped: int
+    ids_held: int = 0  # of the skipped rows, those refused as RosterIdsHeld's
 
 
 @contextmanager
@@ -144,10 +168,11 @@ def _damaged(path: Path, exc: Exception, member: str | None = None) -> InvalidIn
 
 def import_roster(
     node: Node, *, actor: str | None, path: Path, skip_invalid: bool, progress: Progress | None = None,
-    reading: Progress | None = None, spill_over: int = SPILL_OVER_BYTES,
+    reading: Progress | None = None, spill_over: int = SPILL_OVER_BYTES, new_sourced_ids: bool = False,
 ) -> RosterImportResult:  # fmt: skip
     """``reading`` hears how many bytes of the bundle are read; then ``progress``, how many of the students
-    read are saved. See the module's docstring for what is written when."""
+    read are saved. ``new_sourced_ids``: the SIS gave its students new sourcedIds, so a row whose SIS id is
+    held under another one is that student. See the module's docstring for what is written when."""
     user = authorize(node, actor, "records.write")
     with ExitStack() as stack:
         files = stack.enter_context(open_bundle(path, reading))
@@ -156,18 +181,60 @@ def import_roster(
         if users is not None and users.size > spill_over:
             spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
         roster = read_oneroster(files, spill=spill, dates_until=utc_now().date())
-        valid = roster.check()
+        held: list[int] = [0]
+        valid = roster.check(_vet(node, new_sourced_ids, held))
         errors, invalid = roster.errors(), roster.error_count
         if invalid and not skip_invalid:
+            if held[0]:
+                raise RosterIdsHeld(
+                    f"{invalid} row(s) are invalid, {held[0]} of them giving ids another student holds here; "
+                    "nothing was imported", errors, count=invalid,
+                )  # fmt: skip
             raise RosterRowsInvalid(f"{invalid} row(s) are invalid; nothing was imported", errors, count=invalid)
         now = now_iso()
         totals = save_in_batches(
             node, roster.updates(), size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
             progress=progress, actor=user.username, action="roster.import", subject=path.name,
-            started={"students": valid, "skipped": invalid}, skipped=invalid,
+            started={"students": valid, "skipped": invalid} | ({"new_sourced_ids": True} if new_sourced_ids else {}),
+            skipped=invalid,
             finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged")},
         )  # fmt: skip
-    return RosterImportResult(UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"]), errors, invalid)
+    counts = UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"])
+    return RosterImportResult(counts, errors, invalid, ids_held=held[0])
+
+
+def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
+    """The check of the records read against the students stored (see the module's docstring); ``held[0]``
+    counts the records it refuses."""
+
+    def vet(records: Sequence[StudentRecord]) -> Mapping[int, InvalidInput]:
+        holders = students.holders(node.db, records)
+        by_sis_id = {h.sis_id: h for h in holders}
+        by_source_id = {h.source_id: h for h in sorted(holders, key=lambda h: h.sis_id, reverse=True)}
+        problems: dict[int, InvalidInput] = {}
+        for at, rec in enumerate(records):
+            holder = by_sis_id.get(rec.sis_id)
+            if holder is not None:
+                if holder.source_id != rec.source_id and not new_sourced_ids and not _imported(holder):
+                    problems[at] = InvalidInput(
+                        f"SIS id {rec.sis_id!r} is held here by another student, sourcedId {holder.source_id!r}, "
+                        f"not by this row's sourcedId {rec.source_id!r}", field="sis_id",
+                    )  # fmt: skip
+            elif (holder := by_source_id.get(rec.source_id)) is not None:
+                problems[at] = InvalidInput(
+                    f"sourcedId {rec.source_id!r} is held here by the student with SIS id {holder.sis_id!r}, not "
+                    f"by this row's SIS id {rec.sis_id!r}", field="sis_id",
+                )  # fmt: skip
+        held[0] += len(problems)
+        return problems
+
+    return vet
+
+
+def _imported(holder: students.Holder) -> bool:
+    """A student an import from another district created, which the district's own roster has not yet taken
+    over: its SIS id was chosen here, for the roster to take up (node.import_run)."""
+    return holder.origin == "import" and holder.source_id.startswith("import:")
 
 
 def _save(node: Node, batch: list[tuple[StudentRecord, FieldMerge]], now: str) -> dict[str, int]:

@@ -107,6 +107,11 @@ SpillFactory = Callable[[str], MutableMapping[str, Any]]
 # in memory).
 CHUNK_ROWS = 100
 _T = TypeVar("_T")
+# Checks a chunk of the records read against what the caller holds (a database): index in the chunk ->
+# the problem, whose ``field`` is a StudentRecord field, as the record's own checks give it.
+Vet = Callable[[Sequence[StudentRecord]], Mapping[int, InvalidInput]]
+# Records vetted at once: each chunk is one look-up in the caller's database.
+VET_ROWS = 500
 
 
 class RosterMissingFile(InvalidInput):
@@ -323,16 +328,17 @@ class RosterReading:
     def error_count(self) -> int:
         return len(self.error_list)
 
-    def check(self) -> int:
-        """Run the record's own checks on every student, adding those that fail to :meth:`errors`, so that
-        every error is known before a student is handed out; returns how many students pass.
+    def check(self, vet: Vet | None = None) -> int:
+        """Run the record's own checks on every student, and ``vet`` on them a chunk at a time, adding those
+        that fail to :meth:`errors`, so that every error is known before a student is handed out; returns how
+        many students pass.
 
         A student that fails is marked like one with a bad row, so that :meth:`students` leaves it out and
         builds the others without checking them again (building them was a fifth of a roster's import)."""
         if self._checked:  # once is enough: those that failed are marked already
             return sum(1 for _ in self.build())
         refused: MutableMapping[str, bool] = self._map("refused")
-        passed = sum(1 for _ in self.build(refused))
+        passed = sum(1 for _ in self.build(refused, vet))
         for source_ids in _chunks(refused):  # after the pass: the spill is not written while it is read
             drafts = self.drafts.get_many(source_ids)
             for draft in drafts.values():
@@ -554,9 +560,24 @@ class RosterReading:
         draft.tainted = draft.tainted or bool(problems)
         return bool(problems)
 
-    def build(self, refused: MutableMapping[str, bool] | None = None) -> Iterator[tuple[StudentRecord, FieldMerge]]:
+    def build(
+        self, refused: MutableMapping[str, bool] | None = None, vet: Vet | None = None
+    ) -> Iterator[tuple[StudentRecord, FieldMerge]]:
         """The records of the untainted drafts, with their FieldMerge; before :meth:`check`, one that fails the
-        record's checks is recorded as an error (and noted in ``refused``, by sourcedId) instead."""
+        record's checks or ``vet`` is recorded as an error (and noted in ``refused``, by sourcedId) instead."""
+        built = self._built(refused)
+        if vet is None:
+            yield from ((record, merge) for _, record, merge in built)
+            return
+        while chunk := list(islice(built, VET_ROWS)):
+            problems = vet([record for _, record, _ in chunk])
+            for at, (d, record, merge) in enumerate(chunk):
+                if at in problems:
+                    self._refuse(d, problems[at], refused)
+                else:
+                    yield record, merge
+
+    def _built(self, refused: MutableMapping[str, bool] | None) -> Iterator[tuple[_Draft, StudentRecord, FieldMerge]]:
         checked = self._checked
         school_told = self._school_told()
         ended_told = self.today is not None and self.modes.get("enrollments.csv") == "bulk"
@@ -575,17 +596,18 @@ class RosterReading:
             )  # in StudentRecord's field order
             merge = self._merge(d, school_told or bool(school[2]))
             if checked:  # check() built this very record from these values, and it passed
-                yield StudentRecord.from_stored(values), merge
+                yield d, StudentRecord.from_stored(values), merge
                 continue
             try:
-                yield StudentRecord.from_values(values), merge
+                yield d, StudentRecord.from_values(values), merge
             except InvalidInput as exc:
-                column = (
-                    d.sis_field if exc.field == "sis_id" else _USER_COLUMNS.get(exc.field or "", exc.field)
-                )
-                self.error("users.csv", d.line, column, exc.message)
-                if refused is not None:
-                    refused[d.source_id] = True
+                self._refuse(d, exc, refused)
+
+    def _refuse(self, d: _Draft, exc: InvalidInput, refused: MutableMapping[str, bool] | None) -> None:
+        column = d.sis_field if exc.field == "sis_id" else _USER_COLUMNS.get(exc.field or "", exc.field)
+        self.error("users.csv", d.line, column, exc.message)
+        if refused is not None:
+            refused[d.source_id] = True
 
     def _school_told(self) -> bool:
         """Whether a student whose school is not found has none: every file it could come from is bulk."""

@@ -710,3 +710,11 @@ def _request_answers_sent(db: sqlite_utils.Database) -> None:
         "UPDATE records_requests SET answers_sent = 1"
         " WHERE EXISTS (SELECT 1 FROM outbox WHERE outbox.job_id = 'response-' || records_requests.request_id)"
     )
+
+
+@MIGRATIONS(name="0021_students_source_id")
+def _students_source_id(db: sqlite_utils.Database) -> None:
+    # The roster import looks students up by the SIS's sourcedId as well as by SIS id, a chunk of rows at a time,
+    # to refuse a row whose ids another student holds (a reused or a changed SIS id); without an index each look-up
+    # read the whole table. Not unique: a home may hold a student twice under one sourcedId from before.
+    db.execute("CREATE INDEX students_source_id ON students (source_id)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import sqlite_utils
@@ -113,6 +113,28 @@ def _merged(values: tuple, old: tuple, merge: FieldMerge) -> tuple:
             new = stored if new is None else min(new, stored)
         out.append(new)
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A stored student, as far as telling who holds an id goes."""
+
+    sis_id: str
+    source_id: str
+    origin: str
+
+
+def holders(db: sqlite_utils.Database, records: Sequence[StudentRecord]) -> list[Holder]:
+    """The stored students holding the SIS id or the source id of any of ``records`` (a few hundred: one
+    query, through the primary key and students_source_id)."""
+    if not records:
+        return []
+    marks = ",".join("?" * len(records))
+    rows = db.execute(
+        f"SELECT sis_id, source_id, origin FROM students WHERE sis_id IN ({marks}) OR source_id IN ({marks})",
+        [*(r.sis_id for r in records), *(r.source_id for r in records)],
+    ).fetchall()
+    return [Holder(*row) for row in rows]
 
 
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:

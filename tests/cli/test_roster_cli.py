@@ -122,3 +122,37 @@ def test_not_a_bundle(make_home, tmp_path) -> None:
     empty.mkdir()
     result = run_cli(home, "roster", "import", str(empty), "--as", "coord", ok=False)
     assert result.exit_code == 2 and "users.csv" in result.stderr
+
+
+AVA = {"sis_id": "100001", "source_id": "guid-ava", "given_name": "Ava", "family_name": "Martinez",
+       "birth_date": "2012-03-14", "sex": "F", "grade": "07", "school_id": "0101", "enrollment_start": "2024-08-19"}
+ZOE = {"sis_id": "100001", "source_id": "guid-zoe", "given_name": "Zoe", "family_name": "Nguyen",
+       "birth_date": "2016-09-01", "sex": "F", "grade": "03", "school_id": "0103", "enrollment_start": "2026-08-19"}
+BILL = AVA | {"sis_id": "100002", "source_id": "guid-bill", "given_name": "Bill", "family_name": "Okafor"}
+
+
+def _import(home: Path, folder: Path, *options: str):
+    return run_cli(home, "roster", "import", str(folder), "--as", "coord", *options, ok=False)
+
+
+def test_a_sis_id_reused_for_another_child_does_not_move_a_childs_records_to_them(make_home, tmp_path) -> None:
+    home = make_home()
+    _import(home, write_bundle(tmp_path / "night1", make_bundle([AVA, BILL])))
+    iep = tmp_path / "iep.pdf"
+    iep.write_bytes(b"%PDF-1.4 Ava's IEP")
+    run_cli(home, "documents", "add", "100001", str(iep), "--type", "iep", "--title", "Ava IEP", "--as", "coord")
+    # Ava left; the SIS gives her number to Zoe, another child (another sourcedId). The import said "1 updated"
+    # and Ava's IEP was listed, sent and released as Zoe's.
+    night2 = write_bundle(tmp_path / "night2", make_bundle([ZOE, BILL]))
+    before = _snapshot(home)
+    refused = _import(home, night2)
+    assert refused.exit_code == 2 and "(error code roster.ids_held)" in refused.stderr
+    assert ("users.csv line 2, identifier: SIS id '100001' is held here by another student, sourcedId 'guid-ava', "
+            "not by this row's sourcedId 'guid-zoe'") in refused.stderr  # fmt: skip
+    assert "Hint: a SIS id here is one child's for good" in refused.stderr
+    assert _snapshot(home) == before
+    skipped = _import(home, night2, "--skip-invalid")
+    assert skipped.exit_code == 0 and "Hint: a SIS id here is one child's for good" in skipped.output
+    shown = run_cli(home, "students", "show", "100001").output
+    assert "Ava" in shown and "Ava IEP" in shown and "Zoe" not in shown
+

@@ -17,10 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.roster_import import MAX_FILE_BYTES, RosterRowsInvalid, import_roster
+from node.roster_import import MAX_FILE_BYTES, RosterIdsHeld, RosterRowsInvalid, import_roster
 from node.temp_sweep import sweep_orphans
 from protocol import InvalidInput, SatchelError
 from protocol.oneroster import read_oneroster
+from protocol.roster import StudentRecord
+from storage import students as stored_students
 from storage.spill_map import SpillFile
 
 from fixtures_oneroster import make_bundle, student_dicts, write_bundle
@@ -399,3 +401,76 @@ def test_a_bundle_without_demographics_keeps_birth_dates_and_sex(node: Any, tmp_
     bundle["demographics.csv"] = bundle["demographics.csv"].split(b"\r\n")[0] + b"\r\n"
     _import(node, tmp_path, "nodates", [], bundle=bundle, skip_invalid=False)
     assert [row[1:3] for row in _told(node)] == [(None, None), (None, None)]
+
+
+# --- who a row is: its SIS id and its sourcedId (OneRoster's id of the person) ------------------------------
+
+
+def _held(node: Any) -> list[tuple]:
+    return node.db.execute("SELECT sis_id, source_id, given_name, enrollment_status FROM students "
+                           "ORDER BY sis_id").fetchall()  # fmt: skip
+
+
+def test_a_sis_id_the_sis_gave_another_child_is_refused_naming_both(node: Any, tmp_path: Path) -> None:
+    # Ava leaves; the SIS gives her number to Zoe, another person (another sourcedId). Updating the row made
+    # Ava's records and disclosures Zoe's.
+    ava = _student(1, source_id="guid-ava", given_name="Ava")
+    zoe = _student(1, source_id="guid-zoe", given_name="Zoe", birth_date="2016-09-01", grade="03")
+    _import(node, tmp_path, "night1", [ava, _student(2)], skip_invalid=False)
+    before = _held(node)
+    with pytest.raises(RosterIdsHeld) as raised:
+        _import(node, tmp_path, "night2", [zoe, _student(2)], skip_invalid=False)
+    (row,) = raised.value.rows
+    assert (row.file, row.line, row.field) == ("users.csv", 2, "identifier")
+    assert "'S000001'" in row.message and "'guid-ava'" in row.message and "'guid-zoe'" in row.message
+    assert raised.value.code == "roster.ids_held" and "never gave anyone before" in (raised.value.hint or "")
+    assert _held(node) == before
+    # Skipped, Zoe is not imported.
+    skipped = _import(node, tmp_path, "night2", [zoe, _student(2)], skip_invalid=True)
+    assert (skipped.skipped, skipped.ids_held) == (1, 1)
+    assert _held(node)[0] == ("S000001", "guid-ava", "Ava", "active")
+
+
+def test_new_sourced_ids_from_a_new_sis_are_taken_as_the_same_students(node: Any, tmp_path: Path) -> None:
+    _import(node, tmp_path, "old-sis", [_student(1, source_id="old-1"), _student(2, source_id="old-2")],
+            skip_invalid=False)  # fmt: skip
+    new = [_student(1, source_id="new-1"), _student(2, source_id="new-2")]
+    with pytest.raises(RosterIdsHeld):
+        _import(node, tmp_path, "new-sis", new, skip_invalid=False)
+    result = _import(node, tmp_path, "new-sis", new, skip_invalid=False, new_sourced_ids=True)
+    assert result.counts.updated == 2
+    assert _roster_audit(node)[-2] == ("roster.import", {"students": 2, "skipped": 0, "new_sourced_ids": True})
+    assert [(sis, source) for sis, source, _, _ in _held(node)] == [("S000001", "new-1"), ("S000002", "new-2")]
+    # And they are those students from now on.
+    assert _import(node, tmp_path, "new-sis", new, skip_invalid=False).counts.unchanged == 2
+
+
+def test_a_renumbered_student_is_refused_naming_the_sis_id_held(node: Any, tmp_path: Path) -> None:
+    # Same child (sourcedId), new number: inserting the row made a second active student, the records
+    # staying on the first. Renaming the student here would rewrite records, disclosures and transfers that
+    # name the first number (and that other districts hold), so the row is refused instead.
+    ava = _student(1, source_id="guid-ava", given_name="Ava")
+    _import(node, tmp_path, "night1", [ava], skip_invalid=False)
+    renumbered = ava | {"sis_id": "S200001"}
+    with pytest.raises(RosterIdsHeld) as raised:
+        _import(node, tmp_path, "night2", [renumbered], skip_invalid=False)
+    (row,) = raised.value.rows
+    assert row.field == "identifier" and "'S000001'" in row.message and "'S200001'" in row.message
+    skipped = _import(node, tmp_path, "night2", [renumbered], skip_invalid=True)
+    # Still one student.
+    assert skipped.counts.inserted == 0
+    assert _held(node) == [("S000001", "guid-ava", "Ava", "active")]
+
+
+def test_a_student_an_import_created_is_taken_over_by_the_roster(node: Any, tmp_path: Path) -> None:
+    def imported(sis_id: str) -> StudentRecord:
+        return StudentRecord(sis_id=sis_id, source_id=f"import:b.example.org:{sis_id}", given_name="Ana",
+                             family_name="Lopez", birth_date="2012-03-04", sex="F", grade="07")  # fmt: skip
+
+    stored_students.upsert(node.db, [imported("S000001"), imported("S000002")], now="2026-01-01T00:00:00Z",
+                           origin="import")  # fmt: skip
+    # The district's SIS now lists S000001 (under its own sourcedId): the roster takes the student over.
+    result = _import(node, tmp_path, "roster", [_student(1)], skip_invalid=False)
+    assert result.counts.updated == 1
+    assert _held(node) == [("S000001", "u-S000001", "Ana", "active"),
+                           ("S000002", "import:b.example.org:S000002", "Ana", "active")]  # fmt: skip
