@@ -57,7 +57,9 @@ def roster_import(
     A SIS id stays one child's: a row whose SIS id a student with another sourcedId holds (a reused number),
     or whose sourcedId a student with another SIS id holds (a renumbered student), is an invalid row. Only
     the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
-    delta export has no row for.
+    delta export has no row for. When users.csv is a bulk export (manifest.csv: file.users,bulk), the
+    roster's students it no longer lists are marked inactive (those of the schools in its orgs.csv, or of
+    none), so no transfer code picks them.
 
     \b
     Example:
@@ -85,10 +87,13 @@ def roster_import(
                     for r in result.skipped_rows
                 ],
                 "skipped_count": result.skipped,
+                "marked_inactive": result.marked_inactive,
             }
         )
         return
     click.echo(f"Students: {counts.inserted:,} added, {counts.updated:,} updated, {counts.unchanged:,} unchanged.")
+    if result.marked_inactive:
+        click.echo(f"{result.marked_inactive:,} no longer in the roster: marked inactive.")
     for row in result.skipped_rows:
         click.echo(
             f"Skipped {row.file} line {row.line}"

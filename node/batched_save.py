@@ -30,19 +30,20 @@ def save_in_batches(
     node: Node, items: Iterable[T], *, size: int, save: Callable[[list[T]], Mapping[str, int]], total: int,
     progress: Progress | None, actor: str, action: str, subject: str, started: Mapping[str, object],
     skipped: int, finished: Callable[[Counter[str]], Mapping[str, object]],
+    changes: tuple[str, ...] = ("inserted", "updated"),
 ) -> Counter[str]:  # fmt: skip
     """``save`` writes one batch and returns its counts (``inserted``, ``updated``, ``unchanged``, and
     ``skipped`` for items it could not save; any other tells more of them: ``OUTCOMES``); their sums are
     returned. ``started`` is the first audit entry's details; ``skipped``, how many rows the check refused;
-    ``finished`` gives the last entry's details from the sums. ``progress`` hears how many of ``total`` are
-    done after each commit."""
+    ``finished`` gives the last entry's details from the sums; ``changes``, the counts that say a batch
+    changed the database. ``progress`` hears how many of ``total`` are done after each commit."""
     totals: Counter[str] = Counter()
     audited = False
     with bulk_cache(node.db):
         for batch in batched(items, size):
             with write_transaction(node.db):
                 counts = save(batch)
-                if (counts.get("inserted") or counts.get("updated")) and not audited:
+                if any(counts.get(name) for name in changes) and not audited:
                     record(node, actor, action, subject, started)
                     audited = True
             totals.update(counts)

@@ -18,6 +18,10 @@ another sourcedId holds (the SIS gave a leaving child's number to a new one), or
 with another SIS id holds (the SIS renumbered the child), is a bad row. Updating the first would have shown
 one child's records and disclosures as another's; inserting the second, made the child twice, their records
 on the first. A student an import from another district created is the exception: the roster takes it over.
+
+A bulk users.csv lists every student: those of the roster (not of imports from other districts) it no
+longer lists, by sourcedId, are marked inactive after the others are saved, so that no transfer code picks
+them; only those of the schools in its orgs.csv, or of none, as a district may import a bundle per school.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 from node.batched_save import save_in_batches
@@ -36,7 +41,7 @@ from node.operators import authorize
 from node.progress import Progress, ReadMeter
 from protocol import InvalidInput
 from protocol.csv_rows import RowsInvalid
-from protocol.oneroster import READ_FILES, Vet, read_bundle_names, read_oneroster
+from protocol.oneroster import READ_FILES, RosterReading, Vet, read_bundle_names, read_oneroster
 from protocol.roster import FieldMerge, StudentRecord
 from storage import students
 from storage.spill_map import SpillFile
@@ -47,6 +52,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 SPILL_OVER_BYTES = 16 * 1024 * 1024
 # Students saved per transaction: about 0.4 s of holding the database, which the serving node's writes wait out.
 BATCH_STUDENTS = 5000
+# Stored students looked up at once for those a bulk roster no longer lists.
+UNLISTED_PAGE = 500
 
 
 class RosterRowsInvalid(RowsInvalid):
@@ -77,6 +84,7 @@ class RosterImportResult:
     skipped_rows: tuple  # the first of them (protocol.csv_rows.KEEP_ROW_ERRORS)
     skipped: int
     ids_held: int = 0  # of the skipped rows, those refused as RosterIdsHeld's
+    marked_inactive: int = 0  # students a bulk roster no longer lists
 
 
 @contextmanager
@@ -192,15 +200,19 @@ def import_roster(
                 )  # fmt: skip
             raise RosterRowsInvalid(f"{invalid} row(s) are invalid; nothing was imported", errors, count=invalid)
         now = now_iso()
+        items: Iterable[tuple[StudentRecord, FieldMerge] | str] = roster.updates()
+        if roster.full_users:  # after every student it lists: those are not looked at again
+            items = chain(items, _unlisted(node, roster, by_sis_id=new_sourced_ids))
         totals = save_in_batches(
-            node, roster.updates(), size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
+            node, items, size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
             progress=progress, actor=user.username, action="roster.import", subject=path.name,
             started={"students": valid, "skipped": invalid} | ({"new_sourced_ids": True} if new_sourced_ids else {}),
             skipped=invalid,
-            finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged")},
+            finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged", "marked_inactive")},
+            changes=("inserted", "updated", "marked_inactive"),
         )  # fmt: skip
     counts = UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"])
-    return RosterImportResult(counts, errors, invalid, ids_held=held[0])
+    return RosterImportResult(counts, errors, invalid, ids_held=held[0], marked_inactive=totals["marked_inactive"])
 
 
 def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
@@ -237,6 +249,20 @@ def _imported(holder: students.Holder) -> bool:
     return holder.origin == "import" and holder.source_id.startswith("import:")
 
 
-def _save(node: Node, batch: list[tuple[StudentRecord, FieldMerge]], now: str) -> dict[str, int]:
-    counts = students.upsert_merged(node.db, batch, now=now)
-    return {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged}
+def _unlisted(node: Node, roster: RosterReading, *, by_sis_id: bool) -> Iterator[str]:
+    """The SIS ids of the active students of the roster that a bulk users.csv does not list (see the module's
+    docstring), read a page at a time: none is held in memory beyond its page."""
+    schools = roster.school_ids() | {""}
+    after = ""
+    while page := students.active_roster_students(node.db, after=after, limit=UNLISTED_PAGE):
+        after = page[-1][0]
+        yield from roster.unlisted([(sis_id, source_id) for sis_id, source_id, school in page if school in schools],
+                                   by_sis_id=by_sis_id)  # fmt: skip
+
+
+def _save(node: Node, batch: list[tuple[StudentRecord, FieldMerge] | str], now: str) -> dict[str, int]:
+    records = [item for item in batch if not isinstance(item, str)]
+    counts = students.upsert_merged(node.db, records, now=now)
+    gone = [item for item in batch if isinstance(item, str)]
+    return {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged,
+            "marked_inactive": students.mark_inactive(node.db, gone, now=now) if gone else 0}  # fmt: skip

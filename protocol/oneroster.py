@@ -301,6 +301,9 @@ class RosterReading:
         self.delta = False
         self.users_mode = ""  # as the manifest gives it: "" when it does not say
         self.modes: dict[str, str] = {}  # file read -> "bulk" or "delta"
+        # Every student row's sourcedId and SIS id (a row with an error too) -> its line: who the file lists.
+        self.user_lines: MutableMapping[str, int] = self._map("user_lines")
+        self.sis_lines: MutableMapping[str, int] = self._map("sis_id_lines")
         self._checked = False
 
     def _map(self, name: str) -> MutableMapping[str, Any]:
@@ -310,6 +313,22 @@ class RosterReading:
     def partial_orgs(self) -> bool:
         """orgs.csv lists only the orgs changed since the last export (a delta)."""
         return self.modes.get("orgs.csv") == "delta"
+
+    @property
+    def full_users(self) -> bool:
+        """The manifest says users.csv lists every user (bulk): a student it does not list has left."""
+        return self.users_mode == "bulk"
+
+    def school_ids(self) -> set[str]:
+        """The school ids (as StudentRecord.school_id gives them) of the schools orgs.csv lists."""
+        return {school_id for _, kind, school_id in self.orgs.values() if kind == "school"}
+
+    def unlisted(self, students: Sequence[tuple[str, str]], *, by_sis_id: bool = False) -> list[str]:
+        """The SIS ids of ``students`` ((SIS id, sourcedId) pairs) that no student row of users.csv lists, a row
+        with an error included: by sourcedId, the SIS's name for the person; with ``by_sis_id``, by SIS id too."""
+        listed = _get_many(self.user_lines, [source_id for _, source_id in students])
+        by_sis = _get_many(self.sis_lines, [sis_id for sis_id, _ in students]) if by_sis_id else {}
+        return [sis_id for sis_id, source_id in students if source_id not in listed and sis_id not in by_sis]
 
     def read(self) -> None:
         self.read_manifest()
@@ -449,8 +468,7 @@ class RosterReading:
         table = CsvTable(self.bundle["users.csv"], file="users.csv", required=required)
         if not self.version:
             self.version = "1.2" if "roles.csv" in self.bundle or not table.has("role") else "1.1"
-        sourced_lines: MutableMapping[str, int] = self._map("user_lines")
-        sis_lines: MutableMapping[str, int] = self._map("sis_id_lines")
+        sourced_lines, sis_lines = self.user_lines, self.sis_lines
         roles = "roles.csv" in self.bundle  # without it, role_orgs is empty: no need to look there
         for chunk in _chunks(table):
             rows: list[Row] = []

@@ -137,6 +137,31 @@ def holders(db: sqlite_utils.Database, records: Sequence[StudentRecord]) -> list
     return [Holder(*row) for row in rows]
 
 
+def active_roster_students(db: sqlite_utils.Database, *, after: str, limit: int) -> list[tuple[str, str, str]]:
+    """(SIS id, source id, school id) of the active students the SIS roster created, the first ``limit`` after
+    SIS id ``after`` in SIS id order: to walk all of them a page at a time."""
+    rows = db.execute(
+        "SELECT sis_id, source_id, school_id FROM students WHERE sis_id > ? AND origin = 'roster' "
+        "AND enrollment_status = 'active' ORDER BY sis_id LIMIT ?",
+        [after, limit],
+    ).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def mark_inactive(db: sqlite_utils.Database, sis_ids: Sequence[str], *, now: str) -> int:
+    """Mark these students (of the roster's, still active) inactive; returns how many were."""
+    changed = 0
+    for start in range(0, len(sis_ids), _BATCH):
+        chunk = sis_ids[start : start + _BATCH]
+        marks = ",".join("?" * len(chunk))
+        changed += db.execute(
+            f"UPDATE students SET enrollment_status = 'inactive', updated_at = ? WHERE sis_id IN ({marks}) "
+            "AND origin = 'roster' AND enrollment_status = 'active'",
+            [now, *chunk],
+        ).rowcount
+    return changed
+
+
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
     row = db.execute(
         f"SELECT {', '.join(_FIELDS)}, origin, created_at, updated_at FROM students WHERE sis_id = ?",

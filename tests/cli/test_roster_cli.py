@@ -25,7 +25,8 @@ def test_import_is_idempotent_and_searchable(make_home, tmp_path) -> None:
     assert first["inserted"] == 5 and first["updated"] == 0
     before = _snapshot(home)
     again = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--json").output)
-    assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": [], "skipped_count": 0}
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": [], "skipped_count": 0,
+                     "marked_inactive": 0}
     assert _snapshot(home) == before  # not even an audit entry
 
     found = json.loads(run_cli(home, "students", "search", "okafor", "--json").output)
@@ -153,6 +154,22 @@ def test_a_sis_id_reused_for_another_child_does_not_move_a_childs_records_to_the
     assert _snapshot(home) == before
     skipped = _import(home, night2, "--skip-invalid")
     assert skipped.exit_code == 0 and "Hint: a SIS id here is one child's for good" in skipped.output
+    assert "1 no longer in the roster: marked inactive." in skipped.output
     shown = run_cli(home, "students", "show", "100001").output
     assert "Ava" in shown and "Ava IEP" in shown and "Zoe" not in shown
 
+
+def test_a_student_gone_from_the_nightly_bulk_roster_is_in_no_whole_grade_code(make_home, tmp_path) -> None:
+    home = make_home()
+    run_cli(home, "transfers", "enable", "--as", "coord")
+    _import(home, write_bundle(tmp_path / "night1", make_bundle([AVA, BILL])))
+    # Ava leaves the district: the SIS's next bulk export (manifest: file.users,bulk) no longer lists her.
+    night2 = _import(home, write_bundle(tmp_path / "night2", make_bundle([BILL])))
+    assert night2.output.splitlines() == ["Students: 0 added, 0 updated, 1 unchanged.",
+                                          "1 no longer in the roster: marked inactive."]  # fmt: skip
+    made = json.loads(run_cli(home, "codes", "create", "--grade", "07", "--school", "0101", "--as", "coord",
+                              "--json").stdout)  # fmt: skip
+    # The grade's code carried Ava's records to whichever district claimed it.
+    assert made["students"] == 1
+    listed = json.loads(run_cli(home, "students", "search", "Martinez", "--json").output)
+    assert [s["enrollment_status"] for s in listed] == ["inactive"]

@@ -114,7 +114,7 @@ def test_a_bad_record_stops_the_import_before_a_student_is_saved(node: Any, tmp_
     assert skipped.counts.inserted == 12_000 and len(skipped.skipped_rows) == 1
     assert _roster_audit(node) == [
         ("roster.import", {"students": 12_000, "skipped": 1}),
-        ("roster.import.finished", {"inserted": 12_000, "updated": 0, "unchanged": 0}),
+        ("roster.import.finished", {"inserted": 12_000, "updated": 0, "unchanged": 0, "marked_inactive": 0}),
     ]
     # Nothing to change: nothing to audit, as before.
     students_only = write_bundle(tmp_path / "valid", make_bundle(students[:-1]))
@@ -281,7 +281,8 @@ def test_a_roster_whose_every_row_is_bad_keeps_the_first_thousand_and_counts_all
     assert [(e.file, e.line) for e in raised.value.rows] == [("users.csv", line) for line in range(2, 1002)]
     skipped = import_roster(node, actor="coord", path=folder, skip_invalid=True)
     assert skipped.skipped == 1500 and skipped.skipped_rows == raised.value.rows
-    assert _roster_audit(node)[-1] == ("roster.import.finished", {"inserted": 0, "updated": 0, "unchanged": 0})
+    assert _roster_audit(node)[-1] == ("roster.import.finished", {"inserted": 0, "updated": 0, "unchanged": 0,
+                                                            "marked_inactive": 0})
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
@@ -361,7 +362,7 @@ def test_a_delta_export_changes_only_what_it_has_rows_for(node: Any, tmp_path: P
     delta = _delta([ava | {"email": "ava@new.example.org"}],
                    files=("users.csv", "orgs.csv", "demographics.csv", "enrollments.csv"))  # fmt: skip
     result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False)
-    assert (result.counts.updated, result.skipped) == (1, 0)
+    assert (result.counts.updated, result.marked_inactive, result.skipped) == (1, 0, 0)
     assert _told(node) == [(*before[0][:6], "ava@new.example.org", "active"), before[1]]
     # An enrollment a delta adds is one of the student's enrollments, not all of them: the earlier date stands.
     later = b"enr-9,,,class-org-school-1,org-school-1,u-S000001,student,false,2025-01-06,"
@@ -425,10 +426,10 @@ def test_a_sis_id_the_sis_gave_another_child_is_refused_naming_both(node: Any, t
     assert "'S000001'" in row.message and "'guid-ava'" in row.message and "'guid-zoe'" in row.message
     assert raised.value.code == "roster.ids_held" and "never gave anyone before" in (raised.value.hint or "")
     assert _held(node) == before
-    # Skipped, Zoe is not imported.
+    # Skipped, Zoe is not imported; Ava, whom the roster no longer lists, is marked inactive.
     skipped = _import(node, tmp_path, "night2", [zoe, _student(2)], skip_invalid=True)
-    assert (skipped.skipped, skipped.ids_held) == (1, 1)
-    assert _held(node)[0] == ("S000001", "guid-ava", "Ava", "active")
+    assert (skipped.skipped, skipped.ids_held, skipped.marked_inactive) == (1, 1, 1)
+    assert _held(node)[0] == ("S000001", "guid-ava", "Ava", "inactive")
 
 
 def test_new_sourced_ids_from_a_new_sis_are_taken_as_the_same_students(node: Any, tmp_path: Path) -> None:
@@ -438,7 +439,7 @@ def test_new_sourced_ids_from_a_new_sis_are_taken_as_the_same_students(node: Any
     with pytest.raises(RosterIdsHeld):
         _import(node, tmp_path, "new-sis", new, skip_invalid=False)
     result = _import(node, tmp_path, "new-sis", new, skip_invalid=False, new_sourced_ids=True)
-    assert result.counts.updated == 2
+    assert (result.counts.updated, result.marked_inactive) == (2, 0)
     assert _roster_audit(node)[-2] == ("roster.import", {"students": 2, "skipped": 0, "new_sourced_ids": True})
     assert [(sis, source) for sis, source, _, _ in _held(node)] == [("S000001", "new-1"), ("S000002", "new-2")]
     # And they are those students from now on.
@@ -457,12 +458,14 @@ def test_a_renumbered_student_is_refused_naming_the_sis_id_held(node: Any, tmp_p
     (row,) = raised.value.rows
     assert row.field == "identifier" and "'S000001'" in row.message and "'S200001'" in row.message
     skipped = _import(node, tmp_path, "night2", [renumbered], skip_invalid=True)
-    # Still one student.
-    assert skipped.counts.inserted == 0
+    # Still one student, still active: the roster lists her, by her sourcedId.
+    assert (skipped.counts.inserted, skipped.marked_inactive) == (0, 0)
     assert _held(node) == [("S000001", "guid-ava", "Ava", "active")]
 
 
-def test_a_student_an_import_created_is_taken_over_by_the_roster(node: Any, tmp_path: Path) -> None:
+def test_a_student_an_import_created_is_taken_over_by_the_roster_and_never_marked_inactive(
+    node: Any, tmp_path: Path
+) -> None:
     def imported(sis_id: str) -> StudentRecord:
         return StudentRecord(sis_id=sis_id, source_id=f"import:b.example.org:{sis_id}", given_name="Ana",
                              family_name="Lopez", birth_date="2012-03-04", sex="F", grade="07")  # fmt: skip
@@ -471,6 +474,65 @@ def test_a_student_an_import_created_is_taken_over_by_the_roster(node: Any, tmp_
                            origin="import")  # fmt: skip
     # The district's SIS now lists S000001 (under its own sourcedId): the roster takes the student over.
     result = _import(node, tmp_path, "roster", [_student(1)], skip_invalid=False)
-    assert result.counts.updated == 1
+    assert (result.counts.updated, result.marked_inactive) == (1, 0)
     assert _held(node) == [("S000001", "u-S000001", "Ana", "active"),
                            ("S000002", "import:b.example.org:S000002", "Ana", "active")]  # fmt: skip
+    # Not the roster's, they stay active whatever a bulk roster lists.
+    assert _import(node, tmp_path, "other", [_student(3)], skip_invalid=False).marked_inactive == 0
+    assert [status for *_, status in _held(node)] == ["active", "active", "active"]
+
+
+# --- students a bulk roster no longer lists ------------------------------------------------------------
+
+
+def test_students_a_bulk_roster_no_longer_lists_are_marked_inactive(node: Any, tmp_path: Path) -> None:
+    # More than a page of them, the roster spilled: they are found a page at a time.
+    everyone = [_student(i) for i in range(1_200)]
+    _import(node, tmp_path, "all", everyone, skip_invalid=False, spill_over=0)
+    staying = everyone[::2]
+    # A delta lists only who changed: nobody is marked.
+    delta = _delta(staying[:3], files=("users.csv",))
+    assert _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False).marked_inactive == 0
+    result = _import(node, tmp_path, "bulk", staying, skip_invalid=False, spill_over=0)
+    assert (result.counts.unchanged, result.marked_inactive) == (600, 600)
+    status = dict(node.db.execute("SELECT sis_id, enrollment_status FROM students"))
+    assert {status[s["sis_id"]] for s in staying} == {"active"}
+    assert {status[s["sis_id"]] for s in everyone[1::2]} == {"inactive"}
+    assert _roster_audit(node)[-1] == (
+        "roster.import.finished", {"inserted": 0, "updated": 0, "unchanged": 600, "marked_inactive": 600}
+    )  # fmt: skip
+    # Nothing more to mark the next night; and one who comes back is active again.
+    again = _import(node, tmp_path, "back", [*staying, everyone[1]], skip_invalid=False)
+    assert (again.counts.updated, again.marked_inactive) == (1, 0)
+    assert node.db.execute("SELECT enrollment_status FROM students WHERE sis_id = 'S000001'").fetchone()[0] == "active"
+
+
+def test_a_bundle_of_one_school_marks_only_that_schools_students(node: Any, tmp_path: Path) -> None:
+    # A large district may export a bundle per school: one school's bundle says nothing of the other's.
+    lincoln = [_student(i, school_id="0101") for i in range(4)]
+    roosevelt = [_student(i, school_id="0102") for i in range(4, 8)]
+    _import(node, tmp_path, "district", lincoln + roosevelt, skip_invalid=False)
+    assert _import(node, tmp_path, "lincoln", lincoln[1:], skip_invalid=False).marked_inactive == 1
+    assert _import(node, tmp_path, "roosevelt", roosevelt, skip_invalid=False).marked_inactive == 0
+    inactive = [r[0] for r in node.db.execute("SELECT sis_id FROM students WHERE enrollment_status = 'inactive'")]
+    assert inactive == ["S000000"]
+
+
+def test_memory_does_not_grow_with_the_students_a_bulk_roster_no_longer_lists(node: Any, tmp_path: Path) -> None:
+    few = write_bundle(tmp_path / "few", make_bundle([_student(i) for i in range(100)]))
+
+    def peak_with(stored: int) -> int:
+        node.db.execute("DELETE FROM student_match_keys")
+        node.db.execute("DELETE FROM students")
+        _import(node, tmp_path, f"stored{stored}", [_student(i) for i in range(stored)], skip_invalid=False,
+                spill_over=0)  # fmt: skip
+        peak = peak_python_memory(lambda: import_roster(node, actor="coord", path=few, skip_invalid=False,
+                                                        spill_over=0))  # fmt: skip
+        assert node.db.execute("SELECT count(*) FROM students WHERE enrollment_status = 'inactive'").fetchone()[0] \
+            == stored - 100
+        return peak
+
+    peak_with(200)  # imports, caches
+    peaks = [peak_with(10_000), peak_with(20_000)]
+    # A page of stored students and a batch of SIS ids to mark are held at once, not one per student.
+    assert peaks[1] - peaks[0] < 1 << 20, peaks
