@@ -700,7 +700,7 @@ def _directory_cache_fields(db: sqlite_utils.Database) -> None:
     )
 
 
-@MIGRATIONS(name="0024_request_answers_sent")
+@MIGRATIONS(name="0021_request_answers_sent")
 def _request_answers_sent(db: sqlite_utils.Database) -> None:
     # How many answers this node has signed about a request: a release whose transfer ends unopened is
     # answered again (spec/requests.md §2), each answer in its own outbox job, numbered, and delivered after
@@ -712,7 +712,7 @@ def _request_answers_sent(db: sqlite_utils.Database) -> None:
     )
 
 
-@MIGRATIONS(name="0021_students_source_id")
+@MIGRATIONS(name="0022_students_source_id")
 def _students_source_id(db: sqlite_utils.Database) -> None:
     # The roster import looks students up by the SIS's sourcedId as well as by SIS id, a chunk of rows at a time,
     # to refuse a row whose ids another student holds (a reused or a changed SIS id); without an index each look-up

@@ -14,7 +14,7 @@ NOW = "2026-12-05T00:00:00Z"
 
 def test_migration_counts_the_answer_each_request_has(tmp_path: Path) -> None:
     db = open_database(tmp_path / "old.db", migrate=False)
-    MIGRATIONS.apply(db, stop_before="0024_request_answers_sent")
+    MIGRATIONS.apply(db, stop_before="0021_request_answers_sent")
     with write_transaction(db):
         for request_id, side, state in (("R1", "releaser", "released"), ("R2", "releaser", "requested"),
                                         ("R3", "requester", "cancelled"), ("R4", "requester", "rejected")):
