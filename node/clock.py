@@ -17,6 +17,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def parse_iso(text: str) -> datetime:
+    """A time as :func:`iso` writes it ("...Z") back to an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def now_iso() -> str:
     return iso(utc_now())
 

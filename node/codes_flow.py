@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from crypto import check_transfer_code_proof, generate_code, transfer_code_credentials
 from node import sending
+from node.clock import iso, parse_iso
 from node.home import Node
-from node.issued_codes import STATUS_COLS, parse_time, save, status_of, utcnow
+from node.issued_codes import STATUS_COLS, save, status_of, utcnow
 from node.manifest_builder import Selection
 from node.operators import authorize, record
 from protocol import InvalidInput, MalformedMessage, NotFound
@@ -47,10 +49,6 @@ class IssuedCode:
     code_id: str
     students: int
     expires_at: str
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _scope_students(node: Node, row: dict[str, str | None]) -> list[str]:
@@ -109,11 +107,11 @@ def create(
             " school_name, bound_destination, state, created_at, created_by, expires_at, status_json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
             [status.code_id, key, f"…{text.split('@')[0][-4:]}", scope["scope"], student, grade, school_id,
-             school_name, for_domain, status.state.value, _iso(now), user.username, _iso(status.expires)],
+             school_name, for_domain, status.state.value, iso(now), user.username, iso(status.expires)],
         )  # fmt: skip
         record(node, user.username, "code.create", student or f"{school_name}/{grade}",
                {"code_id": status.code_id[:8], "students": len(enrolled), "for": for_domain})  # fmt: skip
-    return IssuedCode(text, status.code_id, len(enrolled), _iso(status.expires))
+    return IssuedCode(text, status.code_id, len(enrolled), iso(status.expires))
 
 
 def list_codes(node: Node) -> list[dict[str, object]]:
@@ -206,18 +204,17 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
     nonce = _b64(take(obj, "nonce", str, what=what), "nonce", (16, 64))
     proof = _b64(take(obj, "proof", str, what=what), "proof", (32, 32))
     now = utcnow()
-    failures = [parse_time(r[0]) for r in node.db.execute(
+    failures = [parse_iso(r[0]) for r in node.db.execute(
         "SELECT at FROM claim_failures WHERE peer = ? ORDER BY at DESC LIMIT 100", [caller]).fetchall()]  # fmt: skip
     THROTTLE.decide(now=now, peer_failures=failures).raise_if_denied()
     found = _find(node, code_id.hex())
     if found is not None and not found[1]:
         # Used, revoked, expired or locked: its key was erased, so only the state can answer. The code id is
         # derived from the code, so whoever sends it knows the code (spec/codes.md §7.3).
-        apply(found[0], Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE, now=now)
-        raise CodeUnknown("no transfer code matches", field="code_id")  # not reached: every such state refuses
+        _refuse_claim(found[0], caller, now)
     if found is None or not check_transfer_code_proof(found[1], destination=caller, nonce=nonce, proof=proof):
         with write_transaction(node.db):
-            node.db.execute("INSERT INTO claim_failures (peer, at) VALUES (?, ?)", [caller, _iso(now)])
+            node.db.execute("INSERT INTO claim_failures (peer, at) VALUES (?, ?)", [caller, iso(now)])
             if found is not None:
                 transition = apply(found[0], ClaimFailed(destination=caller), actor=CodeActor.DESTINATION_NODE,
                                    now=now)  # fmt: skip
@@ -230,7 +227,7 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
         # records had not arrived when it looked), so it gets the envelope's code again while that is kept.
         return _answer(node, status.transfer_id, scope, transfers.get_code(node.db, status.transfer_id))
     # Check every refusal (expired, used, wrong destination, ...) before sealing anything.
-    apply(status, Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE, now=now)
+    _check_claim(status, caller, now)
     enrolled = _scope_students(node, scope)
     if not enrolled:
         raise CodeUnknown("no transfer code matches", field="code_id")
@@ -265,10 +262,19 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
         current = fresh[0]
         if current.state is CodeState.CLAIMED and current.claimed_by == caller and current.transfer_id:
             return _answer(node, current.transfer_id, scope, transfers.get_code(node.db, current.transfer_id))
-        apply(current, Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE,
-              now=utcnow())  # fmt: skip
-        raise CodeUnknown("no transfer code matches", field="code_id") from None  # not reached
+        _refuse_claim(current, caller, utcnow())
     return _answer(node, sent.transfer_id, scope, sent.code)
+
+
+def _check_claim(status: CodeStatus, caller: str, now: datetime) -> None:
+    """Raise the refusal a claim by ``caller`` would meet now (the transfer id is not yet known)."""
+    apply(status, Claim(destination=caller, transfer_id="0" * 26), actor=CodeActor.DESTINATION_NODE, now=now)
+
+
+def _refuse_claim(status: CodeStatus, caller: str, now: datetime) -> NoReturn:
+    """For a code that can no longer be claimed (its state says why)."""
+    _check_claim(status, caller, now)
+    raise CodeUnknown("no transfer code matches", field="code_id")  # not reached: every such state refuses
 
 
 def _answer(

@@ -13,7 +13,7 @@ import logging
 import shutil
 from datetime import datetime, timedelta
 
-from node.clock import iso, utc_now
+from node.clock import iso, parse_iso, utc_now
 from node.home import Node
 from node.notify import notify_coordinators
 from storage import settings
@@ -36,7 +36,7 @@ def watch_disk(node: Node) -> bool:
     free = shutil.disk_usage(node.config.home).free
     reserve = node.config.storage.reserve_bytes
     recorded = settings.get(node.db, _WARNED_KEY)
-    warned_at = datetime.fromisoformat(recorded.replace("Z", "+00:00")) if recorded else None
+    warned_at = parse_iso(recorded) if recorded else None
     now = utc_now()
     if free >= reserve + WARN_MARGIN:
         if recorded:  # recovered: the next time it runs low is news again

@@ -8,8 +8,9 @@ Apart from :mod:`node.codes_flow` (which issues codes and answers claims) becaus
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
+from node.clock import parse_iso, utc_now
 from node.home import Node
 from node.notify import notify_coordinators
 from protocol.code_claim_states import (
@@ -42,18 +43,15 @@ _NOW = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """Now, to the second: code times are stored to the second, and compared with what is stored."""
+    return utc_now().replace(microsecond=0)
 
 
 def status_of(node: Node, row: tuple) -> CodeStatus:
     code_id, state, created, expires, bound, claimed_by, transfer_id, failed = row
     return CodeStatus(
         code_id=code_id, source_domain=node.config.node.domain, state=CodeState(state),
-        created=parse_time(created), expires=parse_time(expires), bound_destination=bound,
+        created=parse_iso(created), expires=parse_iso(expires), bound_destination=bound,
         claimed_by=claimed_by, transfer_id=transfer_id, failed_claims=failed,
     )  # fmt: skip
 
