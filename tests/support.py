@@ -52,12 +52,34 @@ FAST_ENVELOPES = {
 }
 
 
+# Ports handed out by free_port: below the kernel's ephemeral range (32768 and up on Linux), so that no
+# connection's own local port can take one between the choice and the server binding it, seconds later; and,
+# with the suite on several workers (pytest-xdist), each worker takes its own residue so two never choose alike.
+_PORTS_LOW, _PORTS_HIGH = 20_000, 32_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    import os
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    if len(_handed_out) >= (_PORTS_HIGH - _PORTS_LOW) // workers // 2:
+        _handed_out.clear()  # those of tests long over are free again; the bind below still checks
+    while True:
+        port = random.randrange(_PORTS_LOW + index, _PORTS_HIGH, workers)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # held by something else on the machine
+        _handed_out.add(port)
+        return port
 
 
 class ServedNode:
