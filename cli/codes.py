@@ -126,12 +126,15 @@ def codes_email_template(home: str | None, as_json: bool, student: bool, grade: 
     with opened(home) as node:
         cfg = node.config.node
     for_grade = grade
-    what = "the whole grade [GRADE] of [SCHOOL]" if for_grade else "[STUDENT'S FULL NAME], born [BIRTH DATE]"
+    what = (
+        "the students of grade [GRADE] at [SCHOOL] who now attend our district" if for_grade
+        else "[STUDENT'S FULL NAME], born [BIRTH DATE], who last attended [SCHOOL] and now attends our district"
+    )  # fmt: skip
     scope = '--grade [GRADE] --school "[SCHOOL]"' if for_grade else "--student [SIS ID]"
     subject = f"Satchel transfer code request from {cfg.name}"
     body = (
         "Hello,\n\n"
-        f"{cfg.name} ({cfg.domain}) asks for the records of {what}, who now attend(s) our district.\n\n"
+        f"{cfg.name} ({cfg.domain}) asks for the records of {what}.\n\n"
         "Please create a Satchel transfer code on your node, for example:\n\n"
         f"    satchel codes create {scope} --for {cfg.domain}\n\n"
         "and give us the code by phone (not by e-mail). It works once, for 30 days, and only for our district.\n"

@@ -134,8 +134,10 @@ def test_status_and_the_email_template_speak_json(make_home) -> None:
     template = json.loads(run_cli(home, "codes", "email-template", "--grade", "--json").output)
     assert template["subject"].startswith("Satchel transfer code request from ")
     assert "--grade [GRADE]" in template["body"] and "Subject:" not in template["body"]
+    assert "the records of the students of grade [GRADE] at [SCHOOL] who now attend our district." in template["body"]
     text = run_cli(home, "codes", "email-template").output
     assert text.startswith("Subject: ") and "--student [SIS ID]" in text
+    assert "born [BIRTH DATE], who last attended [SCHOOL] and now attends our district." in text
     both = run_cli(home, "codes", "email-template", "--grade", "--student", ok=False)
     assert both.exit_code == 2 and "not both" in both.stderr
 
