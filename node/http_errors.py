@@ -192,6 +192,26 @@ def error_response(
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Codes after which nothing more of the request is coming: its connection closes as soon as the answer is
+# sent. Otherwise aiohttp lingers up to 10 s reading what is left of the body (for a client still sending one
+# that was refused early), and a stalled body never sends any: the connection, one of server.max_connections,
+# was held ten times the idle limit.
+_CLOSE_AFTER = frozenset({"http.body_stalled"})
+
+
+class _LastAnswer(web.Response):
+    """The answer after which its connection closes at once (``Connection: close``, no lingering close)."""
+
+    def __init__(self, request: web.BaseRequest, answer: web.Response) -> None:
+        super().__init__(body=answer.body, status=answer.status, headers=answer.headers)
+        self._closes = request
+        self.force_close()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        await super().write_eof(data)
+        # Buffered bytes of the answer are still sent: an asyncio transport flushes them before it closes.
+        self._closes.protocol.force_close()
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -204,6 +224,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int):
             response.headers["Retry-After"] = str(retry_after)
+        if exc.code in _CLOSE_AFTER:
+            return _LastAnswer(request, response)
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
