@@ -134,7 +134,8 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         if e else None,
         "comments": r.comments, "transfer_id": view.row.transfer_id, "asked_at": iso(r.created),
         "delivery": view.sent.get("request"),
-        "due_on": view.due_on.isoformat() if view.due_on else None, "answer": answer,
+        "due_on": view.due_on.isoformat() if view.due_on else None, "release_failed_on": view.row.failed_on,
+        "answer": answer,
         "crossed_cancellation": crossed,
         "messages": [{"direction": direction, "at": iso(m.created), "from": m.from_domain, "text": m.comments,
                       "person": _contact(m.person), "delivery": view.sent.get(i)}
@@ -154,7 +155,9 @@ def requests_show(home: str | None, as_json: bool, request_id: str) -> None:
         ("Student", f"{s.given_name} {s.family_name}, born {s.birth_date}, grade {s.grade or '-'}"),
         ("Enrolled there", f"{e.school}, grade {e.grade}, since {e.start_date} ({e.type})" if e else "(not stated)"),
         ("Comments", r.comments or "-"), ("Asked at", iso(r.created) + delivery_words(view.sent.get("request"))),
-        *([("Answer due", f"{view.due_on} ({view.row.working_days} working days)")] if view.due_on else []),
+        *([("Answer due", f"{view.due_on} ({view.row.working_days} working days"
+                          + (f" from {view.row.failed_on}, when the release failed)" if view.row.failed_on else ")"))]
+          if view.due_on else []),
         *([] if a is None else [
             ("Answer", f"{a.kind.value} at {iso(a.created)} by {a.person.name} <{a.person.email}> {a.person.phone} "
                        f"of {a.from_domain} (signed)" + delivery_words(view.sent.get("answer"))),

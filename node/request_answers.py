@@ -60,6 +60,11 @@ SUBJECTS = {
 }
 
 
+# What the releasing coordinators can do about a request whose release failed.
+_ANSWER_AGAIN = ("\nRelease them again: satchel requests release {id} --student SIS_ID ...\n"
+                 "or reject the request: satchel requests reject {id} --comments TEXT")
+
+
 def local_now() -> datetime:
     # Working days are counted in the district's own calendar: local time, not UTC.
     return datetime.now().astimezone().replace(microsecond=0)
@@ -85,6 +90,7 @@ def status_of(node: Node, row: RequestRow) -> RequestStatus:
         request=stored_request(row.signed_request), opened_on=date.fromisoformat(row.opened_on),
         transfer_id=row.transfer_id, overdue_flagged=row.overdue_flagged, working_days=row.working_days,
         reminded_on=date.fromisoformat(row.reminded_on) if row.reminded_on else None,
+        failed_on=date.fromisoformat(row.failed_on) if row.failed_on else None,
     )  # fmt: skip
 
 
@@ -111,30 +117,35 @@ def carry_out(node: Node, status: RequestStatus, effects: tuple, *, request_id: 
         elif isinstance(effect, ResendResponse):
             resent = store.require(node.db, request_id).signed_response
         elif isinstance(effect, NotifyCoordinators):
-            _notify(node, effect.topic, status.side, request_id, peer)
+            _notify(node, effect.topic, status, request_id, peer)
     store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
                  overdue_flagged=int(status.overdue_flagged), updated_at=now_iso(),
-                 reminded_on=status.reminded_on.isoformat() if status.reminded_on else None)  # fmt: skip
+                 reminded_on=status.reminded_on.isoformat() if status.reminded_on else None,
+                 failed_on=status.failed_on.isoformat() if status.failed_on else None)  # fmt: skip
     return resent
 
 
-def _notify(node: Node, topic: str, side: RequestSide, request_id: str, peer: str) -> None:
+def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer: str) -> None:
     next_step = f"See it with: satchel requests show {request_id}"
-    requester = side is RequestSide.REQUESTER
+    requester = status.side is RequestSide.REQUESTER
+    failed = status.state is RequestState.RELEASE_FAILED
     if topic == "request.overdue" and requester:
         # The requester's own request has waited: the one who can move it is the other district's coordinator.
-        subject = f"Records request {request_id} to {peer} has no answer yet"
+        subject = (f"Records request {request_id} to {peer} has no new answer since its release failed" if failed
+                   else f"Records request {request_id} to {peer} has no answer yet")  # fmt: skip
         who = coordinator_words(node, peer)
         if who:
             next_step = (f"Their transfer coordinator: {who}.\n"
                          f"{next_step}; write to them with: satchel requests message {request_id} TEXT")
+    elif topic == "request.overdue" and failed:
+        subject = f"Reminder: records request {request_id} from {peer} is unanswered since its release failed"
+        next_step += _ANSWER_AGAIN.format(id=request_id)
     elif topic == "request.release_failed" and requester:
         subject = f"The records {peer} released for request {request_id} did not reach this district"
         next_step += f"\n{peer} will release them again in a new transfer, or reject the request."
     elif topic == "request.release_failed":
         subject = f"Records request {request_id} from {peer} is open again: the records released did not reach it"
-        next_step += (f"\nRelease them again: satchel requests release {request_id} --student SIS_ID ...\n"
-                      f"or reject the request: satchel requests reject {request_id} --comments TEXT")  # fmt: skip
+        next_step += _ANSWER_AGAIN.format(id=request_id)
     else:
         subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
     notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")

@@ -67,7 +67,6 @@ from protocol.request_states import (
     new_request_status,
 )
 from protocol.threads import check_room
-from protocol.workdays import due_date
 from storage import outbox, peers, users
 from storage import request_messages as messages
 from storage import requests as store
@@ -333,10 +332,11 @@ def cancel(node: Node, *, actor: str | None, request_id: str, comments: str = ""
 
 def flag_overdue(node: Node) -> list[str]:
     """The timer: unanswered requests past their working days are flagged and coordinators told, and told again
-    every 5 working days: at the releaser, reminded to answer; at the requester, whom to ask
-    (spec/requests.md §5)."""
+    every 5 working days: at the releaser, reminded to answer; at the requester, whom to ask. A request whose
+    release failed is owed an answer again, counted from the day it failed (spec/requests.md §5)."""
     flagged = []
-    for listed in store.list_rows(node.db, state="requested"):
+    waiting = (RequestState.REQUESTED.value, RequestState.RELEASE_FAILED.value)
+    for listed in store.list_rows(node.db, state=waiting):
         try:
             if _flag_if_due(node, listed):
                 flagged.append(listed.request_id)
@@ -353,7 +353,7 @@ def _flag_if_due(node: Node, listed: RequestRow) -> bool:
         return False
     with write_transaction(node.db):
         # Read again under the write lock: a release or cancellation committed since the listing must not
-        # be written over with the listing's "requested".
+        # be written over with the listing's state.
         row = store.require(node.db, listed.request_id)
         status = status_of(node, row)
         due = due_events(status, today=_now().date(), holidays=holidays)
@@ -372,7 +372,7 @@ class RequestView:
     messages: int = 0  # in the coordinators' thread
     answer: RequestResponse | None = None  # the release, rejection or cancellation, as signed (show only)
     thread: tuple[tuple[str, RequestResponse], ...] = ()  # the messages, oldest first (show only)
-    due_on: date | None = None  # the last working day an answer is on time, while none has come (show only)
+    due_on: date | None = None  # the last working day an answer is on time, while one is owed (show only)
     # Where this node's own request, answer and messages stand with the other district (node.delivery_status),
     # by "request", "answer" and the message's place in ``thread`` (show only).
     sent: dict[str | int, dict[str, object]] = field(default_factory=dict)
@@ -403,9 +403,7 @@ def show(node: Node, request_id: str) -> RequestView:
     assert status.request is not None
     candidates = _match(node, status.request) if row.side == "releaser" else None
     answer = None if row.signed_response is None else stored_response(row.signed_response)
-    due_on = None
-    if status.state is RequestState.REQUESTED and status.opened_on is not None:
-        due_on = due_date(status.opened_on, working_days=status.working_days, holidays=node.config.requests.holidays)
+    due_on = status.due_on(holidays=node.config.requests.holidays)
     kept = messages.of_request(node.db, request_id)
     written = tuple((m.direction, stored_response(m.signed)) for m in kept)
     jobs: dict[str | int, str] = {i: message_job(m.signed) for i, m in enumerate(kept) if m.direction == "out"}

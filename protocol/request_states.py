@@ -12,9 +12,11 @@ and a transfer can end without the records being opened (refused, locked, expire
 delivered): the releaser's node then applies ``release_failed`` (:func:`follow_transfer`), tells the
 requester, and the request is ``release_failed`` at both nodes, to be answered again (released in a new
 transfer, or rejected) or cancelled. Being overdue is
-derived from the dates (:func:`protocol.workdays.is_overdue`); ``mark_overdue`` records the flag and
-tells the coordinators, and while the request stays unanswered the timer applies it again every
-``REMIND_WORKING_DAYS`` working days, each time a reminder. A :class:`Message` between the coordinators
+derived from the dates (:func:`protocol.workdays.is_overdue`): the working days since the request was opened
+while it is ``requested``, and since the day the release failed while it is ``release_failed`` (the releaser
+owes an answer again, on a clock of its own); ``mark_overdue`` records the flag and tells the coordinators,
+and while the request stays unanswered the timer applies it again every ``REMIND_WORKING_DAYS`` working
+days, each time a reminder. A :class:`Message` between the coordinators
 changes no state: it is written at either node in any state but ``absent`` and told to the other's
 coordinators when it arrives.
 """
@@ -116,6 +118,8 @@ TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
     (St.REQUESTED, Ev.REJECTED_RECEIVED): St.REJECTED,
     (St.REQUESTED, Ev.CANCELLED_RECEIVED): St.CANCELLED,
     (St.REQUESTED, Ev.MARK_OVERDUE): St.REQUESTED,
+    # A release that failed is owed an answer again, and is flagged and reminded of as one never answered.
+    (St.RELEASE_FAILED, Ev.MARK_OVERDUE): St.RELEASE_FAILED,
     # The releaser's answer wins over a cancellation it had not seen yet.
     (St.CANCELLED, Ev.RELEASED_RECEIVED): St.RELEASED,
     (St.CANCELLED, Ev.REJECTED_RECEIVED): St.REJECTED,
@@ -375,6 +379,8 @@ class RequestStatus:
     overdue_flagged: bool = False
     working_days: int = DEFAULT_WORKING_DAYS
     reminded_on: date | None = None  # the local day the coordinators were last told it is overdue
+    # The local day this node saw the release fail (releaser) or heard so (requester); in release_failed only.
+    failed_on: date | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.side, RequestSide) or not isinstance(self.state, RequestState):
@@ -392,6 +398,8 @@ class RequestStatus:
             raise InvalidInput(f"working_days must be 1 to {MAX_WORKING_DAYS}", field="working_days")
         if self.reminded_on is not None and not self.overdue_flagged:
             raise InvalidInput("a request is reminded of only once it is flagged overdue", field="reminded_on")
+        if (self.failed_on is None) == (self.state is St.RELEASE_FAILED):
+            raise InvalidInput("the day a release failed is known in state release_failed only", field="failed_on")
 
     @property
     def peer_domain(self) -> str | None:
@@ -399,19 +407,35 @@ class RequestStatus:
             return None
         return self.request.to_domain if self.side is RequestSide.REQUESTER else self.request.from_domain
 
+    @property
+    def waiting_since(self) -> date | None:
+        """The day the releaser's answer is owed from: the opening day while ``requested``, the day the release
+        failed while ``release_failed``; None while no answer is owed."""
+        if self.state is St.REQUESTED:
+            return self.opened_on
+        if self.state is St.RELEASE_FAILED:
+            return self.failed_on
+        return None
+
+    def due_on(self, *, holidays: frozenset[date] = frozenset()) -> date | None:
+        """The last day an answer is on time, while one is owed."""
+        since = self.waiting_since
+        return None if since is None else due_date(since, working_days=self.working_days, holidays=holidays)
+
     def overdue(self, *, today: date, holidays: frozenset[date] = frozenset()) -> bool:
         """Unanswered for more than ``working_days`` working days (derived, whatever the flag says)."""
-        if self.state is not St.REQUESTED or self.opened_on is None:
+        since = self.waiting_since
+        if since is None:
             return False
-        return is_overdue(self.opened_on, today, working_days=self.working_days, holidays=holidays)
+        return is_overdue(since, today, working_days=self.working_days, holidays=holidays)
 
     def reminder_due(self, *, today: date, holidays: frozenset[date] = frozenset()) -> bool:
         """Flagged overdue, still unanswered, and ``REMIND_WORKING_DAYS`` working days since the coordinators
         were last told (a request flagged before reminders were kept counts from its last day on time)."""
         if not self.overdue_flagged or not self.overdue(today=today, holidays=holidays):
             return False
-        assert self.opened_on is not None  # overdue() holds it
-        told = self.reminded_on or due_date(self.opened_on, working_days=self.working_days, holidays=holidays)
+        told = self.reminded_on or self.due_on(holidays=holidays)
+        assert told is not None  # overdue() holds a day the answer is owed from
         return working_days_between(told, today, holidays=holidays) >= REMIND_WORKING_DAYS
 
 
@@ -487,7 +511,7 @@ def apply(
                 effects += [RecordIncoming(), NotifyCoordinators(topic="request.received")]
         elif state in _RESENDING:
             effects.append(ResendResponse())
-        return _done(status, name, changes, effects)
+        return _done(status, name, changes, effects, today=today)
     request = status.request
     assert request is not None  # every state but absent holds it (checked on construction)
     if isinstance(event, ResponseArrived):
@@ -518,14 +542,14 @@ def apply(
     elif name is Ev.MARK_OVERDUE:
         if not status.overdue(today=today, holidays=holidays):
             raise RequestTransitionNotAllowed(
-                "event 'mark_overdue' is not allowed in state 'requested' before the request is overdue",
+                f"event 'mark_overdue' is not allowed in state {state.value!r} before the request is overdue",
                 state=state.value,
                 event=name.value,
             )
         if not status.overdue_flagged or status.reminder_due(today=today, holidays=holidays):
             changes |= {"overdue_flagged": True, "reminded_on": today}
             effects.append(NotifyCoordinators(topic="request.overdue"))
-    return _done(status, name, changes, effects)
+    return _done(status, name, changes, effects, today=today)
 
 
 def follow_transfer(
@@ -561,8 +585,15 @@ def due_events(
 
 
 def _done(
-    status: RequestStatus, name: RequestEvent, changes: dict[str, Any], effects: list[RequestEffect]
+    status: RequestStatus, name: RequestEvent, changes: dict[str, Any], effects: list[RequestEffect], *, today: date
 ) -> RequestTransition:
+    target = changes["state"]
+    if target is St.RELEASE_FAILED and status.state is not St.RELEASE_FAILED:
+        # The releaser owes an answer again: a clock of its own from today, flagged and reminded afresh (a
+        # flag from before the release would otherwise remind at once, or never flag this wait at all).
+        changes |= {"failed_on": today, "overdue_flagged": False, "reminded_on": None}
+    elif target is not St.RELEASE_FAILED:
+        changes["failed_on"] = None
     return RequestTransition(
         previous=status.state, event=name, status=replace(status, **changes), effects=tuple(effects)
     )

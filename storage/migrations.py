@@ -718,3 +718,23 @@ def _students_source_id(db: sqlite_utils.Database) -> None:
     # to refuse a row whose ids another student holds (a reused or a changed SIS id); without an index each look-up
     # read the whole table. Not unique: a home may hold a student twice under one sourcedId from before.
     db.execute("CREATE INDEX students_source_id ON students (source_id)")
+
+
+@MIGRATIONS(name="0024_request_release_failed_on")
+def _request_release_failed_on(db: sqlite_utils.Database) -> None:
+    # A request whose release failed is owed an answer again, and is flagged overdue and reminded of counting
+    # from the local day the release failed (spec/requests.md §5); before, it was never flagged. Requests
+    # already in release_failed take that day from their latest `request.release_failed` audit entry (at the
+    # releaser, the node saw the transfer end; at the requester, the news arrived), in the node's time zone as
+    # the timer counts, else from their last change.
+    _run(
+        db,
+        """
+        ALTER TABLE records_requests ADD COLUMN failed_on TEXT;
+        UPDATE records_requests SET failed_on = COALESCE(
+            (SELECT date(MAX(at), 'localtime') FROM audit_log
+             WHERE action = 'request.release_failed' AND subject = records_requests.request_id),
+            date(updated_at, 'localtime'))
+        WHERE state = 'release_failed'
+        """,
+    )

@@ -29,11 +29,13 @@ class RequestRow:
     updated_at: str
     reminded_on: str | None  # the local day an overdue request was last told to the coordinators
     answers_sent: int  # answers this node signed about it (its outbox jobs are numbered by them)
+    failed_on: str | None  # the local day its release failed, while it is release_failed
 
 
 _COLS = (
     "request_id, side, state, peer, student_sis_id, signed_request, signed_response, opened_on, transfer_id,"
-    " overdue_flagged, working_days, created_by, created_at, updated_at, reminded_on, answers_sent"
+    " overdue_flagged, working_days, created_by, created_at, updated_at, reminded_on, answers_sent,"
+    " failed_on"
 )
 
 
@@ -66,15 +68,18 @@ def update(db: sqlite_utils.Database, request_id: str, **changes: Any) -> None:
 
 
 def list_rows(
-    db: sqlite_utils.Database, *, side: str | None = None, state: str | None = None
+    db: sqlite_utils.Database, *, side: str | None = None, state: str | tuple[str, ...] | None = None
 ) -> list[RequestRow]:
-    where, args = [], []
+    """Newest first; ``state`` one state or several."""
+    where: list[str] = []
+    args: list[str] = []
     if side:
         where.append("side = ?")
         args.append(side)
     if state:
-        where.append("state = ?")
-        args.append(state)
+        states = (state,) if isinstance(state, str) else state
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        args.extend(states)
     sql = f"SELECT {_COLS} FROM records_requests" + (" WHERE " + " AND ".join(where) if where else "")
     return [_row(r) for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
 

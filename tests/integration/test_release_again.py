@@ -143,3 +143,62 @@ def test_answers_about_a_request_reach_the_requester_in_the_order_they_were_give
         heard = [action for (action,) in node.db.execute(
             "SELECT action FROM audit_log WHERE subject = ? AND action LIKE 'request.re%' ORDER BY seq", [request_id])]
     assert heard == ["request.released", "request.release_failed", "request.rejected"]
+
+
+def test_a_release_that_failed_and_waits_too_long_is_flagged_and_reminded_at_both_districts(pair) -> None:
+    """Found left over: a request whose release failed waited on the releasing district for good, never flagged
+    overdue nor reminded of (spec/requests.md §5: its working days count from the day the release failed)."""
+    from node.home import open_node
+    from node.requests_flow import flag_overdue
+
+    a, b, mailbox = pair
+    request_id = _requested(a, b)
+    refused, _ = _released(a, request_id, "--student", "100001")
+    wait_until(lambda: _state(b, request_id) == "released")
+    b.cli("reject", refused, "--reason", "wrong grade's records", "--as", "coord")
+    wait_until(lambda: _state(a, request_id) == "release_failed" and _state(b, request_id) == "release_failed")
+    for d in (a, b):  # owed an answer again, from today, and not late yet
+        assert _shown(d, request_id)["overdue"] is False
+        with open_node(d.home, d.env) as node:
+            assert flag_overdue(node) == []
+    # Ten working days and more after the release failed (the timer's clock moved as for requests never answered).
+    for d in (a, b):
+        with sqlite3.connect(d.home / "satchel.db") as conn:
+            conn.execute("UPDATE records_requests SET failed_on = '2026-01-05' WHERE request_id = ?", [request_id])
+        with open_node(d.home, d.env) as node:
+            assert flag_overdue(node) == [request_id]
+            assert flag_overdue(node) == []  # told once
+        assert _json(d, "requests", "list", "--json")[0]["overdue"] is True
+        shown = d.cli("requests", "show", request_id).stdout
+        assert "release_failed (OVERDUE)" in shown
+        assert "Answer due:     2026-01-19 (10 working days from 2026-01-05, when the release failed)" in shown
+        assert (_shown(d, request_id)["due_on"], _shown(d, request_id)["release_failed_on"]) == (
+            "2026-01-19", "2026-01-05")  # fmt: skip
+    releaser_told = f"Reminder: records request {request_id} from b.example.org is unanswered since its release failed"
+    requester_told = f"Records request {request_id} to a.example.org has no new answer since its release failed"
+    assert _subjects(a).count(releaser_told) == 1 and _subjects(b).count(requester_told) == 1
+
+    def mails(to: str, subject: str) -> list:
+        return [m for m in mailbox.messages if to in str(m["To"]) and " ".join(str(m["Subject"]).split()) == subject]
+
+    wait_until(lambda: mails("coord@a.example.org", releaser_told) and mails("coord@b.example.org", requester_told))
+    releaser_mail = mails("coord@a.example.org", releaser_told)[0].get_payload(decode=True).decode()
+    assert f"satchel requests release {request_id} --student" in releaser_mail
+    assert f"satchel requests reject {request_id} --comments" in releaser_mail
+    requester_mail = mails("coord@b.example.org", requester_told)[0].get_payload(decode=True).decode()
+    assert "Their transfer coordinator: Cory Coordinator, +1 217-555-0100" in requester_mail
+    # Still unanswered a working week later: reminded again, once.
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE records_requests SET reminded_on = '2026-01-20' WHERE request_id = ?", [request_id])
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == [request_id]
+        assert flag_overdue(node) == []
+    assert _subjects(a).count(releaser_told) == 2
+    # Released again: owed nothing more at either district, and no longer reminded of.
+    _released(a, request_id, "--student", "100001", "--all-records")
+    wait_until(lambda: _state(b, request_id) == "released")
+    for d in (a, b):
+        shown = _shown(d, request_id)
+        assert (shown["overdue"], shown["due_on"], shown["release_failed_on"]) == (False, None, None)
+        with open_node(d.home, d.env) as node:
+            assert flag_overdue(node) == []

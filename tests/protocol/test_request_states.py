@@ -117,7 +117,7 @@ def status(side: RequestSide, state: RequestState, **changes: object) -> Request
     if state is St.RELEASED:
         known["transfer_id"] = TRANSFER
     elif state is St.RELEASE_FAILED:
-        known["transfer_id"] = FAILED
+        known |= {"transfer_id": FAILED, "failed_on": NOW.date()}
     return replace(new_request_status(side=side, local_domain=local), state=state, **(known | changes))
 
 
@@ -271,6 +271,58 @@ def test_an_unanswered_request_is_reminded_every_five_working_days() -> None:
     with pytest.raises(SatchelError):
         replace(status(RequestSide.RELEASER, St.REQUESTED), reminded_on=date(2026, 1, 20))  # not flagged
 
+
+
+@pytest.mark.parametrize("side", list(RequestSide))
+def test_a_release_that_failed_is_owed_an_answer_again_counted_from_the_day_it_failed(side: RequestSide) -> None:
+    # Flagged and reminded of while requested; then released, and the release failed (spec/requests.md §5).
+    was_late = apply(status(side, St.REQUESTED), Ev.MARK_OVERDUE, actor=Ac.TIMER, now=LATE).status
+    released = replace(was_late, state=St.RELEASED, transfer_id=TRANSFER)
+    assert not released.overdue(today=date(2026, 3, 2)) and released.due_on() is None
+    failed_at = datetime(2026, 2, 4, 16, 0, tzinfo=CHICAGO)  # a Wednesday
+    if side is RequestSide.RELEASER:
+        failed = follow_transfer(released, transfer_id=TRANSFER, transfer_state=SenderState.EXPIRED, person=RITA,
+                                 now=failed_at)  # fmt: skip
+        assert failed is not None
+    else:
+        failed = apply(released, reply(ResponseKind.RELEASE_FAILED), actor=Ac.RELEASER_NODE, now=failed_at)
+    waiting = failed.status
+    # A clock of its own from that day, neither flagged nor reminded yet.
+    assert (waiting.state, waiting.failed_on, waiting.overdue_flagged, waiting.reminded_on) == (
+        St.RELEASE_FAILED, date(2026, 2, 4), False, None)  # fmt: skip
+    assert waiting.due_on() == date(2026, 2, 18)
+    assert due_events(waiting, today=date(2026, 2, 18)) == () and not waiting.overdue(today=date(2026, 2, 18))
+    with pytest.raises(RequestTransitionNotAllowed) as early:
+        apply(waiting, Ev.MARK_OVERDUE, actor=Ac.TIMER, now=datetime(2026, 2, 18, 9, tzinfo=CHICAGO))
+    assert "'release_failed'" in early.value.message
+    assert due_events(waiting, today=date(2026, 2, 19)) == (Ev.MARK_OVERDUE,)
+    flagged = apply(waiting, Ev.MARK_OVERDUE, actor=Ac.TIMER, now=datetime(2026, 2, 19, 9, tzinfo=CHICAGO))
+    assert flagged.effects == (NotifyCoordinators(topic="request.overdue"),)
+    assert (flagged.status.state, flagged.status.reminded_on) == (St.RELEASE_FAILED, date(2026, 2, 19))
+    assert due_events(flagged.status, today=date(2026, 2, 25)) == ()
+    assert due_events(flagged.status, today=date(2026, 2, 26)) == (Ev.MARK_OVERDUE,)  # a working week later
+    # Answered again: owed nothing more, and the day it failed is forgotten.
+    if side is RequestSide.RELEASER:
+        answered = apply(flagged.status, EVENTS[Ev.REJECT], actor=Ac.RELEASER_COORDINATOR, now=LATE)
+    else:
+        answered = apply(flagged.status, EVENTS[Ev.CANCEL], actor=Ac.REQUESTER_COORDINATOR, now=LATE)
+    assert answered.status.failed_on is None and not answered.status.overdue(today=date(2026, 4, 1))
+    assert due_events(answered.status, today=date(2026, 4, 1)) == ()
+
+
+def test_the_day_a_release_failed_belongs_to_release_failed_only() -> None:
+    with pytest.raises(SatchelError):
+        replace(status(RequestSide.RELEASER, St.RELEASE_FAILED), failed_on=None)
+    with pytest.raises(SatchelError):
+        replace(status(RequestSide.RELEASER, St.REQUESTED), failed_on=NOW.date())
+    # A release again from release_failed, failing again later: the clock starts again from the second failure.
+    again = apply(status(RequestSide.RELEASER, St.RELEASE_FAILED), Release(person=RITA, transfer_id=TRANSFER),
+                  actor=Ac.RELEASER_COORDINATOR, now=NOW)  # fmt: skip
+    assert again.status.failed_on is None
+    later = NOW + timedelta(days=30)
+    second = follow_transfer(again.status, transfer_id=TRANSFER, transfer_state=SenderState.REJECTED, person=RITA,
+                             now=later)  # fmt: skip
+    assert second is not None and second.status.failed_on == later.date()
 
 @given(st.integers(min_value=0, max_value=400), st.frozensets(st.dates(date(2026, 1, 1), date(2027, 6, 30)),
                                                                max_size=20))  # fmt: skip

@@ -1,4 +1,4 @@
-"""Requests answered before migration 0024 count the one answer they have, so the next answer about one (after
+"""Requests answered before migration 0021 count the one answer they have, so the next answer about one (after
 a release that failed) goes in a job of its own, after the first (spec/requests.md §2)."""
 
 from __future__ import annotations
