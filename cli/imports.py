@@ -232,7 +232,8 @@ def import_log_cmd(home: str | None, as_json: bool, transfer_id: str, csv_path: 
     """The import log: one row per student with ids, statuses, document count and the reason for any skip.
 
     The CSV (and --json) gives each student's id, state id, username and e-mail as the other district sent
-    them and as this district holds them after the import.
+    them and as this district held them when the import wrote them (a later change to the student here does
+    not change the log).
 
     \b
     Example:

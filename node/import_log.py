@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from node.home import Node
-from node.import_preview import verified_manifest
+from node.import_preview import sent_values, verified_manifest
 from node.operator_files import outside_home, private_file
 from storage import imports
-from storage import students as student_store
 from storage import transfers as store
+from storage.imports import ImportStudent
 
-# After the name and grade, each id as the other district sent it and as this district holds it after the
-# import (the vendor's log has both sides, to spot what changed): a student linked to one held here keeps
-# this district's values; one created here has no account (username, e-mail) until the roster gives one.
+# After the name and grade, each id as the other district sent it and as this district held it when the
+# import wrote it (the vendor's log has both sides, to spot what changed): a student linked to one held here
+# keeps this district's values; one created here has no account (username, e-mail) until the roster gives
+# one. The destination side is stored with each student's result, so the log reads the same however the
+# student changes here later (a roster update, a move, a purge).
 LOG_COLUMNS = (
     "FirstName", "LastName", "Grade", "SourceStudentId", "DestinationStudentId", "SourceStateId",
     "DestinationStateId", "SourceUsername", "DestinationUsername", "SourceEmail", "DestinationEmail",
@@ -38,13 +40,14 @@ def spreadsheet_cell(value: Any) -> Any:
 
 def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
     found = imports.require(node.db, transfer_id)
-    row = store.require(node.db, found.transfer_id, local_domain=node.config.node.domain)
-    by_sis = {s.sis_id: s for s in verified_manifest(node, row).students}
+    rows = imports.students(node.db, found.import_id)
+    sent: dict[str, dict[str, str]] = {}
+    if any(s.sent_given_name is None for s in rows):  # previewed before the log kept them: the manifest has them
+        row = store.require(node.db, found.transfer_id, local_domain=node.config.node.domain)
+        sent = {m.sis_id: sent_values(m) for m in verified_manifest(node, row).students}
     out = []
-    for s in imports.students(node.db, found.import_id):
-        incoming = by_sis[s.sender_sis_id]
-        local = student_store.get(node.db, s.destination_sis_id) if s.destination_sis_id else None
-        record = local.record if local else None
+    for s in rows:
+        incoming = sent.get(s.sender_sis_id) or _kept_at_preview(s)
         status = {"imported": "Imported with changes" if s.changed else "Imported", "skipped": "Skipped",
                   "failed": "Failed"}.get(s.result or "", "Not run")  # fmt: skip
         score_status = (
@@ -52,15 +55,22 @@ def log_rows(node: Node, transfer_id: str) -> list[dict[str, Any]]:
             else "No scores" if s.result == "imported" else "Skipped"
         )  # fmt: skip
         out.append({
-            "FirstName": incoming.given_name, "LastName": incoming.family_name, "Grade": incoming.grade or "",
+            "FirstName": incoming["sent_given_name"], "LastName": incoming["sent_family_name"],
+            "Grade": incoming["sent_grade"],
             "SourceStudentId": s.sender_sis_id, "DestinationStudentId": s.destination_sis_id or "",
-            "SourceStateId": incoming.state_id or "", "DestinationStateId": record.state_id if record else "",
-            "SourceUsername": incoming.username or "", "DestinationUsername": record.username if record else "",
-            "SourceEmail": incoming.email or "", "DestinationEmail": record.email if record else "",
+            "SourceStateId": incoming["sent_state_id"], "DestinationStateId": s.destination_state_id or "",
+            "SourceUsername": incoming["sent_username"], "DestinationUsername": s.destination_username or "",
+            "SourceEmail": incoming["sent_email"], "DestinationEmail": s.destination_email or "",
             "SourceImportStatus": status, "ScoreImportStatus": score_status, "DocumentCount": s.documents,
             "Reason": s.result_reason or "",
         })  # fmt: skip
     return out
+
+
+def _kept_at_preview(s: ImportStudent) -> dict[str, str]:
+    return {"sent_given_name": s.sent_given_name or "", "sent_family_name": s.sent_family_name or "",
+            "sent_grade": s.sent_grade or "", "sent_state_id": s.sent_state_id or "",
+            "sent_username": s.sent_username or "", "sent_email": s.sent_email or ""}  # fmt: skip
 
 
 def write_csv(node: Node, transfer_id: str, path: Path) -> int:

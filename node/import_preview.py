@@ -129,7 +129,7 @@ def preview(
         for position, (student, outcome) in enumerate(zip(manifest.students, outcomes, strict=True)):
             values = {"match_status": outcome.status, "proposed_sis_id": outcome.local_sis_id, "score": outcome.score,
                       "method": outcome.method, "candidates": [list(c) for c in outcome.candidates],
-                      "reasons": list(outcome.reasons)}  # fmt: skip
+                      "reasons": list(outcome.reasons), **sent_values(student)}  # fmt: skip
             if student.sis_id in known:  # matched again: the reasons and candidates shown beside a decision too
                 imports.update_student(node.db, transfer_id, student.sis_id, **values)
             else:
@@ -139,6 +139,14 @@ def preview(
         manifest_checks.remember(node.db, _stored_manifest(node, row)[0], now=now)
         record(node, user.username, "import.preview", transfer_id, {"students": len(manifest.students)})
     return summary(node, transfer_id)
+
+
+def sent_values(student: ManifestStudent) -> dict[str, str]:
+    """What the import log shows of the student as sent, kept while the manifest is verified here: the log
+    then reads the same whatever becomes of the sender's keys (a re-pin after a key change forgets them)."""
+    return {"sent_given_name": student.given_name, "sent_family_name": student.family_name,
+            "sent_grade": student.grade or "", "sent_state_id": student.state_id or "",
+            "sent_username": student.username or "", "sent_email": student.email or ""}  # fmt: skip
 
 
 def summary(node: Node, transfer_id: str) -> Preview:

@@ -103,6 +103,15 @@ class _Plan:
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
     gone: list[tuple[str, str, str]] = field(default_factory=list)  # (sender, record id, local id) to forget
     changes: str | None = None  # what a conflict with this district's record changed ("imported with changes")
+    held: StudentRecord | None = None  # the student here it links to (the import changes none of its values)
+
+    @property
+    def destination(self) -> imports.Destination:
+        """The student here as this import leaves it, kept for the log: a student changed, detached or purged
+        since must not change what the log says was imported."""
+        s = self.new_student or self.held
+        assert s is not None  # _plan sets one or the other
+        return self.sis_id, s.state_id or "", s.username or "", s.email or ""
 
     @property
     def record_count(self) -> int:
@@ -209,7 +218,7 @@ def _import_batch(
             run.done.update({r[1]: (r[2], r[3], True) for r in plan.remembered})
         imports.finish_students(
             db, run.found.import_id, now=run.now,
-            imported=[(p.student.sender_sis_id, p.sis_id, int(p.new_student is not None),
+            imported=[(p.student.sender_sis_id, p.destination, int(p.new_student is not None),
                        len(p.documents), len(p.results), p.changes) for p in written],
             skipped=[(s.sender_sis_id, reason) for s, reason in skipped],
         )  # fmt: skip
@@ -267,7 +276,8 @@ def _plan(
         run.claimed.add(sis_id)
     plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
     if not create:
-        plan.changes = _kept_here(existing[sis_id], incoming)  # _destination found it
+        plan.held = existing[sis_id]  # _destination found it
+        plan.changes = _kept_here(plan.held, incoming)
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
     for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):

@@ -56,6 +56,19 @@ class ImportStudent:
     scores: int
     changed: bool
     finished_at: str | None
+    # The student here as the import left it (None before it ran, or for rows no longer known, see migration
+    # 0024_import_log_as_imported): the log shows these, not whatever the student holds now.
+    destination_state_id: str | None
+    destination_username: str | None
+    destination_email: str | None
+    # The student as the other district sent them, kept at preview for the log (None for students previewed
+    # before migration 0024_import_log_as_imported: the log reads those from the stored manifest).
+    sent_given_name: str | None
+    sent_family_name: str | None
+    sent_grade: str | None
+    sent_state_id: str | None
+    sent_username: str | None
+    sent_email: str | None
 
     @property
     def reviewed(self) -> bool:
@@ -82,7 +95,8 @@ _IMPORT_COLS = (
 _STUDENT_COLS = (
     "import_id, position, sender_sis_id, match_status, proposed_sis_id, score, method, candidates, reasons,"
     " decision, decided_sis_id, reviewed_by, reviewed_at, result, result_reason, destination_sis_id,"
-    " created_student, documents, scores, changed, finished_at"
+    " created_student, documents, scores, changed, finished_at, destination_state_id, destination_username,"
+    " destination_email, sent_given_name, sent_family_name, sent_grade, sent_state_id, sent_username, sent_email"
 )
 
 
@@ -108,6 +122,9 @@ def require(db: sqlite_utils.Database, transfer_id: str) -> Import:
                        hint="preview it first with `satchel import preview ID`")  # fmt: skip
     return found
 
+
+# A student here as an import left it: (SIS id, state id, username, e-mail).
+Destination = tuple[str, str, str, str]
 
 # Bound parameters per IN (...) query: well under SQLite's limit on variables.
 _IN_CHUNK = 500
@@ -153,6 +170,7 @@ def reset(db: sqlite_utils.Database, import_id: str) -> None:
     """A cancelled import: every result forgotten, the coordinators' review decisions kept for the next run."""
     db.execute(
         "UPDATE import_students SET result = NULL, result_reason = NULL, destination_sis_id = NULL,"
+        " destination_state_id = NULL, destination_username = NULL, destination_email = NULL,"
         " created_student = 0, documents = 0, scores = 0, changed = 0, finished_at = NULL WHERE import_id = ?",
         [import_id],
     )
@@ -232,16 +250,18 @@ def finish_students(
     import_id: str,
     *,
     now: str,
-    imported: Iterable[tuple[str, str, int, int, int, str | None]],
+    imported: Iterable[tuple[str, Destination, int, int, int, str | None]],
     skipped: Iterable[tuple[str, str]],
 ) -> None:
-    """The per-student results of a batch: imported (sender sis id, destination sis id, created student,
-    documents, scores, the changes a conflict made or None) and skipped (sender sis id, reason)."""
+    """The per-student results of a batch: imported (sender sis id, the student here as the import left it,
+    created student, documents, scores, the changes a conflict made or None) and skipped (sender sis id,
+    reason)."""
     db.conn.executemany(
         "UPDATE import_students SET result = 'imported', result_reason = ?, destination_sis_id = ?,"
+        " destination_state_id = ?, destination_username = ?, destination_email = ?,"
         " created_student = ?, documents = ?, scores = ?, changed = ?, finished_at = ?"
         " WHERE import_id = ? AND sender_sis_id = ?",
-        [(changes, dest, created, docs, scores, int(changes is not None), now, import_id, sender)
+        [(changes, *dest, created, docs, scores, int(changes is not None), now, import_id, sender)
          for sender, dest, created, docs, scores, changes in imported],
     )  # fmt: skip
     db.conn.executemany(

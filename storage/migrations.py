@@ -738,3 +738,39 @@ def _request_release_failed_on(db: sqlite_utils.Database) -> None:
         WHERE state = 'release_failed'
         """,
     )
+
+
+@MIGRATIONS(name="0024_import_log_as_imported")
+def _import_log_as_imported(db: sqlite_utils.Database) -> None:
+    # The import log's destination columns (state id, username, e-mail of the student here) were read from the
+    # students table whenever the log was viewed, so a student changed, detached or purged since showed other
+    # values than the import wrote, or none. Each student's result now keeps them as the import left them.
+    # Results from before take what the student holds now (what the log showed until now), except that a
+    # student the import created had no username or e-mail then (created without an account); a student no
+    # longer here stays unknown (NULL, shown empty, as before).
+    # And the source side (names, grade, state id, username, e-mail as sent) was read from the sender's signed
+    # manifest, verified against the keys the sender publishes now: once those were forgotten (a re-pin after
+    # a key change) the log could not be shown at all. It is kept at preview now, when the manifest is
+    # verified; students previewed before stay NULL here and the log reads them from the manifest as before
+    # (previewing again an import that has not completed fills them in).
+    _run(
+        db,
+        """
+        ALTER TABLE import_students ADD COLUMN destination_state_id TEXT;
+        ALTER TABLE import_students ADD COLUMN destination_username TEXT;
+        ALTER TABLE import_students ADD COLUMN destination_email TEXT;
+        ALTER TABLE import_students ADD COLUMN sent_given_name TEXT;
+        ALTER TABLE import_students ADD COLUMN sent_family_name TEXT;
+        ALTER TABLE import_students ADD COLUMN sent_grade TEXT;
+        ALTER TABLE import_students ADD COLUMN sent_state_id TEXT;
+        ALTER TABLE import_students ADD COLUMN sent_username TEXT;
+        ALTER TABLE import_students ADD COLUMN sent_email TEXT;
+        UPDATE import_students SET
+            destination_state_id = (SELECT state_id FROM students WHERE sis_id = import_students.destination_sis_id),
+            destination_username = CASE WHEN created_student THEN '' ELSE
+                (SELECT username FROM students WHERE sis_id = import_students.destination_sis_id) END,
+            destination_email = CASE WHEN created_student THEN '' ELSE
+                (SELECT email FROM students WHERE sis_id = import_students.destination_sis_id) END
+        WHERE result = 'imported' AND destination_sis_id IS NOT NULL
+        """,
+    )

@@ -595,3 +595,57 @@ def test_an_import_that_imports_no_one_exits_1(pair, tmp_path: Path) -> None:
     b.cli("import", "match", tid, "100001", "--later", "--as", "coord")
     failed = b.cli("import", "run", tid, "--as", "coord", ok=False)
     assert failed.exit_code == 1 and failed.stdout.startswith("Failed: 0 of 1 students.")
+
+
+def test_the_log_shows_the_student_here_as_the_import_left_it(pair, tmp_path: Path) -> None:
+    """Found left over: the log's destination columns were read from the students table whenever it was viewed,
+    so a roster update after the import rewrote what the log said was imported; and its source columns from the
+    manifest, verified against the sender's keys of the day."""
+    from fixtures_oneroster import SAMPLE_STUDENTS
+
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    tid = _send_accept(a, b, "100001", "300001")
+    b.cli("import", "preview", tid, "--school", "Lincoln Middle School", "--as", "coord")
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 2
+
+    def logged() -> dict[str, dict[str, str]]:
+        log = tmp_path / "log.csv"
+        b.cli("import", "log", tid, "--csv", str(log))
+        as_json = {r["SourceStudentId"]: r for r in _json(b, "import", "log", tid, "--json")}
+        in_csv = {r["SourceStudentId"]: r for r in csv.DictReader(log.open())}
+        assert {k: {c: str(v) for c, v in r.items()} for k, r in as_json.items()} == in_csv
+        return in_csv
+
+    columns = ("DestinationStudentId", "DestinationStateId", "DestinationUsername", "DestinationEmail")
+    before = logged()
+    assert [before["100001"][c] for c in columns] == ["100001", "9000000101", "amartinez",
+                                                      "ava.martinez@students.example.org"]  # fmt: skip
+    created = before["300001"]
+    assert created["DestinationStudentId"] != "" and created["DestinationStateId"] == "9000000901"
+    assert (created["DestinationUsername"], created["DestinationEmail"]) == ("", "")  # no account here yet
+    # B's SIS gives Ava a new account and state id afterwards: the students table changes, the log does not.
+    changed = [{**s, "username": "ava.m", "email": "ava.m@b.example.org", "state_id": "9000000199"}
+               if s["sis_id"] == "100001" else s for s in SAMPLE_STUDENTS]  # fmt: skip
+    b.cli("roster", "import", str(write_bundle(tmp_path / "b-new", make_bundle(changed))), "--as", "coord")
+    ava = _json(b, "students", "show", "100001", "--json")["student"]
+    assert (ava["username"], ava["email"], ava["state_id"]) == ("ava.m", "ava.m@b.example.org", "9000000199")
+    assert logged() == before
+    text = b.cli("import", "log", tid).stdout
+    assert "9000000101" in text and "9000000199" not in text
+    # Students previewed before the log kept what was sent: read from the manifest, as before.
+    sent = "sent_given_name, sent_family_name, sent_grade, sent_state_id, sent_username, sent_email"
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        kept = conn.execute(f"SELECT {sent}, sender_sis_id FROM import_students WHERE import_id = ?", [tid]).fetchall()
+        conn.execute(f"UPDATE import_students SET ({sent}) = (NULL, NULL, NULL, NULL, NULL, NULL)")
+    assert logged() == before
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.executemany(f"UPDATE import_students SET ({sent}) = (?, ?, ?, ?, ?, ?) WHERE sender_sis_id = ?", kept)
+    # Nor does the log need the keys A publishes now: forgotten on a re-pin after a key change, the log could
+    # not be shown at all ("no key of a.example.org verifies the manifest").
+    from node.home import open_node
+    from storage import peers
+
+    with open_node(b.home, b.env) as node:
+        peers.forget_identity_keys(node.db, "a.example.org")
+    assert logged() == before
