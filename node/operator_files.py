@@ -31,9 +31,18 @@ def outside_home(node: Node, path: Path, *, option: str, example: str) -> Path:
 @contextmanager
 def private_file(path: Path, *, option: str, exclusive: bool, text: bool = False) -> Iterator[IO[Any]]:
     """``path`` open for writing, mode 0600: new (``exclusive``) or emptied first."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else 0)
     try:
         fd = os.open(path, flags, 0o600)
+        try:
+            if not exclusive:
+                # A file replaced keeps its mode: one another program made readable by all must not go on to
+                # hold students' records. Made private before it is emptied, so a file that cannot be is left.
+                os.fchmod(fd, 0o600)
+                os.ftruncate(fd, 0)
+        except OSError:
+            os.close(fd)
+            raise
         with open(fd, "w", newline="", encoding="utf-8") if text else open(fd, "wb") as handle:
             yield handle
     except OSError as exc:

@@ -618,7 +618,12 @@ def test_the_log_shows_the_student_here_as_the_import_left_it(pair, tmp_path: Pa
         return in_csv
 
     columns = ("DestinationStudentId", "DestinationStateId", "DestinationUsername", "DestinationEmail")
+    # Written over a file others may read (made by another program): it holds students' names, so it is
+    # made the owner's alone, as a new one is.
+    (tmp_path / "log.csv").write_text("old\n" * 1000)
+    (tmp_path / "log.csv").chmod(0o644)
     before = logged()
+    assert (tmp_path / "log.csv").stat().st_mode & 0o777 == 0o600
     assert [before["100001"][c] for c in columns] == ["100001", "9000000101", "amartinez",
                                                       "ava.martinez@students.example.org"]  # fmt: skip
     created = before["300001"]
