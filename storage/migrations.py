@@ -720,7 +720,7 @@ def _students_source_id(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX students_source_id ON students (source_id)")
 
 
-@MIGRATIONS(name="0024_request_release_failed_on")
+@MIGRATIONS(name="0023_request_release_failed_on")
 def _request_release_failed_on(db: sqlite_utils.Database) -> None:
     # A request whose release failed is owed an answer again, and is flagged overdue and reminded of counting
     # from the local day the release failed (spec/requests.md §5); before, it was never flagged. Requests

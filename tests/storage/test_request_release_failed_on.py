@@ -25,7 +25,7 @@ def chicago(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_migration_takes_the_day_the_release_failed_from_the_audit_trail(tmp_path: Path, chicago: None) -> None:
     db = open_database(tmp_path / "old.db", migrate=False)
-    MIGRATIONS.apply(db, stop_before="0024_request_release_failed_on")
+    MIGRATIONS.apply(db, stop_before="0023_request_release_failed_on")
     with write_transaction(db):
         for request_id, state, updated in (("R1", "release_failed", "2026-02-20T15:00:00Z"),
                                            ("R2", "release_failed", "2026-02-10T03:00:00Z"),
