@@ -19,6 +19,10 @@ with another SIS id holds (the SIS renumbered the child), is a bad row. Updating
 one child's records and disclosures as another's; inserting the second, made the child twice, their records
 on the first. A student an import from another district created is the exception: the roster takes it over.
 
+A delta users.csv lists only the students that changed there: the rows of others in its demographics.csv
+and enrollments.csv are applied to the students held under their sourcedIds (protocol.oneroster), and a
+row of a sourcedId held by no student is a bad row, found before anything is saved like any other.
+
 A bulk users.csv lists every student: those of the roster (not of imports from other districts) it no
 longer lists, by sourcedId, are marked inactive after the others are saved, so that no transfer code picks
 them; only those of the schools in its orgs.csv, or of none, as a district may import a bundle per school.
@@ -190,7 +194,7 @@ def import_roster(
             spill = stack.enter_context(SpillFile(node.blobs.tmp_dir)).mapping
         roster = read_oneroster(files, spill=spill, dates_until=utc_now().date())
         held: list[int] = [0]
-        valid = roster.check(_vet(node, new_sourced_ids, held))
+        valid = roster.check(_vet(node, new_sourced_ids, held), stored=_Stored(node))
         errors, invalid = roster.errors(), roster.error_count
         if invalid and not skip_invalid:
             if held[0]:
@@ -241,6 +245,20 @@ def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
         return problems
 
     return vet
+
+
+class _Stored:
+    """The students held here, as protocol.oneroster.StoredStudents: what a delta's rows of students its
+    users.csv does not list apply to."""
+
+    def __init__(self, node: Node) -> None:
+        self._db = node.db
+
+    def by_source_id(self, source_ids: Sequence[str]) -> Mapping[str, Sequence[StudentRecord]]:
+        return students.by_source_ids(self._db, source_ids)
+
+    def by_sis_id(self, sis_ids: Sequence[str]) -> Mapping[str, StudentRecord]:
+        return students.by_sis_ids(self._db, sis_ids)
 
 
 def _imported(holder: students.Holder) -> bool:

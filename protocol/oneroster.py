@@ -40,6 +40,13 @@ Rules the parser applies (also stated in the importer's documentation):
   for enrollments.csv (from a delta with rows, the earlier of the stored and the read date); the school when
   none is found and some file it could come from (users, orgs, enrollments, and roles in 1.2) is a delta or
   not read. In a delta orgs.csv, an org that is not listed is not an error: it is one not changed.
+* A delta users.csv lists only the users that changed, so demographics.csv and enrollments.csv may hold rows
+  of students it does not list (only their demographics or enrolment changed). Given the students the caller
+  holds (:meth:`RosterReading.check`), those rows are applied to the student held under that sourcedId, every
+  other field kept as stored; each row of a sourcedId no student (or more than one) is held under is an
+  error naming it. A user the bundle shows is no student (a users.csv, roles.csv or enrollments.csv row of
+  another role) has demographics that are none of ours, as before. A bulk users.csv lists every student: a
+  row of anyone it does not list is not read, as before.
 """
 
 from __future__ import annotations
@@ -49,9 +56,10 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from protocol.csv_rows import KEEP_ROW_ERRORS, CsvTable, Row, RowError, RowErrors
 from protocol.errors import InvalidInput
@@ -112,6 +120,21 @@ _T = TypeVar("_T")
 Vet = Callable[[Sequence[StudentRecord]], Mapping[int, InvalidInput]]
 # Records vetted at once: each chunk is one look-up in the caller's database.
 VET_ROWS = 500
+_RECORD_FIELDS = tuple(f.name for f in dataclass_fields(StudentRecord))
+
+
+class StoredStudents(Protocol):
+    """The students the caller holds (a database), looked up a chunk at a time: what the rows of a delta's
+    demographics.csv and enrollments.csv for students its users.csv does not list are applied to."""
+
+    def by_source_id(self, source_ids: Sequence[str]) -> Mapping[str, Sequence[StudentRecord]]:
+        """The stored students holding each of ``source_ids`` that some student holds (a home may hold a
+        student twice under one sourcedId, from before such rows were refused)."""
+        ...
+
+    def by_sis_id(self, sis_ids: Sequence[str]) -> Mapping[str, StudentRecord]:
+        """The stored student of each of ``sis_ids`` that is held."""
+        ...
 
 
 class RosterMissingFile(InvalidInput):
@@ -194,8 +217,8 @@ class _Draft:
 
     __slots__ = (
         "birth_date", "current_enrollments", "demographics_line", "email", "enrollment_school", "enrollments",
-        "family", "given", "grade", "inactive", "line", "middle", "orgs", "preferred", "sex", "sis_field", "sis_id",
-        "source_id", "start", "state_id", "tainted", "username",
+        "family", "given", "grade", "inactive", "line", "middle", "orgs", "preferred", "rows", "sex", "sis_field",
+        "sis_id", "source_id", "start", "state_id", "tainted", "username",
     )  # fmt: skip
 
     def __init__(self, line: int, source_id: str) -> None:
@@ -212,6 +235,9 @@ class _Draft:
         self.enrollment_school = ""
         self.enrollments = self.current_enrollments = 0
         self.demographics_line = 0  # the line of the student's demographics.csv row, once one is read
+        # Of a student a delta's users.csv does not list: its rows in the other files, [file, line] each (see
+        # RosterReading.check); None for a users.csv student, which its users.csv line names.
+        self.rows: list[list[Any]] | None = None
         self.tainted = False
 
     def pack(self) -> tuple[Any, ...]:
@@ -221,8 +247,8 @@ class _Draft:
     def unpack(cls, values: tuple[Any, ...]) -> _Draft:
         d = cls.__new__(cls)
         (d.birth_date, d.current_enrollments, d.demographics_line, d.email, d.enrollment_school, d.enrollments,
-         d.family, d.given, d.grade, d.inactive, d.line, d.middle, d.orgs, d.preferred, d.sex, d.sis_field,
-         d.sis_id, d.source_id, d.start, d.state_id, d.tainted,
+         d.family, d.given, d.grade, d.inactive, d.line, d.middle, d.orgs, d.preferred, d.rows, d.sex,
+         d.sis_field, d.sis_id, d.source_id, d.start, d.state_id, d.tainted,
          d.username) = values  # the order of __slots__, as pack() gives it
         return d
 
@@ -256,9 +282,9 @@ class _Drafts:
     """Drafts by users.csv sourcedId, in users.csv order: the objects in a dict, or packed into a spill
     mapping (so drafts changed after ``get_many`` must be put back with ``put_many``)."""
 
-    def __init__(self, spill: SpillFactory | None) -> None:
+    def __init__(self, spill: SpillFactory | None, name: str = "drafts") -> None:
         self._objects: dict[str, _Draft] = {}
-        self._packed = spill("drafts") if spill else None
+        self._packed = spill(name) if spill else None
 
     def get_many(self, source_ids: Iterable[str]) -> dict[str, _Draft]:
         if self._packed is None:
@@ -297,6 +323,12 @@ class RosterReading:
         self.role_orgs: MutableMapping[str, list[str]] = self._map("role_orgs")  # student -> orgs, primary first
         self.role_tainted: MutableMapping[str, bool] = self._map("role_tainted")
         self.drafts = _Drafts(spill)
+        # Of a delta users.csv: the students it does not list, of whom demographics.csv or enrollments.csv has
+        # rows (applied to the students held, see check), and the users the bundle shows are not students.
+        self.partials = _Drafts(spill, "partials")
+        self.others: MutableMapping[str, bool] = self._map("others")
+        self._stored: StoredStudents | None = None
+        self._partials_passed = 0
         self.version = "1.1"
         self.delta = False
         self.users_mode = ""  # as the manifest gives it: "" when it does not say
@@ -347,24 +379,67 @@ class RosterReading:
     def error_count(self) -> int:
         return len(self.error_list)
 
-    def check(self, vet: Vet | None = None) -> int:
+    def check(self, vet: Vet | None = None, stored: StoredStudents | None = None) -> int:
         """Run the record's own checks on every student, and ``vet`` on them a chunk at a time, adding those
         that fail to :meth:`errors`, so that every error is known before a student is handed out; returns how
         many students pass.
 
         A student that fails is marked like one with a bad row, so that :meth:`students` leaves it out and
-        builds the others without checking them again (building them was a fifth of a roster's import)."""
+        builds the others without checking them again (building them was a fifth of a roster's import).
+
+        Given ``stored``, the students a delta's users.csv does not list but its demographics.csv or
+        enrollments.csv has rows of are looked up there by sourcedId: one held is counted as passing, and
+        :meth:`updates` applies those rows to it; each row of one not held (or held twice) is an error naming
+        the sourcedId. The rows of a user the bundle shows is no student (a teacher's demographics) are not."""
         if self._checked:  # once is enough: those that failed are marked already
-            return sum(1 for _ in self.build())
+            return sum(1 for _ in self.build()) + self._partials_passed
         refused: MutableMapping[str, bool] = self._map("refused")
         passed = sum(1 for _ in self.build(refused, vet))
-        for source_ids in _chunks(refused):  # after the pass: the spill is not written while it is read
-            drafts = self.drafts.get_many(source_ids)
-            for draft in drafts.values():
-                draft.tainted = True
-            self.drafts.put_many(drafts.values())
+        self._taint(self.drafts, refused)
+        if stored is not None:
+            self._stored = stored
+            self._partials_passed = self._check_partials(stored)
         self._checked = True
-        return passed
+        return passed + self._partials_passed
+
+    def _taint(self, drafts: _Drafts, source_ids: Iterable[str], holders: Mapping[str, str] | None = None) -> None:
+        """Mark the drafts of ``source_ids`` tainted, or give them the SIS id ``holders`` names; after a pass
+        over ``drafts``: the spill is not written while it is read."""
+        for chunk in _chunks(source_ids):
+            found = drafts.get_many(chunk)
+            for draft in found.values():
+                if holders is None:
+                    draft.tainted = True
+                else:
+                    draft.sis_id = holders[draft.source_id]
+            drafts.put_many(found.values())
+
+    def _check_partials(self, stored: StoredStudents) -> int:
+        refused: MutableMapping[str, bool] = self._map("partials_refused")
+        holders: MutableMapping[str, str] = self._map("partials_held")  # sourcedId -> the SIS id holding it
+        for chunk in _chunks(d for d in self.partials if not d.tainted):
+            found = stored.by_source_id([d.source_id for d in chunk])
+            others = _get_many(self.others, [d.source_id for d in chunk])
+            for d in chunk:
+                held = found.get(d.source_id, ())
+                if len(held) == 1:
+                    holders[d.source_id] = held[0].sis_id
+                    continue
+                refused[d.source_id] = True
+                if not held and d.source_id in others and not d.enrollments:
+                    continue  # the demographics of a teacher, say: not a student's, so not a student's to refuse
+                if held:
+                    ids = ", ".join(repr(r.sis_id) for r in sorted(held, key=lambda r: r.sis_id))
+                    why = (f"sourcedId {d.source_id!r} is held here by {len(held)} students (SIS ids {ids}), so "
+                           "this row does not say which of them it is for")  # fmt: skip
+                else:
+                    why = (f"no student with sourcedId {d.source_id!r} is held here, and this delta's users.csv "
+                           "does not list them: import the SIS's bulk export to add the student")  # fmt: skip
+                for file, line in d.rows or ():
+                    self.error(file, line, "sourcedId" if file == "demographics.csv" else "userSourcedId", why)
+        self._taint(self.partials, refused)
+        self._taint(self.partials, holders, holders)
+        return len(holders)
 
     def students(self) -> Iterator[StudentRecord]:
         """The students without a problem, in users.csv order. Before :meth:`check`, one that fails the
@@ -373,8 +448,18 @@ class RosterReading:
 
     def updates(self) -> Iterator[tuple[StudentRecord, FieldMerge]]:
         """As :meth:`students`, each with the fields this bundle does not tell of them (see the module's
-        docstring): how the record joins the student already stored."""
-        return self.build()
+        docstring): how the record joins the student already stored. Then, after :meth:`check` with
+        ``stored``, the students held that a delta's users.csv does not list, each as stored with what the
+        delta's other files tell of them."""
+        yield from self.build()
+        if self._stored is None:
+            return
+        delta_enrollments = self.modes.get("enrollments.csv") == "delta"
+        for chunk in _chunks(d for d in self.partials if not d.tainted):
+            records = self._stored.by_sis_id([d.sis_id for d in chunk])
+            for d in chunk:
+                if (record := records.get(d.sis_id)) is not None:  # else gone since check(): nothing to update
+                    yield _applied(record, d, delta_enrollments=delta_enrollments)
 
     def error(self, file: str, line: int, field: str | None, message: str) -> None:
         self.error_list.append(RowError(file=file, line=line, field=field, message=message))
@@ -442,6 +527,7 @@ class RosterReading:
 
     def read_roles(self) -> None:
         for chunk in _chunks(self.rows("roles.csv", ("userSourcedId", "role", "orgSourcedId"))):
+            self._others(r.get("usersourcedid") for r in chunk if r.get("role").lower() != "student")
             rows = [r for r in chunk if r.get("role").lower() == "student" and r.get("status").lower() not in _GONE]
             orgs_of = _get_many(self.role_orgs, (row.get("usersourcedid") for row in rows))
             tainted: dict[str, bool] = {}
@@ -478,7 +564,9 @@ class RosterReading:
                 else:
                     rows.append(row)
             orgs_of = _get_many(self.role_orgs, (row.get("sourcedid") for row in rows)) if roles else {}
-            rows = [row for row in rows if row.get("role").lower() == "student" or row.get("sourcedid") in orgs_of]
+            student = [row.get("role").lower() == "student" or row.get("sourcedid") in orgs_of for row in rows]
+            self._others(row.get("sourcedid") for row, is_student in zip(rows, student, strict=True) if not is_student)
+            rows = [row for row, is_student in zip(rows, student, strict=True) if is_student]
             drafts = []
             for row in rows:
                 draft = _Draft(row.line, row.get("sourcedid"))
@@ -507,16 +595,42 @@ class RosterReading:
                     kept.append(draft)
             self.drafts.put_many(kept)
 
+    def _others(self, source_ids: Iterable[str]) -> None:
+        """Note users the bundle shows are not students (only of a delta: see check)."""
+        if self.delta:
+            self.others.update((source_id, True) for source_id in source_ids if source_id)
+
+    def _partials_for(self, rows: list[Row], column: str, drafts: Mapping[str, _Draft]) -> dict[str, _Draft]:
+        """The drafts, made now or before, of the students of ``rows`` (rows to apply) whom a delta's users.csv
+        does not list; of a bulk users.csv, a row of a user it does not list is no student's, as before."""
+        if not self.delta:
+            return {}
+        wanted = {row.get(column) for row in rows} - drafts.keys() - {""}
+        wanted -= _get_many(self.user_lines, wanted).keys()  # a student row with an error: its error says it
+        partials = self.partials.get_many(wanted)
+        for source_id in wanted - partials.keys():
+            partials[source_id] = draft = _Draft(0, source_id)
+            draft.rows = []
+        return partials
+
     def read_demographics(self) -> None:
         for chunk in _chunks(self.rows("demographics.csv", ("sourcedId",))):
-            drafts = self.drafts.get_many(row.get("sourcedid") for row in chunk)
-            changed = {}
-            for row in chunk:
-                draft = drafts.get(row.get("sourcedid"))
-                if draft is not None and row.get("status").lower() not in _GONE:
+            rows = [row for row in chunk if row.get("status").lower() not in _GONE]
+            drafts = self.drafts.get_many(row.get("sourcedid") for row in rows)
+            partials = self._partials_for(rows, "sourcedid", drafts)
+            changed, changed_partials = {}, {}
+            for row in rows:
+                source_id = row.get("sourcedid")
+                if (draft := drafts.get(source_id)) is not None:
                     self._demographics(row, draft)
-                    changed[draft.source_id] = draft
+                    changed[source_id] = draft
+                elif (draft := partials.get(source_id)) is not None:
+                    assert draft.rows is not None
+                    draft.rows.append(["demographics.csv", row.line])
+                    self._demographics(row, draft)
+                    changed_partials[source_id] = draft
             self.drafts.put_many(changed.values())
+            self.partials.put_many(changed_partials.values())
 
     def _demographics(self, row: Row, draft: _Draft) -> None:
         problems: list[tuple[str, str]] = []
@@ -539,15 +653,24 @@ class RosterReading:
 
     def read_enrollments(self) -> None:
         for chunk in _chunks(self.rows("enrollments.csv", ("userSourcedId", "role"))):
-            drafts = self.drafts.get_many(row.get("usersourcedid") for row in chunk)
-            changed = {}
-            for row in chunk:
-                draft = drafts.get(row.get("usersourcedid"))
-                if (draft is not None and row.get("role").lower() == "student"
-                        and row.get("status").lower() not in _GONE):  # fmt: skip
+            self._others(row.get("usersourcedid") for row in chunk if row.get("role").lower() != "student")
+            rows = [row for row in chunk
+                    if row.get("role").lower() == "student" and row.get("status").lower() not in _GONE]  # fmt: skip
+            drafts = self.drafts.get_many(row.get("usersourcedid") for row in rows)
+            partials = self._partials_for(rows, "usersourcedid", drafts)
+            changed, changed_partials = {}, {}
+            for row in rows:
+                source_id = row.get("usersourcedid")
+                if (draft := drafts.get(source_id)) is not None:
                     self._enrollment(row, draft)
-                    changed[draft.source_id] = draft
+                    changed[source_id] = draft
+                elif (draft := partials.get(source_id)) is not None:
+                    assert draft.rows is not None
+                    draft.rows.append(["enrollments.csv", row.line])
+                    self._enrollment(row, draft)
+                    changed_partials[source_id] = draft
             self.drafts.put_many(changed.values())
+            self.partials.put_many(changed_partials.values())
 
     def _enrollment(self, row: Row, draft: _Draft) -> None:
         problems: list[tuple[str, str]] = []
@@ -646,6 +769,20 @@ class RosterReading:
         if not school_told:
             keep += ("school_id", "school_name")
         return _field_merge(keep, earliest)
+
+
+def _applied(stored: StudentRecord, d: _Draft, *, delta_enrollments: bool) -> tuple[StudentRecord, FieldMerge]:
+    """The stored student with what a delta's demographics and enrollment rows (``d``) tell of it, and the
+    FieldMerge keeping every other field as stored when it is saved."""
+    told: dict[str, Any] = {}
+    if d.demographics_line:
+        told |= {"birth_date": d.birth_date, "sex": d.sex}
+    if d.enrollments:  # of a delta, one of the student's enrollments: the earlier date wins, as for a listed one
+        told["enrollment_start"] = d.start
+    values = [told[name] if name in told else getattr(stored, name) for name in _RECORD_FIELDS]
+    keep = tuple(name for name in _RECORD_FIELDS if name not in told)
+    earliest = ("enrollment_start",) if d.enrollments and delta_enrollments else ()
+    return StudentRecord.from_stored(values), _field_merge(keep, earliest)
 
 
 @functools.cache

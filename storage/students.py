@@ -137,6 +137,32 @@ def holders(db: sqlite_utils.Database, records: Sequence[StudentRecord]) -> list
     return [Holder(*row) for row in rows]
 
 
+def by_source_ids(db: sqlite_utils.Database, source_ids: Sequence[str]) -> dict[str, list[StudentRecord]]:
+    """The stored students holding each of ``source_ids`` (a few hundred: one query, through
+    students_source_id) that any student holds; a home may hold two under one sourcedId (migration 0022)."""
+    found: dict[str, list[StudentRecord]] = {}
+    if not source_ids:
+        return found
+    rows = db.execute(
+        f"SELECT {', '.join(_FIELDS)} FROM students WHERE source_id IN ({','.join('?' * len(source_ids))})",
+        list(source_ids),
+    ).fetchall()
+    for row in rows:
+        record = StudentRecord.from_stored(row)
+        found.setdefault(record.source_id, []).append(record)
+    return found
+
+
+def by_sis_ids(db: sqlite_utils.Database, sis_ids: Sequence[str]) -> dict[str, StudentRecord]:
+    """The stored students of ``sis_ids`` (a few hundred: one query) that are held."""
+    if not sis_ids:
+        return {}
+    rows = db.execute(
+        f"SELECT {', '.join(_FIELDS)} FROM students WHERE sis_id IN ({','.join('?' * len(sis_ids))})", list(sis_ids)
+    ).fetchall()
+    return {row[0]: StudentRecord.from_stored(row) for row in rows}
+
+
 def active_roster_students(db: sqlite_utils.Database, *, after: str, limit: int) -> list[tuple[str, str, str]]:
     """(SIS id, source id, school id) of the active students the SIS roster created, the first ``limit`` after
     SIS id ``after`` in SIS id order: to walk all of them a page at a time."""

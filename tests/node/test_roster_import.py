@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +379,93 @@ def test_a_delta_export_changes_only_what_it_has_rows_for(node: Any, tmp_path: P
     _import(node, tmp_path, "fixed", [], skip_invalid=False,
             bundle=_delta([ava], files=("users.csv", "demographics.csv"), rows={"demographics.csv": [corrected]}))
     assert _told(node)[0][1:3] == ("2012-04-03", "M")
+
+
+def _stored(node: Any, sis_id: str) -> StudentRecord:
+    found = stored_students.get(node.db, sis_id)
+    assert found is not None
+    return found.record
+
+
+@pytest.mark.parametrize("spill_over", [0, 1 << 30], ids=["spilled", "in memory"])
+def test_a_delta_applies_its_rows_of_students_its_users_csv_does_not_list(
+    node: Any, tmp_path: Path, spill_over: int
+) -> None:
+    ava, bill, cy = _student(1), _student(2, birth_date="2011-11-02", sex="M"), _student(3)
+    _import(node, tmp_path, "bulk", [ava, bill, cy], skip_invalid=False)
+    bill_before, cy_before = _stored(node, "S000002"), _stored(node, "S000003")
+    # The next night's delta: Ava's e-mail changed; Bill's birth date was corrected and Cy was found to have
+    # enrolled a year earlier, but neither changed in users.csv, so its rows for them are all the delta has.
+    # Bill's later enrollment moves nothing; a teacher's demographics (users.csv lists the teacher) is no
+    # student's.
+    rows = {
+        "demographics.csv": [b"u-S000002,,,2011-12-02,female" + b"," * 11,
+                             b"fixture teacher 1,,,1980-01-01,male" + b"," * 11],
+        "enrollments.csv": [b"enr-7,,,class-org-school-1,org-school-1,u-S000003,student,false,2023-08-21,",
+                            b"enr-8,,,class-org-school-1,org-school-1,u-S000002,student,false,2025-01-06,"],
+    }  # fmt: skip
+    delta = _delta([ava | {"email": "ava@new.example.org"}],
+                   files=("users.csv", "orgs.csv", "demographics.csv", "enrollments.csv"), rows=rows)  # fmt: skip
+    result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False, spill_over=spill_over)
+    assert (result.counts.updated, result.counts.unchanged, result.skipped) == (3, 0, 0)
+    assert _stored(node, "S000001").email == "ava@new.example.org"
+    # Only what the rows tell changes: the rest of each student stays as stored.
+    assert _stored(node, "S000002") == replace(bill_before, birth_date="2011-12-02", sex="F")
+    assert _stored(node, "S000003") == replace(cy_before, enrollment_start="2023-08-21")
+    assert _roster_audit(node)[-1][1]["updated"] == 3
+    # Run again, it changes nothing.
+    again = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False, spill_over=spill_over)
+    assert (again.counts.updated, again.counts.unchanged) == (0, 3)
+
+
+@pytest.mark.parametrize("spill_over", [0, 1 << 30], ids=["spilled", "in memory"])
+def test_a_delta_row_of_a_student_not_held_is_refused_naming_its_sourced_id(
+    node: Any, tmp_path: Path, spill_over: int
+) -> None:
+    _import(node, tmp_path, "bulk", [_student(1), _student(2)], skip_invalid=False)
+    before = _told(node)
+    rows = {
+        "demographics.csv": [b"u-S000002,,,2011-12-02,female" + b"," * 11,
+                             b"u-S000099,,,2012-01-01,male" + b"," * 11],
+        "enrollments.csv": [b"enr-7,,,class-org-school-1,org-school-1,u-S000099,student,false,2023-08-21,"],
+    }  # fmt: skip
+    delta = _delta([], files=("users.csv", "orgs.csv", "demographics.csv", "enrollments.csv"), rows=rows)
+    with pytest.raises(RosterRowsInvalid) as raised:
+        _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False, spill_over=spill_over)
+    assert [(r.file, r.line, r.field) for r in raised.value.rows] == [
+        ("demographics.csv", 3, "sourcedId"), ("enrollments.csv", 2, "userSourcedId")]  # fmt: skip
+    assert all("'u-S000099'" in r.message and "bulk export" in r.message
+               for r in raised.value.rows)  # fmt: skip
+    assert _told(node) == before  # nothing changed
+    # Skipped, the rows of the student held are applied.
+    result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=True, spill_over=spill_over)
+    assert (result.counts.updated, result.skipped) == (1, 2)
+    assert _stored(node, "S000002").birth_date == "2011-12-02"
+
+
+def test_a_delta_row_of_a_sourced_id_two_students_hold_is_refused_naming_both(node: Any, tmp_path: Path) -> None:
+    # From before sourcedIds were checked: two students under one sourcedId. The row cannot say whose it is.
+    twice = [StudentRecord(sis_id=sis_id, source_id="guid-x", given_name="Ana", family_name="Lopez",
+                           birth_date=None, sex=None, grade=None) for sis_id in ("S1", "S2")]  # fmt: skip
+    stored_students.upsert(node.db, twice, now="2026-01-01T00:00:00Z")
+    delta = _delta([], files=("users.csv", "demographics.csv"),
+                   rows={"demographics.csv": [b"guid-x,,,2011-12-02,female" + b"," * 11]})  # fmt: skip
+    with pytest.raises(RosterRowsInvalid) as raised:
+        _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False)
+    (row,) = raised.value.rows
+    assert "'guid-x'" in row.message and "'S1', 'S2'" in row.message
+
+
+def test_a_bulk_export_reads_no_rows_of_users_it_does_not_list(node: Any, tmp_path: Path) -> None:
+    # A bulk users.csv lists every student: a demographics or enrollment row of anyone else is none of theirs,
+    # even of a student held here (one the roster no longer lists: marked inactive, not changed otherwise).
+    _import(node, tmp_path, "first", [_student(1), _student(2)], skip_invalid=False)
+    bundle = make_bundle([_student(1)])
+    bundle["demographics.csv"] += b"u-S000002,,,2001-01-01,male" + b"," * 11 + b"\r\n"
+    bundle["demographics.csv"] += b"u-S000099,,,2001-01-01,male" + b"," * 11 + b"\r\n"
+    result = _import(node, tmp_path, "bulk", [], bundle=bundle, skip_invalid=False)
+    assert (result.counts.unchanged, result.marked_inactive, result.skipped) == (1, 1, 0)
+    assert _stored(node, "S000002").birth_date == "2012-03-04"
 
 
 @pytest.mark.parametrize("how", ["absent", "not in the manifest", "a stale copy left"])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -562,3 +563,112 @@ def test_example_rosters_parse_cleanly() -> None:
     shared = [(births_a[s.birth_date], s) for s in b.students if s.birth_date in births_a]
     assert len(shared) >= 2
     assert all(old != new and old.sis_id != new.sis_id for old, new in shared)
+
+
+# --- a delta's rows of students its users.csv does not list ----------------------------------------------
+
+_POOL = [f"u{i}" for i in range(6)]  # u0-u3 held (u3 twice), u4-u5 not
+_HELD = {
+    f"u{i}": [StudentRecord(sis_id=f"S{i}{twice}", source_id=f"u{i}", given_name="Ann", family_name="Held",
+                            birth_date=f"2010-01-0{i + 1}", sex="F", grade="07", school_id="0101",
+                            school_name="Lincoln Middle", enrollment_start="2024-08-19" if i % 2 else None)
+              for twice in (("", "b") if i == 3 else ("",))]
+    for i in range(4)
+}  # fmt: skip
+
+
+class _Held:
+    """protocol.oneroster.StoredStudents over a dict, as a home's database answers."""
+
+    def by_source_id(self, source_ids: Any) -> dict[str, list[StudentRecord]]:
+        return {s: _HELD[s] for s in source_ids if s in _HELD}
+
+    def by_sis_id(self, sis_ids: Any) -> dict[str, StudentRecord]:
+        every = {r.sis_id: r for records in _HELD.values() for r in records}
+        return {s: every[s] for s in sis_ids if s in every}
+
+
+def _joined(record: StudentRecord, merge: FieldMerge) -> StudentRecord:
+    """``record`` saved over the student it names, as storage.students.upsert_merged joins them."""
+    (old,) = [r for records in _HELD.values() for r in records if r.sis_id == record.sis_id]
+    values = {}
+    for name in record.to_dict():
+        new, stored = getattr(record, name), getattr(old, name)
+        if name in merge.keep:
+            new = stored
+        elif name in merge.earliest and stored is not None:
+            new = stored if new is None else min(new, stored)
+        values[name] = new
+    return StudentRecord(**values)
+
+
+_DATES = st.sampled_from(["2009-05-05", "2011-02-03", "2023-08-21", "2025-01-06"])
+
+
+@given(
+    listed=st.sets(st.sampled_from(_POOL)),
+    demographics=st.lists(st.tuples(st.sampled_from([*_POOL, "t1"]), _DATES, st.sampled_from(["male", "", "other"]),
+                                    st.sampled_from(["", "tobedeleted"])), max_size=6),
+    enrollments=st.lists(st.tuples(st.sampled_from([*_POOL, "t1"]), _DATES, st.sampled_from(["student", "teacher"]),
+                                   st.sampled_from(["", "tobedeleted"])), max_size=6),
+    spilled=st.booleans(),
+)  # fmt: skip
+def test_a_delta_applies_rows_of_unlisted_students_to_those_held_and_refuses_the_others(
+    listed: set[str], demographics: list[tuple[str, str, str, str]], enrollments: list[tuple[str, str, str, str]],
+    spilled: bool,
+) -> None:
+    users = [f"{u},true,org-a,student,,,Given,Fam,L{u},07," for u in sorted(listed)]
+    bundle = {
+        "manifest.csv": csv_bytes("propertyName,value", "file.users,delta", "file.orgs,bulk"),
+        "orgs.csv": csv_bytes(*ORGS), "users.csv": csv_bytes(USERS, *users, TEACHER),
+        "demographics.csv": csv_bytes(DEMOGRAPHICS, *(f"{u},{status},,{birth},{sex}"
+                                                      for u, birth, sex, status in demographics)),
+        "enrollments.csv": csv_bytes(ENROLLMENTS, *(f"e{n},{status},,c1,org-a,{u},{role},,{begin},"
+                                                    for n, (u, begin, role, status) in enumerate(enrollments))),
+    }  # fmt: skip
+    # What the rows say of each student users.csv does not list: (file, line) of each row, birth and sex, starts.
+    rows: dict[str, list[tuple[str, int]]] = {}
+    told: dict[str, dict[str, Any]] = {}
+    for line, (u, birth, sex, status) in enumerate(demographics, start=2):
+        if u not in listed and status != "tobedeleted":
+            rows.setdefault(u, []).append(("demographics.csv", line))
+            told.setdefault(u, {}).setdefault("demographics", []).append((birth, {"male": "M", "other": "X"}.get(sex)))
+    for line, (u, begin, role, status) in enumerate(enrollments, start=2):
+        if u not in listed and status != "tobedeleted" and role == "student":
+            rows.setdefault(u, []).append(("enrollments.csv", line))
+            told.setdefault(u, {}).setdefault("starts", []).append(begin)
+    others = {"t1"} | {u for u, _, role, _ in enrollments if role != "student"}  # users shown not to be students
+    expected_errors, expected = set(), {}
+    for u, said in told.items():
+        if len(said.get("demographics", ())) > 1:
+            continue  # a second demographics row: the student is dropped for that error
+        held = _HELD.get(u, [])
+        if len(held) == 1:
+            record = held[0]
+            if "demographics" in said:
+                ((birth, sex),) = said["demographics"]
+                record = replace(record, birth_date=birth, sex=sex)
+            if "starts" in said:
+                starts = [*said["starts"], *([record.enrollment_start] if record.enrollment_start else [])]
+                record = replace(record, enrollment_start=min(starts))
+            expected[record.sis_id] = record
+        elif held or u not in others or "starts" in said:  # a teacher's own demographics are none of ours
+            expected_errors |= {(file, line, "sourcedId" if file == "demographics.csv" else "userSourcedId")
+                                for file, line in rows[u]}  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as folder, SpillFile(Path(folder)) as spill:
+        reading = read_oneroster(bundle, spill=spill.mapping if spilled else None)
+        passed = reading.check(stored=_Held())
+        updates = list(reading.updates())
+        errors = reading.errors()
+    # A listed student with a second demographics row is dropped for that error, as ever.
+    twice = {u for u in listed if sum(d[0] == u and d[3] != "tobedeleted" for d in demographics) > 1}
+    kept = sorted(listed - twice)
+    assert passed == len(kept) + len(expected)
+    assert [r.sis_id for r, _ in updates[: len(kept)]] == [f"L{u}" for u in kept]
+    assert {r.sis_id: _joined(r, merge) for r, merge in updates[len(kept):]} == expected
+    refused = {(e.file, e.line, e.field) for e in errors if "held here" in e.message}
+    assert refused == expected_errors
+    assert all(repr(e.message.split("'")[1]) in e.message for e in errors if "held here" in e.message)
+    # Without the students held (parse_oneroster, a caller with no database), only users.csv's are handed out.
+    assert [r.sis_id for r in read_oneroster(bundle).students()] == [f"L{u}" for u in kept]
