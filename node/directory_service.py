@@ -119,7 +119,9 @@ async def handle_join(
         elif existing is None and update:
             raise NotMember(f"{descriptor.domain} has not joined this directory")
         status = existing.status if existing is not None and existing.status != "rejected" else "pending"
-        entry = _sign(node, descriptor, signed, now) if status == "approved" else None
+        # An update of an approved member is signed again at once, still approved when the operator approved it.
+        approved_at = existing.decided_at if existing is not None else None
+        entry = _sign(node, descriptor, signed, now, approved_at) if status == "approved" else None
         store.upsert_entry(node.db, descriptor, signed, status=status, origin=own, entry=entry, now=now, own=own)
         record(node, descriptor.domain, "directory.update" if existing else "directory.join", descriptor.domain,
                {"status": status, "signer": verified.signer.key_id})  # fmt: skip

@@ -16,6 +16,7 @@ from node.home import init_home, open_node
 from node.keyring import Keyring
 from node.signed_http import signed_request_headers
 from protocol.content_digest import content_digest_header
+from protocol.directory import DirectoryEntry, read_entry
 from protocol.http_signatures import HttpRequestView, encode_nonce, sign_request
 
 from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli
@@ -110,9 +111,21 @@ def test_join_approve_search_and_signed_exchange(federation) -> None:
     trust = {p["domain"]: p["trust"] for p in json.loads(_cli(homes["a"], "peers", "list", "--json").output)}
     assert trust["b.example.org"] == "directory"
 
-    # A district switching transfers off updates the directory it joined.
+    # A district switching transfers off updates the directory it joined, which signs its entry again at once:
+    # still approved when its operator approved it.
+    approved = _own_entry(homes["dir"], "b.example.org")
+    time.sleep(1.1)  # times are to the second
     _cli(homes["b"], "transfers", "disable", "--as", "ada")
     assert _search_b(homes["a"])["transfers_enabled"] is False
+    updated = _own_entry(homes["dir"], "b.example.org")
+    assert updated.issued_at > approved.issued_at and updated.approved_at == approved.approved_at
+
+
+def _own_entry(directory: Path, domain: str) -> DirectoryEntry:
+    with sqlite3.connect(directory / "satchel.db") as db:
+        (raw,) = db.execute("SELECT entry FROM directory_entries WHERE domain = ? AND origin = ?",
+                            [domain, DIRECTORY]).fetchone()  # fmt: skip
+    return read_entry(bytes(raw))[0]
 
 
 def _search_b(home: Path) -> dict:
