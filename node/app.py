@@ -20,7 +20,14 @@ from node.partial_envelopes import UPLOADS, Uploads
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
 from node.signed_http import REQUIRED_EVERYWHERE, sign_response_middleware, verify_middleware
-from node.workers import disk_watch_worker, expiry_worker, mirror_worker, overdue_worker, temp_sweep_worker
+from node.workers import (
+    disk_watch_worker,
+    expiry_worker,
+    mirror_worker,
+    overdue_worker,
+    resign_worker,
+    temp_sweep_worker,
+)
 from storage.blobs import BlobStore
 from storage.database import open_database
 
@@ -67,4 +74,5 @@ def create_app(config: NodeConfig) -> web.Application:
     app.cleanup_ctx.append(disk_watch_worker)
     if config.node.role == "directory":
         app.cleanup_ctx.append(mirror_worker)
+        app.cleanup_ctx.append(resign_worker)
     return app

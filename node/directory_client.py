@@ -176,8 +176,12 @@ async def search(
                 follow_trusted(node, directory, signer)
             # An answer names only the directories its own entries come from: what earlier answers named stays,
             # for the entries cached from them.
-            vouched = settings.get(node.db, f"directory.sources.{directory.domain}", {})
-            vouched |= {s.domain: b64url(s.public_key) for s in listing.listing.sources}
+            # A domain's keys as this answer gives them; the directory's own earlier ones (vouched while it signs
+            # its entries again after a key change) too, none once it is done.
+            answered: dict[str, list[str]] = {directory.domain: []}
+            for source in listing.listing.sources:
+                answered.setdefault(source.domain, []).append(b64url(source.public_key))
+            vouched = settings.get(node.db, f"directory.sources.{directory.domain}", {}) | answered
             settings.put(node.db, f"directory.sources.{directory.domain}", vouched)
             for entry in listing.entries:
                 store.cache_entry(node.db, directory.domain, entry.district.descriptor, entry.signed, now)
@@ -225,8 +229,11 @@ def _prune_cache(
 def _cached(node: Node, directory: str, key: IdentityPublicKey) -> list[VerifiedEntry]:
     """Entries cached from ``directory``, verified again with the source keys it vouched for then."""
     sources = settings.get(node.db, f"directory.sources.{directory}", {})
-    keys = {domain: IdentityPublicKey(unb64url(raw, field="sources")) for domain, raw in sources.items()}
-    keys[directory] = key
+    keys = {
+        domain: [IdentityPublicKey(unb64url(k, field="sources")) for k in ([raw] if isinstance(raw, str) else raw)]
+        for domain, raw in sources.items()
+    }  # one key per domain as stored before a domain could have several
+    keys[directory] = [key, *keys.get(directory, ())]
     out = []
     for raw in store.cached_entries(node.db, directory):
         try:

@@ -10,10 +10,11 @@ entries, this directory's own approved one is published, else one mirrored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from crypto import IdentityKey, IdentityPublicKey
+from crypto import IdentityPublicKey
+from node import directory_resign
 from node.bounded_read import read_body
 from node.clock import now_iso
 from node.directory_chain import verified_listing
@@ -33,12 +34,13 @@ from protocol.directory import (
     Listing,
     SourceDirectory,
     parse_descriptor_request,
-    read_entry,
     sign_entry,
     sign_listing,
 )
 from protocol.key_chain import KeyChanged, KnownKey, check_continuity
+from protocol.signed_document import b64url, unb64url
 from storage import directory as store
+from storage import settings
 from storage.database import write_transaction
 from storage.directory import SEARCH_LIMIT, Entry
 
@@ -157,30 +159,6 @@ def _sign(
     return sign_entry(entry, node.current_keys().identity)
 
 
-RESIGN_BATCH = 500  # entries read at a time when signing them again: a state's 6.5 KB entries, not all at once
-
-
-def resign_entries(node: Node, key: IdentityKey) -> int:
-    """Sign again with ``key`` every approved entry of this directory's own that another key signed; returns
-    how many. Call inside the transaction that makes ``key`` the directory's identity key (a rotation, or
-    the revocation of the key it replaces): a district verifies the directory's own entries with the key
-    that signs its listings, so entries left signed by the old key would be dropped as soon as a district
-    follows the rotation. Each keeps its approval time; mirrored entries keep their own directory's
-    signature."""
-    own = node.config.node.domain
-    now = now_iso()
-    signed = 0
-    after = ""
-    while page := store.own_approved_page(node.db, own, after=after, limit=RESIGN_BATCH):
-        for domain, raw in page:
-            entry, signer = read_entry(raw)
-            if signer != key.public_key:
-                store.set_entry(node.db, domain, own, sign_entry(replace(entry, issued_at=now), key), now)
-                signed += 1
-        after = page[-1][0]
-    return signed
-
-
 def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason: str = "") -> Entry:
     require_directory(node, operator=True)
     own = node.config.node.domain
@@ -214,21 +192,35 @@ def _listing(
 ) -> Listing:
     require_directory(node)
     own = node.config.node.domain
-    sources = {
-        domain: SourceDirectory(domain=domain, public_key=key)
-        for _, domain, key in store.mirrors(node.db)
-        if any(e.origin == domain for e in entries)
-    }
+    # While its own entries are signed again after a key change, those not reached yet are signed by an
+    # earlier key of this directory's, which the listing vouches for as it does the keys of those it mirrors.
+    sources = [SourceDirectory(domain=own, public_key=key.raw) for key in directory_resign.vouched_keys(node)]
+    origins = {e.origin for e in entries}
+    mirrored = set()
+    for _, domain, key in store.mirrors(node.db):
+        if domain in origins:
+            mirrored.add(domain)
+            # Before the key pinned for it, which a receiver that takes one key per domain keeps (the last).
+            sources += [SourceDirectory(domain=domain, public_key=k) for k in _earlier_keys(node, domain) if k != key]
+            sources.append(SourceDirectory(domain=domain, public_key=key))
     return Listing(
         directory=own,
         issued_at=now_iso(),
-        sources=tuple(sources.values()),
-        entries=tuple(
-            e.entry for e in entries if e.entry is not None and (e.origin == own or e.origin in sources)
-        ),
+        sources=tuple(sources),
+        entries=tuple(e.entry for e in entries if e.entry is not None and (e.origin == own or e.origin in mirrored)),
         next=next_after,
         truncated=truncated,
     )
+
+
+def _earlier_keys_setting(domain: str) -> str:
+    return f"directory.mirror.earlier_keys.{domain}"
+
+
+def _earlier_keys(node: Node, domain: str) -> list[bytes]:
+    """The earlier keys of its own that a mirrored directory vouched for in its last pull (while it signed its
+    entries again after a key change): some of the entries taken from it are signed by one of them."""
+    return [unb64url(k, field="sources") for k in settings.get(node.db, _earlier_keys_setting(domain), [])]
 
 
 def feed_query(after: str | None, limit: str | None) -> tuple[str, int]:
@@ -329,6 +321,7 @@ async def _sync_one(
 ) -> MirrorSync:
     feed = keyring.check_origin(base_url) + "/satchel/v1/directory/entries"
     seen: set[str] = set()
+    earlier: set[str] = set()  # its own earlier keys the pages vouch for (see _earlier_keys)
     after: str | None = None
     pages = 0
     own = node.config.node.domain
@@ -353,6 +346,11 @@ async def _sync_one(
                 record(node, domain, "directory.mirror.key_followed", domain,
                        {"url": base_url, "from": key.key_id, "to": signer.key_id})  # fmt: skip
                 key = signer
+            vouched = {b64url(s.public_key) for s in verified.listing.sources if s.domain == domain} - earlier
+            if vouched:  # while the pull goes on, the entries it took so far are published: keep them verifiable
+                earlier |= vouched
+                held = settings.get(node.db, _earlier_keys_setting(domain), [])
+                settings.put(node.db, _earlier_keys_setting(domain), sorted(vouched | set(held)))
             for item in verified.entries:
                 if item.entry.directory != domain:
                     continue  # only first-hand entries of the mirrored directory: no chains of hearsay
@@ -374,6 +372,7 @@ async def _sync_one(
         gone = sorted(store.mirrored_domains(node.db, domain) - seen)
         store.remove_entries(node.db, gone, origin=domain, own=own, now=now_iso())
         store.mark_mirror_synced(node.db, base_url, now_iso())
+        settings.put(node.db, _earlier_keys_setting(domain), sorted(earlier))
         if gone:
             record(node, domain, "directory.mirror.removed", domain, {"domains": gone[:100], "count": len(gone)})
     return MirrorSync(entries=len(seen), removed=len(gone), pages=pages)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from node import directory_service
+from node import directory_resign, directory_service
 from node.home import Node
 from protocol.directory import FEED_PAGE_MAX_ENTRIES, sign_listing
 from storage import directory as store
@@ -44,7 +44,9 @@ class FeedCache:
             key = node.current_keys().identity
             # A page signed by a key since replaced (rotated, or revoked) must not be served again: whoever
             # follows the directory's key verifies with the new one.
-            stamp = (*store.published_stamp(node.db), key.public_key.key_id)
+            # So must one vouching for an earlier key of the directory's once it is revoked (directory_resign).
+            vouched = tuple(k.key_id for k in directory_resign.vouched_keys(node))
+            stamp = (*store.published_stamp(node.db), key.public_key.key_id, vouched)
             if stamp != self._stamp:
                 self._pages.clear()
                 self._stamp = stamp

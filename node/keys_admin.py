@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from crypto import EncryptionKey, IdentityKey, peek_unverified_sender
+from node import directory_resign
 from node.clock import iso, now_iso, utc_now
 from node.directory_client import queue_directory_updates
-from node.directory_service import resign_entries
 from node.home import Node, load_keys
 from node.operators import authorize, record
 from node.transfer_files import envelope_file
@@ -65,9 +65,10 @@ def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAU
         )
         record(node, user.username, f"keys.rotate.{use}", public.key_id, {"overlap_days": overlap_days})
         if use == "identity":
-            _resign_directory_entries(node, user.username)
+            directory_resign.start(node, actor=user.username)
         queue_directory_updates(node)
     node.keys = load_keys(node.config, node.db, expired_ok=node.expired_keys_ok)
+    directory_resign.finish(node)  # after the commit, a batch to a transaction (node.directory_resign)
     return public.key_id
 
 
@@ -129,9 +130,10 @@ def revoke(node: Node, *, actor: str | None, key_id: str) -> Revoked:
             details["undelivered_transfers"] = [s.transfer_id for s in stranded]
         record(node, user.username, "keys.revoke", key_id, details)
         if use == "identity":
-            _resign_directory_entries(node, user.username)
+            directory_resign.start(node, actor=user.username)
         queue_directory_updates(node)
     node.keys = load_keys(node.config, node.db)
+    directory_resign.finish(node)
     return Revoked(key_id, use, kept, was_to_end, stranded)
 
 
@@ -152,14 +154,3 @@ def _signed_and_undelivered(node: Node, key_id: str) -> tuple[Stranded, ...]:
         if signer == key_id:
             found.append(Stranded(row.transfer_id, row.peer))
     return tuple(found)
-
-
-def _resign_directory_entries(node: Node, actor: str) -> None:
-    """On a directory, its own entries signed again by its identity key now (inside the key change's
-    transaction, which load_keys reads): districts that follow the rotation verify them with that key."""
-    if node.config.node.role != "directory":
-        return
-    current = load_keys(node.config, node.db).identity
-    signed = resign_entries(node, current)
-    if signed:
-        record(node, actor, "directory.entries.resigned", current.public_key.key_id, {"count": signed})

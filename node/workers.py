@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from node import codes_flow, partial_envelopes
+from node import codes_flow, directory_resign, partial_envelopes
 from node.appkeys import NODE
 from node.background_errors import log_failure
 from node.directory_service import sync_mirrors
@@ -26,6 +26,7 @@ EXPIRY_INTERVAL = 60.0
 OVERDUE_INTERVAL = 3600.0
 TEMP_SWEEP_INTERVAL = 3600.0
 DISK_WATCH_INTERVAL = 600.0
+RESIGN_INTERVAL = 60.0
 Worker = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -69,5 +70,10 @@ temp_sweep_worker = _periodic(
     "temp-sweep", TEMP_SWEEP_INTERVAL,
     lambda app: sweep_orphans(app[NODE]) + partial_envelopes.sweep(app[NODE], app[UPLOADS]),
 )  # fmt: skip
+# At start and every minute, on a directory: its own entries signed again after a key change, if a command
+# that changed the key stopped before it was done (node.directory_resign); off the event loop.
+resign_worker = _periodic(
+    "directory-resign", RESIGN_INTERVAL, lambda app: directory_resign.finish_off_loop(app[NODE])
+)
 # Every ten minutes: is the disk running low? (node.disk_watch)
 disk_watch_worker = _periodic("disk-watch", DISK_WATCH_INTERVAL, lambda app: watch_disk(app[NODE]))

@@ -10,6 +10,7 @@ origin.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,13 +93,18 @@ def sign_entry(entry: DirectoryEntry, key: IdentityKey) -> bytes:
     return sign_document(ENTRY_PURPOSE, dumps_canonical(entry.to_json()), key)
 
 
-def verify_entry(data: bytes, *, directory_keys: dict[str, IdentityPublicKey]) -> VerifiedEntry:
-    """Verify an entry against the keys of the directories trusted for it (domain -> key)."""
+# A directory's domain -> its key, or the keys any of which may have signed its entries (spec/directory.md,
+# "A directory's key": while it signs them again after a key change, its earlier key signs some of them).
+DirectoryKeys = Mapping[str, IdentityPublicKey | Collection[IdentityPublicKey]]
+
+
+def verify_entry(data: bytes, *, directory_keys: DirectoryKeys) -> VerifiedEntry:
+    """Verify an entry against the keys of the directories trusted for it."""
     entry, signer = read_entry(data)
     expected = directory_keys.get(entry.directory)
     if expected is None:
         raise DirectoryUntrusted(f"the entry for {entry.domain} comes from untrusted {entry.directory}")
-    if expected != signer:
+    if signer not in ((expected,) if isinstance(expected, IdentityPublicKey) else expected):
         raise DirectoryEntryInvalid(f"the entry for {entry.domain} is not signed by {entry.directory}'s key")
     if entry.status not in ENTRY_STATUSES:
         raise DirectoryEntryInvalid(f"entry status {entry.status!r} is not published", field="status")
@@ -221,9 +227,7 @@ def read_listing(
     )
     if listing.next is not None and not 0 < len(listing.next) <= MAX_DOMAIN_LENGTH:
         raise MalformedMessage(f"next must be a domain of 1 to {MAX_DOMAIN_LENGTH} characters", field="next")
-    # The answering directory vouches for the keys of the directories it mirrors; its own key is pinned.
-    keys = {s.domain: IdentityPublicKey(s.public_key) for s in listing.sources}
-    keys[directory] = directory_key
+    keys = listing_keys(listing, directory_key)
     verified, rejected = [], []
     for raw in listing.entries:
         try:
@@ -231,6 +235,18 @@ def read_listing(
         except SatchelError as exc:
             rejected.append((exc.code, exc.message))
     return VerifiedListing(listing=listing, entries=tuple(verified), rejected=tuple(rejected))
+
+
+def listing_keys(listing: Listing, directory_key: IdentityPublicKey) -> dict[str, list[IdentityPublicKey]]:
+    """The keys the entries of ``listing``, signed by ``directory_key``, are verified with: the answering
+    directory's own and the keys its ``sources`` vouch for, those of the directories it mirrors and, while it
+    signs its entries again after a key change, its own earlier ones (spec/directory.md, "A directory's
+    key"); a domain may have several."""
+    keys: dict[str, list[IdentityPublicKey]] = {}
+    for source in listing.sources:
+        keys.setdefault(source.domain, []).append(IdentityPublicKey(source.public_key))
+    keys[listing.directory] = [directory_key, *keys.get(listing.directory, ())]
+    return keys
 
 
 def parse_descriptor_request(body: bytes) -> bytes:

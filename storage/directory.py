@@ -193,12 +193,14 @@ def own_approved_page(
     return [(r[0], bytes(r[1])) for r in rows]
 
 
-def set_entry(db: sqlite_utils.Database, domain: str, origin: str, entry: bytes, now: str) -> None:
-    """Replace the signed entry of ``origin``'s entry for ``domain``, as when it is signed again."""
-    db.execute(
-        "UPDATE directory_entries SET entry = ?, updated_at = ? WHERE domain = ? AND origin = ?",
-        [entry, now, domain, origin],
-    )
+def replace_entry(db: sqlite_utils.Database, domain: str, origin: str, *, old: bytes, new: bytes, now: str) -> int:
+    """Replace ``origin``'s approved signed entry for ``domain`` by ``new`` if it is still ``old`` (it was
+    signed again from it); returns 1 if it was, 0 if it changed meanwhile and is left as it is."""
+    return db.execute(
+        "UPDATE directory_entries SET entry = ?, updated_at = ? WHERE domain = ? AND origin = ? AND status = 'approved'"
+        " AND entry = ?",
+        [new, now, domain, origin, old],
+    ).rowcount
 
 
 def mirrored_domains(db: sqlite_utils.Database, origin: str) -> set[str]:

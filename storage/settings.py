@@ -18,3 +18,7 @@ def put(db: sqlite_utils.Database, key: str, value: Any) -> None:
         "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [key, json.dumps(value, sort_keys=True)],
     )
+
+
+def delete(db: sqlite_utils.Database, key: str) -> None:
+    db.execute("DELETE FROM settings WHERE key = ?", [key])

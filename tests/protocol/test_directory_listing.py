@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -22,6 +23,8 @@ from protocol.directory import (
     DirectoryEntry,
     Listing,
     SourceDirectory,
+    listing_keys,
+    read_entry,
     sign_entry,
     sign_listing,
     verify_listing,
@@ -183,3 +186,50 @@ def test_an_optional_member_sent_as_null_or_false_reads_as_absent(members) -> No
     # spec/directory.md: other implementations' JSON libraries often write absent values as null.
     verified = _verify(_signed_payload(_listing([_entry("a.example.org")]).to_json() | members))
     assert (verified.listing.next, verified.listing.truncated, len(verified.entries)) == (None, False, 1)
+
+
+# --- a directory's entries signed by several of its keys (while it signs them again after a key change) ----
+
+_EARLIER_KEY, _OTHER_KEY = IdentityKey.generate(), IdentityKey.generate()
+_MIRRORED = "mirrored.example.gov"
+
+
+def _signed_by(domain: str, key: IdentityKey, directory: str = DIRECTORY) -> bytes:
+    entry, _ = read_entry(_entry(domain))
+    return sign_entry(replace(entry, directory=directory), key)
+
+
+@given(vouched=st.lists(st.sampled_from(["earlier", "other", "mirrored-earlier"]), unique=True),
+       signers=st.lists(st.sampled_from(["current", "earlier", "other", "mirrored", "mirrored-earlier"]),
+                        min_size=1, max_size=5))  # fmt: skip
+def test_an_entry_verifies_if_signed_by_a_key_the_listing_vouches_for_under_its_directory(
+    vouched: list[str], signers: list[str]
+) -> None:
+    keys = {"current": DIRECTORY_KEY, "earlier": _EARLIER_KEY, "other": _OTHER_KEY, "mirrored": DISTRICT_KEY,
+            "mirrored-earlier": _OTHER_KEY}  # fmt: skip
+    sources = [SourceDirectory(domain=_MIRRORED if name.startswith("mirrored") else DIRECTORY,
+                               public_key=keys[name].public_key.raw) for name in vouched]  # fmt: skip
+    sources.append(SourceDirectory(domain=_MIRRORED, public_key=DISTRICT_KEY.public_key.raw))
+    entries = [_signed_by(f"d{i}.example.org", keys[name], _MIRRORED if name.startswith("mirrored") else DIRECTORY)
+               for i, name in enumerate(signers)]  # fmt: skip
+    listing = Listing(directory=DIRECTORY, issued_at=NOW, sources=tuple(sources), entries=tuple(entries))
+    verified = _verify(sign_listing(listing, DIRECTORY_KEY))
+    good = {"current", "mirrored", *vouched}
+    assert [e.entry.domain for e in verified.entries] == [
+        f"d{i}.example.org" for i, name in enumerate(signers) if name in good]
+    assert len(verified.rejected) == sum(name not in good for name in signers)
+
+
+def test_a_receiver_taking_one_key_per_source_keeps_the_pinned_one() -> None:
+    # Receivers from before a directory could vouch for several keys of one directory keep the last source of a
+    # domain: the key pinned for a mirrored directory comes last, and the answering directory's own is its
+    # listing's key whatever its sources say, so such a receiver verifies what it verified before.
+    listing = Listing(directory=DIRECTORY, issued_at=NOW, entries=(), sources=(
+        SourceDirectory(domain=DIRECTORY, public_key=_EARLIER_KEY.public_key.raw),
+        SourceDirectory(domain=_MIRRORED, public_key=_OTHER_KEY.public_key.raw),
+        SourceDirectory(domain=_MIRRORED, public_key=DISTRICT_KEY.public_key.raw),
+    ))  # fmt: skip
+    assert listing_keys(listing, DIRECTORY_KEY.public_key) == {
+        DIRECTORY: [DIRECTORY_KEY.public_key, _EARLIER_KEY.public_key],
+        _MIRRORED: [_OTHER_KEY.public_key, DISTRICT_KEY.public_key],
+    }
