@@ -58,7 +58,7 @@ def roster_import(
     or whose sourcedId a student with another SIS id holds (a renumbered student), is an invalid row. Only
     the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
     delta export has no row for. A delta's demographics and enrollment rows of students its users.csv does
-    not list update the students held under those sourcedIds (a row of one not held is invalid). When
+    not list update the students held under those sourcedIds (an enrollment of one not held is invalid). When
     users.csv is a bulk export (manifest.csv: file.users,bulk), the roster's students it no longer lists are
     marked inactive (those of the schools in its orgs.csv, or of none), so no transfer code picks them.
 

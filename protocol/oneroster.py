@@ -43,10 +43,10 @@ Rules the parser applies (also stated in the importer's documentation):
 * A delta users.csv lists only the users that changed, so demographics.csv and enrollments.csv may hold rows
   of students it does not list (only their demographics or enrolment changed). Given the students the caller
   holds (:meth:`RosterReading.check`), those rows are applied to the student held under that sourcedId, every
-  other field kept as stored; each row of a sourcedId no student (or more than one) is held under is an
-  error naming it. A user the bundle shows is no student (a users.csv, roles.csv or enrollments.csv row of
-  another role) has demographics that are none of ours, as before. A bulk users.csv lists every student: a
-  row of anyone it does not list is not read, as before.
+  other field kept as stored; each enrollment of a sourcedId no student (or more than one) is held under is
+  an error naming it, and so are its demographics. Demographics alone of a sourcedId not held are not read:
+  demographics.csv covers teachers and staff too, and a delta need not name them in any other file. A bulk
+  users.csv lists every student: a row of anyone it does not list is not read, as before.
 """
 
 from __future__ import annotations
@@ -324,9 +324,8 @@ class RosterReading:
         self.role_tainted: MutableMapping[str, bool] = self._map("role_tainted")
         self.drafts = _Drafts(spill)
         # Of a delta users.csv: the students it does not list, of whom demographics.csv or enrollments.csv has
-        # rows (applied to the students held, see check), and the users the bundle shows are not students.
+        # rows (applied to the students held, see check).
         self.partials = _Drafts(spill, "partials")
-        self.others: MutableMapping[str, bool] = self._map("others")
         self._stored: StoredStudents | None = None
         self._partials_passed = 0
         self.version = "1.1"
@@ -389,8 +388,9 @@ class RosterReading:
 
         Given ``stored``, the students a delta's users.csv does not list but its demographics.csv or
         enrollments.csv has rows of are looked up there by sourcedId: one held is counted as passing, and
-        :meth:`updates` applies those rows to it; each row of one not held (or held twice) is an error naming
-        the sourcedId. The rows of a user the bundle shows is no student (a teacher's demographics) are not."""
+        :meth:`updates` applies those rows to it; each row of one held twice, or of one not held that has an
+        enrollment, is an error naming the sourcedId. Demographics alone of one not held are not read (a
+        teacher's, as likely as a student's)."""
         if self._checked:  # once is enough: those that failed are marked already
             return sum(1 for _ in self.build()) + self._partials_passed
         refused: MutableMapping[str, bool] = self._map("refused")
@@ -419,15 +419,17 @@ class RosterReading:
         holders: MutableMapping[str, str] = self._map("partials_held")  # sourcedId -> the SIS id holding it
         for chunk in _chunks(d for d in self.partials if not d.tainted):
             found = stored.by_source_id([d.source_id for d in chunk])
-            others = _get_many(self.others, [d.source_id for d in chunk])
             for d in chunk:
                 held = found.get(d.source_id, ())
                 if len(held) == 1:
                     holders[d.source_id] = held[0].sis_id
                     continue
                 refused[d.source_id] = True
-                if not held and d.source_id in others and not d.enrollments:
-                    continue  # the demographics of a teacher, say: not a student's, so not a student's to refuse
+                if not held and not d.enrollments:
+                    # Demographics alone: demographics.csv covers every user, teachers and staff too, and a
+                    # delta need not list them anywhere else, so one not held here is nobody known to be a
+                    # student (refusing it would stop every nightly delta that corrects a teacher's birth date).
+                    continue
                 if held:
                     ids = ", ".join(repr(r.sis_id) for r in sorted(held, key=lambda r: r.sis_id))
                     why = (f"sourcedId {d.source_id!r} is held here by {len(held)} students (SIS ids {ids}), so "
@@ -527,7 +529,6 @@ class RosterReading:
 
     def read_roles(self) -> None:
         for chunk in _chunks(self.rows("roles.csv", ("userSourcedId", "role", "orgSourcedId"))):
-            self._others(r.get("usersourcedid") for r in chunk if r.get("role").lower() != "student")
             rows = [r for r in chunk if r.get("role").lower() == "student" and r.get("status").lower() not in _GONE]
             orgs_of = _get_many(self.role_orgs, (row.get("usersourcedid") for row in rows))
             tainted: dict[str, bool] = {}
@@ -565,7 +566,6 @@ class RosterReading:
                     rows.append(row)
             orgs_of = _get_many(self.role_orgs, (row.get("sourcedid") for row in rows)) if roles else {}
             student = [row.get("role").lower() == "student" or row.get("sourcedid") in orgs_of for row in rows]
-            self._others(row.get("sourcedid") for row, is_student in zip(rows, student, strict=True) if not is_student)
             rows = [row for row, is_student in zip(rows, student, strict=True) if is_student]
             drafts = []
             for row in rows:
@@ -594,11 +594,6 @@ class RosterReading:
                     draft.tainted = sourced in tainted
                     kept.append(draft)
             self.drafts.put_many(kept)
-
-    def _others(self, source_ids: Iterable[str]) -> None:
-        """Note users the bundle shows are not students (only of a delta: see check)."""
-        if self.delta:
-            self.others.update((source_id, True) for source_id in source_ids if source_id)
 
     def _partials_for(self, rows: list[Row], column: str, drafts: Mapping[str, _Draft]) -> dict[str, _Draft]:
         """The drafts, made now or before, of the students of ``rows`` (rows to apply) whom a delta's users.csv
@@ -653,7 +648,6 @@ class RosterReading:
 
     def read_enrollments(self) -> None:
         for chunk in _chunks(self.rows("enrollments.csv", ("userSourcedId", "role"))):
-            self._others(row.get("usersourcedid") for row in chunk if row.get("role").lower() != "student")
             rows = [row for row in chunk
                     if row.get("role").lower() == "student" and row.get("status").lower() not in _GONE]  # fmt: skip
             drafts = self.drafts.get_many(row.get("usersourcedid") for row in rows)

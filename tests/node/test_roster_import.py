@@ -443,6 +443,19 @@ def test_a_delta_row_of_a_student_not_held_is_refused_naming_its_sourced_id(
     assert _stored(node, "S000002").birth_date == "2011-12-02"
 
 
+def test_a_delta_with_demographics_alone_of_someone_not_held_is_imported(node: Any, tmp_path: Path) -> None:
+    # demographics.csv covers teachers and staff too, and a delta need not name them in any other file: a
+    # corrected teacher's birth date must not stop the nightly import of every student's changes.
+    _import(node, tmp_path, "bulk", [_student(1), _student(2)], skip_invalid=False)
+    rows = {"demographics.csv": [b"u-S000002,,,2011-12-02,female" + b"," * 11,
+                                 b"staff-guid-7,,,1979-03-04,male" + b"," * 11]}  # fmt: skip
+    delta = _delta([], files=("users.csv", "demographics.csv"), rows=rows)
+    result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False)
+    assert (result.counts.updated, result.skipped) == (1, 0)
+    assert _stored(node, "S000002").birth_date == "2011-12-02"
+    assert stored_students.get(node.db, "staff-guid-7") is None
+
+
 def test_a_delta_row_of_a_sourced_id_two_students_hold_is_refused_naming_both(node: Any, tmp_path: Path) -> None:
     # From before sourcedIds were checked: two students under one sourcedId. The row cannot say whose it is.
     twice = [StudentRecord(sis_id=sis_id, source_id="guid-x", given_name="Ana", family_name="Lopez",
