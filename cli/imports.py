@@ -308,7 +308,11 @@ def documents_verify(home: str | None, doc_id: str) -> None:
 
     with opened(home) as node:
         p = documents_admin.verify(node, doc_id)
-    if p.sender:
+    if p.sender and p.erased:
+        click.echo(f"Document {doc_id} is unchanged: signed by {p.sender} in transfer {p.transfer_id} (the signed "
+                   f"manifest was verified before purges here erased {p.erased[1]} other record(s) from it, the "
+                   f"last on {p.erased[0]}).")  # fmt: skip
+    elif p.sender:
         click.echo(f"Document {doc_id} is unchanged: signed by {p.sender} in transfer {p.transfer_id}.")
     else:
         click.echo(f"Document {doc_id} is intact (local document, sha256 {p.document.sha256[:16]}...).")

@@ -10,6 +10,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.import_preview import verified_manifest
 from node.operators import authorize, record
+from node.purged_content import PURGED, audit_details, erase_from_manifests, erase_old_pages
 from node.record_fixes import audit_move
 from node.records import add_document, replaceable
 from protocol import InvalidInput, SatchelError
@@ -44,6 +45,9 @@ class Provenance:
     transfer_id: str | None
     signed_at: int | None
     verified: bool
+    # When purges here erased other records from the manifest: then its signature was verified before that,
+    # not now (node.purged_content). (time of the last erasure, how many records)
+    erased: tuple[str, int] | None = None
 
 
 def verify(node: Node, doc_id: str) -> Provenance:
@@ -62,7 +66,9 @@ def verify(node: Node, doc_id: str) -> Provenance:
         raise ProvenanceBroken(
             f"document {doc_id} is not the one {manifest.sender_domain} signed", field="ID"
         )
-    return Provenance(doc, manifest.sender_domain, row.transfer_id, manifest.created, True)
+    redaction = store.manifest_redaction(node.db, row.transfer_id)
+    erased = (str(redaction["at"]), len(redaction["records"])) if redaction else None
+    return Provenance(doc, manifest.sender_domain, row.transfer_id, manifest.created, True, erased)
 
 
 def move(node: Node, *, actor: str | None, doc_id: str, to: str) -> Document:
@@ -140,10 +146,16 @@ def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
         doc = records.get_document(node.db, doc_id)
         if doc.status == "purged":
             raise InvalidInput(f"document {doc_id} was already purged", field="ID")
-        records.update_document(node.db, doc_id, status="purged", title="(purged)", filename="(purged)")
+        # The kind of document goes too: kept on the student it was purged from, it would still say (say) that
+        # this child has an IEP.
+        records.update_document(node.db, doc_id, status="purged", title=PURGED, filename=PURGED, doc_type="other",
+                                media_type="application/octet-stream")  # fmt: skip
+        now = now_iso()
+        erased = erase_from_manifests(node, doc.origin, now=now)
         record(node, user.username, "document.purge", doc.student_sis_id,
-               {"doc_id": doc_id, "sha256": doc.sha256, "at": now_iso()})  # fmt: skip
+               {"doc_id": doc_id, "sha256": doc.sha256, "at": now, **audit_details(erased)})  # fmt: skip
     drop_unused(node, [doc.sha256])  # unless another document, or a transfer not yet imported, uses them
+    erase_old_pages(node)
     return records.get_document(node.db, doc_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -12,7 +13,8 @@ from node.home import Node
 from node.matching import match_students
 from node.operators import authorize, record
 from protocol import InvalidInput, NotFound, SatchelError
-from protocol.manifest import Manifest, ManifestStudent
+from protocol.envelope_errors import ManifestSignatureInvalid
+from protocol.manifest import Manifest, ManifestStudent, parse_checked_manifest, parse_manifest
 from protocol.matching import IncomingStudent
 from protocol.roster import normalize_grade, normalize_sex
 from protocol.transfer_states import Side
@@ -55,6 +57,9 @@ def verified_manifest(node: Node, row: TransferRow) -> Manifest:
     """
     data, signature = _stored_manifest(node, row)
     checked = manifest_checks.passed(node.db, data)
+    redaction = store.manifest_redaction(node.db, row.transfer_id)
+    if redaction is not None:
+        return _redacted(data, redaction, row, checked=checked)
     last: SatchelError | None = None
     for key in peers.keys(node.db, row.peer):
         if key.use != "identity":
@@ -64,6 +69,22 @@ def verified_manifest(node: Node, row: TransferRow) -> Manifest:
         except SatchelError as exc:
             last = exc
     raise last or NotImportable(f"no key of {row.peer} verifies the manifest")
+
+
+def _redacted(data: bytes, redaction: dict, row: TransferRow, *, checked: bool) -> Manifest:
+    """A manifest a purge erased records from (node.purged_content): the sender's signature covers the bytes as
+    received, which are gone; these were written from the manifest that signature verified, and their SHA-256
+    is recorded with the erasure and in the purge's audit entry."""
+    if hashlib.sha256(data).hexdigest() != redaction.get("sha256"):
+        raise ManifestSignatureInvalid(
+            f"the manifest of transfer {row.transfer_id} was changed since a purge erased records from it",
+            field="manifest", hint="restore the home from the latest backup; `satchel audit` lists the purges",
+        )  # fmt: skip
+    manifest = parse_checked_manifest(data) if checked else parse_manifest(data)
+    if manifest.sender_domain != row.peer:
+        raise ManifestSignatureInvalid(f"the manifest of transfer {row.transfer_id} names another sender",
+                                       field="sender_domain")  # fmt: skip
+    return manifest
 
 
 def _stored_manifest(node: Node, row: TransferRow) -> tuple[bytes, bytes]:

@@ -163,9 +163,13 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
     # Read again now that this run holds the import: what another run of it wrote until now is done.
     pending = [s for s in imports.students(node.db, found.import_id) if s.result != "imported"]
     by_sis = {s.sis_id: s for s in manifest.students}
+    # Records a purge here erased from the manifest (node.purged_content) after this transfer imported them: an
+    # import cancelled and run again since does not bring them back (their content is gone; a redo brings them).
+    erased = set((store.manifest_redaction(node.db, transfer_id) or {}).get("records", ()))
     records_of: dict[str, list[ManifestRecord]] = {}
     for rec in manifest.records:
-        records_of.setdefault(rec.student_sis_id, []).append(rec)
+        if rec.record_id not in erased:
+            records_of.setdefault(rec.student_sis_id, []).append(rec)
     wanted = [r.record_id for r in manifest.records] + [r.corrects for r in manifest.records if r.corrects]
     done = imports.imported_among(node.db, manifest.sender_domain, wanted)
     now = now_iso()

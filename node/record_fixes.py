@@ -10,8 +10,10 @@ stays moved when the district's nightly assessments CSV still names the first st
 
 from __future__ import annotations
 
+from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
+from node.purged_content import audit_details, erase_from_manifests, erase_old_pages
 from protocol import InvalidInput
 from storage import records, students
 from storage.database import write_transaction
@@ -50,8 +52,10 @@ def purge_case(node: Node, *, actor: str | None, record_id: str) -> str:
         user = authorize(node, actor, "records.recover")
         case = records.get_case(node.db, record_id)
         records.delete_case(node.db, case.case_id)
+        erased = erase_from_manifests(node, case.origin, now=now_iso())
         record(node, user.username, "case.purge", case.student_sis_id,
-               {"case_id": case.case_id, "case_number": case.case_number})  # fmt: skip
+               {"case_id": case.case_id, "case_number": case.case_number, **audit_details(erased)})  # fmt: skip
+    erase_old_pages(node)
     return case.student_sis_id
 
 
@@ -71,6 +75,10 @@ def purge_assessment(node: Node, *, actor: str | None, record_id: str) -> str:
     with write_transaction(node.db):
         user = authorize(node, actor, "records.recover")
         result = records.get_assessment_result(node.db, record_id)
+        origin = records.assessment_origin(node.db, record_id)
         records.delete_assessment_result(node.db, record_id)
-        record(node, user.username, "assessment.purge", result["student_sis_id"], {"result_id": record_id})
+        erased = erase_from_manifests(node, origin, now=now_iso())
+        record(node, user.username, "assessment.purge", result["student_sis_id"],
+               {"result_id": record_id, **audit_details(erased)})  # fmt: skip
+    erase_old_pages(node)
     return result["student_sis_id"]

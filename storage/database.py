@@ -77,6 +77,16 @@ def bulk_cache(db: sqlite_utils.Database) -> Iterator[None]:
         db.conn.execute(f"PRAGMA cache_size = {int(before)}")
 
 
+def checkpoint_truncate(db: sqlite_utils.Database) -> bool:
+    """Write the whole log into the database and empty it, waiting up to the busy timeout for readers: what a
+    commit replaced (a purged record's pages) then survives in neither file. False when a reader still held
+    the log (the next checkpoint, or closing the last connection, does it)."""
+    if db.conn.in_transaction:
+        raise RuntimeError("checkpoint_truncate runs after the transaction it is for")
+    busy, _, _ = db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy == 0
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
     """One state change, one transaction: BEGIN IMMEDIATE takes the write lock up front.

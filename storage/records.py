@@ -284,6 +284,12 @@ def get_assessment_result(db: sqlite_utils.Database, result_id: str) -> dict[str
     return dict(zip(_RESULT_FIELDS, row, strict=True))
 
 
+def assessment_origin(db: sqlite_utils.Database, result_id: str) -> dict[str, Any]:
+    """Where a result came from: {"kind": "import", "sender": ..., "record_id": ...} for a received one."""
+    row = db.execute("SELECT origin FROM assessment_results WHERE result_id = ?", [result_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
 def move_assessment_result(db: sqlite_utils.Database, result_id: str, student_sis_id: str, *, by: str) -> None:
     """``by``: the coordinator, kept so that an import does not move the result back (upsert_assessment_rows)."""
     db.execute("UPDATE assessment_results SET student_sis_id = ?, moved_by = ? WHERE result_id = ?",

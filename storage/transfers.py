@@ -121,11 +121,38 @@ def save_manifest(db: sqlite_utils.Database, transfer_id: str, manifest: bytes, 
 
 
 def manifest_of(db: sqlite_utils.Database, transfer_id: str) -> tuple[bytes, bytes] | None:
-    """(manifest bytes, signature) as stored at acceptance, or None before it."""
+    """(manifest bytes, signature) as stored at acceptance, or None before it. Once a purge erased records
+    from the bytes (:func:`manifest_redaction` says so), the signature is the one over the bytes as received."""
     row = db.execute(
         "SELECT manifest, signature FROM transfer_manifests WHERE transfer_id = ?", [transfer_id]
     ).fetchone()
     return (bytes(row[0]), bytes(row[1])) if row else None
+
+
+def manifest_redaction(db: sqlite_utils.Database, transfer_id: str) -> dict[str, Any] | None:
+    """What purges erased from the stored manifest: {"records": [record ids], "at": time of the last,
+    "verified_with": the sender's key that verified it before the first}; None while it is as signed."""
+    row = db.execute("SELECT redacted FROM transfer_manifests WHERE transfer_id = ?", [transfer_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def manifests_naming(db: sqlite_utils.Database, peer: str, text: str) -> list[str]:
+    """Ids of the transfers received from ``peer`` whose stored manifest holds the UTF-8 bytes of ``text``
+    (a record id: msgpack writes a string as its bytes), for the caller to parse."""
+    rows = db.execute(
+        "SELECT m.transfer_id FROM transfer_manifests m JOIN transfers t ON t.transfer_id = m.transfer_id"
+        " WHERE t.side = 'receiver' AND t.peer = ? AND instr(m.manifest, CAST(? AS BLOB)) > 0",
+        [peer, text.encode()],
+    )
+    return [transfer_id for (transfer_id,) in rows.fetchall()]
+
+
+def redact_manifest(db: sqlite_utils.Database, transfer_id: str, manifest: bytes, redaction: dict[str, Any]) -> None:
+    """Store ``manifest`` (the stored one with records erased) in place of the stored bytes."""
+    db.execute(
+        "UPDATE transfer_manifests SET manifest = ?, redacted = ? WHERE transfer_id = ?",
+        [manifest, json.dumps(redaction, sort_keys=True), transfer_id],
+    )
 
 
 def list_rows(

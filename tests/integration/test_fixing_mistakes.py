@@ -1,0 +1,107 @@
+"""Fixing mistakes on two real nodes (MISSION.md workflow 5): what a purge leaves, redoing a transfer onto the
+right student, and corrections that arrive with, or before, the record they correct."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from support import District
+
+
+def _json(d: District, *args: str):
+    return json.loads(d.cli(*args).stdout)
+
+
+def _send_accept(a: District, b: District, *args: str) -> str:
+    sent = json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
+    b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
+    return sent["transfer_id"]
+
+
+def _import(b: District, transfer_id: str, *decisions: tuple[str, str]) -> dict:
+    b.cli("import", "preview", transfer_id, "--as", "coord")
+    for sender_sis_id, local in decisions:
+        b.cli("import", "match", transfer_id, sender_sis_id, "--to", local, "--as", "coord")
+    return _json(b, "import", "run", transfer_id, "--as", "coord", "--json")
+
+
+def _add_document(d: District, student: str, path: Path, title: str) -> str:
+    return _json(d, "documents", "add", student, str(path), "--type", "iep", "--title", title, "--as", "coord",
+                 "--json")["doc_id"]  # fmt: skip
+
+
+def _home_bytes(home: Path) -> bytes:
+    """Everything of the home a copy of it would hold but the keys: the database, its log, documents."""
+    parts = [p.read_bytes() for p in (home / "satchel.db", home / "satchel.db-wal") if p.exists()]
+    parts += [p.read_bytes() for p in (home / "blobs").rglob("*") if p.is_file()]
+    return b"\n".join(parts)
+
+
+def test_a_purged_record_leaves_no_content_in_the_home(pair, tmp_path: Path) -> None:
+    # A case, an assessment result and a document landed on the wrong child; the admin purges them. "Erased
+    # for good" holds only if nothing of their content stays anywhere in the home: the sender's signed manifest
+    # kept at acceptance held it all (case notes, scores, the document's title and file name).
+    a, b, _ = pair
+    purged_doc, kept_doc = tmp_path / "wrong-child-iep.pdf", tmp_path / "kept.pdf"
+    purged_doc.write_bytes(os.urandom(5_000))
+    kept_doc.write_bytes(os.urandom(5_000))
+    _add_document(a, "100001", purged_doc, "Behaviour plan PURGEDTITLE")
+    _add_document(a, "100001", kept_doc, "Transcript kept")
+    a.cli("cases", "add", "--student", "100001", "--case-number", "TA-7", "--notes", "PURGEDNOTES of the case",
+          "--team", "PURGEDTEAM", "--as", "coord")  # fmt: skip
+    scores = tmp_path / "scores.csv"
+    scores.write_text("student_sis_id,assessment,subject,date,score,scale_score,percentile,benchmark_category\n"
+                      "100001,PURGEDTEST,Math,2025-01-10,42,731,64,PURGEDBENCH\n")  # fmt: skip
+    a.cli("assessments", "import", str(scores), "--as", "coord")
+    first = _send_accept(a, b, "--student", "100001", "--all-records")
+    _import(b, first, ("100001", "100002"))  # the coordinator links Ava to William by mistake
+
+    docs = {d["title"]: d for d in _json(b, "documents", "list", "100002", "--json")}
+    [result] = _json(b, "assessments", "list", "100002", "--json")
+    b.cli("cases", "purge", "TA-7", "--as", "admin")
+    b.cli("assessments", "purge", result["result_id"], "--as", "admin")
+    wrong = docs["Behaviour plan PURGEDTITLE"]
+    b.cli("documents", "delete", wrong["doc_id"], "--as", "coord")
+    b.cli("purge", wrong["doc_id"], "--as", "admin")
+
+    home = _home_bytes(b.home)
+    for content in (b"PURGEDNOTES", b"PURGEDTEAM", b"PURGEDTEST", b"PURGEDBENCH", b"PURGEDTITLE",
+                    b"wrong-child-iep", purged_doc.read_bytes()):  # fmt: skip
+        assert content not in home, content[:40]
+    # What was not purged is still whole, and still proven to be what the sender signed.
+    verified = b.cli("documents", "verify", docs["Transcript kept"]["doc_id"]).stdout
+    assert "signed by a.example.org" in verified
+    assert "hash chain verified" in b.cli("audit", "verify").stdout
+    b.cli("check", "--blobs")
+    [row] = _json(b, "import", "log", first, "--json")
+    assert row["DestinationStudentId"] == "100002"
+
+    # The sender redoes the transfer: what was purged comes again, onto the right child.
+    _import(b, _send_accept(a, b, "--student", "100001", "--all-records"))
+    assert [c["case_number"] for c in _json(b, "cases", "list", "--student", "100001", "--json")] == ["TA-7"]
+    assert [r["assessment"] for r in _json(b, "assessments", "list", "100001", "--json")] == ["PURGEDTEST"]
+    assert [d["title"] for d in _json(b, "documents", "list", "100001", "--json")] == ["Behaviour plan PURGEDTITLE"]
+
+
+def test_an_import_cancelled_after_a_purge_runs_again_without_the_purged_record(pair, tmp_path: Path) -> None:
+    # The purge erased the document's bytes and its content in the transfer's manifest; cancelling the partial
+    # import and running it again must neither bring the purged record back nor stop at its missing bytes
+    # (the student was skipped for good: "a document's content is missing").
+    a, b, _ = pair
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(5_000))
+    _add_document(a, "100001", doc, "IEP")
+    tid = _send_accept(a, b, "--student", "100001", "--student", "100002", "--all-records")
+    b.cli("import", "preview", tid, "--as", "coord")
+    b.cli("import", "match", tid, "100002", "--later", "--as", "coord")
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["result"] == "partial (1 of 2)"
+    [landed] = _json(b, "documents", "list", "100001", "--json")
+    b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
+    b.cli("purge", landed["doc_id"], "--as", "admin")
+
+    b.cli("import", "cancel", tid, "--as", "coord")
+    again = _import(b, tid, ("100002", "100002"))
+    assert again["result"] == "imported with no changes" and again["skipped"] == [], again
+    assert _json(b, "documents", "list", "100001", "--json") == []
