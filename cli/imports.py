@@ -179,11 +179,14 @@ def import_run_cmd(home: str | None, actor: str | None, as_json: bool, transfer_
                 "imported": result.imported,
                 "total": result.total,
                 "skipped": [{"student": s, "reason": r} for s, r in result.skipped],
+                "changes": [{"student": s, "changes": c} for s, c in result.changes],
             }
         )
     else:
         click.echo(f"{result.result[0].upper()}{result.result[1:]}: {result.imported:,} of {result.total:,} students."
                    + (f" Reference {result.reference}." if result.reference else ""))  # fmt: skip
+        for student, changes in result.changes:
+            click.echo(f"  with changes {student}: {changes}")
         for student, reason in result.skipped:
             click.echo(f"  skipped {student}: {reason}")
     deliver_now(home)

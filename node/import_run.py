@@ -59,6 +59,8 @@ class RunResult:
     imported: int
     total: int
     skipped: list[tuple[str, str]]  # (sender sis id, reason)
+    # (sender sis id, what differs here) of students "imported with changes"
+    changes: list[tuple[str, str]] = field(default_factory=list)
 
 
 def reference_for(import_id: str) -> str:
@@ -102,6 +104,7 @@ class _Plan:
     supersedes: list[tuple[str, str]] = field(default_factory=list)  # (old doc id, new doc id)
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
     gone: list[tuple[str, str, str]] = field(default_factory=list)  # (sender, record id, local id) to forget
+    held: list[tuple[str, str]] = field(default_factory=list)  # (kind, local id) of its records held here already
     changes: str | None = None  # what a conflict with this district's record changed ("imported with changes")
     held: StudentRecord | None = None  # the student here it links to (the import changes none of its values)
 
@@ -205,6 +208,7 @@ def _import_batch(
                                    student, existing))  # fmt: skip
             except SatchelError as exc:
                 skipped.append((student, exc.message))
+        _held_elsewhere(run, plans)
         try:
             with write_transaction(db):  # a SAVEPOINT: the batch's rows together…
                 _write(run, plans)
@@ -231,6 +235,34 @@ def _import_batch(
                         "records": p.record_count, "created": p.new_student is not None})
             for p in written
         ])  # fmt: skip
+
+
+_MOVE = {"document": "documents", "case": "cases", "assessment": "assessments"}
+
+
+def _held_elsewhere(run: _Run, plans: list[_Plan]) -> None:
+    """A record the sender sent before is imported once (spec/transfer.md §6): while its copy here is held, it is
+    not imported again. When that copy is on another student than the one this import gives the record to (it
+    landed on the wrong child, and the sender redid the transfer for the right one), the student is "imported
+    with changes" and the change names each such copy and how to move it, instead of leaving it unnoticed on the
+    other child (one look-up for the batch)."""
+    holders = imports.held_by(run.node.db, [held for plan in plans for held in plan.held])
+    for plan in plans:
+        elsewhere: dict[str, list[tuple[str, str]]] = {}
+        for kind, local_id in plan.held:
+            holder = holders.get(local_id)
+            if holder is not None and holder != plan.sis_id:
+                elsewhere.setdefault(holder, []).append((kind, local_id))
+        notes = [
+            f"{len(held)} record(s) {run.manifest.sender_domain} sent before are held here on student {holder}, "
+            f"not {plan.sis_id}, and were not imported again: "
+            + ", ".join(f"{kind} {local_id}" for kind, local_id in held)
+            + "; if they belong to " + plan.sis_id + ", move them with "
+            + ", ".join(f"`satchel {_MOVE[kind]} move {local_id} --to {plan.sis_id}`" for kind, local_id in held)
+            for holder, held in sorted(elsewhere.items())
+        ]  # fmt: skip
+        if notes:
+            plan.changes = "; ".join([*filter(None, [plan.changes]), *notes])
 
 
 def _existing(
@@ -288,6 +320,7 @@ def _plan(
         before = run.done.get(rec.record_id)
         if before is not None:
             if before[2]:
+                plan.held.append((before[0], before[1]))
                 continue
             plan.gone.append((manifest.sender_domain, rec.record_id, before[1]))  # imported again: its copy is gone
         if rec.kind == "assessment":
@@ -459,7 +492,8 @@ def _finish(run: _Run) -> RunResult:
                        result=result, reference=reference, students_imported=len(imported),
                        finished_at=now_iso())  # fmt: skip
         record(node, actor, "import.run", found.transfer_id, {"result": result, "reference": reference})
-    return RunResult(result, reference, len(imported), total, skipped)
+    changes = [(s.sender_sis_id, s.result_reason) for s in imported if s.changed and s.result_reason]
+    return RunResult(result, reference, len(imported), total, skipped, changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,26 @@ def imported_among(
     return found
 
 
+_HOLDERS = {"document": ("documents", "doc_id"), "case": ("cases", "case_id"),
+            "assessment": ("assessment_results", "result_id")}  # fmt: skip
+
+
+def held_by(db: sqlite_utils.Database, records: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Local id -> the SIS id of the student it is on now, for (kind, local id) of records held here."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, local_id in records:
+        by_kind.setdefault(kind, []).append(local_id)
+    found: dict[str, str] = {}
+    for kind, ids in by_kind.items():
+        table, key = _HOLDERS[kind]
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(f"SELECT {key}, student_sis_id FROM {table} WHERE {key} IN ({marks})", chunk)
+            found.update(dict(rows.fetchall()))
+    return found
+
+
 def remember_records(
     db: sqlite_utils.Database, rows: Iterable[tuple[str, str, str, str, str, str, str]]
 ) -> None:

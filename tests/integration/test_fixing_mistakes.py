@@ -105,3 +105,36 @@ def test_an_import_cancelled_after_a_purge_runs_again_without_the_purged_record(
     again = _import(b, tid, ("100002", "100002"))
     assert again["result"] == "imported with no changes" and again["skipped"] == [], again
     assert _json(b, "documents", "list", "100001", "--json") == []
+
+
+def test_a_redo_names_the_records_still_held_on_another_student(pair, tmp_path: Path) -> None:
+    # Records landed on the wrong child; the coordinator purges one of them and forgets the others. The sender
+    # redoes the transfer for the right child: the purged one comes again, and the others, still held here,
+    # are not imported twice. The import must not call that "no changes": it names each record still on the
+    # other child, so that it is moved, rather than leave it there unnoticed.
+    a, b, _ = pair
+    first_doc, second_doc = tmp_path / "iep.pdf", tmp_path / "eval.pdf"
+    first_doc.write_bytes(os.urandom(5_000))
+    second_doc.write_bytes(os.urandom(5_000))
+    _add_document(a, "100001", first_doc, "IEP")
+    _add_document(a, "100001", second_doc, "Evaluation")
+    a.cli("cases", "add", "--student", "100001", "--case-number", "TA-9", "--as", "coord")
+    _import(b, _send_accept(a, b, "--student", "100001", "--all-records"), ("100001", "100002"))
+    docs = {d["title"]: d["doc_id"] for d in _json(b, "documents", "list", "100002", "--json")}
+    b.cli("documents", "delete", docs["IEP"], "--as", "coord")
+    b.cli("purge", docs["IEP"], "--as", "admin")
+    [case] = _json(b, "cases", "list", "--student", "100002", "--json")
+
+    redo = _send_accept(a, b, "--student", "100001", "--all-records")
+    result = _import(b, redo)
+    assert result["result"] == "imported with changes", result
+    [(student, changes)] = [(c["student"], c["changes"]) for c in result["changes"]]
+    assert student == "100001"
+    assert docs["Evaluation"] in changes and case["case_id"] in changes and "100002" in changes
+    assert docs["IEP"] not in changes  # purged: it came again
+    assert f"satchel documents move {docs['Evaluation']} --to 100001" in changes
+    [row] = _json(b, "import", "log", redo, "--json")
+    assert row["SourceImportStatus"] == "Imported with changes" and docs["Evaluation"] in row["Reason"]
+    shown = b.cli("import", "log", redo).stdout
+    assert "Imported with changes" in shown
+    assert [d["title"] for d in _json(b, "documents", "list", "100001", "--json")] == ["IEP"]
