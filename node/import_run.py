@@ -87,6 +87,8 @@ class _Run:
     batch: int  # most students per transaction
     origin_json: Callable[[str], str]  # record id -> its origin, as JSON text (see origin_json_for)
     claimed: set[str] = field(default_factory=set)  # SIS ids of students this run creates
+    # Record id -> the active document here that is a correction of it (imported before, or by this run)
+    corrected: dict[str, str] = field(default_factory=dict)
     token: str = ""  # which run of the import this is (imports.start_run)
 
 
@@ -105,6 +107,9 @@ class _Plan:
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
     gone: list[tuple[str, str, str]] = field(default_factory=list)  # (sender, record id, local id) to forget
     held: list[tuple[str, str]] = field(default_factory=list)  # (kind, local id) of its records held here already
+    newer: list[tuple[str, str]] = field(default_factory=list)  # (doc id here, the older version it replaces)
+    corrected: dict[str, str] = field(default_factory=dict)  # as _Run.corrected, for its own documents
+    versions: dict[str, str] = field(default_factory=dict)  # record id -> doc id, of its own documents
     changes: str | None = None  # what a conflict with this district's record changed ("imported with changes")
     held: StudentRecord | None = None  # the student here it links to (the import changes none of its values)
 
@@ -177,7 +182,8 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
     done = imports.imported_among(node.db, manifest.sender_domain, wanted)
     now = now_iso()
     context = _Run(node, found, manifest, user.username, now, done, node.config.imports.batch_students,
-                   origin_json_for(manifest.sender_domain, found.transfer_id, now), token=token)  # fmt: skip
+                   origin_json_for(manifest.sender_domain, found.transfer_id, now), token=token,
+                   corrected=records.corrections_of(node.db, manifest.sender_domain))  # fmt: skip
     queue = deque(pending)
     while queue:
         _import_batch(context, queue, by_sis, records_of)
@@ -224,6 +230,7 @@ def _import_batch(
                     skipped.append((plan.student, _reason(exc)))
         for plan in written:
             run.done.update({r[1]: (r[2], r[3], True) for r in plan.remembered})
+            run.corrected.update(plan.corrected)
         imports.finish_students(
             db, run.found.import_id, now=run.now,
             imported=[(p.student.sender_sis_id, p.destination, int(p.new_student is not None),
@@ -330,15 +337,20 @@ def _plan(
             sha = (rec.sha256 or b"").hex()
             if not run.node.blobs.exists(sha):
                 raise BlobMissing(f"the content of document {rec.record_id} is missing from the blob store")
-            replaced = run.done.get(rec.corrects) if rec.corrects else None
+            replaced, newer = _versions(run, plan, rec)
             plan.documents.append(Document(
                 doc_id=local_id, student_sis_id=sis_id, doc_type=rec.document_type or "other", title=rec.title or "",
                 filename=str(rec.metadata.get("filename", rec.title or local_id)), media_type=rec.media_type or "",
                 length=rec.length or 0, sha256=sha, status="active", origin=origin, created_at=run.now,
-                created_by=found.owner or run.actor, replaces=replaced[1] if replaced else None,
+                created_by=found.owner or run.actor, replaces=replaced, superseded_by=newer,
             ))  # fmt: skip
             if replaced:
-                plan.supersedes.append((replaced[1], local_id))
+                plan.supersedes.append((replaced, local_id))
+            if newer:
+                plan.newer.append((newer, local_id))
+            plan.versions[rec.record_id] = local_id
+            if rec.corrects:
+                plan.corrected[rec.corrects] = local_id
         else:  # a case
             origin, meta = origin_of(rec), rec.metadata
             plan.cases.append((Case(
@@ -351,6 +363,18 @@ def _plan(
         plan.remembered.append((manifest.sender_domain, rec.record_id, rec.kind, local_id, found.import_id,
                                 found.transfer_id, sis_id))  # fmt: skip
     return plan
+
+
+def _versions(run: _Run, plan: _Plan, rec: ManifestRecord) -> tuple[str | None, str | None]:
+    """(the document here that ``rec`` corrects, the one here that corrects ``rec``), either None. Each may have
+    come before (an earlier transfer) or with it (this transfer sends both versions of a replaced document, as
+    `--all-records` does), and a correction may be imported before the document it corrects: whichever came
+    first, the two are linked as versions, so that the older never looks current."""
+    replaced = None
+    if rec.corrects:
+        before = run.done.get(rec.corrects)
+        replaced = before[1] if before else plan.versions.get(rec.corrects)
+    return replaced, plan.corrected.get(rec.record_id) or run.corrected.get(rec.record_id)
 
 
 _COMPARED = (("given_name", "given name"), ("family_name", "family name"), ("birth_date", "birth date"),
@@ -372,8 +396,10 @@ def _kept_here(local: StudentRecord, incoming: ManifestStudent) -> str | None:
 
 def _origins(found: Import, manifest: Manifest, now: str):
     def origin(rec: ManifestRecord) -> dict[str, str]:
+        # A correction keeps the id of the record it corrects: that record may come after it (_versions).
+        corrects = {"corrects": rec.corrects} if rec.corrects else {}
         return {"kind": "import", "sender": manifest.sender_domain, "envelope": found.transfer_id,
-                "record_id": rec.record_id, "received": now}  # fmt: skip
+                "record_id": rec.record_id, "received": now, **corrects}  # fmt: skip
 
     return origin
 
@@ -400,6 +426,8 @@ def _write(run: _Run, plans: list[_Plan]) -> None:
             records.add_case(db, case)
         for old, new_doc in plan.supersedes:
             records.update_document(db, old, superseded_by=new_doc)
+        for newer, old in plan.newer:
+            records.update_document(db, newer, replaces=old)
     imports.forget_gone(db, [g for p in plans for g in p.gone])
     imports.remember_records(db, [r for p in plans for r in p.remembered])
 

@@ -108,6 +108,17 @@ def documents_with_blob(db: sqlite_utils.Database, sha256: str) -> int:
     ).fetchone()[0]
 
 
+def corrections_of(db: sqlite_utils.Database, sender: str) -> dict[str, str]:
+    """Record id -> doc id of the active documents received from ``sender`` as corrections of that record."""
+    rows = db.execute(
+        "SELECT json_extract(origin, '$.corrects'), doc_id FROM documents WHERE status = 'active'"
+        " AND json_extract(origin, '$.corrects') IS NOT NULL AND json_extract(origin, '$.sender') = ?"
+        " ORDER BY created_at, doc_id",
+        [sender],
+    )
+    return dict(rows.fetchall())
+
+
 def list_documents(db: sqlite_utils.Database, student_sis_id: str | None = None) -> list[Document]:
     sql, args = f"SELECT {_DOC_COLS} FROM documents WHERE status != 'purged'", []
     if student_sis_id is not None:

@@ -138,3 +138,33 @@ def test_a_redo_names_the_records_still_held_on_another_student(pair, tmp_path: 
     shown = b.cli("import", "log", redo).stdout
     assert "Imported with changes" in shown
     assert [d["title"] for d in _json(b, "documents", "list", "100001", "--json")] == ["IEP"]
+
+
+def _versions(b: District, student: str) -> dict[str, dict]:
+    return {d["title"]: d for d in _json(b, "documents", "list", student, "--json")}
+
+
+def test_a_correction_is_a_new_version_whichever_arrives_first(pair, tmp_path: Path) -> None:
+    # A correction is imported as a new version of what it corrects (spec/transfer.md §8). That held only when
+    # the corrected record was imported in an earlier transfer: sent together (`--all-records` sends both
+    # versions) or imported the other way round, both versions stood side by side, unlinked, the old one
+    # looking as current as the correction.
+    a, b, _ = pair
+    for name in ("v1.pdf", "v2.pdf", "w1.pdf", "w2.pdf"):
+        (tmp_path / name).write_bytes(os.urandom(4_000))
+    v1 = _add_document(a, "100005", tmp_path / "v1.pdf", "Plan")
+    a.cli("documents", "replace", v1, str(tmp_path / "v2.pdf"), "--title", "Plan corrected", "--as", "coord")
+    _import(b, _send_accept(a, b, "--student", "100005", "--all-records"))
+    both = _versions(b, "100005")
+    assert both["Plan"]["superseded_by"] == both["Plan corrected"]["doc_id"]
+    assert both["Plan corrected"]["replaces"] == both["Plan"]["doc_id"]
+
+    w1 = _add_document(a, "100003", tmp_path / "w1.pdf", "Evaluation")
+    original = _send_accept(a, b, "--student", "100003", "--documents", w1)
+    a.cli("documents", "replace", w1, str(tmp_path / "w2.pdf"), "--title", "Evaluation corrected", "--as", "coord")
+    [w2] = [d["doc_id"] for d in _json(a, "documents", "list", "100003", "--json") if d["replaces"] == w1]
+    _import(b, _send_accept(a, b, "--student", "100003", "--documents", w2))
+    _import(b, original)  # the correction was imported first
+    both = _versions(b, "100003")
+    assert both["Evaluation"]["superseded_by"] == both["Evaluation corrected"]["doc_id"]
+    assert both["Evaluation corrected"]["replaces"] == both["Evaluation"]["doc_id"]
