@@ -555,10 +555,12 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> Cancelled:
     blobs: set[str] = set()
     with write_transaction(node.db):
         written = imports.records_of_import(node.db, found.import_id)
+        removed_docs = []
         for kind, local_id, _sis, _source in written:
             if kind == "document":
                 doc = records.get_document(node.db, local_id)
                 blobs.add(doc.sha256)
+                removed_docs.append(local_id)
                 node.db.execute("DELETE FROM documents WHERE doc_id = ?", [local_id])
             elif kind == "case":
                 node.db.execute("DELETE FROM cases WHERE case_id = ?", [local_id])
@@ -573,6 +575,9 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> Cancelled:
                     continue
                 node.db.execute("DELETE FROM student_match_keys WHERE sis_id = ?", [sis_id])
                 node.db.execute("DELETE FROM students WHERE sis_id = ?", [sis_id])
+        # Versions the import linked its documents to (a correction it brought, or one held here that corrects
+        # a document it brought) no longer name them.
+        records.unlink_versions(node.db, removed_docs)
         imports.forget_records(node.db, found.import_id)
         imports.reset(node.db, found.import_id)  # "later" and every other decision stays decided
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)

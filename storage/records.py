@@ -108,6 +108,19 @@ def documents_with_blob(db: sqlite_utils.Database, sha256: str) -> int:
     ).fetchone()[0]
 
 
+def unlink_versions(db: sqlite_utils.Database, removed: Iterable[str]) -> None:
+    """After the documents ``removed`` were deleted: those they replaced are superseded by the newest other
+    version that replaces them, or by none; those that replaced them replace none."""
+    for chunk in batched(removed, 500):
+        marks = ",".join("?" * len(chunk))
+        db.execute(
+            "UPDATE documents SET superseded_by = (SELECT newer.doc_id FROM documents newer"
+            " WHERE newer.replaces = documents.doc_id ORDER BY newer.created_at DESC, newer.doc_id DESC LIMIT 1)"
+            f" WHERE superseded_by IN ({marks})", list(chunk),
+        )  # fmt: skip
+        db.execute(f"UPDATE documents SET replaces = NULL WHERE replaces IN ({marks})", list(chunk))
+
+
 def corrections_of(db: sqlite_utils.Database, sender: str) -> dict[str, str]:
     """Record id -> doc id of the active documents received from ``sender`` as corrections of that record."""
     rows = db.execute(

@@ -168,3 +168,26 @@ def test_a_correction_is_a_new_version_whichever_arrives_first(pair, tmp_path: P
     both = _versions(b, "100003")
     assert both["Evaluation"]["superseded_by"] == both["Evaluation corrected"]["doc_id"]
     assert both["Evaluation corrected"]["replaces"] == both["Evaluation"]["doc_id"]
+
+
+def test_cancelling_the_import_of_a_correction_leaves_the_version_it_corrected_current(pair, tmp_path: Path) -> None:
+    # The import of a correction marked the received version superseded; cancelling that import removed the
+    # correction but left the mark pointing at a document that no longer exists, so the version could not be
+    # replaced here ("already replaced by ...", a document `satchel documents replace` then did not find).
+    a, b, _ = pair
+    for name in ("v1.pdf", "v2.pdf", "local.pdf"):
+        (tmp_path / name).write_bytes(os.urandom(4_000))
+    v1 = _add_document(a, "100001", tmp_path / "v1.pdf", "IEP")
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v1))
+    a.cli("documents", "replace", v1, str(tmp_path / "v2.pdf"), "--title", "IEP corrected", "--as", "coord")
+    [v2] = [d["doc_id"] for d in _json(a, "documents", "list", "100001", "--json") if d["replaces"] == v1]
+    correction = _send_accept(a, b, "--student", "100001", "--student", "100002", "--documents", v2)
+    b.cli("import", "preview", correction, "--as", "coord")
+    b.cli("import", "match", correction, "100002", "--later", "--as", "coord")
+    b.cli("import", "run", correction, "--as", "coord")
+    assert _versions(b, "100001")["IEP"]["superseded_by"] == _versions(b, "100001")["IEP corrected"]["doc_id"]
+
+    b.cli("import", "cancel", correction, "--as", "coord")
+    [received] = _json(b, "documents", "list", "100001", "--json")
+    assert received["title"] == "IEP" and received["superseded_by"] is None
+    b.cli("documents", "replace", received["doc_id"], str(tmp_path / "local.pdf"), "--as", "coord")
