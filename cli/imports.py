@@ -324,9 +324,10 @@ def documents_verify(home: str | None, doc_id: str) -> None:
 @documents_group.command("move", context_settings=CONTEXT)
 @home_option
 @as_option
+@json_option
 @click.argument("doc_id", metavar="ID")
 @click.option("--to", "to", required=True, help="SIS id of the student the document belongs to.")
-def documents_move(home: str | None, actor: str | None, doc_id: str, to: str) -> None:
+def documents_move(home: str | None, actor: str | None, as_json: bool, doc_id: str, to: str) -> None:
     """Move a document that landed on the wrong student.
 
     \b
@@ -336,15 +337,19 @@ def documents_move(home: str | None, actor: str | None, doc_id: str, to: str) ->
     from node import documents_admin
 
     with opened(home) as node:
-        documents_admin.move(node, actor=actor, doc_id=doc_id, to=to)
+        doc = documents_admin.move(node, actor=actor, doc_id=doc_id, to=to)
+    if as_json:
+        print_json(asdict(doc))
+        return
     click.echo(f"Moved {doc_id} to {to}.")
 
 
 @documents_group.command("delete", context_settings=CONTEXT)
 @home_option
 @as_option
+@json_option
 @click.argument("doc_id", metavar="ID")
-def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
+def documents_delete(home: str | None, actor: str | None, as_json: bool, doc_id: str) -> None:
     """Delete a document; an admin can restore it until it is purged.
 
     \b
@@ -354,7 +359,10 @@ def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
     from node import documents_admin
 
     with opened(home) as node:
-        documents_admin.delete(node, actor=actor, doc_id=doc_id)
+        doc = documents_admin.delete(node, actor=actor, doc_id=doc_id)
+    if as_json:
+        print_json(asdict(doc))
+        return
     click.echo(f"Deleted {doc_id}. An admin can restore it (`satchel documents restore {doc_id}`), or purge it"
                f" to erase its content for good (`satchel purge {doc_id}`).")  # fmt: skip
 
@@ -362,11 +370,12 @@ def documents_delete(home: str | None, actor: str | None, doc_id: str) -> None:
 @documents_group.command("replace", context_settings=CONTEXT)
 @home_option
 @as_option
+@json_option
 @click.argument("doc_id", metavar="ID")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--title", help="Title of the new version (default: the old title).")
 def documents_replace(
-    home: str | None, actor: str | None, doc_id: str, file: Path, title: str | None
+    home: str | None, actor: str | None, as_json: bool, doc_id: str, file: Path, title: str | None
 ) -> None:
     """Store a corrected version; sending it marks it as replacing the version sent before.
 
@@ -378,6 +387,9 @@ def documents_replace(
 
     with opened(home) as node:
         new = documents_admin.replace(node, actor=actor, doc_id=doc_id, path=file, title=title)
+    if as_json:
+        print_json(asdict(new))
+        return
     click.echo(
         f"Stored {new.doc_id}, a new version of {doc_id}. Send it with `satchel send --documents {new.doc_id}`."
     )
@@ -386,8 +398,9 @@ def documents_replace(
 @documents_group.command("restore", context_settings=CONTEXT)
 @home_option
 @as_option
+@json_option
 @click.argument("doc_id", metavar="ID")
-def documents_restore(home: str | None, actor: str | None, doc_id: str) -> None:
+def documents_restore(home: str | None, actor: str | None, as_json: bool, doc_id: str) -> None:
     """Undo `satchel documents delete` (admins): the document is active again, on the same student.
 
     \b
@@ -398,14 +411,18 @@ def documents_restore(home: str | None, actor: str | None, doc_id: str) -> None:
 
     with opened(home) as node:
         doc = documents_admin.restore(node, actor=actor, doc_id=doc_id)
+    if as_json:
+        print_json(asdict(doc))
+        return
     click.echo(f"Restored {doc_id} on {doc.student_sis_id}.")
 
 
 @click.command("purge", context_settings=CONTEXT)
 @home_option
 @as_option
+@json_option
 @click.argument("doc_id", metavar="ID")
-def purge_command(home: str | None, actor: str | None, doc_id: str) -> None:
+def purge_command(home: str | None, actor: str | None, as_json: bool, doc_id: str) -> None:
     """Erase a document's content for good (admins; the blob is removed, the audit entry stays).
 
     \b
@@ -415,7 +432,10 @@ def purge_command(home: str | None, actor: str | None, doc_id: str) -> None:
     from node import documents_admin
 
     with opened(home) as node:
-        documents_admin.purge(node, actor=actor, doc_id=doc_id)
+        doc = documents_admin.purge(node, actor=actor, doc_id=doc_id)
+    if as_json:
+        print_json(asdict(doc))
+        return
     click.echo(f"Purged {doc_id}: its content is erased.")
 
 

@@ -336,14 +336,18 @@ def _move(noun: str, metavar: str, example: str, *, by: str) -> click.Command:
     @click.command("move", context_settings=CONTEXT)
     @home_option
     @as_option
+    @json_option
     @click.argument("record_id", metavar=metavar)
     @click.option("--to", required=True, help=f"SIS id of the student the {noun} belongs to.")
-    def move(home: str | None, actor: str | None, record_id: str, to: str) -> None:
+    def move(home: str | None, actor: str | None, as_json: bool, record_id: str, to: str) -> None:
         from node import record_fixes
 
         with opened(home) as node:
-            getattr(record_fixes, f"move_{noun}")(node, actor=actor, record_id=record_id, to=to)
-        click.echo(f"Moved {noun} {record_id} to {to}.")
+            moved = getattr(record_fixes, f"move_{noun}")(node, actor=actor, record_id=record_id, to=to)
+        if as_json:
+            print_json(moved if isinstance(moved, dict) else asdict(moved))  # a result is a dict, a case a Case
+        else:
+            click.echo(f"Moved {noun} {record_id} to {to}.")
 
     move.help = (f"Move a {noun} that landed on the wrong student ({by}).\n\n\b\nExample:\n"
                  f"  satchel {noun}s move {example} --to 100235 --as jdoe")  # fmt: skip
@@ -356,13 +360,17 @@ def _purge(noun: str, metavar: str, example: str, *, kept: str) -> click.Command
     @click.command("purge", context_settings=CONTEXT)
     @home_option
     @as_option
+    @json_option
     @click.argument("record_id", metavar=metavar)
-    def purge(home: str | None, actor: str | None, record_id: str) -> None:
+    def purge(home: str | None, actor: str | None, as_json: bool, record_id: str) -> None:
         from node import record_fixes
 
         with opened(home) as node:
             student = getattr(record_fixes, f"purge_{noun}")(node, actor=actor, record_id=record_id)
-        click.echo(f"Purged {noun} {record_id} of {student}: its content is erased.")
+        if as_json:
+            print_json({noun: record_id, "student_sis_id": student, "status": "purged"})
+        else:
+            click.echo(f"Purged {noun} {record_id} of {student}: its content is erased.")
 
     purge.help = (f"Erase a {noun} for good (admins; the audit log keeps {kept}, not its content).\n\n\b\n"
                   f"Example:\n  satchel {noun}s purge {example} --as admin")  # fmt: skip

@@ -178,3 +178,36 @@ def test_a_result_and_a_case_on_the_wrong_student_are_moved_and_purged(make_home
     )
     assert "Purged case TA-9 of 100002" in run_cli(home, "cases", "purge", "TA-9", "--as", "admin").output
     assert json.loads(run_cli(home, "cases", "list", "--json").output) == []
+
+
+def test_every_fixing_command_answers_in_json(make_home, tmp_path) -> None:
+    # Scripts fix mistakes too: each command that moves, deletes, restores, replaces or purges a record says
+    # with --json what the record is now (they took no --json, so a script could only parse sentences).
+    home = _home_with_students(make_home, tmp_path)
+
+    def fix(*args: str) -> dict:
+        return json.loads(run_cli(home, *args, "--json").output)
+
+    (tmp_path / "iep.pdf").write_bytes(os.urandom(1_000))
+    (tmp_path / "iep2.pdf").write_bytes(os.urandom(1_000))
+    doc = fix("documents", "add", "100001", str(tmp_path / "iep.pdf"), "--type", "iep", "--as", "coord")["doc_id"]
+    assert fix("documents", "move", doc, "--to", "100002", "--as", "coord")["student_sis_id"] == "100002"
+    newer = fix("documents", "replace", doc, str(tmp_path / "iep2.pdf"), "--as", "coord")
+    assert newer["replaces"] == doc and newer["student_sis_id"] == "100002"
+    assert fix("documents", "delete", newer["doc_id"], "--as", "coord")["status"] == "deleted"
+    assert fix("documents", "restore", newer["doc_id"], "--as", "admin")["status"] == "active"
+    run_cli(home, "documents", "delete", newer["doc_id"], "--as", "coord")
+    purged = fix("purge", newer["doc_id"], "--as", "admin")
+    assert purged["status"] == "purged" and purged["title"] == "(purged)"
+
+    run_cli(home, "cases", "add", "--student", "100001", "--case-number", "TA-9", "--as", "coord")
+    assert fix("cases", "move", "TA-9", "--to", "100002", "--as", "coord")["student_sis_id"] == "100002"
+    assert fix("cases", "purge", "TA-9", "--as", "admin") == {"case": "TA-9", "student_sis_id": "100002",
+                                                              "status": "purged"}  # fmt: skip
+    csv = tmp_path / "star.csv"
+    csv.write_text("student_sis_id,assessment,subject,date,percentile\n100001,STAR Math,Math,2026-09-16,41\n")
+    run_cli(home, "assessments", "import", str(csv), "--as", "coord")
+    [result] = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
+    moved = fix("assessments", "move", result["result_id"], "--to", "100002", "--as", "coord")
+    assert moved == result | {"student_sis_id": "100002"}
+    assert fix("assessments", "purge", result["result_id"], "--as", "admin")["status"] == "purged"
