@@ -67,12 +67,13 @@ def import_preview_cmd(
     if as_json:
         print_json({"transfer_id": imp.transfer_id, "source": imp.source_name, "source_domain": imp.source_domain,
                     "source_school": imp.source_school, "school": imp.school_name, "owner": imp.owner,
-                    **result.counts})  # fmt: skip
+                    "owner_note": result.owner_note, **result.counts})  # fmt: skip
         return
     print_fields([
         ("From", f"{imp.source_name} ({imp.source_domain})"), ("Source school", imp.source_school or "-"),
         ("Enrol new students in", imp.school_name or "(not chosen: use --school)"),
-        ("Documents owner", imp.owner or "-"),
+        ("Documents owner", imp.owner or (f"- ({result.owner_note}: choose one with --owner)"
+                                          if result.owner_note else "-")),
         ("Students", f"{result.counts['new']} new, {result.counts['matched']} matched, "
                      f"{result.counts['uncertain']} uncertain"),
     ])  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class Preview:
     import_row: Import
     counts: dict[str, int]
     students: list[ImportStudent]
+    # Why the documents have no owner although the sending district named one (it names nobody here, or an
+    # operator whose account is disabled), for the coordinator to choose one with --owner; None otherwise.
+    owner_note: str | None = None
 
 
 def transfer_for_import(node: Node, transfer_id: str) -> TransferRow:
@@ -159,7 +163,12 @@ def preview(
         # A transfer accepted before manifest checks were remembered: its bytes have now passed.
         manifest_checks.remember(node.db, _stored_manifest(node, row)[0], now=now)
         record(node, user.username, "import.preview", transfer_id, {"students": len(manifest.students)})
-    return summary(node, transfer_id)
+    found = summary(node, transfer_id)
+    asked = manifest.recipient_owner
+    if asked and found.import_row.owner is None:
+        why = "who is not an operator here" if users.find(node.db, asked) is None else "whose account here is disabled"
+        return dataclasses.replace(found, owner_note=f"the sending district named {asked}, {why}")
+    return found
 
 
 def sent_values(student: ManifestStudent) -> dict[str, str]:
@@ -198,7 +207,13 @@ def _owner(node: Node, wanted: str | None, *, explicit: bool) -> str | None:
     if user is None:
         if explicit:
             raise NotFound(f"no operator {wanted!r} here", field="--owner", hint="see `satchel users list`")
-        return None  # the sender's suggestion does not exist here: the documents simply have no owner
+        return None  # the sender's suggestion does not exist here: preview says so (Preview.owner_note)
+    if not user.active:
+        # Documents owned by someone who left would reach no one.
+        if explicit:
+            raise InvalidInput(f"operator {user.username} is disabled", field="--owner",
+                               hint="choose an active operator (`satchel users list`)")  # fmt: skip
+        return None
     return user.username
 
 

@@ -191,3 +191,30 @@ def test_cancelling_the_import_of_a_correction_leaves_the_version_it_corrected_c
     [received] = _json(b, "documents", "list", "100001", "--json")
     assert received["title"] == "IEP" and received["superseded_by"] is None
     b.cli("documents", "replace", received["doc_id"], str(tmp_path / "local.pdf"), "--as", "coord")
+
+
+def test_an_owner_named_by_the_sender_who_cannot_own_the_documents_here_is_said(pair, tmp_path: Path) -> None:
+    # `send --owner` names who should receive the documents at the other district. One who is not an operator
+    # there was dropped without a word, and one whose account is disabled (who left) got the documents.
+    a, b, _ = pair
+    b.cli("users", "add", "olga", "--email", "olga@b.example.org", "--name", "Olga", "--role", "coordinator",
+          "--as", "admin")  # fmt: skip
+    b.cli("users", "disable", "olga", "--as", "admin")
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(2_000))
+    a_doc = _add_document(a, "100001", doc, "IEP")
+    for owner, why in (("olga@b.example.org", "whose account here is disabled"),
+                       ("nobody@b.example.org", "who is not an operator here")):  # fmt: skip
+        tid = _send_accept(a, b, "--student", "100001", "--documents", a_doc, "--owner", owner)
+        preview = _json(b, "import", "preview", tid, "--as", "coord", "--json")
+        assert preview["owner"] is None and preview["owner_note"] == f"the sending district named {owner}, {why}"
+        shown = b.cli("import", "preview", tid, "--as", "coord").stdout
+        assert f"{owner}, {why}: choose one with --owner" in shown
+        refused = b.cli("import", "preview", tid, "--owner", "olga", "--as", "coord", ok=False)
+        assert "operator olga is disabled" in refused.stderr and "choose an active operator" in refused.stderr
+        b.cli("reject", tid, "--reason", "test", "--as", "coord")
+
+    tid = _send_accept(a, b, "--student", "100001", "--documents", a_doc, "--owner", "olga@b.example.org")
+    _import(b, tid)
+    [received] = _json(b, "documents", "list", "100001", "--json")
+    assert received["created_by"] == "coord"
