@@ -107,6 +107,7 @@ class _Plan:
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
     gone: list[tuple[str, str, str]] = field(default_factory=list)  # (sender, record id, local id) to forget
     held: list[tuple[str, str]] = field(default_factory=list)  # (kind, local id) of its records held here already
+    corrected_held: list[str] = field(default_factory=list)  # doc ids held here of the versions its corrections replace
     newer: list[tuple[str, str]] = field(default_factory=list)  # (doc id here, the older version it replaces)
     corrected: dict[str, str] = field(default_factory=dict)  # as _Run.corrected, for its own documents
     versions: dict[str, str] = field(default_factory=dict)  # record id -> doc id, of its own documents
@@ -252,8 +253,10 @@ def _held_elsewhere(run: _Run, plans: list[_Plan]) -> None:
     not imported again. When that copy is on another student than the one this import gives the record to (it
     landed on the wrong child, and the sender redid the transfer for the right one), the student is "imported
     with changes" and the change names each such copy and how to move it, instead of leaving it unnoticed on the
-    other child (one look-up for the batch)."""
-    holders = imports.held_by(run.node.db, [held for plan in plans for held in plan.held])
+    other child (one look-up for the batch). So does the version a correction replaces, when it is held on
+    another student than the one the correction goes to."""
+    holders = imports.held_by(run.node.db, [held for plan in plans for held in plan.held]
+                              + [("document", doc_id) for plan in plans for doc_id in plan.corrected_held])  # fmt: skip
     for plan in plans:
         elsewhere: dict[str, list[tuple[str, str]]] = {}
         for kind, local_id in plan.held:
@@ -267,6 +270,13 @@ def _held_elsewhere(run: _Run, plans: list[_Plan]) -> None:
             + "; if they belong to " + plan.sis_id + ", move them with "
             + ", ".join(f"`satchel {_MOVE[kind]} move {local_id} --to {plan.sis_id}`" for kind, local_id in held)
             for holder, held in sorted(elsewhere.items())
+        ]  # fmt: skip
+        # A correction replaces the version held here wherever it is; on another child, that child keeps it.
+        notes += [
+            f"document {doc_id}, the version a correction of this import replaces, is held here on student "
+            f"{holders[doc_id]}, not {plan.sis_id}; if it belongs to {plan.sis_id}, move it with "
+            f"`satchel documents move {doc_id} --to {plan.sis_id}`"
+            for doc_id in plan.corrected_held if holders.get(doc_id, plan.sis_id) != plan.sis_id
         ]  # fmt: skip
         if notes:
             plan.changes = "; ".join([*filter(None, [plan.changes]), *notes])
@@ -374,6 +384,8 @@ def _versions(run: _Run, plan: _Plan, rec: ManifestRecord) -> tuple[str | None, 
     if rec.corrects:
         before = run.done.get(rec.corrects)
         replaced = before[1] if before else plan.versions.get(rec.corrects)
+        if before is not None and before[2]:
+            plan.corrected_held.append(before[1])
     return replaced, plan.corrected.get(rec.record_id) or run.corrected.get(rec.record_id)
 
 

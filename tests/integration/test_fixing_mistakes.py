@@ -218,3 +218,21 @@ def test_an_owner_named_by_the_sender_who_cannot_own_the_documents_here_is_said(
     _import(b, tid)
     [received] = _json(b, "documents", "list", "100001", "--json")
     assert received["created_by"] == "coord"
+
+
+def test_a_correction_names_the_version_it_replaces_when_that_is_on_another_student(pair, tmp_path: Path) -> None:
+    # The first version landed on the wrong child; the correction, sent for the right one, superseded it there
+    # without a word, leaving the wrong child holding the old version.
+    a, b, _ = pair
+    for name in ("v1.pdf", "v2.pdf"):
+        (tmp_path / name).write_bytes(os.urandom(4_000))
+    v1 = _add_document(a, "100001", tmp_path / "v1.pdf", "IEP")
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v1), ("100001", "100002"))
+    [landed] = _json(b, "documents", "list", "100002", "--json")
+    a.cli("documents", "replace", v1, str(tmp_path / "v2.pdf"), "--title", "IEP corrected", "--as", "coord")
+    [v2] = [d["doc_id"] for d in _json(a, "documents", "list", "100001", "--json") if d["replaces"] == v1]
+    result = _import(b, _send_accept(a, b, "--student", "100001", "--documents", v2))
+    assert result["result"] == "imported with changes", result
+    [changes] = [c["changes"] for c in result["changes"] if c["student"] == "100001"]
+    assert landed["doc_id"] in changes and "on student 100002" in changes
+    assert f"satchel documents move {landed['doc_id']} --to 100001" in changes
