@@ -22,6 +22,7 @@ from node.home import Node
 from node.operator_files import outside_home, private_file
 from node.operators import authorize, record
 from node.progress import Progress
+from node.records import not_active
 from protocol import InvalidInput
 from storage import records
 from storage.database import write_transaction
@@ -56,11 +57,8 @@ def readable(node: Node, *, actor: str | None, doc_id: str) -> tuple[str, Docume
     """The acting operator and the document, if it may be read now."""
     user = authorize(node, actor, "records.read")
     doc = records.get_document(node.db, doc_id)
-    if doc.status == "purged":
-        raise InvalidInput(f"document {doc_id} was purged: its content is gone for good", field="ID")
     if doc.status != "active":
-        raise InvalidInput(f"document {doc_id} is {doc.status}", field="ID",
-                           hint=f"an admin can restore it first: `satchel documents restore {doc_id}`")  # fmt: skip
+        raise not_active(doc, field="ID", doing="read")
     return user.username, doc
 
 

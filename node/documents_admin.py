@@ -12,7 +12,7 @@ from node.import_preview import verified_manifest
 from node.operators import authorize, record
 from node.purged_content import PURGED, audit_details, erase_from_manifests, erase_old_pages
 from node.record_fixes import audit_move
-from node.records import add_document, replaceable
+from node.records import add_document, not_active, replaceable
 from protocol import InvalidInput, SatchelError
 from storage import imports, records, students
 from storage import transfers as store
@@ -54,7 +54,7 @@ def verify(node: Node, doc_id: str) -> Provenance:
     """Re-check a document: its bytes against their hash, and a received one against the sender's signature."""
     doc = records.get_document(node.db, doc_id)
     if doc.status == "purged":
-        raise InvalidInput(f"document {doc_id} was purged", field="ID")
+        raise not_active(doc, field="ID", doing="verify")
     node.blobs.verify(doc.sha256)
     origin = doc.origin
     if origin.get("kind") != "import":
@@ -77,7 +77,7 @@ def move(node: Node, *, actor: str | None, doc_id: str, to: str) -> Document:
         doc = records.get_document(node.db, doc_id)
         students.require(node.db, to)
         if doc.status != "active":
-            raise InvalidInput(f"document {doc_id} is {doc.status}", field="ID")
+            raise not_active(doc, field="ID", doing="move")
         audit_move(node, user.username, action="document.move", label=f"document {doc_id}",
                    details={"doc_id": doc_id}, current=doc.student_sis_id, to=to)  # fmt: skip
         records.update_document(node.db, doc_id, student_sis_id=to)
@@ -88,8 +88,12 @@ def delete(node: Node, *, actor: str | None, doc_id: str) -> Document:
     with write_transaction(node.db):
         user = authorize(node, actor, "records.write")
         doc = records.get_document(node.db, doc_id)
+        if doc.status == "deleted":
+            raise InvalidInput(f"document {doc_id} is already deleted", field="ID",
+                               hint=f"an admin can restore it (`satchel documents restore {doc_id}`) or erase it for "
+                                    f"good (`satchel purge {doc_id}`)")  # fmt: skip
         if doc.status != "active":
-            raise InvalidInput(f"document {doc_id} is already {doc.status}", field="ID")
+            raise not_active(doc, field="ID", doing="delete")
         records.update_document(node.db, doc_id, status="deleted")
         record(node, user.username, "document.delete", doc.student_sis_id, {"doc_id": doc_id})
     return records.get_document(node.db, doc_id)
@@ -145,7 +149,8 @@ def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
         user = authorize(node, actor, "records.recover")
         doc = records.get_document(node.db, doc_id)
         if doc.status == "purged":
-            raise InvalidInput(f"document {doc_id} was already purged", field="ID")
+            raise InvalidInput(f"document {doc_id} was already purged", field="ID",
+                               hint="nothing is left to erase; `satchel audit` shows who purged it and when")
         # The kind of document goes too: kept on the student it was purged from, it would still say (say) that
         # this child has an IEP.
         records.update_document(node.db, doc_id, status="purged", title=PURGED, filename=PURGED, doc_type="other",

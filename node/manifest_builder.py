@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from node.home import Node
+from node.records import not_active
 from protocol import InvalidInput, NotFound
 from protocol.manifest import Manifest, ManifestRecord, ManifestStudent
 from storage import records, students
@@ -93,7 +94,7 @@ def _records(
         doc = records.get_document(node.db, doc_id)
         _belongs(doc.student_sis_id, wanted, f"document {doc_id}", "--documents")
         if doc.status != "active":
-            raise InvalidInput(f"document {doc_id} was {doc.status}", field="--documents")
+            raise not_active(doc, field="--documents", doing="send")
         docs.append(doc)
     for case_id in dict.fromkeys(selection.cases):
         case = records.get_case(node.db, case_id)

@@ -70,6 +70,17 @@ def add_document(
     return doc
 
 
+def not_active(doc: Document, *, field: str, doing: str) -> InvalidInput:
+    """The refusal to ``doing`` (say, "move") a document that is deleted or purged, saying what can be done."""
+    if doc.status == "purged":
+        return InvalidInput(f"document {doc.doc_id} was purged: its content is gone for good, there is nothing to "
+                            f"{doing}", field=field,
+                            hint="`satchel audit` shows who purged it; add it again from a copy with `satchel "
+                                 "documents add`, or ask the district that sent it to send it again")  # fmt: skip
+    return InvalidInput(f"document {doc.doc_id} is {doc.status}: restore it before you {doing} it", field=field,
+                        hint=f"an admin can restore it: `satchel documents restore {doc.doc_id}`")  # fmt: skip
+
+
 def replaceable(node: Node, doc_id: str) -> Document:
     """The document ``doc_id``, if a new version of it may be added: it is active and not replaced yet."""
     doc = records.get_document(node.db, doc_id)

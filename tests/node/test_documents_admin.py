@@ -83,3 +83,23 @@ def test_a_move_to_the_student_it_is_on_is_refused_and_not_audited(node: Any, do
         documents_admin.move(node, actor="coord", doc_id=doc.doc_id, to="S1")
     assert refused.value.field == "--to"
     assert node.db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == before
+
+
+def test_what_a_deleted_or_purged_document_refuses_says_what_to_do(node: Any, doc: Any) -> None:
+    # Deleting twice, moving or verifying a deleted or purged document, or purging it twice, were refused with
+    # no next step.
+    documents_admin.delete(node, actor="coord", doc_id=doc.doc_id)
+    with pytest.raises(InvalidInput) as twice:
+        documents_admin.delete(node, actor="coord", doc_id=doc.doc_id)
+    assert "documents restore" in (twice.value.hint or "") and "satchel purge" in (twice.value.hint or "")
+    with pytest.raises(InvalidInput, match="is deleted: restore it before you move it") as moved:
+        documents_admin.move(node, actor="coord", doc_id=doc.doc_id, to="S1")
+    assert f"satchel documents restore {doc.doc_id}" in (moved.value.hint or "")
+    documents_admin.purge(node, actor="admin", doc_id=doc.doc_id)
+    for refused in (lambda: documents_admin.move(node, actor="coord", doc_id=doc.doc_id, to="S1"),
+                    lambda: documents_admin.delete(node, actor="coord", doc_id=doc.doc_id),
+                    lambda: documents_admin.verify(node, doc.doc_id),
+                    lambda: documents_admin.purge(node, actor="admin", doc_id=doc.doc_id)):  # fmt: skip
+        with pytest.raises(InvalidInput, match="purged") as gone:
+            refused()
+        assert "satchel audit" in (gone.value.hint or "")
