@@ -236,6 +236,16 @@ def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
                         f"SIS id {rec.sis_id!r} is held here by another student, sourcedId {holder.source_id!r}, "
                         f"not by this row's sourcedId {rec.source_id!r}", field="sis_id",
                     )  # fmt: skip
+                elif _imported(holder) and _another_child(holder, rec) and students.holds_records(node.db,
+                                                                                                  holder.sis_id):
+                    problems[at] = InvalidInput(
+                        f"SIS id {rec.sis_id!r} is held here by {holder.given_name} {holder.family_name} (born "
+                        f"{holder.birth_date}), whom an import from another district created under that id, not by "
+                        f"this row's {rec.given_name} {rec.family_name} (born {rec.birth_date}), who would get "
+                        f"their records: move those to the right student (`satchel documents|cases|assessments "
+                        f"move ID --to SIS_ID`; `satchel students show {rec.sis_id}` lists them), then import the "
+                        f"roster again", field="sis_id",
+                    )  # fmt: skip
             elif (holder := by_source_id.get(rec.source_id)) is not None:
                 problems[at] = InvalidInput(
                     f"sourcedId {rec.source_id!r} is held here by the student with SIS id {holder.sis_id!r}, not "
@@ -265,6 +275,17 @@ def _imported(holder: students.Holder) -> bool:
     """A student an import from another district created, which the district's own roster has not yet taken
     over: its SIS id was chosen here, for the roster to take up (node.import_run)."""
     return holder.origin == "import" and holder.source_id.startswith("import:")
+
+
+def _another_child(holder: students.Holder, rec: StudentRecord) -> bool:
+    """Whether a roster row is plainly not the child an import created under its SIS id: born another day, and
+    named otherwise. The other district chose that id (`send --receiving-sis-id`) and may have got it wrong;
+    taking the student over would give the row's child the records transferred for the other. A birth date or a
+    name alone may be a typo on one side, and the child the same."""
+    if not holder.birth_date or not rec.birth_date or holder.birth_date == rec.birth_date:
+        return False
+    return (holder.given_name.casefold().strip(), holder.family_name.casefold().strip()) != (
+        rec.given_name.casefold().strip(), rec.family_name.casefold().strip())
 
 
 def _unlisted(node: Node, roster: RosterReading, *, by_sis_id: bool) -> Iterator[str]:

@@ -122,6 +122,9 @@ class Holder:
     sis_id: str
     source_id: str
     origin: str
+    given_name: str = ""
+    family_name: str = ""
+    birth_date: str | None = None
 
 
 def holders(db: sqlite_utils.Database, records: Sequence[StudentRecord]) -> list[Holder]:
@@ -131,7 +134,8 @@ def holders(db: sqlite_utils.Database, records: Sequence[StudentRecord]) -> list
         return []
     marks = ",".join("?" * len(records))
     rows = db.execute(
-        f"SELECT sis_id, source_id, origin FROM students WHERE sis_id IN ({marks}) OR source_id IN ({marks})",
+        f"SELECT sis_id, source_id, origin, given_name, family_name, birth_date FROM students"
+        f" WHERE sis_id IN ({marks}) OR source_id IN ({marks})",
         [*(r.sis_id for r in records), *(r.source_id for r in records)],
     ).fetchall()
     return [Holder(*row) for row in rows]
@@ -161,6 +165,14 @@ def by_sis_ids(db: sqlite_utils.Database, sis_ids: Sequence[str]) -> dict[str, S
         f"SELECT {', '.join(_FIELDS)} FROM students WHERE sis_id IN ({','.join('?' * len(sis_ids))})", list(sis_ids)
     ).fetchall()
     return {row[0]: StudentRecord.from_stored(row) for row in rows}
+
+
+def holds_records(db: sqlite_utils.Database, sis_id: str) -> bool:
+    """Whether a document (not purged), case or assessment result is on the student."""
+    return any(
+        db.execute(f"SELECT 1 FROM {table} WHERE student_sis_id = ?{extra} LIMIT 1", [sis_id]).fetchone()
+        for table, extra in (("documents", " AND status != 'purged'"), ("cases", ""), ("assessment_results", ""))
+    )
 
 
 def active_roster_students(db: sqlite_utils.Database, *, after: str, limit: int) -> list[tuple[str, str, str]]:

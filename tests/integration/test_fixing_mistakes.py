@@ -236,3 +236,41 @@ def test_a_correction_names_the_version_it_replaces_when_that_is_on_another_stud
     [changes] = [c["changes"] for c in result["changes"] if c["student"] == "100001"]
     assert landed["doc_id"] in changes and "on student 100002" in changes
     assert f"satchel documents move {landed['doc_id']} --to 100001" in changes
+
+
+def test_a_receiving_sis_id_that_named_nobody_does_not_give_the_records_to_the_child_the_sis_gives_it(
+    pair, tmp_path: Path
+) -> None:
+    # `send --receiving-sis-id` names the student's id at the receiving district. One that names nobody there
+    # (a typo, or an id the receiving district had not given yet) becomes the SIS id of the student the import
+    # creates, whom the district's roster takes over when it lists that id. When the SIS lists another child
+    # under it, the roster took the transferred child's records over with it: Zara's IEP became Bob's.
+    from fixtures_oneroster import make_bundle, write_bundle
+
+    a, b, _ = pair
+    zara = {"sis_id": "300001", "given_name": "Zara", "family_name": "Okonkwo", "birth_date": "2012-02-02",
+            "sex": "F", "grade": "07", "school_id": "0101", "school_name": "Lincoln Middle School"}  # fmt: skip
+    a.cli("roster", "import", str(write_bundle(tmp_path / "zara", make_bundle([zara]))), "--as", "coord")
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(os.urandom(2_000))
+    a_doc = _add_document(a, "300001", doc, "Zara IEP")
+    tid = _send_accept(a, b, "--student", "300001", "--documents", a_doc, "--receiving-sis-id", "300001=777777")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    assert _json(b, "students", "show", "777777", "--json")["student"]["given_name"] == "Zara"
+
+    bob = {"sis_id": "777777", "given_name": "Bob", "family_name": "Jones", "birth_date": "2010-05-05", "sex": "M",
+           "grade": "09", "school_id": "0101", "school_name": "Lincoln Middle School"}  # fmt: skip
+    roster = write_bundle(tmp_path / "bob", make_bundle([bob]))
+    refused = b.cli("roster", "import", str(roster), "--as", "coord", ok=False)
+    assert "(error code roster.ids_held)" in refused.stderr, refused.stderr
+    assert "Zara Okonkwo" in refused.stderr and "Bob Jones" in refused.stderr
+    assert "satchel documents|cases|assessments move" in refused.stderr
+    assert _json(b, "students", "show", "777777", "--json")["student"]["given_name"] == "Zara"
+    [held] = _json(b, "documents", "list", "777777", "--json")
+
+    # Once her records are with the right student, the roster takes the id up.
+    b.cli("documents", "move", held["doc_id"], "--to", "100003", "--as", "coord")
+    b.cli("roster", "import", str(roster), "--as", "coord")
+    assert _json(b, "students", "show", "777777", "--json")["student"]["given_name"] == "Bob"
+    assert _json(b, "documents", "list", "777777", "--json") == []
