@@ -6,11 +6,13 @@ import sqlite_utils
 
 MIGRATIONS = sqlite_utils.Migrations("satchel")
 
+
 def _run(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT the migration's transaction first, so run statement by statement.
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
+
 
 @MIGRATIONS(name="0001_initial")
 def _initial(db: sqlite_utils.Database) -> None:
@@ -125,6 +127,7 @@ def _initial(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0002_federation")
 def _federation(db: sqlite_utils.Database) -> None:
     _run(
@@ -237,6 +240,7 @@ def _federation(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0003_match_keys")
 def _match_keys(db: sqlite_utils.Database) -> None:
     # The blocking index for matching incoming students (storage/match_index.py). Its rows are derived
@@ -256,6 +260,7 @@ def _match_keys(db: sqlite_utils.Database) -> None:
     from storage import match_index  # matching's code, loaded only by the migration that needs it
 
     match_index.rebuild(db)
+
 
 @MIGRATIONS(name="0004_transfers")
 def _transfers(db: sqlite_utils.Database) -> None:
@@ -338,6 +343,7 @@ def _transfers(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0005_imports")
 def _imports(db: sqlite_utils.Database) -> None:
     _run(
@@ -401,6 +407,7 @@ def _imports(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0006_requests_and_codes")
 def _requests_and_codes(db: sqlite_utils.Database) -> None:
     _run(
@@ -457,9 +464,11 @@ def _requests_and_codes(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0007_outbox_lease")
 def _outbox_lease(db: sqlite_utils.Database) -> None:
     _run(db, "ALTER TABLE outbox ADD COLUMN leased_until TEXT")
+
 
 @MIGRATIONS(name="0008_received_blobs")
 def _received_blobs(db: sqlite_utils.Database) -> None:
@@ -478,6 +487,7 @@ def _received_blobs(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0009_checked_manifests")
 def _checked_manifests(db: sqlite_utils.Database) -> None:
     # Parsing a grade's manifest with every check costs a third of its import; storage.manifest_checks
@@ -485,6 +495,7 @@ def _checked_manifests(db: sqlite_utils.Database) -> None:
     _run(
         db, "CREATE TABLE checked_manifests (sha256 TEXT PRIMARY KEY, checked_at TEXT NOT NULL) WITHOUT ROWID"
     )
+
 
 @MIGRATIONS(name="0010_transfer_manifests")
 def _transfer_manifests(db: sqlite_utils.Database) -> None:
@@ -506,6 +517,7 @@ def _transfer_manifests(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0011_directory_entry_keys")
 def _directory_entry_keys(db: sqlite_utils.Database) -> None:
     # Key discovery (GET /satchel/v1/directory/keys/{keyid}) is public: it verified every entry's descriptor
@@ -526,11 +538,13 @@ def _directory_entry_keys(db: sqlite_utils.Database) -> None:
 
     directory.reindex_keys(db)
 
+
 @MIGRATIONS(name="0012_directory_entries_published")
 def _directory_entries_published(db: sqlite_utils.Database) -> None:
     # The mirror feed's cache asks on every request whether the approved entries changed (count and newest
     # update); without this index that read every entry, some 50 MB at 13,000 entries.
     _run(db, "CREATE INDEX directory_entries_status_updated ON directory_entries (status, updated_at)")
+
 
 @MIGRATIONS(name="0013_request_messages")
 def _request_messages(db: sqlite_utils.Database) -> None:
@@ -551,11 +565,13 @@ def _request_messages(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0014_request_reminders")
 def _request_reminders(db: sqlite_utils.Database) -> None:
     # The local day an overdue request was last told to the coordinators, so the timer reminds them again a
     # working week later while it stays unanswered (spec/requests.md §5). NULL for requests flagged before.
     _run(db, "ALTER TABLE records_requests ADD COLUMN reminded_on TEXT")
+
 
 @MIGRATIONS(name="0015_import_runs")
 def _import_runs(db: sqlite_utils.Database) -> None:
@@ -570,6 +586,7 @@ def _import_runs(db: sqlite_utils.Database) -> None:
         UPDATE import_students SET changed = 0 WHERE result = 'imported' AND result_reason IS NULL;
         """,
     )
+
 
 @MIGRATIONS(name="0016_code_endings")
 def _code_endings(db: sqlite_utils.Database) -> None:
@@ -593,11 +610,13 @@ def _code_endings(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0017_outbox_lease_owner")
 def _outbox_lease_owner(db: sqlite_utils.Database) -> None:
     # The process that holds a job's lease: a server starting releases only the leases of processes that are
     # gone, not those of a command still uploading (which renews its lease while it works).
     _run(db, "ALTER TABLE outbox ADD COLUMN leased_by INTEGER")
+
 
 @MIGRATIONS(name="0018_assessment_moves")
 def _assessment_moves(db: sqlite_utils.Database) -> None:
@@ -618,6 +637,7 @@ def _assessment_moves(db: sqlite_utils.Database) -> None:
         "UPDATE assessment_results SET moved_by = ? WHERE result_id = ?",
         [(actor, result_id) for result_id, actor in dict(moves.fetchall()).items()],
     )
+
 
 @MIGRATIONS(name="0019_directory_entries_by_origin")
 def _directory_entries_by_origin(db: sqlite_utils.Database) -> None:
@@ -661,6 +681,7 @@ def _directory_entries_by_origin(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0020_directory_cache_fields")
 def _directory_cache_fields(db: sqlite_utils.Database) -> None:
     # A district's cache of search answers was only ever added to: a district a directory dropped was still
@@ -678,6 +699,7 @@ def _directory_cache_fields(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0021_request_answers_sent")
 def _request_answers_sent(db: sqlite_utils.Database) -> None:
     # How many answers this node has signed about a request: a release whose transfer ends unopened is
@@ -689,12 +711,14 @@ def _request_answers_sent(db: sqlite_utils.Database) -> None:
         " WHERE EXISTS (SELECT 1 FROM outbox WHERE outbox.job_id = 'response-' || records_requests.request_id)"
     )
 
+
 @MIGRATIONS(name="0022_students_source_id")
 def _students_source_id(db: sqlite_utils.Database) -> None:
     # The roster import looks students up by the SIS's sourcedId as well as by SIS id, a chunk of rows at a time,
     # to refuse a row whose ids another student holds (a reused or a changed SIS id); without an index each look-up
     # read the whole table. Not unique: a home may hold a student twice under one sourcedId from before.
     db.execute("CREATE INDEX students_source_id ON students (source_id)")
+
 
 @MIGRATIONS(name="0023_request_release_failed_on")
 def _request_release_failed_on(db: sqlite_utils.Database) -> None:
@@ -714,6 +738,7 @@ def _request_release_failed_on(db: sqlite_utils.Database) -> None:
         WHERE state = 'release_failed'
         """,
     )
+
 
 @MIGRATIONS(name="0024_import_log_as_imported")
 def _import_log_as_imported(db: sqlite_utils.Database) -> None:
@@ -750,7 +775,10 @@ def _import_log_as_imported(db: sqlite_utils.Database) -> None:
         """,
     )
 
+
 @MIGRATIONS(name="0025_manifest_redactions")
+
+
 def _manifest_redactions(db: sqlite_utils.Database) -> None:
     # A purge erases a received record's content from the sender's signed manifest kept for provenance too
     # (node.purged_content): the bytes then no longer match the signature, so the row says which records were
