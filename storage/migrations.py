@@ -777,8 +777,6 @@ def _import_log_as_imported(db: sqlite_utils.Database) -> None:
 
 
 @MIGRATIONS(name="0025_manifest_redactions")
-
-
 def _manifest_redactions(db: sqlite_utils.Database) -> None:
     # A purge erases a received record's content from the sender's signed manifest kept for provenance too
     # (node.purged_content): the bytes then no longer match the signature, so the row says which records were
