@@ -112,13 +112,13 @@ class _Plan:
     corrected: dict[str, str] = field(default_factory=dict)  # as _Run.corrected, for its own documents
     versions: dict[str, str] = field(default_factory=dict)  # record id -> doc id, of its own documents
     changes: str | None = None  # what a conflict with this district's record changed ("imported with changes")
-    held: StudentRecord | None = None  # the student here it links to (the import changes none of its values)
+    linked: StudentRecord | None = None  # the student here it links to (the import changes none of its values)
 
     @property
     def destination(self) -> imports.Destination:
         """The student here as this import leaves it, kept for the log: a student changed, detached or purged
         since must not change what the log says was imported."""
-        s = self.new_student or self.held
+        s = self.new_student or self.linked
         assert s is not None  # _plan sets one or the other
         return self.sis_id, s.state_id or "", s.username or "", s.email or ""
 
@@ -329,8 +329,8 @@ def _plan(
         run.claimed.add(sis_id)
     plan = _Plan(student, sis_id, _new_student(run.found, incoming, sis_id) if create else None)
     if not create:
-        plan.held = existing[sis_id]  # _destination found it
-        plan.changes = _kept_here(plan.held, incoming)
+        plan.linked = existing[sis_id]  # _destination found it
+        plan.changes = _kept_here(plan.linked, incoming)
     manifest, found = run.manifest, run.found
     origin_of = _origins(found, manifest, run.now)
     for rec, local_id in zip(mine, new_ids(len(mine)), strict=True):
