@@ -23,9 +23,10 @@ from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.mailer import MailFailed, MailRefused
 from node.notify import EMAIL_KIND
+from node.own_signatures import JobWithdrawn
 from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
 from node.peers import PeerUnreachable
-from node.request_answers import REQUEST_KIND, check_answer_turn, next_answer_due
+from node.request_answers import REQUEST_KIND, check_answer_turn, next_answer_due, request_job_payload
 from node.transfer_delivery import deliver_envelope, deliver_receipt
 from node.transfer_engine import ENVELOPE_JOB, RECEIPT_JOB
 from node.undelivered import tell_given_up
@@ -81,6 +82,9 @@ async def deliver_due(
         except _LeaseLost as exc:
             log.warning("%s", exc)
             continue
+        except JobWithdrawn as exc:
+            log.info("%s", exc)
+            continue
         except MailFailed as exc:
             _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
             continue
@@ -128,10 +132,12 @@ async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
     if job.kind == RECEIPT_JOB:
         await deliver_receipt(node, client, job)
         return
+    payload = job.payload
     if job.kind == REQUEST_KIND:
         check_answer_turn(node, job)
+        payload = request_job_payload(node, job)
     parts = urlsplit(job.url)
-    await client.call(f"{parts.scheme}://{parts.netloc}", "POST", parts.path, body=job.payload,
+    await client.call(f"{parts.scheme}://{parts.netloc}", "POST", parts.path, body=payload,
                       content_type=job.content_type, expect_domain=job.peer)  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from node.operators import record
 from node.partial_envelopes import INTERRUPTED, UPLOADS, Arrival, Uploads
 from node.signed_http import BODY, PEER, STREAM, SignedBodyStream
 from node.transfer_delivery import ENVELOPE_ID_HEADER, accept_receipt
-from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step
+from node.transfer_engine import RECEIPT_TYPE, resolve_peer_key, step, stored_receipt_now
 from protocol import InvalidInput, NotFound, SatchelError
 from protocol.content_digest import DigestUnsupportedAlgorithm, parse_content_digest
 from protocol.envelope_errors import EnvelopeMalformed, EnvelopeSignatureInvalid, EnvelopeTruncated
@@ -249,9 +249,9 @@ def redelivered(
                                         expires=row.status.expires or datetime.now(UTC)),
             actor=Actor.SENDER_NODE, actor_name=sender,
         )  # fmt: skip
+        receipt = outcome.resent or stored_receipt_now(node, row.transfer_id, ReceiptKind.DELIVERED)
     if not nonce_stored:
         stream.remember_nonce()
-    receipt = outcome.resent or store.stored_receipt(node.db, row.transfer_id, ReceiptKind.DELIVERED.value)
     if receipt is None:
         raise NotFound("no receipt to send again for this envelope")
     return web.Response(body=receipt, content_type=RECEIPT_TYPE)

@@ -16,6 +16,7 @@ from node.home import Node
 from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
 from node.operators import record
+from node.own_signatures import job_payload_now, signed_now
 from protocol.records_request import (
     PURPOSE_REQUEST,
     PURPOSE_RESPONSE,
@@ -108,14 +109,15 @@ def carry_out(node: Node, status: RequestStatus, effects: tuple, *, request_id: 
                 if not messages.add(node.db, request_id=request_id, direction="out", signed=signed,
                                     at=iso(effect.response.created)):  # fmt: skip
                     continue  # the same words by the same person in the same second: signed alike, sent once
-                job = message_job(signed)
+                job = message_job(messages.key_of(signed))
             else:
                 number = store.require(node.db, request_id).answers_sent + 1
                 store.update(node.db, request_id, signed_response=signed, answers_sent=number)
                 job = response_job(request_id, number)
             _queue(node, peer, f"/satchel/v1/requests/{request_id}/responses", signed, RESPONSE_TYPE, job)
         elif isinstance(effect, ResendResponse):
-            resent = store.require(node.db, request_id).signed_response
+            kept = store.require(node.db, request_id).signed_response
+            resent = None if kept is None else signed_now_kept(node, request_id, kept, purpose=PURPOSE_RESPONSE)
         elif isinstance(effect, NotifyCoordinators):
             _notify(node, effect.topic, status, request_id, peer)
     store.update(node.db, request_id, state=status.state.value, transfer_id=status.transfer_id,
@@ -123,6 +125,32 @@ def carry_out(node: Node, status: RequestStatus, effects: tuple, *, request_id: 
                  reminded_on=status.reminded_on.isoformat() if status.reminded_on else None,
                  failed_on=status.failed_on.isoformat() if status.failed_on else None)  # fmt: skip
     return resent
+
+
+def signed_now_kept(node: Node, request_id: str, signed: bytes, *, purpose: str) -> bytes:
+    """``signed``, this node's request or answer about ``request_id``, as it is to leave now
+    (node.own_signatures); what this node keeps of it becomes what this returns. Inside a write transaction."""
+    fresh = signed_now(node, signed, purpose=purpose)
+    if fresh != signed:
+        store.replace_signed(node.db, request_id, old=signed, new=fresh)
+    return fresh
+
+
+# What each signed document a request job carries is signed as, by its content type.
+PURPOSE_OF_TYPE = {REQUEST_TYPE: PURPOSE_REQUEST, RESPONSE_TYPE: PURPOSE_RESPONSE}
+
+
+def request_job_payload(node: Node, job: Job) -> bytes:
+    """What the outbox job of a request, an answer or a message sends now (node.own_signatures.job_payload_now):
+    this node's copy of it, in records_requests or the thread, is kept as sent."""
+    purpose = PURPOSE_OF_TYPE[job.content_type]
+
+    def keep(old: bytes, new: bytes) -> None:
+        request_id = stored_request(old).request_id if purpose == PURPOSE_REQUEST else stored_response(old).request_id
+        store.replace_signed(node.db, request_id, old=old, new=new)
+        messages.replace_signed(node.db, request_id, old=old, new=new)
+
+    return job_payload_now(node, job, purpose=purpose, keep=keep)
 
 
 def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer: str) -> None:
@@ -162,8 +190,9 @@ def request_job(request_id: str) -> str:
     return f"{REQUEST_JOB_PREFIX}{request_id}"
 
 
-def message_job(signed: bytes) -> str:
-    return f"{MESSAGE_JOB_PREFIX}{messages.key_of(signed)[:32]}"
+def message_job(message_key: str) -> str:
+    """The outbox job of an outgoing message, by the key it is kept under (storage.request_messages)."""
+    return f"{MESSAGE_JOB_PREFIX}{message_key[:32]}"
 
 
 def response_job(request_id: str, number: int = 1) -> str:

@@ -35,6 +35,7 @@ from protocol import InvalidInput, NotFound
 from protocol.matching import IncomingStudent, MatchOutcome
 from protocol.records_request import (
     MAX_COMMENTS,
+    PURPOSE_RESPONSE,
     Enrolment,
     Person,
     RecordsRequest,
@@ -66,6 +67,7 @@ from protocol.request_states import (
     due_events,
     new_request_status,
 )
+from protocol.signed_document import verify_document
 from protocol.threads import check_room
 from storage import outbox, peers, users
 from storage import request_messages as messages
@@ -182,11 +184,23 @@ def _message_arrived(node: Node, row: RequestRow, response: RequestResponse, sig
     sent_by = RequestActor.RELEASER_NODE if row.side == "requester" else RequestActor.REQUESTER_NODE
     transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
     held = messages.count(node.db, row.request_id)
-    if messages.add(node.db, request_id=row.request_id, direction="in", signed=signed, at=iso(response.created)):
+    at = iso(response.created)
+    if _kept_already(node, row.request_id, signed, at):
+        return transition.status.state.value
+    if messages.add(node.db, request_id=row.request_id, direction="in", signed=signed, at=at):
         check_room(held, about=f"records request {row.request_id}")  # the caller's rollback drops it
         carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
         record(node, row.peer, "request.message_received", row.request_id, {"text": response.comments})
     return transition.status.state.value
+
+
+def _kept_already(node: Node, request_id: str, signed: bytes, at: str) -> bool:
+    """Whether the message is kept here already under another signature: its writer's node signed it again
+    after revoking the key that signed it first, and delivers it again (node.own_signatures). The same words
+    by the same person in the same second are the same message (spec/requests.md §4 step 7)."""
+    payload = verify_document(signed, purpose=PURPOSE_RESPONSE).payload
+    return any(verify_document(m.signed, purpose=PURPOSE_RESPONSE).payload == payload
+               for m in messages.of_request_at(node.db, request_id, "in", at))  # fmt: skip
 
 
 def message(node: Node, *, actor: str | None, request_id: str, text: str) -> RequestResponse:
@@ -406,7 +420,7 @@ def show(node: Node, request_id: str) -> RequestView:
     due_on = status.due_on(holidays=node.config.requests.holidays)
     kept = messages.of_request(node.db, request_id)
     written = tuple((m.direction, stored_response(m.signed)) for m in kept)
-    jobs: dict[str | int, str] = {i: message_job(m.signed) for i, m in enumerate(kept) if m.direction == "out"}
+    jobs: dict[str | int, str] = {i: message_job(m.message_key) for i, m in enumerate(kept) if m.direction == "out"}
     if row.side == "requester":
         jobs["request"] = request_job(request_id)
     crossed = None

@@ -16,6 +16,7 @@ from node.sending import ENVELOPE_TYPE
 from node.transfer_engine import (
     envelope_job_id,
     receipt_job_id,
+    receipt_job_payload,
     receipt_key,
     record_received,
     resolve_peer_key,
@@ -33,7 +34,9 @@ from protocol.envelope_upload import (
     UploadUnknown,
     parse_upload_state,
 )
+from protocol.receipts import PURPOSE as RECEIPT_PURPOSE
 from protocol.receipts import ReceiptConflict, ReceiptKind, verify_receipt
+from protocol.signed_document import verify_document
 from protocol.threads import check_room
 from protocol.transfer_states import (
     Actor,
@@ -190,7 +193,7 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         check_receipt_belongs(row.status, receipt)  # spec/transfer.md §5.3: step 5 before step 6
         kept = store.receipt_bytes(node.db, transfer_id, receipt_key(receipt))
-        if kept == signed:
+        if kept is not None and _same_receipt(kept, signed):
             return  # delivered again (its answer was lost): kept and acted on the first time, told once
         if kept is not None:
             raise ReceiptConflict(f"another receipt numbered {receipt.sequence} from the {receipt.issuer.value} "
@@ -204,11 +207,21 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         carry_out(node, row, action)
 
 
+def _same_receipt(kept: bytes, signed: bytes) -> bool:
+    """The same receipt: the same bytes, or the same payload signed again by its issuer after it revoked the key
+    that signed it first (node.own_signatures; ``signed`` verified against the issuer's keys already)."""
+    if kept == signed:
+        return True
+    kept_payload = verify_document(kept, purpose=RECEIPT_PURPOSE).payload
+    return kept_payload == verify_document(signed, purpose=RECEIPT_PURPOSE).payload
+
+
 async def deliver_receipt(node: Node, client: PeerClient, job: outbox.Job) -> None:
     transfer_id = job.url.split("/satchel/v1/transfers/", 1)[1].split("/", 1)[0]
     row = store.get(node.db, transfer_id, local_domain=node.config.node.domain)
     if row is not None and row.status.state is SenderState.SEALED:
         raise DeliveryDeferred(f"transfer {transfer_id} is not delivered yet")
+    payload = receipt_job_payload(node, transfer_id, job)
     base, _, path = job.url.partition("/satchel/")
-    await client.call(base, "POST", "/satchel/" + path, body=job.payload, content_type=job.content_type,
+    await client.call(base, "POST", "/satchel/" + path, body=payload, content_type=job.content_type,
                       expect_domain=job.peer)  # fmt: skip

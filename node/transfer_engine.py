@@ -17,7 +17,9 @@ from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.issued_codes import follow_transfer
 from node.notify import notify_coordinators
+from node.own_signatures import job_payload_now, signed_now
 from node.request_answers import follow_transfer as follow_release
+from protocol.receipts import PURPOSE as RECEIPT_PURPOSE
 from protocol.receipts import Receipt, ReceiptKind, receipt_path, sign_receipt
 from protocol.transfer_states import (
     Action,
@@ -105,7 +107,7 @@ def step(
         elif isinstance(effect, RecordReceipt):
             pass  # recorded by the caller, who holds the signed bytes (receive_receipt)
         elif isinstance(effect, ResendReceipt):
-            outcome.resent = store.stored_receipt(node.db, row.transfer_id, effect.kind.value)
+            outcome.resent = stored_receipt_now(node, row.transfer_id, effect.kind)
         elif isinstance(effect, NotifyCoordinators):
             notify_topic(node, row, effect.topic)
         elif isinstance(effect, CountWrongCode):
@@ -159,6 +161,30 @@ def _record(
 ) -> None:
     store.add_event(node.db, row.transfer_id, at=at, direction=direction, kind=receipt.kind.value, actor=actor,
                     detail=_detail(receipt), receipt=signed, receipt_id=receipt_key(receipt))  # fmt: skip
+
+
+def stored_receipt_now(node: Node, transfer_id: str, kind: ReceiptKind) -> bytes | None:
+    """This node's latest receipt of ``kind`` about the transfer, to send again as kept: signed again first when
+    this node revoked the key that signed it (node.own_signatures). Inside a write transaction."""
+    kept = store.stored_receipt(node.db, transfer_id, kind.value)
+    return None if kept is None else receipt_signed_now(node, transfer_id, kept)
+
+
+def receipt_signed_now(node: Node, transfer_id: str, signed: bytes) -> bytes:
+    """``signed``, a receipt of this node's about the transfer, as it is to leave now (node.own_signatures); the
+    timeline keeps what this returns. Inside a write transaction."""
+    fresh = signed_now(node, signed, purpose=RECEIPT_PURPOSE)
+    if fresh != signed:
+        store.replace_sent_receipt(node.db, transfer_id, old=signed, new=fresh)
+    return fresh
+
+
+def receipt_job_payload(node: Node, transfer_id: str, job: outbox.Job) -> bytes:
+    """What the outbox job of a receipt about the transfer sends now (node.own_signatures.job_payload_now)."""
+    return job_payload_now(
+        node, job, purpose=RECEIPT_PURPOSE,
+        keep=lambda old, new: store.replace_sent_receipt(node.db, transfer_id, old=old, new=new),
+    )  # fmt: skip
 
 
 def receipt_key(receipt: Receipt) -> str:

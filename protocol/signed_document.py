@@ -84,3 +84,9 @@ def verify_document(data: bytes, *, purpose: str, max_bytes: int = MAX_JSON_BYTE
     signature = unb64url(take(outer, "signature", str, what=what), field="signature")
     key.verify(purpose.encode("ascii"), payload, signature)
     return VerifiedDocument(purpose=purpose, signer=key, payload=payload)
+
+
+def sign_again(data: bytes, *, purpose: str, key: IdentityKey) -> bytes:
+    """The payload of ``data`` (which must verify) signed by ``key`` instead: the same statement, byte for byte,
+    under another of its signer's keys, for a node whose key that signed one of its own documents is revoked."""
+    return sign_document(purpose, verify_document(data, purpose=purpose).payload, key)

@@ -96,6 +96,15 @@ def pending(db: sqlite_utils.Database) -> list[Job]:
     return [_job(r) for r in rows]
 
 
+def replace_payload(db: sqlite_utils.Database, job_id: str, *, old: bytes, new: bytes) -> bool:
+    """Put ``new`` in place of a pending job's payload ``old`` (signed again: node.own_signatures); False when the
+    job is no longer pending or carries something else."""
+    cursor = db.execute(
+        "UPDATE outbox SET payload = ? WHERE job_id = ? AND status = 'pending' AND payload = ?", [new, job_id, old]
+    )
+    return cursor.rowcount == 1
+
+
 def make_due(db: sqlite_utils.Database, job_id: str, now: str) -> bool:
     """Bring a pending job's next attempt forward to ``now`` (its backoff waived); False if it is not pending."""
     cursor = db.execute(

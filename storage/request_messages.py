@@ -31,6 +31,26 @@ def add(db: sqlite_utils.Database, *, request_id: str, direction: str, signed: b
     return cursor.rowcount == 1
 
 
+def replace_signed(db: sqlite_utils.Database, request_id: str, *, old: bytes, new: bytes) -> None:
+    """Keep ``new``, this node's message signed again (node.own_signatures), in place of ``old``. Its key stays
+    the one it was kept under: the key names the message (and its outbox job), not one signature of it."""
+    db.execute(
+        "UPDATE request_messages SET signed = ? WHERE request_id = ? AND direction = 'out' AND signed = ?",
+        [new, request_id, old],
+    )
+
+
+def of_request_at(db: sqlite_utils.Database, request_id: str, direction: str, at: str) -> list[StoredMessage]:
+    """The messages of one request's thread, in one direction, made at ``at``: the only ones that can carry the
+    same words as a message made then."""
+    rows = db.execute(
+        "SELECT message_key, direction, signed, at FROM request_messages WHERE request_id = ? AND direction = ?"
+        " AND at = ?",
+        [request_id, direction, at],
+    ).fetchall()
+    return [StoredMessage(key, way, bytes(signed), when) for key, way, signed, when in rows]
+
+
 def count(db: sqlite_utils.Database, request_id: str) -> int:
     """How many messages one request's thread holds, both directions."""
     return int(db.execute("SELECT count(*) FROM request_messages WHERE request_id = ?", [request_id]).fetchone()[0])

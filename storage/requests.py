@@ -67,6 +67,14 @@ def update(db: sqlite_utils.Database, request_id: str, **changes: Any) -> None:
     update_rows(db, "records_requests", changes, {"request_id": request_id})
 
 
+def replace_signed(db: sqlite_utils.Database, request_id: str, *, old: bytes, new: bytes) -> None:
+    """Keep ``new``, this node's request or answer signed again (node.own_signatures), in place of ``old``."""
+    for column in ("signed_request", "signed_response"):
+        db.execute(
+            f"UPDATE records_requests SET {column} = ? WHERE request_id = ? AND {column} = ?", [new, request_id, old]
+        )
+
+
 def list_rows(
     db: sqlite_utils.Database, *, side: str | None = None, state: str | tuple[str, ...] | None = None
 ) -> list[RequestRow]:

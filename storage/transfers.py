@@ -203,6 +203,14 @@ def receipt_bytes(db: sqlite_utils.Database, transfer_id: str, receipt_id: str) 
     return bytes(row[0]) if row else None
 
 
+def replace_sent_receipt(db: sqlite_utils.Database, transfer_id: str, *, old: bytes, new: bytes) -> None:
+    """Keep ``new``, this node's receipt signed again (node.own_signatures), in place of ``old`` in the timeline."""
+    db.execute(
+        "UPDATE transfer_events SET receipt = ? WHERE transfer_id = ? AND direction = 'sent' AND receipt = ?",
+        [new, transfer_id, old],
+    )
+
+
 def message_count(db: sqlite_utils.Database, transfer_id: str) -> int:
     """How many messages the transfer's thread holds, both directions."""
     row = db.execute(

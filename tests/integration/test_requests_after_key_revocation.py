@@ -87,3 +87,44 @@ def test_one_request_the_timer_cannot_read_does_not_keep_the_others_unflagged(
     with caplog.at_level(logging.ERROR, logger="satchel.requests"), open_node(a.home, a.env) as node:
         assert flag_overdue(node) == [sound]
     assert f"overdue check of records request {damaged} failed" in caplog.text
+
+
+def _request_jobs(d) -> list[tuple[str, str, str | None]]:
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        return conn.execute("SELECT job_id, status, last_error FROM outbox WHERE kind = 'request' ORDER BY created_at"
+                            ).fetchall()  # fmt: skip
+
+
+def test_an_answer_and_a_message_queued_before_their_key_was_revoked_are_delivered_signed_with_the_new_key(
+    pair,
+) -> None:
+    a, b, _ = pair
+    request_id = b.cli("request", "--from", "a.example.org", "--student", "100001", "--as", "coord").stdout.split()[2]
+    wait_until(lambda: _state(a, request_id) == "requested")
+    a.stop()
+    b.stop()  # A's outbox waits with both down: its message and answer are first tried once B is back
+    a.cli("requests", "message", request_id, "We have two students of that name; checking.", "--as", "coord")
+    a.cli("requests", "reject", request_id, "--comments", "no such student in our records", "--as", "coord")
+    [old] = [k["key_id"] for k in _json(a, "keys", "list", "--json") if k["use"] == "identity"]
+    a.cli("keys", "rotate", "--identity", "--as", "admin")
+    a.cli("keys", "revoke", old, "--as", "admin")
+    b.start()
+    a.start()
+    # A's first request tells B of the revocation; B refused both, signed by the revoked key, for good
+    # (request.wrong_signer), and A gave them up.
+    wait_until(lambda: all(status != "pending" for _, status, _ in _request_jobs(a)), timeout=60)
+    assert [status for _, status, _ in _request_jobs(a)] == ["done", "done"], _request_jobs(a)
+    assert _state(b, request_id) == "rejected"
+    shown = _json(b, "requests", "show", request_id, "--json")
+    assert [m["text"] for m in shown["messages"]] == ["We have two students of that name; checking."]
+    assert shown["answer"]["comments"] == "no such student in our records"
+    # A keeps what went, signed by its new key, and still knows each for delivered.
+    [new] = [k["key_id"] for k in _json(a, "keys", "list", "--json") if k["use"] == "identity" and k["key_id"] != old]
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        (answer,) = conn.execute("SELECT signed_response FROM records_requests WHERE request_id = ?", [request_id]
+                                 ).fetchone()  # fmt: skip
+        (message,) = conn.execute("SELECT signed FROM request_messages WHERE request_id = ?", [request_id]).fetchone()
+    assert {json.loads(answer)["key_id"], json.loads(message)["key_id"]} == {new}
+    shown = _json(a, "requests", "show", request_id, "--json")
+    assert [m["delivery"]["status"] for m in shown["messages"]] == ["delivered"]
+    assert shown["answer"]["delivery"]["status"] == "delivered"

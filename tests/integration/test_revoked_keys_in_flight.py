@@ -142,3 +142,113 @@ def test_an_envelope_is_delivered_after_the_sender_rotated_and_revoked_the_key_i
     shown = transfer_json(a, second)
     refusals = [event["detail"] for event in shown["timeline"] if event["kind"] == "refused"]
     assert shown["state"] == "delivered", (shown["state"], refusals)
+
+
+def _signer(signed: bytes) -> str:
+    return json.loads(signed)["key_id"]
+
+
+def test_receipts_and_messages_queued_before_their_key_was_revoked_are_delivered_signed_with_the_new_key(
+    pair,
+) -> None:
+    a, b, _ = pair
+    sent = _send(a)
+    tid = sent["transfer_id"]
+    a.stop()
+    b.stop()  # B's outbox waits with both down: its receipt and message are first tried once A is back
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")  # the accepted receipt, queued: A is down
+    b.cli("transfers", "message", tid, "Opened; the file is with our registrar", "--as", "coord")
+    [old] = [k["key_id"] for k in _keys(b, "identity")]
+    b.cli("keys", "rotate", "--identity", "--as", "admin")
+    b.cli("keys", "revoke", old, "--as", "admin")
+    a.start()
+    b.start()
+    # B's first request tells A of the new key and the revocation (A fetches B's descriptor). A refused the
+    # receipt and the message, signed by the revoked key, for good (receipt.wrong_signer); B gave both up.
+    wait_until(lambda: all(status != "pending" for status, _ in _receipt_jobs(b)), timeout=60)
+    assert [status for status, _ in _receipt_jobs(b)] == ["done", "done"], _receipt_jobs(b)
+    shown = transfer_json(a, tid)
+    assert shown["state"] == "accepted"
+    assert [e["detail"]["text"] for e in shown["timeline"] if e["kind"] == "message"] == [
+        "Opened; the file is with our registrar"
+    ]
+    peer = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)
+    assert {k["key_id"]: k["status"] for k in peer["keys"]}[old] == "revoked"
+    [new] = [k["key_id"] for k in _keys(b, "identity") if k["key_id"] != old]
+    # Each side keeps the bytes that went: signed by B's new key, the same at both.
+    query = "SELECT kind, receipt FROM transfer_events WHERE transfer_id = ? AND kind IN ('accepted', 'message')"
+    with sqlite3.connect(a.home / "satchel.db") as at_a, sqlite3.connect(b.home / "satchel.db") as at_b:
+        received = sorted((kind, bytes(r)) for kind, r in at_a.execute(query, [tid]))
+        kept = sorted((kind, bytes(r)) for kind, r in at_b.execute(query, [tid]))
+    assert received == kept and [_signer(r) for _, r in kept] == [new, new]
+
+
+def _receipt_jobs(d) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        return conn.execute("SELECT status, last_error FROM outbox WHERE kind = 'receipt' ORDER BY job_id").fetchall()
+
+
+def test_what_arrived_before_its_key_was_revoked_and_comes_again_signed_anew_is_taken_as_the_same(pair) -> None:
+    """A delivery whose answer was lost goes again; signed again meanwhile (its key revoked), its payload says
+    which receipt or message it is (spec/transfer.md §5.3 step 6, spec/requests.md §4 step 7)."""
+    from node.home import open_node
+    from node.own_signatures import signed_now
+    from node.requests_flow import receive_response
+    from node.transfer_delivery import accept_receipt
+    from node.transfer_engine import step
+    from protocol.receipts import PURPOSE
+    from protocol.records_request import PURPOSE_RESPONSE
+    from protocol.signed_document import verify_document
+    from protocol.transfer_states import Actor, EnvelopeReceived
+    from storage import request_messages
+    from storage import transfers as store
+    from storage.database import write_transaction
+
+    a, b, _ = pair
+    tid = _send(a)["transfer_id"]  # B keeps its delivered receipt, signed by its first key
+    b.cli("transfers", "message", tid, "Got it; calling you at ten", "--as", "coord")
+    request_id = b.cli("request", "--from", "a.example.org", "--student", "100002", "--as", "coord").stdout.split()[2]
+    b.cli("requests", "message", request_id, "Her older brother's too, please.", "--as", "coord")
+    wait_until(lambda: _thread_texts(a, request_id) == ["Her older brother's too, please."])
+    wait_until(lambda: _transfer_messages(a, tid) == ["Got it; calling you at ten"])
+    [old] = [k["key_id"] for k in _keys(b, "identity")]
+    b.cli("keys", "rotate", "--identity", "--as", "admin")
+    b.cli("keys", "revoke", old, "--as", "admin")
+    a.cli("peers", "refresh", "b.example.org")  # A refuses what the old key signs from now on
+    a.stop()
+    b.stop()
+    with open_node(b.home, b.env) as node:
+        first_message = store.stored_receipt(node.db, tid, "message")
+        [first_words] = [m.signed for m in request_messages.of_request(node.db, request_id) if m.direction == "out"]
+        assert first_message is not None and {_signer(first_message), _signer(first_words)} == {old}
+        message, words = signed_now(node, first_message, purpose=PURPOSE), signed_now(
+            node, first_words, purpose=PURPOSE_RESPONSE
+        )
+        # A sends its envelope again (the delivered receipt it got was lost): B answers with the receipt it
+        # keeps, signed again, and keeps that one.
+        row = store.require(node.db, tid, local_domain="b.example.org")
+        assert row.status.envelope_digest is not None and row.status.expires is not None
+        with write_transaction(node.db):
+            outcome = step(node, row, EnvelopeReceived(envelope_digest=row.status.envelope_digest,
+                                                       expires=row.status.expires),
+                           actor=Actor.SENDER_NODE, actor_name="a.example.org")  # fmt: skip
+        delivered = outcome.resent
+        assert delivered is not None and delivered == store.stored_receipt(node.db, tid, "delivered")
+    assert _signer(message) == _signer(words) == _signer(delivered) != old
+    assert verify_document(message, purpose=PURPOSE).payload == verify_document(first_message, purpose=PURPOSE).payload
+    with open_node(a.home, a.env) as node:
+        for receipt in (message, delivered):  # A holds both already, as signed by the old key
+            accept_receipt(node, tid, receipt)  # not receipt.conflict: the same receipt
+        assert receive_response(node, caller="b.example.org", request_id=request_id, signed=words) == "requested"
+    assert _transfer_messages(a, tid) == ["Got it; calling you at ten"]
+    assert _thread_texts(a, request_id) == ["Her older brother's too, please."]
+    told = [i["subject"] for i in json.loads(a.cli("inbox", "--json").stdout)]
+    assert sum("New message" in subject for subject in told) == 2, told  # once each, when they first came
+
+
+def _transfer_messages(d, tid: str) -> list[str]:
+    return [e["detail"]["text"] for e in transfer_json(d, tid)["timeline"] if e["kind"] == "message"]
+
+
+def _thread_texts(d, request_id: str) -> list[str]:
+    return [m["text"] for m in json.loads(d.cli("requests", "show", request_id, "--json").stdout)["messages"]]
