@@ -50,6 +50,8 @@ class NodeKeys:
     # revocation leaves a key with no end (node.keys_admin.revoke). A home from before that may still have an
     # end here, and a server running past it would sign with a key its peers refuse.
     valid_until: str | None = None
+    # This node's identity keys it has revoked: a serving node ends the sessions they vouched for.
+    revoked_identity: frozenset[str] = frozenset()
 
 
 _RESTORE_KEYS = (
@@ -127,11 +129,13 @@ def load_keys(config: NodeConfig, db: sqlite_utils.Database, *, expired_ok: bool
         ).fetchall()
     }
     ends = [not_after for _, not_after in current.values() if not_after is not None]
+    revoked = db.execute("SELECT key_id FROM node_keys WHERE use = 'identity' AND status = 'revoked'").fetchall()
     return NodeKeys(
         identity=IdentityKey.import_secret(_read(config, current["identity"][0])),
         encryption=EncryptionKey.import_secret(_read(config, current["encryption"][0])),
         encryption_by_id=encryption_by_id,
         valid_until=min(ends) if ends else None,
+        revoked_identity=frozenset(key_id for (key_id,) in revoked),
     )
 
 

@@ -41,6 +41,7 @@ class ServerSession:
     keys: SessionKeys
     peer: PeerIdentity
     expires: int
+    server_key_id: str  # this node's identity key that vouched for the handshake
     window: ReplayWindow = field(default_factory=ReplayWindow)
     checked_at: float = field(default_factory=time.monotonic)
 
@@ -83,7 +84,7 @@ class SessionStore:
         except InvalidInput as exc:  # a low-order share: well-formed JSON, but not an offer §11 accepts
             raise SessionOfferInvalid(f"the offered share is refused: {exc.message}", field="share") from exc
         self._make_room(peer.domain, now)
-        self._sessions[session_id] = ServerSession(keys, peer, expires)
+        self._sessions[session_id] = ServerSession(keys, peer, expires, server_key.public_key.key_id)
         return SessionAnswer(session_id, share.public, expires)
 
     def _make_room(self, domain: str, now: int) -> None:
@@ -106,8 +107,18 @@ class SessionStore:
     def recheck_due(session: ServerSession) -> bool:
         return time.monotonic() - session.checked_at >= RECHECK_SECONDS
 
-    async def recheck(self, session: ServerSession, keyring: Keyring) -> None:
-        """Refuse (and forget) the session once its peer's node key is revoked or no longer valid."""
+    async def recheck(self, session: ServerSession, keyring: Keyring, *, own_revoked: frozenset[str]) -> None:
+        """Refuse (and forget) the session once its peer's node key is revoked or no longer valid, or once this
+        node has revoked its own key that vouched for it (``own_revoked``: its revoked identity keys, as its
+        keys were last reloaded; a `satchel keys revoke` in another process moves them)."""
+        if session.server_key_id in own_revoked:
+            # Unknown from now on, as after a restart: the client opens a new session, which this node's
+            # current key vouches for, and sends the request again (§11).
+            self._sessions.pop(session.session_id, None)
+            raise SessionUnknown(
+                f"session {session.session_id} was opened under this node's identity key {session.server_key_id},"
+                " which it has revoked since", field="Signature-Input",
+            )  # fmt: skip
         try:
             await keyring.resolve(session.peer.key_id, origin=None, domain=session.peer.domain)
         except BaseException:

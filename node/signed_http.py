@@ -208,7 +208,8 @@ async def _verify_in_session(
     sessions = request.app[SESSIONS]
     session = sessions.get(unverified.key_id, now=now)
     if sessions.recheck_due(session):
-        await sessions.recheck(session, request.app[KEYRING])
+        own_revoked = request.app[NODE].current_keys().revoked_identity  # reloaded when node_keys changed
+        await sessions.recheck(session, request.app[KEYRING], own_revoked=own_revoked)
     verified = unverified.verify(session.keys.to_server)
     sequence = parse_sequence_nonce(verified.nonce)
     if sequence is None:

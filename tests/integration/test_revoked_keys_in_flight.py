@@ -252,3 +252,56 @@ def _transfer_messages(d, tid: str) -> list[str]:
 
 def _thread_texts(d, request_id: str) -> list[str]:
     return [m["text"] for m in json.loads(d.cli("requests", "show", request_id, "--json").stdout)["messages"]]
+
+
+def test_a_session_the_receivers_revoked_key_vouched_for_ends_and_the_envelope_goes_in_a_new_one(pair) -> None:
+    import asyncio
+    import random
+
+    import aiohttp
+
+    from node import sending
+    from node.home import open_node
+    from node.keyring import Keyring
+    from node.manifest_builder import Selection
+    from node.outbox_worker import deliver_due
+    from node.peer_client import PeerClient
+
+    a, b, _ = pair
+    a.stop()  # A's deliveries are made here, by a peer client that signs in sessions as A's serving node's does
+    [old] = [k["key_id"] for k in _keys(b, "identity")]
+
+    def rotate_and_revoke() -> None:  # in other processes: B's serving node reloads its keys
+        b.cli("keys", "rotate", "--identity", "--as", "admin")
+        b.cli("keys", "revoke", old, "--as", "admin")
+        time.sleep(1.1)  # B re-checks a session at most once a second
+
+    async def scenario() -> tuple[str, str, str]:
+        with open_node(a.home, a.env) as node:
+            async with aiohttp.ClientSession() as http:
+                keyring = Keyring(node, lambda: http, allow_loopback_http=True)
+                client = PeerClient(node, http, keyring, sessions=True)
+                try:
+                    pinged = await client.call(b.url, "POST", "/satchel/v1/ping", body=b"{}",
+                                               content_type="application/json")  # fmt: skip
+                    await asyncio.to_thread(rotate_and_revoke)
+                    # Sealed and queued as `satchel send` does, without its refreshing B first: A knows B's keys
+                    # as they were when the session was opened.
+                    sent = sending.send(node, actor="coord", to="b.example.org",
+                                        selection=Selection(students=("100001",), all_records=True))  # fmt: skip
+                    await deliver_due(node, client, rng=random.Random(0))
+                    (session,) = client._sessions.values()
+                    return pinged.key_id, session.keys.session_id, sent.transfer_id
+                finally:
+                    await keyring.close()
+
+    first, now, tid = asyncio.run(scenario())
+    # B refused the envelope in the session its revoked key vouched for (signature.session_unknown, signed with its
+    # new key); A learned that key, opened a new session and sent the envelope again. B used to take it in the old
+    # session and answer with a delivered receipt signed by a key A did not know yet: refused here, the envelope
+    # sent again and again until the session's end, a quarter of an hour later.
+    assert now != first
+    shown = transfer_json(a, tid)
+    assert shown["state"] == "delivered", shown
+    peer = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)  # learned from B, not refreshed
+    assert {k["key_id"]: k["status"] for k in peer["keys"] if k["use"] == "identity"}[old] == "revoked"

@@ -216,6 +216,34 @@ def test_a_session_whose_server_key_was_revoked_is_not_used_again(two) -> None:
     asyncio.run(_with_client(homes["b"], scenario))
 
 
+def test_a_server_ends_the_sessions_its_own_revoked_key_vouched_for(two) -> None:
+    homes, served = two["homes"], two["served"]
+    url_a = served["a"].url
+
+    async def scenario(client: PeerClient, node, http):
+        first = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        a_key = _identity_key_id(node, "a.example.org")
+        recorded = _signed(url_a + PING, b"{}", client._sessions[url_a].signer, node.config.node.base_url)
+
+        def rotate_and_revoke() -> None:  # by A's commands; B is not told (no `peers refresh`)
+            run_cli(homes["a"], "keys", "rotate", "--identity", "--as", "ada", env=DEV_ENV)
+            run_cli(homes["a"], "keys", "revoke", a_key, "--as", "ada", env=DEV_ENV)
+            time.sleep(1.1)  # A re-checks a session at most once a second
+
+        await asyncio.to_thread(rotate_and_revoke)
+        # A's serving node, which reloaded its keys, no longer holds the session: B opens a new one.
+        status, body, _ = await _raw_post(http, url_a + PING, recorded, b"{}")
+        assert (status, body["error"]["code"]) == (401, "signature.session_unknown")
+        assert f"opened under this node's identity key {a_key}, which it has revoked" in body["error"]["message"]
+        # B's client is refused the same way; the refusal, signed with A's new key, teaches it that key and the
+        # revocation, and it opens a new session and sends again by itself.
+        again = await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
+        assert again.json()["pong"] == "a.example.org"
+        assert again.key_id.startswith("hs-") and again.key_id != first.key_id
+        assert {k.key_id: k.status for k in peer_store.keys(node.db, "a.example.org")}[a_key] == "revoked"
+
+    asyncio.run(_with_client(homes["b"], scenario))
+
 # -- keys revoked while a request is on its way ----------------------------------------------------------
 
 
@@ -238,9 +266,10 @@ def a_behind_a_proxy(tmp_path: Path) -> Iterator[tuple[dict[str, Path], str, Cut
             b.stop()
 
 
-async def _held_ping(client: PeerClient, url: str, proxy: CuttingProxy) -> asyncio.Task:
-    proxy.hold_next_upload(after=1)
-    call = asyncio.ensure_future(client.call(url, "POST", PING, body=b"{}", content_type="application/json"))
+async def _held_ping(client: PeerClient, url: str, proxy: CuttingProxy, body: bytes = b"{}", after: int = 1
+                     ) -> asyncio.Task:  # fmt: skip
+    proxy.hold_next_upload(after=after)
+    call = asyncio.ensure_future(client.call(url, "POST", PING, body=body, content_type="application/json"))
     assert await asyncio.to_thread(proxy.held.wait, 30), "the ping did not reach the proxy"
     return call
 
@@ -269,7 +298,11 @@ def test_an_answer_in_a_session_whose_server_key_was_revoked_meanwhile_is_not_ta
     async def scenario(client: PeerClient, node, http):
         await client.call(url_a, "POST", PING, body=b"{}", content_type="application/json")
         a_key = _identity_key_id(node, "a.example.org")
-        call = await _held_ping(client, url_a, proxy)
+        # Held once A has taken the request's head and verified it in the session, before its body is whole:
+        # A, which re-checks its own key before it takes a request in a session, not before it answers,
+        # answers in the session its key vouched for after that key is revoked.
+        padded = b'{"pad":"' + b"x" * 200_000 + b'"}'
+        call = await _held_ping(client, url_a, proxy, body=padded, after=150_000)
         await asyncio.to_thread(_rotate_and_revoke, homes["a"], homes["b"], "a.example.org", a_key)
         proxy.release()  # A answers in the session it opened with the key B now knows to be revoked
         with pytest.raises(SignatureKeyRevoked):
