@@ -37,6 +37,7 @@ from storage.database import write_transaction
 log = logging.getLogger("satchel.directory")
 JOIN_PATH = "/satchel/v1/directory/join"
 UPDATE_PATH = "/satchel/v1/directory/update"
+UPDATE_KIND = "directory.update"  # the outbox jobs that push this node's descriptor to a directory it joined
 # An entry no answer of its directory has held for this long leaves the cache of search answers.
 CACHE_DAYS = 30
 
@@ -121,7 +122,12 @@ def queue_directory_updates(node: Node) -> list[str]:
         if pushed == current:
             continue
         job_id = new_id()
-        outbox.enqueue(node.db, job_id=job_id, kind="directory.update", peer=domain, url=base_url + UPDATE_PATH,
+        # Each update carries the whole descriptor: one still waiting is stale. Left to go after this one (it
+        # backed off while the directory was down), it would put the older descriptor back there: after a
+        # `keys revoke`, one listing the revoked key as valid, which the directory would then publish and
+        # vouch for to anyone looking the key up.
+        outbox.supersede(node.db, kind=UPDATE_KIND, url=base_url + UPDATE_PATH, now=now_iso())
+        outbox.enqueue(node.db, job_id=job_id, kind=UPDATE_KIND, peer=domain, url=base_url + UPDATE_PATH,
                        payload=body, content_type="application/json", now=now_iso())  # fmt: skip
         store.set_membership(node.db, base_url=base_url, domain=domain, status=_status, now=now_iso(),
                              pushed_sha256=current)  # fmt: skip

@@ -37,7 +37,7 @@ from protocol.directory import (
     sign_entry,
     sign_listing,
 )
-from protocol.key_chain import KeyChanged, KnownKey, check_continuity
+from protocol.key_chain import KeyChanged, KeyRevoked, KnownKey, check_continuity
 from protocol.signed_document import b64url, unb64url
 from storage import directory as store
 from storage import settings
@@ -132,12 +132,11 @@ async def handle_join(
 
 def _check_same_district(existing: Entry, descriptor: Descriptor, signer: str) -> None:
     old = verify_descriptor(existing.descriptor).descriptor
-    known = {
-        k.key_id: KnownKey(k.public_key, revoked=k.key_id in descriptor.revoked_keys)
-        for k in old.keys_for("identity")
-    }
+    if signer in descriptor.revoked_keys:
+        raise KeyRevoked(f"{descriptor.domain}'s descriptor is signed by {signer}, which it revokes", field="keys")
+    known = {k.key_id: KnownKey(k.public_key) for k in old.keys_for("identity")}
     try:
-        check_continuity(descriptor, signer, known)
+        chain = check_continuity(descriptor, signer, known)
     except KeyChanged as exc:
         # Read by the district that sent the request: the generic hint (re-pin the peer) is not its to follow.
         raise KeyChanged(
@@ -147,6 +146,12 @@ def _check_same_district(existing: Entry, descriptor: Descriptor, signer: str) -
             f"with this directory's operator by phone, who rejects the old entry (`satchel directory reject "
             f"{descriptor.domain}`); then join again, and the operator approves the new entry",
         ) from exc
+    # Revoked as far as this directory knew before this update: a key the update itself revokes still leads to
+    # the key it endorsed before that. (A district that rotated, then revoked the old key, before its first
+    # update got here was refused: listed under the revoked key for good, every later update refused alike.)
+    revoked = [key_id for key_id in chain if key_id in old.revoked_keys]
+    if revoked:
+        raise KeyRevoked(f"key {revoked[0]} of {descriptor.domain} was revoked", field="keys")
 
 
 def _sign(

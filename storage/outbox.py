@@ -131,6 +131,16 @@ def cancel_prefixed(db: sqlite_utils.Database, prefix: str, now: str) -> int:
     return cursor.rowcount
 
 
+def supersede(db: sqlite_utils.Database, *, kind: str, url: str, now: str) -> int:
+    """Withdraw the pending jobs of ``kind`` to ``url``, which a new one carrying the whole of what they carried
+    replaces; how many."""
+    cursor = db.execute(
+        "UPDATE outbox SET status = 'cancelled', done_at = ? WHERE kind = ? AND url = ? AND status = 'pending'",
+        [now, kind, url],
+    )
+    return cursor.rowcount
+
+
 def claim(db: sqlite_utils.Database, job_id: str, *, now: str, lease_until: str) -> bool:
     """Take a due job for one delivery attempt. Only one deliverer (a `satchel` command or the server's
     worker) wins; the lease makes a crashed deliverer's job due again when it runs out. The lease names this

@@ -305,3 +305,43 @@ def test_a_session_the_receivers_revoked_key_vouched_for_ends_and_the_envelope_g
     assert shown["state"] == "delivered", shown
     peer = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)  # learned from B, not refreshed
     assert {k["key_id"]: k["status"] for k in peer["keys"] if k["use"] == "identity"}[old] == "revoked"
+
+
+def test_an_update_queued_before_a_revocation_does_not_put_the_revoked_key_back_in_the_directory(federation) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from test_federation import _cli, _join_and_approve
+
+    from support import ServedNode
+
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    federation.served["dir"].stop()
+    federation.served["a"].stop()  # nothing is tried until both are back
+    info = json.loads(_cli(homes["a"], "info", "--json").output)
+    [old] = [k["id"] for k in info["keys"] if k["use"] == "identity"]
+    _cli(homes["a"], "keys", "rotate", "--identity", "--as", "ada")  # an update: both keys, the old one valid
+    _cli(homes["a"], "keys", "revoke", old, "--as", "ada")  # another: the old key revoked
+    soon, later = (datetime.now(UTC) + timedelta(seconds=s) for s in (0, 3))
+    with sqlite3.connect(homes["a"] / "satchel.db") as conn:
+        query = "SELECT job_id FROM outbox WHERE kind = 'directory.update' AND status = 'pending' ORDER BY created_at"
+        waiting = [job for (job,) in conn.execute(query)]
+        # The revocation's update goes first, the rotation's after it, as their backoff may have it.
+        for job, when in zip(waiting, (later, soon)[-len(waiting) :], strict=True):
+            conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE job_id = ?",
+                         [when.strftime("%Y-%m-%dT%H:%M:%SZ"), job])  # fmt: skip
+    federation.served["dir"] = ServedNode(homes["dir"])
+    federation.served["a"] = ServedNode(homes["a"])
+
+    def updates() -> list[str]:
+        with sqlite3.connect(homes["a"] / "satchel.db") as conn:
+            return [f"{s} {e}" for s, e in conn.execute("SELECT status, last_error FROM outbox"
+                                               " WHERE kind = 'directory.update' ORDER BY created_at")]  # fmt: skip
+
+    wait_until(lambda: not any(u.startswith("pending") for u in updates()), timeout=60)
+    time.sleep(4)  # past when the older update was due: none goes after the revocation's
+    assert updates()[-1].startswith("done"), updates()
+    with sqlite3.connect(homes["dir"] / "satchel.db") as conn:
+        listed = {k for (k,) in conn.execute("SELECT key_id FROM directory_entry_keys WHERE domain = 'a.example.org'")}
+    assert old not in listed, listed  # a district looking the old key up is not sent to A by the directory
+    assert len(waiting) == 1  # the rotation's update was withdrawn: the revocation's carries all it said
