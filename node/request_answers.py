@@ -157,7 +157,11 @@ def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer
     next_step = f"See it with: satchel requests show {request_id}"
     requester = status.side is RequestSide.REQUESTER
     failed = status.state is RequestState.RELEASE_FAILED
-    if topic == "request.overdue" and requester:
+    if topic == "request.overdue" and requester and (unsent := None if failed else _unsent(node, request_id, peer)):
+        # Not an answer that is late: the request never reached them, and asking their coordinator would not help.
+        subject = f"Records request {request_id} to {peer} has not reached them yet"
+        next_step = f"{unsent}\n{next_step}"
+    elif topic == "request.overdue" and requester:
         # The requester's own request has waited: the one who can move it is the other district's coordinator.
         subject = (f"Records request {request_id} to {peer} has no new answer since its release failed" if failed
                    else f"Records request {request_id} to {peer} has no answer yet")  # fmt: skip
@@ -184,6 +188,18 @@ REQUEST_KIND = "request"
 REQUEST_JOB_PREFIX = "request-"
 MESSAGE_JOB_PREFIX = "request-message-"
 RESPONSE_JOB_PREFIX = "response-"
+
+
+def _unsent(node: Node, request_id: str, peer: str) -> str | None:
+    """What became of this node's own request ``request_id`` while it has not been delivered; None once it was."""
+    job = outbox.get(node.db, request_job(request_id))
+    if job is None or job.status in ("done", "cancelled"):
+        return None
+    said = f"{job.attempts} attempt(s)" + (f"; the last try: {job.last_error}" if job.last_error else "")
+    if job.status == "failed":
+        return (f"Its delivery failed for good ({said}). Cancel it with: satchel requests cancel {request_id}\n"
+                f"and ask again with: satchel request --from {peer} ...")  # fmt: skip
+    return f"It is still being sent ({said}). Check that {peer} can be reached with: satchel peers ping {peer}"
 
 
 def request_job(request_id: str) -> str:

@@ -169,6 +169,24 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
     assert f"satchel requests message {request_id}" in body
 
 
+def test_a_request_that_never_reached_the_other_district_is_reminded_of_as_such(pair) -> None:
+    from node.home import open_node
+    from node.requests_flow import flag_overdue
+
+    a, b, _ = pair
+    b.cli("peers", "ping", a.domain)  # B knows A, then A goes away before the request is made
+    a.stop()
+    request_id = b.cli("request", "--from", a.domain, "--student", "100002", "--as", "coord").stdout.split()[2]
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.execute("UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id])
+    with open_node(b.home, b.env) as node:
+        assert flag_overdue(node) == [request_id]
+    (told,) = [i for i in _json(b, "inbox", "--json") if request_id in i["subject"]]
+    # Not "no answer yet", with whom to ask: they never had it, so asking them would not help.
+    assert told["subject"] == f"Records request {request_id} to a.example.org has not reached them yet"
+    assert "It is still being sent (" in told["body"] and f"satchel peers ping {a.domain}" in told["body"]
+
+
 def test_the_district_holidays_are_not_working_days(pair) -> None:
     from node.home import open_node
     from node.requests_flow import flag_overdue, show
