@@ -13,7 +13,7 @@ from node.feed_cache import FEED_CACHE
 from node.http_sessions import SESSIONS
 from node.keyring import KEYRING
 from node.request_answers import RESPONSE_TYPE
-from node.signed_http import BODY, ORIGIN_HEADER, PEER, SESSION
+from node.signed_http import ANSWER_KEY, BODY, ORIGIN_HEADER, PEER, SESSION
 from protocol.http_sessions import SessionOfferInvalid, answer_body, parse_offer
 
 DESCRIPTOR_TYPE = "application/satchel-descriptor+json"
@@ -41,8 +41,9 @@ async def open_session(request: web.Request) -> web.Response:
             field="Signature-Input",
         )
     node = request.app[NODE]
+    request[ANSWER_KEY] = server_key = node.current_keys().identity  # the key the answer is signed with
     answer = request.app[SESSIONS].open(
-        peer=request[PEER], client_share=parse_offer(request[BODY]), server_key=node.current_keys().identity,
+        peer=request[PEER], client_share=parse_offer(request[BODY]), server_key=server_key,
         client_origin=request.headers[ORIGIN_HEADER], now=int(time.time()),
     )  # fmt: skip
     return web.Response(body=answer_body(answer), content_type="application/json")

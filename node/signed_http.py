@@ -76,13 +76,18 @@ class ContentCodingRefused(SatchelError):
     default_hint = "send the body without Content-Encoding; the Content-Digest covers the bytes as sent"
 
 
-__all__ = ["BODY", "PEER", "SESSION", "STREAM", "PeerIdentity", "SignedBodyStream", "signed_request_headers"]
+__all__ = ["ANSWER_KEY", "BODY", "PEER", "SESSION", "STREAM", "PeerIdentity", "SignedBodyStream",
+           "signed_request_headers"]
 
 PEER = web.RequestKey("peer", PeerIdentity)
 SESSION = web.RequestKey("session", ServerSession)
 BODY = web.RequestKey("body", bytes)
 STREAM = web.RequestKey("stream", object)
 _REQUEST_VIEW = web.RequestKey("request_view", HttpRequestView)
+# The identity key a handler's answer rests on, when it must be the one that signs it: a session's answer is
+# made with the server's key of the moment, and a key rotated between the handler and the signing would leave
+# the client a session its answer's signature does not vouch for.
+ANSWER_KEY = web.RequestKey("answer_key", IdentityKey)
 
 
 @lru_cache(maxsize=4)  # asked twice per request, always about this node's one base URL
@@ -238,7 +243,7 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
     response.headers[CONTENT_DIGEST] = content_digest_header(body)
     response.headers["Content-Type"] = response.headers.get("Content-Type", response.content_type)
     session = request.get(SESSION)
-    key = session.keys.to_client if session is not None else node.current_keys().identity
+    key = session.keys.to_client if session is not None else request.get(ANSWER_KEY) or node.current_keys().identity
     try:
         view = HttpResponseView(
             status=response.status,
