@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlite_utils
 
 from storage.errors import DatabaseBusy, SchemaNewer, database_damaged
-from storage.migrations import MIGRATIONS
+from storage.migrations import FORMER_NAMES, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
 # FULL: in WAL mode, every commit syncs the log before it returns, so nothing this node has acknowledged (a
@@ -36,8 +36,7 @@ def open_database(path: Path, *, migrate: bool = True, create: bool = True) -> s
         conn.execute(DURABLE)
         db = sqlite_utils.Database(conn)
         if migrate:
-            _refuse_newer(db)
-            MIGRATIONS.apply(db)
+            _migrate(db)
     except BaseException as exc:
         conn.close()
         damaged = database_damaged(exc, path)
@@ -47,11 +46,66 @@ def open_database(path: Path, *, migrate: bool = True, create: bool = True) -> s
     return db
 
 
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Bring the schema up to date. Checked first without the write lock, so that opening an up-to-date home
+    never waits for a writer; the work itself is done holding it, the pending migrations read again under it:
+    after an upgrade the server and a command (a nightly backup, a coordinator) may open the home at once,
+    and the one that read the list before the other had applied it ran those migrations a second time
+    (duplicate column name, no such column: an internal error). All of them in one transaction, so an
+    upgrade that fails (a full disk) leaves the home as the older version left it."""
+    _refuse_newer(db)
+    if not _former_names_applied(db) and not MIGRATIONS.pending(db):
+        return
+    conn = db.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise DatabaseBusy(
+                "the database is busy: another satchel process is upgrading it or writing to it",
+                hint="try again in a moment; an upgrade of a large home can take a minute",
+            ) from exc
+        raise
+    try:
+        _rename_former(db)
+        _refuse_newer(db)
+        MIGRATIONS.apply(db)  # each migration in a savepoint of this transaction
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _applied_names(db: sqlite_utils.Database) -> list[str]:
+    return [m.name for m in MIGRATIONS.applied(db)]
+
+
+def _former_names_applied(db: sqlite_utils.Database) -> bool:
+    return any(name in FORMER_NAMES for name in _applied_names(db))
+
+
+def _rename_former(db: sqlite_utils.Database) -> None:
+    """Record under its name of now a migration a released version applied under a name since changed."""
+    applied = set(_applied_names(db))
+    for former, name in FORMER_NAMES.items():
+        if former not in applied:
+            continue
+        if name in applied:  # both recorded (cannot happen through Satchel itself): one record is enough
+            db.execute("DELETE FROM _sqlite_migrations WHERE migration_set = ? AND name = ?", [MIGRATIONS.name, former])
+        else:
+            db.execute(
+                "UPDATE _sqlite_migrations SET name = ? WHERE migration_set = ? AND name = ?",
+                [name, MIGRATIONS.name, former],
+            )
+
+
 def _refuse_newer(db: sqlite_utils.Database) -> None:
     """A database changed by a newer Satchel (after a downgrade, or a newer node's backup restored under an
     older one) has tables and columns this code does not know; running on it could misread or damage them."""
     known = {migration.name for migration in MIGRATIONS._migrations}  # the registered set; no public accessor
-    unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
+    known |= {former for former, name in FORMER_NAMES.items() if name in known}
+    unknown = [name for name in _applied_names(db) if name not in known]
     if unknown:
         raise SchemaNewer(
             f"this home's database was changed by a newer version of Satchel (migration {unknown[-1]}), which this "

@@ -6,6 +6,15 @@ import sqlite_utils
 
 MIGRATIONS = sqlite_utils.Migrations("satchel")
 
+# Names under which released versions applied a migration that was renamed later, the migration unchanged: a
+# home upgraded from such a version has it recorded under the old name, so it would be taken for a newer
+# version's (storage.schema_newer) and run again. storage.database records it under its name of now first.
+FORMER_NAMES = {
+    "0021_directory_cache_fields": "0020_directory_cache_fields",  # until c1cb576
+    "0024_request_answers_sent": "0021_request_answers_sent",  # until d4c4f2b
+    "0021_students_source_id": "0022_students_source_id",  # until d4c4f2b
+}
+
 
 def _run(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT the migration's transaction first, so run statement by statement.
