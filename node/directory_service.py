@@ -76,6 +76,30 @@ class NotMember(SatchelError):
     default_hint = "join first with `satchel directory join URL`"
 
 
+class EntryOutdated(SatchelError):
+    """A district's entry stored by an older Satchel holds a descriptor this version refuses to publish."""
+
+    code = "directory.entry_outdated"
+    default_hint = (
+        "reject it (`satchel directory reject DOMAIN`) and ask the district to join again: its node, once "
+        "upgraded, sends a descriptor this version takes (or its next update replaces the entry)"
+    )
+
+
+def _stored_descriptor(entry: Entry, *, shown: bool) -> Descriptor:
+    """The descriptor an entry was stored with. An older version stored what its own checks took (a name with
+    a tab in it, before control characters were refused): ``shown=False`` reads it all the same, for its keys;
+    to publish it (``shown=True``), such an entry is refused as outdated, not as a malformed message."""
+    try:
+        return verify_descriptor(entry.descriptor, check_shown=shown).descriptor
+    except SatchelError as exc:
+        raise EntryOutdated(
+            f"the entry for {entry.domain} was stored by an older version of Satchel and this version refuses "
+            f"its descriptor ({exc.code}: {exc.message})", field=exc.field,
+            hint=EntryOutdated.default_hint.replace("DOMAIN", entry.domain),
+        ) from exc  # fmt: skip
+
+
 def require_directory(node: Node, *, operator: bool = False) -> None:
     """``operator``: asked by a command run on this home, whose operator needs another hint than a peer."""
     if node.config.node.role != "directory":
@@ -131,7 +155,9 @@ async def handle_join(
 
 
 def _check_same_district(existing: Entry, descriptor: Descriptor, signer: str) -> None:
-    old = verify_descriptor(existing.descriptor).descriptor
+    # Only its keys are compared: an update from the district is how an entry an older version stored is
+    # replaced by one this version publishes.
+    old = _stored_descriptor(existing, shown=False)
     if signer in descriptor.revoked_keys:
         raise KeyRevoked(f"{descriptor.domain}'s descriptor is signed by {signer}, which it revokes", field="keys")
     known = {k.key_id: KnownKey(k.public_key) for k in old.keys_for("identity")}
@@ -175,8 +201,10 @@ def decide(node: Node, *, actor: str | None, domain: str, approve: bool, reason:
                 f"no member request from {domain}", field="DOMAIN", hint="see `satchel directory list`"
             )
         now = now_iso()
-        descriptor = verify_descriptor(existing.descriptor).descriptor
-        entry = _sign(node, descriptor, existing.descriptor, now) if approve else None
+        # A rejection signs nothing, so an entry this version cannot publish can always be rejected.
+        entry = None
+        if approve:
+            entry = _sign(node, _stored_descriptor(existing, shown=True), existing.descriptor, now)
         status = "approved" if approve else "rejected"
         store.set_decision(node.db, domain, own=own, status=status, entry=entry, by=user.username, now=now)
         record(

@@ -64,6 +64,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "descriptor.key_revoked": 401,
     "directory.domain_not_verified": 403,
     "directory.entry_invalid": 502,
+    "directory.entry_outdated": 409,
     "directory.fingerprint_mismatch": 400,
     "directory.not_a_directory": 404,
     "directory.not_member": 403,

@@ -194,8 +194,12 @@ def _key(value: Any) -> PublishedKey:
     return key
 
 
-def parse_descriptor(payload: bytes) -> Descriptor:
-    """Parse descriptor payload bytes (already signature-checked by the caller)."""
+def parse_descriptor(payload: bytes, *, check_shown: bool = True) -> Descriptor:
+    """Parse descriptor payload bytes (already signature-checked by the caller).
+
+    ``check_shown=False`` leaves out the checks of what is shown to people (control characters), for reading
+    back a descriptor stored under an older version, which did not make them: its keys are still its keys.
+    Never for a descriptor that arrives."""
     what = "descriptor"
     obj = loads_object(payload, what=what)
     version = take(obj, "version", int, what=what)
@@ -224,7 +228,8 @@ def parse_descriptor(payload: bytes) -> Descriptor:
         issued_at=take(obj, "issued_at", str, what=what),
         revoked_keys=tuple(revoked),
     )
-    _check_shown(descriptor)
+    if check_shown:
+        _check_shown(descriptor)
     return descriptor
 
 
@@ -265,10 +270,13 @@ class VerifiedDescriptor:
     payload: bytes
 
 
-def verify_descriptor(data: bytes, *, expected_domain: str | None = None) -> VerifiedDescriptor:
-    """Verify a served descriptor: signature first, then parse, then check the signer is listed."""
+def verify_descriptor(
+    data: bytes, *, expected_domain: str | None = None, check_shown: bool = True
+) -> VerifiedDescriptor:
+    """Verify a served descriptor: signature first, then parse, then check the signer is listed
+    (``check_shown``: see parse_descriptor)."""
     verified = verify_document(data, purpose=PURPOSE, max_bytes=MAX_DESCRIPTOR_BYTES)
-    descriptor = parse_descriptor(verified.payload)
+    descriptor = parse_descriptor(verified.payload, check_shown=check_shown)
     listed = {k.key_id: k for k in descriptor.keys_for("identity")}
     entry = listed.get(verified.signer.key_id)
     if entry is None or entry.public_key != verified.signer.raw:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from protocol import SatchelError
 from protocol.descriptor import Descriptor, verify_descriptor
 from storage.rows import like_escaped
 
@@ -119,8 +120,18 @@ def _publish(
     elif written is not None and written[0] == chosen:
         keys = [k.key_id for k in written[1].keys]
     else:
-        keys = [k.key_id for k in verify_descriptor(bytes(row[1])).descriptor.keys]
+        keys = _listed_key_ids(bytes(row[1]))
     _index_keys(db, domain, keys)
+
+
+def _listed_key_ids(signed: bytes) -> list[str]:
+    """The key ids a stored descriptor lists. An older version stored what its own checks took (a district's
+    name with a tab in it, before control characters were refused): its keys are read all the same, and one
+    this version cannot read at all indexes none rather than stop the rest."""
+    try:
+        return [k.key_id for k in verify_descriptor(signed, check_shown=False).descriptor.keys]
+    except SatchelError:
+        return []
 
 
 def _index_keys(db: sqlite_utils.Database, domain: str, key_ids: list[str]) -> None:
@@ -136,7 +147,7 @@ def reindex_keys(db: sqlite_utils.Database) -> None:
     had one entry)."""
     rows = db.execute("SELECT domain, descriptor FROM directory_entries").fetchall()
     for domain, signed in rows:
-        _index_keys(db, domain, [k.key_id for k in verify_descriptor(bytes(signed)).descriptor.keys])
+        _index_keys(db, domain, _listed_key_ids(bytes(signed)))
 
 
 def approved_entries_with_key(db: sqlite_utils.Database, key_id: str) -> list[Entry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from crypto import EncryptionKey, IdentityKey
@@ -66,3 +67,23 @@ def test_migration_indexes_the_entries_already_stored(tmp_path: Path) -> None:
     )  # fmt: skip
     MIGRATIONS.apply(db)
     assert _found(db, key) == ["a.example.org"]
+
+
+def test_migration_indexes_an_entry_an_older_version_stored_under_looser_checks(tmp_path: Path) -> None:
+    """A directory of a release before 0011 held what its checks took: a district whose name has a tab in it
+    made the migration, and so every command of the upgraded directory, fail."""
+    db = open_database(tmp_path / "old.db", migrate=False)
+    MIGRATIONS.apply(db, stop_before="0011_directory_entry_keys")
+    key, odd_key = IdentityKey.generate(), IdentityKey.generate()
+    descriptor, signed = _signed("a.example.org", key)
+    odd, _ = _signed("odd.example.org", odd_key)
+    odd = replace(odd, name="Odd\tDistrict")  # refused since control characters are (spec/descriptor.md)
+    for status, d, s in (("approved", descriptor, signed), ("approved", odd, sign_descriptor(odd, odd_key))):
+        db.execute(
+            "INSERT INTO directory_entries (domain, status, origin, name, state, city, zip, nces_id, descriptor,"
+            " joined_at, updated_at) VALUES (?, ?, 'here', ?, 'IL', 'Springfield', '62701', '', ?, ?, ?)",
+            [d.domain, status, d.name, s, NOW, NOW],
+        )  # fmt: skip
+    MIGRATIONS.apply(db)
+    assert _found(db, key) == ["a.example.org"]
+    assert _found(db, odd_key) == ["odd.example.org"]  # its keys are its keys; districts judge the entry
