@@ -175,8 +175,13 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+# A row is one line: text an older version stored (a name with a tab or a line break, taken before the
+# one-line rules) must not break the columns.
+_CELL_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "(none)") -> None:
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    rows = [["" if v is None else str(v).translate(_CELL_BREAKS) for v in row] for row in rows]
     if not rows:
         click.echo(empty)
         return

@@ -74,15 +74,16 @@ def local_now() -> datetime:
 # A stored request or answer had its signer checked against the other district's keys when it arrived (or
 # it is this node's own): the key named in it still checks the bytes, and a key the district retired or
 # revoked, or this node forgot, since must not hide who asked or what was said, nor keep the request from
-# being answered (spec/requests.md §4). Whatever reads a stored one back goes through these.
+# being answered (spec/requests.md §4). Whatever reads a stored one back goes through these. And it is read as
+# the version that stored it took it: one kept before the one-line rule may hold a tab in a name.
 
 
 def stored_request(signed: bytes) -> RecordsRequest:
-    return parse_records_request(verify_document(signed, purpose=PURPOSE_REQUEST).payload)
+    return parse_records_request(verify_document(signed, purpose=PURPOSE_REQUEST).payload, stored=True)
 
 
 def stored_response(signed: bytes) -> RequestResponse:
-    return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload)
+    return parse_request_response(verify_document(signed, purpose=PURPOSE_RESPONSE).payload, stored=True)
 
 
 def status_of(node: Node, row: RequestRow) -> RequestStatus:

@@ -12,7 +12,9 @@ other (its text in ``comments``). ``repr`` shows ids only: the rest is a child's
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -105,11 +107,26 @@ def _bad(field: str, what: str) -> RequestInvalid:
     return RequestInvalid(f"{field} {what}", field=field)
 
 
+# Off while a node reads back a request or response it stored (parse_*(stored=True)): versions before the
+# one-line rule took line breaks and tabs in every member, and a request stored then must still be listed,
+# shown, answered and followed to its end after an upgrade. What arrives, or is signed, is held to it.
+_ONE_LINE_RULE: ContextVar[bool] = ContextVar("records_request_one_line_rule", default=True)
+
+
+@contextmanager
+def _read(*, stored: bool) -> Iterator[None]:
+    token = _ONE_LINE_RULE.set(not stored)
+    try:
+        yield
+    finally:
+        _ONE_LINE_RULE.reset(token)
+
+
 def _text(value: Any, field: str, max_len: int, *, required: bool = True, one_line: bool = True) -> None:
     """Free text (spec/README.md); every member but the comments is one line: a name with a line break
     would break the tables and CSV files it is shown in."""
     check_text(value, field, max_len, required=required, error=RequestInvalid)
-    if one_line and isinstance(value, str) and ("\n" in value or "\t" in value):
+    if one_line and _ONE_LINE_RULE.get() and isinstance(value, str) and ("\n" in value or "\t" in value):
         raise _bad(field, "must be one line, without a line break or tab")
 
 
@@ -418,9 +435,11 @@ def _strictly(parse: Callable[[bytes], T], payload: bytes) -> T:
         raise RequestInvalid(exc.message, field=exc.field) from exc
 
 
-def parse_records_request(payload: bytes) -> RecordsRequest:
-    """Parse request payload bytes (already signature-checked by :func:`verify_records_request`)."""
-    return _strictly(_parse_records_request, payload)
+def parse_records_request(payload: bytes, *, stored: bool = False) -> RecordsRequest:
+    """Parse request payload bytes (already signature-checked by :func:`verify_records_request`); ``stored``:
+    bytes this node kept when they arrived or when it signed them, read back (see _ONE_LINE_RULE)."""
+    with _read(stored=stored):
+        return _strictly(_parse_records_request, payload)
 
 
 def _parse_records_request(payload: bytes) -> RecordsRequest:
@@ -457,9 +476,11 @@ def _parse_records_request(payload: bytes) -> RecordsRequest:
     )
 
 
-def parse_request_response(payload: bytes) -> RequestResponse:
-    """Parse response payload bytes (already signature-checked by :func:`verify_request_response`)."""
-    return _strictly(_parse_request_response, payload)
+def parse_request_response(payload: bytes, *, stored: bool = False) -> RequestResponse:
+    """Parse response payload bytes (already signature-checked by :func:`verify_request_response`); ``stored``
+    as for :func:`parse_records_request`."""
+    with _read(stored=stored):
+        return _strictly(_parse_request_response, payload)
 
 
 def _parse_request_response(payload: bytes) -> RequestResponse:
