@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from node.appkeys import NODE, PUBLIC_ROUTES, REQUIRED_COMPONENTS, STREAMING_ROUTES
+from node.background_errors import log_failure
 from node.config import NodeConfig
+from node.directory_client import queue_directory_updates
 from node.envelope_resume import adopt_orphans
 from node.feed_cache import FEED_CACHE, FeedCache
 from node.home import Node, load_keys
@@ -29,7 +32,9 @@ from node.workers import (
     temp_sweep_worker,
 )
 from storage.blobs import BlobStore
-from storage.database import open_database
+from storage.database import open_database, write_transaction
+
+log = logging.getLogger("satchel.server")
 
 
 def create_app(config: NodeConfig) -> web.Application:
@@ -57,6 +62,7 @@ def create_app(config: NodeConfig) -> web.Application:
         node = Node(config, load_keys(config, db), db, BlobStore(config.blobs_dir))
         app[NODE] = node
         adopt_orphans(node, app[UPLOADS])  # before the first request: a sender may ask about them at once
+        _publish_changes(node)
         session = aiohttp.ClientSession()
         app[KEYRING] = Keyring(node, lambda: session, allow_loopback_http=config.federation.dev_loopback)
         # A serving node talks to the same peers again and again: it signs in sessions (§11).
@@ -76,3 +82,14 @@ def create_app(config: NodeConfig) -> web.Application:
         app.cleanup_ctx.append(mirror_worker)
         app.cleanup_ctx.append(resign_worker)
     return app
+
+
+def _publish_changes(node: Node) -> None:
+    """What the node publishes may have changed while it was stopped (an upgrade's migration made its contact
+    one line; IT changed its URL in satchel.toml): the directories it joined get its descriptor now, through
+    the outbox, not at its next change. A failure is logged: the node serves all the same."""
+    try:
+        with write_transaction(node.db):
+            queue_directory_updates(node)
+    except Exception as exc:
+        log_failure(log, "sending this node's descriptor to its directories", exc)

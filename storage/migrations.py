@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import sqlite_utils
 
 MIGRATIONS = sqlite_utils.Migrations("satchel")
@@ -13,6 +16,7 @@ FORMER_NAMES = {
     "0021_directory_cache_fields": "0020_directory_cache_fields",  # until c1cb576
     "0024_request_answers_sent": "0021_request_answers_sent",  # until d4c4f2b
     "0021_students_source_id": "0022_students_source_id",  # until d4c4f2b
+    "0024_request_release_failed_on": "0023_request_release_failed_on",  # e6aa2b1 to 7562820
 }
 
 
@@ -791,3 +795,32 @@ def _manifest_redactions(db: sqlite_utils.Database) -> None:
     # (node.purged_content): the bytes then no longer match the signature, so the row says which records were
     # erased, when, and which of the sender's keys verified the manifest just before (JSON; NULL: as signed).
     db.execute("ALTER TABLE transfer_manifests ADD COLUMN redacted TEXT")
+
+
+@MIGRATIONS(name="0026_one_line_names")
+def _one_line_names(db: sqlite_utils.Database) -> None:
+    # Versions before e6947e8 and 710d969 took a tab or a line break in an operator's full name and in the
+    # coordinator contact; both now go out in signed documents whose readers refuse them (a records request's
+    # requester, a response's person, the descriptor's coordinator). Upgraded, such an operator could not ask
+    # for, release or write about records (request.invalid), and every upgraded peer and directory refused the
+    # node's descriptor. Nothing renames an operator, so each such character becomes a space here. The pattern
+    # is the one the checks use, written out: this migration must do the same whatever they become.
+    control = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+    def one_line(text: str) -> str:
+        return " ".join(control.sub(" ", text).split()) if control.search(text) else text
+
+    renamed = [
+        (name, username)
+        for username, full_name in db.execute("SELECT username, full_name FROM users").fetchall()
+        if (name := one_line(full_name)) != full_name and name
+    ]
+    db.conn.executemany("UPDATE users SET full_name = ? WHERE username = ?", renamed)
+    row = db.execute("SELECT value FROM settings WHERE key = 'district.contact'").fetchone()
+    contact = json.loads(row[0]) if row else None
+    if isinstance(contact, dict):
+        cleaned = {k: one_line(v) if isinstance(v, str) else v for k, v in contact.items()}
+        if cleaned != contact and cleaned.get("name"):
+            db.execute(
+                "UPDATE settings SET value = ? WHERE key = 'district.contact'", [json.dumps(cleaned, sort_keys=True)]
+            )

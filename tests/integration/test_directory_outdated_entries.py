@@ -13,6 +13,9 @@ from pathlib import Path
 from test_federation import _cli, _directory_fingerprint, _identity, _join_and_approve
 
 from protocol.descriptor import sign_descriptor, verify_descriptor
+from protocol.directory import read_entry, sign_entry
+
+from support import ServedNode, wait_until
 
 
 def _as_an_older_release_stored_it(homes: dict[str, Path]) -> None:
@@ -26,6 +29,10 @@ def _as_an_older_release_stored_it(homes: dict[str, Path]) -> None:
             "UPDATE directory_entries SET descriptor = ?, name = ? WHERE domain = 'b.example.org'",
             [sign_descriptor(older, _identity(homes["b"])), older.name],
         )
+
+
+def _listed(homes: dict[str, Path]) -> list[str]:
+    return [r["domain"] for r in json.loads(_cli(homes["a"], "directory", "search", "--json").output)["results"]]
 
 
 def _b_as_listed(homes: dict[str, Path]) -> dict:
@@ -59,3 +66,36 @@ def test_an_entry_an_older_version_stored_can_be_rejected_not_approved(federatio
     assert "status: pending" in _cli(homes["b"], "directory", "join", urls["dir"], "--as", "ada").output
     _cli(homes["dir"], "directory", "approve", "b.example.org", "--as", "op")
     assert "\t" not in _b_as_listed(homes)["name"]
+
+
+def test_a_district_upgraded_from_a_contact_with_a_tab_is_listed_again_as_it_starts(federation) -> None:
+    """B's coordinator contact was set with a tab under an older release, and the directory stored B's
+    descriptor with it. Upgraded, B's migration makes the contact one line, and B, starting, sends the
+    directory its descriptor: listed again without anyone doing anything (search dropped B until then)."""
+    homes, urls = federation
+    _join_and_approve(homes, urls)
+    federation.served["b"].stop()
+    with sqlite3.connect(homes["b"] / "satchel.db") as conn:  # B's home as the older release left it
+        (stored,) = conn.execute("SELECT value FROM settings WHERE key = 'district.contact'").fetchone()
+        contact = json.loads(stored)
+        conn.execute("UPDATE settings SET value = ? WHERE key = 'district.contact'",
+                     [json.dumps({**contact, "title": "Registrar\t"})])  # fmt: skip
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0026_one_line_names'")
+        # What B pushed to the directory then was the descriptor with the tab.
+        conn.execute("UPDATE directory_memberships SET pushed_descriptor_sha256 = 'as the older release pushed it'")
+    with sqlite3.connect(homes["dir"] / "satchel.db") as conn:  # and the directory's entry for B
+        query = "SELECT descriptor, entry FROM directory_entries WHERE domain = 'b.example.org'"
+        signed, entry = conn.execute(query).fetchone()
+        current = verify_descriptor(signed).descriptor
+        assert current.coordinator is not None
+        older = replace(current, coordinator=replace(current.coordinator, title="Registrar\t"))
+        older_signed = sign_descriptor(older, _identity(homes["b"]))
+        older_entry = sign_entry(replace(read_entry(entry)[0], descriptor=older_signed), _identity(homes["dir"]))
+        conn.execute("UPDATE directory_entries SET descriptor = ?, entry = ? WHERE domain = 'b.example.org'",
+                     [older_signed, older_entry])  # fmt: skip
+    assert "b.example.org" not in _listed(homes)  # every district of this version drops the entry
+
+    federation.served["b"] = ServedNode(homes["b"])
+
+    wait_until(lambda: "b.example.org" in _listed(homes))
+    assert json.loads(_cli(homes["b"], "contact", "show", "--json").output)["title"] == "Registrar"

@@ -3,6 +3,7 @@ processes opening it at once right after the upgrade."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -50,6 +51,8 @@ def _as_released(path: Path, renamed: dict[str, str]) -> None:
         ("5c6f789",
          {"0021_request_answers_sent": "0024_request_answers_sent",
           "0022_students_source_id": "0021_students_source_id"}),
+        # e6aa2b1: the day a release failed was 0024, renumbered before the import log's 0024 landed
+        ("e6aa2b1", {"0023_request_release_failed_on": "0024_request_release_failed_on"}),
     ],
 )  # fmt: skip
 def test_a_home_from_a_release_that_named_a_migration_otherwise_opens_and_is_brought_up_to_date(
@@ -104,3 +107,25 @@ def test_a_home_opened_by_two_processes_at_once_after_an_upgrade_is_migrated_onc
     assert outcome == ["opened"]
     assert sorted(_applied(path)) == sorted(m.name for m in MIGRATIONS._migrations)
 
+
+
+def test_an_operator_and_the_contact_an_older_version_took_with_a_tab_are_made_one_line(tmp_path: Path) -> None:
+    """Before the one-line rules `users add` and `contact set` took tabs and line breaks; both names go out in
+    signed documents whose readers now refuse them, and no command renames an operator."""
+    from protocol.records_request import Person
+
+    db = open_database(tmp_path / "satchel.db", migrate=False)
+    MIGRATIONS.apply(db, stop_before="0026_one_line_names")
+    for username, full_name in (("bo", "Bo\tBrown"), ("cy", "Cy\n Lee "), ("dee", "Dee  Day")):
+        db.execute("INSERT INTO users (username, email, full_name, role, created_at) VALUES (?, ?, ?, 'coordinator',"
+                   " ?)", [username, f"{username}@b.example.org", full_name, NOW])  # fmt: skip
+    contact = {"name": "Bo\tBrown", "title": "Registrar\t", "email": "bo@b.example.org", "phone": "+1 217-555-0100"}
+    db.execute("INSERT INTO settings (key, value) VALUES ('district.contact', ?)", [json.dumps(contact)])
+
+    MIGRATIONS.apply(db)
+
+    names = dict(db.execute("SELECT username, full_name FROM users").fetchall())
+    assert names == {"bo": "Bo Brown", "cy": "Cy Lee", "dee": "Dee  Day"}  # a name without one is left as it is
+    (stored,) = db.execute("SELECT value FROM settings WHERE key = 'district.contact'").fetchone()
+    assert json.loads(stored) == {**contact, "name": "Bo Brown", "title": "Registrar"}
+    Person(name=names["bo"], email="bo@b.example.org", title="Registrar")  # what a request now carries
