@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -164,6 +164,13 @@ class PeerClient:
                 self._forget(base_url, session)
             session = await self._session_for(base_url, expect_domain)
             return await self._send(base_url, outgoing, session)
+
+    async def learn_key(self, key_id: str, *, base_url: str, domain: str) -> None:
+        """Hold ``domain``'s identity key ``key_id`` if the peer publishes it, before a document it signed is
+        verified. In a session its old key opened, a peer that rotated since signs its receipts with the new key,
+        and no handshake told this node of it. What cannot be learned is left to the verification to refuse."""
+        with suppress(SatchelError):
+            await self._keyring.resolve(key_id, origin=base_url, domain=domain)
 
     def _retries_in_new_session(self, peer_code: str, session: ClientSession) -> bool:
         """Whether a refusal of a request sent in ``session`` is cured by sending it once more in a new one."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from pathlib import Path
 
 from node.clock import now_iso
@@ -119,6 +120,9 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
         if is_permanent_refusal(exc.status, exc.peer_code):
             _refused_for_good(node, job, row, exc)
         raise
+    with contextlib.suppress(SatchelError):  # not a signed document: accept_receipt says why
+        signer = verify_document(response.body, purpose=RECEIPT_PURPOSE).signer.key_id
+        await client.learn_key(signer, base_url=base, domain=row.peer)
     accept_receipt(node, transfer_id, response.body)
 
 

@@ -345,3 +345,55 @@ def test_an_update_queued_before_a_revocation_does_not_put_the_revoked_key_back_
         listed = {k for (k,) in conn.execute("SELECT key_id FROM directory_entry_keys WHERE domain = 'a.example.org'")}
     assert old not in listed, listed  # a district looking the old key up is not sent to A by the directory
     assert len(waiting) == 1  # the rotation's update was withdrawn: the revocation's carries all it said
+
+
+def test_a_receipt_signed_with_the_key_the_receiver_rotated_to_inside_a_session_is_taken_at_once(pair) -> None:
+    import asyncio
+    import random
+
+    import aiohttp
+
+    from node import sending
+    from node.home import open_node
+    from node.keyring import Keyring
+    from node.manifest_builder import Selection
+    from node.outbox_worker import deliver_due
+    from node.peer_client import PeerClient
+    from storage import outbox
+
+    a, b, _ = pair
+    a.stop()  # A's deliveries are made here, by a peer client that signs in sessions as A's serving node's does
+    [old] = [k["key_id"] for k in _keys(b, "identity")]
+
+    async def scenario() -> tuple[str, str, str, tuple[str, int] | None]:
+        with open_node(a.home, a.env) as node:
+            async with aiohttp.ClientSession() as http:
+                keyring = Keyring(node, lambda: http, allow_loopback_http=True)
+                client = PeerClient(node, http, keyring, sessions=True)
+                try:
+                    pinged = await client.call(b.url, "POST", "/satchel/v1/ping", body=b"{}",
+                                               content_type="application/json")  # fmt: skip
+                    # B rotates (no revocation: its old key still vouches for the session) and its serving node
+                    # signs its receipts with the new key from now on.
+                    await asyncio.to_thread(b.cli, "keys", "rotate", "--identity", "--as", "admin")
+                    await asyncio.to_thread(time.sleep, 1.1)
+                    sent = sending.send(node, actor="coord", to="b.example.org",
+                                        selection=Selection(students=("100001",), all_records=True))  # fmt: skip
+                    await deliver_due(node, client, rng=random.Random(0))
+                    (session,) = client._sessions.values()
+                    job = outbox.get(node.db, f"envelope-{sent.transfer_id}")
+                    tried = (job.status, job.attempts) if job is not None else None
+                    return pinged.key_id, session.keys.session_id, sent.transfer_id, tried
+                finally:
+                    await keyring.close()
+
+    first, now, tid, tried = asyncio.run(scenario())
+    assert now == first  # the same session: B's old key was rotated away from, not revoked
+    # The delivered receipt, signed by B's new key, was taken on the first try: A learned the key from B. It used to
+    # be refused (receipt.wrong_signer), the envelope sent again on every try until the session's end.
+    shown = transfer_json(a, tid)
+    assert shown["state"] == "delivered", shown
+    assert tried == ("done", 0), tried  # no try failed
+    new = {k["key_id"] for k in _keys(b, "identity")} - {old}
+    peer = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)
+    assert new <= {k["key_id"] for k in peer["keys"] if k["use"] == "identity"}
