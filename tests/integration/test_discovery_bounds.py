@@ -26,7 +26,7 @@ from node.keyring import Keyring
 from node.signed_http import signed_request_headers
 from protocol.http_signatures import SignatureKeyUnknown
 
-from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli
+from support import DEV_ENV, ServedNode, free_port, node_fields, run_cli, wait_until
 
 PING = "/satchel/v1/ping"
 BUDGET = 5
@@ -202,6 +202,8 @@ def test_an_origin_whose_host_name_cannot_be_looked_up_is_refused_with_a_code(
     # getaddrinfo's IDNA codec refuses such names with UnicodeError, which aiohttp lets through.
     status, _headers, body = _ping(served, IdentityKey.generate(), origin)
     assert (status, body["error"]["code"]) == (401, "signature.key_unknown"), (status, body)
+    # The server's log is read from its stderr by a thread: the line may come a moment after the answer.
+    wait_until(lambda: f"origin {origin} could not resolve" in served.log(), timeout=10)
     log = served.log()
     assert "Traceback" not in log and "satchel.internal" not in log
     assert log.count(f"origin {origin} could not resolve") == 1

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from cutting_proxy import CuttingProxy
-from support import free_port, make_district
+from support import free_port, make_district, wait_until
 
 
 def _send(a, tmp_path: Path, name: str) -> dict:
@@ -40,7 +40,8 @@ def test_a_web_only_sender_is_kept_within_its_share_until_pinned(tmp_path: Path)
         second = _send(a, tmp_path, "second")  # 0.6 MiB waiting + 0.6 MiB > 1 MiB
         shown = _state(a, second["transfer_id"])
         assert shown["state"] == "sealed" and "transfer.unlisted_inbox_full" in shown["delivery"]["last_error"]
-        assert "refused a" in b.served.log() and "known only from its own web site" in b.served.log()
+        served = b.served  # its log is read from stderr by a thread: the line may come a moment after the answer
+        wait_until(lambda: "refused a" in served.log() and "known only from its own web site" in served.log(), 10)
         assert b.cli("transfers", "show", second["transfer_id"], ok=False).exit_code == 2  # nothing kept at B
 
         b.cli("peers", "add", a.url, "--yes", "--as", "coord")  # B's coordinator checked A's fingerprint
