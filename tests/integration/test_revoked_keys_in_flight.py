@@ -3,11 +3,29 @@ checked on arrival still opens with its code; one not delivered yet is refused, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 
 from support import transfer_json, wait_until
+
+
+@contextlib.asynccontextmanager
+async def _session_client(node) -> AsyncIterator:
+    """A peer client of ``node`` that signs in sessions, as a serving node's does."""
+    import aiohttp
+
+    from node.keyring import Keyring
+    from node.peer_client import PeerClient
+
+    async with aiohttp.ClientSession() as http:
+        keyring = Keyring(node, lambda: http, allow_loopback_http=True)
+        try:
+            yield PeerClient(node, http, keyring, sessions=True)
+        finally:
+            await keyring.close()
 
 
 def _send(a) -> dict:
@@ -258,14 +276,10 @@ def test_a_session_the_receivers_revoked_key_vouched_for_ends_and_the_envelope_g
     import asyncio
     import random
 
-    import aiohttp
-
     from node import sending
     from node.home import open_node
-    from node.keyring import Keyring
     from node.manifest_builder import Selection
     from node.outbox_worker import deliver_due
-    from node.peer_client import PeerClient
 
     a, b, _ = pair
     a.stop()  # A's deliveries are made here, by a peer client that signs in sessions as A's serving node's does
@@ -278,22 +292,17 @@ def test_a_session_the_receivers_revoked_key_vouched_for_ends_and_the_envelope_g
 
     async def scenario() -> tuple[str, str, str]:
         with open_node(a.home, a.env) as node:
-            async with aiohttp.ClientSession() as http:
-                keyring = Keyring(node, lambda: http, allow_loopback_http=True)
-                client = PeerClient(node, http, keyring, sessions=True)
-                try:
-                    pinged = await client.call(b.url, "POST", "/satchel/v1/ping", body=b"{}",
-                                               content_type="application/json")  # fmt: skip
-                    await asyncio.to_thread(rotate_and_revoke)
-                    # Sealed and queued as `satchel send` does, without its refreshing B first: A knows B's keys
-                    # as they were when the session was opened.
-                    sent = sending.send(node, actor="coord", to="b.example.org",
-                                        selection=Selection(students=("100001",), all_records=True))  # fmt: skip
-                    await deliver_due(node, client, rng=random.Random(0))
-                    (session,) = client._sessions.values()
-                    return pinged.key_id, session.keys.session_id, sent.transfer_id
-                finally:
-                    await keyring.close()
+            async with _session_client(node) as client:
+                pinged = await client.call(b.url, "POST", "/satchel/v1/ping", body=b"{}",
+                                           content_type="application/json")  # fmt: skip
+                await asyncio.to_thread(rotate_and_revoke)
+                # Sealed and queued as `satchel send` does, without its refreshing B first: A knows B's keys as
+                # they were when the session was opened.
+                sent = sending.send(node, actor="coord", to="b.example.org",
+                                    selection=Selection(students=("100001",), all_records=True))  # fmt: skip
+                await deliver_due(node, client, rng=random.Random(0))
+                (session,) = client._sessions.values()
+                return pinged.key_id, session.keys.session_id, sent.transfer_id
 
     first, now, tid = asyncio.run(scenario())
     # B refused the envelope in the session its revoked key vouched for (signature.session_unknown, signed with its
@@ -351,14 +360,10 @@ def test_a_receipt_signed_with_the_key_the_receiver_rotated_to_inside_a_session_
     import asyncio
     import random
 
-    import aiohttp
-
     from node import sending
     from node.home import open_node
-    from node.keyring import Keyring
     from node.manifest_builder import Selection
     from node.outbox_worker import deliver_due
-    from node.peer_client import PeerClient
     from storage import outbox
 
     a, b, _ = pair
@@ -367,25 +372,20 @@ def test_a_receipt_signed_with_the_key_the_receiver_rotated_to_inside_a_session_
 
     async def scenario() -> tuple[str, str, str, tuple[str, int] | None]:
         with open_node(a.home, a.env) as node:
-            async with aiohttp.ClientSession() as http:
-                keyring = Keyring(node, lambda: http, allow_loopback_http=True)
-                client = PeerClient(node, http, keyring, sessions=True)
-                try:
-                    pinged = await client.call(b.url, "POST", "/satchel/v1/ping", body=b"{}",
-                                               content_type="application/json")  # fmt: skip
-                    # B rotates (no revocation: its old key still vouches for the session) and its serving node
-                    # signs its receipts with the new key from now on.
-                    await asyncio.to_thread(b.cli, "keys", "rotate", "--identity", "--as", "admin")
-                    await asyncio.to_thread(time.sleep, 1.1)
-                    sent = sending.send(node, actor="coord", to="b.example.org",
-                                        selection=Selection(students=("100001",), all_records=True))  # fmt: skip
-                    await deliver_due(node, client, rng=random.Random(0))
-                    (session,) = client._sessions.values()
-                    job = outbox.get(node.db, f"envelope-{sent.transfer_id}")
-                    tried = (job.status, job.attempts) if job is not None else None
-                    return pinged.key_id, session.keys.session_id, sent.transfer_id, tried
-                finally:
-                    await keyring.close()
+            async with _session_client(node) as client:
+                pinged = await client.call(b.url, "POST", "/satchel/v1/ping", body=b"{}",
+                                           content_type="application/json")  # fmt: skip
+                # B rotates (no revocation: its old key still vouches for the session) and its serving node signs
+                # its receipts with the new key from now on.
+                await asyncio.to_thread(b.cli, "keys", "rotate", "--identity", "--as", "admin")
+                await asyncio.to_thread(time.sleep, 1.1)
+                sent = sending.send(node, actor="coord", to="b.example.org",
+                                    selection=Selection(students=("100001",), all_records=True))  # fmt: skip
+                await deliver_due(node, client, rng=random.Random(0))
+                (session,) = client._sessions.values()
+                job = outbox.get(node.db, f"envelope-{sent.transfer_id}")
+                tried = (job.status, job.attempts) if job is not None else None
+                return pinged.key_id, session.keys.session_id, sent.transfer_id, tried
 
     first, now, tid, tried = asyncio.run(scenario())
     assert now == first  # the same session: B's old key was rotated away from, not revoked
