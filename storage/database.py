@@ -56,25 +56,16 @@ def _migrate(db: sqlite_utils.Database) -> None:
     _refuse_newer(db)
     if not _former_names_applied(db) and not MIGRATIONS.pending(db):
         return
-    conn = db.conn
     try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise DatabaseBusy(
-                "the database is busy: another satchel process is upgrading it or writing to it",
-                hint="try again in a moment; an upgrade of a large home can take a minute",
-            ) from exc
-        raise
-    try:
-        _rename_former(db)
-        _refuse_newer(db)
-        MIGRATIONS.apply(db)  # each migration in a savepoint of this transaction
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        with write_transaction(db):
+            _rename_former(db)
+            _refuse_newer(db)
+            MIGRATIONS.apply(db)  # each migration in a savepoint of this transaction
+    except DatabaseBusy as exc:
+        raise DatabaseBusy(
+            "the database is busy: another satchel process is upgrading it or writing to it",
+            hint="try again in a moment; an upgrade of a large home can take a minute",
+        ) from exc
 
 
 def _applied_names(db: sqlite_utils.Database) -> list[str]:
@@ -165,7 +156,8 @@ def write_transaction(db: sqlite_utils.Database, *, durable: bool = True) -> Ite
         try:
             yield db
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk): nothing to undo
+                conn.execute("ROLLBACK")
             raise
         else:
             conn.execute("COMMIT")
