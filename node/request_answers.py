@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from node.clock import iso, now_iso, utc_now
-from node.delivery_status import AnswerDeferred
+from node.delivery_status import AnswerDeferred, deliveries
 from node.home import Node
 from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
@@ -193,11 +193,13 @@ RESPONSE_JOB_PREFIX = "response-"
 
 def _unsent(node: Node, request_id: str, peer: str) -> str | None:
     """What became of this node's own request ``request_id`` while it has not been delivered; None once it was."""
-    job = outbox.get(node.db, request_job(request_id))
-    if job is None or job.status in ("done", "cancelled"):
+    delivery = deliveries(node.db, {"request": request_job(request_id)}).get("request")
+    if delivery is None or delivery["status"] not in ("waiting", "not delivered"):
         return None
-    said = f"{job.attempts} attempt(s)" + (f"; the last try: {job.last_error}" if job.last_error else "")
-    if job.status == "failed":
+    said = f"{delivery['attempts']} attempt(s)" + (
+        f"; the last try: {delivery['last_error']}" if delivery["last_error"] else ""
+    )
+    if delivery["status"] == "not delivered":
         return (f"Its delivery failed for good ({said}). Cancel it with: satchel requests cancel {request_id}\n"
                 f"and ask again with: satchel request --from {peer} ...")  # fmt: skip
     return f"It is still being sent ({said}). Check that {peer} can be reached with: satchel peers ping {peer}"
