@@ -17,9 +17,12 @@ from cli.common import (
     print_table,
     run,
 )
+from cli.progress import progress_line
 
 # node.keys_admin.DEFAULT_OVERLAP_DAYS, written out so that help does not load the node (a test compares them).
 OVERLAP_DAYS = 7
+# The line a directory's key change draws while its own entries are signed again (node.directory_resign).
+RESIGNING = "Signing the directory's entries again:"
 
 # -- peers --------------------------------------------------------------------------------------------
 
@@ -266,8 +269,9 @@ def keys_rotate(home: str | None, actor: str | None, use: str, overlap_days: int
 
     from node import keys_admin
 
-    with opened(home, expired_keys_ok=True) as node:  # what mends a home whose last key ended
-        key_id = keys_admin.rotate(node, actor=actor, use=use, overlap_days=overlap_days)
+    # Expired keys too: this is what mends a home whose last key ended.
+    with opened(home, expired_keys_ok=True) as node, progress_line(RESIGNING, unit="entries") as progress:
+        key_id = keys_admin.rotate(node, actor=actor, use=use, overlap_days=overlap_days, progress=progress)
     click.echo(f"New {use} key {key_id}; the old one stays valid for {overlap_days} days.")
     deliver_now(home)
 
@@ -287,8 +291,8 @@ def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
 
     from node import keys_admin
 
-    with opened(home) as node:
-        revoked = keys_admin.revoke(node, actor=actor, key_id=key_id)
+    with opened(home) as node, progress_line(RESIGNING, unit="entries") as progress:
+        revoked = keys_admin.revoke(node, actor=actor, key_id=key_id, progress=progress)
     click.echo(f"Revoked {key_id}.")
     if revoked.kept:
         click.echo(f"{revoked.kept} is the node's {revoked.use} key again, with no end date (it was to end at "

@@ -12,6 +12,7 @@ from node.clock import iso, now_iso, utc_now
 from node.directory_client import queue_directory_updates
 from node.home import Node, load_keys
 from node.operators import authorize, record
+from node.progress import Progress
 from node.transfer_files import envelope_file
 from protocol import Conflict, InvalidInput, NotFound, SatchelError
 from protocol.descriptor import PublishedKey
@@ -27,8 +28,16 @@ DEFAULT_OVERLAP_DAYS = 7
 MIN_OVERLAP_DAYS, MAX_OVERLAP_DAYS = 1, 365
 
 
-def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAULT_OVERLAP_DAYS) -> str:
-    """Create a new key for ``use``; the current one stays valid for ``overlap_days``. Returns the new id."""
+def rotate(
+    node: Node,
+    *,
+    actor: str | None,
+    use: str,
+    overlap_days: int = DEFAULT_OVERLAP_DAYS,
+    progress: Progress | None = None,
+) -> str:
+    """Create a new key for ``use``; the current one stays valid for ``overlap_days``. Returns the new id. On a
+    directory, ``progress`` is told how far the signing of its entries again is (node.directory_resign)."""
     user = authorize(node, actor, "keys.manage")
     if not MIN_OVERLAP_DAYS <= overlap_days <= MAX_OVERLAP_DAYS:
         raise InvalidInput(
@@ -68,7 +77,7 @@ def rotate(node: Node, *, actor: str | None, use: str, overlap_days: int = DEFAU
             directory_resign.start(node, actor=user.username)
         queue_directory_updates(node)
     node.keys = load_keys(node.config, node.db, expired_ok=node.expired_keys_ok)
-    directory_resign.finish(node)  # after the commit, a batch to a transaction (node.directory_resign)
+    directory_resign.finish(node, progress=progress)  # after the commit, a batch to a transaction
     return public.key_id
 
 
@@ -90,9 +99,9 @@ class Revoked:
     stranded: tuple[Stranded, ...] = ()
 
 
-def revoke(node: Node, *, actor: str | None, key_id: str) -> Revoked:
+def revoke(node: Node, *, actor: str | None, key_id: str, progress: Progress | None = None) -> Revoked:
     """Revoke one of this node's keys; what it sealed or signed that other districts already verified stays
-    good (spec/descriptor.md, Revoking a key)."""
+    good (spec/descriptor.md, Revoking a key). ``progress`` as for :func:`rotate`."""
     with write_transaction(node.db):
         user = authorize(node, actor, "keys.manage")
         row = node.db.execute("SELECT use, status FROM node_keys WHERE key_id = ?", [key_id]).fetchone()
@@ -133,7 +142,7 @@ def revoke(node: Node, *, actor: str | None, key_id: str) -> Revoked:
             directory_resign.start(node, actor=user.username)
         queue_directory_updates(node)
     node.keys = load_keys(node.config, node.db)
-    directory_resign.finish(node)
+    directory_resign.finish(node, progress=progress)
     return Revoked(key_id, use, kept, was_to_end, stranded)
 
 

@@ -204,6 +204,14 @@ def own_approved_page(
     return [(r[0], bytes(r[1])) for r in rows]
 
 
+def own_approved_count(db: sqlite_utils.Database, own: str, *, upto: str | None = None) -> int:
+    """How many of this directory's own approved entries there are (up to and with domain ``upto``, if given)."""
+    sql, args = "SELECT count(*) FROM directory_entries WHERE origin = ? AND status = 'approved'", [own]
+    if upto is not None:
+        sql, args = sql + " AND domain <= ?", [*args, upto]
+    return int(db.execute(sql, args).fetchone()[0])
+
+
 def replace_entry(db: sqlite_utils.Database, domain: str, origin: str, *, old: bytes, new: bytes, now: str) -> int:
     """Replace ``origin``'s approved signed entry for ``domain`` by ``new`` if it is still ``old`` (it was
     signed again from it); returns 1 if it was, 0 if it changed meanwhile and is left as it is."""

@@ -15,6 +15,7 @@ import pytest
 
 from crypto import EncryptionKey, IdentityKey, IdentityPublicKey
 from node import directory_resign, directory_service
+from node.clock import now_iso
 from node.home import Node, open_node
 from protocol.descriptor import Descriptor, sign_descriptor
 from protocol.directory import DirectoryEntry, read_entry, sign_entry, sign_listing, verify_listing
@@ -134,17 +135,21 @@ def _walk_feed(node: Node, key: IdentityPublicKey) -> tuple[int, int]:
         after = page.next
 
 
+def _stop_midway(node: Node, directory: Path) -> None:
+    """Rotate the key in a process killed (a power cut) once some batches are written and before the last."""
+    rotating = _rotate_in_a_process(directory)
+    while (state := settings.get(node.db, directory_resign.STATE_KEY)) is None or state["after"] == "":
+        assert rotating.poll() is None, "the rotation ended before it could be stopped"
+        time.sleep(0.002)
+    rotating.kill()
+    rotating.wait()
+
+
 @pytest.mark.parametrize("completed_by", ["the serving node's start", "the next keys command"])
 def test_a_walk_stopped_midway_leaves_every_entry_valid_and_is_completed(directory: Path, completed_by: str) -> None:
     with open_node(directory, DEV_ENV) as node:
         old = node.current_keys().identity.public_key.key_id
-        rotating = _rotate_in_a_process(directory)
-        # Killed (a power cut) once some batches are written and before the last.
-        while (state := settings.get(node.db, directory_resign.STATE_KEY)) is None or state["after"] == "":
-            assert rotating.poll() is None, "the rotation ended before it could be stopped"
-            time.sleep(0.002)
-        rotating.kill()
-        rotating.wait()
+        _stop_midway(node, directory)
         signers = _signers(node)
         new = node.current_keys().identity.public_key.key_id
         assert set(signers) == {old, new} and sum(signers.values()) == ENTRIES, signers
@@ -171,6 +176,100 @@ def test_a_walk_stopped_midway_leaves_every_entry_valid_and_is_completed(directo
         assert directory_service.feed_page(node, limit=1).sources == ()
     [resigned] = [e for e in _audit(directory) if e["action"] == "directory.entries.resigned"]
     assert (resigned["subject"], resigned["details"]) == (new, {"count": ENTRIES})
+
+
+def _walked_by_hand(node: Node) -> directory_resign._Walker:
+    """Take the walk here, as another process's walker would (go on with it by :func:`_step`)."""
+    walker = directory_resign._Walker(node, None)
+    assert walker.take(wait=False)
+    return walker
+
+
+def _step(walker: directory_resign._Walker) -> bool:
+    """One batch of ``walker``'s walk; False once it is done."""
+    batch = walker.next()
+    if batch is None:
+        return False
+    now = now_iso()
+    assert walker.store(batch, directory_resign._sign(batch, now), now), "another walker took the walk"
+    return True
+
+
+def test_the_serving_node_leaves_a_walk_another_process_holds_to_it(directory: Path) -> None:
+    # A command takes up a stopped walk while the directory serves: the serving node's timer (at its start and
+    # every minute) went through the same entries beside it, at twice the CPU and write lock.
+    with open_node(directory, DEV_ENV) as node:
+        _stop_midway(node, directory)
+        walker = _walked_by_hand(node)
+        new = node.current_keys().identity.public_key.key_id
+        left = ENTRIES - _signers(node)[new]
+        before, signers = settings.get(node.db, directory_resign.STATE_KEY), _signers(node)
+        served = ServedNode(directory)
+        try:
+            time.sleep(2.0)  # its start's pass: the whole walk, in a second or two, if it took it on
+            assert settings.get(node.db, directory_resign.STATE_KEY) == before and _signers(node) == signers
+            while _step(walker):  # the holder goes on, undisturbed
+                pass
+            assert _signers(node) == {new: ENTRIES} and not directory_resign.pending(node)
+            assert walker.done == left
+        finally:
+            served.stop()
+        assert "directory-resign pass" not in served.log()
+
+
+def test_a_hold_that_ran_out_is_taken_over(directory: Path) -> None:
+    # A walker that renewed nothing for HOLD_SECONDS (its machine suspended, its process frozen) let go.
+    with open_node(directory, DEV_ENV) as node:
+        _stop_midway(node, directory)
+        hold = {"token": "frozen", "pid": os.getppid()}  # a process that runs
+        with write_transaction(node.db):
+            settings.put(node.db, directory_resign.WALKER_KEY, hold | {"until": "2999-01-01T00:00:00Z"})
+        assert directory_resign.finish(node, wait=False) == 0 and directory_resign.pending(node)
+        with write_transaction(node.db):
+            settings.put(node.db, directory_resign.WALKER_KEY, hold | {"until": "2026-01-01T00:00:00Z"})
+        assert directory_resign.finish(node, wait=False) > 0 and not directory_resign.pending(node)
+        assert settings.get(node.db, directory_resign.WALKER_KEY) is None
+
+
+def test_a_command_waits_for_the_walk_another_process_holds_and_shows_how_far_it_is(
+    directory: Path, tmp_path: Path
+) -> None:
+    with open_node(directory, DEV_ENV) as node:
+        old = node.current_keys().identity.public_key.key_id
+        _stop_midway(node, directory)
+        walker = _walked_by_hand(node)
+        left = ENTRIES - _signers(node)[node.current_keys().identity.public_key.key_id]
+        # The operator revokes the old key meanwhile: the command goes on with the walk, which is held here.
+        stderr = tmp_path / "revoke.err"
+        satchel = str(Path(sys.executable).with_name("satchel"))
+        with stderr.open("w") as err:
+            revoking = subprocess.Popen(
+                [satchel, "keys", "revoke", old, "--as", "op", "--home", str(directory)], stdout=subprocess.PIPE,
+                stderr=err, text=True, env={**os.environ, **DEV_ENV, "SATCHEL_PROGRESS": "1"},
+            )  # fmt: skip
+            deadline = time.monotonic() + 30
+            while "Signing the directory's entries again" not in stderr.read_text():  # it waits, and says how far
+                assert revoking.poll() is None and time.monotonic() < deadline, stderr.read_text()
+                time.sleep(0.05)
+            while _step(walker):
+                time.sleep(0.05)
+            assert revoking.wait(timeout=30) == 0, stderr.read_text()
+        assert walker.done == left  # every entry signed again here: the command signed none
+        shown = stderr.read_text()
+        assert f"Signing the directory's entries again: {ENTRIES:,} of {ENTRIES:,} entries (100%)" in shown, shown
+        assert not directory_resign.pending(node)
+        assert settings.get(node.db, directory_resign.WALKER_KEY) is None
+
+
+def test_a_rotation_shows_how_far_the_signing_again_is_on_standard_error(directory: Path) -> None:
+    rotating = subprocess.run(
+        [str(Path(sys.executable).with_name("satchel")), "keys", "rotate", "--identity", "--as", "op", "--home",
+         str(directory)], capture_output=True, text=True, env={**os.environ, **DEV_ENV, "SATCHEL_PROGRESS": "1"},
+    )  # fmt: skip
+    assert rotating.returncode == 0, rotating.stderr
+    assert f"of {ENTRIES:,} entries" in rotating.stderr
+    assert rotating.stderr.rstrip().endswith(f"{ENTRIES:,} of {ENTRIES:,} entries (100%)"), rotating.stderr[-300:]
+    assert "Signing" not in rotating.stdout and rotating.stdout.startswith("New identity key")
 
 
 def test_a_mirror_vouches_for_the_earlier_key_of_a_directory_it_took_entries_signed_by(tmp_path: Path) -> None:
