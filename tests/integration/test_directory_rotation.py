@@ -5,12 +5,23 @@ With no chain (a directory rebuilt from scratch), they refuse it and say how to 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from test_federation import DIRECTORY, _cli, _directory_fingerprint, _district, _join_and_approve
 
-from support import ServedNode
+from crypto import IdentityPublicKey
+from node import directory_resign, directory_service
+from node.home import open_node
+from protocol.signed_document import b64url
+from storage import settings
+from storage.database import write_transaction
+
+from support import DEV_ENV, ServedNode
 
 NATIONAL = "national.example.gov"  # the `national` fixture's
 MEMBERS = {"a.example.org", "b.example.org"}
@@ -117,3 +128,69 @@ def test_a_mirror_follows_the_directory_it_mirrors_to_its_new_key(federation, na
     _cli(home, "keys", "rotate", "--identity", "--as", "nat")
     assert _found(c) == dict.fromkeys(MEMBERS, DIRECTORY)
     assert _pinned(c) == _identity_keys(home)[-1][0]
+
+
+def _mirror_vouches(home: Path) -> list[str]:
+    """Key ids ``home``'s listings vouch for as the state directory's, in order."""
+    with open_node(home, DEV_ENV) as node:
+        sources = directory_service.feed_page(node).sources
+    return [IdentityPublicKey(s.public_key).key_id for s in sources if s.domain == DIRECTORY]
+
+
+def test_a_mirror_pulling_while_the_directory_signs_its_entries_again_keeps_the_earlier_key(
+    federation, national, tmp_path: Path
+) -> None:
+    homes, urls = federation
+    home, url = national
+    _join_and_approve(homes, urls)
+    _cli(home, "directory", "mirror", urls["dir"], "--fingerprint", _directory_fingerprint(homes["dir"]), "--as",
+         "nat")  # fmt: skip
+    c = _district(tmp_path, "c.example.org")
+    _cli(c, "directories", "add", url, "--fingerprint", _directory_fingerprint(home), "--as", "ada")
+    [(old, _)] = _identity_keys(homes["dir"])
+
+    # The state directory rotates its key, and its entries are to be signed again; the walk is held by another
+    # process that has not got to them (so the serving node leaves it too), and the command is stopped.
+    holder = subprocess.Popen(["sleep", "600"])
+    rotating = None
+    try:
+        with open_node(homes["dir"], DEV_ENV) as node:
+            with write_transaction(node.db):
+                settings.put(node.db, directory_resign.WALKER_KEY,
+                             {"token": "elsewhere", "pid": holder.pid, "until": "2999-01-01T00:00:00Z"})  # fmt: skip
+            rotating = subprocess.Popen(
+                [str(Path(sys.executable).with_name("satchel")), "keys", "rotate", "--identity", "--as", "op",
+                 "--home", str(homes["dir"])], env={**os.environ, **DEV_ENV},
+            )  # fmt: skip
+            deadline = time.monotonic() + 30
+            while not directory_resign.pending(node):
+                assert rotating.poll() is None and time.monotonic() < deadline, "the rotation did not wait"
+                time.sleep(0.05)
+            rotating.kill()
+            [(_, _), (new, _)] = _identity_keys(homes["dir"])
+            old_key = next(k for k in directory_resign.vouched_keys(node) if k.key_id == old)
+
+            # The national directory pulls: it follows the new key, and takes the entries still signed by the old
+            # one, which the state's pages vouch for; it keeps that key, and vouches for it before the new one.
+            assert f"{DIRECTORY}: 2 entries, 0 removed" in _cli(home, "directory", "sync").output
+            with open_node(home, DEV_ENV) as mirror:
+                kept = settings.get(mirror.db, f"directory.mirror.earlier_keys.{DIRECTORY}")
+            assert kept == [b64url(old_key.raw)]
+            assert _mirror_vouches(home) == [old, new]
+            # So a district that trusts the national directory verifies every one of them.
+            assert _found(c) == dict.fromkeys(MEMBERS, DIRECTORY)
+
+            holder.kill()  # the holder is gone: the walk is taken up and finished
+            holder.wait()
+            assert directory_resign.finish(node) == 2
+    finally:
+        for process in (holder, rotating):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+    # The next pull takes them again, signed by the new key; the state's pages vouch for no earlier key, so
+    # neither does the national directory from then on.
+    assert f"{DIRECTORY}: 2 entries, 0 removed" in _cli(home, "directory", "sync").output
+    assert _mirror_vouches(home) == [new]
+    assert _found(c) == dict.fromkeys(MEMBERS, DIRECTORY)
