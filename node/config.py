@@ -171,6 +171,24 @@ def _between(name: str, low: int, high: int, note: str = "") -> Callable[[int], 
     return check
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """``server.trusted_proxies``: addresses or networks separated by commas or spaces."""
+    networks = []
+    for item in value.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies: {item[:60]!r} is not an IP address or network",
+                field="server.trusted_proxies",
+                hint='e.g. trusted_proxies = "127.0.0.1, ::1, 10.0.0.0/24" (the TLS terminator\'s own addresses)',
+            ) from None  # fmt: skip
+    return tuple(networks)
+
+
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -265,6 +283,26 @@ SETTINGS: tuple[Setting, ...] = (
         "connections held at once; beyond them a new one is answered 503 server.busy and closed (never more"
         " than the process's open-files limit less 256)",
         _between("server.max_connections", 16, 1_000_000),
+    ),
+    Setting(
+        "server",
+        "max_connections_per_address",
+        int,
+        0,
+        "connections one client address (an IPv6 client's /64) holds at once; beyond them a new one from it is"
+        " answered 503 server.address_busy and closed; 0: a quarter of server.max_connections. Not applied to"
+        " server.trusted_proxies",
+        _between("server.max_connections_per_address", 0, 1_000_000),
+    ),
+    Setting(
+        "server",
+        "trusted_proxies",
+        str,
+        "127.0.0.0/8, ::1",
+        "addresses or networks (as 10.0.0.0/24) of the district's own TLS terminator or load balancer, separated"
+        " by commas: each connection from them may carry any district, so server.max_connections_per_address"
+        " does not apply to them (server.max_connections does)",
+        parse_networks,
     ),
     Setting("smtp", "host", str, "", "SMTP server for notifications; empty disables e-mail"),
     Setting("smtp", "port", int, 25, "SMTP port", _port),
@@ -377,6 +415,8 @@ class ServerSection:
     body_idle_seconds: int
     idle_seconds: int
     max_connections: int
+    max_connections_per_address: int
+    trusted_proxies: tuple[Network, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,15 @@ reading: aiohttp waits with no limit for the socket to take an answer, so each c
 ``_WriteWatch``, which closes it once the client has taken none of an answer for ``server.idle_seconds``.
 ``raise_open_files_limit`` lifts the process's soft limit to its hard limit first (as Go and nginx do), and
 the server keeps ``FILES_RESERVED`` descriptors free of connections whatever the settings say.
+
+One client could still take every connection, and every district would get 503 until it let go; so no client
+address holds more than ``server.max_connections_per_address`` (a quarter of them unless set), beyond which a
+new connection from it is answered ``503 server.address_busy`` and closed the same way. The address is the
+socket's peer: the node reads no X-Forwarded-For (it would have to read a request head first, which is what a
+connection is being refused before). An IPv6 client is counted by its /64, which one subscriber gets whole.
+The district's own TLS terminator or load balancer (``server.trusted_proxies``, loopback by default) carries
+every district's connections from its one address, so it is not limited per address; a terminator on the
+same machine then has to limit per client itself, since the node sees only the terminator.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import resource
@@ -25,10 +35,11 @@ import socket
 import struct
 import termios
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
+from node.config import Network
 from protocol import SatchelError
 
 log = logging.getLogger("satchel.server")
@@ -58,6 +69,17 @@ class ServerBusy(SatchelError):
     default_hint = "try again in a few seconds; a node's outbox does so by itself"
 
 
+class AddressBusy(SatchelError):
+    """The client's address holds as many connections as one address may (``server.max_connections_per_address``);
+    nothing was read. Unsigned, as ``server.busy`` is (spec/request-signing.md §7.2)."""
+
+    code = "server.address_busy"
+    default_hint = (
+        "close connections your address holds open to this node, or try again in a few seconds; a node's outbox"
+        " does so by itself"
+    )
+
+
 def raise_open_files_limit() -> int:
     """Lift the soft limit on open files to the hard limit; returns the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -76,8 +98,13 @@ def connection_cap(configured: int, open_files: int) -> int:
     return max(16, min(configured, open_files - FILES_RESERVED))
 
 
-def _busy_answer() -> bytes:
-    error = ServerBusy("this node is holding as many connections as it is allowed; nothing was read")
+def per_address_cap(configured: int, cap: int) -> int:
+    """Connections one address may hold: as configured, else (0) a quarter of those held in all."""
+    return configured if configured > 0 else max(1, cap // 4)
+
+
+def _busy_answer(error: SatchelError | None = None) -> bytes:
+    error = error or ServerBusy("this node is holding as many connections as it is allowed; nothing was read")
     body = json.dumps({"error": {"code": error.code, "message": error.message, "hint": error.hint}}).encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
@@ -89,6 +116,11 @@ def _busy_answer() -> bytes:
     return head.encode("ascii") + body
 
 
+_ADDRESS_BUSY = _busy_answer(
+    AddressBusy("this address holds as many connections to this node as one address may; nothing was read")
+)
+
+
 class _Busy(asyncio.Protocol):
     """Answers 503 and half-closes; reads and drops what the client still sends for ``LINGER_SECONDS`` so
     the answer is not lost to a reset, then closes; given no ``lingering`` set (as many linger already), it
@@ -96,7 +128,9 @@ class _Busy(asyncio.Protocol):
 
     answer = _busy_answer()
 
-    def __init__(self, lingering: weakref.WeakSet[_Busy] | None) -> None:
+    def __init__(self, lingering: weakref.WeakSet[_Busy] | None, answer: bytes | None = None) -> None:
+        if answer is not None:
+            self.answer = answer
         # Counted from now, not from connection_made: the loop makes every protocol of a burst of accepted
         # connections before it connects the first. Weak: one whose socket failed before it connected goes.
         self._lingering = lingering
@@ -151,9 +185,13 @@ class _WriteWatch(asyncio.Protocol):
     # last took a byte.
     _LOOKS = 4
 
-    def __init__(self, handler: web.RequestHandler, limit: float) -> None:
+    def __init__(
+        self, handler: web.RequestHandler, limit: float, addresses: _PerAddress | None = None
+    ) -> None:
         self._handler = handler
         self._limit = limit
+        self._addresses = addresses
+        self._address: str | None = None  # counted against its address's limit while open
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._unsent = 0
@@ -161,6 +199,10 @@ class _WriteWatch(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if self._addresses is not None:
+            admitted, self._address = self._addresses.admit(transport, self._handler)
+            if not admitted:
+                return
         self._transport = transport
         # No high-water mark: whatever the socket does not take at once pauses writing, so every byte of an
         # answer this process holds is watched, also the rest of one left when aiohttp closes the connection
@@ -189,6 +231,9 @@ class _WriteWatch(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop()
         self._transport = None
+        if self._addresses is not None and self._address is not None:
+            self._addresses.leave(self._address)
+            self._address = None
         self._handler.connection_lost(exc)
 
     @staticmethod
@@ -234,16 +279,94 @@ def _peer(transport: asyncio.BaseTransport) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "a client"
 
 
-def bounded_factory(server: web.Server, cap: int, write_idle: float) -> Callable[[], asyncio.BaseProtocol]:
+def _address_of(transport: asyncio.BaseTransport) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return None  # a Unix socket, or a peer the kernel no longer knows (it is gone already)
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # an IPv4 client of a dual-stack socket
+    return address
+
+
+class _PerAddress:
+    """How many connections each client address holds, and the refusal of those beyond ``limit``."""
+
+    def __init__(
+        self, limit: int, trusted: Iterable[Network], lingering: weakref.WeakSet[_Busy],
+        forget: Callable[[web.RequestHandler], None],
+    ) -> None:  # fmt: skip
+        self.limit = limit
+        self._trusted = tuple(trusted)
+        self._lingering = lingering
+        self._forget = forget
+        self._held: dict[str, int] = {}
+        self._refused: dict[str, int] = {}  # of addresses refused since they last held fewer than the limit
+
+    def _key(self, transport: asyncio.BaseTransport) -> str | None:
+        """What a connection counts against: its address, its /64 for IPv6; None for a trusted proxy's."""
+        address = _address_of(transport)
+        if address is None or any(address in network for network in self._trusted):
+            return None
+        if isinstance(address, ipaddress.IPv6Address):
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(address)
+
+    def admit(self, transport: asyncio.Transport, handler: web.RequestHandler) -> tuple[bool, str | None]:
+        """Count a new connection against its address; or, beyond the limit, answer it 503 in place of
+        ``handler`` (which never sees it). Returns (admitted, the address it is counted against)."""
+        key = self._key(transport)
+        if key is None:
+            return True, None
+        held = self._held.get(key, 0)
+        if held < self.limit:
+            self._held[key] = held + 1
+            return True, key
+        if key not in self._refused:
+            log.warning("%s holds %d connections, the most one address may (server.max_connections_per_address):"
+                        " new ones from it get 503 server.address_busy until some close", key, held)  # fmt: skip
+        self._refused[key] = self._refused.get(key, 0) + 1
+        self._forget(handler)
+        busy = _Busy(self._lingering if len(self._lingering) < MAX_LINGERING else None, _ADDRESS_BUSY)
+        transport.set_protocol(busy)
+        busy.connection_made(transport)
+        return False, None
+
+    def leave(self, key: str) -> None:
+        held = self._held.pop(key) - 1
+        if held > 0:
+            self._held[key] = held
+        if key in self._refused and held < self.limit:
+            log.warning("refused %d connections from %s beyond server.max_connections_per_address (%d)",
+                        self._refused.pop(key), key, self.limit)  # fmt: skip
+
+
+def bounded_factory(
+    server: web.Server,
+    cap: int,
+    write_idle: float,
+    *,
+    per_address: int | None = None,
+    trusted: Iterable[Network] = (),
+) -> Callable[[], asyncio.BaseProtocol]:
     """A protocol factory for ``loop.create_server``: aiohttp's own while fewer than ``cap`` connections are
-    open, watched so that a client taking none of an answer for ``write_idle`` seconds is closed; else one
-    that answers 503 and closes."""
+    open (and fewer than ``per_address`` from the client's address, unless it is ``trusted``), watched so that
+    a client taking none of an answer for ``write_idle`` seconds is closed; else one that answers 503 and
+    closes."""
     loop = asyncio.get_running_loop()
     # Handlers made but not yet connected: the loop accepts a burst of connections, making every protocol,
     # before it tells the first one it is connected (and aiohttp counts it in ``server.connections``).
     fresh: list[tuple[float, web.RequestHandler]] = []
     lingering: weakref.WeakSet[_Busy] = weakref.WeakSet()
     refused = 0
+
+    def forget(handler: web.RequestHandler) -> None:  # one refused for its address: it will never connect
+        fresh[:] = [(made, h) for made, h in fresh if h is not handler]
+
+    addresses = None if per_address is None else _PerAddress(per_address, trusted, lingering, forget)
 
     def factory() -> asyncio.BaseProtocol:
         nonlocal refused
@@ -256,7 +379,7 @@ def bounded_factory(server: web.Server, cap: int, write_idle: float) -> Callable
                 refused = 0
             handler = server()
             fresh.append((now, handler))
-            return _WriteWatch(handler, write_idle)
+            return _WriteWatch(handler, write_idle, addresses)
         if not refused:
             log.warning("holding %d connections, the limit (server.max_connections): new ones get 503 "
                         "server.busy until some close", cap)  # fmt: skip

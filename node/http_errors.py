@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "transfer.envelope_missing": 500,
     "server.cannot_listen": 500,
     "server.busy": 503,
+    "server.address_busy": 503,
     "backup.incomplete": 500,
     "backup.destination_failed": 500,
     "storage.blob_missing": 500,

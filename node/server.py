@@ -14,7 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from node.app import create_app
 from node.config import NodeConfig
-from node.connection_limits import bounded_factory, connection_cap, raise_open_files_limit
+from node.connection_limits import bounded_factory, connection_cap, per_address_cap, raise_open_files_limit
 from protocol import SatchelError
 
 log = logging.getLogger("satchel.server")
@@ -91,8 +91,12 @@ async def run_server(
     assert runner.server is not None
     try:
         server = await loop.create_server(
-            bounded_factory(runner.server, cap, write_idle=config.server.idle_seconds), host, port
-        )
+            bounded_factory(
+                runner.server, cap, write_idle=config.server.idle_seconds,
+                per_address=per_address_cap(config.server.max_connections_per_address, cap),
+                trusted=config.server.trusted_proxies,
+            ), host, port,
+        )  # fmt: skip
     except BaseException as exc:
         await runner.cleanup()  # the app's workers and HTTP session were started by setup(): stop them
         if isinstance(exc, OSError):

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -121,8 +122,10 @@ def _held_connections(url: str, count: int) -> list[socket.socket]:
     return held
 
 
-def _answer_on_new_connection(url: str) -> bytes:
-    with socket.create_connection(_address(url), timeout=10) as conn:
+def _answer_on_new_connection(url: str, source: str | None = None) -> bytes:
+    """The answer to a GET of the descriptor on a new connection (from loopback address ``source``)."""
+    with socket.create_connection(_address(url), timeout=10,
+                                  source_address=(source, 0) if source else None) as conn:  # fmt: skip
         conn.sendall(DESCRIPTOR_GET)
         chunks = []
         while chunk := conn.recv(65536):
@@ -174,6 +177,42 @@ def test_beyond_max_connections_a_new_one_is_answered_busy_and_a_sender_tries_ag
         for conn in held:
             conn.close()
         a.stop()
+        b.stop()
+
+
+def test_one_address_cannot_take_every_connection_and_a_proxys_is_not_limited(tmp_path: Path) -> None:
+    # One client held all of server.max_connections, and every district got 503 until it let go. Each of
+    # 127.0.0.0/8 is its own address to the node: .1 and .2 are two clients, .3 the district's TLS terminator.
+    b = make_district(tmp_path, "b.example.org")
+    b.env |= {"SATCHEL_SERVER_MAX_CONNECTIONS": "16", "SATCHEL_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "4",
+              "SATCHEL_SERVER_TRUSTED_PROXIES": "127.0.0.3"}  # fmt: skip
+    b.start()
+    held: list[socket.socket] = []
+    try:
+        assert b.served is not None
+        held = [socket.create_connection(_address(b.url), timeout=10, source_address=("127.0.0.1", 0))
+                for _ in range(4)]  # fmt: skip
+        wait_until(lambda: _answer_on_new_connection(b.url, "127.0.0.1").startswith(b"HTTP/1.1 503"))
+        head, _, body = _answer_on_new_connection(b.url, "127.0.0.1").partition(b"\r\n\r\n")
+        assert b"Retry-After: 5" in head and b"Connection: close" in head
+        error = json.loads(body)["error"]
+        assert error["code"] == "server.address_busy" and "close connections" in error["hint"]
+        # Another address is served as before: twelve connections are left for everyone else.
+        assert _answer_on_new_connection(b.url, "127.0.0.2").startswith(b"HTTP/1.1 200")
+        # The terminator carries every district from its one address: it takes more than four, up to the limit.
+        held += [socket.create_connection(_address(b.url), timeout=10, source_address=("127.0.0.3", 0))
+                 for _ in range(8)]  # fmt: skip
+        assert _answer_on_new_connection(b.url, "127.0.0.3").startswith(b"HTTP/1.1 200")
+        # The client lets one go: it may open another.
+        held.pop(0).close()
+        wait_until(lambda: _answer_on_new_connection(b.url, "127.0.0.1").startswith(b"HTTP/1.1 200"))
+        log = b.served.log()
+        assert "127.0.0.1 holds 4 connections, the most one address may" in log
+        assert re.search(r"refused \d+ connections from 127\.0\.0\.1 beyond server\.max_connections_per_", log)
+        assert "127.0.0.2" not in log and "127.0.0.3" not in log and "Traceback" not in log
+    finally:
+        for conn in held:
+            conn.close()
         b.stop()
 
 
