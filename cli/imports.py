@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,9 @@ from cli.common import (
 )
 from cli.progress import progress_line
 from cli.records import documents_group
+
+if TYPE_CHECKING:
+    from node.documents_admin import SignerNow
 
 
 @click.group("import", context_settings=CONTEXT)
@@ -298,6 +302,16 @@ def imports_list(home: str | None, as_json: bool) -> None:
                   r["reference"] or "") for r in rows], empty="(no imports yet)")  # fmt: skip
 
 
+def _key_since(signer: SignerNow | None) -> str:
+    """What became of the key that signed a received document, when it is no longer one the sender signs with."""
+    if signer is None or signer.status == "active":
+        return ""
+    when = f" on {signer.accepted_at[:10]}" if signer.accepted_at else ""
+    forgotten = "since forgotten here when the sender was re-pinned"
+    since = "since revoked" if signer.status == "revoked" else forgotten
+    return f" Signed by key {signer.key_id}, valid when the transfer was accepted{when}, {since}."
+
+
 @documents_group.command("verify", context_settings=CONTEXT)
 @home_option
 @click.argument("doc_id", metavar="ID")
@@ -315,9 +329,10 @@ def documents_verify(home: str | None, doc_id: str) -> None:
     if p.sender and p.erased:
         click.echo(f"Document {doc_id} is unchanged: signed by {p.sender} in transfer {p.transfer_id} (the signed "
                    f"manifest was verified before purges here erased {p.erased[1]} other record(s) from it, the "
-                   f"last on {p.erased[0]}).")  # fmt: skip
+                   f"last on {p.erased[0]}).{_key_since(p.signer)}")  # fmt: skip
     elif p.sender:
-        click.echo(f"Document {doc_id} is unchanged: signed by {p.sender} in transfer {p.transfer_id}.")
+        click.echo(f"Document {doc_id} is unchanged: signed by {p.sender} in transfer {p.transfer_id}."
+                   f"{_key_since(p.signer)}")  # fmt: skip
     else:
         click.echo(f"Document {doc_id} is intact (local document, sha256 {p.document.sha256[:16]}...).")
 

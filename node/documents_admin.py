@@ -14,7 +14,7 @@ from node.purged_content import PURGED, audit_details, erase_from_manifests, era
 from node.record_fixes import audit_move
 from node.records import add_document, not_active, replaceable
 from protocol import InvalidInput, SatchelError
-from storage import imports, records, students
+from storage import imports, peers, records, students
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.records import Document
@@ -48,6 +48,16 @@ class Provenance:
     # When purges here erased other records from the manifest: then its signature was verified before that,
     # not now (node.purged_content). (time of the last erasure, how many records)
     erased: tuple[str, int] | None = None
+    # The sender's key that verified the manifest at acceptance, which it is verified against still, and
+    # when that was; what became of that key here since: "active", "revoked" or "forgotten" (a re-pin).
+    signer: SignerNow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignerNow:
+    key_id: str
+    accepted_at: str | None
+    status: str
 
 
 def verify(node: Node, doc_id: str) -> Provenance:
@@ -68,7 +78,18 @@ def verify(node: Node, doc_id: str) -> Provenance:
         )
     redaction = store.manifest_redaction(node.db, row.transfer_id)
     erased = (str(redaction["at"]), len(redaction["records"])) if redaction else None
-    return Provenance(doc, manifest.sender_domain, row.transfer_id, manifest.created, True, erased)
+    verified_with = redaction.get("verified_with") if redaction else None
+    key_id = str(verified_with or manifest.sender_key_id)
+    return Provenance(doc, manifest.sender_domain, row.transfer_id, manifest.created, True, erased,
+                      _signer_now(node, row.peer, row.transfer_id, key_id))  # fmt: skip
+
+
+def _signer_now(node: Node, peer: str, transfer_id: str, key_id: str) -> SignerNow:
+    """A signature valid when the transfer was accepted stays valid (spec/envelope.md §5.3); whether its key was
+    revoked or forgotten here since is said beside it."""
+    key = peers.key_by_id(node.db, key_id, domain=peer)
+    status = "forgotten" if key is None else "revoked" if key.status == "revoked" else "active"
+    return SignerNow(key_id, store.accepted_at(node.db, transfer_id), status)
 
 
 def move(node: Node, *, actor: str | None, doc_id: str, to: str) -> Document:

@@ -56,23 +56,44 @@ def transfer_for_import(node: Node, transfer_id: str) -> TransferRow:
 def verified_manifest(node: Node, row: TransferRow) -> Manifest:
     """The sender's signed manifest as stored at acceptance, verified again before it is believed.
 
-    The signature is always verified; bytes that passed every structural check before (at accept, see
-    storage.manifest_checks) are not checked again.
+    The signature is always verified, against the sender's identity key that verified it when the transfer was
+    accepted (kept with it), never against the keys held now: a re-pin forgets the sender's old keys, and a key
+    revoked after acceptance does not undo what it signed before (spec/envelope.md §5.3). Bytes that passed
+    every structural check before (at accept, see storage.manifest_checks) are not checked again.
     """
     data, signature = _stored_manifest(node, row)
     checked = manifest_checks.passed(node.db, data)
     redaction = store.manifest_redaction(node.db, row.transfer_id)
     if redaction is not None:
         return _redacted(data, redaction, row, checked=checked)
-    last: SatchelError | None = None
+    signer = store.manifest_signer(node.db, row.transfer_id)
+    if signer is not None:
+        return verify_manifest(data, signature, IdentityPublicKey(signer[1]), checked=checked)
+    return _verified_by_a_held_key(node, row, data, signature, checked=checked)
+
+
+def _verified_by_a_held_key(
+    node: Node, row: TransferRow, data: bytes, signature: bytes, *, checked: bool
+) -> Manifest:
+    """A transfer accepted before Satchel kept the key that verified its manifest: the sender's keys held now are
+    tried (as then), and the one that verifies it is kept from now on."""
     for key in peers.keys(node.db, row.peer):
         if key.use != "identity":
             continue
         try:
-            return verify_manifest(data, signature, IdentityPublicKey(key.public_key), checked=checked)
-        except SatchelError as exc:
-            last = exc
-    raise last or NotImportable(f"no key of {row.peer} verifies the manifest")
+            manifest = verify_manifest(data, signature, IdentityPublicKey(key.public_key), checked=checked)
+        except SatchelError:
+            continue
+        with write_transaction(node.db):
+            store.record_manifest_signer(node.db, row.transfer_id, key.key_id, key.public_key)
+        return manifest
+    raise ManifestSignatureInvalid(
+        f"no key of {row.peer} held here verifies the manifest of transfer {row.transfer_id} (accepted before "
+        f"Satchel kept the key that verified it): the stored manifest was altered, or the key that signed it was "
+        f"forgotten since (a re-pin)",
+        field="manifest", hint=f"ask {row.peer} to send the records again (a new transfer); or restore the home from "
+                               f"a backup made before the re-pin, which holds the key",
+    )  # fmt: skip
 
 
 def _redacted(data: bytes, redaction: dict, row: TransferRow, *, checked: bool) -> Manifest:

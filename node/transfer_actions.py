@@ -131,8 +131,9 @@ def _accept(
             with envelope.open("rb") if progress is None else ProgressFile(envelope, progress) as source:
                 domain, key_id = peek_unverified_sender(source.read(4096))
                 source.seek(0)
+                sender_key = _sender_key(node, row.peer, domain, key_id)
                 opened = open_envelope(
-                    source, _BlobSink(incoming), code=code, sender_key=_sender_key(node, row.peer, domain, key_id),
+                    source, _BlobSink(incoming), code=code, sender_key=sender_key,
                     recipient_key=[*node.current_keys().encryption_by_id.values(), *revoked],
                     recipient_domain=node.config.node.domain, now=time.time(), policy=open_policy(node.config),
                 )  # fmt: skip
@@ -160,7 +161,10 @@ def _accept(
             # so none can remove a blob between its rename here and the commit of the transfer's hold.
             incoming.publish()
             received_blobs.remember(node.db, transfer_id, documents)
-            store.save_manifest(node.db, transfer_id, opened.manifest_bytes, opened.manifest_signature)
+            # With the key that verified it: the manifest is checked against that key from now on, whatever
+            # becomes of the sender's keys here (spec/envelope.md §5.3).
+            store.save_manifest(node.db, transfer_id, opened.manifest_bytes, opened.manifest_signature,
+                                signer=(sender_key.key_id, sender_key.raw))  # fmt: skip
             manifest_checks.remember(node.db, opened.manifest_bytes, now=now_iso())  # open_envelope parsed it
 
         try:

@@ -824,3 +824,19 @@ def _one_line_names(db: sqlite_utils.Database) -> None:
             db.execute(
                 "UPDATE settings SET value = ? WHERE key = 'district.contact'", [json.dumps(cleaned, sort_keys=True)]
             )
+
+
+@MIGRATIONS(name="0027_manifest_signers")
+def _manifest_signers(db: sqlite_utils.Database) -> None:
+    # The sender's identity key that verified a manifest at acceptance (spec/envelope.md §5.3): checked again
+    # later against the sender's keys as held then, an accepted transfer could no longer be imported or its
+    # documents verified once those keys were re-pinned (the old ones forgotten). A transfer accepted before
+    # this has NULL here until the first check after the upgrade, which records the key held then that verifies
+    # it (node.import_preview.verified_manifest).
+    _run(
+        db,
+        """
+        ALTER TABLE transfer_manifests ADD COLUMN signer_key_id TEXT;
+        ALTER TABLE transfer_manifests ADD COLUMN signer_public_key BLOB
+        """,
+    )

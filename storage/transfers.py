@@ -111,13 +111,45 @@ def save_status(db: sqlite_utils.Database, status: TransferStatus, *, now: str, 
     update_rows(db, "transfers", values, {"transfer_id": status.transfer_id})
 
 
-def save_manifest(db: sqlite_utils.Database, transfer_id: str, manifest: bytes, signature: bytes) -> None:
-    """The sender's signed manifest, kept for provenance. Its own table: a grade's is megabytes, which the
-    transfer's row (updated at every step) would otherwise rewrite each time."""
+def save_manifest(
+    db: sqlite_utils.Database, transfer_id: str, manifest: bytes, signature: bytes, *, signer: tuple[str, bytes]
+) -> None:  # fmt: skip
+    """The sender's signed manifest, kept for provenance with ``signer`` (key id, public key), the sender's
+    identity key that verified it. Its own table: a grade's is megabytes, which the transfer's row (updated at
+    every step) would otherwise rewrite each time."""
     db.execute(
-        "INSERT INTO transfer_manifests (transfer_id, manifest, signature) VALUES (?, ?, ?)",
-        [transfer_id, manifest, signature],
+        "INSERT INTO transfer_manifests (transfer_id, manifest, signature, signer_key_id, signer_public_key)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [transfer_id, manifest, signature, *signer],
     )
+
+
+def manifest_signer(db: sqlite_utils.Database, transfer_id: str) -> tuple[str, bytes] | None:
+    """(key id, public key) of the sender's identity key that verified the stored manifest when the transfer was
+    accepted; None for a transfer accepted before Satchel kept it, until :func:`record_manifest_signer`."""
+    row = db.execute(
+        "SELECT signer_key_id, signer_public_key FROM transfer_manifests WHERE transfer_id = ?", [transfer_id]
+    ).fetchone()
+    return (str(row[0]), bytes(row[1])) if row and row[0] is not None and row[1] is not None else None
+
+
+def record_manifest_signer(
+    db: sqlite_utils.Database, transfer_id: str, key_id: str, public_key: bytes
+) -> None:
+    """The key that verified a manifest stored without one (see :func:`manifest_signer`); a recorded one stays."""
+    db.execute(
+        "UPDATE transfer_manifests SET signer_key_id = ?, signer_public_key = ?"
+        " WHERE transfer_id = ? AND signer_key_id IS NULL",
+        [key_id, public_key, transfer_id],
+    )
+
+
+def accepted_at(db: sqlite_utils.Database, transfer_id: str) -> str | None:
+    """When this node accepted the transfer (its first `state.accepted` event), or None."""
+    row = db.execute(
+        "SELECT min(at) FROM transfer_events WHERE transfer_id = ? AND kind = 'state.accepted'", [transfer_id]
+    ).fetchone()
+    return row[0] if row else None
 
 
 def manifest_of(db: sqlite_utils.Database, transfer_id: str) -> tuple[bytes, bytes] | None:
