@@ -87,8 +87,9 @@ class _Run:
     batch: int  # most students per transaction
     origin_json: Callable[[str], str]  # record id -> its origin, as JSON text (see origin_json_for)
     claimed: set[str] = field(default_factory=set)  # SIS ids of students this run creates
-    # Record id -> the active document here that is a correction of it (imported before, or by this run)
-    corrected: dict[str, str] = field(default_factory=dict)
+    # Record id -> (versions apart, doc id) of the nearest active document here that is a newer version of it
+    # (imported before, or by this run): storage.records.corrections_of
+    corrected: dict[str, tuple[int, str]] = field(default_factory=dict)
     token: str = ""  # which run of the import this is (imports.start_run)
 
 
@@ -109,7 +110,7 @@ class _Plan:
     held: list[tuple[str, str]] = field(default_factory=list)  # (kind, local id) of its records held here already
     corrected_held: list[str] = field(default_factory=list)  # doc ids held here of the versions its corrections replace
     newer: list[tuple[str, str]] = field(default_factory=list)  # (doc id here, the older version it replaces)
-    corrected: dict[str, str] = field(default_factory=dict)  # as _Run.corrected, for its own documents
+    corrected: dict[str, tuple[int, str]] = field(default_factory=dict)  # as _Run.corrected, its own docs
     versions: dict[str, str] = field(default_factory=dict)  # record id -> doc id, of its own documents
     changes: str | None = None  # what a conflict with this district's record changed ("imported with changes")
     linked: StudentRecord | None = None  # the student here it links to (the import changes none of its values)
@@ -179,7 +180,7 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
     for rec in manifest.records:
         if rec.record_id not in erased:
             records_of.setdefault(rec.student_sis_id, []).append(rec)
-    wanted = [r.record_id for r in manifest.records] + [r.corrects for r in manifest.records if r.corrects]
+    wanted = [r.record_id for r in manifest.records] + [i for r in manifest.records for i in _lineage(r)]
     done = imports.imported_among(node.db, manifest.sender_domain, wanted)
     now = now_iso()
     context = _Run(node, found, manifest, user.username, now, done, node.config.imports.batch_students,
@@ -231,7 +232,7 @@ def _import_batch(
                     skipped.append((plan.student, _reason(exc)))
         for plan in written:
             run.done.update({r[1]: (r[2], r[3], True) for r in plan.remembered})
-            run.corrected.update(plan.corrected)
+            records.merge_versions(run.corrected, plan.corrected)
         imports.finish_students(
             db, run.found.import_id, now=run.now,
             imported=[(p.student.sender_sis_id, p.destination, int(p.new_student is not None),
@@ -359,8 +360,7 @@ def _plan(
             if newer:
                 plan.newer.append((newer, local_id))
             plan.versions[rec.record_id] = local_id
-            if rec.corrects:
-                plan.corrected[rec.corrects] = local_id
+            records.note_versions(plan.corrected, _lineage(rec), local_id)
         else:  # a case
             origin, meta = origin_of(rec), rec.metadata
             plan.cases.append((Case(
@@ -375,18 +375,33 @@ def _plan(
     return plan
 
 
+def _lineage(rec: ManifestRecord) -> list[str]:
+    """The records ``rec`` is a newer version of, nearest first (storage.records.lineage)."""
+    return records.lineage(rec.corrects, rec.metadata.get("earlier_versions"))
+
+
 def _versions(run: _Run, plan: _Plan, rec: ManifestRecord) -> tuple[str | None, str | None]:
     """(the document here that ``rec`` corrects, the one here that corrects ``rec``), either None. Each may have
     come before (an earlier transfer) or with it (this transfer sends both versions of a replaced document, as
     `--all-records` does), and a correction may be imported before the document it corrects: whichever came
-    first, the two are linked as versions, so that the older never looks current."""
+    first, the two are linked as versions, so that the older never looks current. Versions this district never
+    received are stepped over: the nearest version received before ``rec`` (a correction names every version
+    before it, spec/transfer.md §8) and the nearest held after it, so that a chain is whole whatever order its
+    versions arrive in, or whichever of them never do."""
     replaced = None
-    if rec.corrects:
-        before = run.done.get(rec.corrects)
-        replaced = before[1] if before else plan.versions.get(rec.corrects)
-        if before is not None and before[2]:
-            plan.corrected_held.append(before[1])
-    return replaced, plan.corrected.get(rec.record_id) or run.corrected.get(rec.record_id)
+    for record_id in _lineage(rec):
+        if record_id in plan.versions:  # imported with it
+            replaced = plan.versions[record_id]
+            break
+        before = run.done.get(record_id)
+        if before is not None:  # imported before; its copy may be gone since, and still names the version
+            replaced = before[1]
+            if before[2]:
+                plan.corrected_held.append(before[1])
+            break
+    newer = min(filter(None, (plan.corrected.get(rec.record_id), run.corrected.get(rec.record_id))),
+                key=lambda found: found[0], default=None)  # fmt: skip
+    return replaced, newer[1] if newer else None
 
 
 _COMPARED = (("given_name", "given name"), ("family_name", "family name"), ("birth_date", "birth date"),
@@ -407,9 +422,12 @@ def _kept_here(local: StudentRecord, incoming: ManifestStudent) -> str | None:
 
 
 def _origins(found: Import, manifest: Manifest, now: str):
-    def origin(rec: ManifestRecord) -> dict[str, str]:
-        # A correction keeps the id of the record it corrects: that record may come after it (_versions).
-        corrects = {"corrects": rec.corrects} if rec.corrects else {}
+    def origin(rec: ManifestRecord) -> dict[str, Any]:
+        # A correction keeps the ids of the records it is a newer version of: they may come after it (_versions).
+        versions = _lineage(rec)
+        corrects: dict[str, Any] = {"corrects": rec.corrects} if rec.corrects else {}
+        if len(versions) > 1:
+            corrects["earlier_versions"] = versions
         return {"kind": "import", "sender": manifest.sender_domain, "envelope": found.transfer_id,
                 "record_id": rec.record_id, "received": now, **corrects}  # fmt: skip
 
@@ -567,12 +585,12 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> Cancelled:
     blobs: set[str] = set()
     with write_transaction(node.db):
         written = imports.records_of_import(node.db, found.import_id)
-        removed_docs = []
+        removed_docs: dict[str, tuple[str | None, str | None]] = {}  # doc id -> (replaces, superseded_by)
         for kind, local_id, _sis, _source in written:
             if kind == "document":
                 doc = records.get_document(node.db, local_id)
                 blobs.add(doc.sha256)
-                removed_docs.append(local_id)
+                removed_docs[local_id] = (doc.replaces, doc.superseded_by)
                 node.db.execute("DELETE FROM documents WHERE doc_id = ?", [local_id])
             elif kind == "case":
                 node.db.execute("DELETE FROM cases WHERE case_id = ?", [local_id])
@@ -588,7 +606,7 @@ def cancel(node: Node, *, actor: str | None, transfer_id: str) -> Cancelled:
                 node.db.execute("DELETE FROM student_match_keys WHERE sis_id = ?", [sis_id])
                 node.db.execute("DELETE FROM students WHERE sis_id = ?", [sis_id])
         # Versions the import linked its documents to (a correction it brought, or one held here that corrects
-        # a document it brought) no longer name them.
+        # a document it brought) no longer name them: the versions on either side of one are linked instead.
         records.unlink_versions(node.db, removed_docs)
         imports.forget_records(node.db, found.import_id)
         imports.reset(node.db, found.import_id)  # "later" and every other decision stays decided

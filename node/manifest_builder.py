@@ -47,7 +47,9 @@ def build(
         )
     manifest_students = [_student(node, sis_id, selection.receiving_ids.get(sis_id)) for sis_id in wanted]
     docs, case_list, results = _records(node, selection, set(wanted))
-    manifest_records = [_document(d) for d in docs]
+    manifest_records = [
+        _document(d, records.earlier_versions(node.db, d.doc_id) if d.replaces else ()) for d in docs
+    ]
     manifest_records += [_case(c) for c in case_list]
     manifest_records += [_assessment(r) for r in results]
     manifest = Manifest(
@@ -112,10 +114,13 @@ def _belongs(owner: str, wanted: set[str], what: str, option: str) -> None:
                            hint="add that student with --student, or leave the record out")  # fmt: skip
 
 
-def _document(doc: Document) -> ManifestRecord:
+def _document(doc: Document, earlier: Sequence[str]) -> ManifestRecord:
+    # A correction of a correction names every version before it (spec/transfer.md §8): a receiver that never
+    # got the one it corrects still knows which of those it holds are outdated.
+    chain = {"earlier_versions": list(earlier)} if len(earlier) > 1 else {}
     return ManifestRecord(
         kind="document", record_id=doc.doc_id, student_sis_id=doc.student_sis_id,
-        metadata={"filename": doc.filename, "created_at": doc.created_at, **_origin(doc.origin)},
+        metadata={"filename": doc.filename, "created_at": doc.created_at, **_origin(doc.origin), **chain},
         length=doc.length, sha256=bytes.fromhex(doc.sha256), media_type=doc.media_type, title=doc.title,
         document_type=doc.doc_type, corrects=doc.replaces,
     )  # fmt: skip

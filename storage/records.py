@@ -108,9 +108,18 @@ def documents_with_blob(db: sqlite_utils.Database, sha256: str) -> int:
     ).fetchone()[0]
 
 
-def unlink_versions(db: sqlite_utils.Database, removed: Iterable[str]) -> None:
-    """After the documents ``removed`` were deleted: those they replaced are superseded by the newest other
-    version that replaces them, or by none; those that replaced them replace none."""
+def unlink_versions(db: sqlite_utils.Database, removed: Mapping[str, tuple[str | None, str | None]]) -> None:
+    """After the documents ``removed`` ({doc id: (replaces, superseded_by)} as they were) were deleted: the
+    versions on either side of a removed one are linked to each other (v3 replaces v1 once v2 is gone: it did
+    through v2). Otherwise those they replaced are superseded by the newest other version that replaces them, or
+    by none; those that replaced them replace none."""
+    gone = json.dumps(list(removed))
+    for older, newer in {_beyond(removed, doc_id) for doc_id in removed}:
+        if older is not None and newer is not None:
+            db.execute("UPDATE documents SET superseded_by = ? WHERE doc_id = ? AND superseded_by IN"
+                       " (SELECT value FROM json_each(?))", [newer, older, gone])  # fmt: skip
+            db.execute("UPDATE documents SET replaces = ? WHERE doc_id = ? AND replaces IN"
+                       " (SELECT value FROM json_each(?))", [older, newer, gone])  # fmt: skip
     for chunk in batched(removed, 500):
         marks = ",".join("?" * len(chunk))
         db.execute(
@@ -121,15 +130,72 @@ def unlink_versions(db: sqlite_utils.Database, removed: Iterable[str]) -> None:
         db.execute(f"UPDATE documents SET replaces = NULL WHERE replaces IN ({marks})", list(chunk))
 
 
-def corrections_of(db: sqlite_utils.Database, sender: str) -> dict[str, str]:
-    """Record id -> doc id of the active documents received from ``sender`` as corrections of that record."""
+def _beyond(
+    removed: Mapping[str, tuple[str | None, str | None]], doc_id: str
+) -> tuple[str | None, str | None]:
+    """The nearest versions before and after ``doc_id`` that were not removed (a chain may lose several)."""
+    ends: list[str | None] = []
+    for side in (0, 1):
+        current, seen = removed[doc_id][side], {doc_id}
+        while current is not None and current in removed and current not in seen:
+            seen.add(current)
+            current = removed[current][side]
+        ends.append(None if current is None or current in removed else current)
+    return ends[0], ends[1]
+
+
+# A manifest's metadata holds at most 256 entries in a list (spec/envelope.md §5.1).
+MAX_EARLIER_VERSIONS = 256
+
+
+def earlier_versions(db: sqlite_utils.Database, doc_id: str) -> list[str]:
+    """Ids of the versions document ``doc_id`` replaces, nearest first (the one it replaces, the one that one
+    replaces, ...), at most :data:`MAX_EARLIER_VERSIONS`."""
     rows = db.execute(
-        "SELECT json_extract(origin, '$.corrects'), doc_id FROM documents WHERE status = 'active'"
-        " AND json_extract(origin, '$.corrects') IS NOT NULL AND json_extract(origin, '$.sender') = ?"
-        " ORDER BY created_at, doc_id",
+        "WITH RECURSIVE chain(doc_id, depth) AS (SELECT replaces, 1 FROM documents WHERE doc_id = ?"
+        " AND replaces IS NOT NULL UNION ALL SELECT d.replaces, c.depth + 1 FROM documents d JOIN chain c"
+        " ON d.doc_id = c.doc_id WHERE d.replaces IS NOT NULL AND c.depth < ?)"
+        " SELECT doc_id FROM chain ORDER BY depth",
+        [doc_id, MAX_EARLIER_VERSIONS],
+    ).fetchall()
+    return [i for i in dict.fromkeys(r[0] for r in rows) if i != doc_id]
+
+
+def lineage(corrects: str | None, earlier: object) -> list[str]:
+    """The record ids a received correction is a newer version of, nearest first: the one it ``corrects``, then
+    the ``earlier_versions`` its sender named (spec/transfer.md §8); anything else there is ignored."""
+    if not corrects:
+        return []
+    more = [i for i in earlier if isinstance(i, str)] if isinstance(earlier, list | tuple) else []
+    return list(dict.fromkeys([corrects, *more]))
+
+
+def corrections_of(db: sqlite_utils.Database, sender: str) -> dict[str, tuple[int, str]]:
+    """Record id -> (how many versions apart, doc id) of the nearest active document received from ``sender`` as
+    a newer version of that record."""
+    rows = db.execute(
+        "SELECT json_extract(origin, '$.corrects'), json_extract(origin, '$.earlier_versions'), doc_id"
+        " FROM documents WHERE status = 'active' AND json_extract(origin, '$.corrects') IS NOT NULL"
+        " AND json_extract(origin, '$.sender') = ? ORDER BY created_at, doc_id",
         [sender],
     )
-    return dict(rows.fetchall())
+    found: dict[str, tuple[int, str]] = {}
+    for corrects, earlier, doc_id in rows.fetchall():
+        note_versions(found, lineage(corrects, json.loads(earlier) if earlier else None), doc_id)
+    return found
+
+
+def note_versions(found: dict[str, tuple[int, str]], versions: list[str], doc_id: str) -> None:
+    """Record in ``found`` (as :func:`corrections_of` returns) that ``doc_id`` is a newer version of each of
+    ``versions`` (nearest first); of two at the same distance, the later noted."""
+    merge_versions(found, {record_id: (distance, doc_id) for distance, record_id in enumerate(versions)})
+
+
+def merge_versions(found: dict[str, tuple[int, str]], more: Mapping[str, tuple[int, str]]) -> None:
+    """Add ``more`` to ``found`` (both as :func:`corrections_of` returns), keeping the nearest version of each."""
+    for record_id, (distance, doc_id) in more.items():
+        if record_id not in found or distance <= found[record_id][0]:
+            found[record_id] = (distance, doc_id)
 
 
 def list_documents(db: sqlite_utils.Database, student_sis_id: str | None = None) -> list[Document]:

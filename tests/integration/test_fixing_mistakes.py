@@ -274,3 +274,68 @@ def test_a_receiving_sis_id_that_named_nobody_does_not_give_the_records_to_the_c
     b.cli("roster", "import", str(roster), "--as", "coord")
     assert _json(b, "students", "show", "777777", "--json")["student"]["given_name"] == "Bob"
     assert _json(b, "documents", "list", "777777", "--json") == []
+
+
+def _three_versions(a: District, tmp_path: Path, student: str) -> list[str]:
+    """Doc ids at A of a document corrected twice: v1, v2 (replaces v1), v3 (replaces v2)."""
+    for name in ("v1.pdf", "v2.pdf", "v3.pdf"):
+        (tmp_path / name).write_bytes(os.urandom(4_000))
+    ids = [_add_document(a, student, tmp_path / "v1.pdf", "V1")]
+    for n in (2, 3):
+        new = tmp_path / f"v{n}.pdf"
+        a.cli("documents", "replace", ids[-1], str(new), "--title", f"V{n}", "--as", "coord")
+        listed = _json(a, "documents", "list", student, "--json")
+        ids += [d["doc_id"] for d in listed if d["replaces"] == ids[-1]]
+    return ids
+
+
+def _chain(b: District, student: str) -> list[str]:
+    """The titles of the versions B holds, from the current one back through what each replaces; every link
+    named both ways."""
+    held = _versions(b, student)
+    by_id = {d["doc_id"]: d for d in held.values()}
+    [current] = [d for d in held.values() if d["superseded_by"] is None]  # one version only is current
+    titles = [current["title"]]
+    while current["replaces"] is not None:
+        older = by_id[current["replaces"]]
+        assert older["superseded_by"] == current["doc_id"], (older, current)
+        titles.append(older["title"])
+        current = older
+    assert len(titles) == len(held), held  # none left out of the chain
+    return titles
+
+
+def test_a_chain_of_corrections_is_linked_whatever_versions_arrive_in_any_order(pair, tmp_path: Path) -> None:
+    # A correction named only the version it corrects: v1 and v3 (which replaces v2, which replaces v1) both
+    # stood current here whenever v2 had not arrived, whether v3 came first or last. A correction now names
+    # every version before it (spec/transfer.md §8), and the chain is linked through the versions not held.
+    a, b, _ = pair
+    v1, v2, v3 = _three_versions(a, tmp_path, "100001")
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v3))
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v1))  # the first version comes last
+    assert _chain(b, "100001") == ["V3", "V1"]
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v2))  # the middle one, after both
+    assert _chain(b, "100001") == ["V3", "V2", "V1"]
+
+    w1, _, w3 = _three_versions(a, tmp_path, "100003")
+    _import(b, _send_accept(a, b, "--student", "100003", "--documents", w1))
+    _import(b, _send_accept(a, b, "--student", "100003", "--documents", w3))  # in order, skipping v2
+    assert _chain(b, "100003") == ["V3", "V1"]
+
+
+def test_cancelling_the_import_of_a_middle_version_links_those_either_side(pair, tmp_path: Path) -> None:
+    # Cancelling the import of v2 unlinked it from both sides: v1 and v3 both stood current.
+    a, b, _ = pair
+    v1, v2, v3 = _three_versions(a, tmp_path, "100001")
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v1))
+    middle = _send_accept(a, b, "--student", "100001", "--student", "100002", "--documents", v2)
+    b.cli("import", "preview", middle, "--as", "coord")
+    b.cli("import", "match", middle, "100002", "--later", "--as", "coord")  # partial: it can be cancelled
+    b.cli("import", "run", middle, "--as", "coord", ok=False)
+    _import(b, _send_accept(a, b, "--student", "100001", "--documents", v3))
+    assert _chain(b, "100001") == ["V3", "V2", "V1"]
+
+    b.cli("import", "cancel", middle, "--as", "coord")
+    assert _chain(b, "100001") == ["V3", "V1"]
+    b.cli("import", "run", middle, "--as", "coord", ok=False)  # imported again: back in its place
+    assert _chain(b, "100001") == ["V3", "V2", "V1"]
