@@ -22,6 +22,9 @@ from cli.common import (
 )
 from cli.progress import progress_line
 
+# sourcedIds named in the table output; --json names up to a thousand.
+_NOT_HELD_SHOWN = 10
+
 
 @click.group("roster", context_settings=CONTEXT)
 def roster_group() -> None:
@@ -58,7 +61,9 @@ def roster_import(
     or whose sourcedId a student with another SIS id holds (a renumbered student), is an invalid row. Only
     the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
     delta export has no row for. A delta's demographics and enrollment rows of students its users.csv does
-    not list update the students held under those sourcedIds (an enrollment of one not held is invalid). When
+    not list update the students held under those sourcedIds (an enrollment of one not held is invalid;
+    demographics alone of one not held, a teacher's as likely as a student's, are not read but counted and
+    named in the output, `demographics_not_held_ids` with --json). When
     users.csv is a bulk export (manifest.csv: file.users,bulk), the roster's students it no longer lists are
     marked inactive (those of the schools in its orgs.csv, or of none), so no transfer code picks them.
 
@@ -89,12 +94,21 @@ def roster_import(
                 ],
                 "skipped_count": result.skipped,
                 "marked_inactive": result.marked_inactive,
+                "demographics_not_held": result.demographics_not_held,
+                "demographics_not_held_ids": list(result.demographics_not_held_ids),
             }
         )
         return
     click.echo(f"Students: {counts.inserted:,} added, {counts.updated:,} updated, {counts.unchanged:,} unchanged.")
     if result.marked_inactive:
         click.echo(f"{result.marked_inactive:,} no longer in the roster: marked inactive.")
+    if result.demographics_not_held:
+        shown = result.demographics_not_held_ids[:_NOT_HELD_SHOWN]
+        more = result.demographics_not_held - len(shown)
+        click.echo(f"{result.demographics_not_held:,} demographics.csv row(s) of sourcedIds no student here holds were "
+                   f"not read (teachers' and staff's are expected): {', '.join(shown)}"
+                   + (f" and {more:,} more (--json lists {len(result.demographics_not_held_ids):,})" if more else "")
+                   + ". If one is a student's, import the SIS's bulk export to add the student.")  # fmt: skip
     for row in result.skipped_rows:
         click.echo(
             f"Skipped {row.file} line {row.line}"

@@ -21,7 +21,9 @@ on the first. A student an import from another district created is the exception
 
 A delta users.csv lists only the students that changed there: the rows of others in its demographics.csv
 and enrollments.csv are applied to the students held under their sourcedIds (protocol.oneroster), and a
-row of a sourcedId held by no student is a bad row, found before anything is saved like any other.
+row of a sourcedId held by no student is a bad row, found before anything is saved like any other; but
+demographics alone of such a sourcedId are not read (they may be a teacher's), only counted and named in
+the result, so that an operator sees a student's row that was not applied.
 
 A bulk users.csv lists every student: those of the roster (not of imports from other districts) it no
 longer lists, by sourcedId, are marked inactive after the others are saved, so that no transfer code picks
@@ -89,6 +91,10 @@ class RosterImportResult:
     skipped: int
     ids_held: int = 0  # of the skipped rows, those refused as RosterIdsHeld's
     marked_inactive: int = 0  # students a bulk roster no longer lists
+    # A delta's demographics.csv rows alone of sourcedIds no student here holds (a teacher's, or a student the
+    # bulk export never added): not read, and counted; the first of those sourcedIds, sorted.
+    demographics_not_held: int = 0
+    demographics_not_held_ids: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -212,11 +218,14 @@ def import_roster(
             progress=progress, actor=user.username, action="roster.import", subject=path.name,
             started={"students": valid, "skipped": invalid} | ({"new_sourced_ids": True} if new_sourced_ids else {}),
             skipped=invalid,
-            finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged", "marked_inactive")},
+            finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged", "marked_inactive")}
+            | ({"demographics_not_held": roster.demographics_not_held} if roster.demographics_not_held else {}),
             changes=("inserted", "updated", "marked_inactive"),
         )  # fmt: skip
     counts = UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"])
-    return RosterImportResult(counts, errors, invalid, ids_held=held[0], marked_inactive=totals["marked_inactive"])
+    return RosterImportResult(counts, errors, invalid, ids_held=held[0], marked_inactive=totals["marked_inactive"],
+                              demographics_not_held=roster.demographics_not_held,
+                              demographics_not_held_ids=roster.demographics_not_held_ids())  # fmt: skip
 
 
 def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:

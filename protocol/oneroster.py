@@ -45,7 +45,8 @@ Rules the parser applies (also stated in the importer's documentation):
   holds (:meth:`RosterReading.check`), those rows are applied to the student held under that sourcedId, every
   other field kept as stored; each enrollment of a sourcedId no student (or more than one) is held under is
   an error naming it, and so are its demographics. Demographics alone of a sourcedId not held are not read:
-  demographics.csv covers teachers and staff too, and a delta need not name them in any other file. A bulk
+  demographics.csv covers teachers and staff too, and a delta need not name them in any other file; they are
+  counted (:attr:`RosterReading.demographics_not_held`) and named, for the caller to report. A bulk
   users.csv lists every student: a row of anyone it does not list is not read, as before.
 """
 
@@ -336,6 +337,11 @@ class RosterReading:
         self.user_lines: MutableMapping[str, int] = self._map("user_lines")
         self.sis_lines: MutableMapping[str, int] = self._map("sis_id_lines")
         self._checked = False
+        # Of a delta: the sourcedIds held by no student here whose demographics.csv rows alone were not read
+        # (see check), counted, the first ``keep_errors`` of them kept to be named.
+        self.demographics_not_held = 0
+        self._not_held_ids: list[str] = []
+        self._keep_ids = keep_errors
 
     def _map(self, name: str) -> MutableMapping[str, Any]:
         return self._spill(name) if self._spill else {}
@@ -378,6 +384,10 @@ class RosterReading:
     def error_count(self) -> int:
         return len(self.error_list)
 
+    def demographics_not_held_ids(self) -> tuple[str, ...]:
+        """The sourcedIds (sorted; the first ``keep_errors`` met) of :attr:`demographics_not_held`."""
+        return tuple(sorted(self._not_held_ids))
+
     def check(self, vet: Vet | None = None, stored: StoredStudents | None = None) -> int:
         """Run the record's own checks on every student, and ``vet`` on them a chunk at a time, adding those
         that fail to :meth:`errors`, so that every error is known before a student is handed out; returns how
@@ -390,7 +400,8 @@ class RosterReading:
         enrollments.csv has rows of are looked up there by sourcedId: one held is counted as passing, and
         :meth:`updates` applies those rows to it; each row of one held twice, or of one not held that has an
         enrollment, is an error naming the sourcedId. Demographics alone of one not held are not read (a
-        teacher's, as likely as a student's)."""
+        teacher's, as likely as a student's), but counted in :attr:`demographics_not_held` and named by
+        :meth:`demographics_not_held_ids`."""
         if self._checked:  # once is enough: those that failed are marked already
             return sum(1 for _ in self.build()) + self._partials_passed
         refused: MutableMapping[str, bool] = self._map("refused")
@@ -429,6 +440,10 @@ class RosterReading:
                     # Demographics alone: demographics.csv covers every user, teachers and staff too, and a
                     # delta need not list them anywhere else, so one not held here is nobody known to be a
                     # student (refusing it would stop every nightly delta that corrects a teacher's birth date).
+                    # Counted and named all the same: it may be a student's whom the bulk export never added.
+                    self.demographics_not_held += 1
+                    if self._keep_ids is None or len(self._not_held_ids) < self._keep_ids:
+                        self._not_held_ids.append(d.source_id)
                     continue
                 if held:
                     ids = ", ".join(repr(r.sis_id) for r in sorted(held, key=lambda r: r.sis_id))

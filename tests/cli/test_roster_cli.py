@@ -26,7 +26,7 @@ def test_import_is_idempotent_and_searchable(make_home, tmp_path) -> None:
     before = _snapshot(home)
     again = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--json").output)
     assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": [], "skipped_count": 0,
-                     "marked_inactive": 0}
+                     "marked_inactive": 0, "demographics_not_held": 0, "demographics_not_held_ids": []}
     assert _snapshot(home) == before  # not even an audit entry
 
     found = json.loads(run_cli(home, "students", "search", "okafor", "--json").output)
@@ -173,3 +173,26 @@ def test_a_student_gone_from_the_nightly_bulk_roster_is_in_no_whole_grade_code(m
     assert made["students"] == 1
     listed = json.loads(run_cli(home, "students", "search", "Martinez", "--json").output)
     assert [s["enrollment_status"] for s in listed] == ["inactive"]
+
+
+def test_a_deltas_demographics_of_sourced_ids_not_held_are_reported(make_home, tmp_path) -> None:
+    home = make_home()
+    _import(home, write_bundle(tmp_path / "night1", make_bundle([AVA, BILL])))
+    # The next night's delta: only demographics changed, Bill's, a teacher's and a child's the bulk export never
+    # added. The last two are not read (a teacher's is none of ours), but an operator must see that they were not.
+    delta = make_bundle([])
+    delta["manifest.csv"] = delta["manifest.csv"].replace(b"file.users,bulk", b"file.users,delta").replace(
+        b"file.demographics,bulk", b"file.demographics,delta")  # fmt: skip
+    header = delta["demographics.csv"].split(b"\r\n")[0]
+    delta["demographics.csv"] = b"\r\n".join([header, b"guid-bill,,,2012-03-15,male" + b"," * 11,
+                                               b"guid-teacher-9,,,1980-01-01,female" + b"," * 11,
+                                               b"guid-new-kid,,,2013-01-01,male" + b"," * 11, b""])  # fmt: skip
+    folder = write_bundle(tmp_path / "night2", delta)
+    told = _import(home, folder)
+    assert told.exit_code == 0, told.output
+    assert ("2 demographics.csv row(s) of sourcedIds no student here holds were not read (teachers' and staff's are "
+            "expected): guid-new-kid, guid-teacher-9. If one is a student's, import the SIS's bulk export to add the "
+            "student.") in told.output  # fmt: skip
+    again = json.loads(_import(home, folder, "--json").output)
+    assert again["demographics_not_held"] == 2
+    assert again["demographics_not_held_ids"] == ["guid-new-kid", "guid-teacher-9"]

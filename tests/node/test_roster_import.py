@@ -443,17 +443,28 @@ def test_a_delta_row_of_a_student_not_held_is_refused_naming_its_sourced_id(
     assert _stored(node, "S000002").birth_date == "2011-12-02"
 
 
-def test_a_delta_with_demographics_alone_of_someone_not_held_is_imported(node: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("spill_over", [0, 1 << 30], ids=["spilled", "in memory"])
+def test_a_delta_with_demographics_alone_of_someone_not_held_is_imported_and_they_are_named(
+    node: Any, tmp_path: Path, spill_over: int
+) -> None:
     # demographics.csv covers teachers and staff too, and a delta need not name them in any other file: a
-    # corrected teacher's birth date must not stop the nightly import of every student's changes.
+    # corrected teacher's birth date must not stop the nightly import of every student's changes. But such a row
+    # may be a student's the bulk export never added: the import counts and names them, not silently.
     _import(node, tmp_path, "bulk", [_student(1), _student(2)], skip_invalid=False)
     rows = {"demographics.csv": [b"u-S000002,,,2011-12-02,female" + b"," * 11,
-                                 b"staff-guid-7,,,1979-03-04,male" + b"," * 11]}  # fmt: skip
+                                 b"staff-guid-7,,,1979-03-04,male" + b"," * 11,
+                                 b"u-S000099,,,2012-05-06,male" + b"," * 11]}  # fmt: skip
     delta = _delta([], files=("users.csv", "demographics.csv"), rows=rows)
-    result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False)
+    result = _import(node, tmp_path, "delta", [], bundle=delta, skip_invalid=False, spill_over=spill_over)
     assert (result.counts.updated, result.skipped) == (1, 0)
+    assert result.demographics_not_held == 2
+    assert result.demographics_not_held_ids == ("staff-guid-7", "u-S000099")
+    assert _roster_audit(node)[-1][1]["demographics_not_held"] == 2
     assert _stored(node, "S000002").birth_date == "2011-12-02"
     assert stored_students.get(node.db, "staff-guid-7") is None
+    # A bulk export's rows of users it does not list are none of this: nothing to report.
+    bulk = _import(node, tmp_path, "bulk2", [_student(1), _student(2)], skip_invalid=False)
+    assert (bulk.demographics_not_held, bulk.demographics_not_held_ids) == (0, ())
 
 
 def test_a_delta_row_of_a_sourced_id_two_students_hold_is_refused_naming_both(node: Any, tmp_path: Path) -> None:

@@ -637,11 +637,13 @@ def test_a_delta_applies_rows_of_unlisted_students_to_those_held_and_refuses_the
         if u not in listed and status != "tobedeleted" and role == "student":
             rows.setdefault(u, []).append(("enrollments.csv", line))
             told.setdefault(u, {}).setdefault("starts", []).append(begin)
-    expected_errors, expected = set(), {}
+    expected_errors, expected, not_held = set(), {}, set()
     for u, said in told.items():
         if len(said.get("demographics", ())) > 1:
             continue  # a second demographics row: the student is dropped for that error
         held = _HELD.get(u, [])
+        if not held and "starts" not in said:
+            not_held.add(u)  # not read, but counted and named
         if len(held) == 1:
             record = held[0]
             if "demographics" in said:
@@ -669,5 +671,7 @@ def test_a_delta_applies_rows_of_unlisted_students_to_those_held_and_refuses_the
     refused = {(e.file, e.line, e.field) for e in errors if "held here" in e.message}
     assert refused == expected_errors
     assert all(repr(e.message.split("'")[1]) in e.message for e in errors if "held here" in e.message)
+    assert reading.demographics_not_held == len(not_held)
+    assert reading.demographics_not_held_ids() == tuple(sorted(not_held))
     # Without the students held (parse_oneroster, a caller with no database), only users.csv's are handed out.
     assert [r.sis_id for r in read_oneroster(bundle).students()] == [f"L{u}" for u in kept]
