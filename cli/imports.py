@@ -57,6 +57,10 @@ def import_preview_cmd(
 ) -> None:
     """Match the incoming students to this district's before anything is written.
 
+    A student matched to one marked inactive here (left the district) is uncertain, with a warning, until a
+    coordinator confirms the link with `satchel import match ID STUDENT --to SIS_ID` (or chooses --new):
+    a child returning is common, but records must not land silently on a child who left.
+
     \b
     Example:
       satchel import preview 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --school "Lincoln Middle School" --as bo
@@ -71,7 +75,10 @@ def import_preview_cmd(
     if as_json:
         print_json({"transfer_id": imp.transfer_id, "source": imp.source_name, "source_domain": imp.source_domain,
                     "source_school": imp.source_school, "school": imp.school_name, "owner": imp.owner,
-                    "owner_note": result.owner_note, **result.counts})  # fmt: skip
+                    "owner_note": result.owner_note, **result.counts,
+                    "inactive_matches": [{"student": m.sender_sis_id, "local_sis_id": m.local_sis_id,
+                                          "inactive_since": m.inactive_since, "confirmed": m.confirmed}
+                                         for m in result.inactive]})  # fmt: skip
         return
     print_fields([
         ("From", f"{imp.source_name} ({imp.source_domain})"), ("Source school", imp.source_school or "-"),
@@ -81,6 +88,18 @@ def import_preview_cmd(
         ("Students", f"{result.counts['new']} new, {result.counts['matched']} matched, "
                      f"{result.counts['uncertain']} uncertain"),
     ])  # fmt: skip
+    for m in result.inactive:
+        since = m.inactive_since[:10]
+        if m.confirmed:
+            click.echo(f"Note: incoming student {m.sender_sis_id} is linked, as a coordinator chose, to "
+                       f"{m.local_sis_id}, who is marked inactive since {since}.")  # fmt: skip
+        else:
+            click.echo(f"Warning: incoming student {m.sender_sis_id} matches {m.local_sis_id}, who is marked inactive "
+                       f"since {since} (left the district?): check this is the same child, returning, then "
+                       f"confirm with `satchel import match {transfer_id} {m.sender_sis_id} --to {m.local_sis_id}`; "
+                       f"if it is another child, use --new or --to the right student (or ask the sending district "
+                       f"to send again with --receiving-sis-id naming them). Until then the import skips them.",
+                       err=True)  # fmt: skip
     click.echo(f"Next: `satchel import review {transfer_id} --status uncertain`, then `satchel import run`.")
 
 
@@ -149,6 +168,9 @@ def import_match(
                                         link_to=link_to, new=new, later=later)  # fmt: skip
     action, target = decided.student.target
     click.echo(f"{student}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
+    if decided.inactive_since:
+        click.echo(f"Note: {target} is marked inactive here since {decided.inactive_since[:10]}; linked as you "
+                   "chose (a child returning to the district).", err=True)  # fmt: skip
     if decided.shared_with:
         others = ", ".join(decided.shared_with)
         # One already imported there cannot be decided again: then it is this one to change.

@@ -16,7 +16,7 @@ from node.operators import authorize, record
 from protocol import InvalidInput, NotFound, SatchelError
 from protocol.envelope_errors import ManifestSignatureInvalid
 from protocol.manifest import Manifest, ManifestStudent, parse_checked_manifest, parse_manifest
-from protocol.matching import IncomingStudent
+from protocol.matching import IncomingStudent, flag_inactive
 from protocol.roster import normalize_grade, normalize_sex
 from protocol.transfer_states import Side
 from storage import imports, manifest_checks, peers, received_blobs, users
@@ -37,6 +37,17 @@ class NotImportable(SatchelError):
 
 
 @dataclass(frozen=True, slots=True)
+class InactiveMatch:
+    """An incoming student not imported yet whose local student (proposed, or chosen by a person) is marked
+    inactive here: the coordinator checks this is the same child returning (spec: protocol.matching rule 5)."""
+
+    sender_sis_id: str
+    local_sis_id: str
+    inactive_since: str
+    confirmed: bool  # a person linked them (`satchel import match --to`): the import will
+
+
+@dataclass(frozen=True, slots=True)
 class Preview:
     import_row: Import
     counts: dict[str, int]
@@ -44,6 +55,7 @@ class Preview:
     # Why the documents have no owner although the sending district named one (it names nobody here, or an
     # operator whose account is disabled), for the coordinator to choose one with --owner; None otherwise.
     owner_note: str | None = None
+    inactive: tuple[InactiveMatch, ...] = ()
 
 
 def transfer_for_import(node: Node, transfer_id: str) -> TransferRow:
@@ -147,6 +159,9 @@ def preview(
     row = transfer_for_import(node, transfer_id)
     manifest = verified_manifest(node, row)
     outcomes = match_students(node.db, [incoming(s) for s in manifest.students])
+    # Rule 5 (protocol.matching): a student inactive here is never linked without a person.
+    outcomes = flag_inactive(outcomes, student_store.inactive_since(node.db, (o.local_sis_id for o in outcomes
+                                                                               if o.local_sis_id)))  # fmt: skip
     school_id, school_name = _school(node, school)
     owner_name = _owner(node, owner or manifest.recipient_owner, explicit=owner is not None)
     peer = peers.get(node.db, row.peer)
@@ -204,7 +219,20 @@ def summary(node: Node, transfer_id: str) -> Preview:
     found = imports.require(node.db, transfer_id)
     rows = imports.students(node.db, found.import_id)
     counts = Counter(s.match_status for s in rows)
-    return Preview(found, {k: counts.get(k, 0) for k in ("new", "matched", "uncertain")}, rows)
+    return Preview(found, {k: counts.get(k, 0) for k in ("new", "matched", "uncertain")}, rows,
+                   inactive=_inactive_matches(node, rows))  # fmt: skip
+
+
+def _inactive_matches(node: Node, rows: list[ImportStudent]) -> tuple[InactiveMatch, ...]:
+    """The students still to import whose local student (a person's choice, else the proposal) is inactive now:
+    read at each look, as the roster may have marked one since the preview."""
+    local = {s.sender_sis_id: s.target[1] if s.decision == "link" else s.proposed_sis_id
+             for s in rows if s.result != "imported" and s.decision not in ("new", "later")}  # fmt: skip
+    since = student_store.inactive_since(node.db, (sis_id for sis_id in local.values() if sis_id))
+    return tuple(
+        InactiveMatch(s.sender_sis_id, sis_id, since[sis_id], s.decision == "link")
+        for s in rows if (sis_id := local.get(s.sender_sis_id)) is not None and sis_id in since
+    )  # fmt: skip
 
 
 def _school(node: Node, school: str | None) -> tuple[str | None, str | None]:
@@ -247,6 +275,8 @@ class Decided:
     shared_with: tuple[str, ...] = ()
     # Those of them already imported there: only the others (or this one) can be decided again.
     shared_imported: tuple[str, ...] = ()
+    # Since when the student linked to is marked inactive here, if it is (the person chose them all the same).
+    inactive_since: str | None = None
 
 
 def decide(
@@ -272,8 +302,10 @@ def decide(
         if target.result == "imported":
             raise InvalidInput(f"student {sender_sis_id} is already imported", field="STUDENT",
                                hint="move their records with `satchel documents move`")  # fmt: skip
+        inactive = None
         if link_to is not None:
             student_store.require(node.db, link_to)
+            inactive = student_store.inactive_since(node.db, [link_to]).get(link_to)
         decision = "link" if link_to is not None else "new" if new else "later"
         imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
                                reviewed_by=user.username, reviewed_at=now_iso())  # fmt: skip
@@ -286,6 +318,7 @@ def decide(
         shared_imported = tuple(s.sender_sis_id for s in sharing if s.result == "imported")
         record(node, user.username, "import.review", transfer_id,
                {"student": sender_sis_id, "decision": decision, "to": link_to}
-               | ({"shared_with": list(shared)} if shared else {}))  # fmt: skip
+               | ({"shared_with": list(shared)} if shared else {})
+               | ({"to_inactive_since": inactive} if inactive else {}))  # fmt: skip
     decided = next(s for s in imports.students(node.db, transfer_id) if s.sender_sis_id == sender_sis_id)
-    return Decided(decided, shared, shared_imported)
+    return Decided(decided, shared, shared_imported, inactive)

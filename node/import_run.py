@@ -485,6 +485,11 @@ def _destination(
         assert sis_id is not None
         if sis_id not in existing:
             existing[sis_id] = students.require(node.db, sis_id).record  # or the usual not-found error
+        if student.decision != "link" and existing[sis_id].enrollment_status == "inactive":
+            # Marked inactive since the preview matched them (the roster ran): never linked without a person
+            # (protocol.matching rule 5).
+            raise InvalidInput(f"needs review: local student {sis_id} is marked inactive here", field="match",
+                               hint="decide with `satchel import match ID STUDENT --to SIS_ID | --new`")  # fmt: skip
         return sis_id, False
     new_id_here = _new_sis_id(found, incoming)
     if new_id_here in claimed:

@@ -22,6 +22,13 @@ anything the rules are not sure of (as in the vendor's "matched / new / uncertai
 4. **The batch.** The same student twice in one transfer (:func:`find_incoming_duplicates`), or two
    incoming students matched to one local student, make the later entries ``uncertain``
    (:func:`apply_batch_rules`): one local student receives records once.
+5. **Inactive students** (left the district, or inactive in the roster) stay candidates: a child returning
+   to the district is common, and creating them again would split their records. But an import never
+   links one without a person (:func:`flag_inactive`): a proposal of an inactive student is ``uncertain``,
+   its first reason saying since when the student is inactive, so the coordinator checks this is the same
+   child returning and confirms the link, or creates the child new. Rules 1-4 do not look at the status,
+   so the proposal, score and candidates are what they would be for an active student. (The releasing side
+   of a records request matches without this rule: a child asked for has usually left.)
 
 Points (the tables in :mod:`protocol.match_score`): exact given name, family name and birth date are
 worth 30 each, sex and grade 4, middle name 6. The thresholds follow from them, and from the generated
@@ -95,7 +102,7 @@ __all__ = [
     "MATCH_THRESHOLD", "MAX_LISTED", "MIDDLE_POINTS", "NEW", "POSSIBLE_THRESHOLD", "SEX_POINTS",
     "STATE_ID_POINTS", "STATUSES", "SWAP_PENALTY", "UNCERTAIN", "FieldComparison", "IncomingStudent",
     "MatchOutcome", "MatchScore", "Person", "apply_batch_rules", "blocking_keys", "decide",
-    "find_incoming_duplicates", "score",
+    "find_incoming_duplicates", "flag_inactive", "inactive_note", "score",
 ]  # fmt: skip
 
 MATCHED, UNCERTAIN, NEW = "matched", "uncertain", "new"
@@ -419,4 +426,26 @@ def apply_batch_rules(
             for n in entries:
                 note = f"entries {listed} of this transfer all match local student {sis_id}"
                 result[n] = replace(result[n], status=UNCERTAIN, reasons=(note, *result[n].reasons))
+    return result
+
+
+# -- inactive students ------------------------------------------------------------------------------
+
+
+def inactive_note(sis_id: str, since: str) -> str:
+    """What a person reads of a proposed local student marked inactive since ``since`` (an ISO time)."""
+    return (f"local student {sis_id} is marked inactive here since {since[:10]} (left the district, or inactive "
+            "in the roster): check this is the same child, returning, before linking them")  # fmt: skip
+
+
+def flag_inactive(outcomes: Sequence[MatchOutcome], inactive: Mapping[str, str]) -> list[MatchOutcome]:
+    """Rule 5: an outcome proposing a local student of ``inactive`` (SIS id -> since when) is ``uncertain``,
+    its first reason saying so; the others are unchanged."""
+    result = []
+    for outcome in outcomes:
+        since = inactive.get(outcome.local_sis_id) if outcome.local_sis_id else None
+        if since is not None:
+            note = inactive_note(outcome.local_sis_id or "", since)
+            outcome = replace(outcome, status=UNCERTAIN, reasons=(note, *outcome.reasons))
+        result.append(outcome)
     return result

@@ -840,3 +840,13 @@ def _manifest_signers(db: sqlite_utils.Database) -> None:
         ALTER TABLE transfer_manifests ADD COLUMN signer_public_key BLOB
         """,
     )
+
+
+@MIGRATIONS(name="0029_students_inactive_since")
+def _students_inactive_since(db: sqlite_utils.Database) -> None:
+    # When a student was marked inactive (left the district, or inactive in the roster): an import's preview
+    # says so of a student it matches to one ("marked inactive since DATE"), so that a coordinator checks this
+    # is the same child returning before records land on them. Students inactive before now take the day of
+    # their last change, when they were inactive already: the closest the database holds.
+    db.execute("ALTER TABLE students ADD COLUMN inactive_since TEXT")
+    db.execute("UPDATE students SET inactive_since = updated_at WHERE enrollment_status = 'inactive'")

@@ -69,26 +69,32 @@ def upsert_merged(
             if old is not None and merge is not WHOLE:
                 values = _merged(values, old, merge)
                 rec = StudentRecord.from_stored(values)
+            inactive = rec.enrollment_status == "inactive"
             if old is None:
-                new_rows.append((*values, origin, now, now))
+                new_rows.append((*values, origin, now, now, now if inactive else None))
                 new_recs.append(rec)
             elif old != values:
-                changed_rows.append((*values[1:], now, rec.sis_id))
+                since = now if inactive else None
+                changed_rows.append((*values[1:], now, since, since, since, rec.sis_id))
                 changed_recs.append(rec)
             else:
                 unchanged += 1
         # The students and their matching keys change together or not at all.
         with db.atomic():
             if new_rows:
-                cols = ", ".join((*_FIELDS, "origin", "created_at", "updated_at"))
+                cols = ", ".join((*_FIELDS, "origin", "created_at", "updated_at", "inactive_since"))
                 db.conn.executemany(
-                    f"INSERT INTO students ({cols}) VALUES ({','.join('?' * (len(_FIELDS) + 3))})", new_rows
+                    f"INSERT INTO students ({cols}) VALUES ({','.join('?' * (len(_FIELDS) + 4))})", new_rows
                 )
                 match_index.index_students(db, new_recs)
             if changed_rows:
                 sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
+                # Inactive since the change that first found them so (the CASE reads the row as it was); active
+                # again, inactive since nothing.
                 db.conn.executemany(
-                    f"UPDATE students SET {sets}, updated_at = ? WHERE sis_id = ?", changed_rows
+                    f"UPDATE students SET {sets}, updated_at = ?, inactive_since = CASE WHEN ? IS NULL THEN NULL "
+                    "WHEN enrollment_status = 'inactive' THEN coalesce(inactive_since, ?) ELSE ? END WHERE sis_id = ?",
+                    changed_rows,
                 )
                 match_index.reindex(db, changed_recs)
         inserted += len(new_rows)
@@ -193,11 +199,25 @@ def mark_inactive(db: sqlite_utils.Database, sis_ids: Sequence[str], *, now: str
         chunk = sis_ids[start : start + _BATCH]
         marks = ",".join("?" * len(chunk))
         changed += db.execute(
-            f"UPDATE students SET enrollment_status = 'inactive', updated_at = ? WHERE sis_id IN ({marks}) "
-            "AND origin = 'roster' AND enrollment_status = 'active'",
-            [now, *chunk],
+            f"UPDATE students SET enrollment_status = 'inactive', updated_at = ?, inactive_since = ? "
+            f"WHERE sis_id IN ({marks}) AND origin = 'roster' AND enrollment_status = 'active'",
+            [now, now, *chunk],
         ).rowcount
     return changed
+
+
+def inactive_since(db: sqlite_utils.Database, sis_ids: Iterable[str]) -> dict[str, str]:
+    """Which of ``sis_ids`` (at most a few thousand: a query per 500) are inactive, and since when (the time
+    they were first saved or marked so; for those inactive before migration 0029, their last change)."""
+    wanted = sorted(set(sis_ids))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), _BATCH):
+        chunk = wanted[start : start + _BATCH]
+        found.update(db.execute(
+            f"SELECT sis_id, coalesce(inactive_since, updated_at) FROM students WHERE sis_id IN "
+            f"({','.join('?' * len(chunk))}) AND enrollment_status = 'inactive'", chunk,
+        ).fetchall())  # fmt: skip
+    return found
 
 
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:

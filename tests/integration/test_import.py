@@ -654,3 +654,45 @@ def test_the_log_shows_the_student_here_as_the_import_left_it(pair, tmp_path: Pa
     with open_node(b.home, b.env) as node:
         peers.forget_identity_keys(node.db, "a.example.org")
     assert logged() == before
+
+
+def test_a_student_matched_to_one_inactive_here_is_imported_only_once_a_coordinator_confirms(
+    pair, tmp_path: Path
+) -> None:
+    from fixtures_oneroster import SAMPLE_STUDENTS
+
+    a, b, _ = pair
+    # Jordan (100004) is inactive at B (left the district); Ava (100001) is active at B until the preview is done.
+    tid = _send_accept(a, b, "100001", "100004")
+    preview = b.cli("import", "preview", tid, "--as", "coord")
+    # Was "2 matched" and nothing else: records would have landed on a child who left, unseen.
+    assert "0 new, 1 matched, 1 uncertain" in preview.stdout
+    assert ("Warning: incoming student 100004 matches 100004, who is marked inactive since "
+            in preview.stderr)  # fmt: skip
+    assert f"`satchel import match {tid} 100004 --to 100004`" in preview.stderr
+    shown = _json(b, "import", "preview", tid, "--as", "coord", "--json")
+    (flagged,) = shown["inactive_matches"]
+    assert (flagged["student"], flagged["local_sis_id"], flagged["confirmed"]) == ("100004", "100004", False)
+    assert flagged["inactive_since"][:4].isdigit()
+    review = {r["sender_sis_id"]: r for r in _json(b, "import", "review", tid, "--json")}
+    assert review["100004"]["match_status"] == "uncertain" and review["100004"]["proposed_sis_id"] == "100004"
+    assert review["100004"]["reasons"][0].startswith("local student 100004 is marked inactive here since")
+    # Ava leaves B's roster before the import runs: the match made at preview is not taken without a person.
+    staying = [s for s in SAMPLE_STUDENTS if s["sis_id"] != "100001"]
+    b.cli("roster", "import", str(write_bundle(tmp_path / "b-night", make_bundle(staying))), "--as", "coord")
+    failed = b.cli("import", "run", tid, "--as", "coord", "--json", ok=False)
+    first = json.loads(failed.stdout)
+    assert (failed.exit_code, first["imported"]) == (1, 0)
+    skipped = {s["student"]: s["reason"] for s in first["skipped"]}
+    assert skipped == {"100001": "needs review: local student 100001 is marked inactive here",
+                       "100004": "needs review: the match is uncertain"}  # fmt: skip
+    assert {m["student"] for m in _json(b, "import", "preview", tid, "--as", "coord", "--json")["inactive_matches"]} \
+        == {"100001", "100004"}  # fmt: skip
+    # The coordinator checks: both are the children who left, returning. Linked, the import takes them.
+    for sis_id in ("100001", "100004"):
+        linked = b.cli("import", "match", tid, sis_id, "--to", sis_id, "--as", "coord")
+        assert f"Note: {sis_id} is marked inactive here since" in linked.stderr
+    confirmed = _json(b, "import", "preview", tid, "--as", "coord", "--json")["inactive_matches"]
+    assert [m["confirmed"] for m in confirmed] == [True, True]
+    second = _json(b, "import", "run", tid, "--as", "coord", "--json")
+    assert (second["imported"], second["total"]) == (2, 2)

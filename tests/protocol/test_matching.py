@@ -21,6 +21,7 @@ from protocol.matching import (
     blocking_keys,
     decide,
     find_incoming_duplicates,
+    flag_inactive,
     score,
 )
 from protocol.name_similarity import (
@@ -310,6 +311,26 @@ def test_batch_rules_keep_each_local_student_to_one_entry() -> None:
     assert settled[0].reasons[0] == "entries 1 and 3 of this transfer all match local student S1"
     alone = apply_batch_rules(batch[:2], outcomes[:2], [(0, 1)])
     assert [o.status for o in alone] == [MATCHED, UNCERTAIN]
+
+
+def test_a_student_inactive_here_stays_a_candidate_but_is_never_matched_without_a_person() -> None:
+    # Rule 5: a child who left and returns is common, so they are still proposed (not made new: their records
+    # would split), but the proposal is uncertain and says since when they are inactive.
+    returning, other = incoming("T1"), incoming("T2", given_name="Maria", family_name="Lopez", middle_name="")
+    outcomes = [run(returning, [local("S1", enrollment_status="inactive")]), run(other, [])]
+    assert [o.status for o in outcomes] == [MATCHED, NEW]  # rules 1-4 do not look at the status
+    flagged = flag_inactive(outcomes, {"S1": "2026-06-30T18:00:00Z", "S9": "2026-01-01T00:00:00Z"})
+    assert [o.status for o in flagged] == [UNCERTAIN, NEW] and flagged[1] == outcomes[1]
+    assert (flagged[0].local_sis_id, flagged[0].score, flagged[0].candidates) == (
+        "S1", outcomes[0].score, outcomes[0].candidates)  # fmt: skip
+    assert flagged[0].reasons == (
+        "local student S1 is marked inactive here since 2026-06-30 (left the district, or inactive in the roster): "
+        "check this is the same child, returning, before linking them", *outcomes[0].reasons,
+    )  # fmt: skip
+    # Already uncertain for another reason: both reasons stand.
+    twice = apply_batch_rules([returning, returning], [outcomes[0], outcomes[0]], [(0, 1)])
+    assert [len(o.reasons) for o in flag_inactive(twice, {"S1": "2026-06-30"})] == [
+        len(twice[0].reasons) + 1, len(twice[1].reasons) + 1]  # fmt: skip
 
 
 # -- blocking keys --------------------------------------------------------------------------------
