@@ -57,8 +57,10 @@ def roster_import(
     --skip-invalid is given; the invalid rows are listed with file, line and field (the first 1,000 of them;
     the rest are counted).
 
-    A SIS id stays one child's: a row whose SIS id a student with another sourcedId holds (a reused number),
-    or whose sourcedId a student with another SIS id holds (a renumbered student), is an invalid row. Only
+    A SIS id stays one child's: a row whose SIS id a student with another sourcedId holds (a reused number)
+    is an invalid row. A row whose sourcedId a student holds under another SIS id is that student renumbered by
+    the SIS: the student and everything naming them move to the new number (audited), unless the row plainly
+    describes another child (born another day and named otherwise), which is an invalid row. Only
     the fields the bundle tells are updated: not birth date and sex without demographics.csv, nor what a
     delta export has no row for. A delta's demographics and enrollment rows of students its users.csv does
     not list update the students held under those sourcedIds (an enrollment of one not held is invalid;
@@ -94,6 +96,7 @@ def roster_import(
                 ],
                 "skipped_count": result.skipped,
                 "marked_inactive": result.marked_inactive,
+                "renumbered": result.renumbered,
                 "demographics_not_held": result.demographics_not_held,
                 "demographics_not_held_ids": list(result.demographics_not_held_ids),
             }
@@ -102,6 +105,9 @@ def roster_import(
     click.echo(f"Students: {counts.inserted:,} added, {counts.updated:,} updated, {counts.unchanged:,} unchanged.")
     if result.marked_inactive:
         click.echo(f"{result.marked_inactive:,} no longer in the roster: marked inactive.")
+    if result.renumbered:
+        click.echo(f"{result.renumbered:,} renumbered by the SIS (same sourcedId, a new SIS id): their records and "
+                   "history carried over to the new number (`satchel audit` names both numbers of each).")  # fmt: skip
     if result.demographics_not_held:
         shown = result.demographics_not_held_ids[:_NOT_HELD_SHOWN]
         more = result.demographics_not_held - len(shown)

@@ -14,10 +14,19 @@ whole; running it again saves the rest, as a re-run changes nothing that is alre
 gets ``roster.import`` with the first change and ``roster.import.finished`` at the end (node.batched_save).
 
 A student here is one child for good, known to the SIS by its sourcedId: a row whose SIS id a student with
-another sourcedId holds (the SIS gave a leaving child's number to a new one), or whose sourcedId a student
-with another SIS id holds (the SIS renumbered the child), is a bad row. Updating the first would have shown
-one child's records and disclosures as another's; inserting the second, made the child twice, their records
-on the first. A student an import from another district created is the exception: the roster takes it over.
+another sourcedId holds (the SIS gave a leaving child's number to a new one) is a bad row: updating it would
+have shown one child's records and disclosures as another's. A student an import from another district
+created is the exception: the roster takes it over.
+
+A row whose sourcedId a student with another SIS id holds, its own SIS id held by nobody, is that student
+renumbered by the SIS (a SIS migration renumbers every student; a district merges two numbering schemes):
+the student takes the new number, and everything here that names them follows (storage.students.renumber:
+records, match keys, disclosures, transfers, requests, codes, pending import decisions), with a
+``student.renumbered`` audit entry naming both numbers. Inserting the row instead made the child twice, their
+records on the first. It stays a bad row when it plainly describes another child (born another day and named
+otherwise: the SIS reused a sourcedId, or the export is of another district), or when two students here hold
+the sourcedId (which one was renumbered?). The check runs with the others, before anything is saved, and again
+in each batch's transaction, which renumbers.
 
 A delta users.csv lists only the students that changed there: the rows of others in its demographics.csv
 and enrollments.csv are applied to the students held under their sourcedIds (protocol.oneroster), and a
@@ -43,7 +52,7 @@ from pathlib import Path
 from node.batched_save import save_in_batches
 from node.clock import now_iso, utc_now
 from node.home import Node
-from node.operators import authorize
+from node.operators import authorize, record_many
 from node.progress import Progress, ReadMeter
 from protocol import InvalidInput
 from protocol.csv_rows import RowsInvalid
@@ -60,6 +69,8 @@ SPILL_OVER_BYTES = 16 * 1024 * 1024
 BATCH_STUDENTS = 5000
 # Stored students looked up at once for those a bulk roster no longer lists.
 UNLISTED_PAGE = 500
+# Rows whose ids are looked up at once among the students held, as they are saved (two ids a row, one query).
+_LOOKED_UP = 500
 
 
 class RosterRowsInvalid(RowsInvalid):
@@ -70,15 +81,16 @@ class RosterRowsInvalid(RowsInvalid):
 # What to do about rows refused as RosterIdsHeld's; also told after an import that skipped them.
 IDS_HELD_ADVICE = (
     "a SIS id here is one child's for good (their records and disclosures name it): give a new student a number "
-    "the SIS never gave anyone before, and give a renumbered student their old number back; if the SIS gave "
-    "every student a new sourcedId (a new SIS), re-run with --new-sourced-ids"
+    "the SIS never gave anyone before; a renumbered student (same sourcedId) is carried over to the new number "
+    "unless the row names another child, born another day: correct the name or birth date in the SIS if it is "
+    "the same child; if the SIS gave every student a new sourcedId (a new SIS), re-run with --new-sourced-ids"
 )
 
 
 class RosterIdsHeld(RosterRowsInvalid):
     """Rows of a OneRoster bundle give a SIS id that a student with another sourcedId holds here (the SIS
-    reused a number), or a sourcedId that a student with another SIS id holds (the SIS renumbered a student);
-    each is listed. Nothing was imported."""
+    reused a number), or a sourcedId that a student with another SIS id holds while the row plainly describes
+    another child (or two students hold it); each is listed. Nothing was imported."""
 
     code = "roster.ids_held"
     default_hint = f"{IDS_HELD_ADVICE}. Fix any other rows listed, or re-run with --skip-invalid to import the rest"
@@ -91,6 +103,7 @@ class RosterImportResult:
     skipped: int
     ids_held: int = 0  # of the skipped rows, those refused as RosterIdsHeld's
     marked_inactive: int = 0  # students a bulk roster no longer lists
+    renumbered: int = 0  # students the SIS renumbered (same sourcedId), carried over to their new SIS id
     # A delta's demographics.csv rows alone of sourcedIds no student here holds (a teacher's, or a student the
     # bulk export never added): not read, and counted; the first of those sourcedIds, sorted.
     demographics_not_held: int = 0
@@ -214,18 +227,20 @@ def import_roster(
         if roster.full_users:  # after every student it lists: those are not looked at again
             items = chain(items, _unlisted(node, roster, by_sis_id=new_sourced_ids))
         totals = save_in_batches(
-            node, items, size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now), total=valid,
+            node, items, size=BATCH_STUDENTS, save=lambda batch: _save(node, batch, now, user.username), total=valid,
             progress=progress, actor=user.username, action="roster.import", subject=path.name,
             started={"students": valid, "skipped": invalid} | ({"new_sourced_ids": True} if new_sourced_ids else {}),
             skipped=invalid,
             finished=lambda totals: {k: totals[k] for k in ("inserted", "updated", "unchanged", "marked_inactive")}
-            | ({"demographics_not_held": roster.demographics_not_held} if roster.demographics_not_held else {}),
-            changes=("inserted", "updated", "marked_inactive"),
+            | ({"demographics_not_held": roster.demographics_not_held} if roster.demographics_not_held else {})
+            | ({"renumbered": totals["renumbered"]} if totals["renumbered"] else {}),
+            changes=("inserted", "updated", "marked_inactive", "renumbered"),
         )  # fmt: skip
     counts = UpsertCounts(totals["inserted"], totals["updated"], totals["unchanged"])
     return RosterImportResult(counts, errors, invalid, ids_held=held[0], marked_inactive=totals["marked_inactive"],
                               demographics_not_held=roster.demographics_not_held,
-                              demographics_not_held_ids=roster.demographics_not_held_ids())  # fmt: skip
+                              demographics_not_held_ids=roster.demographics_not_held_ids(),
+                              renumbered=totals["renumbered"])  # fmt: skip
 
 
 def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
@@ -235,7 +250,7 @@ def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
     def vet(records: Sequence[StudentRecord]) -> Mapping[int, InvalidInput]:
         holders = students.holders(node.db, records)
         by_sis_id = {h.sis_id: h for h in holders}
-        by_source_id = {h.source_id: h for h in sorted(holders, key=lambda h: h.sis_id, reverse=True)}
+        by_source_id = _by_source_id(holders)
         problems: dict[int, InvalidInput] = {}
         for at, rec in enumerate(records):
             holder = by_sis_id.get(rec.sis_id)
@@ -255,11 +270,8 @@ def _vet(node: Node, new_sourced_ids: bool, held: list[int]) -> Vet:
                         f"move ID --to SIS_ID`; `satchel students show {rec.sis_id}` lists them), then import the "
                         f"roster again", field="sis_id",
                     )  # fmt: skip
-            elif (holder := by_source_id.get(rec.source_id)) is not None:
-                problems[at] = InvalidInput(
-                    f"sourcedId {rec.source_id!r} is held here by the student with SIS id {holder.sis_id!r}, not "
-                    f"by this row's SIS id {rec.sis_id!r}", field="sis_id",
-                )  # fmt: skip
+            elif (problem := _not_renumbered(rec, by_source_id.get(rec.source_id, []))) is not None:
+                problems[at] = problem
         held[0] += len(problems)
         return problems
 
@@ -278,6 +290,54 @@ class _Stored:
 
     def by_sis_id(self, sis_ids: Sequence[str]) -> Mapping[str, StudentRecord]:
         return students.by_sis_ids(self._db, sis_ids)
+
+
+def _by_source_id(holders: Iterable[students.Holder]) -> dict[str, list[students.Holder]]:
+    found: dict[str, list[students.Holder]] = {}
+    for holder in sorted(holders, key=lambda h: h.sis_id):
+        found.setdefault(holder.source_id, []).append(holder)
+    return found
+
+
+def _not_renumbered(rec: StudentRecord, held: Sequence[students.Holder]) -> InvalidInput | None:
+    """Why a row whose SIS id nobody holds is not the renumbering of the student holding its sourcedId (see the
+    module's docstring); None when it is, or when no student holds the sourcedId (a new student)."""
+    if len(held) > 1:
+        ids = ", ".join(repr(h.sis_id) for h in held)
+        return InvalidInput(
+            f"sourcedId {rec.source_id!r} is held here by {len(held)} students (SIS ids {ids}), so this row's SIS id "
+            f"{rec.sis_id!r} does not say which of them the SIS renumbered", field="sis_id",
+        )  # fmt: skip
+    if held and _another_child(held[0], rec):
+        holder = held[0]
+        return InvalidInput(
+            f"sourcedId {rec.source_id!r} is held here by the student with SIS id {holder.sis_id!r}, "
+            f"{holder.given_name} {holder.family_name} (born {holder.birth_date}), not by this row's SIS id "
+            f"{rec.sis_id!r}, {rec.given_name} {rec.family_name} (born {rec.birth_date}): another child, not the "
+            f"student renumbered", field="sis_id",
+        )  # fmt: skip
+    return None
+
+
+def _renumber(node: Node, records: Sequence[StudentRecord], now: str, actor: str) -> int:
+    """Inside the batch's transaction: give each student the SIS renumbered the row's new SIS id (the module's
+    docstring), before the rows are saved; how many were. Checked again here, as it was before saving, so that
+    what is renumbered is what the database holds now."""
+    done = []
+    for start in range(0, len(records), _LOOKED_UP):
+        chunk = records[start : start + _LOOKED_UP]
+        holders = students.holders(node.db, chunk)
+        held_sis_ids = {h.sis_id for h in holders}
+        by_source_id = _by_source_id(holders)
+        for rec in chunk:
+            held = by_source_id.get(rec.source_id, [])
+            if rec.sis_id in held_sis_ids or len(held) != 1 or _not_renumbered(rec, held) is not None:
+                continue
+            students.renumber(node.db, held[0].sis_id, rec.sis_id, now=now)
+            done.append((rec.sis_id, {"from": held[0].sis_id, "to": rec.sis_id, "source_id": rec.source_id}))
+    if done:
+        record_many(node, actor, "student.renumbered", done)
+    return len(done)
 
 
 def _imported(holder: students.Holder) -> bool:
@@ -308,9 +368,11 @@ def _unlisted(node: Node, roster: RosterReading, *, by_sis_id: bool) -> Iterator
                                    by_sis_id=by_sis_id)  # fmt: skip
 
 
-def _save(node: Node, batch: list[tuple[StudentRecord, FieldMerge] | str], now: str) -> dict[str, int]:
+def _save(node: Node, batch: list[tuple[StudentRecord, FieldMerge] | str], now: str, actor: str) -> dict[str, int]:
     records = [item for item in batch if not isinstance(item, str)]
+    renumbered = _renumber(node, [record for record, _ in records], now, actor)
     counts = students.upsert_merged(node.db, records, now=now)
     gone = [item for item in batch if isinstance(item, str)]
     return {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged,
-            "marked_inactive": students.mark_inactive(node.db, gone, now=now) if gone else 0}  # fmt: skip
+            "marked_inactive": students.mark_inactive(node.db, gone, now=now) if gone else 0,
+            "renumbered": renumbered}  # fmt: skip

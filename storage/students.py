@@ -220,6 +220,40 @@ def inactive_since(db: sqlite_utils.Database, sis_ids: Iterable[str]) -> dict[st
     return found
 
 
+# Every column that names a student here by SIS id, and so follows the student when the SIS renumbers them
+# (renumber): their records, match keys, what was sent or disclosed of them, requests and codes naming them, and
+# decisions an import has still to carry out. tests/storage check that no such column is forgotten.
+RENUMBERED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("documents", "student_sis_id"), ("cases", "student_sis_id"), ("assessment_results", "student_sis_id"),
+    ("student_match_keys", "sis_id"), ("transfer_students", "sis_id"), ("disclosures", "student_sis_id"),
+    ("imported_records", "student_sis_id"), ("records_requests", "student_sis_id"),
+    ("transfer_codes_issued", "student_sis_id"), ("import_students", "proposed_sis_id"),
+    ("import_students", "decided_sis_id"),
+)  # fmt: skip
+# Columns that keep the number they hold: the other district's id of a student it sent, and the import log's
+# student as the import wrote to it (as its state id, username and e-mail there are kept as they were).
+KEPT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("import_students", "sender_sis_id"), ("import_students", "destination_sis_id"),
+)  # fmt: skip
+
+
+def renumber(db: sqlite_utils.Database, old: str, new: str, *, now: str) -> None:
+    """Give the student ``old`` the SIS id ``new`` (held by no one), everything that names them following
+    (RENUMBERED_COLUMNS). Call inside a transaction: the student is under one number or the other, never both
+    or neither."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(students)").fetchall() if row[1] != "sis_id"]
+    listed = ", ".join(columns)
+    # The new row first, the old one last: documents, cases and results reference the student.
+    db.execute(f"INSERT INTO students (sis_id, {listed}) SELECT ?, {listed} FROM students WHERE sis_id = ?", [new, old])
+    for table, column in RENUMBERED_COLUMNS:
+        # OR IGNORE, then the leftovers go: a (key, SIS id) primary key the new number somehow holds already.
+        db.execute(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", [new, old])
+    db.execute("DELETE FROM student_match_keys WHERE sis_id = ?", [old])
+    db.execute("DELETE FROM transfer_students WHERE sis_id = ?", [old])
+    db.execute("UPDATE students SET updated_at = ? WHERE sis_id = ?", [now, new])
+    db.execute("DELETE FROM students WHERE sis_id = ?", [old])
+
+
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
     row = db.execute(
         f"SELECT {', '.join(_FIELDS)}, origin, created_at, updated_at FROM students WHERE sis_id = ?",

@@ -26,7 +26,8 @@ def test_import_is_idempotent_and_searchable(make_home, tmp_path) -> None:
     before = _snapshot(home)
     again = json.loads(run_cli(home, "roster", "import", str(folder), "--as", "coord", "--json").output)
     assert again == {"inserted": 0, "updated": 0, "unchanged": 5, "skipped": [], "skipped_count": 0,
-                     "marked_inactive": 0, "demographics_not_held": 0, "demographics_not_held_ids": []}
+                     "marked_inactive": 0, "renumbered": 0, "demographics_not_held": 0,
+                     "demographics_not_held_ids": []}
     assert _snapshot(home) == before  # not even an audit entry
 
     found = json.loads(run_cli(home, "students", "search", "okafor", "--json").output)
@@ -196,3 +197,22 @@ def test_a_deltas_demographics_of_sourced_ids_not_held_are_reported(make_home, t
     again = json.loads(_import(home, folder, "--json").output)
     assert again["demographics_not_held"] == 2
     assert again["demographics_not_held_ids"] == ["guid-new-kid", "guid-teacher-9"]
+
+
+def test_a_student_the_sis_renumbered_keeps_their_records_under_the_new_number(make_home, tmp_path) -> None:
+    home = make_home()
+    _import(home, write_bundle(tmp_path / "night1", make_bundle([AVA, BILL])))
+    iep = tmp_path / "iep.pdf"
+    iep.write_bytes(b"%PDF-1.4 Ava's IEP")
+    run_cli(home, "documents", "add", "100001", str(iep), "--type", "iep", "--title", "Ava IEP", "--as", "coord")
+    # A SIS migration renumbered every student (same sourcedIds). Was: refused, roster.ids_held, for each.
+    renumbered = [AVA | {"sis_id": "200001"}, BILL | {"sis_id": "200002"}]
+    told = _import(home, write_bundle(tmp_path / "night2", make_bundle(renumbered)))
+    assert told.exit_code == 0, told.stderr
+    assert "2 renumbered by the SIS (same sourcedId, a new SIS id): their records and history carried over" in (
+        told.output)  # fmt: skip
+    shown = run_cli(home, "students", "show", "200001").output
+    assert "Ava" in shown and "Ava IEP" in shown
+    assert "100001" in run_cli(home, "students", "show", "100001", ok=False).stderr  # no such student now
+    again = json.loads(_import(home, write_bundle(tmp_path / "night2", make_bundle(renumbered)), "--json").output)
+    assert (again["renumbered"], again["unchanged"]) == (0, 2)

@@ -558,21 +558,68 @@ def test_new_sourced_ids_from_a_new_sis_are_taken_as_the_same_students(node: Any
     assert _import(node, tmp_path, "new-sis", new, skip_invalid=False).counts.unchanged == 2
 
 
-def test_a_renumbered_student_is_refused_naming_the_sis_id_held(node: Any, tmp_path: Path) -> None:
-    # Same child (sourcedId), new number: inserting the row made a second active student, the records
-    # staying on the first. Renaming the student here would rewrite records, disclosures and transfers that
-    # name the first number (and that other districts hold), so the row is refused instead.
+def _history(node: Any) -> list[tuple]:
+    """Where Ava's IEP, disclosure and match keys are."""
+    return [node.db.execute("SELECT student_sis_id FROM documents").fetchall(),
+            node.db.execute("SELECT student_sis_id FROM disclosures").fetchall(),
+            node.db.execute("SELECT DISTINCT sis_id FROM student_match_keys ORDER BY sis_id").fetchall()]  # fmt: skip
+
+
+@pytest.mark.parametrize("spill_over", [0, 1 << 30], ids=["spilled", "in memory"])
+def test_a_student_the_sis_renumbered_is_carried_over_with_everything_naming_them(
+    node: Any, tmp_path: Path, spill_over: int
+) -> None:
+    # Same child (sourcedId), new number, as after a SIS migration. Inserting the row made a second active
+    # student, the records staying on the first; refusing it left the district unable to import its roster.
+    ava = _student(1, source_id="guid-ava", given_name="Ava")
+    _import(node, tmp_path, "night1", [ava, _student(2)], skip_invalid=False)
+    node.db.execute("INSERT INTO documents (doc_id, student_sis_id, doc_type, title, filename, media_type, length, "
+                    "sha256, created_at, created_by) VALUES ('D1', 'S000001', 'iep', 'IEP', 'iep.pdf', "
+                    "'application/pdf', 1, '00', '2026-01-01', 'coord')")  # fmt: skip
+    node.db.execute("INSERT INTO disclosures (disclosure_id, student_sis_id, transfer_id, to_domain, to_name, records, "
+                    "disclosed_by, at, purpose) VALUES ('X1', 'S000001', 'T1', 'b.example.org', 'B', '[]', 'coord', "
+                    "'2026-01-02', 'enrolment')")  # fmt: skip
+    # The SIS renumbered her, and corrected her family name the same night: still plainly the same child.
+    renumbered = ava | {"sis_id": "S200001", "family_name": "Lopes"}
+    result = _import(node, tmp_path, "night2", [renumbered, _student(2)], skip_invalid=False, spill_over=spill_over)
+    assert (result.renumbered, result.counts.inserted, result.counts.updated, result.skipped) == (1, 0, 1, 0)
+    assert result.marked_inactive == 0
+    assert _held(node) == [("S000002", "u-S000002", "Ana", "active"), ("S200001", "guid-ava", "Ava", "active")]
+    assert _stored(node, "S200001").family_name == "Lopes"
+    assert _history(node) == [[("S200001",)], [("S200001",)], [("S000002",), ("S200001",)]]
+    renumbering = node.db.execute("SELECT subject, details FROM audit_log WHERE action = 'student.renumbered'")
+    assert [(subject, json.loads(details)) for subject, details in renumbering] == [
+        ("S200001", {"from": "S000001", "to": "S200001", "source_id": "guid-ava"})]  # fmt: skip
+    assert _roster_audit(node)[-1][1]["renumbered"] == 1
+    # She is that number from now on.
+    again = _import(node, tmp_path, "night2", [renumbered, _student(2)], skip_invalid=False)
+    assert (again.renumbered, again.counts.unchanged) == (0, 2)
+
+
+def test_a_row_of_another_child_under_a_held_sourced_id_is_refused_naming_both(node: Any, tmp_path: Path) -> None:
+    # Same sourcedId, a new number, but another name and birth date: not a renumbering (a reused sourcedId, or
+    # another district's export). Carrying Ava's records over would give them to this child.
     ava = _student(1, source_id="guid-ava", given_name="Ava")
     _import(node, tmp_path, "night1", [ava], skip_invalid=False)
-    renumbered = ava | {"sis_id": "S200001"}
+    other = _student(7, source_id="guid-ava", given_name="Zoe", family_name="Nguyen", birth_date="2016-09-01")
     with pytest.raises(RosterIdsHeld) as raised:
-        _import(node, tmp_path, "night2", [renumbered], skip_invalid=False)
+        _import(node, tmp_path, "night2", [other], skip_invalid=False)
     (row,) = raised.value.rows
-    assert row.field == "identifier" and "'S000001'" in row.message and "'S200001'" in row.message
-    skipped = _import(node, tmp_path, "night2", [renumbered], skip_invalid=True)
-    # Still one student, still active: the roster lists her, by her sourcedId.
-    assert (skipped.counts.inserted, skipped.marked_inactive) == (0, 0)
+    assert row.field == "identifier" and "'S000001'" in row.message and "'S000007'" in row.message
+    assert "Ava" in row.message and "Zoe" in row.message and "another child" in row.message
+    skipped = _import(node, tmp_path, "night2", [other], skip_invalid=True)
+    assert (skipped.renumbered, skipped.counts.inserted, skipped.marked_inactive) == (0, 0, 0)
     assert _held(node) == [("S000001", "guid-ava", "Ava", "active")]
+    # Two students under one sourcedId (from before sourcedIds were checked): which was renumbered is not said.
+    stored_students.upsert(node.db, [StudentRecord(sis_id="S1", source_id="guid-x", given_name="Ana",
+                                                   family_name="Lopez", birth_date=None, sex=None, grade=None),
+                                     StudentRecord(sis_id="S2", source_id="guid-x", given_name="Ana",
+                                                   family_name="Lopez", birth_date=None, sex=None, grade=None)],
+                           now="2026-01-01T00:00:00Z")  # fmt: skip
+    with pytest.raises(RosterIdsHeld) as raised:
+        _import(node, tmp_path, "night3", [ava, _student(9, source_id="guid-x")], skip_invalid=False)
+    (row,) = raised.value.rows
+    assert "'guid-x'" in row.message and "'S1', 'S2'" in row.message and "'S000009'" in row.message
 
 
 def test_a_student_an_import_created_is_taken_over_by_the_roster_and_never_marked_inactive(
