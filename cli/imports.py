@@ -461,7 +461,8 @@ def documents_restore(home: str | None, actor: str | None, as_json: bool, doc_id
 @json_option
 @click.argument("doc_id", metavar="ID")
 def purge_command(home: str | None, actor: str | None, as_json: bool, doc_id: str) -> None:
-    """Erase a document's content for good (admins; the blob is removed, the audit entry stays).
+    """Erase a document's content for good (admins; the blob is removed, the audit entry stays). A transfer
+    held here that has not imported it yet will not import it either; the command names any.
 
     \b
     Example:
@@ -470,11 +471,14 @@ def purge_command(home: str | None, actor: str | None, as_json: bool, doc_id: st
     from node import documents_admin
 
     with opened(home) as node:
-        doc = documents_admin.purge(node, actor=actor, doc_id=doc_id)
+        doc, purge = documents_admin.purge(node, actor=actor, doc_id=doc_id)
     if as_json:
-        print_json(asdict(doc))
+        print_json({**asdict(doc), "not_imported_from": list(purge.not_imported_from),
+                    "erased_when_opened_from": list(purge.unopened)})  # fmt: skip
         return
     click.echo(f"Purged {doc_id}: its content is erased.")
+    if purge.told():
+        click.echo(purge.told())
 
 
 COMMANDS = (import_group, imports_group, purge_command)

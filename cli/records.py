@@ -366,13 +366,18 @@ def _purge(noun: str, metavar: str, example: str, *, kept: str) -> click.Command
         from node import record_fixes
 
         with opened(home) as node:
-            student = getattr(record_fixes, f"purge_{noun}")(node, actor=actor, record_id=record_id)
+            done = getattr(record_fixes, f"purge_{noun}")(node, actor=actor, record_id=record_id)
         if as_json:
-            print_json({noun: record_id, "student_sis_id": student, "status": "purged"})
+            print_json({noun: record_id, "student_sis_id": done.student_sis_id, "status": "purged",
+                        "not_imported_from": list(done.not_imported_from),
+                        "erased_when_opened_from": list(done.unopened)})  # fmt: skip
         else:
-            click.echo(f"Purged {noun} {record_id} of {student}: its content is erased.")
+            click.echo(f"Purged {noun} {record_id} of {done.student_sis_id}: its content is erased.")
+            if done.told():
+                click.echo(done.told())
 
-    purge.help = (f"Erase a {noun} for good (admins; the audit log keeps {kept}, not its content).\n\n\b\n"
+    purge.help = (f"Erase a {noun} for good (admins; the audit log keeps {kept}, not its content). A transfer held "
+                  f"here that has not imported it yet will not import it either; the command names any.\n\n\b\n"
                   f"Example:\n  satchel {noun}s purge {example} --as admin")  # fmt: skip
     return purge
 

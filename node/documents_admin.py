@@ -10,7 +10,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.import_preview import verified_manifest
 from node.operators import authorize, record
-from node.purged_content import PURGED, audit_details, erase_from_manifests, erase_old_pages
+from node.purged_content import PURGED, Purge, erase_old_pages, erase_purged, purge_of
 from node.record_fixes import audit_move
 from node.records import add_document, not_active, replaceable
 from protocol import InvalidInput, SatchelError
@@ -164,7 +164,7 @@ def _hold_again(node: Node, doc: Document) -> None:
                                      doc.student_sis_id))  # fmt: skip
 
 
-def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
+def purge(node: Node, *, actor: str | None, doc_id: str) -> tuple[Document, Purge]:
     """Erase the content for good: the bytes go (unless another document shares them), the audit entry stays."""
     with write_transaction(node.db):
         user = authorize(node, actor, "records.recover")
@@ -177,12 +177,13 @@ def purge(node: Node, *, actor: str | None, doc_id: str) -> Document:
         records.update_document(node.db, doc_id, status="purged", title=PURGED, filename=PURGED, doc_type="other",
                                 media_type="application/octet-stream")  # fmt: skip
         now = now_iso()
-        erased = erase_from_manifests(node, doc.origin, now=now)
+        erased = erase_purged(node, doc.origin, kind="document", local_id=doc_id, student_sis_id=doc.student_sis_id,
+                              by=user.username, now=now)  # fmt: skip
         record(node, user.username, "document.purge", doc.student_sis_id,
-               {"doc_id": doc_id, "sha256": doc.sha256, "at": now, **audit_details(erased)})  # fmt: skip
-    drop_unused(node, [doc.sha256])  # unless another document, or a transfer not yet imported, uses them
+               {"doc_id": doc_id, "sha256": doc.sha256, "at": now, **erased})  # fmt: skip
+    drop_unused(node, [doc.sha256])  # unless another document uses them
     erase_old_pages(node)
-    return records.get_document(node.db, doc_id)
+    return records.get_document(node.db, doc_id), purge_of(doc.student_sis_id, doc.origin, erased)
 
 
 def replace(node: Node, *, actor: str | None, doc_id: str, path: Path, title: str | None) -> Document:

@@ -173,8 +173,9 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
     # Read again now that this run holds the import: what another run of it wrote until now is done.
     pending = [s for s in imports.students(node.db, found.import_id) if s.result != "imported"]
     by_sis = {s.sis_id: s for s in manifest.students}
-    # Records a purge here erased from the manifest (node.purged_content) after this transfer imported them: an
-    # import cancelled and run again since does not bring them back (their content is gone; a redo brings them).
+    # Records a purge here erased from the manifest (node.purged_content): whether this transfer imported them
+    # before (an import cancelled and run again since) or not yet, it does not bring them back (their content
+    # is gone; only a transfer the sender sends after the purge, a redo, brings them).
     erased = set((store.manifest_redaction(node.db, transfer_id) or {}).get("records", ()))
     records_of: dict[str, list[ManifestRecord]] = {}
     for rec in manifest.records:

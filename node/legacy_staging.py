@@ -12,6 +12,7 @@ from node.transfer_files import staging_file
 from protocol import InvalidInput
 from protocol.manifest import Manifest
 from storage import received_blobs
+from storage import transfers as store
 from storage.blobs import CHUNK
 from storage.database import write_transaction
 from storage.rows import update_rows
@@ -44,7 +45,10 @@ def adopt(node: Node, row: TransferRow, manifest: Manifest) -> None:
         # Renamed into place in the transaction that holds them (see storage.blobs): no deletion of an
         # unused blob with the same bytes can come between.
         with write_transaction(node.db):
-            held = [(record_id, blob.publish().sha256) for record_id, blob in staged]
+            # Not those a purge erased from the transfer (node.purged_content): it will not import them.
+            erased = set((store.manifest_redaction(node.db, row.transfer_id) or {}).get("records", ()))
+            held = [(record_id, blob.publish().sha256) for record_id, blob in staged
+                    if record_id not in erased]  # fmt: skip
             received_blobs.remember(node.db, row.transfer_id, held)
             update_rows(node.db, "transfers", {"staging_path": None}, {"transfer_id": row.transfer_id})
     path.unlink(missing_ok=True)

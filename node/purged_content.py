@@ -3,11 +3,17 @@ trail of the purge stays).
 
 A received record's content is also in the sender's signed manifest, kept at acceptance for provenance and
 for the import log: a case's notes, a result's scores, a document's title and file name. A purge erases the
-record from every manifest received from that sender that holds it, but one whose transfer may still import
-it (a redo accepted and not imported yet, which brings it again: spec/transfer.md §6). The bytes then no
+record from every manifest received from that sender that holds it, whatever its transfer's state: a
+transfer that was here before the purge and had not imported the record yet (accepted, or partly imported
+with the record's student skipped or set aside) will not import it, or the purge would be undone by the next
+`import run`; an envelope held unopened then has the record erased when it is accepted (storage.purges keeps
+which). Only what the sender sends after the purge (a redo, spec/transfer.md §6) brings the record again;
+should that transfer be rejected before importing it, the record is erased from it then. The bytes then no
 longer match the sender's signature, so the row says which records were erased and which of the sender's
 keys verified the manifest just before; the rest of the manifest (the other records' SHA-256, the students)
 still proves what the sender sent.
+
+Every purge is remembered (ids, who, when: storage.purges).
 
 Old copies of pages stay in the database's write-ahead log after a commit; :func:`erase_old_pages` writes the
 log into the database (where SQLite's secure_delete has zeroed what was deleted) and empties it.
@@ -18,13 +24,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from node.home import Node
 from node.import_preview import verified_manifest
 from protocol import SatchelError
 from protocol.manifest import Manifest, ManifestRecord, encode_manifest, parse_manifest
-from storage import imports, manifest_checks, received_blobs
+from storage import imports, manifest_checks, purges, received_blobs
 from storage import transfers as store
 from storage.database import checkpoint_truncate
 from storage.transfers import TransferRow
@@ -32,33 +39,123 @@ from storage.transfers import TransferRow
 PURGED = "(purged)"
 
 
-def erase_from_manifests(node: Node, origin: Mapping[str, Any], *, now: str) -> dict[str, str]:
-    """Inside the purge's transaction: erase the record ``origin`` names (a received record's origin) from the
-    stored manifests of its sender. Returns {transfer id: SHA-256 of its manifest now} of those it changed,
-    for the purge's audit entry."""
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """What a purge did beyond the record's own row, for the admin who ran it."""
+
+    student_sis_id: str
+    sender: str | None = None  # the district it came from (None: the district's own)
+    # Transfers held here that had not imported it yet: they now never will (a redo sent after the purge does)
+    not_imported_from: tuple[str, ...] = ()
+    # Envelopes of the sender waiting for their code: should one hold it, it is erased as it is accepted
+    unopened: tuple[str, ...] = ()
+
+    def told(self) -> str:
+        """What the admin is told of the transfers above; empty when there are none."""
+        said = []
+        if self.not_imported_from:
+            said.append(f"Transfer(s) {', '.join(self.not_imported_from)} from {self.sender}, here since before the "
+                        f"purge, will not import it.")  # fmt: skip
+        if self.unopened:
+            said.append(f"Transfer(s) {', '.join(self.unopened)} from {self.sender}, waiting for a code, will not "
+                        f"import it should they hold it.")  # fmt: skip
+        if said:
+            said.append(f"If it belongs to another student, ask {self.sender} to send it again.")
+        return " ".join(said)
+
+
+def purge_of(student_sis_id: str, origin: Mapping[str, Any], details: Mapping[str, Any]) -> Purge:
+    """The :class:`Purge` of a record from ``origin``, ``details`` being what :func:`erase_purged` returned."""
+    sender = str(origin["sender"]) if origin.get("kind") == "import" else None
+    return Purge(student_sis_id, sender, tuple(details.get("not_to_be_imported_from", ())),
+                 tuple(details.get("erased_when_opened_from", ())))  # fmt: skip
+
+
+def erase_purged(
+    node: Node, origin: Mapping[str, Any], *, kind: str, local_id: str, student_sis_id: str, by: str, now: str
+) -> dict[str, Any]:
+    """Inside the purge's transaction: remember the purge, and erase a received record (``origin`` says where
+    it came from) from every manifest of its sender stored here, whatever the state of its transfer, and from
+    envelopes held unopened when they are accepted. Returns what to add to the purge's audit entry."""
     if origin.get("kind") != "import":
-        return {}  # the district's own record: no other district's manifest holds it here
+        purges.remember(node.db, purges.OWN, local_id, kind=kind, student_sis_id=student_sis_id, at=now,
+                        by=by)  # fmt: skip
+        return {}
     sender, record_id = str(origin["sender"]), str(origin["record_id"])
-    changed = {}
+    purges.remember(node.db, sender, record_id, kind=kind, student_sis_id=student_sis_id, at=now, by=by)
+    erased: dict[str, str] = {}
+    withheld = []  # transfers that could still have imported it: they now will not
     for transfer_id in store.manifests_naming(node.db, sender, record_id):
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
-        redaction = store.manifest_redaction(node.db, transfer_id)
-        manifest, verified_with = _read(node, row, redaction)
-        target = next((r for r in manifest.records if r.record_id == record_id), None)
-        if target is None or _may_still_import(node, row, target):
-            continue
-        erased = dataclasses.replace(manifest, records=tuple(
-            _erased(r) if r.record_id == record_id else r for r in manifest.records))  # fmt: skip
-        data = encode_manifest(erased)
-        parse_manifest(data)  # every check, once: later reads parse these bytes without them
-        manifest_checks.remember(node.db, data, now=now)
-        digest = hashlib.sha256(data).hexdigest()
-        store.redact_manifest(node.db, transfer_id, data, {
-            "records": sorted({*(redaction or {}).get("records", ()), record_id}), "at": now,
-            "verified_with": verified_with, "sha256": digest,
-        })  # fmt: skip
-        changed[transfer_id] = digest
-    return changed
+        could_import = _could_still_import(node, row, record_id)
+        digest = _erase(node, row, [record_id], now=now)
+        if digest is not None:
+            erased[transfer_id] = digest
+            if could_import:
+                withheld.append(transfer_id)
+    unopened = store.unopened_from(node.db, sender)
+    purges.remember_unopened(node.db, unopened, record_id)
+    details: dict[str, Any] = {"erased_from_manifests": erased} if erased else {}
+    if withheld:
+        details["not_to_be_imported_from"] = sorted(withheld)
+    if unopened:
+        details["erased_when_opened_from"] = sorted(unopened)
+    return details
+
+
+def erase_at_acceptance(node: Node, row: TransferRow, manifest: Manifest, *, now: str) -> list[str]:
+    """Inside the transaction that accepts ``row``, once ``manifest`` (which opening it verified) is stored:
+    erase what was purged while its envelope was held unopened. Returns the SHA-256 of the erased documents,
+    for the caller to drop after commit."""
+    record_ids = purges.unopened(node.db, row.transfer_id)
+    if not any(r.record_id in record_ids for r in manifest.records):
+        return []
+    _erase(node, row, record_ids, now=now, opened=manifest)
+    return [(r.sha256 or b"").hex() for r in manifest.documents() if r.record_id in record_ids]
+
+
+def erase_before_rejecting(node: Node, row: TransferRow, *, now: str) -> bool:
+    """Inside the transaction that rejects ``row``: it will import nothing, so records purged here that it
+    brought again (a redo that arrived after the purge) are erased from its manifest, unless an imported copy
+    of them is held here (then their content is here anyway). True when something was erased."""
+    purges.unopened(node.db, row.transfer_id)  # an envelope rejected unopened: nothing to erase at acceptance
+    stored = store.manifest_of(node.db, row.transfer_id)
+    if stored is None:
+        return False
+    manifest, _ = _read(node, row, store.manifest_redaction(node.db, row.transfer_id))
+    ids = [r.record_id for r in manifest.records]
+    purged = purges.among(node.db, row.peer, ids)
+    held = imports.imported_among(node.db, row.peer, list(purged))
+    gone = [record_id for record_id in purged if not held.get(record_id, ("", "", False))[2]]
+    # Its bytes held for the import go with the rest when the rejection releases the transfer.
+    return bool(gone) and _erase(node, row, gone, now=now, let_go=False) is not None
+
+
+def _erase(
+    node: Node, row: TransferRow, record_ids: list[str], *, now: str, opened: Manifest | None = None,
+    let_go: bool = True,
+) -> str | None:  # fmt: skip
+    """Erase ``record_ids`` from the transfer's stored manifest and let go of their documents' bytes; returns
+    the SHA-256 of the manifest now, or None when it held none of them still unerased. ``opened``: the manifest
+    as stored, verified a moment ago by opening its envelope."""
+    redaction = store.manifest_redaction(node.db, row.transfer_id)
+    manifest, verified_with = (opened, opened.sender_key_id) if opened else _read(node, row, redaction)
+    done = set((redaction or {}).get("records", ()))
+    wanted = {r.record_id for r in manifest.records if r.record_id in record_ids and r.record_id not in done}
+    if not wanted:
+        return None
+    erased = dataclasses.replace(manifest, records=tuple(
+        _erased(r) if r.record_id in wanted else r for r in manifest.records))  # fmt: skip
+    data = encode_manifest(erased)
+    parse_manifest(data)  # every check, once: later reads parse these bytes without them
+    manifest_checks.remember(node.db, data, now=now)
+    digest = hashlib.sha256(data).hexdigest()
+    store.redact_manifest(node.db, row.transfer_id, data, {
+        "records": sorted(done | wanted), "at": now, "verified_with": verified_with, "sha256": digest,
+    })  # fmt: skip
+    if let_go:
+        received_blobs.forget_records(node.db, row.transfer_id, sorted(wanted))
+    return digest
 
 
 def _read(node: Node, row: TransferRow, redaction: Mapping[str, Any] | None) -> tuple[Manifest, str | None]:
@@ -75,13 +172,18 @@ def _read(node: Node, row: TransferRow, redaction: Mapping[str, Any] | None) -> 
         return parse_manifest(stored[0]), None
 
 
-def _may_still_import(node: Node, row: TransferRow, record: ManifestRecord) -> bool:
-    """Whether the transfer can still import ``record``: its student is not imported from it yet."""
+def _could_still_import(node: Node, row: TransferRow, record_id: str) -> bool:
+    """Whether, but for the purge, the transfer could still import the record: it waits to import, and the
+    student the record is on in it is not imported from it yet."""
     if row.status.state not in received_blobs.WAITING_STATES:
         return False
     found = imports.get(node.db, row.transfer_id)
     if found is None:
         return True
+    manifest, _ = _read(node, row, store.manifest_redaction(node.db, row.transfer_id))
+    record = next((r for r in manifest.records if r.record_id == record_id), None)
+    if record is None:
+        return False
     student = next((s for s in imports.students(node.db, found.import_id)
                     if s.sender_sis_id == record.student_sis_id), None)  # fmt: skip
     return student is None or student.result != "imported"
@@ -94,11 +196,6 @@ def _erased(record: ManifestRecord) -> ManifestRecord:
         return dataclasses.replace(record, metadata={})
     return dataclasses.replace(record, metadata={}, title=PURGED, media_type="application/octet-stream",
                                document_type=None)  # fmt: skip
-
-
-def audit_details(erased: dict[str, str]) -> dict[str, dict[str, str]]:
-    """For the purge's audit entry: the manifests it changed, each with the SHA-256 it now has."""
-    return {"erased_from_manifests": erased} if erased else {}
 
 
 def erase_old_pages(node: Node) -> bool:

@@ -3,9 +3,10 @@ a coordinator moves one to the right student; an admin erases one for good. Docu
 a delete that can be undone first (node.documents_admin).
 
 Both students' trails name a move, so either record shows what happened. A purge removes the row; its audit
-entry keeps what it was (ids, never content). Should the sender send the record again (a redo for the right
-student), it is imported again: its copy here is gone (storage.imports.imported_among). A moved result
-stays moved when the district's nightly assessments CSV still names the first student (node.assessment_import).
+entry keeps what it was (ids, never content). Should the sender send the record again after the purge (a redo
+for the right student), it is imported again: its copy here is gone (storage.imports.imported_among); a
+transfer already here does not bring it back (node.purged_content). A moved result stays moved when the
+district's nightly assessments CSV still names the first student (node.assessment_import).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
-from node.purged_content import audit_details, erase_from_manifests, erase_old_pages
+from node.purged_content import Purge, erase_old_pages, erase_purged, purge_of
 from protocol import InvalidInput
 from storage import records, students
 from storage.database import write_transaction
@@ -46,17 +47,17 @@ def move_case(node: Node, *, actor: str | None, record_id: str, to: str) -> Case
     return records.get_case(node.db, case.case_id)
 
 
-def purge_case(node: Node, *, actor: str | None, record_id: str) -> str:
-    """Returns the SIS id of the student the case was on."""
+def purge_case(node: Node, *, actor: str | None, record_id: str) -> Purge:
     with write_transaction(node.db):
         user = authorize(node, actor, "records.recover")
         case = records.get_case(node.db, record_id)
         records.delete_case(node.db, case.case_id)
-        erased = erase_from_manifests(node, case.origin, now=now_iso())
+        erased = erase_purged(node, case.origin, kind="case", local_id=case.case_id,
+                              student_sis_id=case.student_sis_id, by=user.username, now=now_iso())  # fmt: skip
         record(node, user.username, "case.purge", case.student_sis_id,
-               {"case_id": case.case_id, "case_number": case.case_number, **audit_details(erased)})  # fmt: skip
+               {"case_id": case.case_id, "case_number": case.case_number, **erased})  # fmt: skip
     erase_old_pages(node)
-    return case.student_sis_id
+    return purge_of(case.student_sis_id, case.origin, erased)
 
 
 def move_assessment(node: Node, *, actor: str | None, record_id: str, to: str) -> dict[str, str]:
@@ -70,15 +71,16 @@ def move_assessment(node: Node, *, actor: str | None, record_id: str, to: str) -
     return records.get_assessment_result(node.db, record_id)
 
 
-def purge_assessment(node: Node, *, actor: str | None, record_id: str) -> str:
-    """Returns the SIS id of the student the result was on."""
+def purge_assessment(node: Node, *, actor: str | None, record_id: str) -> Purge:
     with write_transaction(node.db):
         user = authorize(node, actor, "records.recover")
         result = records.get_assessment_result(node.db, record_id)
         origin = records.assessment_origin(node.db, record_id)
         records.delete_assessment_result(node.db, record_id)
-        erased = erase_from_manifests(node, origin, now=now_iso())
+        erased = erase_purged(node, origin, kind="assessment", local_id=record_id,
+                              student_sis_id=result["student_sis_id"], by=user.username, now=now_iso())  # fmt: skip
         record(node, user.username, "assessment.purge", result["student_sis_id"],
-               {"result_id": record_id, **audit_details(erased)})  # fmt: skip
+               {"result_id": record_id, **erased})  # fmt: skip
     erase_old_pages(node)
-    return result["student_sis_id"]
+    return purge_of(result["student_sis_id"], origin, erased)
+

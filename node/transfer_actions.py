@@ -17,6 +17,7 @@ from node.home import Node, revoked_encryption_keys
 from node.message_thread import check_own_room, checked_text
 from node.operators import authorize, record
 from node.progress import Progress, ProgressFile
+from node.purged_content import erase_at_acceptance, erase_before_rejecting, erase_old_pages
 from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import SatchelError
@@ -155,8 +156,9 @@ def _accept(
             assert outcome.wrong_code is not None
             raise outcome.wrong_code.error() from None
         documents = [(r.record_id, (r.sha256 or b"").hex()) for r in opened.manifest.documents()]
+        purged: list[str] = []
 
-        def publish(_: TransferRow) -> None:
+        def publish(row: TransferRow) -> None:
             # In the transaction that accepts: blob deletions take the same write lock (node.blob_holds),
             # so none can remove a blob between its rename here and the commit of the transfer's hold.
             incoming.publish()
@@ -166,6 +168,7 @@ def _accept(
             store.save_manifest(node.db, transfer_id, opened.manifest_bytes, opened.manifest_signature,
                                 signer=(sender_key.key_id, sender_key.raw))  # fmt: skip
             manifest_checks.remember(node.db, opened.manifest_bytes, now=now_iso())  # open_envelope parsed it
+            purged.extend(erase_at_acceptance(node, row, opened.manifest, now=now_iso()))
 
         try:
             _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
@@ -177,6 +180,9 @@ def _accept(
                 drop_unused(node, [sha for _, sha in documents])
             raise
     envelope.unlink(missing_ok=True)  # opened: the sealed copy has served its purpose
+    if purged:  # the documents of records purged while the envelope waited: opened, and not to be imported
+        drop_unused(node, purged)
+        erase_old_pages(node)
     return Accepted(transfer_id, opened.manifest, len(documents))
 
 
@@ -194,9 +200,16 @@ def _sender_key(node: Node, peer: str, domain: str, key_id: str) -> IdentityPubl
 
 def reject(node: Node, *, actor: str | None, transfer_id: str, reason: str) -> Outcome:
     user = authorize(node, actor, "transfers.act")
-    return _apply(
-        node, transfer_id, Reject(reason=reason), actor_name=user.username, action="transfer.reject"
-    )
+    erased = []
+
+    def erase(row: TransferRow) -> None:  # rolled back with the rejection if the transfer cannot be rejected
+        erased.append(erase_before_rejecting(node, row, now=now_iso()))
+
+    outcome = _apply(node, transfer_id, Reject(reason=reason), actor_name=user.username, action="transfer.reject",
+                     inside=erase)  # fmt: skip
+    if any(erased):
+        erase_old_pages(node)
+    return outcome
 
 
 def cancel(node: Node, *, actor: str | None, transfer_id: str, reason: str | None) -> Outcome:

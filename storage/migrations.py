@@ -850,3 +850,39 @@ def _students_inactive_since(db: sqlite_utils.Database) -> None:
     # their last change, when they were inactive already: the closest the database holds.
     db.execute("ALTER TABLE students ADD COLUMN inactive_since TEXT")
     db.execute("UPDATE students SET inactive_since = updated_at WHERE enrollment_status = 'inactive'")
+
+
+@MIGRATIONS(name="0028_purged_records")
+def _purged_records(db: sqlite_utils.Database) -> None:
+    # What was purged here (ids, never content), so that nothing brings it back unasked (node.purged_content):
+    # a transfer that arrived before the purge, or the district's nightly assessments CSV. source_domain is the
+    # sender's domain and record_id its record id for a received record; '' and the result id for a result of
+    # the district's own. purged_unopened: envelopes held unopened when a purge came, which the purge reaches
+    # when they are accepted. Purges from before: the records erased from manifests, and every result purged.
+    _run(
+        db,
+        """
+        CREATE TABLE purged_records (
+            source_domain TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            kind TEXT,
+            student_sis_id TEXT,
+            purged_at TEXT NOT NULL,
+            purged_by TEXT NOT NULL,
+            PRIMARY KEY (source_domain, record_id)
+        );
+        CREATE TABLE purged_unopened (
+            transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+            record_id TEXT NOT NULL,
+            PRIMARY KEY (transfer_id, record_id)
+        );
+        INSERT OR IGNORE INTO purged_records (source_domain, record_id, purged_at, purged_by)
+            SELECT t.peer, r.value, json_extract(m.redacted, '$.at'), '(before 0028)'
+            FROM transfer_manifests m JOIN transfers t ON t.transfer_id = m.transfer_id,
+                 json_each(m.redacted, '$.records') r
+            WHERE m.redacted IS NOT NULL;
+        INSERT OR IGNORE INTO purged_records (source_domain, record_id, kind, student_sis_id, purged_at, purged_by)
+            SELECT '', json_extract(details, '$.result_id'), 'assessment', subject, at, actor FROM audit_log
+            WHERE action = 'assessment.purge' AND json_extract(details, '$.result_id') IS NOT NULL
+        """,
+    )

@@ -36,6 +36,14 @@ def forget(db: sqlite_utils.Database, transfer_id: str) -> None:
     db.execute("DELETE FROM received_blobs WHERE transfer_id = ?", [transfer_id])
 
 
+def forget_records(db: sqlite_utils.Database, transfer_id: str, record_ids: Iterable[str]) -> None:
+    """The transfer will not import these records (a purge erased them from it): their bytes may go."""
+    db.conn.executemany(
+        "DELETE FROM received_blobs WHERE transfer_id = ? AND record_id = ?",
+        [(transfer_id, record_id) for record_id in record_ids],
+    )
+
+
 def waiting_for(db: sqlite_utils.Database, sha256: str) -> int:
     """How many records of transfers that can still import them use these bytes and are not imported yet."""
     states = ", ".join("?" * len(WAITING_STATES))

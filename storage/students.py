@@ -228,7 +228,7 @@ RENUMBERED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("student_match_keys", "sis_id"), ("transfer_students", "sis_id"), ("disclosures", "student_sis_id"),
     ("imported_records", "student_sis_id"), ("records_requests", "student_sis_id"),
     ("transfer_codes_issued", "student_sis_id"), ("import_students", "proposed_sis_id"),
-    ("import_students", "decided_sis_id"),
+    ("import_students", "decided_sis_id"), ("purged_records", "student_sis_id"),
 )  # fmt: skip
 # Columns that keep the number they hold: the other district's id of a student it sent, and the import log's
 # student as the import wrote to it (as its state id, username and e-mail there are kept as they were).

@@ -179,6 +179,15 @@ def manifests_naming(db: sqlite_utils.Database, peer: str, text: str) -> list[st
     return [transfer_id for (transfer_id,) in rows.fetchall()]
 
 
+def unopened_from(db: sqlite_utils.Database, peer: str) -> list[str]:
+    """Ids of the transfers from ``peer`` whose sealed envelope is held here, not opened yet."""
+    rows = db.execute(
+        "SELECT transfer_id FROM transfers WHERE side = 'receiver' AND peer = ? AND state = 'received'",
+        [peer],
+    )
+    return [transfer_id for (transfer_id,) in rows.fetchall()]
+
+
 def redact_manifest(db: sqlite_utils.Database, transfer_id: str, manifest: bytes, redaction: dict[str, Any]) -> None:
     """Store ``manifest`` (the stored one with records erased) in place of the stored bytes."""
     db.execute(

@@ -107,6 +107,81 @@ def test_an_import_cancelled_after_a_purge_runs_again_without_the_purged_record(
     assert _json(b, "documents", "list", "100001", "--json") == []
 
 
+def _wrong_child(a: District, b: District, tmp_path: Path) -> tuple[str, bytes]:
+    """Ava's (100001) case and IEP land on William (100002) at b; returns the transfer and the IEP's bytes."""
+    doc = tmp_path / "wrong-child-iep.pdf"
+    doc.write_bytes(os.urandom(5_000))
+    _add_document(a, "100001", doc, "Behaviour plan PURGEDTITLE")
+    a.cli("cases", "add", "--student", "100001", "--case-number", "TA-7", "--notes", "PURGEDNOTES of the case",
+          "--as", "coord")  # fmt: skip
+    first = _send_accept(a, b, "--student", "100001", "--all-records")
+    _import(b, first, ("100001", "100002"))
+    return first, doc.read_bytes()
+
+
+def _purge_both(b: District) -> None:
+    [doc] = _json(b, "documents", "list", "100002", "--json")
+    b.cli("cases", "purge", "TA-7", "--as", "admin")
+    b.cli("documents", "delete", doc["doc_id"], "--as", "coord")
+    b.cli("purge", doc["doc_id"], "--as", "admin")
+
+
+def _assert_gone(b: District, *contents: bytes) -> None:
+    home = _home_bytes(b.home)
+    for content in (b"PURGEDNOTES", b"PURGEDTITLE", b"wrong-child-iep", *contents):
+        assert content not in home, content[:40]
+
+
+def test_a_transfer_held_here_at_the_purge_does_not_bring_the_record_back(pair, tmp_path: Path) -> None:
+    # Ava's records were sent twice before the purge: in a transfer partly imported (Ava set aside for later)
+    # and in an envelope not opened yet. Both could still import the purged records, so they kept their content
+    # (notes, title, the document's bytes held for the import), and importing them undid the purge. A purge is
+    # the district's decision: only what the sender sends after it (a redo) brings the records again.
+    a, b, _ = pair
+    _, iep = _wrong_child(a, b, tmp_path)
+    partly = _send_accept(a, b, "--student", "100001", "--student", "100003", "--all-records")
+    b.cli("import", "preview", partly, "--as", "coord")
+    b.cli("import", "match", partly, "100001", "--later", "--as", "coord")
+    assert _json(b, "import", "run", partly, "--as", "coord", "--json")["result"] == "partial (1 of 2)"
+    unopened = json.loads(a.cli("send", "--to", "b.example.org", "--student", "100001", "--all-records", "--as",
+                                "coord", "--json").stdout)  # fmt: skip
+
+    told = b.cli("cases", "purge", "TA-7", "--as", "admin").stdout
+    assert (f"Transfer(s) {partly} from a.example.org, here since before the purge, will not import it. "
+            f"Transfer(s) {unopened['transfer_id']} from a.example.org, waiting for a code, will not import it "
+            "should they hold it. If it belongs to another student, ask a.example.org to send it again.") in told
+    [doc] = _json(b, "documents", "list", "100002", "--json")
+    b.cli("documents", "delete", doc["doc_id"], "--as", "coord")
+    b.cli("purge", doc["doc_id"], "--as", "admin")
+    _assert_gone(b, iep)
+    [entry] = [e for e in _json(b, "audit", "--json") if e["action"] == "case.purge"]
+    assert entry["details"]["not_to_be_imported_from"] == [partly]
+    assert entry["details"]["erased_when_opened_from"] == [unopened["transfer_id"]]
+
+    b.cli("accept", unopened["transfer_id"], "--code", unopened["code"], "--as", "coord")
+    _assert_gone(b, iep)
+    b.cli("import", "match", partly, "100001", "--to", "100001", "--as", "coord")
+    assert _json(b, "import", "run", partly, "--as", "coord", "--json")["skipped"] == []
+    _import(b, unopened["transfer_id"], ("100001", "100001"))
+    assert _json(b, "cases", "list", "--student", "100001", "--json") == []
+    assert _json(b, "documents", "list", "100001", "--json") == []
+    _assert_gone(b, iep)
+
+
+def test_a_redo_rejected_before_its_import_keeps_nothing_of_the_purged_records(pair, tmp_path: Path) -> None:
+    # The sender redid the transfer after the purge, and the coordinator rejected the redo (say, sent to the
+    # wrong district's school): the redo's manifest, kept since its acceptance, still held the purged case's
+    # notes and the document's title, and would for good.
+    a, b, _ = pair
+    _, iep = _wrong_child(a, b, tmp_path)
+    _purge_both(b)
+    redo = _send_accept(a, b, "--student", "100001", "--all-records")
+    assert b"PURGEDNOTES" in _home_bytes(b.home)  # brought again, to be imported onto the right child
+    b.cli("reject", redo, "--reason", "not this school", "--as", "coord")
+    _assert_gone(b, iep)
+    assert "hash chain verified" in b.cli("audit", "verify").stdout
+
+
 def test_a_redo_names_the_records_still_held_on_another_student(pair, tmp_path: Path) -> None:
     # Records landed on the wrong child; the coordinator purges one of them and forgets the others. The sender
     # redoes the transfer for the right child: the purged one comes again, and the others, still held here,
