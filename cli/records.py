@@ -257,7 +257,8 @@ def assessments_import(
     percentile, benchmark_category). Re-importing the same file changes nothing. A date before 1900 or after
     today is a row error (a typo of the year, or a placeholder such as 0001-01-01). A result moved with
     `satchel assessments move` stays on the student it was moved to; each row that still names another
-    student is listed.
+    student is listed. A result purged here is not added back: each row of one is skipped and listed, and an
+    admin can lift the purge (`satchel assessments unpurge`) for the next import to add it.
 
     \b
     Example:
@@ -266,19 +267,22 @@ def assessments_import(
     """
     from dataclasses import asdict
 
-    from node.assessment_import import import_assessments
+    from node.assessment_import import PurgedRow, import_assessments
     from storage.records import MovedKept
 
     kept: list[MovedKept] = []  # at most one per result a coordinator moved: not many, however long the file
+    purged: list[PurgedRow] = []  # at most one per result purged here
     with (
         opened(home) as node,
         progress_line("Checking", ends=True) as reading,
         progress_line("Saving", unit="results") as progress,
     ):
         counts = import_assessments(node, actor=actor, path=csv_file, skip_invalid=skip_invalid, dates=dates,
-                                    reading=reading, progress=progress, kept=kept.append)  # fmt: skip
+                                    reading=reading, progress=progress, kept=kept.append,
+                                    purged=purged.append)  # fmt: skip
     if as_json:
-        print_json({**counts, "moved_kept_results": [asdict(moved) for moved in kept]})
+        print_json({**counts, "moved_kept_results": [asdict(moved) for moved in kept],
+                    "purged_results": [asdict(row) for row in purged]})  # fmt: skip
         return
     click.echo(
         f"Assessment results: {counts['inserted']:,} added, {counts['updated']:,} updated, "
@@ -290,6 +294,14 @@ def assessments_import(
             f"{moved.student_sis_id}, where {moved.moved_by} moved it; {csv_file.name} lists it under "
             f"{moved.listed_under}. Fix the student in the SIS export, or, if the file is right, move it "
             f"back: satchel assessments move {moved.result_id} --to {moved.listed_under}"
+        )
+    for row in purged:
+        click.echo(
+            f"Not imported: result {row.result_id} ({row.assessment}, {row.subject}, {row.date}), which "
+            f"{csv_file.name} lists under {row.listed_under}, was purged here"
+            f"{f' from {row.purged_from}' if row.purged_from else ''} by {row.purged_by} on {row.purged_at[:10]}. "
+            f"Fix the SIS export, or, if it is right, an admin lifts the purge and the next import adds it: "
+            f"satchel assessments unpurge {row.result_id} --as ADMIN"
         )
 
 
@@ -387,6 +399,32 @@ cases_group.add_command(_purge("case", "CASE", "TA-2026-014", kept="its id and n
 assessments_group.add_command(_move("assessment", "ID", "01JC7A0B1C2D3E4F5G6H7J8K9M",
                                     by="`satchel assessments list STUDENT` shows the ids"))  # fmt: skip
 assessments_group.add_command(_purge("assessment", "ID", "01JC7A0B1C2D3E4F5G6H7J8K9M", kept="its id"))
+
+
+@assessments_group.command("unpurge", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.argument("result_id", metavar="ID")
+def assessments_unpurge(home: str | None, actor: str | None, as_json: bool, result_id: str) -> None:
+    """Lift the purge of a result of this district's own (admins), so that the next `satchel assessments
+    import` of a file listing it adds it again. Its content stays erased until then: only the file brings it
+    back. An import lists the id of each purged result it skipped.
+
+    \b
+    Example:
+      satchel assessments unpurge 01JC7A0B1C2D3E4F5G6H7J8K9M --as admin
+    """
+    from node import record_fixes
+
+    with opened(home) as node:
+        was = record_fixes.unpurge_assessment(node, actor=actor, record_id=result_id)
+    if as_json:
+        print_json({"result_id": result_id, "purged_from": was.student_sis_id, "purged_at": was.purged_at,
+                    "purged_by": was.purged_by, "status": "unpurged"})  # fmt: skip
+    else:
+        click.echo(f"Lifted the purge of result {result_id} (purged by {was.purged_by} on {was.purged_at[:10]}): "
+                   f"the next assessments import that lists it adds it again.")  # fmt: skip
 
 
 COMMANDS = (documents_group, cases_group, assessments_group)

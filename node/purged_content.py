@@ -13,7 +13,8 @@ longer match the sender's signature, so the row says which records were erased a
 keys verified the manifest just before; the rest of the manifest (the other records' SHA-256, the students)
 still proves what the sender sent.
 
-Every purge is remembered (ids, who, when: storage.purges).
+Every purge is remembered (ids, who, when: storage.purges), so that the district's nightly assessments CSV
+does not add a purged result back either (node.assessment_import).
 
 Old copies of pages stay in the database's write-ahead log after a commit; :func:`erase_old_pages` writes the
 log into the database (where SQLite's secure_delete has zeroed what was deleted) and empties it.

@@ -6,7 +6,8 @@ Both students' trails name a move, so either record shows what happened. A purge
 entry keeps what it was (ids, never content). Should the sender send the record again after the purge (a redo
 for the right student), it is imported again: its copy here is gone (storage.imports.imported_among); a
 transfer already here does not bring it back (node.purged_content). A moved result stays moved when the
-district's nightly assessments CSV still names the first student (node.assessment_import).
+district's nightly assessments CSV still names the first student, and a purged one stays purged
+(node.assessment_import) unless an admin lifts the purge (:func:`unpurge_assessment`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from node.clock import now_iso
 from node.home import Node
 from node.operators import authorize, record
 from node.purged_content import Purge, erase_old_pages, erase_purged, purge_of
-from protocol import InvalidInput
-from storage import records, students
+from protocol import InvalidInput, NotFound
+from storage import purges, records, students
 from storage.database import write_transaction
 from storage.records import Case
 
@@ -84,3 +85,20 @@ def purge_assessment(node: Node, *, actor: str | None, record_id: str) -> Purge:
     erase_old_pages(node)
     return purge_of(result["student_sis_id"], origin, erased)
 
+
+def unpurge_assessment(node: Node, *, actor: str | None, record_id: str) -> purges.Purged:
+    """Lift the purge of a result of the district's own (admins), so that the next assessments CSV that lists it
+    adds it again: its content is gone from here, only the file brings it back. Returns the purge lifted."""
+    with write_transaction(node.db):
+        user = authorize(node, actor, "records.recover")
+        was = purges.among(node.db, purges.OWN, [record_id]).get(record_id)
+        if was is None or was.kind not in ("assessment", None):
+            raise NotFound(
+                f"no assessment result {record_id} of this district was purged here", field="ID",
+                hint="`satchel audit` lists the purges (action assessment.purge) with the result ids; a result "
+                     "received from another district comes again when it sends it again",
+            )  # fmt: skip
+        purges.forget(node.db, purges.OWN, record_id)
+        record(node, user.username, "assessment.unpurge", was.student_sis_id or "",
+               {"result_id": record_id, "purged_at": was.purged_at, "purged_by": was.purged_by})  # fmt: skip
+    return was

@@ -58,6 +58,14 @@ def among(db: sqlite_utils.Database, source: str, record_ids: Iterable[str]) -> 
     return found
 
 
+def forget(db: sqlite_utils.Database, source: str, record_id: str) -> bool:
+    """Lift a purge (the record may come again); False when it was not purged."""
+    cursor = db.execute(
+        "DELETE FROM purged_records WHERE source_domain = ? AND record_id = ?", [source, record_id]
+    )
+    return cursor.rowcount > 0
+
+
 def remember_unopened(db: sqlite_utils.Database, transfer_ids: Iterable[str], record_id: str) -> None:
     """These envelopes were held unopened when ``record_id`` was purged: accepting one erases it from it."""
     db.conn.executemany(

@@ -69,7 +69,7 @@ def test_assessments_import_is_idempotent(make_home, tmp_path) -> None:
         "100001,STAR Reading,Reading,2026-09-15,512,512,64,At/Above Benchmark\n"
         "100002,STAR Math,Math,2026-09-16,480,480,41,On Watch\n"
     )
-    none_moved = {"moved_kept": 0, "moved_kept_results": []}
+    none_moved = {"moved_kept": 0, "moved_kept_results": [], "purged": 0, "purged_results": []}
     out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
     assert out == {"inserted": 2, "updated": 0, "unchanged": 0, "skipped": 0, **none_moved}
     out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
@@ -114,6 +114,44 @@ def test_a_nightly_import_lists_a_result_it_kept_where_a_coordinator_moved_it(ma
          "student_sis_id": "100002", "listed_under": "100001", "moved_by": "coord"}
     ]  # fmt: skip
     assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output) == []
+
+
+def test_a_nightly_import_lists_a_result_purged_here_and_does_not_add_it_back(make_home, tmp_path) -> None:
+    # A result landed on the wrong student and an admin purged it; the next night's file still listed it and
+    # added it back, scores and all, without a word: the district's decision undone by a cron job.
+    home = _home_with_students(make_home, tmp_path)
+    csv = tmp_path / "star-nightly.csv"
+    csv.write_text("student_sis_id,assessment,subject,date,percentile,benchmark_category\n"
+                   "100001,STAR Math,Math,2026-09-16,41,PURGEDBENCH\n")  # fmt: skip
+    run_cli(home, "assessments", "import", str(csv), "--as", "coord")
+    [result] = json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)
+    rid = result["result_id"]
+    run_cli(home, "assessments", "purge", rid, "--as", "admin")
+    out = run_cli(home, "assessments", "import", str(csv), "--as", "coord").output
+    day = json.loads(run_cli(home, "audit", "--json").output)[0]["at"][:10]
+    assert out.splitlines() == [
+        "Assessment results: 0 added, 0 updated, 0 unchanged, 1 skipped.",
+        f"Not imported: result {rid} (STAR Math, Math, 2026-09-16), which star-nightly.csv lists under 100001, "
+        f"was purged here from 100001 by admin on {day}. Fix the SIS export, or, if it is right, an admin lifts "
+        f"the purge and the next import adds it: satchel assessments unpurge {rid} --as ADMIN",
+    ]
+    out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
+    assert out["purged"] == 1 and out["skipped"] == 1 and out["purged_results"][0]["result_id"] == rid
+    assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output) == []
+    stored = b"".join(p.read_bytes() for p in (home / "satchel.db", home / "satchel.db-wal") if p.exists())
+    assert b"PURGEDBENCH" not in stored
+
+    refused = run_cli(home, "assessments", "unpurge", rid, "--as", "coord", ok=False)
+    assert "(error code operator.forbidden)" in refused.stderr  # lifting a purge is an admin's, as purging is
+    assert run_cli(home, "assessments", "unpurge", rid, "--as", "admin").output == (
+        f"Lifted the purge of result {rid} (purged by admin on {day}): the next assessments import that lists it "
+        f"adds it again.\n"
+    )
+    again = run_cli(home, "assessments", "unpurge", rid, "--as", "admin", ok=False)
+    assert "(error code not_found)" in again.stderr
+    out = json.loads(run_cli(home, "assessments", "import", str(csv), "--as", "coord", "--json").output)
+    assert out["inserted"] == 1 and out["purged"] == 0
+    assert json.loads(run_cli(home, "assessments", "list", "100001", "--json").output)[0]["result_id"] == rid
 
 
 def test_send_refuses_a_bad_expiry_as_the_operators_mistake(make_home, tmp_path) -> None:

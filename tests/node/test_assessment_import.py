@@ -76,13 +76,13 @@ def _stored(node: Any) -> list[tuple]:
 def test_a_spilled_import_stores_what_an_in_memory_one_stores(node: Any, tmp_path: Path) -> None:
     path = _csv(tmp_path / "map.csv", 4500)
     spilled = import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
-    assert spilled == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 0, "moved_kept": 0}
+    assert spilled == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 0, "moved_kept": 0, "purged": 0}
     stored = _stored(node)
     node.db.execute("DELETE FROM assessment_results")
     assert import_assessments(node, actor="coord", path=path, skip_invalid=False) == spilled
     assert _stored(node) == stored and len(stored) == 4500
     again = import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)
-    assert again == {"inserted": 0, "updated": 0, "unchanged": 4500, "skipped": 0, "moved_kept": 0}
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 4500, "skipped": 0, "moved_kept": 0, "purged": 0}
     assert list(node.blobs.tmp_dir.iterdir()) == []  # the scratch file went
 
 
@@ -102,7 +102,7 @@ def test_a_bad_row_after_many_good_ones_stops_the_import_before_a_row_is_saved(n
     assert list(node.blobs.tmp_dir.iterdir()) == []
     assert _audit(node) == []
     skipped = import_assessments(node, actor="coord", path=path, skip_invalid=True, spill_over=0)
-    assert skipped == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 2, "moved_kept": 0}
+    assert skipped == {"inserted": 4500, "updated": 0, "unchanged": 0, "skipped": 2, "moved_kept": 0, "purged": 0}
     assert _audit(node) == [
         ("assessments.import", {"results": 4500, "skipped": 2}),
         ("assessments.import.finished", skipped),
@@ -151,7 +151,7 @@ def test_a_student_removed_between_check_and_save_has_its_rows_skipped(node: Any
 
     counts = import_assessments(node, actor="coord", path=path, skip_invalid=False, progress=saved)
     # S00999 has one row in each 1,000: 10 were saved in the first batch (and deleted), 15 come later.
-    assert counts == {"inserted": 24_985, "updated": 0, "unchanged": 0, "skipped": 15, "moved_kept": 0}
+    assert counts == {"inserted": 24_985, "updated": 0, "unchanged": 0, "skipped": 15, "moved_kept": 0, "purged": 0}
     assert len(_stored(node)) == 24_985 - 10
     assert _audit(node)[-1] == ("assessments.import.finished", counts)
 
@@ -227,12 +227,12 @@ def test_a_result_a_coordinator_moved_stays_moved_whatever_the_nightly_file_says
 
     counts = import_assessments(node, actor="coord", path=nightly("S00001", 201), skip_invalid=False)
     assert held() == [(result_id, "S00002", "201")]
-    assert counts == {"inserted": 0, "updated": 1, "unchanged": 0, "skipped": 0, "moved_kept": 1}
+    assert counts == {"inserted": 0, "updated": 1, "unchanged": 0, "skipped": 0, "moved_kept": 1, "purged": 0}
     assert _audit(node)[-1] == ("assessments.import.finished", counts)
     kept: list[Any] = []
     again = import_assessments(node, actor="coord", path=nightly("S00001", 201), skip_invalid=False,
                                kept=kept.append)  # fmt: skip
-    assert again == {"inserted": 0, "updated": 0, "unchanged": 1, "skipped": 0, "moved_kept": 1}
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 1, "skipped": 0, "moved_kept": 1, "purged": 0}
     assert _audit(node)[-1] == ("assessments.import.finished", again)  # told each night, not only the first
     assert [(k.result_id, k.student_sis_id, k.listed_under, k.moved_by) for k in kept] == [
         (result_id, "S00002", "S00001", "coord")
@@ -240,4 +240,41 @@ def test_a_result_a_coordinator_moved_stays_moved_whatever_the_nightly_file_says
 
     fixed = import_assessments(node, actor="coord", path=nightly("S00002", 202), skip_invalid=False)
     assert held() == [(result_id, "S00002", "202")]
-    assert fixed == {"inserted": 0, "updated": 1, "unchanged": 0, "skipped": 0, "moved_kept": 0}
+    assert fixed == {"inserted": 0, "updated": 1, "unchanged": 0, "skipped": 0, "moved_kept": 0, "purged": 0}
+
+
+@pytest.mark.parametrize("with_ids", [False, True], ids=["derived ids", "result_id column"])
+def test_a_result_purged_here_stays_purged_whatever_the_nightly_file_says(
+    node: Any, tmp_path: Path, with_ids: bool
+) -> None:
+    # An admin purged a result (it was on the wrong student); the nightly file still lists it. It is skipped
+    # and told, each night, until an admin lifts the purge. A file fixed to name the right student gives a
+    # derived id another value (another result), but keeps an explicit result_id: that one stays refused too.
+    def nightly(student: str) -> Path:
+        header, row = HEADER, f"{student},MAP Growth,Math,2026-09-17,200,,,"
+        if with_ids:
+            header, row = "result_id," + HEADER, "R-1," + row
+        path = tmp_path / "nightly.csv"
+        path.write_text(header + row + "\n")
+        return path
+
+    import_assessments(node, actor="coord", path=nightly("S00001"), skip_invalid=False)
+    [(result_id, *_)] = _stored(node)
+    record_fixes.purge_assessment(node, actor="admin", record_id=result_id)
+    told: list[Any] = []
+    counts = import_assessments(node, actor="coord", path=nightly("S00001"), skip_invalid=False, purged=told.append)
+    assert counts == {"inserted": 0, "updated": 0, "unchanged": 0, "skipped": 1, "moved_kept": 0, "purged": 1}
+    assert _stored(node) == []
+    assert _audit(node)[-1] == ("assessments.import.finished", counts)
+    assert [(t.result_id, t.listed_under, t.purged_from, t.purged_by) for t in told] == [
+        (result_id, "S00001", "S00001", "admin")
+    ]
+    fixed = import_assessments(node, actor="coord", path=nightly("S00002"), skip_invalid=False)
+    assert fixed["purged"] == int(with_ids) and fixed["inserted"] == 1 - int(with_ids)
+
+    record_fixes.unpurge_assessment(node, actor="admin", record_id=result_id)
+    back = import_assessments(node, actor="coord", path=nightly("S00001"), skip_invalid=False)
+    assert back["purged"] == 0 and [r[0] for r in _stored(node)].count(result_id) == 1
+    with pytest.raises(SatchelError) as caught:
+        record_fixes.unpurge_assessment(node, actor="admin", record_id=result_id)
+    assert caught.value.code == "not_found"
