@@ -62,7 +62,7 @@ class PurgedRow:
     subject: str
     date: str
     listed_under: str
-    purged_from: str | None  # the student it was on when purged (None: purged before version 0028 said)
+    purged_from: str | None  # the student it was on when purged (None: purged before version 0030 said)
     purged_at: str
     purged_by: str
 

@@ -852,7 +852,7 @@ def _students_inactive_since(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE students SET inactive_since = updated_at WHERE enrollment_status = 'inactive'")
 
 
-@MIGRATIONS(name="0028_purged_records")
+@MIGRATIONS(name="0030_purged_records")
 def _purged_records(db: sqlite_utils.Database) -> None:
     # What was purged here (ids, never content), so that nothing brings it back unasked (node.purged_content):
     # a transfer that arrived before the purge, or the district's nightly assessments CSV. source_domain is the
@@ -877,7 +877,7 @@ def _purged_records(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (transfer_id, record_id)
         );
         INSERT OR IGNORE INTO purged_records (source_domain, record_id, purged_at, purged_by)
-            SELECT t.peer, r.value, json_extract(m.redacted, '$.at'), '(before 0028)'
+            SELECT t.peer, r.value, json_extract(m.redacted, '$.at'), '(before 0030)'
             FROM transfer_manifests m JOIN transfers t ON t.transfer_id = m.transfer_id,
                  json_each(m.redacted, '$.records') r
             WHERE m.redacted IS NOT NULL;

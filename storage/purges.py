@@ -19,8 +19,8 @@ _IN_CHUNK = 500
 @dataclass(frozen=True, slots=True)
 class Purged:
     record_id: str
-    kind: str | None  # document, case or assessment (None: purged before version 0028 said)
-    student_sis_id: str | None  # the student it was purged from (None: purged before version 0028 said)
+    kind: str | None  # document, case or assessment (None: purged before version 0030 said)
+    student_sis_id: str | None  # the student it was purged from (None: purged before version 0030 said)
     purged_at: str
     purged_by: str
 

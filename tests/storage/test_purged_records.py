@@ -1,4 +1,4 @@
-"""Purges made before migration 0028 are remembered as those after it: the received records erased from stored
+"""Purges made before migration 0030 are remembered as those after it: the received records erased from stored
 manifests (a transfer held when they were purged must not bring them back), and the results purged (the
 nightly assessments CSV must not add them back)."""
 
@@ -16,7 +16,7 @@ NOW = "2026-12-05T00:00:00Z"
 
 def test_migration_remembers_the_purges_made_before_it(tmp_path: Path) -> None:
     db = open_database(tmp_path / "old.db", migrate=False)
-    MIGRATIONS.apply(db, stop_before="0028_purged_records")
+    MIGRATIONS.apply(db, stop_before="0030_purged_records")
     with write_transaction(db):
         for transfer_id, redacted in (("T1", {"records": ["C1", "D1"], "at": NOW}), ("T2", None)):
             db.execute("INSERT INTO transfers (transfer_id, side, state, peer, created_at, updated_at) VALUES"
