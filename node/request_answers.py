@@ -17,6 +17,7 @@ from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
 from node.operators import record
 from node.own_signatures import job_payload_now, signed_now
+from protocol.descriptor import FEATURE_RELEASE_FAILED, verify_descriptor
 from protocol.records_request import (
     PURPOSE_REQUEST,
     PURPOSE_RESPONSE,
@@ -28,6 +29,7 @@ from protocol.records_request import (
     sign_records_request,
     sign_request_response,
 )
+from protocol.request_compat import in_words, needs_words
 from protocol.request_states import (
     NotifyCoordinators,
     RequestSide,
@@ -151,7 +153,33 @@ def request_job_payload(node: Node, job: Job) -> bytes:
         store.replace_signed(node.db, request_id, old=old, new=new)
         messages.replace_signed(node.db, request_id, old=old, new=new)
 
-    return job_payload_now(node, job, purpose=purpose, keep=keep)
+    signed = job_payload_now(node, job, purpose=purpose, keep=keep)
+    return as_the_peer_takes_it(node, job, signed) if purpose == PURPOSE_RESPONSE else signed
+
+
+def peer_supports(node: Node, domain: str, feature: str) -> bool:
+    """Whether the descriptor this node last fetched from ``domain`` lists ``feature`` (spec/descriptor.md,
+    Features); a peer it holds no descriptor of is taken to be of an older version."""
+    peer = peers.get(node.db, domain)
+    if peer is None:
+        return False
+    return verify_descriptor(peer.descriptor, check_shown=False).descriptor.supports(feature)
+
+
+def as_the_peer_takes_it(node: Node, job: Job, signed: bytes) -> bytes:
+    """``signed``, the answer ``job`` carries, or the message that says it in words for a peer whose version
+    refuses it (protocol.request_compat, spec/requests.md §4): built and signed afresh at each attempt, the same
+    bytes each time (a deterministic signature over the answer's own time), and kept nowhere: this node keeps
+    the answer it gave."""
+    numbered = _answer_number(job.job_id)
+    if numbered is None:
+        return signed  # a message: every version takes it
+    response = stored_response(signed)
+    if not needs_words(response, answer_number=numbered[1]):
+        return signed
+    if peer_supports(node, job.peer, FEATURE_RELEASE_FAILED):
+        return signed
+    return sign_request_response(in_words(response), node.current_keys().identity)
 
 
 def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer: str) -> None:

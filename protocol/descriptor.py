@@ -22,6 +22,10 @@ PURPOSE = "satchel/v1/descriptor"
 WELL_KNOWN_PATH = "/.well-known/satchel"
 DESCRIPTOR_VERSION = 1
 PROTOCOL_VERSIONS = ("satchel/1",)
+# What this node understands beyond what every satchel/1 node does (spec/descriptor.md, Features): a peer whose
+# descriptor does not list a feature is sent what an older version takes instead.
+FEATURE_RELEASE_FAILED = "request.release_failed"
+FEATURES = (FEATURE_RELEASE_FAILED,)
 KEY_USES = ("identity", "encryption")
 ROLES = ("district", "directory")
 MAX_DESCRIPTOR_BYTES = 256 * 1024  # the signed document, as spec/descriptor.md step 1 says
@@ -103,6 +107,8 @@ class Descriptor:
     issued_at: str
     revoked_keys: tuple[str, ...] = ()
     protocol_versions: tuple[str, ...] = PROTOCOL_VERSIONS
+    # Absent from the descriptors of versions before features: such a node understands none of them.
+    features: tuple[str, ...] = FEATURES
     version: int = DESCRIPTOR_VERSION
 
     def __post_init__(self) -> None:
@@ -110,6 +116,9 @@ class Descriptor:
             raise MalformedMessage(f"role must be one of {ROLES}", field="role")
         if not any(k.use == "identity" for k in self.keys):
             raise MalformedMessage("a descriptor lists at least one identity key", field="keys")
+
+    def supports(self, feature: str) -> bool:
+        return feature in self.features
 
     def keys_for(self, use: str) -> tuple[PublishedKey, ...]:
         return tuple(k for k in self.keys if k.use == use)
@@ -126,6 +135,7 @@ class Descriptor:
             "nces_id": self.nces_id,
             "base_url": self.base_url,
             "protocol_versions": list(self.protocol_versions),
+            "features": list(self.features),
             "transfers_enabled": self.transfers_enabled,
             "coordinator": self.coordinator.to_json() if self.coordinator else None,
             "keys": [k.to_json() for k in self.keys],
@@ -208,7 +218,8 @@ def parse_descriptor(payload: bytes, *, check_shown: bool = True) -> Descriptor:
     versions = take(obj, "protocol_versions", list, what=what)
     keys = take(obj, "keys", list, what=what)
     revoked = obj.get("revoked_keys", [])
-    for name, items in (("protocol_versions", versions), ("revoked_keys", revoked)):
+    features = obj.get("features", [])
+    for name, items in (("protocol_versions", versions), ("revoked_keys", revoked), ("features", features)):
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
             raise MalformedMessage(f"{name} must be a list of strings", field=name)
     descriptor = Descriptor(
@@ -222,6 +233,7 @@ def parse_descriptor(payload: bytes, *, check_shown: bool = True) -> Descriptor:
         nces_id=take(obj, "nces_id", str, what=what),
         base_url=take(obj, "base_url", str, what=what),
         protocol_versions=tuple(versions),
+        features=tuple(features),
         transfers_enabled=take(obj, "transfers_enabled", bool, what=what),
         coordinator=_contact(obj.get("coordinator")),
         keys=tuple(_key(k) for k in keys),

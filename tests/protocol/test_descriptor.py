@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from crypto import EncryptionKey, IdentityKey
 from protocol import SatchelError
 from protocol.descriptor import (
+    FEATURE_RELEASE_FAILED,
     Contact,
     Descriptor,
     DescriptorKeyNotListed,
@@ -64,6 +65,29 @@ def test_round_trip() -> None:
     assert verified.descriptor == _descriptor()
     assert verified.signer == IDENTITY.public_key
     assert parse_descriptor(verified.payload) == _descriptor()
+
+
+def test_a_node_advertises_what_it_understands_and_an_older_descriptor_understands_none_of_it() -> None:
+    assert _descriptor().supports(FEATURE_RELEASE_FAILED)
+    assert _descriptor().to_json()["features"] == [FEATURE_RELEASE_FAILED]
+    older = _descriptor().to_json()
+    del older["features"]  # as versions before features wrote it
+    parsed = parse_descriptor(json.dumps(older).encode())
+    assert parsed.features == () and not parsed.supports(FEATURE_RELEASE_FAILED)
+
+
+@given(st.lists(st.text(max_size=40), max_size=5))
+def test_features_round_trip_and_unknown_ones_are_kept_not_refused(features: list[str]) -> None:
+    descriptor = _descriptor(features=tuple(features))
+    assert parse_descriptor(verify_descriptor(sign_descriptor(descriptor, IDENTITY)).payload) == descriptor
+
+
+@pytest.mark.parametrize("features", ["request.release_failed", [1], {"a": 1}, None])
+def test_features_that_are_not_a_list_of_strings_are_refused(features: object) -> None:
+    payload = _descriptor().to_json() | {"features": features}
+    with pytest.raises(SatchelError) as refused:
+        parse_descriptor(json.dumps(payload).encode())
+    assert (refused.value.code, refused.value.field) == ("message.malformed", "features")
 
 
 def test_tampered_payload_is_refused_before_parsing() -> None:
