@@ -299,6 +299,11 @@ def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
                    f"{revoked.kept_was_to_end}): revoking the key a rotation made undoes the rotation. To replace "
                    f"it as well: `satchel keys rotate --{revoked.use}`, then revoke it.")  # fmt: skip
     for stranded in revoked.stranded:
+        if stranded.resealed:
+            click.echo(f"Note: transfer {stranded.transfer_id} to {stranded.peer} is not delivered yet and its "
+                       f"envelope is signed by {key_id}: it is sealed again with the current key before it goes, "
+                       "and the code already given out still opens it.", err=True)  # fmt: skip
+            continue
         click.echo(f"Warning: transfer {stranded.transfer_id} to {stranded.peer} is not delivered yet and its "
                    f"envelope is signed by {key_id}: {stranded.peer} will refuse it. Cancel it (`satchel cancel "
                    f"{stranded.transfer_id}`) and send the records again.", err=True)  # fmt: skip

@@ -29,6 +29,7 @@ from protocol.envelope_format import (
     EnvelopeHeader,
     encode_encapsulation,
     encode_preamble,
+    ulid_bytes,
     ulid_text,
 )
 from protocol.errors import InvalidInput
@@ -51,6 +52,8 @@ def seal_envelope(
     kind: str = "transfer",
     argon2: Argon2Params = DEFAULT_ARGON2,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    envelope_id: str | None = None,
+    manifest_bytes: bytes | None = None,
 ) -> EnvelopeHeader:
     """Seal ``manifest`` and the documents read from ``payload`` into an envelope written to ``out``.
 
@@ -60,6 +63,14 @@ def seal_envelope(
     recipient node's published encryption key; ``code`` is shown to the sending coordinator with
     ``code.reveal()``. ``now`` and ``expires`` are Unix times in seconds.
 
+    ``envelope_id`` seals again an envelope that was sealed before (its sender's key revoked before it was
+    delivered, spec/envelope.md §8.1): the id it had, whose salt makes the code's key, so that the ``code``
+    given out for it opens the new one. Everything else random is drawn afresh (a new HPKE secret, so a new
+    payload key: no stream nonce is used twice under one key). None: a new id.
+
+    ``manifest_bytes``: ``encode_manifest(manifest)`` when the caller made it already (a sender keeps it, to seal
+    again from; a grade's takes a second to encode), trusted as the documents' digests are. None: encoded here.
+
     Returns the signed header. On any error ``out`` holds a partial envelope that MUST be discarded
     (``envelope.payload_length_mismatch`` when ``payload`` is shorter or longer than announced).
     """
@@ -67,6 +78,12 @@ def seal_envelope(
     millis = int(now * 1000)
     if not 0 <= millis < 1 << 48:
         raise InvalidInput("now must be a Unix time in seconds", field="now")
+    given_id = None if envelope_id is None else ulid_bytes(envelope_id)
+    if manifest_bytes is not None and len(manifest_bytes) > DEFAULT_MAX_MANIFEST_LENGTH:
+        raise EnvelopeTooLarge(
+            f"the manifest is {len(manifest_bytes):,} bytes, over the {DEFAULT_MAX_MANIFEST_LENGTH:,} a receiver"
+            " accepts", field="manifest",
+        )  # fmt: skip
     return _seal_from_parts(
         payload,
         out,
@@ -79,9 +96,10 @@ def seal_envelope(
         kind=kind,
         argon2=argon2,
         chunk_size=chunk_size,
-        envelope_id=millis.to_bytes(6, "big") + randomness[:_ULID_RANDOM_LENGTH],
+        envelope_id=given_id or millis.to_bytes(6, "big") + randomness[:_ULID_RANDOM_LENGTH],
         hpke_secret=randomness[_ULID_RANDOM_LENGTH : _ULID_RANDOM_LENGTH + HPKE_SECRET_LENGTH],
         stream_header=randomness[_ULID_RANDOM_LENGTH + HPKE_SECRET_LENGTH :],
+        manifest_bytes=manifest_bytes,
     )
 
 

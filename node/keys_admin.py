@@ -83,10 +83,14 @@ def rotate(
 
 @dataclass(frozen=True, slots=True)
 class Stranded:
-    """An outgoing transfer not delivered yet whose envelope the revoked key signed: its receiver refuses it."""
+    """An outgoing transfer not delivered yet whose envelope the revoked key signed: its receiver would refuse
+    it. ``resealed``: it is sealed again with the current key before it goes (node.envelope_reseal), since this
+    node kept its manifest and code; otherwise (sealed by a version that kept no manifest) it is to be cancelled
+    and sent again."""
 
     transfer_id: str
     peer: str
+    resealed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,5 +165,7 @@ def _signed_and_undelivered(node: Node, key_id: str) -> tuple[Stranded, ...]:
         except (OSError, SatchelError):
             continue  # a missing or damaged sealed envelope fails its delivery on its own, and says why
         if signer == key_id:
-            found.append(Stranded(row.transfer_id, row.peer))
+            tid = row.transfer_id
+            kept = store.outgoing_manifest(node.db, tid) is not None and store.get_code(node.db, tid) is not None
+            found.append(Stranded(tid, row.peer, kept))
     return tuple(found)

@@ -212,6 +212,7 @@ class _Sealed:
     header: EnvelopeHeader
     digest: bytes
     length: int
+    manifest: bytes  # its encoding, kept to seal it again from (node.envelope_reseal)
 
 
 def _prepare(
@@ -248,7 +249,7 @@ def _prepare(
 def _seal_plan(node: Node, plan: _Plan, progress: Progress | None) -> _Sealed:
     """Seal into the outbox's folder, on disk before the row that will name it (no database here)."""
     try:
-        path, header, digest, length = _seal(node, plan.contents, plan.recipient_key, plan.code,
+        path, header, digest, length, manifest = _seal(node, plan.contents, plan.recipient_key, plan.code,
                                              plan.now.timestamp(), plan.expires.timestamp(), plan.kind,
                                              progress)  # fmt: skip
     except EnvelopeTooLarge as exc:
@@ -261,7 +262,7 @@ def _seal_plan(node: Node, plan: _Plan, progress: Progress | None) -> _Sealed:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return _Sealed(final, header, digest, length)
+    return _Sealed(final, header, digest, length, manifest)
 
 
 def _commit(node: Node, plan: _Plan, sealed: _Sealed, in_transaction: Callable[[str], None] | None) -> Sent:
@@ -277,6 +278,7 @@ def _commit(node: Node, plan: _Plan, sealed: _Sealed, in_transaction: Callable[[
             envelope_path=str(final), envelope_length=sealed.length, request_id=plan.request_id,
         )  # fmt: skip
         store.set_code(node.db, transfer_id, plan.code.reveal(), stamp)
+        store.keep_outgoing_manifest(node.db, transfer_id, sealed.manifest)
         store.add_students(node.db, transfer_id, [s.sis_id for s in contents.manifest.students])
         _disclose(node, contents, transfer_id, peer, plan.user, plan.purpose or plan.note, stamp)
         outbox.enqueue(
@@ -321,13 +323,14 @@ def _unlinked_unless_kept(envelope: Path) -> Iterator[None]:
 def _seal(
     node: Node, contents: Contents, recipient_key: EncryptionPublicKey, code: Code, now: float, expires: float,
     kind: str, progress: Progress | None = None,
-) -> tuple[Path, EnvelopeHeader, bytes, int]:  # fmt: skip
+) -> tuple[Path, EnvelopeHeader, bytes, int, bytes]:  # fmt: skip
     out_dir = node.config.envelopes_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     # The envelope is the documents plus a few percent; the reserve covers the few percent.
     require_room(out_dir, contents.manifest.documents_length, reserve=node.config.storage.reserve_bytes,
                  what="sealing the transfer")  # fmt: skip
     temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
+    manifest = encode_manifest(contents.manifest)  # once: sealed, and kept
     reader = ConcatReader([node.blobs.path_for(d.sha256) for d in contents.documents])
     payload = reader if progress is None else CountingReader(reader, contents.manifest.documents_length, progress)
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-digest")
@@ -337,7 +340,7 @@ def _seal(
             header = seal_envelope(
                 payload, writer, manifest=contents.manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
                 recipient_key=recipient_key, code=code, now=now, expires=expires, kind=kind,
-                argon2=sealing_argon2(node.config),
+                argon2=sealing_argon2(node.config), manifest_bytes=manifest,
             )  # fmt: skip
             digest = writer.digest()
             handle.flush()
@@ -348,7 +351,7 @@ def _seal(
     finally:
         hasher.shutdown()  # waits for a hash still running when sealing failed
         reader.close()
-    return temp, header, digest, writer.length
+    return temp, header, digest, writer.length, manifest
 
 
 def _too_large(manifest: Manifest) -> TransferTooLarge:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from node.clock import now_iso
 from node.delivery_status import DeliveryDeferred, deliveries
+from node.envelope_reseal import reseal_if_revoked
 from node.home import Node
 from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused, PeerResponse
@@ -104,11 +105,18 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
             hint="restore envelopes/out from a backup (`satchel check` lists what is missing) and it is sent on "
                  "the next try; or cancel the transfer (`satchel cancel ID`) and send the records again",
         )  # fmt: skip
+    sealed_as = row.envelope_path
+    row = await reseal_if_revoked(node, row, envelope)
+    envelope = envelope_file(node, row)
+    if row.status.state is not SenderState.SEALED or envelope is None:
+        return
+    # Sealed again: nothing the receiver kept of an upload of the old bytes is part of the new envelope.
+    resumable = row.envelope_path == sealed_as and (row.envelope_length or 0) >= RESUMABLE_LENGTH
     digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
     base = job.url[: -len(ENVELOPE_PATH)]
     try:
         response = None
-        if job.attempts > 0 and (row.envelope_length or 0) >= RESUMABLE_LENGTH:
+        if job.attempts > 0 and resumable:
             response = await _send_rest(client, base, row, envelope, digest)
         if response is None:
             response = await client.call(

@@ -96,6 +96,8 @@ def step(
     transition = apply(row.status, event, actor=actor, now=moment)
     outcome = Outcome(transition)
     stamp = now_iso()
+    if row.status.state is SenderState.SEALED and transition.status.state is not SenderState.SEALED:
+        store.drop_outgoing_manifest(node.db, row.transfer_id)  # sealed again only while not delivered
     for effect in transition.effects:
         if isinstance(effect, SendReceipt):
             signed = sign_receipt(effect.receipt, node.current_keys().identity)

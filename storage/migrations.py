@@ -886,3 +886,11 @@ def _purged_records(db: sqlite_utils.Database) -> None:
             WHERE action = 'assessment.purge' AND json_extract(details, '$.result_id') IS NOT NULL
         """,
     )
+
+
+@MIGRATIONS(name="0031_outgoing_manifests")
+def _outgoing_manifests(db: sqlite_utils.Database) -> None:
+    # The sender's own manifest of a transfer not delivered yet: the envelope is encrypted to the receiver, so
+    # this is the only copy the sender can seal again from once the key that signed it is revoked
+    # (node.envelope_reseal). Dropped when the transfer leaves `sealed`. Transfers sealed before have none.
+    _run(db, "CREATE TABLE outgoing_manifests (transfer_id TEXT PRIMARY KEY, manifest BLOB NOT NULL)")

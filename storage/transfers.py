@@ -152,6 +152,21 @@ def accepted_at(db: sqlite_utils.Database, transfer_id: str) -> str | None:
     return row[0] if row else None
 
 
+def keep_outgoing_manifest(db: sqlite_utils.Database, transfer_id: str, manifest: bytes) -> None:
+    """The sender's manifest of a transfer it sealed, kept while it is not delivered: what it seals again from
+    once the key that signed it is revoked (the envelope is encrypted to the receiver)."""
+    db.execute("INSERT INTO outgoing_manifests (transfer_id, manifest) VALUES (?, ?)", [transfer_id, manifest])
+
+
+def outgoing_manifest(db: sqlite_utils.Database, transfer_id: str) -> bytes | None:
+    row = db.execute("SELECT manifest FROM outgoing_manifests WHERE transfer_id = ?", [transfer_id]).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def drop_outgoing_manifest(db: sqlite_utils.Database, transfer_id: str) -> None:
+    db.execute("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [transfer_id])
+
+
 def manifest_of(db: sqlite_utils.Database, transfer_id: str) -> tuple[bytes, bytes] | None:
     """(manifest bytes, signature) as stored at acceptance, or None before it. Once a purge erased records
     from the bytes (:func:`manifest_redaction` says so), the signature is the one over the bytes as received."""

@@ -411,3 +411,36 @@ def test_sealing_refuses_a_manifest_no_receiver_would_open() -> None:
                       code=CODE, now=NOW, expires=EXPIRES, argon2=FAST)  # fmt: skip
     assert (refused.value.code, refused.value.field) == ("envelope.too_large", "manifest")
     assert out.getvalue() == b""  # refused before a byte is written
+
+
+def test_sealed_again_under_its_id_by_another_key_the_same_code_opens_it() -> None:
+    """What a sender does once the key that signed an undelivered envelope is revoked (node.envelope_reseal)."""
+    documents = [b"first document", b"second" * 1000]
+    first = seal_bytes(documents)
+    envelope_id = open_bytes(first)[0].header.envelope_id
+    manifest = replace(make_manifest(documents), sender_key_id=OTHER_SENDER.public_key.key_id)
+    again = seal_bytes(documents, manifest=manifest, sender_key=OTHER_SENDER, envelope_id=envelope_id)
+    assert again[-64:] != first[-64:]  # a new payload key: nothing of the first is reused
+    opened, staged = open_bytes(again, sender_key=OTHER_SENDER.public_key)  # the code given out for the first
+    assert staged == b"".join(documents) and opened.manifest == manifest
+    assert opened.header.envelope_id == envelope_id and opened.header.sender_key_id == OTHER_SENDER.public_key.key_id
+    with pytest.raises(SatchelError) as wrong:
+        open_bytes(again, sender_key=OTHER_SENDER.public_key, code=Code._from_int(0x0123456789ABCDF))
+    assert wrong.value.code == "envelope.wrong_code_or_key"
+
+
+@pytest.mark.parametrize("envelope_id", ["", "not a ulid", "8" * 26, "01hzx3j5k6m7n8p9q0r1s2t3v4!"])
+def test_an_envelope_id_to_seal_again_under_must_be_a_ulid(envelope_id: str) -> None:
+    with pytest.raises(SatchelError) as refused:
+        seal_bytes([b"x"], envelope_id=envelope_id)
+    assert (refused.value.code, refused.value.field) == ("envelope.malformed", "envelope_id")
+
+
+def test_a_manifest_encoded_by_the_caller_is_sealed_as_is_and_bounded_as_any() -> None:
+    documents = [b"kept by the sender to seal again from"]
+    manifest = make_manifest(documents)
+    opened, _ = open_bytes(seal_bytes(documents, manifest=manifest, manifest_bytes=encode_manifest(manifest)))
+    assert opened.manifest == manifest and opened.manifest_bytes == encode_manifest(manifest)
+    with pytest.raises(SatchelError) as refused:
+        seal_bytes(documents, manifest=manifest, manifest_bytes=b"\x00" * (DEFAULT_MAX_MANIFEST_LENGTH + 1))
+    assert (refused.value.code, refused.value.field) == ("envelope.too_large", "manifest")

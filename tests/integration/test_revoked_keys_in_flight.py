@@ -1,15 +1,24 @@
 """Keys revoked while transfers are in flight (spec/descriptor.md, Revoking a key): an envelope the receiver
-checked on arrival still opens with its code; one not delivered yet is refused, and `keys revoke` says which."""
+checked on arrival still opens with its code; one not delivered yet is sealed again with the current key, and
+opens with the code already given out."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from support import transfer_json, wait_until
+from node.envelope_reseal import reseal_if_revoked
+from node.home import open_node
+from node.transfer_files import envelope_file
+from storage import transfers as store
+
+from support import peak_python_memory, transfer_json, wait_until
 
 
 @contextlib.asynccontextmanager
@@ -69,20 +78,65 @@ def test_an_envelope_received_before_the_sender_revoked_its_identity_key_still_o
     _accepted_at_both(a, b, sent["transfer_id"], sent["code"])
 
 
-def test_revoking_a_signing_key_names_the_transfers_it_leaves_undelivered(pair) -> None:
+def _envelope_path(d, tid: str) -> str:
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        return conn.execute("SELECT envelope_path FROM transfers WHERE transfer_id = ?", [tid]).fetchone()[0]
+
+
+def test_an_envelope_signed_with_a_key_revoked_before_it_was_delivered_is_sealed_again_and_opens_with_its_code(
+    pair,
+) -> None:
+    """It was refused for good (envelope.signature_invalid: B learns of the revocation from the very request that
+    delivers it), and `keys revoke` only named it. Now A seals it again with its current key, under the same
+    transfer id, so that the code its coordinator already read out still opens it."""
     a, b, _ = pair
     a.stop()
     b.stop()
-    tid = _send(a)["transfer_id"]  # B is down: sealed, not delivered
+    sent = _send(a)  # B is down: sealed, not delivered
+    tid, before = sent["transfer_id"], _envelope_path(a, sent["transfer_id"])
+    [old] = [k["key_id"] for k in _keys(a, "identity")]
+    a.cli("keys", "rotate", "--identity", "--as", "admin")
+    [new] = [k["key_id"] for k in _keys(a, "identity") if k["key_id"] != old]
+    revoked = a.cli("keys", "revoke", old, "--as", "admin")
+    assert (f"Note: transfer {tid} to b.example.org is not delivered yet and its envelope is signed by {old}: it "
+            "is sealed again with the current key before it goes, and the code already given out still opens "
+            "it.") in revoked.stderr and "Warning" not in revoked.stderr  # fmt: skip
+    (entry,) = [e for e in json.loads(a.cli("audit", "--json").stdout) if e["action"] == "keys.revoke"]
+    assert entry["details"]["undelivered_transfers"] == [tid]
+
+    a.start()
+    b.start()
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    wait_until(lambda: b.cli("transfers", "show", tid, "--json", ok=False).exit_code == 0)
+    assert transfer_json(b, tid)["state"] == "received"
+    timeline = transfer_json(a, tid)["timeline"]
+    (resealed,) = [e for e in timeline if e["kind"] == "resealed"]
+    assert resealed["detail"]["key"] == new and not [e for e in timeline if e["kind"] == "refused"]
+    assert not (a.home / "envelopes" / "out" / Path(before).name).exists()  # the old envelope is gone
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # kept only while it might be sealed again
+        assert conn.execute("SELECT count(*) FROM outgoing_manifests").fetchone() == (0,)
+    shown = json.loads(b.cli("peers", "show", "a.example.org", "--json").stdout)
+    assert {k["key_id"]: k["status"] for k in shown["keys"]}[old] == "revoked"  # B knows, and took it all the same
+    _accepted_at_both(a, b, tid, sent["code"])
+    b.cli("import", "preview", tid, "--as", "coord")
+    assert json.loads(b.cli("import", "run", tid, "--as", "coord", "--json").stdout)["imported"] == 1
+
+
+def test_an_envelope_an_older_version_sealed_is_named_by_keys_revoke_and_refused_when_delivered(pair) -> None:
+    """Sealed before senders kept their manifest (migration 0031), it cannot be sealed again: `keys revoke` says to
+    cancel it and send the records again, and delivered as it is it is refused, as before."""
+    a, b, _ = pair
+    a.stop()
+    b.stop()
+    tid = _send(a)["transfer_id"]
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # as the older version left it
+        conn.execute("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [tid])
     [old] = [k["key_id"] for k in _keys(a, "identity")]
     a.cli("keys", "rotate", "--identity", "--as", "admin")
     revoked = a.cli("keys", "revoke", old, "--as", "admin")
     assert (f"Warning: transfer {tid} to b.example.org is not delivered yet and its envelope is signed by {old}: "
             "b.example.org will refuse it.") in revoked.stderr  # fmt: skip
     assert f"`satchel cancel {tid}`" in revoked.stderr
-    (entry,) = [e for e in json.loads(a.cli("audit", "--json").stdout) if e["action"] == "keys.revoke"]
-    assert entry["details"]["undelivered_transfers"] == [tid]
-    # As said: delivered with A's new key signing the request, B learns of the revocation and refuses it.
     assert _refused_when_delivered(a, b, tid).startswith("envelope.signature_invalid")
 
 
@@ -397,3 +451,39 @@ def test_a_receipt_signed_with_the_key_the_receiver_rotated_to_inside_a_session_
     new = {k["key_id"] for k in _keys(b, "identity")} - {old}
     peer = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)
     assert new <= {k["key_id"] for k in peer["keys"] if k["use"] == "identity"}
+
+
+def test_a_large_envelope_is_sealed_again_in_memory_that_does_not_grow_with_it(pair, tmp_path: Path) -> None:
+    """Documents can be gigabytes: sealing again streams them from the blob store a chunk at a time."""
+    a, b, _ = pair
+    a.stop()
+    b.stop()
+    document = tmp_path / "scan.pdf"
+    with document.open("wb") as out:
+        for _ in range(LARGE >> 20):
+            out.write(os.urandom(1 << 20))
+    a.cli("documents", "add", "100001", str(document), "--type", "other", "--as", "coord")
+    sent = _send(a)
+    tid = sent["transfer_id"]
+    [old] = [k["key_id"] for k in _keys(a, "identity")]
+    a.cli("keys", "rotate", "--identity", "--as", "admin")
+    a.cli("keys", "revoke", old, "--as", "admin")
+    node = open_node(a.home, {**os.environ, **a.env})
+    try:
+        row = store.require(node.db, tid, local_domain=a.domain)
+        envelope = envelope_file(node, row)
+        assert envelope is not None
+        peak = peak_python_memory(lambda: asyncio.run(reseal_if_revoked(node, row, envelope)))
+        resealed = store.require(node.db, tid, local_domain=a.domain)
+    finally:
+        node.close()
+    assert resealed.envelope_path != row.envelope_path and (resealed.envelope_length or 0) > LARGE
+    assert peak < LARGE // 4, f"{peak / 2**20:.1f} MiB of Python memory to seal {LARGE >> 20} MiB again"
+    a.start()
+    b.start()
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    wait_until(lambda: b.cli("transfers", "show", tid, "--json", ok=False).exit_code == 0, timeout=60)
+    _accepted_at_both(a, b, tid, sent["code"])
+
+
+LARGE = 64 << 20
