@@ -16,7 +16,7 @@ from node.home import Node
 from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
 from node.operators import record
-from node.own_signatures import job_payload_now, signed_now
+from node.own_signatures import JobWithdrawn, job_payload_now, signed_now
 from protocol.descriptor import FEATURE_RELEASE_FAILED, verify_descriptor
 from protocol.records_request import (
     PURPOSE_REQUEST,
@@ -45,6 +45,7 @@ from protocol.transfer_status import SenderState
 from storage import outbox, peers
 from storage import request_messages as messages
 from storage import requests as store
+from storage.database import write_transaction
 from storage.outbox import Job
 from storage.requests import RequestRow
 
@@ -168,18 +169,28 @@ def peer_supports(node: Node, domain: str, feature: str) -> bool:
 
 def as_the_peer_takes_it(node: Node, job: Job, signed: bytes) -> bytes:
     """``signed``, the answer ``job`` carries, or the message that says it in words for a peer whose version
-    refuses it (protocol.request_compat, spec/requests.md §4): built and signed afresh at each attempt, the same
-    bytes each time (a deterministic signature over the answer's own time), and kept nowhere: this node keeps
-    the answer it gave."""
+    refuses it (protocol.request_compat, spec/requests.md §4). The job then carries the message, which is what
+    was sent; this node keeps the answer it gave. Once one answer about a request went in words, the later ones
+    go in words too, whatever the peer's descriptor says by then: its request never left ``released``."""
     numbered = _answer_number(job.job_id)
     if numbered is None:
         return signed  # a message: every version takes it
     response = stored_response(signed)
     if not needs_words(response, answer_number=numbered[1]):
         return signed
-    if peer_supports(node, job.peer, FEATURE_RELEASE_FAILED):
+    if peer_supports(node, job.peer, FEATURE_RELEASE_FAILED) and not _went_in_words(node, *numbered):
         return signed
-    return sign_request_response(in_words(response), node.current_keys().identity)
+    words = sign_request_response(in_words(response), node.current_keys().identity)
+    with write_transaction(node.db):
+        if not outbox.replace_payload(node.db, job.job_id, old=signed, new=words):
+            raise JobWithdrawn(f"outbox job {job.job_id} was withdrawn while being put in words; not sent")
+    return words
+
+
+def _went_in_words(node: Node, request_id: str, number: int) -> bool:
+    """Whether this node's answer before the ``number``-th about ``request_id`` was sent as a message."""
+    before = outbox.get(node.db, response_job(request_id, number - 1)) if number > 1 else None
+    return before is not None and stored_response(before.payload).kind is ResponseKind.MESSAGE
 
 
 def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer: str) -> None:

@@ -11,12 +11,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_requests import _json, _request_state, _requested, _wait
 
 from crypto import IdentityKey
+from protocol.descriptor import FEATURE_RELEASE_FAILED, sign_descriptor, verify_descriptor
 from protocol.json_strict import dumps_canonical
 from protocol.records_request import PURPOSE_REQUEST
 from protocol.signed_document import sign_document, verify_document
@@ -132,6 +134,16 @@ def _older_python(tree: Path, code: str) -> subprocess.CompletedProcess[str]:
                           check=True, timeout=300)  # fmt: skip
 
 
+def _as_if_it_had_upgraded(a: District, b: District) -> None:
+    """A fetches B's descriptor anew, and it lists request.release_failed."""
+    key = IdentityKey.import_secret((b.home / "keys" / "identity.key").read_text())
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        query = "SELECT descriptor FROM peers WHERE domain = ?"
+        (signed,) = conn.execute(query, [b.domain]).fetchone()
+        upgraded = replace(verify_descriptor(signed).descriptor, features=(FEATURE_RELEASE_FAILED,))
+        conn.execute("UPDATE peers SET descriptor = ? WHERE domain = ?", [sign_descriptor(upgraded, key), b.domain])
+
+
 def _answers_refused(d: District) -> list[tuple[str, str]]:
     with sqlite3.connect(d.home / "satchel.db") as conn:
         query = "SELECT job_id, last_error FROM outbox WHERE kind = 'request' AND status != 'done'"
@@ -161,6 +173,7 @@ def test_an_older_requester_is_told_in_words_of_a_failed_release_and_takes_the_n
         _wait(lambda: _request_state(a, request_id) == "release_failed")
         _wait(lambda: len(_json(b, "requests", "show", request_id, "--json")["messages"]) == 1)
         assert _request_state(b, request_id) == "released"  # the older machine: no way back from released
+        _as_if_it_had_upgraded(a, b)  # its request still released: what follows must go in words too
 
         again = a.cli("requests", "release", request_id, "--student", "100001", "--all-records", "--as", "coord")
         code = again.stdout.split("Authentication code: ")[1].split()[0]
