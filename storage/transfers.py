@@ -167,6 +167,15 @@ def drop_outgoing_manifest(db: sqlite_utils.Database, transfer_id: str) -> None:
     db.execute("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [transfer_id])
 
 
+def drop_outgoing_manifests_naming(db: sqlite_utils.Database, record_id: str) -> list[str]:
+    """Drop the kept manifests that hold ``record_id`` (its content purged here); returns their transfers' ids.
+    Record ids are unique and stand as their UTF-8 bytes in a manifest's msgpack."""
+    query = "SELECT transfer_id FROM outgoing_manifests WHERE instr(manifest, CAST(? AS BLOB)) > 0"
+    dropped = [row[0] for row in db.execute(query, [record_id.encode()]).fetchall()]
+    db.conn.executemany("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [[t] for t in dropped])
+    return dropped
+
+
 def manifest_of(db: sqlite_utils.Database, transfer_id: str) -> tuple[bytes, bytes] | None:
     """(manifest bytes, signature) as stored at acceptance, or None before it. Once a purge erased records
     from the bytes (:func:`manifest_redaction` says so), the signature is the one over the bytes as received."""

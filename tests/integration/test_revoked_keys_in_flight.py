@@ -487,3 +487,25 @@ def test_a_large_envelope_is_sealed_again_in_memory_that_does_not_grow_with_it(p
 
 
 LARGE = 64 << 20
+
+
+def test_a_purge_takes_the_purged_record_out_of_what_is_kept_to_seal_again(pair, tmp_path: Path) -> None:
+    """The kept manifest holds the records' content (a document's title and file name) in the clear: a purge erases
+    it there too, and that transfer can then no longer be sealed again, which `keys revoke` says."""
+    a, b, _ = pair
+    a.stop()
+    b.stop()
+    document = tmp_path / "Counseling notes - Ava.pdf"
+    document.write_bytes(os.urandom(5000))
+    added = json.loads(a.cli("documents", "add", "100001", str(document), "--type", "other", "--as", "coord",
+                             "--json").stdout)  # fmt: skip
+    tid = _send(a)["transfer_id"]
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        (kept,) = conn.execute("SELECT manifest FROM outgoing_manifests WHERE transfer_id = ?", [tid]).fetchone()
+    assert b"Counseling notes - Ava.pdf" in kept
+    a.cli("purge", added["doc_id"], "--as", "admin")
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        assert conn.execute("SELECT count(*) FROM outgoing_manifests").fetchone() == (0,)
+    [old] = [k["key_id"] for k in _keys(a, "identity")]
+    a.cli("keys", "rotate", "--identity", "--as", "admin")
+    assert f"Warning: transfer {tid} to b.example.org" in a.cli("keys", "revoke", old, "--as", "admin").stderr
