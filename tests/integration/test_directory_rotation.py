@@ -102,14 +102,21 @@ def test_a_directory_rebuilt_with_a_new_key_is_refused_until_pinned_again(federa
     assert _found(homes["a"]) == {}
 
 
-def test_a_mirror_follows_the_directory_it_mirrors_to_its_new_key(federation, national, tmp_path: Path) -> None:
-    homes, urls = federation
+def _mirrored(homes: dict, urls: dict, national: tuple[Path, str], tmp_path: Path) -> tuple[Path, Path]:
+    """The state directory's members approved, the national directory mirroring it, and district C trusting the
+    national one: (the national directory's home, C's home)."""
     home, url = national
     _join_and_approve(homes, urls)
     _cli(home, "directory", "mirror", urls["dir"], "--fingerprint", _directory_fingerprint(homes["dir"]), "--as",
          "nat")  # fmt: skip
     c = _district(tmp_path, "c.example.org")
     _cli(c, "directories", "add", url, "--fingerprint", _directory_fingerprint(home), "--as", "ada")
+    return home, c
+
+
+def test_a_mirror_follows_the_directory_it_mirrors_to_its_new_key(federation, national, tmp_path: Path) -> None:
+    homes, urls = federation
+    home, c = _mirrored(homes, urls, national, tmp_path)
     assert _found(c) == dict.fromkeys(MEMBERS, DIRECTORY)
 
     _cli(homes["dir"], "keys", "rotate", "--identity", "--as", "op")
@@ -141,12 +148,7 @@ def test_a_mirror_pulling_while_the_directory_signs_its_entries_again_keeps_the_
     federation, national, tmp_path: Path
 ) -> None:
     homes, urls = federation
-    home, url = national
-    _join_and_approve(homes, urls)
-    _cli(home, "directory", "mirror", urls["dir"], "--fingerprint", _directory_fingerprint(homes["dir"]), "--as",
-         "nat")  # fmt: skip
-    c = _district(tmp_path, "c.example.org")
-    _cli(c, "directories", "add", url, "--fingerprint", _directory_fingerprint(home), "--as", "ada")
+    home, c = _mirrored(homes, urls, national, tmp_path)
     [(old, _)] = _identity_keys(homes["dir"])
 
     # The state directory rotates its key, and its entries are to be signed again; the walk is held by another
