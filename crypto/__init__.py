@@ -1,7 +1,8 @@
 """Satchel's cryptography: a small public API over PyNaCl and ``cryptography``. No I/O.
 
 Keys: :class:`IdentityKey` (Ed25519, signs) and :class:`EncryptionKey` (ML-KEM-768 + X25519, receives).
-Envelopes (spec/envelope.md): :func:`seal_envelope`; on receipt :func:`peek_unverified_sender` then
+Envelopes (spec/envelope.md): :func:`seal_envelope` (its sender reads back whom to with
+:func:`peek_unverified_recipient`); on receipt :func:`peek_unverified_sender` then
 :func:`verify_envelope_header`; with the code :func:`open_envelope` (into a :class:`DocumentSink`); later
 :func:`verify_manifest` for provenance. Codes (spec/codes.md): :func:`generate_code`, :func:`parse_code`,
 :class:`Code`; transfer-code claims: :func:`transfer_code_credentials`, :func:`transfer_code_proof`,
@@ -20,7 +21,8 @@ _WHERE = {
     "check_transfer_code_proof": "_claims", "transfer_code_credentials": "_claims", "transfer_code_proof": "_claims",
     "Code": "_codes", "generate_code": "_codes", "parse_code": "_codes",
     "DocumentSink": "_envelope_open", "open_envelope": "_envelope_open",
-    "peek_unverified_sender": "_envelope_open", "verify_envelope_header": "_envelope_open",
+    "peek_unverified_recipient": "_envelope_open", "peek_unverified_sender": "_envelope_open",
+    "verify_envelope_header": "_envelope_open",
     "seal_envelope": "_envelope_seal",
     "EncryptionKey": "_keys", "EncryptionPublicKey": "_keys", "IdentityKey": "_keys",
     "IdentityPublicKey": "_keys", "fingerprint": "_keys",
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from crypto._envelope_open import (
         DocumentSink,
         open_envelope,
+        peek_unverified_recipient,
         peek_unverified_sender,
         verify_envelope_header,
     )
@@ -70,6 +73,7 @@ __all__ = [
     "generate_code",
     "open_envelope",
     "parse_code",
+    "peek_unverified_recipient",
     "peek_unverified_sender",
     "seal_envelope",
     "transfer_code_credentials",

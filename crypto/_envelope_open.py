@@ -34,6 +34,7 @@ from protocol.envelope_format import (
     CHUNK_OVERHEAD,
     DEFAULT_POLICY,
     MANIFEST_SIGNATURE_LENGTH,
+    MAX_HEADER_LENGTH,
     EnvelopeHeader,
     OpenedEnvelope,
     OpenPolicy,
@@ -59,6 +60,18 @@ def peek_unverified_sender(data: bytes) -> tuple[str, str]:
     :func:`verify_envelope_header` or :func:`open_envelope`, which verify the signature before anything else.
     """
     return parse_unverified_sender(bytes(data[:PEEK_LENGTH]))
+
+
+def peek_unverified_recipient(data: bytes) -> tuple[str, str]:
+    """The (recipient domain, recipient key id) an envelope's header names, read from its first bytes
+    (``max_prefix_length()`` suffice) without verifying its signature or opening it.
+
+    For a sender reading back an envelope it sealed and kept (to tell whether it is still sealed to its
+    receiver's current encryption key); a receiver checks the header with :func:`verify_envelope_header`.
+    """
+    prefix = parse_unverified_prefix(bytes(data[: max_prefix_length()]), max_header_length=MAX_HEADER_LENGTH)
+    header = parse_header_map(prefix)
+    return header.recipient_domain, header.recipient_key_id
 
 
 def _keys(given: Any, kind: type[_Key]) -> list[_Key]:

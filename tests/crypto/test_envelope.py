@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from dataclasses import replace
@@ -32,6 +33,7 @@ from crypto import (
     Code,
     EncryptionKey,
     generate_code,
+    peek_unverified_recipient,
     peek_unverified_sender,
     seal_envelope,
     verify_envelope_header,
@@ -228,6 +230,8 @@ def test_verify_envelope_header_checks_everything_but_the_code() -> None:
     assert header.envelope_length == len(ENVELOPE)
     assert header.sender_domain == "a.example.org" and header.recipient_key_id == RECIPIENT.public_key.key_id
     assert peek_unverified_sender(ENVELOPE[:329]) == ("a.example.org", SENDER.public_key.key_id)
+    assert peek_unverified_recipient(ENVELOPE) == (RECIPIENT_DOMAIN, RECIPIENT.public_key.key_id)
+    assert peek_unverified_recipient(ENVELOPE[: PREFIX.length]) == peek_unverified_recipient(ENVELOPE)
     with pytest.raises(SatchelError) as info:
         verify_envelope_header(
             ENVELOPE, sender_key=SENDER.public_key, recipient_key=OTHER_RECIPIENT.public_key,
@@ -307,6 +311,8 @@ def test_arbitrary_bytes_raise_only_satchel_errors(data: bytes) -> None:
             open_bytes(candidate)
         with pytest.raises(SatchelError):
             peek_unverified_sender(candidate[:20])
+        with contextlib.suppress(SatchelError):  # a well-formed header may follow the genuine prefix's start
+            assert peek_unverified_recipient(candidate) == (RECIPIENT_DOMAIN, RECIPIENT.public_key.key_id)
         with pytest.raises(SatchelError):
             verify_envelope_header(
                 candidate[: PREFIX.length - 1], sender_key=SENDER.public_key, recipient_key=RECIPIENT.public_key,
