@@ -309,8 +309,9 @@ def keys_revoke(home: str | None, actor: str | None, key_id: str) -> None:
                    f"{stranded.transfer_id}`) and send the records again.", err=True)  # fmt: skip
     if revoked.use == "encryption":
         click.echo(f"Note: envelopes other districts sealed to {key_id} before they learn of the revocation are "
-                   "refused when they arrive (they become undeliverable there, and their coordinators are told); "
-                   "those already here still open.", err=True)  # fmt: skip
+                   "refused when they arrive; their senders seal them again to the new key, under the same code, "
+                   "when they can (when they cannot, those become undeliverable there, and their coordinators are "
+                   "told); those already here still open.", err=True)  # fmt: skip
     deliver_now(home)
 
 

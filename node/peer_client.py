@@ -172,6 +172,11 @@ class PeerClient:
         with suppress(SatchelError):
             await self._keyring.resolve(key_id, origin=base_url, domain=domain)
 
+    async def refresh_peer(self, domain: str) -> None:
+        """Fetch ``domain``'s descriptor again and store what it says of its keys (as `satchel peers refresh`
+        does): for a peer that refused an envelope sealed to an encryption key it has replaced since."""
+        await self._keyring.refresh(domain)
+
     def _retries_in_new_session(self, peer_code: str, session: ClientSession) -> bool:
         """Whether a refusal of a request sent in ``session`` is cured by sending it once more in a new one."""
         if peer_code in _RETRY_IN_NEW_SESSION:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from node.clock import now_iso
 from node.delivery_status import DeliveryDeferred, deliveries
-from node.envelope_reseal import reseal_if_revoked
+from node.envelope_reseal import reseal_for_refusal, reseal_if_needed
 from node.home import Node
 from node.operators import authorize, record
 from node.peer_client import PeerClient, PeerRefused, PeerResponse
@@ -27,6 +27,7 @@ from node.transfer_engine import (
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file, pieces
 from protocol import InvalidInput, SatchelError
 from protocol.content_digest import ContentDigester, DigestMismatch
+from protocol.envelope_errors import EnvelopeNotRecipient
 from protocol.envelope_upload import (
     ENVELOPE_DIGEST_HEADER,
     RESUMABLE_LENGTH,
@@ -106,32 +107,60 @@ async def deliver_envelope(node: Node, client: PeerClient, job: outbox.Job) -> N
                  "the next try; or cancel the transfer (`satchel cancel ID`) and send the records again",
         )  # fmt: skip
     sealed_as = row.envelope_path
-    row = await reseal_if_revoked(node, row, envelope)
+    row = await reseal_if_needed(node, row, envelope)
     envelope = envelope_file(node, row)
     if row.status.state is not SenderState.SEALED or envelope is None:
         return
-    # Sealed again: nothing the receiver kept of an upload of the old bytes is part of the new envelope.
-    resumable = row.envelope_path == sealed_as and (row.envelope_length or 0) >= RESUMABLE_LENGTH
-    digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
-    base = job.url[: -len(ENVELOPE_PATH)]
     try:
-        response = None
-        if job.attempts > 0 and resumable:
-            response = await _send_rest(client, base, row, envelope, digest)
-        if response is None:
-            response = await client.call(
-                base, "POST", ENVELOPE_PATH, content_type=ENVELOPE_TYPE, expect_domain=row.peer,
-                body_file=envelope, body_digest=digest,
-                extra_headers=((ENVELOPE_ID_HEADER, transfer_id),),
-            )  # fmt: skip
+        response = await _send_envelope(client, job, row, envelope, resumable=row.envelope_path == sealed_as)
     except PeerRefused as exc:
-        if is_permanent_refusal(exc.status, exc.peer_code):
-            _refused_for_good(node, job, row, exc)
-        raise
+        if exc.peer_code != EnvelopeNotRecipient.code:
+            _refused_if_for_good(node, job, row, exc)
+            raise
+        # Sealed to a key the receiver has replaced (it rotated and revoked it while the envelope waited here):
+        # sealed again to its current one, at most once per key it publishes, and sent at once.
+        resealed = await reseal_for_refusal(node, client, row, envelope)
+        if resealed is None:
+            _refused_if_for_good(node, job, row, exc)
+            raise
+        row, envelope = resealed, envelope_file(node, resealed)
+        if row.status.state is not SenderState.SEALED or envelope is None:
+            return  # cancelled or expired meanwhile
+        try:
+            response = await _send_envelope(client, job, row, envelope, resumable=False)
+        except PeerRefused as again:
+            _refused_if_for_good(node, job, row, again)
+            raise
+    base = job.url[: -len(ENVELOPE_PATH)]
     with contextlib.suppress(SatchelError):  # not a signed document: accept_receipt says why
         signer = verify_document(response.body, purpose=RECEIPT_PURPOSE).signer.key_id
         await client.learn_key(signer, base_url=base, domain=row.peer)
     accept_receipt(node, transfer_id, response.body)
+
+
+async def _send_envelope(
+    client: PeerClient, job: outbox.Job, row: TransferRow, envelope: Path, *, resumable: bool
+) -> PeerResponse:
+    """Send ``row``'s envelope (the rest of it, after an upload of the same bytes broke off)."""
+    # Sealed again: nothing the receiver kept of an upload of the old bytes is part of the new envelope.
+    resumable = resumable and (row.envelope_length or 0) >= RESUMABLE_LENGTH
+    digest = "sha-256=:" + base64.b64encode(row.status.envelope_digest or b"").decode() + ":"
+    base = job.url[: -len(ENVELOPE_PATH)]
+    response = None
+    if job.attempts > 0 and resumable:
+        response = await _send_rest(client, base, row, envelope, digest)
+    if response is None:
+        response = await client.call(
+            base, "POST", ENVELOPE_PATH, content_type=ENVELOPE_TYPE, expect_domain=row.peer,
+            body_file=envelope, body_digest=digest,
+            extra_headers=((ENVELOPE_ID_HEADER, row.transfer_id),),
+        )  # fmt: skip
+    return response
+
+
+def _refused_if_for_good(node: Node, job: outbox.Job, row: TransferRow, exc: PeerRefused) -> None:
+    if is_permanent_refusal(exc.status, exc.peer_code):
+        _refused_for_good(node, job, row, exc)
 
 
 def _refused_for_good(node: Node, job: outbox.Job, row: TransferRow, exc: PeerRefused) -> None:

@@ -13,7 +13,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from node.envelope_reseal import reseal_if_revoked
+import pytest
+
+from node.envelope_reseal import reseal_if_needed, sealed_to
 from node.home import open_node
 from node.transfer_files import envelope_file
 from storage import transfers as store
@@ -150,16 +152,74 @@ def _refused_when_delivered(a, b, tid: str) -> str:
     return str(refused["detail"]["error"])
 
 
-def test_an_envelope_sealed_to_a_revoked_encryption_key_is_refused_when_it_arrives(pair) -> None:
-    """What lets an envelope already here open with a revoked key: none sealed to it gets in afterwards."""
-    a, b, _ = pair
+def _sealed_then_receiver_revokes_its_encryption_key(a, b) -> tuple[dict, str, str]:
+    """A seals to B's encryption key while B is down; B then rotates and revokes that key. The sent transfer, and
+    B's old and new encryption key ids."""
     a.stop()
     b.stop()
-    tid = _send(a)["transfer_id"]  # sealed to B's encryption key, not delivered: B is down
+    sent = _send(a)  # sealed to B's encryption key, not delivered: B is down
     [old] = [k["key_id"] for k in _keys(b, "encryption")]
     b.cli("keys", "rotate", "--encryption", "--as", "admin")
     b.cli("keys", "revoke", old, "--as", "admin")
+    [new] = [k["key_id"] for k in _keys(b, "encryption") if k["key_id"] != old]
+    return sent, old, new
+
+
+@pytest.mark.parametrize("known_first", [False, True], ids=["refused-first", "descriptor-known-first"])
+def test_an_envelope_sealed_to_an_encryption_key_the_receiver_revoked_is_sealed_again_to_its_new_key(
+    pair, known_first: bool
+) -> None:
+    """B still refuses an envelope sealed to a key it revoked (what lets an envelope already there open with that
+    key: none sealed to it gets in afterwards). It was a dead end: the transfer undeliverable. Now A, refused with
+    envelope.not_recipient, fetches B's descriptor, seals the envelope again to B's current key under the same
+    transfer id, and the code already given out opens it; when A knows of the revocation already (it refreshed
+    B), it seals again before the envelope goes."""
+    a, b, _ = pair
+    sent, old, new = _sealed_then_receiver_revokes_its_encryption_key(a, b)
+    tid = sent["transfer_id"]
+    b.start()
+    if known_first:  # sealed again before it goes, by the check against what A stores of B
+        a.cli("peers", "refresh", "b.example.org")
+        node = open_node(a.home, {**os.environ, **a.env})
+        try:
+            row = store.require(node.db, tid, local_domain=a.domain)
+            envelope = envelope_file(node, row)
+            assert envelope is not None and sealed_to(envelope) == old
+            resealed = asyncio.run(reseal_if_needed(node, row, envelope))
+            assert resealed.envelope_path != row.envelope_path
+            assert sealed_to(envelope_file(node, resealed) or envelope) == new
+        finally:
+            node.close()
+    a.start()
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    wait_until(lambda: b.cli("transfers", "show", tid, "--json", ok=False).exit_code == 0)
+    assert transfer_json(b, tid)["state"] == "received"
+    timeline = transfer_json(a, tid)["timeline"]
+    (resealed,) = [e["detail"] for e in timeline if e["kind"] == "resealed"]
+    assert (resealed["reason"], resealed["recipient_key"]) == ("recipient_key_replaced", new)
+    assert not [e for e in timeline if e["kind"] == "refused"]
+    (entry,) = [e for e in json.loads(a.cli("audit", "--json").stdout) if e["action"] == "transfer.resealed"]
+    assert (entry["details"]["reason"], entry["details"]["recipient_key"]) == ("recipient_key_replaced", new)
+    peer = json.loads(a.cli("peers", "show", "b.example.org", "--json").stdout)  # learned from B's descriptor
+    assert {k["key_id"]: k["status"] for k in peer["keys"]}[old] == "revoked"
+    _accepted_at_both(a, b, tid, sent["code"])
+    b.cli("import", "preview", tid, "--as", "coord")
+    assert json.loads(b.cli("import", "run", tid, "--as", "coord", "--json").stdout)["imported"] == 1
+
+
+def test_an_envelope_sealed_to_a_revoked_encryption_key_that_cannot_be_sealed_again_is_refused(pair) -> None:
+    """Without its kept manifest (sealed by an older version, or a purge took it) it goes as it is, and B's refusal
+    stands: the transfer is undeliverable and its coordinators are told, as before."""
+    a, b, _ = pair
+    sent, _, _ = _sealed_then_receiver_revokes_its_encryption_key(a, b)
+    tid = sent["transfer_id"]
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # as the older version left it
+        conn.execute("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [tid])
     assert _refused_when_delivered(a, b, tid).startswith("envelope.not_recipient")
+    assert not [e for e in transfer_json(a, tid)["timeline"] if e["kind"] == "resealed"]
+    assert any(i["subject"] == f"Transfer {tid} could not be delivered to b.example.org"
+               for i in json.loads(a.cli("inbox", "--json").stdout))  # fmt: skip
+    assert b.cli("transfers", "show", tid, "--json", ok=False).exit_code != 0  # B took nothing
 
 
 def test_accepting_an_envelope_whose_revoked_key_file_is_gone_says_so(pair) -> None:
@@ -473,7 +533,7 @@ def test_a_large_envelope_is_sealed_again_in_memory_that_does_not_grow_with_it(p
         row = store.require(node.db, tid, local_domain=a.domain)
         envelope = envelope_file(node, row)
         assert envelope is not None
-        peak = peak_python_memory(lambda: asyncio.run(reseal_if_revoked(node, row, envelope)))
+        peak = peak_python_memory(lambda: asyncio.run(reseal_if_needed(node, row, envelope)))
         resealed = store.require(node.db, tid, local_domain=a.domain)
     finally:
         node.close()
