@@ -894,3 +894,33 @@ def _outgoing_manifests(db: sqlite_utils.Database) -> None:
     # this is the only copy the sender can seal again from once the key that signed it is revoked
     # (node.envelope_reseal). Dropped when the transfer leaves `sealed`. Transfers sealed before have none.
     _run(db, "CREATE TABLE outgoing_manifests (transfer_id TEXT PRIMARY KEY, manifest BLOB NOT NULL)")
+
+
+@MIGRATIONS(name="0034_former_sis_ids")
+def _former_sis_ids(db: sqlite_utils.Database) -> None:
+    # A student's former SIS numbers (storage.students.renumber): other districts' copies still name the child
+    # by them, so matching and reading commands resolve them to the current number. Students renumbered before
+    # take theirs from the student.renumbered audit entries, in order, so that a chain ends at the newest
+    # number and a number held by a student now is nobody's former one.
+    _run(
+        db,
+        """
+        CREATE TABLE former_sis_ids (
+            former_sis_id TEXT PRIMARY KEY,
+            current_sis_id TEXT NOT NULL,
+            renumbered_at TEXT NOT NULL
+        );
+        CREATE INDEX former_sis_ids_current ON former_sis_ids (current_sis_id)
+        """,
+    )
+    renumbered = db.execute(
+        "SELECT json_extract(details, '$.from'), json_extract(details, '$.to'), at FROM audit_log "
+        "WHERE action = 'student.renumbered' ORDER BY seq"
+    ).fetchall()
+    for old, new, at in renumbered:
+        if not old or not new:
+            continue
+        db.execute("UPDATE former_sis_ids SET current_sis_id = ? WHERE current_sis_id = ?", [new, old])
+        db.execute("DELETE FROM former_sis_ids WHERE former_sis_id = ?", [new])
+        db.execute("INSERT OR REPLACE INTO former_sis_ids VALUES (?, ?, ?)", [old, new, at])
+    db.execute("DELETE FROM former_sis_ids WHERE former_sis_id IN (SELECT sis_id FROM students)")

@@ -86,6 +86,10 @@ def upsert_merged(
                 db.conn.executemany(
                     f"INSERT INTO students ({cols}) VALUES ({','.join('?' * (len(_FIELDS) + 4))})", new_rows
                 )
+                # A number the SIS gave back to a new child is theirs now, no longer the renumbered one's.
+                db.conn.executemany(
+                    "DELETE FROM former_sis_ids WHERE former_sis_id = ?", [(r.sis_id,) for r in new_recs]
+                )
                 match_index.index_students(db, new_recs)
             if changed_rows:
                 sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
@@ -229,18 +233,26 @@ RENUMBERED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("imported_records", "student_sis_id"), ("records_requests", "student_sis_id"),
     ("transfer_codes_issued", "student_sis_id"), ("import_students", "proposed_sis_id"),
     ("import_students", "decided_sis_id"), ("purged_records", "student_sis_id"),
+    ("former_sis_ids", "current_sis_id"),
 )  # fmt: skip
-# Columns that keep the number they hold: the other district's id of a student it sent, and the import log's
-# student as the import wrote to it (as its state id, username and e-mail there are kept as they were).
+# Columns that keep the number they hold: the other district's id of a student it sent, the import log's
+# student as the import wrote to it (as its state id, username and e-mail there are kept as they were), and a
+# student's former number (which is the point of keeping it: the current number beside it follows them).
 KEPT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("import_students", "sender_sis_id"), ("import_students", "destination_sis_id"),
+    ("former_sis_ids", "former_sis_id"),
 )  # fmt: skip
 
 
 def renumber(db: sqlite_utils.Database, old: str, new: str, *, now: str) -> None:
     """Give the student ``old`` the SIS id ``new`` (held by no one), everything that names them following
     (RENUMBERED_COLUMNS). Call inside a transaction: the student is under one number or the other, never both
-    or neither."""
+    or neither.
+
+    ``old`` is kept as the student's former number (former_sis_ids, see :func:`former`): other districts'
+    copies still name the child by it. Renumbered again, every former number follows to the newest (its
+    current_sis_id is a renumbered column); ``new`` stops being anyone's former number, as it is a current id
+    now (the SIS gave a number back, or renumbered a child to a number they once held)."""
     columns = [row[1] for row in db.execute("PRAGMA table_info(students)").fetchall() if row[1] != "sis_id"]
     listed = ", ".join(columns)
     # The new row first, the old one last: documents, cases and results reference the student.
@@ -252,6 +264,45 @@ def renumber(db: sqlite_utils.Database, old: str, new: str, *, now: str) -> None
     db.execute("DELETE FROM transfer_students WHERE sis_id = ?", [old])
     db.execute("UPDATE students SET updated_at = ? WHERE sis_id = ?", [now, new])
     db.execute("DELETE FROM students WHERE sis_id = ?", [old])
+    db.execute("DELETE FROM former_sis_ids WHERE former_sis_id = ?", [new])
+    db.execute(
+        "INSERT OR REPLACE INTO former_sis_ids (former_sis_id, current_sis_id, renumbered_at) VALUES (?, ?, ?)",
+        [old, new, now],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FormerNumber:
+    """A SIS id a student held before the SIS renumbered them: ``current_sis_id`` is their number now."""
+
+    former_sis_id: str
+    current_sis_id: str
+    renumbered_at: str
+
+    def describe(self) -> str:
+        return (f"SIS id {self.former_sis_id} is the former number of student {self.current_sis_id}, "
+                f"renumbered on {self.renumbered_at[:10]}")  # fmt: skip
+
+
+def former(db: sqlite_utils.Database, sis_ids: Iterable[str]) -> dict[str, FormerNumber]:
+    """Which of ``sis_ids`` (at most a few thousand: a query per 500) are a student's former number, and whose.
+
+    A number a student holds now is never read as a former one: the SIS gave it to a new child after
+    renumbering the first one away, and the new child is who it names. Such a mapping is dropped when the
+    number is given (:func:`upsert_merged`, :func:`renumber`); this check covers a student saved another way
+    (an import from another district)."""
+    wanted = sorted(set(sis_ids))
+    found: dict[str, FormerNumber] = {}
+    for start in range(0, len(wanted), _BATCH):
+        chunk = wanted[start : start + _BATCH]
+        rows = db.execute(
+            "SELECT f.former_sis_id, f.current_sis_id, f.renumbered_at FROM former_sis_ids f "
+            f"WHERE f.former_sis_id IN ({','.join('?' * len(chunk))}) "
+            "AND NOT EXISTS (SELECT 1 FROM students s WHERE s.sis_id = f.former_sis_id)",
+            chunk,
+        ).fetchall()
+        found.update((row[0], FormerNumber(*row)) for row in rows)
+    return found
 
 
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
@@ -275,14 +326,28 @@ def present(db: sqlite_utils.Database, sis_ids: Iterable[str]) -> set[str]:
 
 
 def require(db: sqlite_utils.Database, sis_id: str) -> StoredStudent:
+    """The student ``sis_id``. A former number is refused like any unknown one, its hint naming the current
+    number: whoever acts on a student (sends, files, releases) sees that the SIS renumbered them; reading
+    commands resolve it with a note instead (:func:`resolve`)."""
     student = get(db, sis_id)
     if student is None:
+        was = former(db, [sis_id]).get(sis_id)
         raise NotFound(
             f"no student with SIS id {sis_id!r}",
             field="student",
-            hint="find it with `satchel students search`",
-        )
+            hint=(f"{was.describe()}: use {was.current_sis_id}" if was is not None
+                  else "find it with `satchel students search`"),
+        )  # fmt: skip
     return student
+
+
+def resolve(db: sqlite_utils.Database, sis_id: str) -> tuple[StoredStudent, FormerNumber | None]:
+    """The student ``sis_id`` names, now or as a former number (then also which), for commands that only read;
+    an id that names no one is refused as by :func:`require`."""
+    student = get(db, sis_id)
+    if student is None and (was := former(db, [sis_id]).get(sis_id)) is not None:
+        return require(db, was.current_sis_id), was
+    return require(db, sis_id), None
 
 
 def search(
