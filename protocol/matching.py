@@ -334,6 +334,7 @@ def decide(
     *,
     receiving_sis_lookup: Mapping[str, StudentRecord],
     state_id_lookup: Mapping[str, Sequence[StudentRecord]],
+    former_sis_lookup: Mapping[str, tuple[str, str]] | None = None,
 ) -> MatchOutcome:
     """Apply rules 1-3 to one incoming student.
 
@@ -341,10 +342,21 @@ def decide(
     ``state_id_lookup`` state ids to the local students holding them (both pre-fetched in batches, so
     this stays pure). When an id names a student who disagrees, the candidates are scored to propose
     a better one.
+
+    ``former_sis_lookup`` maps a local student's former SIS number (the SIS renumbered them) to their current
+    number and the day it changed: the sender's copy may still name the child by the old one, and rule 1
+    then applies to the student it names now, the reasons saying so. A number a student holds now is never
+    in it (a number given back to a new child names the new child).
     """
     notes: list[str] = []
     if incoming.receiving_sis_id:
         record = receiving_sis_lookup.get(incoming.receiving_sis_id)
+        renumbered = (former_sis_lookup or {}).get(incoming.receiving_sis_id) if record is None else None
+        if renumbered is not None and (record := receiving_sis_lookup.get(renumbered[0])) is not None:
+            notes.append(
+                f"the sender's receiving SIS id {incoming.receiving_sis_id} is this student's former number, "
+                f"renumbered to {renumbered[0]} on {renumbered[1][:10]}"
+            )
         if record is not None:
             return _by_identifier(incoming, record, "receiving_sis_id", candidates, state_id_lookup, notes)
         notes.append("the receiving SIS id supplied by the sender is not a local student")

@@ -149,3 +149,29 @@ def test_generator_is_deterministic_valid_and_realistic(roster: list[StudentReco
     surnames = Counter(r.family_name for r in roster)
     assert 0.005 < surnames.most_common(1)[0][1] / len(roster) < 0.03, "a Smith-like head"
     assert len(surnames) > 2000, "and a long tail"
+
+
+def test_a_receiving_sis_id_the_sis_renumbered_since_finds_the_student_under_the_new_number(tmp_path: Path) -> None:
+    # Another district's copy names the child by the number it learnt; the SIS renumbered them since. Was: "the
+    # receiving SIS id supplied by the sender is not a local student", and matching by name alone.
+    db = open_database(tmp_path / "node.db")
+    ava = StudentRecord(sis_id="100001", source_id="guid-ava", given_name="Ava", family_name="Lopez",
+                        birth_date="2012-03-04", sex="F", grade="07")  # fmt: skip
+    bea = StudentRecord(sis_id="100002", source_id="guid-bea", given_name="Bea", family_name="Okafor",
+                        birth_date="2011-05-06", sex="F", grade="08")  # fmt: skip
+    with write_transaction(db):
+        students.upsert(db, [ava, bea], now=NOW)
+        students.renumber(db, "100001", "200001", now="2026-11-02T10:00:00Z")
+        students.renumber(db, "100002", "200002", now="2026-11-02T10:00:00Z")
+        # The SIS gave Bea's old number to a new child: it names that child now.
+        students.upsert(db, [StudentRecord(**{**bea.to_dict(), "sis_id": "100002", "source_id": "guid-cy",
+                                              "given_name": "Cy", "birth_date": "2019-01-01"})], now=NOW)  # fmt: skip
+    sent = [IncomingStudent(sender_sis_id="T1", given_name="Ava", family_name="Lopez", birth_date="2012-03-04",
+                            receiving_sis_id="100001"),
+            IncomingStudent(sender_sis_id="T2", given_name="Bea", family_name="Okafor", birth_date="2011-05-06",
+                            receiving_sis_id="100002")]  # fmt: skip
+    found, given_back = match_students(db, sent)
+    assert (found.status, found.local_sis_id, found.method) == (MATCHED, "200001", "receiving_sis_id")
+    assert found.reasons[0] == (
+        "the sender's receiving SIS id 100001 is this student's former number, renumbered to 200001 on 2026-11-02")
+    assert (given_back.status, given_back.local_sis_id, given_back.method) == (UNCERTAIN, "200002", "receiving_sis_id")

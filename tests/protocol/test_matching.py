@@ -217,6 +217,24 @@ def test_unknown_receiving_sis_id_falls_through_to_scoring() -> None:
     assert outcome.reasons[0] == "the receiving SIS id supplied by the sender is not a local student"
 
 
+def test_a_receiving_sis_id_that_is_a_former_number_names_the_student_renumbered_since() -> None:
+    # The sender learnt the number before the SIS renumbered the child: rule 1 still applies, to them.
+    renumbered = {"S7": ("S9", "2026-11-02T10:00:00Z")}
+    outcome = decide(incoming(receiving_sis_id="S7"), [local("S1", given_name="Liam")],
+                     receiving_sis_lookup={"S9": local("S9")}, state_id_lookup={},
+                     former_sis_lookup=renumbered)  # fmt: skip
+    assert (outcome.status, outcome.local_sis_id, outcome.method) == (MATCHED, "S9", "receiving_sis_id")
+    assert outcome.reasons[0] == (
+        "the sender's receiving SIS id S7 is this student's former number, renumbered to S9 on 2026-11-02")
+    # Disagreeing, it is uncertain as any receiving SIS id would be; a current holder wins over a mapping.
+    other = decide(incoming(receiving_sis_id="S7"), [], receiving_sis_lookup={"S9": local("S9", given_name="Ava")},
+                   state_id_lookup={}, former_sis_lookup=renumbered)  # fmt: skip
+    assert (other.status, other.local_sis_id) == (UNCERTAIN, "S9")
+    held = decide(incoming(receiving_sis_id="S7"), [], receiving_sis_lookup={"S7": local("S7"), "S9": local("S9")},
+                  state_id_lookup={}, former_sis_lookup=renumbered)  # fmt: skip
+    assert held.local_sis_id == "S7"
+
+
 def test_receiving_sis_id_and_state_id_naming_two_students_is_uncertain() -> None:
     outcome = run(incoming(receiving_sis_id="S7", state_id="123"), by_sis=[local("S7")],
                   by_state=[local("S8", state_id="123")])  # fmt: skip
