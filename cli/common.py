@@ -307,3 +307,16 @@ def tell_unsent(home: str | None, since: str) -> bool:
         click.echo(f"Hint: the serving node (`satchel serve`) tries again on its own, less often as time goes "
                    f"on{more}.", err=True)  # fmt: skip
     return any(job.status == "failed" for job in unsent)
+
+
+def current_student(node: Node, sis_id: str) -> str:
+    """The SIS id of the student ``sis_id`` names, for a command that only reads: a former number (the SIS
+    renumbered the student) is followed to the current one with a note on stderr, so that --json stays as it
+    was. Commands that act on a student (send, release, file a record) refuse a former number instead, the hint
+    naming the current one (storage.students.require): the coordinator should see the change before acting."""
+    from storage import students
+
+    stored, was = students.resolve(node.db, sis_id)
+    if was is not None:
+        click.echo(f"Note: {was.describe()}: showing {was.current_sis_id}.", err=True)
+    return stored.record.sis_id

@@ -11,6 +11,7 @@ from cli.common import (
     CONTEXT,
     LazyChoice,
     as_option,
+    current_student,
     home_option,
     json_option,
     opened,
@@ -122,11 +123,11 @@ def documents_list(home: str | None, as_json: bool, student: str | None) -> None
     Example:
       satchel documents list 100234
     """
-    from storage import records, students
+    from storage import records
 
     with opened(home) as node:
         if student is not None:
-            students.require(node.db, student)  # a mistyped id is not a student without documents
+            student = current_student(node, student)  # a mistyped id is not a student without documents
         docs = records.list_documents(node.db, student)
     if as_json:
         print_json([asdict(d) for d in docs])
@@ -316,10 +317,10 @@ def assessments_list(home: str | None, as_json: bool, student: str) -> None:
     Example:
       satchel assessments list 100234
     """
-    from storage import records, students
+    from storage import records
 
     with opened(home) as node:
-        students.require(node.db, student)  # a mistyped id is not a student without results
+        student = current_student(node, student)  # a mistyped id is not a student without results
         results = records.list_assessment_results(node.db, student)
     if as_json:
         print_json(results)

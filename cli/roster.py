@@ -13,6 +13,7 @@ from cli.common import (
     LIMIT,
     OFFSET,
     as_option,
+    current_student,
     home_option,
     json_option,
     opened,
@@ -223,6 +224,7 @@ def students_show(home: str | None, as_json: bool, sis_id: str) -> None:
     from storage import records, students
 
     with opened(home) as node:
+        sis_id = current_student(node, sis_id)
         stored = students.require(node.db, sis_id)
         docs = records.list_documents(node.db, sis_id)
         cases = records.list_cases(node.db, student_sis_id=sis_id)

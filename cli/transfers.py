@@ -12,6 +12,7 @@ from cli.common import (
     CONTEXT,
     TRUST_WORDS,
     as_option,
+    current_student,
     deliver_now,
     home_option,
     id_list,
@@ -277,6 +278,7 @@ def disclosures_command(home: str | None, as_json: bool, student: str, as_text: 
     from node import disclosure_record
 
     with opened(home) as node:
+        student = current_student(node, student)
         record, rows = disclosure_record.of_student(node, student)
         district, domain = node.config.node.name, node.config.node.domain
     if as_json:

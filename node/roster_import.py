@@ -22,11 +22,13 @@ A row whose sourcedId a student with another SIS id holds, its own SIS id held b
 renumbered by the SIS (a SIS migration renumbers every student; a district merges two numbering schemes):
 the student takes the new number, and everything here that names them follows (storage.students.renumber:
 records, match keys, disclosures, transfers, requests, codes, pending import decisions), with a
-``student.renumbered`` audit entry naming both numbers. Inserting the row instead made the child twice, their
-records on the first. It stays a bad row when it plainly describes another child (born another day and named
-otherwise: the SIS reused a sourcedId, or the export is of another district), or when two students here hold
-the sourcedId (which one was renumbered?). The check runs with the others, before anything is saved, and again
-in each batch's transaction, which renumbers.
+``student.renumbered`` audit entry naming both numbers, and the old number kept as their former number (other
+districts' copies name them by it: matching and reading commands follow it to the new one; a number the SIS
+gives a new child later is that child's, see storage.students.former). Inserting the row instead made the
+child twice, their records on the first. It stays a bad row when it plainly describes another child (born
+another day and named otherwise: the SIS reused a sourcedId, or the export is of another district), or when two
+students here hold the sourcedId (which one was renumbered?). The check runs with the others, before anything
+is saved, and again in each batch's transaction, which renumbers.
 
 A delta users.csv lists only the students that changed there: the rows of others in its demographics.csv
 and enrollments.csv are applied to the students held under their sourcedIds (protocol.oneroster), and a
