@@ -26,6 +26,7 @@ from protocol.code_claim_states import (
     CodeActor,
     CodeEvent,
     CodeInUse,
+    CodeNoStudents,
     CodeState,
     CodeStatus,
     CodeUnknown,
@@ -230,7 +231,14 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
     _check_claim(status, caller, now)
     enrolled = _scope_students(node, scope)
     if not enrolled:
-        raise CodeUnknown("no transfer code matches", field="code_id")
+        # The claimant proved it holds the code, so it may learn why nothing comes; "no code matches" would
+        # send its coordinator to re-check a code that is right.
+        where = node.config.node.name
+        if scope["scope"] == "student":
+            why = f"the student it was made for is no longer enrolled at {where}"
+        else:
+            why = f"grade {scope['grade']} of {scope['school_name']} has no enrolled student at {where} any more"
+        raise CodeNoStudents(f"the transfer code is valid, but {why}")  # fmt: skip
 
     def claim(transfer_id: str) -> None:
         fresh = _find(node, status.code_id)

@@ -133,6 +133,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "code.revoked": 410,
     "code.locked": 423,
     "code.in_use": 409,
+    "code.no_students": 409,
     "code.throttled": 429,
     "code.transition_not_allowed": 409,
     "code.actor_not_allowed": 403,

@@ -149,6 +149,16 @@ class CodeUnknown(SatchelError):
     default_hint = "check the code with the source district's coordinator; a few wrong tries lock it"
 
 
+class CodeNoStudents(SatchelError):
+    """The transfer code is valid, but none of the students in its scope is enrolled at the source any more."""
+
+    code = "code.no_students"
+    default_hint = (
+        "call the source district's coordinator: the student may have left or been renumbered there; the code "
+        "is not used up and works again if a student in its scope is enrolled again"
+    )
+
+
 class CodeThrottled(SatchelError):
     """Too many failed code claims from this district; try again after ``retry_after`` seconds."""
 

@@ -344,3 +344,20 @@ def test_two_claims_of_one_code_at_once_make_one_transfer(pair) -> None:
     assert first["transfer_id"] == second["transfer_id"] and sent == [(first["transfer_id"],)]
     assert first["envelope_code"] == second["envelope_code"]
     assert [p.name for p in (a.home / "envelopes" / "out").iterdir()] == [f"{first['transfer_id']}.env"]
+
+
+def test_a_code_whose_students_left_says_so_and_stays_usable(pair) -> None:
+    a, b, _ = pair
+    issued = _json(a, "codes", "create", "--student", "100002", "--as", "coord", "--json")
+    with sqlite3.connect(a.home / "satchel.db") as conn:  # the student left after the code was made
+        conn.execute("UPDATE students SET enrollment_status = 'inactive' WHERE sis_id = '100002'")
+    refused = b.cli("claim", issued["code"], "--as", "coord", ok=False).stderr
+    # The claimant proved the code: it is told why nothing comes, not sent to re-check a code that is right.
+    assert "code.no_students" in refused and "no longer enrolled at Springfield District A" in refused
+    assert "code.unknown" not in refused and "call the source district's coordinator" in refused
+    assert _code_state(a, issued["code"]) == "active"
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        assert conn.execute("SELECT count(*) FROM claim_failures").fetchone()[0] == 0
+        conn.execute("UPDATE students SET enrollment_status = 'active' WHERE sis_id = '100002'")
+    assert _json(b, "claim", issued["code"], "--as", "coord", "--json")["transfer_id"]
+
