@@ -19,6 +19,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.import_preview import Preview, preview
 from node.operators import authorize, record
+from node.peers import PeerUnreachable
 from node.runtime import Runtime
 from node.transfer_actions import accept, reject
 from protocol import MalformedMessage, NotFound, SatchelError
@@ -64,8 +65,14 @@ async def claim(node: Node, rt: Runtime, *, actor: str | None, text: str, school
     nonce = os.urandom(16)
     proof = transfer_code_proof(key, destination=node.config.node.domain, nonce=nonce)
     body = dumps_canonical({"code_id": _b64(code_id), "nonce": _b64(nonce), "proof": _b64(proof)})
-    response = await rt.client.call(peer.base_url, "POST", CLAIM_PATH, body=body, content_type="application/json",
-                                    expect_domain=source)  # fmt: skip
+    try:
+        response = await rt.client.call(peer.base_url, "POST", CLAIM_PATH, body=body,
+                                        content_type="application/json", expect_domain=source)  # fmt: skip
+    except PeerUnreachable as exc:
+        # Nothing retries a claim (only deliveries are retried): the coordinator must enter the code again.
+        exc.hint = (f"{source} did not answer, so nothing was claimed and the code is not used up: enter it "
+                    f"again later (`satchel claim CODE`), or call {source}'s coordinator if it lasts")  # fmt: skip
+        raise
     answer = loads_object(response.body, what=f"{source}'s answer to the claim")  # signed, but still checked
     transfer_id = take(answer, "transfer_id", str, what="the claim's answer")
     # A repeated claim's answer may leave the code out (spec/codes.md §7.5): the first answer's is kept here.

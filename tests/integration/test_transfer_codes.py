@@ -361,3 +361,14 @@ def test_a_code_whose_students_left_says_so_and_stays_usable(pair) -> None:
         conn.execute("UPDATE students SET enrollment_status = 'active' WHERE sis_id = '100002'")
     assert _json(b, "claim", issued["code"], "--as", "coord", "--json")["transfer_id"]
 
+
+def test_a_code_entered_while_its_source_is_down_says_to_enter_it_again(pair) -> None:
+    a, b, _ = pair
+    code = _json(a, "codes", "create", "--student", "100003", "--as", "coord", "--json")["code"]
+    a.stop()
+    refused = b.cli("claim", code, "--as", "coord", ok=False).stderr
+    # Nothing retries a claim: the coordinator is told to enter it again, not that Satchel will.
+    assert "peer.unreachable" in refused and "retries" not in refused
+    assert "nothing was claimed and the code is not used up: enter it again later" in refused
+    a.start()
+    assert _json(b, "claim", code, "--as", "coord", "--json")["transfer_id"]
