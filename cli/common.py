@@ -178,10 +178,15 @@ def print_json(value: Any) -> None:
 # A row is one line: text an older version stored (a name with a tab or a line break, taken before the
 # one-line rules) must not break the columns.
 _CELL_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+# Bidirectional embeddings, overrides and isolates in text another district wrote (a message, a note) would
+# reorder the rest of the line in a terminal, the columns and marks like [signed] after them included: they
+# are shown as what they are. --json keeps the text as it came.
+_BIDI_CONTROLS = {c: f"<U+{c:04X}>" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_SHOWN = str.maketrans({**_CELL_BREAKS, **_BIDI_CONTROLS})
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "(none)") -> None:
-    rows = [["" if v is None else str(v).translate(_CELL_BREAKS) for v in row] for row in rows]
+    rows = [["" if v is None else str(v).translate(_SHOWN) for v in row] for row in rows]
     if not rows:
         click.echo(empty)
         return
@@ -217,7 +222,8 @@ def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
     pairs = list(pairs)
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
-        click.echo(f"{(key + ':').ljust(width + 1)} {'' if value is None else value}")
+        shown = "" if value is None else str(value).translate(_BIDI_CONTROLS)
+        click.echo(f"{(key + ':').ljust(width + 1)} {shown}")
 
 
 def stderr_is_tty() -> bool:

@@ -467,3 +467,18 @@ def test_a_sealed_envelope_whose_transfer_is_not_kept_is_not_left_behind(pair) -
         send(node, actor="coord", to="b.example.org", selection=Selection(students=("100001",)), in_transaction=crossed)
     assert not [p for p in (a.home / "envelopes" / "out").iterdir() if p.is_file()]
     assert json.loads(a.cli("transfers", "list", "--json").stdout) == []
+
+
+def test_a_message_with_a_bidi_override_cannot_reorder_the_timeline(pair) -> None:
+    a, b, _ = pair
+    tid = _send(a, "--student", "100001")["transfer_id"]
+    text = "Records for \u202eexe.FDP — עברית, 中文"
+    a.cli("transfers", "message", tid, text, "--as", "coord")
+
+    def texts() -> list[str]:
+        timeline = json.loads(b.cli("transfers", "show", tid, "--json").stdout)["timeline"]
+        return [e["detail"]["text"] for e in timeline if e["kind"] == "message"]
+
+    _wait(lambda: texts() == [text])  # kept and given to scripts as written
+    shown = b.cli("transfers", "show", tid).stdout
+    assert "\u202e" not in shown and "text=Records for <U+202E>exe.FDP — עברית, 中文 [signed]" in shown
