@@ -428,6 +428,9 @@ def transfers_show(
         for event in timeline:
             event["delivery"] = deliveries.get(event["seq"])
         trust = trust_of(node, row.peer)
+    # Codes are tried at the receiving node and counted there only: a sender's count is always 0, which
+    # beside "locked" would say the receiver never tried one.
+    receiver = row.status.side.value == "receiver"
     if as_json:
         print_json(
             {
@@ -443,7 +446,7 @@ def transfers_show(
                 "owner": row.owner,
                 "created_at": row.created_at,
                 "expires_at": iso(row.status.expires) if row.status.expires else None,
-                "wrong_codes": row.status.wrong_codes,
+                "wrong_codes": row.status.wrong_codes if receiver else None,
                 "code": code,
                 "timeline": timeline,
                 "next": nexts,
@@ -459,7 +462,7 @@ def transfers_show(
         ("District", f"{row.peer} ({TRUST_WORDS[trust]})"), ("State", row.state), ("Students", row.students),
         ("Records", row.records),
         ("Created", row.created_at), ("Expires", iso(row.status.expires) if row.status.expires else "-"),
-        ("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}"),
+        *([("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}")] if receiver else []),
         ("Note", row.note or "-"),
         *([("Delivery", f"tried {delivery.attempts:,} time(s), next try at {delivery.next_attempt_at};"
                         f" last answer: {delivery.last_error}")] if delivery and delivery.last_error else []),

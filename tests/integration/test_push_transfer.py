@@ -95,6 +95,10 @@ def test_five_wrong_codes_lock_and_the_sender_is_told(pair) -> None:
     assert "transfer.locked" in again.stderr
     _wait(lambda: _state(a, tid) == "locked")
     assert not list((b.home / "envelopes" / "in").glob(f"{tid}*"))  # the sealed copy is gone
+    # Codes are counted where they are tried: the sender is not told "0 of 5" beside "locked".
+    assert "Wrong codes: 5 of 5" in b.cli("transfers", "show", tid).stdout
+    assert "Wrong codes" not in a.cli("transfers", "show", tid).stdout
+    assert json.loads(a.cli("transfers", "show", tid, "--json").stdout)["wrong_codes"] is None
 
 
 def test_reject_and_cancel(pair) -> None:
