@@ -93,6 +93,16 @@ def create(
     if student is not None:
         students.require(node.db, student)
     enrolled = _scope_students(node, scope)
+    if not enrolled and grade is not None:
+        # A grade is matched as the roster writes it ("07", "KG"): say which ones the school has.
+        grades = [r[0] for r in node.db.execute(
+            "SELECT DISTINCT grade FROM students WHERE school_id = ? AND enrollment_status = 'active'"
+            " AND grade IS NOT NULL ORDER BY grade", [school_id]).fetchall()]  # fmt: skip
+        raise InvalidInput(
+            f"no currently enrolled student is in grade {grade!r} of {school_name}", field="--grade",
+            hint=f"give the grade as the roster writes it: {school_name} has {', '.join(grades)}" if grades
+            else f"{school_name} has no enrolled student; only enrolled students' records can be shared",
+        )  # fmt: skip
     if not enrolled:
         raise InvalidInput("no currently enrolled student is in this code's scope", field="--student",
                            hint="only enrolled students' records can be shared with a transfer code")  # fmt: skip

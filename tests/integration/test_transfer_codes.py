@@ -56,6 +56,10 @@ def test_code_for_one_student_claim_preview_import_and_used(pair) -> None:
 
 def test_code_for_a_grade_and_going_back_frees_the_code(pair) -> None:
     a, b, _ = pair
+    # A grade as a person might say it: the coordinator is told which grades the school has, on --grade.
+    unpadded = a.cli("codes", "create", "--grade", "7", "--school", "Lincoln Middle School", "--as", "coord",
+                     ok=False).stderr  # fmt: skip
+    assert "Field: --grade" in unpadded and "Lincoln Middle School has " in unpadded and "07" in unpadded
     code = _json(a, "codes", "create", "--grade", "07", "--school", "Lincoln Middle School", "--as", "coord",
                  "--json")["code"]  # fmt: skip
     claimed = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")
