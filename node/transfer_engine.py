@@ -65,6 +65,12 @@ TOPICS = {
     "transfer.sent": "Transfer {id} to {peer} is pending",
     "transfer.undeliverable": "Transfer {id} could not be delivered to {peer}",
 }
+# The receiving side accepts and imports itself: "accepted by {peer}" would name the sender as the one who did.
+RECEIVER_TOPICS = {
+    "transfer.accepted": "Transfer {id} from {peer} was accepted here",
+    "transfer.imported": "Transfer {id} from {peer} was imported here",
+    "transfer.partially_imported": "Transfer {id} from {peer} was partly imported here",
+}
 
 
 @dataclass
@@ -218,7 +224,8 @@ def _queue_receipt(node: Node, row: TransferRow, receipt: Receipt, signed: bytes
 
 
 def notify_topic(node: Node, row: TransferRow, topic: str) -> None:
-    template = TOPICS.get(topic, "Transfer {id}: " + topic)
+    own = RECEIVER_TOPICS if row.status.side.value == "receiver" else {}
+    template = own.get(topic) or TOPICS.get(topic, "Transfer {id}: " + topic)
     subject = template.format(id=row.transfer_id, peer=row.peer)
     body = (
         f"{subject}.\n\nSee it with: satchel transfers show {row.transfer_id}\n"

@@ -66,6 +66,14 @@ def test_send_deliver_notify_accept_with_receipts_on_both_sides(pair, tmp_path: 
     assert "1 student(s)" in accepted.output and "IEP meeting" in accepted.output
     _wait(lambda: _state(a, tid) == "accepted")
     assert "no code to show" in a.cli("transfers", "show", tid, "--code", "--as", "coord", ok=False).stderr
+    # Each side is told who accepted: the receiver did, and its own coordinators are not told the sender did.
+
+    def told(d: str) -> list[str]:
+        return [" ".join(s.split()) for s in mailbox.to(f"coord@{d}") if "accepted" in s]
+
+    _wait(lambda: bool(told("a.example.org")) and bool(told("b.example.org")))
+    assert told("a.example.org") == [f"Transfer {tid} was accepted by b.example.org"]
+    assert told("b.example.org") == [f"Transfer {tid} from a.example.org was accepted here"]
     sender_timeline = json.loads(a.cli("transfers", "show", tid, "--json").stdout)["timeline"]
     assert [e["kind"] for e in sender_timeline if e["signed"]] == ["delivered", "accepted"]
     receiver_timeline = json.loads(b.cli("transfers", "show", tid, "--json").stdout)["timeline"]
