@@ -80,7 +80,9 @@ def erase_purged(
     envelopes held unopened when they are accepted. Returns what to add to the purge's audit entry."""
     # This node's own manifests kept to seal undelivered envelopes again (node.envelope_reseal) hold the record's
     # content in the clear, under this node's id for it: they go, and those transfers can no longer be sealed again.
-    store.drop_outgoing_manifests_naming(node.db, local_id)
+    for transfer_id, kept in store.outgoing_manifests_holding(node.db, local_id):
+        if any(r.record_id == local_id for r in parse_manifest(kept).records):
+            store.drop_outgoing_manifest(node.db, transfer_id)
     if origin.get("kind") != "import":
         purges.remember(node.db, purges.OWN, local_id, kind=kind, student_sis_id=student_sis_id, at=now,
                         by=by)  # fmt: skip

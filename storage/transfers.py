@@ -167,13 +167,12 @@ def drop_outgoing_manifest(db: sqlite_utils.Database, transfer_id: str) -> None:
     db.execute("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [transfer_id])
 
 
-def drop_outgoing_manifests_naming(db: sqlite_utils.Database, record_id: str) -> list[str]:
-    """Drop the kept manifests that hold ``record_id`` (its content purged here); returns their transfers' ids.
-    Record ids are unique and stand as their UTF-8 bytes in a manifest's msgpack."""
-    query = "SELECT transfer_id FROM outgoing_manifests WHERE instr(manifest, CAST(? AS BLOB)) > 0"
-    dropped = [row[0] for row in db.execute(query, [record_id.encode()]).fetchall()]
-    db.conn.executemany("DELETE FROM outgoing_manifests WHERE transfer_id = ?", [[t] for t in dropped])
-    return dropped
+def outgoing_manifests_holding(db: sqlite_utils.Database, text: str) -> list[tuple[str, bytes]]:
+    """(transfer id, manifest) of the kept manifests whose bytes hold the UTF-8 bytes of ``text`` (msgpack writes
+    a string as its bytes), for the caller to parse: a short record id (a district's own assessment result
+    ids, "17") is found inside dates, scores and other ids too."""
+    query = "SELECT transfer_id, manifest FROM outgoing_manifests WHERE instr(manifest, CAST(? AS BLOB)) > 0"
+    return [(row[0], bytes(row[1])) for row in db.execute(query, [text.encode()]).fetchall()]
 
 
 def manifest_of(db: sqlite_utils.Database, transfer_id: str) -> tuple[bytes, bytes] | None:

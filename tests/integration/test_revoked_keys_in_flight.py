@@ -569,3 +569,25 @@ def test_a_purge_takes_the_purged_record_out_of_what_is_kept_to_seal_again(pair,
     [old] = [k["key_id"] for k in _keys(a, "identity")]
     a.cli("keys", "rotate", "--identity", "--as", "admin")
     assert f"Warning: transfer {tid} to b.example.org" in a.cli("keys", "revoke", old, "--as", "admin").stderr
+
+
+def test_a_purge_keeps_what_is_kept_to_seal_again_of_transfers_that_do_not_hold_the_purged_record(
+    pair, tmp_path: Path
+) -> None:
+    """A district's own assessment result ids can be short ("R1"): one is found inside the bytes of manifests that
+    do not hold it ("R12", a date, a score), whose transfers could still be sealed again."""
+    a, b, _ = pair
+    a.stop()
+    b.stop()
+    results = tmp_path / "star.csv"
+    results.write_text("result_id,student_sis_id,assessment,subject,date,percentile\n"
+                       "R12,100001,STAR Math,Math,2026-09-16,41\n"
+                       "R1,100002,STAR Math,Math,2026-09-16,55\n")  # fmt: skip
+    a.cli("assessments", "import", str(results), "--as", "coord")
+    tid = _send(a)["transfer_id"]  # 100001's records: R12, not R1
+    a.cli("assessments", "purge", "R1", "--as", "admin")
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        assert conn.execute("SELECT transfer_id FROM outgoing_manifests").fetchall() == [(tid,)]
+    a.cli("assessments", "purge", "R12", "--as", "admin")  # the one it holds: that one goes
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        assert conn.execute("SELECT count(*) FROM outgoing_manifests").fetchone() == (0,)
