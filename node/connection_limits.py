@@ -292,6 +292,24 @@ def _address_of(transport: asyncio.BaseTransport) -> ipaddress.IPv4Address | ipa
     return address
 
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _as_seen(network: Network) -> tuple[Network, ...]:
+    """A trusted network as the addresses it is compared with (``_address_of``): an IPv4 client of a dual-stack
+    socket is its IPv4 address, so a network written IPv4-mapped (``::ffff:10.0.0.7``, as the socket's peer
+    reads) is that IPv4 network, and one that holds every IPv4-mapped address (``::/0``) holds IPv4 too."""
+    if not isinstance(network, ipaddress.IPv6Network):
+        return (network,)
+    if network.subnet_of(_IPV4_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return (ipaddress.IPv4Network((mapped, network.prefixlen - 96)),)
+    if _IPV4_MAPPED.subnet_of(network):
+        return (network, ipaddress.IPv4Network("0.0.0.0/0"))
+    return (network,)
+
+
 class _PerAddress:
     """How many connections each client address holds, and the refusal of those beyond ``limit``."""
 
@@ -300,7 +318,7 @@ class _PerAddress:
         forget: Callable[[web.RequestHandler], None],
     ) -> None:  # fmt: skip
         self.limit = limit
-        self._trusted = tuple(trusted)
+        self._trusted = tuple(seen for network in trusted for seen in _as_seen(network))
         self._lingering = lingering
         self._forget = forget
         self._held: dict[str, int] = {}

@@ -133,3 +133,19 @@ def test_a_connection_counts_against_its_address_or_none(host: str, counted_as: 
     trusted = (ipaddress.ip_network("10.0.0.0/24"), ipaddress.ip_network("127.0.0.0/8"))
     addresses = _PerAddress(4, trusted, weakref.WeakSet(), lambda handler: None)
     assert addresses._key(_Peer(host)) == counted_as  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("trusted", "host", "counted_as"), [
+    # The terminator written as the socket's peer reads on a dual-stack listener (and as the log shows it)
+    ("::ffff:10.0.0.7", "::ffff:10.0.0.7", None),
+    ("::ffff:10.0.0.7", "10.0.0.7", None),
+    ("::ffff:10.0.0.0/120", "::ffff:10.0.0.9", None),
+    ("::ffff:10.0.0.0/120", "10.0.1.9", "10.0.1.9"),
+    ("::/0", "::ffff:192.0.2.7", None),  # every address
+    ("2001:db8::/32", "::ffff:192.0.2.7", "192.0.2.7"),
+])  # fmt: skip
+def test_a_trusted_proxy_written_as_an_ipv4_mapped_address_is_trusted(
+    trusted: str, host: str, counted_as: str | None
+) -> None:
+    addresses = _PerAddress(4, (ipaddress.ip_network(trusted),), weakref.WeakSet(), lambda handler: None)
+    assert addresses._key(_Peer(host)) == counted_as  # type: ignore[arg-type]
