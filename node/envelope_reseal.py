@@ -151,6 +151,12 @@ async def _reseal(node: Node, row: TransferRow, envelope: Path, *, why: str) -> 
             if fresh.status.state is not SenderState.SEALED or fresh.envelope_path != row.envelope_path:
                 path.unlink(missing_ok=True)
                 return fresh  # cancelled, delivered or sealed again by another deliverer meanwhile
+            if store.outgoing_manifest(node.db, tid) != kept:
+                # A purge took the manifest while it was being sealed: what was just sealed holds the purged
+                # record, and the transfer can no longer be sealed again (it goes as it is, and is refused).
+                log.warning("transfer %s: not sealed again (%s; a purge took its manifest meanwhile)", tid, why)
+                path.unlink(missing_ok=True)
+                return fresh
             store.save_status(node.db, replace(fresh.status, envelope_digest=digest), now=now_iso(),
                               envelope_path=str(path), envelope_length=length)  # fmt: skip
             by, signer = node.config.node.domain, key.public_key.key_id

@@ -80,6 +80,13 @@ def test_an_envelope_received_before_the_sender_revoked_its_identity_key_still_o
     _accepted_at_both(a, b, sent["transfer_id"], sent["code"])
 
 
+def _held_back(d, tid: str) -> None:
+    """Its delivery not due for now: `keys rotate` and `keys revoke` try what is due, and would seal it again first
+    (the first retry after a refusal comes within seconds)."""
+    with sqlite3.connect(d.home / "satchel.db") as conn:
+        conn.execute("UPDATE outbox SET next_attempt_at = '2999-01-01T00:00:00Z' WHERE job_id = ?", [f"envelope-{tid}"])
+
+
 def _envelope_path(d, tid: str) -> str:
     with sqlite3.connect(d.home / "satchel.db") as conn:
         return conn.execute("SELECT envelope_path FROM transfers WHERE transfer_id = ?", [tid]).fetchone()[0]
@@ -591,3 +598,46 @@ def test_a_purge_keeps_what_is_kept_to_seal_again_of_transfers_that_do_not_hold_
     a.cli("assessments", "purge", "R12", "--as", "admin")  # the one it holds: that one goes
     with sqlite3.connect(a.home / "satchel.db") as conn:
         assert conn.execute("SELECT count(*) FROM outgoing_manifests").fetchone() == (0,)
+
+
+def test_a_purge_while_the_envelope_is_being_sealed_again_leaves_it_as_it_was(pair, tmp_path: Path) -> None:
+    """The manifest is read, then the envelope sealed from it on a thread: a purge meanwhile takes the manifest, and
+    what was sealed from it (holding the purged record) does not replace the envelope."""
+    from node import record_fixes
+
+    a, b, _ = pair
+    a.stop()
+    b.stop()
+    document = tmp_path / "scan.pdf"
+    document.write_bytes(os.urandom(16 << 20))  # time to purge while it is sealed
+    a.cli("documents", "add", "100001", str(document), "--type", "other", "--as", "coord")
+    results = tmp_path / "star.csv"
+    results.write_text("result_id,student_sis_id,assessment,subject,date,percentile\n"
+                       "STAR-9,100001,STAR Math,Math,2026-09-16,41\n")  # fmt: skip
+    a.cli("assessments", "import", str(results), "--as", "coord")
+    tid = _send(a)["transfer_id"]
+    _held_back(a, tid)
+    [old] = [k["key_id"] for k in _keys(a, "identity")]
+    a.cli("keys", "rotate", "--identity", "--as", "admin")
+    a.cli("keys", "revoke", old, "--as", "admin")
+    out = a.home / "envelopes" / "out"
+    node = open_node(a.home, {**os.environ, **a.env})
+    try:
+        row = store.require(node.db, tid, local_domain=a.domain)
+        envelope = envelope_file(node, row)
+        assert envelope is not None
+
+        async def purge_while_sealing() -> None:
+            sealing = asyncio.create_task(reseal_if_needed(node, row, envelope))
+            while not any(p != envelope for p in out.iterdir()):  # the manifest is read: sealing has begun
+                assert not sealing.done()
+                await asyncio.sleep(0.002)
+            record_fixes.purge_assessment(node, actor="admin", record_id="STAR-9")  # on the loop: before the end
+            await sealing
+
+        asyncio.run(purge_while_sealing())
+        after = store.require(node.db, tid, local_domain=a.domain)
+    finally:
+        node.close()
+    assert after.envelope_path == row.envelope_path and sorted(out.iterdir()) == [envelope]
+    assert not [e for e in transfer_json(a, tid)["timeline"] if e["kind"] == "resealed"]
