@@ -474,7 +474,8 @@ def purge_command(home: str | None, actor: str | None, as_json: bool, doc_id: st
         doc, purge = documents_admin.purge(node, actor=actor, doc_id=doc_id)
     if as_json:
         print_json({**asdict(doc), "not_imported_from": list(purge.not_imported_from),
-                    "erased_when_opened_from": list(purge.unopened)})  # fmt: skip
+                    "erased_when_opened_from": list(purge.unopened),
+                    "still_in_undelivered": list(purge.undelivered)})  # fmt: skip
         return
     click.echo(f"Purged {doc_id}: its content is erased.")
     if purge.told():

@@ -383,7 +383,8 @@ def _purge(noun: str, metavar: str, example: str, *, kept: str) -> click.Command
         if as_json:
             print_json({noun: record_id, "student_sis_id": done.student_sis_id, "status": "purged",
                         "not_imported_from": list(done.not_imported_from),
-                        "erased_when_opened_from": list(done.unopened)})  # fmt: skip
+                        "erased_when_opened_from": list(done.unopened),
+                        "still_in_undelivered": list(done.undelivered)})  # fmt: skip
         else:
             click.echo(f"Purged {noun} {record_id} of {done.student_sis_id}: its content is erased.")
             if done.told():

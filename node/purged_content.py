@@ -50,6 +50,9 @@ class Purge:
     not_imported_from: tuple[str, ...] = ()
     # Envelopes of the sender waiting for their code: should one hold it, it is erased as it is accepted
     unopened: tuple[str, ...] = ()
+    # This node's own transfers sealed with it and not delivered yet: an envelope cannot be changed, so they still
+    # carry it to their receiver unless cancelled
+    undelivered: tuple[str, ...] = ()
 
     def told(self) -> str:
         """What the admin is told of the transfers above; empty when there are none."""
@@ -62,6 +65,12 @@ class Purge:
                         f"import it should they hold it.")  # fmt: skip
         if said:
             said.append(f"If it belongs to another student, ask {self.sender} to send it again.")
+        if self.undelivered:
+            first = self.undelivered[0]
+            said.append(f"Transfer(s) {', '.join(self.undelivered)}, sealed with it before the purge and not "
+                        f"delivered yet, still carry it in their envelopes, which cannot be changed: if it must not "
+                        f"reach the other district, cancel them (`satchel cancel {first}`) and send the other records "
+                        f"again.")  # fmt: skip
         return " ".join(said)
 
 
@@ -69,7 +78,8 @@ def purge_of(student_sis_id: str, origin: Mapping[str, Any], details: Mapping[st
     """The :class:`Purge` of a record from ``origin``, ``details`` being what :func:`erase_purged` returned."""
     sender = str(origin["sender"]) if origin.get("kind") == "import" else None
     return Purge(student_sis_id, sender, tuple(details.get("not_to_be_imported_from", ())),
-                 tuple(details.get("erased_when_opened_from", ())))  # fmt: skip
+                 tuple(details.get("erased_when_opened_from", ())),
+                 tuple(details.get("still_in_undelivered", ())))  # fmt: skip
 
 
 def erase_purged(
@@ -80,13 +90,17 @@ def erase_purged(
     envelopes held unopened when they are accepted. Returns what to add to the purge's audit entry."""
     # This node's own manifests kept to seal undelivered envelopes again (node.envelope_reseal) hold the record's
     # content in the clear, under this node's id for it: they go, and those transfers can no longer be sealed again.
+    in_flight = []
     for transfer_id, kept in store.outgoing_manifests_holding(node.db, local_id):
         if any(r.record_id == local_id for r in parse_manifest(kept).records):
             store.drop_outgoing_manifest(node.db, transfer_id)
+            in_flight.append(transfer_id)
+    # Their envelopes still hold it and go as they are: the admin is told, to cancel them if it must not go.
+    undelivered: dict[str, Any] = {"still_in_undelivered": sorted(in_flight)} if in_flight else {}
     if origin.get("kind") != "import":
         purges.remember(node.db, purges.OWN, local_id, kind=kind, student_sis_id=student_sis_id, at=now,
                         by=by)  # fmt: skip
-        return {}
+        return undelivered
     sender, record_id = str(origin["sender"]), str(origin["record_id"])
     purges.remember(node.db, sender, record_id, kind=kind, student_sis_id=student_sis_id, at=now, by=by)
     erased: dict[str, str] = {}
@@ -102,6 +116,7 @@ def erase_purged(
     unopened = store.unopened_from(node.db, sender)
     purges.remember_unopened(node.db, unopened, record_id)
     details: dict[str, Any] = {"erased_from_manifests": erased} if erased else {}
+    details |= undelivered
     if withheld:
         details["not_to_be_imported_from"] = sorted(withheld)
     if unopened:

@@ -242,7 +242,8 @@ def test_every_fixing_command_answers_in_json(make_home, tmp_path) -> None:
     assert fix("cases", "move", "TA-9", "--to", "100002", "--as", "coord")["student_sis_id"] == "100002"
     assert fix("cases", "purge", "TA-9", "--as", "admin") == {"case": "TA-9", "student_sis_id": "100002",
                                                               "status": "purged", "not_imported_from": [],
-                                                              "erased_when_opened_from": []}  # fmt: skip
+                                                              "erased_when_opened_from": [],
+                                                              "still_in_undelivered": []}  # fmt: skip
     csv = tmp_path / "star.csv"
     csv.write_text("student_sis_id,assessment,subject,date,percentile\n100001,STAR Math,Math,2026-09-16,41\n")
     run_cli(home, "assessments", "import", str(csv), "--as", "coord")

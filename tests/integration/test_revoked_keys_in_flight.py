@@ -571,7 +571,12 @@ def test_a_purge_takes_the_purged_record_out_of_what_is_kept_to_seal_again(pair,
     with sqlite3.connect(a.home / "satchel.db") as conn:
         (kept,) = conn.execute("SELECT manifest FROM outgoing_manifests WHERE transfer_id = ?", [tid]).fetchone()
     assert b"Counseling notes - Ava.pdf" in kept
-    a.cli("purge", added["doc_id"], "--as", "admin")
+    purged = a.cli("purge", added["doc_id"], "--as", "admin")
+    # The envelope sealed with it cannot be changed and goes as it is: the admin is told, to cancel it if need be.
+    assert f"Transfer(s) {tid}, sealed with it before the purge and not delivered yet" in purged.stdout
+    assert f"cancel them (`satchel cancel {tid}`)" in purged.stdout
+    [entry] = [e for e in json.loads(a.cli("audit", "--json").stdout) if e["action"] == "document.purge"]
+    assert entry["details"]["still_in_undelivered"] == [tid]
     with sqlite3.connect(a.home / "satchel.db") as conn:
         assert conn.execute("SELECT count(*) FROM outgoing_manifests").fetchone() == (0,)
     [old] = [k["key_id"] for k in _keys(a, "identity")]
