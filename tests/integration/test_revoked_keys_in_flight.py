@@ -115,10 +115,7 @@ def test_an_envelope_signed_with_a_key_revoked_before_it_was_delivered_is_sealed
 
     a.start()
     b.start()
-    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
-    wait_until(lambda: b.cli("transfers", "show", tid, "--json", ok=False).exit_code == 0)
-    assert transfer_json(b, tid)["state"] == "received"
-    timeline = transfer_json(a, tid)["timeline"]
+    timeline = _delivered_now(a, b, tid)
     (resealed,) = [e for e in timeline if e["kind"] == "resealed"]
     assert resealed["detail"]["key"] == new and not [e for e in timeline if e["kind"] == "refused"]
     assert not (a.home / "envelopes" / "out" / Path(before).name).exists()  # the old envelope is gone
@@ -147,6 +144,14 @@ def test_an_envelope_an_older_version_sealed_is_named_by_keys_revoke_and_refused
             "b.example.org will refuse it.") in revoked.stderr  # fmt: skip
     assert f"`satchel cancel {tid}`" in revoked.stderr
     assert _refused_when_delivered(a, b, tid).startswith("envelope.signature_invalid")
+
+
+def _delivered_now(a, b, tid: str) -> list[dict]:
+    """A tries ``tid``'s delivery now; once B holds it, waiting for its code, A's timeline of it."""
+    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
+    wait_until(lambda: b.cli("transfers", "show", tid, "--json", ok=False).exit_code == 0)
+    assert transfer_json(b, tid)["state"] == "received"
+    return transfer_json(a, tid)["timeline"]
 
 
 def _refused_when_delivered(a, b, tid: str) -> str:
@@ -198,10 +203,7 @@ def test_an_envelope_sealed_to_an_encryption_key_the_receiver_revoked_is_sealed_
         finally:
             node.close()
     a.start()
-    a.cli("transfers", "retry", tid, "--as", "coord", ok=False)
-    wait_until(lambda: b.cli("transfers", "show", tid, "--json", ok=False).exit_code == 0)
-    assert transfer_json(b, tid)["state"] == "received"
-    timeline = transfer_json(a, tid)["timeline"]
+    timeline = _delivered_now(a, b, tid)
     (resealed,) = [e["detail"] for e in timeline if e["kind"] == "resealed"]
     assert (resealed["reason"], resealed["recipient_key"]) == ("recipient_key_replaced", new)
     assert not [e for e in timeline if e["kind"] == "refused"]
