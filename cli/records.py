@@ -209,6 +209,8 @@ def cases_list(home: str | None, as_json: bool, student: str | None, text: str |
     from storage import records
 
     with opened(home) as node:
+        if student is not None:
+            student = current_student(node, student)  # a mistyped id is not a student without cases
         cases = records.list_cases(node.db, student_sis_id=student, text=text)
     if as_json:
         print_json([asdict(c) for c in cases])

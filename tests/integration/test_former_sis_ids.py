@@ -56,6 +56,10 @@ def test_records_sent_to_a_students_former_number_land_on_the_student_renumbered
     assert json.loads(shown.stdout)["student"]["sis_id"] == "200003"
     assert "Note: SIS id 100003 is the former number of student 200003, renumbered on " in shown.stderr
     assert [d["doc_id"] for d in _json(b, "documents", "list", "100003", "--json")] == [landed["doc_id"]]
+    b.cli("cases", "add", "--student", "200003", "--case-number", "TA-1", "--as", "coord")
+    listed = b.cli("cases", "list", "--student", "100003", "--json")
+    assert [c["case_number"] for c in json.loads(listed.stdout)] == ["TA-1"]
+    assert "Note: SIS id 100003 is the former number of student 200003" in listed.stderr
     refused = b.cli("send", "--to", "a.example.org", "--student", "100003", "--all-records", "--as", "coord",
                     ok=False)  # fmt: skip
     assert "Hint: SIS id 100003 is the former number of student 200003, renumbered on " in refused.stderr
