@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,17 +28,14 @@ from crypto import (
     parse_code,
     peek_unverified_recipient,
     peek_unverified_sender,
-    seal_envelope,
 )
 from node.clock import new_id, now_iso
-from node.envelope_policy import sealing_argon2
 from node.home import Node
-from node.manifest_builder import ConcatReader
 from node.operators import record
 from node.own_signatures import revoked_here
 from node.peer_client import PeerClient
 from node.peers import PeerUnreachable
-from node.sending import SEALING, _encryption_key, _HashingWriter
+from node.sending import encryption_key, seal_to_file
 from protocol import SatchelError
 from protocol.envelope_format import max_prefix_length
 from protocol.manifest import Manifest, parse_manifest
@@ -49,8 +44,6 @@ from storage import peers
 from storage import transfers as store
 from storage.database import write_transaction
 from storage.durable_files import replace_durably
-from storage.free_space import require_room
-from storage.temp_files import temp_prefix
 from storage.transfers import TransferRow
 
 log = logging.getLogger("satchel.envelope_reseal")
@@ -78,7 +71,7 @@ def _current_recipient_key(node: Node, row: TransferRow) -> EncryptionPublicKey 
     if peer is None:
         return None
     try:
-        return _encryption_key(node, peer)
+        return encryption_key(node, peer)
     except SatchelError:
         return None
 
@@ -180,30 +173,15 @@ def _seal_again(
     recipient_key: EncryptionPublicKey,
 ) -> tuple[Path, bytes, int]:
     """The new envelope on disk (synced) under a name of its own, with its SHA-256 and length."""
-    out_dir = node.config.envelopes_dir / "out"
-    require_room(out_dir, manifest.documents_length, reserve=node.config.storage.reserve_bytes,
-                 what="sealing the transfer again")  # fmt: skip
-    temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
-    final = out_dir / f"{row.transfer_id}.{new_id()}.env"
-    reader = ConcatReader(documents)
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-digest")
     assert row.status.expires is not None  # an outgoing transfer always expires
+    temp, _, digest, length = seal_to_file(
+        node, manifest, documents, recipient_key, code, now=time.time(), expires=row.status.expires.timestamp(),
+        kind=row.kind, what="sealing the transfer again", envelope_id=row.transfer_id,
+    )  # fmt: skip
+    final = node.config.envelopes_dir / "out" / f"{row.transfer_id}.{new_id()}.env"
     try:
-        with temp.open("wb") as handle:
-            writer = _HashingWriter(handle, hasher)
-            seal_envelope(
-                reader, writer, manifest=manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
-                recipient_key=recipient_key, code=code, now=time.time(), expires=row.status.expires.timestamp(),
-                kind=row.kind, argon2=sealing_argon2(node.config), envelope_id=row.transfer_id,
-            )  # fmt: skip
-            digest = writer.digest()
-            handle.flush()
-            os.fsync(handle.fileno())
         replace_durably(temp, final)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    finally:
-        hasher.shutdown()
-        reader.close()
-    return final, digest, writer.length
+    return final, digest, length

@@ -132,7 +132,8 @@ def destination(node: Node, domain: str) -> Peer:
     return peer
 
 
-def _encryption_key(node: Node, peer: Peer) -> EncryptionPublicKey:
+def encryption_key(node: Node, peer: Peer) -> EncryptionPublicKey:
+    """The peer's newest valid encryption key as held here, to seal to."""
     now = now_iso()
     usable = [k for k in peers.keys(node.db, peer.domain) if k.use == "encryption" and k.valid_at(now)]
     if not usable:
@@ -238,7 +239,7 @@ def _prepare(
         raise InvalidInput(f"--expires must be 1 to 365 days, not {days}", field="--expires",
                            hint="a transfer stays open at most a year; 30 days is the default")  # fmt: skip
     peer = destination(node, to)
-    recipient_key = _encryption_key(node, peer)
+    recipient_key = encryption_key(node, peer)
     now = utcnow()
     contents = build(node, selection, recipient_domain=peer.domain, notes=note, owner=owner,
                      created=int(now.timestamp()))  # fmt: skip
@@ -324,23 +325,37 @@ def _seal(
     node: Node, contents: Contents, recipient_key: EncryptionPublicKey, code: Code, now: float, expires: float,
     kind: str, progress: Progress | None = None,
 ) -> tuple[Path, EnvelopeHeader, bytes, int, bytes]:  # fmt: skip
+    manifest = encode_manifest(contents.manifest)  # once: sealed, and kept
+    temp, header, digest, length = seal_to_file(
+        node, contents.manifest, [node.blobs.path_for(d.sha256) for d in contents.documents], recipient_key, code,
+        now=now, expires=expires, kind=kind, what="sealing the transfer", progress=progress, manifest_bytes=manifest,
+    )  # fmt: skip
+    return temp, header, digest, length, manifest
+
+
+def seal_to_file(
+    node: Node, manifest: Manifest, documents: list[Path], recipient_key: EncryptionPublicKey, code: Code, *,
+    now: float, expires: float, kind: str, what: str, progress: Progress | None = None,
+    envelope_id: str | None = None, manifest_bytes: bytes | None = None,
+) -> tuple[Path, EnvelopeHeader, bytes, int]:  # fmt: skip
+    """Seal ``documents`` (blob files, in the manifest's order) into a temporary file of envelopes/out, synced:
+    (its path, the header, its SHA-256, its length). ``envelope_id``: sealed again under the id it had
+    (node.envelope_reseal). The caller renames the file or removes it."""
     out_dir = node.config.envelopes_dir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     # The envelope is the documents plus a few percent; the reserve covers the few percent.
-    require_room(out_dir, contents.manifest.documents_length, reserve=node.config.storage.reserve_bytes,
-                 what="sealing the transfer")  # fmt: skip
+    require_room(out_dir, manifest.documents_length, reserve=node.config.storage.reserve_bytes, what=what)
     temp = out_dir / f"{temp_prefix(SEALING)}{new_id()}"
-    manifest = encode_manifest(contents.manifest)  # once: sealed, and kept
-    reader = ConcatReader([node.blobs.path_for(d.sha256) for d in contents.documents])
-    payload = reader if progress is None else CountingReader(reader, contents.manifest.documents_length, progress)
+    reader = ConcatReader(documents)
+    payload = reader if progress is None else CountingReader(reader, manifest.documents_length, progress)
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-digest")
     try:
         with temp.open("wb") as handle:
             writer = _HashingWriter(handle, hasher)
             header = seal_envelope(
-                payload, writer, manifest=contents.manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
+                payload, writer, manifest=manifest, sender_key=node.current_keys().identity,  # type: ignore[arg-type]
                 recipient_key=recipient_key, code=code, now=now, expires=expires, kind=kind,
-                argon2=sealing_argon2(node.config), manifest_bytes=manifest,
+                argon2=sealing_argon2(node.config), envelope_id=envelope_id, manifest_bytes=manifest_bytes,
             )  # fmt: skip
             digest = writer.digest()
             handle.flush()
@@ -351,7 +366,7 @@ def _seal(
     finally:
         hasher.shutdown()  # waits for a hash still running when sealing failed
         reader.close()
-    return temp, header, digest, writer.length, manifest
+    return temp, header, digest, writer.length
 
 
 def _too_large(manifest: Manifest) -> TransferTooLarge:
