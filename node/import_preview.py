@@ -309,10 +309,16 @@ def decide(
         decision = "link" if link_to is not None else "new" if new else "later"
         imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
                                reviewed_by=user.username, reviewed_at=now_iso())  # fmt: skip
+        others = [s for s in imports.students(node.db, found.import_id) if s.sender_sis_id != sender_sis_id]
+        # The log keeps the number a student was imported onto; the SIS may have renumbered them since.
+        now_named = {n.former_sis_id: n.current_sis_id for n in student_store.former(
+            node.db, [s.destination_sis_id for s in others if s.result == "imported" and s.destination_sis_id]
+        ).values()}  # fmt: skip
         sharing = [
-            s for s in imports.students(node.db, found.import_id)
-            if link_to is not None and s.sender_sis_id != sender_sis_id
-            and (s.destination_sis_id if s.result == "imported" else s.target[1]) == link_to
+            s for s in others
+            if link_to is not None
+            and (now_named.get(s.destination_sis_id or "", s.destination_sis_id) if s.result == "imported"
+                 else s.target[1]) == link_to
         ]  # fmt: skip
         shared = tuple(s.sender_sis_id for s in sharing)
         shared_imported = tuple(s.sender_sis_id for s in sharing if s.result == "imported")

@@ -64,3 +64,24 @@ def test_records_sent_to_a_students_former_number_land_on_the_student_renumbered
                     ok=False)  # fmt: skip
     assert "Hint: SIS id 100003 is the former number of student 200003, renumbered on " in refused.stderr
     assert ": use 200003" in refused.stderr
+
+
+def test_linking_to_a_student_renumbered_since_another_was_imported_onto_them_warns(pair, tmp_path: Path) -> None:
+    # Found left over: the import log keeps the number a student was imported onto, so after B's SIS renumbered
+    # Mei, linking a second incoming student to her new number compared it with the old one and said nothing.
+    from fixtures_oneroster import SAMPLE_STUDENTS, make_bundle, write_bundle
+
+    a, b, _ = pair
+    sent = _json(a, "send", "--to", "b.example.org", "--student", "100001", "--student", "100003",
+                 "--all-records", "--as", "coord", "--json")  # fmt: skip
+    tid = sent["transfer_id"]
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    b.cli("import", "preview", tid, "--as", "coord")
+    b.cli("import", "match", tid, "100001", "--later", "--as", "coord")
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 1
+    renumbered = [s | {"sis_id": "200003", "source_id": "u-100003"} if s["sis_id"] == "100003" else s
+                  for s in SAMPLE_STUDENTS]  # fmt: skip
+    b.cli("roster", "import", str(write_bundle(tmp_path / "renumbered", make_bundle(renumbered))), "--as", "coord")
+    linked = b.cli("import", "match", tid, "100001", "--to", "200003", "--as", "coord")
+    assert "Warning: 200003 also receives the records of incoming student(s) 100003 of this import" in linked.stderr
+    assert f"satchel import match {tid} 100001 --to|--new|--later" in linked.stderr
