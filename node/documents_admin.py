@@ -10,7 +10,7 @@ from node.clock import now_iso
 from node.home import Node
 from node.import_preview import verified_manifest
 from node.operators import authorize, record
-from node.purged_content import PURGED, Purge, erase_old_pages, erase_purged, purge_of
+from node.purged_content import PURGED, Purge, erase_old_pages, erase_purged, purge_of, unstage
 from node.record_fixes import audit_move
 from node.records import add_document, not_active, replaceable
 from protocol import InvalidInput, SatchelError
@@ -181,6 +181,7 @@ def purge(node: Node, *, actor: str | None, doc_id: str) -> tuple[Document, Purg
                               by=user.username, now=now)  # fmt: skip
         record(node, user.username, "document.purge", doc.student_sis_id,
                {"doc_id": doc_id, "sha256": doc.sha256, "at": now, **erased})  # fmt: skip
+    unstage(node, erased)
     drop_unused(node, [doc.sha256])  # unless another document uses them
     erase_old_pages(node)
     return records.get_document(node.db, doc_id), purge_of(doc.student_sis_id, doc.origin, erased)

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node import legacy_staging
 from node.home import Node
 from node.import_preview import verified_manifest
 from protocol import SatchelError
@@ -38,6 +40,8 @@ from storage.database import checkpoint_truncate
 from storage.transfers import TransferRow
 
 PURGED = "(purged)"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,23 @@ def erase_purged(
     if unopened:
         details["erased_when_opened_from"] = sorted(unopened)
     return details
+
+
+def unstage(node: Node, details: Mapping[str, Any]) -> None:
+    """After the purge's commit (``details`` being what :func:`erase_purged` returned): a transfer accepted by an
+    older version keeps its documents back to back in one staging file until it is imported (node.legacy_staging),
+    which may be never; the documents it still holds move into the blob store now, and the file, with the purged
+    document's bytes in it, goes."""
+    for transfer_id in details.get("erased_from_manifests", {}):
+        row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
+        if not row.staging_path:
+            continue
+        try:
+            legacy_staging.adopt(node, row, verified_manifest(node, row))
+        except SatchelError as error:
+            # The purge stands; the transfer's import would meet the same error, and the file waits for it.
+            log.warning("the staging file of transfer %s still holds a purged document: %s (%s)", transfer_id,
+                        error.message, error.code)  # fmt: skip
 
 
 def erase_at_acceptance(node: Node, row: TransferRow, manifest: Manifest, *, now: str) -> list[str]:

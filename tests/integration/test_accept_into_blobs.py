@@ -151,6 +151,49 @@ def test_accept_killed_midway_leaves_only_temp_files_and_a_retry_works(pair, tmp
     assert not list(temp.iterdir()) and _every_blob_is_whole(b.home) == stored
 
 
+def _staged_as_an_older_version_did(b, tid: str, shas: list[str]) -> Path:
+    """What an older version left of an accepted transfer: the documents back to back in one staging file, no
+    blobs."""
+    staged = b.home / "staging" / f"{tid}.payload"
+    staged.parent.mkdir(exist_ok=True)
+    staged.write_bytes(b"".join(_blob(b.home, sha).read_bytes() for sha in shas))
+    for sha in shas:
+        _blob(b.home, sha).unlink()
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.execute("DELETE FROM received_blobs WHERE transfer_id = ?", [tid])
+        conn.execute("UPDATE transfers SET staging_path = ? WHERE transfer_id = ?", [str(staged), tid])
+    return staged
+
+
+def test_a_purge_takes_the_record_out_of_a_transfer_staged_by_an_older_version(pair, tmp_path: Path) -> None:
+    # Found left over: the purge erased the record from the staged transfer's manifest, but its bytes stayed in
+    # the staging file until that transfer was imported or rejected, which may be never.
+    a, b, _ = pair
+    purged, kept = (_add_document(a, tmp_path, "100001", f"doc{n}.pdf", 20_000 + n) for n in range(2))
+    first = _send(a, "--student", "100001", "--documents", purged[0])
+    _wait_received(b, first["transfer_id"])
+    b.cli("accept", first["transfer_id"], "--code", first["code"], "--as", "coord")
+    b.cli("import", "preview", first["transfer_id"], "--as", "coord")
+    b.cli("import", "run", first["transfer_id"], "--as", "coord")
+    # Sent again with another document, and accepted by an older version, which staged them.
+    later = _send(a, "--student", "100001", "--documents", f"{purged[0]},{kept[0]}")
+    _wait_received(b, later["transfer_id"])
+    b.cli("accept", later["transfer_id"], "--code", later["code"], "--as", "coord")
+    staged = _staged_as_an_older_version_did(b, later["transfer_id"], [purged[1], kept[1]])
+    [landed] = [d for d in json.loads(b.cli("documents", "list", "100001", "--json").stdout)
+                if d["sha256"] == purged[1]]  # fmt: skip
+    b.cli("purge", landed["doc_id"], "--as", "admin")
+    assert not staged.exists()
+    assert {p.name for p in _every_blob_is_whole(b.home)} >= {kept[1]}
+    assert not _blob(b.home, purged[1]).exists()
+    # The transfer imports the other document as before.
+    b.cli("import", "preview", later["transfer_id"], "--as", "coord")
+    b.cli("import", "run", later["transfer_id"], "--as", "coord")
+    listed = json.loads(b.cli("documents", "list", "100001", "--json").stdout)
+    assert kept[1] in {d["sha256"] for d in listed} and purged[1] not in {d["sha256"] for d in listed
+                                                                            if d["status"] != "purged"}
+
+
 def test_a_transfer_staged_by_an_older_version_still_imports(pair, tmp_path: Path) -> None:
     a, b, _ = pair
     docs = [_add_document(a, tmp_path, "100001", f"old{n}.pdf", 10_000 + n) for n in range(3)]
@@ -158,15 +201,7 @@ def test_a_transfer_staged_by_an_older_version_still_imports(pair, tmp_path: Pat
     tid = sent["transfer_id"]
     _wait_received(b, tid)
     b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
-    # What an older version left: the documents back to back in one staging file, no blobs.
-    staged = b.home / "staging" / f"{tid}.payload"
-    staged.parent.mkdir(exist_ok=True)
-    staged.write_bytes(b"".join(_blob(b.home, sha).read_bytes() for _, sha in docs))
-    for _, sha in docs:
-        _blob(b.home, sha).unlink()
-    with sqlite3.connect(b.home / "satchel.db") as conn:
-        conn.execute("DELETE FROM received_blobs WHERE transfer_id = ?", [tid])
-        conn.execute("UPDATE transfers SET staging_path = ? WHERE transfer_id = ?", [str(staged), tid])
+    staged = _staged_as_an_older_version_did(b, tid, [sha for _, sha in docs])
     b.cli("import", "preview", tid, "--as", "coord")
     b.cli("import", "run", tid, "--as", "coord")
     listed = json.loads(b.cli("documents", "list", "100001", "--json").stdout)
