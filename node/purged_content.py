@@ -6,8 +6,9 @@ for the import log: a case's notes, a result's scores, a document's title and fi
 record from every manifest received from that sender that holds it, whatever its transfer's state: a
 transfer that was here before the purge and had not imported the record yet (accepted, or partly imported
 with the record's student skipped or set aside) will not import it, or the purge would be undone by the next
-`import run`; an envelope held unopened then has the record erased when it is accepted (storage.purges keeps
-which). Only what the sender sends after the purge (a redo, spec/transfer.md §6) brings the record again;
+`import run`; an envelope held unopened then, or sealed before the purge and delivered after, has the record
+erased when it is accepted (storage.purges keeps which). Only what the sender seals after the purge (a redo,
+spec/transfer.md §6) brings the record again;
 should that transfer be rejected before importing it, the record is erased from it then. The bytes then no
 longer match the sender's signature, so the row says which records were erased and which of the sender's
 keys verified the manifest just before; the rest of the manifest (the other records' SHA-256, the students)
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from node import legacy_staging
+from node.clock import parse_iso
+from node.envelope_policy import open_policy
 from node.home import Node
 from node.import_preview import verified_manifest
 from protocol import SatchelError
@@ -150,10 +153,24 @@ def erase_at_acceptance(node: Node, row: TransferRow, manifest: Manifest, *, now
     erase what was purged while its envelope was held unopened. Returns the SHA-256 of the erased documents,
     for the caller to drop after commit."""
     record_ids = purges.unopened(node.db, row.transfer_id)
+    record_ids += sealed_before_their_purge(node, row.peer, manifest)
     if not any(r.record_id in record_ids for r in manifest.records):
         return []
     _erase(node, row, record_ids, now=now, opened=manifest)
     return [(r.sha256 or b"").hex() for r in manifest.documents() if r.record_id in record_ids]
+
+
+def sealed_before_their_purge(node: Node, sender: str, manifest: Manifest) -> list[str]:
+    """The records of ``manifest`` purged here after the sender sealed it: it carries them as they were before the
+    purge, as an envelope held here unopened then does, though it was not here yet (arriving at that moment, or
+    waiting at its sender for this node to be reachable). A redo is sealed after the purge. The sender's clock is
+    trusted to within the skew an envelope's creation time is allowed: sealed closer to the purge than that, the
+    envelope is taken as a redo (as every envelope arriving after the purge was before), for a redo erased by
+    mistake would have to be sent a third time."""
+    skew = open_policy(node.config).clock_skew
+    purged = purges.among(node.db, sender, [r.record_id for r in manifest.records])
+    return [record_id for record_id, was in purged.items()
+            if parse_iso(was.purged_at).timestamp() - skew > manifest.created]  # fmt: skip
 
 
 def erase_before_rejecting(node: Node, row: TransferRow, *, now: str) -> bool:

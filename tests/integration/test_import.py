@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from fixtures_oneroster import make_bundle, write_bundle
@@ -428,6 +428,31 @@ def test_a_redo_accepted_before_the_purge_does_not_bring_the_record_back_and_the
     assert not blob.exists()
     _import(b, redo)
     assert [d for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"] == []
+
+
+def test_a_transfer_sealed_before_the_purge_and_delivered_after_does_not_bring_the_record_back(
+    pair, tmp_path: Path
+) -> None:
+    # Found left over: what arrived after the purge counted as a redo, so a transfer A sealed before it (held at
+    # A while B was down, or arriving as B purged) brought the purged record back. A redo is sealed after.
+    a, b, _ = pair
+    a_doc, landed = _one_iep_imported(a, b, tmp_path)
+    b.stop()
+    sent = json.loads(a.cli("send", "--to", "b.example.org", "--student", "100001", "--documents", a_doc, "--as",
+                            "coord", "--json").stdout)  # fmt: skip
+    b.cli("documents", "delete", landed["doc_id"], "--as", "coord")
+    b.cli("purge", landed["doc_id"], "--as", "admin")
+    # As if the purge came ten minutes after A sealed (an envelope's clock is trusted to within five).
+    with sqlite3.connect(b.home / "satchel.db") as conn:
+        conn.execute("UPDATE purged_records SET purged_at = ?",
+                     [(datetime.now(UTC) + timedelta(minutes=10)).isoformat(timespec="seconds")[:19] + "Z"])
+    b.start()
+    a.cli("transfers", "retry", sent["transfer_id"], "--as", "coord")
+    b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
+    _import(b, sent["transfer_id"])
+    assert [d for d in _json(b, "documents", "list", "100001", "--json") if d["status"] == "active"] == []
+    blob = b.home / "blobs" / "sha256" / landed["sha256"][:2] / landed["sha256"]
+    assert not blob.exists()  # a redo, sealed after the purge, brings it (test_fixing_mistakes)
 
 
 def test_a_deleted_document_brought_again_by_a_redo_is_not_restored_beside_it(pair, tmp_path: Path) -> None:
