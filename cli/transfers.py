@@ -215,6 +215,10 @@ def accept_command(home: str | None, actor: str | None, transfer_id: str, code: 
     m = accepted.manifest
     click.echo(f"Accepted transfer {transfer_id} from {m.sender_domain}: {len(m.students):,} student(s), "
                f"{len(m.records):,} record(s). They wait for import.")  # fmt: skip
+    if accepted.purged:
+        click.echo(f"Left out: {len(accepted.purged)} of them (sender's id {', '.join(accepted.purged)}), purged here "
+                   f"before this transfer was sent or opened; it will not import them. If one belongs to another "
+                   f"student, ask {m.sender_domain} to send it again.")  # fmt: skip
     if m.notes:
         click.echo(f"Note from the sender: {m.notes}")
     deliver_now(home)

@@ -148,16 +148,23 @@ def unstage(node: Node, details: Mapping[str, Any]) -> None:
                         error.message, error.code)  # fmt: skip
 
 
-def erase_at_acceptance(node: Node, row: TransferRow, manifest: Manifest, *, now: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class ErasedAtAcceptance:
+    record_ids: tuple[str, ...] = ()  # the sender's ids of the records erased: the coordinator is told
+    document_sha256: tuple[str, ...] = ()  # their documents' bytes, for the caller to drop after commit
+
+
+def erase_at_acceptance(node: Node, row: TransferRow, manifest: Manifest, *, now: str) -> ErasedAtAcceptance:
     """Inside the transaction that accepts ``row``, once ``manifest`` (which opening it verified) is stored:
-    erase what was purged while its envelope was held unopened. Returns the SHA-256 of the erased documents,
-    for the caller to drop after commit."""
+    erase what was purged while its envelope was held unopened, or before it was sealed."""
     record_ids = purges.unopened(node.db, row.transfer_id)
     record_ids += sealed_before_their_purge(node, row.peer, manifest)
-    if not any(r.record_id in record_ids for r in manifest.records):
-        return []
+    erased = [r for r in manifest.records if r.record_id in record_ids]
+    if not erased:
+        return ErasedAtAcceptance()
     _erase(node, row, record_ids, now=now, opened=manifest)
-    return [(r.sha256 or b"").hex() for r in manifest.documents() if r.record_id in record_ids]
+    return ErasedAtAcceptance(tuple(r.record_id for r in erased),
+                              tuple((r.sha256 or b"").hex() for r in erased if r.kind == "document"))  # fmt: skip
 
 
 def sealed_before_their_purge(node: Node, sender: str, manifest: Manifest) -> list[str]:

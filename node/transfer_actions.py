@@ -17,7 +17,12 @@ from node.home import Node, revoked_encryption_keys
 from node.message_thread import check_own_room, checked_text
 from node.operators import authorize, record
 from node.progress import Progress, ProgressFile
-from node.purged_content import erase_at_acceptance, erase_before_rejecting, erase_old_pages
+from node.purged_content import (
+    ErasedAtAcceptance,
+    erase_at_acceptance,
+    erase_before_rejecting,
+    erase_old_pages,
+)
 from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
 from protocol import SatchelError
@@ -48,6 +53,7 @@ class Accepted:
     transfer_id: str
     manifest: Manifest
     blobs: int  # documents opened into the blob store
+    purged: tuple[str, ...] = ()  # the sender's ids of records purged here, erased from it: it will not import them
 
 
 class _BlobSink:
@@ -156,7 +162,7 @@ def _accept(
             assert outcome.wrong_code is not None
             raise outcome.wrong_code.error() from None
         documents = [(r.record_id, (r.sha256 or b"").hex()) for r in opened.manifest.documents()]
-        purged: list[str] = []
+        erased: list[ErasedAtAcceptance] = []
 
         def publish(row: TransferRow) -> None:
             # In the transaction that accepts: blob deletions take the same write lock (node.blob_holds),
@@ -168,7 +174,7 @@ def _accept(
             store.save_manifest(node.db, transfer_id, opened.manifest_bytes, opened.manifest_signature,
                                 signer=(sender_key.key_id, sender_key.raw))  # fmt: skip
             manifest_checks.remember(node.db, opened.manifest_bytes, now=now_iso())  # open_envelope parsed it
-            purged.extend(erase_at_acceptance(node, row, opened.manifest, now=now_iso()))
+            erased.append(erase_at_acceptance(node, row, opened.manifest, now=now_iso()))
 
         try:
             _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
@@ -180,10 +186,11 @@ def _accept(
                 drop_unused(node, [sha for _, sha in documents])
             raise
     envelope.unlink(missing_ok=True)  # opened: the sealed copy has served its purpose
-    if purged:  # the documents of records purged while the envelope waited: opened, and not to be imported
-        drop_unused(node, purged)
+    purged = erased[-1] if erased else ErasedAtAcceptance()
+    if purged.record_ids:  # records purged here: opened, and not to be imported
+        drop_unused(node, list(purged.document_sha256))
         erase_old_pages(node)
-    return Accepted(transfer_id, opened.manifest, len(documents))
+    return Accepted(transfer_id, opened.manifest, len(documents), purged.record_ids)
 
 
 def _sender_key(node: Node, peer: str, domain: str, key_id: str) -> IdentityPublicKey:
