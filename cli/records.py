@@ -134,8 +134,12 @@ def documents_list(home: str | None, as_json: bool, student: str | None) -> None
         return
     print_table(
         ["id", "student", "type", "title", "size", "status", "added"],
-        [(d.doc_id, d.student_sis_id, d.doc_type, d.title, d.length, d.status, d.created_at) for d in docs],
-    )
+        # A version a correction replaced stays active (the sender may correct a correction): said, so that a
+        # reader takes the newer one.
+        [(d.doc_id, d.student_sis_id, d.doc_type, d.title, d.length,
+          f"{d.status} (older version)" if d.superseded_by and d.status == "active" else d.status, d.created_at)
+         for d in docs],
+    )  # fmt: skip
 
 
 @click.group("cases", context_settings=CONTEXT)

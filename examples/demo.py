@@ -213,6 +213,34 @@ def push(districts: dict[str, tuple[Path, str]]) -> None:
     satchel(a_home, "audit", "verify")
 
 
+def fix_mistakes(districts: dict[str, tuple[Path, str]]) -> None:
+    a_home, _ = districts["a"]
+    b_home, _ = districts["b"]
+    a, b = DISTRICTS["a"], DISTRICTS["b"]
+    step(f"Fixing mistakes: {a['name']} finds a page of another child in the IEP it sent, and sends a corrected "
+         "version")  # fmt: skip
+    [iep] = [d for d in json.loads(satchel(a_home, "documents", "list", "200101", "--json", quiet=True))
+             if d["doc_type"] == "iep"]  # fmt: skip
+    corrected = WORK / "iep-200101-corrected.pdf"
+    corrected.write_bytes(b"%PDF-1.4 demo IEP, corrected\n" + os.urandom(128 * 1024))
+    new = json.loads(satchel(a_home, "documents", "replace", iep["doc_id"], str(corrected), "--title",
+                             "IEP 2025-26 (corrected)", "--as", a["coordinator"], "--json", quiet=True))  # fmt: skip
+    sent = json.loads(satchel(a_home, "send", "--to", b["domain"], "--student", "200101", "--documents",
+                              new["doc_id"], "--receiving-sis-id", "200101=B-50017", "--as", a["coordinator"],
+                              "--json", quiet=True))  # fmt: skip
+    print(f"      transfer {sent['transfer_id']}, code {sent['code']} read by phone")
+    satchel(b_home, "accept", sent["transfer_id"], "--code", sent["code"], "--as", b["coordinator"])
+    satchel(b_home, "import", "preview", sent["transfer_id"], "--as", b["coordinator"])
+    satchel(b_home, "import", "run", sent["transfer_id"], "--as", b["coordinator"])
+    step(f"{b['name']} keeps the corrected IEP, linked to the version it replaces; its admin purges the old one "
+         "for good (the audit trail of the purge stays)")  # fmt: skip
+    satchel(b_home, "documents", "list", "B-50017")
+    [old] = [d for d in json.loads(satchel(b_home, "documents", "list", "B-50017", "--json", quiet=True))
+             if d["doc_type"] == "iep" and d["superseded_by"]]  # fmt: skip
+    satchel(b_home, "purge", old["doc_id"], "--as", b["admin"])
+    satchel(b_home, "audit", "--limit", "3")
+
+
 def pull(districts: dict[str, tuple[Path, str]]) -> None:
     a_home, _ = districts["a"]
     b_home, _ = districts["b"]
@@ -287,6 +315,7 @@ def main() -> None:
         asyncio.run(check_each_other([(key, home, url) for key, (home, url) in homes.items()]))
         federate(directory, homes)
         push(homes)
+        fix_mistakes(homes)
         pull(homes)
         safekeeping(homes)
     finally:

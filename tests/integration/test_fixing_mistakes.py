@@ -233,6 +233,10 @@ def test_a_correction_is_a_new_version_whichever_arrives_first(pair, tmp_path: P
     both = _versions(b, "100005")
     assert both["Plan"]["superseded_by"] == both["Plan corrected"]["doc_id"]
     assert both["Plan corrected"]["replaces"] == both["Plan"]["doc_id"]
+    # The table says which one a reader should not take.
+    rows = {line.split()[0]: line for line in b.cli("documents", "list", "100005").stdout.splitlines()[1:]}
+    assert "active (older version)" in rows[both["Plan"]["doc_id"]]
+    assert "older version" not in rows[both["Plan corrected"]["doc_id"]]
 
     w1 = _add_document(a, "100003", tmp_path / "w1.pdf", "Evaluation")
     original = _send_accept(a, b, "--student", "100003", "--documents", w1)
