@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from node.errors import ConfigError, HomeMissing
+from protocol.manifest import DOMAIN_RE
 from protocol.roster import CONTROL_CHARACTERS
 
 CONFIG_FILE = "satchel.toml"
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
 US_STATES = frozenset(
     [
         "AL",
@@ -87,7 +87,7 @@ US_STATES = frozenset(
 
 def validate_domain(value: str) -> str:
     value = value.strip().lower().rstrip(".")
-    if not _DOMAIN.match(value):
+    if not DOMAIN_RE.match(value):
         raise ConfigError(
             f"{value!r} is not a domain name", field="node.domain", hint="e.g. springfield.k12.il.us"
         )

@@ -36,8 +36,9 @@ MAX_META_ITEMS = 256
 MAX_META_DEPTH = 3
 MAX_DOCUMENT_LENGTH = 1 << 40
 
-# spec/envelope.md §2.3: the same domain syntax as node configuration (lowercase LDH labels, a dot at least).
-DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}\Z")
+# spec/README.md (a domain) and envelope.md §2.3: lowercase LDH labels, none starting or ending with "-", a dot
+# at least, the last label starting with a letter. Node configuration checks its own domain with it too.
+DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 KEY_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # Control characters never belong in a name; lone surrogates cannot be encoded as UTF-8.

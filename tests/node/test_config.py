@@ -30,6 +30,7 @@ def test_defaults_and_env_override(tmp_path: Path) -> None:
     ("section", "name", "value", "field"),
     [
         ("node", "domain", "not a domain", "node.domain"),
+        ("node", "domain", "a.example.org-", "node.domain"),  # peers would refuse its descriptor
         ("node", "state", "Illinois", "node.state"),
         ("node", "zip", "6270", "node.zip"),
         ("node", "base_url", "http://a.example.org", "node.base_url"),

@@ -150,6 +150,7 @@ def test_arbitrary_payload_objects_raise_only_coded_errors(obj: dict) -> None:
     ("coordinator", Contact(name="Jane", title="Registrar", email="jd@a.example.org", phone="+1 217\x1b[1A555")),
     ("coordinator", Contact(name="Jane\u2028Doe", email="jd@a.example.org")),
     ("domain", "A.EXAMPLE.ORG"), ("domain", "a.example.org\r\nBcc: x"), ("domain", "localhost"),
+    ("domain", "a.example.org-"),  # no label ends with a hyphen, the last one included (spec/README.md)
 ])  # fmt: skip
 def test_what_is_shown_to_people_is_plain_text_and_the_domain_a_domain(field: str, value: object) -> None:
     # Shown in a registrar's terminal (ESC sequences can rewrite what was printed before, such as the phone

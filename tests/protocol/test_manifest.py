@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import Manifest, ManifestRecord, ManifestStudent, SatchelError
-from protocol.manifest import encode_manifest, parse_checked_manifest, parse_manifest
+from protocol.manifest import DOMAIN_RE, encode_manifest, parse_checked_manifest, parse_manifest
 from protocol.msgpack_strict import pack_canonical, unpack_strict
 
 KEY_ID = "ed25519-0123456789abcdef"
@@ -207,3 +207,25 @@ def test_damaged_manifests_raise_only_satchel_errors(position: int, value: int) 
     data[position % len(data)] = value
     with contextlib.suppress(SatchelError):
         parse_manifest(bytes(data))
+
+
+def _is_domain(text: str) -> bool:
+    """spec/README.md's words for a domain, read literally: the regular expression must agree with them."""
+    labels = text.split(".")
+    ldh = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    return (
+        len(text) <= 253
+        and len(labels) >= 2
+        and all(0 < len(label) <= 63 and set(label) <= ldh and label[0] != "-" != label[-1] for label in labels)
+        and labels[-1][0].isalpha()
+    )
+
+
+@given(st.lists(st.text("ab9-", min_size=0, max_size=4), min_size=1, max_size=4).map(".".join))
+def test_domain_re_is_the_domain_the_spec_describes(text: str) -> None:
+    assert bool(DOMAIN_RE.match(text)) is _is_domain(text)
+
+
+@pytest.mark.parametrize("text", ["a.example.org-", "a-.example.org", "example.-org", "org", "a..org", "a.9org"])
+def test_not_domains(text: str) -> None:
+    assert not DOMAIN_RE.match(text)
