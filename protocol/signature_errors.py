@@ -25,14 +25,14 @@ class SignatureMalformed(MalformedMessage):
 class SignatureComponentsMissing(SatchelError):
     code = "signature.components_missing"
     default_hint = (
-        "cover @method, @target-uri, content-digest and content-type"
+        "cover @method, @target-uri, satchel-origin, and content-digest and content-type when sent"
         " (responses: @status and the request's signature)"
     )
 
 
 class SignatureAlgorithmUnsupported(SatchelError):
     code = "signature.algorithm_unsupported"
-    default_hint = 'Satchel signs with alg="ed25519" only'
+    default_hint = 'node keys sign with alg="ed25519", sessions (keyid hs-...) with alg="hmac-sha256"'
 
 
 class SignatureExpired(SatchelError):
@@ -61,8 +61,9 @@ class SignatureKeyRevoked(SignatureKeyUnknown):
 
 
 class SignatureKeyLookupLimited(SignatureKeyUnknown):
-    """The receiver is looking up as many unknown keys as it allows itself for now (§7.1, bounding
-    discovery); the request may be sent again after ``Retry-After`` seconds."""
+    """The receiver is looking up as many unknown keys a minute as it allows itself (§7.1, *Bounding discovery*).
+
+    The request may be sent again after ``Retry-After`` seconds."""
 
     code = "signature.key_lookup_limited"
     default_hint = (
