@@ -89,6 +89,7 @@ def _parsing_cases() -> list[tuple[str, str, str]]:
         ("domain-single-label", "a domain has at least two labels", f"{EXAMPLE}@localhost"),
         ("domain-underscore", "_ is not allowed in a domain", f"{EXAMPLE}@spring_field.k12.example"),
         ("domain-last-label-digit", "the last label starts with a letter", f"{EXAMPLE}@springfield.k12.123"),
+        ("domain-last-label-hyphen", "no label ends with -, the last one included", f"{EXAMPLE}@springfield.k12-"),
         ("domain-unicode", "an international name must be written in its xn-- form",
          f"{EXAMPLE}@m\u00fcnchen.k12.example"),
         ("code-typo", "the check character is wrong: code.typo, which costs no attempt (step 5)",
