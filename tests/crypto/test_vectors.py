@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import subprocess
@@ -10,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from crypto import (
     EncryptionKey,
@@ -123,6 +128,29 @@ def test_intermediate_values_follow_the_key_schedule(path: Path) -> None:
         steps["key_check"],
     )
     assert prefix.key_check == steps["key_check"]
+    assert hashlib.sha256(transcript).digest() == steps["hkdf_salt"]
+    assert hmac.digest(steps["hkdf_salt"], steps["hpke_secret"] + steps["code_key"], "sha256") == steps["prk"]
+    assert HKDFExpand(hashes.SHA256(), 32, b"satchel/v1/envelope/payload-key").derive(steps["prk"]) == (
+        steps["payload_key"]
+    )
+    assert recipient.public_key.raw.hex() == vector["recipient_public_key"]
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if p.stem.startswith("valid-")], ids=lambda p: p.stem)
+def test_the_x_wing_steps_are_those_of_the_spec(path: Path) -> None:
+    """spec/envelope.md §8.3: the combiner the vectors show is the one HPKE used to seal the secret."""
+    vector = json.loads(path.read_text())
+    steps = {k: bytes.fromhex(v) for k, v in vector["intermediate"].items()}
+    encapsulation = parse_unverified_prefix(bytes.fromhex(vector["envelope"]), max_header_length=8192).encapsulation
+    secret = bytes.fromhex(vector["recipient_secret_key"])
+    ct_m, ct_x = encapsulation[:1088], encapsulation[1088:1120]
+    assert mlkem.MLKEM768PrivateKey.from_seed_bytes(secret[:64]).decapsulate(ct_m) == steps["xwing_ss_mlkem"]
+    x_key = x25519.X25519PrivateKey.from_private_bytes(secret[64:])
+    assert x_key.exchange(x25519.X25519PublicKey.from_public_bytes(ct_x)) == steps["xwing_ss_x25519"]
+    pk_x = x_key.public_key().public_bytes_raw()
+    label = bytes.fromhex("5c2e2f2f5e5c")
+    combined = hashlib.sha3_256(steps["xwing_ss_mlkem"] + steps["xwing_ss_x25519"] + ct_x + pk_x + label).digest()
+    assert combined == steps["kem_shared_secret"]
 
 
 def test_code_vectors() -> None:

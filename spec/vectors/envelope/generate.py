@@ -1,6 +1,7 @@
 """Generate the envelope and code test vectors of spec/envelope.md §10 from the code's seams.
 
     .venv/bin/python spec/vectors/envelope/generate.py [--out DIR] [--refresh-parts]
+    .venv/bin/python spec/vectors/envelope/generate.py --check  # exit 1 if a committed file is stale
 
 Every input is derived from fixed seeds except HPKE's output: ``cryptography`` draws the KEM's ephemeral
 randomness itself, so each vector's encapsulation is stored in ``parts.json`` (beside this script) and
@@ -13,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import io
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import msgpack
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from crypto import EncryptionKey, IdentityKey
 from crypto._codes import Code, check_symbol
@@ -192,7 +196,7 @@ def cases() -> list[Case]:
     valid = [
         Case("valid-empty-payload", "no documents: the payload is the manifest block only", empty),
         Case("valid-single-chunk", "one small document, one chunk", single, small),
-        Case("valid-multi-chunk", "three documents (one empty) across five 1 KiB chunks", multi, d1 + d2 + d3),
+        Case("valid-multi-chunk", "three documents (one empty) across six 1 KiB chunks", multi, d1 + d2 + d3),
         Case("valid-several-students", "three students, documents, cases, assessments, notes", several, report),
         boundary_case(),
         Case("valid-production-kdf", "Argon2id t=3 m=64 MiB, default policy, 64 KiB chunks", single, small,
@@ -267,6 +271,32 @@ def cases() -> list[Case]:
         ("manifest-other-recipient", "signed manifest naming another recipient than the header",
          dict(manifest_bytes=encode_manifest(replace(multi, recipient_domain=elsewhere.recipient_domain))),
          "envelope.manifest_mismatch"),
+    ]  # fmt: skip
+    multi_wire = unpack_strict(encode_manifest(multi), field="m")
+
+    def first_record(**change: Any) -> bytes:
+        """The multi manifest, signed, with its first record's fields changed."""
+        return pack_canonical({**multi_wire, "records": [{**multi_wire["records"][0], **change},
+                                                         *multi_wire["records"][1:]]})  # fmt: skip
+
+    bad += [
+        ("truncated-magic", "the first five bytes: they agree with the magic as far as they go (§7 #1, #7)",
+         dict(damage=lambda e, p: e[:5]), "envelope.truncated"),
+        ("header-recipient-not-a-domain", "signed header map whose recipient_domain is not of §2.3 syntax",
+         dict(header_map=edit_map(lambda h: sorted({**h, "recipient_domain": "shelbyville"}.items()))),
+         "envelope.malformed"),
+        ("header-nested-value", "signed header map with kind inside an array: deeper than the header's limit",
+         dict(header_map=edit_map(lambda h: sorted({**h, "kind": ["transfer"]}.items()))),
+         "msgpack.limit_exceeded"),
+        ("manifest-other-sender-key", "manifest signed by the sender's key but naming another key (§7 #23a)",
+         dict(manifest_bytes=pack_canonical({**multi_wire, "sender_key_id": OTHER_SENDER.public_key.key_id})),
+         "manifest.signature_invalid"),
+        ("manifest-metadata-too-deep", "signed manifest with metadata nested three deep (§5.1)",
+         dict(manifest_bytes=first_record(metadata={"a": [[[1]]]})), "manifest.malformed"),
+        ("manifest-metadata-deeper", "signed manifest with metadata nested four deep: the msgpack limit first",
+         dict(manifest_bytes=first_record(metadata={"a": [[[[1]]]]})), "msgpack.limit_exceeded"),
+        ("manifest-digest-too-long", "signed manifest with a 33-byte sha256: over the bin limit (§2.2)",
+         dict(manifest_bytes=first_record(sha256=bytes(33))), "msgpack.limit_exceeded"),
     ]  # fmt: skip
     invalid = [Case(name, desc, multi, d1 + d2 + d3, error=error, **kw) for name, desc, kw, error in bad]
     invalid.append(
@@ -345,6 +375,7 @@ def vector(case: Case, encapsulation: bytes) -> dict[str, Any]:
         "sender_public_key": sender.public_key.raw.hex(),
         "sender_key_id": sender.public_key.key_id,
         "recipient_secret_key": recipient._secret.hex(),
+        "recipient_public_key": recipient.public_key.raw.hex(),
         "recipient_key_id": recipient.public_key.key_id,
         "recipient_domain": case.open_as.get("recipient_domain", RECIPIENT_DOMAIN),
         "code": case.code_text or code.reveal(),
@@ -359,11 +390,16 @@ def vector(case: Case, encapsulation: bytes) -> dict[str, Any]:
     payload_key, key_check = payload_keys(
         seed(case.name, "hpke-secret"), secret_code, prefix.signed_part[: prefix.encapsulation_end]
     )
+    transcript = prefix.signed_part[: prefix.encapsulation_end]
+    hkdf_salt = hashlib.sha256(transcript).digest()
     result["intermediate"] = {
         "hpke_info": hpke_info(prefix.signed_part[: prefix.preamble_length]).hex(),
+        **{name: value.hex() for name, value in xwing_decapsulation(recipient, prefix.encapsulation).items()},
         "hpke_secret": seed(case.name, "hpke-secret").hex(),
         "argon2id_salt": argon2_salt(_envelope_id(prefix)).hex(),
         "code_key": secret_code.hex(),
+        "hkdf_salt": hkdf_salt.hex(),
+        "prk": hmac.digest(hkdf_salt, seed(case.name, "hpke-secret") + secret_code, "sha256").hex(),
         "payload_key": payload_key.hex(),
         "key_check": key_check.hex(),
     }
@@ -375,6 +411,19 @@ def vector(case: Case, encapsulation: bytes) -> dict[str, Any]:
         "chunk_count": -(-(64 + len(manifest_bytes) + len(case.documents)) // case.chunk_size),
     }
     return result
+
+
+XWING_LABEL = b"\\.//^\\"
+
+
+def xwing_decapsulation(recipient: EncryptionKey, encapsulation: bytes) -> dict[str, bytes]:
+    """The X-Wing steps of spec/envelope.md §8.3 that cryptography's HPKE keeps inside, for implementers."""
+    ct_m, ct_x = encapsulation[:1088], encapsulation[1088:1120]
+    ss_m = recipient._mlkem.decapsulate(ct_m)
+    ss_x = recipient._x25519.exchange(X25519PublicKey.from_public_bytes(ct_x))
+    pk_x = recipient.public_key.raw[1184:]
+    shared = hashlib.sha3_256(ss_m + ss_x + ct_x + pk_x + XWING_LABEL).digest()
+    return {"xwing_ss_mlkem": ss_m, "xwing_ss_x25519": ss_x, "kem_shared_secret": shared}
 
 
 def _envelope_id(prefix: Any) -> bytes:
@@ -399,6 +448,11 @@ def code_vectors() -> list[dict[str, str]]:
     ]  # fmt: skip
     zero_oil = "O1LI-0000-0000-" + check_symbol("011100000000")
     entries.append((zero_oil, "0111-0000-0000-" + check_symbol("011100000000")))
+    # Unicode's full upper-casing (spec/codes.md §5 step 4): dotless i becomes I (so 1), sharp s becomes SS.
+    dotless = "1111-0000-0000-" + check_symbol("111100000000")
+    entries.append(("\u0131" + dotless[1:], dotless))
+    sharp = "SS00000000AB"
+    entries.append(("\u00df00-0000-00AB-" + check_symbol(sharp), "SS00-0000-00AB-" + check_symbol(sharp)))
     out: list[dict[str, str]] = []
     for typed, expect in entries:
         if expect.startswith("code."):
@@ -416,7 +470,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--refresh-parts", action="store_true")
+    parser.add_argument("--check", action="store_true", help="compare with the committed files; exit 1 if stale")
     args = parser.parse_args(argv)
+    if args.check:
+        with tempfile.TemporaryDirectory() as scratch:
+            main(["--out", scratch])
+            made = {p.name: p.read_bytes() for p in Path(scratch).glob("*.json")}
+        committed = {p.name: p.read_bytes() for p in HERE.glob("*.json") if p.name != "parts.json"}
+        stale = sorted(name for name in made.keys() | committed.keys() if made.get(name) != committed.get(name))
+        if stale:
+            sys.exit("stale: " + ", ".join(stale) + "; run spec/vectors/envelope/generate.py")
+        return
     stored = json.loads(PARTS.read_text()) if PARTS.exists() else {}
     args.out.mkdir(parents=True, exist_ok=True)
     for case in cases():

@@ -98,6 +98,10 @@ def _parsing_cases() -> list[tuple[str, str, str]]:
          f"{TYPO}@localhost"),
         ("code-too-short", "a valid domain after a code with a character missing (§5 step 5)",
          f"{EXAMPLE[:-3]}-{EXAMPLE[-1]}@{SOURCE}"),
+        ("code-part-at-limit", "the code part, spaces before the @ included, is 128 characters: accepted (step 5)",
+         f"{EXAMPLE}{' ' * (128 - len(EXAMPLE))}@{SOURCE}"),
+        ("code-part-over-limit", "the code part is 129 characters, though the whole text is under 400 (step 5)",
+         f"{EXAMPLE}{' ' * (129 - len(EXAMPLE))}@{SOURCE}"),
     ]  # fmt: skip
 
 
