@@ -86,7 +86,8 @@ def users_list(home: str | None, as_json: bool) -> None:
 @as_option
 @click.argument("username")
 def users_disable(home: str | None, actor: str | None, username: str) -> None:
-    """Disable an operator (kept for the audit trail; cannot act any more).
+    """Disable an operator (kept for the audit trail; cannot act any more). Transfer codes they made that no
+    district has entered yet are revoked: entering one would disclose records in their name.
 
     \b
     Example:
@@ -95,8 +96,12 @@ def users_disable(home: str | None, actor: str | None, username: str) -> None:
     from node.operators import disable_user
 
     with opened(home) as node:
-        user, changed = disable_user(node, actor=actor, username=username)
+        user, changed, revoked = disable_user(node, actor=actor, username=username)
     click.echo(f"Disabled {username}." if changed else f"{username} was already disabled (since {user.disabled_at}).")
+    if revoked:
+        click.echo(f"Revoked the {len(revoked)} transfer code(s) {username} made that no district had entered yet "
+                   f"({', '.join(c[:12] for c in revoked)}): make new ones with `satchel codes create` for the "
+                   "records that should still go.")  # fmt: skip
 
 
 @click.group("contact", context_settings=CONTEXT)

@@ -16,9 +16,9 @@ from crypto import check_transfer_code_proof, generate_code, transfer_code_crede
 from node import sending
 from node.clock import iso, parse_iso
 from node.home import Node
-from node.issued_codes import STATUS_COLS, save, status_of, utcnow
+from node.issued_codes import STATUS_COLS, revoke_for_maker, save, status_of, utcnow
 from node.manifest_builder import Selection
-from node.operators import authorize, record
+from node.operators import PERMISSIONS, authorize, record
 from protocol import InvalidInput, MalformedMessage, NotFound
 from protocol.code_claim_states import (
     Claim,
@@ -38,7 +38,7 @@ from protocol.code_claim_states import (
 from protocol.json_strict import loads_object, take
 from protocol.signed_document import unb64url
 from protocol.transfer_code import TransferCode
-from storage import students, transfers
+from storage import students, transfers, users
 from storage.database import write_transaction
 
 THROTTLE = Throttle()
@@ -136,7 +136,8 @@ def list_codes(node: Node) -> list[dict[str, object]]:
 
 
 _FOUND = (
-    f"SELECT {STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name FROM transfer_codes_issued"
+    f"SELECT {STATUS_COLS}, claim_key, scope, student_sis_id, grade, school_id, school_name, created_by"
+    " FROM transfer_codes_issued"
 )
 MIN_PREFIX = 6  # `satchel codes list` shows 12 characters; fewer than 6 match codes by chance
 
@@ -167,7 +168,8 @@ def _find_by_prefix(node: Node, given: str) -> tuple[CodeStatus, bytes, dict[str
 
 
 def _found(node: Node, row: tuple) -> tuple[CodeStatus, bytes, dict[str, str | None]]:
-    scope = dict(zip(("scope", "student_sis_id", "grade", "school_id", "school_name"), row[9:], strict=True))
+    scope = dict(zip(("scope", "student_sis_id", "grade", "school_id", "school_name", "created_by"), row[9:],
+                     strict=True))  # fmt: skip
     return status_of(node, row[:8]), bytes(row[8]), scope
 
 
@@ -239,6 +241,7 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
         return _answer(node, status.transfer_id, scope, transfers.get_code(node.db, status.transfer_id))
     # Check every refusal (expired, used, wrong destination, ...) before sealing anything.
     _check_claim(status, caller, now)
+    maker = _maker_who_may_send(node, status, scope, caller)
     enrolled = _scope_students(node, scope)
     if not enrolled:
         # The claimant proved it holds the code, so it may learn why nothing comes; "no code matches" would
@@ -268,7 +271,7 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
 
     try:
         sent = await sending.send_from_loop(
-            node, actor=_operator(node), to=caller, selection=Selection(students=tuple(enrolled), all_records=True),
+            node, actor=maker, to=caller, selection=Selection(students=tuple(enrolled), all_records=True),
             note="records for a transfer code", kind="import", in_transaction=claim,
             purpose=f"a transfer code made here for the students' records was entered by {caller}",
         )  # fmt: skip
@@ -307,15 +310,23 @@ def _answer(
     return answer
 
 
-def _operator(node: Node) -> str:
-    """Claims are answered by the node itself, on behalf of the coordinator who created the code."""
-    row = node.db.execute(
-        "SELECT username FROM users WHERE status = 'active' AND role IN ('admin', 'coordinator') ORDER BY role DESC"
-        " LIMIT 1"
-    ).fetchone()
-    if row is None:
-        raise InvalidInput("this node has no active coordinator to answer transfer-code claims")
-    return row[0]
+def _maker_who_may_send(node: Node, status: CodeStatus, scope: dict[str, str | None], caller: str) -> str:
+    """The operator who made the code: a claim is their disclosure, made when the destination enters it, so the
+    record of disclosures, the transfer and the audit log name them. One who may no longer send records
+    (disabled since) cannot have the node disclose for them: the code is revoked here and the claim refused as
+    for any revoked code, so the destination asks for a new one."""
+    maker = str(scope["created_by"])
+    user = users.get(node.db, maker)
+    if user is not None and user.active and user.role in PERMISSIONS["transfers.act"]:
+        return maker
+    with write_transaction(node.db):
+        fresh = _find(node, status.code_id)
+        assert fresh is not None  # codes are never deleted
+        if fresh[0].state is CodeState.ACTIVE:
+            revoke_for_maker(node, fresh[0], maker, by=node.config.node.domain)
+    current = _find(node, status.code_id)
+    assert current is not None
+    _refuse_claim(current[0], caller, utcnow())
 
 
 def _b64(text: str, field: str, lengths: tuple[int, int]) -> bytes:

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from node.clock import parse_iso, utc_now
+from node.clock import now_iso, parse_iso, utc_now
 from node.home import Node
 from node.notify import notify_coordinators
 from protocol.code_claim_states import (
+    CodeActor,
+    CodeEvent,
     CodeState,
     CodeStatus,
     CodeTransition,
     EraseVerifier,
     NotifyCoordinators,
+    apply,
 )
 from protocol.code_claim_states import follow_transfer as code_follows
+from storage import audit
 
 STATUS_COLS = "code_id, state, created_at, expires_at, bound_destination, claimed_by, transfer_id, failed_claims"
 
@@ -74,6 +78,28 @@ def save(node: Node, transition: CodeTransition, *, notify: bool = True, why: st
             subject = f"Transfer code …{status.code_id[:6]}: {effect.topic.split('.')[-1]}"
             body = subject + "\n\n" + (why + "\n\n" if why else "") + "See: satchel codes list\n"
             notify_coordinators(node, subject=subject, body=body)
+
+
+def revoke_for_maker(node: Node, status: CodeStatus, maker: str, *, by: str, notify: bool = True) -> None:
+    """Revoke the active code ``status`` because ``maker``, who made it, may no longer send records (disabled):
+    a claim would be a disclosure in their name. ``by`` is who decided it (the admin who disabled them, or this
+    node at a claim). Call inside a write transaction."""
+    transition = apply(status, CodeEvent.REVOKE, actor=CodeActor.SOURCE_COORDINATOR, now=utcnow())
+    save(node, transition, notify=notify, why=f"{maker}, who made it, may no longer send records.")
+    audit.append(node.db, at=now_iso(), actor=by, action="code.revoke", subject=status.code_id[:8],
+                 details={"reason": "maker_disabled", "maker": maker})  # fmt: skip
+
+
+def revoke_made_by(node: Node, maker: str, *, by: str) -> list[str]:
+    """Revoke every active code ``maker`` made (see :func:`revoke_for_maker`); the ids of those revoked. Call
+    inside the write transaction that disables them."""
+    rows = node.db.execute(
+        f"SELECT {STATUS_COLS} FROM transfer_codes_issued WHERE created_by = ? AND state = 'active'"
+        " ORDER BY created_at", [maker],
+    ).fetchall()  # fmt: skip
+    for row in rows:  # the admin who disables them is told here, not by a notice per code
+        revoke_for_maker(node, status_of(node, row), maker, by=by, notify=False)
+    return [row[0] for row in rows]
 
 
 def follow_transfer(node: Node, transfer_id: str, state: str, *, previous: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from node.clock import now_iso
 from node.errors import OperatorDisabled, OperatorRequired, OperatorUnknown, PermissionDenied
 from node.home import Node
+from node.issued_codes import revoke_made_by
 from protocol import InvalidInput
 from protocol.records_request import MAX_NAME
 from protocol.roster import check_text
@@ -104,16 +105,19 @@ def add_user(node: Node, *, actor: str | None, username: str, email: str, full_n
     return user
 
 
-def disable_user(node: Node, *, actor: str | None, username: str) -> tuple[User, bool]:
-    """The operator, and whether this call disabled them (False: they already were; nothing is changed, so
-    the trail keeps when and by whom it was done)."""
+def disable_user(node: Node, *, actor: str | None, username: str) -> tuple[User, bool, list[str]]:
+    """The operator, whether this call disabled them (False: they already were; nothing is changed, so the
+    trail keeps when and by whom it was done), and the ids of the transfer codes they made that this revoked: a
+    code is its maker's disclosure, made when another district enters it, which nobody may make in the name of
+    an operator who may no longer act."""
     with write_transaction(node.db):
         acting = authorize(node, actor, "users.manage")
         if acting.username == username:
             raise InvalidInput("you cannot disable yourself", field="username", hint="ask another admin")
         user = users.require(node.db, username)
         if not user.active:
-            return user, False
+            return user, False, []
         user = users.disable(node.db, username, now=now_iso())
         record(node, acting.username, "user.disable", username)
-    return user, True
+        revoked = revoke_made_by(node, username, by=acting.username)
+    return user, True, revoked

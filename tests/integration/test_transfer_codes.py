@@ -376,3 +376,44 @@ def test_a_code_entered_while_its_source_is_down_says_to_enter_it_again(pair) ->
     assert "nothing was claimed and the code is not used up: enter it again later" in refused
     a.start()
     assert _json(b, "claim", code, "--as", "coord", "--json")["transfer_id"]
+
+
+def test_a_claim_is_recorded_as_disclosed_by_the_operator_who_made_the_code(pair) -> None:
+    a, b, _ = pair
+    # The admin makes the code; coord, another operator who could answer, had nothing to do with it.
+    code = _json(a, "codes", "create", "--student", "100001", "--as", "admin", "--json")["code"]
+    tid = _json(b, "claim", code, "--school", "0101", "--as", "coord", "--json")["transfer_id"]
+    disclosure = _json(a, "disclosures", "100001", "--json")["disclosures"][-1]
+    assert (disclosure["transfer_id"], disclosure["disclosed_by"]) == (tid, "admin")
+    assert "Ada Admin (admin)" in a.cli("disclosures", "100001", "--text").stdout
+    sealed = next(e for e in _json(a, "transfers", "show", tid, "--json")["timeline"] if e["kind"] == "sealed")
+    assert sealed["actor"] == "admin"
+    sent = [e for e in _json(a, "audit", "--subject", tid, "--json") if e["action"] == "transfer.send"]
+    assert [e["actor"] for e in sent] == ["admin"]
+
+
+def test_codes_made_by_an_operator_disabled_since_disclose_nothing(pair) -> None:
+    a, b, _ = pair
+    a.cli("users", "add", "zed", "--email", "zed@a.example.org", "--name", "Zed Zee", "--role", "coordinator",
+          "--as", "admin")  # fmt: skip
+    first = _json(a, "codes", "create", "--student", "100001", "--as", "zed", "--json")
+    second = _json(a, "codes", "create", "--student", "100002", "--as", "zed", "--json")
+    disabled = a.cli("users", "disable", "zed", "--as", "admin").stdout
+    assert "Revoked the 2 transfer code(s) zed made" in disabled and first["code_id"][:12] in disabled
+    assert _code_state(a, first["code"]) == _code_state(a, second["code"]) == "revoked"
+    assert "code.revoked" in b.cli("claim", first["code"], "--as", "coord", ok=False).stderr
+    revoked = [e for e in _json(a, "audit", "--json") if e["action"] == "code.revoke"]
+    assert {(e["actor"], e["details"]["maker"]) for e in revoked} == {("admin", "zed")}
+
+    # A home whose operator was disabled before codes were revoked with them: the claim revokes the code.
+    third = _json(a, "codes", "create", "--student", "100003", "--as", "coord", "--json")
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE transfer_codes_issued SET created_by = 'zed' WHERE code_id = ?", [third["code_id"]])
+    assert "code.revoked" in b.cli("claim", third["code"], "--as", "coord", ok=False).stderr
+    assert _code_state(a, third["code"]) == "revoked"
+    assert _json(a, "transfers", "list", "--json") == []
+    assert all(_json(a, "disclosures", s, "--json")["disclosures"] == [] for s in ("100001", "100003"))
+    by_node = _json(a, "audit", "--subject", third["code_id"][:8], "--json")
+    assert [(e["actor"], e["details"]["maker"]) for e in by_node if e["action"] == "code.revoke"] == [
+        ("a.example.org", "zed")
+    ]
