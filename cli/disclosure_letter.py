@@ -58,6 +58,6 @@ def render(district: str, domain: str, student: StudentRecord, disclosures: list
             lines.append(_field("Requested by", f"{contact}, {r.domain} (records request {r.request_id})"))
         lines += [
             _field("Records", records_sent(d.records)), _field("Purpose", d.purpose),
-            _field("Outcome", outcome(d.transfer_state)), _field("Transfer", d.transfer_id),
+            _field("Outcome", outcome(d.transfer_state, d.opened)), _field("Transfer", d.transfer_id),
         ]  # fmt: skip
     return "\n".join(lines)

@@ -291,8 +291,9 @@ def disclosures_command(home: str | None, as_json: bool, student: str, as_text: 
         click.echo(render(district, domain, record, rows, date.today()))
     else:
         print_table(["at", "to", "records", "by", "purpose", "outcome", "transfer"],
-                    [(r.at, r.to_domain, len(r.records), r.disclosed_by, r.purpose, disclosure_record.outcome(
-                        r.transfer_state), r.transfer_id) for r in rows], empty="(no disclosures)")  # fmt: skip
+                    [(r.at, r.to_domain, len(r.records), r.disclosed_by, r.purpose,
+                      disclosure_record.outcome(r.transfer_state, r.opened), r.transfer_id) for r in rows],
+                    empty="(no disclosures)")  # fmt: skip
 
 
 @click.group("transfers", context_settings=CONTEXT)

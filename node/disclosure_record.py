@@ -30,7 +30,7 @@ _OUTCOMES = {
     "import_failed": "received and opened",
     "partially_imported": "received and opened",
     "imported": "received and opened",
-    "rejected": "refused by the receiving district",
+    "rejected": "refused by the receiving district, never opened",
     "cancelled": "withdrawn by this district before it was opened",
     "expired": "expired before it was opened",
     "locked": "locked after wrong codes; never opened",
@@ -38,7 +38,16 @@ _OUTCOMES = {
 }
 
 
-def outcome(transfer_state: str | None) -> str:
+# A receiving district may refuse records it has opened (it found them to be another child's, or cancelled their
+# import): it read them, so the record must not say it never did.
+_AFTER_OPENING = {"rejected": "received and opened, then refused by the receiving district"}
+
+
+def outcome(transfer_state: str | None, opened: bool = False) -> str:
+    """``opened``: the receiving district's signed receipt says it opened the records (accepted, imported or
+    failed to import), whatever became of the transfer after."""
+    if opened and transfer_state in _AFTER_OPENING:
+        return _AFTER_OPENING[transfer_state]
     return _OUTCOMES.get(transfer_state or "", "unknown")
 
 
@@ -63,14 +72,15 @@ class Disclosure:
     transfer_id: str
     transfer_state: str | None
     requested_by: Requester | None  # when the records answered another district's request
+    opened: bool = False  # the receiving district's receipt says it opened them (see outcome)
 
     def to_json(self) -> dict[str, Any]:
         r = self.requested_by
         return {
             "at": self.at, "to_domain": self.to_domain, "to_name": self.to_name, "records": self.records,
             "disclosed_by": self.disclosed_by, "disclosed_by_name": self.disclosed_by_name, "purpose": self.purpose,
-            "transfer_id": self.transfer_id, "transfer_state": self.transfer_state,
-            "outcome": outcome(self.transfer_state),
+            "transfer_id": self.transfer_id, "transfer_state": self.transfer_state, "opened": self.opened,
+            "outcome": outcome(self.transfer_state, self.opened),
             "requested_by": None if r is None else {"name": r.name, "email": r.email, "phone": r.phone,
                                                     "domain": r.domain, "request_id": r.request_id},
         }  # fmt: skip

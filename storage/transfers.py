@@ -350,20 +350,15 @@ def add_disclosure(
 
 
 def disclosures(db: sqlite_utils.Database, student_sis_id: str) -> list[dict[str, Any]]:
+    """The student's disclosures, oldest first; ``opened``: the receiver's signed receipt that it opened the
+    records (accepted, imported or failed to import them) is in the transfer's timeline, however it ended."""
     rows = db.execute(
-        "SELECT d.at, d.to_domain, d.to_name, d.records, d.disclosed_by, d.purpose, d.transfer_id, t.state"
+        "SELECT d.at, d.to_domain, d.to_name, d.records, d.disclosed_by, d.purpose, d.transfer_id, t.state,"
+        " EXISTS (SELECT 1 FROM transfer_events e WHERE e.transfer_id = d.transfer_id AND e.direction = 'received'"
+        "  AND e.kind IN ('accepted', 'imported', 'failed'))"
         " FROM disclosures d LEFT JOIN transfers t ON t.transfer_id = d.transfer_id"
         " WHERE d.student_sis_id = ? ORDER BY d.at",
         [student_sis_id],
     ).fetchall()
-    keys = (
-        "at",
-        "to_domain",
-        "to_name",
-        "records",
-        "disclosed_by",
-        "purpose",
-        "transfer_id",
-        "transfer_state",
-    )
-    return [dict(zip(keys, (*r[:3], json.loads(r[3]), *r[4:]), strict=True)) for r in rows]
+    keys = ("at", "to_domain", "to_name", "records", "disclosed_by", "purpose", "transfer_id", "transfer_state")
+    return [dict(zip(keys, (*r[:3], json.loads(r[3]), *r[4:8]), strict=True)) | {"opened": bool(r[8])} for r in rows]

@@ -54,13 +54,17 @@ def test_the_letter_names_the_people_the_records_and_the_time() -> None:
     assert letter.count("Requested by") == 1
 
 
-@pytest.mark.parametrize(("state", "words"), [
-    ("sealed", "sealed here, not delivered yet"), ("cancelled", "withdrawn by this district before it was opened"),
-    ("undeliverable", "never delivered"), ("rejected", "refused by the receiving district"), (None, "unknown"),
+@pytest.mark.parametrize(("state", "opened", "words"), [
+    ("sealed", False, "sealed here, not delivered yet"), ("undeliverable", False, "never delivered"),
+    ("cancelled", False, "withdrawn by this district before it was opened"),
+    ("rejected", False, "refused by the receiving district, never opened"),
+    ("rejected", True, "received and opened, then refused by the receiving district"), (None, False, "unknown"),
 ])  # fmt: skip
-def test_the_letter_says_whether_the_other_district_received_and_opened_it(state: str | None, words: str) -> None:
+def test_the_letter_says_whether_the_other_district_received_and_opened_it(
+    state: str | None, opened: bool, words: str
+) -> None:
     letter = render("Springfield SD 186", "springfield.k12.example", STUDENT,
-                    [replace(_disclosure([]), transfer_state=state)], date(2026, 12, 7))  # fmt: skip
+                    [replace(_disclosure([]), transfer_state=state, opened=opened)], date(2026, 12, 7))  # fmt: skip
     assert f"   Outcome:       {words}" in letter.splitlines()
     assert '"Outcome" says whether it received and opened it' in " ".join(letter.splitlines())
 

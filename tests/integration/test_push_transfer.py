@@ -494,3 +494,22 @@ def test_a_message_with_a_bidi_override_cannot_reorder_the_timeline(pair) -> Non
     _wait(lambda: texts() == [text])  # kept and given to scripts as written
     shown = b.cli("transfers", "show", tid).stdout
     assert "\u202e" not in shown and "text=Records for <U+202E>exe.FDP — עברית, 中文 [signed]" in shown
+
+
+def test_a_transfer_refused_after_it_was_opened_is_on_record_as_opened(pair) -> None:
+    a, b, _ = pair
+    refused_unopened = _send(a, "--student", "100001")["transfer_id"]
+    b.cli("reject", refused_unopened, "--reason", "not ours", "--as", "coord")
+    sent = _send(a, "--student", "100002")
+    opened_first = sent["transfer_id"]
+    b.cli("accept", opened_first, "--code", sent["code"], "--as", "coord")
+    b.cli("reject", opened_first, "--reason", "wrong student after all", "--as", "coord")
+    _wait(lambda: _state(a, refused_unopened) == _state(a, opened_first) == "rejected")
+
+    def outcome(sis_id: str) -> str:
+        return json.loads(a.cli("disclosures", sis_id, "--json").stdout)["disclosures"][0]["outcome"]
+
+    # The other district read the second child's records before it gave them back: the parent must be told so.
+    assert outcome("100001") == "refused by the receiving district, never opened"
+    assert outcome("100002") == "received and opened, then refused by the receiving district"
+    assert "received and opened, then refused" in a.cli("disclosures", "100002", "--text").stdout

@@ -73,7 +73,7 @@ def test_a_release_the_requester_refused_is_released_again_in_a_new_transfer(pai
     # Each disclosure still names the request it answered, and says what became of it.
     refused = _json(a, "disclosures", "100002", "--json")["disclosures"]
     assert [(d["transfer_id"], d["requested_by"]["request_id"], d["outcome"]) for d in refused] == [
-        (wrong, request_id, "refused by the receiving district")]  # fmt: skip
+        (wrong, request_id, "refused by the receiving district, never opened")]  # fmt: skip
     opened = _json(a, "disclosures", "100001", "--json")["disclosures"]
     assert [(d["transfer_id"], d["requested_by"]["request_id"]) for d in opened] == [(right, request_id)]
     # A second release while one stands is still refused.
