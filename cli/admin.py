@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
@@ -163,8 +167,11 @@ def contact_show(home: str | None, as_json: bool) -> None:
 @json_option
 @click.option("--limit", type=LIMIT, default=50, show_default=True, help="Newest entries to show.")
 @click.option("--subject", help="Only entries about this subject (a student SIS id, a username, ...).")
+@click.option("--seq", type=click.IntRange(min=1), help="Only the entry with this number (`audit verify` names them).")
 @click.pass_context
-def audit_group(ctx: click.Context, home: str | None, as_json: bool, limit: int, subject: str | None) -> None:
+def audit_group(
+    ctx: click.Context, home: str | None, as_json: bool, limit: int, subject: str | None, seq: int | None
+) -> None:
     """List the audit trail, newest first. `satchel audit verify` checks its hash chain.
 
     \b
@@ -176,7 +183,7 @@ def audit_group(ctx: click.Context, home: str | None, as_json: bool, limit: int,
     if ctx.invoked_subcommand is not None:
         return
     with opened(home) as node:
-        entries = list(audit.entries(node.db, subject=subject, limit=limit))
+        entries = list(audit.entries(node.db, subject=subject, seq=seq, limit=limit))
     if as_json:
         print_json(
             [
@@ -204,18 +211,54 @@ def audit_group(ctx: click.Context, home: str | None, as_json: bool, limit: int,
 
 @audit_group.command("verify", context_settings=CONTEXT)
 @home_option
-def audit_verify(home: str | None) -> None:
-    """Recompute the audit log's hash chain; fails if any entry was edited or deleted.
+@click.option("--against", "backup", type=click.Path(exists=True, path_type=Path),
+              help="A backup taken before (its home, or its satchel.db): this log must hold its entries unchanged.")
+def audit_verify(home: str | None, backup: Path | None) -> None:
+    """Recompute the audit log's hash chain; fails naming every entry edited, removed, inserted or reordered.
+
+    The chain holds no secret: whoever can write the database can also compute the hashes again after an
+    edit. --against a backup kept where they cannot write finds that too.
 
     \b
     Example:
-      satchel audit verify
+      satchel audit verify --against /mnt/backups/satchel-2026-12-01
     """
     from storage import audit
 
     with opened(home) as node:
-        count = audit.verify_chain(node.db)
+        if backup is None:
+            count = audit.verify_chain(node.db)
+        else:
+            with _read_only_database(backup) as copy:
+                held = audit.verify_against(node.db, copy)
+            count = audit.verify_chain(node.db)
     click.echo(f"Audit log intact: {count} entries, hash chain verified.")
+    if backup is not None:
+        click.echo(f"It extends the backup's ({held} entries) unchanged.")
+
+
+@contextlib.contextmanager
+def _read_only_database(path: Path) -> Iterator[sqlite3.Connection]:
+    """The database of a backup (a home, or its satchel.db), opened read-only: checking it changes nothing."""
+    from protocol import InvalidInput, NotFound
+    from storage.errors import database_damaged
+
+    db = path / "satchel.db" if path.is_dir() else path
+    if not db.is_file():
+        raise NotFound(f"{path} holds no satchel.db", field="--against",
+                       hint="give the directory `satchel backup` wrote, or the satchel.db in it")  # fmt: skip
+    conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        try:
+            conn.execute("SELECT 1 FROM audit_log LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            damaged = database_damaged(exc, db)
+            if damaged is None:
+                raise InvalidInput(f"{db} is not a Satchel database ({exc})", field="--against") from None
+            raise damaged from exc
+        yield conn
+    finally:
+        conn.close()
 
 
 COMMANDS = (users_group, contact_group, audit_group)

@@ -3,12 +3,17 @@
 Each entry's hash covers the previous entry's hash and the entry's own canonical JSON, so editing or
 deleting any entry but the newest breaks the chain at that point; the newest entry's hash is also copied
 to ``settings`` (``audit.head``) so that truncating the tail is detected too.
+
+The chain has no secret: whoever can write the database can edit an entry and compute every hash after it
+again (and the head), and the chain alone then verifies. A copy of the log kept where that person cannot
+write (a backup) is the witness: :func:`verify_against` checks that this log extends the copy's unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +25,8 @@ from storage.errors import AuditChainBroken
 
 GENESIS = "0" * 64
 _HEAD_KEY = "audit.head"
+_NAMED = 10  # broken entries named in the error; the rest are counted
+_COLUMNS = "seq, at, actor, action, subject, details, prev_hash, entry_hash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,45 +105,119 @@ def entries(
     *,
     subject: str | None = None,
     actor: str | None = None,
+    seq: int | None = None,
     limit: int | None = None,
 ) -> Iterator[AuditEntry]:
     where, args = [], []
-    if subject is not None:
-        where.append("subject = ?")
-        args.append(subject)
-    if actor is not None:
-        where.append("actor = ?")
-        args.append(actor)
-    sql = "SELECT seq, at, actor, action, subject, details, prev_hash, entry_hash FROM audit_log"
+    for column, value in (("subject", subject), ("actor", actor), ("seq", seq)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = f"SELECT {_COLUMNS} FROM audit_log"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY seq DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     for r in db.execute(sql, args).fetchall():
-        yield AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7])
+        yield AuditEntry(r[0], r[1], r[2], r[3], r[4], _details(r[5]), r[6], r[7])
+
+
+def _details(stored: str) -> Mapping[str, Any]:
+    """An entry's details as stored: one edited into something else is shown as it stands, since it is what
+    whoever investigates the broken chain needs to read."""
+    try:
+        details = json.loads(stored)
+    except ValueError:
+        return {"(not JSON)": stored}
+    return details if isinstance(details, dict) else {"(not an object)": details}
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """Where the chain does not hold: the entry, what is wrong with it, and the field it concerns."""
+
+    seq: int
+    problem: str
+    field: str
+
+
+def breaks(db: sqlite_utils.Database | sqlite3.Connection) -> list[Break]:
+    """Every place the chain does not hold, in order. Checking goes on past a break (each entry against the
+    hash the one before it holds), so that an edit found and left in place never hides a later one."""
+    return _scan(db)[1]
+
+
+def _scan(db: sqlite_utils.Database | sqlite3.Connection) -> tuple[int, list[Break]]:
+    found: list[Break] = []
+    prev, expected_seq, count = GENESIS, 1, 0
+    for seq, at, actor, action, subject, details, prev_hash, entry_hash in db.execute(
+        f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq"
+    ):
+        if seq != expected_seq:  # the entry after a gap cannot follow the one before it: the gap says it
+            found.append(Break(expected_seq, f"audit entries {expected_seq}..{seq - 1} are missing", "seq"))
+        elif prev_hash != prev:
+            found.append(Break(seq, f"audit entry {seq} does not follow entry {seq - 1}", "prev_hash"))
+        if _entry_hash(prev_hash, seq, at, actor, action, subject, details) != entry_hash:
+            found.append(Break(seq, f"audit entry {seq} was modified", "entry_hash"))
+        prev, expected_seq, count = entry_hash, seq + 1, count + 1
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [_HEAD_KEY]).fetchone()
+    if row is not None:
+        recorded = json.loads(row[0])
+        last = expected_seq - 1
+        if recorded["seq"] != last or recorded["hash"] != prev:
+            found.append(Break(last + 1 if recorded["seq"] > last else last,
+                               f"the audit log ends at entry {last} but entry {recorded['seq']} was recorded",
+                               "seq"))  # fmt: skip
+    elif count:
+        found.append(Break(expected_seq - 1, "the audit head record is missing", "audit.head"))
+    return count, found
+
+
+def _broken(found: list[Break]) -> AuditChainBroken:
+    named = "; ".join(b.problem for b in found[:_NAMED])
+    more = f"; and {len(found) - _NAMED} more" if len(found) > _NAMED else ""
+    seq = found[0].seq
+    return AuditChainBroken(
+        f"{named}{more}", field=found[0].field,
+        hint=f"read each entry named as it now stands (`satchel audit --seq {seq}`) and the same entry in a backup "
+             f"taken before (`satchel audit --seq {seq} --home BACKUP`); keep this database as evidence, and find "
+             "out who could write to it",
+    )  # fmt: skip
 
 
 def verify_chain(db: sqlite_utils.Database) -> int:
-    """Recompute every hash; return the number of entries, or raise AuditChainBroken at the first break."""
-    prev, expected_seq, count = GENESIS, 1, 0
-    cursor = db.execute(
-        "SELECT seq, at, actor, action, subject, details, prev_hash, entry_hash FROM audit_log ORDER BY seq"
-    )
-    for seq, at, actor, action, subject, details, prev_hash, entry_hash in cursor:
-        if seq != expected_seq:
-            raise AuditChainBroken(f"audit entries {expected_seq}..{seq - 1} are missing", field="seq")
-        if prev_hash != prev:
-            raise AuditChainBroken(f"audit entry {seq} does not follow entry {seq - 1}", field="prev_hash")
-        if _entry_hash(prev, seq, at, actor, action, subject, details) != entry_hash:
-            raise AuditChainBroken(f"audit entry {seq} was modified", field="entry_hash")
-        prev, expected_seq, count = entry_hash, seq + 1, count + 1
-    recorded = settings.get(db, _HEAD_KEY)
-    if recorded is not None:
-        if recorded["seq"] != count or recorded["hash"] != prev:
-            raise AuditChainBroken(
-                f"the audit log ends at entry {count} but entry {recorded['seq']} was recorded", field="seq"
-            )
-    elif count:
-        raise AuditChainBroken("the audit head record is missing", field="audit.head")
+    """Recompute every hash; return the number of entries, or raise AuditChainBroken naming every break."""
+    count, found = _scan(db)
+    if found:
+        raise _broken(found)
     return count
+
+
+def verify_against(db: sqlite_utils.Database, backup: sqlite_utils.Database | sqlite3.Connection) -> int:
+    """Check that this log holds every entry of ``backup``'s (a copy taken before, kept elsewhere) unchanged:
+    the witness for a log rewritten with its hashes computed again. The backup's number of entries."""
+    verify_chain(db)
+    backup_count, backup_found = _scan(backup)
+    if backup_found:
+        raise AuditChainBroken(
+            "the backup's own audit log does not verify: " + "; ".join(b.problem for b in backup_found[:_NAMED]),
+            field="--against", hint="compare with an older backup, or check this one with `satchel check --home`",
+        )  # fmt: skip
+    theirs = backup.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq")
+    ours = db.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq")
+    last_ours = 0
+    for seq, digest in theirs:
+        mine = ours.fetchone()
+        if mine is None:
+            raise AuditChainBroken(
+                f"the backup's audit log goes on to entry {backup_count}; this one ends at entry {last_ours}: entries "
+                "were removed since the backup", field="--against",
+                hint=f"read the entries after {last_ours} in the backup (`satchel audit --home BACKUP`); keep this "
+                     "database as evidence, and find out who could write to it",
+            )  # fmt: skip
+        last_ours = mine[0]
+        if mine[1] != digest:
+            raise _broken([Break(seq, f"audit entry {seq} differs from the backup's: the log was changed since the "
+                                      "backup and its hashes computed again", "--against")])  # fmt: skip
+    return backup_count

@@ -46,8 +46,14 @@ class BlobCorrupt(StorageError):
 
 
 class AuditChainBroken(StorageError):
+    """The audit log's hash chain does not hold: entries were edited, removed, inserted or reordered outside
+    Satchel, or the log differs from a backup's taken before."""
+
     code = "audit.chain_broken"
-    default_hint = "the audit log was edited or entries were deleted; investigate and restore from backup"
+    default_hint = (
+        "read the entries named with `satchel audit --seq N` and compare them with a backup's "
+        "(`satchel audit --seq N --home BACKUP`); keep this database as evidence"
+    )
 
 
 class StorageFull(StorageError):

@@ -149,3 +149,27 @@ def test_a_contact_with_control_characters_is_refused(make_home) -> None:
         args = {"--name": "Jane Doe", "--email": "jd@a.example.org", "--phone": "+1 217-555-0100"} | {option: value}
         refused = run_cli(home, "contact", "set", "--as", "coord", *[x for kv in args.items() for x in kv], ok=False)
         assert refused.exit_code == 2 and f"{option} contains a control character" in refused.stderr
+
+
+def test_a_tampered_entry_can_be_read_and_compared_with_a_backup(make_home, tmp_path) -> None:
+    home = make_home()
+    run_cli(home, "users", "add", "vic", "--email", "vic@a.example.org", "--name", "Vic", "--role", "viewer",
+            "--as", "admin")  # fmt: skip
+    backup = tmp_path / "backup"
+    run_cli(home, "backup", str(backup), "--as", "admin")
+    assert "extends the backup's" in run_cli(home, "audit", "verify", "--against", str(backup)).output
+    with sqlite3.connect(home / "satchel.db") as conn:
+        seq = conn.execute("SELECT seq FROM audit_log WHERE action = 'user.add' AND subject = 'vic'").fetchone()[0]
+        conn.execute("UPDATE audit_log SET details = 'role viewer -> admin' WHERE seq = ?", [seq])
+    broken = run_cli(home, "audit", "verify", ok=False)
+    assert f"audit entry {seq} was modified" in broken.stderr
+    assert f"satchel audit --seq {seq}" in broken.stderr  # how to read it, and compare it with a backup's
+    # The listing shows the entry as it now stands rather than failing on it.
+    shown = run_cli(home, "audit", "--seq", str(seq))
+    assert "role viewer -> admin" in shown.output and "(not JSON)" in shown.output
+    listed = json.loads(run_cli(home, "audit", "--json").output)
+    assert any(e["details"] == {"(not JSON)": "role viewer -> admin"} for e in listed)
+    from_backup = run_cli(backup, "audit", "--seq", str(seq)).output
+    assert "role=viewer" in from_backup
+    against = run_cli(home, "audit", "verify", "--against", str(backup), ok=False)
+    assert f"audit entry {seq} was modified" in against.stderr

@@ -37,3 +37,60 @@ def test_edit_or_delete_is_detected(node: Node, tamper: str) -> None:
 def test_entries_filter_by_subject(node: Node) -> None:
     _fill(node, 3)
     assert [e.subject for e in audit.entries(node.db, subject="1")] == ["1"]
+
+
+def test_every_broken_entry_is_named_not_only_the_first(node: Node) -> None:
+    # An edit found and left in place (the log cannot be rewritten without breaking it) must not hide a later
+    # one: each is named, with its number.
+    _fill(node, 8)
+    first = audit.verify_chain(node.db) - 7
+    node.db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?", [first + 1])
+    node.db.execute("DELETE FROM audit_log WHERE seq IN (?, ?)", [first + 4, first + 5])
+    node.db.execute("UPDATE audit_log SET subject = 'x' WHERE seq = ?", [first + 7])
+    with pytest.raises(AuditChainBroken) as caught:
+        audit.verify_chain(node.db)
+    message = caught.value.message
+    assert f"audit entry {first + 1} was modified" in message
+    assert f"audit entries {first + 4}..{first + 5} are missing" in message
+    assert f"audit entry {first + 7} was modified" in message
+    assert f"entry {first + 6} does not follow" not in message  # the gap already says it
+    assert [b.seq for b in audit.breaks(node.db)] == [first + 1, first + 4, first + 7]
+
+
+def _rewrite_from(node: Node, seq: int, actor: str) -> None:
+    """What someone who can write the database can do: edit an entry and recompute every hash after it."""
+    node.db.execute("UPDATE audit_log SET actor = ? WHERE seq = ?", [actor, seq])
+    rows = node.db.execute("SELECT seq, at, actor, action, subject, details FROM audit_log WHERE seq >= ? "
+                           "ORDER BY seq", [seq]).fetchall()  # fmt: skip
+    prev = node.db.execute("SELECT entry_hash FROM audit_log WHERE seq = ?", [seq - 1]).fetchone()[0]
+    for s, at, who, action, subject, details in rows:
+        digest = audit._entry_hash(prev, s, at, who, action, subject, details)
+        node.db.execute("UPDATE audit_log SET prev_hash = ?, entry_hash = ? WHERE seq = ?", [prev, digest, s])
+        prev = digest
+    node.db.execute("UPDATE settings SET value = json_object('seq', ?, 'hash', ?) WHERE key = 'audit.head'",
+                    [rows[-1][0], prev])  # fmt: skip
+
+
+def test_a_log_rewritten_since_a_backup_is_found_against_the_backup(node: Node, tmp_path) -> None:
+    import sqlite3
+
+    _fill(node, 4)
+    copy = tmp_path / "backup.db"
+    node.db.conn.execute("VACUUM INTO ?", [str(copy)])
+    _fill(node, 2)
+    with sqlite3.connect(copy) as backup:  # the live log extends the backup's: fine
+        assert audit.verify_against(node.db, backup) == audit.verify_chain(node.db) - 2
+        last = audit.verify_chain(node.db)
+        _rewrite_from(node, last - 3, "mallory")
+        assert audit.verify_chain(node.db) == last  # a consistent rewrite: the chain alone cannot tell
+        with pytest.raises(AuditChainBroken) as caught:
+            audit.verify_against(node.db, backup)
+        assert f"audit entry {last - 3} differs from the backup's" in caught.value.message
+        node.db.execute("DELETE FROM audit_log WHERE seq > ?", [last - 5])  # cut back, before the backup's end
+        node.db.execute("UPDATE settings SET value = json_object('seq', ?, 'hash', (SELECT entry_hash FROM "
+                        "audit_log WHERE seq = ?)) WHERE key = 'audit.head'", [last - 5, last - 5])  # fmt: skip
+        with pytest.raises(AuditChainBroken) as caught:
+            audit.verify_against(node.db, backup)
+        assert f"the backup's audit log goes on to entry {last - 2}; this one ends at entry {last - 5}" in (
+            caught.value.message
+        )
