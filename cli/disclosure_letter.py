@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from node.disclosure_record import Disclosure, outcome
 from protocol.roster import StudentRecord
+from storage.students import FormerNumber
 
 WIDTH = 100
 _LABEL = 15  # "Disclosed by:  "
@@ -35,11 +37,18 @@ def _field(label: str, text: str) -> str:
                          subsequent_indent=" " * (3 + _LABEL), break_on_hyphens=False)  # fmt: skip
 
 
-def render(district: str, domain: str, student: StudentRecord, disclosures: list[Disclosure], today: date) -> str:
+def render(
+    district: str, domain: str, student: StudentRecord, disclosures: list[Disclosure], today: date,
+    formers: Sequence[FormerNumber] = (),
+) -> str:  # fmt: skip
+    """``formers``: the student's former SIS numbers, oldest first (each disclosure says the one it went under)."""
+    was = ", ".join(f"{f.former_sis_id} until {f.renumbered_at[:10]}" for f in formers)
     lines = [
         "Record of disclosures", *textwrap.wrap(f"{district} ({domain})", WIDTH), "",
         *textwrap.wrap(f"Student:  {student.given_name} {student.family_name}", WIDTH, subsequent_indent=" " * 10),
-        f"SIS id:   {student.sis_id}", f"Born:     {student.birth_date or '-'}",
+        *textwrap.wrap(f"SIS id:   {student.sis_id}" + (f" (formerly {was})" if was else ""), WIDTH,
+                       subsequent_indent=" " * 10),
+        f"Born:     {student.birth_date or '-'}",
         f"Printed:  {today.day} {today:%B %Y}", "",
     ]  # fmt: skip
     if not disclosures:
@@ -56,6 +65,8 @@ def render(district: str, domain: str, student: StudentRecord, disclosures: list
         if r := d.requested_by:
             contact = ", ".join(x for x in (f"{r.name} <{r.email}>", r.phone) if x)
             lines.append(_field("Requested by", f"{contact}, {r.domain} (records request {r.request_id})"))
+        if d.sent_as and d.sent_as != student.sis_id:  # the number the other district holds the records under
+            lines.append(_field("Sent as", f"SIS id {d.sent_as}"))
         lines += [
             _field("Records", records_sent(d.records)), _field("Purpose", d.purpose),
             _field("Outcome", outcome(d.transfer_state, d.opened)), _field("Transfer", d.transfer_id),

@@ -283,12 +283,13 @@ def disclosures_command(home: str | None, as_json: bool, student: str, as_text: 
 
     with opened(home) as node:
         student = current_student(node, student)
-        record, rows = disclosure_record.of_student(node, student)
+        record, formers, rows = disclosure_record.of_student(node, student)
         district, domain = node.config.node.name, node.config.node.domain
     if as_json:
-        print_json({"student": student, "disclosures": [r.to_json() for r in rows]})
+        print_json({"student": student, "disclosures": [r.to_json() for r in rows],
+                    "former_sis_ids": [{"sis_id": f.former_sis_id, "until": f.renumbered_at} for f in formers]})
     elif as_text:
-        click.echo(render(district, domain, record, rows, date.today()))
+        click.echo(render(district, domain, record, rows, date.today(), formers))
     else:
         print_table(["at", "to", "records", "by", "purpose", "outcome", "transfer"],
                     [(r.at, r.to_domain, len(r.records), r.disclosed_by, r.purpose,

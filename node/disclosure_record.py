@@ -18,6 +18,7 @@ from storage import requests as request_store
 from storage import students as student_store
 from storage import transfers as transfer_store
 from storage import users
+from storage.students import FormerNumber
 
 # What became of a disclosure, by the sending side's transfer state, in words for a parent. The record
 # keeps every transfer sealed for the student (what left, or was set to leave, the district's hands); this
@@ -73,6 +74,7 @@ class Disclosure:
     transfer_state: str | None
     requested_by: Requester | None  # when the records answered another district's request
     opened: bool = False  # the receiving district's receipt says it opened them (see outcome)
+    sent_as: str = ""  # the student's SIS id when it was made: a former number, if the SIS renumbered them since
 
     def to_json(self) -> dict[str, Any]:
         r = self.requested_by
@@ -80,22 +82,27 @@ class Disclosure:
             "at": self.at, "to_domain": self.to_domain, "to_name": self.to_name, "records": self.records,
             "disclosed_by": self.disclosed_by, "disclosed_by_name": self.disclosed_by_name, "purpose": self.purpose,
             "transfer_id": self.transfer_id, "transfer_state": self.transfer_state, "opened": self.opened,
+            "sent_as": self.sent_as,
             "outcome": outcome(self.transfer_state, self.opened),
             "requested_by": None if r is None else {"name": r.name, "email": r.email, "phone": r.phone,
                                                     "domain": r.domain, "request_id": r.request_id},
         }  # fmt: skip
 
 
-def of_student(node: Node, sis_id: str) -> tuple[StudentRecord, list[Disclosure]]:
+def of_student(node: Node, sis_id: str) -> tuple[StudentRecord, list[FormerNumber], list[Disclosure]]:
+    """The student, their former SIS numbers (oldest first) and their disclosures. Each disclosure says the
+    number the student had when it was made: the other district holds the records under it."""
     student = student_store.require(node.db, sis_id).record
+    formers = student_store.former_of(node.db, sis_id)
     found = []
     for row in transfer_store.disclosures(node.db, sis_id):
         user = users.get(node.db, row["disclosed_by"])
+        sent_as = next((f.former_sis_id for f in formers if f.renumbered_at > row["at"]), student.sis_id)
         found.append(Disclosure(
             **row, disclosed_by_name=user.full_name if user else row["disclosed_by"],
-            requested_by=_requester(node, row["transfer_id"]),
+            requested_by=_requester(node, row["transfer_id"]), sent_as=sent_as,
         ))  # fmt: skip
-    return student, found
+    return student, formers, found
 
 
 def _requester(node: Node, transfer_id: str) -> Requester | None:

@@ -305,6 +305,18 @@ def former(db: sqlite_utils.Database, sis_ids: Iterable[str]) -> dict[str, Forme
     return found
 
 
+def former_of(db: sqlite_utils.Database, sis_id: str) -> list[FormerNumber]:
+    """The former numbers of the student ``sis_id`` holds now, oldest first (the first is the number they had
+    until its ``renumbered_at``, the next one from then until its own, and so on). A number a student holds now
+    is never one (see :func:`former`)."""
+    rows = db.execute(
+        "SELECT f.former_sis_id, f.current_sis_id, f.renumbered_at FROM former_sis_ids f WHERE f.current_sis_id = ?"
+        " AND NOT EXISTS (SELECT 1 FROM students s WHERE s.sis_id = f.former_sis_id) ORDER BY f.renumbered_at",
+        [sis_id],
+    ).fetchall()
+    return [FormerNumber(*row) for row in rows]
+
+
 def get(db: sqlite_utils.Database, sis_id: str) -> StoredStudent | None:
     row = db.execute(
         f"SELECT {', '.join(_FIELDS)}, origin, created_at, updated_at FROM students WHERE sis_id = ?",

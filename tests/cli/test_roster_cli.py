@@ -216,3 +216,33 @@ def test_a_student_the_sis_renumbered_keeps_their_records_under_the_new_number(m
     assert "100001" in run_cli(home, "students", "show", "100001", ok=False).stderr  # no such student now
     again = json.loads(_import(home, write_bundle(tmp_path / "night2", make_bundle(renumbered)), "--json").output)
     assert (again["renumbered"], again["unchanged"]) == (0, 2)
+
+
+def test_the_record_of_disclosures_of_a_renumbered_student_names_the_number_each_went_under(
+    make_home, tmp_path
+) -> None:
+    import sqlite3
+
+    home = make_home()
+    _import(home, write_bundle(tmp_path / "night1", make_bundle([AVA, BILL])))
+    def disclose(conn: sqlite3.Connection, sis_id: str, at: str) -> None:
+        conn.execute("INSERT INTO disclosures (disclosure_id, student_sis_id, transfer_id, to_domain, to_name,"
+                     " records, disclosed_by, at, purpose) VALUES (?, ?, ?, 'b.example.org', 'District B', '[]',"
+                     " 'coord', ?, 'enrolment')", [at, sis_id, "01M9380G50N82A6A3AAA52C4Y" + at[3], at])  # fmt: skip
+
+    with sqlite3.connect(home / "satchel.db") as conn:  # sent to B while she was 100001
+        disclose(conn, "100001", "2026-01-02T10:00:00Z")
+    _import(home, write_bundle(tmp_path / "night2", make_bundle([AVA | {"sis_id": "200001"}, BILL])))
+    with sqlite3.connect(home / "satchel.db") as conn:  # and again under her new number, a day later
+        renumbered_at = conn.execute("SELECT renumbered_at FROM former_sis_ids").fetchone()[0]
+        disclose(conn, "200001", "2099-01-02T10:00:00Z")
+    letter = run_cli(home, "disclosures", "200001", "--text").output.splitlines()
+    # District B holds her first records under 100001: the parent (and B) must be able to tell it is her.
+    assert f"SIS id:   200001 (formerly 100001 until {renumbered_at[:10]})" in letter
+    first, second = letter.index("1. 2 January 2026, 10:00 UTC"), letter.index("2. 2 January 2099, 10:00 UTC")
+    assert "   Sent as:       SIS id 100001" in letter[first:second]
+    assert not any("Sent as" in line for line in letter[second:])
+    shown = json.loads(run_cli(home, "disclosures", "100001", "--json").stdout)  # followed from the former number
+    assert shown["former_sis_ids"] == [{"sis_id": "100001", "until": renumbered_at}]
+    assert [d["sent_as"] for d in shown["disclosures"]] == ["100001", "200001"]
+    assert "formerly" not in run_cli(home, "disclosures", "100002", "--text").output
