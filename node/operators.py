@@ -90,7 +90,13 @@ def add_user(node: Node, *, actor: str | None, username: str, email: str, full_n
                 raise InvalidInput(
                     "the first operator of a node must be an admin", field="role", hint="use --role admin"
                 )
-            acting = actor or "(bootstrap)"
+            if actor and actor != username:  # nobody exists yet to have done it: the log must not name them
+                raise OperatorUnknown(
+                    f"no operator named {actor!r}: this node has none yet", field="--as",
+                    hint="add the first operator without --as (or unset SATCHEL_USER); the audit log records it as "
+                         "(bootstrap)",
+                )  # fmt: skip
+            acting = "(bootstrap)"
         else:
             acting = authorize(node, actor, "users.manage").username
         user = users.add(

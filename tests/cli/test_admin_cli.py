@@ -173,3 +173,20 @@ def test_a_tampered_entry_can_be_read_and_compared_with_a_backup(make_home, tmp_
     assert "role=viewer" in from_backup
     against = run_cli(home, "audit", "verify", "--against", str(backup), ok=False)
     assert f"audit entry {seq} was modified" in against.stderr
+
+
+def test_the_first_operator_is_recorded_as_added_by_nobody_else(tmp_path) -> None:
+    from node.home import init_home
+
+    from support import node_fields
+
+    home = tmp_path / "h"
+    init_home(home, node=node_fields("a.example.org"))
+    # No operator exists yet to have done it: naming one put a name in the audit log that never was one.
+    named = run_cli(home, "users", "add", "root", "--email", "r@a.org", "--name", "Root", "--role", "admin",
+                    "--as", "superintendent", ok=False)  # fmt: skip
+    assert named.exit_code == 2 and "(error code operator.unknown)" in named.stderr
+    assert "add the first operator without --as" in named.stderr
+    run_cli(home, "users", "add", "root", "--email", "r@a.org", "--name", "Root", "--role", "admin", "--as", "root")
+    entries = json.loads(run_cli(home, "audit", "--json").output)
+    assert [(e["actor"], e["subject"]) for e in entries if e["action"] == "user.add"] == [("(bootstrap)", "root")]
