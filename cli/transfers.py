@@ -169,24 +169,24 @@ def send_command(
 
 @click.command("inbox", context_settings=CONTEXT)
 @home_option
+@as_option
 @json_option
 @click.option("--unread", is_flag=True, help="Only notifications not marked read.")
-@click.option("--mark-read", is_flag=True, help="Mark the listed notifications read.")
-def inbox_command(home: str | None, as_json: bool, unread: bool, mark_read: bool) -> None:
+@click.option("--mark-read", is_flag=True,
+              help="Mark the listed notifications read (coordinators and admins, with --as).")
+def inbox_command(home: str | None, actor: str | None, as_json: bool, unread: bool, mark_read: bool) -> None:
     """Notifications for coordinators: transfers arriving, accepted, locked, messages, ...
 
     \b
     Example:
-      satchel inbox --unread
+      satchel inbox --unread --mark-read --as jane
     """
     from node import notify
-    from storage.database import write_transaction
 
     with opened(home) as node:
         items = notify.inbox(node, unread_only=unread)
         if mark_read:
-            with write_transaction(node.db):
-                notify.mark_read(node, [str(i["id"]) for i in items])
+            notify.mark_read(node, actor=actor, notification_ids=[str(i["id"]) for i in items])
     if as_json:
         print_json(items)
         return

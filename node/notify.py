@@ -13,6 +13,7 @@ from datetime import timedelta
 from node.clock import iso, new_id, now_iso, utc_now
 from node.home import Node
 from storage import outbox, users
+from storage.database import write_transaction
 
 EMAIL_KIND = "email"
 # A mail server down for longer than this: the e-mail is given up; the inbox entry stays, so nothing is lost.
@@ -50,9 +51,18 @@ def inbox(node: Node, *, unread_only: bool = False, limit: int = 100) -> list[di
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def mark_read(node: Node, notification_ids: list[str]) -> None:
+def mark_read(node: Node, *, actor: str | None, notification_ids: list[str]) -> int:
+    """Mark notifications read for every coordinator (they share one inbox), so only one of them, or an admin,
+    may: a transfer marked read is one nobody looks at. How many were unread."""
+    from node.operators import authorize, record  # node.operators' imports reach this module
+
     now = now_iso()
-    node.db.conn.executemany(
-        "UPDATE notifications SET read_at = ? WHERE notification_id = ? AND read_at IS NULL",
-        [(now, n) for n in notification_ids],
-    )
+    with write_transaction(node.db):
+        user = authorize(node, actor, "transfers.act")
+        cursor = node.db.conn.executemany(
+            "UPDATE notifications SET read_at = ? WHERE notification_id = ? AND read_at IS NULL",
+            [(now, n) for n in notification_ids],
+        )
+        if cursor.rowcount:
+            record(node, user.username, "inbox.mark_read", "", {"notifications": cursor.rowcount})
+    return cursor.rowcount

@@ -190,3 +190,29 @@ def test_the_first_operator_is_recorded_as_added_by_nobody_else(tmp_path) -> Non
     run_cli(home, "users", "add", "root", "--email", "r@a.org", "--name", "Root", "--role", "admin", "--as", "root")
     entries = json.loads(run_cli(home, "audit", "--json").output)
     assert [(e["actor"], e["subject"]) for e in entries if e["action"] == "user.add"] == [("(bootstrap)", "root")]
+
+
+def test_only_a_coordinator_marks_the_coordinators_notifications_read(make_home) -> None:
+    from node import notify
+    from node.home import open_node
+    from storage.database import write_transaction
+
+    home = make_home()
+    run_cli(home, "users", "add", "vic", "--email", "vic@a.example.org", "--name", "Vic", "--role", "viewer",
+            "--as", "admin")  # fmt: skip
+    with open_node(home) as node, write_transaction(node.db):
+        notify.notify_coordinators(node, subject="Transfer 01M9 from b.example.org arrived", body="...")
+
+    def unread() -> int:
+        return len(json.loads(run_cli(home, "inbox", "--unread", "--json").output))
+
+    # A viewer (or anyone at all, with no operator named) marking it read hid a transfer from the coordinators.
+    for who, code in (((), "operator.required"), (("--as", "vic"), "operator.forbidden")):
+        refused = run_cli(home, "inbox", "--mark-read", *who, ok=False)
+        assert refused.exit_code == 2 and f"(error code {code})" in refused.stderr
+        assert unread() == 1
+    assert "Transfer 01M9" in run_cli(home, "inbox", "--as", "vic").output  # reading stays open to every role
+    run_cli(home, "inbox", "--mark-read", "--as", "coord")
+    assert unread() == 0
+    marked = [e for e in json.loads(run_cli(home, "audit", "--json").output) if e["action"] == "inbox.mark_read"]
+    assert [(e["actor"], e["details"]["notifications"]) for e in marked] == [("coord", 1)]
