@@ -106,6 +106,9 @@ async def _refresh(rt: Runtime, domain: str) -> None:
 )
 @click.option("--owner", help="E-mail or username of who should receive the documents there.")
 @click.option("--note", default="", help="A note for the receiving coordinator.")
+@click.option("--purpose", default="",
+              help="Why the records go, as each student's record of disclosures gives it to parents (default: the "
+                   "note when one student is sent, else \"records transfer to the student's new district\").")
 @click.option("--expires", "expires_days", type=int, help="Days the transfer stays open (default 30).")
 def send_command(
     home: str | None,
@@ -121,6 +124,7 @@ def send_command(
     receiving: tuple[str, ...],
     owner: str | None,
     note: str,
+    purpose: str,
     expires_days: int | None,
 ) -> None:
     """Send students' records to another district. Shows the code to read to its coordinator by phone.
@@ -135,14 +139,22 @@ def send_command(
     """
     from node import sending
     from node.manifest_builder import Selection
+    from protocol import InvalidInput
+    from protocol.roster import check_text
 
+    purpose = purpose.strip()
+    try:  # printed in a letter to parents: one line
+        check_text("--purpose", purpose, required=False, max_length=500)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field="--purpose",
+                           hint="say in one line, at most 500 characters, why the records go") from None  # fmt: skip
     selection = Selection(
         students=_students(students, students_file), documents=id_list(documents), cases=id_list(cases),
         assessments=assessments, all_records=all_records, receiving_ids=_receiving(receiving),
     )  # fmt: skip
     run(home, lambda node, rt: _refresh(rt, to))
     with opened(home) as node, progress_line("Sealing") as progress:
-        sent = sending.send(node, actor=actor, to=to, selection=selection, note=note, owner=owner,
+        sent = sending.send(node, actor=actor, to=to, selection=selection, note=note, purpose=purpose, owner=owner,
                             expires_days=expires_days, progress=progress)  # fmt: skip
     contact = sent.contact
     if as_json:

@@ -281,7 +281,7 @@ def _commit(node: Node, plan: _Plan, sealed: _Sealed, in_transaction: Callable[[
         store.set_code(node.db, transfer_id, plan.code.reveal(), stamp)
         store.keep_outgoing_manifest(node.db, transfer_id, sealed.manifest)
         store.add_students(node.db, transfer_id, [s.sis_id for s in contents.manifest.students])
-        _disclose(node, contents, transfer_id, peer, plan.user, plan.purpose or plan.note, stamp)
+        _disclose(node, contents, transfer_id, peer, plan.user, _purpose(plan), stamp)
         outbox.enqueue(
             node.db, job_id=envelope_job_id(transfer_id), kind=ENVELOPE_JOB, peer=peer.domain,
             url=peer.base_url + "/satchel/v1/envelopes", payload=transfer_id.encode(), content_type=ENVELOPE_TYPE,
@@ -379,6 +379,15 @@ def _too_large(manifest: Manifest) -> TransferTooLarge:
         field="students", hint=f"send them in groups of at most about {fits:,} students (split the students"
         " file and send each part; each transfer gets its own code)",
     )  # fmt: skip
+
+
+def _purpose(plan: _Plan) -> str:
+    """The reason each student's record of disclosures gives, which their parents may read. The note is written
+    to the receiving coordinator and may be about any of the students: it is the reason only when it is about
+    the one student sent; otherwise the reason given for all of them (--purpose), or the default."""
+    if plan.purpose:
+        return plan.purpose
+    return plan.note if len(plan.contents.manifest.students) == 1 else ""
 
 
 def _disclose(

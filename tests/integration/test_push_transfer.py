@@ -513,3 +513,21 @@ def test_a_transfer_refused_after_it_was_opened_is_on_record_as_opened(pair) -> 
     assert outcome("100001") == "refused by the receiving district, never opened"
     assert outcome("100002") == "received and opened, then refused by the receiving district"
     assert "received and opened, then refused" in a.cli("disclosures", "100002", "--text").stdout
+
+
+def test_a_note_about_one_child_is_not_the_reason_given_to_every_childs_parents(pair) -> None:
+    a, _, _ = pair
+    # The note is for the receiving coordinator; as the record's "why" it went into both children's letters.
+    note = "Bo's 504 plan is in the second file; call me about Ann's custody order"
+    _send(a, "--student", "100001", "--student", "100002", "--note", note)
+    for sis_id in ("100001", "100002"):
+        (entry,) = json.loads(a.cli("disclosures", sis_id, "--json").stdout)["disclosures"]
+        assert entry["purpose"] == "records transfer to the student's new district"
+        assert "custody" not in a.cli("disclosures", sis_id, "--text").stdout
+    # A reason given for the parents (--purpose) is each one's; one child's note stays that child's reason.
+    _send(a, "--student", "100001", "--student", "100003", "--note", note, "--purpose", "enrolment at B")
+    assert [d["purpose"] for d in json.loads(a.cli("disclosures", "100003", "--json").stdout)["disclosures"]] == [
+        "enrolment at B"]  # fmt: skip
+    _send(a, "--student", "100003", "--note", "IEP meeting on the 14th")
+    assert json.loads(a.cli("disclosures", "100003", "--json").stdout)["disclosures"][-1]["purpose"] == (
+        "IEP meeting on the 14th")
