@@ -97,11 +97,17 @@ def users_disable(home: str | None, actor: str | None, username: str) -> None:
     Example:
       satchel users disable jdoe --as admin
     """
+    from node import district_state
     from node.operators import disable_user
 
     with opened(home) as node:
         user, changed, revoked = disable_user(node, actor=actor, username=username)
+        contact = district_state.contact(node)
     click.echo(f"Disabled {username}." if changed else f"{username} was already disabled (since {user.disabled_at}).")
+    if contact is not None and contact.email.casefold() == user.email.casefold():
+        # Other districts call and write to the published contact about transfers and requests.
+        click.echo(f"Note: {contact.name} <{contact.email}> is still the transfer coordinator contact other districts "
+                   "see: publish another with `satchel contact set`.")  # fmt: skip
     if revoked:
         click.echo(f"Revoked the {len(revoked)} transfer code(s) {username} made that no district had entered yet "
                    f"({', '.join(c[:12] for c in revoked)}): make new ones with `satchel codes create` for the "

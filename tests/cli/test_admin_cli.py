@@ -216,3 +216,16 @@ def test_only_a_coordinator_marks_the_coordinators_notifications_read(make_home)
     assert unread() == 0
     marked = [e for e in json.loads(run_cli(home, "audit", "--json").output) if e["action"] == "inbox.mark_read"]
     assert [(e["actor"], e["details"]["notifications"]) for e in marked] == [("coord", 1)]
+
+
+def test_disabling_the_published_coordinator_says_other_districts_still_see_them(make_home) -> None:
+    home = make_home()
+    run_cli(home, "contact", "set", "--name", "Cory Coordinator", "--email", "Coord@a.example.org", "--phone",
+            "+1 217-555-0100", "--as", "coord")  # fmt: skip
+    run_cli(home, "users", "add", "vic", "--email", "vic@a.example.org", "--name", "Vic", "--role", "viewer",
+            "--as", "admin")  # fmt: skip
+    assert "contact" not in run_cli(home, "users", "disable", "vic", "--as", "admin").output
+    # Other districts would go on calling and writing to someone who left, about children's records.
+    told = run_cli(home, "users", "disable", "coord", "--as", "admin").output
+    assert "Cory Coordinator <Coord@a.example.org> is still the transfer coordinator contact" in told
+    assert "satchel contact set" in told
