@@ -171,19 +171,39 @@ def _scan(db: sqlite_utils.Database | sqlite3.Connection) -> tuple[int, list[Bre
                                "seq"))  # fmt: skip
     elif count:
         found.append(Break(expected_seq - 1, "the audit head record is missing", "audit.head"))
-    return count, found
+    return count, found + _disclosures_unlike_log(db)
+
+
+def _disclosures_unlike_log(db: sqlite_utils.Database | sqlite3.Connection) -> list[Break]:
+    """Where the record of disclosures (an ordinary table) disagrees with the audit entries that sent each
+    transfer (``transfer.send``, in the chain, naming the students it disclosed, one disclosure each): a row
+    deleted to hide a disclosure from a parent, or one made up."""
+    held = dict(db.execute("SELECT transfer_id, count(*) FROM disclosures GROUP BY transfer_id").fetchall())
+    found = []
+    for seq, transfer_id, students in db.execute(
+        "SELECT seq, subject, CASE WHEN json_valid(details) THEN json_array_length(details, '$.students') END"
+        " FROM audit_log WHERE action = 'transfer.send' ORDER BY seq"
+    ):
+        recorded = held.pop(transfer_id, 0)
+        if students is not None and recorded != students:  # an entry edited out of shape is named already
+            found.append(Break(seq, f"the record of disclosures holds {recorded} of the {students} students audit "
+                                    f"entry {seq} says transfer {transfer_id} disclosed", "disclosures"))  # fmt: skip
+    found += [Break(0, f"the record of disclosures names transfer {transfer_id}, which no audit entry says was sent",
+                    "disclosures") for transfer_id in sorted(held)]  # fmt: skip
+    return found
 
 
 def _broken(found: list[Break]) -> AuditChainBroken:
     named = "; ".join(b.problem for b in found[:_NAMED])
     more = f"; and {len(found) - _NAMED} more" if len(found) > _NAMED else ""
-    seq = found[0].seq
-    return AuditChainBroken(
-        f"{named}{more}", field=found[0].field,
-        hint=f"read each entry named as it now stands (`satchel audit --seq {seq}`) and the same entry in a backup "
-             f"taken before (`satchel audit --seq {seq} --home BACKUP`); keep this database as evidence, and find "
-             "out who could write to it",
-    )  # fmt: skip
+    seq = next((b.seq for b in found if b.seq), None)
+    if seq is None:  # only disclosures no entry names: the backup's record of them is the one to compare with
+        where = "compare the record of disclosures with a backup's (`satchel disclosures STUDENT --home BACKUP`)"
+    else:
+        where = (f"read each entry named as it now stands (`satchel audit --seq {seq}`) and the same entry in a "
+                 f"backup taken before (`satchel audit --seq {seq} --home BACKUP`)")
+    return AuditChainBroken(f"{named}{more}", field=found[0].field,
+                            hint=f"{where}; keep this database as evidence, and find out who could write to it")
 
 
 def verify_chain(db: sqlite_utils.Database) -> int:

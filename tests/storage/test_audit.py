@@ -94,3 +94,29 @@ def test_a_log_rewritten_since_a_backup_is_found_against_the_backup(node: Node, 
         assert f"the backup's audit log goes on to entry {last - 2}; this one ends at entry {last - 5}" in (
             caught.value.message
         )
+
+
+def test_a_disclosure_deleted_from_the_record_is_found_through_the_audit_log(node: Node) -> None:
+    # The record of disclosures is an ordinary table; the audit entry of each transfer, in the chain, names
+    # the students it disclosed, so a row deleted to hide a disclosure from a parent shows.
+    with write_transaction(node.db):
+        for transfer, students in (("T1", ["100001", "100002"]), ("T2", ["100003"])):
+            entry = audit.append(node.db, at="2026-01-01T00:00:00Z", actor="coord", action="transfer.send",
+                                 subject=transfer, details={"to": "b.example.org", "students": students})  # fmt: skip
+            for sis_id in students:
+                node.db.execute("INSERT INTO disclosures (disclosure_id, student_sis_id, transfer_id, to_domain, "
+                                "to_name, records, disclosed_by, at, purpose) VALUES (?, ?, ?, 'b.example.org', 'B',"
+                                " '[]', 'coord', '2026-01-01T00:00:00Z', 'enrolment')",
+                                [transfer + sis_id, sis_id, transfer])  # fmt: skip
+    first = entry.seq - 1
+    assert audit.breaks(node.db) == []
+    node.db.execute("DELETE FROM disclosures WHERE disclosure_id = 'T1100002'")
+    node.db.execute("INSERT INTO disclosures (disclosure_id, student_sis_id, transfer_id, to_domain, to_name, "
+                    "records, disclosed_by, at, purpose) VALUES ('F', '100009', 'T9', 'c.example.org', 'C', '[]', "
+                    "'coord', '2026-01-01T00:00:00Z', 'made up')")  # fmt: skip
+    with pytest.raises(AuditChainBroken) as caught:
+        audit.verify_chain(node.db)
+    message = caught.value.message
+    assert (f"the record of disclosures holds 1 of the 2 students audit entry {first} says transfer T1 "
+            "disclosed") in message
+    assert "the record of disclosures names transfer T9, which no audit entry says was sent" in message
