@@ -85,6 +85,41 @@ def users_list(home: str | None, as_json: bool) -> None:
     )
 
 
+@users_group.command("role", context_settings=CONTEXT)
+@home_option
+@as_option
+@click.argument("username")
+@click.argument("role", type=LazyChoice("storage.users", "ROLES"))
+def users_role(home: str | None, actor: str | None, username: str, role: str) -> None:
+    """Give an operator another role (admins). From a viewer on, they only read: transfer codes they made that
+    no district has entered yet are revoked.
+
+    \b
+    Example:
+      satchel users role jdoe viewer --as admin
+    """
+    from node.operators import set_role
+
+    with opened(home) as node:
+        user, before, revoked = set_role(node, actor=actor, username=username, role=role)
+    if before == role:
+        click.echo(f"{username} is {_a(role)} already.")
+        return
+    click.echo(f"{username} is now {_a(user.role)} (was {_a(before)}).")
+    if revoked:
+        click.echo(_revoked_words(username, revoked))
+
+
+def _revoked_words(username: str, revoked: list[str]) -> str:
+    return (f"Revoked the {len(revoked)} transfer code(s) {username} made that no district had entered yet "
+            f"({', '.join(c[:12] for c in revoked)}): make new ones with `satchel codes create` for the records that "
+            "should still go.")  # fmt: skip
+
+
+def _a(role: str) -> str:
+    return f"{'an' if role[0] in 'aeiou' else 'a'} {role}"
+
+
 @users_group.command("disable", context_settings=CONTEXT)
 @home_option
 @as_option
@@ -109,9 +144,7 @@ def users_disable(home: str | None, actor: str | None, username: str) -> None:
         click.echo(f"Note: {contact.name} <{contact.email}> is still the transfer coordinator contact other districts "
                    "see: publish another with `satchel contact set`.")  # fmt: skip
     if revoked:
-        click.echo(f"Revoked the {len(revoked)} transfer code(s) {username} made that no district had entered yet "
-                   f"({', '.join(c[:12] for c in revoked)}): make new ones with `satchel codes create` for the "
-                   "records that should still go.")  # fmt: skip
+        click.echo(_revoked_words(username, revoked))
 
 
 @click.group("contact", context_settings=CONTEXT)

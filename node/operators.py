@@ -127,3 +127,25 @@ def disable_user(node: Node, *, actor: str | None, username: str) -> tuple[User,
         record(node, acting.username, "user.disable", username)
         revoked = revoke_made_by(node, username, by=acting.username)
     return user, True, revoked
+
+
+def set_role(node: Node, *, actor: str | None, username: str, role: str) -> tuple[User, str, list[str]]:
+    """Give ``username`` another role: the operator, their role before, and the ids of the transfer codes they
+    made that this revoked (one who may no longer send records cannot have a code disclose in their name, as
+    for :func:`disable_user`). An admin does not change their own role: the node could be left with none."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="ROLE")
+    with write_transaction(node.db):
+        acting = authorize(node, actor, "users.manage")
+        if acting.username == username:
+            raise InvalidInput("you cannot change your own role", field="USERNAME", hint="ask another admin")
+        user = users.require(node.db, username)
+        if not user.active:
+            raise InvalidInput(f"{username} is disabled", field="USERNAME",
+                               hint="a disabled operator stays disabled; add a new account for them")  # fmt: skip
+        if user.role == role:
+            return user, role, []
+        node.db.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
+        record(node, acting.username, "user.role", username, {"from": user.role, "to": role})
+        revoked = [] if role in PERMISSIONS["transfers.act"] else revoke_made_by(node, username, by=acting.username)
+    return users.require(node.db, username), user.role, revoked

@@ -229,3 +229,35 @@ def test_disabling_the_published_coordinator_says_other_districts_still_see_them
     told = run_cli(home, "users", "disable", "coord", "--as", "admin").output
     assert "Cory Coordinator <Coord@a.example.org> is still the transfer coordinator contact" in told
     assert "satchel contact set" in told
+
+
+def test_an_admin_changes_an_operators_role_and_a_demoted_one_stops_acting(make_home) -> None:
+    home = make_home()
+    run_cli(home, "roster", "import", str(_roster(home)), "--as", "coord")
+    code = json.loads(run_cli(home, "codes", "create", "--student", "100001", "--as", "coord", "--json").output)
+    # There was no way to take a coordinator's rights away but to disable them, and their e-mail stays theirs:
+    # the same person could not be added back as a viewer.
+    refused = run_cli(home, "users", "role", "coord", "viewer", "--as", "coord", ok=False)
+    assert "(error code operator.forbidden)" in refused.stderr
+    told = run_cli(home, "users", "role", "coord", "viewer", "--as", "admin").output
+    assert "coord is now a viewer (was a coordinator)" in told and code["code_id"][:12] in told
+    assert "(error code operator.forbidden)" in run_cli(home, "transfers", "disable", "--as", "coord",
+                                                        ok=False).stderr  # fmt: skip
+    listed = json.loads(run_cli(home, "codes", "list", "--json").output)
+    assert [c["state"] for c in listed] == ["revoked"]
+    assert "coord is a viewer already" in run_cli(home, "users", "role", "coord", "viewer", "--as", "admin").output
+    run_cli(home, "users", "role", "coord", "coordinator", "--as", "admin")
+    run_cli(home, "transfers", "disable", "--as", "coord")
+    changes = [(e["actor"], e["subject"], e["details"]) for e in json.loads(run_cli(home, "audit", "--json").output)
+               if e["action"] == "user.role"]  # fmt: skip
+    assert changes == [("admin", "coord", {"from": "viewer", "to": "coordinator"}),
+                       ("admin", "coord", {"from": "coordinator", "to": "viewer"})]  # fmt: skip
+    # An admin cannot demote themselves (the node would be left with no admin); nor is a bad role taken.
+    assert "ask another admin" in run_cli(home, "users", "role", "admin", "viewer", "--as", "admin", ok=False).stderr
+    assert run_cli(home, "users", "role", "coord", "boss", "--as", "admin", ok=False).exit_code == 2
+
+
+def _roster(home):
+    from fixtures_oneroster import sample_bundle, write_bundle
+
+    return write_bundle(home.parent / "roster", sample_bundle())
