@@ -28,6 +28,7 @@ from cli.progress import progress_line
 
 if TYPE_CHECKING:
     from node.runtime import Runtime
+    from storage.transfers import TransferRow
 
 
 def _students(students: tuple[str, ...], students_file: Path | None) -> tuple[str, ...]:
@@ -367,6 +368,18 @@ def transfers_status(home: str | None, as_json: bool) -> None:
         click.echo("Transfers are on." if enabled else "Transfers are off.")
 
 
+def _contents(row: TransferRow) -> dict[str, int | None]:
+    """What the transfer holds, or None for each count while a received envelope is still sealed: `transfers
+    list` and `transfers show` say the same, in tables and in --json."""
+    known = row.contents_known
+    return {"students": row.students if known else None, "records": row.records if known else None,
+            "documents": row.documents if known else None}  # fmt: skip
+
+
+def _count(value: object) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 @transfers_group.command("list", context_settings=CONTEXT)
 @home_option
 @json_option
@@ -388,7 +401,7 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
         rows = store.list_rows(node.db, local_domain=node.config.node.domain, side=side, state=state)
         waiting = {r.transfer_id: pending_delivery(node, r) for r in rows}
     data = [{"transfer_id": r.transfer_id, "direction": "in" if r.status.side.value == "receiver" else "out",
-             "peer": r.peer, "state": r.state, "students": r.students, "records": r.records,
+             "peer": r.peer, "state": r.state, **_contents(r),
              "created_at": r.created_at, "expires_at": iso(r.status.expires) if r.status.expires else None,
              # why an outgoing transfer is still sealed: the last failed delivery's answer
              "delivery_error": getattr(waiting[r.transfer_id], "last_error", None)}
@@ -398,8 +411,8 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
         return
     print_table(["id", "dir", "district", "state", "students", "records", "created", "expires"],
                 [(d["transfer_id"], d["direction"], d["peer"],
-                  f"{d['state']}{' (not delivered yet)' if d['delivery_error'] else ''}", d["students"] or "-",
-                  d["records"] or "-", d["created_at"], d["expires_at"] or "-") for d in data],
+                  f"{d['state']}{' (not delivered yet)' if d['delivery_error'] else ''}", _count(d["students"]),
+                  _count(d["records"]), d["created_at"], d["expires_at"] or "-") for d in data],
                 empty="(no transfers)")  # fmt: skip
     if any(d["delivery_error"] for d in data):
         click.echo("\n`satchel transfers show ID` says why a transfer is not delivered yet.")
@@ -457,9 +470,7 @@ def transfers_show(
                 "peer": row.peer,
                 "peer_trust": trust,
                 "state": row.state,
-                "students": row.students,
-                "records": row.records,
-                "documents": row.documents,
+                **_contents(row),
                 "note": row.note,
                 "owner": row.owner,
                 "created_at": row.created_at,
@@ -477,8 +488,9 @@ def transfers_show(
         return
     print_fields([
         ("Transfer", transfer_id), ("Direction", "outgoing" if row.status.side.value == "sender" else "incoming"),
-        ("District", f"{row.peer} ({TRUST_WORDS[trust]})"), ("State", row.state), ("Students", row.students),
-        ("Records", row.records),
+        ("District", f"{row.peer} ({TRUST_WORDS[trust]})"), ("State", row.state),
+        *([("Students", _count(row.students)), ("Records", _count(row.records))] if row.contents_known
+          else [("Students", "- (sealed: counted once its code opens it)"), ("Records", "-")]),
         ("Created", row.created_at), ("Expires", iso(row.status.expires) if row.status.expires else "-"),
         *([("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}")] if receiver else []),
         ("Note", row.note or "-"),

@@ -177,8 +177,10 @@ def _accept(
             erased.append(erase_at_acceptance(node, row, opened.manifest, now=now_iso()))
 
         try:
+            # What came: the receiver could not count it while the envelope was sealed (transfers list|show).
             _apply(node, transfer_id, TransferEvent.ACCEPT, actor_name=user.username, action="transfer.accept",
-                   inside=publish)  # fmt: skip
+                   inside=publish, students=len(opened.manifest.students), records=len(opened.manifest.records),
+                   documents=len(documents))  # fmt: skip
         except BaseException:
             # Renamed but not held (say another coordinator accepted first): whole verified blobs, which
             # go unless something else uses them. Best effort: a left-over blob is harmless.

@@ -924,3 +924,25 @@ def _former_sis_ids(db: sqlite_utils.Database) -> None:
         db.execute("DELETE FROM former_sis_ids WHERE former_sis_id = ?", [new])
         db.execute("INSERT OR REPLACE INTO former_sis_ids VALUES (?, ?, ?)", [old, new, at])
     db.execute("DELETE FROM former_sis_ids WHERE former_sis_id IN (SELECT sis_id FROM students)")
+
+
+@MIGRATIONS(name="0036_received_transfer_counts")
+def _received_transfer_counts(db: sqlite_utils.Database) -> None:
+    # A receiver counts what a transfer holds when its code opens the envelope; versions before this one did
+    # not, and showed an opened transfer as holding 0 students. Its manifest, kept since acceptance, says.
+    from protocol import SatchelError
+    from protocol.manifest import parse_manifest
+
+    opened = db.execute(
+        "SELECT t.transfer_id, m.manifest FROM transfers t JOIN transfer_manifests m ON m.transfer_id = t.transfer_id"
+        " WHERE t.side = 'receiver' AND t.students = 0"
+    ).fetchall()
+    for transfer_id, data in opened:
+        try:
+            manifest = parse_manifest(bytes(data), max_length=len(data))
+        except SatchelError:
+            continue  # left as it was: shown as not counted, as before
+        db.execute(
+            "UPDATE transfers SET students = ?, records = ?, documents = ? WHERE transfer_id = ?",
+            [len(manifest.students), len(manifest.records), len(manifest.documents()), transfer_id],
+        )

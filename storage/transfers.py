@@ -43,6 +43,12 @@ class TransferRow:
     def state(self) -> str:
         return self.status.state.value
 
+    @property
+    def contents_known(self) -> bool:
+        """Whether ``students``, ``records`` and ``documents`` say what the transfer holds: always at the sender;
+        at the receiver once its code opened the envelope (every transfer carries a student, so 0 is "sealed")."""
+        return self.status.side is Side.SENDER or self.students > 0
+
 
 _COLS = (
     "transfer_id, side, state, peer, expires_at, envelope_digest, wrong_codes, max_wrong_codes, receipts_issued,"
