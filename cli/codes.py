@@ -137,7 +137,9 @@ def codes_email_template(home: str | None, as_json: bool, student: bool, grade: 
         f"{cfg.name} ({cfg.domain}) asks for the records of {what}.\n\n"
         "Please create a Satchel transfer code on your node, for example:\n\n"
         f"    satchel codes create {scope} --for {cfg.domain}\n\n"
-        "and give us the code by phone (not by e-mail). It works once, for 30 days, and only for our district.\n"
+        "and give us the code by phone, not by e-mail: call our transfer coordinator at the number the Satchel\n"
+        f"directory lists for us (`satchel directory search {cfg.domain} --state {cfg.state}`), not one taken\n"
+        "from this e-mail, which anyone could have sent. It works once, for 30 days, and only for our district.\n"
         "We will enter it with `satchel claim CODE`; nothing is imported before we review it.\n\n"
         "Thank you,\n[YOUR NAME], [TITLE]\n[PHONE]"
     )

@@ -142,6 +142,22 @@ def test_status_and_the_email_template_speak_json(make_home) -> None:
     assert both.exit_code == 2 and "not both" in both.stderr
 
 
+def test_the_code_goes_by_phone_to_the_number_the_directory_lists_in_the_template_and_the_spec(make_home) -> None:
+    from pathlib import Path
+
+    home = make_home()
+    body = json.loads(run_cli(home, "codes", "email-template", "--json").output)["body"]
+    words = " ".join(body.split())
+    # The e-mail asking for a code may be forged: the code goes back by phone, to the number the directory
+    # publishes, never to one the e-mail gives (spec/codes.md §7).
+    assert "give us the code by phone, not by e-mail" in words
+    assert "`satchel directory search a.example.org --state IL`" in words and "not one taken from this e-mail" in words
+    spec = " ".join((Path(__file__).parents[2] / "spec" / "codes.md").read_text().split())
+    section = spec.split("## 7. Transfer codes")[1].split("### 7.1")[0]
+    assert "gives it by phone to the district that asked" in section and "never by e-mail" in section
+    assert "by e-mail or phone" not in section
+
+
 def test_a_contact_with_control_characters_is_refused(make_home) -> None:
     # It is published in the descriptor, which every peer would then refuse (protocol.descriptor).
     home = make_home()
