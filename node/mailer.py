@@ -20,6 +20,12 @@ class MailFailed(SatchelError):
     code = "mail.failed"
     default_hint = "check the [smtp] settings in satchel.toml and that the mail server is reachable"
 
+    def __init__(self, message: str, *, server_down: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        # The server itself took no mail (unreachable, timed out, refused the sender or the login): every other
+        # e-mail would fail alike now, so they wait for the next try rather than each wait out the timeout.
+        self.server_down = server_down
+
 
 class MailRefused(SatchelError):
     """The SMTP server refused the recipient's mailbox for good (550, 551 or 553)."""
@@ -58,7 +64,7 @@ def _send(smtp: SmtpSection, message: EmailMessage) -> None:
         raise MailFailed(f"{smtp.host} refused {', '.join(exc.recipients)}") from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise MailFailed(
-            f"could not send mail through {smtp.host}:{smtp.port}: {type(exc).__name__}"
+            f"could not send mail through {smtp.host}:{smtp.port}: {type(exc).__name__}", server_down=True
         ) from exc
 
 

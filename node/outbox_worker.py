@@ -66,10 +66,15 @@ async def deliver_due(
     rng: random.Random,
     job_ids: list[str] | None = None,
     lease_seconds: float = LEASE_SECONDS,
+    mail: bool | None = None,
 ) -> int:
-    """Try every due job once; returns how many were delivered."""
+    """Try every due job once (only e-mails, none, or both: ``mail`` as in storage.outbox.due); returns how many
+    were delivered."""
     delivered = 0
-    for job in outbox.due(node.db, now_iso(), job_ids=job_ids):
+    mail_down = False
+    for job in outbox.due(node.db, now_iso(), job_ids=job_ids, mail=mail):
+        if mail_down and job.kind == EMAIL_KIND:
+            continue  # deferred with the one that found the mail server down
         with write_transaction(node.db):
             lease = iso(utc_now() + timedelta(seconds=lease_seconds))
             if not outbox.claim(node.db, job.job_id, now=now_iso(), lease_until=lease):
@@ -86,7 +91,12 @@ async def deliver_due(
             log.info("%s", exc)
             continue
         except MailFailed as exc:
-            _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
+            again = _retry(node, job.job_id, job.attempts, f"{exc.code}: {exc.message}", rng)
+            if exc.server_down:
+                # Each e-mail after it would wait out the same timeout (30 s) for nothing: they go at its next try.
+                mail_down = True
+                with write_transaction(node.db):
+                    outbox.defer(node.db, kind=EMAIL_KIND, until=again, now=now_iso())
             continue
         except MailRefused as exc:  # no such mailbox: trying again sends nothing more
             _give_up(node, job, f"{exc.code}: {exc.message}")
@@ -204,13 +214,14 @@ def _give_up(node: Node, job: outbox.Job, error: str) -> None:
         log_failure(log, f"telling coordinators of outbox job {job.job_id}", exc)
 
 
-def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Random) -> None:
+def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Random) -> str:
+    """Schedule the job's next try; returns when it is."""
     delay = backoff(attempts, rng)
     log.info("outbox job %s: retry in %.1fs (%s)", job_id, delay, error.split(":")[0])
+    again = iso(utc_now() + timedelta(seconds=delay))
     with write_transaction(node.db):
-        outbox.mark_retry(
-            node.db, job_id, next_attempt_at=iso(utc_now() + timedelta(seconds=delay)), error=error
-        )
+        outbox.mark_retry(node.db, job_id, next_attempt_at=again, error=error)
+    return again
 
 
 async def settle(node: Node, *, timeout: float, created_since: str = "", poll: float = 0.2) -> bool:
@@ -226,20 +237,22 @@ async def settle(node: Node, *, timeout: float, created_since: str = "", poll: f
 
 
 async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: one owned task that delivers due jobs until shutdown."""
+    """Cleanup context: two owned tasks that deliver due jobs until shutdown, one to other nodes and one to the
+    mail server, so that a mail server that hangs (30 s a message) holds up no envelope, receipt or answer."""
     rng = random.SystemRandom()
     with write_transaction(app[NODE].db):
         outbox.release_leases(app[NODE].db)
 
-    async def loop() -> None:
+    async def loop(mail: bool) -> None:
         while True:
             try:
-                await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng)
+                await deliver_due(app[NODE], app[PEER_CLIENT], rng=rng, mail=mail)
             except Exception as exc:
                 log_failure(log, "outbox pass", exc)
             await asyncio.sleep(1.0)
 
-    task = asyncio.create_task(loop(), name="outbox")
+    tasks = [asyncio.create_task(loop(False), name="outbox"), asyncio.create_task(loop(True), name="outbox-mail")]
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

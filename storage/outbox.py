@@ -64,10 +64,14 @@ def enqueue(
 
 
 def due(
-    db: sqlite_utils.Database, now: str, *, limit: int = 20, job_ids: list[str] | None = None
+    db: sqlite_utils.Database, now: str, *, limit: int = 20, job_ids: list[str] | None = None,
+    mail: bool | None = None,
 ) -> list[Job]:
+    """Jobs due now: only e-mails (``mail`` True), none (False), or both (None)."""
     sql = f"SELECT {_COLS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
     args: list[object] = [now]
+    if mail is not None:
+        sql += " AND kind = 'email'" if mail else " AND kind != 'email'"
     if job_ids is not None:
         sql += f" AND job_id IN ({','.join('?' * len(job_ids))})"
         args += job_ids
@@ -166,8 +170,10 @@ def renew_lease(db: sqlite_utils.Database, job_id: str, *, held: str, until: str
 
 def in_flight(db: sqlite_utils.Database, now: str, *, created_since: str = "") -> int:
     """Pending jobs queued at or after ``created_since`` that some deliverer holds a lease on right now."""
+    # Not e-mails: a command waits for what it sent the other district, never for the district's own mail server.
     row = db.execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ? AND created_at >= ?",
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ? AND created_at >= ?"
+        " AND kind != 'email'",
         [now, created_since],
     ).fetchone()
     return int(row[0])
@@ -206,6 +212,16 @@ def mark_retry(db: sqlite_utils.Database, job_id: str, *, next_attempt_at: str, 
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, leased_until = NULL"
         " WHERE job_id = ?",
         [next_attempt_at, error[:500], job_id],
+    )
+
+
+def defer(db: sqlite_utils.Database, *, kind: str, until: str, now: str) -> None:
+    """Push the pending jobs of ``kind`` due before ``until``, and held by no deliverer, back to ``until``,
+    without counting an attempt: they were not tried."""
+    db.execute(
+        "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND kind = ? AND next_attempt_at < ?"
+        " AND (leased_until IS NULL OR leased_until <= ?)",
+        [until, kind, until, now],
     )
 
 

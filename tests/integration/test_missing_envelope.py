@@ -43,17 +43,19 @@ def test_a_lost_envelope_is_named_holds_nothing_up_and_goes_once_restored(pair, 
 
 def test_a_job_that_fails_unexpectedly_is_retried_and_does_not_fail_the_command(pair) -> None:
     from node.home import open_node
-    from node.notify import EMAIL_KIND
+    from node.request_answers import REQUEST_KIND
     from storage import outbox
     from storage.database import write_transaction
 
-    a, _b, _ = pair
+    a, b, _ = pair
     a.stop()
     node = open_node(a.home, a.env)
     try:
-        with write_transaction(node.db):  # a row damaged on disk: its payload is no longer JSON
-            outbox.enqueue(node.db, job_id="damaged", kind=EMAIL_KIND, peer="smtp", url="smtp://127.0.0.1",
-                           payload=b"not json", content_type="application/json",
+        # A row damaged on disk: its type names no document a request job carries. (Not an e-mail: a command
+        # leaves those to the serving node.)
+        with write_transaction(node.db):
+            outbox.enqueue(node.db, job_id="damaged", kind=REQUEST_KIND, peer=b.domain,
+                           url=f"{b.url}/satchel/v1/requests", payload=b"not json", content_type="application/json",
                            now="2026-01-01T00:00:00Z")  # fmt: skip
     finally:
         node.close()
@@ -66,7 +68,7 @@ def test_a_job_that_fails_unexpectedly_is_retried_and_does_not_fail_the_command(
     finally:
         node.close()
     assert damaged is not None and damaged.status == "pending" and damaged.attempts == 1
-    assert damaged.last_error == "satchel.internal: JSONDecodeError"
+    assert damaged.last_error == "satchel.internal: KeyError"
 
 
 def test_a_received_envelope_lost_before_accept_is_named_and_costs_no_attempt(pair, tmp_path: Path) -> None:
