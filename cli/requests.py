@@ -63,30 +63,33 @@ def requests_group() -> None:
 @click.option("--incoming", "side", flag_value="releaser", help="Requests other districts sent here.")
 @click.option("--outgoing", "side", flag_value="requester", help="Requests this district sent.")
 @click.option("--status", "state", help="requested, released, release_failed, rejected or cancelled.")
-def requests_list(home: str | None, as_json: bool, side: str | None, state: str | None) -> None:
+@click.option("--overdue", is_flag=True, help="Only requests whose answer is overdue (flagged OVERDUE).")
+def requests_list(home: str | None, as_json: bool, side: str | None, state: str | None, overdue: bool) -> None:
     """List records requests; unanswered ones past the deadline are flagged OVERDUE.
 
     \b
     Example:
-      satchel requests list --incoming --status requested
+      satchel requests list --incoming --overdue
     """
     from node import requests_flow
 
     with opened(home) as node:
-        views = requests_flow.listing(node, side=side, state=state)
+        views = [v for v in requests_flow.listing(node, side=side, state=state) if v.overdue or not overdue]
     rows: list[dict[str, Any]] = [
             {"request_id": v.row.request_id, "direction": "in" if v.row.side == "releaser" else "out",
              "district": v.row.peer, "state": v.row.state, "overdue": v.overdue,
              "student": f"{v.request.student.family_name}, {v.request.student.given_name}",
-             "asked_by": v.request.requester.name, "opened_on": v.row.opened_on, "transfer_id": v.row.transfer_id,
+             "asked_by": v.request.requester.name, "opened_on": v.row.opened_on,
+             "due_on": v.due_on.isoformat() if v.due_on else None, "transfer_id": v.row.transfer_id,
              "messages": v.messages}
             for v in views]  # fmt: skip
     if as_json:
         print_json(rows)
         return
-    print_table(["id", "dir", "district", "student", "asked by", "opened", "state", "msgs"],
+    print_table(["id", "dir", "district", "student", "asked by", "opened", "answer due", "state", "msgs"],
                 [(r["request_id"], r["direction"], r["district"], r["student"], r["asked_by"], r["opened_on"],
-                  r["state"] + (" OVERDUE" if r["overdue"] else ""), r["messages"] or "-") for r in rows],
+                  r["due_on"] or "-", r["state"] + (" OVERDUE" if r["overdue"] else ""), r["messages"] or "-")
+                 for r in rows],
                 empty="(no records requests)")  # fmt: skip
 
 

@@ -67,6 +67,19 @@ SUBJECTS = {
 # What the releasing coordinators can do about a request whose release failed.
 _ANSWER_AGAIN = ("\nRelease them again: satchel requests release {id} --student SIS_ID ...\n"
                  "or reject the request: satchel requests reject {id} --comments TEXT")
+# ... and about one they have not answered yet.
+_ANSWER = ("\nRelease the records: satchel requests release {id} --student SIS_ID --all-records\n"
+           "or reject the request: satchel requests reject {id} --comments TEXT")
+
+
+def _due_words(node: Node, status: RequestStatus) -> str:
+    """By when the releaser's answer is owed, as `requests show` says it; "" while none is owed."""
+    due = status.due_on(holidays=node.config.requests.holidays)
+    if due is None:
+        return ""
+    late = status.overdue(today=local_now().date(), holidays=node.config.requests.holidays)
+    since = f" from {status.failed_on}, when the release failed" if status.failed_on else ""
+    return f"An answer {'was' if late else 'is'} due by {due} ({status.working_days} working days{since}).\n"
 
 
 def local_now() -> datetime:
@@ -220,7 +233,14 @@ def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer
         next_step += _ANSWER_AGAIN.format(id=request_id)
     else:
         subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
-    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{next_step}\n")
+        if topic in ("request.received", "request.overdue"):  # at the releaser, which owes the answer
+            next_step += _ANSWER.format(id=request_id)
+    due = _due_words(node, status) if topic in _OWED else ""
+    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{due}{next_step}\n")
+
+
+# The notices about a request that waits for the releaser's answer: each says by when it is owed.
+_OWED = frozenset({"request.received", "request.overdue", "request.release_failed"})
 
 
 # The outbox jobs of records requests, by what they carry (node.undelivered names them back from these).

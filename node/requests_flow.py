@@ -386,7 +386,7 @@ class RequestView:
     messages: int = 0  # in the coordinators' thread
     answer: RequestResponse | None = None  # the release, rejection or cancellation, as signed (show only)
     thread: tuple[tuple[str, RequestResponse], ...] = ()  # the messages, oldest first (show only)
-    due_on: date | None = None  # the last working day an answer is on time, while one is owed (show only)
+    due_on: date | None = None  # the last working day an answer is on time, while one is owed
     # Where this node's own request, answer and messages stand with the other district (node.delivery_status),
     # by "request", "answer" and the message's place in ``thread`` (show only).
     sent: dict[str | int, dict[str, object]] = field(default_factory=dict)
@@ -396,14 +396,15 @@ class RequestView:
 
 
 def listing(node: Node, *, side: str | None = None, state: str | None = None) -> list[RequestView]:
-    """Every request (of ``side``, in ``state``) with its overdue flag; no candidates: that is one match
-    query per request, which only ``show`` needs."""
+    """Every request (of ``side``, in ``state``) with its overdue flag and the day its answer is due; no
+    candidates: that is one match query per request, which only ``show`` needs."""
     views = []
     threads = messages.counts(node.db)
     for row in store.list_rows(node.db, side=side, state=state):
         status = status_of(node, row)
         assert status.request is not None
-        views.append(RequestView(row, status.request, _overdue(node, status), None, threads.get(row.request_id, 0)))
+        views.append(RequestView(row, status.request, _overdue(node, status), None, threads.get(row.request_id, 0),
+                                 due_on=status.due_on(holidays=node.config.requests.holidays)))  # fmt: skip
     return views
 
 

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from support import wait_until
+
 
 def _send(a, *args: str) -> dict:
     return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
@@ -57,3 +59,48 @@ def test_the_counts_of_a_transfer_agree_between_list_and_show_on_both_sides(pair
     assert "Students:    1\n" in text and f"Records:     {sent['records']}\n" in text
     assert (shown["students"], shown["records"], shown["documents"]) == (
         sent["students"], sent["records"], sent["documents"])  # fmt: skip
+
+
+def test_the_due_date_is_the_same_in_requests_list_show_json_and_the_reminder(pair) -> None:
+    import sqlite3
+
+    from test_requests import _requested
+
+    from node.home import open_node
+    from node.requests_flow import flag_overdue
+
+    a, b, mailbox = pair
+    request_id = _requested(a, b, "100002")
+    # The releasing coordinators' first notice says by when to answer, and how.
+    wait_until(lambda: any(request_id in s for s in mailbox.to("coord@a.example.org")))
+    (alert,) = [m for m in mailbox.messages
+                if "coord@a.example.org" in str(m["To"]) and request_id in str(m["Subject"])]  # fmt: skip
+    due = json.loads(a.cli("requests", "show", request_id, "--json").stdout)["due_on"]
+    body = alert.get_payload(decode=True).decode()
+    assert f"An answer is due by {due} (10 working days)." in body
+    assert f"satchel requests release {request_id} --student SIS_ID" in body
+    assert f"satchel requests reject {request_id} --comments" in body
+
+    assert json.loads(a.cli("requests", "list", "--overdue", "--json").stdout) == []
+    # Opened on Monday 5 January 2026: due by Monday 19 January (spec/requests.md §5), overdue since.
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id])
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == [request_id]
+    shown = json.loads(a.cli("requests", "show", request_id, "--json").stdout)
+    (listed,) = json.loads(a.cli("requests", "list", "--json").stdout)
+    assert json.loads(a.cli("requests", "list", "--overdue", "--json").stdout) == [listed]
+    assert shown["due_on"] == listed["due_on"] == "2026-01-19" and listed["overdue"] is True
+    (line,) = [line for line in a.cli("requests", "list").stdout.splitlines() if line.startswith(request_id)]
+    assert "2026-01-19" in line and "OVERDUE" in line
+    assert "Answer due:     2026-01-19 (10 working days)" in a.cli("requests", "show", request_id).stdout
+
+    def reminder() -> list:
+        return [m for m in mailbox.messages
+                if "coord@a.example.org" in str(m["To"]) and "Reminder" in str(m["Subject"])]  # fmt: skip
+
+    wait_until(reminder)  # sent by A's serving node
+    body = reminder()[0].get_payload(decode=True).decode()
+    assert "An answer was due by 2026-01-19 (10 working days)." in body
+    assert f"satchel requests release {request_id} --student SIS_ID" in body
+    assert f"satchel requests reject {request_id} --comments" in body
