@@ -16,6 +16,7 @@ from crypto import IdentityPublicKey
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.issued_codes import follow_transfer
+from node.message_thread import coordinator_words
 from node.notify import notify_coordinators
 from node.own_signatures import job_payload_now, signed_now
 from node.request_answers import follow_transfer as follow_release
@@ -223,12 +224,42 @@ def _queue_receipt(node: Node, row: TransferRow, receipt: Receipt, signed: bytes
     )  # fmt: skip
 
 
+# What the coordinators do next, by side and topic: the notice is where a records clerk starts from.
+_SEND_AGAIN = "Send the records again in a new transfer, with a new code: satchel send --to {peer} ..."
+NEXT_STEPS: dict[tuple[str, str], str] = {
+    ("sender", "transfer.sent"): "Read its code to {who} by phone (never by e-mail); it shows again with: "
+                                 "satchel transfers show {id} --code --as YOU",
+    ("sender", "transfer.locked"): "Too many wrong codes were entered at {peer}: the records stay sealed for good.\n"
+                                   + _SEND_AGAIN + "\nand read the new code to {who} slowly.",
+    ("sender", "transfer.rejected"): "Their reason is in the timeline. If the records went to the wrong place or "
+                                     "student: " + _SEND_AGAIN,
+    ("sender", "transfer.expired"): "It was not opened in time. " + _SEND_AGAIN,
+    ("sender", "transfer.undeliverable"): "It never reached them. Check that {peer} can be reached "
+                                          "(satchel peers ping {peer}), then: " + _SEND_AGAIN,
+    ("receiver", "transfer.received"): "It stays sealed until you enter the code {who} reads you by phone:\n"
+                                       "satchel accept {id} --code CODE --as YOU\n"
+                                       "or refuse it: satchel reject {id} --reason TEXT --as YOU",
+    ("receiver", "transfer.accepted"): "Preview the import, then run it: satchel import preview {id} --as YOU",
+    ("receiver", "transfer.partially_imported"): "The students not imported, and why: satchel import log {id}",
+    ("receiver", "transfer.import_failed"): "What failed, and its reference: satchel import log {id}",
+    ("receiver", "transfer.locked"): "Ask {who} to send the records again in a new transfer, with a new code.",
+    ("receiver", "transfer.expired"): "Ask {who} to send the records again in a new transfer if you still need them.",
+}
+
+
 def notify_topic(node: Node, row: TransferRow, topic: str) -> None:
     own = RECEIVER_TOPICS if row.status.side.value == "receiver" else {}
     template = own.get(topic) or TOPICS.get(topic, "Transfer {id}: " + topic)
     subject = template.format(id=row.transfer_id, peer=row.peer)
+    step_template = NEXT_STEPS.get((row.status.side.value, topic))
+    if row.kind == "import" and topic == "transfer.received":
+        step_template = None  # a transfer code's records: the node that claimed them opens them itself
+    who = coordinator_words(node, row.peer)
+    next_step = "" if step_template is None else step_template.format(
+        id=row.transfer_id, peer=row.peer, who=f"{row.peer}'s transfer coordinator" + (f" ({who})" if who else "")
+    ) + "\n"  # fmt: skip
     body = (
-        f"{subject}.\n\nSee it with: satchel transfers show {row.transfer_id}\n"
+        f"{subject}.\n\n{next_step}See it with: satchel transfers show {row.transfer_id}\n"
         f"This message names no student; the records stay on the Satchel node.\n"
     )
     notify_coordinators(node, subject=subject, body=body, transfer_id=row.transfer_id)

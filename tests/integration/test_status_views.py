@@ -104,3 +104,41 @@ def test_the_due_date_is_the_same_in_requests_list_show_json_and_the_reminder(pa
     assert "An answer was due by 2026-01-19 (10 working days)." in body
     assert f"satchel requests release {request_id} --student SIS_ID" in body
     assert f"satchel requests reject {request_id} --comments" in body
+
+
+def test_each_transfer_notice_names_the_next_command(pair) -> None:
+    from test_push_transfer import _wrong_code
+
+    a, b, mailbox = pair
+
+    def body(to: str, words: str) -> str:
+        found: list[str] = []
+
+        def arrived() -> bool:
+            found[:] = [m.get_payload(decode=True).decode() for m in mailbox.messages
+                        if to in str(m["To"]) and words in " ".join(str(m["Subject"]).split())]  # fmt: skip
+            return len(found) == 1
+
+        wait_until(arrived)
+        return " ".join(found[0].split())
+
+    sent = _send(a, "--student", "100001")
+    tid = sent["transfer_id"]
+    # The sender reads the code out; the receiver enters it, or refuses the transfer.
+    assert (f"Read its code to b.example.org's transfer coordinator (Cory Coordinator, +1 217-555-0100) by phone"
+            f" (never by e-mail); it shows again with: satchel transfers show {tid} --code") in body(
+        "coord@a.example.org", f"Transfer {tid} to b.example.org")  # fmt: skip
+    told = body("coord@b.example.org", f"New incoming transfer {tid}")
+    assert ("It stays sealed until you enter the code a.example.org's transfer coordinator (Cory Coordinator, "
+            f"+1 217-555-0100) reads you by phone: satchel accept {tid} --code CODE") in told
+    assert f"or refuse it: satchel reject {tid} --reason TEXT" in told
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    accepted = body("coord@b.example.org", f"Transfer {tid} from a.example.org was accepted")
+    assert f"satchel import preview {tid}" in accepted
+
+    # Locked by wrong codes: the sender is told to send again, with a new code.
+    locked = _send(a, "--student", "100002")
+    for _ in range(5):
+        b.cli("accept", locked["transfer_id"], "--code", _wrong_code(locked["code"]), "--as", "coord", ok=False)
+    told = body("coord@a.example.org", f"Transfer {locked['transfer_id']} is locked")
+    assert "the records stay sealed for good" in told and "satchel send --to b.example.org" in told
