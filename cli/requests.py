@@ -21,6 +21,9 @@ from cli.common import (
     trust_of,
 )
 
+# What a request can be in at either district (protocol.request_states, but "absent").
+_STATES = ("requested", "released", "release_failed", "rejected", "cancelled")
+
 
 @click.command("request", context_settings=CONTEXT)
 @home_option
@@ -62,7 +65,8 @@ def requests_group() -> None:
 @json_option
 @click.option("--incoming", "side", flag_value="releaser", help="Requests other districts sent here.")
 @click.option("--outgoing", "side", flag_value="requester", help="Requests this district sent.")
-@click.option("--status", "state", help="requested, released, release_failed, rejected or cancelled.")
+@click.option("--status", "state", type=click.Choice(_STATES, case_sensitive=False), metavar="STATE",
+              help=f"Only requests in this state: {', '.join(_STATES)}.")
 @click.option("--overdue", is_flag=True, help="Only requests whose answer is overdue (flagged OVERDUE).")
 def requests_list(home: str | None, as_json: bool, side: str | None, state: str | None, overdue: bool) -> None:
     """List records requests; unanswered ones past the deadline are flagged OVERDUE.

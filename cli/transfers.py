@@ -368,6 +368,17 @@ def transfers_status(home: str | None, as_json: bool) -> None:
         click.echo("Transfers are on." if enabled else "Transfers are off.")
 
 
+def _states() -> tuple[str, ...]:
+    from protocol.transfer_status import ReceiverState, SenderState
+
+    # Both sides' states, as the list shows them; a state that is not one (a typo) would list nothing, which
+    # reads as "no such transfer".
+    return tuple(dict.fromkeys(s.value for s in (*SenderState, *ReceiverState) if s is not ReceiverState.ABSENT))
+
+
+_STATES = _states()
+
+
 def _contents(row: TransferRow) -> dict[str, int | None]:
     """What the transfer holds, or None for each count while a received envelope is still sealed: `transfers
     list` and `transfers show` say the same, in tables and in --json."""
@@ -385,7 +396,8 @@ def _count(value: object) -> str:
 @json_option
 @click.option("--incoming", "side", flag_value="receiver", help="Only transfers this node received.")
 @click.option("--outgoing", "side", flag_value="sender", help="Only transfers this node sent.")
-@click.option("--status", "state", help="Only transfers in this state, e.g. received, accepted, locked.")
+@click.option("--status", "state", type=click.Choice(_STATES, case_sensitive=False), metavar="STATE",
+              help=f"Only transfers in this state: {', '.join(_STATES)}.")
 def transfers_list(home: str | None, as_json: bool, side: str | None, state: str | None) -> None:
     """List transfers, newest first.
 
