@@ -387,6 +387,23 @@ def _contents(row: TransferRow) -> dict[str, int | None]:
             "documents": row.documents if known else None}  # fmt: skip
 
 
+def _detail_words(detail: dict[str, object]) -> str:
+    """A timeline entry's details for a person: an import receipt's counts in words ("98 of 103 students
+    imported"), as `import run` says them, rather than as a Python dict."""
+    return ", ".join(_counts_words(v) if k == "counts" and isinstance(v, dict) else f"{k}={v}"
+                     for k, v in detail.items())  # fmt: skip
+
+
+def _counts_words(c: dict[str, object]) -> str:
+    words = (f"{c.get('students_imported')} of {c.get('students_total')} students imported "
+             f"({c.get('students_with_changes')} with changes), {c.get('documents')} documents, "
+             f"{c.get('scores')} scores")
+    skipped = c.get("skipped")
+    if isinstance(skipped, dict) and skipped:
+        words += "; skipped: " + ", ".join(f"{count} {reason}" for reason, count in skipped.items())
+    return words
+
+
 def _count(value: object) -> str:
     return "-" if value is None else f"{value:,}"
 
@@ -514,8 +531,8 @@ def transfers_show(
     click.echo("\nTimeline:")
     print_table(["#", "at", "", "what", "by", "details"],
                 [(e["seq"], e["at"], {"sent": "->", "received": "<-", "local": "  "}[e["direction"]], e["kind"],
-                  e["actor"], ", ".join(f"{k}={v}" for k, v in e["detail"].items())
-                  + (" [signed]" if e["signed"] else "") + delivery_words(e["delivery"]))
+                  e["actor"], _detail_words(e["detail"]) + (" [signed]" if e["signed"] else "")
+                  + delivery_words(e["delivery"]))
                  for e in timeline])  # fmt: skip
 
 

@@ -60,6 +60,13 @@ def test_the_counts_of_a_transfer_agree_between_list_and_show_on_both_sides(pair
     assert (shown["students"], shown["records"], shown["documents"]) == (
         sent["students"], sent["records"], sent["documents"])  # fmt: skip
 
+    # The import's counts, as its signed receipt carries them, read alike on both sides' timelines.
+    b.cli("import", "preview", tid, "--as", "coord")
+    b.cli("import", "run", tid, "--as", "coord")
+    words = "sequence=3, 1 of 1 students imported (0 with changes), 1 documents, 0 scores"
+    wait_until(lambda: words in a.cli("transfers", "show", tid).stdout)
+    assert words in b.cli("transfers", "show", tid).stdout
+
 
 def test_the_due_date_is_the_same_in_requests_list_show_json_and_the_reminder(pair) -> None:
     import sqlite3
