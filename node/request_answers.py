@@ -235,6 +235,11 @@ def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer
         subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
         if topic in ("request.received", "request.overdue"):  # at the releaser, which owes the answer
             next_step += _ANSWER.format(id=request_id)
+        elif topic == "request.released" and status.transfer_id is not None:
+            who = coordinator_words(node, peer)
+            next_step += (f"\nThe records come as transfer {status.transfer_id}, sealed until you enter the code "
+                          f"{peer}'s transfer coordinator{f' ({who})' if who else ''} reads you by phone:\n"
+                          f"satchel accept {status.transfer_id} --code CODE")
     due = _due_words(node, status) if topic in _OWED else ""
     notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{due}{next_step}\n")
 

@@ -113,6 +113,24 @@ def test_the_due_date_is_the_same_in_requests_list_show_json_and_the_reminder(pa
     assert f"satchel requests reject {request_id} --comments" in body
 
 
+def test_the_news_of_a_release_names_its_transfer_and_how_to_open_it(pair) -> None:
+    from test_requests import _requested
+
+    a, b, mailbox = pair
+    request_id = _requested(a, b, "100001")
+    released = a.cli("requests", "release", request_id, "--student", "100001", "--as", "coord").stdout
+    transfer_id = released.split("transfer ")[1].split(".")[0]
+
+    def told() -> list[str]:
+        return [" ".join(m.get_payload(decode=True).decode().split()) for m in mailbox.messages
+                if "coord@b.example.org" in str(m["To"]) and "was released" in " ".join(str(m["Subject"]).split())]
+
+    wait_until(told)
+    assert (f"The records come as transfer {transfer_id}, sealed until you enter the code a.example.org's transfer "
+            f"coordinator (Cory Coordinator, +1 217-555-0100) reads you by phone: satchel accept {transfer_id} "
+            "--code CODE") in told()[0]  # fmt: skip
+
+
 def test_each_transfer_notice_names_the_next_command(pair) -> None:
     from test_push_transfer import _wrong_code
 
