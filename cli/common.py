@@ -185,6 +185,11 @@ _BIDI_CONTROLS = {c: f"<U+{c:04X}>" for c in (*range(0x202A, 0x202F), *range(0x2
 _SHOWN = str.maketrans({**_CELL_BREAKS, **_BIDI_CONTROLS})
 
 
+def shown(line: str) -> str:
+    """One line of text, some of it another district's, as a table cell shows it (breaks, bidi controls)."""
+    return line.translate(_SHOWN)
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "(none)") -> None:
     rows = [["" if v is None else str(v).translate(_SHOWN) for v in row] for row in rows]
     if not rows:

@@ -22,6 +22,7 @@ from cli.common import (
     print_json,
     print_table,
     run,
+    shown,
     trust_of,
 )
 from cli.progress import progress_line
@@ -187,11 +188,18 @@ def send_command(
 @click.option("--unread", is_flag=True, help="Only notifications not marked read.")
 @click.option("--mark-read", is_flag=True,
               help="Mark the listed notifications read (coordinators and admins, with --as).")
-def inbox_command(home: str | None, actor: str | None, as_json: bool, unread: bool, mark_read: bool) -> None:
+@click.option("--full", is_flag=True, help="Each notification's whole text: by when, and what to run next.")
+def inbox_command(
+    home: str | None, actor: str | None, as_json: bool, unread: bool, mark_read: bool, full: bool
+) -> None:
     """Notifications for coordinators: transfers arriving, accepted, locked, messages, ...
+
+    The table gives their subjects; --full gives their text as the e-mails do (the command to run next), for
+    a district whose node sends no e-mail.
 
     \b
     Example:
+      satchel inbox --unread --full
       satchel inbox --unread --mark-read --as jane
     """
     from node import notify
@@ -202,6 +210,15 @@ def inbox_command(home: str | None, actor: str | None, as_json: bool, unread: bo
             notify.mark_read(node, actor=actor, notification_ids=[str(i["id"]) for i in items])
     if as_json:
         print_json(items)
+        return
+    if full:
+        for i in items:
+            click.echo(f"{i['at']}{'' if i['read_at'] else '  (unread)'}")
+            for line in str(i["body"] or i["subject"]).strip().splitlines():
+                click.echo(f"  {shown(line)}".rstrip())
+            click.echo()
+        if not items:
+            click.echo("(no notifications)")
         return
     print_table(["at", "subject", "transfer", "read"],
                 [(i["at"], i["subject"], i["transfer_id"] or "-", "yes" if i["read_at"] else "") for i in items],
