@@ -75,9 +75,24 @@ def save(node: Node, transition: CodeTransition, *, notify: bool = True, why: st
             node.db.execute("UPDATE transfer_codes_issued SET claim_key = zeroblob(0) WHERE code_id = ?",
                             [status.code_id])  # fmt: skip
         elif isinstance(effect, NotifyCoordinators) and notify:
-            subject = f"Transfer code …{status.code_id[:6]}: {effect.topic.split('.')[-1]}"
-            body = subject + "\n\n" + (why + "\n\n" if why else "") + "See: satchel codes list\n"
+            # Named as `satchel codes list` shows it: its id's first 12 characters and the code's last ones.
+            (ending,) = node.db.execute("SELECT display FROM transfer_codes_issued WHERE code_id = ?",
+                                        [status.code_id]).fetchone()  # fmt: skip
+            what = _TOPIC_WORDS.get(effect.topic, effect.topic.split(".")[-1]).format(by=status.claimed_by)
+            subject = f"Transfer code {status.code_id[:12]} (ending {ending}) {what}"
+            body = subject + ".\n\n" + (why + "\n\n" if why else "") + "See: satchel codes list\n"
             notify_coordinators(node, subject=subject, body=body)
+
+
+# What became of a code this node made, in words (protocol.code_claim_states' topics).
+_TOPIC_WORDS = {
+    "code.claimed": "was entered by {by}: its records are sent to them",
+    "code.released": "can be entered again: the transfer it started ended unopened or was undone",
+    "code.used": "is used: its records were imported",
+    "code.revoked": "is revoked",
+    "code.expired": "expired unused",
+    "code.locked": "is locked after too many failed tries to enter it",
+}
 
 
 def revoke_for_maker(node: Node, status: CodeStatus, maker: str, *, by: str, notify: bool = True) -> None:

@@ -167,3 +167,17 @@ def test_each_transfer_notice_names_the_next_command(pair) -> None:
         b.cli("accept", locked["transfer_id"], "--code", _wrong_code(locked["code"]), "--as", "coord", ok=False)
     told = body("coord@a.example.org", f"Transfer {locked['transfer_id']} is locked")
     assert "the records stay sealed for good" in told and "satchel send --to b.example.org" in told
+
+
+def test_a_code_notice_names_the_code_as_codes_list_does(pair) -> None:
+    a, b, _ = pair
+    issued = json.loads(a.cli("codes", "create", "--student", "100001", "--for", b.domain, "--as", "coord",
+                              "--json").stdout)  # fmt: skip
+    b.cli("claim", issued["code"], "--school", "0101", "--as", "coord")
+    (listed,) = json.loads(a.cli("codes", "list", "--json").stdout)
+    shown = a.cli("codes", "list").stdout
+    assert issued["code_id"][:12] in shown and listed["ends_with"] in shown
+    (notice,) = [i for i in json.loads(a.cli("inbox", "--json").stdout) if i["subject"].startswith("Transfer code")]
+    # It said "Transfer code …3f2a9c: claimed": the id's first characters, written as a code's last ones.
+    assert notice["subject"] == (f"Transfer code {issued['code_id'][:12]} (ending {listed['ends_with']}) was "
+                                 f"entered by {b.domain}: its records are sent to them")  # fmt: skip

@@ -230,7 +230,7 @@ def test_a_claimed_codes_transfer_that_expires_frees_the_code(pair) -> None:
     with open_node(a.home, a.env) as node:
         assert expire_due(node) == [tid]
     assert _code_state(a, issued["code"]) == "active"
-    (notice,) = [i for i in _json(a, "inbox", "--json") if "released" in i["subject"]]
+    (notice,) = [i for i in _json(a, "inbox", "--json") if "can be entered again" in i["subject"]]
     assert f"its transfer {tid} expired before it was accepted" in notice["body"]
     assert "The receiving district may enter the code again until" in notice["body"]
     a.start()
@@ -263,8 +263,9 @@ def test_a_claimed_code_past_its_days_whose_transfer_expires_is_expired_and_said
     _expire(a, tid, code_id=issued["code_id"])
     assert _code_state(a, issued["code"]) == "expired" and _claim_key_length(a, issued["code_id"]) == 0
     notices = [i for i in _json(a, "inbox", "--json") if "Transfer code" in i["subject"]]
-    told = {n["subject"].rsplit(": ", 1)[1]: n["body"] for n in notices}
-    assert sorted(told) == ["claimed", "expired"]  # not "released" before "expired"
+    told = {("expired" if "expired unused" in n["subject"] else "claimed" if "was entered by" in n["subject"]
+             else n["subject"]): n["body"] for n in notices}  # fmt: skip
+    assert sorted(told) == ["claimed", "expired"]  # not "can be entered again" before "expired"
     assert "The code's 30 days are over as well" in told["expired"]
     assert "may enter the code again" not in told["expired"]
 
