@@ -12,16 +12,23 @@ from datetime import timedelta
 
 from node.clock import iso, new_id, now_iso, utc_now
 from node.home import Node
-from storage import outbox, users
+from storage import outbox, requests, users
 from storage.database import write_transaction
 
 EMAIL_KIND = "email"
+WHILE_UNANSWERED = "while_unanswered"  # in an e-mail job's payload: the records request it reminds of
 # A mail server down for longer than this: the e-mail is given up; the inbox entry stays, so nothing is lost.
 MAIL_RETRY_DAYS = 14
 
 
-def notify_coordinators(node: Node, *, subject: str, body: str, transfer_id: str | None = None) -> str:
-    """Record a notification for the node's coordinators and admins, and queue an e-mail to each."""
+def notify_coordinators(
+    node: Node, *, subject: str, body: str, transfer_id: str | None = None, while_unanswered: str | None = None
+) -> str:
+    """Record a notification for the node's coordinators and admins, and queue an e-mail to each.
+
+    ``while_unanswered`` names a records request the notice reminds of: its e-mails, should the mail server
+    keep them waiting until the request is answered or cancelled, are dropped rather than sent late
+    (:func:`still_worth_sending`); the inbox entry stays."""
     notification_id = new_id()
     now = now_iso()
     node.db.execute(
@@ -33,7 +40,10 @@ def notify_coordinators(node: Node, *, subject: str, body: str, transfer_id: str
         return notification_id
     for user in users.list_all(node.db):
         if user.active and user.role in ("admin", "coordinator"):
-            payload = json.dumps({"to": user.email, "subject": subject, "body": body}).encode()
+            mail = {"to": user.email, "subject": subject, "body": body}
+            if while_unanswered is not None:
+                mail[WHILE_UNANSWERED] = while_unanswered
+            payload = json.dumps(mail).encode()
             outbox.enqueue(
                 node.db, job_id=f"{notification_id}-{user.username}", kind=EMAIL_KIND, peer="smtp",
                 url=f"smtp://{node.config.smtp.host}", payload=payload, content_type="application/json", now=now,
@@ -66,3 +76,13 @@ def mark_read(node: Node, *, actor: str | None, notification_ids: list[str]) -> 
         if cursor.rowcount:
             record(node, user.username, "inbox.mark_read", "", {"notifications": cursor.rowcount})
     return cursor.rowcount
+
+
+def still_worth_sending(node: Node, mail: dict[str, str]) -> bool:
+    """Whether a queued e-mail still says something true: a reminder that a records request waits for an answer
+    is not, once the request was answered or cancelled (it waited for a mail server that was down)."""
+    request_id = mail.get(WHILE_UNANSWERED)
+    if request_id is None:
+        return True
+    row = requests.get(node.db, request_id)
+    return row is not None and row.state in ("requested", "release_failed")

@@ -22,7 +22,7 @@ from node.background_errors import log_failure
 from node.clock import iso, now_iso, utc_now
 from node.home import Node
 from node.mailer import MailFailed, MailRefused
-from node.notify import EMAIL_KIND
+from node.notify import EMAIL_KIND, WHILE_UNANSWERED, still_worth_sending
 from node.own_signatures import JobWithdrawn
 from node.peer_client import PEER_CLIENT, PeerClient, PeerRefused
 from node.peers import PeerUnreachable
@@ -134,6 +134,10 @@ async def deliver_due(
 async def _deliver(node: Node, client: PeerClient, job: outbox.Job) -> None:
     if job.kind == EMAIL_KIND:
         mail = json.loads(job.payload)
+        if not still_worth_sending(node, mail):
+            log.info("outbox job %s: a reminder of a request answered since; not sent", job.job_id)
+            return
+        mail.pop(WHILE_UNANSWERED, None)
         await mailer.send(node.config.smtp, mailer.build_message(node.config.smtp, **mail))
         return
     if job.kind == ENVELOPE_JOB:

@@ -241,7 +241,8 @@ def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer
                           f"{peer}'s transfer coordinator{f' ({who})' if who else ''} reads you by phone:\n"
                           f"satchel accept {status.transfer_id} --code CODE")
     due = _due_words(node, status) if topic in _OWED else ""
-    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{due}{next_step}\n")
+    notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{due}{next_step}\n",
+                        while_unanswered=request_id if topic == "request.overdue" else None)  # fmt: skip
 
 
 # The notices about a request that waits for the releaser's answer: each says by when it is owed.

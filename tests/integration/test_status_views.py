@@ -181,3 +181,31 @@ def test_a_code_notice_names_the_code_as_codes_list_does(pair) -> None:
     # It said "Transfer code …3f2a9c: claimed": the id's first characters, written as a code's last ones.
     assert notice["subject"] == (f"Transfer code {issued['code_id'][:12]} (ending {listed['ends_with']}) was "
                                  f"entered by {b.domain}: its records are sent to them")  # fmt: skip
+
+
+def test_a_reminder_that_waited_for_the_mail_server_is_not_sent_once_the_request_is_answered(pair) -> None:
+    import sqlite3
+
+    from test_requests import _requested
+
+    from node.home import open_node
+    from node.requests_flow import flag_overdue
+
+    a, b, mailbox = pair
+    request_id = _requested(a, b, "100002")
+    a.stop()  # its e-mails wait, as for a mail server that is down: only the serving node sends them
+    with sqlite3.connect(a.home / "satchel.db") as conn:
+        conn.execute("UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id])
+    with open_node(a.home, a.env) as node:
+        assert flag_overdue(node) == [request_id]
+    a.cli("requests", "reject", request_id, "--comments", "not ours", "--as", "coord")
+    a.start()
+
+    def mail_left() -> int:
+        with sqlite3.connect(a.home / "satchel.db") as conn:
+            return conn.execute("SELECT count(*) FROM outbox WHERE kind = 'email' AND status = 'pending'").fetchone()[0]
+
+    wait_until(lambda: mail_left() == 0)
+    assert not [m for m in mailbox.messages if "Reminder" in str(m["Subject"]) and "a.example.org" in str(m["To"])]
+    # The inbox still says it was overdue when it was: nothing is lost.
+    assert any("Reminder" in i["subject"] for i in json.loads(a.cli("inbox", "--json").stdout))
