@@ -21,11 +21,13 @@ from protocol import SatchelError
 from protocol.descriptor import (
     PURPOSE,
     Descriptor,
+    PublishedKey,
     encode_descriptor,
     serves_its_domain,
     sign_descriptor,
     verify_descriptor,
 )
+from protocol.key_chain import KnownKey, check_continuity, endorse, endorsement_message, vouched_identity_keys
 from protocol.signed_document import sign_document
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # spec/vectors, for vector_kit
@@ -88,6 +90,42 @@ def _expect(document: bytes) -> dict[str, Any]:
     return {"domain": descriptor.domain, "serves_its_domain": serves_its_domain(descriptor)}
 
 
+# Key rotation (descriptor.md): the district rotates from IDENTITY to ROTATED, then revokes IDENTITY.
+ROTATED = IdentityKey(seed("rotated-identity"))
+ROTATED_KEY = PublishedKey(key_id=ROTATED.public_key.key_id, use="identity", algorithm="ed25519",
+                           public_key=ROTATED.public_key.raw, not_before="2026-06-01T00:00:00Z")  # fmt: skip
+ENDORSED = replace(ROTATED_KEY, endorsement=endorse(BASE.domain, ROTATED_KEY, IDENTITY))
+OLD_KEY, ENCRYPTION_KEY = BASE.keys
+
+
+def _rotation_cases() -> list[tuple[str, str, bytes]]:
+    overlap = replace(OLD_KEY, not_after="2026-06-08T00:00:00Z")
+    return [
+        ("rotated", "signed by the new key, which the old one (listed until the overlap ends) endorses",
+         sign_descriptor(replace(BASE, keys=(overlap, ENDORSED, ENCRYPTION_KEY)), ROTATED)),
+        ("rotated-then-revoked", "the old key revoked: no longer listed, its endorsement of the new key still stands",
+         sign_descriptor(replace(BASE, keys=(ENDORSED, ENCRYPTION_KEY), revoked_keys=(OLD_KEY.key_id,)), ROTATED)),
+        ("endorsed-by-another-key", "the new key endorsed by a key the peer does not know",
+         sign_descriptor(replace(BASE, keys=(replace(ROTATED_KEY, endorsement=endorse(BASE.domain, ROTATED_KEY,
+                                                                                         OTHER)), ENCRYPTION_KEY)),
+                         ROTATED)),
+        ("endorsed-for-another-domain", "the old key's endorsement was made for another domain",
+         sign_descriptor(replace(BASE, keys=(overlap, replace(ROTATED_KEY, endorsement=endorse(
+             "other.k12.example", ROTATED_KEY, IDENTITY)), ENCRYPTION_KEY)), ROTATED)),
+    ]  # fmt: skip
+
+
+def _rotation_expect(document: bytes) -> dict[str, Any]:
+    verified = verify_descriptor(document)
+    signer = verified.signer.key_id
+    try:
+        chain = check_continuity(verified.descriptor, signer, {OLD_KEY.key_id: KnownKey(OLD_KEY.public_key)})
+    except SatchelError as exc:
+        return {"error": exc.code}
+    return {"chain": list(chain), "identity_keys": sorted(vouched_identity_keys(verified.descriptor, signer)),
+            "revoked": list(verified.descriptor.revoked_keys)}  # fmt: skip
+
+
 def build() -> dict[str, Any]:
     return {
         "about": "spec/descriptor.md: served descriptor documents and what a verifier makes of each",
@@ -95,6 +133,22 @@ def build() -> dict[str, Any]:
             {"name": name, "why": why, "document": document.decode("ascii"), "expect": _expect(document)}
             for name, why, document in _cases()
         ],
+        "rotation": {
+            "about": "descriptor.md, Key rotation: a peer that pinned the old key (`old_key_id`, the valid case's "
+            "signer) gets each descriptor of the domain; `endorsed_key` is the new key's object, "
+            "`endorsement_payload` the bytes its endorsement signs (after the purpose and 0x00). Each case expects "
+            "the chain the peer walks (signer first, ending at the pinned key), the identity keys it then holds "
+            "for the domain (those the signer vouches for) and the keys it marks revoked, or the error code",
+            "domain": BASE.domain,
+            "old_key_id": OLD_KEY.key_id,
+            "old_public_key_hex": OLD_KEY.public_key.hex(),
+            "endorsed_key": ENDORSED.to_json(),
+            "endorsement_payload": endorsement_message(BASE.domain, ROTATED_KEY).decode(),
+            "cases": [
+                {"name": name, "why": why, "document": document.decode("ascii"), "expect": _rotation_expect(document)}
+                for name, why, document in _rotation_cases()
+            ],
+        },
     }
 
 

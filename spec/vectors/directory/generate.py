@@ -189,6 +189,7 @@ def build() -> dict[str, Any]:
                 "seed_hex": seed(name).hex(),
                 "public_key_hex": key.public_key.raw.hex(),
                 "key_id": key.public_key.key_id,
+                "fingerprint": key.public_key.fingerprint,
             }
             for name, key in KEYS.items()
         ],
