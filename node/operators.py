@@ -145,7 +145,7 @@ def set_role(node: Node, *, actor: str | None, username: str, role: str) -> tupl
                                hint="a disabled operator stays disabled; add a new account for them")  # fmt: skip
         if user.role == role:
             return user, role, []
-        node.db.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
+        changed = users.set_role(node.db, username, role)
         record(node, acting.username, "user.role", username, {"from": user.role, "to": role})
         revoked = [] if role in PERMISSIONS["transfers.act"] else revoke_made_by(node, username, by=acting.username)
-    return users.require(node.db, username), user.role, revoked
+    return changed, user.role, revoked

@@ -79,3 +79,9 @@ def disable(db: sqlite_utils.Database, username: str, *, now: str) -> User:
     require(db, username)
     db.execute("UPDATE users SET status = 'disabled', disabled_at = ? WHERE username = ?", [now, username])
     return require(db, username)
+
+
+def set_role(db: sqlite_utils.Database, username: str, role: str) -> User:
+    require(db, username)
+    db.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
+    return require(db, username)
