@@ -306,20 +306,21 @@ def disclosures_command(home: str | None, as_json: bool, student: str, as_text: 
     Example:
       satchel disclosures 100234 --text > disclosures-100234.txt
     """
-    from datetime import date
 
     from cli.disclosure_letter import render
     from node import disclosure_record
+    from node.request_answers import local_now
 
     with opened(home) as node:
         student = current_student(node, student)
         record, formers, rows = disclosure_record.of_student(node, student)
         district, domain = node.config.node.name, node.config.node.domain
+        today = local_now(node).date()  # the letter's date, in the district's time zone
     if as_json:
         print_json({"student": student, "disclosures": [r.to_json() for r in rows],
                     "former_sis_ids": [{"sis_id": f.former_sis_id, "until": f.renumbered_at} for f in formers]})
     elif as_text:
-        click.echo(render(district, domain, record, rows, date.today(), formers))
+        click.echo(render(district, domain, record, rows, today, formers))
     else:
         print_table(["at", "to", "records", "by", "purpose", "outcome", "transfer"],
                     [(r.at, r.to_domain, len(r.records), r.disclosed_by, r.purpose,

@@ -12,10 +12,11 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from node.errors import ConfigError, HomeMissing
 from protocol.manifest import DOMAIN_RE
@@ -208,6 +209,22 @@ def parse_holidays(value: str) -> frozenset[date]:
     return frozenset(days)
 
 
+def parse_timezone(value: str) -> tzinfo | None:
+    """``requests.timezone``: an IANA time zone name; empty for the machine's own (None)."""
+    name = value.strip()
+    if not name:
+        return None
+    try:
+        if "/" not in name and name != "UTC":
+            raise ValueError(name)  # "CST" or "EST" name no rule for summer time, or several places
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"requests.timezone: {name[:60]!r} is not a time zone this machine knows", field="requests.timezone",
+            hint='give its IANA name, e.g. timezone = "America/Chicago" (the list: /usr/share/zoneinfo)',
+        ) from None  # fmt: skip
+
+
 def _one_of(name: str, *choices: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
@@ -361,6 +378,15 @@ SETTINGS: tuple[Setting, ...] = (
         parse_holidays,
     ),
     Setting(
+        "requests",
+        "timezone",
+        str,
+        "",
+        "the district's time zone, which says when a day starts for the overdue rule (an IANA name, e.g."
+        " America/Chicago); empty: the machine's own, which is often UTC in a container",
+        parse_timezone,
+    ),
+    Setting(
         "imports",
         "batch_students",
         int,
@@ -449,6 +475,7 @@ class EnvelopeSection:
 class RequestsSection:
     overdue_working_days: int
     holidays: frozenset[date]
+    timezone: tzinfo | None = None  # None: the machine's own
 
 
 @dataclass(frozen=True, slots=True)

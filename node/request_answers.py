@@ -77,14 +77,16 @@ def _due_words(node: Node, status: RequestStatus) -> str:
     due = status.due_on(holidays=node.config.requests.holidays)
     if due is None:
         return ""
-    late = status.overdue(today=local_now().date(), holidays=node.config.requests.holidays)
+    late = status.overdue(today=local_now(node).date(), holidays=node.config.requests.holidays)
     since = f" from {status.failed_on}, when the release failed" if status.failed_on else ""
     return f"An answer {'was' if late else 'is'} due by {due} ({status.working_days} working days{since}).\n"
 
 
-def local_now() -> datetime:
-    # Working days are counted in the district's own calendar: local time, not UTC.
-    return datetime.now().astimezone().replace(microsecond=0)
+def local_now(node: Node) -> datetime:
+    # Working days are counted in the district's own calendar: its time zone (requests.timezone), else the
+    # machine's.
+    zone = node.config.requests.timezone
+    return (datetime.now(zone) if zone is not None else datetime.now().astimezone()).replace(microsecond=0)
 
 
 # A stored request or answer had its signer checked against the other district's keys when it arrived (or
@@ -339,7 +341,7 @@ def follow_transfer(node: Node, transfer_id: str, state: str, *, actor: str) -> 
     assert row.signed_response is not None  # a released request holds its release, as signed here
     person = stored_response(row.signed_response).person  # who released, named in the news
     transition = request_follows(status_of(node, row), transfer_id=transfer_id, transfer_state=ending,
-                                 person=person, now=local_now())  # fmt: skip
+                                 person=person, now=local_now(node))  # fmt: skip
     if transition is None:
         return
     carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)

@@ -94,7 +94,7 @@ def submit(node: Node, *, actor: str | None, to: str, student_sis_id: str, comme
                            hint="a district releases records only to where the student is enrolled")  # fmt: skip
     own = contact(node)
     request = RecordsRequest(
-        request_id=new_id(), from_domain=node.config.node.domain, to_domain=to, created=_now(),
+        request_id=new_id(), from_domain=node.config.node.domain, to_domain=to, created=_now(node),
         student=RequestedStudent(family_name=s.family_name, given_name=s.given_name,
                                  birth_date=date.fromisoformat(s.birth_date), middle_name=s.middle_name or None,
                                  sex=s.sex, grade=s.grade, state_id=s.state_id or None),
@@ -106,10 +106,10 @@ def submit(node: Node, *, actor: str | None, to: str, student_sis_id: str, comme
     )  # fmt: skip
     status = new_request_status(side=RequestSide.REQUESTER, local_domain=node.config.node.domain,
                                 working_days=node.config.requests.overdue_working_days)  # fmt: skip
-    transition = apply(status, Submit(request=request), actor=RequestActor.REQUESTER_COORDINATOR, now=_now())
+    transition = apply(status, Submit(request=request), actor=RequestActor.REQUESTER_COORDINATOR, now=_now(node))
     with write_transaction(node.db):
         store.insert(node.db, request_id=request.request_id, side="requester", state="requested", peer=to,
-                     student_sis_id=student_sis_id, signed_request=b"", opened_on=_now().date().isoformat(),
+                     student_sis_id=student_sis_id, signed_request=b"", opened_on=_now(node).date().isoformat(),
                      working_days=status.working_days, created_by=user.username, created_at=now_iso(),
                      updated_at=now_iso())  # fmt: skip
         carry_out(node, transition.status, transition.effects, request_id=request.request_id, peer=to)
@@ -128,7 +128,7 @@ def receive_request(node: Node, *, caller: str, signed: bytes) -> tuple[str, byt
         row = store.get(node.db, request.request_id)
         if row is None:
             store.insert(node.db, request_id=request.request_id, side="releaser", state="absent", peer=caller,
-                         signed_request=signed, opened_on=_now().date().isoformat(),
+                         signed_request=signed, opened_on=_now(node).date().isoformat(),
                          working_days=node.config.requests.overdue_working_days, created_at=now_iso(),
                          updated_at=now_iso())  # fmt: skip
             status = new_request_status(side=RequestSide.RELEASER, local_domain=node.config.node.domain,
@@ -136,7 +136,7 @@ def receive_request(node: Node, *, caller: str, signed: bytes) -> tuple[str, byt
         else:
             status = status_of(node, row)
         transition = apply(
-            status, RequestReceived(request=request), actor=RequestActor.REQUESTER_NODE, now=_now()
+            status, RequestReceived(request=request), actor=RequestActor.REQUESTER_NODE, now=_now(node)
         )
         resent = carry_out(
             node, transition.status, transition.effects, request_id=request.request_id, peer=caller
@@ -161,7 +161,7 @@ def receive_response(node: Node, *, caller: str, request_id: str, signed: bytes)
         # A cancellation comes from the requester's node, every other answer from the releaser's (§2).
         cancelled = response.kind is ResponseKind.CANCELLED
         sent_by = RequestActor.REQUESTER_NODE if cancelled else RequestActor.RELEASER_NODE
-        transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
+        transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now(node))
         crossed = latest_answer_job(row)
         if row.state == RequestState.CANCELLED.value and not cancelled and crossed is not None and (
             transition.status.state is not RequestState.CANCELLED
@@ -182,7 +182,7 @@ def _message_arrived(node: Node, row: RequestRow, response: RequestResponse, sig
     """A message from the other district's coordinator: kept (once, however often it is delivered), and the
     coordinators here told. Inside the caller's transaction."""
     sent_by = RequestActor.RELEASER_NODE if row.side == "requester" else RequestActor.REQUESTER_NODE
-    transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now())
+    transition = apply(status_of(node, row), ResponseArrived(response=response), actor=sent_by, now=_now(node))
     held = messages.count(node.db, row.request_id)
     at = iso(response.created)
     if _kept_already(node, row.request_id, signed, at):
@@ -214,7 +214,8 @@ def message(node: Node, *, actor: str | None, request_id: str, text: str) -> Req
                        peer=row.peer)  # fmt: skip
         status = status_of(node, row)
         writer = RequestActor.REQUESTER_COORDINATOR if row.side == "requester" else RequestActor.RELEASER_COORDINATOR
-        transition = apply(status, Message(person=_person(node, user.username), text=text), actor=writer, now=_now())
+        said = Message(person=_person(node, user.username), text=text)
+        transition = apply(status, said, actor=writer, now=_now(node))
         carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.message", request_id, {"text": text})
     (sent,) = [e.response for e in transition.effects if isinstance(e, SendResponse)]
@@ -246,7 +247,7 @@ def release(
     status = status_of(node, row)
     if status.request is None:
         raise NotFound(f"no records request {request_id}")
-    check_release_allowed(status.request, today=_now().date())
+    check_release_allowed(status.request, today=_now(node).date())
     matched = _matched_ids(_match(node, status.request))
     if student_sis_id not in matched and not not_matched:
         raise _not_matched(node, status.request, student_sis_id, matched)
@@ -255,7 +256,7 @@ def release(
     def answer(transfer_id: str) -> None:
         fresh = status_of(node, store.require(node.db, request_id))
         event: RequestEventData = Release(person=person, transfer_id=transfer_id, comments=comments)
-        transition = apply(fresh, event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
+        transition = apply(fresh, event, actor=RequestActor.RELEASER_COORDINATOR, now=_now(node))
         carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         store.update(node.db, request_id, student_sis_id=student_sis_id)
         details: dict[str, object] = {"request": request_id, "transfer": transfer_id}
@@ -320,7 +321,7 @@ def reject(node: Node, *, actor: str | None, request_id: str, comments: str) -> 
     with write_transaction(node.db):
         row = _answerable(store.require(node.db, request_id))
         event = Reject(person=_person(node, user.username), comments=comments)
-        transition = apply(status_of(node, row), event, actor=RequestActor.RELEASER_COORDINATOR, now=_now())
+        transition = apply(status_of(node, row), event, actor=RequestActor.RELEASER_COORDINATOR, now=_now(node))
         carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.reject", request_id, {"comments": comments})
     return transition.status.state.value
@@ -338,7 +339,7 @@ def cancel(node: Node, *, actor: str | None, request_id: str, comments: str = ""
                 field="ID", hint=f"to refuse it, `satchel requests reject {request_id} --comments ...`",
             )  # fmt: skip
         event = Cancel(person=_person(node, user.username), comments=comments)
-        transition = apply(status_of(node, row), event, actor=RequestActor.REQUESTER_COORDINATOR, now=_now())
+        transition = apply(status_of(node, row), event, actor=RequestActor.REQUESTER_COORDINATOR, now=_now(node))
         carry_out(node, transition.status, transition.effects, request_id=request_id, peer=row.peer)
         record(node, user.username, "request.cancel", request_id, {"comments": comments})
     return transition.status.state.value
@@ -363,16 +364,16 @@ def flag_overdue(node: Node) -> list[str]:
 
 def _flag_if_due(node: Node, listed: RequestRow) -> bool:
     holidays = node.config.requests.holidays
-    if not due_events(status_of(node, listed), today=_now().date(), holidays=holidays):
+    if not due_events(status_of(node, listed), today=_now(node).date(), holidays=holidays):
         return False
     with write_transaction(node.db):
         # Read again under the write lock: a release or cancellation committed since the listing must not
         # be written over with the listing's state.
         row = store.require(node.db, listed.request_id)
         status = status_of(node, row)
-        due = due_events(status, today=_now().date(), holidays=holidays)
+        due = due_events(status, today=_now(node).date(), holidays=holidays)
         for event in due:
-            transition = apply(status, event, actor=RequestActor.TIMER, now=_now(), holidays=holidays)
+            transition = apply(status, event, actor=RequestActor.TIMER, now=_now(node), holidays=holidays)
             carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
     return bool(due)
 
@@ -409,7 +410,7 @@ def listing(node: Node, *, side: str | None = None, state: str | None = None) ->
 
 
 def _overdue(node: Node, status: RequestStatus) -> bool:
-    return status.overdue(today=_now().date(), holidays=node.config.requests.holidays)
+    return status.overdue(today=_now(node).date(), holidays=node.config.requests.holidays)
 
 
 def show(node: Node, request_id: str) -> RequestView:
