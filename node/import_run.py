@@ -37,7 +37,7 @@ from node.progress import Progress
 from node.transfer_engine import step
 from protocol import InvalidInput, SatchelError
 from protocol.ids import parse_ulid
-from protocol.manifest import Manifest, ManifestRecord, ManifestStudent
+from protocol.manifest import Manifest, ManifestRecord, ManifestStudent, metadata_text
 from protocol.receipts import ImportCounts, SkippedStudents
 from protocol.roster import StudentRecord
 from protocol.transfer_states import Actor, ImportFailed, ImportFinished, ReceiverState, TransferEvent
@@ -343,7 +343,8 @@ def _plan(
                 continue
             plan.gone.append((manifest.sender_domain, rec.record_id, before[1]))  # imported again: its copy is gone
         if rec.kind == "assessment":
-            plan.results.append((local_id, sis_id, rec.metadata, run.origin_json(rec.record_id)))
+            fields = {key: metadata_text(rec.metadata, key) for key in rec.metadata}
+            plan.results.append((local_id, sis_id, fields, run.origin_json(rec.record_id)))
         elif rec.kind == "document":
             origin = origin_of(rec)
             sha = (rec.sha256 or b"").hex()
@@ -352,7 +353,8 @@ def _plan(
             replaced, newer = _versions(run, plan, rec)
             plan.documents.append(Document(
                 doc_id=local_id, student_sis_id=sis_id, doc_type=rec.document_type or "other", title=rec.title or "",
-                filename=str(rec.metadata.get("filename", rec.title or local_id)), media_type=rec.media_type or "",
+                filename=metadata_text(rec.metadata, "filename", rec.title or local_id),
+                media_type=rec.media_type or "",
                 length=rec.length or 0, sha256=sha, status="active", origin=origin, created_at=run.now,
                 created_by=found.owner or run.actor, replaces=replaced, superseded_by=newer,
             ))  # fmt: skip
@@ -365,10 +367,11 @@ def _plan(
         else:  # a case
             origin, meta = origin_of(rec), rec.metadata
             plan.cases.append((Case(
-                case_id=local_id, case_number=str(meta.get("case_number") or rec.record_id), student_sis_id=sis_id,
-                person_of_concern=str(meta.get("person_of_concern", "")), building=str(meta.get("building", "")),
-                team=str(meta.get("team", "")), team_leader=str(meta.get("team_leader", "")),
-                case_manager=str(meta.get("case_manager", "")), notes=str(meta.get("notes", "")), status="open",
+                case_id=local_id, case_number=metadata_text(meta, "case_number") or rec.record_id,
+                student_sis_id=sis_id, person_of_concern=metadata_text(meta, "person_of_concern"),
+                building=metadata_text(meta, "building"), team=metadata_text(meta, "team"),
+                team_leader=metadata_text(meta, "team_leader"), case_manager=metadata_text(meta, "case_manager"),
+                notes=metadata_text(meta, "notes"), status="open",
                 origin=origin, created_at=run.now, created_by=run.actor,
             ), manifest.sender_domain))  # fmt: skip
         plan.remembered.append((manifest.sender_domain, rec.record_id, rec.kind, local_id, found.import_id,

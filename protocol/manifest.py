@@ -261,6 +261,19 @@ class Manifest:
         )
 
 
+def metadata_text(metadata: Mapping[str, Any], key: str, default: str = "") -> str:
+    """A record's field as a receiver reads it from its ``metadata`` (spec/envelope.md §5.1, *What a receiver
+    reads*): a string as it is, an integer in decimal; absent, nil or any other value is ``default``. Another
+    implementation may send ``0`` or nil where Satchel writes strings: read with ``or`` and ``str``, the one
+    was lost and the other became the text "None"."""
+    value = metadata.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return default
+
+
 def _student_wire(s: ManifestStudent) -> dict[str, Any]:
     return {
         "birth_date": s.birth_date,

@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import Manifest, ManifestRecord, ManifestStudent, SatchelError
-from protocol.manifest import DOMAIN_RE, encode_manifest, parse_checked_manifest, parse_manifest
+from protocol.manifest import (
+    DOMAIN_RE,
+    encode_manifest,
+    metadata_text,
+    parse_checked_manifest,
+    parse_manifest,
+)
 from protocol.msgpack_strict import pack_canonical, unpack_strict
 
 KEY_ID = "ed25519-0123456789abcdef"
@@ -229,3 +235,25 @@ def test_domain_re_is_the_domain_the_spec_describes(text: str) -> None:
 @pytest.mark.parametrize("text", ["a.example.org-", "a-.example.org", "example.-org", "org", "a..org", "a.9org"])
 def test_not_domains(text: str) -> None:
     assert not DOMAIN_RE.match(text)
+
+
+_META_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(value=_META_VALUES)
+def test_a_metadata_field_is_read_as_envelope_md_5_1_says(value: Any) -> None:
+    """A string as it is, an integer in decimal (0 included), anything else (nil, booleans, containers) absent:
+    the fields of a case or result sent by another implementation land as it meant them."""
+    read = metadata_text({"team": value}, "team", "default")
+    if isinstance(value, str):
+        assert read == value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        assert read == str(value)
+    else:
+        assert read == "default"
+    assert metadata_text({"team": value}, "absent", "default") == "default"
+    assert metadata_text({"n": 0}, "n") == "0" and metadata_text({"n": None}, "n") == ""
