@@ -1,0 +1,638 @@
+"""An outside team's node for workflow 1 (push with a code), written from spec/ alone.
+
+It joins tests/spec/outsider_envelope.py (the envelope and the codes) and tests/spec/outsider_http.py (signed
+HTTP, descriptors, receipts) into a node: it serves its signed descriptor (spec/descriptor.md) with its own
+Ed25519 identity key and X-Wing encryption key, pushes an envelope as spec/transfer.md §4 says, serves the
+endpoints a sender is sent receipts and messages at (§4, §5.3), and receives an envelope pushed to it, answering
+with the signed receipts a receiver issues (§5.1). Like the two modules it uses, it imports nothing of Satchel's
+(tests/spec/test_outsider_node.py checks the imports): what it needed and the text did not say is a spec defect,
+fixed in the text; a comment names the section that now says it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+import outsider_envelope as env
+import outsider_http as o
+
+ENVELOPE_TYPE = "application/vnd.satchel.envelope"
+RECEIPT_TYPE = "application/satchel-receipt+json"
+DESCRIPTOR_TYPE = "application/satchel-descriptor+json"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+# --- names (spec/README.md, envelope.md §2.3) -----------------------------------------------------------------
+
+
+def ulid_text(envelope_id: bytes) -> str:
+    """The 16-byte envelope id as a ULID: 128 bits in 26 Crockford base32 characters, the first 0-7."""
+    value = int.from_bytes(envelope_id, "big")
+    return "".join(o.CROCKFORD[(value >> (5 * (25 - i))) & 31] for i in range(26))
+
+
+def ulid_bytes(text: str) -> bytes:
+    value = 0
+    for ch in text:
+        value = value * 32 + o.CROCKFORD.index(ch)
+    return value.to_bytes(16, "big")
+
+
+# --- the descriptor (descriptor.md) ---------------------------------------------------------------------------
+
+
+def make_descriptor(key: o.NodeKey, encryption_public: bytes, *, domain: str, base_url: str,
+                    transfers_enabled: bool) -> bytes:  # fmt: skip
+    """A district's signed descriptor, listing its identity key and its X-Wing (mlkem768-x25519) key."""
+    valid_from = o.format_time(now() - 3600)
+    keys = [
+        {"alg": "ed25519", "id": key.key_id, "not_after": None, "not_before": valid_from,
+         "public_key": o.b64url(key.public), "use": "identity"},
+        {"alg": "mlkem768-x25519", "id": o.key_id("mlkem768-x25519", encryption_public), "not_after": None,
+         "not_before": valid_from, "public_key": o.b64url(encryption_public), "use": "encryption"},
+    ]  # fmt: skip
+    payload = {
+        "version": 1, "role": "district", "domain": domain, "name": "Outside District", "state": "IL",
+        "city": "Ogden", "zip": "61859", "nces_id": "", "base_url": base_url, "protocol_versions": ["satchel/1"],
+        "transfers_enabled": transfers_enabled,
+        "coordinator": {"name": "Olive Outsider", "title": "Registrar", "email": f"registrar@{domain}",
+                        "phone": "+1 217-555-0199"},
+        "keys": keys, "revoked_keys": [], "issued_at": o.format_time(now()),
+    }  # fmt: skip
+    return o.sign_document(key, "satchel/v1/descriptor", o.canonical_json(payload))
+
+
+def encryption_key_of(descriptor: o.Descriptor) -> tuple[str, bytes]:
+    """The newest valid `mlkem768-x25519` key a descriptor lists (descriptor.md, *Key rotation*)."""
+    valid = []
+    for entry in descriptor.payload["keys"]:
+        if entry.get("use") != "encryption" or entry.get("alg") != "mlkem768-x25519":
+            continue
+        if o.parse_time(entry["not_before"]) > now():
+            continue
+        if entry.get("not_after") is not None and o.parse_time(entry["not_after"]) <= now():
+            continue
+        valid.append((entry["not_before"], entry["id"], o.unb64url(entry["public_key"])))
+    if not valid:
+        raise o.Refused("peer.no_encryption_key")
+    _, key_id, public = max(valid)
+    return key_id, public
+
+
+# --- receipts (transfer.md §5.1) ------------------------------------------------------------------------------
+
+
+def receipt_payload(*, kind: str, transfer_id: str, issuer: str, from_domain: str, to_domain: str, sequence: int,
+                    envelope_sha256: str | None = None, reason: str | None = None, text: str | None = None,
+                    reference: str | None = None, counts: dict[str, Any] | None = None) -> bytes:  # fmt: skip
+    return o.canonical_json({
+        "version": 1, "kind": kind, "transfer_id": transfer_id, "issuer": issuer, "from_domain": from_domain,
+        "to_domain": to_domain, "sequence": sequence, "created": o.format_time(now()),
+        "envelope_sha256": envelope_sha256, "reason": reason, "text": text, "reference": reference, "counts": counts,
+    })  # fmt: skip
+
+
+# The sender's moves on a receiver's receipt (transfer.md §3.1: the table less its self-loops).
+_BEFORE_ACCEPTED = {"sealed", "delivered", "cancel_requested", "expired"}
+_SENDER_MOVES: dict[str, set[str]] = {
+    "delivered": {"sealed"},
+    "accepted": _BEFORE_ACCEPTED,
+    "locked": _BEFORE_ACCEPTED,
+    "import_failed": _BEFORE_ACCEPTED | {"accepted"},
+    "partially_imported": _BEFORE_ACCEPTED | {"accepted", "import_failed"},
+    "imported": _BEFORE_ACCEPTED | {"accepted", "import_failed", "partially_imported"},
+    "rejected": _BEFORE_ACCEPTED | {"accepted", "import_failed", "partially_imported"},
+    "cancelled": {"cancel_requested", "expired"},
+}
+
+
+def sender_event(receipt: dict[str, Any]) -> str:
+    """§3.3: an `imported` receipt whose counts show skipped students is `receipt_partially_imported`."""
+    kind = receipt["kind"]
+    if kind == "imported":
+        counts = receipt["counts"]
+        return "imported" if counts["students_imported"] == counts["students_total"] else "partially_imported"
+    return {"failed": "import_failed"}.get(kind, kind)
+
+
+@dataclass
+class Outgoing:
+    """A transfer this node sent: what it sealed, and the receipts it verified (signed bytes kept as received)."""
+
+    transfer_id: str
+    peer: str
+    code: str
+    envelope: bytes
+    state: str = "sealed"
+    receipts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    messages_sent: int = 0
+
+    @property
+    def sha256(self) -> str:
+        return o.b64url(hashlib.sha256(self.envelope).digest())
+
+
+@dataclass
+class Incoming:
+    """A transfer pushed to this node: the sealed envelope until the code opens it, its receipts both ways."""
+
+    transfer_id: str
+    peer: str
+    envelope: bytes
+    sender_key: bytes
+    sender_key_id: str
+    state: str = "received"
+    wrong_codes: int = 0
+    issued: list[bytes] = field(default_factory=list)  # our signed receipts, in sequence order
+    received: dict[int, bytes] = field(default_factory=dict)  # the peer's, by sequence
+    opened: env.Opened | None = None
+
+    @property
+    def sha256(self) -> str:
+        return o.b64url(hashlib.sha256(self.envelope).digest())
+
+
+class Answer(Exception):
+    """A refusal to answer with the error body of spec/errors.md."""
+
+    def __init__(self, status: int, code: str, message: str = "", field: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+# Statuses for the refusals this node makes (transfer.md §9, request-signing.md §8, spec/errors.md).
+_STATUS = {"signature.wrong_destination": 421, "receipt.invalid": 400, "receipt.unsupported_version": 400,
+           "receipt.wrong_signer": 401, "receipt.mismatch": 409, "receipt.conflict": 409,
+           "receipt.digest_mismatch": 409, "message.malformed": 400, "digest.mismatch": 400,
+           "digest.missing": 400, "signature.malformed": 400, "envelope.malformed": 400,
+           "transfer.disabled": 403, "transfer.not_found": 404, "transfer.envelope_conflict": 409}  # fmt: skip
+
+
+class OutsideNode:
+    """A district node of another implementation, on loopback."""
+
+    def __init__(self, domain: str, port: int, *, transfers_enabled: bool = True) -> None:
+        self.domain = domain
+        self.port = port
+        self.origin = f"http://127.0.0.1:{port}"
+        self.key = o.NodeKey.generate()
+        self.encryption = env.RecipientKey(os.urandom(96))  # ML-KEM-768 seed d || z, X25519 key (envelope.md §10)
+        self.encryption_public = self.encryption.public_bytes()
+        self.encryption_key_id = o.key_id("mlkem768-x25519", self.encryption_public)
+        self.transfers_enabled = transfers_enabled
+        self.client = o.Outsider(key=self.key, origin=self.origin)
+        self.pinned: dict[str, o.Descriptor] = {}  # domain -> descriptor its operator pinned
+        self.receiver = o.Receiver(authority=o.authority_of(self.origin), resolve=self._resolve)
+        self.outgoing: dict[str, Outgoing] = {}
+        self.incoming: dict[str, Incoming] = {}
+        self.log: list[tuple[str, str, int, str | None]] = []  # (method, path, status, error code) of every request
+        self.session_peers: dict[str, str] = {}  # session id -> the domain whose node key opened it
+        self.seen: list[tuple[str, str, int]] = []  # every request, whatever answered it
+        self._runner: web.AppRunner | None = None
+
+    # --- who it knows ---
+
+    @property
+    def descriptor(self) -> bytes:
+        return make_descriptor(self.key, self.encryption_public, domain=self.domain, base_url=self.origin,
+                               transfers_enabled=self.transfers_enabled)  # fmt: skip
+
+    def published(self, domain: str) -> list[str]:
+        peer = self.pinned.get(domain)
+        return list(peer.identity_keys) if peer is not None else []
+
+    def _resolve(self, keyid: str, origin: str | None) -> Ed25519PublicKey:
+        for peer in self.pinned.values():
+            if keyid in peer.identity_keys:
+                return Ed25519PublicKey.from_public_bytes(peer.identity_keys[keyid])
+        raise o.Refused("signature.key_unknown")
+
+    def _signer_domain(self, keyid: str) -> str:
+        return next(d for d, p in self.pinned.items() if keyid in p.identity_keys)
+
+    async def fetch_descriptor(self, http: aiohttp.ClientSession, base_url: str) -> o.Descriptor:
+        async with http.get(base_url + "/.well-known/satchel") as answer:
+            if answer.status != 200 or answer.headers.get("Content-Type") != DESCRIPTOR_TYPE:
+                raise o.Refused("peer.bad_response")
+            return o.verify_descriptor(await answer.read())
+
+    def pin(self, descriptor: o.Descriptor, fingerprint_read_out: str) -> None:
+        """descriptor.md step 8: pinned once the fingerprint read out by phone is the signer's."""
+        signer = descriptor.identity_keys[descriptor.signed_by]
+        if o.fingerprint("ed25519", signer) != fingerprint_read_out:
+            raise o.Refused("descriptor.fingerprint_mismatch")
+        self.pinned[descriptor.domain] = descriptor
+
+    # --- the server ---
+
+    async def start(self) -> None:
+        @web.middleware
+        async def seen(request: web.Request, handler: Any) -> web.StreamResponse:
+            response = await handler(request)
+            self.seen.append((request.method, request.path, response.status))
+            return response
+
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[seen])
+        app.router.add_get("/.well-known/satchel", self._well_known)
+        app.router.add_get("/satchel/v1/health", self._health)
+        app.router.add_post("/satchel/v1/ping", self._ping)
+        app.router.add_post("/satchel/v1/sessions", self._open_session)
+        app.router.add_post("/satchel/v1/transfers/{id}/receipts", self._receipts)
+        app.router.add_post("/satchel/v1/transfers/{id}/messages", self._receipts)
+        app.router.add_post("/satchel/v1/transfers/{id}/cancel", self._cancel)
+        app.router.add_post("/satchel/v1/envelopes", self._envelope)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _well_known(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.descriptor, content_type=DESCRIPTOR_TYPE)
+
+    def _signed_answer(self, received: o.Message, status: int, body: bytes, content_type: str,
+                       session: str | None = None) -> web.Response:  # fmt: skip
+        """request-signing.md §4.2: every answer is signed, bound to the request's signature; in a session
+        with its `to_client` key (§11, *Responses*), otherwise with the node key."""
+        response = o.Message(headers=[("Content-Type", content_type)], body=body, status=status)
+        if received.field("signature") is not None:
+            t = now()
+            keys = self.receiver.sessions.get(session) if session is not None else None
+            if keys is not None and session is not None:
+                o.sign(response, key=keys.to_client, keyid=session, alg="hmac-sha256", created=t, expires=t + 60,
+                       nonce=o.new_nonce(), request=received)  # fmt: skip
+            else:
+                o.sign(response, key=self.key, keyid=self.key.key_id, alg="ed25519", created=t, expires=t + 60,
+                       nonce=o.new_nonce(), request=received)  # fmt: skip
+        return web.Response(status=status, body=body, headers=response.headers)
+
+    async def _handle(self, request: web.Request, work: Callable[[o.Message, str, o.Checked], Any]) -> web.Response:
+        body = await request.read()
+        received = o.Message(headers=list(request.headers.items()), body=body, method=request.method,
+                             target_uri=f"http://{request.host}{request.raw_path}")  # fmt: skip
+        session: str | None = None
+        try:
+            try:
+                checked = self.receiver.verify_request(received, now=now())
+            except o.Refused as refused:
+                status = 421 if refused.code == "signature.wrong_destination" else 401
+                status = 400 if refused.code.startswith(("digest.", "signature.malformed")) else status
+                raise Answer(status, refused.code, str(refused)) from refused
+            if checked.keyid.startswith("hs-"):
+                session, signer = checked.keyid, self.session_peers[checked.keyid]
+            else:
+                signer = self._signer_domain(checked.keyid)
+            status, answer, content_type = await work(received, signer, checked)
+        except Exception as failed:  # an Answer, or a fault of this node: said in its log and in a signed 500
+            fault = failed if isinstance(failed, Answer) else Answer(500, "internal", repr(failed))
+            error = {"code": fault.code, "message": fault.message or fault.code}
+            if fault.field is not None:
+                error["field"] = fault.field
+            status, answer, content_type = fault.status, o.canonical_json({"error": error}), "application/json"
+            self.log.append((request.method, request.path, status, f"{fault.code}: {fault.message}"))
+        else:
+            self.log.append((request.method, request.path, status, None))
+        return self._signed_answer(received, status, answer, content_type, session)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "domain": self.domain, "role": "district"})
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        """request-signing.md §12: a signed no-op; every caller it answers is one its operator pinned."""
+
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            answer = {"pong": self.domain, "caller": signer, "caller_key": checked.keyid, "trust": "pinned"}
+            return 200, o.canonical_json(answer), "application/json"
+
+        return await self._handle(request, work)
+
+    async def _open_session(self, request: web.Request) -> web.Response:
+        """request-signing.md §11, the server's side: nodes MUST accept sessions, and a serving Satchel node
+        delivers its receipts in one."""
+
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            if checked.keyid.startswith("hs-"):
+                raise Answer(400, "session.offer_invalid", "an offer signed inside a session")
+            try:
+                offer = o.strict_json(received.body)
+                if not isinstance(offer, dict) or set(offer) != {"share"}:
+                    raise ValueError("members")
+                client_share = o.unb64url(offer["share"])
+                if len(client_share) != 32:
+                    raise ValueError("share")
+                secret = X25519PrivateKey.generate()
+                session_id = "hs-" + o.b64url(os.urandom(16))
+                expires = now() + 900
+                keys = o.derive_session(own_secret=secret, client_share=client_share,
+                                        server_share=o.x25519_public(secret), session_id=session_id,
+                                        expires=expires, client_keyid=checked.keyid, server_keyid=self.key.key_id,
+                                        origin=received.field("satchel-origin") or "",
+                                        own_is_client=False)  # fmt: skip
+            except ValueError as exc:  # a low-order point makes the exchange fail too
+                raise Answer(400, "session.offer_invalid", str(exc)) from exc
+            self.receiver.sessions[session_id] = keys
+            self.session_peers[session_id] = signer
+            answer = {"session": session_id, "share": o.b64url(o.x25519_public(secret)), "expires": expires}
+            return 200, o.canonical_json(answer), "application/json"
+
+        return await self._handle(request, work)
+
+    # --- the sender's side: receipts and messages from the receiver (§4, §5.3) ---
+
+    async def _receipts(self, request: web.Request) -> web.Response:
+        transfer_id = request.match_info["id"]
+
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            ours = self.outgoing.get(transfer_id)
+            theirs = self.incoming.get(transfer_id)
+            if ours is None and theirs is None:
+                raise Answer(404, "transfer.not_found")
+            peer = ours.peer if ours is not None else theirs.peer  # type: ignore[union-attr]
+            if signer != peer:  # §4: the signer's domain is the transfer's other district
+                raise Answer(403, "transfer.actor_not_allowed")
+            issuer = "receiver" if ours is not None else "sender"
+            check = {"transfer_id": transfer_id, "from_domain": peer, "to_domain": self.domain, "issuer": issuer}
+            try:
+                verified = o.verify_receipt(received.body, published=self.published, check=check,
+                                            envelope_sha256=ours.sha256 if ours is not None else None)  # fmt: skip
+            except o.Refused as refused:
+                raise Answer(_STATUS.get(refused.code, 400), refused.code, str(refused), refused.field) from refused
+            receipt = verified["receipt"]
+            if ours is not None:
+                state = self._record_as_sender(ours, receipt, verified, received.body)
+            else:
+                assert theirs is not None
+                kept = theirs.received.get(receipt["sequence"])
+                if kept is not None and o.verify_receipt(kept, published=self.published)["payload"] != verified[
+                        "payload"]:  # fmt: skip
+                    raise Answer(409, "receipt.conflict")
+                theirs.received.setdefault(receipt["sequence"], received.body)
+                if receipt["kind"] == "cancelled" and theirs.state == "received":
+                    theirs.state = "cancelled"
+                state = theirs.state
+            return 200, o.canonical_json({"transfer_id": transfer_id, "state": state}), "application/json"
+
+        return await self._handle(request, work)
+
+    def _record_as_sender(self, ours: Outgoing, receipt: dict[str, Any], verified: dict[str, Any],
+                          signed: bytes) -> str:  # fmt: skip
+        kept = ours.receipts.get(receipt["sequence"])
+        if kept is not None:  # §5.3 step 6
+            if kept["payload"] != verified["payload"]:
+                raise Answer(409, "receipt.conflict")
+            return ours.state
+        ours.receipts[receipt["sequence"]] = {**verified, "signed": signed}
+        if receipt["kind"] != "message":
+            event = sender_event(receipt)
+            if ours.state in _SENDER_MOVES.get(event, set()):
+                ours.state = event
+        return ours.state
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            raise Answer(409, "transfer.transition_not_allowed")
+
+        return await self._handle(request, work)
+
+    # --- the sender's side: pushing (§4) ---
+
+    def seal(self, peer: o.Descriptor, *, manifest: dict[str, Any], documents: list[bytes], code: str,
+             days: int = 14, argon2_t: int = 1, argon2_m: int = 64) -> Outgoing:  # fmt: skip
+        recipient_key_id, recipient_public = encryption_key_of(peer)
+        t = now()
+        envelope = env.seal_envelope(
+            manifest=manifest, documents=documents, sender_key=self.key.private, sender_domain=self.domain,
+            sender_key_id=self.key.key_id, recipient_public_key=recipient_public, recipient_domain=peer.domain,
+            recipient_key_id=recipient_key_id, code=code, now=t, expires=t + days * 86400, argon2_t=argon2_t,
+            argon2_m=argon2_m,
+        )  # fmt: skip
+        envelope_id = envelope_id_of(envelope)
+        out = Outgoing(transfer_id=ulid_text(envelope_id), peer=peer.domain, code=code, envelope=envelope)
+        self.outgoing[out.transfer_id] = out
+        return out
+
+    def _envelope_request(self, peer: o.Descriptor, out: Outgoing, method: str, path: str, body: bytes,
+                          extra: list[tuple[str, str]]) -> o.Message:  # fmt: skip
+        headers = [("Satchel-Origin", self.origin), ("Content-Type", ENVELOPE_TYPE), *extra]
+        msg = o.Message(headers=headers, body=body, method=method, target_uri=peer.base_url + path)
+        t = now()
+        o.sign(msg, key=self.key, keyid=self.key.key_id, alg="ed25519", created=t, expires=t + 120,
+               nonce=o.new_nonce())  # fmt: skip
+        return msg
+
+    async def push(self, http: aiohttp.ClientSession, out: Outgoing) -> o.Exchange:
+        """§4: POST the envelope, signed, with its Content-Digest and Satchel-Envelope-Id; a 200 carries the
+        signed `delivered` receipt, verified before the transfer counts as delivered."""
+        peer = self.pinned[out.peer]
+        msg = self._envelope_request(peer, out, "POST", "/satchel/v1/envelopes", out.envelope,
+                                     [("Satchel-Envelope-Id", out.transfer_id)])  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.take_delivered(out, exchange)
+        return exchange
+
+    def take_delivered(self, out: Outgoing, exchange: o.Exchange) -> None:
+        peer = self.pinned[out.peer]
+        self.client.verify(exchange, peer)
+        if exchange.response.status != 200:
+            return
+        if exchange.response.field("content-type") != RECEIPT_TYPE:
+            raise o.Refused("peer.bad_response", detail=str(exchange.response.field("content-type")))
+        check = {"transfer_id": out.transfer_id, "from_domain": out.peer, "to_domain": self.domain,
+                 "issuer": "receiver"}  # fmt: skip
+        verified = o.verify_receipt(exchange.response.body, published=self.published, check=check,
+                                    envelope_sha256=out.sha256)  # fmt: skip
+        if verified["receipt"]["kind"] not in ("delivered", "cancelled"):
+            raise o.Refused("peer.bad_response", detail=verified["receipt"]["kind"])
+        self._record_as_sender(out, verified["receipt"], verified, exchange.response.body)
+
+    async def upload_status(self, http: aiohttp.ClientSession, out: Outgoing) -> o.Exchange:
+        """§4.1: how much of the envelope the receiver kept."""
+        peer = self.pinned[out.peer]
+        msg = self.client.build("GET", f"{peer.base_url}/satchel/v1/envelopes/{out.transfer_id}/upload")
+        exchange = await self.client.send(http, msg)
+        self.client.verify(exchange, peer)
+        return exchange
+
+    async def resume(self, http: aiohttp.ClientSession, out: Outgoing, offset: int) -> o.Exchange:
+        """§4.1: PATCH the rest, its offset and the whole envelope's digest covered by the signature."""
+        peer = self.pinned[out.peer]
+        whole = "sha-256=:" + base64.b64encode(hashlib.sha256(out.envelope).digest()).decode() + ":"
+        msg = self._envelope_request(peer, out, "PATCH", f"/satchel/v1/envelopes/{out.transfer_id}",
+                                     out.envelope[offset:],
+                                     [("Upload-Offset", str(offset)), ("Satchel-Envelope-Digest", whole)])  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.take_delivered(out, exchange)
+        return exchange
+
+    async def message(self, http: aiohttp.ClientSession, out: Outgoing, text: str) -> o.Exchange:
+        """§8: a signed `message` receipt from the sender, to the receiver's messages endpoint."""
+        peer = self.pinned[out.peer]
+        out.messages_sent += 1
+        payload = receipt_payload(kind="message", transfer_id=out.transfer_id, issuer="sender",
+                                  from_domain=self.domain, to_domain=out.peer, sequence=out.messages_sent,
+                                  text=text)  # fmt: skip
+        body = o.sign_document(self.key, "satchel/v1/receipt", payload)
+        msg = self.client.build("POST", f"{peer.base_url}/satchel/v1/transfers/{out.transfer_id}/messages",
+                                body=body, content_type=RECEIPT_TYPE)  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.client.verify(exchange, peer)
+        return exchange
+
+    # --- the receiver's side (§4 steps 1-7, §3.5, §5) ---
+
+    async def _envelope(self, request: web.Request) -> web.Response:
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            if not self.transfers_enabled:
+                raise Answer(403, "transfer.disabled")
+            data = received.body
+            transfer_id = received.field("satchel-envelope-id") or ""
+            try:
+                frame = read_frame(data)
+            except env.OutsiderError as refused:
+                raise Answer(400, refused.code, str(refused)) from refused
+            if not o.is_ulid(transfer_id) or ulid_bytes(transfer_id) != frame["header"]["envelope_id"]:
+                raise Answer(400, "envelope.malformed", "Satchel-Envelope-Id", "Satchel-Envelope-Id")
+            if frame["sender_domain"] != signer:
+                raise Answer(400, "envelope.malformed", "the envelope's sender is not the request's signer")
+            peer = self.pinned[signer]
+            if frame["sender_key_id"] not in peer.identity_keys:
+                raise Answer(400, "envelope.signature_invalid")
+            if frame["header"]["recipient_key_id"] != self.encryption_key_id:
+                raise Answer(400, "envelope.not_recipient")
+            known = self.incoming.get(transfer_id)
+            if known is not None:  # §6: a redelivery is answered with the stored receipt, byte for byte
+                if known.envelope != data:
+                    raise Answer(409, "transfer.envelope_conflict")
+                return 200, known.issued[0], RECEIPT_TYPE
+            incoming = Incoming(transfer_id=transfer_id, peer=signer, envelope=data,
+                                sender_key=peer.identity_keys[frame["sender_key_id"]],
+                                sender_key_id=frame["sender_key_id"])  # fmt: skip
+            self.incoming[transfer_id] = incoming
+            return 200, self._issue(incoming, "delivered", envelope_sha256=incoming.sha256), RECEIPT_TYPE
+
+        return await self._handle(request, work)
+
+    def _issue(self, incoming: Incoming, kind: str, **fields: Any) -> bytes:
+        payload = receipt_payload(kind=kind, transfer_id=incoming.transfer_id, issuer="receiver",
+                                  from_domain=self.domain, to_domain=incoming.peer,
+                                  sequence=len(incoming.issued) + 1, **fields)  # fmt: skip
+        signed = o.sign_document(self.key, "satchel/v1/receipt", payload)
+        incoming.issued.append(signed)
+        return signed
+
+    def accept(self, transfer_id: str, code: str, *, limit: int = 5) -> tuple[bytes, env.Opened | None]:
+        """A coordinator enters the code (§3.5): the receipt to send, and what the code opened (None: wrong)."""
+        incoming = self.incoming[transfer_id]
+        try:
+            opened = env.open_envelope(
+                incoming.envelope, code=code, sender_public_key=incoming.sender_key,
+                sender_key_id=incoming.sender_key_id, recipient_secret_key=self.encryption.secret,
+                recipient_key_id=self.encryption_key_id, recipient_domain=self.domain, now=now(),
+                policy={"min_argon2_t": 1, "min_argon2_m": 8},
+            )  # fmt: skip
+        except env.OutsiderError as refused:
+            if refused.code != "envelope.wrong_code_or_key":
+                raise
+            incoming.wrong_codes += 1
+            if incoming.wrong_codes < limit:
+                return b"", None
+            incoming.state = "locked"
+            return self._issue(incoming, "locked", envelope_sha256=incoming.sha256), None
+        incoming.state, incoming.opened = "accepted", opened
+        return self._issue(incoming, "accepted", envelope_sha256=incoming.sha256), opened
+
+    def imported(self, transfer_id: str, counts: dict[str, Any]) -> bytes:
+        incoming = self.incoming[transfer_id]
+        complete = counts["students_imported"] == counts["students_total"]
+        incoming.state = "imported" if complete else "partially_imported"
+        return self._issue(incoming, "imported", envelope_sha256=incoming.sha256, counts=counts)
+
+    async def send_receipt(self, http: aiohttp.ClientSession, transfer_id: str, signed: bytes) -> o.Exchange:
+        """§3.4: every receipt but `delivered` goes to the sender's receipts endpoint (messages: /messages)."""
+        incoming = self.incoming[transfer_id]
+        peer = self.pinned[incoming.peer]
+        msg = self.client.build("POST", f"{peer.base_url}/satchel/v1/transfers/{transfer_id}/receipts",
+                                body=signed, content_type=RECEIPT_TYPE)  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.client.verify(exchange, peer)
+        return exchange
+
+
+def envelope_id_of(envelope: bytes) -> bytes:
+    return read_frame(envelope)["header"]["envelope_id"]
+
+
+def read_frame(data: bytes) -> dict[str, Any]:
+    """envelope.md §3 and §8.2 steps 1-4: the framing and the header map, read before any key is at hand."""
+    magic = env.MAGIC
+    if len(data) < len(magic) + 3 or data[: len(magic)] != magic:
+        raise env.OutsiderError("envelope.malformed")
+    if data[len(magic)] != env.VERSION:
+        raise env.OutsiderError("envelope.unsupported_version")
+    if data[len(magic) + 1] != env.SUITE:
+        raise env.OutsiderError("envelope.unsupported_suite")
+    pos = len(magic) + 2
+    try:
+        d = data[pos]
+        sender_domain = data[pos + 1 : pos + 1 + d].decode("ascii")
+        pos += 1 + d
+        k = data[pos]
+        sender_key_id = data[pos + 1 : pos + 1 + k].decode("ascii")
+        pos += 1 + k
+        h = int.from_bytes(data[pos : pos + 2], "big")
+        header = env.check_header(env.decode_canonical(data[pos + 2 : pos + 2 + h], env.HEADER_LIMITS))
+    except (IndexError, UnicodeDecodeError):
+        raise env.OutsiderError("envelope.truncated") from None
+    return {"sender_domain": sender_domain, "sender_key_id": sender_key_id, "header": header}
+
+
+def manifest_for(*, sender: OutsideNode, recipient_domain: str, students: list[dict[str, Any]],
+                 records: list[dict[str, Any]], notes: str = "") -> dict[str, Any]:  # fmt: skip
+    """envelope.md §5.1, every key present, absent values nil."""
+    student_keys = ("birth_date", "email", "family_name", "given_name", "grade", "middle_name", "recipient_sis_id",
+                    "school", "sex", "sis_id", "state_id", "username")  # fmt: skip
+    record_keys = ("corrects", "document_type", "id", "kind", "length", "media_type", "metadata", "sha256",
+                   "student", "title")  # fmt: skip
+    return {
+        "created": now(), "format": 1, "notes": notes, "recipient_domain": recipient_domain, "recipient_owner": None,
+        "sender_domain": sender.domain, "sender_key_id": sender.key.key_id,
+        "students": [{k: s.get(k) for k in student_keys} for s in students],
+        "records": [{k: r.get(k) for k in record_keys} for r in records],
+    }  # fmt: skip
+
+
+def document_record(record_id: str, student: str, data: bytes, *, title: str, media_type: str,
+                    document_type: str | None, metadata: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {"id": record_id, "kind": "document", "student": student, "length": len(data), "media_type": media_type,
+            "title": title, "document_type": document_type, "sha256": hashlib.sha256(data).digest(),
+            "metadata": metadata, "corrects": None}  # fmt: skip
+
+
+def record(record_id: str, kind: str, student: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"id": record_id, "kind": kind, "student": student, "metadata": metadata}
+
+
+def today() -> str:
+    return dt.date.today().isoformat()
+
+
+def as_json(data: bytes) -> Any:
+    return json.loads(data)
