@@ -11,6 +11,7 @@ fixed in the text; a comment names the section that now says it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -462,6 +464,21 @@ class OutsideNode:
         if verified["receipt"]["kind"] not in ("delivered", "cancelled"):
             raise o.Refused("peer.bad_response", detail=verified["receipt"]["kind"])
         self._record_as_sender(out, verified["receipt"], verified, exchange.response.body)
+
+    async def push_cut(self, out: Outgoing, cut_at: int) -> None:
+        """The envelope POST of §4 broken off after ``cut_at`` bytes of its body: the connection closes, as a
+        district's link drops mid-upload (§4.1)."""
+        peer = self.pinned[out.peer]
+        msg = self._envelope_request(peer, out, "POST", "/satchel/v1/envelopes", out.envelope,
+                                     [("Satchel-Envelope-Id", out.transfer_id)])  # fmt: skip
+        parts = urlsplit(peer.base_url)
+        head = ["POST /satchel/v1/envelopes HTTP/1.1", f"Host: {parts.netloc}",
+                f"Content-Length: {len(out.envelope)}", *(f"{k}: {v}" for k, v in msg.headers)]  # fmt: skip
+        _, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + out.envelope[:cut_at])
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()
 
     async def upload_status(self, http: aiohttp.ClientSession, out: Outgoing) -> o.Exchange:
         """§4.1: how much of the envelope the receiver kept."""

@@ -121,9 +121,12 @@ async def test_an_outside_node_pushes_with_a_code_and_verifies_every_receipt(
         (delivered,) = out.receipts.values()
         assert delivered["receipt"]["envelope_sha256"] == out.sha256
 
-        # Satchel's coordinator sees it, enters the code read out by phone, previews and imports.
+        # Satchel's coordinator sees it, and the outside coordinator's signed message (transfer.md §8).
         (listed,) = await _json(district, "transfers", "list", "--incoming")
         assert (listed["transfer_id"], listed["state"]) == (tid, "received")
+        said = await outside.message(http, out, "The code comes by phone at 3.")
+        assert (said.response.status, said.json()) == (200, {"transfer_id": tid, "state": "received"})
+        # Satchel's coordinator enters the code read out by phone, previews and imports.
         await _cli(district, "accept", tid, "--code", code, "--as", "coord")
         await _wait(lambda: out.state == "accepted")
         preview = await _json(district, "import", "preview", tid, "--school", "Lincoln Middle School", "--as", "coord")
@@ -156,6 +159,8 @@ async def test_an_outside_node_pushes_with_a_code_and_verifies_every_receipt(
         "case_manager": ""}  # fmt: skip
     shown = await _json(district, "transfers", "show", tid)
     assert shown["state"] == "imported"
+    (message,) = [e for e in shown["timeline"] if e["kind"] == "message"]
+    assert (message["direction"], message["actor"], message["signed"]) == ("received", OUTSIDE, True)
     # Nothing the outside node answered was refused by Satchel, nor anything Satchel sent by the outside node.
     assert all(error is None for *_, error in outside.log), outside.log
 
@@ -259,3 +264,52 @@ async def test_satchel_pushes_to_the_outside_node_which_opens_it_and_answers_wit
 
 def _state(d: District, transfer_id: str) -> str:
     return str(json.loads(d.cli("transfers", "show", transfer_id, "--json").stdout)["state"])
+
+
+async def test_an_upload_cut_partway_is_resumed_as_section_4_1_says(district: District, outside: n.OutsideNode) -> None:
+    """transfer.md §4.1: the receiver keeps what arrived of a pinned sender's envelope (1 MiB or more); the
+    sender asks how much, sends the rest with PATCH, and gets the same signed `delivered` receipt."""
+    big = os.urandom(3 << 20)
+    async with aiohttp.ClientSession() as http:
+        satchel = await _pin_both_ways(http, district, outside)
+        code = env.display_code(env.generate_code())
+        manifest = n.manifest_for(sender=outside, recipient_domain=SATCHEL, students=[STUDENT], records=[
+            n.document_record("out-big-1", "OUT-1", big, title="Scans", media_type="application/pdf",
+                              document_type=None, metadata={})])  # fmt: skip
+        out = outside.seal(satchel, manifest=manifest, documents=[big], code=code)
+        tid = out.transfer_id
+        await outside.push_cut(out, (3 << 20) // 2)
+        kept: dict[str, Any] = {}
+
+        async def asked() -> bool:
+            exchange = await outside.upload_status(http, out)
+            if exchange.response.status == 200:
+                kept.update(exchange.json())
+                return True
+            assert exchange.error_code in ("transfer.upload_in_progress", "transfer.upload_unknown")
+            return False
+
+        for _ in range(50):
+            if await asked():
+                break
+            await asyncio.sleep(0.2)
+        assert kept["envelope_id"] == tid and kept["length"] == len(out.envelope) and kept["complete"] is False
+        assert 1 << 20 <= kept["received"] <= (3 << 20) // 2
+        assert out.state == "sealed"
+        resumed = await outside.resume(http, out, kept["received"])
+        assert resumed.response.status == 200, resumed.response.body
+        assert out.state == "delivered"
+        (delivered,) = out.receipts.values()
+        assert delivered["receipt"]["envelope_sha256"] == out.sha256  # the whole envelope's, not the PATCH body's
+        # A redelivery of the whole envelope is answered with that same receipt, byte for byte (§6).
+        again = await outside.push(http, out)
+        assert again.response.body == delivered["signed"]
+        await _cli(district, "accept", tid, "--code", code, "--as", "coord")
+        await _json(district, "import", "preview", tid, "--school", "Lincoln Middle School", "--as", "coord")
+        await _json(district, "import", "run", tid, "--as", "coord")
+        await _wait(lambda: out.state == "imported")
+    (student,) = [s for s in await _json(district, "students", "search", "Okafor") if s["given_name"] == "Ines"]
+    (doc,) = await _json(district, "documents", "list", student["sis_id"])
+    got = await _cli(district, "documents", "get", doc["doc_id"], "-o", "-", "--as", "coord")
+    assert got.stdout_bytes == big
+    assert all(error is None for *_, error in outside.log), outside.log
