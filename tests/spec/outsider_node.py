@@ -409,10 +409,41 @@ class OutsideNode:
         return ours.state
 
     async def _cancel(self, request: web.Request) -> web.Response:
+        """§4, §3.2: the sender's signed `cancelled` receipt; a transfer not opened yet is cancelled (one not
+        received yet leaves a tombstone), and the receiver's own `cancelled` receipt follows (send_receipt)."""
+        transfer_id = request.match_info["id"]
+
         async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
-            raise Answer(409, "transfer.transition_not_allowed")
+            check = {"transfer_id": transfer_id, "from_domain": signer, "to_domain": self.domain, "issuer": "sender"}
+            try:
+                verified = o.verify_receipt(received.body, published=self.published, check=check)
+            except o.Refused as refused:
+                raise Answer(_STATUS.get(refused.code, 400), refused.code, str(refused), refused.field) from refused
+            if verified["receipt"]["kind"] != "cancelled":
+                raise Answer(400, "receipt.invalid", "not a cancellation", "kind")
+            incoming = self.incoming.get(transfer_id)
+            if incoming is None:
+                incoming = Incoming(transfer_id=transfer_id, peer=signer, envelope=b"", sender_key=b"",
+                                    sender_key_id="", state="absent")  # fmt: skip
+                self.incoming[transfer_id] = incoming
+            if incoming.peer != signer:
+                raise Answer(403, "transfer.actor_not_allowed")
+            if incoming.state not in ("absent", "received", "cancelled"):
+                raise Answer(409, "transfer.already_accepted")
+            incoming.received.setdefault(verified["receipt"]["sequence"], received.body)
+            if incoming.state != "cancelled":
+                incoming.state = "cancelled"
+                incoming.envelope = b""  # §3.4 delete_sealed_envelope
+                self._issue(incoming, "cancelled")
+            return 200, o.canonical_json({"transfer_id": transfer_id, "state": "cancelled"}), "application/json"
 
         return await self._handle(request, work)
+
+    def reject(self, transfer_id: str, reason: str) -> bytes:
+        """A coordinator refuses the transfer (§2 step 5): the `rejected` receipt, its reason required."""
+        incoming = self.incoming[transfer_id]
+        incoming.state = "rejected"
+        return self._issue(incoming, "rejected", envelope_sha256=incoming.sha256, reason=reason)
 
     # --- the sender's side: pushing (§4) ---
 

@@ -313,3 +313,33 @@ async def test_an_upload_cut_partway_is_resumed_as_section_4_1_says(district: Di
     got = await _cli(district, "documents", "get", doc["doc_id"], "-o", "-", "--as", "coord")
     assert got.stdout_bytes == big
     assert all(error is None for *_, error in outside.log), outside.log
+
+
+async def test_satchel_cancels_and_the_outside_node_rejects_each_answered_by_signed_receipts(
+    district: District, outside: n.OutsideNode
+) -> None:
+    """transfer.md §2 step 5 both ways with Satchel as the sender: its cancellation reaches the outside node,
+    whose own `cancelled` receipt ends the transfer at Satchel; another transfer the outside node rejects,
+    with a reason Satchel shows."""
+    async with aiohttp.ClientSession() as http:
+        await _pin_both_ways(http, district, outside)
+        first = (await _json(district, "send", "--to", OUTSIDE, "--student", "100001", "--as", "coord"))["transfer_id"]
+        await _wait(lambda: _state(district, first) == "delivered")
+        await _cli(district, "cancel", first, "--reason", "wrong district", "--as", "coord")
+        await _wait(lambda: outside.incoming[first].state == "cancelled")
+        cancelled = o.verify_receipt(outside.incoming[first].received[1], published=outside.published)["receipt"]
+        assert (cancelled["kind"], cancelled["issuer"], cancelled["reason"]) == ("cancelled", "sender",
+                                                                                 "wrong district")
+        ours = outside.incoming[first].issued[-1]
+        assert (await outside.send_receipt(http, first, ours)).response.status == 200
+        await _wait(lambda: _state(district, first) == "cancelled")
+
+        second = (await _json(district, "send", "--to", OUTSIDE, "--student", "100002", "--as", "coord"))["transfer_id"]
+        await _wait(lambda: second in outside.incoming)
+        rejected = outside.reject(second, "Not enrolled here.\nPlease check the district.")
+        answer = await outside.send_receipt(http, second, rejected)
+        assert (answer.response.status, answer.json()["state"]) == (200, "rejected")
+    shown = await _json(district, "transfers", "show", second)
+    assert shown["state"] == "rejected"
+    assert "Not enrolled here.\nPlease check the district." in [e["detail"].get("reason") for e in shown["timeline"]]
+    assert all(error is None for *_, error in outside.log), outside.log
