@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -342,4 +343,45 @@ async def test_satchel_cancels_and_the_outside_node_rejects_each_answered_by_sig
     shown = await _json(district, "transfers", "show", second)
     assert shown["state"] == "rejected"
     assert "Not enrolled here.\nPlease check the district." in [e["detail"].get("reason") for e in shown["timeline"]]
+    assert all(error is None for *_, error in outside.log), outside.log
+
+
+async def _push_and_import(http: aiohttp.ClientSession, district: District, outside: n.OutsideNode,
+                           satchel: o.Descriptor, records: list[dict[str, Any]],
+                           documents: list[bytes]) -> str:  # fmt: skip
+    code = env.display_code(env.generate_code())
+    manifest = n.manifest_for(sender=outside, recipient_domain=SATCHEL, students=[STUDENT], records=records)
+    out = outside.seal(satchel, manifest=manifest, documents=documents, code=code)
+    assert (await outside.push(http, out)).response.status == 200
+    await _cli(district, "accept", out.transfer_id, "--code", code, "--as", "coord")
+    await _json(district, "import", "preview", out.transfer_id, "--school", "Lincoln Middle School", "--as", "coord")
+    await _json(district, "import", "run", out.transfer_id, "--as", "coord")
+    await _wait(lambda: out.state == "imported")
+    return out.transfer_id
+
+
+async def test_a_correction_of_a_correction_links_to_the_version_held_though_the_one_between_never_came(
+    district: District, outside: n.OutsideNode
+) -> None:
+    """transfer.md §8 and envelope.md §5.1: version 3 corrects version 2, which Satchel never received, and
+    names every earlier version in `earlier_versions`; Satchel links it to version 1, which it holds, and only
+    version 3 is current."""
+    v1, v3 = b"%PDF-1.7 version one", b"%PDF-1.7 version three"
+
+    def version(record_id: str, data: bytes, corrects: str | None, earlier: list[str]) -> dict[str, Any]:
+        rec = n.document_record(record_id, "OUT-1", data, title="Evaluation", media_type="application/pdf",
+                                document_type="evaluation",
+                                metadata={"earlier_versions": earlier} if earlier else {})  # fmt: skip
+        return {**rec, "corrects": corrects}
+
+    async with aiohttp.ClientSession() as http:
+        satchel = await _pin_both_ways(http, district, outside)
+        await _push_and_import(http, district, outside, satchel, [version("eval-v1", v1, None, [])], [v1])
+        await _push_and_import(http, district, outside, satchel,
+                               [version("eval-v3", v3, "eval-v2", ["eval-v2", "eval-v1"])], [v3])  # fmt: skip
+    (student,) = [s for s in await _json(district, "students", "search", "Okafor") if s["given_name"] == "Ines"]
+    docs = {d["sha256"]: d for d in await _json(district, "documents", "list", student["sis_id"])}
+    first, third = docs[hashlib.sha256(v1).hexdigest()], docs[hashlib.sha256(v3).hexdigest()]
+    assert (third["replaces"], third["superseded_by"]) == (first["doc_id"], None)
+    assert first["superseded_by"] == third["doc_id"]
     assert all(error is None for *_, error in outside.log), outside.log
