@@ -385,3 +385,30 @@ async def test_a_correction_of_a_correction_links_to_the_version_held_though_the
     assert (third["replaces"], third["superseded_by"]) == (first["doc_id"], None)
     assert first["superseded_by"] == third["doc_id"]
     assert all(error is None for *_, error in outside.log), outside.log
+
+
+async def test_a_partial_import_tells_the_outside_node_the_kind_of_problem_only(
+    district: District, outside: n.OutsideNode
+) -> None:
+    """transfer.md §5.2: a student Satchel cannot match for sure is skipped, and the `imported` receipt counts
+    it under a reason that names the kind of problem, never the receiving district's own student."""
+    near = {"sis_id": "OUT-2", "given_name": "William", "family_name": "Okafor", "birth_date": "2011-11-03",
+            "grade": "08"}  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        satchel = await _pin_both_ways(http, district, outside)
+        code = env.display_code(env.generate_code())
+        manifest = n.manifest_for(sender=outside, recipient_domain=SATCHEL, students=[STUDENT, near], records=[])
+        out = outside.seal(satchel, manifest=manifest, documents=[], code=code)
+        assert (await outside.push(http, out)).response.status == 200
+        await _cli(district, "accept", out.transfer_id, "--code", code, "--as", "coord")
+        preview = await _json(district, "import", "preview", out.transfer_id, "--school", "Lincoln Middle School",
+                              "--as", "coord")  # fmt: skip
+        assert (preview["new"], preview["uncertain"]) == (1, 1)
+        await _json(district, "import", "run", out.transfer_id, "--as", "coord")
+        await _wait(lambda: out.state == "partially_imported")
+    (imported,) = [r["receipt"] for r in out.receipts.values() if r["receipt"]["kind"] == "imported"]
+    assert imported["counts"]["students_total"] == 2 and imported["counts"]["students_imported"] == 1
+    (skipped,) = imported["counts"]["skipped"]
+    assert skipped == {"reason": "needs review at the receiving district", "count": 1}
+    assert "100002" not in json.dumps(imported)  # the local student it resembles
+    assert all(error is None for *_, error in outside.log), outside.log
