@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -95,6 +96,37 @@ def encryption_key_of(descriptor: o.Descriptor) -> tuple[str, bytes]:
         raise o.Refused("peer.no_encryption_key")
     _, key_id, public = max(valid)
     return key_id, public
+
+
+def endorsed_keys(descriptor: o.Descriptor, known: dict[str, bytes]) -> dict[str, bytes]:
+    """descriptor.md, *Key rotation*: the identity keys a descriptor lists that valid endorsements join to a
+    key already ``known`` for its domain, in either direction along the chain (the known keys included)."""
+    listed = {e["id"]: e for e in descriptor.payload["keys"]
+              if e.get("use") == "identity" and e.get("alg") == "ed25519"}  # fmt: skip
+    public = {**known, **{i: o.unb64url(e["public_key"]) for i, e in listed.items()}}
+    reached = dict(known)
+    changed = True
+    while changed:
+        changed = False
+        for key_id, entry in listed.items():
+            endorsement = entry.get("endorsed_by")
+            if not isinstance(endorsement, dict):
+                continue
+            endorser = endorsement.get("key_id")
+            if not isinstance(endorser, str) or (key_id in reached) == (endorser in reached) or endorser not in public:
+                continue
+            statement = o.canonical_json({"alg": entry["alg"], "domain": descriptor.domain, "id": key_id,
+                                          "not_before": entry["not_before"], "public_key": entry["public_key"],
+                                          "use": "identity"})  # fmt: skip
+            try:
+                Ed25519PublicKey.from_public_bytes(public[endorser]).verify(
+                    o.unb64url(endorsement["signature"]), b"satchel/v1/key-endorsement\x00" + statement)
+            except (InvalidSignature, ValueError):
+                continue
+            joined = key_id if endorser in reached else endorser
+            reached[joined] = public[joined]
+            changed = True
+    return reached
 
 
 # --- receipts (transfer.md §5.1) ------------------------------------------------------------------------------
@@ -228,6 +260,39 @@ class OutsideNode:
     def _signer_domain(self, keyid: str) -> str:
         return next(d for d, p in self.pinned.items() if keyid in p.identity_keys)
 
+    async def _learn_key(self, received: o.Message) -> None:
+        """request-signing.md §7.1 step 3 for the districts this node pinned: a key id it does not hold, from
+        the origin of a pinned district, is looked up in that district's descriptor, and taken when a chain
+        of endorsements joins its signer to the keys pinned (a rotation); otherwise the request is refused
+        as signed by an unknown key, and a changed key waits for an operator to confirm it."""
+        try:
+            entry = o.parse_dictionary(received.field("signature-input") or "").get("sig1")
+            keyid = dict(entry.params).get("keyid") if entry is not None else None
+        except o.SFError:
+            return
+        origin = received.field("satchel-origin")
+        if not isinstance(keyid, str) or keyid.startswith("hs-") or any(keyid in p.identity_keys
+                                                                         for p in self.pinned.values()):  # fmt: skip
+            return
+        peer = next((p for p in self.pinned.values() if p.base_url == origin), None)
+        if peer is None or origin is None:
+            return
+        async with aiohttp.ClientSession() as http:
+            try:
+                fetched = await self.fetch_descriptor(http, origin)
+            except (o.Refused, aiohttp.ClientError):
+                return
+        if fetched.domain != peer.domain or fetched.base_url != origin:
+            return
+        keys = endorsed_keys(fetched, peer.identity_keys)
+        if fetched.signed_by not in keys or keyid not in keys:
+            # §7.1 step 3: the descriptor is refused (descriptor.key_changed), and the request with it as signed
+            # by a key this node does not know, which its sender takes as transient (transfer.md §7)
+            raise Answer(401, "signature.key_unknown",
+                         f"descriptor.key_changed: {fetched.signed_by} is not endorsed by a key pinned here; "
+                         "re-pin the district after confirming its fingerprint by phone")  # fmt: skip
+        self.pinned[peer.domain] = o.Descriptor(fetched.signed_by, fetched.payload, keys)
+
     async def fetch_descriptor(self, http: aiohttp.ClientSession, base_url: str) -> o.Descriptor:
         async with http.get(base_url + "/.well-known/satchel") as answer:
             if answer.status != 200 or answer.headers.get("Content-Type") != DESCRIPTOR_TYPE:
@@ -292,6 +357,7 @@ class OutsideNode:
                              target_uri=f"http://{request.host}{request.raw_path}")  # fmt: skip
         session: str | None = None
         try:
+            await self._learn_key(received)
             try:
                 checked = self.receiver.verify_request(received, now=now())
             except o.Refused as refused:

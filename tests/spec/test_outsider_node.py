@@ -412,3 +412,23 @@ async def test_a_partial_import_tells_the_outside_node_the_kind_of_problem_only(
     assert skipped == {"reason": "needs review at the receiving district", "count": 1}
     assert "100002" not in json.dumps(imported)  # the local student it resembles
     assert all(error is None for *_, error in outside.log), outside.log
+
+
+async def test_receipts_signed_after_satchel_rotates_its_key_are_verified_through_the_endorsement(
+    district: District, outside: n.OutsideNode
+) -> None:
+    """transfer.md §5.3 step 4, request-signing.md §7.1, descriptor.md *Key rotation*: Satchel rotates its
+    identity key between `delivered` and `accepted`; the outside node, which pinned the old key, fetches the
+    descriptor, follows the old key's endorsement of the new one, and verifies the request and the receipt."""
+    async with aiohttp.ClientSession() as http:
+        satchel = await _pin_both_ways(http, district, outside)
+        code = env.display_code(env.generate_code())
+        out = outside.seal(satchel, manifest=_manifest(outside), documents=[DOCUMENT], code=code)
+        assert (await outside.push(http, out)).response.status == 200
+        await _cli(district, "keys", "rotate", "--identity", "--as", "admin")
+        await _cli(district, "accept", out.transfer_id, "--code", code, "--as", "coord")
+        await _wait(lambda: out.state == "accepted")
+    delivered, accepted = (out.receipts[s]["signed_by"] for s in (1, 2))
+    assert delivered == satchel.signed_by and accepted != delivered
+    assert {delivered, accepted} <= set(outside.pinned[SATCHEL].identity_keys)
+    assert all(error is None for *_, error in outside.log), outside.log
