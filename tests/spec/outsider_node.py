@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -215,7 +213,9 @@ _STATUS = {"signature.wrong_destination": 421, "receipt.invalid": 400, "receipt.
            "receipt.wrong_signer": 401, "receipt.mismatch": 409, "receipt.conflict": 409,
            "receipt.digest_mismatch": 409, "message.malformed": 400, "digest.mismatch": 400,
            "digest.missing": 400, "signature.malformed": 400, "envelope.malformed": 400,
-           "transfer.disabled": 403, "transfer.not_found": 404, "transfer.envelope_conflict": 409}  # fmt: skip
+           "transfer.disabled": 403, "transfer.envelope_conflict": 409,
+           "envelope.expired": 410, "envelope.not_recipient": 403, "envelope.not_yet_valid": 422,
+           "envelope.signature_invalid": 401}  # fmt: skip
 
 
 class OutsideNode:
@@ -432,7 +432,7 @@ class OutsideNode:
             ours = self.outgoing.get(transfer_id)
             theirs = self.incoming.get(transfer_id)
             if ours is None and theirs is None:
-                raise Answer(404, "transfer.not_found")
+                raise Answer(404, "not_found", "no such transfer here")
             peer = ours.peer if ours is not None else theirs.peer  # type: ignore[union-attr]
             if signer != peer:  # §4: the signer's domain is the transfer's other district
                 raise Answer(403, "transfer.actor_not_allowed")
@@ -628,9 +628,13 @@ class OutsideNode:
                 raise Answer(400, "envelope.malformed", "the envelope's sender is not the request's signer")
             peer = self.pinned[signer]
             if frame["sender_key_id"] not in peer.identity_keys:
-                raise Answer(400, "envelope.signature_invalid")
-            if frame["header"]["recipient_key_id"] != self.encryption_key_id:
-                raise Answer(400, "envelope.not_recipient")
+                raise Answer(401, "envelope.signature_invalid")
+            try:
+                check_on_arrival(frame, sender_public=peer.identity_keys[frame["sender_key_id"]],
+                                 recipient_domain=self.domain, recipient_key_id=self.encryption_key_id,
+                                 at=now())  # fmt: skip
+            except env.OutsiderError as refused:
+                raise Answer(_STATUS.get(refused.code, 400), refused.code) from refused
             known = self.incoming.get(transfer_id)
             if known is not None:  # §6: a redelivery is answered with the stored receipt, byte for byte
                 if known.envelope != data:
@@ -713,9 +717,33 @@ def read_frame(data: bytes) -> dict[str, Any]:
         pos += 1 + k
         h = int.from_bytes(data[pos : pos + 2], "big")
         header = env.check_header(env.decode_canonical(data[pos + 2 : pos + 2 + h], env.HEADER_LIMITS))
+        pos += 2 + h
+        # the encapsulation (its length first), the stream header and the key check, then the signature
+        signed_end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big") + 24 + 16
     except (IndexError, UnicodeDecodeError):
         raise env.OutsiderError("envelope.truncated") from None
-    return {"sender_domain": sender_domain, "sender_key_id": sender_key_id, "header": header}
+    if len(data) < signed_end + 64:
+        raise env.OutsiderError("envelope.truncated")
+    return {"sender_domain": sender_domain, "sender_key_id": sender_key_id, "header": header,
+            "signed": data[:signed_end], "signature": data[signed_end : signed_end + 64]}  # fmt: skip
+
+
+def check_on_arrival(frame: dict[str, Any], *, sender_public: bytes, recipient_domain: str, recipient_key_id: str,
+                     at: int, skew: int = 300) -> None:  # fmt: skip
+    """Of envelope.md §7's checks that need no code (transfer.md §4 step 4), those this small node makes, in
+    §8.2's order: the signature, the recipient, the times (the limits are left to the opening)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(sender_public).verify(
+            frame["signature"], env.SIG_PURPOSE + b"\x00" + frame["signed"])
+    except InvalidSignature:
+        raise env.OutsiderError("envelope.signature_invalid") from None
+    header = frame["header"]
+    if header["recipient_domain"] != recipient_domain or header["recipient_key_id"] != recipient_key_id:
+        raise env.OutsiderError("envelope.not_recipient")
+    if header["created"] > at + skew:
+        raise env.OutsiderError("envelope.not_yet_valid")
+    if at >= header["expires"]:
+        raise env.OutsiderError("envelope.expired")
 
 
 def manifest_for(*, sender: OutsideNode, recipient_domain: str, students: list[dict[str, Any]],
@@ -743,10 +771,3 @@ def document_record(record_id: str, student: str, data: bytes, *, title: str, me
 def record(record_id: str, kind: str, student: str, metadata: dict[str, Any]) -> dict[str, Any]:
     return {"id": record_id, "kind": kind, "student": student, "metadata": metadata}
 
-
-def today() -> str:
-    return dt.date.today().isoformat()
-
-
-def as_json(data: bytes) -> Any:
-    return json.loads(data)
