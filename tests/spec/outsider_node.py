@@ -98,7 +98,8 @@ def encryption_key_of(descriptor: o.Descriptor) -> tuple[str, bytes]:
 
 def endorsed_keys(descriptor: o.Descriptor, known: dict[str, bytes]) -> dict[str, bytes]:
     """descriptor.md, *Key rotation*: the identity keys a descriptor lists that valid endorsements join to a
-    key already ``known`` for its domain, in either direction along the chain (the known keys included)."""
+    key already ``known`` for its domain, in either direction along the chain (the known keys included, but
+    those the descriptor revokes). Its signer is among them when a peer that knew ``known`` may follow it."""
     listed = {e["id"]: e for e in descriptor.payload["keys"]
               if e.get("use") == "identity" and e.get("alg") == "ed25519"}  # fmt: skip
     public = {**known, **{i: o.unb64url(e["public_key"]) for i, e in listed.items()}}
@@ -124,7 +125,9 @@ def endorsed_keys(descriptor: o.Descriptor, known: dict[str, bytes]) -> dict[str
             joined = key_id if endorser in reached else endorser
             reached[joined] = public[joined]
             changed = True
-    return reached
+    # a revoked key's endorsement still stands, but the key itself is held no longer (*Revoking a key*)
+    revoked = set(descriptor.payload.get("revoked_keys") or [])
+    return {key_id: key for key_id, key in reached.items() if key_id not in revoked}
 
 
 # --- receipts (transfer.md §5.1) ------------------------------------------------------------------------------

@@ -166,6 +166,23 @@ async def test_an_outside_node_pushes_with_a_code_and_verifies_every_receipt(
     assert all(error is None for *_, error in outside.log), outside.log
 
 
+ROTATION = json.loads((Path(__file__).resolve().parents[2] / "spec" / "vectors" / "descriptor" / "vectors.json")
+                      .read_text(encoding="utf-8"))["rotation"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ROTATION["cases"], ids=lambda c: c["name"])
+def test_the_outside_nodes_endorsement_walk_is_the_rotation_vectors(case: dict[str, Any]) -> None:
+    """The walk the rotation test above relies on, against descriptor.md's rotation vectors."""
+    descriptor = o.verify_descriptor(case["document"].encode("ascii"))
+    known = {ROTATION["old_key_id"]: bytes.fromhex(ROTATION["old_public_key_hex"])}
+    keys = n.endorsed_keys(descriptor, known)
+    if "error" in case["expect"]:
+        assert case["expect"]["error"] == "descriptor.key_changed" and descriptor.signed_by not in keys
+    else:
+        assert descriptor.signed_by in keys
+        assert sorted(keys) == sorted(case["expect"]["identity_keys"])
+
+
 # --- the outside node is independent --------------------------------------------------------------------------
 
 
