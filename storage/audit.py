@@ -174,22 +174,126 @@ def _scan(db: sqlite_utils.Database | sqlite3.Connection) -> tuple[int, list[Bre
     return count, found + _disclosures_unlike_log(db)
 
 
+def disclosure_digest(
+    *, to_domain: str, to_name: str, records: Any, disclosed_by: str, at: str, purpose: str
+) -> str:
+    """What a ``transfer.send`` entry keeps of each student's row of the record of disclosures (everything but
+    the student's number, which follows a renumbering; the entry's key is the number as sent): a row edited
+    since no longer gives it. 128 bits of SHA-256: a grade's entry holds 500 of them."""
+    body = json.dumps([to_domain, to_name, records, disclosed_by, at, purpose], ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))  # fmt: skip
+    return hashlib.sha256(f"satchel/v1/disclosure\n{body}".encode()).hexdigest()[:32]
+
+
 def _disclosures_unlike_log(db: sqlite_utils.Database | sqlite3.Connection) -> list[Break]:
     """Where the record of disclosures (an ordinary table) disagrees with the audit entries that sent each
-    transfer (``transfer.send``, in the chain, naming the students it disclosed, one disclosure each): a row
-    deleted to hide a disclosure from a parent, or one made up."""
-    held = dict(db.execute("SELECT transfer_id, count(*) FROM disclosures GROUP BY transfer_id").fetchall())
-    found = []
-    for seq, transfer_id, students in db.execute(
-        "SELECT seq, subject, CASE WHEN json_valid(details) THEN json_array_length(details, '$.students') END"
-        " FROM audit_log WHERE action = 'transfer.send' ORDER BY seq"
+    transfer (``transfer.send``, in the chain): a row deleted to hide a disclosure from a parent, one made up, or
+    one edited (another district, student, operator or, where the entry keeps each row's digest, other records,
+    reason or date). Entries from before the digests still give the district, the students, the operator and
+    how many records went."""
+    sent = _sent_as_of_now(db)
+    found: list[Break] = []
+    current: str | None = None
+    rows: list[tuple[Any, ...]] = []
+    for row in db.execute(
+        "SELECT transfer_id, student_sis_id, to_domain, to_name, records, disclosed_by, at, purpose"
+        " FROM disclosures ORDER BY transfer_id, student_sis_id"
     ):
-        recorded = held.pop(transfer_id, 0)
-        if students is not None and recorded != students:  # an entry edited out of shape is named already
-            found.append(Break(seq, f"the record of disclosures holds {recorded} of the {students} students audit "
-                                    f"entry {seq} says transfer {transfer_id} disclosed", "disclosures"))  # fmt: skip
-    found += [Break(0, f"the record of disclosures names transfer {transfer_id}, which no audit entry says was sent",
-                    "disclosures") for transfer_id in sorted(held)]  # fmt: skip
+        if row[0] != current:
+            if current is not None:
+                found += _compare(current, rows, sent.pop(current, False))
+            current, rows = row[0], []
+        rows.append(row)
+    if current is not None:
+        found += _compare(current, rows, sent.pop(current, False))
+    for transfer_id, entry in sent.items():
+        found += _compare(transfer_id, [], entry)
+    return sorted(found, key=lambda b: (b.seq == 0, b.seq))
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A ``transfer.send`` entry: its seq, operator and details, and each student it names as now numbered."""
+
+    seq: int
+    actor: str
+    details: Mapping[str, Any]
+    as_sent: dict[str, str]  # the student's number now -> as the entry names them
+
+
+def _sent_as_of_now(db: sqlite_utils.Database | sqlite3.Connection) -> dict[str, _Sent | None]:
+    """Every transfer a ``transfer.send`` entry names (None: its entry was edited out of shape, which the chain
+    names already), its students followed through the ``student.renumbered`` entries after it. Read newest
+    first, so that a number the SIS gave back to another child after a renumbering is that child's only after
+    it."""
+    sent: dict[str, _Sent | None] = {}
+    now_of: dict[str, str] = {}  # a number as it was at the entry read -> the same student's number now
+    for seq, actor, action, subject, stored in db.execute(
+        "SELECT seq, actor, action, subject, details FROM audit_log"
+        " WHERE action IN ('transfer.send', 'student.renumbered') ORDER BY seq DESC"
+    ):
+        details = _details(stored)
+        if action == "student.renumbered":
+            old, new = details.get("from"), details.get("to")
+            if isinstance(old, str) and isinstance(new, str):
+                now_of[old] = now_of.pop(new, new)
+            continue
+        students = details.get("students")
+        if not isinstance(students, list) or not all(isinstance(s, str) for s in students):
+            sent.setdefault(subject, None)
+            continue
+        sent.setdefault(subject, _Sent(seq, actor, details, {now_of.get(str(s), str(s)): str(s) for s in students}))
+    return sent
+
+
+def _compare(transfer_id: str, rows: list[tuple[Any, ...]], entry: _Sent | bool | None) -> list[Break]:
+    """What is wrong with ``rows``, the record of disclosures of one transfer, against its entry (False: there
+    is none; None: it was edited out of shape, which the chain names already)."""
+    if entry is False:
+        return [Break(0, f"the record of disclosures names transfer {transfer_id}, which no audit entry says was "
+                         "sent", "disclosures")]  # fmt: skip
+    if not isinstance(entry, _Sent):
+        return []
+    seq, details = entry.seq, entry.details
+    found = []
+    if len(rows) != len(entry.as_sent):
+        found.append(Break(seq, f"the record of disclosures holds {len(rows)} of the {len(entry.as_sent)} students "
+                                f"audit entry {seq} says transfer {transfer_id} disclosed", "disclosures"))  # fmt: skip
+    said = f"audit entry {seq} says"
+    digests = details.get("disclosed") if isinstance(details.get("disclosed"), dict) else None
+    listed = 0
+    for _, student, to_domain, to_name, records_json, by, at, purpose in rows:
+        as_sent = entry.as_sent.get(student)
+        if as_sent is None:
+            found.append(Break(seq, f"the record of disclosures names student {student} for transfer {transfer_id}, "
+                                    f"which {said} it did not disclose", "disclosures"))  # fmt: skip
+            continue
+        if to_domain != details.get("to"):
+            found.append(Break(seq, f"the record of disclosures says transfer {transfer_id} went to {to_domain} "
+                                    f"(student {student}); {said} to {details.get('to')}", "disclosures"))  # fmt: skip
+        if "to_name" in details and to_name != details["to_name"]:
+            found.append(Break(seq, f"the record of disclosures names the district transfer {transfer_id} went to "
+                                    f"{to_name!r} (student {student}); {said} {details['to_name']!r}",
+                               "disclosures"))  # fmt: skip
+        if by != entry.actor:
+            found.append(Break(seq, f"the record of disclosures says {by} disclosed student {student} by transfer "
+                                    f"{transfer_id}; {said} {entry.actor} did", "disclosures"))  # fmt: skip
+        try:
+            records = json.loads(records_json)
+        except ValueError:
+            records = None
+        if isinstance(records, list):
+            listed += sum(1 for r in records if not (isinstance(r, dict) and r.get("kind") == "demographics"))
+        if digests is not None and digests.get(as_sent) != disclosure_digest(
+            to_domain=to_domain, to_name=to_name, records=records, disclosed_by=by, at=at, purpose=purpose
+        ):
+            found.append(Break(seq, f"the disclosure of student {student} by transfer {transfer_id} (its records, "
+                                    f"reason or date) is not the one {said} was made", "disclosures"))  # fmt: skip
+    if digests is None and isinstance(details.get("records"), int) and len(rows) == len(entry.as_sent) and (
+        listed != details["records"]
+    ):
+        found.append(Break(seq, f"the record of disclosures lists {listed} records for transfer {transfer_id}; {said} "
+                                f"it disclosed {details['records']}", "disclosures"))  # fmt: skip
     return found
 
 

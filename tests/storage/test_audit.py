@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from node.home import Node
@@ -120,3 +122,40 @@ def test_a_disclosure_deleted_from_the_record_is_found_through_the_audit_log(nod
     assert (f"the record of disclosures holds 1 of the 2 students audit entry {first} says transfer T1 "
             "disclosed") in message
     assert "the record of disclosures names transfer T9, which no audit entry says was sent" in message
+
+
+def _disclosure(node: Node, transfer: str, sis_id: str, records: str = "[]", to: str = "b.example.org") -> None:
+    node.db.execute("INSERT INTO disclosures (disclosure_id, student_sis_id, transfer_id, to_domain, to_name, "
+                    "records, disclosed_by, at, purpose) VALUES (?, ?, ?, ?, 'B', ?, 'coord', '2026-01-01T00:00:00Z', "
+                    "'enrolment')",
+                    [transfer + sis_id, sis_id, transfer, to, records])  # fmt: skip
+
+
+def test_a_disclosure_follows_its_student_renumbered_and_an_entry_from_before_digests_still_checks_it(
+    node: Node,
+) -> None:
+    # T1 went before the SIS renumbered 100001 to 200001 and then gave 100001 to another child, to whom T2 went:
+    # each row names its child's number now, which the entries reach through the student.renumbered entries.
+    # The entries are as a version before the digests wrote them (to, students, records): still checked.
+    record = json.dumps([{"kind": "demographics", "id": "", "title": ""}, {"kind": "document", "id": "D1",
+                                                                            "title": "IEP"}])  # fmt: skip
+    with write_transaction(node.db):
+        audit.append(node.db, at="2026-01-01T00:00:00Z", actor="coord", action="transfer.send", subject="T1",
+                     details={"to": "b.example.org", "students": ["100001", "100002"], "records": 1})  # fmt: skip
+        audit.append(node.db, at="2026-01-02T00:00:00Z", actor="admin", action="student.renumbered",
+                     subject="200001", details={"from": "100001", "to": "200001"})  # fmt: skip
+        audit.append(node.db, at="2026-01-03T00:00:00Z", actor="coord", action="transfer.send", subject="T2",
+                     details={"to": "b.example.org", "students": ["100001"], "records": 0})  # fmt: skip
+        _disclosure(node, "T1", "200001", record)
+        _disclosure(node, "T1", "100002")
+        _disclosure(node, "T2", "100001")
+    assert audit.breaks(node.db) == []
+    node.db.execute("UPDATE disclosures SET student_sis_id = '100003' WHERE disclosure_id = 'T1100002'")
+    node.db.execute("UPDATE disclosures SET to_domain = 'c.example.org', records = '[]', disclosed_by = 'admin' "
+                    "WHERE disclosure_id = 'T1200001'")  # fmt: skip
+    problems = [b.problem for b in audit.breaks(node.db)]
+    assert any("names student 100003 for transfer T1" in p for p in problems)
+    assert any("transfer T1 went to c.example.org (student 200001)" in p for p in problems)
+    assert any("says admin disclosed student 200001 by transfer T1" in p and "coord did" in p for p in problems)
+    assert any("lists 0 records for transfer T1" in p and "it disclosed 1" in p for p in problems)
+    assert not any("T2" in p for p in problems)

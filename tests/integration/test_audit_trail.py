@@ -1,0 +1,43 @@
+"""What the audit log says against what the node's ordinary tables say (storage.audit), and that every change
+of state, and every read of a secret, is in it with whoever did it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+
+def _send(a, *args: str) -> dict:
+    return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
+
+
+def test_a_disclosure_edited_in_the_record_is_found_through_the_audit_log(pair, tmp_path: Path) -> None:
+    a, _, _ = pair
+    doc = tmp_path / "iep.pdf"
+    doc.write_bytes(b"%PDF-1.4 an IEP")
+    for sis_id in ("100001", "100002"):
+        a.cli("documents", "add", sis_id, str(doc), "--type", "iep", "--title", "IEP 2026", "--as", "coord")
+    sent = _send(a, "--student", "100001", "--student", "100002", "--student", "100003", "--all-records",
+                 "--purpose", "enrolment at B")["transfer_id"]  # fmt: skip
+    assert "hash chain verified" in a.cli("audit", "verify").stdout
+    # The record of disclosures is an ordinary table: a parent reads it to learn who got what of their child's.
+    # Each edit below leaves as many rows as students sent, which is all the log was compared on.
+    with sqlite3.connect(a.home / "satchel.db") as db:
+        db.execute("UPDATE disclosures SET to_domain = 'c.example.org', to_name = 'Elsewhere SD' "
+                   "WHERE student_sis_id = '100001'")  # fmt: skip
+        (held,) = db.execute("SELECT records FROM disclosures WHERE student_sis_id = '100002'").fetchone()
+        records = json.loads(held)
+        assert [r["kind"] for r in records] == ["demographics", "document"]
+        db.execute("UPDATE disclosures SET records = ? WHERE student_sis_id = '100002'", [json.dumps(records[:1])])
+        db.execute("UPDATE disclosures SET student_sis_id = '100004' WHERE student_sis_id = '100003'")
+    refused = a.cli("audit", "verify", ok=False)
+    assert refused.exit_code != 0
+    said = " ".join(refused.output.split())
+    assert f"transfer {sent} went to c.example.org" in said
+    assert "audit entry" in said and "says to b.example.org" in said
+    assert "'Elsewhere SD'" in said
+    assert f"the disclosure of student 100002 by transfer {sent}" in said
+    assert f"names student 100004 for transfer {sent}" in said
+    assert a.cli("check", ok=False).exit_code == 1
+
