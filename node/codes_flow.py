@@ -18,7 +18,7 @@ from node.clock import iso, parse_iso
 from node.home import Node
 from node.issued_codes import STATUS_COLS, revoke_for_maker, save, status_of, utcnow
 from node.manifest_builder import Selection
-from node.operators import PERMISSIONS, authorize, record
+from node.operators import PERMISSIONS, TIMER, authorize, record
 from protocol import InvalidInput, MalformedMessage, NotFound
 from protocol.code_claim_states import (
     Claim,
@@ -350,5 +350,6 @@ def expire_codes(node: Node) -> int:
         for event in due_events(status, now=now):
             with write_transaction(node.db):
                 save(node, apply(status, event, actor=CodeActor.TIMER, now=now), notify=False)
+                record(node, TIMER, "code.expire", status.code_id[:8])
             count += 1
     return count

@@ -29,6 +29,10 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "transfers.act": frozenset({"admin", "coordinator"}),
 }
 
+# The actor the audit log and the timelines name for what the node's own timer did (an expiry): no operator's
+# name can be it, as a username starts with a letter or digit. Another district's doing is named by its domain.
+TIMER = "(timer)"
+
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

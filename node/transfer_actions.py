@@ -15,7 +15,7 @@ from node.envelope_policy import open_policy
 from node.gc_pause import gc_paused
 from node.home import Node, revoked_encryption_keys
 from node.message_thread import check_own_room, checked_text
-from node.operators import authorize, record
+from node.operators import TIMER, authorize, record
 from node.progress import Progress, ProgressFile
 from node.purged_content import (
     ErasedAtAcceptance,
@@ -250,7 +250,9 @@ def expire_due(node: Node) -> list[str]:
             try:
                 with write_transaction(node.db):
                     fresh = _row(node, row.transfer_id)
-                    outcome = step(node, fresh, event, actor=Actor.TIMER, actor_name="(timer)", now=now)
+                    outcome = step(node, fresh, event, actor=Actor.TIMER, actor_name=TIMER, now=now)
+                    record(node, TIMER, "transfer.expire", row.transfer_id,
+                           {"state": outcome.transition.status.state.value})  # fmt: skip
                 for effect in outcome.after_commit:
                     carry_out(node, fresh, effect)
                 expired.append(row.transfer_id)

@@ -177,6 +177,8 @@ def _refused_for_good(node: Node, job: outbox.Job, row: TransferRow, exc: PeerRe
                        actor_name=row.peer)  # fmt: skip
         store.add_event(node.db, row.transfer_id, at=now_iso(), direction="local", kind="refused", actor=row.peer,
                         detail={"error": error[:500]})  # fmt: skip
+        record(node, row.peer, "transfer.refused", row.transfer_id,
+               {"state": outcome.transition.status.state.value, "error": exc.peer_code})  # fmt: skip
     for action in outcome.after_commit:
         carry_out(node, fresh, action)
 
@@ -244,6 +246,9 @@ def accept_receipt(node: Node, transfer_id: str, signed: bytes) -> None:
         peer_actor = Actor.RECEIVER_NODE if row.status.side.value == "sender" else Actor.SENDER_NODE
         outcome = step(node, row, ReceiptArrived(receipt=receipt), actor=peer_actor, actor_name=row.peer)
         record_received(node, row, receipt, signed)
+        # The other district moved this side's transfer (or wrote about it): its node did it, as the timeline says.
+        record(node, row.peer, "transfer.receipt", transfer_id,
+               {"kind": receipt.kind.value, "state": outcome.transition.status.state.value})  # fmt: skip
     for action in outcome.after_commit:
         carry_out(node, row, action)
 

@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from support import wait_until
+
 
 def _send(a, *args: str) -> dict:
     return json.loads(a.cli("send", "--to", "b.example.org", *args, "--as", "coord", "--json").stdout)
@@ -41,3 +43,39 @@ def test_a_disclosure_edited_in_the_record_is_found_through_the_audit_log(pair, 
     assert f"names student 100004 for transfer {sent}" in said
     assert a.cli("check", ok=False).exit_code == 1
 
+
+def _entries(d, subject: str) -> list[tuple[str, str, dict]]:
+    from node.home import open_node
+    from storage import audit
+
+    with open_node(d.home, d.env) as node:
+        return [(e.actor, e.action, dict(e.details)) for e in reversed(list(audit.entries(node.db, subject=subject)))]
+
+
+def test_changes_no_operator_made_are_audited_with_who_made_them(pair) -> None:
+    from node.codes_flow import expire_codes
+    from node.home import open_node
+    from node.transfer_actions import expire_due
+
+    a, b, _ = pair
+    # The other district's receipts move this side's transfer: its node is who did it, as in the timeline.
+    sent = _send(a, "--student", "100001")
+    b.cli("accept", sent["transfer_id"], "--code", sent["code"], "--as", "coord")
+    b.cli("reject", sent["transfer_id"], "--reason", "not ours after all", "--as", "coord")
+    wait_until(lambda: ("b.example.org", "transfer.receipt", {"kind": "rejected", "state": "rejected"})
+               in _entries(a, sent["transfer_id"]), timeout=15)  # fmt: skip
+    assert ("b.example.org", "transfer.receipt", {"kind": "accepted", "state": "accepted"}) in _entries(
+        a, sent["transfer_id"])
+    # The timer: a transfer and a transfer code that expire are expired by the node itself.
+    b.stop()
+    tid = _send(a, "--student", "100002")["transfer_id"]
+    made = json.loads(a.cli("codes", "create", "--student", "100003", "--as", "coord", "--json").stdout)
+    with sqlite3.connect(a.home / "satchel.db") as db:
+        db.execute("UPDATE transfers SET expires_at = '2020-01-01T00:00:00Z' WHERE transfer_id = ?", [tid])
+        db.execute("UPDATE transfer_codes_issued SET created_at = '2019-12-01T00:00:00Z', "
+                   "expires_at = '2020-01-01T00:00:00Z'")  # fmt: skip
+    with open_node(a.home, a.env) as node:
+        assert expire_due(node) == [tid]
+        assert expire_codes(node) == 1
+    assert ("(timer)", "transfer.expire", {"state": "expired"}) in _entries(a, tid)
+    assert ("(timer)", "code.expire", {}) in _entries(a, made["code_id"][:8])
