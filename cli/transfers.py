@@ -482,9 +482,8 @@ def transfers_show(
     """
     from node.clock import iso
     from node.delivery_status import delivery_words
-    from node.operators import authorize
+    from node.transfer_actions import read_code
     from node.transfer_delivery import pending_delivery, sent_deliveries
-    from protocol import InvalidInput
     from protocol.transfer_states import allowed_events
     from storage import transfers as store
 
@@ -493,13 +492,7 @@ def transfers_show(
         timeline = store.events(node.db, transfer_id)
         code = None
         if show_code:
-            authorize(node, actor, "transfers.act")
-            code = store.get_code(node.db, transfer_id)
-            if code is None:
-                raise InvalidInput(
-                    f"transfer {transfer_id} has no code to show (state {row.state})", field="--code",
-                    hint="codes are erased once a transfer is accepted, cancelled or expired",
-                )  # fmt: skip
+            code = read_code(node, actor=actor, transfer_id=transfer_id)
         nexts = sorted(e.value for e in allowed_events(row.status))
         delivery = pending_delivery(node, row)
         deliveries = sent_deliveries(node, transfer_id, timeline)

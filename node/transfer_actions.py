@@ -25,7 +25,7 @@ from node.purged_content import (
 )
 from node.transfer_engine import Outcome, step, utcnow
 from node.transfer_files import SealedEnvelopeMissing, carry_out, envelope_file
-from protocol import SatchelError
+from protocol import InvalidInput, SatchelError
 from protocol.envelope_errors import EnvelopeNotRecipient, EnvelopeSignatureInvalid, EnvelopeWrongCodeOrKey
 from protocol.manifest import Manifest, ManifestRecord
 from protocol.receipts import MAX_MESSAGE
@@ -239,6 +239,22 @@ def message(node: Node, *, actor: str | None, transfer_id: str, text: str) -> Ou
 
     return _apply(node, transfer_id, SendMessage(text=text), actor_name=user.username, action="transfer.message",
                   inside=room)  # fmt: skip
+
+
+def read_code(node: Node, *, actor: str | None, transfer_id: str) -> str:
+    """The code of a transfer this node sent, shown again to a coordinator or admin to read by phone. It is all
+    the other district needs to open the student's records, so each read is audited: who, when, which transfer."""
+    user = authorize(node, actor, "transfers.act")
+    with write_transaction(node.db):
+        row = _row(node, transfer_id)
+        code = store.get_code(node.db, transfer_id)
+        if code is None:
+            raise InvalidInput(
+                f"transfer {transfer_id} has no code to show (state {row.state})", field="--code",
+                hint="codes are erased once a transfer is accepted, cancelled or expired",
+            )  # fmt: skip
+        record(node, user.username, "transfer.code_shown", transfer_id)
+    return code
 
 
 def expire_due(node: Node) -> list[str]:

@@ -79,3 +79,18 @@ def test_changes_no_operator_made_are_audited_with_who_made_them(pair) -> None:
         assert expire_codes(node) == 1
     assert ("(timer)", "transfer.expire", {"state": "expired"}) in _entries(a, tid)
     assert ("(timer)", "code.expire", {}) in _entries(a, made["code_id"][:8])
+
+
+def test_reading_a_transfers_code_again_is_a_coordinators_and_is_audited(pair) -> None:
+    a, _, _ = pair
+    a.cli("users", "add", "vic", "--email", "vic@a.example.org", "--name", "Vic Viewer", "--role", "viewer",
+          "--as", "admin")  # fmt: skip
+    sent = _send(a, "--student", "100001")
+    tid = sent["transfer_id"]
+    # The code opens the student's records: a viewer may not read it, and nothing is recorded of a refusal.
+    refused = a.cli("transfers", "show", tid, "--code", "--as", "vic", ok=False)
+    assert refused.exit_code != 0 and "vic is a viewer" in refused.stderr
+    assert not [e for e in _entries(a, tid) if e[1] == "transfer.code_shown"]
+    shown = json.loads(a.cli("transfers", "show", tid, "--code", "--as", "coord", "--json").stdout)
+    assert shown["code"] == sent["code"]
+    assert [e for e in _entries(a, tid) if e[1] == "transfer.code_shown"] == [("coord", "transfer.code_shown", {})]
