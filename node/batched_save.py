@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from node.home import Node
-from node.operators import record
+from node.operators import record, still_allowed
 from node.progress import Progress
 from storage.database import bulk_cache, write_transaction
 from storage.rows import batched
@@ -30,18 +30,23 @@ def save_in_batches(
     node: Node, items: Iterable[T], *, size: int, save: Callable[[list[T]], Mapping[str, int]], total: int,
     progress: Progress | None, actor: str, action: str, subject: str, started: Mapping[str, object],
     skipped: int, finished: Callable[[Counter[str]], Mapping[str, object]],
-    changes: tuple[str, ...] = ("inserted", "updated"),
+    changes: tuple[str, ...] = ("inserted", "updated"), permission: str = "records.write",
 ) -> Counter[str]:  # fmt: skip
     """``save`` writes one batch and returns its counts (``inserted``, ``updated``, ``unchanged``, and
     ``skipped`` for items it could not save; any other tells more of them: ``OUTCOMES``); their sums are
     returned. ``started`` is the first audit entry's details; ``skipped``, how many rows the check refused;
     ``finished`` gives the last entry's details from the sums; ``changes``, the counts that say a batch
-    changed the database. ``progress`` hears how many of ``total`` are done after each commit."""
+    changed the database. ``progress`` hears how many of ``total`` are done after each commit. ``actor`` must
+    still hold ``permission`` at each batch: one disabled meanwhile stops the run there, the batches before
+    saved (node.operators.still_allowed)."""
     totals: Counter[str] = Counter()
     audited = False
     with bulk_cache(node.db):
         for batch in batched(items, size):
             with write_transaction(node.db):
+                still_allowed(node, actor, permission, hint="another operator runs it again (`--as THEM`): what "
+                              "was saved is found unchanged", stopped=lambda: f"importing {subject} stopped after "
+                              f"{sum(totals[o] for o in OUTCOMES):,} of {total:,} rows, which stay saved")  # fmt: skip
                 counts = save(batch)
                 if any(counts.get(name) for name in changes) and not audited:
                     record(node, actor, action, subject, started)

@@ -32,7 +32,7 @@ from node.clock import new_ids, now_iso
 from node.gc_pause import gc_paused
 from node.home import Node
 from node.import_preview import sex_and_grade, transfer_for_import, verified_manifest
-from node.operators import authorize, record, record_many
+from node.operators import authorize, record, record_many, still_allowed
 from node.progress import Progress
 from node.transfer_engine import step
 from protocol import InvalidInput, SatchelError
@@ -147,6 +147,21 @@ def _still_running(run: _Run) -> None:
         )  # fmt: skip
 
 
+def _still_allowed(run: _Run) -> None:
+    """Inside a batch's write transaction: an operator disabled, or made a viewer, while the run writes stops it
+    between students; what the batches before wrote stays imported, as a run stopped any other way leaves it."""
+
+    def stopped() -> str:
+        rows = imports.students(run.node.db, run.found.import_id)
+        done = sum(1 for s in rows if s.result == "imported")
+        return (f"the import of transfer {run.found.transfer_id} stopped after {done} of {len(rows)} students, who "
+                "stay imported")  # fmt: skip
+
+    still_allowed(run.node, run.actor, "transfers.act", stopped=stopped,
+                  hint=f"another coordinator or admin carries on from there: `satchel import run "
+                       f"{run.found.transfer_id} --as THEM`")  # fmt: skip
+
+
 def run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress | None = None) -> RunResult:
     """``progress`` hears how many of the students still to import are done, after each batch."""
     with gc_paused():  # a grade is some 300,000 small objects, none of them cyclic
@@ -204,6 +219,7 @@ def _import_batch(
     with write_transaction(db):
         started = time.monotonic()  # once the write lock is held: waiting for it is not planning
         _still_running(run)
+        _still_allowed(run)
         existing = _existing(run, islice(queue, run.batch), by_sis)
         plans: list[_Plan] = []
         skipped: list[tuple[ImportStudent, str]] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from node.clock import now_iso
@@ -54,6 +54,17 @@ def authorize(node: Node, username: str | None, permission: str) -> User:
             hint=f"ask {' or '.join(('an ' if r[0] in 'aeiou' else 'a ') + r for r in roles)} to do this",
         )  # fmt: skip
     return user
+
+
+def still_allowed(node: Node, username: str, permission: str, *, stopped: Callable[[], str], hint: str) -> None:
+    """Inside each transaction of a long run (an import): ``username`` may still do it (one row read). One
+    disabled, or given a role without ``permission``, while the run writes stops it there, between two of its
+    transactions, with what it did kept; ``stopped()`` says how far it got."""
+    try:
+        authorize(node, username, permission)
+    except (OperatorDisabled, OperatorUnknown, PermissionDenied) as exc:
+        what = "was disabled" if isinstance(exc, OperatorDisabled) else "may no longer do this (" + exc.message + ")"
+        raise type(exc)(f"{username} {what} while this ran: {stopped()}", field="--as", hint=hint) from None
 
 
 def record(

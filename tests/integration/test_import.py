@@ -349,6 +349,39 @@ def test_an_import_cancelled_while_it_runs_stops_and_leaves_nothing(pair, tmp_pa
     assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 3
 
 
+def test_an_import_whose_operator_is_disabled_while_it_runs_stops_between_students(pair, tmp_path: Path) -> None:
+    import pytest
+
+    from node import import_run
+    from node.errors import OperatorDisabled
+    from node.home import open_node
+    from node.operators import disable_user
+
+    a, b, _ = pair
+    a.cli("roster", "import", str(write_bundle(tmp_path / "more", make_bundle(NEWCOMERS))), "--as", "coord")
+    tid = _send_accept(a, b, "300001", "300002", "100001")
+    b.cli("users", "add", "cleo", "--email", "cleo@b.example.org", "--name", "Cleo Coordinator", "--role",
+          "coordinator", "--as", "admin")  # fmt: skip
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "cleo")
+    b.stop()
+    env = {**b.env, "SATCHEL_IMPORTS_BATCH_STUDENTS": "1"}  # a batch per student: room to disable in between
+    with open_node(b.home, env) as running, open_node(b.home, env) as other:
+
+        def disable_after_the_first(done: int, total: int) -> None:
+            if done == 1:  # an admin takes the account away while the run is between batches
+                disable_user(other, actor="admin", username="cleo")
+
+        with pytest.raises(OperatorDisabled) as stopped:
+            import_run.run(running, actor="cleo", transfer_id=tid, progress=disable_after_the_first)
+    assert "cleo was disabled while this ran: the import of transfer" in stopped.value.message
+    assert "1 of 3 students" in stopped.value.message
+    b.start()
+    log = _json(b, "import", "log", tid, "--json")
+    assert sorted(s["SourceImportStatus"] for s in log) == ["Imported", "Not run", "Not run"]
+    # What was imported stays; another coordinator finishes the import.
+    assert _json(b, "import", "run", tid, "--as", "coord", "--json")["imported"] == 3
+
+
 def _snapshot(home: Path) -> tuple:
     with sqlite3.connect(home / "satchel.db") as conn:
         tables = ("students", "documents", "cases", "assessment_results", "imported_records")

@@ -153,6 +153,27 @@ def test_the_students_are_saved_a_batch_at_a_time(node: Any, tmp_path: Path) -> 
     import_roster(node, actor="coord", path=folder, skip_invalid=False, progress=saved)
     # Told after each batch is committed: others see each batch as it is told.
     assert seen == [5_000, 10_000, 12_000]
+def test_a_roster_import_whose_operator_is_disabled_while_it_runs_stops_between_batches(
+    node: Any, tmp_path: Path
+) -> None:
+    from node.errors import OperatorDisabled
+    from node.operators import disable_user
+
+    folder = write_bundle(tmp_path / "roster", make_bundle([_student(i) for i in range(12_000)]))
+
+    def disable_after_the_first(done: int, total: int) -> None:
+        if done == 5_000:  # an admin takes the account away between two batches
+            disable_user(node, actor="admin", username="coord")
+
+    with pytest.raises(OperatorDisabled) as stopped:
+        import_roster(node, actor="coord", path=folder, skip_invalid=False, progress=disable_after_the_first)
+    said = "coord was disabled while this ran: importing roster stopped after 5,000 of 12,000 rows"
+    assert said in stopped.value.message
+    assert len(_students_in(node)) == 5_000  # the batch saved before stays, attributed to coord
+    (entry,) = node.db.execute("SELECT actor FROM audit_log WHERE action = 'roster.import'").fetchall()
+    assert entry == ("coord",)
+
+
 def _peak_python_memory(node: Any, folder: Path) -> int:
     node.db.execute("DELETE FROM student_match_keys")
     node.db.execute("DELETE FROM students")
