@@ -45,6 +45,7 @@ from protocol.transfer_status import SenderState
 from storage import outbox, peers
 from storage import request_messages as messages
 from storage import requests as store
+from storage import transfers as transfer_store
 from storage.database import write_transaction
 from storage.outbox import Job
 from storage.requests import RequestRow
@@ -228,10 +229,14 @@ def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer
         subject = f"Reminder: records request {request_id} from {peer} is unanswered since its release failed"
         next_step += _ANSWER_AGAIN.format(id=request_id)
     elif topic == "request.release_failed" and requester:
-        subject = f"The records {peer} released for request {request_id} did not reach this district"
+        subject = (f"The records {peer} released for request {request_id} were opened here, then refused"
+                   if _opened(node, status) else
+                   f"The records {peer} released for request {request_id} did not reach this district")  # fmt: skip
         next_step += f"\n{peer} will release them again in a new transfer, or reject the request."
     elif topic == "request.release_failed":
-        subject = f"Records request {request_id} from {peer} is open again: the records released did not reach it"
+        subject = (f"Records request {request_id} from {peer} is open again: they opened the records released, then "
+                   "refused them" if _opened(node, status) else
+                   f"Records request {request_id} from {peer} is open again: the records released did not reach it")
         next_step += _ANSWER_AGAIN.format(id=request_id)
     else:
         subject = SUBJECTS.get(topic, "Records request {id}").format(id=request_id, peer=peer)
@@ -245,6 +250,12 @@ def _notify(node: Node, topic: str, status: RequestStatus, request_id: str, peer
     due = _due_words(node, status) if topic in _OWED else ""
     notify_coordinators(node, subject=subject, body=f"{subject}.\n\n{due}{next_step}\n",
                         while_unanswered=request_id if topic == "request.overdue" else None)  # fmt: skip
+
+
+def _opened(node: Node, status: RequestStatus) -> bool:
+    """Whether the requester opened the records of the release that failed before refusing them (either side
+    knows it from its own timeline of the transfer)."""
+    return status.transfer_id is not None and transfer_store.opened_by_receiver(node.db, status.transfer_id)
 
 
 # The notices about a request that waits for the releaser's answer: each says by when it is owed.
@@ -327,10 +338,11 @@ def _queue(node: Node, domain: str, path: str, payload: bytes, content_type: str
                    expires_at=iso(utc_now() + timedelta(days=RETRY_DAYS)))  # fmt: skip
 
 
-def follow_transfer(node: Node, transfer_id: str, state: str, *, actor: str) -> None:
-    """The sending side of ``transfer_id`` reached ``state`` (``actor`` moved it): a release whose transfer
-    ended without the records being opened opens its request again, and the requester is told. Call inside
-    the write transaction that changed the transfer."""
+def follow_transfer(node: Node, transfer_id: str, state: str, *, actor: str, reason: str = "") -> None:
+    """The sending side of ``transfer_id`` reached ``state`` (``actor`` moved it; ``reason``, the one its receipt
+    gave): a release whose transfer ended without the records being imported opens its request again, and the
+    requester is told, as opened and then refused when it opened them first. Call inside the write transaction
+    that changed the transfer."""
     try:
         ending = SenderState(state)
     except ValueError:
@@ -340,9 +352,11 @@ def follow_transfer(node: Node, transfer_id: str, state: str, *, actor: str) -> 
         return  # not a release, or its request was answered again since
     assert row.signed_response is not None  # a released request holds its release, as signed here
     person = stored_response(row.signed_response).person  # who released, named in the news
+    opened = transfer_store.opened_by_receiver(node.db, transfer_id)
     transition = request_follows(status_of(node, row), transfer_id=transfer_id, transfer_state=ending,
-                                 person=person, now=local_now(node))  # fmt: skip
+                                 person=person, now=local_now(node), opened=opened, reason=reason)  # fmt: skip
     if transition is None:
         return
     carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
-    record(node, actor, "request.release_failed", row.request_id, {"transfer": transfer_id, "ending": state})
+    record(node, actor, "request.release_failed", row.request_id,
+           {"transfer": transfer_id, "ending": state} | ({"opened": True} if opened else {}))  # fmt: skip

@@ -28,6 +28,7 @@ from protocol.transfer_states import (
     CountWrongCode,
     Event,
     NotifyCoordinators,
+    ReceiptArrived,
     RecordReceipt,
     ResendReceipt,
     SenderState,
@@ -148,7 +149,9 @@ def step(
             follow_transfer(node, row.transfer_id, transition.status.state.value,
                             previous=transition.previous.value)  # fmt: skip
             # A release that ended unopened: its records request is open again, at both districts.
-            follow_release(node, row.transfer_id, transition.status.state.value, actor=actor_name)
+            # The receiver's reason, should its receipt refuse the records: the requester is told it.
+            reason = event.receipt.reason if isinstance(event, ReceiptArrived) else ""
+            follow_release(node, row.transfer_id, transition.status.state.value, actor=actor_name, reason=reason or "")
     return outcome
 
 

@@ -288,6 +288,10 @@ class ReleaseFailed:
     transfer_id: str
     ending: SenderState
     person: Person
+    # The requesting district opened the records before it refused them (its signed receipt says it accepted
+    # them), and the reason its receipt gave: the records did reach it, which the requester is told.
+    opened: bool = False
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -553,7 +557,8 @@ def apply(
 
 
 def follow_transfer(
-    status: RequestStatus, *, transfer_id: str, transfer_state: SenderState, person: Person, now: datetime
+    status: RequestStatus, *, transfer_id: str, transfer_state: SenderState, person: Person, now: datetime,
+    opened: bool = False, reason: str = "",
 ) -> RequestTransition | None:
     """The releaser's ``release_failed`` when the transfer of its release (``transfer_id``, the sender's side)
     reaches one of RELEASE_ENDINGS; None otherwise (another transfer, a request not released with it any
@@ -569,7 +574,7 @@ def follow_transfer(
         or transfer_state not in RELEASE_ENDINGS
     ):
         return None
-    event = ReleaseFailed(transfer_id=transfer_id, ending=transfer_state, person=person)
+    event = ReleaseFailed(transfer_id=transfer_id, ending=transfer_state, person=person, opened=opened, reason=reason)
     return apply(status, event, actor=Ac.RELEASER_NODE, now=now)
 
 
@@ -626,6 +631,19 @@ def _check_response(status: RequestStatus, request: RecordsRequest, response: Re
         raise RequestMismatch("the release in that transfer already failed", field="transfer_id")
 
 
+_MAX_REASON = 300  # of the requester's reason, quoted back in the news: the comments hold at most MAX_COMMENTS
+
+
+def _ending_words(event: ReleaseFailed) -> str:
+    """What became of the release's transfer: RELEASE_ENDINGS, unless the requester opened the records first."""
+    if not event.opened:
+        return RELEASE_ENDINGS[event.ending]
+    reason = " ".join(event.reason.split())
+    if len(reason) > _MAX_REASON:
+        reason = reason[: _MAX_REASON - 1] + "…"
+    return "the requesting district opened the records, then refused them" + (f" ({reason})" if reason else "")
+
+
 def _response(
     status: RequestStatus,
     request: RecordsRequest,
@@ -640,7 +658,7 @@ def _response(
         comments = event.text
     elif isinstance(event, ReleaseFailed):
         comments = (f"The transfer {event.transfer_id} that released the records ended {event.ending.value}: "
-                    f"{RELEASE_ENDINGS[event.ending]}. The request is open again: {status.local_domain} will "
+                    f"{_ending_words(event)}. The request is open again: {status.local_domain} will "
                     "release the records in a new transfer or reject the request.")  # fmt: skip
     else:
         comments = event.comments

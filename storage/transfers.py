@@ -355,6 +355,16 @@ def add_disclosure(
     )  # fmt: skip
 
 
+def opened_by_receiver(db: sqlite_utils.Database, transfer_id: str) -> bool:
+    """Whether the receiving district's signed receipt that it opened the records (accepted, imported or failed to
+    import them) is in the transfer's timeline: received from it at the sender, sent by this node at the
+    receiver."""
+    return db.execute(
+        "SELECT EXISTS (SELECT 1 FROM transfer_events WHERE transfer_id = ? AND direction IN ('sent', 'received')"
+        " AND kind IN ('accepted', 'imported', 'partially_imported', 'failed'))", [transfer_id],
+    ).fetchone()[0] == 1  # fmt: skip
+
+
 def disclosures(db: sqlite_utils.Database, student_sis_id: str) -> list[dict[str, Any]]:
     """The student's disclosures, oldest first; ``opened``: the receiver's signed receipt that it opened the
     records (accepted, imported or failed to import them) is in the transfer's timeline, however it ended."""

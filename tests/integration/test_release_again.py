@@ -202,3 +202,25 @@ def test_a_release_that_failed_and_waits_too_long_is_flagged_and_reminded_at_bot
         assert (shown["overdue"], shown["due_on"], shown["release_failed_on"]) == (False, None, None)
         with open_node(d.home, d.env) as node:
             assert flag_overdue(node) == []
+
+
+def test_a_release_opened_then_refused_is_told_as_such_on_both_sides(pair) -> None:
+    a, b, _ = pair
+    request_id = _requested(a, b)
+    tid, code = _released(a, request_id, "--student", "100002", "--not-matched")
+    wait_until(lambda: _state(b, request_id) == "released")
+    b.cli("accept", tid, "--code", code, "--as", "coord")  # the records reached B, which read them...
+    b.cli("reject", tid, "--reason", "this is not the student we asked for", "--as", "coord")  # ...and gave them back
+    wait_until(lambda: _state(b, request_id) == "release_failed")
+    # Open again, rightly; but "did not reach" would be untrue, and hide that B read another child's records.
+    for d in (a, b):
+        comments = _shown(d, request_id)["answer"]["comments"]
+        assert "the requesting district opened the records, then refused them" in comments
+        assert "this is not the student we asked for" in comments
+        assert "did not reach" not in " ".join(_subjects(d))
+    assert any(f"The records a.example.org released for request {request_id} were opened here, then refused" in s
+               for s in _subjects(b))  # fmt: skip
+    assert any(f"Records request {request_id} from b.example.org is open again: they opened the records released, "
+               "then refused them" in s for s in _subjects(a))  # fmt: skip
+    (entry,) = [e for e in _json(a, "audit", "--json") if e["action"] == "request.release_failed"]
+    assert entry["details"] == {"transfer": tid, "ending": "rejected", "opened": True}

@@ -458,6 +458,19 @@ def test_a_release_whose_transfer_ends_unopened_is_open_again_at_both_districts(
     assert refused.status.state is St.REJECTED
 
 
+def test_a_release_opened_then_refused_says_so_with_the_reason_however_long() -> None:
+    released = status(RequestSide.RELEASER, St.RELEASED)
+    for reason, quoted in (("", None), ("not our student", "(not our student)"), ("x" * 5000, "x" * 299 + "…")):
+        failed = follow_transfer(released, transfer_id=TRANSFER, transfer_state=SenderState.REJECTED, person=RITA,
+                                 now=NOW, opened=True, reason=reason)  # fmt: skip
+        assert failed is not None
+        send = next(e for e in failed.effects if isinstance(e, SendResponse))
+        comments = send.response.comments  # within the comments' limit whatever the reason's length
+        assert "the requesting district opened the records, then refused them" in comments
+        assert "refused the records" not in comments
+        assert quoted is None or quoted in comments
+
+
 def test_only_a_release_still_standing_follows_its_transfer_to_an_unopened_end() -> None:
     released = status(RequestSide.RELEASER, St.RELEASED)
     for state in (SenderState.SEALED, SenderState.DELIVERED, SenderState.CANCEL_REQUESTED, SenderState.ACCEPTED,
