@@ -232,13 +232,16 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
                 transition = apply(found[0], ClaimFailed(destination=caller), actor=CodeActor.DESTINATION_NODE,
                                    now=now)  # fmt: skip
                 save(node, transition)
+                # Counted against the code, which locks after too many: the district that tried is named.
+                record(node, caller, "code.claim_failed", found[0].code_id[:8],
+                       {"state": transition.status.state.value, "failed_claims": transition.status.failed_claims})
         # One answer for "no such code" and "wrong proof": nothing tells a guesser which it was.
         raise CodeUnknown("no transfer code matches", field="code_id")
     status, _key, scope = found
     if status.state is CodeState.CLAIMED and status.claimed_by == caller and status.transfer_id:
         # Claimed again by the same district, with a fresh proof: its first answer may have been lost (or the
         # records had not arrived when it looked), so it gets the envelope's code again while that is kept.
-        return _answer(node, status.transfer_id, scope, transfers.get_code(node.db, status.transfer_id))
+        return _claimed_again(node, caller, status.code_id, status.transfer_id, scope)
     # Check every refusal (expired, used, wrong destination, ...) before sealing anything.
     _check_claim(status, caller, now)
     maker = _maker_who_may_send(node, status, scope, caller)
@@ -282,9 +285,22 @@ async def handle_claim(node: Node, *, caller: str, body: bytes) -> dict[str, obj
         assert fresh is not None
         current = fresh[0]
         if current.state is CodeState.CLAIMED and current.claimed_by == caller and current.transfer_id:
-            return _answer(node, current.transfer_id, scope, transfers.get_code(node.db, current.transfer_id))
+            return _claimed_again(node, caller, current.code_id, current.transfer_id, scope)
         _refuse_claim(current, caller, utcnow())
     return _answer(node, sent.transfer_id, scope, sent.code)
+
+
+def _claimed_again(
+    node: Node, caller: str, code_id: str, transfer_id: str, scope: dict[str, str | None]
+) -> dict[str, object]:
+    """The answer to a district claiming again a code it claimed: the same transfer, and its envelope's code
+    while that is kept. That code opens the students' records, so giving it again is audited as the first claim
+    is."""
+    with write_transaction(node.db):
+        code = transfers.get_code(node.db, transfer_id)
+        record(node, caller, "code.claim_repeated", code_id[:8],
+               {"transfer": transfer_id, "code_given": code is not None})  # fmt: skip
+    return _answer(node, transfer_id, scope, code)
 
 
 def _check_claim(status: CodeStatus, caller: str, now: datetime) -> None:

@@ -117,9 +117,10 @@ def revoke_made_by(node: Node, maker: str, *, by: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def follow_transfer(node: Node, transfer_id: str, state: str, *, previous: str) -> None:
-    """The sending side of ``transfer_id`` went from ``previous`` to ``state``: move the code whose claim
-    started it, if any. Call inside the write transaction that changed the transfer."""
+def follow_transfer(node: Node, transfer_id: str, state: str, *, previous: str, actor: str) -> None:
+    """The sending side of ``transfer_id`` went from ``previous`` to ``state`` (``actor`` moved it, as the
+    transfer's audit entry names them): move the code whose claim started it, if any, audited in their name.
+    Call inside the write transaction that changed the transfer."""
     row = node.db.execute(
         f"SELECT {STATUS_COLS} FROM transfer_codes_issued WHERE transfer_id = ?", [transfer_id]
     ).fetchone()
@@ -136,3 +137,6 @@ def follow_transfer(node: Node, transfer_id: str, state: str, *, previous: str) 
     why = why.format(transfer=transfer_id, expires=row[3]).strip()
     for transition in transitions:
         save(node, transition, why=why)
+        audit.append(node.db, at=now_iso(), actor=actor, action="code.follows_transfer",
+                     subject=transition.status.code_id[:8],
+                     details={"transfer": transfer_id, "state": transition.status.state.value})  # fmt: skip

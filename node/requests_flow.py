@@ -20,7 +20,7 @@ from node.home import Node
 from node.manifest_builder import Selection
 from node.matching import match_students
 from node.message_thread import check_own_room, checked_text
-from node.operators import authorize, record
+from node.operators import TIMER, authorize, record
 from node.request_answers import (
     carry_out,
     latest_answer_job,
@@ -375,6 +375,8 @@ def _flag_if_due(node: Node, listed: RequestRow) -> bool:
         for event in due:
             transition = apply(status, event, actor=RequestActor.TIMER, now=_now(node), holidays=holidays)
             carry_out(node, transition.status, transition.effects, request_id=row.request_id, peer=row.peer)
+            # Flagged overdue, or reminded again: the node's own doing, as an expiry is.
+            record(node, TIMER, "request.overdue", row.request_id, {"reminder": status.overdue_flagged})
     return bool(due)
 
 

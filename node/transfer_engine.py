@@ -147,7 +147,7 @@ def step(
         if transition.status.side is Side.SENDER:
             # A transfer a transfer code's claim started: the code is used, freed or revoked with it.
             follow_transfer(node, row.transfer_id, transition.status.state.value,
-                            previous=transition.previous.value)  # fmt: skip
+                            previous=transition.previous.value, actor=actor_name)  # fmt: skip
             # A release that ended unopened: its records request is open again, at both districts.
             # The receiver's reason, should its receipt refuse the records: the requester is told it.
             reason = event.receipt.reason if isinstance(event, ReceiptArrived) else ""

@@ -94,3 +94,49 @@ def test_reading_a_transfers_code_again_is_a_coordinators_and_is_audited(pair) -
     shown = json.loads(a.cli("transfers", "show", tid, "--code", "--as", "coord", "--json").stdout)
     assert shown["code"] == sent["code"]
     assert [e for e in _entries(a, tid) if e[1] == "transfer.code_shown"] == [("coord", "transfer.code_shown", {})]
+
+
+def test_what_other_districts_do_with_a_transfer_code_is_audited_in_their_name(pair) -> None:
+    import asyncio
+    import base64
+    import os
+
+    import pytest
+
+    from crypto import parse_code, transfer_code_credentials, transfer_code_proof
+    from node.codes_flow import handle_claim
+    from node.home import open_node
+    from node.transfer_actions import expire_due
+    from protocol import SatchelError
+    from protocol.json_strict import dumps_canonical
+    from protocol.transfer_code import parse_transfer_code
+
+    a, _, _ = pair
+    made = json.loads(a.cli("codes", "create", "--student", "100001", "--for", "b.example.org", "--as", "coord",
+                            "--json").stdout)  # fmt: skip
+    parsed = parse_transfer_code(made["code"], parse_code=parse_code)
+    code_id, key = transfer_code_credentials(parsed.code, parsed.source_domain)
+
+    def body(proof: bytes | None = None) -> bytes:  # as `satchel claim` makes it; a wrong proof if given one
+        nonce = os.urandom(16)
+        proof = proof or transfer_code_proof(key, destination="b.example.org", nonce=nonce)
+        b64 = [base64.urlsafe_b64encode(v).rstrip(b"=").decode() for v in (code_id, nonce, proof)]
+        return dumps_canonical(dict(zip(("code_id", "nonce", "proof"), b64, strict=True)))
+
+    a.stop()
+    with open_node(a.home, a.env) as node:
+        with pytest.raises(SatchelError):  # a wrong proof counts against the code, which locks after a few
+            asyncio.run(handle_claim(node, caller="b.example.org", body=body(os.urandom(32))))
+        first = asyncio.run(handle_claim(node, caller="b.example.org", body=body()))
+        # Claimed again (B's first answer lost): the envelope's code is given again, which opens the records.
+        again = asyncio.run(handle_claim(node, caller="b.example.org", body=body()))
+        assert again["envelope_code"] == first["envelope_code"]
+    tid = str(first["transfer_id"])
+    with sqlite3.connect(a.home / "satchel.db") as db:
+        db.execute("UPDATE transfers SET expires_at = '2020-01-01T00:00:00Z' WHERE transfer_id = ?", [tid])
+    with open_node(a.home, a.env) as node:
+        assert expire_due(node) == [tid]  # never delivered: the code is free to be entered again
+    entries = _entries(a, code_id.hex()[:8])
+    assert ("b.example.org", "code.claim_failed", {"state": "active", "failed_claims": 1}) in entries
+    assert ("b.example.org", "code.claim_repeated", {"transfer": tid, "code_given": True}) in entries
+    assert ("(timer)", "code.follows_transfer", {"transfer": tid, "state": "active"}) in entries

@@ -154,6 +154,9 @@ def test_unanswered_request_is_flagged_and_coordinators_reminded(pair) -> None:
         assert flag_overdue(node) == [request_id]
         assert flag_overdue(node) == []
     assert reminders() == 2
+    # The node's timer flagged it and reminded once since: each is in the audit log, in the timer's name.
+    flagged = [(e["actor"], e["details"]) for e in _json(a, "audit", "--json") if e["action"] == "request.overdue"]
+    assert flagged == [("(timer)", {"reminder": True}), ("(timer)", {"reminder": False})]
     # At the requester the same day flags its own request, and says whom to ask rather than to answer it.
     with sqlite3.connect(b.home / "satchel.db") as conn:
         conn.execute("UPDATE records_requests SET opened_on = '2026-01-05' WHERE request_id = ?", [request_id])
