@@ -317,8 +317,14 @@ def _refuse_claim(status: CodeStatus, caller: str, now: datetime) -> NoReturn:
 def _answer(
     node: Node, transfer_id: str, scope: dict[str, str | None], code: str | None
 ) -> dict[str, object]:
+    school = scope.get("school_name")
+    if scope["scope"] == "student":
+        # A code for one student names no school when it is made; the claimant is still owed the school the
+        # records come from (spec/codes.md §7.2), which is the student's.
+        found = students.get(node.db, str(scope["student_sis_id"]))
+        school = found.record.school_name if found is not None else None
     answer: dict[str, object] = {"transfer_id": transfer_id, "district": node.config.node.name,
-                                 "school": scope.get("school_name") or "", "scope": scope["scope"]}  # fmt: skip
+                                 "school": school or "", "scope": scope["scope"]}  # fmt: skip
     if code is not None:
         # The claimant proved it holds the transfer code; over this signed, encrypted channel it gets the
         # envelope's code so it can open the records without a second phone call.

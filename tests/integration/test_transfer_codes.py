@@ -39,6 +39,7 @@ def test_code_for_one_student_claim_preview_import_and_used(pair) -> None:
     assert code.endswith("@a.example.org") and issued["students"] == 1
     claimed = _json(b, "claim", code.lower(), "--school", "0101", "--as", "coord", "--json")
     assert claimed["district"] == "Springfield District A" and claimed["matched"] == 1
+    assert claimed["school"] == "Lincoln Middle School"  # the student's: a code for one names no school itself
     tid = claimed["transfer_id"]
     assert _json(b, "transfers", "show", tid, "--json")["state"] == "accepted"
     _wait(lambda: _json(a, "transfers", "show", tid, "--json")["state"] == "accepted")
