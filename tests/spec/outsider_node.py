@@ -1,12 +1,15 @@
-"""An outside team's node for workflow 1 (push with a code), written from spec/ alone.
+"""An outside team's node for workflows 1 to 3 (push with a code, records requests, transfer codes), written
+from spec/ alone.
 
 It joins tests/spec/outsider_envelope.py (the envelope and the codes) and tests/spec/outsider_http.py (signed
 HTTP, descriptors, receipts) into a node: it serves its signed descriptor (spec/descriptor.md) with its own
 Ed25519 identity key and X-Wing encryption key, pushes an envelope as spec/transfer.md §4 says, serves the
 endpoints a sender is sent receipts and messages at (§4, §5.3), and receives an envelope pushed to it, answering
-with the signed receipts a receiver issues (§5.1). Like the two modules it uses, it imports nothing of Satchel's
-(tests/spec/test_outsider_node.py checks the imports): what it needed and the text did not say is a spec defect,
-fixed in the text; a comment names the section that now says it.
+with the signed receipts a receiver issues (§5.1). It asks for records and answers requests with signed
+documents (spec/requests.md), and makes, answers and claims transfer codes (spec/codes.md §7). Like the two
+modules it uses, it imports nothing of Satchel's (tests/spec/test_outsider_node.py checks the imports): what it
+needed and the text did not say is a spec defect, fixed in the text; a comment names the section that now says
+it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +37,8 @@ import outsider_http as o
 ENVELOPE_TYPE = "application/vnd.satchel.envelope"
 RECEIPT_TYPE = "application/satchel-receipt+json"
 DESCRIPTOR_TYPE = "application/satchel-descriptor+json"
+REQUEST_TYPE = "application/satchel-records-request+json"
+RESPONSE_TYPE = "application/satchel-request-response+json"
 
 
 def now() -> int:
@@ -203,6 +209,46 @@ class Incoming:
         return o.b64url(hashlib.sha256(self.envelope).digest())
 
 
+@dataclass
+class RecordsRequest:
+    """A records request, asked here (`requester`) or of this node (`releaser`), and the responses to it."""
+
+    request_id: str
+    peer: str
+    side: str
+    signed: bytes
+    payload: dict[str, Any]
+    state: str = "requested"
+    transfer_id: str | None = None
+    answer: bytes | None = None  # the releaser's signed answer, given again to a redelivered request
+    sent: list[bytes] = field(default_factory=list)  # our signed responses, messages included
+    received: list[dict[str, Any]] = field(default_factory=list)  # the peer's, verified, in arrival order
+
+    @property
+    def parsed(self) -> dict[str, Any]:
+        return self.payload
+
+
+@dataclass
+class IssuedCode:
+    """A transfer code made here: its id and key (codes.md §7.2), what it releases, and its state (§7.3)."""
+
+    code_id: bytes
+    key: bytes | None
+    manifest_for_peer: Callable[[str], dict[str, Any]]
+    documents: list[bytes]
+    school: str
+    destination: str | None
+    state: str = "active"
+    claimed_by: str | None = None
+    transfer_id: str | None = None
+    failures: int = 0
+
+
+def new_ulid() -> str:
+    return ulid_text((now() * 1000).to_bytes(6, "big") + os.urandom(10))
+
+
 class Answer(Exception):
     """A refusal to answer with the error body of spec/errors.md."""
 
@@ -218,7 +264,8 @@ _STATUS = {"signature.wrong_destination": 421, "receipt.invalid": 400, "receipt.
            "digest.missing": 400, "signature.malformed": 400, "envelope.malformed": 400,
            "transfer.disabled": 403, "transfer.envelope_conflict": 409,
            "envelope.expired": 410, "envelope.not_recipient": 403, "envelope.not_yet_valid": 422,
-           "envelope.signature_invalid": 401}  # fmt: skip
+           "envelope.signature_invalid": 401, "signature.invalid": 401, "request.invalid": 400,
+           "request.unsupported_version": 400, "request.wrong_signer": 401, "request.mismatch": 409}  # fmt: skip
 
 
 class OutsideNode:
@@ -241,6 +288,9 @@ class OutsideNode:
         self.log: list[tuple[str, str, int, str | None]] = []  # (method, path, status, error code) of every request
         self.session_peers: dict[str, str] = {}  # session id -> the domain whose node key opened it
         self.seen: list[tuple[str, str, int]] = []  # every request, whatever answered it
+        self.requests: dict[str, RecordsRequest] = {}
+        self.codes: dict[bytes, IssuedCode] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
 
     # --- who it knows ---
@@ -327,11 +377,16 @@ class OutsideNode:
         app.router.add_post("/satchel/v1/transfers/{id}/messages", self._receipts)
         app.router.add_post("/satchel/v1/transfers/{id}/cancel", self._cancel)
         app.router.add_post("/satchel/v1/envelopes", self._envelope)
+        app.router.add_post("/satchel/v1/requests", self._records_request)
+        app.router.add_post("/satchel/v1/requests/{id}/responses", self._records_response)
+        app.router.add_post("/satchel/v1/codes/claims", self._code_claim)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -517,14 +572,14 @@ class OutsideNode:
     # --- the sender's side: pushing (§4) ---
 
     def seal(self, peer: o.Descriptor, *, manifest: dict[str, Any], documents: list[bytes], code: str,
-             days: int = 14, argon2_t: int = 1, argon2_m: int = 64) -> Outgoing:  # fmt: skip
+             days: int = 14, argon2_t: int = 1, argon2_m: int = 64, kind: str = "transfer") -> Outgoing:  # fmt: skip
         recipient_key_id, recipient_public = encryption_key_of(peer)
         t = now()
         envelope = env.seal_envelope(
             manifest=manifest, documents=documents, sender_key=self.key.private, sender_domain=self.domain,
             sender_key_id=self.key.key_id, recipient_public_key=recipient_public, recipient_domain=peer.domain,
             recipient_key_id=recipient_key_id, code=code, now=t, expires=t + days * 86400, argon2_t=argon2_t,
-            argon2_m=argon2_m,
+            argon2_m=argon2_m, kind=kind,
         )  # fmt: skip
         envelope_id = envelope_id_of(envelope)
         out = Outgoing(transfer_id=ulid_text(envelope_id), peer=peer.domain, code=code, envelope=envelope)
@@ -695,6 +750,244 @@ class OutsideNode:
         exchange = await self.client.send(http, msg)
         self.client.verify(exchange, peer)
         return exchange
+
+    # --- records requests (requests.md) ---
+
+    @property
+    def person(self) -> dict[str, str]:
+        """Who asks or answers here (requests.md §3, a person): the coordinator the descriptor lists."""
+        return {"name": "Olive Outsider", "email": f"registrar@{self.domain}", "phone": "+1 217-555-0199",
+                "title": "Registrar"}  # fmt: skip
+
+    def new_request(self, to_domain: str, *, student: dict[str, Any], enrolment: dict[str, Any] | None,
+                    comments: str = "") -> RecordsRequest:  # fmt: skip
+        """§3: every key present, absent values null, produced as canonical JSON and signed."""
+        payload = o.canonical_json({
+            "version": 1, "request_id": new_ulid(), "from_domain": self.domain, "to_domain": to_domain,
+            "created": o.format_time(now()), "student": {k: student.get(k) for k in o.STUDENT_MEMBERS},
+            "enrolment": enrolment, "requester": self.person, "comments": comments,
+        })  # fmt: skip
+        signed = o.sign_document(self.key, "satchel/v1/records-request", payload)
+        request = RecordsRequest(request_id=o.strict_json(payload)["request_id"], peer=to_domain, side="requester",
+                                 signed=signed, payload=o.strict_json(payload))  # fmt: skip
+        self.requests[request.request_id] = request
+        return request
+
+    async def send_request(self, http: aiohttp.ClientSession, request: RecordsRequest) -> o.Exchange:
+        """§6: POST the signed request; the answer is `{"state"}` (or, once answered, the signed answer)."""
+        peer = self.pinned[request.peer]
+        msg = self.client.build("POST", f"{peer.base_url}/satchel/v1/requests", body=request.signed,
+                                content_type=REQUEST_TYPE)  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.client.verify(exchange, peer)
+        return exchange
+
+    async def respond(self, http: aiohttp.ClientSession, request_id: str, kind: str, comments: str = "", *,
+                      transfer_id: str | None = None) -> o.Exchange:  # fmt: skip
+        """§4: a signed response (an answer, a cancellation or a message) to the peer's responses endpoint."""
+        request = self.requests[request_id]
+        payload = o.canonical_json({
+            "version": 1, "kind": kind, "request_id": request_id, "from_domain": self.domain,
+            "to_domain": request.peer, "created": o.format_time(now()), "person": self.person,
+            "comments": comments, "transfer_id": transfer_id,
+        })  # fmt: skip
+        signed = o.sign_document(self.key, "satchel/v1/records-response", payload)
+        if kind in ("released", "rejected"):
+            request.state, request.answer = kind, signed
+            request.transfer_id = transfer_id
+        elif kind == "cancelled":
+            request.state = "cancelled"
+        request.sent.append(signed)
+        peer = self.pinned[request.peer]
+        msg = self.client.build("POST", f"{peer.base_url}/satchel/v1/requests/{request_id}/responses", body=signed,
+                                content_type=RESPONSE_TYPE)  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.client.verify(exchange, peer)
+        return exchange
+
+    async def release(self, http: aiohttp.ClientSession, request_id: str, *, manifest: dict[str, Any],
+                      documents: list[bytes], code: str,
+                      comments: str = "") -> tuple[Outgoing, o.Exchange]:  # fmt: skip
+        """§2: only for an enrolment current today; the records go as a transfer of kind `release` (envelope.md
+        §4), pushed as transfer.md §4 says, and the `released` answer names it."""
+        request = self.requests[request_id]
+        enrolment = request.parsed["enrolment"]
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        if enrolment is None or enrolment["start_date"] > today or (enrolment["end_date"] or today) < today:
+            raise o.Refused("request.student_not_enrolled")
+        out = self.seal(self.pinned[request.peer], manifest=manifest, documents=documents, code=code, kind="release")
+        pushed = await self.push(http, out)
+        if pushed.response.status != 200:
+            raise o.Refused(pushed.error_code or "peer.bad_response")
+        return out, await self.respond(http, request_id, "released", comments, transfer_id=out.transfer_id)
+
+    async def _records_request(self, request: web.Request) -> web.Response:
+        """§4 steps 1-5 for a request; §2: a redelivery changes nothing, and once answered gets the answer."""
+
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            verified = self._verify_records(received.body, "satchel/v1/records-request", signer)
+            parsed = verified["parsed"]
+            if parsed["to_domain"] != self.domain:
+                raise Answer(409, "request.mismatch", "addressed to another district", "to_domain")
+            known = self.requests.get(parsed["request_id"])
+            if known is not None:
+                if known.side != "releaser" or known.payload != parsed:
+                    raise Answer(409, "request.mismatch", "another request under a known id", "request_id")
+                if known.answer is not None:
+                    return 200, known.answer, RESPONSE_TYPE
+                return 200, o.canonical_json({"state": known.state}), "application/json"
+            self.requests[parsed["request_id"]] = RecordsRequest(
+                request_id=parsed["request_id"], peer=signer, side="releaser", signed=received.body, payload=parsed)
+            return 200, o.canonical_json({"state": "requested"}), "application/json"
+
+        return await self._handle(request, work)
+
+    async def _records_response(self, request: web.Request) -> web.Response:
+        """§4 steps 1-7 for a response: answers move the request (§2), messages are kept once by payload."""
+        request_id = request.match_info["id"]
+
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            verified = self._verify_records(received.body, "satchel/v1/records-response", signer)
+            parsed = verified["parsed"]
+            if parsed["request_id"] != request_id:
+                raise Answer(409, "request.mismatch", "about another request", "request_id")
+            held = self.requests.get(request_id)
+            if held is None:  # step 6: before comparing it with the request
+                raise Answer(409, "request.not_received", "no such request here yet", "request_id")
+            if held.peer != signer:
+                raise Answer(409, "request.mismatch", "not a district of this request", "from_domain")
+            if parsed["to_domain"] != self.domain:
+                raise Answer(409, "request.mismatch", "addressed to another district", "to_domain")
+            kind = parsed["kind"]
+            if kind == "message":
+                if all(r["parsed"] != parsed for r in held.received if r["parsed"]["kind"] == "message"):
+                    held.received.append(verified)
+                return 200, o.canonical_json({"state": held.state}), "application/json"
+            # §2: the releaser's answers reach the requester, a cancellation the releaser
+            allowed = {"cancelled"} if held.side == "releaser" else {"released", "rejected", "release_failed"}
+            if kind not in allowed:
+                raise Answer(403, "request.actor_not_allowed", f"{kind} does not come from {signer}", "kind")
+            if any(r["payload"] == verified["payload"] for r in held.received):
+                return 200, o.canonical_json({"state": held.state}), "application/json"  # delivered again
+            if kind == "cancelled" and held.state in ("released", "rejected"):
+                raise Answer(409, "request.already_answered")
+            if kind == "release_failed" and held.state not in ("released", "requested"):
+                held.received.append(verified)
+                return 200, o.canonical_json({"state": held.state}), "application/json"
+            held.received.append(verified)
+            held.state = kind
+            if kind == "released":
+                held.transfer_id = parsed["transfer_id"]
+            return 200, o.canonical_json({"state": held.state}), "application/json"
+
+        return await self._handle(request, work)
+
+    def _verify_records(self, body: bytes, purpose: str, signer: str) -> dict[str, Any]:
+        try:
+            verified = o.verify_records_document(body, purpose, published=self.published)
+        except o.Refused as refused:
+            raise Answer(_STATUS.get(refused.code, 400), refused.code, str(refused), refused.field) from refused
+        if verified["parsed"]["from_domain"] != signer:  # step 5
+            raise Answer(409, "request.mismatch", "not from the district whose node sent it", "from_domain")
+        return verified
+
+    # --- transfer codes (codes.md §7) ---
+
+    async def claim(self, http: aiohttp.ClientSession, text: str, *, nonce: bytes | None = None) -> o.Exchange:
+        """§7.1-§7.2 at the destination: parse what the coordinator typed, prove the code, never send it."""
+        typed = env.parse_transfer_code(text)
+        if typed.source_domain == self.domain:
+            raise o.Refused("code.same_node")
+        peer = self.pinned[typed.source_domain]
+        key = await asyncio.to_thread(env.claim_key, typed.code, typed.source_domain)
+        body = env.claim_body(key, self.domain, nonce or os.urandom(16)).encode("ascii")
+        msg = self.client.build("POST", f"{peer.base_url}/satchel/v1/codes/claims", body=body,
+                                content_type="application/json")  # fmt: skip
+        exchange = await self.client.send(http, msg)
+        self.client.verify(exchange, peer)
+        return exchange
+
+    def make_code(self, *, manifest_for_peer: Callable[[str], dict[str, Any]], documents: list[bytes],
+                  school: str, destination: str | None = None) -> str:  # fmt: skip
+        """§7: a code for one student, shown once as the grouped code, `@` and this domain; what is kept is
+        the code's id and key (§7.2), never the code."""
+        code = env.generate_code()
+        key = env.claim_key(code, self.domain)
+        issued = IssuedCode(code_id=env.claim_code_id(key), key=key, manifest_for_peer=manifest_for_peer,
+                            documents=documents, school=school, destination=destination)  # fmt: skip
+        self.codes[issued.code_id] = issued
+        return f"{env.display_code(code)}@{self.domain}"
+
+    def _code_state(self, issued: IssuedCode) -> str:
+        """§7.3: a claimed code follows its transfer (used on `imported`, active again on `rejected`)."""
+        out = self.outgoing.get(issued.transfer_id or "")
+        if issued.state == "claimed" and out is not None:
+            if out.state in ("imported", "partially_imported"):
+                issued.state, issued.key = "used", None
+            elif out.state == "rejected":
+                issued.state, issued.claimed_by, issued.transfer_id = "active", None, None
+        return issued.state
+
+    async def _code_claim(self, request: web.Request) -> web.Response:
+        """§7.2's checks in order (the per-peer rate of §7.4 left out: this node is a test's), then seal and
+        answer; the envelope is pushed after the answer, as a source's outbox would."""
+
+        async def work(received: o.Message, signer: str, checked: o.Checked) -> tuple[int, bytes, str]:
+            try:
+                body = o.strict_json(received.body)
+            except ValueError as exc:
+                raise Answer(400, "message.malformed", "not JSON") from exc
+            if not isinstance(body, dict):
+                raise Answer(400, "message.malformed", "not an object")
+            values: dict[str, bytes] = {}
+            for name, low, high in (("code_id", 16, 16), ("nonce", 16, 64), ("proof", 32, 32)):
+                try:
+                    values[name] = o.unb64url(body.get(name))
+                except ValueError as exc:
+                    raise Answer(400, "message.malformed", "not base64url", name) from exc
+                if not low <= len(values[name]) <= high:
+                    raise Answer(400, "message.malformed", "wrong length", name)
+            # §7.5: members beside the three are ignored
+            issued = self.codes.get(values["code_id"])
+            if issued is not None and issued.key is not None:
+                proof = env.claim_proof(issued.key, signer, values["nonce"])
+                if not hmac.compare_digest(proof, values["proof"]):
+                    issued.failures += 1
+                    if issued.failures >= 5 and issued.state == "active":
+                        issued.state, issued.key = "locked", None
+                    raise Answer(404, "code.unknown", "no transfer code matches", "code_id")
+            elif issued is None:
+                raise Answer(404, "code.unknown", "no transfer code matches", "code_id")
+            assert issued is not None
+            if signer == self.domain:
+                raise Answer(400, "code.same_node")
+            if issued.destination is not None and signer != issued.destination:
+                raise Answer(403, "code.wrong_destination")
+            state = self._code_state(issued)
+            refusals = {"used": (410, "code.used"), "locked": (423, "code.locked"), "revoked": (410, "code.revoked"),
+                        "expired": (410, "code.expired")}  # fmt: skip
+            if state in refusals:
+                raise Answer(*refusals[state])
+            if state == "claimed" and issued.claimed_by != signer:
+                raise Answer(409, "code.in_use")
+            if state == "active":
+                out = self.seal(self.pinned[signer], manifest=issued.manifest_for_peer(signer),
+                                documents=issued.documents, code=env.display_code(env.generate_code()),
+                                kind="import")  # fmt: skip
+                issued.state, issued.claimed_by, issued.transfer_id = "claimed", signer, out.transfer_id
+                self._tasks.add(asyncio.create_task(self._push_soon(out)))
+            assert issued.transfer_id is not None
+            out = self.outgoing[issued.transfer_id]
+            answer = {"transfer_id": out.transfer_id, "district": "Outside District", "school": issued.school,
+                      "scope": "student", "envelope_code": out.code}  # fmt: skip
+            return 200, o.canonical_json(answer), "application/json"
+
+        return await self._handle(request, work)
+
+    async def _push_soon(self, out: Outgoing) -> None:
+        await asyncio.sleep(0.2)  # after the claim's answer has gone
+        async with aiohttp.ClientSession() as http:
+            await self.push(http, out)
 
 
 def envelope_id_of(envelope: bytes) -> bytes:
