@@ -65,7 +65,7 @@ def ulid_bytes(text: str) -> bytes:
 
 
 def make_descriptor(key: o.NodeKey, encryption_public: bytes, *, domain: str, base_url: str,
-                    transfers_enabled: bool) -> bytes:  # fmt: skip
+                    transfers_enabled: bool, features: tuple[str, ...] = ()) -> bytes:  # fmt: skip
     """A district's signed descriptor, listing its identity key and its X-Wing (mlkem768-x25519) key."""
     valid_from = o.format_time(now() - 3600)
     keys = [
@@ -82,6 +82,8 @@ def make_descriptor(key: o.NodeKey, encryption_public: bytes, *, domain: str, ba
                         "phone": "+1 217-555-0199"},
         "keys": keys, "revoked_keys": [], "issued_at": o.format_time(now()),
     }  # fmt: skip
+    if features:  # descriptor.md, *Features*: absent, none
+        payload["features"] = list(features)
     return o.sign_document(key, "satchel/v1/descriptor", o.canonical_json(payload))
 
 
@@ -271,7 +273,8 @@ _STATUS = {"signature.wrong_destination": 421, "receipt.invalid": 400, "receipt.
 class OutsideNode:
     """A district node of another implementation, on loopback."""
 
-    def __init__(self, domain: str, port: int, *, transfers_enabled: bool = True) -> None:
+    def __init__(self, domain: str, port: int, *, transfers_enabled: bool = True,
+                 features: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.domain = domain
         self.port = port
         self.origin = f"http://127.0.0.1:{port}"
@@ -280,6 +283,7 @@ class OutsideNode:
         self.encryption_public = self.encryption.public_bytes()
         self.encryption_key_id = o.key_id("mlkem768-x25519", self.encryption_public)
         self.transfers_enabled = transfers_enabled
+        self.features = features
         self.client = o.Outsider(key=self.key, origin=self.origin)
         self.pinned: dict[str, o.Descriptor] = {}  # domain -> descriptor its operator pinned
         self.receiver = o.Receiver(authority=o.authority_of(self.origin), resolve=self._resolve)
@@ -298,7 +302,7 @@ class OutsideNode:
     @property
     def descriptor(self) -> bytes:
         return make_descriptor(self.key, self.encryption_public, domain=self.domain, base_url=self.origin,
-                               transfers_enabled=self.transfers_enabled)  # fmt: skip
+                               transfers_enabled=self.transfers_enabled, features=self.features)  # fmt: skip
 
     def published(self, domain: str) -> list[str]:
         peer = self.pinned.get(domain)

@@ -186,6 +186,14 @@ async def test_satchel_requests_records_of_the_outside_node_which_releases_one_a
         await _wait(lambda: rid2 in outside.requests)
         rejected = await outside.respond(http, rid2, "rejected", "No such student here.\nTry the county office.")
         assert (rejected.response.status, rejected.json()) == (200, {"state": "rejected"})
+        # Satchel cancels a third; the outside node takes the signed cancellation (§2, §4).
+        third = (await _cli(district, "request", "--from", OUTSIDE, "--student", "100003", "--as", "coord")).stdout
+        rid3 = third.split()[2]
+        await _wait(lambda: rid3 in outside.requests)
+        await _cli(district, "requests", "cancel", rid3, "--comments", "The family moved on.", "--as", "coord")
+        await _wait(lambda: outside.requests[rid3].state == "cancelled")
+        (cancelled,) = [r["parsed"] for r in outside.requests[rid3].received]
+        assert (cancelled["kind"], cancelled["comments"]) == ("cancelled", "The family moved on.")
 
     shown = await _json(district, "requests", "show", rid)
     assert (shown["state"], shown["transfer_id"]) == ("released", tid)
@@ -193,10 +201,61 @@ async def test_satchel_requests_records_of_the_outside_node_which_releases_one_a
         "released", OUTSIDE, "His case file.")  # fmt: skip
     assert "Do you have her state id?" in [m["text"] for m in shown["messages"]]
     assert _state(district, "transfers", "show", tid) == "imported"
+    assert _state(district, "requests", "show", rid3) == "cancelled"
     other = await _json(district, "requests", "show", rid2)
     assert other["state"] == "rejected"
     assert other["answer"]["comments"] == "No such student here.\nTry the county office."
     assert all(error is None for *_, error in outside.log), outside.log
+
+
+@pytest.mark.parametrize("features", [(), ("request.release_failed",)], ids=["no-features", "release-failed"])
+async def test_a_release_the_outside_node_rejects_fails_and_satchel_releases_again_as_the_peer_takes_it(
+    district: District, features: tuple[str, ...]
+) -> None:
+    """requests.md §2 *A release that fails* and §4 *Peers of older versions*: the outside node refuses the
+    released transfer; Satchel's request goes to `release_failed`, and it tells the outside node so as a
+    `release_failed` answer when its descriptor lists the feature (descriptor.md *Features*), else in words, as a
+    message; then it releases again in a new transfer, which the outside node opens."""
+    outside = n.OutsideNode(OUTSIDE, free_port(), features=features)
+    await outside.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _pin_both_ways(http, district, outside)
+            asked = outside.new_request(SATCHEL, student=AVA, enrolment=_enrolment())
+            assert (await outside.send_request(http, asked)).response.status == 200
+            await asyncio.to_thread(_wait_sync, lambda: _state(district, "requests", "show", asked.request_id)
+                                    == "requested")  # fmt: skip
+            first = (await _cli(district, "requests", "release", asked.request_id, "--student", "100001",
+                                "--as", "coord")).stdout  # fmt: skip
+            tid = first.split("transfer ")[1].split(".")[0]
+            await _wait(lambda: tid in outside.incoming and asked.state == "released")
+            refused = outside.reject(tid, "Sent to the wrong school; please send again.")
+            assert (await outside.send_receipt(http, tid, refused)).response.status == 200
+            told = "release_failed" if features else "message"
+            await _wait(lambda: any(r["parsed"]["kind"] == told for r in asked.received))
+            (news,) = [r["parsed"] for r in asked.received if r["parsed"]["kind"] == told]
+            assert tid in news["comments"]
+            assert asked.state == ("release_failed" if features else "released")
+            assert _state(district, "requests", "show", asked.request_id) == "release_failed"
+
+            again = (await _cli(district, "requests", "release", asked.request_id, "--student", "100001",
+                                "--as", "coord")).stdout  # fmt: skip
+            code = again.split("Authentication code: ")[1].split()[0]
+            second = again.split("transfer ")[1].split(".")[0]
+            assert second != tid
+            await _wait(lambda: second in outside.incoming)
+            if features:  # the release itself, as an answer
+                await _wait(lambda: asked.state == "released" and asked.transfer_id == second)
+            else:  # in words, naming the new transfer; the request stays released with the one that failed
+                await _wait(lambda: sum(r["parsed"]["kind"] == "message" for r in asked.received) == 2)
+                assert second in asked.received[-1]["parsed"]["comments"] and asked.transfer_id == tid
+            await _open_and_import(http, outside, second, code)
+        await asyncio.to_thread(_wait_sync, lambda: _state(district, "transfers", "show", second) == "imported")
+        shown = await _json(district, "requests", "show", asked.request_id)
+        assert (shown["state"], shown["transfer_id"]) == ("released", second)
+        assert all(error is None for *_, error in outside.log), outside.log
+    finally:
+        await outside.stop()
 
 
 async def test_unanswered_requests_both_ways_are_flagged_and_satchel_rejects_with_comments(
