@@ -902,9 +902,15 @@ class OutsideNode:
         typed = env.parse_transfer_code(text)
         if typed.source_domain == self.domain:
             raise o.Refused("code.same_node")
-        peer = self.pinned[typed.source_domain]
+        if typed.source_domain not in self.pinned:  # whom to ask must be a district pinned here
+            raise o.Refused("peer.unknown", "source_domain")
         key = await asyncio.to_thread(env.claim_key, typed.code, typed.source_domain)
         body = env.claim_body(key, self.domain, nonce or os.urandom(16)).encode("ascii")
+        return await self.send_claim(http, typed.source_domain, body)
+
+    async def send_claim(self, http: aiohttp.ClientSession, source: str, body: bytes) -> o.Exchange:
+        """§7.5: the claim's body, POSTed signed to the source."""
+        peer = self.pinned[source]
         msg = self.client.build("POST", f"{peer.base_url}/satchel/v1/codes/claims", body=body,
                                 content_type="application/json")  # fmt: skip
         exchange = await self.client.send(http, msg)

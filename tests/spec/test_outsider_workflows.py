@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
@@ -337,6 +338,43 @@ async def test_the_outside_node_claims_a_code_satchel_made_and_a_second_claim_is
         unknown = await outside.claim(http, other)
         assert (unknown.response.status, unknown.error_code) == (404, "code.unknown")
     assert all(error is None for *_, error in outside.log), outside.log
+
+
+async def test_wrong_proofs_are_throttled_then_lock_the_code_for_the_outside_node(
+    district: District, outside: n.OutsideNode
+) -> None:
+    """codes.md §7.2 step 2 and §7.4: a wrong proof for a known code answers `code.unknown` and counts; past two
+    failures the outside district must wait `Retry-After` (429 `code.throttled`, before any proof is checked);
+    the fifth locks the code, and the right code is then refused with `code.locked`."""
+    async with aiohttp.ClientSession() as http:
+        await _pin_both_ways(http, district, outside)
+        text = (await _json(district, "codes", "create", "--student", "100001", "--as", "coord"))["code"]
+        typed = env.parse_transfer_code(text)
+        key = await asyncio.to_thread(env.claim_key, typed.code, SATCHEL)
+        code_id = env.b64url(env.claim_code_id(key))
+
+        async def claim_when_let(body: bytes) -> o.Exchange:
+            for _ in range(10):
+                answer = await outside.send_claim(http, SATCHEL, body)
+                if answer.error_code != "code.throttled":
+                    return answer
+                assert answer.response.status == 429
+                await asyncio.sleep(int(answer.response.field("retry-after") or "1"))
+            raise AssertionError("throttled for good")
+
+        statuses = []
+        for _ in range(5):
+            wrong = json.dumps({"code_id": code_id, "nonce": env.b64url(os.urandom(16)),
+                                "proof": env.b64url(os.urandom(32))}).encode()  # fmt: skip
+            answer = await claim_when_let(wrong)
+            statuses.append((answer.response.status, answer.error_code))
+        assert statuses == [(404, "code.unknown")] * 5
+        throttled = await outside.claim(http, text)
+        assert (throttled.response.status, throttled.error_code) == (429, "code.throttled")
+        assert int(throttled.response.field("retry-after") or "0") >= 1
+        locked = await claim_when_let(env.claim_body(key, OUTSIDE, os.urandom(16)).encode())
+        assert (locked.response.status, locked.error_code) == (423, "code.locked")
+    assert _code_state(district, text) == "locked"
 
 
 def _code_state(d: District, text: str) -> str:
