@@ -288,43 +288,66 @@ def decide(
         raise InvalidInput("give exactly one of --to SIS_ID, --new or --later", field="--to")
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
-        found = imports.require(node.db, transfer_id)
-        if found.status == "completed":
-            raise InvalidInput(
-                "this import is complete; fix records with `satchel documents move`", field="ID"
-            )
-        target = next(
-            (s for s in imports.students(node.db, found.import_id) if s.sender_sis_id == sender_sis_id), None
-        )
-        if target is None:
-            raise NotFound(f"no incoming student {sender_sis_id} in this import", field="STUDENT",
-                           hint="see `satchel import review ID`")  # fmt: skip
-        if target.result == "imported":
-            raise InvalidInput(f"student {sender_sis_id} is already imported", field="STUDENT",
-                               hint="move their records with `satchel documents move`")  # fmt: skip
-        inactive = None
-        if link_to is not None:
-            student_store.require(node.db, link_to)
-            inactive = student_store.inactive_since(node.db, [link_to]).get(link_to)
-        decision = "link" if link_to is not None else "new" if new else "later"
-        imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
-                               reviewed_by=user.username, reviewed_at=now_iso())  # fmt: skip
-        others = [s for s in imports.students(node.db, found.import_id) if s.sender_sis_id != sender_sis_id]
-        # The log keeps the number a student was imported onto; the SIS may have renumbered them since.
-        now_named = {n.former_sis_id: n.current_sis_id for n in student_store.former(
-            node.db, [s.destination_sis_id for s in others if s.result == "imported" and s.destination_sis_id]
-        ).values()}  # fmt: skip
-        sharing = [
-            s for s in others
-            if link_to is not None
-            and (now_named.get(s.destination_sis_id or "", s.destination_sis_id) if s.result == "imported"
-                 else s.target[1]) == link_to
-        ]  # fmt: skip
-        shared = tuple(s.sender_sis_id for s in sharing)
-        shared_imported = tuple(s.sender_sis_id for s in sharing if s.result == "imported")
-        record(node, user.username, "import.review", transfer_id,
-               {"student": sender_sis_id, "decision": decision, "to": link_to}
-               | ({"shared_with": list(shared)} if shared else {})
-               | ({"to_inactive_since": inactive} if inactive else {}))  # fmt: skip
-    decided = next(s for s in imports.students(node.db, transfer_id) if s.sender_sis_id == sender_sis_id)
-    return Decided(decided, shared, shared_imported, inactive)
+        found = open_for_review(node, transfer_id)
+        rows = imports.students(node.db, found.import_id)
+        return record_decision(node, user.username, found, rows, sender_sis_id,
+                               "link" if link_to is not None else "new" if new else "later", link_to)  # fmt: skip
+
+
+def open_for_review(node: Node, transfer_id: str) -> Import:
+    """The import whose students a person decides for (in the caller's write transaction): not complete."""
+    found = imports.require(node.db, transfer_id)
+    if found.status == "completed":
+        raise InvalidInput("this import is complete; fix records with `satchel documents move`", field="ID")
+    return found
+
+
+def record_decision(
+    node: Node, username: str, found: Import, rows: list[ImportStudent], sender_sis_id: str, decision: str,
+    link_to: str | None,
+) -> Decided:  # fmt: skip
+    """Record one decision, with its `import.review` audit entry, in the caller's write transaction. ``rows`` are
+    the import's students as they stand (the one decided is replaced in it by what was recorded, so that a
+    caller deciding several in one transaction sees each decision in the next one's warnings)."""
+    index = next((i for i, s in enumerate(rows) if s.sender_sis_id == sender_sis_id), None)
+    if index is None:
+        raise NotFound(f"no incoming student {sender_sis_id} in this import", field="STUDENT",
+                       hint="see `satchel import review ID`")  # fmt: skip
+    if rows[index].result == "imported":
+        raise InvalidInput(f"student {sender_sis_id} is already imported", field="STUDENT",
+                           hint="move their records with `satchel documents move`")  # fmt: skip
+    inactive = None
+    if link_to is not None:
+        student_store.require(node.db, link_to)
+        inactive = student_store.inactive_since(node.db, [link_to]).get(link_to)
+    reviewed_at = now_iso()
+    imports.update_student(node.db, found.import_id, sender_sis_id, decision=decision, decided_sis_id=link_to,
+                           reviewed_by=username, reviewed_at=reviewed_at)  # fmt: skip
+    rows[index] = dataclasses.replace(rows[index], decision=decision, decided_sis_id=link_to, reviewed_by=username,
+                                      reviewed_at=reviewed_at)  # fmt: skip
+    shared, shared_imported = sharing(node, rows, sender_sis_id, link_to)
+    record(node, username, "import.review", found.transfer_id,
+           {"student": sender_sis_id, "decision": decision, "to": link_to}
+           | ({"shared_with": list(shared)} if shared else {})
+           | ({"to_inactive_since": inactive} if inactive else {}))  # fmt: skip
+    return Decided(rows[index], shared, shared_imported, inactive)
+
+
+def sharing(
+    node: Node, rows: list[ImportStudent], sender_sis_id: str, link_to: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The other incoming students of the import (of ``rows``) linked, or imported, to ``link_to``; and which of
+    them are imported already."""
+    if link_to is None:
+        return (), ()
+    others = [s for s in rows if s.sender_sis_id != sender_sis_id]
+    # The log keeps the number a student was imported onto; the SIS may have renumbered them since.
+    now_named = {n.former_sis_id: n.current_sis_id for n in student_store.former(
+        node.db, [s.destination_sis_id for s in others if s.result == "imported" and s.destination_sis_id]
+    ).values()}  # fmt: skip
+    linked = [
+        s for s in others
+        if (now_named.get(s.destination_sis_id or "", s.destination_sis_id) if s.result == "imported"
+            else s.target[1]) == link_to
+    ]  # fmt: skip
+    return tuple(s.sender_sis_id for s in linked), tuple(s.sender_sis_id for s in linked if s.result == "imported")
