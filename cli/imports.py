@@ -100,27 +100,72 @@ def import_preview_cmd(
                        f"if it is another child, use --new or --to the right student (or ask the sending district "
                        f"to send again with --receiving-sis-id naming them). Until then the import skips them.",
                        err=True)  # fmt: skip
-    click.echo(f"Next: `satchel import review {transfer_id} --status uncertain`, then `satchel import run`.")
+    click.echo(f"Next: `satchel import review {transfer_id} --walk --as USER` (each student to review, beside the "
+               f"candidates here), then `satchel import run`.")  # fmt: skip
 
 
 @import_group.command("review", context_settings=CONTEXT)
 @home_option
+@as_option
 @json_option
 @click.argument("transfer_id", metavar="ID")
 @click.option(
     "--status", type=click.Choice(["new", "matched", "uncertain"]), help="Only students with this match."
 )
-def import_review(home: str | None, as_json: bool, transfer_id: str, status: str | None) -> None:
-    """List the incoming students with their proposed match and why.
+@click.option("--walk", is_flag=True, help="Go through the students to review one at a time and decide (needs --as).")
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the students to review, with an empty DECISION column, to this file (for `satchel import decide`).",
+)  # fmt: skip
+@click.option(
+    "--all", "everyone", is_flag=True,
+    help="With --walk or --csv: also the matched and new students no one reviewed yet.",
+)  # fmt: skip
+def import_review(
+    home: str | None, actor: str | None, as_json: bool, transfer_id: str, status: str | None, walk: bool,
+    csv_path: Path | None, everyone: bool,
+) -> None:  # fmt: skip
+    """List the incoming students with their proposed match and why; or review them one by one (--walk), or in a
+    spreadsheet (--csv, then `satchel import decide`).
+
+    The students to review are the uncertain ones no one decided for, then those set aside for later; --all adds
+    those matched or new that no one reviewed. --walk shows each beside its candidates (name, birth date, state
+    id, grade, school, score) and asks: c confirm the proposal, 1..N link to a candidate, i type a SIS id here,
+    n new student, l later, s skip, q quit. Each answer is recorded as `satchel import match` records it, when
+    it is given: quitting keeps them, and the next walk goes on with those left. Without a terminal, it reads
+    the answers one a line from stdin.
 
     \b
     Example:
       satchel import review 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --status uncertain
+      satchel import review 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --walk --as bo
+      satchel import review 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --csv ~/grade7-review.csv --all
     """
     from node import import_preview
     from node.import_preview import verified_manifest
     from storage import transfers as store
 
+    if walk and csv_path is not None:
+        raise click.UsageError("choose --walk or --csv, not both")
+    if (walk or csv_path is not None) and (as_json or status):
+        raise click.UsageError("--json and --status list the students; they do not go with --walk or --csv")
+    if everyone and not (walk or csv_path is not None):
+        raise click.UsageError("--all goes with --walk or --csv (the listing shows everyone already)")
+    if walk:
+        from cli.import_review import walk as walk_through
+
+        with opened(home) as node:
+            walk_through(node, actor=actor, transfer_id=transfer_id, everyone=everyone)
+        return
+    if csv_path is not None:
+        from node import import_review as review
+
+        with opened(home) as node:
+            count = review.write_csv(node, transfer_id, csv_path, everyone=everyone)
+        click.echo(f"Wrote {count} student(s) to {csv_path}. Fill the DECISION column (confirm, new, later, or a SIS "
+                   f"id here; leave it empty to decide later), then `satchel import decide {transfer_id} --csv "
+                   f"{csv_path} --as USER`.")  # fmt: skip
+        return
     with opened(home) as node:
         result = import_preview.summary(node, transfer_id)
         row = store.require(node.db, result.import_row.transfer_id, local_domain=node.config.node.domain)
@@ -161,23 +206,68 @@ def import_match(
     Example:
       satchel import match 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A 200101 --to B-50017 --as bo
     """
+    from cli.import_review import tell_decided
     from node import import_preview
 
     with opened(home) as node:
         decided = import_preview.decide(node, actor=actor, transfer_id=transfer_id, sender_sis_id=student,
                                         link_to=link_to, new=new, later=later)  # fmt: skip
-    action, target = decided.student.target
-    click.echo(f"{student}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
-    if decided.inactive_since:
-        click.echo(f"Note: {target} is marked inactive here since {decided.inactive_since[:10]}; linked as you "
-                   "chose (a child returning to the district).", err=True)  # fmt: skip
-    if decided.shared_with:
-        others = ", ".join(decided.shared_with)
-        # One already imported there cannot be decided again: then it is this one to change.
-        again = next((s for s in decided.shared_with if s not in decided.shared_imported), student)
-        click.echo(f"Warning: {target} also receives the records of incoming student(s) {others} of this "
-                   "import: unless they are the same child, choose again for one of them "
-                   f"(`satchel import match {transfer_id} {again} --to|--new|--later`).", err=True)  # fmt: skip
+    tell_decided(transfer_id, student, decided)
+
+
+@import_group.command("decide", context_settings=CONTEXT)
+@home_option
+@as_option
+@json_option
+@click.argument("transfer_id", metavar="ID")
+@click.option(
+    "--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="The file `satchel import review ID --csv FILE` wrote, with DECISION filled in.",
+)  # fmt: skip
+def import_decide(home: str | None, actor: str | None, as_json: bool, transfer_id: str, csv_path: Path) -> None:
+    """Record the decisions of a review file: DECISION is confirm (the proposal), new, later, or the SIS id of a
+    student here; a row left empty is not decided.
+
+    Every row is checked first (the student, the SIS id, that the student is not imported yet, the file
+    itself); if any is wrong, each is listed by line and column and nothing is recorded. Then all are
+    recorded in one go, each as `satchel import match` records it.
+
+    \b
+    Example:
+      satchel import decide 01JC6Z2W4Q3RT5Y7ZK8M9N0P1A --csv ~/grade7-review.csv --as bo
+    """
+    from collections import Counter
+
+    from cli.import_review import tell_decided, tell_former, tell_shared
+    from node import import_review
+
+    with opened(home) as node:
+        bulk = import_review.decide_file(node, actor=actor, transfer_id=transfer_id, path=csv_path)
+    counts = Counter(r.decided.student.target[0] for r in bulk.recorded)
+    if as_json:
+        print_json({"recorded": len(bulk.recorded), "link": counts["link"], "new": counts["new"],
+                    "later": counts["later"],
+                    "decisions": [{"line": r.line, "student": r.decided.student.sender_sis_id, "given": r.kind,
+                                   "decision": r.decided.student.target[0], "to": r.decided.student.target[1],
+                                   "former_sis_id": r.former.former_sis_id if r.former else None,
+                                   "to_inactive_since": r.decided.inactive_since} for r in bulk.recorded],
+                    "shared": [{"student": s, "to": to, "with": list(others)} for s, to, others, _ in bulk.shared]})
+    else:
+        click.echo(f"Recorded {len(bulk.recorded)} decision(s): {counts['link']} linked, {counts['new']} new, "
+                   f"{counts['later']} later." if bulk.recorded else
+                   "No decision recorded: every DECISION cell is empty.")  # fmt: skip
+        if bulk.recorded:
+            print_table(["line", "student", "decision", "to"],
+                        [(r.line, r.decided.student.sender_sis_id, r.decided.student.target[0],
+                          r.decided.student.target[1] or "") for r in bulk.recorded])  # fmt: skip
+    for r in bulk.recorded:
+        tell_former(r)
+        # The warning about two students on one is said once, for the file as recorded (below).
+        tell_decided(transfer_id, r.decided.student.sender_sis_id, r.decided, quiet=True, shared=False)
+    for student, to, others, imported in bulk.shared:
+        tell_shared(transfer_id, student, to, others, imported)
+    if bulk.recorded and not as_json:
+        click.echo(f"Next: `satchel import run {transfer_id} --as USER`.")
 
 
 @import_group.command("run", context_settings=CONTEXT)

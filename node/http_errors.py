@@ -147,6 +147,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "document.active_copy": 409,
     "import.not_ready": 409,
     "import.cancelled": 409,
+    "import.decisions_invalid": 422,
     "code.not_delivered": 504,
 }
 

@@ -1,0 +1,72 @@
+"""The review decisions file (`satchel import decide ID --csv FILE`): bytes in, decisions or coded errors out."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.csv_rows import CsvEncodingError, CsvMalformed, CsvMissingColumn
+from protocol.errors import SatchelError
+from protocol.review_decisions import Decision, ImportDecisionsInvalid, parse_decisions
+
+HEADER = "Student,Name,Match,DECISION"
+
+
+def parse(*lines: str) -> list[Decision]:
+    return parse_decisions(("\r\n".join((HEADER, *lines)) + "\r\n").encode(), file="review.csv")
+
+
+def test_words_any_case_sis_ids_and_empty_rows() -> None:
+    decided = parse('100001,"Martinez, Ava",uncertain,Confirm', "100002,x,new,", "100003,x,matched, NEW ",
+                    "100004,x,uncertain,later", "100005,x,uncertain,B-9001", "", "100006,,,")  # fmt: skip
+    assert [(d.line, d.student, d.kind, d.sis_id) for d in decided] == [
+        (2, "100001", "confirm", None), (4, "100003", "new", None), (5, "100004", "later", None),
+        (6, "100005", "link", "B-9001"),
+    ]  # fmt: skip
+
+
+def test_a_cell_the_review_file_led_with_an_apostrophe_is_read_without_it() -> None:
+    (decided,) = parse("'-17,x,uncertain,'=B-1")
+    assert (decided.student, decided.sis_id) == ("-17", "=B-1")
+    (kept,) = parse("'17,x,uncertain,new")  # not a formula: the apostrophe is the id's
+    assert kept.student == "'17"
+
+
+def test_every_bad_row_is_listed_by_line_and_column() -> None:
+    with pytest.raises(ImportDecisionsInvalid) as raised:
+        parse("1,x,new,new", ",x,new,later", "1,x,new,later", "2,x,new,a\x07b", "3,x,new,new,extra")
+    assert raised.value.code == "import.decisions_invalid" and raised.value.count == 4
+    assert [(r.line, r.field) for r in raised.value.rows] == [(3, "Student"), (4, "Student"), (5, "DECISION"),
+                                                               (6, None)]  # fmt: skip
+    assert "decided on line 2 already" in raised.value.rows[1].message
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [(b"", CsvMalformed), (b"\xff\xfe\x00S", CsvEncodingError), (b"Student,Name\n1,x\n", CsvMissingColumn),
+     (b'Student,DECISION\n"1,new\n', CsvMalformed), (b"PK\x03\x04rest", CsvMalformed),
+     (b"Student,DECISION\n1,n\xe9w\n", CsvEncodingError)],
+)  # fmt: skip
+def test_a_file_that_is_not_a_usable_csv(content: bytes, error: type[SatchelError]) -> None:
+    with pytest.raises(error) as raised:
+        parse_decisions(content, file="review.csv")
+    assert raised.value.code.startswith("csv.") and "review.csv" in raised.value.message
+
+
+_CELLS = st.sampled_from(["Student", "DECISION", "confirm", "new", "later", "B-9001", "100001", "'=1", "", " ",
+                          '"', ",", "\r\n", "\n", "\x00", "\xff", "é", "\x07"])  # fmt: skip
+
+
+@given(st.one_of(st.binary(max_size=400), st.lists(_CELLS, max_size=60).map(lambda cells: "".join(cells).encode()),
+                 st.lists(_CELLS, max_size=40).map(lambda cells: ("Student,DECISION\n" + "".join(cells)).encode())))
+def test_any_bytes_give_a_coded_error_or_valid_decisions(data: bytes) -> None:
+    try:
+        decided = parse_decisions(data, file="review.csv")
+    except SatchelError as exc:
+        assert exc.code and exc.hint is not None and exc.message
+        return
+    students = [d.student for d in decided]
+    assert len(students) == len(set(students))
+    assert all(d.line >= 2 and d.kind in ("confirm", "new", "later", "link") for d in decided)
+    assert all((d.kind == "link") == (d.sis_id is not None) for d in decided)
