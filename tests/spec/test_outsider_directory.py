@@ -5,10 +5,8 @@ as a district, and serves as a directory that a real node trusts and finds a dis
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -581,22 +579,3 @@ async def test_real_nodes_join_and_trust_an_outside_directory(
 def _search_domains(node: District) -> dict[str, str]:
     results = json.loads(node.cli("directory", "search", "--json").output)["results"]
     return {r["domain"]: r["directory"] for r in results}
-
-
-# --- (c) the outsider is independent -------------------------------------------------------------------------
-
-
-def test_the_outsider_imports_nothing_of_satchel() -> None:
-    source = Path(d.__file__).read_text(encoding="utf-8")
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            imported.add((node.module or "").split(".")[0])
-    assert not imported & {"crypto", "protocol", "node", "storage", "cli", "support", "conftest"}, imported
-    # outsider_http is the earlier outsider, held to the same rule by its own test.
-    allowed = {"cryptography", "nacl", "msgpack", "aiohttp", "outsider_http"}
-    assert imported <= set(sys.stdlib_module_names) | allowed | {"__future__"}, imported
-    assert "outsider_http" in imported and Path(o.__file__).parent == Path(d.__file__).parent

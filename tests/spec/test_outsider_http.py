@@ -7,14 +7,12 @@ request-signing.md §8 names."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import base64
 import contextlib
 import hashlib
 import json
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -565,20 +563,3 @@ async def test_every_valid_serialisation_is_accepted(district: District, outside
             outsider.verify(exchange, node)
             seen[name] = exchange.error_code
     assert seen == {name: variant[4] for name, variant in VARIANTS.items()}
-
-
-# --- (c) the outsider is independent -------------------------------------------------------------------------
-
-
-def test_the_outsider_imports_nothing_of_satchel() -> None:
-    source = Path(o.__file__).read_text(encoding="utf-8")
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            imported.add((node.module or "").split(".")[0])
-    assert not imported & {"crypto", "protocol", "node", "storage", "cli", "support", "conftest"}, imported
-    allowed_third_party = {"cryptography", "aiohttp"}
-    assert imported <= set(sys.stdlib_module_names) | allowed_third_party | {"__future__"}, imported

@@ -7,12 +7,10 @@ byte for byte, and the outside node verifies every receipt Satchel signs back to
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import hashlib
 import json
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -181,25 +179,6 @@ def test_the_outside_nodes_endorsement_walk_is_the_rotation_vectors(case: dict[s
     else:
         assert descriptor.signed_by in keys
         assert sorted(keys) == sorted(case["expect"]["identity_keys"])
-
-
-# --- the outside node is independent --------------------------------------------------------------------------
-
-
-def test_the_outside_node_imports_nothing_of_satchel() -> None:
-    source = Path(n.__file__).read_text(encoding="utf-8")
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            imported.add((node.module or "").split(".")[0])
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            assert node.func.id != "__import__"
-    assert not imported & {"crypto", "protocol", "node", "storage", "cli", "support", "conftest", "tests"}, imported
-    allowed = {"cryptography", "nacl", "msgpack", "aiohttp", "outsider_envelope", "outsider_http", "__future__"}
-    assert imported <= set(sys.stdlib_module_names) | allowed, imported
 
 
 async def test_wrong_codes_are_counted_and_the_fifth_locks_with_a_receipt_the_outside_node_verifies(
