@@ -600,19 +600,32 @@ def load_config(home: Path, environ: Mapping[str, str] | None = None) -> NodeCon
 
 
 def render_toml(values: Mapping[str, Mapping[str, Any]]) -> str:
-    """Write the sections back as TOML, with each setting's help as a comment."""
+    """Write the sections back as TOML, with each setting's help as a comment, and every other setting commented
+    out with its default: the file an operator edits is where they find what can be set."""
     helps = {s.key: s.help for s in SETTINGS}
-    lines = ["# Satchel node configuration. Every setting can be overridden by SATCHEL_<SECTION>_<NAME>.", ""]
-    for section, items in values.items():
-        lines.append(f"[{section}]")
-        for name, value in items.items():
+    lines = [
+        "# Satchel node configuration. Every setting can be overridden by SATCHEL_<SECTION>_<NAME>.",
+        "# A setting commented out shows its default: to change it, remove the # before it (and before its",
+        "# [section] line when that is commented out too).",
+        "",
+    ]
+    for section in dict.fromkeys([*values, *(s.section for s in SETTINGS)]):
+        given = values.get(section, {})
+        lines.append(f"[{section}]" if given else f"# [{section}]")
+        for name, value in given.items():
             lines.append(f"# {helps.get(f'{section}.{name}', '')}")
-            if isinstance(value, bool):
-                rendered = "true" if value else "false"
-            elif isinstance(value, int):
-                rendered = str(value)
-            else:
-                rendered = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-            lines.append(f"{name} = {rendered}")
+            lines.append(f"{name} = {_toml_value(value)}")
+        for setting in SETTINGS:
+            if setting.section == section and setting.name not in given and setting.default is not None:
+                lines.append(f"# {setting.help}")
+                lines.append(f"# {setting.name} = {_toml_value(setting.default)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

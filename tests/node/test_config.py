@@ -1,9 +1,11 @@
+import re
+import tomllib
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from node.config import SETTINGS, build_config
+from node.config import SETTINGS, build_config, render_toml
 from node.errors import ConfigError
 
 GOOD = {
@@ -82,3 +84,16 @@ def test_holidays_for_the_overdue_rule(tmp_path: Path) -> None:
     }
     env = build_config(tmp_path, values, {"SATCHEL_REQUESTS_HOLIDAYS": "2027-01-01"})
     assert env.requests.holidays == {date(2027, 1, 1)}
+
+
+def test_the_written_file_lists_every_setting_with_its_default(tmp_path: Path) -> None:
+    # An operator finds what can be set in the file they edit (it listed only the values `satchel init` was given,
+    # so a setting such as requests.timezone was found only by reading the code).
+    text = render_toml(GOOD)
+    assert tomllib.loads(text) == GOOD
+    for setting in SETTINGS:
+        assert re.search(rf"^(# )?{setting.name} = ", text, re.M), setting.key
+    # Each default, uncommented with its section, reads as the default it shows.
+    uncommented = re.sub(r"^# (\[\w+\]|\w+ = .*)$", r"\1", text, flags=re.M)
+    assert len(tomllib.loads(uncommented)) == len({s.section for s in SETTINGS})
+    assert build_config(tmp_path, tomllib.loads(uncommented), {}) == build_config(tmp_path, GOOD, {})
