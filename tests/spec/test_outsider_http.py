@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import outsider_http as o
-from support import District, free_port, make_district
+from support import District, free_port
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"
 
@@ -312,15 +312,6 @@ def test_the_outsiders_signature_check_refuses_bad_fields_with_codes_only(signat
 
 OUTSIDER_DOMAIN = "outsider.example.net"
 
-
-@pytest.fixture
-def district(tmp_path: Path) -> Iterator[District]:
-    d = make_district(tmp_path, "b.example.org")
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 # The nodes the outside node's operator pinned: key id -> Ed25519 public key (the outside node's own key chain).

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,12 @@ from cli.main import cli
 import outsider_envelope as env
 import outsider_http as o
 import outsider_node as n
-from support import District, free_port, make_district
+from support import District
 
 OUTSIDE = "outside.example.net"
 SATCHEL = "b.example.org"
 
 
-@pytest.fixture
-def district(tmp_path: Path) -> Iterator[District]:
-    d = make_district(tmp_path, SATCHEL)
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
-@pytest.fixture
-async def outside() -> AsyncIterator[n.OutsideNode]:
-    node = n.OutsideNode(OUTSIDE, free_port())
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 async def _cli(d: District, *args: str, ok: bool = True) -> Any:

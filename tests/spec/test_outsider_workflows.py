@@ -10,9 +10,7 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +20,7 @@ from test_outsider_node import _cli, _json, _pin_both_ways, _wait
 import outsider_envelope as env
 import outsider_http as o
 import outsider_node as n
-from support import District, free_port, make_district
+from support import District, free_port
 
 OUTSIDE = "outside.example.net"
 SATCHEL = "b.example.org"
@@ -30,24 +28,6 @@ COUNTS_ONE = {"students_total": 1, "students_imported": 1, "students_with_change
               "skipped": []}  # fmt: skip
 
 
-@pytest.fixture
-def district(tmp_path: Path) -> Iterator[District]:
-    d = make_district(tmp_path, SATCHEL)
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
-@pytest.fixture
-async def outside() -> AsyncIterator[n.OutsideNode]:
-    node = n.OutsideNode(OUTSIDE, free_port())
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 def _state(d: District, *args: str) -> str:
