@@ -11,8 +11,8 @@ A file with an invalid row changes nothing (unless the caller skips invalid rows
 node, which writes from its event loop, and coordinators' commands wait that long, not the whole import (a
 600,000-row file held it for 34 s in one transaction). An import stopped mid-way has saved whole batches;
 running it again saves the rest, as a re-run changes nothing already saved. The audit log gets
-``assessments.import`` with the first change and ``assessments.import.finished`` at the end
-(node.batched_save).
+``assessments.import`` with the first change and ``assessments.import.finished`` at the end, or
+``assessments.import.stopped`` if an error stops it (node.batched_save).
 
 A result a coordinator moved to another student (`satchel assessments move`) stays there whatever student
 the file names (storage.records.upsert_assessment_rows): each row naming another is counted as ``moved_kept``

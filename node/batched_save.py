@@ -4,8 +4,10 @@ The roster and assessments imports check every row before they save any (an inva
 then save in short transactions: the serving node writes from its event loop and waits for the database,
 so one long transaction stalled it for the whole import. The audit log gets ``ACTION`` (who, which file,
 how many) in the transaction of the first change, so no saved change is unattributed even after a crash,
-and ``ACTION.finished`` with the counts at the end. A run that changes nothing, skips nothing and has
-nothing else to count writes nothing.
+and ``ACTION.finished`` with the counts at the end. A run stopped part-way by an error (its operator disabled
+meanwhile, a constraint, Ctrl-C) after it saved something gets ``ACTION.stopped`` instead, with the counts so
+far, how many rows of how many were done and why, not a ``.finished`` that reads as complete; a killed process
+leaves ``ACTION`` alone. A run that changes nothing, skips nothing and has nothing else to count writes nothing.
 """
 
 from __future__ import annotations
@@ -41,23 +43,50 @@ def save_in_batches(
     saved (node.operators.still_allowed)."""
     totals: Counter[str] = Counter()
     audited = False
-    with bulk_cache(node.db):
-        for batch in batched(items, size):
-            with write_transaction(node.db):
-                still_allowed(node, actor, permission, hint="another operator runs it again (`--as THEM`): what "
-                              "was saved is found unchanged", stopped=lambda: f"importing {subject} stopped after "
-                              f"{sum(totals[o] for o in OUTCOMES):,} of {total:,} rows, which stay saved")  # fmt: skip
-                counts = save(batch)
-                if any(counts.get(name) for name in changes) and not audited:
-                    record(node, actor, action, subject, started)
-                    audited = True
-            totals.update(counts)
-            if progress is not None:
-                progress(sum(totals[outcome] for outcome in OUTCOMES), total)
-            del batch  # before the next is read: one batch held at a time, not two
+
+    def done() -> int:
+        return sum(totals[outcome] for outcome in OUTCOMES)
+
+    try:
+        with bulk_cache(node.db):
+            for batch in batched(items, size):
+                with write_transaction(node.db):
+                    still_allowed(node, actor, permission, hint="another operator runs it again (`--as THEM`): "
+                                  "what was saved is found unchanged", stopped=lambda: f"importing {subject} stopped "
+                                  f"after {done():,} of {total:,} rows, which stay saved")  # fmt: skip
+                    counts = save(batch)
+                    if any(counts.get(name) for name in changes) and not audited:
+                        record(node, actor, action, subject, started)
+                        audited = True
+                totals.update(counts)
+                if progress is not None:
+                    progress(done(), total)
+                del batch  # before the next is read: one batch held at a time, not two
+    except (Exception, KeyboardInterrupt) as exc:
+        if audited:  # what was saved is attributed; the trail also says the run did not complete, and why
+            _stopped(node, actor, f"{action}.stopped", subject, {**finished(totals), "done": done(), "of": total,
+                     "error": getattr(exc, "code", type(exc).__name__), "reason": _reason(exc)})  # fmt: skip
+        raise
     if audited or skipped or any(count for name, count in totals.items() if name != "unchanged"):
         with write_transaction(node.db):
             if not audited:
                 record(node, actor, action, subject, started)
             record(node, actor, f"{action}.finished", subject, finished(totals))
     return totals
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return (getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:500]
+
+
+def _stopped(node: Node, actor: str, action: str, subject: str, details: Mapping[str, object]) -> None:
+    """Record that a run stopped, in its own transaction (the failed batch's was rolled back). Should the
+    database itself be what failed, the entry cannot be written: the caller re-raises the error that stopped
+    the run, not this one, and ``ACTION`` without an end still says the run did not finish."""
+    try:
+        with write_transaction(node.db):
+            record(node, actor, action, subject, details)
+    except Exception:  # see the docstring: the first error is the one to report
+        pass

@@ -11,7 +11,8 @@ the student records' own checks included, before a student is saved. The student
 from its event loop, and coordinators' commands wait a fraction of a second, not the whole import (minutes
 for a large district). An import stopped mid-way (killed, power cut) has saved some batches, each student
 whole; running it again saves the rest, as a re-run changes nothing that is already saved. The audit log
-gets ``roster.import`` with the first change and ``roster.import.finished`` at the end (node.batched_save).
+gets ``roster.import`` with the first change and ``roster.import.finished`` at the end, or ``roster.import.stopped``
+if an error stops it (node.batched_save).
 
 A student here is one child for good, known to the SIS by its sourcedId: a row whose SIS id a student with
 another sourcedId holds (the SIS gave a leaving child's number to a new one) is a bad row: updating it would

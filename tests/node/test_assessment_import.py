@@ -73,6 +73,26 @@ def _stored(node: Any) -> list[tuple]:
                            "ORDER BY result_id").fetchall()  # fmt: skip
 
 
+def test_an_import_stopped_by_an_error_part_way_says_so_in_the_audit_log(node: Any, tmp_path: Path) -> None:
+    # A real constraint, as a damaged or hand-edited database might have, refuses a row of the second batch.
+    path = _csv(tmp_path / "map.csv", 18_000)
+    node.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON assessment_results WHEN NEW.date = '2021-03-15' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")  # fmt: skip
+    with pytest.raises(Exception, match="refused by the test"):
+        import_assessments(node, actor="coord", path=path, skip_invalid=False)
+    assert len(_stored(node)) == 10_000  # the first batch stays saved
+    assert _audit(node) == [
+        ("assessments.import", {"results": 18_000, "skipped": 0}),
+        ("assessments.import.stopped", {"inserted": 10_000, "updated": 0, "unchanged": 0, "skipped": 0,
+                                        "moved_kept": 0, "purged": 0, "done": 10_000, "of": 18_000,
+                                        "error": "IntegrityError", "reason": "refused by the test"}),
+    ]  # fmt: skip
+    node.db.execute("DROP TRIGGER refuse")
+    again = import_assessments(node, actor="coord", path=path, skip_invalid=False)
+    assert again == {"inserted": 8_000, "updated": 0, "unchanged": 10_000, "skipped": 0, "moved_kept": 0, "purged": 0}
+    assert _audit(node)[-1] == ("assessments.import.finished", again)
+
+
 def test_a_spilled_import_stores_what_an_in_memory_one_stores(node: Any, tmp_path: Path) -> None:
     path = _csv(tmp_path / "map.csv", 4500)
     spilled = import_assessments(node, actor="coord", path=path, skip_invalid=False, spill_over=0)

@@ -172,6 +172,13 @@ def test_a_roster_import_whose_operator_is_disabled_while_it_runs_stops_between_
     assert len(_students_in(node)) == 5_000  # the batch saved before stays, attributed to coord
     (entry,) = node.db.execute("SELECT actor FROM audit_log WHERE action = 'roster.import'").fetchall()
     assert entry == ("coord",)
+    # The trail says the run stopped, how far it got and why; no `.finished` claims it completed.
+    assert _roster_audit(node) == [
+        ("roster.import", {"students": 12_000, "skipped": 0}),
+        ("roster.import.stopped", {"inserted": 5_000, "updated": 0, "unchanged": 0, "marked_inactive": 0,
+                                   "done": 5_000, "of": 12_000, "error": "operator.disabled",
+                                   "reason": stopped.value.message}),
+    ]  # fmt: skip
 
 
 def _peak_python_memory(node: Any, folder: Path) -> int:
