@@ -426,6 +426,12 @@ def _count(value: object) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+def _expires_cell(expires_at: object, final: bool) -> str:
+    """A transfer over (imported, rejected, cancelled, expired...) has no deadline left: its old expiry read as
+    one. `--json` keeps the value, so scripts see what they saw before."""
+    return "-" if final or not expires_at else str(expires_at)
+
+
 @transfers_group.command("list", context_settings=CONTEXT)
 @home_option
 @json_option
@@ -453,13 +459,15 @@ def transfers_list(home: str | None, as_json: bool, side: str | None, state: str
              # why an outgoing transfer is still sealed: the last failed delivery's answer
              "delivery_error": getattr(waiting[r.transfer_id], "last_error", None)}
             for r in rows]  # fmt: skip
+    final = {r.transfer_id for r in rows if r.status.is_final}
     if as_json:
         print_json(data)
         return
     print_table(["id", "dir", "district", "state", "students", "records", "created", "expires"],
                 [(d["transfer_id"], d["direction"], d["peer"],
                   f"{d['state']}{' (not delivered yet)' if d['delivery_error'] else ''}", _count(d["students"]),
-                  _count(d["records"]), d["created_at"], d["expires_at"] or "-") for d in data],
+                  _count(d["records"]), d["created_at"], _expires_cell(d["expires_at"], d["transfer_id"] in final))
+                 for d in data],
                 empty="(no transfers)")  # fmt: skip
     if any(d["delivery_error"] for d in data):
         click.echo("\n`satchel transfers show ID` says why a transfer is not delivered yet.")
@@ -531,7 +539,8 @@ def transfers_show(
         ("District", f"{row.peer} ({TRUST_WORDS[trust]})"), ("State", row.state),
         *([("Students", _count(row.students)), ("Records", _count(row.records))] if row.contents_known
           else [("Students", "- (sealed: counted once its code opens it)"), ("Records", "-")]),
-        ("Created", row.created_at), ("Expires", iso(row.status.expires) if row.status.expires else "-"),
+        ("Created", row.created_at),
+        ("Expires", _expires_cell(iso(row.status.expires) if row.status.expires else None, row.status.is_final)),
         *([("Wrong codes", f"{row.status.wrong_codes} of {row.status.max_wrong_codes}")] if receiver else []),
         ("Note", row.note or "-"),
         *([("Delivery", f"tried {delivery.attempts:,} time(s), next try at {delivery.next_attempt_at};"
