@@ -182,11 +182,19 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
         )  # fmt: skip
     token = new_ids(1)[0]
     with write_transaction(node.db):
-        if row.status.state is not ReceiverState.IMPORTING:
+        resumed = row.status.state is ReceiverState.IMPORTING
+        if not resumed:
             _coordinator_step(node, row, TransferEvent.START_IMPORT, user.username)
         imports.start_run(node.db, found.import_id, token)
-    # Read again now that this run holds the import: what another run of it wrote until now is done.
-    pending = [s for s in imports.students(node.db, found.import_id) if s.result != "imported"]
+        # Read again now that this run holds the import: what another run of it wrote until now is done.
+        every = imports.students(node.db, found.import_id)
+        pending = [s for s in every if s.result != "imported"]
+        # Who started the run, from the moment the transfer is `importing`: a run killed before its first batch
+        # committed leaves no import.student entry, and one killed later no import.run.
+        record(node, user.username, "import.start", transfer_id, {
+            "from": manifest.sender_domain, "students": len(pending), "imported_before": len(every) - len(pending),
+            "resumed": resumed,
+        })  # fmt: skip
     by_sis = {s.sis_id: s for s in manifest.students}
     # Records a purge here erased from the manifest (node.purged_content): whether this transfer imported them
     # before (an import cancelled and run again since) or not yet, it does not bring them back (their content

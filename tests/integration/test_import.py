@@ -572,8 +572,20 @@ def test_import_killed_midway_is_all_or_nothing_per_student(pair, tmp_path: Path
                 assert students == 1 and records == expected_records, sis_id
             else:
                 assert students == 0 and records == 0, sis_id
+    # The audit trail names who started the run that never finished, as the transfer was left `importing`.
+    def trail() -> list[tuple[str, str, dict]]:
+        entries = json.loads(b.cli("audit", "--subject", tid, "--json").stdout)
+        return [(e["actor"], e["action"], e["details"]) for e in reversed(entries) if e["action"].startswith("import.")]
+
+    started = ("coord", "import.start", {"from": "a.example.org", "students": 120, "imported_before": 0,
+                                         "resumed": False})  # fmt: skip
+    assert [e[:2] for e in trail()] == [("coord", "import.preview"), started[:2]] and trail()[-1] == started
     final = json.loads(b.cli("import", "run", tid, "--as", "coord", "--json").stdout)
     assert final["imported"] == 120 and final["result"] == "imported with no changes", final["skipped"][:3]
+    again = ("coord", "import.start", {"from": "a.example.org", "students": 120 - done, "imported_before": done,
+                                       "resumed": True})  # fmt: skip
+    ran = ("coord", "import.run", {"result": "imported with no changes", "reference": None})
+    assert trail()[1:] == [started, again, ran]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 60
         assert conn.execute("SELECT count(*) FROM students WHERE sis_id LIKE 'T%'").fetchone()[0] == 120
