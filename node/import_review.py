@@ -9,6 +9,7 @@ every row was checked, or none is.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,11 @@ from storage import students as student_store
 from storage.database import write_transaction
 from storage.imports import ImportStudent
 from storage.students import FormerNumber
+
+# A decisions file holds a row per incoming student (a transfer's manifest is at most 8 MiB), with the candidates
+# described beside each: far below this. A bigger file is not one `import review --csv` wrote, and is refused
+# before it is read rather than held whole in memory.
+MAX_DECISIONS_BYTES = 64 << 20
 
 # Why a student is in the review queue, in the order the walk goes through them.
 WHY_UNCERTAIN, WHY_LATER, WHY_MATCHED, WHY_NEW = "uncertain", "set aside for later", "matched", "new"
@@ -189,11 +195,7 @@ def decide_file(node: Node, *, actor: str | None, transfer_id: str, path: Path) 
     """Record the decisions of a filled-in review file: every row is checked first (format, student, SIS id,
     state); any bad row and nothing is recorded (ImportDecisionsInvalid lists them); else all in one
     transaction."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}", field="--csv",
-                           hint="give the file `satchel import review ID --csv FILE` wrote") from None  # fmt: skip
+    data = _read_bounded(path)
     decisions = parse_decisions(data, file=path.name)
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
@@ -215,6 +217,22 @@ def decide_file(node: Node, *, actor: str | None, transfer_id: str, path: Path) 
                 told.add(group)
                 shared.append((r.decided.student.sender_sis_id, link_to, others, imported))
     return Bulk(tuple(recorded), tuple(shared))
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of a decisions file, refused unread beyond MAX_DECISIONS_BYTES (and a file that grows, or a
+    device that never ends, refused once that much is read)."""
+    hint = "give the file `satchel import review ID --csv FILE` wrote"
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = b"" if size > MAX_DECISIONS_BYTES else handle.read(MAX_DECISIONS_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}", field="--csv", hint=hint) from None
+    if size > MAX_DECISIONS_BYTES or len(data) > MAX_DECISIONS_BYTES:
+        raise InvalidInput(f"{path} is larger than {MAX_DECISIONS_BYTES >> 20} MiB: it is not a review file",
+                           field="--csv", hint=hint)  # fmt: skip
+    return data
 
 
 def _check(

@@ -253,3 +253,20 @@ def test_a_bad_decisions_file_records_nothing_and_names_each_bad_row(pair, tmp_p
     assert _reviewed(b, tid) == {}
     inside = b.cli("import", "review", tid, "--csv", str(b.home / "review.csv"), ok=False)
     assert "inside the node's home" in inside.stderr and not (b.home / "review.csv").exists()
+
+
+def test_a_huge_decisions_file_is_refused_before_it_is_read(pair, tmp_path: Path) -> None:
+    import time
+
+    a, b, _ = pair
+    tid = _grade(a, b, tmp_path)
+    huge = tmp_path / "review.csv"
+    with huge.open("wb") as out:  # 1 GiB, sparse: a header, then as good as nothing for ever
+        out.write(b"Student,DECISION\n100001,later\n")
+        out.truncate(1 << 30)
+    started = time.monotonic()
+    refused = b.cli("import", "decide", tid, "--csv", str(huge), "--as", "coord", ok=False)
+    assert time.monotonic() - started < 5
+    assert "is larger than 64 MiB: it is not a review file" in refused.stderr, refused.stderr
+    assert "(error code input.invalid)" in refused.stderr
+    assert _reviewed(b, tid) == {}
