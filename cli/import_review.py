@@ -166,7 +166,7 @@ def walk(node: Node, *, actor: str | None, transfer_id: str, everyone: bool) -> 
             try:
                 recorded = import_review.decide_one(node, actor=actor, transfer_id=transfer_id,
                                                     sender_sis_id=item.student.sender_sis_id, kind=kind,  # type: ignore[arg-type]
-                                                    sis_id=sis_id)  # fmt: skip
+                                                    sis_id=sis_id, shown=item.student)  # fmt: skip
             except SatchelError as exc:  # a SIS id mistyped, or another coordinator imported them meanwhile
                 click.echo(f"Not recorded: {exc.message}." + (f" Hint: {exc.hint}." if exc.hint else ""), err=True)
                 continue

@@ -147,10 +147,17 @@ def current_number(node: Node, sis_id: str) -> tuple[str, FormerNumber | None]:
     return stored.record.sis_id, was
 
 
+def _proposal_changed(student: str, then: str | None, now: str | None) -> str:
+    return (f"the proposal for student {student} changed since it was shown ({then or 'a new student'} then, "
+            f"{now or 'a new student'} now: the preview was run again); write the SIS id you mean, new or later")
+
+
 def decide_one(
-    node: Node, *, actor: str | None, transfer_id: str, sender_sis_id: str, kind: Kind, sis_id: str | None = None
-) -> Recorded:
-    """One decision of the walk, in its own transaction: ``confirm`` records the proposal."""
+    node: Node, *, actor: str | None, transfer_id: str, sender_sis_id: str, kind: Kind, sis_id: str | None = None,
+    shown: ImportStudent | None = None,
+) -> Recorded:  # fmt: skip
+    """One decision of the walk, in its own transaction: ``confirm`` records the proposal, refused if it is no
+    longer the one ``shown`` to the person (the preview was run again since)."""
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
         found = open_for_review(node, transfer_id)
@@ -159,6 +166,10 @@ def decide_one(
         if student is None:
             raise NotFound(f"no incoming student {sender_sis_id} in this import", field="STUDENT",
                            hint="see `satchel import review ID`")  # fmt: skip
+        if kind == "confirm" and shown is not None and shown.proposed_sis_id != student.proposed_sis_id:
+            raise InvalidInput(_proposal_changed(sender_sis_id, shown.proposed_sis_id, student.proposed_sis_id),
+                               field=DECISION_COLUMN, hint="choose a candidate by number or type a SIS id; or quit "
+                               "and walk again to see the new proposal")  # fmt: skip
         decision, link_to, former = _resolved(node, student, kind, sis_id)
         decided = record_decision(node, user.username, found, rows, sender_sis_id, decision, link_to)
     return Recorded(decided, kind, former)
@@ -254,6 +265,8 @@ def _check(
                                        "`satchel documents move`")  # fmt: skip
         elif d.kind == "confirm" and not student.proposed_sis_id and student.match_status != "new":
             problem = DECISION_COLUMN, f"student {d.student} has no proposed match to confirm"
+        elif d.kind == "confirm" and d.proposed is not None and d.proposed != (student.proposed_sis_id or ""):
+            problem = DECISION_COLUMN, _proposal_changed(d.student, d.proposed, student.proposed_sis_id)
         elif d.sis_id is not None and d.sis_id not in held and d.sis_id not in former:
             problem = DECISION_COLUMN, (f"no student with SIS id {d.sis_id} here (find it with `satchel students "
                                         "search`); or write confirm, new or later")  # fmt: skip

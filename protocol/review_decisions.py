@@ -20,6 +20,9 @@ from protocol.roster import MAX_ID_LENGTH, check_text
 # Column names as `import review --csv` writes them (read without regard to case).
 STUDENT_COLUMN = "Student"
 DECISION_COLUMN = "DECISION"
+# What `confirm` meant when the file was written: checked against the proposal when the file is read (a preview
+# run again meanwhile may propose another student). A file without the column is not checked.
+PROPOSED_COLUMN = "Proposed"
 WORDS = ("confirm", "new", "later")
 # `import review --csv` leads a cell that starts like a formula with an apostrophe (node.import_log): a
 # spreadsheet saving the file again may keep it, and it is not part of the id.
@@ -48,6 +51,7 @@ class Decision:
     student: str  # the sending district's SIS id of the incoming student
     kind: Kind
     sis_id: str | None = None  # for "link": the local student typed
+    proposed: str | None = None  # the Proposed cell ("" for none), None when the file has no such column
 
     def __post_init__(self) -> None:
         if self.line < 2 or not self.student or (self.kind == "link") != (self.sis_id is not None):
@@ -67,6 +71,7 @@ def parse_decisions(data: bytes, *, file: str) -> list[Decision]:
     errors: RowErrors[RowError] = RowErrors()
     decisions: list[Decision] = []
     first_line: dict[str, int] = {}
+    with_proposed = table.has(PROPOSED_COLUMN.lower())
     for row in table:
         if isinstance(row, RowError):
             errors.append(row)
@@ -89,7 +94,9 @@ def parse_decisions(data: bytes, *, file: str) -> list[Decision]:
             continue
         first_line[student] = row.line
         if wanted.lower() in WORDS:
-            decisions.append(Decision(line=row.line, student=student, kind=wanted.lower()))  # type: ignore[arg-type]
+            proposed = _cell(row.get(PROPOSED_COLUMN.lower())) if with_proposed else None
+            decisions.append(Decision(line=row.line, student=student, kind=wanted.lower(),  # type: ignore[arg-type]
+                                      proposed=proposed))  # fmt: skip
             continue
         try:
             check_text(DECISION_COLUMN, wanted, required=True, max_length=MAX_ID_LENGTH)

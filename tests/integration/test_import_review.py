@@ -4,7 +4,9 @@ by file (`import review --csv`, then `import decide --csv`)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -253,6 +255,73 @@ def test_a_bad_decisions_file_records_nothing_and_names_each_bad_row(pair, tmp_p
     assert _reviewed(b, tid) == {}
     inside = b.cli("import", "review", tid, "--csv", str(b.home / "review.csv"), ok=False)
     assert "inside the node's home" in inside.stderr and not (b.home / "review.csv").exists()
+
+
+def _zara_here(b: District, tmp_path: Path) -> None:
+    """B's roster gains Zara Okonkwo (B-9002), whom A sends as 400001: a preview run again matches them to her."""
+    zara = {"sis_id": "B-9002", "given_name": "Zara", "family_name": "Okonkwo", "birth_date": "2012-02-02",
+            "sex": "F", "grade": "07", "school_id": "0101", "school_name": "Lincoln Middle School"}  # fmt: skip
+    b.cli("roster", "import", str(write_bundle(tmp_path / "b-zara", make_bundle([*B_VARIANTS, zara]))), "--as", "coord")
+
+
+def test_confirm_in_a_file_is_refused_when_the_preview_proposes_another_student_since(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    tid = _grade(a, b, tmp_path)
+    sheet = tmp_path / "review.csv"
+    b.cli("import", "review", tid, "--csv", str(sheet), "--all")
+    # The clerk confirms 400001 as new; meanwhile the roster gains her and the preview is run again.
+    _filled(sheet, {"400001": "confirm", "400009": "confirm"})
+    _zara_here(b, tmp_path)
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    assert {r["sender_sis_id"]: r["proposed_sis_id"] for r in _json(b, "import", "review", tid, "--json")}[
+        "400001"] == "B-9002"  # fmt: skip
+    refused = b.cli("import", "decide", tid, "--csv", str(sheet), "--as", "coord", ok=False)
+    assert "(error code import.decisions_invalid)" in refused.stderr, refused.stderr
+    assert ("review.csv line 6, DECISION: the proposal for student 400001 changed since it was shown (a new student "
+            "then, B-9002 now") in refused.stderr  # fmt: skip
+    assert _reviewed(b, tid) == {} and _audit_reviews(b) == []
+    # A file without the Proposed column (a clerk kept Student and DECISION only) confirms what is proposed now.
+    sheet.write_bytes(b"Student,DECISION\r\n400001,confirm\r\n")
+    b.cli("import", "decide", tid, "--csv", str(sheet), "--as", "coord")
+    assert _reviewed(b, tid) == {"400001": ("link", "B-9002", "coord")}
+
+
+class _PreviewAgainFirst(io.RawIOBase):
+    """The walk's answers, given once ``before`` ran: the walk has read its queue by then (it reads the answers
+    after), as when another coordinator runs the preview again while the first reads the screen."""
+
+    def __init__(self, answers: bytes, before: Callable[[], None]) -> None:
+        self._answers, self._before = answers, before
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        if self._before is not None:
+            self._before()
+            self._before = None  # type: ignore[assignment]
+        n = min(len(buffer), len(self._answers))
+        buffer[:n], self._answers = self._answers[:n], self._answers[n:]
+        return n
+
+
+def test_the_walk_does_not_confirm_a_proposal_it_did_not_show(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    tid = _grade(a, b, tmp_path)
+    _zara_here(b, tmp_path)
+
+    def preview_again() -> None:
+        other = b.spawn("import", "preview", tid, "--school", "0101", "--as", "coord")
+        assert other.wait(timeout=60) == 0, other.stderr.read() if other.stderr else ""
+
+    # 400001 is shown as new (nothing proposed); by the time c is typed the preview proposes B-9002.
+    answers = io.BufferedReader(_PreviewAgainFirst(b"s\ns\ns\ns\nc\nn\n", preview_again))
+    walked = _walk(b, tid, answers, "--all")  # type: ignore[arg-type]
+    assert walked.exit_code == 0, walked.output
+    assert "Student 5 of 5: 400001 (new)" in walked.stdout
+    assert "Not recorded: the proposal for student 400001 changed since it was shown" in walked.stderr
+    assert "400001: new (reviewed)." in walked.stdout  # then the answer n, as the person meant
+    assert _reviewed(b, tid) == {"400001": ("new", None, "coord")}
 
 
 def test_a_huge_decisions_file_is_refused_before_it_is_read(pair, tmp_path: Path) -> None:

@@ -70,3 +70,12 @@ def test_any_bytes_give_a_coded_error_or_valid_decisions(data: bytes) -> None:
     assert len(students) == len(set(students))
     assert all(d.line >= 2 and d.kind in ("confirm", "new", "later", "link") for d in decided)
     assert all((d.kind == "link") == (d.sis_id is not None) for d in decided)
+
+
+def test_a_confirm_keeps_the_proposal_the_file_showed_when_it_has_the_column() -> None:
+    # As Excel saves it again: a BOM, the columns moved, CRLF; "" is "nothing proposed", None "not in the file".
+    data = b"\xef\xbb\xbfDECISION,proposed,Student\r\nconfirm,'-9,1\r\nconfirm,,2\r\nnew,B-1,3\r\n"
+    assert [(d.student, d.proposed) for d in parse_decisions(data, file="review.csv")] == [("1", "-9"), ("2", ""),
+                                                                                          ("3", "B-1")]  # fmt: skip
+    (bare,) = parse_decisions(b"Student,DECISION\n1,confirm\n", file="review.csv")
+    assert bare.proposed is None
