@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli.common import print_table
+from cli.common import print_table, shown
 
 if TYPE_CHECKING:
     from node.home import Node
@@ -23,7 +23,7 @@ def tell_decided(
     decides (`import match`, the walk, a decisions file)."""
     action, target = decided.student.target
     if not quiet:
-        click.echo(f"{student}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
+        click.echo(f"{shown(student)}: {action}" + (f" to {target}" if target else "") + " (reviewed).")
     if decided.inactive_since:
         click.echo(f"Note: {target} is marked inactive here since {decided.inactive_since[:10]}; linked as you "
                    "chose (a child returning to the district).", err=True)  # fmt: skip
@@ -36,9 +36,9 @@ def tell_shared(
 ) -> None:
     # One already imported there cannot be decided again: then it is this one to change.
     again = next((s for s in others if s not in imported), student)
-    click.echo(f"Warning: {target} also receives the records of incoming student(s) {', '.join(others)} of this "
+    click.echo(f"Warning: {target} also receives the records of incoming student(s) {shown(', '.join(others))} of this "
                "import: unless they are the same child, choose again for one of them "
-               f"(`satchel import match {transfer_id} {again} --to|--new|--later`).", err=True)  # fmt: skip
+               f"(`satchel import match {transfer_id} {shown(again)} --to|--new|--later`).", err=True)  # fmt: skip
 
 
 def tell_former(recorded: Recorded) -> None:
@@ -107,7 +107,8 @@ def _cell(p: Person, field: str) -> str:
 def show(item: ReviewItem, number: int, total: int) -> None:
     s = item.student
     click.echo()
-    click.echo(f"Student {number} of {total}: {s.sender_sis_id} ({item.why}"
+    # The sender's ids and the reasons quoting them are another district's text: shown as table cells are.
+    click.echo(f"Student {number} of {total}: {shown(s.sender_sis_id)} ({item.why}"
                + (f", score {s.score}" if s.score is not None and item.why != "new" else "") + ")")  # fmt: skip
     headers = ["", "incoming"] + [f"{i}: {c.sis_id}" + (" (proposed)" if c.sis_id == s.proposed_sis_id else "")
                                   for i, c in enumerate(item.candidates, 1)]  # fmt: skip
@@ -118,7 +119,7 @@ def show(item: ReviewItem, number: int, total: int) -> None:
     print_table(headers, [[label, _cell(item.incoming, f) if f not in ("score", "status") else "",
                            *(_cell(c, f) for c in item.candidates)] for label, f in fields])  # fmt: skip
     for reason in s.reasons:
-        click.echo(f"  why: {reason}")
+        click.echo(f"  why: {shown(reason)}")
     if s.reviewed_by:
         click.echo(f"  set aside for later by {s.reviewed_by} on {(s.reviewed_at or '')[:10]}")
 

@@ -339,3 +339,23 @@ def test_a_huge_decisions_file_is_refused_before_it_is_read(pair, tmp_path: Path
     assert "is larger than 64 MiB: it is not a review file" in refused.stderr, refused.stderr
     assert "(error code input.invalid)" in refused.stderr
     assert _reviewed(b, tid) == {}
+
+
+def test_the_walk_shows_bidi_controls_in_the_senders_ids_as_tables_do(pair, tmp_path: Path) -> None:
+    # A SIS id with a right-to-left override (manifests refuse control characters, not these) would reorder the
+    # rest of each line the walk prints about them: "(reviewed)", the options.
+    a, b, _ = pair
+    sly = "4\u202e00077"
+    a.cli("roster", "import", str(write_bundle(tmp_path / "a-sly", make_bundle([
+        {"sis_id": sly, "given_name": "Eve\u2067", "family_name": "Sly", "birth_date": "2012-01-01", "sex": "F",
+         "grade": "07"}]))), "--as", "coord")  # fmt: skip
+    sent = json.loads(a.cli("send", "--to", "b.example.org", "--student", sly, "--as", "coord", "--json").stdout)
+    tid = sent["transfer_id"]
+    b.cli("accept", tid, "--code", sent["code"], "--as", "coord")
+    b.cli("import", "preview", tid, "--school", "0101", "--as", "coord")
+    walked = _walk(b, tid, "n\n", "--all")
+    assert walked.exit_code == 0, walked.output
+    assert "Student 1 of 1: 4<U+202E>00077 (new)" in walked.stdout, walked.stdout
+    assert "4<U+202E>00077: new (reviewed)." in walked.stdout and "Sly, Eve<U+2067>" in walked.stdout
+    assert "\u202e" not in walked.output and "\u2067" not in walked.output
+    assert _reviewed(b, tid) == {sly: ("new", None, "coord")}
