@@ -135,10 +135,17 @@ class Row:
 class CsvTable:
     """A CSV file whose header has been read and checked; iterate it for :class:`Row` or :class:`RowError`."""
 
-    def __init__(self, data: bytes | Iterable[bytes], *, file: str, required: Iterable[str] = ()) -> None:
+    def __init__(
+        self, data: bytes | Iterable[bytes], *, file: str, required: Iterable[str] = (), semicolons: bool = False
+    ) -> None:
+        """``semicolons``: a file whose first line holds semicolons and no comma is read as separated by them, as
+        Excel saves "CSV" where the decimal mark is a comma (much of Europe): for files a person fills in a
+        spreadsheet, not for exports whose format says commas."""
         self.file = file
         self._lines = _LineSource(data, file)
-        self._reader = csv.reader(self._lines, strict=True)
+        first = self._lines.peek() if semicolons else None
+        delimiter = ";" if first is not None and ";" in first and "," not in first else ","
+        self._reader = csv.reader(self._lines, strict=True, delimiter=delimiter)
         header = self._next_record()
         if header is None:
             raise CsvMalformed(
@@ -230,25 +237,42 @@ class _LineSource:
         )
         self._file = file
         self.count = 0
+        self._peeked: str | None = None
 
     def __iter__(self) -> Iterator[str]:
         return self
 
+    def peek(self) -> str | None:
+        """The next line without taking it (None at the end)."""
+        if self._peeked is None:
+            try:
+                self._peeked = self._decoded(next(self._matches), self.count + 1)
+            except StopIteration:
+                return None
+        return self._peeked
+
     def __next__(self) -> str:
+        if self._peeked is not None:
+            line, self._peeked = self._peeked, None
+            self.count += 1
+            return line
         raw = next(self._matches)
         self.count += 1
+        return self._decoded(raw, self.count)
+
+    def _decoded(self, raw: bytes, number: int) -> str:
         if len(raw) > MAX_LINE:
             raise CsvMalformed(
-                f"{self._file} line {self.count} is longer than {MAX_LINE >> 20} MiB: it is not a CSV export"
+                f"{self._file} line {number} is longer than {MAX_LINE >> 20} MiB: it is not a CSV export"
             )
         if b"\x00" in raw:
             # NUL has no business in a text export; it means UTF-16 without a BOM or a binary file.
-            raise CsvEncodingError(f"{self._file} line {self.count} contains NUL bytes; it is not UTF-8 text")
+            raise CsvEncodingError(f"{self._file} line {number} contains NUL bytes; it is not UTF-8 text")
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CsvEncodingError(
-                f"{self._file} line {self.count} is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+                f"{self._file} line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
             ) from None
 
 

@@ -67,7 +67,7 @@ def _cell(value: str) -> str:
 def parse_decisions(data: bytes, *, file: str) -> list[Decision]:
     """The decisions in ``data``, in file order; raises csv_rows's errors for a file that is not a usable
     CSV, :class:`ImportDecisionsInvalid` listing every bad row."""
-    table = CsvTable(data, file=file, required=(STUDENT_COLUMN.lower(), DECISION_COLUMN.lower()))
+    table = CsvTable(data, file=file, required=(STUDENT_COLUMN.lower(), DECISION_COLUMN.lower()), semicolons=True)
     errors: RowErrors[RowError] = RowErrors()
     decisions: list[Decision] = []
     first_line: dict[str, int] = {}

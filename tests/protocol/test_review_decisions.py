@@ -55,11 +55,12 @@ def test_a_file_that_is_not_a_usable_csv(content: bytes, error: type[SatchelErro
 
 
 _CELLS = st.sampled_from(["Student", "DECISION", "confirm", "new", "later", "B-9001", "100001", "'=1", "", " ",
-                          '"', ",", "\r\n", "\n", "\x00", "\xff", "é", "\x07"])  # fmt: skip
+                          '"', ",", ";", "\r\n", "\n", "\x00", "\xff", "é", "\x07"])  # fmt: skip
 
 
 @given(st.one_of(st.binary(max_size=400), st.lists(_CELLS, max_size=60).map(lambda cells: "".join(cells).encode()),
-                 st.lists(_CELLS, max_size=40).map(lambda cells: ("Student,DECISION\n" + "".join(cells)).encode())))
+                 st.lists(_CELLS, max_size=40).map(lambda cells: ("Student,DECISION\n" + "".join(cells)).encode()),
+                 st.lists(_CELLS, max_size=40).map(lambda cells: ("Student;DECISION\n" + "".join(cells)).encode())))
 def test_any_bytes_give_a_coded_error_or_valid_decisions(data: bytes) -> None:
     try:
         decided = parse_decisions(data, file="review.csv")
@@ -79,3 +80,14 @@ def test_a_confirm_keeps_the_proposal_the_file_showed_when_it_has_the_column() -
                                                                                           ("3", "B-1")]  # fmt: skip
     (bare,) = parse_decisions(b"Student,DECISION\n1,confirm\n", file="review.csv")
     assert bare.proposed is None
+
+
+def test_a_file_excel_saved_with_semicolons_is_read_as_written() -> None:
+    # Excel saves "CSV" with semicolons where the decimal mark is a comma; the review file's cells hold commas.
+    data = ('\ufeffStudent;Name;Proposed;DECISION\r\n100001;"Martinez, Ava; born\r\n2012";100001;confirm\r\n'
+            "100002;Okonkwo, Zara;;new\r\n;;;\r\n").encode()
+    assert [(d.line, d.student, d.kind, d.proposed) for d in parse_decisions(data, file="review.csv")] == [
+        (2, "100001", "confirm", "100001"), (4, "100002", "new", "")]  # fmt: skip
+    # A comma anywhere in the header: commas separate, and a ; is part of a value.
+    (decided,) = parse_decisions(b"Student,DECISION\n1;2,B;1\n", file="review.csv")
+    assert (decided.student, decided.sis_id) == ("1;2", "B;1")
