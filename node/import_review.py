@@ -27,7 +27,14 @@ from node.operator_files import outside_home, private_file
 from node.operators import authorize
 from protocol import InvalidInput, NotFound
 from protocol.csv_rows import RowError
-from protocol.review_decisions import DECISION_COLUMN, STUDENT_COLUMN, Decision, ImportDecisionsInvalid, Kind
+from protocol.review_decisions import (
+    DECISION_COLUMN,
+    STUDENT_COLUMN,
+    Decision,
+    ImportDecisionsInvalid,
+    Kind,
+    same_proposal,
+)
 from protocol.review_decisions import parse_decisions as parse_decisions
 from storage import imports, transfers
 from storage import students as student_store
@@ -265,7 +272,7 @@ def _check(
                                        "`satchel documents move`")  # fmt: skip
         elif d.kind == "confirm" and not student.proposed_sis_id and student.match_status != "new":
             problem = DECISION_COLUMN, f"student {d.student} has no proposed match to confirm"
-        elif d.kind == "confirm" and d.proposed is not None and d.proposed != (student.proposed_sis_id or ""):
+        elif d.kind == "confirm" and d.proposed is not None and not same_proposal(d.proposed, student.proposed_sis_id):
             problem = DECISION_COLUMN, _proposal_changed(d.student, d.proposed, student.proposed_sis_id)
         elif d.sis_id is not None and d.sis_id not in held and d.sis_id not in former:
             problem = DECISION_COLUMN, (f"no student with SIS id {d.sis_id} here (find it with `satchel students "

@@ -64,6 +64,15 @@ def _cell(value: str) -> str:
     return value
 
 
+def same_proposal(cell: str, proposed: str | None) -> bool:
+    """Whether a Proposed cell still names ``proposed`` (None: nothing proposed). A spreadsheet saving the file
+    again drops the leading zeros of an id all of digits (0042 comes back as 42): that is still the same."""
+    now = proposed or ""
+    if cell == now:
+        return True
+    return cell.isdigit() and now.isdigit() and cell.isascii() and now.isascii() and int(cell) == int(now)
+
+
 def parse_decisions(data: bytes, *, file: str) -> list[Decision]:
     """The decisions in ``data``, in file order; raises csv_rows's errors for a file that is not a usable
     CSV, :class:`ImportDecisionsInvalid` listing every bad row."""

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from protocol.csv_rows import CsvEncodingError, CsvMalformed, CsvMissingColumn
 from protocol.errors import SatchelError
-from protocol.review_decisions import Decision, ImportDecisionsInvalid, parse_decisions
+from protocol.review_decisions import Decision, ImportDecisionsInvalid, parse_decisions, same_proposal
 
 HEADER = "Student,Name,Match,DECISION"
 
@@ -91,3 +91,18 @@ def test_a_file_excel_saved_with_semicolons_is_read_as_written() -> None:
     # A comma anywhere in the header: commas separate, and a ; is part of a value.
     (decided,) = parse_decisions(b"Student,DECISION\n1;2,B;1\n", file="review.csv")
     assert (decided.student, decided.sis_id) == ("1;2", "B;1")
+
+
+_IDS = st.text(alphabet="0123456789-B٣", max_size=8)  # ٣: a digit, but not one a spreadsheet drops zeros before
+
+
+@given(_IDS, st.one_of(st.none(), _IDS))
+def test_a_proposed_cell_names_the_proposal_but_for_the_leading_zeros_a_spreadsheet_drops(
+    cell: str, proposed: str | None
+) -> None:
+    same = same_proposal(cell, proposed)
+    if cell == (proposed or ""):
+        assert same
+    if same and cell != (proposed or ""):  # only ids of ASCII digits, equal as numbers
+        assert cell.isdigit() and cell.isascii() and (proposed or "").isascii() and int(cell) == int(proposed or "x")
+    assert same_proposal("42", "0042") and same_proposal("", None) and not same_proposal("B-42", "B-042")
