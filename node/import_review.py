@@ -163,8 +163,9 @@ def decide_one(
     node: Node, *, actor: str | None, transfer_id: str, sender_sis_id: str, kind: Kind, sis_id: str | None = None,
     shown: ImportStudent | None = None,
 ) -> Recorded:  # fmt: skip
-    """One decision of the walk, in its own transaction: ``confirm`` records the proposal, refused if it is no
-    longer the one ``shown`` to the person (the preview was run again since)."""
+    """One decision of the walk, in its own transaction: ``confirm`` records the proposal. Refused when the
+    student is no longer as ``shown`` to the person: decided by someone else since, or (for ``confirm``) another
+    proposal (the preview was run again since)."""
     user = authorize(node, actor, "transfers.act")
     with write_transaction(node.db):
         found = open_for_review(node, transfer_id)
@@ -173,6 +174,14 @@ def decide_one(
         if student is None:
             raise NotFound(f"no incoming student {sender_sis_id} in this import", field="STUDENT",
                            hint="see `satchel import review ID`")  # fmt: skip
+        if shown is not None and _decision_of(shown) != _decision_of(student):
+            # Another coordinator (a decisions file, `import match`, a walk of their own) decided since this one
+            # was shown: the person answering has not seen that, and would undo it unknowingly.
+            action, target = student.target
+            raise InvalidInput(f"student {sender_sis_id} was decided meanwhile by {student.reviewed_by or 'someone'}: "
+                               f"{action}" + (f" to {target}" if target else ""), field="STUDENT",
+                               hint=f"skip them (s); to change it, `satchel import match {transfer_id} "
+                               f"{sender_sis_id} --to|--new|--later`")  # fmt: skip
         if kind == "confirm" and shown is not None and shown.proposed_sis_id != student.proposed_sis_id:
             raise InvalidInput(_proposal_changed(sender_sis_id, shown.proposed_sis_id, student.proposed_sis_id),
                                field=DECISION_COLUMN, hint="choose a candidate by number or type a SIS id; or quit "
@@ -180,6 +189,10 @@ def decide_one(
         decision, link_to, former = _resolved(node, student, kind, sis_id)
         decided = record_decision(node, user.username, found, rows, sender_sis_id, decision, link_to)
     return Recorded(decided, kind, former)
+
+
+def _decision_of(s: ImportStudent) -> tuple[str | None, ...]:
+    return s.decision, s.decided_sis_id, s.reviewed_by, s.reviewed_at
 
 
 def _resolved(

@@ -286,9 +286,9 @@ def test_confirm_in_a_file_is_refused_when_the_preview_proposes_another_student_
     assert _reviewed(b, tid) == {"400001": ("link", "B-9002", "coord")}
 
 
-class _PreviewAgainFirst(io.RawIOBase):
+class _AnswersAfter(io.RawIOBase):
     """The walk's answers, given once ``before`` ran: the walk has read its queue by then (it reads the answers
-    after), as when another coordinator runs the preview again while the first reads the screen."""
+    after), as when another coordinator acts while the first reads the screen."""
 
     def __init__(self, answers: bytes, before: Callable[[], None]) -> None:
         self._answers, self._before = answers, before
@@ -315,7 +315,7 @@ def test_the_walk_does_not_confirm_a_proposal_it_did_not_show(pair, tmp_path: Pa
         assert other.wait(timeout=60) == 0, other.stderr.read() if other.stderr else ""
 
     # 400001 is shown as new (nothing proposed); by the time c is typed the preview proposes B-9002.
-    answers = io.BufferedReader(_PreviewAgainFirst(b"s\ns\ns\ns\nc\nn\n", preview_again))
+    answers = io.BufferedReader(_AnswersAfter(b"s\ns\ns\ns\nc\nn\n", preview_again))
     walked = _walk(b, tid, answers, "--all")  # type: ignore[arg-type]
     assert walked.exit_code == 0, walked.output
     assert "Student 5 of 5: 400001 (new)" in walked.stdout
@@ -359,3 +359,22 @@ def test_the_walk_shows_bidi_controls_in_the_senders_ids_as_tables_do(pair, tmp_
     assert "4<U+202E>00077: new (reviewed)." in walked.stdout and "Sly, Eve<U+2067>" in walked.stdout
     assert "\u202e" not in walked.output and "\u2067" not in walked.output
     assert _reviewed(b, tid) == {sly: ("new", None, "coord")}
+
+
+def test_the_walk_does_not_undo_what_another_coordinator_decided_meanwhile(pair, tmp_path: Path) -> None:
+    a, b, _ = pair
+    tid = _grade(a, b, tmp_path)
+    sheet = tmp_path / "theirs.csv"
+    sheet.write_bytes(b"Student,DECISION\r\n100001,B-9001\r\n")
+
+    def decided_by_file() -> None:  # another coordinator, in another process, while 100001 is on the screen
+        other = b.spawn("import", "decide", tid, "--csv", str(sheet), "--as", "coord")
+        assert other.wait(timeout=60) == 0, other.stderr.read() if other.stderr else ""
+
+    answers = io.BufferedReader(_AnswersAfter(b"n\ns\nl\nq\n", decided_by_file))
+    walked = _walk(b, tid, answers)  # type: ignore[arg-type]
+    assert walked.exit_code == 0, walked.output
+    assert "Not recorded: student 100001 was decided meanwhile by coord: link to B-9001." in walked.stderr
+    assert f"`satchel import match {tid} 100001 --to|--new|--later`" in walked.stderr
+    assert "Decided 1, skipped 1, not reached 1." in walked.stdout  # 100004 set aside for later as asked
+    assert _reviewed(b, tid) == {"100001": ("link", "B-9001", "coord"), "100004": ("later", None, "coord")}
