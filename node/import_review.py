@@ -226,9 +226,11 @@ def decide_file(node: Node, *, actor: str | None, transfer_id: str, path: Path) 
     """Record the decisions of a filled-in review file: every row is checked first (format, student, SIS id,
     state); any bad row and nothing is recorded (ImportDecisionsInvalid lists them); else all in one
     transaction."""
-    data = _read_bounded(path)
-    decisions = parse_decisions(data, file=path.name)
     user = authorize(node, actor, "transfers.act")
+    data = _read_bounded(path)
+    # Read as the import stands now; checked again against it in the transaction below.
+    students = imports.require(node.db, transfer_id).students_total
+    decisions = parse_decisions(data, file=path.name, students=students)
     with write_transaction(node.db):
         found = open_for_review(node, transfer_id)
         rows = imports.students(node.db, found.import_id)

@@ -28,6 +28,10 @@ WORDS = ("confirm", "new", "later")
 # spreadsheet saving the file again may keep it, and it is not part of the id.
 _FORMULA_START = ("=", "+", "-", "@")
 
+# Rows naming students the import does not have are listed one by one (a typo, a row pasted from another
+# file), up to this many beyond the import's own students; more, and the file is not this import's.
+EXTRA_STUDENTS = 100
+
 Kind = Literal["confirm", "new", "later", "link"]
 
 
@@ -73,9 +77,11 @@ def same_proposal(cell: str, proposed: str | None) -> bool:
     return cell.isdigit() and now.isdigit() and cell.isascii() and now.isascii() and int(cell) == int(now)
 
 
-def parse_decisions(data: bytes, *, file: str) -> list[Decision]:
+def parse_decisions(data: bytes, *, file: str, students: int | None = None) -> list[Decision]:
     """The decisions in ``data``, in file order; raises csv_rows's errors for a file that is not a usable
-    CSV, :class:`ImportDecisionsInvalid` listing every bad row."""
+    CSV, :class:`ImportDecisionsInvalid` listing every bad row. ``students``: how many incoming students the
+    import has; a file deciding for EXTRA_STUDENTS more is refused at the first row too many, unread further,
+    rather than every row of it held."""
     table = CsvTable(data, file=file, required=(STUDENT_COLUMN.lower(), DECISION_COLUMN.lower()), semicolons=True)
     errors: RowErrors[RowError] = RowErrors()
     decisions: list[Decision] = []
@@ -102,6 +108,11 @@ def parse_decisions(data: bytes, *, file: str) -> list[Decision]:
             bad(STUDENT_COLUMN, f"student {student} is decided on line {first_line[student]} already; keep one row")
             continue
         first_line[student] = row.line
+        if students is not None and len(first_line) > students + EXTRA_STUDENTS:
+            bad(STUDENT_COLUMN, f"the file decides for {EXTRA_STUDENTS} students more than the import's {students}: "
+                "it is not this import's review file (see `satchel import review ID --csv FILE`)")  # fmt: skip
+            raise ImportDecisionsInvalid(f"{file} decides for more students than the import has; nothing was recorded",
+                                         errors.kept(), count=len(errors))  # fmt: skip
         if wanted.lower() in WORDS:
             proposed = _cell(row.get(PROPOSED_COLUMN.lower())) if with_proposed else None
             decisions.append(Decision(line=row.line, student=student, kind=wanted.lower(),  # type: ignore[arg-type]

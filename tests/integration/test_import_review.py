@@ -339,6 +339,12 @@ def test_a_huge_decisions_file_is_refused_before_it_is_read(pair, tmp_path: Path
     assert "is larger than 64 MiB: it is not a review file" in refused.stderr, refused.stderr
     assert "(error code input.invalid)" in refused.stderr
     assert _reviewed(b, tid) == {}
+    # Under the bound, a file deciding for 100 more students than the import's five is refused at the 106th.
+    many = tmp_path / "many.csv"
+    many.write_bytes(b"Student,DECISION\n" + b"".join(b"S%07d,later\n" % i for i in range(200_000)))
+    refused = b.cli("import", "decide", tid, "--csv", str(many), "--as", "coord", ok=False)
+    assert "many.csv line 107, Student: the file decides for 100 students more than the import's 5" in refused.stderr
+    assert _reviewed(b, tid) == {}
 
 
 def test_the_walk_shows_bidi_controls_in_the_senders_ids_as_tables_do(pair, tmp_path: Path) -> None:

@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from protocol.csv_rows import CsvEncodingError, CsvMalformed, CsvMissingColumn
 from protocol.errors import SatchelError
-from protocol.review_decisions import Decision, ImportDecisionsInvalid, parse_decisions, same_proposal
+from protocol.review_decisions import (
+    EXTRA_STUDENTS,
+    Decision,
+    ImportDecisionsInvalid,
+    parse_decisions,
+    same_proposal,
+)
 
 HEADER = "Student,Name,Match,DECISION"
 
@@ -106,3 +112,15 @@ def test_a_proposed_cell_names_the_proposal_but_for_the_leading_zeros_a_spreadsh
     if same and cell != (proposed or ""):  # only ids of ASCII digits, equal as numbers
         assert cell.isdigit() and cell.isascii() and (proposed or "").isascii() and int(cell) == int(proposed or "x")
     assert same_proposal("42", "0042") and same_proposal("", None) and not same_proposal("B-42", "B-042")
+
+
+def test_a_file_deciding_for_more_students_than_the_import_has_is_refused_unread_beyond() -> None:
+    # The rows past the one too many are not read: a bad byte there is not reached.
+    rows = b"".join(b"%d,later\n" % i for i in range(EXTRA_STUDENTS + 2))
+    data = b"Student,DECISION\n1,\n" + rows + b"5,n\xe9w\n"
+    assert len(parse_decisions(data[: data.rindex(b"\n", 0, -8) + 1], file="review.csv", students=1)) == 101
+    with pytest.raises(ImportDecisionsInvalid) as raised:
+        parse_decisions(data, file="review.csv", students=1)
+    assert raised.value.code == "import.decisions_invalid"
+    assert [(r.line, r.field) for r in raised.value.rows] == [(EXTRA_STUDENTS + 4, "Student")]
+    assert f"{EXTRA_STUDENTS} students more than the import's 1" in raised.value.rows[0].message
