@@ -77,13 +77,17 @@ class ReviewItem:
 
     @property
     def proposal(self) -> tuple[str, str | None] | None:
-        """What `confirm` records: ('link', the proposed student), ('new', None) for a student matched to no one,
-        or None when there is nothing to confirm (an uncertain student with no proposal)."""
-        if self.student.proposed_sis_id:
-            return "link", self.student.proposed_sis_id
-        if self.student.match_status == "new":
-            return "new", None
-        return None
+        return confirmed(self.student)
+
+
+def confirmed(student: ImportStudent) -> tuple[str, str | None] | None:
+    """What `confirm` records for ``student``: ('link', the proposed student), ('new', None) for a student matched
+    to no one, or None when there is nothing to confirm (an uncertain student with no proposal)."""
+    if student.proposed_sis_id:
+        return "link", student.proposed_sis_id
+    if student.match_status == "new":
+        return "new", None
+    return None
 
 
 def _why(s: ImportStudent) -> str | None:
@@ -109,7 +113,7 @@ def queue(node: Node, transfer_id: str, *, everyone: bool = False) -> list[Revie
     manifest = verified_manifest(node, row)
     sent = {m.sis_id: m for m in manifest.students}
     local_ids = {sis_id for _, s in wanted for sis_id in _candidate_ids(s)}
-    local = {sis_id: student_store.get(node.db, sis_id) for sis_id in sorted(local_ids)}
+    local = student_store.by_sis_ids(node.db, sorted(local_ids))
     inactive = student_store.inactive_since(node.db, local_ids)
     items = []
     for why, s in sorted(wanted, key=lambda pair: (_ORDER.index(pair[0]), pair[1].position)):
@@ -125,7 +129,7 @@ def queue(node: Node, transfer_id: str, *, everyone: bool = False) -> list[Revie
             if held is None:
                 candidates.append(Person(sis_id, "", "", "", "", "", "", score, missing=True))
                 continue
-            r = held.record
+            r = held
             candidates.append(Person(sis_id, r.given_name, r.family_name, r.birth_date or "", r.state_id,
                                      r.grade or "", r.school_name, score, inactive.get(sis_id)))  # fmt: skip
         items.append(ReviewItem(s, why, person, tuple(candidates)))
@@ -200,10 +204,8 @@ def _resolved(
 ) -> tuple[str, str | None, FormerNumber | None]:
     """(decision, local SIS id, former number typed) for what a person chose."""
     if kind == "confirm":
-        if student.proposed_sis_id:
-            return "link", student.proposed_sis_id, None
-        if student.match_status == "new":
-            return "new", None, None
+        if (proposal := confirmed(student)) is not None:
+            return (*proposal, None)
         raise InvalidInput(f"student {student.sender_sis_id} has no proposed match to confirm", field=DECISION_COLUMN,
                            hint="link them to a student here (their SIS id), or choose new or later")  # fmt: skip
     if kind == "link":
@@ -285,7 +287,7 @@ def _check(
         elif student.result == "imported":
             problem = STUDENT_COLUMN, (f"student {d.student} is already imported; move their records with "
                                        "`satchel documents move`")  # fmt: skip
-        elif d.kind == "confirm" and not student.proposed_sis_id and student.match_status != "new":
+        elif d.kind == "confirm" and confirmed(student) is None:
             problem = DECISION_COLUMN, f"student {d.student} has no proposed match to confirm"
         elif d.kind == "confirm" and d.proposed is not None and not same_proposal(d.proposed, student.proposed_sis_id):
             problem = DECISION_COLUMN, _proposal_changed(d.student, d.proposed, student.proposed_sis_id)
@@ -299,8 +301,8 @@ def _check(
         if d.kind == "link" and d.sis_id is not None:
             was = former.get(d.sis_id)
             out.append(("link", was.current_sis_id if was else d.sis_id, was))
-        elif d.kind == "confirm":
-            out.append(("link", student.proposed_sis_id, None) if student.proposed_sis_id else ("new", None, None))
+        elif d.kind == "confirm" and (proposal := confirmed(student)) is not None:
+            out.append((*proposal, None))
         else:
             out.append((d.kind, None, None))
     if errors:
