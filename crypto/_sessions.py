@@ -18,6 +18,7 @@ them: there is nothing left to forge once the session has expired.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from cryptography.hazmat.primitives import hashes
@@ -28,12 +29,13 @@ from protocol import InvalidInput, SignatureInvalid
 
 SHARE_LENGTH = 32
 _INFO = b"satchel/v1/http-session\x00"
+_BLOCK = 64  # SHA-256's block size: HMAC pads the key to it
 
 
 class SessionKey:
     """One direction's HMAC-SHA256 key; ``sign_raw``/``verify_raw`` fit the RFC 9421 code like node keys."""
 
-    __slots__ = ("_secret", "key_id")
+    __slots__ = ("_inner", "_outer", "_secret", "key_id")
     algorithm = "hmac-sha256"
 
     def __init__(self, key_id: str, secret: bytes) -> None:
@@ -41,12 +43,24 @@ class SessionKey:
             raise InvalidInput("a session key is 32 bytes", field="secret")
         self.key_id = key_id
         self._secret = bytes(secret)
+        # HMAC (RFC 2104) hashes the padded key first on each side; those two states are taken once here and
+        # copied per message, which halves the cost of hmac.digest for the small messages of a session.
+        block = self._secret.ljust(_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def _mac(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def sign_raw(self, message: bytes) -> bytes:
-        return hmac.digest(self._secret, message, "sha256")
+        return self._mac(message)
 
     def verify_raw(self, message: bytes, signature: bytes) -> bytes:
-        if not hmac.compare_digest(hmac.digest(self._secret, message, "sha256"), bytes(signature)):
+        if not hmac.compare_digest(self._mac(message), bytes(signature)):
             raise SignatureInvalid("signature does not verify")
         return message
 

@@ -38,6 +38,8 @@ async def read_chunk(stream: StreamReader, size: int, idle: float | None) -> byt
     pass with nothing arriving, and :class:`BodyIncomplete` when the peer goes before the body's end.
     Refused with a code, these are routine, not internal errors with a traceback in the operator's log."""
     try:
+        if stream.is_eof():  # all of it has arrived (a small body comes with its head): nothing to wait for
+            return stream.read_nowait(size)
         async with asyncio.timeout(idle) if idle is not None else nullcontext():
             return await stream.read(size)
     except TimeoutError:

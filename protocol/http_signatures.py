@@ -9,7 +9,7 @@ store and the covered Content-Digest against the body as it streams (``protocol.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -110,6 +110,7 @@ __all__ = [
     "VerifiedSignature",
     "VerifyKeyLike",
     "algorithm_for",
+    "check_request_fields",
     "check_request_signature",
     "check_response_signature",
     "default_response_components",
@@ -117,6 +118,7 @@ __all__ = [
     "parse_signature",
     "sign_request",
     "sign_response",
+    "sign_response_fields",
     "signature_base",
     "signature_params_value",
     "verify_request",
@@ -154,6 +156,7 @@ DEFAULT_REQUEST_COMPONENTS: tuple[Component, ...] = tuple(
 
 
 @lru_cache(maxsize=16)
+@lru_cache(maxsize=16)  # every signed answer asks, nearly always for "sig1"
 def default_response_components(request_label: str = DEFAULT_LABEL) -> tuple[Component, ...]:
     return (
         Component(name="@status"),
@@ -275,19 +278,13 @@ def _sign(
     has_body: bool | None,
     request_label: str,
 ) -> list[tuple[str, str]]:
-    algorithm = algorithm_for(key_id)
-    alg = algorithm if include_alg or algorithm == SESSION_ALGORITHM else None
-    # The signer applies the verifier's rules to itself, so a bad call fails here and not at the peer.
-    _profile_values(created, expires, nonce, key_id)
-    _check_times(created, expires, now=created, max_skew=0, max_lifetime=MAX_LIFETIME)
+    alg = _signing_alg(key_id, include_alg, created, expires, nonce)
     fast = signature_fast.prepare(
         message, covered, label=label, created=created, expires=expires, nonce=nonce, alg=alg, key_id=key_id,
         has_body=has_body, request_label=request_label,
     )  # fmt: skip
     if fast is not None:
-        member, base = fast
-        encoded = base64.b64encode(bytes(sign(base))).decode("ascii")
-        return [("Signature-Input", f"{label}={member}"), ("Signature", f"{label}=:{encoded}:")]
+        return _signature_lines(label, *fast, sign)
     params = SignatureParams.build(created=created, expires=expires, nonce=nonce, alg=alg, keyid=key_id)
     missing = _missing_components(message, covered, has_body=has_body, extra=(), request_label=request_label)
     if missing:
@@ -304,8 +301,25 @@ def _sign(
     ]
 
 
+def _signing_alg(key_id: str, include_alg: bool, created: int, expires: int, nonce: str) -> str | None:
+    algorithm = algorithm_for(key_id)
+    # The signer applies the verifier's rules to itself, so a bad call fails here and not at the peer.
+    _profile_values(created, expires, nonce, key_id)
+    _check_times(created, expires, now=created, max_skew=0, max_lifetime=MAX_LIFETIME)
+    return algorithm if include_alg or algorithm == SESSION_ALGORITHM else None
+
+
+def _signature_lines(label: str, member: str, base: bytes, sign: Callable[[bytes], bytes]) -> list[tuple[str, str]]:
+    encoded = base64.b64encode(bytes(sign(base))).decode("ascii")
+    return [("Signature-Input", f"{label}={member}"), ("Signature", f"{label}=:{encoded}:")]
+
+
 def _defaults(message: Message, defaults: Sequence[Component]) -> tuple[Component, ...]:
     present = {name.lower() for name, _ in message.headers}  # one pass, not one per optional field
+    return _present_defaults(present, defaults)
+
+
+def _present_defaults(present: Collection[str], defaults: Sequence[Component]) -> tuple[Component, ...]:
     return tuple(c for c in defaults if c.name not in _COVER_WHEN_PRESENT or c.name in present)
 
 
@@ -363,6 +377,37 @@ def sign_response(
     )  # fmt: skip
 
 
+def sign_response_fields(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    *,
+    request_signature: str | None,
+    key_id: str,
+    sign: Callable[[bytes], bytes],
+    created: int,
+    expires: int,
+    nonce: str,
+    label: str = DEFAULT_LABEL,
+    request_label: str = DEFAULT_LABEL,
+    include_alg: bool = True,
+    has_body: bool | None = None,
+) -> list[tuple[str, str]] | None:
+    """:func:`sign_response` with the default components, for a response given by its status and header
+    lines and the request by its combined Signature field (None if it had none), with no view built.
+
+    None when the fast path cannot sign it: the caller then calls :func:`sign_response` with views, which
+    signs or refuses. Whatever this returns, that call returns too (tests/protocol/test_signature_fast.py).
+    """
+    fields = signature_fast.combined_fields(headers)
+    covered = _present_defaults(fields, default_response_components(request_label))
+    alg = _signing_alg(key_id, include_alg, created, expires, nonce)
+    fast = signature_fast.prepare_response(
+        status, fields, request_signature, covered, label=label, created=created, expires=expires, nonce=nonce,
+        alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
+    )  # fmt: skip
+    return None if fast is None else _signature_lines(label, *fast, sign)
+
+
 def _check(
     message: Message,
     *,
@@ -382,17 +427,9 @@ def _check(
             message, label=label, request_label=request_label, require=[c.name for c in extra], has_body=has_body
         )  # fmt: skip
         if found is not None:
-            # The same rules, in the same order, as below: what the general code would decide.
-            created, expires, nonce, keyid = _profile_values(
-                found.created, found.expires, found.nonce, found.key_id
+            return _checked_fast(
+                found, now=now, max_skew=max_skew, max_lifetime=max_lifetime, misaddressed=misaddressed
             )
-            _check_algorithm(keyid, found.alg)
-            _check_times(created, expires, now=now, max_skew=max_skew, max_lifetime=max_lifetime)
-            return UnverifiedSignature(
-                label=label, key_id=keyid, created=created, expires=expires, nonce=nonce,
-                components=found.components, signature=found.signature, content_digest=found.content_digest,
-                replay_until=expires + max_skew, signature_base=found.signature_base, misaddressed=misaddressed,
-            )  # fmt: skip
     parsed = parse_signature(message.headers, label)
     created, expires, nonce, keyid = _profile_params(parsed.params)
     missing = _missing_components(
@@ -417,6 +454,60 @@ def _check(
         signature_base=signature_base(message, parsed.components, parsed.params),
         misaddressed=misaddressed,
     )
+
+
+def _checked_fast(
+    found: signature_fast.FastSignature, *, now: int, max_skew: int, max_lifetime: int, misaddressed: bool
+) -> UnverifiedSignature:
+    # The same rules, in the same order, as the general code applies after parsing: what it would decide.
+    created, expires, nonce, keyid = _profile_values(found.created, found.expires, found.nonce, found.key_id)
+    _check_algorithm(keyid, found.alg)
+    _check_times(created, expires, now=now, max_skew=max_skew, max_lifetime=max_lifetime)
+    return UnverifiedSignature(
+        label=found.label, key_id=keyid, created=created, expires=expires, nonce=nonce,
+        components=found.components, signature=found.signature, content_digest=found.content_digest,
+        replay_until=expires + max_skew, signature_base=found.signature_base, misaddressed=misaddressed,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _plain_required(require_components: tuple[Component | str, ...]) -> tuple[str, ...] | None:
+    """The names a fast-path read must find covered; None when one carries parameters (general code only)."""
+    extra = tuple(map(_component, require_components))
+    return None if any(c.params for c in extra) else tuple(c.name for c in extra)
+
+
+def check_request_fields(
+    fields: dict[str, str],
+    *,
+    method: str,
+    target_uri: str,
+    now: int,
+    expected_authority: str | None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+    max_lifetime: int = MAX_LIFETIME,
+    label: str = DEFAULT_LABEL,
+    require_components: tuple[Component | str, ...] = (),
+    has_body: bool | None = None,
+) -> UnverifiedSignature | None:
+    """:func:`check_request_signature` for a request in the canonical shape, given as its combined fields
+    (``signature_fast.combined_fields``), method and absolute target URI, with no view built.
+
+    None when the fast path cannot decide (another shape, anything suspect, a target URI no view accepts):
+    the caller then builds the request's view and calls :func:`check_request_signature`, which decides
+    with the precise error. Whatever this returns or raises, that call would return or raise too
+    (tests/protocol/test_signature_fast.py).
+    """
+    require = _plain_required(require_components)
+    if require is None:
+        return None
+    found = signature_fast.read_request(
+        fields, method=method, target_uri=target_uri, label=label, require=require, has_body=has_body
+    )
+    if found is None:
+        return None
+    misaddressed = expected_authority is not None and _misaddressed_uri(target_uri, expected_authority)
+    return _checked_fast(found, now=now, max_skew=max_skew, max_lifetime=max_lifetime, misaddressed=misaddressed)
 
 
 def _misaddressed(view: HttpRequestView, expected_authority: str | None) -> bool:

@@ -19,14 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from protocol.errors import SatchelError
 from protocol.signature_base import (
+    _METHOD,
     Component,
     HttpRequestView,
-    HttpResponseView,
     Message,
     _derived_value,
 )
@@ -68,7 +69,15 @@ class FastSignature:
 @lru_cache(maxsize=64)  # a server reads a request's fields to verify it, then again to sign the answer
 def _fields(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Field name -> combined value. Shared between calls through the cache: callers only read it."""
-    # RFC 9421 §2.1: lines of one field are combined in order, each stripped.
+    return combined_fields(headers)
+
+
+def combined_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Field name (lowercase) -> value, the lines of one field combined in order, each stripped (RFC 9421 §2.1).
+
+    What the readers below take: a server that has its request's header lines at hand builds this once,
+    with no message view, and verifies the request and signs its answer from it.
+    """
     combined: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
@@ -118,8 +127,40 @@ def _body_present(fields: dict[str, str], has_body: bool | None) -> bool:
     return "transfer-encoding" in fields or fields.get("content-length") not in (None, "0")
 
 
+class _Derived:
+    """What a message gives beyond its fields: its derived components, and for a response the Signature
+    field of the request it answers (for ``"signature";req``)."""
+
+    __slots__ = ("is_request", "request_signature", "values")
+
+    def __init__(self, is_request: bool, values: dict[str, str], request_signature: str | None = None) -> None:
+        self.is_request = is_request
+        self.values = values
+        self.request_signature = request_signature
+
+
+def _derived(message: Message) -> _Derived:
+    if isinstance(message, HttpRequestView):
+        return _Derived(True, {"@method": message.method, "@target-uri": _target_uri(message.target_uri)})
+    request = message.request  # without it (or its Signature field), ;req components cannot be read
+    signature = None if request is None else _fields(tuple(request.headers)).get("signature")
+    return _Derived(False, {"@status": f"{message.status:03d}"}, signature)
+
+
+def _request_derived(method: str, target_uri: str) -> _Derived | None:
+    """The derived components of a request given by its method and target URI; None where building its
+    view would fail (the general code then refuses the request with the precise error)."""
+    if not _METHOD.fullmatch(method):
+        return None
+    try:
+        target = _target_uri(target_uri)
+    except SatchelError:
+        return None
+    return _Derived(True, {"@method": method, "@target-uri": target})
+
+
 def _covers_what_is_required(
-    message: Message,
+    derived: _Derived,
     fields: dict[str, str],
     identifiers: tuple[str, ...],
     *,
@@ -128,7 +169,7 @@ def _covers_what_is_required(
     request_label: str,
 ) -> bool:
     return _covers(
-        identifiers, isinstance(message, HttpRequestView), require, request_label,
+        identifiers, derived.is_request, require, request_label,
         _body_present(fields, has_body) or "content-digest" in fields, "content-type" in fields,
     )  # fmt: skip
 
@@ -156,20 +197,14 @@ def _covers(
     return len(present) == len(identifiers) and all(item in present for item in needed)
 
 
-def _value(message: Message, fields: dict[str, str], identifier: str) -> str | None:
+def _value(derived: _Derived, fields: dict[str, str], identifier: str) -> str | None:
     if identifier.startswith(_REQ_PREFIX):
-        if not isinstance(message, HttpResponseView) or message.request is None:
+        if derived.is_request:
             return None
-        label = identifier[len(_REQ_PREFIX) : -1]
-        return _signature_member(_fields(tuple(message.request.headers)).get("signature"), label)
-    name = identifier[1:-1]
-    if name == "@status":
-        return f"{message.status:03d}" if isinstance(message, HttpResponseView) else None
-    if name == "@method":
-        return message.method if isinstance(message, HttpRequestView) else None
-    if name == "@target-uri":
-        return _target_uri(message.target_uri) if isinstance(message, HttpRequestView) else None
-    return fields.get(name)
+        return _signature_member(derived.request_signature, identifier[len(_REQ_PREFIX) : -1])
+    if identifier[1] == "@":
+        return derived.values.get(identifier[1:-1])
+    return fields.get(identifier[1:-1])
 
 
 @lru_cache(maxsize=256)
@@ -177,10 +212,10 @@ def _target_uri(uri: str) -> str:
     return _derived_value(HttpRequestView(method="GET", target_uri=uri), "@target-uri")
 
 
-def _base(message: Message, fields: dict[str, str], identifiers: Sequence[str], params: str) -> bytes | None:
+def _base(derived: _Derived, fields: dict[str, str], identifiers: Sequence[str], params: str) -> bytes | None:
     lines = []
     for identifier in identifiers:
-        value = _value(message, fields, identifier)
+        value = _value(derived, fields, identifier)
         if value is None:
             return None
         lines.append(f"{identifier}: {value}")
@@ -207,6 +242,36 @@ def read(
     key id, algorithm) stay with the caller, which applies them to what this returns.
     """
     fields = _fields(tuple(message.headers))  # a view's headers are a tuple already: no copy
+    return _read(_derived(message), fields, label=label, request_label=request_label, require=require,
+                 has_body=has_body)  # fmt: skip
+
+
+def read_request(
+    fields: dict[str, str],
+    *,
+    method: str,
+    target_uri: str,
+    label: str,
+    require: Sequence[str],
+    has_body: bool | None,
+) -> FastSignature | None:
+    """:func:`read` for a request given as :func:`combined_fields`, its method and absolute target URI:
+    no view is built. None also where building the request's view would fail."""
+    derived = _request_derived(method, target_uri)
+    if derived is None:
+        return None
+    return _read(derived, fields, label=label, request_label=label, require=require, has_body=has_body)
+
+
+def _read(
+    derived: _Derived,
+    fields: dict[str, str],
+    *,
+    label: str,
+    request_label: str,
+    require: Sequence[str],
+    has_body: bool | None,
+) -> FastSignature | None:
     text, signatures = fields.get("signature-input"), fields.get("signature")
     if text is None or signatures is None:
         return None
@@ -217,10 +282,10 @@ def read(
     signature = _decode(sig[2])
     identifiers = _split(match[2])
     if signature is None or not _covers_what_is_required(
-        message, fields, identifiers, has_body=has_body, require=tuple(require), request_label=request_label
+        derived, fields, identifiers, has_body=has_body, require=tuple(require), request_label=request_label
     ):
         return None
-    base = _base(message, fields, identifiers, text[len(label) + 1 :])
+    base = _base(derived, fields, identifiers, text[len(label) + 1 :])
     if base is None:
         return None
     return FastSignature(
@@ -247,6 +312,53 @@ def prepare(
 
     Like :func:`read`, only for the canonical shape and only when the general code would sign too.
     """
+    fields = _fields(tuple(message.headers))  # a view's headers are a tuple already: no copy
+    return _prepare(
+        _derived(message), fields, components, label=label, created=created, expires=expires, nonce=nonce,
+        alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
+    )  # fmt: skip
+
+
+def prepare_response(
+    status: int,
+    fields: dict[str, str],
+    request_signature: str | None,
+    components: Sequence[Component],
+    *,
+    label: str,
+    created: int,
+    expires: int,
+    nonce: str,
+    alg: str | None,
+    key_id: str,
+    has_body: bool | None,
+    request_label: str,
+) -> tuple[str, bytes] | None:
+    """:func:`prepare` for a response given by its status and :func:`combined_fields`, with the request's
+    combined Signature field (None when it had none): no view is built."""
+    if type(status) is not int or not 100 <= status <= 999:
+        return None
+    derived = _Derived(False, {"@status": f"{status:03d}"}, request_signature)
+    return _prepare(
+        derived, fields, components, label=label, created=created, expires=expires, nonce=nonce, alg=alg,
+        key_id=key_id, has_body=has_body, request_label=request_label,
+    )  # fmt: skip
+
+
+def _prepare(
+    derived: _Derived,
+    fields: dict[str, str],
+    components: Sequence[Component],
+    *,
+    label: str,
+    created: int,
+    expires: int,
+    nonce: str,
+    alg: str | None,
+    key_id: str,
+    has_body: bool | None,
+    request_label: str,
+) -> tuple[str, bytes] | None:
     identifiers = _identifiers(tuple(components))
     if identifiers is None:
         return None
@@ -256,16 +368,15 @@ def prepare(
         + f';keyid="{key_id}"'
     )
     member = f"({' '.join(identifiers)});{params}"
-    fields = _fields(tuple(message.headers))  # a view's headers are a tuple already: no copy
     if (
         _INPUT.fullmatch(f"{label}={member}") is None
         or "signature-input" in fields
         or not _covers_what_is_required(
-            message, fields, identifiers, has_body=has_body, require=(), request_label=request_label
+            derived, fields, identifiers, has_body=has_body, require=(), request_label=request_label
         )
     ):
         return None
-    base = _base(message, fields, identifiers, member)
+    base = _base(derived, fields, identifiers, member)
     return None if base is None else (member, base)
 
 

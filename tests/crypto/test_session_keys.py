@@ -71,3 +71,17 @@ def test_secrets_never_print() -> None:
         assert "hidden" in repr(thing)
     with pytest.raises(InvalidInput):
         SessionKey("hs-" + "A" * 22, b"short")
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=600))
+def test_session_keys_compute_hmac_sha256_as_the_standard_library_does(secret: bytes, message: bytes) -> None:
+    # SessionKey keeps HMAC's two padded-key states and copies them per message (RFC 2104, not hmac.digest):
+    # the tag must be HMAC-SHA256 all the same, or no other implementation of §11 could check it.
+    import hmac
+
+    key = SessionKey("hs-" + "A" * 22, secret)
+    tag = hmac.digest(secret, message, "sha256")
+    assert key.sign_raw(message) == tag
+    assert key.verify_raw(message, tag) == message
+    with pytest.raises(SignatureInvalid):
+        key.verify_raw(message, bytes(b ^ 1 for b in tag))

@@ -10,6 +10,7 @@ to the very same base.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -26,6 +27,7 @@ from protocol.http_signatures import (
     sign_request,
     sign_response,
 )
+from protocol.signature_fast import combined_fields
 from protocol.structured_fields import parse_dictionary, serialize_dictionary
 
 KEY = IdentityKey.generate()
@@ -78,6 +80,38 @@ def _outcome(
     except SatchelError as exc:
         return ("error", exc.code)
     return dataclasses.asdict(found)
+
+
+def _general_request_outcome(view: HttpRequestView, *, has_body: bool | None, authority: str | None) -> object:
+    try:
+        found = http_signatures._check(
+            view, now=NOW + 10, max_skew=60, max_lifetime=300, label="sig1", request_label="sig1",
+            require_components=("satchel-origin",), has_body=has_body, fast=False,
+            misaddressed=http_signatures._misaddressed(view, authority),
+        )  # fmt: skip
+    except SatchelError as exc:
+        return ("error", exc.code)
+    return dataclasses.asdict(found)
+
+
+def _fields_outcome(
+    headers: tuple[tuple[str, str], ...],
+    *,
+    has_body: bool | None,
+    authority: str | None = None,
+    method: str = "POST",
+    target_uri: str = URL,
+) -> object:
+    """check_request_fields (the server's way in): "declined" when it leaves the request to the general code."""
+    try:
+        found = http_signatures.check_request_fields(
+            combined_fields(headers), method=method, target_uri=target_uri, now=NOW + 10,
+            expected_authority=authority, max_skew=60, max_lifetime=300, label="sig1",
+            require_components=("satchel-origin",), has_body=has_body,
+        )  # fmt: skip
+    except SatchelError as exc:
+        return ("error", exc.code)
+    return "declined" if found is None else dataclasses.asdict(found)
 
 
 _EDITS = st.lists(
@@ -158,7 +192,48 @@ def test_requests_get_the_same_outcome_with_and_without_the_fast_path(
 ) -> None:
     signed = _request(components, key_id=SESSION_KEY_ID if session else None)
     mangled = HttpRequestView(method="POST", target_uri=URL, headers=_mangle(signed.headers, field, edits))
-    assert _outcome(mangled, fast=True, has_body=has_body) == _outcome(mangled, fast=False, has_body=has_body)
+    general = _outcome(mangled, fast=False, has_body=has_body)
+    assert _outcome(mangled, fast=True, has_body=has_body) == general
+    # A node reads a request from its combined fields, without a view: it decides the same, or declines.
+    assert _fields_outcome(mangled.headers, has_body=has_body) in ("declined", general)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(st.sampled_from(["POST", "GET", "post", "P OST", "", "PO\u00e9ST"]), st.text(max_size=8)),
+    st.one_of(
+        st.sampled_from(
+            [
+                URL,
+                "https://node-b.example:443/satchel/v1/ping",
+                "https://NODE-B.example/satchel/v1/ping",
+                "https://node-b.example/satchel/v1/ping?x=1",
+                "http://node-b.example/satchel/v1/ping",
+                "https://node-b.example/satchel/v1/ping#f",
+                "https://node-b.example/a b",
+                "https://other.example/satchel/v1/ping",
+                "https://node-b.example",
+                "node-b.example/satchel/v1/ping",
+            ]
+        ),
+        st.text(max_size=40),
+    ),
+    st.sampled_from([None, "node-b.example", "node-b.example:443", "other.example"]),
+)
+def test_a_request_read_from_its_fields_is_judged_as_its_view_is(
+    method: str, target: str, authority: str | None
+) -> None:
+    # The server builds no view on the fast path: a method or target URI no view accepts must be declined
+    # (the general code then refuses it), and any other must come out as from the view, misaddressing too.
+    headers = _request().headers
+    try:
+        view = HttpRequestView(method=method, target_uri=target, headers=headers)
+    except SatchelError as exc:
+        general: object = ("error", exc.code)
+    else:
+        general = _general_request_outcome(view, has_body=True, authority=authority)
+    outcome = _fields_outcome(headers, has_body=True, authority=authority, method=method, target_uri=target)
+    assert outcome in ("declined", general)
 
 
 @settings(max_examples=400)
@@ -204,6 +279,55 @@ def test_the_fast_path_does_take_the_canonical_shape() -> None:
     assert signature_fast.read(
         _response(request), label="sig1", request_label="sig1", require=(), has_body=True
     )
+    for session in (False, True):
+        signed = _request(key_id=SESSION_KEY_ID if session else None)
+        outcome = _fields_outcome(signed.headers, has_body=True, authority="node-b.example")
+        assert outcome == _general_request_outcome(signed, has_body=True, authority="node-b.example")
+        assert isinstance(outcome, dict) and outcome["misaddressed"] is False
+        answer = _answer_lines(signed, (("Content-Type", "application/json"),), 200, fields=True)
+        assert answer != "declined" and answer == _answer_lines(signed, (("Content-Type", "application/json"),), 200)
+
+
+def _answer_lines(
+    request: HttpRequestView, headers: tuple[tuple[str, str], ...], status: int, *, fields: bool = False
+) -> object:
+    """The signature lines of an answer, signed from its fields (as a node does) or from its views."""
+    body = b'{"pong":"b"}'
+    headers = (*headers, ("Content-Digest", content_digest_header(body)))
+    signing: dict[str, Any] = {
+        "key_id": KEY.public_key.key_id, "sign": KEY.sign_raw, "created": NOW, "expires": NOW + 60,
+        "nonce": encode_nonce(b"r" * 16), "has_body": True,
+    }  # fmt: skip
+    try:
+        if fields:
+            lines = http_signatures.sign_response_fields(
+                status, headers, request_signature=combined_fields(request.headers).get("signature"), **signing
+            )
+            return "declined" if lines is None else lines
+        return sign_response(HttpResponseView(status=status, headers=headers, request=request), **signing)
+    except SatchelError as exc:
+        return ("error", exc.code)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["content-type", "x-extra", "request-signature"]),
+    _EDITS,
+    st.sampled_from([200, 202, 404, 99, 1000]),
+)
+def test_an_answer_signed_from_its_fields_is_signed_as_from_its_view(
+    field: str, edits: list[tuple[str, int, str]], status: int
+) -> None:
+    request = _request()
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"), ("X-Extra", "1"))
+    if field == "request-signature":
+        request = HttpRequestView(
+            method="POST", target_uri=URL, headers=_mangle(request.headers, "signature", edits)
+        )
+    else:
+        headers = _mangle(headers, field, edits)
+    fast = _answer_lines(request, headers, status, fields=True)
+    assert fast in ("declined", _answer_lines(request, headers, status))
 
 
 @given(
