@@ -399,13 +399,19 @@ def sign_response_fields(
     signs or refuses. Whatever this returns, that call returns too (tests/protocol/test_signature_fast.py).
     """
     fields = signature_fast.combined_fields(headers)
-    covered = _present_defaults(fields, default_response_components(request_label))
+    covered = _answer_identifiers(request_label, "content-digest" in fields, "content-type" in fields)
     alg = _signing_alg(key_id, include_alg, created, expires, nonce)
     fast = signature_fast.prepare_response(
         status, fields, request_signature, covered, label=label, created=created, expires=expires, nonce=nonce,
         alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
     )  # fmt: skip
     return None if fast is None else _signature_lines(label, *fast, sign)
+
+
+@lru_cache(maxsize=16)  # hashing the components for each answer would cost more than the rest of its base
+def _answer_identifiers(request_label: str, has_digest: bool, has_type: bool) -> tuple[str, ...] | None:
+    present = [name for name, there in (("content-digest", has_digest), ("content-type", has_type)) if there]
+    return signature_fast.identifiers(_present_defaults(present, default_response_components(request_label)))
 
 
 def _check(

@@ -50,7 +50,7 @@ _SAFE_PARAM = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _REQ_PREFIX = '"signature";req;key="'
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every signed request, and only read once, by http_signatures
 class FastSignature:
     """What the general check would have read from the message, for a message in the canonical shape."""
 
@@ -197,14 +197,17 @@ def _covers(
     return len(present) == len(identifiers) and all(item in present for item in needed)
 
 
-def _value(derived: _Derived, fields: dict[str, str], identifier: str) -> str | None:
-    if identifier.startswith(_REQ_PREFIX):
-        if derived.is_request:
-            return None
-        return _signature_member(derived.request_signature, identifier[len(_REQ_PREFIX) : -1])
-    if identifier[1] == "@":
-        return derived.values.get(identifier[1:-1])
-    return fields.get(identifier[1:-1])
+@lru_cache(maxsize=256)
+def _sources(identifiers: tuple[str, ...]) -> tuple[tuple[str, int, str], ...]:
+    """Where each identifier's value comes from, worked out once per shape: (identifier, kind, name)."""
+    return tuple(
+        (i, _FROM_REQUEST, i[len(_REQ_PREFIX) : -1]) if i.startswith(_REQ_PREFIX)
+        else (i, _DERIVED if i[1] == "@" else _FIELD, i[1:-1])
+        for i in identifiers
+    )  # fmt: skip
+
+
+_FIELD, _DERIVED, _FROM_REQUEST = 0, 1, 2
 
 
 @lru_cache(maxsize=256)
@@ -214,8 +217,14 @@ def _target_uri(uri: str) -> str:
 
 def _base(derived: _Derived, fields: dict[str, str], identifiers: Sequence[str], params: str) -> bytes | None:
     lines = []
-    for identifier in identifiers:
-        value = _value(derived, fields, identifier)
+    values = derived.values
+    for identifier, kind, name in _sources(tuple(identifiers)):
+        if kind == _FIELD:
+            value = fields.get(name)
+        elif kind == _DERIVED:
+            value = values.get(name)
+        else:
+            value = None if derived.is_request else _signature_member(derived.request_signature, name)
         if value is None:
             return None
         lines.append(f"{identifier}: {value}")
@@ -314,8 +323,8 @@ def prepare(
     """
     fields = _fields(tuple(message.headers))  # a view's headers are a tuple already: no copy
     return _prepare(
-        _derived(message), fields, components, label=label, created=created, expires=expires, nonce=nonce,
-        alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
+        _derived(message), fields, identifiers(tuple(components)), label=label, created=created, expires=expires,
+        nonce=nonce, alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
     )  # fmt: skip
 
 
@@ -323,7 +332,7 @@ def prepare_response(
     status: int,
     fields: dict[str, str],
     request_signature: str | None,
-    components: Sequence[Component],
+    identifiers: tuple[str, ...] | None,
     *,
     label: str,
     created: int,
@@ -335,12 +344,13 @@ def prepare_response(
     request_label: str,
 ) -> tuple[str, bytes] | None:
     """:func:`prepare` for a response given by its status and :func:`combined_fields`, with the request's
-    combined Signature field (None when it had none): no view is built."""
+    combined Signature field (None when it had none) and the :func:`identifiers` of the components to
+    cover: no view is built."""
     if type(status) is not int or not 100 <= status <= 999:
         return None
     derived = _Derived(False, {"@status": f"{status:03d}"}, request_signature)
     return _prepare(
-        derived, fields, components, label=label, created=created, expires=expires, nonce=nonce, alg=alg,
+        derived, fields, identifiers, label=label, created=created, expires=expires, nonce=nonce, alg=alg,
         key_id=key_id, has_body=has_body, request_label=request_label,
     )  # fmt: skip
 
@@ -348,7 +358,7 @@ def prepare_response(
 def _prepare(
     derived: _Derived,
     fields: dict[str, str],
-    components: Sequence[Component],
+    identifiers: tuple[str, ...] | None,
     *,
     label: str,
     created: int,
@@ -359,7 +369,6 @@ def _prepare(
     has_body: bool | None,
     request_label: str,
 ) -> tuple[str, bytes] | None:
-    identifiers = _identifiers(tuple(components))
     if identifiers is None:
         return None
     params = (
@@ -381,7 +390,8 @@ def _prepare(
 
 
 @lru_cache(maxsize=256)
-def _identifiers(components: tuple[Component, ...]) -> tuple[str, ...] | None:
+def identifiers(components: tuple[Component, ...]) -> tuple[str, ...] | None:
+    """The components as the canonical shape writes them; None for one it does not (general code only)."""
     identifiers = []
     for c in components:
         if (c.params == () and c.name in ("@method", "@target-uri", "@status")) or not c.name.startswith("@"):
