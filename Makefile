@@ -14,8 +14,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# setup.py compiles protocol/_sigfast.c (gcc and the Python headers); setuptools' note that an editable
+# install with a compiled part is one is silenced, the rest of what the build says is not.
+$(STAMP): $(BIN)/python pyproject.toml setup.py protocol/_sigfast.c
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -47,14 +47,14 @@ from protocol.http_signatures import (
     SignatureMalformed,
     UnverifiedSignature,
     VerifiedSignature,
-    check_request_fields,
+    check_request_headers,
     check_request_signature,
     encode_nonce,
+    sign_answer,
     sign_request,
     sign_response,
-    sign_response_fields,
 )
-from protocol.signature_fast import combined_fields
+from protocol.signature_fast import combined_field
 from storage import nonces
 from storage.database import write_transaction
 
@@ -87,8 +87,8 @@ SESSION = web.RequestKey("session", ServerSession)
 BODY = web.RequestKey("body", bytes)
 STREAM = web.RequestKey("stream", object)
 _REQUEST_VIEW = web.RequestKey("request_view", HttpRequestView)
-# The request's combined fields, when its signature was read on the fast path: its answer is signed from them.
-_REQUEST_FIELDS = web.RequestKey("request_fields", dict)
+# The request's combined Signature field, when it was read on the fast path: its answer is signed without views.
+_REQUEST_SIGNATURE = web.RequestKey("request_signature", str)
 # The identity key a handler's answer rests on, when it must be the one that signs it: a session's answer is
 # made with the server's key of the moment, and a key rotated between the handler and the signing would leave
 # the client a session its answer's signature does not vouch for.
@@ -174,9 +174,8 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
     require = request.app[REQUIRED_COMPONENTS].get(route, REQUIRED_EVERYWHERE)
     # Requests from Satchel nodes are read from their fields alone (no view: a third of a small request's
     # cost); any other shape goes to the general RFC 9421 code, which then decides alone.
-    fields = combined_fields(request.headers.items())
-    unverified = check_request_fields(
-        fields, method=request.method, target_uri=_target_uri(request, scheme), now=now,
+    unverified = check_request_headers(
+        request.headers.items(), method=request.method, target_uri=_target_uri(request, scheme), now=now,
         expected_authority=authority, has_body=request.body_exists, require_components=require,
     )  # fmt: skip
     if unverified is None:
@@ -186,7 +185,7 @@ async def verify_middleware(request: web.Request, handler: Handler) -> web.Strea
             view, now=now, expected_authority=authority, has_body=request.body_exists, require_components=require
         )
     else:
-        request[_REQUEST_FIELDS] = fields
+        request[_REQUEST_SIGNATURE] = combined_field(request.headers.getall("Signature", ())) or ""
     if unverified.key_id.startswith("hs-"):
         verified, remember = await _verify_in_session(request, unverified, now)
     else:
@@ -256,23 +255,24 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
     body = response.body if isinstance(response.body, bytes) else b""
     if response.content_type == "application/octet-stream" and not body:
         response.content_type = "application/json"
-    response.headers[CONTENT_DIGEST] = content_digest_header(body)
-    response.headers["Content-Type"] = response.headers.get("Content-Type", response.content_type)
+    headers = response.headers
+    digest = headers[CONTENT_DIGEST] = content_digest_header(body)
+    kind = headers["Content-Type"] = headers.get("Content-Type", response.content_type)
     session = request.get(SESSION)
     key = session.keys.to_client if session is not None else request.get(ANSWER_KEY) or node.current_keys().identity
     now = int(time.time())
     key_id = key.key_id if isinstance(key, SessionKey) else key.public_key.key_id
     nonce = encode_nonce(os.urandom(16))
     try:
-        fields = request.get(_REQUEST_FIELDS)
-        signature_headers = None if fields is None else sign_response_fields(
-            response.status, response.headers.items(), request_signature=fields.get("signature"), key_id=key_id,
-            sign=key.sign_raw, created=now, expires=now + RESPONSE_LIFETIME, nonce=nonce, has_body=bool(body),
+        answered = request.get(_REQUEST_SIGNATURE)
+        signature_headers = None if answered is None or "Signature-Input" in headers else sign_answer(
+            response.status, content_digest=digest, content_type=kind, request_signature=answered,
+            key_id=key_id, sign=key.sign_raw, created=now, expires=now + RESPONSE_LIFETIME, nonce=nonce,
         )  # fmt: skip
         if signature_headers is None:
             view = HttpResponseView(
                 status=response.status,
-                headers=tuple(response.headers.items()),
+                headers=tuple(headers.items()),
                 request=request.get(_REQUEST_VIEW) or request_view(request, scheme),
             )
             signature_headers = sign_response(
@@ -284,7 +284,7 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
         # nothing to bind a signature to. The answer (often the error saying so) goes unsigned.
         return response
     for name, value in signature_headers:
-        response.headers[name] = value
+        headers[name] = value
     return response
 
 

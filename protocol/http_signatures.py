@@ -9,7 +9,7 @@ store and the covered Content-Digest against the body as it streams (``protocol.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -110,15 +110,15 @@ __all__ = [
     "VerifiedSignature",
     "VerifyKeyLike",
     "algorithm_for",
-    "check_request_fields",
+    "check_request_headers",
     "check_request_signature",
     "check_response_signature",
     "default_response_components",
     "encode_nonce",
     "parse_signature",
+    "sign_answer",
     "sign_request",
     "sign_response",
-    "sign_response_fields",
     "signature_base",
     "signature_params_value",
     "verify_request",
@@ -316,10 +316,6 @@ def _signature_lines(label: str, member: str, base: bytes, sign: Callable[[bytes
 
 def _defaults(message: Message, defaults: Sequence[Component]) -> tuple[Component, ...]:
     present = {name.lower() for name, _ in message.headers}  # one pass, not one per optional field
-    return _present_defaults(present, defaults)
-
-
-def _present_defaults(present: Collection[str], defaults: Sequence[Component]) -> tuple[Component, ...]:
     return tuple(c for c in defaults if c.name not in _COVER_WHEN_PRESENT or c.name in present)
 
 
@@ -377,10 +373,11 @@ def sign_response(
     )  # fmt: skip
 
 
-def sign_response_fields(
+def sign_answer(
     status: int,
-    headers: Iterable[tuple[str, str]],
     *,
+    content_digest: str,
+    content_type: str,
     request_signature: str | None,
     key_id: str,
     sign: Callable[[bytes], bytes],
@@ -390,28 +387,20 @@ def sign_response_fields(
     label: str = DEFAULT_LABEL,
     request_label: str = DEFAULT_LABEL,
     include_alg: bool = True,
-    has_body: bool | None = None,
 ) -> list[tuple[str, str]] | None:
-    """:func:`sign_response` with the default components, for a response given by its status and header
-    lines and the request by its combined Signature field (None if it had none), with no view built.
+    """:func:`sign_response` with the default components, for an answer not yet signed whose Content-Digest
+    and Content-Type fields are these values (one line each), answering a request whose combined Signature
+    field is ``request_signature`` (None if it had none). No view is built.
 
     None when the fast path cannot sign it: the caller then calls :func:`sign_response` with views, which
     signs or refuses. Whatever this returns, that call returns too (tests/protocol/test_signature_fast.py).
     """
-    fields = signature_fast.combined_fields(headers)
-    covered = _answer_identifiers(request_label, "content-digest" in fields, "content-type" in fields)
     alg = _signing_alg(key_id, include_alg, created, expires, nonce)
-    fast = signature_fast.prepare_response(
-        status, fields, request_signature, covered, label=label, created=created, expires=expires, nonce=nonce,
-        alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
+    fast = signature_fast.prepare_answer(
+        status, content_digest, content_type, request_signature, label=label, created=created, expires=expires,
+        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label,
     )  # fmt: skip
     return None if fast is None else _signature_lines(label, *fast, sign)
-
-
-@lru_cache(maxsize=16)  # hashing the components for each answer would cost more than the rest of its base
-def _answer_identifiers(request_label: str, has_digest: bool, has_type: bool) -> tuple[str, ...] | None:
-    present = [name for name, there in (("content-digest", has_digest), ("content-type", has_type)) if there]
-    return signature_fast.identifiers(_present_defaults(present, default_response_components(request_label)))
 
 
 def _check(
@@ -483,8 +472,8 @@ def _plain_required(require_components: tuple[Component | str, ...]) -> tuple[st
     return None if any(c.params for c in extra) else tuple(c.name for c in extra)
 
 
-def check_request_fields(
-    fields: dict[str, str],
+def check_request_headers(
+    headers: Iterable[tuple[str, str]],
     *,
     method: str,
     target_uri: str,
@@ -496,8 +485,8 @@ def check_request_fields(
     require_components: tuple[Component | str, ...] = (),
     has_body: bool | None = None,
 ) -> UnverifiedSignature | None:
-    """:func:`check_request_signature` for a request in the canonical shape, given as its combined fields
-    (``signature_fast.combined_fields``), method and absolute target URI, with no view built.
+    """:func:`check_request_signature` for a request in the canonical shape, given by its header lines,
+    method and absolute target URI, with no view built.
 
     None when the fast path cannot decide (another shape, anything suspect, a target URI no view accepts):
     the caller then builds the request's view and calls :func:`check_request_signature`, which decides
@@ -508,7 +497,7 @@ def check_request_fields(
     if require is None:
         return None
     found = signature_fast.read_request(
-        fields, method=method, target_uri=target_uri, label=label, require=require, has_body=has_body
+        headers, method=method, target_uri=target_uri, label=label, require=require, has_body=has_body
     )
     if found is None:
         return None

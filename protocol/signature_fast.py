@@ -22,8 +22,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 from protocol.errors import SatchelError
+
+try:
+    from protocol import _sigfast
+
+    COMPILED: ModuleType | None = _sigfast
+except ImportError:  # built without a C compiler: the Python reader decides alone, and decides the same
+    COMPILED = None
 from protocol.signature_base import (
     _METHOD,
     Component,
@@ -48,6 +56,7 @@ _SIGNATURE = re.compile(rf"({_KEY})=:([A-Za-z0-9+/]*={{0,2}}):")
 _BASE_SAFE = re.compile(r"[\t -~\n]*")
 _SAFE_PARAM = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _REQ_PREFIX = '"signature";req;key="'
+_OWS = " \t"  # stripped from each field line (RFC 9421 §2.1)
 
 
 @dataclass(slots=True)  # not frozen: built for every signed request, and only read once, by http_signatures
@@ -81,7 +90,7 @@ def combined_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     combined: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
-        value = value.strip(" \t")
+        value = value.strip(_OWS)
         combined[key] = f"{combined[key]}, {value}" if key in combined else value
     return combined
 
@@ -256,20 +265,54 @@ def read(
 
 
 def read_request(
-    fields: dict[str, str],
+    headers: Iterable[tuple[str, str]],
     *,
     method: str,
     target_uri: str,
     label: str,
-    require: Sequence[str],
+    require: tuple[str, ...],
     has_body: bool | None,
 ) -> FastSignature | None:
-    """:func:`read` for a request given as :func:`combined_fields`, its method and absolute target URI:
-    no view is built. None also where building the request's view would fail."""
+    """:func:`read` for a request given by its header lines, method and absolute target URI: no view is
+    built. None also where building the request's view would fail. Read by the compiled reader when the
+    package was built with it (protocol/_sigfast.c), which answers as :func:`read_request_python` does or
+    leaves the request to it."""
     derived = _request_derived(method, target_uri)
     if derived is None:
         return None
-    return _read(derived, fields, label=label, request_label=label, require=require, has_body=has_body)
+    if COMPILED is not None:
+        found = COMPILED.read_request(headers, method, derived.values["@target-uri"], label, require, has_body)
+        if found is not None:
+            key_id, alg, created, expires, nonce, items, signature, digest, base = found
+            return FastSignature(
+                label=label, key_id=key_id, alg=alg, created=created, expires=expires, nonce=nonce,
+                components=_components(_split(items)), signature=signature, content_digest=digest,
+                signature_base=base,
+            )  # fmt: skip
+    return _read(derived, combined_fields(headers), label=label, request_label=label, require=require,
+                 has_body=has_body)  # fmt: skip
+
+
+def read_request_python(
+    headers: Iterable[tuple[str, str]],
+    *,
+    method: str,
+    target_uri: str,
+    label: str,
+    require: tuple[str, ...],
+    has_body: bool | None,
+) -> FastSignature | None:
+    """:func:`read_request` without the compiled reader (what it must agree with)."""
+    derived = _request_derived(method, target_uri)
+    if derived is None:
+        return None
+    return _read(derived, combined_fields(headers), label=label, request_label=label, require=require,
+                 has_body=has_body)  # fmt: skip
+
+
+def combined_field(lines: Sequence[str]) -> str | None:
+    """One field's combined value from its lines (as :func:`combined_fields` gives it), None without any."""
+    return ", ".join(line.strip(_OWS) for line in lines) if lines else None
 
 
 def _read(
@@ -323,16 +366,16 @@ def prepare(
     """
     fields = _fields(tuple(message.headers))  # a view's headers are a tuple already: no copy
     return _prepare(
-        _derived(message), fields, identifiers(tuple(components)), label=label, created=created, expires=expires,
+        _derived(message), fields, _identifiers(tuple(components)), label=label, created=created, expires=expires,
         nonce=nonce, alg=alg, key_id=key_id, has_body=has_body, request_label=request_label,
     )  # fmt: skip
 
 
-def prepare_response(
+def prepare_answer(
     status: int,
-    fields: dict[str, str],
+    content_digest: str,
+    content_type: str,
     request_signature: str | None,
-    identifiers: tuple[str, ...] | None,
     *,
     label: str,
     created: int,
@@ -340,19 +383,34 @@ def prepare_response(
     nonce: str,
     alg: str | None,
     key_id: str,
-    has_body: bool | None,
     request_label: str,
 ) -> tuple[str, bytes] | None:
-    """:func:`prepare` for a response given by its status and :func:`combined_fields`, with the request's
-    combined Signature field (None when it had none) and the :func:`identifiers` of the components to
-    cover: no view is built."""
+    """:func:`prepare` for an answer covering the profile's default components (``@status``,
+    ``content-digest``, ``content-type`` and the request's signature), given those two fields' values, one
+    line each, and the request's combined Signature field (None when it had none): what a node does for
+    every answer, with no view, no field table and no component objects."""
     if type(status) is not int or not 100 <= status <= 999:
         return None
-    derived = _Derived(False, {"@status": f"{status:03d}"}, request_signature)
-    return _prepare(
-        derived, fields, identifiers, label=label, created=created, expires=expires, nonce=nonce, alg=alg,
-        key_id=key_id, has_body=has_body, request_label=request_label,
-    )  # fmt: skip
+    answered = _signature_member(request_signature, request_label)
+    if answered is None:
+        return None
+    params = (
+        f'created={created};expires={expires};nonce="{nonce}"'
+        + (f';alg="{alg}"' if alg is not None else "")
+        + f';keyid="{key_id}"'
+    )
+    covered = f'{_REQ_PREFIX}{request_label}"'
+    member = f'("@status" "content-digest" "content-type" {covered});{params}'
+    if _INPUT.fullmatch(f"{label}={member}") is None:
+        return None
+    digest, kind = content_digest.strip(_OWS), content_type.strip(_OWS)
+    text = (
+        f'"@status": {status:03d}\n"content-digest": {digest}\n"content-type": {kind}\n'
+        f'{covered}: {answered}\n"@signature-params": {member}'
+    )
+    if text.count("\n") != 4 or not _BASE_SAFE.fullmatch(text):  # as in _base: no value held a line break
+        return None
+    return member, text.encode("ascii")
 
 
 def _prepare(
@@ -390,8 +448,7 @@ def _prepare(
 
 
 @lru_cache(maxsize=256)
-def identifiers(components: tuple[Component, ...]) -> tuple[str, ...] | None:
-    """The components as the canonical shape writes them; None for one it does not (general code only)."""
+def _identifiers(components: tuple[Component, ...]) -> tuple[str, ...] | None:
     identifiers = []
     for c in components:
         if (c.params == () and c.name in ("@method", "@target-uri", "@status")) or not c.name.startswith("@"):

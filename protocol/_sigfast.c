@@ -1,0 +1,492 @@
+/* protocol/_sigfast.c: protocol.signature_fast's request reader, compiled.
+ *
+ * read_request() does what combined_fields() followed by signature_fast._read() does for a request, in one
+ * pass with no Python objects but the results: on a node answering small signed requests, reading and
+ * checking the signature fields in Python cost more than aiohttp's whole handling of the request.
+ *
+ * It decides nothing on its own: it answers None for anything outside the one canonical shape (and for
+ * anything it is unsure of: a header name outside ASCII, a value it cannot read as text, a component
+ * "signature";req, which no request has), and the caller
+ * then runs the Python reader, which runs the general RFC 9421 code in turn. When it answers, the Python
+ * reader answers the same (tests/protocol/test_signature_fast_compiled.py holds the two to that with
+ * hypothesis). No state, no I/O; the GIL is held throughout (every call is a few microseconds).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_FIELDS 64     /* more header lines than this: the Python reader */
+#define MAX_ITEMS 32      /* more covered components than this: the Python reader */
+#define MAX_BASE 16384    /* a longer signature base: the Python reader */
+
+typedef struct {
+    const char *name; /* lowercase copy in names_buf */
+    Py_ssize_t name_len;
+    PyObject *value;  /* the combined value (new reference) */
+} field_t;
+
+typedef struct {
+    field_t f[MAX_FIELDS];
+    int n;
+    char names_buf[MAX_FIELDS * 64];
+    Py_ssize_t names_used;
+} fields_t;
+
+static void fields_clear(fields_t *fs) {
+    for (int i = 0; i < fs->n; i++) Py_CLEAR(fs->f[i].value);
+    fs->n = 0;
+}
+
+static field_t *fields_find(fields_t *fs, const char *name, Py_ssize_t len) {
+    for (int i = 0; i < fs->n; i++)
+        if (fs->f[i].name_len == len && memcmp(fs->f[i].name, name, (size_t)len) == 0) return &fs->f[i];
+    return NULL;
+}
+
+/* Strip spaces and tabs at both ends of a str, as str.strip(" \t") does. New reference. */
+static PyObject *strip_ows(PyObject *value) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(value), start = 0, end = len;
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    while (start < end) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, start);
+        if (c != ' ' && c != '\t') break;
+        start++;
+    }
+    while (end > start) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, end - 1);
+        if (c != ' ' && c != '\t') break;
+        end--;
+    }
+    return PyUnicode_Substring(value, start, end);
+}
+
+/* combined_fields(): 1 when built, 0 when the Python reader must decide, -1 on a Python error. */
+static int combine(PyObject *headers, fields_t *fs) {
+    PyObject *iter = PyObject_GetIter(headers);
+    if (iter == NULL) return -1;
+    PyObject *pair;
+    int result = 1;
+    while (result == 1 && (pair = PyIter_Next(iter)) != NULL) {
+        PyObject *name = NULL, *value = NULL;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            result = 0;
+        } else {
+            name = PyTuple_GET_ITEM(pair, 0);
+            value = PyTuple_GET_ITEM(pair, 1);
+            if (!PyUnicode_Check(name) || !PyUnicode_Check(value) || !PyUnicode_IS_ASCII(name)) result = 0;
+        }
+        if (result == 1) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(name);
+            const char *raw = (const char *)PyUnicode_DATA(name);
+            char lower[64];
+            if (len >= 64) {
+                result = 0;
+            } else {
+                for (Py_ssize_t i = 0; i < len; i++) {
+                    char c = raw[i];
+                    lower[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+                }
+                PyObject *stripped = strip_ows(value);
+                if (stripped == NULL) {
+                    result = -1;
+                } else {
+                    field_t *found = fields_find(fs, lower, len);
+                    if (found != NULL) {
+                        PyObject *joined = PyUnicode_FromFormat("%U, %U", found->value, stripped);
+                        Py_DECREF(stripped);
+                        if (joined == NULL) {
+                            result = -1;
+                        } else {
+                            Py_SETREF(found->value, joined);
+                        }
+                    } else if (fs->n >= MAX_FIELDS || fs->names_used + len > (Py_ssize_t)sizeof(fs->names_buf)) {
+                        Py_DECREF(stripped);
+                        result = 0;
+                    } else {
+                        char *slot = fs->names_buf + fs->names_used;
+                        memcpy(slot, lower, (size_t)len);
+                        fs->names_used += len;
+                        fs->f[fs->n].name = slot;
+                        fs->f[fs->n].name_len = len;
+                        fs->f[fs->n].value = stripped;
+                        fs->n++;
+                    }
+                }
+            }
+        }
+        Py_DECREF(pair);
+    }
+    Py_DECREF(iter);
+    if (result == 1 && PyErr_Occurred()) result = -1;
+    return result;
+}
+
+/* The ASCII text of a str, or NULL (no error set) when it is not ASCII. */
+static const char *ascii_of(PyObject *text, Py_ssize_t *len) {
+    if (!PyUnicode_IS_ASCII(text)) return NULL;
+    *len = PyUnicode_GET_LENGTH(text);
+    return (const char *)PyUnicode_DATA(text);
+}
+
+static PyObject *field_value(fields_t *fs, const char *name) {
+    field_t *found = fields_find(fs, name, (Py_ssize_t)strlen(name));
+    return found ? found->value : NULL;
+}
+
+/* --- the grammar of signature_fast._INPUT and _SIGNATURE ------------------------------------------- */
+
+static int is_lower_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static int is_b64url(char c) { return is_lower_digit(c) || (c >= 'A' && c <= 'Z') || c == '_' || c == '-'; }
+
+/* _KEY = [a-z*][a-z0-9_.*-]* ; returns the length matched (0 = none). */
+static Py_ssize_t match_key(const char *s, Py_ssize_t n) {
+    if (n < 1 || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '*')) return 0;
+    Py_ssize_t i = 1;
+    while (i < n && (is_lower_digit(s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '*' || s[i] == '-')) i++;
+    return i;
+}
+
+/* _INT = 0|[1-9][0-9]{0,14} ; the length matched, 0 = none. */
+static Py_ssize_t match_int(const char *s, Py_ssize_t n, long long *out) {
+    if (n < 1 || s[0] < '0' || s[0] > '9') return 0;
+    if (s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    Py_ssize_t i = 0;
+    long long v = 0;
+    while (i < n && i < 15 && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
+    *out = v;
+    return i;
+}
+
+static int starts(const char *s, Py_ssize_t n, const char *lit, Py_ssize_t *len) {
+    Py_ssize_t l = (Py_ssize_t)strlen(lit);
+    *len = l;
+    return n >= l && memcmp(s, lit, (size_t)l) == 0;
+}
+
+typedef struct {
+    const char *start;
+    Py_ssize_t len;
+} span_t;
+
+typedef struct {
+    span_t label, items, nonce, alg, keyid, params;
+    long long created, expires;
+    span_t item[MAX_ITEMS];
+    int n_items;
+} input_t;
+
+/* One _PLAIN item of the component list; the length matched, 0 = none. A "signature";req item of
+ * _REQ_SIGNATURE is not read here: in a request it names a value no request has, so the Python reader
+ * declines such a request too (or never matches it). */
+static Py_ssize_t match_item(const char *s, Py_ssize_t n) {
+    if (n < 2 || s[0] != '"') return 0;
+    Py_ssize_t i = 1;
+    if (s[1] == '@') {
+        static const char *derived[] = {"@method\"", "@target-uri\"", "@status\""};
+        for (int d = 0; d < 3; d++) {
+            Py_ssize_t l;
+            if (starts(s + 1, n - 1, derived[d], &l)) return 1 + l;
+        }
+        return 0;
+    }
+    while (i < n && (is_lower_digit(s[i]) || s[i] == '-')) i++;
+    if (i == 1 || i >= n || s[i] != '"') return 0;
+    return i + 1;
+}
+
+/* fullmatch of _INPUT; 1 matched, 0 not. */
+static int match_input(const char *s, Py_ssize_t n, input_t *in) {
+    Py_ssize_t i = 0, l;
+    Py_ssize_t k = match_key(s, n);
+    if (k == 0) return 0;
+    in->label.start = s;
+    in->label.len = k;
+    i = k;
+    if (i + 1 >= n || s[i] != '=' || s[i + 1] != '(') return 0;
+    in->params.start = s + i + 1;
+    in->params.len = n - i - 1;
+    i += 2;
+    in->items.start = s + i;
+    in->n_items = 0;
+    for (;;) {
+        Py_ssize_t m = match_item(s + i, n - i);
+        if (m == 0 || in->n_items >= MAX_ITEMS) return 0;
+        in->item[in->n_items].start = s + i;
+        in->item[in->n_items].len = m;
+        in->n_items++;
+        i += m;
+        if (i < n && s[i] == ' ') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    in->items.len = (s + i) - in->items.start;
+    if (i >= n || s[i] != ')') return 0;
+    i++;
+    if (!starts(s + i, n - i, ";created=", &l)) return 0;
+    i += l;
+    if ((k = match_int(s + i, n - i, &in->created)) == 0) return 0;
+    i += k;
+    if (!starts(s + i, n - i, ";expires=", &l)) return 0;
+    i += l;
+    if ((k = match_int(s + i, n - i, &in->expires)) == 0) return 0;
+    i += k;
+    if (!starts(s + i, n - i, ";nonce=\"", &l)) return 0;
+    i += l;
+    in->nonce.start = s + i;
+    k = 0;
+    while (i + k < n && is_b64url(s[i + k])) k++;
+    if (k < 22 || k > 128 || i + k >= n || s[i + k] != '"') return 0;
+    in->nonce.len = k;
+    i += k + 1;
+    in->alg.start = NULL;
+    in->alg.len = 0;
+    if (starts(s + i, n - i, ";alg=\"", &l)) {
+        Py_ssize_t a;
+        if (starts(s + i + l, n - i - l, "ed25519\"", &a) || starts(s + i + l, n - i - l, "hmac-sha256\"", &a)) {
+            in->alg.start = s + i + l;
+            in->alg.len = a - 1;
+            i += l + a;
+        } else {
+            return 0;
+        }
+    }
+    if (!starts(s + i, n - i, ";keyid=\"", &l)) return 0;
+    i += l;
+    in->keyid.start = s + i;
+    k = 0;
+    while (i + k < n && is_b64url(s[i + k])) k++;
+    if (k < 1 || k > 64 || i + k >= n || s[i + k] != '"') return 0;
+    in->keyid.len = k;
+    i += k + 1;
+    return i == n;
+}
+
+static int b64_value(char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* _SIGNATURE's fullmatch and then _decode: the canonical base64 of the signature, or NULL (no error set
+ * unless a Python error occurred). Sets *label to the member's label. */
+static PyObject *read_signature(const char *s, Py_ssize_t n, span_t *label, span_t *text) {
+    Py_ssize_t k = match_key(s, n);
+    if (k == 0 || k + 1 >= n || s[k] != '=' || s[k + 1] != ':' || s[n - 1] != ':' || n < k + 3) return NULL;
+    label->start = s;
+    label->len = k;
+    const char *b = s + k + 2;
+    Py_ssize_t len = n - k - 3;
+    text->start = b;
+    text->len = len;
+    Py_ssize_t pad = 0;
+    while (pad < len && pad < 3 && b[len - 1 - pad] == '=') pad++;
+    if (pad > 2 || len % 4 != 0) return NULL;
+    for (Py_ssize_t i = 0; i < len - pad; i++)
+        if (b64_value(b[i]) < 0) return NULL;
+    if (len == 0) return PyBytes_FromStringAndSize("", 0);
+    if (len - pad < 2) return NULL; /* "==" and the like */
+    Py_ssize_t out_len = len / 4 * 3 - pad;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, out_len);
+    if (out == NULL) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < len; i += 4) {
+        int v0 = b64_value(b[i]), v1 = b64_value(b[i + 1]);
+        int v2 = b[i + 2] == '=' ? 0 : b64_value(b[i + 2]);
+        int v3 = b[i + 3] == '=' ? 0 : b64_value(b[i + 3]);
+        unsigned long triple = ((unsigned long)v0 << 18) | ((unsigned long)v1 << 12) | ((unsigned long)v2 << 6) | (unsigned long)v3;
+        if (j < out_len) o[j++] = (unsigned char)(triple >> 16);
+        if (j < out_len) o[j++] = (unsigned char)(triple >> 8);
+        if (j < out_len) o[j++] = (unsigned char)triple;
+    }
+    /* Canonical only: the bits the padding leaves over are zero (else re-encoding would differ). */
+    int last = b64_value(b[len - pad - 1]);
+    if ((pad == 2 && (last & 0x0f)) || (pad == 1 && (last & 0x03))) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* --- the reader ------------------------------------------------------------------------------------ */
+
+static int span_is(span_t sp, const char *lit) {
+    Py_ssize_t l = (Py_ssize_t)strlen(lit);
+    return sp.len == l && memcmp(sp.start, lit, (size_t)l) == 0;
+}
+
+static int base_safe(char c) { return c == '\t' || c == '\n' || (c >= ' ' && c <= '~'); }
+
+/* Append text to the base; 0 when it would not fit or holds a character _BASE_SAFE refuses. */
+static int put(char *base, Py_ssize_t *used, const char *s, Py_ssize_t n) {
+    if (*used + n > MAX_BASE) return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!base_safe(s[i])) return 0;
+        base[(*used)++] = s[i];
+    }
+    return 1;
+}
+
+/* read_request(headers, method, target_uri, label, require, has_body)
+ *   headers: iterable of (name, value) str pairs, in order; target_uri: the derived @target-uri value;
+ *   require: tuple of field names the signature must cover; has_body: True, False or None.
+ * -> (key_id, alg | None, created, expires, nonce, identifiers, signature, content_digest | None, base)
+ *    or None for the Python reader. ``identifiers`` is the component list's text (signature_fast._split). */
+static PyObject *read_request(PyObject *self, PyObject *args) {
+    PyObject *headers, *method_obj, *target_obj, *label_obj, *require, *has_body;
+    if (!PyArg_ParseTuple(args, "OUUUO!O", &headers, &method_obj, &target_obj, &label_obj, &PyTuple_Type, &require,
+                          &has_body))
+        return NULL;
+    fields_t fs;
+    fs.n = 0;
+    fs.names_used = 0;
+    PyObject *result = NULL;
+    int built = combine(headers, &fs);
+    if (built < 0) goto done;
+    if (built == 0) goto decline;
+
+    Py_ssize_t method_len, target_len, label_len, text_len, sig_len;
+    const char *method = ascii_of(method_obj, &method_len);
+    const char *target = ascii_of(target_obj, &target_len);
+    const char *label = ascii_of(label_obj, &label_len);
+    PyObject *text_obj = field_value(&fs, "signature-input");
+    PyObject *sig_obj = field_value(&fs, "signature");
+    if (!method || !target || !label || !text_obj || !sig_obj) goto decline;
+    const char *text = ascii_of(text_obj, &text_len);
+    const char *sig_text = ascii_of(sig_obj, &sig_len);
+    if (!text || !sig_text) goto decline;
+
+    input_t in;
+    if (!match_input(text, text_len, &in)) goto decline;
+    span_t sig_label, sig_b64;
+    PyObject *signature = read_signature(sig_text, sig_len, &sig_label, &sig_b64);
+    if (signature == NULL) {
+        if (PyErr_Occurred()) goto done;
+        goto decline;
+    }
+    if (in.label.len != label_len || memcmp(in.label.start, label, (size_t)label_len) != 0 ||
+        sig_label.len != label_len || memcmp(sig_label.start, label, (size_t)label_len) != 0) {
+        Py_DECREF(signature);
+        goto decline;
+    }
+
+    /* Coverage (signature_fast._covers): no item twice; the required fields, @method and @target-uri,
+     * content-digest when a body may be present or the field is, content-type when the field is. */
+    int body_present;
+    if (has_body == Py_True) body_present = 1;
+    else if (has_body == Py_False) body_present = 0;
+    else {
+        PyObject *length = field_value(&fs, "content-length");
+        Py_ssize_t ll;
+        const char *lv = length ? ascii_of(length, &ll) : NULL;
+        body_present = field_value(&fs, "transfer-encoding") != NULL ||
+                       (length != NULL && !(lv != NULL && ll == 1 && lv[0] == '0'));
+    }
+    int needs_digest = body_present || field_value(&fs, "content-digest") != NULL;
+    int needs_type = field_value(&fs, "content-type") != NULL;
+    for (int a = 0; a < in.n_items; a++)
+        for (int b = a + 1; b < in.n_items; b++)
+            if (in.item[a].len == in.item[b].len && memcmp(in.item[a].start, in.item[b].start, (size_t)in.item[a].len) == 0)
+                goto decline_sig;
+    {
+        Py_ssize_t n_require = PyTuple_GET_SIZE(require);
+        int need_count = (int)n_require + 2 + needs_digest + needs_type;
+        for (int r = 0; r < need_count; r++) {
+            const char *want;
+            Py_ssize_t want_len;
+            char quoted[80];
+            if (r < n_require) {
+                PyObject *name = PyTuple_GET_ITEM(require, r);
+                if (!PyUnicode_Check(name)) goto decline_sig;
+                const char *raw = ascii_of(name, &want_len);
+                if (!raw || want_len > 76) goto decline_sig;
+                quoted[0] = '"';
+                memcpy(quoted + 1, raw, (size_t)want_len);
+                quoted[want_len + 1] = '"';
+                want = quoted;
+                want_len += 2;
+            } else {
+                int which = r - (int)n_require;
+                static const char *fixed[] = {"\"@method\"", "\"@target-uri\""};
+                if (which < 2) want = fixed[which];
+                else if (which == 2 && needs_digest) want = "\"content-digest\"";
+                else want = "\"content-type\"";
+                want_len = (Py_ssize_t)strlen(want);
+            }
+            int found = 0;
+            for (int a = 0; a < in.n_items && !found; a++)
+                found = in.item[a].len == want_len && memcmp(in.item[a].start, want, (size_t)want_len) == 0;
+            if (!found) goto decline_sig;
+        }
+    }
+
+    /* The base: one line per item, then @signature-params; values as found, printable ASCII, one line. */
+    char base[MAX_BASE];
+    Py_ssize_t used = 0;
+    for (int a = 0; a < in.n_items; a++) {
+        span_t item = in.item[a];
+        const char *value;
+        Py_ssize_t value_len;
+        if (span_is(item, "\"@method\"")) {
+            value = method;
+            value_len = method_len;
+        } else if (span_is(item, "\"@target-uri\"")) {
+            value = target;
+            value_len = target_len;
+        } else if (item.start[1] == '@') {
+            goto decline_sig; /* @status: not in a request */
+        } else {
+            char name[64];
+            if (item.len - 2 >= 64) goto decline_sig;
+            memcpy(name, item.start + 1, (size_t)(item.len - 2));
+            name[item.len - 2] = 0;
+            PyObject *v = field_value(&fs, name);
+            if (v == NULL) goto decline_sig;
+            value = ascii_of(v, &value_len);
+            if (value == NULL) goto decline_sig;
+        }
+        if (!put(base, &used, item.start, item.len) || !put(base, &used, ": ", 2) || !put(base, &used, value, value_len) ||
+            !put(base, &used, "\n", 1))
+            goto decline_sig;
+        /* A value holding a line break would forge a line: signature_fast counts them. */
+        if (memchr(value, '\n', (size_t)value_len) != NULL) goto decline_sig;
+    }
+    if (!put(base, &used, "\"@signature-params\": ", 21) || !put(base, &used, in.params.start, in.params.len))
+        goto decline_sig;
+
+    {
+        PyObject *digest = field_value(&fs, "content-digest");
+        PyObject *alg = in.alg.start ? PyUnicode_FromStringAndSize(in.alg.start, in.alg.len) : Py_NewRef(Py_None);
+        result = Py_BuildValue("(s#NLLs#s#NOy#)", in.keyid.start, in.keyid.len, alg, in.created, in.expires,
+                               in.nonce.start, in.nonce.len, in.items.start, in.items.len, signature,
+                               digest ? digest : Py_None, base, used);
+        signature = NULL; /* stolen by N */
+    }
+    goto done;
+
+decline_sig:
+    Py_XDECREF(signature);
+decline:
+    result = Py_NewRef(Py_None);
+done:
+    fields_clear(&fs);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"read_request", read_request, METH_VARARGS, "signature_fast's request reader, compiled: a tuple or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "protocol._sigfast", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__sigfast(void) { return PyModule_Create(&module); }

@@ -1,0 +1,189 @@
+"""The compiled request reader (protocol/_sigfast.c) reads exactly what the Python reader reads.
+
+protocol.signature_fast.read_request hands a request to the compiled reader first; whatever it answers is
+taken as the Python reader's answer. So on every request, mangled at random in every field it reads, the
+two must give the same result field for field, or both decline. The compiled reader may decline more
+(over its fixed limits: 64 header lines, names of 64 characters, bases of 16 KiB); these inputs stay
+within them, so here it must not.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import signature_fast
+from protocol.http_signatures import HttpRequestView, encode_nonce, sign_request
+from tests.protocol.test_signature_fast import (
+    _EDITS,
+    _FIELDS,
+    KEY,
+    NOW,
+    SESSION_KEY_ID,
+    URL,
+    _mangle,
+    _request,
+)
+
+COMPILED = signature_fast.COMPILED
+_READ = {"method": "POST", "target_uri": URL, "label": "sig1", "require": ("satchel-origin",)}
+
+
+def test_the_compiled_reader_is_built() -> None:
+    # `make install` compiles it (setup.py; gcc and the Python headers are on every machine this runs on). A
+    # build that silently lost it would leave every node on the slower path and these tests proving nothing.
+    assert COMPILED is not None, "protocol/_sigfast.c was not compiled: run `make install` (needs gcc)"
+
+
+def _both(headers: tuple[tuple[str, str], ...], **kwargs: object) -> tuple[object, object]:
+    args = {**_READ, "has_body": True, **kwargs}
+    python = signature_fast.read_request_python(headers, **args)  # type: ignore[arg-type]
+    assert COMPILED is not None
+    derived = signature_fast._target_uri(str(args["target_uri"]))
+    compiled = COMPILED.read_request(
+        headers, args["method"], derived, args["label"], args["require"], args["has_body"]
+    )
+    if compiled is not None:
+        key_id, alg, created, expires, nonce, items, signature, digest, base = compiled
+        compiled = signature_fast.FastSignature(
+            label=str(args["label"]), key_id=key_id, alg=alg, created=created, expires=expires, nonce=nonce,
+            components=signature_fast._components(signature_fast._split(items)), signature=signature,
+            content_digest=digest, signature_base=base,
+        )  # fmt: skip
+    return python, compiled
+
+
+def test_the_compiled_reader_takes_the_canonical_shape() -> None:
+    for key_id in (None, SESSION_KEY_ID):
+        python, compiled = _both(_request(key_id=key_id).headers)
+        assert python is not None and compiled == python
+
+
+@settings(max_examples=600)
+@given(
+    st.sampled_from([*_FIELDS, "host", "x-other"]),
+    _EDITS,
+    st.sampled_from(
+        [
+            ["@method", "@target-uri", "content-digest", "content-type", "satchel-origin"],
+            ["@target-uri", "@method", "satchel-origin", "content-type", "content-digest"],
+            ["@method", "@target-uri", "content-digest", "content-type", "satchel-origin", "host"],
+            ["@method", "@authority", "@path", "content-digest", "content-type", "satchel-origin"],
+        ]
+    ),
+    st.booleans(),
+    st.sampled_from([True, False, None]),
+)
+def test_mangled_requests_are_read_alike(
+    field: str, edits: list[tuple[str, int, str]], components: list[str], session: bool, has_body: bool | None
+) -> None:
+    signed = _request(components, key_id=SESSION_KEY_ID if session else None)
+    headers = (*signed.headers, ("X-Other", "  spaced\t"))
+    python, compiled = _both(_mangle(headers, field, edits), has_body=has_body)
+    assert compiled == python
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=:-_ ;"
+
+
+@settings(max_examples=600)
+@given(
+    st.sampled_from(["sig1=:", "sig1=", "sig2=:", "", "sig1=::"]),
+    st.text(alphabet=_B64, max_size=20),
+    st.sampled_from([":", "", "=:"]),
+)
+def test_any_signature_field_is_read_alike(prefix: str, middle: str, suffix: str) -> None:
+    # The base64 of the Signature field: only its canonical form is read (what re-encoding gives back).
+    signed = _request()
+    headers = tuple((n, prefix + middle + suffix if n == "Signature" else v) for n, v in signed.headers)
+    python, compiled = _both(headers)
+    assert compiled == python
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from(["Satchel-Origin", "SATCHEL-ORIGIN", "Content-Type", "X-A"]), max_size=4),
+    st.text(alphabet=" \tab,\u00e9", max_size=6),
+)
+def test_repeated_and_odd_lines_are_combined_alike(names: list[str], value: str) -> None:
+    # Lines of one field are combined in order, each stripped (RFC 9421 §2.1), whatever the case of the name.
+    signed = _request()
+    headers = (*signed.headers, *((name, value) for name in names))
+    python, compiled = _both(headers)
+    assert compiled == python
+
+
+@given(st.sampled_from(["POST", "GET"]), st.sampled_from([URL, URL + "?a=1", "https://node-b.example:8443/x"]))
+def test_method_and_target_are_what_the_base_says(method: str, target: str) -> None:
+    signed = _request()
+    view = HttpRequestView(method=method, target_uri=target, headers=signed.headers)
+    python, compiled = _both(view.headers, method=method, target_uri=target)
+    assert compiled == python
+
+
+@given(st.binary(min_size=1, max_size=40), st.integers(min_value=0, max_value=63))
+def test_only_canonical_base64_signatures_are_read(raw: bytes, bits: int) -> None:
+    # The last character before the padding carries bits the padding leaves over; a sender that sets them
+    # writes another text for the same bytes, which the Python reader does not read as canonical.
+    import base64
+
+    text = base64.b64encode(raw).decode("ascii")
+    data = text.rstrip("=")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    changed = data[:-1] + alphabet[bits] + text[len(data) :]
+    headers = tuple((n, f"sig1=:{changed}:" if n == "Signature" else v) for n, v in _request().headers)
+    python, compiled = _both(headers)
+    assert compiled == python
+
+
+@given(st.integers(min_value=1, max_value=140), st.sampled_from(["0", "A", "_", "="]))
+def test_nonces_of_every_length_are_read_alike(length: int, char: str) -> None:
+    signed = _request()
+    headers = tuple(
+        (n, re.sub(r'nonce="[^"]*"', f'nonce="{char * length}"', v) if n == "Signature-Input" else v)
+        for n, v in signed.headers
+    )
+    python, compiled = _both(headers)
+    assert compiled == python
+
+
+@pytest.mark.parametrize("late", [("Content-Type", "application/json"), ("Content-Digest", "sha-256=:AA==:")])
+@pytest.mark.parametrize("has_body", [True, False, None])
+def test_a_field_that_must_be_covered_but_is_not_is_declined_alike(
+    late: tuple[str, str], has_body: bool | None
+) -> None:
+    # Signed without the field, which then arrives anyway: the profile wants it covered when present.
+    headers = [("Host", "node-b.example"), ("Satchel-Origin", "https://node-a.example")]
+    view = HttpRequestView(method="POST", target_uri=URL, headers=headers)
+    lines = sign_request(
+        view, key_id=KEY.public_key.key_id, sign=KEY.sign_raw, created=NOW, expires=NOW + 120,
+        nonce=encode_nonce(b"n" * 16), components=["@method", "@target-uri", "satchel-origin"], has_body=False,
+    )  # fmt: skip
+    python, compiled = _both((*headers, *lines, late), has_body=has_body)
+    assert compiled == python
+    python, compiled = _both((*headers, *lines), has_body=has_body)
+    assert compiled == python
+
+
+@pytest.mark.parametrize("value", ["https://a.example\n\"@method\": GET", "a\rb", "a\x7f", "caf\u00e9", "a\x00b", "\n"])
+def test_a_covered_value_that_is_not_one_printable_line_is_declined_alike(value: str) -> None:
+    # A line break in a value would forge a line of the base; the Python reader counts them.
+    headers = tuple((n, value if n == "Satchel-Origin" else v) for n, v in _request().headers)
+    python, compiled = _both(headers)
+    assert python is None and compiled is None
+
+
+def test_over_its_limits_the_compiled_reader_leaves_the_request_to_python() -> None:
+    # Past 64 header lines, a name of 64 characters or a base of 16 KiB, the compiled reader declines and
+    # read_request reads with Python: the outcome is the Python reader's, never a cut or overrun base.
+    base = _request().headers
+    long_value = tuple((n, "x" * 20_000 if n == "Satchel-Origin" else v) for n, v in base)
+    many = (*base, *((f"X-{i}", "1") for i in range(70)))
+    long_name = (*base, ("X-" + "n" * 70, "1"))
+    for headers in (many, long_name, long_value):
+        python, compiled = _both(headers)
+        assert python is not None and compiled is None
+        assert signature_fast.read_request(headers, has_body=True, **_READ) == python  # type: ignore[arg-type]
