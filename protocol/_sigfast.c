@@ -482,8 +482,100 @@ done:
     return result;
 }
 
+/* --- answers ---------------------------------------------------------------------------------------- */
+
+static int all_key(const char *s, Py_ssize_t n) { return n > 0 && match_key(s, n) == n; }
+
+static int all_b64url(const char *s, Py_ssize_t n, Py_ssize_t least, Py_ssize_t most) {
+    if (n < least || n > most) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_b64url(s[i])) return 0;
+    return 1;
+}
+
+/* A field value for the base, stripped of spaces and tabs; NULL when it is not one line of printable ASCII
+ * or tabs (what signature_fast._BASE_SAFE and its line count allow). */
+static const char *line_value(PyObject *value, Py_ssize_t *len) {
+    const char *s = ascii_of(value, len);
+    if (s == NULL) return NULL;
+    while (*len > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        (*len)--;
+    }
+    while (*len > 0 && (s[*len - 1] == ' ' || s[*len - 1] == '\t')) (*len)--;
+    for (Py_ssize_t i = 0; i < *len; i++)
+        if (!(s[i] == '\t' || (s[i] >= ' ' && s[i] <= '~'))) return NULL;
+    return s;
+}
+
+/* answer_base(status, content_digest, content_type, request_signature, label, request_label, created, expires,
+ *             nonce, alg, key_id) -> (member, base) or None: signature_fast.prepare_answer, compiled. */
+static PyObject *answer_base(PyObject *self, PyObject *args) {
+    PyObject *status_obj, *digest_obj, *type_obj, *answered_obj, *label_obj, *req_label_obj, *created_obj, *expires_obj,
+        *nonce_obj, *alg_obj, *key_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &status_obj, &digest_obj, &type_obj, &answered_obj, &label_obj,
+                          &req_label_obj, &created_obj, &expires_obj, &nonce_obj, &alg_obj, &key_obj))
+        return NULL;
+    /* Anything but the types the Python code is given (an int that is not a bool, str) is its to judge. */
+    if (!PyLong_CheckExact(status_obj) || !PyLong_CheckExact(created_obj) || !PyLong_CheckExact(expires_obj) ||
+        !PyUnicode_Check(digest_obj) || !PyUnicode_Check(type_obj) || !PyUnicode_Check(label_obj) ||
+        !PyUnicode_Check(req_label_obj) || !PyUnicode_Check(nonce_obj) || !PyUnicode_Check(key_obj) ||
+        !PyUnicode_Check(answered_obj) || !(alg_obj == Py_None || PyUnicode_Check(alg_obj)))
+        Py_RETURN_NONE;
+    int over_status = 0, over_created = 0, over_expires = 0;
+    long status = PyLong_AsLongAndOverflow(status_obj, &over_status);
+    long long created = PyLong_AsLongLongAndOverflow(created_obj, &over_created);
+    long long expires = PyLong_AsLongLongAndOverflow(expires_obj, &over_expires);
+    if (over_status || over_created || over_expires || status < 100 || status > 999) Py_RETURN_NONE;
+    /* _INT: 0 or up to 15 digits without a leading zero, which %lld writes for 0 <= v < 10**15. */
+    if (created < 0 || created >= 1000000000000000LL || expires < 0 || expires >= 1000000000000000LL) Py_RETURN_NONE;
+
+    Py_ssize_t label_len, req_len, nonce_len, key_len, alg_len = 0, answered_len, digest_len, type_len;
+    const char *label = ascii_of(label_obj, &label_len);
+    const char *req_label = ascii_of(req_label_obj, &req_len);
+    const char *nonce = ascii_of(nonce_obj, &nonce_len);
+    const char *key_id = ascii_of(key_obj, &key_len);
+    const char *alg = alg_obj == Py_None ? NULL : ascii_of(alg_obj, &alg_len);
+    const char *answered = ascii_of(answered_obj, &answered_len);
+    if (!label || !req_label || !nonce || !key_id || !answered || (alg_obj != Py_None && !alg)) Py_RETURN_NONE;
+    if (!all_key(label, label_len) || !all_key(req_label, req_len) || !all_b64url(nonce, nonce_len, 22, 128) ||
+        !all_b64url(key_id, key_len, 1, 64))
+        Py_RETURN_NONE;
+    if (alg && !((alg_len == 7 && memcmp(alg, "ed25519", 7) == 0) || (alg_len == 11 && memcmp(alg, "hmac-sha256", 11) == 0)))
+        Py_RETURN_NONE;
+    /* The request's Signature: one member labelled request_label, canonical base64 (_signature_member). */
+    span_t sig_label, sig_b64;
+    PyObject *decoded = read_signature(answered, answered_len, &sig_label, &sig_b64);
+    if (decoded == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(decoded);
+    if (sig_label.len != req_len || memcmp(sig_label.start, req_label, (size_t)req_len) != 0) Py_RETURN_NONE;
+    const char *digest = line_value(digest_obj, &digest_len);
+    const char *type = line_value(type_obj, &type_len);
+    if (!digest || !type) Py_RETURN_NONE;
+
+    char member[512];
+    int m = snprintf(member, sizeof member,
+                     "(\"@status\" \"content-digest\" \"content-type\" \"signature\";req;key=\"%.*s\");created=%lld;"
+                     "expires=%lld;nonce=\"%.*s\"%s%.*s%s;keyid=\"%.*s\"",
+                     (int)req_len, req_label, created, expires, (int)nonce_len, nonce, alg ? ";alg=\"" : "",
+                     (int)alg_len, alg ? alg : "", alg ? "\"" : "", (int)key_len, key_id);
+    if (m < 0 || m >= (int)sizeof member) Py_RETURN_NONE; /* a label too long for it: the Python code's */
+    char base[MAX_BASE];
+    int b = snprintf(base, sizeof base,
+                     "\"@status\": %03ld\n\"content-digest\": %.*s\n\"content-type\": %.*s\n"
+                     "\"signature\";req;key=\"%.*s\": :%.*s:\n\"@signature-params\": %s",
+                     status, (int)digest_len, digest, (int)type_len, type, (int)req_len, req_label, (int)sig_b64.len,
+                     sig_b64.start, member);
+    if (b < 0 || b >= (int)sizeof base) Py_RETURN_NONE; /* over 16 KiB: the Python code's */
+    return Py_BuildValue("(s#y#)", member, (Py_ssize_t)m, base, (Py_ssize_t)b);
+}
+
 static PyMethodDef methods[] = {
     {"read_request", read_request, METH_VARARGS, "signature_fast's request reader, compiled: a tuple or None."},
+    {"answer_base", answer_base, METH_VARARGS, "signature_fast.prepare_answer, compiled: (member, base) or None."},
     {NULL, NULL, 0, NULL},
 };
 

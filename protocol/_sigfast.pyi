@@ -10,3 +10,18 @@ def read_request(
     has_body: bool | None,
     /,
 ) -> tuple[str, str | None, int, int, str, str, bytes, str | None, bytes] | None: ...
+
+def answer_base(
+    status: int,
+    content_digest: str,
+    content_type: str,
+    request_signature: str | None,
+    label: str,
+    request_label: str,
+    created: int,
+    expires: int,
+    nonce: str,
+    alg: str | None,
+    key_id: str,
+    /,
+) -> tuple[str, bytes] | None: ...

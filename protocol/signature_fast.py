@@ -388,7 +388,36 @@ def prepare_answer(
     """:func:`prepare` for an answer covering the profile's default components (``@status``,
     ``content-digest``, ``content-type`` and the request's signature), given those two fields' values, one
     line each, and the request's combined Signature field (None when it had none): what a node does for
-    every answer, with no view, no field table and no component objects."""
+    every answer, with no view, no field table and no component objects. Compiled when the package was
+    built with protocol/_sigfast.c, which answers as :func:`prepare_answer_python` does or leaves it to it."""
+    if COMPILED is not None:
+        found = COMPILED.answer_base(
+            status, content_digest, content_type, request_signature, label, request_label, created, expires, nonce,
+            alg, key_id,
+        )  # fmt: skip
+        if found is not None:
+            return found
+    return prepare_answer_python(
+        status, content_digest, content_type, request_signature, label=label, created=created, expires=expires,
+        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label,
+    )  # fmt: skip
+
+
+def prepare_answer_python(
+    status: int,
+    content_digest: str,
+    content_type: str,
+    request_signature: str | None,
+    *,
+    label: str,
+    created: int,
+    expires: int,
+    nonce: str,
+    alg: str | None,
+    key_id: str,
+    request_label: str,
+) -> tuple[str, bytes] | None:
+    """:func:`prepare_answer` without the compiled code (what it must agree with)."""
     if type(status) is not int or not 100 <= status <= 999:
         return None
     answered = _signature_member(request_signature, request_label)

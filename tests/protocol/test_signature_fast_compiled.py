@@ -1,15 +1,17 @@
-"""The compiled request reader (protocol/_sigfast.c) reads exactly what the Python reader reads.
+"""The compiled part of the signature fast path (protocol/_sigfast.c) decides exactly as the Python code.
 
-protocol.signature_fast.read_request hands a request to the compiled reader first; whatever it answers is
-taken as the Python reader's answer. So on every request, mangled at random in every field it reads, the
-two must give the same result field for field, or both decline. The compiled reader may decline more
-(over its fixed limits: 64 header lines, names of 64 characters, bases of 16 KiB); these inputs stay
-within them, so here it must not.
+protocol.signature_fast.read_request hands a request to the compiled reader first, and prepare_answer an
+answer to the compiled answer_base; whatever they answer is taken as the Python code's answer. So on every
+request, mangled at random in every field it reads, and every answer with one argument made odd, the two
+must give the same result, or both decline. The compiled code may decline more (over its fixed limits: 64
+header lines, names of 64 characters, bases of 16 KiB); the inputs here stay within them unless a test
+says otherwise, so here it must not.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -187,3 +189,65 @@ def test_over_its_limits_the_compiled_reader_leaves_the_request_to_python() -> N
         python, compiled = _both(headers)
         assert python is not None and compiled is None
         assert signature_fast.read_request(headers, has_body=True, **_READ) == python  # type: ignore[arg-type]
+
+
+_TEXT = st.text(alphabet=' \t"=:;,()/+-_*.aAzZ09\n\x7f\u00e9', max_size=12)
+_ANSWER = {
+    "status": 200, "content_digest": "sha-256=:AAAA:", "content_type": "application/json",
+    "request_signature": "sig1=:AAAA:", "label": "sig1", "request_label": "sig1", "created": NOW,
+    "expires": NOW + 60, "nonce": "A" * 22, "alg": "hmac-sha256", "key_id": "hs-" + "A" * 22,
+}  # fmt: skip
+_ODD: dict[str, st.SearchStrategy[object]] = {
+    "status": st.one_of(st.sampled_from([99, 100, 999, 1000, True, 2**70]), st.integers()),
+    "content_digest": st.one_of(st.sampled_from([" a\t", "a\tb", "\ta b "]), _TEXT),
+    "content_type": _TEXT,
+    "request_signature": st.one_of(
+        st.sampled_from(["sig1=:AB==:", "sig1=:AAA=:", "sig2=:AAAA:", "sig1=:AA==:, sig1=:AA==:", "sig1=::"]),
+        st.none(), _TEXT, _TEXT.map(lambda t: f"sig1=:{t}:"),
+    ),
+    "label": st.one_of(st.sampled_from(["Sig1", "s*g.1-_", "*", "", "1a", "a" * 400]), _TEXT),
+    "request_label": st.one_of(st.sampled_from(["sig2", "*", "SIG", "sig 1", "a" * 400]), _TEXT),
+    "created": st.one_of(st.sampled_from([-1, 0, 10**15 - 1, 10**15, 2**64, True, 1.0]), st.integers()),
+    "expires": st.one_of(st.sampled_from([-1, 0, 10**15 - 1, 10**15, 2**64]), st.integers()),
+    "nonce": st.one_of(
+        st.one_of(st.sampled_from([21, 22, 128, 129]), st.integers(min_value=0, max_value=140)).map(lambda n: "A" * n),
+        st.sampled_from(["A" * 21 + "="]), _TEXT,
+    ),
+    "alg": st.one_of(st.sampled_from([None, "ed25519", "rsa", "", "ed25519 "]), _TEXT),
+    "key_id": st.one_of(
+        st.one_of(st.sampled_from([0, 1, 64, 65]), st.integers(min_value=0, max_value=70)).map(lambda n: "x" * n), _TEXT
+    ),
+}
+
+
+@settings(max_examples=1000)
+@given(st.data())
+def test_answers_are_based_alike(data: st.DataObject) -> None:
+    # From an answer a node sends, one argument changed to something odd: the compiled code must take or
+    # leave it exactly as the Python code does (so each of its checks is reached on its own).
+    assert COMPILED is not None
+    field = data.draw(st.sampled_from(sorted(_ODD)))
+    a: dict[str, Any] = {**_ANSWER, field: data.draw(_ODD[field])}
+    python = signature_fast.prepare_answer_python(
+        a["status"], a["content_digest"], a["content_type"], a["request_signature"], label=a["label"],
+        created=a["created"], expires=a["expires"], nonce=a["nonce"], alg=a["alg"], key_id=a["key_id"],
+        request_label=a["request_label"],
+    )  # fmt: skip
+    compiled = COMPILED.answer_base(
+        a["status"], a["content_digest"], a["content_type"], a["request_signature"], a["label"], a["request_label"],
+        a["created"], a["expires"], a["nonce"], a["alg"], a["key_id"],
+    )  # fmt: skip
+    assert compiled == python
+
+
+def test_the_compiled_answer_takes_what_a_node_sends() -> None:
+    assert COMPILED is not None
+    args = (200, "sha-256=:AAAA:", "application/json", "sig1=:AAAA:", "sig1", "sig1", NOW, NOW + 60, "A" * 22,
+            "hmac-sha256", "hs-" + "A" * 22)  # fmt: skip
+    compiled = COMPILED.answer_base(*args)
+    assert compiled is not None
+    python = signature_fast.prepare_answer_python(
+        200, "sha-256=:AAAA:", "application/json", "sig1=:AAAA:", label="sig1", created=NOW, expires=NOW + 60,
+        nonce="A" * 22, alg="hmac-sha256", key_id="hs-" + "A" * 22, request_label="sig1",
+    )  # fmt: skip
+    assert compiled == python
