@@ -253,11 +253,13 @@ async def sign_response_middleware(request: web.Request, handler: Handler) -> we
     node = request.app[NODE]
     scheme, _ = _own_authority(node.config.node.base_url)
     body = response.body if isinstance(response.body, bytes) else b""
-    if response.content_type == "application/octet-stream" and not body:
-        response.content_type = "application/json"
     headers = response.headers
+    kind = headers.get("Content-Type")  # a handler's answer names its type (reading it through aiohttp parses it)
+    if kind is None:
+        if response.content_type == "application/octet-stream" and not body:
+            response.content_type = "application/json"
+        kind = headers["Content-Type"] = headers.get("Content-Type", response.content_type)
     digest = headers[CONTENT_DIGEST] = content_digest_header(body)
-    kind = headers["Content-Type"] = headers.get("Content-Type", response.content_type)
     session = request.get(SESSION)
     key = session.keys.to_client if session is not None else request.get(ANSWER_KEY) or node.current_keys().identity
     now = int(time.time())
