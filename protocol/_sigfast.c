@@ -573,9 +573,102 @@ static PyObject *answer_base(PyObject *self, PyObject *args) {
     return Py_BuildValue("(s#y#)", member, (Py_ssize_t)m, base, (Py_ssize_t)b);
 }
 
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int is_crockford(char c) { /* [0-9a-hjkmnp-tv-z]: a node key id's 16 characters */
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'h') || c == 'j' || c == 'k' || c == 'm' || c == 'n' ||
+           (c >= 'p' && c <= 't') || (c >= 'v' && c <= 'z');
+}
+
+/* signed_answer(status, content_digest, content_type, request_signature, label, request_label, created, expires,
+ *               nonce, key_id, include_alg, sign) -> (Signature-Input value, Signature value) or None
+ * http_signatures.sign_answer, compiled: the profile's rules a signer applies to itself (key id, nonce,
+ * times, the key's one algorithm), answer_base, then sign(base) in base64. None for anything those rules or
+ * answer_base would not take: the Python code then signs, refuses or raises as it always does. */
+static PyObject *signed_answer(PyObject *self, PyObject *args) {
+    PyObject *status, *digest, *type, *answered, *label, *req_label, *created_obj, *expires_obj, *nonce, *key_obj,
+        *include_alg, *sign;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &status, &digest, &type, &answered, &label, &req_label, &created_obj,
+                          &expires_obj, &nonce, &key_obj, &include_alg, &sign))
+        return NULL;
+    if (!PyUnicode_Check(key_obj) || !PyLong_CheckExact(created_obj) || !PyLong_CheckExact(expires_obj) ||
+        !PyBool_Check(include_alg))
+        Py_RETURN_NONE;
+    Py_ssize_t key_len;
+    const char *key_id = ascii_of(key_obj, &key_len);
+    if (key_id == NULL) Py_RETURN_NONE;
+    int session = key_len >= 3 && memcmp(key_id, "hs-", 3) == 0;
+    /* KEY_ID_PATTERN or SESSION_KEY_ID_PATTERN (signature_profile.profile_values). */
+    if (session) {
+        if (!all_b64url(key_id + 3, key_len - 3, 22, 22)) Py_RETURN_NONE;
+    } else {
+        if (key_len != 24 || memcmp(key_id, "ed25519-", 8) != 0) Py_RETURN_NONE;
+        for (int i = 8; i < 24; i++)
+            if (!is_crockford(key_id[i])) Py_RETURN_NONE;
+    }
+    int over_created = 0, over_expires = 0;
+    long long created = PyLong_AsLongLongAndOverflow(created_obj, &over_created);
+    long long expires = PyLong_AsLongLongAndOverflow(expires_obj, &over_expires);
+    /* expires after created, at most MAX_LIFETIME (300 s) later (profile_values, check_times). */
+    if (over_created || over_expires || expires <= created || expires - created > 300) Py_RETURN_NONE;
+    PyObject *alg = session ? PyUnicode_FromString("hmac-sha256")
+                            : (include_alg == Py_True ? PyUnicode_FromString("ed25519") : Py_NewRef(Py_None));
+    if (alg == NULL) return NULL;
+    /* answer_base checks the nonce ([A-Za-z0-9_-]{22,128}, as NONCE_PATTERN) and everything else. */
+    PyObject *base_args = PyTuple_Pack(11, status, digest, type, answered, label, req_label, created_obj, expires_obj,
+                                       nonce, alg, key_obj);
+    Py_DECREF(alg);
+    if (base_args == NULL) return NULL;
+    PyObject *built = answer_base(self, base_args);
+    Py_DECREF(base_args);
+    if (built == NULL || built == Py_None) return built;
+    PyObject *member = PyTuple_GET_ITEM(built, 0), *base = PyTuple_GET_ITEM(built, 1);
+    PyObject *signed_raw = PyObject_CallOneArg(sign, base);
+    if (signed_raw == NULL) {
+        Py_DECREF(built);
+        return NULL;
+    }
+    PyObject *signature = PyBytes_FromObject(signed_raw); /* bytes(sign(base)), as the Python code takes it */
+    Py_DECREF(signed_raw);
+    if (signature == NULL) {
+        Py_DECREF(built);
+        return NULL;
+    }
+    Py_ssize_t raw_len = PyBytes_GET_SIZE(signature);
+    if (raw_len > 1024) { /* no Satchel key signs that much: the Python code's */
+        Py_DECREF(signature);
+        Py_DECREF(built);
+        Py_RETURN_NONE;
+    }
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(signature);
+    char encoded[1400];
+    Py_ssize_t e = 0;
+    for (Py_ssize_t i = 0; i < raw_len; i += 3) {
+        unsigned long v = (unsigned long)raw[i] << 16;
+        if (i + 1 < raw_len) v |= (unsigned long)raw[i + 1] << 8;
+        if (i + 2 < raw_len) v |= raw[i + 2];
+        encoded[e++] = B64[(v >> 18) & 63];
+        encoded[e++] = B64[(v >> 12) & 63];
+        encoded[e++] = i + 1 < raw_len ? B64[(v >> 6) & 63] : '=';
+        encoded[e++] = i + 2 < raw_len ? B64[v & 63] : '=';
+    }
+    Py_DECREF(signature);
+    PyObject *text = PyUnicode_FromStringAndSize(encoded, e);
+    PyObject *input = text ? PyUnicode_FromFormat("%U=%U", label, member) : NULL;
+    PyObject *value = input ? PyUnicode_FromFormat("%U=:%U:", label, text) : NULL;
+    Py_XDECREF(text);
+    Py_DECREF(built);
+    if (value == NULL) {
+        Py_XDECREF(input);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", input, value);
+}
+
 static PyMethodDef methods[] = {
     {"read_request", read_request, METH_VARARGS, "signature_fast's request reader, compiled: a tuple or None."},
     {"answer_base", answer_base, METH_VARARGS, "signature_fast.prepare_answer, compiled: (member, base) or None."},
+    {"signed_answer", signed_answer, METH_VARARGS, "http_signatures.sign_answer, compiled: two field values or None."},
     {NULL, NULL, 0, NULL},
 };
 

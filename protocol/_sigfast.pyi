@@ -1,5 +1,5 @@
-# protocol/_sigfast.c: the compiled request reader (see there and protocol.signature_fast.read_request).
-from collections.abc import Iterable
+# protocol/_sigfast.c: the compiled parts of protocol.signature_fast and http_signatures.sign_answer.
+from collections.abc import Callable, Iterable
 
 def read_request(
     headers: Iterable[tuple[str, str]],
@@ -25,3 +25,19 @@ def answer_base(
     key_id: str,
     /,
 ) -> tuple[str, bytes] | None: ...
+
+def signed_answer(
+    status: int,
+    content_digest: str,
+    content_type: str,
+    request_signature: str | None,
+    label: str,
+    request_label: str,
+    created: int,
+    expires: int,
+    nonce: str,
+    key_id: str,
+    include_alg: bool,
+    sign: Callable[[bytes], bytes],
+    /,
+) -> tuple[str, str] | None: ...

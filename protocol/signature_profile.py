@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from protocol.errors import InvalidInput, SignatureInvalid
@@ -103,11 +104,16 @@ def algorithm_for(key_id: str) -> str:
 def profile_values(created: int, expires: int, nonce: str, keyid: str) -> tuple[int, int, str, str]:
     if not NONCE_PATTERN.fullmatch(nonce):
         raise SignatureMalformed("nonce is not 22 to 128 base64url characters", field="Signature-Input")
-    if not (KEY_ID_PATTERN.fullmatch(keyid) or SESSION_KEY_ID_PATTERN.fullmatch(keyid)):
+    if not _is_key_id(keyid):
         raise SignatureMalformed("keyid is not a Satchel node or session key id", field="Signature-Input")
     if expires <= created:
         raise SignatureMalformed("expires is not after created", field="Signature-Input")
     return created, expires, nonce, keyid
+
+
+@lru_cache(maxsize=1024)  # every request of a session, and every answer a node signs, names the same few keys
+def _is_key_id(keyid: str) -> bool:
+    return bool(KEY_ID_PATTERN.fullmatch(keyid) or SESSION_KEY_ID_PATTERN.fullmatch(keyid))
 
 
 def check_algorithm(keyid: str, alg: str | None) -> None:
