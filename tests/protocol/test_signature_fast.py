@@ -10,6 +10,8 @@ to the very same base.
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sysconfig
 from typing import Any
 
 import pytest
@@ -407,3 +409,17 @@ def test_a_body_without_a_covered_digest_is_judged_alike(has_body: bool | None, 
     )  # fmt: skip
     signed = HttpRequestView(method="POST", target_uri=URL, headers=(*headers, *lines))
     assert _outcome(signed, fast=True, has_body=has_body) == _outcome(signed, fast=False, has_body=has_body)
+
+
+def test_the_compiled_code_is_built_wherever_a_compiler_is() -> None:
+    # `make install` compiles protocol/_sigfast.c (setup.py) when the machine has a C compiler, as CI's has; a
+    # build that silently lost it there would leave every node on the slower path and
+    # test_signature_fast_compiled.py comparing nothing. Without a compiler the install goes on and the node
+    # uses this Python code alone, which the whole suite then runs on.
+    from protocol import signature_fast
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is not None:
+        assert signature_fast.COMPILED is not None, f"protocol/_sigfast.c was not compiled though {compiler} is here"
+    else:
+        assert signature_fast.COMPILED is None
