@@ -387,6 +387,7 @@ def sign_answer(
     label: str = DEFAULT_LABEL,
     request_label: str = DEFAULT_LABEL,
     include_alg: bool = True,
+    compiled: bool = True,
 ) -> list[tuple[str, str]] | None:
     """:func:`sign_response` with the default components, for an answer not yet signed whose Content-Digest
     and Content-Type fields are these values (one line each), answering a request whose combined Signature
@@ -394,8 +395,9 @@ def sign_answer(
 
     None when the fast path cannot sign it: the caller then calls :func:`sign_response` with views, which
     signs or refuses. Whatever this returns, that call returns too (tests/protocol/test_signature_fast.py).
+    The compiled code (protocol/_sigfast.c) signs as this Python code does (``compiled=False``) or leaves it.
     """
-    if signature_fast.COMPILED is not None:  # the same rules and base in one call; None leaves it to the code below
+    if compiled and signature_fast.COMPILED is not None:  # the rules, base and signature in one call
         lines = signature_fast.COMPILED.signed_answer(
             status, content_digest, content_type, request_signature, label, request_label, created, expires, nonce,
             key_id, include_alg, sign,
@@ -405,7 +407,7 @@ def sign_answer(
     alg = _signing_alg(key_id, include_alg, created, expires, nonce)
     fast = signature_fast.prepare_answer(
         status, content_digest, content_type, request_signature, label=label, created=created, expires=expires,
-        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label,
+        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label, compiled=compiled,
     )  # fmt: skip
     return None if fast is None else _signature_lines(label, *fast, sign)
 

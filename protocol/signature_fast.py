@@ -272,15 +272,16 @@ def read_request(
     label: str,
     require: tuple[str, ...],
     has_body: bool | None,
+    compiled: bool = True,
 ) -> FastSignature | None:
     """:func:`read` for a request given by its header lines, method and absolute target URI: no view is
     built. None also where building the request's view would fail. Read by the compiled reader when the
-    package was built with it (protocol/_sigfast.c), which answers as :func:`read_request_python` does or
-    leaves the request to it."""
+    package was built with it (protocol/_sigfast.c), which answers as this Python code does (``compiled=False``,
+    what the tests hold it to) or leaves the request to it."""
     derived = _request_derived(method, target_uri)
     if derived is None:
         return None
-    if COMPILED is not None:
+    if compiled and COMPILED is not None:
         found = COMPILED.read_request(headers, method, derived.values["@target-uri"], label, require, has_body)
         if found is not None:
             key_id, alg, created, expires, nonce, items, signature, digest, base = found
@@ -289,23 +290,6 @@ def read_request(
                 components=_components(_split(items)), signature=signature, content_digest=digest,
                 signature_base=base,
             )  # fmt: skip
-    return _read(derived, combined_fields(headers), label=label, request_label=label, require=require,
-                 has_body=has_body)  # fmt: skip
-
-
-def read_request_python(
-    headers: Iterable[tuple[str, str]],
-    *,
-    method: str,
-    target_uri: str,
-    label: str,
-    require: tuple[str, ...],
-    has_body: bool | None,
-) -> FastSignature | None:
-    """:func:`read_request` without the compiled reader (what it must agree with)."""
-    derived = _request_derived(method, target_uri)
-    if derived is None:
-        return None
     return _read(derived, combined_fields(headers), label=label, request_label=label, require=require,
                  has_body=has_body)  # fmt: skip
 
@@ -384,40 +368,21 @@ def prepare_answer(
     alg: str | None,
     key_id: str,
     request_label: str,
+    compiled: bool = True,
 ) -> tuple[str, bytes] | None:
     """:func:`prepare` for an answer covering the profile's default components (``@status``,
     ``content-digest``, ``content-type`` and the request's signature), given those two fields' values, one
     line each, and the request's combined Signature field (None when it had none): what a node does for
     every answer, with no view, no field table and no component objects. Compiled when the package was
-    built with protocol/_sigfast.c, which answers as :func:`prepare_answer_python` does or leaves it to it."""
-    if COMPILED is not None:
+    built with protocol/_sigfast.c, which answers as this Python code does (``compiled=False``) or leaves it
+    to it."""
+    if compiled and COMPILED is not None:
         found = COMPILED.answer_base(
             status, content_digest, content_type, request_signature, label, request_label, created, expires, nonce,
             alg, key_id,
         )  # fmt: skip
         if found is not None:
             return found
-    return prepare_answer_python(
-        status, content_digest, content_type, request_signature, label=label, created=created, expires=expires,
-        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label,
-    )  # fmt: skip
-
-
-def prepare_answer_python(
-    status: int,
-    content_digest: str,
-    content_type: str,
-    request_signature: str | None,
-    *,
-    label: str,
-    created: int,
-    expires: int,
-    nonce: str,
-    alg: str | None,
-    key_id: str,
-    request_label: str,
-) -> tuple[str, bytes] | None:
-    """:func:`prepare_answer` without the compiled code (what it must agree with)."""
     if type(status) is not int or not 100 <= status <= 999:
         return None
     answered = _signature_member(request_signature, request_label)
