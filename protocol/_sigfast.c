@@ -1,15 +1,17 @@
-/* protocol/_sigfast.c: protocol.signature_fast's request reader, compiled.
+/* protocol/_sigfast.c: the hot part of protocol.signature_fast and http_signatures.sign_answer, compiled.
  *
  * read_request() does what combined_fields() followed by signature_fast._read() does for a request, in one
- * pass with no Python objects but the results: on a node answering small signed requests, reading and
- * checking the signature fields in Python cost more than aiohttp's whole handling of the request.
+ * pass with no Python objects but the results; answer_base() what signature_fast.prepare_answer() does;
+ * signed_answer() what http_signatures.sign_answer() does (the rules a signer applies to itself, the base,
+ * sign(base) in base64). On a node answering small signed requests, this work in Python cost more than
+ * aiohttp's whole handling of the request (goal 5 of issue 8, README "Performance").
  *
- * It decides nothing on its own: it answers None for anything outside the one canonical shape (and for
- * anything it is unsure of: a header name outside ASCII, a value it cannot read as text, a component
- * "signature";req, which no request has), and the caller
- * then runs the Python reader, which runs the general RFC 9421 code in turn. When it answers, the Python
- * reader answers the same (tests/protocol/test_signature_fast_compiled.py holds the two to that with
- * hypothesis). No state, no I/O; the GIL is held throughout (every call is a few microseconds).
+ * None of them decides anything on its own: each answers None for anything outside the one canonical shape
+ * Satchel nodes write and for anything it is unsure of (a header name outside ASCII, a value it cannot read
+ * as text, a component "signature";req in a request, more than its fixed limits), and the caller then runs
+ * the Python code, which runs the general RFC 9421 code in turn. When one answers, the Python code answers
+ * the same (tests/protocol/test_signature_fast_compiled.py holds them to that with hypothesis). No state, no
+ * I/O; the GIL is held throughout (every call is a few microseconds).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

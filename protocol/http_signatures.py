@@ -156,7 +156,6 @@ DEFAULT_REQUEST_COMPONENTS: tuple[Component, ...] = tuple(
 
 
 @lru_cache(maxsize=16)
-@lru_cache(maxsize=16)  # every signed answer asks, nearly always for "sig1"
 def default_response_components(request_label: str = DEFAULT_LABEL) -> tuple[Component, ...]:
     return (
         Component(name="@status"),

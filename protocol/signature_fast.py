@@ -12,6 +12,11 @@ message the general code would refuse: the caller then runs the general code, wh
 or refuses it with the precise error. So they can only make the common case faster, never change a
 decision; tests/protocol/test_signature_fast.py checks with hypothesis that whenever they answer, the
 general code answers exactly the same.
+
+A server reads a request from its header lines (:func:`read_request`) and builds its answer's base from the
+answer's two covered field values (:func:`prepare_answer`), with no message views. Where the package was
+built with a C compiler, those two run compiled (protocol/_sigfast.c): the compiled code answers as the Python
+code here does or leaves the message to it (tests/protocol/test_signature_fast_compiled.py).
 """
 
 from __future__ import annotations
@@ -25,13 +30,6 @@ from functools import lru_cache
 from types import ModuleType
 
 from protocol.errors import SatchelError
-
-try:
-    from protocol import _sigfast
-
-    COMPILED: ModuleType | None = _sigfast
-except ImportError:  # built without a C compiler: the Python reader decides alone, and decides the same
-    COMPILED = None
 from protocol.signature_base import (
     _METHOD,
     Component,
@@ -39,6 +37,13 @@ from protocol.signature_base import (
     Message,
     _derived_value,
 )
+
+try:
+    from protocol import _sigfast
+
+    COMPILED: ModuleType | None = _sigfast
+except ImportError:  # built without a C compiler: the Python code decides alone, and decides the same
+    COMPILED = None
 
 _KEY = r"[a-z*][a-z0-9_.*-]*"
 _INT = r"0|[1-9][0-9]{0,14}"
@@ -82,11 +87,7 @@ def _fields(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
 
 
 def combined_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Field name (lowercase) -> value, the lines of one field combined in order, each stripped (RFC 9421 §2.1).
-
-    What the readers below take: a server that has its request's header lines at hand builds this once,
-    with no message view, and verifies the request and signs its answer from it.
-    """
+    """Field name (lowercase) -> value, the lines of one field combined in order, each stripped (RFC 9421 §2.1)."""
     combined: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
