@@ -334,3 +334,29 @@ def test_any_header_lines_are_read_alike_or_left_to_python(
     kwargs = {**_READ, "method": method or "POST", "has_body": has_body}
     python = signature_fast.read_request(headers, compiled=False, **kwargs)  # type: ignore[arg-type]
     assert signature_fast.read_request(headers, **kwargs) == python  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "components",
+    [
+        '"@method" "@target-uri" "content-digest" "content-type" "satchel-origin)',
+        '"@method" "@target-uri" "content-digest" "content-type" "satchel-origin" "host)',
+        '"@method" "@target-uri" "content-digest" "content-type" "satchel-origin) ',
+        '"@method" "@target-uri" "content-digest" "content-type" "satchel-origin" ',
+        '"@method" "@target-uri" "content-digest" "content-type" satchel-origin',
+        '"@method" "@target-uri" "content-digest" "content-type" "satchel-origin";sf',
+        '"@method" "@target-uri" "content-digest" "content-type" "satchel-origin" "signature";req;key="sig1"',
+        '"@method"  "@target-uri" "content-digest" "content-type" "satchel-origin"',
+        '',
+    ],
+)
+def test_odd_component_lists_are_read_alike(components: str) -> None:
+    # Component lists the random edits rarely write: an item whose closing quote is missing, so that the
+    # list's own ")" could be taken for it, spaces doubled or trailing, parameters, a ;req item in a request.
+    signed = _request()
+    headers = tuple(
+        (n, re.sub(r"\(.*\)", lambda _: f"({components})", v, count=1) if n == "Signature-Input" else v)
+        for n, v in signed.headers
+    )
+    python, compiled = _both(headers)
+    assert compiled == python
