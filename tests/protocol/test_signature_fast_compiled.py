@@ -1,11 +1,12 @@
 """The compiled part of the signature fast path (protocol/_sigfast.c) decides exactly as the Python code.
 
-protocol.signature_fast.read_request hands a request to the compiled reader first, and prepare_answer an
-answer to the compiled answer_base; whatever they answer is taken as the Python code's answer. So on every
-request, mangled at random in every field it reads, and every answer with one argument made odd, the two
-must give the same result, or both decline. The compiled code may decline more (over its fixed limits: 64
-header lines, names of 64 characters, bases of 16 KiB); the inputs here stay within them unless a test
-says otherwise, so here it must not.
+protocol.signature_fast.read_request hands a request to the compiled read_request first, prepare_answer an
+answer to answer_base, and http_signatures.sign_answer to signed_answer; whatever they answer is taken as the
+Python code's answer (the same functions with compiled=False). So on every request, mangled at random in
+every field it reads, and every answer with one argument made odd, the two must give the same result, or
+both decline. The compiled code may decline more (over its fixed limits: 64 header lines, names of 64
+characters, bases of 16 KiB, signatures of 1 KiB); the inputs here stay within them unless a test says
+otherwise, so here it must not.
 """
 
 from __future__ import annotations
