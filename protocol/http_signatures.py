@@ -406,7 +406,7 @@ def sign_answer(
     alg = _signing_alg(key_id, include_alg, created, expires, nonce)
     fast = signature_fast.prepare_answer(
         status, content_digest, content_type, request_signature, label=label, created=created, expires=expires,
-        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label, compiled=compiled,
+        nonce=nonce, alg=alg, key_id=key_id, request_label=request_label,
     )  # fmt: skip
     return None if fast is None else _signature_lines(label, *fast, sign)
 

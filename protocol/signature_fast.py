@@ -15,8 +15,9 @@ general code answers exactly the same.
 
 A server reads a request from its header lines (:func:`read_request`) and builds its answer's base from the
 answer's two covered field values (:func:`prepare_answer`), with no message views. Where the package was
-built with a C compiler, those two run compiled (protocol/_sigfast.c): the compiled code answers as the Python
-code here does or leaves the message to it (tests/protocol/test_signature_fast_compiled.py).
+built with a C compiler, both run compiled (protocol/_sigfast.c; the answer through http_signatures.sign_answer):
+the compiled code answers as the Python code here does or leaves the message to it
+(tests/protocol/test_signature_fast_compiled.py).
 """
 
 from __future__ import annotations
@@ -285,14 +286,22 @@ def read_request(
     if compiled and COMPILED is not None:
         found = COMPILED.read_request(headers, method, derived.values["@target-uri"], label, require, has_body)
         if found is not None:
-            key_id, alg, created, expires, nonce, items, signature, digest, base = found
-            return FastSignature(
-                label=label, key_id=key_id, alg=alg, created=created, expires=expires, nonce=nonce,
-                components=_components(_split(items)), signature=signature, content_digest=digest,
-                signature_base=base,
-            )  # fmt: skip
+            return from_compiled(found, label)
     return _read(derived, combined_fields(headers), label=label, request_label=label, require=require,
                  has_body=has_body)  # fmt: skip
+
+
+# key id, alg, created, expires, nonce, the component list's text, signature, Content-Digest, base
+CompiledRead = tuple[str, str | None, int, int, str, str, bytes, str | None, bytes]
+
+
+def from_compiled(found: CompiledRead, label: str) -> FastSignature:
+    """The compiled reader's answer (protocol/_sigfast.c ``read_request``) as :func:`read_request` gives it."""
+    key_id, alg, created, expires, nonce, items, signature, digest, base = found
+    return FastSignature(
+        label=label, key_id=key_id, alg=alg, created=created, expires=expires, nonce=nonce,
+        components=_components(_split(items)), signature=signature, content_digest=digest, signature_base=base,
+    )  # fmt: skip
 
 
 def combined_field(lines: Sequence[str]) -> str | None:
@@ -369,21 +378,12 @@ def prepare_answer(
     alg: str | None,
     key_id: str,
     request_label: str,
-    compiled: bool = True,
 ) -> tuple[str, bytes] | None:
     """:func:`prepare` for an answer covering the profile's default components (``@status``,
     ``content-digest``, ``content-type`` and the request's signature), given those two fields' values, one
     line each, and the request's combined Signature field (None when it had none): what a node does for
-    every answer, with no view, no field table and no component objects. Compiled when the package was
-    built with protocol/_sigfast.c, which answers as this Python code does (``compiled=False``) or leaves it
-    to it."""
-    if compiled and COMPILED is not None:
-        found = COMPILED.answer_base(
-            status, content_digest, content_type, request_signature, label, request_label, created, expires, nonce,
-            alg, key_id,
-        )  # fmt: skip
-        if found is not None:
-            return found
+    every answer, with no view, no field table and no component objects. Compiled, it is ``answer_base``
+    in protocol/_sigfast.c, which ``signed_answer`` there builds on (http_signatures.sign_answer)."""
     if type(status) is not int or not 100 <= status <= 999:
         return None
     answered = _signature_member(request_signature, request_label)

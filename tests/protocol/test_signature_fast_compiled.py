@@ -1,8 +1,9 @@
 """The compiled part of the signature fast path (protocol/_sigfast.c) decides exactly as the Python code.
 
-protocol.signature_fast.read_request hands a request to the compiled read_request first, prepare_answer an
-answer to answer_base, and http_signatures.sign_answer to signed_answer; whatever they answer is taken as the
-Python code's answer (the same functions with compiled=False). So on every request, mangled at random in
+protocol.signature_fast.read_request hands a request to the compiled read_request first, and
+http_signatures.sign_answer an answer to signed_answer (built on answer_base, the compiled
+signature_fast.prepare_answer); whatever they answer is taken as the Python code's answer (read_request and
+sign_answer with compiled=False). So on every request, mangled at random in
 every field it reads, and every answer with one argument made odd, the two must give the same result, or
 both decline. The compiled code may decline more (over its fixed limits: 64 header lines, names of 64
 characters, bases of 16 KiB, signatures of 1 KiB); the inputs here stay within them unless a test says
@@ -48,14 +49,7 @@ def _both(headers: tuple[tuple[str, str], ...], **kwargs: object) -> tuple[objec
     compiled = COMPILED.read_request(
         headers, args["method"], derived, args["label"], args["require"], args["has_body"]
     )
-    if compiled is not None:
-        key_id, alg, created, expires, nonce, items, signature, digest, base = compiled
-        compiled = signature_fast.FastSignature(
-            label=str(args["label"]), key_id=key_id, alg=alg, created=created, expires=expires, nonce=nonce,
-            components=signature_fast._components(signature_fast._split(items)), signature=signature,
-            content_digest=digest, signature_base=base,
-        )  # fmt: skip
-    return python, compiled
+    return python, None if compiled is None else signature_fast.from_compiled(compiled, str(args["label"]))
 
 
 def test_the_compiled_reader_takes_the_canonical_shape() -> None:
@@ -229,7 +223,7 @@ def test_answers_are_based_alike(data: st.DataObject) -> None:
     field = data.draw(st.sampled_from(sorted(_ODD)))
     a: dict[str, Any] = {**_ANSWER, field: data.draw(_ODD[field])}
     python = signature_fast.prepare_answer(
-        a["status"], a["content_digest"], a["content_type"], a["request_signature"], compiled=False, label=a["label"],
+        a["status"], a["content_digest"], a["content_type"], a["request_signature"], label=a["label"],
         created=a["created"], expires=a["expires"], nonce=a["nonce"], alg=a["alg"], key_id=a["key_id"],
         request_label=a["request_label"],
     )  # fmt: skip
@@ -247,7 +241,7 @@ def test_the_compiled_answer_takes_what_a_node_sends() -> None:
     compiled = COMPILED.answer_base(*args)
     assert compiled is not None
     python = signature_fast.prepare_answer(
-        200, "sha-256=:AAAA:", "application/json", "sig1=:AAAA:", compiled=False, label="sig1", created=NOW,
+        200, "sha-256=:AAAA:", "application/json", "sig1=:AAAA:", label="sig1", created=NOW,
         expires=NOW + 60, nonce="A" * 22, alg="hmac-sha256", key_id="hs-" + "A" * 22, request_label="sig1",
     )  # fmt: skip
     assert compiled == python
