@@ -245,9 +245,9 @@ class Entry:
         return o.canonical_json(self.members) == self.payload_bytes
 
 
-def parse_entry_payload(payload_bytes: bytes) -> dict[str, Any]:
-    """Member checks in the README's order: a duplicate first, then a missing member (unknown ones are ignored,
-    directory.md Versions), then values."""
+def _json_object(payload_bytes: bytes) -> dict[str, Any]:
+    """A signed payload's JSON object; a duplicate member, bytes that are not JSON or not an object are
+    `message.malformed`, the duplicate named."""
     try:
         payload = o.strict_json(payload_bytes)
     except o.DuplicateKey as exc:
@@ -256,6 +256,13 @@ def parse_entry_payload(payload_bytes: bytes) -> dict[str, Any]:
         raise Refused("message.malformed", None, "not JSON") from exc
     if not isinstance(payload, dict):
         raise Refused("message.malformed", None, "not an object")
+    return payload
+
+
+def parse_entry_payload(payload_bytes: bytes) -> dict[str, Any]:
+    """Member checks in the README's order: a duplicate first, then a missing member (unknown ones are ignored,
+    directory.md Versions), then values."""
+    payload = _json_object(payload_bytes)
     for name in ENTRY_MEMBERS:
         if name not in payload:
             raise Refused("message.malformed", name, "missing")
@@ -326,14 +333,7 @@ def verify_listing(data: bytes, *, directory: str, pinned: bytes) -> Listing:
     signer, public, payload_bytes = o.open_document(data, LISTING, max_bytes=MAX_LISTING)
     if public != pinned:
         raise SignerNotPinned(signer, public)
-    try:
-        payload = o.strict_json(payload_bytes)
-    except o.DuplicateKey as exc:
-        raise Refused("message.malformed", exc.key) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Refused("message.malformed", None, "not JSON") from exc
-    if not isinstance(payload, dict):
-        raise Refused("message.malformed", None, "not an object")
+    payload = _json_object(payload_bytes)
     for name in ("directory", "entries", "issued_at", "sources", "version"):
         if name not in payload:
             raise Refused("message.malformed", name, "missing")

@@ -163,19 +163,28 @@ def _identity_fingerprint(home: Path) -> str:
     return next(k["fingerprint"] for k in _info(home)["keys"] if k["use"] == "identity" and not k.get("not_after"))
 
 
-@pytest.fixture
-def real_directory(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A real directory node, serving; its operator is `op`."""
-    home = tmp_path / DIR_DOMAIN
-    run_cli(home, "directory", "init", "--domain", DIR_DOMAIN, "--name", "State Board", "--state", "IL", "--city",
-            "Springfield", "--zip", "62777", "--url", f"http://127.0.0.1:{free_port()}", env=DEV_ENV)  # fmt: skip
-    run_cli(home, "users", "add", "op", "--email", "op@example.gov", "--name", "Operator", "--role", "admin",
-            env=DEV_ENV)  # fmt: skip
+def _served_directory(
+    home: Path, domain: str, place: tuple[str, str, str, str], operator: tuple[str, str, str]
+) -> Iterator[tuple[Path, str]]:
+    """A real directory node at ``home``, serving: ``place`` is its name, state, city and ZIP, ``operator`` its
+    admin's user name, e-mail and name."""
+    name, state, city, zip_code = place
+    run_cli(home, "directory", "init", "--domain", domain, "--name", name, "--state", state, "--city", city,
+            "--zip", zip_code, "--url", f"http://127.0.0.1:{free_port()}", env=DEV_ENV)  # fmt: skip
+    user, email, full_name = operator
+    run_cli(home, "users", "add", user, "--email", email, "--name", full_name, "--role", "admin", env=DEV_ENV)
     served = ServedNode(home, env=DEV_ENV)
     try:
         yield home, served.url
     finally:
         served.stop()
+
+
+@pytest.fixture
+def real_directory(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real directory node, serving; its operator is `op`."""
+    yield from _served_directory(tmp_path / DIR_DOMAIN, DIR_DOMAIN, ("State Board", "IL", "Springfield", "62777"),
+                                 ("op", "op@example.gov", "Operator"))  # fmt: skip
 
 
 NATIONAL = "national.example.gov"
@@ -184,16 +193,8 @@ NATIONAL = "national.example.gov"
 @pytest.fixture
 def national(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A real national directory, serving, mirroring nothing yet; its operator is `nat`."""
-    home = tmp_path / NATIONAL
-    run_cli(home, "directory", "init", "--domain", NATIONAL, "--name", "National", "--state", "DC", "--city",
-            "Washington", "--zip", "20001", "--url", f"http://127.0.0.1:{free_port()}", env=DEV_ENV)  # fmt: skip
-    run_cli(home, "users", "add", "nat", "--email", "nat@example.gov", "--name", "Nat", "--role", "admin",
-            env=DEV_ENV)  # fmt: skip
-    served = ServedNode(home, env=DEV_ENV)
-    try:
-        yield home, served.url
-    finally:
-        served.stop()
+    yield from _served_directory(tmp_path / NATIONAL, NATIONAL, ("National", "DC", "Washington", "20001"),
+                                 ("nat", "nat@example.gov", "Nat"))  # fmt: skip
 
 
 @pytest.fixture

@@ -87,16 +87,28 @@ def _manifest(outside: n.OutsideNode) -> dict[str, Any]:
                           notes="Sent by another implementation.")  # fmt: skip
 
 
+async def _pushed(
+    http: aiohttp.ClientSession,
+    outside: n.OutsideNode,
+    satchel: o.Descriptor,
+    manifest: dict[str, Any],
+    documents: list[bytes],
+) -> tuple[n.Outgoing, str]:
+    """The outside node seals with a fresh code and pushes; Satchel takes the envelope (200)."""
+    code = env.display_code(env.generate_code())
+    out = outside.seal(satchel, manifest=manifest, documents=documents, code=code)
+    exchange = await outside.push(http, out)
+    assert exchange.response.status == 200, exchange.response.body
+    return out, code
+
+
 async def test_an_outside_node_pushes_with_a_code_and_verifies_every_receipt(
     district: District, outside: n.OutsideNode
 ) -> None:
     async with aiohttp.ClientSession() as http:
         satchel = await _pin_both_ways(http, district, outside)
-        code = env.display_code(env.generate_code())
-        out = outside.seal(satchel, manifest=_manifest(outside), documents=[DOCUMENT], code=code)
+        out, code = await _pushed(http, outside, satchel, _manifest(outside), [DOCUMENT])
         tid = out.transfer_id
-        exchange = await outside.push(http, out)
-        assert exchange.response.status == 200, exchange.response.body
         assert out.state == "delivered"
         (delivered,) = out.receipts.values()
         assert delivered["receipt"]["envelope_sha256"] == out.sha256
@@ -168,10 +180,8 @@ async def test_wrong_codes_are_counted_and_the_fifth_locks_with_a_receipt_the_ou
     """transfer.md §3.5: a typo costs nothing, a wrong code counts, the fifth locks; the sender gets `locked`."""
     async with aiohttp.ClientSession() as http:
         satchel = await _pin_both_ways(http, district, outside)
-        code = env.display_code(env.generate_code())
-        out = outside.seal(satchel, manifest=_manifest(outside), documents=[DOCUMENT], code=code)
+        out, code = await _pushed(http, outside, satchel, _manifest(outside), [DOCUMENT])
         tid = out.transfer_id
-        assert (await outside.push(http, out)).response.status == 200
         typo = code[:-1] + ("0" if code[-1] != "0" else "1")
         refused = await _cli(district, "accept", tid, "--code", typo, "--as", "coord", ok=False)
         assert "code.typo" in refused.stderr
@@ -326,10 +336,8 @@ async def test_satchel_cancels_and_the_outside_node_rejects_each_answered_by_sig
 async def _push_and_import(http: aiohttp.ClientSession, district: District, outside: n.OutsideNode,
                            satchel: o.Descriptor, records: list[dict[str, Any]],
                            documents: list[bytes]) -> str:  # fmt: skip
-    code = env.display_code(env.generate_code())
     manifest = n.manifest_for(sender=outside, recipient_domain=SATCHEL, students=[STUDENT], records=records)
-    out = outside.seal(satchel, manifest=manifest, documents=documents, code=code)
-    assert (await outside.push(http, out)).response.status == 200
+    out, code = await _pushed(http, outside, satchel, manifest, documents)
     await _cli(district, "accept", out.transfer_id, "--code", code, "--as", "coord")
     await _json(district, "import", "preview", out.transfer_id, "--school", "Lincoln Middle School", "--as", "coord")
     await _json(district, "import", "run", out.transfer_id, "--as", "coord")
@@ -373,10 +381,8 @@ async def test_a_partial_import_tells_the_outside_node_the_kind_of_problem_only(
             "grade": "08"}  # fmt: skip
     async with aiohttp.ClientSession() as http:
         satchel = await _pin_both_ways(http, district, outside)
-        code = env.display_code(env.generate_code())
         manifest = n.manifest_for(sender=outside, recipient_domain=SATCHEL, students=[STUDENT, near], records=[])
-        out = outside.seal(satchel, manifest=manifest, documents=[], code=code)
-        assert (await outside.push(http, out)).response.status == 200
+        out, code = await _pushed(http, outside, satchel, manifest, [])
         await _cli(district, "accept", out.transfer_id, "--code", code, "--as", "coord")
         preview = await _json(district, "import", "preview", out.transfer_id, "--school", "Lincoln Middle School",
                               "--as", "coord")  # fmt: skip
@@ -399,9 +405,7 @@ async def test_receipts_signed_after_satchel_rotates_its_key_are_verified_throug
     descriptor, follows the old key's endorsement of the new one, and verifies the request and the receipt."""
     async with aiohttp.ClientSession() as http:
         satchel = await _pin_both_ways(http, district, outside)
-        code = env.display_code(env.generate_code())
-        out = outside.seal(satchel, manifest=_manifest(outside), documents=[DOCUMENT], code=code)
-        assert (await outside.push(http, out)).response.status == 200
+        out, code = await _pushed(http, outside, satchel, _manifest(outside), [DOCUMENT])
         await _cli(district, "keys", "rotate", "--identity", "--as", "admin")
         await _cli(district, "accept", out.transfer_id, "--code", code, "--as", "coord")
         await _wait(lambda: out.state == "accepted")
