@@ -15,14 +15,13 @@ from node.directory_client import queue_directory_updates
 from node.envelope_resume import adopt_orphans
 from node.feed_cache import FEED_CACHE, FeedCache
 from node.home import Node, load_keys
-from node.http_errors import error_middleware
 from node.http_sessions import SESSIONS, SessionStore
 from node.keyring import KEYRING, Keyring
 from node.outbox_worker import outbox_worker
 from node.partial_envelopes import UPLOADS, Uploads
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
-from node.signed_http import REQUIRED_EVERYWHERE, sign_response_middleware, verify_middleware
+from node.signed_http import ANSWER_NONCES, REQUIRED_EVERYWHERE, AnswerNonces, signed_http_middleware
 from node.workers import (
     disk_watch_worker,
     expiry_worker,
@@ -38,11 +37,8 @@ log = logging.getLogger("satchel.server")
 
 
 def create_app(config: NodeConfig) -> web.Application:
-    # Outermost first: sign every answer to a signed request (errors included), turn errors into coded
-    # JSON, and verify signatures before any handler runs.
-    app = web.Application(
-        middlewares=[sign_response_middleware, error_middleware, verify_middleware], client_max_size=1024**2
-    )
+    # Verify signatures before any handler runs, turn errors into coded JSON, sign every answer to a signed request.
+    app = web.Application(middlewares=[signed_http_middleware], client_max_size=1024**2)
     # HEAD is answered wherever GET is (RFC 9110 §9.3.2): uptime monitors ask with it.
     public = [(r.method, r.path) for r in ROUTES if r.public]
     app[PUBLIC_ROUTES] = frozenset([*public, *(("HEAD", path) for method, path in public if method == "GET")])
@@ -51,6 +47,7 @@ def create_app(config: NodeConfig) -> web.Application:
     app[UPLOADS] = Uploads()
     app[SESSIONS] = SessionStore()
     app[FEED_CACHE] = FeedCache()
+    app[ANSWER_NONCES] = AnswerNonces()
     for route in ROUTES:
         if route.method == "GET":
             app.router.add_get(route.path, route.handler, allow_head=True)

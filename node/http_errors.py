@@ -217,11 +217,14 @@ class _LastAnswer(web.Response):
         self._closes.protocol.force_close()
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except SatchelError as exc:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The coded JSON answer to a request whose handling raised ``exc``, which an HTTP redirect is not (the
+    caller raises that again: aiohttp sends it).
+
+    node.signed_http's middleware calls it for whatever its handler raised, so a peer never sees a traceback:
+    Satchel's errors with their code and status, storage failures as what the peer may do about them, and
+    anything else as an internal error with a reference in the log."""
+    if isinstance(exc, SatchelError):
         status = status_for(exc.code) or 500
         log.info("request %s %s refused: %s", request.method, request.path, exc.code)
         response = error_response(status, exc.code, exc.message, field=exc.field, hint=exc.hint)
@@ -231,27 +234,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.code in _CLOSE_AFTER:
             return _LastAnswer(request, response)
         return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    if isinstance(exc, web.HTTPException):
         code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(exc.status, "http.bad_request")
         return error_response(exc.status, code, exc.reason)
-    except Exception as exc:
-        known = as_storage_error(exc)
-        if known is not None:
-            # The operator reads what and where (no business of the peer); the peer, that it may retry.
-            log.warning("request %s %s failed: %s; %s", request.method, request.path, known.message, known.hint)
-            told = "this node's disk is full" if known.code == "storage.full" else "this node cannot use its storage"
-            return error_response(
-                status_for(known.code) or 500, known.code, told,
-                hint="try again later; the node's operator has been told in its log",
-            )  # fmt: skip
-        # Never a traceback to a peer: log it here under a reference a person can quote.
-        reference = new_id()
-        log.exception("internal error, reference %s", reference)
+    known = as_storage_error(exc)
+    if known is not None:
+        # The operator reads what and where (no business of the peer); the peer, that it may retry.
+        log.warning("request %s %s failed: %s; %s", request.method, request.path, known.message, known.hint)
+        told = "this node's disk is full" if known.code == "storage.full" else "this node cannot use its storage"
         return error_response(
-            500,
-            "satchel.internal",
-            f"internal error (reference {reference})",
-            hint="tell the node's operator this reference",
-        )
+            status_for(known.code) or 500, known.code, told,
+            hint="try again later; the node's operator has been told in its log",
+        )  # fmt: skip
+    # Never a traceback to a peer: log it here under a reference a person can quote.
+    reference = new_id()
+    log.error("internal error, reference %s", reference, exc_info=exc)
+    return error_response(
+        500,
+        "satchel.internal",
+        f"internal error (reference {reference})",
+        hint="tell the node's operator this reference",
+    )

@@ -1,7 +1,8 @@
 /* protocol/_sigfast.c: the hot part of protocol.signature_fast and http_signatures.sign_answer, compiled.
  *
  * read_request() does what combined_fields() followed by signature_fast._read() does for a request, in one
- * pass with no Python objects but the results; answer_base() what signature_fast.prepare_answer() does;
+ * pass with no Python objects but the results; check_request() that and then the profile's rules on what it
+ * read (http_signatures._checked_fast); answer_base() what signature_fast.prepare_answer() does;
  * signed_answer() what http_signatures.sign_answer() does (the rules a signer applies to itself, the base,
  * sign(base) in base64). On a node answering small signed requests, this work in Python cost more than
  * aiohttp's whole handling of the request (goal 5 of issue 8, README "Performance").
@@ -341,8 +342,9 @@ static int put(char *base, Py_ssize_t *used, const char *s, Py_ssize_t n) {
 /* read_request(headers, method, target_uri, label, require, has_body)
  *   headers: iterable of (name, value) str pairs, in order; target_uri: the derived @target-uri value;
  *   require: tuple of field names the signature must cover; has_body: True, False or None.
- * -> (key_id, alg | None, created, expires, nonce, identifiers, signature, content_digest | None, base)
- *    or None for the Python reader. ``identifiers`` is the component list's text (signature_fast._split). */
+ * -> (key_id, alg | None, created, expires, nonce, identifiers, signature, content_digest | None, base,
+ *     signature_field) or None for the Python reader. ``identifiers`` is the component list's text
+ *    (signature_fast._split), ``signature_field`` the combined Signature field the signature was read from. */
 static PyObject *read_request(PyObject *self, PyObject *args) {
     PyObject *headers, *method_obj, *target_obj, *label_obj, *require, *has_body;
     if (!PyArg_ParseTuple(args, "OUUUO!O", &headers, &method_obj, &target_obj, &label_obj, &PyTuple_Type, &require,
@@ -468,9 +470,9 @@ static PyObject *read_request(PyObject *self, PyObject *args) {
     {
         PyObject *digest = field_value(&fs, "content-digest");
         PyObject *alg = in.alg.start ? PyUnicode_FromStringAndSize(in.alg.start, in.alg.len) : Py_NewRef(Py_None);
-        result = Py_BuildValue("(s#NLLs#s#NOy#)", in.keyid.start, in.keyid.len, alg, in.created, in.expires,
+        result = Py_BuildValue("(s#NLLs#s#NOy#O)", in.keyid.start, in.keyid.len, alg, in.created, in.expires,
                                in.nonce.start, in.nonce.len, in.items.start, in.items.len, signature,
-                               digest ? digest : Py_None, base, used);
+                               digest ? digest : Py_None, base, used, sig_obj);
         signature = NULL; /* stolen by N */
     }
     goto done;
@@ -482,6 +484,73 @@ decline:
 done:
     fields_clear(&fs);
     return result;
+}
+
+/* An int argument the Python code compares as is; 0 (no error set) for anything else or past a long long. */
+static int int_arg(PyObject *obj, long long *out) {
+    int overflow = 0;
+    if (!PyLong_CheckExact(obj)) return 0;
+    *out = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    return !overflow && !(*out == -1 && PyErr_Occurred());
+}
+
+static int is_crockford(char c);
+static int all_b64url(const char *s, Py_ssize_t n, Py_ssize_t least, Py_ssize_t most);
+
+/* The profile's key ids (signature_profile.KEY_ID_PATTERN, SESSION_KEY_ID_PATTERN): 1 for a session key,
+ * 0 for a node key, -1 for neither. */
+static int key_kind(const char *key_id, Py_ssize_t key_len) {
+    if (key_len >= 3 && memcmp(key_id, "hs-", 3) == 0) return all_b64url(key_id + 3, key_len - 3, 22, 22) ? 1 : -1;
+    if (key_len != 24 || memcmp(key_id, "ed25519-", 8) != 0) return -1;
+    for (int i = 8; i < 24; i++)
+        if (!is_crockford(key_id[i])) return -1;
+    return 0;
+}
+
+/* check_request(headers, method, target_uri, label, require, has_body, now, max_skew, max_lifetime)
+ * read_request, then the profile's rules on what it read, as http_signatures._checked_fast applies them
+ * (profile_values, check_algorithm, check_times): read_request's tuple when every rule holds, None when
+ * read_request declined or a rule does not hold (the Python code then raises the precise error). */
+static PyObject *check_request(PyObject *self, PyObject *args) {
+    PyObject *now_obj, *skew_obj, *lifetime_obj;
+    if (PyTuple_GET_SIZE(args) != 9) {
+        PyErr_SetString(PyExc_TypeError, "check_request takes 9 arguments");
+        return NULL;
+    }
+    now_obj = PyTuple_GET_ITEM(args, 6);
+    skew_obj = PyTuple_GET_ITEM(args, 7);
+    lifetime_obj = PyTuple_GET_ITEM(args, 8);
+    long long now, skew, lifetime;
+    if (!int_arg(now_obj, &now) || !int_arg(skew_obj, &skew) || !int_arg(lifetime_obj, &lifetime)) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    /* now + skew and now - skew below: far from a long long's ends, or the Python code's. */
+    const long long bound = 1LL << 60;
+    if (now <= -bound || now >= bound || skew <= -bound || skew >= bound) Py_RETURN_NONE;
+    PyObject *read_args = PyTuple_GetSlice(args, 0, 6);
+    if (read_args == NULL) return NULL;
+    PyObject *found = read_request(self, read_args);
+    Py_DECREF(read_args);
+    if (found == NULL || found == Py_None) return found;
+    Py_ssize_t key_len;
+    const char *key_id = ascii_of(PyTuple_GET_ITEM(found, 0), &key_len);
+    PyObject *alg = PyTuple_GET_ITEM(found, 1);
+    long long created = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 2));
+    long long expires = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 3));
+    /* The nonce is 22-128 base64url characters already (match_input), as NONCE_PATTERN wants. */
+    int kind = key_id == NULL ? -1 : key_kind(key_id, key_len);
+    int alg_ok;
+    if (kind == 1) /* a session key signs with HMAC-SHA256 and says so */
+        alg_ok = alg != Py_None && PyUnicode_CompareWithASCIIString(alg, "hmac-sha256") == 0;
+    else /* a node key with Ed25519, said or not */
+        alg_ok = alg == Py_None || PyUnicode_CompareWithASCIIString(alg, "ed25519") == 0;
+    if (kind < 0 || !alg_ok || expires <= created || expires - created > lifetime || created > now + skew ||
+        expires < now - skew) {
+        Py_DECREF(found);
+        Py_RETURN_NONE;
+    }
+    return found;
 }
 
 /* --- answers ---------------------------------------------------------------------------------------- */
@@ -599,15 +668,9 @@ static PyObject *signed_answer(PyObject *self, PyObject *args) {
     Py_ssize_t key_len;
     const char *key_id = ascii_of(key_obj, &key_len);
     if (key_id == NULL) Py_RETURN_NONE;
-    int session = key_len >= 3 && memcmp(key_id, "hs-", 3) == 0;
     /* KEY_ID_PATTERN or SESSION_KEY_ID_PATTERN (signature_profile.profile_values). */
-    if (session) {
-        if (!all_b64url(key_id + 3, key_len - 3, 22, 22)) Py_RETURN_NONE;
-    } else {
-        if (key_len != 24 || memcmp(key_id, "ed25519-", 8) != 0) Py_RETURN_NONE;
-        for (int i = 8; i < 24; i++)
-            if (!is_crockford(key_id[i])) Py_RETURN_NONE;
-    }
+    int session = key_kind(key_id, key_len);
+    if (session < 0) Py_RETURN_NONE;
     int over_created = 0, over_expires = 0;
     long long created = PyLong_AsLongLongAndOverflow(created_obj, &over_created);
     long long expires = PyLong_AsLongLongAndOverflow(expires_obj, &over_expires);
@@ -669,6 +732,7 @@ static PyObject *signed_answer(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"read_request", read_request, METH_VARARGS, "signature_fast's request reader, compiled: a tuple or None."},
+    {"check_request", check_request, METH_VARARGS, "read_request, then the profile's rules: a tuple or None."},
     {"answer_base", answer_base, METH_VARARGS, "signature_fast.prepare_answer, compiled: (member, base) or None."},
     {"signed_answer", signed_answer, METH_VARARGS, "http_signatures.sign_answer, compiled: two field values or None."},
     {NULL, NULL, 0, NULL},

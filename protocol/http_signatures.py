@@ -456,6 +456,7 @@ def _check(
         replay_until=expires + max_skew,
         signature_base=signature_base(message, parsed.components, parsed.params),
         misaddressed=misaddressed,
+        signature_field=_field_value(message.headers, SIGNATURE),
     )
 
 
@@ -470,6 +471,7 @@ def _checked_fast(
         label=found.label, key_id=keyid, created=created, expires=expires, nonce=nonce,
         components=found.components, signature=found.signature, content_digest=found.content_digest,
         replay_until=expires + max_skew, signature_base=found.signature_base, misaddressed=misaddressed,
+        signature_field=found.signature_field,
     )  # fmt: skip
 
 
@@ -492,6 +494,7 @@ def check_request_headers(
     label: str = DEFAULT_LABEL,
     require_components: tuple[Component | str, ...] = (),
     has_body: bool | None = None,
+    compiled: bool = True,
 ) -> UnverifiedSignature | None:
     """:func:`check_request_signature` for a request in the canonical shape, given by its header lines,
     method and absolute target URI, with no view built.
@@ -499,14 +502,29 @@ def check_request_headers(
     None when the fast path cannot decide (another shape, anything suspect, a target URI no view accepts):
     the caller then builds the request's view and calls :func:`check_request_signature`, which decides
     with the precise error. Whatever this returns or raises, that call would return or raise too
-    (tests/protocol/test_signature_fast.py).
+    (tests/protocol/test_signature_fast.py). The compiled code (protocol/_sigfast.c) reads and checks a
+    request that passes as this Python code does (``compiled=False``) or leaves it.
     """
     require = _plain_required(require_components)
     if require is None:
         return None
+    if compiled:  # the reading and the profile's rules in one call, for a request that passes them all
+        checked = signature_fast.checked_request(
+            headers, method=method, target_uri=target_uri, label=label, require=require, has_body=has_body,
+            now=now, max_skew=max_skew, max_lifetime=max_lifetime,
+        )  # fmt: skip
+        if checked is not None:
+            key_id, _, created, expires, nonce, items, signature, digest, base, field = checked
+            return UnverifiedSignature(
+                label=label, key_id=key_id, created=created, expires=expires, nonce=nonce,
+                components=signature_fast.components_of(items), signature=signature, content_digest=digest,
+                replay_until=expires + max_skew, signature_base=base, signature_field=field,
+                misaddressed=expected_authority is not None and _misaddressed_uri(target_uri, expected_authority),
+            )  # fmt: skip
     found = signature_fast.read_request(
-        headers, method=method, target_uri=target_uri, label=label, require=require, has_body=has_body
-    )
+        headers, method=method, target_uri=target_uri, label=label, require=require, has_body=has_body,
+        compiled=compiled,
+    )  # fmt: skip
     if found is None:
         return None
     misaddressed = expected_authority is not None and _misaddressed_uri(target_uri, expected_authority)

@@ -79,6 +79,8 @@ class FastSignature:
     signature: bytes
     content_digest: str | None
     signature_base: bytes
+    # The message's combined Signature field, this signature among its members: an answer is signed over it.
+    signature_field: str
 
 
 @lru_cache(maxsize=64)  # a server reads a request's fields to verify it, then again to sign the answer
@@ -105,6 +107,12 @@ def _split(text: str) -> tuple[str, ...]:
 @lru_cache(maxsize=256)
 def _components(identifiers: tuple[str, ...]) -> tuple[Component, ...]:
     return tuple(_component(i) for i in identifiers)
+
+
+@lru_cache(maxsize=256)  # the same few component lists, request after request
+def components_of(items: str) -> tuple[Component, ...]:
+    """The components of a component list's text as the compiled reader gives it (``"@method" "@target-uri" ...``)."""
+    return _components(_split(items))
 
 
 def _component(identifier: str) -> Component:
@@ -291,22 +299,48 @@ def read_request(
                  has_body=has_body)  # fmt: skip
 
 
-# key id, alg, created, expires, nonce, the component list's text, signature, Content-Digest, base
-CompiledRead = tuple[str, str | None, int, int, str, str, bytes, str | None, bytes]
+# key id, alg, created, expires, nonce, the component list's text, signature, Content-Digest, base, Signature
+CompiledRead = tuple[str, str | None, int, int, str, str, bytes, str | None, bytes, str]
 
 
 def from_compiled(found: CompiledRead, label: str) -> FastSignature:
     """The compiled reader's answer (protocol/_sigfast.c ``read_request``) as :func:`read_request` gives it."""
-    key_id, alg, created, expires, nonce, items, signature, digest, base = found
+    key_id, alg, created, expires, nonce, items, signature, digest, base, field = found
     return FastSignature(
         label=label, key_id=key_id, alg=alg, created=created, expires=expires, nonce=nonce,
-        components=_components(_split(items)), signature=signature, content_digest=digest, signature_base=base,
+        components=components_of(items), signature=signature, content_digest=digest, signature_base=base,
+        signature_field=field,
     )  # fmt: skip
 
 
-def combined_field(lines: Sequence[str]) -> str | None:
-    """One field's combined value from its lines (as :func:`combined_fields` gives it), None without any."""
-    return ", ".join(line.strip(_OWS) for line in lines) if lines else None
+def checked_request(
+    headers: Iterable[tuple[str, str]],
+    *,
+    method: str,
+    target_uri: str,
+    label: str,
+    require: tuple[str, ...],
+    has_body: bool | None,
+    now: int,
+    max_skew: int,
+    max_lifetime: int,
+) -> CompiledRead | None:
+    """:func:`read_request` and then the profile's rules on what it read (key id, algorithm, times), in one
+    compiled call (protocol/_sigfast.c ``check_request``): its answer when the request is read and every rule
+    holds; None when the package was built without it, or for anything else (the caller then reads the
+    request with :func:`read_request` and applies the rules itself, which refuses with the precise error)."""
+    if COMPILED is None:
+        return None
+    target = _request_target(method, target_uri)
+    if target is None:
+        return None
+    return COMPILED.check_request(headers, method, target, label, require, has_body, now, max_skew, max_lifetime)
+
+
+@lru_cache(maxsize=256)  # a node is called at a handful of URIs
+def _request_target(method: str, target_uri: str) -> str | None:
+    derived = _request_derived(method, target_uri)
+    return None if derived is None else derived.values["@target-uri"]
 
 
 def _read(
@@ -337,7 +371,7 @@ def _read(
     return FastSignature(
         label=label, key_id=match[7], alg=match[6], created=int(match[3]), expires=int(match[4]),
         nonce=match[5], components=_components(identifiers), signature=signature,
-        content_digest=fields.get("content-digest"), signature_base=base,
+        content_digest=fields.get("content-digest"), signature_base=base, signature_field=signatures,
     )  # fmt: skip
 
 

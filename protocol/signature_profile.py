@@ -71,6 +71,8 @@ class UnverifiedSignature(_SignatureFields):
 
     signature_base: bytes
     misaddressed: bool
+    # The message's combined Signature field, which holds this signature: a request's answer is signed over it.
+    signature_field: str | None
 
     def verify(self, key: VerifyKeyLike | None) -> VerifiedSignature:
         """Finish verification with the key for ``key_id`` (None means the key is unknown)."""

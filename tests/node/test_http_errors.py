@@ -1,4 +1,4 @@
-"""The error middleware: what a peer reads when a request fails for a reason that is not its own."""
+"""node.http_errors.error_answer: what a peer reads when a request fails for a reason that is not its own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from node.http_errors import error_middleware
+from node.http_errors import Handler, error_answer
 
 
 async def _write_to_full_device(_request: web.Request) -> web.Response:
@@ -22,8 +22,17 @@ async def _broken(_request: web.Request) -> web.Response:
     raise RuntimeError("a bug")
 
 
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # What node.signed_http's middleware does with whatever a handler raises.
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return error_answer(request, exc)
+
+
 async def _answer(path: str) -> tuple[int, dict]:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[_errors])
     app.router.add_post("/full", _write_to_full_device)
     app.router.add_post("/bug", _broken)
     runner = web.AppRunner(app)

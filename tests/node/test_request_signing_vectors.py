@@ -17,7 +17,7 @@ VECTORS = json.loads((Path(__file__).resolve().parents[2] / "spec/vectors/reques
 
 
 def _key_free_checks(case: dict[str, Any], headers: list[list[str]]) -> str:
-    """What node.signed_http.verify_middleware makes of a vector request before it looks up any key."""
+    """What node.signed_http's middleware makes of a vector request before it looks up any key."""
     verify = VECTORS["verify"]
     view = HttpRequestView(method=case["method"], target_uri=case["target_uri"], headers=[tuple(h) for h in headers])
     try:

@@ -1,9 +1,10 @@
 """The compiled part of the signature fast path (protocol/_sigfast.c) decides exactly as the Python code.
 
-protocol.signature_fast.read_request hands a request to the compiled read_request first, and
-http_signatures.sign_answer an answer to signed_answer (built on answer_base, the compiled
-signature_fast.prepare_answer); whatever they answer is taken as the Python code's answer (read_request and
-sign_answer with compiled=False). So on every request, mangled at random in
+protocol.signature_fast.read_request hands a request to the compiled read_request first,
+http_signatures.check_request_headers to check_request (read_request and the profile's rules on times, key
+ids and algorithms), and http_signatures.sign_answer an answer to signed_answer (built on answer_base, the
+compiled signature_fast.prepare_answer); whatever they answer is taken as the Python code's answer (the same
+functions with compiled=False). So on every request, mangled at random in
 every field it reads, and every answer with one argument made odd, the two must give the same result, or
 both decline. The compiled code may decline more (over its fixed limits: 64 header lines, names of 64
 characters, bases of 16 KiB, signatures of 1 KiB); the inputs here stay within them unless a test says
@@ -355,3 +356,150 @@ def test_odd_component_lists_are_read_alike(components: str) -> None:
     )
     python, compiled = _both(headers)
     assert compiled == python
+
+
+# check_request: read_request and then the profile's rules on what it read (key id, algorithm, times), which
+# http_signatures.check_request_headers takes as its answer when it is not None.
+
+
+def _outcome(headers: tuple[tuple[str, str], ...], *, compiled: bool, **kwargs: Any) -> object:
+    """check_request_headers' answer, or the code of the error it raised."""
+    args = {"now": NOW, "max_skew": 60, "max_lifetime": 300, "has_body": True, **kwargs}
+    try:
+        return http_signatures.check_request_headers(
+            headers, method="POST", target_uri=URL, now=args["now"],
+            expected_authority="node-b.example", max_skew=args["max_skew"], max_lifetime=args["max_lifetime"],
+            require_components=("satchel-origin",), has_body=args["has_body"], compiled=compiled,
+        )  # fmt: skip
+    except SatchelError as exc:
+        return exc.code
+
+
+def _checked_alike(headers: tuple[tuple[str, str], ...], **kwargs: Any) -> object:
+    """Assert the compiled check takes exactly what the Python code takes, with the same result; that result."""
+    python = _outcome(headers, compiled=False, **kwargs)
+    args = {"now": NOW, "max_skew": 60, "max_lifetime": 300, "has_body": True, **kwargs}
+    taken = signature_fast.checked_request(
+        headers, method="POST", target_uri=URL, label="sig1", require=("satchel-origin",), has_body=args["has_body"],
+        now=args["now"], max_skew=args["max_skew"], max_lifetime=args["max_lifetime"],
+    )  # fmt: skip
+    assert (taken is not None) == isinstance(python, http_signatures.UnverifiedSignature)
+    assert _outcome(headers, compiled=True, **kwargs) == python
+    return python
+
+
+def _with_params(headers: tuple[tuple[str, str], ...], params: str) -> tuple[tuple[str, str], ...]:
+    return tuple((n, re.sub(r"\);.*", lambda _: ");" + params, v) if n == "Signature-Input" else v) for n, v in headers)
+
+
+_NODE_KEY_IDS = [KEY.public_key.key_id, "ed25519-" + "l" * 16, "ed25519-" + "0" * 15, "ed25519-" + "0" * 17,
+                 "ED25519-" + "0" * 16, "ed25519_" + "0" * 16, "ed25519-" + "u" * 16]  # fmt: skip
+_SESSION_KEY_IDS = [SESSION_KEY_ID, "hs-" + "A" * 21, "hs-" + "A" * 23, "hs-" + "-_" * 11, "hs" + "A" * 23, "x"]
+
+
+def test_the_compiled_check_takes_what_nodes_send() -> None:
+    for key_id in (None, SESSION_KEY_ID):
+        signed = _request(key_id=key_id)
+        assert isinstance(_checked_alike(signed.headers), http_signatures.UnverifiedSignature)
+
+
+@settings(max_examples=800)
+@given(
+    st.one_of(st.integers(min_value=NOW - 500, max_value=NOW + 500), st.sampled_from([0, 10**15 - 1])),
+    st.one_of(st.integers(min_value=-3, max_value=400), st.sampled_from([0, 1, 300, 301, 10**14])),
+    st.integers(min_value=-600, max_value=600),
+    st.sampled_from([*_NODE_KEY_IDS, *_SESSION_KEY_IDS]),
+    st.sampled_from([None, "ed25519", "hmac-sha256"]),
+    st.sampled_from([0, 1, 60, 600]),
+    st.sampled_from([0, 120, 300, 10**6]),
+)
+def test_the_profile_rules_are_applied_alike(
+    created: int, lifetime: int, now_offset: int, key_id: str, alg: str | None, max_skew: int, max_lifetime: int
+) -> None:
+    # Every rule on its own and at its edges: times against now, skew and lifetime; key ids of both kinds
+    # and near misses; the algorithm each kind of key signs with, said or not.
+    expires = created + lifetime
+    if not 0 <= expires < 10**15:
+        return  # no such Signature-Input: the reader's grammar has 15 digits at most
+    params = f'created={created};expires={expires};nonce="{"N" * 22}"' + (f';alg="{alg}"' if alg else "")
+    headers = _with_params(_request().headers, params + f';keyid="{key_id}"')
+    _checked_alike(headers, now=NOW + now_offset, max_skew=max_skew, max_lifetime=max_lifetime)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(_FIELDS), _EDITS, st.booleans(), st.sampled_from([True, False, None]))
+def test_mangled_requests_are_checked_alike(
+    field: str, edits: list[tuple[str, int, str]], session: bool, has_body: bool | None
+) -> None:
+    signed = _request(key_id=SESSION_KEY_ID if session else None)
+    _checked_alike(_mangle(signed.headers, field, edits), has_body=has_body, now=NOW + 30)
+
+
+@pytest.mark.parametrize(
+    ("now", "max_skew", "max_lifetime"),
+    [(2**70, 60, 300), (NOW, 2**63, 300), (NOW, 60, 2**64), (-(2**63), 60, 300), (NOW, -(2**62), 300), (True, 60, 300)],
+)
+def test_past_its_limits_the_compiled_check_leaves_the_request_to_python(
+    now: int, max_skew: int, max_lifetime: int
+) -> None:
+    # Arguments outside what the compiled code compares (past a 64-bit integer, or not an int): it declines,
+    # and the outcome is the Python code's.
+    headers = _request().headers
+    taken = signature_fast.checked_request(
+        headers, method="POST", target_uri=URL, label="sig1", require=("satchel-origin",), has_body=True,
+        now=now, max_skew=max_skew, max_lifetime=max_lifetime,
+    )  # fmt: skip
+    assert taken is None
+    assert _outcome(headers, compiled=True, now=now, max_skew=max_skew, max_lifetime=max_lifetime) == _outcome(
+        headers, compiled=False, now=now, max_skew=max_skew, max_lifetime=max_lifetime
+    )
+
+
+@pytest.mark.parametrize("max_skew", [0, 60])
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_the_times_are_checked_alike_at_their_edges(max_skew: int, delta: int) -> None:
+    # created at most max_skew ahead of now, expires at most max_skew behind it, after created and at most
+    # max_lifetime later.
+    now, key = NOW + 1000, KEY.public_key.key_id
+    cases = [
+        (now + max_skew + delta, now + max_skew + delta + 100, delta <= 0),
+        (now - max_skew + delta - 100, now - max_skew + delta, delta >= 0),
+        (now, now + 120 + delta, delta <= 0),
+        (now, now + delta, delta > 0),
+    ]
+    for created, expires, valid in cases:
+        params = f'created={created};expires={expires};nonce="{"N" * 22}";alg="ed25519";keyid="{key}"'
+        outcome = _checked_alike(
+            _with_params(_request().headers, params), now=now, max_skew=max_skew, max_lifetime=120
+        )
+        assert isinstance(outcome, http_signatures.UnverifiedSignature) == valid
+
+
+def test_the_compiled_calls_keep_no_memory() -> None:
+    # Each returns new objects and drops every one it made on the way: a reference kept would grow the
+    # process with every request a node answers.
+    import tracemalloc
+
+    assert COMPILED is not None
+    headers, target = _request(key_id=SESSION_KEY_ID).headers, signature_fast._target_uri(URL)
+    answer = (200, "sha-256=:AAAA:", "application/json", "sig1=:AAAA:", "sig1", "sig1", NOW, NOW + 60, "A" * 22)
+    calls = [
+        lambda: COMPILED.read_request(headers, "POST", target, "sig1", ("satchel-origin",), True),
+        lambda: COMPILED.check_request(headers, "POST", target, "sig1", ("satchel-origin",), True, NOW, 60, 300),
+        lambda: COMPILED.check_request(headers, "POST", target, "sig1", ("satchel-origin",), True, NOW + 999, 60, 300),
+        lambda: COMPILED.answer_base(*answer, "hmac-sha256", _SESSION.key_id),
+        lambda: COMPILED.signed_answer(*answer, _SESSION.key_id, True, _SESSION.sign_raw),
+    ]
+    for call in calls:
+        assert call() is not None or call is calls[2]
+        tracemalloc.start()
+        try:
+            for _ in range(50):
+                call()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(2000):
+                call()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 20_000, f"call {calls.index(call)} kept {grown} bytes over 2,000 calls"
