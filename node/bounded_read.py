@@ -37,9 +37,9 @@ async def read_chunk(stream: StreamReader, size: int, idle: float | None) -> byt
     """Up to ``size`` bytes of what has arrived (b"" at the end); :class:`BodyStalled` when ``idle`` seconds
     pass with nothing arriving, and :class:`BodyIncomplete` when the peer goes before the body's end.
     Refused with a code, these are routine, not internal errors with a traceback in the operator's log."""
+    if stream.is_eof():  # all of it has arrived (a small body comes with its head): nothing to wait for
+        return _arrived(stream, size)
     try:
-        if stream.is_eof():  # all of it has arrived (a small body comes with its head): nothing to wait for
-            return stream.read_nowait(size)
         async with asyncio.timeout(idle) if idle is not None else nullcontext():
             return await stream.read(size)
     except TimeoutError:
@@ -48,10 +48,19 @@ async def read_chunk(stream: StreamReader, size: int, idle: float | None) -> byt
         raise BodyIncomplete("the connection closed before the whole body arrived", field="body") from None
 
 
+def _arrived(stream: StreamReader, size: int) -> bytes:
+    try:
+        return stream.read_nowait(size)
+    except ConnectionResetError:
+        raise BodyIncomplete("the connection closed before the whole body arrived", field="body") from None
+
+
 async def read_body(stream: StreamReader, limit: int, *, idle: float | None = None) -> bytes:
     """The whole body if it is at most ``limit`` bytes; otherwise its first ``limit + 1`` bytes, so that the
     caller sees it is too long and refuses it (nothing beyond that is read). ``idle``: as for
     :func:`read_chunk`."""
+    if stream.is_eof():  # the usual small body: all of it came with its head, and is taken in one call
+        return _arrived(stream, limit + 1)
     parts: list[bytes] = []
     size = 0
     while size <= limit:

@@ -26,7 +26,7 @@ from crypto import IdentityKey, SessionKey
 from node.appkeys import NODE, PUBLIC_ROUTES, REQUIRED_COMPONENTS, STREAMING_ROUTES
 from node.bounded_read import read_body, read_chunk
 from node.http_errors import Handler, error_answer
-from node.http_sessions import SESSIONS, ServerSession
+from node.http_sessions import SESSIONS, ServerSession, SessionStore
 from node.keyring import KEYRING
 from node.offloop_writer import OffLoopWriter
 from node.peer_identity import PeerIdentity
@@ -87,8 +87,6 @@ SESSION = web.RequestKey("session", ServerSession)
 BODY = web.RequestKey("body", bytes)
 STREAM = web.RequestKey("stream", object)
 _REQUEST_VIEW = web.RequestKey("request_view", HttpRequestView)
-# The request's combined Signature field, when it was read on the fast path: its answer is signed without views.
-_REQUEST_SIGNATURE = web.RequestKey("request_signature", str)
 # The identity key a handler's answer rests on, when it must be the one that signs it: a session's answer is
 # made with the server's key of the moment, and a key rotated between the handler and the signing would leave
 # the client a session its answer's signature does not vouch for.
@@ -172,8 +170,9 @@ async def signed_http_middleware(request: web.Request, handler: Handler) -> web.
     One middleware, not three in a row: aiohttp runs each as a coroutine of its own around the next, and on a
     node answering small signed requests those layers cost about 3% of its rate (goal 5 of issue 8).
     """
+    answering = _Answering()
     try:
-        response = await _verified(request, handler)
+        response = await _verified(request, handler, answering)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # a redirect: aiohttp sends it as it is
@@ -181,37 +180,57 @@ async def signed_http_middleware(request: web.Request, handler: Handler) -> web.
     except Exception as exc:
         response = error_answer(request, exc)
     if "Signature" in request.headers and isinstance(response, web.Response):
-        _sign_answer(request, response)
+        _sign_answer(request, response, answering)
     return response
 
 
-async def _verified(request: web.Request, handler: Handler) -> web.StreamResponse:
+class _Answering:
+    """What signing a request's answer takes from checking the request, as far as that got."""
+
+    __slots__ = ("session", "signature_field")
+
+    def __init__(self) -> None:
+        # The request's combined Signature field, when it was read on the fast path: the answer is then
+        # signed without views. None: it was read with a view (request[_REQUEST_VIEW]), or not at all.
+        self.signature_field: str | None = None
+        self.session: ServerSession | None = None  # the session the request was signed in
+
+
+async def _verified(request: web.Request, handler: Handler, answering: _Answering) -> web.StreamResponse:
     """The handler's answer to a request whose signature verified, or to a public one; raises otherwise."""
+    app = request.app  # a property: read once
     route = (request.method, _canonical(request))
-    if route in request.app[PUBLIC_ROUTES] or request.match_info.http_exception is not None:
+    if route in app[PUBLIC_ROUTES] or request.match_info.http_exception is not None:
         return await handler(request)
-    node, keyring = request.app[NODE], request.app[KEYRING]
+    node = app[NODE]
     scheme, authority = _own_authority(node.config.node.base_url)
     now = int(time.time())
-    require = request.app[REQUIRED_COMPONENTS].get(route, REQUIRED_EVERYWHERE)
+    require = app[REQUIRED_COMPONENTS].get(route, REQUIRED_EVERYWHERE)
+    has_body = request.body_exists
     # Requests from Satchel nodes are read from their fields alone (no view: a third of a small request's
     # cost); any other shape goes to the general RFC 9421 code, which then decides alone.
     unverified = check_request_headers(
         request.headers.items(), method=request.method, target_uri=_target_uri(request, scheme), now=now,
-        expected_authority=authority, has_body=request.body_exists, require_components=require,
+        expected_authority=authority, has_body=has_body, require_components=require,
     )  # fmt: skip
     if unverified is None:
         view = request_view(request, scheme)
         request[_REQUEST_VIEW] = view
         unverified = check_request_signature(
-            view, now=now, expected_authority=authority, has_body=request.body_exists, require_components=require
+            view, now=now, expected_authority=authority, has_body=has_body, require_components=require
         )
     else:
-        request[_REQUEST_SIGNATURE] = unverified.signature_field or ""
+        answering.signature_field = unverified.signature_field or ""
+    remember: Callable[[], None]
     if unverified.key_id.startswith("hs-"):
-        verified, remember = await _verify_in_session(request, unverified, now)
+        session = app[SESSIONS].get(unverified.key_id, now=now)
+        if SessionStore.recheck_due(session):
+            own_revoked = node.current_keys().revoked_identity  # reloaded when node_keys changed
+            await app[SESSIONS].recheck(session, app[KEYRING], own_revoked=own_revoked)
+        verified, remember = _verified_in_session(request, session, unverified), _nothing
+        answering.session = session
     else:
-        resolved = await keyring.resolve(
+        resolved = await app[KEYRING].resolve(
             unverified.key_id, origin=request.headers.get(ORIGIN_HEADER), claimed=True
         )
         verified = unverified.verify(resolved)
@@ -227,14 +246,14 @@ async def _verified(request: web.Request, handler: Handler) -> web.StreamRespons
     if coding != "identity":  # before any byte is read: aiohttp would decode it, and hash the decoded bytes
         raise ContentCodingRefused(f"the body is sent with Content-Encoding {coding[:40]!r}", field="Content-Encoding")
     idle = node.config.server.body_idle_seconds
-    if route in request.app[STREAMING_ROUTES]:
+    if route in app[STREAMING_ROUTES]:
         # Gigabyte bodies: the handler streams them through SignedBodyStream, which checks the digest at
         # the end; nothing may be committed before finish() returns.
         if verified.content_digest is None:
             raise DigestMissing("a streamed body must be covered by Content-Digest", field="Content-Digest")
         request[STREAM] = SignedBodyStream(request, verified.content_digest, remember, idle=idle)
         return await handler(request)
-    body = await read_body(request.content, MAX_BODY, idle=idle) if request.body_exists else b""
+    body = await read_body(request.content, MAX_BODY, idle=idle) if has_body else b""
     if len(body) > MAX_BODY:
         raise BodyTooLarge("the request body is too large", field="body")
     if body or verified.content_digest is not None:
@@ -244,14 +263,13 @@ async def _verified(request: web.Request, handler: Handler) -> web.StreamRespons
     return await handler(request)
 
 
-async def _verify_in_session(
-    request: web.Request, unverified: UnverifiedSignature, now: int
-) -> tuple[VerifiedSignature, Callable[[], None]]:
-    sessions = request.app[SESSIONS]
-    session = sessions.get(unverified.key_id, now=now)
-    if sessions.recheck_due(session):
-        own_revoked = request.app[NODE].current_keys().revoked_identity  # reloaded when node_keys changed
-        await sessions.recheck(session, request.app[KEYRING], own_revoked=own_revoked)
+def _nothing() -> None:
+    """A session request's nonce is its sequence number, which _verified_in_session has taken already."""
+
+
+def _verified_in_session(
+    request: web.Request, session: ServerSession, unverified: UnverifiedSignature
+) -> VerifiedSignature:
     verified = unverified.verify(session.keys.to_server)
     sequence = parse_sequence_nonce(verified.nonce)
     if sequence is None:
@@ -263,14 +281,16 @@ async def _verify_in_session(
     session.window.accept(sequence)
     request[PEER] = session.peer
     request[SESSION] = session
-    return verified, lambda: None
+    return verified
 
 
-def _sign_answer(request: web.Request, response: web.Response) -> None:
+def _sign_answer(request: web.Request, response: web.Response, answering: _Answering) -> None:
     """Sign the answer to a signed request: Content-Digest, Signature-Input and Signature fields added."""
-    node = request.app[NODE]
-    scheme, _ = _own_authority(node.config.node.base_url)
-    body = response.body if isinstance(response.body, bytes) else b""
+    app = request.app
+    node = app[NODE]
+    body = response.body
+    if not isinstance(body, bytes):
+        body = b""
     headers = response.headers
     kind = headers.get("Content-Type")  # a handler's answer names its type (reading it through aiohttp parses it)
     if kind is None:
@@ -278,18 +298,19 @@ def _sign_answer(request: web.Request, response: web.Response) -> None:
             response.content_type = "application/json"
         kind = headers["Content-Type"] = headers.get("Content-Type", response.content_type)
     digest = headers[CONTENT_DIGEST] = content_digest_header(body)
-    session = request.get(SESSION)
+    session = answering.session
     key = session.keys.to_client if session is not None else request.get(ANSWER_KEY) or node.current_keys().identity
     now = int(time.time())
     key_id = key.key_id if isinstance(key, SessionKey) else key.public_key.key_id
-    nonce = request.app[ANSWER_NONCES].next()
+    nonce = app[ANSWER_NONCES].next()
     try:
-        answered = request.get(_REQUEST_SIGNATURE)
+        answered = answering.signature_field
         signature_headers = None if answered is None or "Signature-Input" in headers else sign_answer(
             response.status, content_digest=digest, content_type=kind, request_signature=answered,
             key_id=key_id, sign=key.sign_raw, created=now, expires=now + RESPONSE_LIFETIME, nonce=nonce,
         )  # fmt: skip
         if signature_headers is None:
+            scheme, _ = _own_authority(node.config.node.base_url)
             view = HttpResponseView(
                 status=response.status,
                 headers=tuple(headers.items()),

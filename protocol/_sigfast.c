@@ -279,11 +279,11 @@ static int b64_value(char c) {
     return -1;
 }
 
-/* _SIGNATURE's fullmatch and then _decode: the canonical base64 of the signature, or NULL (no error set
- * unless a Python error occurred). Sets *label to the member's label. */
-static PyObject *read_signature(const char *s, Py_ssize_t n, span_t *label, span_t *text) {
+/* _SIGNATURE's fullmatch, and base64 that _decode takes (canonical: what re-encoding gives back): 1, else 0.
+ * Sets *label to the member's label, *text to its base64 and *pad to the number of '=' ending it. */
+static int signature_text(const char *s, Py_ssize_t n, span_t *label, span_t *text, Py_ssize_t *pad_out) {
     Py_ssize_t k = match_key(s, n);
-    if (k == 0 || k + 1 >= n || s[k] != '=' || s[k + 1] != ':' || s[n - 1] != ':' || n < k + 3) return NULL;
+    if (k == 0 || k + 1 >= n || s[k] != '=' || s[k + 1] != ':' || s[n - 1] != ':' || n < k + 3) return 0;
     label->start = s;
     label->len = k;
     const char *b = s + k + 2;
@@ -292,12 +292,20 @@ static PyObject *read_signature(const char *s, Py_ssize_t n, span_t *label, span
     text->len = len;
     Py_ssize_t pad = 0;
     while (pad < len && pad < 3 && b[len - 1 - pad] == '=') pad++;
-    if (pad > 2 || len % 4 != 0) return NULL;
+    if (pad > 2 || len % 4 != 0) return 0;
     for (Py_ssize_t i = 0; i < len - pad; i++)
-        if (b64_value(b[i]) < 0) return NULL;
-    if (len == 0) return PyBytes_FromStringAndSize("", 0);
-    if (len - pad < 2) return NULL; /* "==" and the like */
-    Py_ssize_t out_len = len / 4 * 3 - pad;
+        if (b64_value(b[i]) < 0) return 0;
+    *pad_out = pad;
+    if (len == 0) return 1;
+    /* Canonical only: the bits the padding leaves over are zero (else re-encoding would differ). */
+    int last = b64_value(b[len - pad - 1]);
+    return !((pad == 2 && (last & 0x0f)) || (pad == 1 && (last & 0x03)));
+}
+
+/* The bytes of base64 that signature_text took. */
+static PyObject *decode_b64(span_t text, Py_ssize_t pad) {
+    const char *b = text.start;
+    Py_ssize_t len = text.len, out_len = len / 4 * 3 - pad;
     PyObject *out = PyBytes_FromStringAndSize(NULL, out_len);
     if (out == NULL) return NULL;
     unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
@@ -311,12 +319,13 @@ static PyObject *read_signature(const char *s, Py_ssize_t n, span_t *label, span
         if (j < out_len) o[j++] = (unsigned char)(triple >> 8);
         if (j < out_len) o[j++] = (unsigned char)triple;
     }
-    /* Canonical only: the bits the padding leaves over are zero (else re-encoding would differ). */
-    int last = b64_value(b[len - pad - 1]);
-    if ((pad == 2 && (last & 0x0f)) || (pad == 1 && (last & 0x03))) {
-        Py_DECREF(out);
-        return NULL;
-    }
+    return out;
+}
+
+/* A str of ASCII text (which every caller here has checked it is). */
+static PyObject *ascii_str(const char *s, Py_ssize_t n) {
+    PyObject *out = PyUnicode_New(n, 127);
+    if (out != NULL) memcpy(PyUnicode_DATA(out), s, (size_t)n);
     return out;
 }
 
@@ -372,11 +381,10 @@ static PyObject *read_request(PyObject *self, PyObject *args) {
     input_t in;
     if (!match_input(text, text_len, &in)) goto decline;
     span_t sig_label, sig_b64;
-    PyObject *signature = read_signature(sig_text, sig_len, &sig_label, &sig_b64);
-    if (signature == NULL) {
-        if (PyErr_Occurred()) goto done;
-        goto decline;
-    }
+    Py_ssize_t sig_pad;
+    if (!signature_text(sig_text, sig_len, &sig_label, &sig_b64, &sig_pad)) goto decline;
+    PyObject *signature = decode_b64(sig_b64, sig_pad);
+    if (signature == NULL) goto done;
     if (in.label.len != label_len || memcmp(in.label.start, label, (size_t)label_len) != 0 ||
         sig_label.len != label_len || memcmp(sig_label.start, label, (size_t)label_len) != 0) {
         Py_DECREF(signature);
@@ -469,11 +477,26 @@ static PyObject *read_request(PyObject *self, PyObject *args) {
 
     {
         PyObject *digest = field_value(&fs, "content-digest");
-        PyObject *alg = in.alg.start ? PyUnicode_FromStringAndSize(in.alg.start, in.alg.len) : Py_NewRef(Py_None);
-        result = Py_BuildValue("(s#NLLs#s#NOy#O)", in.keyid.start, in.keyid.len, alg, in.created, in.expires,
-                               in.nonce.start, in.nonce.len, in.items.start, in.items.len, signature,
-                               digest ? digest : Py_None, base, used, sig_obj);
-        signature = NULL; /* stolen by N */
+        PyObject *items[10] = {
+            ascii_str(in.keyid.start, in.keyid.len),
+            in.alg.start ? ascii_str(in.alg.start, in.alg.len) : Py_NewRef(Py_None),
+            PyLong_FromLongLong(in.created),
+            PyLong_FromLongLong(in.expires),
+            ascii_str(in.nonce.start, in.nonce.len),
+            ascii_str(in.items.start, in.items.len),
+            signature, /* the tuple takes this reference */
+            Py_NewRef(digest ? digest : Py_None),
+            PyBytes_FromStringAndSize(base, used),
+            Py_NewRef(sig_obj),
+        };
+        signature = NULL;
+        int made = 1;
+        for (int i = 0; i < 10; i++) made = made && items[i] != NULL;
+        result = made ? PyTuple_New(10) : NULL;
+        for (int i = 0; i < 10; i++) {
+            if (result != NULL) PyTuple_SET_ITEM(result, i, items[i]);
+            else Py_XDECREF(items[i]);
+        }
     }
     goto done;
 
@@ -579,6 +602,113 @@ static const char *line_value(PyObject *value, Py_ssize_t *len) {
     return s;
 }
 
+/* A text being built in a fixed buffer; ok drops to 0 once something does not fit. */
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+    int ok;
+} buf_t;
+
+static void put_text(buf_t *b, const char *s, Py_ssize_t n) {
+    if (!b->ok || n > b->cap - b->n) {
+        b->ok = 0;
+        return;
+    }
+    memcpy(b->p + b->n, s, (size_t)n);
+    b->n += n;
+}
+
+static void put_lit(buf_t *b, const char *s) { put_text(b, s, (Py_ssize_t)strlen(s)); }
+
+/* A number 0 <= v as %0<digits>lld writes it. */
+static void put_int(buf_t *b, long long v, int digits) {
+    char tmp[24];
+    int i = 0;
+    do {
+        tmp[i++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 || i < digits);
+    while (i > 0 && b->ok) {
+        if (b->n >= b->cap) b->ok = 0;
+        else b->p[b->n++] = tmp[--i];
+    }
+}
+
+/* The Signature-Input member and the signature base of an answer (signature_fast.prepare_answer), into
+ * member and base: 1 built, 0 when the Python code must decide. alg is NULL for none. */
+static int build_answer(PyObject *status_obj, PyObject *digest_obj, PyObject *type_obj, PyObject *answered_obj,
+                        PyObject *label_obj, PyObject *req_label_obj, PyObject *created_obj, PyObject *expires_obj,
+                        PyObject *nonce_obj, const char *alg, Py_ssize_t alg_len, PyObject *key_obj, buf_t *member,
+                        buf_t *base) {
+    /* Anything but the types the Python code is given (an int that is not a bool, str) is its to judge. */
+    if (!PyLong_CheckExact(status_obj) || !PyLong_CheckExact(created_obj) || !PyLong_CheckExact(expires_obj) ||
+        !PyUnicode_Check(digest_obj) || !PyUnicode_Check(type_obj) || !PyUnicode_Check(label_obj) ||
+        !PyUnicode_Check(req_label_obj) || !PyUnicode_Check(nonce_obj) || !PyUnicode_Check(key_obj) ||
+        !PyUnicode_Check(answered_obj))
+        return 0;
+    int over_status = 0, over_created = 0, over_expires = 0;
+    long status = PyLong_AsLongAndOverflow(status_obj, &over_status);
+    long long created = PyLong_AsLongLongAndOverflow(created_obj, &over_created);
+    long long expires = PyLong_AsLongLongAndOverflow(expires_obj, &over_expires);
+    if (over_status || over_created || over_expires || status < 100 || status > 999) return 0;
+    /* _INT: 0 or up to 15 digits without a leading zero, which %lld writes for 0 <= v < 10**15. */
+    if (created < 0 || created >= 1000000000000000LL || expires < 0 || expires >= 1000000000000000LL) return 0;
+
+    Py_ssize_t label_len, req_len, nonce_len, key_len, answered_len, digest_len, type_len;
+    const char *label = ascii_of(label_obj, &label_len);
+    const char *req_label = ascii_of(req_label_obj, &req_len);
+    const char *nonce = ascii_of(nonce_obj, &nonce_len);
+    const char *key_id = ascii_of(key_obj, &key_len);
+    const char *answered = ascii_of(answered_obj, &answered_len);
+    if (!label || !req_label || !nonce || !key_id || !answered) return 0;
+    if (!all_key(label, label_len) || !all_key(req_label, req_len) || !all_b64url(nonce, nonce_len, 22, 128) ||
+        !all_b64url(key_id, key_len, 1, 64))
+        return 0;
+    if (alg && !((alg_len == 7 && memcmp(alg, "ed25519", 7) == 0) || (alg_len == 11 && memcmp(alg, "hmac-sha256", 11) == 0)))
+        return 0;
+    /* The request's Signature: one member labelled request_label, canonical base64 (_signature_member). */
+    span_t sig_label, sig_b64;
+    Py_ssize_t sig_pad;
+    if (!signature_text(answered, answered_len, &sig_label, &sig_b64, &sig_pad)) return 0;
+    if (sig_label.len != req_len || memcmp(sig_label.start, req_label, (size_t)req_len) != 0) return 0;
+    const char *digest = line_value(digest_obj, &digest_len);
+    const char *type = line_value(type_obj, &type_len);
+    if (!digest || !type) return 0;
+
+    put_lit(member, "(\"@status\" \"content-digest\" \"content-type\" \"signature\";req;key=\"");
+    put_text(member, req_label, req_len);
+    put_lit(member, "\");created=");
+    put_int(member, created, 1);
+    put_lit(member, ";expires=");
+    put_int(member, expires, 1);
+    put_lit(member, ";nonce=\"");
+    put_text(member, nonce, nonce_len);
+    if (alg) {
+        put_lit(member, "\";alg=\"");
+        put_text(member, alg, alg_len);
+    }
+    put_lit(member, "\";keyid=\"");
+    put_text(member, key_id, key_len);
+    put_lit(member, "\"");
+    if (!member->ok) return 0; /* a label too long for it: the Python code's */
+
+    put_lit(base, "\"@status\": ");
+    put_int(base, status, 3);
+    put_lit(base, "\n\"content-digest\": ");
+    put_text(base, digest, digest_len);
+    put_lit(base, "\n\"content-type\": ");
+    put_text(base, type, type_len);
+    put_lit(base, "\n\"signature\";req;key=\"");
+    put_text(base, req_label, req_len);
+    put_lit(base, "\": :");
+    put_text(base, sig_b64.start, sig_b64.len);
+    put_lit(base, ":\n\"@signature-params\": ");
+    put_text(base, member->p, member->n);
+    return base->ok; /* over 16 KiB: the Python code's */
+}
+
+#define MAX_MEMBER 512
+
 /* answer_base(status, content_digest, content_type, request_signature, label, request_label, created, expires,
  *             nonce, alg, key_id) -> (member, base) or None: signature_fast.prepare_answer, compiled. */
 static PyObject *answer_base(PyObject *self, PyObject *args) {
@@ -587,61 +717,22 @@ static PyObject *answer_base(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &status_obj, &digest_obj, &type_obj, &answered_obj, &label_obj,
                           &req_label_obj, &created_obj, &expires_obj, &nonce_obj, &alg_obj, &key_obj))
         return NULL;
-    /* Anything but the types the Python code is given (an int that is not a bool, str) is its to judge. */
-    if (!PyLong_CheckExact(status_obj) || !PyLong_CheckExact(created_obj) || !PyLong_CheckExact(expires_obj) ||
-        !PyUnicode_Check(digest_obj) || !PyUnicode_Check(type_obj) || !PyUnicode_Check(label_obj) ||
-        !PyUnicode_Check(req_label_obj) || !PyUnicode_Check(nonce_obj) || !PyUnicode_Check(key_obj) ||
-        !PyUnicode_Check(answered_obj) || !(alg_obj == Py_None || PyUnicode_Check(alg_obj)))
-        Py_RETURN_NONE;
-    int over_status = 0, over_created = 0, over_expires = 0;
-    long status = PyLong_AsLongAndOverflow(status_obj, &over_status);
-    long long created = PyLong_AsLongLongAndOverflow(created_obj, &over_created);
-    long long expires = PyLong_AsLongLongAndOverflow(expires_obj, &over_expires);
-    if (over_status || over_created || over_expires || status < 100 || status > 999) Py_RETURN_NONE;
-    /* _INT: 0 or up to 15 digits without a leading zero, which %lld writes for 0 <= v < 10**15. */
-    if (created < 0 || created >= 1000000000000000LL || expires < 0 || expires >= 1000000000000000LL) Py_RETURN_NONE;
-
-    Py_ssize_t label_len, req_len, nonce_len, key_len, alg_len = 0, answered_len, digest_len, type_len;
-    const char *label = ascii_of(label_obj, &label_len);
-    const char *req_label = ascii_of(req_label_obj, &req_len);
-    const char *nonce = ascii_of(nonce_obj, &nonce_len);
-    const char *key_id = ascii_of(key_obj, &key_len);
-    const char *alg = alg_obj == Py_None ? NULL : ascii_of(alg_obj, &alg_len);
-    const char *answered = ascii_of(answered_obj, &answered_len);
-    if (!label || !req_label || !nonce || !key_id || !answered || (alg_obj != Py_None && !alg)) Py_RETURN_NONE;
-    if (!all_key(label, label_len) || !all_key(req_label, req_len) || !all_b64url(nonce, nonce_len, 22, 128) ||
-        !all_b64url(key_id, key_len, 1, 64))
-        Py_RETURN_NONE;
-    if (alg && !((alg_len == 7 && memcmp(alg, "ed25519", 7) == 0) || (alg_len == 11 && memcmp(alg, "hmac-sha256", 11) == 0)))
-        Py_RETURN_NONE;
-    /* The request's Signature: one member labelled request_label, canonical base64 (_signature_member). */
-    span_t sig_label, sig_b64;
-    PyObject *decoded = read_signature(answered, answered_len, &sig_label, &sig_b64);
-    if (decoded == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NONE;
+    Py_ssize_t alg_len = 0;
+    const char *alg = NULL;
+    if (alg_obj != Py_None) {
+        if (!PyUnicode_Check(alg_obj) || (alg = ascii_of(alg_obj, &alg_len)) == NULL) Py_RETURN_NONE;
     }
-    Py_DECREF(decoded);
-    if (sig_label.len != req_len || memcmp(sig_label.start, req_label, (size_t)req_len) != 0) Py_RETURN_NONE;
-    const char *digest = line_value(digest_obj, &digest_len);
-    const char *type = line_value(type_obj, &type_len);
-    if (!digest || !type) Py_RETURN_NONE;
-
-    char member[512];
-    int m = snprintf(member, sizeof member,
-                     "(\"@status\" \"content-digest\" \"content-type\" \"signature\";req;key=\"%.*s\");created=%lld;"
-                     "expires=%lld;nonce=\"%.*s\"%s%.*s%s;keyid=\"%.*s\"",
-                     (int)req_len, req_label, created, expires, (int)nonce_len, nonce, alg ? ";alg=\"" : "",
-                     (int)alg_len, alg ? alg : "", alg ? "\"" : "", (int)key_len, key_id);
-    if (m < 0 || m >= (int)sizeof member) Py_RETURN_NONE; /* a label too long for it: the Python code's */
-    char base[MAX_BASE];
-    int b = snprintf(base, sizeof base,
-                     "\"@status\": %03ld\n\"content-digest\": %.*s\n\"content-type\": %.*s\n"
-                     "\"signature\";req;key=\"%.*s\": :%.*s:\n\"@signature-params\": %s",
-                     status, (int)digest_len, digest, (int)type_len, type, (int)req_len, req_label, (int)sig_b64.len,
-                     sig_b64.start, member);
-    if (b < 0 || b >= (int)sizeof base) Py_RETURN_NONE; /* over 16 KiB: the Python code's */
-    return Py_BuildValue("(s#y#)", member, (Py_ssize_t)m, base, (Py_ssize_t)b);
+    char member_text[MAX_MEMBER], base_text[MAX_BASE];
+    buf_t member = {member_text, 0, MAX_MEMBER, 1}, base = {base_text, 0, MAX_BASE, 1};
+    if (!build_answer(status_obj, digest_obj, type_obj, answered_obj, label_obj, req_label_obj, created_obj,
+                      expires_obj, nonce_obj, alg, alg_len, key_obj, &member, &base))
+        Py_RETURN_NONE;
+    PyObject *member_str = ascii_str(member.p, member.n);
+    PyObject *base_bytes = member_str ? PyBytes_FromStringAndSize(base.p, base.n) : NULL;
+    PyObject *result = base_bytes ? PyTuple_Pack(2, member_str, base_bytes) : NULL;
+    Py_XDECREF(member_str);
+    Py_XDECREF(base_bytes);
+    return result;
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -663,11 +754,12 @@ static PyObject *signed_answer(PyObject *self, PyObject *args) {
                           &expires_obj, &nonce, &key_obj, &include_alg, &sign))
         return NULL;
     if (!PyUnicode_Check(key_obj) || !PyLong_CheckExact(created_obj) || !PyLong_CheckExact(expires_obj) ||
-        !PyBool_Check(include_alg))
+        !PyBool_Check(include_alg) || !PyUnicode_Check(label))
         Py_RETURN_NONE;
-    Py_ssize_t key_len;
+    Py_ssize_t key_len, label_len;
     const char *key_id = ascii_of(key_obj, &key_len);
-    if (key_id == NULL) Py_RETURN_NONE;
+    const char *label_text = ascii_of(label, &label_len);
+    if (key_id == NULL || label_text == NULL) Py_RETURN_NONE;
     /* KEY_ID_PATTERN or SESSION_KEY_ID_PATTERN (signature_profile.profile_values). */
     int session = key_kind(key_id, key_len);
     if (session < 0) Py_RETURN_NONE;
@@ -676,58 +768,54 @@ static PyObject *signed_answer(PyObject *self, PyObject *args) {
     long long expires = PyLong_AsLongLongAndOverflow(expires_obj, &over_expires);
     /* expires after created, at most MAX_LIFETIME (300 s) later (profile_values, check_times). */
     if (over_created || over_expires || expires <= created || expires - created > 300) Py_RETURN_NONE;
-    PyObject *alg = session ? PyUnicode_FromString("hmac-sha256")
-                            : (include_alg == Py_True ? PyUnicode_FromString("ed25519") : Py_NewRef(Py_None));
-    if (alg == NULL) return NULL;
-    /* answer_base checks the nonce ([A-Za-z0-9_-]{22,128}, as NONCE_PATTERN) and everything else. */
-    PyObject *base_args = PyTuple_Pack(11, status, digest, type, answered, label, req_label, created_obj, expires_obj,
-                                       nonce, alg, key_obj);
-    Py_DECREF(alg);
-    if (base_args == NULL) return NULL;
-    PyObject *built = answer_base(self, base_args);
-    Py_DECREF(base_args);
-    if (built == NULL || built == Py_None) return built;
-    PyObject *member = PyTuple_GET_ITEM(built, 0), *base = PyTuple_GET_ITEM(built, 1);
-    PyObject *signed_raw = PyObject_CallOneArg(sign, base);
-    if (signed_raw == NULL) {
-        Py_DECREF(built);
-        return NULL;
-    }
+    const char *alg = session ? "hmac-sha256" : (include_alg == Py_True ? "ed25519" : NULL);
+    /* build_answer checks the nonce ([A-Za-z0-9_-]{22,128}, as NONCE_PATTERN) and everything else. */
+    char member_text[MAX_MEMBER], base_text[MAX_BASE];
+    buf_t member = {member_text, 0, MAX_MEMBER, 1}, base = {base_text, 0, MAX_BASE, 1};
+    if (!build_answer(status, digest, type, answered, label, req_label, created_obj, expires_obj, nonce, alg,
+                      alg ? (Py_ssize_t)strlen(alg) : 0, key_obj, &member, &base))
+        Py_RETURN_NONE;
+    PyObject *base_bytes = PyBytes_FromStringAndSize(base.p, base.n);
+    if (base_bytes == NULL) return NULL;
+    PyObject *signed_raw = PyObject_CallOneArg(sign, base_bytes);
+    Py_DECREF(base_bytes);
+    if (signed_raw == NULL) return NULL;
     PyObject *signature = PyBytes_FromObject(signed_raw); /* bytes(sign(base)), as the Python code takes it */
     Py_DECREF(signed_raw);
-    if (signature == NULL) {
-        Py_DECREF(built);
-        return NULL;
-    }
+    if (signature == NULL) return NULL;
     Py_ssize_t raw_len = PyBytes_GET_SIZE(signature);
     if (raw_len > 1024) { /* no Satchel key signs that much: the Python code's */
         Py_DECREF(signature);
-        Py_DECREF(built);
         Py_RETURN_NONE;
     }
     const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(signature);
-    char encoded[1400];
-    Py_ssize_t e = 0;
-    for (Py_ssize_t i = 0; i < raw_len; i += 3) {
+    /* label=:base64: (label is a _KEY, checked by build_answer, so ASCII) */
+    char value_text[MAX_MEMBER + 1400];
+    buf_t value = {value_text, 0, (Py_ssize_t)sizeof value_text, 1};
+    put_text(&value, label_text, label_len);
+    put_lit(&value, "=:");
+    for (Py_ssize_t i = 0; i < raw_len && value.ok; i += 3) {
         unsigned long v = (unsigned long)raw[i] << 16;
         if (i + 1 < raw_len) v |= (unsigned long)raw[i + 1] << 8;
         if (i + 2 < raw_len) v |= raw[i + 2];
-        encoded[e++] = B64[(v >> 18) & 63];
-        encoded[e++] = B64[(v >> 12) & 63];
-        encoded[e++] = i + 1 < raw_len ? B64[(v >> 6) & 63] : '=';
-        encoded[e++] = i + 2 < raw_len ? B64[v & 63] : '=';
+        char quad[4] = {B64[(v >> 18) & 63], B64[(v >> 12) & 63], i + 1 < raw_len ? B64[(v >> 6) & 63] : '=',
+                        i + 2 < raw_len ? B64[v & 63] : '='};
+        put_text(&value, quad, 4);
     }
+    put_lit(&value, ":");
     Py_DECREF(signature);
-    PyObject *text = PyUnicode_FromStringAndSize(encoded, e);
-    PyObject *input = text ? PyUnicode_FromFormat("%U=%U", label, member) : NULL;
-    PyObject *value = input ? PyUnicode_FromFormat("%U=:%U:", label, text) : NULL;
-    Py_XDECREF(text);
-    Py_DECREF(built);
-    if (value == NULL) {
-        Py_XDECREF(input);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", input, value);
+    char input_text[MAX_MEMBER * 2];
+    buf_t input = {input_text, 0, (Py_ssize_t)sizeof input_text, 1};
+    put_text(&input, label_text, label_len);
+    put_lit(&input, "=");
+    put_text(&input, member.p, member.n);
+    if (!value.ok || !input.ok) Py_RETURN_NONE; /* a label too long for them: the Python code's */
+    PyObject *input_str = ascii_str(input.p, input.n);
+    PyObject *value_str = input_str ? ascii_str(value.p, value.n) : NULL;
+    PyObject *result = value_str ? PyTuple_Pack(2, input_str, value_str) : NULL;
+    Py_XDECREF(input_str);
+    Py_XDECREF(value_str);
+    return result;
 }
 
 static PyMethodDef methods[] = {

@@ -7,7 +7,8 @@ compiled signature_fast.prepare_answer); whatever they answer is taken as the Py
 functions with compiled=False). So on every request, mangled at random in
 every field it reads, and every answer with one argument made odd, the two must give the same result, or
 both decline. The compiled code may decline more (over its fixed limits: 64 header lines, names of 64
-characters, bases of 16 KiB, signatures of 1 KiB); the inputs here stay within them unless a test says
+characters, bases of 16 KiB, an answer's Signature-Input member of 512 characters, signatures of 1 KiB, times
+past 2**60); the inputs here stay within them unless a test says
 otherwise, so here it must not.
 """
 
@@ -503,3 +504,43 @@ def test_the_compiled_calls_keep_no_memory() -> None:
         finally:
             tracemalloc.stop()
         assert grown < 20_000, f"call {calls.index(call)} kept {grown} bytes over 2,000 calls"
+
+
+def _based(**changes: Any) -> tuple[object, object]:
+    a = {**_ANSWER, **changes}
+    python = signature_fast.prepare_answer(
+        a["status"], a["content_digest"], a["content_type"], a["request_signature"], label=a["label"],
+        created=a["created"], expires=a["expires"], nonce=a["nonce"], alg=a["alg"], key_id=a["key_id"],
+        request_label=a["request_label"],
+    )  # fmt: skip
+    assert COMPILED is not None
+    compiled = COMPILED.answer_base(
+        a["status"], a["content_digest"], a["content_type"], a["request_signature"], a["label"], a["request_label"],
+        a["created"], a["expires"], a["nonce"], a["alg"], a["key_id"],
+    )  # fmt: skip
+    return python, compiled
+
+
+def test_an_answer_base_of_16_kib_is_the_compiled_codes_and_a_byte_more_is_not() -> None:
+    python, compiled = _based()
+    assert isinstance(python, tuple) and compiled == python
+    fits = 16384 - (len(python[1]) - len(_ANSWER["content_type"]))  # a Content-Type this long fills 16 KiB
+    python, compiled = _based(content_type="a" * fits)
+    assert isinstance(python, tuple) and len(python[1]) == 16384 and compiled == python
+    python, compiled = _based(content_type="a" * (fits + 1))
+    assert python is not None and compiled is None
+
+
+def test_past_its_limits_the_compiled_answer_leaves_it_to_python() -> None:
+    # A request label too long for the compiled code's member (512 characters), a base over 16 KiB: it
+    # declines, and sign_answer signs with the Python code.
+    for changes in ({"request_label": "a" * 500, "request_signature": "a" * 500 + "=:AAAA:"},
+                    {"content_type": "a" * 17_000}):  # fmt: skip
+        python, compiled = _based(**changes)
+        assert python is not None and compiled is None
+        a = {**_SIGNED, **changes}
+        compiled_signed = COMPILED.signed_answer(  # type: ignore[union-attr]
+            a["status"], a["content_digest"], a["content_type"], a["request_signature"], a["label"],
+            a["request_label"], a["created"], a["expires"], a["nonce"], a["key_id"], a["include_alg"], a["sign"],
+        )  # fmt: skip
+        assert compiled_signed is None and _python_signed_answer(a) is not None
