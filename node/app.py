@@ -21,7 +21,13 @@ from node.outbox_worker import outbox_worker
 from node.partial_envelopes import UPLOADS, Uploads
 from node.peer_client import PEER_CLIENT, PeerClient
 from node.routes import ROUTES
-from node.signed_http import ANSWER_NONCES, REQUIRED_EVERYWHERE, AnswerNonces, signed_http_middleware
+from node.signed_http import (
+    ANSWER_NONCES,
+    REQUIRED_EVERYWHERE,
+    ROUTE_PLANS,
+    AnswerNonces,
+    signed_http_middleware,
+)
 from node.workers import (
     disk_watch_worker,
     expiry_worker,
@@ -48,6 +54,7 @@ def create_app(config: NodeConfig) -> web.Application:
     app[SESSIONS] = SessionStore()
     app[FEED_CACHE] = FeedCache()
     app[ANSWER_NONCES] = AnswerNonces()
+    app[ROUTE_PLANS] = {}
     for route in ROUTES:
         if route.method == "GET":
             app.router.add_get(route.path, route.handler, allow_head=True)

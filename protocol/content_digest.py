@@ -102,7 +102,8 @@ class ContentDigester:
 def content_digest_header(body: bytes, algorithm: str = DEFAULT_ALGORITHM) -> str:
     """The Content-Digest value for a body already in memory."""
     if algorithm == "sha-256":  # every small message a node signs: no digester needed
-        return f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode('ascii')}:"
+        # binascii directly: base64.b64encode is a Python call around it, on every answer a node signs
+        return f"sha-256=:{binascii.b2a_base64(hashlib.sha256(body).digest(), newline=False).decode('ascii')}:"
     digester = ContentDigester((algorithm,))
     digester.update(body)
     return digester.header_value()
@@ -163,7 +164,7 @@ def verify_body_digest(value: str | None, body: bytes) -> dict[str, bytes]:
     """Convenience for a body already in memory."""
     if value is not None:
         digest = hashlib.sha256(body).digest()
-        if value == f"sha-256=:{base64.b64encode(digest).decode('ascii')}:":  # as every node writes it
+        if value == f"sha-256=:{binascii.b2a_base64(digest, newline=False).decode('ascii')}:":  # as nodes write it
             return {"sha-256": digest}
     claimed = parse_content_digest(value)
     if set(claimed) == {"sha-256"}:  # the usual case, decided as verify_content_digest decides it
