@@ -65,3 +65,24 @@ def test_status_table() -> None:
     assert status_for("envelope.anything") == 400
     assert status_for("no.such.code") is None
     assert all(100 <= s < 600 for s in STATUS_BY_CODE.values())
+
+
+async def test_a_route_taking_any_method_is_judged_per_method(make_home) -> None:
+    # The middleware works out what it does for a route at the route's first request (node.signed_http
+    # RoutePlan); a route taking every method is public for POST alone here, and a GET after a POST must
+    # still be refused unsigned.
+    async def anything(request: web.Request) -> web.Response:
+        return web.Response(text="reached")
+
+    app = create_app(load_config(make_home(), {}))
+    app.router.add_route("*", "/x/any", anything)
+    app[PUBLIC_ROUTES] = app[PUBLIC_ROUTES] | {("POST", "/x/any")}
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        for _ in range(2):
+            assert (await client.post("/x/any")).status == 200
+            response = await client.get("/x/any")
+            assert response.status == 401 and (await response.json())["error"]["code"] == "signature.missing"
+    finally:
+        await client.close()
