@@ -322,6 +322,14 @@ static PyObject *decode_b64(span_t text, Py_ssize_t pad) {
     return out;
 }
 
+/* A tuple of two new references, which it takes (NULL for either: NULL, the other dropped). */
+static PyObject *pair_of(PyObject *first, PyObject *second) {
+    PyObject *pair = first && second ? PyTuple_Pack(2, first, second) : NULL;
+    Py_XDECREF(first);
+    Py_XDECREF(second);
+    return pair;
+}
+
 /* A str of ASCII text (which every caller here has checked it is). */
 static PyObject *ascii_str(const char *s, Py_ssize_t n) {
     PyObject *out = PyUnicode_New(n, 127);
@@ -728,11 +736,7 @@ static PyObject *answer_base(PyObject *self, PyObject *args) {
                       expires_obj, nonce_obj, alg, alg_len, key_obj, &member, &base))
         Py_RETURN_NONE;
     PyObject *member_str = ascii_str(member.p, member.n);
-    PyObject *base_bytes = member_str ? PyBytes_FromStringAndSize(base.p, base.n) : NULL;
-    PyObject *result = base_bytes ? PyTuple_Pack(2, member_str, base_bytes) : NULL;
-    Py_XDECREF(member_str);
-    Py_XDECREF(base_bytes);
-    return result;
+    return pair_of(member_str, member_str ? PyBytes_FromStringAndSize(base.p, base.n) : NULL);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -811,11 +815,7 @@ static PyObject *signed_answer(PyObject *self, PyObject *args) {
     put_text(&input, member.p, member.n);
     if (!value.ok || !input.ok) Py_RETURN_NONE; /* a label too long for them: the Python code's */
     PyObject *input_str = ascii_str(input.p, input.n);
-    PyObject *value_str = input_str ? ascii_str(value.p, value.n) : NULL;
-    PyObject *result = value_str ? PyTuple_Pack(2, input_str, value_str) : NULL;
-    Py_XDECREF(input_str);
-    Py_XDECREF(value_str);
-    return result;
+    return pair_of(input_str, input_str ? ascii_str(value.p, value.n) : NULL);
 }
 
 static PyMethodDef methods[] = {

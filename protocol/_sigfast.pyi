@@ -1,4 +1,5 @@
-# protocol/_sigfast.c: the compiled parts of protocol.signature_fast and http_signatures.sign_answer.
+# protocol/_sigfast.c: the compiled parts of protocol.signature_fast and http_signatures (check_request_headers,
+# sign_answer).
 from collections.abc import Callable, Iterable
 
 def read_request(
@@ -9,7 +10,20 @@ def read_request(
     require: tuple[str, ...],
     has_body: bool | None,
     /,
-) -> tuple[str, str | None, int, int, str, str, bytes, str | None, bytes] | None: ...
+) -> tuple[str, str | None, int, int, str, str, bytes, str | None, bytes, str] | None: ...
+
+def check_request(
+    headers: Iterable[tuple[str, str]],
+    method: str,
+    target_uri: str,
+    label: str,
+    require: tuple[str, ...],
+    has_body: bool | None,
+    now: int,
+    max_skew: int,
+    max_lifetime: int,
+    /,
+) -> tuple[str, str | None, int, int, str, str, bytes, str | None, bytes, str] | None: ...
 
 def answer_base(
     status: int,
