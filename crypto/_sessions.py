@@ -49,18 +49,16 @@ class SessionKey:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
-    def _mac(self, message: bytes) -> bytes:
+    def sign_raw(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of the message (a node signs and checks two of these for every session request)."""
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
 
-    def sign_raw(self, message: bytes) -> bytes:
-        return self._mac(message)
-
     def verify_raw(self, message: bytes, signature: bytes) -> bytes:
-        if not hmac.compare_digest(self._mac(message), bytes(signature)):
+        if not hmac.compare_digest(self.sign_raw(message), bytes(signature)):
             raise SignatureInvalid("signature does not verify")
         return message
 
