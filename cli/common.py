@@ -258,12 +258,14 @@ SETTLE_SECONDS = 60.0
 STARTED = "satchel.started"  # click context meta: time.time() when the command began
 
 
-def deliver_now(home: str | None) -> None:
+def deliver_now(home: str | None, *, also: str | None = None) -> None:
     """Try the outbox once now; what fails stays queued for `satchel serve` to retry with backoff.
 
     The serving node's worker may have taken a job this command just queued: then the command waits for it
     (at most SETTLE_SECONDS), so that what it printed has reached the other district when it returns. Jobs
-    queued before the command began (an upload already under way) are not its to wait for.
+    queued before the command began (an upload already under way) are not its to wait for, except ``also``:
+    the job the command asked to have delivered now (`transfers retry`), which the worker may be delivering
+    at that very moment.
     """
     import random
     from datetime import UTC, datetime
@@ -279,7 +281,7 @@ def deliver_now(home: str | None) -> None:
         # Not e-mails: the coordinators' notices are the serving node's to send, and a person must not wait out a
         # mail server's timeout for them.
         delivered = await deliver_due(node, rt.client, rng=random.SystemRandom(), mail=False)
-        return delivered, await settle(node, timeout=0.5, created_since=since)
+        return delivered, await settle(node, timeout=0.5, created_since=since, job_id=also)
 
     with progress_line("Delivering") as line:
         delivered, settled = run(home, once, upload_progress=line)
@@ -287,7 +289,7 @@ def deliver_now(home: str | None) -> None:
         click.echo(f"Delivered {delivered} message(s) to other nodes.", err=True)
     if not settled:
         click.echo("The serving node is delivering; waiting for it to finish...", err=True)
-        if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS, created_since=since)):
+        if not run(home, lambda node, rt: settle(node, timeout=SETTLE_SECONDS, created_since=since, job_id=also)):
             click.echo("Still being delivered by the serving node; `satchel transfers list` shows when it"
                        " is done.", err=True)  # fmt: skip
     if since and tell_unsent(home, since):

@@ -574,8 +574,10 @@ def transfers_retry(home: str | None, actor: str | None, transfer_id: str) -> No
     from storage import transfers as store
 
     with opened(home) as node:
-        retry_now(node, actor=actor, transfer_id=transfer_id)
-    deliver_now(home)
+        job = retry_now(node, actor=actor, transfer_id=transfer_id)
+    # The serving node may be delivering it right now (its own try came due as this one was asked): the
+    # answer to give is that try's, not the one before it.
+    deliver_now(home, also=job.job_id)
     with opened(home) as node:
         row = store.require(node.db, transfer_id, local_domain=node.config.node.domain)
         waiting = pending_delivery(node, row)

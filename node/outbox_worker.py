@@ -228,12 +228,15 @@ def _retry(node: Node, job_id: str, attempts: int, error: str, rng: random.Rando
     return again
 
 
-async def settle(node: Node, *, timeout: float, created_since: str = "", poll: float = 0.2) -> bool:
+async def settle(
+    node: Node, *, timeout: float, created_since: str = "", job_id: str | None = None, poll: float = 0.2
+) -> bool:
     """Wait, at most ``timeout`` seconds, while another deliverer (the serving node's worker, which may have
-    taken a job a command had just queued) delivers a job queued at or after ``created_since``; True when
-    none is in flight any more."""
+    taken a job a command had just queued) delivers a job queued at or after ``created_since``, or the job
+    ``job_id`` (one the command asked to have delivered now, however old); True when none is in flight any
+    more."""
     deadline = time.monotonic() + timeout
-    while outbox.in_flight(node.db, now_iso(), created_since=created_since):
+    while outbox.in_flight(node.db, now_iso(), created_since=created_since, job_id=job_id):
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(poll)

@@ -168,13 +168,14 @@ def renew_lease(db: sqlite_utils.Database, job_id: str, *, held: str, until: str
     return cursor.rowcount == 1
 
 
-def in_flight(db: sqlite_utils.Database, now: str, *, created_since: str = "") -> int:
-    """Pending jobs queued at or after ``created_since`` that some deliverer holds a lease on right now."""
+def in_flight(db: sqlite_utils.Database, now: str, *, created_since: str = "", job_id: str | None = None) -> int:
+    """Pending jobs queued at or after ``created_since`` (and the job ``job_id``, whenever it was queued) that
+    some deliverer holds a lease on right now."""
     # Not e-mails: a command waits for what it sent the other district, never for the district's own mail server.
     row = db.execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ? AND created_at >= ?"
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND leased_until > ? AND (created_at >= ? OR job_id = ?)"
         " AND kind != 'email'",
-        [now, created_since],
+        [now, created_since, job_id],
     ).fetchone()
     return int(row[0])
 

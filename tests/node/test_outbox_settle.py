@@ -77,3 +77,18 @@ def test_a_command_does_not_wait_for_an_upload_it_did_not_queue(make_home) -> No
     result = run_cli(home, "contact", "set", "--name", "Jane Doe", "--email", "jdoe@a.example.org", "--as", "admin",
                      env=DEV_ENV)  # fmt: skip
     assert "waiting" not in result.stderr and time.monotonic() - started < 10
+
+
+def test_settle_waits_for_the_job_it_is_asked_about_however_old(make_home) -> None:
+    # `transfers retry` asks for one old job: when the serving node's worker is delivering it at that moment,
+    # the command waits for that try, not reports the answer of the one before it.
+    node = open_node(make_home(), DEV_ENV)
+    try:
+        _old_job_in_flight(node)
+        assert not asyncio.run(settle(node, timeout=0.1, created_since=now_iso(), job_id="old"))
+        assert asyncio.run(settle(node, timeout=0.1, created_since=now_iso(), job_id="another"))
+        with write_transaction(node.db):
+            outbox.mark_done(node.db, "old", now_iso())
+        assert asyncio.run(settle(node, timeout=0.1, created_since=now_iso(), job_id="old"))
+    finally:
+        node.close()
