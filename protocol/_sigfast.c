@@ -201,6 +201,17 @@ static Py_ssize_t match_item(const char *s, Py_ssize_t n) {
     return i + 1;
 }
 
+/* [A-Za-z0-9_-]{least,most} and the closing '"' of a quoted parameter: the length taken with the quote (0 =
+ * none), *out the value. */
+static Py_ssize_t quoted_b64url(const char *s, Py_ssize_t n, Py_ssize_t least, Py_ssize_t most, span_t *out) {
+    Py_ssize_t k = 0;
+    while (k < n && is_b64url(s[k])) k++;
+    if (k < least || k > most || k >= n || s[k] != '"') return 0;
+    out->start = s;
+    out->len = k;
+    return k + 1;
+}
+
 /* fullmatch of _INPUT; 1 matched, 0 not. */
 static int match_input(const char *s, Py_ssize_t n, input_t *in) {
     Py_ssize_t i = 0, l;
@@ -241,12 +252,8 @@ static int match_input(const char *s, Py_ssize_t n, input_t *in) {
     i += k;
     if (!starts(s + i, n - i, ";nonce=\"", &l)) return 0;
     i += l;
-    in->nonce.start = s + i;
-    k = 0;
-    while (i + k < n && is_b64url(s[i + k])) k++;
-    if (k < 22 || k > 128 || i + k >= n || s[i + k] != '"') return 0;
-    in->nonce.len = k;
-    i += k + 1;
+    if ((k = quoted_b64url(s + i, n - i, 22, 128, &in->nonce)) == 0) return 0;
+    i += k;
     in->alg.start = NULL;
     in->alg.len = 0;
     if (starts(s + i, n - i, ";alg=\"", &l)) {
@@ -261,12 +268,8 @@ static int match_input(const char *s, Py_ssize_t n, input_t *in) {
     }
     if (!starts(s + i, n - i, ";keyid=\"", &l)) return 0;
     i += l;
-    in->keyid.start = s + i;
-    k = 0;
-    while (i + k < n && is_b64url(s[i + k])) k++;
-    if (k < 1 || k > 64 || i + k >= n || s[i + k] != '"') return 0;
-    in->keyid.len = k;
-    i += k + 1;
+    if ((k = quoted_b64url(s + i, n - i, 1, 64, &in->keyid)) == 0) return 0;
+    i += k;
     return i == n;
 }
 

@@ -137,11 +137,25 @@ def test_only_canonical_base64_signatures_are_read(raw: bytes, bits: int) -> Non
     assert compiled == python
 
 
-@given(st.integers(min_value=1, max_value=140), st.sampled_from(["0", "A", "_", "="]))
+@given(st.one_of(st.sampled_from([21, 22, 128, 129]), st.integers(min_value=1, max_value=140)),
+       st.sampled_from(["0", "A", "_", "="]))  # fmt: skip
 def test_nonces_of_every_length_are_read_alike(length: int, char: str) -> None:
     signed = _request()
     headers = tuple(
         (n, re.sub(r'nonce="[^"]*"', f'nonce="{char * length}"', v) if n == "Signature-Input" else v)
+        for n, v in signed.headers
+    )
+    python, compiled = _both(headers)
+    assert compiled == python
+
+
+@given(st.one_of(st.sampled_from([0, 1, 64, 65]), st.integers(min_value=0, max_value=70)),
+       st.sampled_from(["", '"', "!", "=", ' "', '"x']))  # fmt: skip
+def test_key_ids_of_every_length_and_ending_are_read_alike(length: int, ending: str) -> None:
+    # The key id is the Signature-Input's last parameter: its length and the quote that must close it.
+    signed = _request()
+    headers = tuple(
+        (n, re.sub(r'keyid="[^"]*"$', f'keyid="{"k" * length}{ending}', v) if n == "Signature-Input" else v)
         for n, v in signed.headers
     )
     python, compiled = _both(headers)
@@ -363,9 +377,12 @@ def test_odd_component_lists_are_read_alike(components: str) -> None:
 # http_signatures.check_request_headers takes as its answer when it is not None.
 
 
+_CHECK = {"now": NOW, "max_skew": 60, "max_lifetime": 300, "has_body": True}
+
+
 def _outcome(headers: tuple[tuple[str, str], ...], *, compiled: bool, **kwargs: Any) -> object:
     """check_request_headers' answer, or the code of the error it raised."""
-    args = {"now": NOW, "max_skew": 60, "max_lifetime": 300, "has_body": True, **kwargs}
+    args = {**_CHECK, **kwargs}
     try:
         return http_signatures.check_request_headers(
             headers, method="POST", target_uri=URL, now=args["now"],
@@ -379,7 +396,7 @@ def _outcome(headers: tuple[tuple[str, str], ...], *, compiled: bool, **kwargs: 
 def _checked_alike(headers: tuple[tuple[str, str], ...], **kwargs: Any) -> object:
     """Assert the compiled check takes exactly what the Python code takes, with the same result; that result."""
     python = _outcome(headers, compiled=False, **kwargs)
-    args = {"now": NOW, "max_skew": 60, "max_lifetime": 300, "has_body": True, **kwargs}
+    args = {**_CHECK, **kwargs}
     taken = signature_fast.checked_request(
         headers, method="POST", target_uri=URL, label="sig1", require=("satchel-origin",), has_body=args["has_body"],
         now=args["now"], max_skew=args["max_skew"], max_lifetime=args["max_lifetime"],
