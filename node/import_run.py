@@ -20,7 +20,7 @@ import json
 import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 from json.encoder import encode_basestring_ascii
@@ -37,7 +37,7 @@ from node.progress import Progress
 from node.transfer_engine import step
 from protocol import InvalidInput, SatchelError
 from protocol.ids import parse_ulid
-from protocol.manifest import Manifest, ManifestRecord, ManifestStudent, metadata_text
+from protocol.manifest import Manifest, ManifestRecord, ManifestStudent, metadata_text, metadata_texts
 from protocol.receipts import ImportCounts, SkippedStudents
 from protocol.roster import StudentRecord
 from protocol.transfer_states import Actor, ImportFailed, ImportFinished, ReceiverState, TransferEvent
@@ -101,8 +101,8 @@ class _Plan:
     sis_id: str
     new_student: StudentRecord | None
     documents: list[Document] = field(default_factory=list)
-    # (id, sis id, fields, origin as JSON text) of each assessment result
-    results: list[tuple[str, str, Mapping[str, Any], str]] = field(default_factory=list)
+    # (id, sis id, values of storage.records.RESULT_VALUE_FIELDS, origin as JSON text) of each assessment result
+    results: list[tuple[str, str, tuple[str, ...], str]] = field(default_factory=list)
     cases: list[tuple[Case, str]] = field(default_factory=list)  # (case, sender domain for a clash)
     supersedes: list[tuple[str, str]] = field(default_factory=list)  # (old doc id, new doc id)
     remembered: list[tuple] = field(default_factory=list)  # imported_records rows
@@ -204,7 +204,7 @@ def _run(node: Node, *, actor: str | None, transfer_id: str, progress: Progress 
     for rec in manifest.records:
         if rec.record_id not in erased:
             records_of.setdefault(rec.student_sis_id, []).append(rec)
-    wanted = [r.record_id for r in manifest.records] + [i for r in manifest.records for i in _lineage(r)]
+    wanted = [r.record_id for r in manifest.records] + [i for r in manifest.records if r.corrects for i in _lineage(r)]
     done = imports.imported_among(node.db, manifest.sender_domain, wanted)
     now = now_iso()
     context = _Run(node, found, manifest, user.username, now, done, node.config.imports.batch_students,
@@ -367,8 +367,8 @@ def _plan(
                 continue
             plan.gone.append((manifest.sender_domain, rec.record_id, before[1]))  # imported again: its copy is gone
         if rec.kind == "assessment":
-            fields = {key: metadata_text(rec.metadata, key) for key in rec.metadata}
-            plan.results.append((local_id, sis_id, fields, run.origin_json(rec.record_id)))
+            values = metadata_texts(rec.metadata, records.RESULT_VALUE_FIELDS)
+            plan.results.append((local_id, sis_id, values, run.origin_json(rec.record_id)))
         elif rec.kind == "document":
             origin = origin_of(rec)
             sha = (rec.sha256 or b"").hex()

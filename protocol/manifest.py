@@ -12,7 +12,7 @@ which district sent what, when, unchanged.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -272,6 +272,13 @@ def metadata_text(metadata: Mapping[str, Any], key: str, default: str = "") -> s
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return default
+
+
+def metadata_texts(metadata: Mapping[str, Any], keys: Iterable[str]) -> tuple[str, ...]:
+    """``metadata_text`` of each of ``keys``, defaulting to "": an import reads a grade's 10,000 assessment
+    results this way, most of whose values are strings already."""
+    get = metadata.get
+    return tuple([value if type(value := get(key)) is str else metadata_text(metadata, key) for key in keys])
 
 
 def _student_wire(s: ManifestStudent) -> dict[str, Any]:

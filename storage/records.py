@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -255,6 +255,7 @@ _RESULT_FIELDS = (
     "result_id", "student_sis_id", "assessment", "subject", "date",
     "score", "scale_score", "percentile", "benchmark_category",
 )  # fmt: skip
+RESULT_VALUE_FIELDS = _RESULT_FIELDS[2:]  # what a result says, after its id and its student
 
 
 _RESULT_BATCH = 2000
@@ -349,18 +350,15 @@ def _moved_under_new_id(
 
 
 def add_assessment_results(
-    db: sqlite_utils.Database, results: Iterable[tuple[str, str, Mapping[str, Any], str]], *, now: str
+    db: sqlite_utils.Database, results: Iterable[tuple[str, str, Sequence[str], str]], *, now: str
 ) -> None:
     """Results received from another district, kept with where they came from: (result id, student sis id,
-    fields, origin as JSON text) each. The caller encodes the origin: an import writes 10,000 at a time."""
-    values = _RESULT_FIELDS[2:]
+    the values of RESULT_VALUE_FIELDS in that order, origin as JSON text) each. The caller encodes the origin
+    and lays out the values: an import writes 10,000 at a time."""
     db.conn.executemany(
         f"INSERT INTO assessment_results ({', '.join(_RESULT_FIELDS)}, origin, created_at)"
         f" VALUES ({','.join('?' * (len(_RESULT_FIELDS) + 2))})",
-        [
-            (result_id, sis_id, *[str(fields.get(f) or "") for f in values], origin_json, now)
-            for result_id, sis_id, fields, origin_json in results
-        ],
+        [(result_id, sis_id, *values, origin_json, now) for result_id, sis_id, values, origin_json in results],
     )
 
 

@@ -13,6 +13,7 @@ from node import record_fixes
 from node.errors import PermissionDenied
 from node.records import add_case
 from protocol import InvalidInput, NotFound
+from protocol.manifest import metadata_texts
 from protocol.roster import StudentRecord
 from storage import imports, records, students
 from storage.database import write_transaction
@@ -27,9 +28,9 @@ def two(node: Any) -> Any:
                       grade=None) for sis, given in (("S1", "Ana"), ("S2", "Bea"))
     ], now=NOW)  # fmt: skip
     with write_transaction(node.db):
-        records.add_assessment_results(node.db, [("R1", "S1", {"assessment": "STAR", "subject": "Math",
-                                                             "date": "2026-09-01", "percentile": "55"}, "{}")],
-                                       now=NOW)  # fmt: skip
+        fields = {"assessment": "STAR", "subject": "Math", "date": "2026-09-01", "percentile": "55"}
+        values = metadata_texts(fields, records.RESULT_VALUE_FIELDS)
+        records.add_assessment_results(node.db, [("R1", "S1", values, "{}")], now=NOW)
     return node
 
 

@@ -16,6 +16,7 @@ from protocol.manifest import (
     DOMAIN_RE,
     encode_manifest,
     metadata_text,
+    metadata_texts,
     parse_checked_manifest,
     parse_manifest,
 )
@@ -257,3 +258,10 @@ def test_a_metadata_field_is_read_as_envelope_md_5_1_says(value: Any) -> None:
         assert read == "default"
     assert metadata_text({"team": value}, "absent", "default") == "default"
     assert metadata_text({"n": 0}, "n") == "0" and metadata_text({"n": None}, "n") == ""
+
+
+@given(metadata=st.dictionaries(st.sampled_from("abcde"), _META_VALUES, max_size=5),
+       keys=st.lists(st.sampled_from("abcdef"), max_size=7))  # fmt: skip
+def test_metadata_texts_reads_each_key_as_metadata_text_does(metadata: dict[str, Any], keys: list[str]) -> None:
+    """The fast path for strings must not change what any other value (or an absent key) reads as."""
+    assert metadata_texts(metadata, keys) == tuple(metadata_text(metadata, key) for key in keys)
