@@ -59,12 +59,12 @@ CHEAP_POLICY = OpenPolicy(min_argon2=CHEAP)
 
 
 @dataclass(frozen=True, slots=True)
-class _Parties:
+class Parties:
     sender: IdentityKey
     recipient: EncryptionKey
 
 
-def _manifest(parties: _Parties, doc: Doc, now: int) -> Manifest:
+def one_document_manifest(parties: Parties, doc: Doc, now: int) -> Manifest:
     student = ManifestStudent(sis_id="S1", given_name="Ann", family_name="Lee", birth_date="2012-02-03")
     record = ManifestRecord(
         kind="document", record_id="d1", student_sis_id="S1", length=doc.size, sha256=doc.sha256,
@@ -76,9 +76,9 @@ def _manifest(parties: _Parties, doc: Doc, now: int) -> Manifest:
     )  # fmt: skip
 
 
-def _seal(parties: _Parties, doc: Doc, out: Path, argon2: Argon2Params, code) -> float:
+def _seal(parties: Parties, doc: Doc, out: Path, argon2: Argon2Params, code) -> float:
     now = int(time.time())
-    manifest = _manifest(parties, doc, now)
+    manifest = one_document_manifest(parties, doc, now)
     drop_file(out)
     started = time.perf_counter()
     with doc.path.open("rb") as source, out.open("wb") as sink:
@@ -89,7 +89,7 @@ def _seal(parties: _Parties, doc: Doc, out: Path, argon2: Argon2Params, code) ->
     return time.perf_counter() - started
 
 
-def _open(parties: _Parties, envelope: Path, out: Path, code, policy: OpenPolicy) -> float:
+def _open(parties: Parties, envelope: Path, out: Path, code, policy: OpenPolicy) -> float:
     drop_file(out)
     started = time.perf_counter()
     with envelope.open("rb") as source, out.open("wb") as sink:
@@ -142,7 +142,7 @@ class _Gpg:
 
 def run(folder: Path, *, size: int, runs: int, extras: Extras) -> list[Row]:
     doc = make_doc(folder, size=size)
-    parties = _Parties(IdentityKey.generate(), EncryptionKey.generate())
+    parties = Parties(IdentityKey.generate(), EncryptionKey.generate())
     code = generate_code()
     with doc.path.open("rb") as handle:
         data = handle.read()

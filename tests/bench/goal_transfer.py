@@ -10,6 +10,10 @@ Every command is its own process, as a coordinator runs it. Argon2id has its pro
 m=256 MiB) when sealing and opening. The baseline is `age -e` then `age -d` over the grade's documents
 concatenated into one file: the same bytes, the same disk.
 
+Floor (rows 2a*, information; tests/bench/transfer_floor.py): the same bytes sealed, copied once and opened in
+this process, each copy synced and not: the per-byte work no transfer can skip, without the nodes'
+processes, HTTP, database or import. Their ratios to the baseline bound what the nodes could reach.
+
 Memory: each server's peak RSS (VmHWM from /proc just before it stops; a sampler also watches VmRSS),
 and each command's peak RSS (wait4's rusage), at the grade's size and at half its document bytes.
 """
@@ -20,7 +24,19 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.bench.common import Extras, GiB, MiB, Row, RssSampler, drop_file, log, run_process, stats, tool
+from tests.bench.common import (
+    Extras,
+    GiB,
+    MiB,
+    Row,
+    RssSampler,
+    drop_file,
+    log,
+    ratio_row,
+    run_process,
+    stats,
+    tool,
+)
 from tests.bench.nodes import (
     District,
     LoadedGrade,
@@ -31,6 +47,7 @@ from tests.bench.nodes import (
     pin,
     wait_for,
 )
+from tests.bench.transfer_floor import Floor, document
 from tests.bench.workloads import make_grade
 
 SCHOOL = "0101"  # Lincoln Middle School, in the sample roster every district here imports
@@ -115,6 +132,8 @@ def run(folder: Path, *, runs: int, half_runs: int, scale: float, extras: Extras
     age = bool(tool("age") and tool("age-keygen"))
     measured: dict[float, list[dict[str, float]]] = {1.0: [], 0.5: []}
     baseline: list[float] = []
+    floor = Floor(folder, document(concat))
+    floors: dict[bool, list[float]] = {True: [], False: []}
     order = [1.0] * runs + [0.5] * half_runs
     for n, which in enumerate(order):
         log(
@@ -122,8 +141,13 @@ def run(folder: Path, *, runs: int, half_runs: int, scale: float, extras: Extras
         )
         if age and which == 1.0:
             baseline.append(_age_round_trip(folder, concat))
+        if which == 1.0:
+            for synced in floors:
+                floors[synced].append(floor.seconds(synced=synced))
         measured[which].append(_one_transfer(a, folder, n, loaded[which]))
     drop_file(concat)
+    for synced, seconds in floors.items():
+        extras[f"goal2.floor_seconds.{'synced' if synced else 'not_synced'}"] = stats(seconds).to_json()
     for which, results in measured.items():
         for key in results[0]:
             extras[f"goal2.{'full' if which == 1.0 else 'half'}.{key}"] = stats(
@@ -131,10 +155,12 @@ def run(folder: Path, *, runs: int, half_runs: int, scale: float, extras: Extras
             ).to_json()
     if baseline:
         extras["goal2.age_round_trip_seconds"] = stats(baseline).to_json()
-    return _rows(measured, baseline, size)
+    return _rows(measured, baseline, size, floors)
 
 
-def _rows(measured: dict[float, list[dict[str, float]]], baseline: list[float], size: int) -> list[Row]:
+def _rows(
+    measured: dict[float, list[dict[str, float]]], baseline: list[float], size: int, floors: dict[bool, list[float]]
+) -> list[Row]:  # fmt: skip
     full, half = measured[1.0], measured[0.5]
     got = stats([size / MiB / r["total"] for r in full])
     rows = []
@@ -147,6 +173,14 @@ def _rows(measured: dict[float, list[dict[str, float]]], baseline: list[float], 
         ratio = got.median / base.median
         rows.append(Row("2a", f"grade ({gib}) end to end", "age -e then age -d", "send..import run", "MiB/s",
                         ">= 0.6x", base, got, ratio, ratio >= 0.6, note=f"median steps: {steps}"))  # fmt: skip
+        for synced, seconds in floors.items():
+            rows.append(ratio_row(
+                "2a*", f"floor: seal, copy, open ({'synced' if synced else 'not synced'})",
+                baseline="age -e then age -d", measured="in one process" + (", each copy synced" if synced else ""),
+                base=base,
+                got=stats([size / MiB / s for s in seconds]), unit="MiB/s", at_least=0.6, info=True,
+                note="" if synced else "the most a transfer that seals, carries and opens an envelope can reach",
+            ))  # fmt: skip
     else:
         rows.append(Row("2a", f"grade ({gib}) end to end", "age (not installed)", "send..import run", "MiB/s",
                         ">= 0.6x", None, got, None, None, note="skipped: install age"))  # fmt: skip
