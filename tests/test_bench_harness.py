@@ -1,4 +1,5 @@
-"""The benchmark harness of issue 8 (not the benchmarks: nothing here is timed or judged by speed).
+"""The benchmark harness of issue 8 (not the benchmarks: nothing here is timed or judged by speed). Here, not
+in tests/bench, which pytest does not collect (`norecursedirs`): the benchmarks stay out of `make test`.
 
 What `make bench` promises beyond the numbers: every goal printed with its ratio and verdict, a JSON file
 with median, min and max of every run, informational rows never counted as goals, and workloads that the
