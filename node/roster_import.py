@@ -130,6 +130,10 @@ def open_bundle(path: Path, reading: Progress | None = None) -> Iterator[dict[st
         with bundle:
             if any(not info.filename for info in bundle.infolist()):  # zipfile itself trips over such a name
                 raise _damaged(path, zipfile.BadZipFile("a file in it has no name"))
+            # zipfile moves every file's offset by what its end record says was prepended; a damaged record
+            # moves them before the start, where opening a file fails with an OSError (an I/O error, it is not).
+            if any(info.header_offset < 0 for info in bundle.infolist()):
+                raise _damaged(path, zipfile.BadZipFile("its files would start before the zip does"))
             infos = {info.filename: info for info in bundle.infolist() if not info.is_dir()}
             names = read_bundle_names(infos)
             yield _streams({key: (infos[name].file_size, bundle, infos[name]) for key, name in names.items()},
@@ -188,7 +192,8 @@ class _Stream(Iterable[bytes]):
         try:
             with self._source.open(self._info) as stream:  # reads no more than the size the zip declares
                 yield from self._meter.chunks(stream)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        # UnicodeDecodeError: a file's own header says its name is UTF-8 and it is not (zipfile decodes it then).
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, UnicodeDecodeError) as exc:
             raise _damaged(Path(str(self._source.filename)), exc, self._info.filename) from None
 
 
