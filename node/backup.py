@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from node.clock import now_iso
 from node.config import CONFIG_FILE
-from node.home import Node
+from node.home import Node, expand_user
 from node.operators import authorize, record
 from node.progress import Progress
 from protocol import InvalidInput
@@ -90,7 +90,7 @@ class _File:
 def backup(node: Node, *, actor: str | None, destination: Path, progress: Progress | None = None) -> BackupResult:
     """Back the home up into ``destination`` (new, empty, or an earlier backup of this node)."""
     user = authorize(node, actor, "keys.manage")  # the backup holds the node's private keys
-    dest = destination.expanduser().resolve()
+    dest = expand_user(destination, option="DEST").resolve()
     try:
         return _backup(node, user.username, dest, destination, progress)
     except OSError as exc:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from node.home import Node
+from node.home import Node, expand_user
 from node.operator_files import outside_home, private_file
 from node.operators import authorize, record
 from node.progress import Progress
@@ -64,7 +64,7 @@ def readable(node: Node, *, actor: str | None, doc_id: str) -> tuple[str, Docume
 
 def destination(node: Node, doc: Document, target: Path, *, overwrite: bool) -> Path:
     """Where ``target`` (a file, or a folder for the document's own name) puts the document."""
-    path = target.expanduser()
+    path = expand_user(target, option="-o")
     if path.is_dir():
         path = path / safe_filename(doc.filename or doc.title, doc.doc_id)
     path = outside_home(node, path, option="-o", example="~/Documents")

@@ -26,6 +26,19 @@ IDENTITY_FILE = "identity.key"
 ENCRYPTION_FILE = "encryption.key"
 
 
+def expand_user(path: Path, *, option: str) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded. A user this machine has no home folder for is an
+    operator's typo (``~jane`` for ``~/jane``), told as one; pathlib raises a RuntimeError for it."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        start = str(path).split(os.sep, 1)[0]
+        raise InvalidInput(
+            f"{path} starts with {start}, and this machine has no home folder for it", field=option,
+            hint="write the folder out in full, or start with ~/ for your own home",
+        ) from None  # fmt: skip
+
+
 def resolve_home(option: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
     """--home, else $SATCHEL_HOME, else ./satchel-home: every command finds the home the same way."""
     if option is not None and not str(option).strip():
@@ -33,7 +46,7 @@ def resolve_home(option: str | os.PathLike[str] | None, environ: Mapping[str, st
         raise InvalidInput("--home is empty", field="--home",
                            hint="give the home's directory, or leave --home out to use $SATCHEL_HOME")  # fmt: skip
     env = os.environ if environ is None else environ
-    return Path(option or env.get("SATCHEL_HOME") or DEFAULT_HOME).expanduser().absolute()
+    return expand_user(Path(option or env.get("SATCHEL_HOME") or DEFAULT_HOME), option="--home").absolute()
 
 
 def _write_secret(path: Path, text: str, encoding: str = "ascii") -> None:

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from node.home import Node
+from node.home import Node, expand_user
 from protocol import InvalidInput
 
 
 def outside_home(node: Node, path: Path, *, option: str, example: str) -> Path:
     """``path`` resolved, unless it is in the node's home (``example``: a path to suggest instead)."""
-    resolved = path.expanduser().resolve()
+    resolved = expand_user(path, option=option).resolve()
     home = node.config.home.resolve()
     if resolved.is_relative_to(home):
         raise InvalidInput(f"{path} is inside the node's home {home}", field=option,

@@ -173,3 +173,20 @@ def test_an_operator_s_name_is_one_line_of_text_another_district_takes(
     _no_internal_error(result)
     assert result.exit_code != 0 and "full_name" in result.stderr, result.stderr
     assert "one line, at most 200 characters" in result.stderr  # what to do next
+
+
+NO_SUCH_USER = "~satchel-no-such-user-0"
+
+
+@pytest.mark.parametrize("argv", [
+    ("import", "review", "T1", "--csv", f"{NO_SUCH_USER}/review.csv", "--as", "admin"),  # the fuzz test's find
+    ("backup", f"{NO_SUCH_USER}/backup", "--as", "admin"),
+    ("users", "list", "--home", f"{NO_SUCH_USER}/satchel"),
+])  # fmt: skip
+def test_a_path_under_a_user_this_machine_does_not_have_is_invalid_input(
+    make_home: Callable[..., Path], argv: tuple[str, ...]
+) -> None:
+    # `~0` (pathlib's RuntimeError: no home folder for that user) ended in "unexpected internal error".
+    result = run_cli(make_home(), *argv, ok=False)
+    _no_internal_error(result)
+    assert result.exit_code == 2 and "no home folder for it" in result.stderr and "input.invalid" in result.stderr

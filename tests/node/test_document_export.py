@@ -69,7 +69,8 @@ def test_an_existing_file_is_kept_unless_forced(node: Any, doc: Any, tmp_path: P
 
 def test_nothing_is_written_into_the_home_or_a_missing_folder(node: Any, doc: Any, tmp_path: Path) -> None:
     for target, words in ((node.config.home, "inside the node's home"), (node.config.db_path, "inside the node's home"),
-                          (tmp_path / "nowhere" / "x.pdf", "does not exist")):  # fmt: skip
+                          (tmp_path / "nowhere" / "x.pdf", "does not exist"),
+                          (Path("~satchel-no-such-user-0/x.pdf"), "no home folder for it")):  # fmt: skip
         with pytest.raises(InvalidInput, match=words):
             document_export.export_to_file(node, actor="coord", doc_id=doc.doc_id, target=target, overwrite=True)
     assert node.db.execute("PRAGMA quick_check").fetchone()[0] == "ok"

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from node.errors import HomeExists, HomeMissing
-from node.home import init_home, open_node, resolve_home
+from node.home import expand_user, init_home, open_node, resolve_home
 from protocol import InvalidInput
 
 from support import node_fields
@@ -52,6 +52,17 @@ def test_an_empty_home_option_is_refused_not_taken_for_the_default(empty: str) -
     with pytest.raises(InvalidInput) as refused:
         resolve_home(empty, {"SATCHEL_HOME": "/srv/satchel"})
     assert refused.value.field == "--home" and refused.value.hint
+
+
+NO_SUCH_USER = "~satchel-no-such-user-0"  # pathlib raises RuntimeError for a user with no home folder
+
+
+def test_a_home_under_a_user_this_machine_does_not_have_is_refused_with_a_code() -> None:
+    # Found by the CLI fuzz test under the deep profile: `--csv ~0` ended in "unexpected internal error".
+    with pytest.raises(InvalidInput) as refused:
+        resolve_home(f"{NO_SUCH_USER}/satchel", {})
+    assert refused.value.field == "--home" and NO_SUCH_USER in refused.value.message and refused.value.hint
+    assert expand_user(Path("~/x"), option="--home") == Path.home() / "x"  # the operator's own home still works
 
 
 def test_open_missing_home(tmp_path: Path) -> None:
