@@ -253,34 +253,38 @@ def test_a_damaged_zip_is_refused_as_such(node: Any, tmp_path: Path, data: st.Da
                             "csv.encoding", "csv.malformed", "csv.missing_column"), exc.code  # fmt: skip
 
 
+def _refused(node: Any, tmp_path: Path, data: bytes) -> pytest.ExceptionInfo[InvalidInput]:
+    """Import ``data`` as roster.zip, which must be refused with InvalidInput."""
+    path = tmp_path / "roster.zip"
+    path.write_bytes(data)
+    with pytest.raises(InvalidInput) as raised:
+        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    return raised
+
+
 def test_a_zip_whose_file_header_says_utf_8_but_is_not_is_refused_as_damaged(node: Any, tmp_path: Path) -> None:
-    # Found by the test above (CI, 2026-12-06): junk that set the UTF-8 flag of a file's own header made zipfile
-    # decode that header's name as UTF-8 when the file was opened, and its UnicodeDecodeError reached the
-    # registrar as an internal error.
+    # Found by the damaged-zip property test (CI, 2026-12-06): junk that set the UTF-8 flag of a file's own
+    # header made zipfile decode that header's name as UTF-8 when the file was opened, and its
+    # UnicodeDecodeError reached the registrar as an internal error.
     damaged = bytearray(_zipped_sample())
     at = damaged.find(b"PK\x03\x04")
     while at != -1:  # every file's local header: UTF-8 flag set (bit 11), first byte of the name not UTF-8
         damaged[at + 7] |= 0x08
         damaged[at + 30] = 0xFF
         at = damaged.find(b"PK\x03\x04", at + 4)
-    path = tmp_path / "roster.zip"
-    path.write_bytes(bytes(damaged))
-    with pytest.raises(InvalidInput) as raised:
-        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    raised = _refused(node, tmp_path, bytes(damaged))
     assert "the zip file is damaged or uses a compression Satchel does not read" in raised.value.message
 
 
 def test_a_zip_whose_files_would_start_before_it_does_is_refused_as_damaged(node: Any, tmp_path: Path) -> None:
-    # Found by the test above with more examples: the end record's offset of the list of files raised by one
-    # byte puts every file before the start of the zip (zipfile corrects the offsets by the difference, for
-    # bytes prepended to a zip), and opening one sought to a negative position: an OSError, an internal error.
+    # Found by the damaged-zip property test with more examples: the end record's offset of the list of files
+    # raised by one byte puts every file before the start of the zip (zipfile corrects the offsets by the
+    # difference, for bytes prepended to a zip), and opening one sought to a negative position: an OSError, an
+    # internal error.
     damaged = bytearray(_zipped_sample())
     end = damaged.rindex(b"PK\x05\x06")
     damaged[end + 19] += 1  # the high byte of the list's offset
-    path = tmp_path / "roster.zip"
-    path.write_bytes(bytes(damaged))
-    with pytest.raises(InvalidInput) as raised:
-        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    raised = _refused(node, tmp_path, bytes(damaged))
     assert "damaged" in raised.value.message and "before the zip" in raised.value.message
 
 
@@ -289,10 +293,7 @@ def test_a_zip_asking_for_a_newer_zip_version_is_refused_as_damaged(node: Any, t
     original = bytearray(_zipped_sample())
     central = original.index(b"PK\x01\x02")
     original[central + 6 : central + 8] = (64).to_bytes(2, "little")  # version needed to extract: 6.4
-    path = tmp_path / "roster.zip"
-    path.write_bytes(bytes(original))
-    with pytest.raises(InvalidInput) as raised:
-        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    raised = _refused(node, tmp_path, bytes(original))
     assert "the zip file is damaged or uses a compression Satchel does not read" in raised.value.message
 
 
@@ -301,19 +302,14 @@ def test_a_zip_with_a_password_is_named_as_such(node: Any, tmp_path: Path) -> No
     original = bytearray(_zipped_sample())
     central = original.index(b"PK\x01\x02")
     original[central + 8] |= 0x1  # general purpose flag: encrypted
-    path = tmp_path / "roster.zip"
-    path.write_bytes(bytes(original))
-    with pytest.raises(InvalidInput) as raised:
-        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    raised = _refused(node, tmp_path, bytes(original))
     assert "is encrypted (the zip has a password)" in raised.value.message
     assert "unzip it with its password" in (raised.value.hint or "")
 
 
 def test_a_zip_cut_short_is_named_damaged_not_unknown(node: Any, tmp_path: Path) -> None:
-    path = tmp_path / "roster.zip"
-    path.write_bytes(_zipped_sample()[:-300])  # a download that stopped: no list of files at the end
-    with pytest.raises(InvalidInput) as raised:
-        import_roster(node, actor="coord", path=path, skip_invalid=False)
+    # A download that stopped: no list of files at the end.
+    raised = _refused(node, tmp_path, _zipped_sample()[:-300])
     assert raised.value.message.startswith("roster.zip cannot be read: the zip file is damaged")
     assert "make the zip again" in (raised.value.hint or "")
 
