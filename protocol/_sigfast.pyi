@@ -2,6 +2,9 @@
 # sign_answer).
 from collections.abc import Callable, Iterable
 
+# key id, alg, created, expires, nonce, the component list's text, signature, Content-Digest, base, Signature
+_Read = tuple[str, str | None, int, int, str, str, bytes, str | None, bytes, str]
+
 def read_request(
     headers: Iterable[tuple[str, str]],
     method: str,
@@ -10,7 +13,7 @@ def read_request(
     require: tuple[str, ...],
     has_body: bool | None,
     /,
-) -> tuple[str, str | None, int, int, str, str, bytes, str | None, bytes, str] | None: ...
+) -> _Read | None: ...
 
 def check_request(
     headers: Iterable[tuple[str, str]],
@@ -23,7 +26,7 @@ def check_request(
     max_skew: int,
     max_lifetime: int,
     /,
-) -> tuple[str, str | None, int, int, str, str, bytes, str | None, bytes, str] | None: ...
+) -> _Read | None: ...
 
 def answer_base(
     status: int,
